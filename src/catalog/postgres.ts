@@ -1,0 +1,89 @@
+import type { Pool, PoolClient } from 'pg';
+import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver.js';
+import { SqlCatalog } from './sql-catalog.js';
+
+/** Serializes catalog transactions across every process that shares the catalog. */
+const COMMIT_LOCK_KEY = 0x6469_7001;
+
+function toDollarParams(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+function executorFor(client: Pool | PoolClient): SqlExecutor {
+  return {
+    query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) =>
+      (await client.query(toDollarParams(sql), params as unknown[])).rows as T[],
+    execute: async (sql: string, params: readonly SqlValue[] = []) =>
+      (await client.query(toDollarParams(sql), params as unknown[])).rowCount ?? 0,
+  };
+}
+
+class PostgresDriver implements SqlDriver {
+  readonly dialect = 'postgres' as const;
+  private readonly executor: SqlExecutor;
+
+  constructor(private readonly pool: Pool) {
+    this.executor = executorFor(pool);
+  }
+
+  query<T extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    return this.executor.query<T>(sql, params);
+  }
+
+  execute(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    return this.executor.execute(sql, params);
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [COMMIT_LOCK_KEY]);
+      const result = await fn(executorFor(client));
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+export class PostgresCatalog extends SqlCatalog {
+  readonly schema: string;
+
+  private constructor(driver: PostgresDriver, schema: string) {
+    super(driver);
+    this.schema = schema;
+  }
+
+  static async create(opts: { url: string; schema: string; maxConnections?: number }): Promise<PostgresCatalog> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(opts.schema)) throw new Error(`invalid catalog schema name: ${opts.schema}`);
+    const { default: pg } = await import('pg');
+    const bootstrap = new pg.Client({ connectionString: opts.url });
+    await bootstrap.connect();
+    try {
+      await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`);
+    } catch (err) {
+      // Concurrent creators race on the schema; the loser sees a unique violation.
+      if ((err as { code?: string }).code !== '23505') throw err;
+    } finally {
+      await bootstrap.end();
+    }
+    const pool = new pg.Pool({
+      connectionString: opts.url,
+      max: opts.maxConnections ?? 4,
+      options: `-c search_path=${opts.schema}`,
+    });
+    const catalog = new PostgresCatalog(new PostgresDriver(pool), opts.schema);
+    await catalog.migrate();
+    return catalog;
+  }
+}

@@ -1,0 +1,445 @@
+import { CommitConflictError, DipError } from '../core/errors.js';
+import { MIGRATIONS, idColumn } from './ddl.js';
+import type { Row, SqlDriver, SqlExecutor } from './driver.js';
+import type {
+  AsOf,
+  Catalog,
+  CommitInfo,
+  CommitOperation,
+  CommitRequest,
+  DataFile,
+  FileFormat,
+  LedgerEntry,
+  RunRecord,
+  RunStats,
+  RunStatus,
+  SchemaVersion,
+  TableChange,
+  TableInfo,
+  TableSchema,
+  Zone,
+} from './types.js';
+
+const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const str = (v: unknown): string => String(v);
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const now = (): string => new Date().toISOString();
+
+const TABLE_COLUMNS = `t.id, t.name, t.zone, t.format, t.primary_key, t.created_at, t.head_commit, t.schema_version,
+  COALESCE(s.rows, 0) AS total_rows, COALESCE(s.files, 0) AS total_files, COALESCE(s.bytes, 0) AS total_bytes`;
+const TABLE_FROM = `dip_tables t LEFT JOIN (
+  SELECT table_id, SUM(rows) AS rows, COUNT(*) AS files, SUM(bytes) AS bytes
+  FROM dip_files WHERE removed_commit IS NULL GROUP BY table_id) s ON s.table_id = t.id`;
+
+/** The catalog over any SQL database a SqlDriver speaks to (SQLite, PostgreSQL). */
+export class SqlCatalog implements Catalog {
+  readonly kind: 'sqlite' | 'postgres';
+  protected readonly db: SqlDriver;
+
+  protected constructor(db: SqlDriver) {
+    this.db = db;
+    this.kind = db.dialect;
+  }
+
+  protected async migrate(): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.execute(`CREATE TABLE IF NOT EXISTS dip_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+      const rows = await tx.query(`SELECT value FROM dip_meta WHERE key = 'schema_version'`);
+      const current = rows[0] ? Number(rows[0]['value']) : 0;
+      for (let v = current; v < MIGRATIONS.length; v++) {
+        for (const stmt of MIGRATIONS[v] ?? []) await tx.execute(stmt.replaceAll('{id}', idColumn(this.db.dialect)));
+      }
+      if (current < MIGRATIONS.length) {
+        await tx.execute(
+          `INSERT INTO dip_meta (key, value) VALUES ('schema_version', ?)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+          [String(MIGRATIONS.length)],
+        );
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async getTable(name: string): Promise<TableInfo | undefined> {
+    const rows = await this.db.query(`SELECT ${TABLE_COLUMNS} FROM ${TABLE_FROM} WHERE t.name = ?`, [name]);
+    return rows[0] ? toTable(rows[0]) : undefined;
+  }
+
+  async listTables(): Promise<TableInfo[]> {
+    const rows = await this.db.query(`SELECT ${TABLE_COLUMNS} FROM ${TABLE_FROM} ORDER BY t.name`);
+    return rows.map(toTable);
+  }
+
+  async listSchemaVersions(table: string): Promise<SchemaVersion[]> {
+    const rows = await this.db.query(
+      `SELECT v.*, t.name FROM dip_schema_versions v JOIN dip_tables t ON t.id = v.table_id
+       WHERE t.name = ? ORDER BY v.version`,
+      [table],
+    );
+    return rows.map(toSchemaVersion);
+  }
+
+  async schemaAt(table: string, asOfCommit?: number): Promise<SchemaVersion | undefined> {
+    const rows = await this.db.query(
+      `SELECT v.*, t.name FROM dip_schema_versions v JOIN dip_tables t ON t.id = v.table_id
+       WHERE t.name = ? AND v.commit_id <= ? ORDER BY v.version DESC LIMIT 1`,
+      [table, asOfCommit ?? Number.MAX_SAFE_INTEGER],
+    );
+    return rows[0] ? toSchemaVersion(rows[0]) : undefined;
+  }
+
+  async commit(request: CommitRequest): Promise<CommitInfo> {
+    if (request.tables.length === 0 && !request.state?.length && !request.ledger?.length) {
+      throw new DipError('internal', 'a commit must change at least one table, state or ledger entry');
+    }
+    return this.db.transaction(async (tx) => {
+      const committedAt = now();
+      const inserted = await tx.query(
+        `INSERT INTO dip_commits (committed_at, run_id, operation, summary) VALUES (?, ?, ?, ?) RETURNING id`,
+        [committedAt, request.runId ?? null, request.operation, JSON.stringify(request.summary ?? {})],
+      );
+      const commitId = num(inserted[0]?.['id']);
+      for (const change of request.tables) await applyTableChange(tx, commitId, change);
+      for (const s of request.state ?? []) {
+        await tx.execute(
+          `INSERT INTO dip_state (pipeline, source, stream, value, commit_id) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (pipeline, source, stream) DO UPDATE SET value = excluded.value, commit_id = excluded.commit_id`,
+          [s.pipeline, s.source, s.stream, JSON.stringify(s.value ?? null), commitId],
+        );
+      }
+      for (const l of request.ledger ?? []) {
+        await tx.execute(
+          `INSERT INTO dip_ledger (pipeline, source, stream, path, bytes, modified_ms, rows, commit_id)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (pipeline, source, stream, path) DO UPDATE SET bytes = excluded.bytes,
+             modified_ms = excluded.modified_ms, rows = excluded.rows, commit_id = excluded.commit_id`,
+          [l.pipeline, l.source, l.stream, l.path, l.bytes, Math.trunc(l.modifiedMs), l.rows ?? null, commitId],
+        );
+      }
+      return {
+        id: commitId,
+        committedAt: new Date(committedAt),
+        runId: request.runId ?? null,
+        operation: request.operation,
+        tables: request.tables.map((t) => t.table),
+        summary: request.summary ?? {},
+      };
+    });
+  }
+
+  async getCommit(id: number): Promise<CommitInfo | undefined> {
+    const rows = await this.db.query(`SELECT * FROM dip_commits WHERE id = ?`, [id]);
+    if (!rows[0]) return undefined;
+    return (await this.withTables(rows))[0];
+  }
+
+  async listCommits(options: { table?: string; limit?: number } = {}): Promise<CommitInfo[]> {
+    const limit = options.limit ?? 100;
+    const rows = options.table
+      ? await this.db.query(
+          `SELECT c.* FROM dip_commits c JOIN dip_commit_tables ct ON ct.commit_id = c.id
+           JOIN dip_tables t ON t.id = ct.table_id WHERE t.name = ? ORDER BY c.id DESC LIMIT ?`,
+          [options.table, limit],
+        )
+      : await this.db.query(`SELECT * FROM dip_commits ORDER BY id DESC LIMIT ?`, [limit]);
+    return this.withTables(rows);
+  }
+
+  async resolveAsOf(asOf: AsOf): Promise<number | undefined> {
+    const rows = await this.db.query(
+      `SELECT MAX(id) AS id FROM dip_commits WHERE id <= ? AND committed_at <= ?`,
+      [asOf.commit ?? Number.MAX_SAFE_INTEGER, (asOf.at ?? new Date(8.64e15)).toISOString()],
+    );
+    return numOrNull(rows[0]?.['id']) ?? undefined;
+  }
+
+  async liveFiles(table: string, asOfCommit?: number): Promise<DataFile[]> {
+    const rows =
+      asOfCommit === undefined
+        ? await this.db.query(
+            `SELECT f.*, t.name FROM dip_files f JOIN dip_tables t ON t.id = f.table_id
+             WHERE t.name = ? AND f.removed_commit IS NULL ORDER BY f.added_commit, f.id`,
+            [table],
+          )
+        : await this.db.query(
+            `SELECT f.*, t.name FROM dip_files f JOIN dip_tables t ON t.id = f.table_id
+             WHERE t.name = ? AND f.added_commit <= ? AND (f.removed_commit IS NULL OR f.removed_commit > ?)
+             ORDER BY f.added_commit, f.id`,
+            [table, asOfCommit, asOfCommit],
+          );
+    return rows.map(toDataFile);
+  }
+
+  async referencedPaths(): Promise<Set<string>> {
+    const rows = await this.db.query(`SELECT DISTINCT path FROM dip_files`);
+    return new Set(rows.map((r) => str(r['path'])));
+  }
+
+  async expireRemovedFiles(before: Date): Promise<string[]> {
+    return this.db.transaction(async (tx) => {
+      const expired = await tx.query(
+        `SELECT DISTINCT f.path FROM dip_files f JOIN dip_commits c ON c.id = f.removed_commit
+         WHERE c.committed_at < ?`,
+        [before.toISOString()],
+      );
+      if (expired.length === 0) return [];
+      await tx.execute(
+        `DELETE FROM dip_files WHERE removed_commit IN (SELECT id FROM dip_commits WHERE committed_at < ?)`,
+        [before.toISOString()],
+      );
+      const orphaned: string[] = [];
+      for (const row of expired) {
+        const path = str(row['path']);
+        const still = await tx.query(`SELECT 1 AS x FROM dip_files WHERE path = ? LIMIT 1`, [path]);
+        if (still.length === 0) orphaned.push(path);
+      }
+      return orphaned;
+    });
+  }
+
+  async getState(pipeline: string, source: string, stream: string): Promise<unknown> {
+    const rows = await this.db.query(`SELECT value FROM dip_state WHERE pipeline = ? AND source = ? AND stream = ?`, [
+      pipeline,
+      source,
+      stream,
+    ]);
+    return rows[0] ? JSON.parse(str(rows[0]['value'])) : undefined;
+  }
+
+  async getLedger(pipeline: string, source: string, stream: string): Promise<Map<string, LedgerEntry>> {
+    const rows = await this.db.query(`SELECT * FROM dip_ledger WHERE pipeline = ? AND source = ? AND stream = ?`, [
+      pipeline,
+      source,
+      stream,
+    ]);
+    const out = new Map<string, LedgerEntry>();
+    for (const r of rows) {
+      const entry: LedgerEntry = {
+        pipeline,
+        source,
+        stream,
+        path: str(r['path']),
+        bytes: num(r['bytes']),
+        modifiedMs: num(r['modified_ms']),
+      };
+      const rowCount = numOrNull(r['rows']);
+      if (rowCount !== null) entry.rows = rowCount;
+      out.set(entry.path, entry);
+    }
+    return out;
+  }
+
+  async startRun(run: { id: string; pipeline: string; host: string; pid: number }): Promise<RunRecord> {
+    const startedAt = now();
+    const stats: RunStats = { streams: {} };
+    await this.db.execute(
+      `INSERT INTO dip_runs (id, pipeline, status, started_at, host, pid, stats) VALUES (?, ?, 'running', ?, ?, ?, ?)`,
+      [run.id, run.pipeline, startedAt, run.host, run.pid, JSON.stringify(stats)],
+    );
+    return { ...run, status: 'running', startedAt: new Date(startedAt), endedAt: null, error: null, cause: null, stats };
+  }
+
+  async updateRunStats(id: string, stats: RunStats): Promise<void> {
+    await this.db.execute(`UPDATE dip_runs SET stats = ? WHERE id = ?`, [JSON.stringify(stats), id]);
+  }
+
+  async finishRun(
+    id: string,
+    outcome: { status: Exclude<RunStatus, 'running'>; error?: string | null; cause?: string | null; stats: RunStats },
+  ): Promise<void> {
+    await this.db.execute(`UPDATE dip_runs SET status = ?, ended_at = ?, error = ?, cause = ?, stats = ? WHERE id = ?`, [
+      outcome.status,
+      now(),
+      outcome.error ?? null,
+      outcome.cause ?? null,
+      JSON.stringify(outcome.stats),
+      id,
+    ]);
+  }
+
+  async markCrashedRuns(isAlive: (host: string, pid: number) => boolean): Promise<number> {
+    const running = await this.db.query(`SELECT id, host, pid FROM dip_runs WHERE status = 'running'`);
+    let marked = 0;
+    for (const r of running) {
+      if (isAlive(str(r['host']), num(r['pid']))) continue;
+      marked += await this.db.execute(
+        `UPDATE dip_runs SET status = 'crashed', ended_at = ?, error = ? WHERE id = ? AND status = 'running'`,
+        [now(), 'the process ended before the run finished (killed or crashed); uncommitted work was discarded', str(r['id'])],
+      );
+    }
+    return marked;
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const rows = await this.db.query(`SELECT * FROM dip_runs WHERE id = ?`, [id]);
+    return rows[0] ? toRun(rows[0]) : undefined;
+  }
+
+  async listRuns(options: { pipeline?: string; limit?: number } = {}): Promise<RunRecord[]> {
+    const limit = options.limit ?? 50;
+    const rows = options.pipeline
+      ? await this.db.query(`SELECT * FROM dip_runs WHERE pipeline = ? ORDER BY started_at DESC, id DESC LIMIT ?`, [
+          options.pipeline,
+          limit,
+        ])
+      : await this.db.query(`SELECT * FROM dip_runs ORDER BY started_at DESC, id DESC LIMIT ?`, [limit]);
+    return rows.map(toRun);
+  }
+
+  private async withTables(rows: Row[]): Promise<CommitInfo[]> {
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => num(r['id']));
+    const links = await this.db.query(
+      `SELECT ct.commit_id, t.name FROM dip_commit_tables ct JOIN dip_tables t ON t.id = ct.table_id
+       WHERE ct.commit_id IN (${ids.map(() => '?').join(',')}) ORDER BY t.name`,
+      ids,
+    );
+    const byCommit = new Map<number, string[]>();
+    for (const l of links) {
+      const id = num(l['commit_id']);
+      byCommit.set(id, [...(byCommit.get(id) ?? []), str(l['name'])]);
+    }
+    return rows.map((r) => ({
+      id: num(r['id']),
+      committedAt: new Date(str(r['committed_at'])),
+      runId: strOrNull(r['run_id']),
+      operation: str(r['operation']) as CommitOperation,
+      tables: byCommit.get(num(r['id'])) ?? [],
+      summary: JSON.parse(str(r['summary'])) as Record<string, unknown>,
+    }));
+  }
+}
+
+async function applyTableChange(tx: SqlExecutor, commitId: number, change: TableChange): Promise<void> {
+  let rows = await tx.query(`SELECT id, zone, format, head_commit, schema_version, primary_key FROM dip_tables WHERE name = ?`, [
+    change.table,
+  ]);
+  if (!rows[0]) {
+    rows = await tx.query(
+      `INSERT INTO dip_tables (name, zone, format, primary_key, created_at) VALUES (?, ?, ?, ?, ?)
+       RETURNING id, zone, format, head_commit, schema_version, primary_key`,
+      [change.table, change.zone, change.format, JSON.stringify(change.primaryKey ?? []), now()],
+    );
+  }
+  const table = rows[0] as Row;
+  const tableId = num(table['id']);
+  const head = numOrNull(table['head_commit']);
+  if (str(table['format']) !== change.format || str(table['zone']) !== change.zone) {
+    throw new DipError(
+      'conflict',
+      `table ${change.table} holds ${str(table['zone'])}/${str(table['format'])} files; this commit adds ${change.zone}/${change.format}`,
+    );
+  }
+  if (change.expectedHead !== undefined && change.expectedHead !== head) {
+    throw new CommitConflictError(
+      `table ${change.table} changed since it was read (head commit ${head ?? 'none'}, expected ${change.expectedHead ?? 'none'}); retry the operation`,
+      { table: change.table, head, expected: change.expectedHead },
+    );
+  }
+
+  let version = numOrNull(table['schema_version']);
+  if (change.schema) {
+    const text = JSON.stringify(change.schema);
+    const current =
+      version === null
+        ? undefined
+        : await tx.query(`SELECT schema_json FROM dip_schema_versions WHERE table_id = ? AND version = ?`, [tableId, version]);
+    if (!current?.[0] || str(current[0]['schema_json']) !== text) {
+      version = (version ?? 0) + 1;
+      await tx.execute(
+        `INSERT INTO dip_schema_versions (table_id, version, schema_json, commit_id, created_at) VALUES (?, ?, ?, ?, ?)`,
+        [tableId, version, text, commitId, now()],
+      );
+    }
+  }
+
+  if (change.remove === 'all') {
+    await tx.execute(`UPDATE dip_files SET removed_commit = ? WHERE table_id = ? AND removed_commit IS NULL`, [commitId, tableId]);
+  } else {
+    for (const path of change.remove ?? []) {
+      const changed = await tx.execute(
+        `UPDATE dip_files SET removed_commit = ? WHERE table_id = ? AND path = ? AND removed_commit IS NULL`,
+        [commitId, tableId, path],
+      );
+      if (changed === 0) {
+        throw new CommitConflictError(`cannot remove ${path} from ${change.table}: it is not a live file of the table`, {
+          table: change.table,
+          path,
+        });
+      }
+    }
+  }
+  for (const f of change.add) {
+    await tx.execute(
+      `INSERT INTO dip_files (table_id, path, rows, bytes, schema_version, added_commit, meta) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      [tableId, f.path, f.rows, f.bytes, version, commitId, JSON.stringify(f.meta ?? {})],
+    );
+  }
+  const pk = change.primaryKey ? JSON.stringify(change.primaryKey) : str(table['primary_key']);
+  await tx.execute(`UPDATE dip_tables SET head_commit = ?, schema_version = ?, primary_key = ? WHERE id = ?`, [
+    commitId,
+    version,
+    pk,
+    tableId,
+  ]);
+  await tx.execute(`INSERT INTO dip_commit_tables (commit_id, table_id) VALUES (?, ?)`, [commitId, tableId]);
+}
+
+function toTable(r: Row): TableInfo {
+  return {
+    id: num(r['id']),
+    name: str(r['name']),
+    zone: str(r['zone']) as Zone,
+    format: str(r['format']) as FileFormat,
+    primaryKey: JSON.parse(str(r['primary_key'])) as string[],
+    createdAt: new Date(str(r['created_at'])),
+    headCommit: numOrNull(r['head_commit']),
+    schemaVersion: numOrNull(r['schema_version']),
+    rows: num(r['total_rows']),
+    files: num(r['total_files']),
+    bytes: num(r['total_bytes']),
+  };
+}
+
+function toSchemaVersion(r: Row): SchemaVersion {
+  return {
+    table: str(r['name']),
+    version: num(r['version']),
+    schema: JSON.parse(str(r['schema_json'])) as TableSchema,
+    commitId: num(r['commit_id']),
+    createdAt: new Date(str(r['created_at'])),
+  };
+}
+
+function toDataFile(r: Row): DataFile {
+  return {
+    id: num(r['id']),
+    table: str(r['name']),
+    path: str(r['path']),
+    rows: num(r['rows']),
+    bytes: num(r['bytes']),
+    schemaVersion: numOrNull(r['schema_version']),
+    addedCommit: num(r['added_commit']),
+    removedCommit: numOrNull(r['removed_commit']),
+    meta: JSON.parse(str(r['meta'])) as Record<string, unknown>,
+  };
+}
+
+function toRun(r: Row): RunRecord {
+  return {
+    id: str(r['id']),
+    pipeline: str(r['pipeline']),
+    status: str(r['status']) as RunStatus,
+    startedAt: new Date(str(r['started_at'])),
+    endedAt: r['ended_at'] ? new Date(str(r['ended_at'])) : null,
+    host: str(r['host']),
+    pid: num(r['pid']),
+    error: strOrNull(r['error']),
+    cause: strOrNull(r['cause']),
+    stats: JSON.parse(str(r['stats'])) as RunStats,
+  };
+}

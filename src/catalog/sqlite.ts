@@ -1,0 +1,78 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver.js';
+import { SqlCatalog } from './sql-catalog.js';
+
+/**
+ * better-sqlite3 is synchronous; an async mutex keeps a transaction's statements from
+ * interleaving with other calls on the same connection. WAL + synchronous=FULL makes a
+ * commit durable when it returns; busy_timeout lets `dip query` read while `dip run` writes.
+ */
+class SqliteDriver implements SqlDriver {
+  readonly dialect = 'sqlite' as const;
+  private lock: Promise<unknown> = Promise.resolve();
+  private readonly executor: SqlExecutor;
+
+  constructor(private readonly db: BetterSqlite3.Database) {
+    this.executor = {
+      query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) => this.db.prepare(sql).all(...params) as T[],
+      execute: async (sql: string, params: readonly SqlValue[] = []) => this.db.prepare(sql).run(...params).changes,
+    };
+  }
+
+  query<T extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    return this.serialized(() => this.executor.query<T>(sql, params));
+  }
+
+  execute(sql: string, params?: readonly SqlValue[]): Promise<number> {
+    return this.serialized(() => this.executor.execute(sql, params));
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.serialized(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.executor);
+        this.db.exec('COMMIT');
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.serialized(async () => this.db.close());
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export class SqliteCatalog extends SqlCatalog {
+  readonly path: string;
+
+  private constructor(driver: SqliteDriver, path: string) {
+    super(driver);
+    this.path = path;
+  }
+
+  static async create(path: string): Promise<SqliteCatalog> {
+    const abs = resolve(path);
+    await mkdir(dirname(abs), { recursive: true });
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(abs);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 15000');
+    db.pragma('foreign_keys = ON');
+    const catalog = new SqliteCatalog(new SqliteDriver(db), abs);
+    await catalog.migrate();
+    return catalog;
+  }
+}

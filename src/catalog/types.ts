@@ -1,0 +1,198 @@
+/**
+ * The catalog: which tables exist, their schema versions, which files each commit added and
+ * removed, source state, the processed-file ledger and run history. One contract, two
+ * implementations (SQLite embedded, PostgreSQL scale-out), one contract test suite.
+ *
+ * A commit is ONE catalog transaction: files added and removed across any number of tables,
+ * new schema versions, source state and ledger entries. Data and state advance together or
+ * not at all.
+ */
+
+export type Zone = 'raw' | 'bronze' | 'silver' | 'gold' | 'quarantine';
+export type FileFormat = 'parquet' | 'ndjson';
+export type CommitOperation = 'append' | 'replace' | 'merge' | 'compact' | 'rollback' | 'replay';
+
+/** A column as DuckDB names its type (BIGINT, DOUBLE, VARCHAR, TIMESTAMP WITH TIME ZONE, …). */
+export interface Column {
+  name: string;
+  type: string;
+}
+
+export interface TableSchema {
+  columns: Column[];
+}
+
+export interface TableInfo {
+  id: number;
+  /** `<zone>.<table>`, e.g. `bronze.orders`. */
+  name: string;
+  zone: Zone;
+  format: FileFormat;
+  primaryKey: string[];
+  createdAt: Date;
+  /** Latest commit that touched this table; null before the first commit. */
+  headCommit: number | null;
+  /** Current schema version; null before the first commit with a schema. */
+  schemaVersion: number | null;
+  /** Totals over the files live at the head commit. */
+  rows: number;
+  files: number;
+  bytes: number;
+}
+
+export interface SchemaVersion {
+  table: string;
+  version: number;
+  schema: TableSchema;
+  commitId: number;
+  createdAt: Date;
+}
+
+export interface DataFile {
+  id: number;
+  table: string;
+  path: string;
+  rows: number;
+  bytes: number;
+  schemaVersion: number | null;
+  addedCommit: number;
+  removedCommit: number | null;
+  /** Free-form facts about the file: source position, run id, partition values. */
+  meta: Record<string, unknown>;
+}
+
+export interface NewFile {
+  path: string;
+  rows: number;
+  bytes: number;
+  meta?: Record<string, unknown>;
+}
+
+export interface TableChange {
+  /** `<zone>.<table>`; created on first commit. */
+  table: string;
+  zone: Zone;
+  format: FileFormat;
+  primaryKey?: string[];
+  /** The schema of the added files; recorded as a new version when it differs from the current one. */
+  schema?: TableSchema;
+  add: NewFile[];
+  /** Paths of live files this commit removes, or 'all' for every live file (replace). */
+  remove?: readonly string[] | 'all';
+  /**
+   * Optimistic concurrency: the head commit the writer read. The commit fails with a
+   * CommitConflictError when another commit touched the table since. Omit for blind appends.
+   */
+  expectedHead?: number | null;
+}
+
+export interface StateUpdate {
+  pipeline: string;
+  source: string;
+  stream: string;
+  value: unknown;
+}
+
+export interface LedgerEntry {
+  pipeline: string;
+  source: string;
+  stream: string;
+  /** Source file identity: absolute path (or URI). */
+  path: string;
+  bytes: number;
+  modifiedMs: number;
+  rows?: number;
+}
+
+export interface CommitRequest {
+  runId?: string | null;
+  operation: CommitOperation;
+  tables: TableChange[];
+  state?: StateUpdate[];
+  ledger?: LedgerEntry[];
+  summary?: Record<string, unknown>;
+}
+
+export interface CommitInfo {
+  id: number;
+  committedAt: Date;
+  runId: string | null;
+  operation: CommitOperation;
+  tables: string[];
+  summary: Record<string, unknown>;
+}
+
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'crashed';
+
+export interface StreamStats {
+  rows: number;
+  bytes: number;
+  files: number;
+  quarantined: number;
+  commits: number;
+  skippedFiles: number;
+}
+
+export interface RunStats {
+  streams: Record<string, StreamStats>;
+}
+
+export interface RunRecord {
+  id: string;
+  pipeline: string;
+  status: RunStatus;
+  startedAt: Date;
+  endedAt: Date | null;
+  host: string;
+  pid: number;
+  error: string | null;
+  cause: string | null;
+  stats: RunStats;
+}
+
+export interface AsOf {
+  commit?: number;
+  at?: Date;
+}
+
+export interface Catalog {
+  readonly kind: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+
+  getTable(name: string): Promise<TableInfo | undefined>;
+  listTables(): Promise<TableInfo[]>;
+  listSchemaVersions(table: string): Promise<SchemaVersion[]>;
+
+  /** Applies the whole request in one transaction and returns the new commit. */
+  commit(request: CommitRequest): Promise<CommitInfo>;
+  getCommit(id: number): Promise<CommitInfo | undefined>;
+  /** Newest first. */
+  listCommits(options?: { table?: string; limit?: number }): Promise<CommitInfo[]>;
+  /** The newest commit at or before the given commit id / time; undefined when there is none. */
+  resolveAsOf(asOf: AsOf): Promise<number | undefined>;
+  /** Files of the table live at the given commit (default: now), in the order they were added. */
+  liveFiles(table: string, asOfCommit?: number): Promise<DataFile[]>;
+  /** The schema version in force at a commit (default: now). */
+  schemaAt(table: string, asOfCommit?: number): Promise<SchemaVersion | undefined>;
+
+  /** Every path any file row references (live or historical): what GC must keep. */
+  referencedPaths(): Promise<Set<string>>;
+  /**
+   * Forgets files removed by commits older than `before` (their time travel ends) and returns
+   * the paths no remaining file row references, for the caller to delete from storage.
+   */
+  expireRemovedFiles(before: Date): Promise<string[]>;
+
+  getState(pipeline: string, source: string, stream: string): Promise<unknown>;
+  /** Ledger entries of one stream, keyed by path. */
+  getLedger(pipeline: string, source: string, stream: string): Promise<Map<string, LedgerEntry>>;
+
+  startRun(run: { id: string; pipeline: string; host: string; pid: number }): Promise<RunRecord>;
+  updateRunStats(id: string, stats: RunStats): Promise<void>;
+  finishRun(id: string, outcome: { status: Exclude<RunStatus, 'running'>; error?: string | null; cause?: string | null; stats: RunStats }): Promise<void>;
+  /** Marks runs still 'running' whose process is gone as 'crashed'; returns how many. */
+  markCrashedRuns(isAlive: (host: string, pid: number) => boolean): Promise<number>;
+  getRun(id: string): Promise<RunRecord | undefined>;
+  /** Newest first. */
+  listRuns(options?: { pipeline?: string; limit?: number }): Promise<RunRecord[]>;
+}
