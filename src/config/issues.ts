@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ConfigError } from '../core/errors.js';
 
 export interface ConfigIssue {
-  /** Dotted path into the config, e.g. `pipelines.shop.sources.files.type`; `` for the top level. */
+  /** Dotted path into the config, e.g. `pipelines.shop.sources.files.type`; empty for the top level. */
   path: string;
   line?: number;
   column?: number;
@@ -56,6 +56,13 @@ export function describeIssues(
   return located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
 }
 
+/** Parses `data` with `schema`, or throws one ConfigError describing every issue. */
+export function validateConfig<S extends z.ZodType>(schema: S, data: unknown, title: string, source: string, locate?: Locator): z.output<S> {
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  throw configIssuesError(title, source, describeIssues(schema, data, result.error.issues, locate));
+}
+
 /** One ConfigError listing every issue (up to MAX_REPORTED_ISSUES), one per line. */
 export function configIssuesError(title: string, source: string, issues: ConfigIssue[]): ConfigError {
   const shown = issues.slice(0, MAX_REPORTED_ISSUES).map((i) => `  ${formatIssueLine(source, i)}`);
@@ -68,7 +75,7 @@ export function configIssuesError(title: string, source: string, issues: ConfigI
 
 export function formatIssueLine(source: string, issue: ConfigIssue): string {
   const where = issue.line === undefined ? source : `${source}:${issue.line}:${issue.column ?? 1}`;
-  return `${where}: ${issue.path || '(top level)'}: ${issue.message}`;
+  return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
 }
 
 function describeIssue(schema: z.core.$ZodType, data: unknown, iss: z.core.$ZodIssue): RawIssue[] {
@@ -92,7 +99,7 @@ function describeIssue(schema: z.core.$ZodType, data: unknown, iss: z.core.$ZodI
     case 'invalid_value':
       return one(`${got}, expected ${expectedValues(iss.values)}`);
     case 'invalid_union':
-      if (iss.discriminator !== undefined && iss.options) {
+      if (iss.discriminator !== undefined && 'options' in iss && iss.options) {
         const expected = expectedValues(iss.options);
         if (value === undefined) return one(`missing required key ${JSON.stringify(iss.discriminator)} (expected ${expected})`);
         return one(`${got}, expected ${expected}`);
@@ -175,7 +182,7 @@ function valueAt(data: unknown, path: readonly Segment[]): unknown {
 function showValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null (empty value)';
-  if (Array.isArray(value)) return `a list of ${value.length}`;
+  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;
   if (typeof value === 'object') return 'a mapping';
   const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
