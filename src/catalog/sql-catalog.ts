@@ -112,6 +112,18 @@ export class SqlCatalog implements Catalog {
         );
       }
       for (const l of request.ledger ?? []) {
+        const seen = await tx.query(
+          `SELECT commit_id FROM dip_ledger WHERE pipeline = ? AND source = ? AND stream = ? AND path = ? AND bytes = ? AND modified_ms = ?`,
+          [l.pipeline, l.source, l.stream, l.path, l.bytes, Math.trunc(l.modifiedMs)],
+        );
+        if (seen[0]) {
+          // Another run committed this very input first: committing it again would duplicate it.
+          throw new CommitConflictError(`${l.path} was already ingested by commit ${num(seen[0]['commit_id'])}`, {
+            path: l.path,
+            commit: num(seen[0]['commit_id']),
+            reason: 'already_ingested',
+          });
+        }
         await tx.execute(
           `INSERT INTO dip_ledger (pipeline, source, stream, path, bytes, modified_ms, rows, commit_id)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)

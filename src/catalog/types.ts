@@ -109,6 +109,11 @@ export interface CommitRequest {
   operation: CommitOperation;
   tables: TableChange[];
   state?: StateUpdate[];
+  /**
+   * Inputs this commit consumed. An entry identical (path, bytes, modifiedMs) to one already
+   * committed fails the whole commit with CommitConflictError (details.reason
+   * 'already_ingested'): two runs racing on one file cannot both land it.
+   */
   ledger?: LedgerEntry[];
   summary?: Record<string, unknown>;
 }

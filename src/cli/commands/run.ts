@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import { DipError } from '../../core/errors.js';
+import { runPipeline, type RunResult } from '../../pipeline/run.js';
+import { withLake, type GlobalOptions } from '../context.js';
+import { formatBytes, formatCount, formatDuration, printJson, renderTable } from '../output.js';
+import { progressSink } from '../progress.js';
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run pipelines: read new inputs, land them in raw and bronze, commit atomically')
+    .argument('[pipelines...]', 'pipelines to run (default: all)')
+    .option('--stream <names...>', 'only these streams')
+    .option('--quiet', 'no progress output')
+    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean }, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const results = await withLake(global, async (lake) => {
+        const all = Object.keys(lake.project.config.pipelines);
+        const chosen = names.length ? names : all;
+        const progress = progressSink({ tty: Boolean(process.stderr.isTTY) && !global.json, quiet: Boolean(opts.quiet) });
+        const abort = new AbortController();
+        const onSignal = () => abort.abort(new DipError('internal', 'interrupted'));
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        const out: RunResult[] = [];
+        try {
+          for (const name of chosen) {
+            out.push(await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, ...(opts.stream ? { streams: opts.stream } : {}) }));
+          }
+        } finally {
+          progress.stop();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+        return out;
+      });
+      if (global.json) printJson(results);
+      else printRunSummary(results);
+      const failed = results.find((r) => r.status === 'failed');
+      if (failed) process.exitCode = failed.errors[0]?.exitCode ?? 1;
+    });
+}
+
+export function printRunSummary(results: RunResult[]): void {
+  for (const r of results) {
+    const rows = Object.entries(r.stats.streams).map(([stream, s]) => [
+      stream,
+      formatCount(s.files),
+      formatCount(s.skippedFiles),
+      formatCount(s.rows),
+      formatCount(s.quarantined),
+      formatBytes(s.bytes),
+      formatCount(s.commits),
+    ]);
+    process.stdout.write(`\nrun ${r.runId} · pipeline ${r.pipeline} · ${r.status} in ${formatDuration(r.durationMs)}\n`);
+    process.stdout.write(`${renderTable(['stream', 'files read', 'unchanged', 'rows', 'quarantined', 'input', 'commits'], rows)}\n`);
+    for (const e of r.errors) process.stderr.write(`\nerror in ${e.stream}: ${e.message}${e.cause ? `\n  cause: ${e.cause}` : ''}\n`);
+    const quarantined = Object.values(r.stats.streams).reduce((n, s) => n + s.quarantined, 0);
+    if (quarantined > 0) process.stdout.write(`\n${formatCount(quarantined)} malformed records went to quarantine; see them with: dip query "select * from quarantine.<table>"\n`);
+  }
+}

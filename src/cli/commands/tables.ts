@@ -1,0 +1,79 @@
+import type { Command } from 'commander';
+import { DipError } from '../../core/errors.js';
+import { withLake, type GlobalOptions } from '../context.js';
+import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
+
+export function registerTables(program: Command): void {
+  program
+    .command('tables')
+    .description('list committed tables with rows, files, size and schema version')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const tables = await withLake(global, (lake) => lake.catalog.listTables());
+      if (global.json) return printJson(tables);
+      process.stdout.write(
+        `${renderTable(
+          ['table', 'rows', 'files', 'size', 'schema', 'head commit'],
+          tables.map((t) => [t.name, formatCount(t.rows), formatCount(t.files), formatBytes(t.bytes), t.schemaVersion === null ? '' : `v${t.schemaVersion}`, t.headCommit]),
+        )}\n`,
+      );
+    });
+
+  program
+    .command('describe')
+    .description('show a table: columns, schema versions and snapshots (commits)')
+    .argument('<table>', 'e.g. bronze.orders')
+    .option('--commits <n>', 'how many recent snapshots to list', '20')
+    .action(async (name: string, opts: { commits: string }, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const info = await withLake(global, async (lake) => {
+        const table = await lake.catalog.getTable(name);
+        if (!table) {
+          const known = (await lake.catalog.listTables()).map((t) => t.name).join(', ') || '(none yet)';
+          throw new DipError('not_found', `no table named ${name} (tables: ${known})`);
+        }
+        return {
+          table,
+          versions: await lake.catalog.listSchemaVersions(name),
+          commits: await lake.catalog.listCommits({ table: name, limit: Number(opts.commits) }),
+        };
+      });
+      if (global.json) return printJson(info);
+      const { table, versions, commits } = info;
+      const current = versions[versions.length - 1];
+      process.stdout.write(`${table.name} · ${table.zone} · ${table.format} · ${formatCount(table.rows)} rows in ${table.files} files (${formatBytes(table.bytes)})\n`);
+      if (table.primaryKey.length) process.stdout.write(`primary key: ${table.primaryKey.join(', ')}\n`);
+      if (current) {
+        process.stdout.write(`\ncolumns (schema v${current.version}):\n`);
+        process.stdout.write(`${renderTable(['column', 'type'], current.schema.columns.map((c) => [c.name, c.type]))}\n`);
+      }
+      process.stdout.write('\nschema versions:\n');
+      let prev: Map<string, string> | undefined;
+      for (const v of versions) {
+        const cols = new Map(v.schema.columns.map((c) => [c.name, c.type]));
+        const diff = prev
+          ? [...cols].flatMap(([n, t]) => (!prev?.has(n) ? [`+${n} ${t}`] : prev.get(n) !== t ? [`${n} ${prev.get(n)} → ${t}`] : []))
+          : [`${cols.size} columns`];
+        process.stdout.write(`  v${v.version}  commit ${v.commitId}  ${v.createdAt.toISOString()}  ${diff.join(', ') || '(same columns)'}\n`);
+        prev = cols;
+      }
+      process.stdout.write('\nsnapshots (newest first):\n');
+      process.stdout.write(
+        `${renderTable(
+          ['commit', 'time', 'operation', 'run', 'summary'],
+          commits.map((c) => [c.id, c.committedAt.toISOString(), c.operation, c.runId ?? '', summaryText(c.summary)]),
+        )}\n`,
+      );
+    });
+}
+
+function summaryText(s: Record<string, unknown>): string {
+  const parts: string[] = [];
+  if (s['rows'] !== undefined) parts.push(`${String(s['rows'])} rows`);
+  if (s['quarantined']) parts.push(`${String(s['quarantined'])} quarantined`);
+  if (Array.isArray(s['inputs'])) parts.push(`${s['inputs'].length} inputs`);
+  if (s['inputFiles'] !== undefined) parts.push(`${String(s['inputFiles'])} files compacted`);
+  if (s['toCommit'] !== undefined) parts.push(`to commit ${String(s['toCommit'])}`);
+  if (s['rawFiles'] !== undefined) parts.push(`${String(s['rawFiles'])} raw files replayed`);
+  return parts.join(', ');
+}

@@ -1,0 +1,53 @@
+import cliProgress from 'cli-progress';
+import type { RunEvent, RunEventSink } from '../pipeline/events.js';
+import { createLogger } from '../observe/log.js';
+import { formatBytes, formatCount } from './output.js';
+
+/**
+ * Progress for `dip run`: a bar per stream on a TTY, one structured log line per event
+ * otherwise (CI, pipes, `--json`).
+ */
+export function progressSink(options: { tty: boolean; quiet: boolean }): { sink: RunEventSink; stop(): void } {
+  if (options.quiet) return { sink: () => undefined, stop: () => undefined };
+  if (!options.tty) {
+    const log = createLogger();
+    return {
+      sink: (e: RunEvent) => {
+        const { type, ...fields } = e;
+        log.info(fields, type);
+      },
+      stop: () => undefined,
+    };
+  }
+  const multi = new cliProgress.MultiBar(
+    {
+      format: ' {stream} |{bar}| {percentage}% {value}/{total} B · {rows} rows · {quarantined} quarantined',
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      barsize: 24,
+      formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)),
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const bars = new Map<string, { bar: cliProgress.SingleBar; rows: number; quarantined: number; done: number }>();
+  return {
+    sink: (e: RunEvent) => {
+      if (e.type === 'stream_planned') {
+        const bar = multi.create(Math.max(e.bytes, 1), 0, { stream: e.stream.padEnd(24), rows: '0', quarantined: 0 });
+        bars.set(e.stream, { bar, rows: 0, quarantined: 0, done: 0 });
+        if (e.units === 0) bar.update(Math.max(e.bytes, 1), { rows: `0 (${e.skipped} files unchanged)` });
+      } else if (e.type === 'unit_committed') {
+        const b = bars.get(e.stream);
+        if (!b) return;
+        b.rows += e.rows;
+        b.quarantined += e.quarantined;
+        b.done += e.bytes;
+        b.bar.update(b.done, { rows: formatCount(b.rows), quarantined: b.quarantined });
+      } else if (e.type === 'stream_failed') {
+        bars.get(e.stream)?.bar.update({ rows: 'FAILED' });
+      }
+    },
+    stop: () => multi.stop(),
+  };
+}

@@ -1,0 +1,127 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** Deterministic pseudo-random numbers, so the sample data is the same on every machine. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+const CITIES = ['Lisbon', 'Porto', 'Berlin', 'Lyon', 'Austin', 'Osaka', 'Leeds', 'Turin'];
+const PRODUCTS = [
+  ['P-100', 'Espresso beans 1kg', 'coffee', 24.5],
+  ['P-101', 'Filter beans 1kg', 'coffee', 21.0],
+  ['P-200', 'Ceramic dripper', 'gear', 32.0],
+  ['P-201', 'Gooseneck kettle', 'gear', 79.9],
+  ['P-300', 'Paper filters x100', 'supplies', 6.5],
+] as const;
+
+export const PROJECT_YAML = `# DIP project. Run \`dip run\`, then \`dip query "select * from bronze.orders limit 5"\`.
+# Editors: the JSON Schema for this file is schema/dip.schema.json in the dip package.
+version: 1
+project: demo
+storage: { kind: local, path: .dip/lake }       # or S3-compatible storage (coming)
+catalog: { kind: sqlite, path: .dip/catalog.db }  # or { kind: postgres, url: \${env:DIP_CATALOG_URL} }
+pipelines:
+  shop:
+    description: Orders, customers and products from the shop's nightly exports
+    schedule: "0 2 * * *"
+    sources:
+      exports:
+        type: files
+        streams:
+          orders:
+            path: data/orders/*.csv
+            write_disposition: append      # new files are added; files already landed are skipped
+            primary_key: [order_id]
+          customers:
+            path: data/customers/*.ndjson
+            write_disposition: merge       # upsert by key; deleted: true removes the customer
+            primary_key: [customer_id]
+            deleted_column: deleted
+          products:
+            path: data/products.json
+            write_disposition: replace     # the table always equals the latest file
+`;
+
+function ordersCsv(day: number, rows: number, withCoupon: boolean, seed: number): string {
+  const r = rng(seed);
+  const header = ['order_id', 'customer_id', 'product_id', 'quantity', 'unit_price', 'ordered_at', 'status'];
+  if (withCoupon) header.push('coupon');
+  const lines = [header.join(',')];
+  for (let i = 0; i < rows; i++) {
+    const product = PRODUCTS[Math.floor(r() * PRODUCTS.length)] ?? PRODUCTS[0];
+    const ts = new Date(Date.UTC(2026, 10, day, Math.floor(r() * 24), Math.floor(r() * 60), Math.floor(r() * 60)));
+    const fields = [
+      String(day * 100_000 + i),
+      `C-${1000 + Math.floor(r() * 40)}`,
+      product[0],
+      String(1 + Math.floor(r() * 4)),
+      product[3].toFixed(2),
+      ts.toISOString().replace('T', ' ').slice(0, 19),
+      r() < 0.9 ? 'paid' : 'refunded',
+    ];
+    if (withCoupon) fields.push(r() < 0.2 ? `"WELCOME, ${Math.floor(r() * 30)}%"` : '');
+    lines.push(fields.join(','));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function customersNdjson(from: number, to: number, seed: number, extra: string[] = []): string {
+  const r = rng(seed);
+  const lines: string[] = [];
+  for (let i = from; i < to; i++) {
+    lines.push(
+      JSON.stringify({
+        customer_id: `C-${1000 + i}`,
+        name: `Customer ${i}`,
+        email: `customer${i}@example.com`,
+        address: { city: CITIES[Math.floor(r() * CITIES.length)], postcode: String(10000 + Math.floor(r() * 89999)) },
+        tags: r() < 0.5 ? ['newsletter'] : [],
+        deleted: false,
+      }),
+    );
+  }
+  return `${[...lines, ...extra].join('\n')}\n`;
+}
+
+/** Writes a working sample project: dip.yaml plus a few days of shop exports. */
+export async function scaffoldProject(dir: string): Promise<string[]> {
+  const files: Record<string, string> = {
+    'dip.yaml': PROJECT_YAML,
+    'data/orders/orders-2026-11-01.csv': ordersCsv(1, 400, false, 1),
+    // a later export gains a column (schema evolution) and carries two malformed rows (quarantine)
+    'data/orders/orders-2026-11-02.csv':
+      ordersCsv(2, 400, true, 2) + '200400,C-1003,P-100,three,24.50,2026-11-02 10:00:00,paid,\n200401,C-1004,P-101,1,21.00,2026-11-02 11:00:00,paid,,unexpected\n',
+    'data/customers/customers-2026-11-01.ndjson': customersNdjson(0, 40, 3),
+    'data/products.json': `${JSON.stringify(
+      PRODUCTS.map(([id, name, category, price]) => ({ product_id: id, name, category, price, active: true })),
+      null,
+      2,
+    )}\n`,
+    '.gitignore': '.dip/\n',
+  };
+  for (const [rel, content] of Object.entries(files)) {
+    const full = join(dir, rel);
+    await mkdir(join(full, '..'), { recursive: true });
+    await writeFile(full, content, { flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+  return Object.keys(files);
+}
+
+/** The next day's exports: one more orders file and customer updates, one of them a delete. */
+export async function addNextDay(dir: string): Promise<string[]> {
+  const files: Record<string, string> = {
+    'data/orders/orders-2026-11-03.csv': ordersCsv(3, 400, true, 4),
+    'data/customers/customers-2026-11-03.ndjson': customersNdjson(35, 45, 5, [
+      JSON.stringify({ customer_id: 'C-1001', name: 'Customer 1', email: 'customer1@example.com', address: { city: 'Lisbon', postcode: '10001' }, tags: [], deleted: true }),
+    ]),
+  };
+  for (const [rel, content] of Object.entries(files)) await writeFile(join(dir, rel), content);
+  return Object.keys(files);
+}

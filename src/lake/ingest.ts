@@ -1,0 +1,236 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { NewFile, TableSchema } from '../catalog/types.js';
+import { DipError, SchemaChangeError, errorMessage } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { ReadUnit, StreamSpec } from '../sources/types.js';
+import type { Lake } from './lake.js';
+import { EXT, dataFilePath } from './paths.js';
+import { prepareInput, type PreparedInput, type RejectedRecord } from './readers.js';
+import { evolveSchema, type SchemaChange } from './schema-evolution.js';
+import { ident, lit } from './sql.js';
+
+/** Columns DIP adds to every bronze row. */
+export const AUDIT_COLUMNS = [
+  { name: '_dip_run_id', type: 'VARCHAR' },
+  { name: '_dip_ingested_at', type: 'TIMESTAMP WITH TIME ZONE' },
+  { name: '_dip_source', type: 'VARCHAR' },
+  { name: '_dip_source_file', type: 'VARCHAR' },
+] as const;
+
+export const QUARANTINE_SCHEMA: TableSchema = {
+  columns: [
+    { name: '_dip_run_id', type: 'VARCHAR' },
+    { name: '_dip_quarantined_at', type: 'TIMESTAMP WITH TIME ZONE' },
+    { name: '_dip_source', type: 'VARCHAR' },
+    { name: '_dip_source_file', type: 'VARCHAR' },
+    { name: 'line', type: 'BIGINT' },
+    { name: 'column_name', type: 'VARCHAR' },
+    { name: 'error_type', type: 'VARCHAR' },
+    { name: 'reason', type: 'VARCHAR' },
+    { name: 'raw', type: 'VARCHAR' },
+  ],
+};
+
+export interface IngestTarget {
+  pipeline: string;
+  source: string;
+  stream: StreamSpec;
+  rawEnabled: boolean;
+  runId: string;
+}
+
+/** One unit's files, written and published to storage but not yet committed. */
+export interface StagedUnit {
+  unit: ReadUnit;
+  bronze: NewFile;
+  raw?: NewFile | undefined;
+  quarantine?: NewFile | undefined;
+  schema: TableSchema;
+  changes: SchemaChange[];
+  rows: number;
+  quarantined: number;
+}
+
+const isAudit = (name: string) => name.startsWith('_dip_');
+
+/**
+ * Reads one unit with DuckDB into a bronze Parquet file (typed, audit columns), a raw NDJSON
+ * envelope file (records as the source wrote them) and a quarantine file (refused records),
+ * and publishes them to storage. Nothing is visible until the caller commits them.
+ */
+export async function stageUnit(lake: Lake, target: IngestTarget, unit: ReadUnit, tableSchema: TableSchema | undefined): Promise<StagedUnit> {
+  const staging = await lake.storage.stagingDir();
+  const ingestedAt = new Date();
+  const sourceName = `${target.pipeline}.${target.source}.${target.stream.name}`;
+  const file = String(unit.position['file'] ?? unit.label);
+  const local = { bronze: join(staging, `${newId('b')}.parquet`), raw: join(staging, `${newId('r')}.ndjson.zst`), q: join(staging, `${newId('q')}.parquet`) };
+  let prepared: PreparedInput = await prepareInput(lake.engine, unit.input, staging);
+  const cleanups: PreparedInput[] = [prepared];
+  try {
+    let evolution: ReturnType<typeof evolveSchema> | undefined;
+    let rows = 0;
+    let enforced: Record<string, string> | undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const columns = (await lake.engine.describe(`SELECT * FROM ${prepared.typed}`)).filter((c) => !isAudit(c.name));
+        evolution = evolveSchema(tableSchema, [...columns, ...AUDIT_COLUMNS], target.stream.schemaContract);
+        const enforce = unit.input.format === 'csv' && !enforced ? typeOverrides(evolution.incompatible) : undefined;
+        if (enforce) {
+          // CSV types are sniffed: a stray bad value makes a whole column look like text. Read
+          // such columns with the table's type instead, so only the bad records are refused.
+          enforced = enforce;
+          const csv = { encoding: 'utf-8' as const, ...unit.input.csv, columns: { ...unit.input.csv?.columns, ...enforce } };
+          prepared = await prepareInput(lake.engine, { ...unit.input, csv }, staging);
+          cleanups.push(prepared);
+          continue;
+        }
+        assertCompatible(evolution.incompatible, target, file, tableSchema);
+        const select = columns
+          .map((c) => {
+            const type = evolution?.writeTypes.get(c.name) ?? c.type;
+            return type === c.type ? ident(c.name) : `CAST(${ident(c.name)} AS ${type}) AS ${ident(c.name)}`;
+          })
+          .join(', ');
+        const audit = `${lit(target.runId)} AS _dip_run_id, ${lit(ingestedAt.toISOString())}::TIMESTAMPTZ AS _dip_ingested_at, ${lit(sourceName)} AS _dip_source, ${lit(file)} AS _dip_source_file`;
+        rows = await lake.engine.copy(
+          `COPY (SELECT ${select}${select ? ', ' : ''}${audit} FROM ${prepared.typed}) TO ${lit(local.bronze)} (FORMAT parquet, COMPRESSION zstd)`,
+        );
+        break;
+      } catch (err) {
+        if (err instanceof DipError || attempt >= 3) throw wrapReadError(err, unit);
+        const next = await prepared.recover(err);
+        if (!next) throw wrapReadError(err, unit);
+        prepared = next;
+        cleanups.push(next);
+      }
+    }
+    const rejected = await prepared.rejected();
+    const quarantined = rejected.length;
+    if (enforced && rows === 0 && quarantined > 0) {
+      const columns = Object.entries(enforced).map(([c, t]) => `  column ${c}: table has ${t}, and no record of ${file} converts to it`);
+      throw new SchemaChangeError(
+        `incompatible schema change for bronze.${target.stream.table} from ${file}:\n${columns.join('\n')}\n(the column's type changed; declare it as text with csv.columns or load into a new table)`,
+        { table: `bronze.${target.stream.table}`, file, columns: enforced },
+      );
+    }
+    const out: StagedUnit = {
+      unit,
+      schema: evolution.schema,
+      changes: evolution.changes,
+      rows,
+      quarantined,
+      bronze: await publish(lake, local.bronze, dataFilePath('bronze', target.source, target.stream.table, ingestedAt, EXT.parquet), rows, {
+        run_id: target.runId,
+        source_file: file,
+        position: unit.position,
+        typing: prepared.typing,
+      }),
+    };
+    if (quarantined > 0) {
+      await writeQuarantine(lake, local.q, rejected, target, sourceName, file, ingestedAt);
+      out.quarantine = await publish(lake, local.q, dataFilePath('quarantine', target.source, target.stream.table, ingestedAt, EXT.parquet), quarantined, {
+        run_id: target.runId,
+        source_file: file,
+      });
+    }
+    if (target.rawEnabled) {
+      const rawRows = await writeRaw(lake, local.raw, prepared, target, file, ingestedAt);
+      out.raw = await publish(lake, local.raw, dataFilePath('raw', target.source, target.stream.table, ingestedAt, EXT.rawNdjson), rawRows, {
+        run_id: target.runId,
+        source_file: file,
+        position: unit.position,
+        pipeline: target.pipeline,
+        format: unit.input.format,
+        typing: prepared.typing,
+        ingest_date: ingestedAt.toISOString().slice(0, 10),
+      });
+    }
+    return out;
+  } finally {
+    for (const p of cleanups) await p.cleanup().catch(() => undefined);
+    for (const f of Object.values(local)) await rm(f, { force: true }).catch(() => undefined);
+  }
+}
+
+async function publish(lake: Lake, localFile: string, path: string, rows: number, meta: Record<string, unknown>): Promise<NewFile> {
+  const stored = await lake.storage.publish(localFile, path);
+  return { path, rows, bytes: stored.bytes, meta };
+}
+
+/** Raw zone envelopes: one JSON object per record, zstd-compressed, in source order. */
+async function writeRaw(lake: Lake, localFile: string, prepared: PreparedInput, target: IngestTarget, file: string, receivedAt: Date): Promise<number> {
+  return lake.engine.copy(`COPY (
+    SELECT seq, payload, ${lit(target.pipeline)} AS pipeline, ${lit(target.source)} AS source, ${lit(target.stream.name)} AS stream,
+      ${lit(target.runId)} AS run_id, ${lit(receivedAt.toISOString())} AS received_at,
+      {'file': ${lit(file)}, 'record': seq} AS position
+    FROM (SELECT row_number() OVER () AS seq, r AS payload FROM ${prepared.raw} r)
+  ) TO ${lit(localFile)} (FORMAT json, COMPRESSION zstd)`);
+}
+
+async function writeQuarantine(
+  lake: Lake,
+  localFile: string,
+  rejected: RejectedRecord[],
+  target: IngestTarget,
+  sourceName: string,
+  file: string,
+  at: Date,
+): Promise<void> {
+  const table = `dip_q_${newId().slice(-10)}`;
+  await lake.engine.run(
+    `CREATE TEMP TABLE ${table} (line BIGINT, column_name VARCHAR, error_type VARCHAR, reason VARCHAR, raw VARCHAR)`,
+  );
+  try {
+    for (let i = 0; i < rejected.length; i += 500) {
+      const values = rejected
+        .slice(i, i + 500)
+        .map((r) => `(${r.line ?? 'NULL'}, ${r.column === null ? 'NULL' : lit(r.column)}, ${lit(r.errorType)}, ${lit(r.reason)}, ${r.raw === null ? 'NULL' : lit(r.raw)})`)
+        .join(', ');
+      await lake.engine.run(`INSERT INTO ${table} VALUES ${values}`);
+    }
+    await lake.engine.copy(`COPY (
+      SELECT ${lit(target.runId)} AS _dip_run_id, ${lit(at.toISOString())}::TIMESTAMPTZ AS _dip_quarantined_at,
+        ${lit(sourceName)} AS _dip_source, ${lit(file)} AS _dip_source_file, line, column_name, error_type, reason, raw
+      FROM ${table} ORDER BY line
+    ) TO ${lit(localFile)} (FORMAT parquet, COMPRESSION zstd)`);
+  } finally {
+    await lake.engine.run(`DROP TABLE IF EXISTS ${table}`);
+  }
+}
+
+/** Column → table type, for incompatible columns that exist in the table (not new ones). */
+function typeOverrides(incompatible: ReturnType<typeof evolveSchema>['incompatible']): Record<string, string> | undefined {
+  const known = incompatible.filter((c) => c.tableType !== '(absent)' && !c.column.startsWith('_dip_'));
+  return known.length ? Object.fromEntries(known.map((c) => [c.column, c.tableType])) : undefined;
+}
+
+function assertCompatible(
+  incompatible: ReturnType<typeof evolveSchema>['incompatible'],
+  target: IngestTarget,
+  file: string,
+  tableSchema: TableSchema | undefined,
+): void {
+  if (incompatible.length === 0) return;
+  const table = `bronze.${target.stream.table}`;
+  const lines = incompatible.map((c) =>
+    c.tableType === '(absent)'
+      ? `  column ${c.column}: new column of type ${c.batchType}`
+      : `  column ${c.column}: table has ${c.tableType}, ${file} has ${c.batchType}`,
+  );
+  const hint =
+    target.stream.schemaContract === 'freeze'
+      ? 'the stream declares schema_contract: freeze; allow evolution with schema_contract: evolve'
+      : 'only new columns and safe widenings (integer → larger integer → double, date → timestamp) evolve a table; declare the column type (csv.columns) or load into a new table';
+  throw new SchemaChangeError(`incompatible schema change for ${table} from ${file}:\n${lines.join('\n')}\n(${hint})`, {
+    table,
+    file,
+    incompatible,
+    columns: tableSchema?.columns.length ?? 0,
+  });
+}
+
+function wrapReadError(err: unknown, unit: ReadUnit): unknown {
+  if (err instanceof DipError) return err;
+  return new DipError('input', `cannot read ${unit.label} as ${unit.input.format}: ${errorMessage(err)}`, { cause: err });
+}

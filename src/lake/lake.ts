@@ -1,0 +1,34 @@
+import { join } from 'node:path';
+import type { Catalog } from '../catalog/types.js';
+import { openCatalog } from '../catalog/index.js';
+import type { LoadedProject } from '../config/load.js';
+import { Engine } from './engine.js';
+import { openStorage, type Storage } from './storage/index.js';
+
+/** A project's lake: storage for files, the catalog for what is committed, DuckDB for compute. */
+export class Lake {
+  private constructor(
+    readonly project: LoadedProject,
+    readonly storage: Storage,
+    readonly catalog: Catalog,
+    readonly engine: Engine,
+  ) {}
+
+  static async open(project: LoadedProject): Promise<Lake> {
+    const { config, dir } = project;
+    const storage = await openStorage(config.storage, dir);
+    const catalog = await openCatalog(config.catalog, dir);
+    const staging = await storage.stagingDir();
+    const engine = await Engine.create({
+      threads: config.engine.threads,
+      memoryLimit: config.engine.memory_limit,
+      tempDirectory: join(staging, 'duckdb-spill'),
+    });
+    return new Lake(project, storage, catalog, engine);
+  }
+
+  async close(): Promise<void> {
+    this.engine.close();
+    await this.catalog.close();
+  }
+}

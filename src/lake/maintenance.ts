@@ -1,0 +1,132 @@
+import { join } from 'node:path';
+import type { CommitInfo } from '../catalog/types.js';
+import { DipError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Lake } from './lake.js';
+import { dataFilePath, EXT } from './paths.js';
+import { lit, litList } from './sql.js';
+import { STAGING_PREFIX } from './storage/local.js';
+
+export interface GcOptions {
+  /** Files removed from tables by commits older than this stop being time-travelable and are deleted. */
+  retentionMs: number;
+  /** Unreferenced files younger than this are left alone: a running writer may be about to commit them. */
+  orphanGraceMs: number;
+  dryRun?: boolean;
+}
+
+export interface GcResult {
+  expiredFiles: number;
+  orphanFiles: number;
+  stagingFiles: number;
+  bytesFreed: number;
+  deleted: string[];
+}
+
+/**
+ * Garbage collection: deletes files that no commit references (left by crashed or failed
+ * runs, or by merges) and files removed from their table longer ago than the retention.
+ */
+export async function collectGarbage(lake: Lake, options: GcOptions): Promise<GcResult> {
+  const now = Date.now();
+  const result: GcResult = { expiredFiles: 0, orphanFiles: 0, stagingFiles: 0, bytesFreed: 0, deleted: [] };
+  const expired = options.dryRun ? [] : await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs));
+  const referenced = await lake.catalog.referencedPaths();
+  const doomed: string[] = [];
+  for await (const obj of lake.storage.list('')) {
+    if (referenced.has(obj.path)) continue;
+    if (now - obj.modifiedAt.getTime() < options.orphanGraceMs) continue;
+    if (obj.path.startsWith(`${STAGING_PREFIX}/`)) result.stagingFiles++;
+    else if (expired.includes(obj.path)) result.expiredFiles++;
+    else if (isLakeData(obj.path)) result.orphanFiles++;
+    else continue;
+    result.bytesFreed += obj.bytes;
+    doomed.push(obj.path);
+  }
+  if (!options.dryRun) await lake.storage.delete(doomed);
+  result.deleted = doomed;
+  return result;
+}
+
+function isLakeData(path: string): boolean {
+  return /^(raw|bronze|silver|gold|quarantine)\//.test(path);
+}
+
+export interface CompactOptions {
+  /** Files smaller than this many bytes are compacted together. */
+  smallFileBytes: number;
+  dryRun?: boolean;
+}
+
+export interface CompactResult {
+  table: string;
+  inputFiles: number;
+  rows: number;
+  commit: CommitInfo | undefined;
+}
+
+/** Rewrites a table's small live files as one file, in one commit; rows and their order are kept. */
+export async function compactTable(lake: Lake, table: string, options: CompactOptions): Promise<CompactResult> {
+  const info = await lake.catalog.getTable(table);
+  if (!info) throw new DipError('not_found', `no table named ${table}`);
+  if (info.format !== 'parquet') return { table, inputFiles: 0, rows: 0, commit: undefined };
+  const small = (await lake.catalog.liveFiles(table)).filter((f) => f.bytes < options.smallFileBytes);
+  if (small.length < 2 || options.dryRun) {
+    return { table, inputFiles: small.length < 2 ? 0 : small.length, rows: small.reduce((n, f) => n + f.rows, 0), commit: undefined };
+  }
+  const [zone, name] = [info.zone, table.slice(table.indexOf('.') + 1)];
+  const source = sourceOfPath(small[0]?.path ?? '') ?? 'compacted';
+  const local = join(await lake.storage.stagingDir(), `${newId('c')}.parquet`);
+  const uris = small.map((f) => lake.storage.uri(f.path));
+  const rows = await lake.engine.copy(
+    `COPY (SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(${litList(uris)}, union_by_name=true, filename=true, file_row_number=true)
+      ORDER BY list_position(${litList(uris)}, filename), file_row_number) TO ${lit(local)} (FORMAT parquet, COMPRESSION zstd)`,
+  );
+  const expectedRows = small.reduce((n, f) => n + f.rows, 0);
+  if (rows !== expectedRows) throw new DipError('internal', `compaction of ${table} read ${rows} rows, the catalog says ${expectedRows}; nothing was changed`);
+  const path = dataFilePath(zone, source, name, new Date(), EXT.parquet);
+  const stored = await lake.storage.publish(local, path);
+  const commit = await lake.catalog.commit({
+    operation: 'compact',
+    tables: [
+      {
+        table,
+        zone,
+        format: 'parquet',
+        add: [{ path, rows, bytes: stored.bytes, meta: { compacted_from: small.length } }],
+        remove: small.map((f) => f.path),
+        expectedHead: info.headCommit,
+      },
+    ],
+    summary: { table, inputFiles: small.length, rows },
+  });
+  return { table, inputFiles: small.length, rows, commit };
+}
+
+function sourceOfPath(path: string): string | undefined {
+  return path.split('/')[1];
+}
+
+/** Makes a table hold exactly the files it held at an earlier commit, as a new commit. */
+export async function rollbackTable(lake: Lake, table: string, toCommit: number): Promise<CommitInfo> {
+  const info = await lake.catalog.getTable(table);
+  if (!info) throw new DipError('not_found', `no table named ${table}`);
+  const schema = await lake.catalog.schemaAt(table, toCommit);
+  if (!schema) throw new DipError('not_found', `${table} did not exist at commit ${toCommit}`);
+  const files = await lake.catalog.liveFiles(table, toCommit);
+  return lake.catalog.commit({
+    operation: 'rollback',
+    tables: [
+      {
+        table,
+        zone: info.zone,
+        format: info.format,
+        schema: schema.schema,
+        remove: 'all',
+        add: files.map((f) => ({ path: f.path, rows: f.rows, bytes: f.bytes, meta: { ...f.meta, restored_from_commit: f.addedCommit } })),
+        expectedHead: info.headCommit,
+      },
+    ],
+    summary: { table, toCommit },
+  });
+}

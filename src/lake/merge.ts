@@ -1,0 +1,59 @@
+import { join } from 'node:path';
+import type { NewFile } from '../catalog/types.js';
+import { DipError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Lake } from './lake.js';
+import { EXT, dataFilePath } from './paths.js';
+import { ident, lit, litList } from './sql.js';
+
+export interface MergeInput {
+  source: string;
+  table: string;
+  primaryKey: string[];
+  deletedColumn?: string | undefined;
+  /** Paths (storage-relative) of the table's live files, oldest first. */
+  current: string[];
+  /** Paths of the new batch's files, in read order. */
+  incoming: string[];
+  runId: string;
+}
+
+/**
+ * Upsert by primary key: the latest record per key wins (incoming over current, later files
+ * over earlier ones, later rows over earlier rows); keys whose latest record is marked deleted
+ * disappear. Writes the whole merged table as one new file (copy-on-write).
+ */
+export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | undefined> {
+  if (m.primaryKey.length === 0) {
+    throw new DipError('config', `bronze.${m.table}: write_disposition merge needs primary_key on the stream`);
+  }
+  const files = [...m.current, ...m.incoming].map((p) => lake.storage.uri(p));
+  const incoming = m.incoming.map((p) => lake.storage.uri(p));
+  const scan = `read_parquet(${litList(files)}, union_by_name=true, filename=true, file_row_number=true)`;
+  const columns = (await lake.engine.describe(`SELECT * FROM ${scan}`)).map((c) => c.name);
+  for (const k of [...m.primaryKey, ...(m.deletedColumn ? [m.deletedColumn] : [])]) {
+    if (!columns.includes(k)) {
+      throw new DipError('config', `bronze.${m.table}: merge column "${k}" is not a column of the data (columns: ${columns.filter((c) => !c.startsWith('_dip_') && c !== 'filename' && c !== 'file_row_number').join(', ')})`);
+    }
+  }
+  const pk = m.primaryKey.map(ident).join(', ');
+  const nullKeys = await lake.engine.all(
+    `SELECT count(*) AS n FROM read_parquet(${litList(incoming)}, union_by_name=true) WHERE ${m.primaryKey.map((k) => `${ident(k)} IS NULL`).join(' OR ')}`,
+  );
+  const missing = Number(nullKeys[0]?.['n'] ?? 0);
+  if (missing > 0) {
+    throw new DipError('input', `bronze.${m.table}: ${missing} incoming records have no value for primary key (${m.primaryKey.join(', ')}); merge cannot place them`);
+  }
+  const deleted = m.deletedColumn ? `AND NOT coalesce(TRY_CAST(${ident(m.deletedColumn)} AS BOOLEAN), false)` : '';
+  const local = join(await lake.storage.stagingDir(), `${newId('m')}.parquet`);
+  const rows = await lake.engine.copy(`COPY (
+    SELECT * EXCLUDE (filename, file_row_number, _dip_rank) FROM (
+      SELECT *, row_number() OVER (PARTITION BY ${pk} ORDER BY list_position(${litList(files)}, filename) DESC, file_row_number DESC) AS _dip_rank
+      FROM ${scan}
+    ) WHERE _dip_rank = 1 ${deleted}
+    ORDER BY ${pk}
+  ) TO ${lit(local)} (FORMAT parquet, COMPRESSION zstd)`);
+  const path = dataFilePath('bronze', m.source, m.table, new Date(), EXT.parquet);
+  const stored = await lake.storage.publish(local, path);
+  return { path, rows, bytes: stored.bytes, meta: { run_id: m.runId, merged_from: files.length } };
+}

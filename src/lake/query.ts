@@ -1,0 +1,65 @@
+import type { AsOf, TableInfo } from '../catalog/types.js';
+import { DipError } from '../core/errors.js';
+import type { Lake } from './lake.js';
+import { RAW_SCHEMA } from './raw.js';
+import { ident, lit, litList } from './sql.js';
+
+export interface QueryResult {
+  columns: { name: string; type: string }[];
+  rows: Record<string, unknown>[];
+  /** The commit the tables were read at. */
+  commit: number | undefined;
+}
+
+/**
+ * Makes every committed table queryable as `<zone>.<table>` (a view over exactly the files
+ * live at the chosen commit), so SQL only ever sees committed data.
+ */
+export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: number | undefined; tables: TableInfo[] }> {
+  const commit = asOf ? await lake.catalog.resolveAsOf(asOf) : undefined;
+  if (asOf && commit === undefined) {
+    throw new DipError('not_found', `no commit at or before ${asOf.commit !== undefined ? `commit ${asOf.commit}` : asOf.at?.toISOString()}`);
+  }
+  const tables = await lake.catalog.listTables();
+  const zones = new Set(tables.map((t) => t.zone));
+  for (const zone of zones) await lake.engine.run(`CREATE SCHEMA IF NOT EXISTS ${ident(zone)}`);
+  for (const t of tables) {
+    const [zone, name] = splitName(t.name);
+    const files = await lake.catalog.liveFiles(t.name, commit);
+    const schema = (await lake.catalog.schemaAt(t.name, commit))?.schema;
+    const view = `${ident(zone)}.${ident(name)}`;
+    if (commit !== undefined && !schema && files.length === 0) {
+      await lake.engine.run(`DROP VIEW IF EXISTS ${view}`);
+      continue;
+    }
+    await lake.engine.run(`CREATE OR REPLACE VIEW ${view} AS ${scanSql(lake, t.format, files.map((f) => f.path), schema?.columns ?? [])}`);
+  }
+  return { commit, tables };
+}
+
+function splitName(name: string): [string, string] {
+  const dot = name.indexOf('.');
+  return [name.slice(0, dot), name.slice(dot + 1)];
+}
+
+/** SQL reading a set of lake files; an empty set reads as an empty relation of the schema. */
+export function scanSql(lake: Lake, format: 'parquet' | 'ndjson', paths: string[], columns: { name: string; type: string }[]): string {
+  if (paths.length === 0) {
+    const cols = columns.length ? columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`).join(', ') : 'NULL AS no_columns';
+    return `SELECT ${cols} WHERE false`;
+  }
+  const uris = litList(paths.map((p) => lake.storage.uri(p)));
+  if (format === 'parquet') return `SELECT * FROM read_parquet(${uris}, union_by_name=true)`;
+  const rawColumns = RAW_SCHEMA.columns.map((c) => `${lit(c.name)}: ${lit(c.type)}`).join(', ');
+  return `SELECT * FROM read_json(${uris}, format='newline_delimited', columns={${rawColumns}})`;
+}
+
+export async function query(lake: Lake, sql: string, asOf?: AsOf): Promise<QueryResult> {
+  const { commit } = await attachTables(lake, asOf);
+  try {
+    const result = await lake.engine.table(sql);
+    return { ...result, commit };
+  } catch (err) {
+    throw new DipError('input', `query failed: ${(err as Error).message}`, { cause: err });
+  }
+}

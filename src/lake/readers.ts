@@ -1,0 +1,170 @@
+import { join } from 'node:path';
+import { DipError, errorMessage } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { CsvOptions } from '../config/schema.js';
+import type { FileInput } from '../sources/types.js';
+import type { Engine } from './engine.js';
+import { lit } from './sql.js';
+
+/** A malformed record: where it was, what was wrong, and the text as it stood. */
+export interface RejectedRecord {
+  line: number | null;
+  column: string | null;
+  errorType: string;
+  reason: string;
+  raw: string | null;
+}
+
+/**
+ * How the engine reads one input: a typed relation for bronze, an untyped one for the raw
+ * zone, and the records the reader refused. Readers stream: DuckDB never holds the file.
+ */
+export interface PreparedInput {
+  /** A FROM-able relation of typed records. */
+  typed: string;
+  /** A FROM-able relation of records as the source wrote them (CSV: every field as text). */
+  raw: string;
+  /** Parse options the typing depended on, kept so replay types raw records the same way. */
+  typing: Record<string, string>;
+  rejected(): Promise<RejectedRecord[]>;
+  /** A second attempt after a reader error (malformed NDJSON lines, late type changes), or undefined. */
+  recover(error: unknown): Promise<PreparedInput | undefined>;
+  cleanup(): Promise<void>;
+}
+
+export async function prepareInput(engine: Engine, input: FileInput, stagingDir: string): Promise<PreparedInput> {
+  switch (input.format) {
+    case 'csv':
+      return prepareCsv(engine, input.path, input.csv);
+    case 'ndjson':
+    case 'json':
+      return prepareJson(engine, input.path, input.format, stagingDir, 20480);
+    case 'parquet': {
+      const rel = `read_parquet(${lit(input.path)})`;
+      return simple(rel, rel);
+    }
+  }
+}
+
+function simple(typed: string, raw: string, typing: Record<string, string> = {}): PreparedInput {
+  return { typed, raw, typing, rejected: async () => [], recover: async () => undefined, cleanup: async () => {} };
+}
+
+function csvParams(o: CsvOptions | undefined): string[] {
+  const p: string[] = [];
+  if (!o) return p;
+  if (o.delimiter !== undefined) p.push(`delim=${lit(o.delimiter)}`);
+  if (o.quote !== undefined) p.push(`quote=${lit(o.quote)}`);
+  if (o.escape !== undefined) p.push(`escape=${lit(o.escape)}`);
+  if (o.header !== undefined) p.push(`header=${o.header}`);
+  if (o.encoding !== 'utf-8') p.push(`encoding=${lit(o.encoding)}`);
+  if (o.null_values) p.push(`nullstr=[${o.null_values.map(lit).join(', ')}]`);
+  if (o.skip_rows !== undefined) p.push(`skip=${o.skip_rows}`);
+  if (o.date_format) p.push(`dateformat=${lit(o.date_format)}`);
+  if (o.timestamp_format) p.push(`timestampformat=${lit(o.timestamp_format)}`);
+  return p;
+}
+
+async function prepareCsv(engine: Engine, path: string, options: CsvOptions | undefined): Promise<PreparedInput> {
+  const id = newId().slice(-12);
+  const rejectsTable = `dip_rejects_${id}`;
+  const rejectsScan = `dip_rejscan_${id}`;
+  const base = csvParams(options);
+  const types = options?.columns
+    ? [`types={${Object.entries(options.columns).map(([k, v]) => `${lit(k)}: ${lit(v)}`).join(', ')}}`]
+    : [];
+  const typed = `read_csv(${[lit(path), ...base, ...types, 'store_rejects=true', `rejects_table=${lit(rejectsTable)}`, `rejects_scan=${lit(rejectsScan)}`].join(', ')})`;
+  const rawRejects = `dip_rawrej_${id}`;
+  const raw = `read_csv(${[lit(path), ...base, 'all_varchar=true', 'store_rejects=true', `rejects_table=${lit(rawRejects)}`, `rejects_scan=${lit(rawRejects + '_scan')}`].join(', ')})`;
+  const typing: Record<string, string> = {};
+  if (options?.date_format) typing['dateformat'] = options.date_format;
+  if (options?.timestamp_format) typing['timestampformat'] = options.timestamp_format;
+  const drop = async () => {
+    for (const t of [rejectsTable, rejectsScan, rawRejects, rawRejects + '_scan']) await engine.run(`DROP TABLE IF EXISTS ${t}`);
+  };
+  return {
+    typed,
+    raw,
+    typing,
+    async rejected() {
+      const exists = await engine.all(`SELECT 1 FROM duckdb_tables() WHERE table_name = ${lit(rejectsTable)}`);
+      if (exists.length === 0) return [];
+      const scans = await engine.all(`SELECT date_format, timestamp_format FROM ${rejectsScan} LIMIT 1`);
+      const scan = scans[0];
+      if (scan?.['date_format']) typing['dateformat'] ??= String(scan['date_format']);
+      if (scan?.['timestamp_format']) typing['timestampformat'] ??= String(scan['timestamp_format']);
+      const rows = await engine.all(
+        `SELECT line, column_name, error_type, csv_line, error_message FROM ${rejectsTable} ORDER BY line, column_idx`,
+      );
+      return rows.map((r) => ({
+        line: r['line'] === null ? null : Number(r['line']),
+        column: (r['column_name'] as string | null) ?? null,
+        errorType: String(r['error_type']),
+        reason: String(r['error_message']),
+        raw: (r['csv_line'] as string | null) ?? null,
+      }));
+    },
+    recover: async () => undefined,
+    cleanup: drop,
+  };
+}
+
+async function prepareJson(
+  engine: Engine,
+  path: string,
+  format: 'json' | 'ndjson',
+  stagingDir: string,
+  sampleSize: number,
+  rejected: RejectedRecord[] = [],
+  cleanupFiles: string[] = [],
+): Promise<PreparedInput> {
+  const fmt = format === 'json' ? 'array' : 'newline_delimited';
+  const rel = `read_json(${lit(path)}, format=${lit(fmt)}, sample_size=${sampleSize})`;
+  return {
+    typed: rel,
+    raw: rel,
+    typing: {},
+    rejected: async () => rejected,
+    async recover(error) {
+      const message = errorMessage(error);
+      if (/Could not convert|Failed to cast|conversion/i.test(message) && sampleSize !== -1) {
+        // A type that changed after the sampled rows: sample the whole file instead.
+        return prepareJson(engine, path, format, stagingDir, -1, rejected, cleanupFiles);
+      }
+      if (/Malformed JSON|unexpected (character|end)|invalid/i.test(message) && format === 'ndjson' && cleanupFiles.length === 0) {
+        const clean = join(stagingDir, `clean-${newId()}.ndjson`);
+        const bad = await splitNdjson(engine, path, clean);
+        return prepareJson(engine, clean, format, stagingDir, sampleSize, bad, [clean]);
+      }
+      if (format === 'json') {
+        throw new DipError('input', `${path}: not a readable JSON array of objects: ${message}`, { cause: error });
+      }
+      return undefined;
+    },
+    async cleanup() {
+      const { rm } = await import('node:fs/promises');
+      for (const f of cleanupFiles) await rm(f, { force: true });
+    },
+  };
+}
+
+/** Copies the valid lines of an NDJSON file to `cleanPath` and returns the invalid ones. */
+async function splitNdjson(engine: Engine, path: string, cleanPath: string): Promise<RejectedRecord[]> {
+  const lines = `(SELECT row_number() OVER () AS line, text FROM read_csv(${lit(path)}, columns={'text': 'VARCHAR'}, delim=${lit('\u0001')}, quote='', escape='', header=false, auto_detect=false, strict_mode=false))`;
+  await engine.run(`CREATE OR REPLACE TEMP TABLE dip_ndjson_lines AS SELECT line, text, json_valid(text) AS ok FROM ${lines}`);
+  try {
+    await engine.copy(
+      `COPY (SELECT text FROM dip_ndjson_lines WHERE ok AND trim(text) <> '' ORDER BY line) TO ${lit(cleanPath)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\u0001')`,
+    );
+    const bad = await engine.all(`SELECT line, text FROM dip_ndjson_lines WHERE NOT ok AND trim(text) <> '' ORDER BY line`);
+    return bad.map((r) => ({
+      line: Number(r['line']),
+      column: null,
+      errorType: 'MALFORMED JSON',
+      reason: 'line is not a valid JSON value',
+      raw: String(r['text']),
+    }));
+  } finally {
+    await engine.run(`DROP TABLE IF EXISTS dip_ndjson_lines`);
+  }
+}

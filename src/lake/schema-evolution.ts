@@ -1,0 +1,121 @@
+import type { Column, TableSchema } from '../catalog/types.js';
+
+/**
+ * Schema evolution for lake tables: a new batch may add columns and widen types safely
+ * (integer → larger integer → double, float → double, date → timestamp, decimal → wider
+ * decimal); anything else is incompatible and the caller fails with the evidence.
+ */
+export type SchemaContract = 'evolve' | 'freeze';
+
+export interface SchemaChange {
+  kind: 'add_column' | 'widen';
+  column: string;
+  from?: string;
+  to: string;
+}
+
+export interface IncompatibleColumn {
+  column: string;
+  tableType: string;
+  batchType: string;
+}
+
+export interface EvolutionResult {
+  /** The table schema after this batch (equal to the old one when nothing changed). */
+  schema: TableSchema;
+  changes: SchemaChange[];
+  incompatible: IncompatibleColumn[];
+  /** Per batch column: the type it is written as (the table's type when the batch's is narrower). */
+  writeTypes: Map<string, string>;
+}
+
+const SIGNED = ['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT'];
+const UNSIGNED = ['UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT'];
+
+function isInteger(t: string): boolean {
+  return SIGNED.includes(t) || UNSIGNED.includes(t);
+}
+
+/** Widest of two integer types; an unsigned type meets a signed one at the next signed width. */
+function commonInteger(a: string, b: string): string {
+  const ua = UNSIGNED.indexOf(a);
+  const ub = UNSIGNED.indexOf(b);
+  if (ua >= 0 && ub >= 0) return UNSIGNED[Math.max(ua, ub)] as string;
+  const rank = (t: string) => (UNSIGNED.includes(t) ? UNSIGNED.indexOf(t) + 1 : SIGNED.indexOf(t));
+  return SIGNED[Math.max(rank(a), rank(b))] as string;
+}
+
+const DECIMAL = /^DECIMAL\((\d+),\s*(\d+)\)$/;
+
+function decimal(type: string): { p: number; s: number } | undefined {
+  const m = DECIMAL.exec(type);
+  return m ? { p: Number(m[1]), s: Number(m[2]) } : undefined;
+}
+
+/** The narrowest type both can be stored as without loss, or undefined when there is none. */
+export function commonType(a: string, b: string): string | undefined {
+  if (a === b) return a;
+  if (isInteger(a) && isInteger(b)) return commonInteger(a, b);
+  const floatLike = (t: string) => t === 'FLOAT' || t === 'DOUBLE';
+  const numeric = isInteger;
+  if ((floatLike(a) || numeric(a) || decimal(a)) && (floatLike(b) || numeric(b) || decimal(b))) {
+    const da = decimal(a);
+    const db = decimal(b);
+    if (da && db) {
+      const s = Math.max(da.s, db.s);
+      const p = Math.max(da.p - da.s, db.p - db.s) + s;
+      return p <= 38 ? `DECIMAL(${p},${s})` : 'DOUBLE';
+    }
+    return 'DOUBLE';
+  }
+  const temporal = ['DATE', 'TIMESTAMP', 'TIMESTAMP_NS'];
+  if (temporal.includes(a) && temporal.includes(b)) return a === 'TIMESTAMP_NS' || b === 'TIMESTAMP_NS' ? 'TIMESTAMP_NS' : 'TIMESTAMP';
+  if ((a === 'TIMESTAMP WITH TIME ZONE' && temporal.includes(b)) || (b === 'TIMESTAMP WITH TIME ZONE' && temporal.includes(a))) {
+    return 'TIMESTAMP WITH TIME ZONE';
+  }
+  return undefined;
+}
+
+/** Compares a batch's columns with the table's current schema (undefined: a new table). */
+export function evolveSchema(current: TableSchema | undefined, batch: readonly Column[], contract: SchemaContract): EvolutionResult {
+  const writeTypes = new Map<string, string>();
+  if (!current) {
+    for (const c of batch) writeTypes.set(c.name, c.type);
+    return { schema: { columns: batch.map((c) => ({ ...c })) }, changes: [], incompatible: [], writeTypes };
+  }
+  const columns = current.columns.map((c) => ({ ...c }));
+  const byName = new Map(columns.map((c) => [c.name, c]));
+  const changes: SchemaChange[] = [];
+  const incompatible: IncompatibleColumn[] = [];
+  for (const col of batch) {
+    const existing = byName.get(col.name);
+    if (!existing) {
+      const added = { ...col };
+      columns.push(added);
+      byName.set(col.name, added);
+      changes.push({ kind: 'add_column', column: col.name, to: col.type });
+      writeTypes.set(col.name, col.type);
+      continue;
+    }
+    if (existing.type === col.type) {
+      writeTypes.set(col.name, col.type);
+      continue;
+    }
+    const common = commonType(existing.type, col.type);
+    if (common === undefined) {
+      incompatible.push({ column: col.name, tableType: existing.type, batchType: col.type });
+      continue;
+    }
+    if (common !== existing.type) {
+      changes.push({ kind: 'widen', column: col.name, from: existing.type, to: common });
+      existing.type = common;
+    }
+    writeTypes.set(col.name, common);
+  }
+  if (contract === 'freeze' && changes.length > 0) {
+    for (const ch of changes) {
+      incompatible.push({ column: ch.column, tableType: ch.from ?? '(absent)', batchType: ch.to });
+    }
+  }
+  return { schema: { columns }, changes, incompatible, writeTypes };
+}

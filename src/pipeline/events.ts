@@ -1,0 +1,13 @@
+import type { StreamStats } from '../catalog/types.js';
+
+/** What a run reports while it works; the CLI turns these into progress bars or log lines. */
+export type RunEvent =
+  | { type: 'run_started'; runId: string; pipeline: string }
+  | { type: 'stream_planned'; pipeline: string; stream: string; units: number; bytes: number; skipped: number }
+  | { type: 'unit_committed'; pipeline: string; stream: string; unit: string; rows: number; bytes: number; quarantined: number; commit: number | null }
+  | { type: 'stream_committed'; pipeline: string; stream: string; commit: number | null; stats: StreamStats }
+  | { type: 'stream_failed'; pipeline: string; stream: string; error: string }
+  | { type: 'schema_changed'; table: string; changes: string[] }
+  | { type: 'run_finished'; runId: string; pipeline: string; status: string };
+
+export type RunEventSink = (event: RunEvent) => void;

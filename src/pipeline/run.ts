@@ -1,0 +1,208 @@
+import { hostname } from 'node:os';
+import type { CommitRequest, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
+import { CommitConflictError, DipError, describeCause, errorMessage } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { AUDIT_COLUMNS, QUARANTINE_SCHEMA, stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
+import type { Lake } from '../lake/lake.js';
+import { mergeFiles } from '../lake/merge.js';
+import { qualifiedTable } from '../lake/paths.js';
+import { RAW_SCHEMA } from '../lake/raw.js';
+import { createSource } from '../sources/registry.js';
+import type { ReadUnit, SourceInstance, StreamSpec } from '../sources/types.js';
+import type { RunEventSink } from './events.js';
+
+export interface RunResult {
+  runId: string;
+  pipeline: string;
+  status: 'succeeded' | 'failed';
+  durationMs: number;
+  stats: RunStats;
+  errors: { stream: string; message: string; cause?: string | undefined; exitCode: number }[];
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  onEvent?: RunEventSink;
+  /** Stream names to run (default: all). */
+  streams?: string[];
+}
+
+const emptyStats = (): StreamStats => ({ rows: 0, bytes: 0, files: 0, quarantined: 0, commits: 0, skippedFiles: 0 });
+
+/** The host's processes, for telling crashed runs from running ones. */
+export function processAlive(host: string, pid: number): boolean {
+  if (host !== hostname()) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs one pipeline: every stream of every source is planned, read unit by unit and
+ * committed. Append streams commit each unit with its ledger entry, so a killed run resumes
+ * where it stopped; replace and merge streams commit once, at the end of the stream, so the
+ * table never shows half a replacement.
+ */
+export async function runPipeline(lake: Lake, name: string, options: RunOptions = {}): Promise<RunResult> {
+  const pipeline = lake.project.config.pipelines[name];
+  if (!pipeline) {
+    const known = Object.keys(lake.project.config.pipelines).join(', ') || '(none)';
+    throw new DipError('not_found', `no pipeline named "${name}" in ${lake.project.file} (pipelines: ${known})`);
+  }
+  const signal = options.signal ?? new AbortController().signal;
+  const emit: RunEventSink = options.onEvent ?? (() => undefined);
+  const started = Date.now();
+  await lake.catalog.markCrashedRuns(processAlive);
+  const runId = newId('run_');
+  await lake.catalog.startRun({ id: runId, pipeline: name, host: hostname(), pid: process.pid });
+  emit({ type: 'run_started', runId, pipeline: name });
+  const stats: RunStats = { streams: {} };
+  const errors: RunResult['errors'] = [];
+  for (const [sourceName, sourceConfig] of Object.entries(pipeline.sources)) {
+    const source: SourceInstance = createSource(sourceConfig, lake.project.dir);
+    try {
+      for (const stream of source.streams()) {
+        if (options.streams && !options.streams.includes(stream.name)) continue;
+        const key = `${sourceName}.${stream.name}`;
+        const streamStats = (stats.streams[key] = emptyStats());
+        const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled: pipeline.raw?.enabled ?? true, runId };
+        try {
+          await runStream(lake, source, target, streamStats, signal, emit);
+        } catch (err) {
+          if (signal.aborted) throw err;
+          const message = errorMessage(err);
+          errors.push({ stream: key, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
+          emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
+        }
+        await lake.catalog.updateRunStats(runId, stats);
+      }
+    } finally {
+      await source.close();
+    }
+  }
+  const status = errors.length ? 'failed' : 'succeeded';
+  await lake.catalog.finishRun(runId, {
+    status,
+    error: errors.length ? errors.map((e) => `${e.stream}: ${e.message}`).join('\n') : null,
+    cause: errors.map((e) => e.cause).filter(Boolean).join('\n') || null,
+    stats,
+  });
+  emit({ type: 'run_finished', runId, pipeline: name, status });
+  return { runId, pipeline: name, status, durationMs: Date.now() - started, stats, errors };
+}
+
+async function runStream(lake: Lake, source: SourceInstance, target: IngestTarget, stats: StreamStats, signal: AbortSignal, emit: RunEventSink): Promise<void> {
+  const { pipeline, source: sourceName, stream } = target;
+  // replace re-reads every input each run: the table must equal what the inputs hold now.
+  const ledger = stream.writeDisposition === 'replace' ? new Map() : await lake.catalog.getLedger(pipeline, sourceName, stream.name);
+  const state = await lake.catalog.getState(pipeline, sourceName, stream.name);
+  const plan = await source.plan(stream, { pipeline, source: sourceName, ledger, state, signal });
+  stats.skippedFiles = plan.skipped;
+  emit({
+    type: 'stream_planned',
+    pipeline,
+    stream: `${sourceName}.${stream.name}`,
+    units: plan.units.length,
+    bytes: plan.units.reduce((n, u) => n + u.bytes, 0),
+    skipped: plan.skipped,
+  });
+  const bronzeName = qualifiedTable('bronze', stream.table);
+  const table = await lake.catalog.getTable(bronzeName);
+  let schema: TableSchema | undefined = (await lake.catalog.schemaAt(bronzeName))?.schema;
+  const expectedHead = table?.headCommit ?? null;
+  const batch: StagedUnit[] = [];
+  for (const unit of plan.units) {
+    signal.throwIfAborted();
+    const staged = await stageUnit(lake, target, unit, schema);
+    if (staged.changes.length) {
+      emit({ type: 'schema_changed', table: bronzeName, changes: staged.changes.map((c) => (c.kind === 'add_column' ? `+${c.column} ${c.to}` : `${c.column} ${c.from} → ${c.to}`)) });
+    }
+    schema = staged.schema;
+    stats.rows += staged.rows;
+    stats.quarantined += staged.quarantined;
+    stats.bytes += unit.bytes;
+    stats.files += 1;
+    if (stream.writeDisposition === 'append') {
+      const commit = await commitUnits(lake, target, [staged], { kind: 'append' }, unit);
+      if (commit !== null) stats.commits += 1;
+      else stats.skippedFiles += 1;
+      emit({ type: 'unit_committed', pipeline, stream: `${sourceName}.${stream.name}`, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
+    } else {
+      batch.push(staged);
+      emit({ type: 'unit_committed', pipeline, stream: `${sourceName}.${stream.name}`, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit: null });
+    }
+  }
+  let commit: number | null = null;
+  if (stream.writeDisposition !== 'append' && (batch.length > 0 || (stream.writeDisposition === 'replace' && table))) {
+    commit = await commitUnits(lake, target, batch, { kind: stream.writeDisposition, expectedHead }, undefined);
+    if (commit !== null) stats.commits += 1;
+  }
+  emit({ type: 'stream_committed', pipeline, stream: `${sourceName}.${stream.name}`, commit, stats });
+}
+
+type CommitMode = { kind: 'append' } | { kind: 'replace' | 'merge'; expectedHead: number | null };
+
+/** Commits staged units; returns the commit id, or null when another run already landed the input. */
+async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[], mode: CommitMode, single: ReadUnit | undefined): Promise<number | null> {
+  const { stream } = target;
+  const bronze = qualifiedTable('bronze', stream.table);
+  const last = units[units.length - 1];
+  const schema: TableSchema = last?.schema ?? (await lake.catalog.schemaAt(bronze))?.schema ?? { columns: [...AUDIT_COLUMNS] };
+  const bronzeChange: TableChange = {
+    table: bronze,
+    zone: 'bronze',
+    format: 'parquet',
+    primaryKey: stream.primaryKey,
+    schema,
+    add: units.map((u) => u.bronze),
+  };
+  if (mode.kind !== 'append') {
+    bronzeChange.expectedHead = mode.expectedHead;
+    bronzeChange.remove = 'all';
+  }
+  if (mode.kind === 'merge') {
+    const live = await lake.catalog.liveFiles(bronze);
+    const merged = await mergeFiles(lake, {
+      source: target.source,
+      table: stream.table,
+      primaryKey: stream.primaryKey,
+      deletedColumn: stream.deletedColumn,
+      current: live.map((f) => f.path),
+      incoming: units.map((u) => u.bronze.path),
+      runId: target.runId,
+    });
+    bronzeChange.add = merged ? [merged] : [];
+  }
+  const changes: TableChange[] = [bronzeChange];
+  const raws = units.flatMap((u) => (u.raw ? [u.raw] : []));
+  if (raws.length) changes.push({ table: qualifiedTable('raw', stream.table), zone: 'raw', format: 'ndjson', schema: RAW_SCHEMA, add: raws });
+  const quarantined = units.flatMap((u) => (u.quarantine ? [u.quarantine] : []));
+  if (quarantined.length) {
+    changes.push({ table: qualifiedTable('quarantine', stream.table), zone: 'quarantine', format: 'parquet', schema: QUARANTINE_SCHEMA, add: quarantined });
+  }
+  const request: CommitRequest = {
+    runId: target.runId,
+    operation: mode.kind,
+    tables: changes,
+    ledger: mode.kind === 'replace' ? [] : units.flatMap((u) => (u.unit.ledger ? [u.unit.ledger] : [])),
+    summary: {
+      pipeline: target.pipeline,
+      source: target.source,
+      stream: stream.name,
+      rows: units.reduce((n, u) => n + u.rows, 0),
+      quarantined: units.reduce((n, u) => n + u.quarantined, 0),
+      inputs: units.map((u) => u.unit.label),
+    },
+  };
+  const lastState = [...units].reverse().find((u) => u.unit.state !== undefined);
+  if (lastState) request.state = [{ pipeline: target.pipeline, source: target.source, stream: stream.name, value: lastState.unit.state }];
+  try {
+    return (await lake.catalog.commit(request)).id;
+  } catch (err) {
+    if (single && err instanceof CommitConflictError && err.details['reason'] === 'already_ingested') return null;
+    throw err;
+  }
+}

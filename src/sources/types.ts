@@ -1,0 +1,84 @@
+/**
+ * The connector contract. A connector is declared once (name, config spec, capabilities,
+ * factory); an instance lists its streams and yields read units. Each unit is something the
+ * engine can read (a file DuckDB opens, or a batch a source wrote to a local NDJSON file)
+ * plus the state that becomes true once it is committed: a ledger entry, a cursor.
+ * No I/O in factories; every long call takes an AbortSignal.
+ */
+import type { z } from 'zod';
+import type { LedgerEntry } from '../catalog/types.js';
+import type { CsvOptions, WriteDisposition } from '../config/schema.js';
+import type { SchemaContract } from '../lake/schema-evolution.js';
+
+export type InputFormat = 'csv' | 'json' | 'ndjson' | 'parquet';
+
+export interface StreamSpec {
+  /** Stream name within the source. */
+  name: string;
+  /** Destination table name within each zone. */
+  table: string;
+  writeDisposition: WriteDisposition;
+  primaryKey: string[];
+  deletedColumn?: string | undefined;
+  schemaContract: SchemaContract;
+}
+
+export interface FileInput {
+  /** Absolute local path DuckDB reads. */
+  path: string;
+  format: InputFormat;
+  csv?: CsvOptions | undefined;
+}
+
+export interface ReadUnit {
+  /** Names the unit in progress output and errors (a file path, a page range). */
+  label: string;
+  input: FileInput;
+  /** Bytes the unit covers, for progress and run stats. */
+  bytes: number;
+  /** Where the records came from, recorded on every raw envelope and bronze file. */
+  position: Record<string, unknown>;
+  /** Ledger entry committed with the unit's data. */
+  ledger?: LedgerEntry;
+  /** Stream state committed with the unit's data. */
+  state?: unknown;
+}
+
+export interface PlanContext {
+  pipeline: string;
+  source: string;
+  ledger: ReadonlyMap<string, LedgerEntry>;
+  state: unknown;
+  signal: AbortSignal;
+}
+
+export interface StreamPlan {
+  units: ReadUnit[];
+  /** Inputs seen but not read because the ledger says they are already in the lake. */
+  skipped: number;
+}
+
+export interface SourceInstance {
+  streams(): StreamSpec[];
+  plan(stream: StreamSpec, context: PlanContext): Promise<StreamPlan>;
+  close(): Promise<void>;
+}
+
+export interface ConnectorCapabilities {
+  incremental: boolean;
+  /** Whether the connector needs the processed-file ledger. */
+  fileLedger: boolean;
+  formats?: InputFormat[];
+}
+
+export interface Connector<Spec extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  spec: Spec;
+  capabilities: ConnectorCapabilities;
+  create(config: z.infer<Spec>, context: { baseDir: string }): SourceInstance;
+}
+
+export function defineConnector<Spec extends z.ZodType>(connector: Connector<Spec>): Connector<Spec> {
+  return connector;
+}
