@@ -8,7 +8,8 @@ import { mergeFiles } from '../lake/merge.js';
 import { qualifiedTable } from '../lake/paths.js';
 import { RAW_SCHEMA } from '../lake/raw.js';
 import { createSource } from '../sources/registry.js';
-import type { ReadUnit, SourceInstance, StreamSpec } from '../sources/types.js';
+import type { ReadUnit, SourceInstance } from '../sources/types.js';
+import type { SourceConfig } from '../config/schema.js';
 import type { RunEventSink } from './events.js';
 
 export interface RunResult {
@@ -61,14 +62,47 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   emit({ type: 'run_started', runId, pipeline: name });
   const stats: RunStats = { streams: {} };
   const errors: RunResult['errors'] = [];
-  for (const [sourceName, sourceConfig] of Object.entries(pipeline.sources)) {
+  try {
+    const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams };
+    await runSources(context, pipeline.sources);
+  } catch (err) {
+    // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
+    await lake.catalog.finishRun(runId, { status: 'failed', error: errorMessage(err), cause: describeCause(err) ?? null, stats });
+    throw err;
+  }
+  const status = errors.length ? 'failed' : 'succeeded';
+  await lake.catalog.finishRun(runId, {
+    status,
+    error: errors.length ? errors.map((e) => `${e.stream}: ${e.message}`).join('\n') : null,
+    cause: errors.map((e) => e.cause).filter(Boolean).join('\n') || null,
+    stats,
+  });
+  emit({ type: 'run_finished', runId, pipeline: name, status });
+  return { runId, pipeline: name, status, durationMs: Date.now() - started, stats, errors };
+}
+
+interface RunContext {
+  lake: Lake;
+  pipeline: string;
+  runId: string;
+  rawEnabled: boolean;
+  stats: RunStats;
+  errors: RunResult['errors'];
+  signal: AbortSignal;
+  emit: RunEventSink;
+  only: string[] | undefined;
+}
+
+async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>): Promise<void> {
+  const { lake, pipeline: name, runId, rawEnabled, stats, errors, signal, emit, only } = ctx;
+  for (const [sourceName, sourceConfig] of Object.entries(sources)) {
     const source: SourceInstance = createSource(sourceConfig, lake.project.dir);
     try {
       for (const stream of source.streams()) {
-        if (options.streams && !options.streams.includes(stream.name)) continue;
+        if (only && !only.includes(stream.name)) continue;
         const key = `${sourceName}.${stream.name}`;
         const streamStats = (stats.streams[key] = emptyStats());
-        const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled: pipeline.raw?.enabled ?? true, runId };
+        const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled, runId };
         try {
           await runStream(lake, source, target, streamStats, signal, emit);
         } catch (err) {
@@ -83,15 +117,6 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
       await source.close();
     }
   }
-  const status = errors.length ? 'failed' : 'succeeded';
-  await lake.catalog.finishRun(runId, {
-    status,
-    error: errors.length ? errors.map((e) => `${e.stream}: ${e.message}`).join('\n') : null,
-    cause: errors.map((e) => e.cause).filter(Boolean).join('\n') || null,
-    stats,
-  });
-  emit({ type: 'run_finished', runId, pipeline: name, status });
-  return { runId, pipeline: name, status, durationMs: Date.now() - started, stats, errors };
 }
 
 async function runStream(lake: Lake, source: SourceInstance, target: IngestTarget, stats: StreamStats, signal: AbortSignal, emit: RunEventSink): Promise<void> {
