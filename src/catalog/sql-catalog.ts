@@ -162,10 +162,12 @@ export class SqlCatalog implements Catalog {
   }
 
   async resolveAsOf(asOf: AsOf): Promise<number | undefined> {
-    const rows = await this.db.query(
-      `SELECT MAX(id) AS id FROM dip_commits WHERE id <= ? AND committed_at <= ?`,
-      [asOf.commit ?? Number.MAX_SAFE_INTEGER, (asOf.at ?? new Date(8.64e15)).toISOString()],
-    );
+    const rows = asOf.at
+      ? await this.db.query(`SELECT MAX(id) AS id FROM dip_commits WHERE id <= ? AND committed_at <= ?`, [
+          asOf.commit ?? Number.MAX_SAFE_INTEGER,
+          asOf.at.toISOString(),
+        ])
+      : await this.db.query(`SELECT MAX(id) AS id FROM dip_commits WHERE id <= ?`, [asOf.commit ?? Number.MAX_SAFE_INTEGER]);
     return numOrNull(rows[0]?.['id']) ?? undefined;
   }
 
