@@ -7,6 +7,16 @@ import { formatBytes, formatCount } from './output.js';
  * Progress for `dip run`: a bar per stream on a TTY, one structured log line per event
  * otherwise (CI, pipes, `--json`).
  */
+const lastLogged = new Map<string, number>();
+
+/** Without a TTY, progress inside a long unit is logged at most every 10 seconds. */
+function progressLog(log: ReturnType<typeof createLogger>, e: Extract<RunEvent, { type: 'unit_progress' }>): void {
+  const now = Date.now();
+  if (now - (lastLogged.get(e.unit) ?? now - 10_001) < 10_000) return;
+  lastLogged.set(e.unit, now);
+  log.info({ pipeline: e.pipeline, stream: e.stream, unit: e.unit, percent: Math.round(e.fraction * 100) }, 'unit_progress');
+}
+
 export function progressSink(options: { tty: boolean; quiet: boolean }): { sink: RunEventSink; stop(): void } {
   if (options.quiet) return { sink: () => undefined, stop: () => undefined };
   if (!options.tty) {
@@ -14,6 +24,7 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
     return {
       sink: (e: RunEvent) => {
         const { type, ...fields } = e;
+        if (type === 'unit_progress') return progressLog(log, e);
         log.info(fields, type);
       },
       stop: () => undefined,
@@ -21,7 +32,7 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
   }
   const multi = new cliProgress.MultiBar(
     {
-      format: ' {stream} |{bar}| {percentage}% {value}/{total} B · {rows} rows · {quarantined} quarantined',
+      format: ' {stream} |{bar}| {percentage}% {value}/{total} · {rows} rows · {quarantined} quarantined',
       hideCursor: true,
       clearOnComplete: false,
       stopOnComplete: false,
@@ -37,6 +48,9 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
         const bar = multi.create(Math.max(e.bytes, 1), 0, { stream: e.stream.padEnd(24), rows: '0', quarantined: 0 });
         bars.set(e.stream, { bar, rows: 0, quarantined: 0, done: 0 });
         if (e.units === 0) bar.update(Math.max(e.bytes, 1), { rows: `0 (${e.skipped} files unchanged)` });
+      } else if (e.type === 'unit_progress') {
+        const b = bars.get(e.stream);
+        b?.bar.update(b.done + Math.round(e.fraction * e.bytes));
       } else if (e.type === 'unit_committed') {
         const b = bars.get(e.stream);
         if (!b) return;

@@ -29,6 +29,9 @@ export class Engine {
     }
     const instance = await DuckDBInstance.create(':memory:', config);
     const connection = await instance.connect();
+    // Progress is polled (see `copy`), never printed by DuckDB itself.
+    await connection.run('SET enable_progress_bar = true');
+    await connection.run('SET enable_progress_bar_print = false');
     return new Engine(instance, connection);
   }
 
@@ -53,10 +56,23 @@ export class Engine {
     };
   }
 
-  /** Runs a COPY … TO statement and returns how many rows it wrote. */
-  async copy(sql: string): Promise<number> {
-    const rows = await this.all(sql);
-    return Number(rows[0]?.['Count'] ?? 0);
+  /**
+   * Runs a COPY … TO statement and returns how many rows it wrote; `onProgress` receives the
+   * fraction done (0..1) while it runs.
+   */
+  async copy(sql: string, onProgress?: (fraction: number) => void): Promise<number> {
+    const timer = onProgress
+      ? setInterval(() => {
+          const p = this.connection.progress.percentage;
+          if (p > 0) onProgress(Math.min(p, 100) / 100);
+        }, 250)
+      : undefined;
+    try {
+      const rows = await this.all(sql);
+      return Number(rows[0]?.['Count'] ?? 0);
+    } finally {
+      if (timer) clearInterval(timer);
+    }
   }
 
   /** The columns a query would return, without running it. */

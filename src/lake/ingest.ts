@@ -59,7 +59,15 @@ const isAudit = (name: string) => name.startsWith('_dip_');
  * envelope file (records as the source wrote them) and a quarantine file (refused records),
  * and publishes them to storage. Nothing is visible until the caller commits them.
  */
-export async function stageUnit(lake: Lake, target: IngestTarget, unit: ReadUnit, tableSchema: TableSchema | undefined): Promise<StagedUnit> {
+export async function stageUnit(
+  lake: Lake,
+  target: IngestTarget,
+  unit: ReadUnit,
+  tableSchema: TableSchema | undefined,
+  onProgress: (fraction: number) => void = () => undefined,
+): Promise<StagedUnit> {
+  // with the raw zone on, the bronze pass is about half of the work
+  const bronzeShare = target.rawEnabled ? 0.5 : 1;
   const staging = await lake.storage.stagingDir();
   const ingestedAt = new Date();
   const sourceName = `${target.pipeline}.${target.source}.${target.stream.name}`;
@@ -95,6 +103,7 @@ export async function stageUnit(lake: Lake, target: IngestTarget, unit: ReadUnit
         const audit = `${lit(target.runId)} AS _dip_run_id, ${lit(ingestedAt.toISOString())}::TIMESTAMPTZ AS _dip_ingested_at, ${lit(sourceName)} AS _dip_source, ${lit(file)} AS _dip_source_file`;
         rows = await lake.engine.copy(
           `COPY (SELECT ${select}${select ? ', ' : ''}${audit} FROM ${prepared.typed}) TO ${lit(local.bronze)} (FORMAT parquet, COMPRESSION zstd)`,
+          (f) => onProgress(f * bronzeShare),
         );
         break;
       } catch (err) {
@@ -135,7 +144,7 @@ export async function stageUnit(lake: Lake, target: IngestTarget, unit: ReadUnit
       });
     }
     if (target.rawEnabled) {
-      const rawRows = await writeRaw(lake, local.raw, prepared, target, file, ingestedAt);
+      const rawRows = await writeRaw(lake, local.raw, prepared, target, file, ingestedAt, (f) => onProgress(bronzeShare + f * (1 - bronzeShare)));
       out.raw = await publish(lake, local.raw, dataFilePath('raw', target.source, target.stream.table, ingestedAt, EXT.rawNdjson), rawRows, {
         run_id: target.runId,
         source_file: file,
@@ -159,13 +168,21 @@ async function publish(lake: Lake, localFile: string, path: string, rows: number
 }
 
 /** Raw zone envelopes: one JSON object per record, zstd-compressed, in source order. */
-async function writeRaw(lake: Lake, localFile: string, prepared: PreparedInput, target: IngestTarget, file: string, receivedAt: Date): Promise<number> {
+async function writeRaw(
+  lake: Lake,
+  localFile: string,
+  prepared: PreparedInput,
+  target: IngestTarget,
+  file: string,
+  receivedAt: Date,
+  onProgress: (fraction: number) => void,
+): Promise<number> {
   return lake.engine.copy(`COPY (
     SELECT seq, payload, ${lit(target.pipeline)} AS pipeline, ${lit(target.source)} AS source, ${lit(target.stream.name)} AS stream,
       ${lit(target.runId)} AS run_id, ${lit(receivedAt.toISOString())} AS received_at,
       {'file': ${lit(file)}, 'record': seq} AS position
     FROM (SELECT row_number() OVER () AS seq, r AS payload FROM ${prepared.raw} r)
-  ) TO ${lit(localFile)} (FORMAT json, COMPRESSION zstd)`);
+  ) TO ${lit(localFile)} (FORMAT json, COMPRESSION zstd)`, onProgress);
 }
 
 async function writeQuarantine(

@@ -4,6 +4,7 @@ import { DipError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Lake } from './lake.js';
 import { dataFilePath, EXT } from './paths.js';
+import { parquetScan } from './scan.js';
 import { lit, litList } from './sql.js';
 import { STAGING_PREFIX } from './storage/local.js';
 
@@ -79,7 +80,7 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
   const local = join(await lake.storage.stagingDir(), `${newId('c')}.parquet`);
   const uris = small.map((f) => lake.storage.uri(f.path));
   const rows = await lake.engine.copy(
-    `COPY (SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet(${litList(uris)}, union_by_name=true, filename=true, file_row_number=true)
+    `COPY (SELECT * EXCLUDE (filename, file_row_number) FROM ${parquetScan(uris, ['filename=true', 'file_row_number=true'])}
       ORDER BY list_position(${litList(uris)}, filename), file_row_number) TO ${lit(local)} (FORMAT parquet, COMPRESSION zstd)`,
   );
   const expectedRows = small.reduce((n, f) => n + f.rows, 0);

@@ -4,6 +4,7 @@ import { DipError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Lake } from './lake.js';
 import { EXT, dataFilePath } from './paths.js';
+import { parquetScan } from './scan.js';
 import { ident, lit, litList } from './sql.js';
 
 export interface MergeInput {
@@ -29,7 +30,7 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
   }
   const files = [...m.current, ...m.incoming].map((p) => lake.storage.uri(p));
   const incoming = m.incoming.map((p) => lake.storage.uri(p));
-  const scan = `read_parquet(${litList(files)}, union_by_name=true, filename=true, file_row_number=true)`;
+  const scan = parquetScan(files, ['filename=true', 'file_row_number=true']);
   const columns = (await lake.engine.describe(`SELECT * FROM ${scan}`)).map((c) => c.name);
   for (const k of [...m.primaryKey, ...(m.deletedColumn ? [m.deletedColumn] : [])]) {
     if (!columns.includes(k)) {
@@ -38,7 +39,7 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
   }
   const pk = m.primaryKey.map(ident).join(', ');
   const nullKeys = await lake.engine.all(
-    `SELECT count(*) AS n FROM read_parquet(${litList(incoming)}, union_by_name=true) WHERE ${m.primaryKey.map((k) => `${ident(k)} IS NULL`).join(' OR ')}`,
+    `SELECT count(*) AS n FROM ${parquetScan(incoming)} WHERE ${m.primaryKey.map((k) => `${ident(k)} IS NULL`).join(' OR ')}`,
   );
   const missing = Number(nullKeys[0]?.['n'] ?? 0);
   if (missing > 0) {

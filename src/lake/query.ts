@@ -1,8 +1,8 @@
 import type { AsOf, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import type { Lake } from './lake.js';
-import { RAW_SCHEMA } from './raw.js';
-import { ident, lit, litList } from './sql.js';
+import { parquetScan, rawScan } from './scan.js';
+import { ident } from './sql.js';
 
 export interface QueryResult {
   columns: { name: string; type: string }[];
@@ -48,10 +48,8 @@ export function scanSql(lake: Lake, format: 'parquet' | 'ndjson', paths: string[
     const cols = columns.length ? columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`).join(', ') : 'NULL AS no_columns';
     return `SELECT ${cols} WHERE false`;
   }
-  const uris = litList(paths.map((p) => lake.storage.uri(p)));
-  if (format === 'parquet') return `SELECT * FROM read_parquet(${uris}, union_by_name=true)`;
-  const rawColumns = RAW_SCHEMA.columns.map((c) => `${lit(c.name)}: ${lit(c.type)}`).join(', ');
-  return `SELECT * FROM read_json(${uris}, format='newline_delimited', columns={${rawColumns}})`;
+  const uris = paths.map((p) => lake.storage.uri(p));
+  return `SELECT * FROM ${format === 'parquet' ? parquetScan(uris) : rawScan(uris)}`;
 }
 
 export async function query(lake: Lake, sql: string, asOf?: AsOf): Promise<QueryResult> {

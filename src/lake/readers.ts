@@ -40,7 +40,7 @@ export async function prepareInput(engine: Engine, input: FileInput, stagingDir:
     case 'json':
       return prepareJson(engine, input.path, input.format, stagingDir, 20480);
     case 'parquet': {
-      const rel = `read_parquet(${lit(input.path)})`;
+      const rel = `read_parquet(${lit(input.path)}, hive_partitioning=false)`;
       return simple(rel, rel);
     }
   }
@@ -51,7 +51,7 @@ function simple(typed: string, raw: string, typing: Record<string, string> = {})
 }
 
 function csvParams(o: CsvOptions | undefined): string[] {
-  const p: string[] = [];
+  const p: string[] = ['hive_partitioning=false'];
   if (!o) return p;
   if (o.delimiter !== undefined) p.push(`delim=${lit(o.delimiter)}`);
   if (o.quote !== undefined) p.push(`quote=${lit(o.quote)}`);
@@ -76,9 +76,7 @@ async function prepareCsv(engine: Engine, path: string, options: CsvOptions | un
   const typed = `read_csv(${[lit(path), ...base, ...types, 'store_rejects=true', `rejects_table=${lit(rejectsTable)}`, `rejects_scan=${lit(rejectsScan)}`].join(', ')})`;
   const rawRejects = `dip_rawrej_${id}`;
   const raw = `read_csv(${[lit(path), ...base, 'all_varchar=true', 'store_rejects=true', `rejects_table=${lit(rawRejects)}`, `rejects_scan=${lit(rawRejects + '_scan')}`].join(', ')})`;
-  const typing: Record<string, string> = {};
-  if (options?.date_format) typing['dateformat'] = options.date_format;
-  if (options?.timestamp_format) typing['timestampformat'] = options.timestamp_format;
+  const typing = await csvTyping(engine, path, base, options);
   const drop = async () => {
     for (const t of [rejectsTable, rejectsScan, rawRejects, rawRejects + '_scan']) await engine.run(`DROP TABLE IF EXISTS ${t}`);
   };
@@ -89,10 +87,6 @@ async function prepareCsv(engine: Engine, path: string, options: CsvOptions | un
     async rejected() {
       const exists = await engine.all(`SELECT 1 FROM duckdb_tables() WHERE table_name = ${lit(rejectsTable)}`);
       if (exists.length === 0) return [];
-      const scans = await engine.all(`SELECT date_format, timestamp_format FROM ${rejectsScan} LIMIT 1`);
-      const scan = scans[0];
-      if (scan?.['date_format']) typing['dateformat'] ??= String(scan['date_format']);
-      if (scan?.['timestamp_format']) typing['timestampformat'] ??= String(scan['timestamp_format']);
       const rows = await engine.all(
         `SELECT line, column_name, error_type, csv_line, error_message FROM ${rejectsTable} ORDER BY line, column_idx`,
       );
@@ -109,6 +103,22 @@ async function prepareCsv(engine: Engine, path: string, options: CsvOptions | un
   };
 }
 
+/**
+ * The date and timestamp formats the CSV reader applies (declared, else sniffed), recorded
+ * with the raw file so replay parses the text the same way.
+ */
+async function csvTyping(engine: Engine, path: string, base: string[], options: CsvOptions | undefined): Promise<Record<string, string>> {
+  const typing: Record<string, string> = {};
+  if (options?.date_format) typing['dateformat'] = options.date_format;
+  if (options?.timestamp_format) typing['timestampformat'] = options.timestamp_format;
+  if (typing['dateformat'] && typing['timestampformat']) return typing;
+  const params = base.filter((p) => !p.startsWith('hive_partitioning'));
+  const sniffed = (await engine.all(`SELECT DateFormat AS d, TimestampFormat AS t FROM sniff_csv(${[lit(path), ...params].join(', ')})`))[0];
+  if (sniffed?.['d'] && !typing['dateformat']) typing['dateformat'] = String(sniffed['d']);
+  if (sniffed?.['t'] && !typing['timestampformat']) typing['timestampformat'] = String(sniffed['t']);
+  return typing;
+}
+
 async function prepareJson(
   engine: Engine,
   path: string,
@@ -119,7 +129,7 @@ async function prepareJson(
   cleanupFiles: string[] = [],
 ): Promise<PreparedInput> {
   const fmt = format === 'json' ? 'array' : 'newline_delimited';
-  const rel = `read_json(${lit(path)}, format=${lit(fmt)}, sample_size=${sampleSize})`;
+  const rel = `read_json(${lit(path)}, format=${lit(fmt)}, sample_size=${sampleSize}, hive_partitioning=false)`;
   return {
     typed: rel,
     raw: rel,
@@ -150,7 +160,7 @@ async function prepareJson(
 
 /** Copies the valid lines of an NDJSON file to `cleanPath` and returns the invalid ones. */
 async function splitNdjson(engine: Engine, path: string, cleanPath: string): Promise<RejectedRecord[]> {
-  const lines = `(SELECT row_number() OVER () AS line, text FROM read_csv(${lit(path)}, columns={'text': 'VARCHAR'}, delim=${lit('\u0001')}, quote='', escape='', header=false, auto_detect=false, strict_mode=false))`;
+  const lines = `(SELECT row_number() OVER () AS line, text FROM read_csv(${lit(path)}, columns={'text': 'VARCHAR'}, delim=${lit('\u0001')}, quote='', escape='', header=false, auto_detect=false, strict_mode=false, hive_partitioning=false))`;
   await engine.run(`CREATE OR REPLACE TEMP TABLE dip_ndjson_lines AS SELECT line, text, json_valid(text) AS ok FROM ${lines}`);
   try {
     await engine.copy(

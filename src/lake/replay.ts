@@ -6,8 +6,8 @@ import type { StreamSpec } from '../sources/types.js';
 import type { Lake } from './lake.js';
 import { mergeFiles } from './merge.js';
 import { EXT, dataFilePath, qualifiedTable } from './paths.js';
-import { RAW_SCHEMA } from './raw.js';
-import { ident, lit, litList } from './sql.js';
+import { rawScan } from './scan.js';
+import { ident, lit } from './sql.js';
 
 export interface ReplayRange {
   /** Ingest dates (UTC, inclusive) of the raw files to replay. */
@@ -61,6 +61,7 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
   } else if (stream.writeDisposition === 'append') {
     raws = raws.filter((f) => inRange(String(f.meta['ingest_date'] ?? ''), range));
   }
+  if (raws.length === 0) return { table: bronze, rawFiles: 0, rows: 0, removedFiles: 0, commit: undefined };
   const keys = new Set(raws.map(rawKey));
   const live = await lake.catalog.liveFiles(bronze);
   const removed = stream.writeDisposition === 'append' ? live.filter((f) => keys.has(rawKey(f))) : live;
@@ -73,13 +74,12 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
     const typing = (raw.meta['typing'] ?? {}) as Record<string, string>;
     const fields = dataColumns.map((c) => typedField(c, typing));
     const checks = fields.flatMap((f) => (f.check ? [f.check] : []));
-    const rawColumns = RAW_SCHEMA.columns.map((c) => `${lit(c.name)}: ${lit(c.type)}`).join(', ');
     const local = join(await lake.storage.stagingDir(), `${newId('p')}.parquet`);
     const n = await lake.engine.copy(`COPY (
       SELECT ${fields.map((f) => f.expr).join(', ')}${fields.length ? ', ' : ''}
         run_id AS _dip_run_id, received_at::TIMESTAMPTZ AS _dip_ingested_at,
         pipeline || '.' || source || '.' || stream AS _dip_source, position->>'file' AS _dip_source_file
-      FROM read_json(${litList([lake.storage.uri(raw.path)])}, format='newline_delimited', columns={${rawColumns}})
+      FROM ${rawScan([lake.storage.uri(raw.path)])}
       ${checks.length ? `WHERE ${checks.join(' AND ')}` : ''}
       ORDER BY seq
     ) TO ${lit(local)} (FORMAT parquet, COMPRESSION zstd)`);

@@ -4,6 +4,7 @@ import type { StreamStats } from '../catalog/types.js';
 export type RunEvent =
   | { type: 'run_started'; runId: string; pipeline: string }
   | { type: 'stream_planned'; pipeline: string; stream: string; units: number; bytes: number; skipped: number }
+  | { type: 'unit_progress'; pipeline: string; stream: string; unit: string; fraction: number; bytes: number }
   | { type: 'unit_committed'; pipeline: string; stream: string; unit: string; rows: number; bytes: number; quarantined: number; commit: number | null }
   | { type: 'stream_committed'; pipeline: string; stream: string; commit: number | null; stats: StreamStats }
   | { type: 'stream_failed'; pipeline: string; stream: string; error: string }

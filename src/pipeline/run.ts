@@ -141,7 +141,9 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
   const batch: StagedUnit[] = [];
   for (const unit of plan.units) {
     signal.throwIfAborted();
-    const staged = await stageUnit(lake, target, unit, schema);
+    const staged = await stageUnit(lake, target, unit, schema, (fraction) =>
+      emit({ type: 'unit_progress', pipeline, stream: `${sourceName}.${stream.name}`, unit: unit.label, fraction, bytes: unit.bytes }),
+    );
     if (staged.changes.length) {
       emit({ type: 'schema_changed', table: bronzeName, changes: staged.changes.map((c) => (c.kind === 'add_column' ? `+${c.column} ${c.to}` : `${c.column} ${c.from} → ${c.to}`)) });
     }

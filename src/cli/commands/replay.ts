@@ -38,7 +38,11 @@ export function registerReplay(program: Command): void {
       });
       if (global.json) return printJson(results);
       for (const r of results) {
-        process.stdout.write(`${r.table}: ${r.rawFiles} raw files → ${formatCount(r.rows)} rows (replaced ${r.removedFiles} files) in commit ${r.commit?.id}\n`);
+        process.stdout.write(
+          r.commit
+            ? `${r.table}: ${r.rawFiles} raw files → ${formatCount(r.rows)} rows (replaced ${r.removedFiles} files) in commit ${r.commit.id}\n`
+            : `${r.table}: no raw files in the range; nothing changed\n`,
+        );
       }
     });
 }
