@@ -177,12 +177,27 @@ async function writeRaw(
   receivedAt: Date,
   onProgress: (fraction: number) => void,
 ): Promise<number> {
-  return lake.engine.copy(`COPY (
-    SELECT seq, payload, ${lit(target.pipeline)} AS pipeline, ${lit(target.source)} AS source, ${lit(target.stream.name)} AS stream,
-      ${lit(target.runId)} AS run_id, ${lit(receivedAt.toISOString())} AS received_at,
-      {'file': ${lit(file)}, 'record': seq} AS position
-    FROM (SELECT row_number() OVER () AS seq, r AS payload FROM ${prepared.raw} r)
-  ) TO ${lit(localFile)} (FORMAT json, COMPRESSION zstd)`, onProgress);
+  // Numbering records with row_number() OVER () runs single-threaded (measured: the raw pass
+  // took twice as long). Staging the records as Parquet first keeps both steps parallel, and
+  // the Parquet reader numbers rows for free (file_row_number), in source order.
+  const numbered = `${localFile}.stage.parquet`;
+  try {
+    await lake.engine.copy(
+      `COPY (SELECT r AS payload FROM ${prepared.raw} r) TO ${lit(numbered)} (FORMAT parquet, COMPRESSION lz4_raw)`,
+      (f) => onProgress(f * 0.4),
+    );
+    return await lake.engine.copy(
+      `COPY (
+        SELECT file_row_number + 1 AS seq, payload, ${lit(target.pipeline)} AS pipeline, ${lit(target.source)} AS source,
+          ${lit(target.stream.name)} AS stream, ${lit(target.runId)} AS run_id, ${lit(receivedAt.toISOString())} AS received_at,
+          {'file': ${lit(file)}, 'record': file_row_number + 1} AS position
+        FROM read_parquet(${lit(numbered)}, file_row_number=true, hive_partitioning=false)
+      ) TO ${lit(localFile)} (FORMAT json, COMPRESSION zstd)`,
+      (f) => onProgress(0.4 + f * 0.6),
+    );
+  } finally {
+    await rm(numbered, { force: true });
+  }
 }
 
 async function writeQuarantine(
