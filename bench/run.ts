@@ -1,0 +1,68 @@
+/**
+ * Benchmark dispatcher.
+ *
+ *   npm run bench                      every registered benchmark, default options
+ *   npm run bench -- files --rows 1e6  one benchmark, the rest of the arguments are its own
+ *   npm run bench -- --json            every benchmark, each given --json
+ *   npm run bench -- list              what is registered
+ *
+ * A benchmark is a module whose `main(args)` resolves to a process exit code. Register new
+ * ones (rest, postgres, silver, scheduler, …) in BENCHMARKS below; modules are imported lazily
+ * so one benchmark's dependencies never load for another.
+ */
+export interface Benchmark {
+  description: string;
+  load: () => Promise<{ main(args: string[]): Promise<number> }>;
+}
+
+export const BENCHMARKS: Record<string, Benchmark> = {
+  files: {
+    description: 'CSV → bronze: `dip run` vs raw DuckDB COPY read_csv → Parquet (rows/s, MB/s, peak RSS, ratio)',
+    load: () => import('./files.js'),
+  },
+};
+
+function usage(): string {
+  const names = Object.entries(BENCHMARKS).map(([name, b]) => `  ${name.padEnd(12)} ${b.description}`);
+  return `usage: npm run bench [-- <name> [options]]\n\nbenchmarks:\n${names.join('\n')}\n\nnpm run bench -- <name> --help shows a benchmark's options.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === 'list' || first === '--help' || first === '-h') {
+    process.stdout.write(usage());
+    return 0;
+  }
+  let chosen: [string, Benchmark][];
+  let args: string[];
+  if (first === undefined || first.startsWith('-')) {
+    chosen = Object.entries(BENCHMARKS);
+    args = argv;
+  } else {
+    const bench = BENCHMARKS[first];
+    if (!bench) {
+      process.stderr.write(`unknown benchmark "${first}"\n\n${usage()}`);
+      return 64;
+    }
+    chosen = [[first, bench]];
+    args = rest;
+  }
+  let code = 0;
+  for (const [name, bench] of chosen) {
+    if (chosen.length > 1) process.stderr.write(`\n=== bench ${name} ===\n`);
+    const mod = await bench.load();
+    const rc = await mod.main(args);
+    if (rc !== 0 && code === 0) code = rc;
+  }
+  return code;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
