@@ -44,7 +44,10 @@ export function registerDemo(program: Command): void {
         const tables = await lake.catalog.listTables();
         say('\n▸ tables');
         say(renderTable(['table', 'rows', 'files', 'schema'], tables.map((t) => [t.name, formatCount(t.rows), t.files, `v${t.schemaVersion ?? '-'}`])).replace(/^/gm, '  '));
-        say(`\nnext: cd ${dir} && npx dip status | dip tables | dip describe bronze.orders | dip query "select ..."`);
+        say(`\nlook around (from this repository; with DIP installed, plain \`dip …\` inside ${dir}):`);
+        for (const cmd of ['status', 'tables', 'describe bronze.orders', 'query "select * from bronze.customers limit 5"']) {
+          say(`  npm run dip -- -p ${dir} ${cmd}`);
+        }
       } finally {
         await lake.close();
       }
