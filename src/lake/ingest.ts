@@ -100,7 +100,7 @@ export async function stageUnit(
             return type === c.type ? ident(c.name) : `CAST(${ident(c.name)} AS ${type}) AS ${ident(c.name)}`;
           })
           .join(', ');
-        const audit = `${lit(target.runId)} AS _dip_run_id, ${lit(ingestedAt.toISOString())}::TIMESTAMPTZ AS _dip_ingested_at, ${lit(sourceName)} AS _dip_source, ${lit(file)} AS _dip_source_file`;
+        const audit = `${constant(target.runId)} AS _dip_run_id, ${lit(ingestedAt.toISOString())}::TIMESTAMPTZ AS _dip_ingested_at, ${constant(sourceName)} AS _dip_source, ${constant(file)} AS _dip_source_file`;
         rows = await lake.engine.copy(
           `COPY (SELECT ${select}${select ? ', ' : ''}${audit} FROM ${prepared.typed}) TO ${lit(local.bronze)} (FORMAT parquet, COMPRESSION zstd)`,
           (f) => onProgress(f * bronzeShare),
@@ -160,6 +160,15 @@ export async function stageUnit(
     for (const p of cleanups) await p.cleanup().catch(() => undefined);
     for (const f of Object.values(local)) await rm(f, { force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * A string that is the same on every row. Typed as a one-value ENUM, DuckDB's Parquet writer
+ * skips per-row string work (measured: four VARCHAR constants added 27% to a 5M-row copy,
+ * as ENUMs ~0%); the file still stores plain UTF-8 and reads back as VARCHAR.
+ */
+function constant(value: string): string {
+  return `${lit(value)}::ENUM(${lit(value)})`;
 }
 
 async function publish(lake: Lake, localFile: string, path: string, rows: number, meta: Record<string, unknown>): Promise<NewFile> {
