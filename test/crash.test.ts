@@ -1,7 +1,8 @@
 /**
  * Exactly-once under crashes: `dip run` over many input files is killed with SIGKILL at many
  * random moments and re-run until it finishes; the bronze and raw tables must then hold every
- * source record exactly once, and gc must leave no unreferenced file behind.
+ * source record exactly once (append: one commit per file; merge: one commit per stream), and
+ * gc must leave no unreferenced file behind.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +15,8 @@ const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const FILES = 24;
 const ROWS_PER_FILE = 3000;
 const KILLS = 12;
+const BALANCE_FILES = 6;
+const ACCOUNTS = 400;
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -59,6 +62,7 @@ async function listFiles(dir: string): Promise<string[]> {
 describe('exactly-once under SIGKILL', () => {
   let dir: string;
   let expectedSum = 0n;
+  const expectedBalances = new Map<number, number>();
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dip-crash-'));
@@ -72,6 +76,18 @@ describe('exactly-once under SIGKILL', () => {
         lines.push(`${id},A-${Math.floor(r() * 500)},${(r() * 1000).toFixed(2)},"note ${id}, file ${f}"`);
       }
       await writeFile(join(dir, 'data', `part-${String(f).padStart(3, '0')}.csv`), `${lines.join('\n')}\n`);
+    }
+    // A merge stream: every file updates overlapping account balances; the last file wins.
+    await mkdir(join(dir, 'balances'));
+    for (let f = 0; f < BALANCE_FILES; f++) {
+      const lines: string[] = [];
+      for (let a = 0; a < ACCOUNTS; a++) {
+        if ((a + f) % 3 === 0) continue; // each file touches two thirds of the accounts
+        const balance = f * 1000 + a;
+        expectedBalances.set(a, balance);
+        lines.push(JSON.stringify({ account: `A-${a}`, balance, file: f }));
+      }
+      await writeFile(join(dir, 'balances', `b-${String(f).padStart(2, '0')}.ndjson`), `${lines.join('\n')}\n`);
     }
     await writeFile(
       join(dir, 'dip.yaml'),
@@ -87,6 +103,10 @@ pipelines:
           entries:
             path: data/*.csv
             write_disposition: append
+          balances:
+            path: balances/*.ndjson
+            write_disposition: merge
+            primary_key: [account]
 `,
     );
   });
@@ -121,6 +141,11 @@ pipelines:
     const perFile = queryOne(dir, 'select count(distinct _dip_source_file) as files, max(c) as maxc, min(c) as minc from (select _dip_source_file, count(*) c from bronze.entries group by 1)');
     assert.deepEqual([Number(perFile['files']), Number(perFile['maxc']), Number(perFile['minc'])], [FILES, ROWS_PER_FILE, ROWS_PER_FILE]);
 
+    // The merge stream equals the latest balance of every account, once each.
+    const balances = queryOne(dir, 'select count(*) as n, count(distinct account) as d, sum(balance) as s from bronze.balances');
+    const balanceSum = [...expectedBalances.values()].reduce((a, b) => a + b, 0);
+    assert.deepEqual([Number(balances['n']), Number(balances['d']), Number(balances['s'])], [expectedBalances.size, expectedBalances.size, balanceSum]);
+
     // The run history shows the killed runs as crashed, and one success at the end.
     const status = JSON.parse(dip(dir, 'status', '--json', '--runs', '200')) as { runs: { status: string }[] };
     assert.equal(status.runs[0]?.status, 'succeeded');
@@ -132,6 +157,7 @@ pipelines:
     // A further run finds nothing new.
     const again = JSON.parse(dip(dir, 'run', '--quiet', '--json')) as { stats: { streams: Record<string, { files: number; skippedFiles: number }> } }[];
     assert.deepEqual(again[0]?.stats.streams['files.entries'], { ...again[0]?.stats.streams['files.entries'], files: 0, skippedFiles: FILES });
+    assert.deepEqual(again[0]?.stats.streams['files.balances'], { ...again[0]?.stats.streams['files.balances'], files: 0, skippedFiles: BALANCE_FILES });
 
     // gc removes what the killed runs left behind, and nothing that is committed.
     const gc = JSON.parse(dip(dir, 'gc', '--json', '--grace', '0s')) as { deleted: string[] };
