@@ -163,7 +163,10 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
     }
   }
   let commit: number | null = null;
-  if (stream.writeDisposition !== 'append' && (batch.length > 0 || (stream.writeDisposition === 'replace' && table))) {
+  // A replace with no inputs at all leaves the table alone: an empty glob is far more often a
+  // missing mount or a typo than a wish to empty the table (time travel could undo it, but
+  // nobody should have to).
+  if (stream.writeDisposition !== 'append' && batch.length > 0) {
     commit = await commitUnits(lake, target, batch, { kind: stream.writeDisposition, expectedHead }, undefined);
     if (commit !== null) stats.commits += 1;
   }
