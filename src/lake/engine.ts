@@ -81,6 +81,11 @@ export class Engine {
     return rows.map((r) => ({ name: String(r['column_name']), type: String(r['column_type']) }));
   }
 
+  /** Stops the running statement (it fails with an interrupt error). */
+  interrupt(): void {
+    this.connection.interrupt();
+  }
+
   close(): void {
     this.connection.closeSync();
     this.instance.closeSync();

@@ -62,13 +62,18 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   emit({ type: 'run_started', runId, pipeline: name });
   const stats: RunStats = { streams: {} };
   const errors: RunResult['errors'] = [];
+  const interrupt = () => lake.engine.interrupt();
+  signal.addEventListener('abort', interrupt, { once: true });
   try {
     const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams };
     await runSources(context, pipeline.sources);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
-    await lake.catalog.finishRun(runId, { status: 'failed', error: errorMessage(err), cause: describeCause(err) ?? null, stats });
-    throw err;
+    const reason = signal.aborted ? signal.reason : err;
+    await lake.catalog.finishRun(runId, { status: 'failed', error: errorMessage(reason), cause: describeCause(reason) ?? null, stats });
+    throw reason;
+  } finally {
+    signal.removeEventListener('abort', interrupt);
   }
   const status = errors.length ? 'failed' : 'succeeded';
   await lake.catalog.finishRun(runId, {

@@ -19,7 +19,7 @@ export function registerRun(program: Command): void {
         const chosen = names.length ? names : all;
         const progress = progressSink({ tty: Boolean(process.stderr.isTTY) && !global.json, quiet: Boolean(opts.quiet) });
         const abort = new AbortController();
-        const onSignal = () => abort.abort(new DipError('internal', 'interrupted'));
+        const onSignal = () => abort.abort(new DipError('interrupted', 'interrupted: the file in flight was not committed; run again to resume'));
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
         const out: RunResult[] = [];
