@@ -4,6 +4,7 @@ import { DipError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Lake } from './lake.js';
 import { dataFilePath, EXT } from './paths.js';
+import { combinedLineage } from './lineage.js';
 import { parquetScan } from './scan.js';
 import { lit, litList } from './sql.js';
 import { STAGING_PREFIX } from './storage/local.js';
@@ -94,7 +95,7 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
         table,
         zone,
         format: 'parquet',
-        add: [{ path, rows, bytes: stored.bytes, meta: { compacted_from: small.length } }],
+        add: [{ path, rows, bytes: stored.bytes, meta: { compacted_from: small.length, sources: combinedLineage(small) } }],
         remove: small.map((f) => f.path),
         expectedHead: info.headCommit,
       },

@@ -6,6 +6,7 @@ import type { StreamSpec } from '../sources/types.js';
 import type { Lake } from './lake.js';
 import { mergeFiles } from './merge.js';
 import { EXT, dataFilePath, qualifiedTable } from './paths.js';
+import { lineage, refKey } from './lineage.js';
 import { rawScan } from './scan.js';
 import { ident, lit } from './sql.js';
 
@@ -62,9 +63,24 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
     raws = raws.filter((f) => inRange(String(f.meta['ingest_date'] ?? ''), range));
   }
   if (raws.length === 0) return { table: bronze, rawFiles: 0, rows: 0, removedFiles: 0, commit: undefined };
-  const keys = new Set(raws.map(rawKey));
   const live = await lake.catalog.liveFiles(bronze);
-  const removed = stream.writeDisposition === 'append' ? live.filter((f) => keys.has(rawKey(f))) : live;
+  let removed = live;
+  if (stream.writeDisposition === 'append') {
+    // A compacted bronze file holds rows of several inputs: replacing it means replaying all
+    // of them, so widen the set until every affected file is covered.
+    const allRaws = new Map((await lake.catalog.liveFiles(rawTable)).flatMap((f) => lineage(f).map((r) => [refKey(r), f] as const)));
+    const keys = new Set(raws.flatMap((f) => lineage(f).map(refKey)));
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const f of live) {
+        const refs = lineage(f).map(refKey);
+        if (!refs.some((k) => keys.has(k))) continue;
+        for (const k of refs) if (!keys.has(k) && allRaws.has(k)) (keys.add(k), (grew = true));
+      }
+    }
+    raws = [...new Set([...keys].flatMap((k) => (allRaws.has(k) ? [allRaws.get(k) as DataFile] : [])))].sort((a, b) => a.addedCommit - b.addedCommit || a.id - b.id);
+    removed = live.filter((f) => lineage(f).some((r) => keys.has(refKey(r))));
+  }
 
   const audit = ['_dip_run_id', '_dip_ingested_at', '_dip_source', '_dip_source_file'];
   const dataColumns = schema.columns.filter((c) => !audit.includes(c.name));
@@ -119,10 +135,6 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
     summary: { pipeline, source, stream: stream.name, rawFiles: raws.length, rows, from: range.from ?? null, to: range.to ?? null },
   });
   return { table: bronze, rawFiles: raws.length, rows, removedFiles: removed.length, commit };
-}
-
-function rawKey(f: DataFile): string {
-  return `${String(f.meta['run_id'])}\u0000${String(f.meta['source_file'])}`;
 }
 
 function inRange(date: string, range: ReplayRange): boolean {

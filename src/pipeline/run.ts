@@ -5,10 +5,11 @@ import { newId } from '../core/ids.js';
 import { AUDIT_COLUMNS, QUARANTINE_SCHEMA, stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
 import { mergeFiles } from '../lake/merge.js';
+import { supersedeSource } from '../lake/supersede.js';
 import { qualifiedTable } from '../lake/paths.js';
 import { RAW_SCHEMA } from '../lake/raw.js';
 import { createSource } from '../sources/registry.js';
-import type { ReadUnit, SourceInstance } from '../sources/types.js';
+import type { SourceInstance } from '../sources/types.js';
 import type { SourceConfig } from '../config/schema.js';
 import type { RunEventSink } from './events.js';
 
@@ -158,7 +159,8 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
     stats.bytes += unit.bytes;
     stats.files += 1;
     if (stream.writeDisposition === 'append') {
-      const commit = await commitUnits(lake, target, [staged], { kind: 'append' }, unit);
+      const supersedes = unit.ledger && ledger.has(unit.ledger.path) ? unit.ledger.path : undefined;
+      const commit = await commitUnits(lake, target, [staged], { kind: 'append', supersedes });
       if (commit !== null) stats.commits += 1;
       else stats.skippedFiles += 1;
       emit({ type: 'unit_committed', pipeline, stream: `${sourceName}.${stream.name}`, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
@@ -172,52 +174,66 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
   // missing mount or a typo than a wish to empty the table (time travel could undo it, but
   // nobody should have to).
   if (stream.writeDisposition !== 'append' && batch.length > 0) {
-    commit = await commitUnits(lake, target, batch, { kind: stream.writeDisposition, expectedHead }, undefined);
+    commit = await commitUnits(lake, target, batch, { kind: stream.writeDisposition, expectedHead });
     if (commit !== null) stats.commits += 1;
   }
   emit({ type: 'stream_committed', pipeline, stream: `${sourceName}.${stream.name}`, commit, stats });
 }
 
-type CommitMode = { kind: 'append' } | { kind: 'replace' | 'merge'; expectedHead: number | null };
+type CommitMode =
+  /** `supersedes`: a source file committed before in another version, whose rows this unit replaces. */
+  | { kind: 'append'; supersedes?: string | undefined }
+  | { kind: 'replace' | 'merge'; expectedHead: number | null };
 
 /** Commits staged units; returns the commit id, or null when another run already landed the input. */
-async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[], mode: CommitMode, single: ReadUnit | undefined): Promise<number | null> {
+async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[], mode: CommitMode): Promise<number | null> {
   const { stream } = target;
-  const bronze = qualifiedTable('bronze', stream.table);
-  const last = units[units.length - 1];
-  const schema: TableSchema = last?.schema ?? (await lake.catalog.schemaAt(bronze))?.schema ?? { columns: [...AUDIT_COLUMNS] };
-  const bronzeChange: TableChange = {
-    table: bronze,
+  const names = {
+    bronze: qualifiedTable('bronze', stream.table),
+    raw: qualifiedTable('raw', stream.table),
+    quarantine: qualifiedTable('quarantine', stream.table),
+  };
+  const bronze: TableChange = {
+    table: names.bronze,
     zone: 'bronze',
     format: 'parquet',
     primaryKey: stream.primaryKey,
-    schema,
+    schema: units[units.length - 1]?.schema,
     add: units.map((u) => u.bronze),
   };
+  const raw: TableChange = { table: names.raw, zone: 'raw', format: 'ndjson', schema: RAW_SCHEMA, add: units.flatMap((u) => (u.raw ? [u.raw] : [])) };
+  const quarantine: TableChange = {
+    table: names.quarantine,
+    zone: 'quarantine',
+    format: 'parquet',
+    schema: QUARANTINE_SCHEMA,
+    add: units.flatMap((u) => (u.quarantine ? [u.quarantine] : [])),
+  };
+  if (mode.kind === 'append' && mode.supersedes) {
+    // The file changed since it was ingested: its earlier rows leave in the same commit the new
+    // ones arrive, so the table never holds both versions (history keeps the old one).
+    for (const change of [bronze, raw, quarantine]) await supersedeSource(lake, change, mode.supersedes);
+  }
   if (mode.kind !== 'append') {
-    bronzeChange.expectedHead = mode.expectedHead;
-    bronzeChange.remove = 'all';
+    bronze.expectedHead = mode.expectedHead;
+    bronze.remove = 'all';
+  }
+  if (mode.kind === 'replace' && (await lake.catalog.getTable(names.quarantine))) {
+    quarantine.remove = 'all'; // the refused records of the inputs now in force, not of every run
   }
   if (mode.kind === 'merge') {
-    const live = await lake.catalog.liveFiles(bronze);
     const merged = await mergeFiles(lake, {
       source: target.source,
       table: stream.table,
       primaryKey: stream.primaryKey,
       deletedColumn: stream.deletedColumn,
-      current: live.map((f) => f.path),
+      current: (await lake.catalog.liveFiles(names.bronze)).map((f) => f.path),
       incoming: units.map((u) => u.bronze.path),
       runId: target.runId,
     });
-    bronzeChange.add = merged ? [merged] : [];
+    bronze.add = merged ? [merged] : [];
   }
-  const changes: TableChange[] = [bronzeChange];
-  const raws = units.flatMap((u) => (u.raw ? [u.raw] : []));
-  if (raws.length) changes.push({ table: qualifiedTable('raw', stream.table), zone: 'raw', format: 'ndjson', schema: RAW_SCHEMA, add: raws });
-  const quarantined = units.flatMap((u) => (u.quarantine ? [u.quarantine] : []));
-  if (quarantined.length) {
-    changes.push({ table: qualifiedTable('quarantine', stream.table), zone: 'quarantine', format: 'parquet', schema: QUARANTINE_SCHEMA, add: quarantined });
-  }
+  const changes = [bronze, raw, quarantine].filter((c) => c === bronze || c.add.length > 0 || (c.remove !== undefined && c.remove.length > 0));
   const request: CommitRequest = {
     runId: target.runId,
     operation: mode.kind,
@@ -237,7 +253,7 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
   try {
     return (await lake.catalog.commit(request)).id;
   } catch (err) {
-    if (single && err instanceof CommitConflictError && err.details['reason'] === 'already_ingested') return null;
+    if (mode.kind === 'append' && err instanceof CommitConflictError && err.details['reason'] === 'already_ingested') return null;
     throw err;
   }
 }
