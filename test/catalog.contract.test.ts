@@ -809,7 +809,9 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual(sorted(await cat.referencedPaths()), ['c/a.parquet', 'o/a.parquet', 'o/b.parquet', 'o/c.parquet', 'o/d.parquet']);
 
       // Nothing was removed before c2.
+      assert.equal(await cat.historyHorizon(), 0, 'no history expired yet');
       assert.deepEqual(await cat.expireRemovedFiles(new Date(c2.committedAt.getTime() - 5)), []);
+      assert.equal(await cat.historyHorizon(), 0, 'an expiry that removes nothing keeps the horizon');
       assert.deepEqual(paths(await cat.liveFiles(ORDERS, c1.id)), ['o/a.parquet', 'o/b.parquet'], 'time travel intact');
       assert.equal((await cat.referencedPaths()).size, 5);
 
@@ -817,6 +819,7 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual(sorted(await cat.expireRemovedFiles(new Date(c3.committedAt.getTime() - 5))), ['o/a.parquet', 'o/b.parquet']);
       assert.deepEqual(sorted(await cat.referencedPaths()), ['c/a.parquet', 'o/c.parquet', 'o/d.parquet']);
       assert.deepEqual(paths(await cat.liveFiles(ORDERS, c2.id)), ['o/c.parquet'], 'time travel to c2 still works');
+      assert.equal(await cat.historyHorizon(), c2.id, 'snapshots from c2 on are complete');
 
       // Everything removed so far.
       assert.deepEqual(await cat.expireRemovedFiles(new Date(Date.now() + 60_000)), ['o/c.parquet']);

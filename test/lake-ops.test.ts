@@ -429,3 +429,24 @@ describe('changed inputs and lineage', () => {
     assert.equal(await snapshot(p, 'bronze.orders'), before);
   });
 });
+
+describe('history horizon', () => {
+  it('after gc expires removed files, time travel and rollback to older commits are refused, newer ones work', async () => {
+    const p = await project({ orders: { path: 'data/*.csv' } });
+    await p.write('data/a.csv', csv(range(1, 4)));
+    await p.runOk();
+    await p.write('data/b.csv', csv(range(4, 7)));
+    await p.runOk();
+    const lake = await p.lake();
+    const beforeCompact = await head(lake, 'bronze.orders');
+    const compacted = await compactTable(lake, 'bronze.orders', { smallFileBytes: 64 * 1024 * 1024 });
+    await sleep(5);
+    const gc = await collectGarbage(lake, { retentionMs: 0, orphanGraceMs: 0 });
+    assert.equal(gc.expiredFiles, 2);
+    assert.equal(await lake.catalog.historyHorizon(), compacted.commit?.id);
+    await assert.rejects(p.rows('select count(*) from bronze.orders', { commit: beforeCompact }), /older than the kept history/);
+    await assert.rejects(rollbackTable(lake, 'bronze.orders', beforeCompact), /older than the kept history/);
+    assert.equal(await p.num('select count(*) from bronze.orders'), 6);
+    assert.deepEqual(await p.rows('select count(*)::INT as n from bronze.orders', { commit: compacted.commit?.id }), [{ n: 6 }]);
+  });
+});

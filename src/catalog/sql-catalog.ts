@@ -205,6 +205,12 @@ export class SqlCatalog implements Catalog {
         `DELETE FROM dip_files WHERE removed_commit IN (SELECT id FROM dip_commits WHERE committed_at < ?)`,
         [before.toISOString()],
       );
+      const newest = await tx.query(`SELECT MAX(id) AS id FROM dip_commits WHERE committed_at < ?`, [before.toISOString()]);
+      await tx.execute(
+        `INSERT INTO dip_meta (key, value) VALUES ('history_horizon', ?)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [String(Math.max(num(newest[0]?.['id']), await this.horizonIn(tx)))],
+      );
       const orphaned: string[] = [];
       for (const row of expired) {
         const path = str(row['path']);
@@ -213,6 +219,15 @@ export class SqlCatalog implements Catalog {
       }
       return orphaned;
     });
+  }
+
+  async historyHorizon(): Promise<number> {
+    return this.horizonIn(this.db);
+  }
+
+  private async horizonIn(db: SqlExecutor): Promise<number> {
+    const rows = await db.query(`SELECT value FROM dip_meta WHERE key = 'history_horizon'`);
+    return rows[0] ? Number(rows[0]['value']) : 0;
   }
 
   async getState(pipeline: string, source: string, stream: string): Promise<unknown> {

@@ -187,6 +187,11 @@ export interface Catalog {
    * the paths no remaining file row references, for the caller to delete from storage.
    */
   expireRemovedFiles(before: Date): Promise<string[]>;
+  /**
+   * The oldest commit whose snapshot is still complete after expiry (0 when nothing was ever
+   * expired): time travel and rollback to older commits must be refused.
+   */
+  historyHorizon(): Promise<number>;
 
   getState(pipeline: string, source: string, stream: string): Promise<unknown>;
   /** Ledger entries of one stream, keyed by path. */

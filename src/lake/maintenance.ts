@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import type { CommitInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
+import { processAlive } from '../core/process.js';
 import { newId } from '../core/ids.js';
 import type { Lake } from './lake.js';
 import { dataFilePath, EXT } from './paths.js';
 import { combinedLineage } from './lineage.js';
+import { assertReadable } from './query.js';
 import { parquetScan } from './scan.js';
 import { lit, litList } from './sql.js';
 import { STAGING_PREFIX } from './storage/local.js';
@@ -32,12 +34,17 @@ export interface GcResult {
 export async function collectGarbage(lake: Lake, options: GcOptions): Promise<GcResult> {
   const now = Date.now();
   const result: GcResult = { expiredFiles: 0, orphanFiles: 0, stagingFiles: 0, bytesFreed: 0, deleted: [] };
+  // A running replace/merge stream publishes files long before it commits them: nothing
+  // written since the oldest live run started is an orphan yet, whatever the grace period.
+  await lake.catalog.markCrashedRuns(processAlive);
+  const running = (await lake.catalog.listRuns({ limit: 1000 })).filter((r) => r.status === 'running');
+  const writersSince = Math.min(...running.map((r) => r.startedAt.getTime()), Number.POSITIVE_INFINITY);
   const expired = options.dryRun ? [] : await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs));
   const referenced = await lake.catalog.referencedPaths();
   const doomed: string[] = [];
   for await (const obj of lake.storage.list('')) {
     if (referenced.has(obj.path)) continue;
-    if (now - obj.modifiedAt.getTime() < options.orphanGraceMs) continue;
+    if (now - obj.modifiedAt.getTime() < options.orphanGraceMs || obj.modifiedAt.getTime() >= writersSince - 1000) continue;
     if (obj.path.startsWith(`${STAGING_PREFIX}/`)) result.stagingFiles++;
     else if (expired.includes(obj.path)) result.expiredFiles++;
     else if (isLakeData(obj.path)) result.orphanFiles++;
@@ -113,6 +120,10 @@ function sourceOfPath(path: string): string | undefined {
 export async function rollbackTable(lake: Lake, table: string, toCommit: number): Promise<CommitInfo> {
   const info = await lake.catalog.getTable(table);
   if (!info) throw new DipError('not_found', `no table named ${table}`);
+  if (info.headCommit !== null && toCommit > info.headCommit) {
+    throw new DipError('not_found', `${table} has no commit ${toCommit} to roll back to (its latest is ${info.headCommit})`);
+  }
+  await assertReadable(lake, toCommit);
   const schema = await lake.catalog.schemaAt(table, toCommit);
   if (!schema) throw new DipError('not_found', `${table} did not exist at commit ${toCommit}`);
   const files = await lake.catalog.liveFiles(table, toCommit);

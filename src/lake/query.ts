@@ -16,10 +16,12 @@ export interface QueryResult {
  * live at the chosen commit), so SQL only ever sees committed data.
  */
 export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: number | undefined; tables: TableInfo[] }> {
-  const commit = asOf ? await lake.catalog.resolveAsOf(asOf) : undefined;
+  // Every table is read at one commit, so a commit landing meanwhile is wholly in or out.
+  const commit = await lake.catalog.resolveAsOf(asOf ?? {});
   if (asOf && commit === undefined) {
     throw new DipError('not_found', `no commit at or before ${asOf.commit !== undefined ? `commit ${asOf.commit}` : asOf.at?.toISOString()}`);
   }
+  if (asOf && commit !== undefined) await assertReadable(lake, commit);
   const tables = await lake.catalog.listTables();
   const zones = new Set(tables.map((t) => t.zone));
   for (const zone of zones) await lake.engine.run(`CREATE SCHEMA IF NOT EXISTS ${ident(zone)}`);
@@ -28,7 +30,7 @@ export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: n
     const files = await lake.catalog.liveFiles(t.name, commit);
     const schema = (await lake.catalog.schemaAt(t.name, commit))?.schema;
     const view = `${ident(zone)}.${ident(name)}`;
-    if (commit !== undefined && !schema && files.length === 0) {
+    if (!schema && files.length === 0) {
       await lake.engine.run(`DROP VIEW IF EXISTS ${view}`);
       continue;
     }
@@ -59,5 +61,16 @@ export async function query(lake: Lake, sql: string, asOf?: AsOf): Promise<Query
     return { ...result, commit };
   } catch (err) {
     throw new DipError('input', `query failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Refuses commits whose snapshot gc has already thinned out. */
+export async function assertReadable(lake: Lake, commit: number): Promise<void> {
+  const horizon = await lake.catalog.historyHorizon();
+  if (commit < horizon) {
+    throw new DipError(
+      'not_found',
+      `commit ${commit} is older than the kept history: gc expired files removed before commit ${horizon} (dip gc --retention); the oldest commit that can be read or restored is ${horizon}`,
+    );
   }
 }

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { CommitRequest, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
 import { CommitConflictError, DipError, describeCause, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { processAlive } from '../core/process.js';
 import { AUDIT_COLUMNS, QUARANTINE_SCHEMA, stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
 import { mergeFiles } from '../lake/merge.js';
@@ -30,17 +31,6 @@ export interface RunOptions {
 }
 
 const emptyStats = (): StreamStats => ({ rows: 0, bytes: 0, files: 0, quarantined: 0, commits: 0, skippedFiles: 0 });
-
-/** The host's processes, for telling crashed runs from running ones. */
-export function processAlive(host: string, pid: number): boolean {
-  if (host !== hostname()) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Runs one pipeline: every stream of every source is planned, read unit by unit and

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { processAlive } from '../../pipeline/run.js';
+import { processAlive } from '../../core/process.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
 
