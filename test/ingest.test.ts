@@ -550,3 +550,18 @@ describe('schema evolution', () => {
     assert.equal(await p.num('select sum(id) from bronze.f'), 7);
   });
 });
+
+describe('raw zone fidelity', () => {
+  it('keeps JSON records as they arrived: big integers, timestamp text, a key added late', async () => {
+    const p = await project({ events: { path: 'data/e.ndjson' } });
+    const lines = ['{"id":1,"big":12345678901234567890123,"ts":"2026-11-01T10:00:00Z"}'];
+    for (let i = 2; i <= 25_000; i++) lines.push(`{"id":${i},"big":1,"ts":"2026-11-01T10:00:00Z"}`);
+    lines.push('{"id":25001,"big":1,"ts":"2026-11-01T10:00:00Z","late":"only here"}');
+    await p.write('data/e.ndjson', `${lines.join('\n')}\n`);
+    const r = await p.runOk();
+    assert.equal(r.stats.streams['src.events']?.rows, 25_001);
+    const [first] = await p.rows(`select payload->>'big' as big, payload->>'ts' as ts from raw.events where seq = 1`);
+    assert.deepEqual(first, { big: '12345678901234567890123', ts: '2026-11-01T10:00:00Z' });
+    assert.equal(await p.num(`select count(late) from bronze.events`), 1);
+  });
+});

@@ -99,7 +99,11 @@ export const projectConfigSchema = z
     engine: z
       .strictObject({
         threads: z.number().int().min(1).optional().describe('DuckDB threads (default: all cores)'),
-        memory_limit: z.string().default('1GB').describe('DuckDB memory limit; work beyond it spills to disk'),
+        memory_limit: z
+          .string()
+          .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as 512MB, 1GB or 4GiB')
+          .default('1GB')
+          .describe('DuckDB memory limit; work beyond it spills to disk'),
       })
       .default({ memory_limit: '1GB' }),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),

@@ -192,7 +192,7 @@ async function writeRaw(
   const numbered = `${localFile}.stage.parquet`;
   try {
     await lake.engine.copy(
-      `COPY (SELECT r AS payload FROM ${prepared.raw} r) TO ${lit(numbered)} (FORMAT parquet, COMPRESSION lz4_raw)`,
+      `COPY (SELECT ${prepared.rawIsJson ? 'r.json' : 'r'} AS payload FROM ${prepared.raw} r) TO ${lit(numbered)} (FORMAT parquet, COMPRESSION lz4_raw)`,
       (f) => onProgress(f * 0.4),
     );
     return await lake.engine.copy(

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Catalog } from '../catalog/types.js';
+import { ConfigError, errorMessage } from '../core/errors.js';
 import { openCatalog } from '../catalog/index.js';
 import type { LoadedProject } from '../config/load.js';
 import { Engine } from './engine.js';
@@ -18,17 +19,27 @@ export class Lake {
     const { config, dir } = project;
     const storage = await openStorage(config.storage, dir);
     const catalog = await openCatalog(config.catalog, dir);
-    const staging = await storage.stagingDir();
-    const engine = await Engine.create({
-      threads: config.engine.threads,
-      memoryLimit: config.engine.memory_limit,
-      tempDirectory: join(staging, 'duckdb-spill'),
-    });
-    return new Lake(project, storage, catalog, engine);
+    try {
+      const staging = await storage.stagingDir();
+      const engine = await Engine.create({
+        threads: config.engine.threads,
+        memoryLimit: config.engine.memory_limit,
+        tempDirectory: join(staging, 'duckdb-spill'),
+      }).catch((err: unknown) => {
+        throw new ConfigError(`${project.file}: engine settings were refused by DuckDB (engine: ${JSON.stringify(config.engine)}): ${errorMessage(err)}`, { cause: err });
+      });
+      return new Lake(project, storage, catalog, engine);
+    } catch (err) {
+      await catalog.close();
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
-    this.engine.close();
-    await this.catalog.close();
+    try {
+      this.engine.close();
+    } finally {
+      await this.catalog.close();
+    }
   }
 }

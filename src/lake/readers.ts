@@ -24,6 +24,8 @@ export interface PreparedInput {
   typed: string;
   /** A FROM-able relation of records as the source wrote them (CSV: every field as text). */
   raw: string;
+  /** The raw relation has one JSON column `json` holding each record's text (JSON inputs). */
+  rawIsJson?: boolean;
   /** Parse options the typing depended on, kept so replay types raw records the same way. */
   typing: Record<string, string>;
   rejected(): Promise<RejectedRecord[]>;
@@ -130,18 +132,21 @@ async function prepareJson(
 ): Promise<PreparedInput> {
   const fmt = format === 'json' ? 'array' : 'newline_delimited';
   const rel = `read_json(${lit(path)}, format=${lit(fmt)}, sample_size=${sampleSize}, hive_partitioning=false)`;
+  // Raw keeps each record's own JSON (big integers, timestamp text, key order), not our typing of it.
+  const raw = `(SELECT json FROM read_json_objects(${lit(path)}, format=${lit(fmt)}, hive_partitioning=false))`;
   return {
     typed: rel,
-    raw: rel,
+    raw,
+    rawIsJson: true,
     typing: {},
     rejected: async () => rejected,
     async recover(error) {
       const message = errorMessage(error);
-      if (/Could not convert|Failed to cast|conversion/i.test(message) && sampleSize !== -1) {
+      if (/Could not convert|Failed to cast|conversion|unknown key|transform error/i.test(message) && sampleSize !== -1) {
         // A type that changed after the sampled rows: sample the whole file instead.
         return prepareJson(engine, path, format, stagingDir, -1, rejected, cleanupFiles);
       }
-      if (/Malformed JSON|unexpected (character|end)|invalid/i.test(message) && format === 'ndjson' && cleanupFiles.length === 0) {
+      if (/Malformed JSON/i.test(message) && format === 'ndjson' && cleanupFiles.length === 0) {
         const clean = join(stagingDir, `clean-${newId()}.ndjson`);
         const bad = await splitNdjson(engine, path, clean);
         return prepareJson(engine, clean, format, stagingDir, sampleSize, bad, [clean]);

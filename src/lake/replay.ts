@@ -29,11 +29,13 @@ const TEMPORAL = new Set(['DATE', 'TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'TIME
 
 /** How a raw payload field becomes the bronze column (the same typing the first ingest did). */
 function typedField(col: Column, typing: Record<string, string>): { expr: string; check: string | undefined } {
-  const text = `payload->>${lit(col.name)}`;
+  // An explicit JSONPath: a bare key starting with $ or / would be read as a path or pointer.
+  const key = lit(`$.${JSON.stringify(col.name)}`);
+  const text = `payload->>${key}`;
   if (col.type === 'VARCHAR') return { expr: `${text} AS ${ident(col.name)}`, check: undefined };
-  if (col.type === 'JSON') return { expr: `payload->${lit(col.name)} AS ${ident(col.name)}`, check: undefined };
+  if (col.type === 'JSON') return { expr: `payload->${key} AS ${ident(col.name)}`, check: undefined };
   let expr: string;
-  if (NESTED.test(col.type)) expr = `TRY_CAST(payload->${lit(col.name)} AS ${col.type})`;
+  if (NESTED.test(col.type)) expr = `TRY_CAST(payload->${key} AS ${col.type})`;
   else if (col.type === 'DATE' && typing['dateformat']) expr = `TRY_STRPTIME(${text}, ${lit(typing['dateformat'])})::DATE`;
   else if (TEMPORAL.has(col.type) && col.type !== 'DATE' && typing['timestampformat']) {
     expr = `TRY_STRPTIME(${text}, ${lit(typing['timestampformat'])})::${col.type}`;

@@ -1,5 +1,6 @@
-import { rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ConfigError } from '../../core/errors.js';
 import type { Command } from 'commander';
 import { loadProject } from '../../config/load.js';
 import { Lake } from '../../lake/lake.js';
@@ -7,9 +8,21 @@ import { query } from '../../lake/query.js';
 import { runPipeline } from '../../pipeline/run.js';
 import { formatCount, renderTable } from '../output.js';
 import { printRunSummary } from './run.js';
-import { addNextDay, scaffoldProject } from '../scaffold.js';
+import { PROJECT_YAML, addNextDay, scaffoldProject } from '../scaffold.js';
 
 const say = (s = '') => process.stdout.write(`${s}\n`);
+const DEMO_MARKER = '.dip-demo';
+
+/** Recreates only a directory an earlier demo made (or an empty one): never someone's files. */
+async function clearDemoDir(abs: string): Promise<void> {
+  const entries = await readdir(abs).catch(() => [] as string[]);
+  if (entries.length === 0) return;
+  const ours = entries.includes(DEMO_MARKER) || (await readFile(join(abs, 'dip.yaml'), 'utf8').catch(() => '')) === PROJECT_YAML;
+  if (!ours) {
+    throw new ConfigError(`${abs} is not empty and was not made by \`dip demo\`; pass a new directory (dip demo <dir>)`);
+  }
+  await rm(abs, { recursive: true, force: true });
+}
 
 async function show(lake: Lake, title: string, sql: string): Promise<void> {
   const r = await query(lake, sql);
@@ -25,8 +38,9 @@ export function registerDemo(program: Command): void {
     .argument('[dir]', 'where to put the demo project (recreated each time)', 'demo-project')
     .action(async (dir: string) => {
       const abs = resolve(dir);
-      await rm(abs, { recursive: true, force: true });
+      await clearDemoDir(abs);
       await scaffoldProject(abs);
+      await writeFile(join(abs, DEMO_MARKER), 'written by `dip demo`; the directory is recreated on each demo run\n');
       say(`DIP demo — a project in ${abs} on embedded defaults (local lake, SQLite catalog, DuckDB)`);
       const lake = await Lake.open(await loadProject(abs));
       try {

@@ -3,6 +3,7 @@ import { DipError } from '../../core/errors.js';
 import { query } from '../../lake/query.js';
 import type { AsOf } from '../../catalog/types.js';
 import { withLake, type GlobalOptions } from '../context.js';
+import { wholeNumber } from '../options.js';
 import { printJson, renderCsv, renderTable } from '../output.js';
 
 export function parseAsOf(text: string | undefined): AsOf | undefined {
@@ -26,6 +27,7 @@ export function registerQuery(program: Command): void {
     .action(async (sql: string, opts: { asOf?: string; format: string; limit: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const format = global.json ? 'json' : opts.format;
+      const limit = wholeNumber(opts.limit, '--limit', 1);
       if (!['table', 'csv', 'json'].includes(format)) throw new DipError('input', `--format ${format}: expected table, csv or json`);
       const result = await withLake(global, (lake) => query(lake, sql, parseAsOf(opts.asOf)));
       const names = result.columns.map((c) => c.name);
@@ -35,9 +37,8 @@ export function registerQuery(program: Command): void {
         process.stdout.write(`${renderCsv(names, rows)}\n`);
         return;
       }
-      const limit = Number(opts.limit);
       process.stdout.write(`${renderTable(names, rows.slice(0, limit))}\n`);
       const more = rows.length > limit ? ` (showing ${limit}; use --format csv for all)` : '';
-      process.stdout.write(`(${rows.length} row${rows.length === 1 ? '' : 's'}${more}${result.commit !== undefined ? `, as of commit ${result.commit}` : ''})\n`);
+      process.stdout.write(`(${rows.length} row${rows.length === 1 ? '' : 's'}${more}${opts.asOf !== undefined && result.commit !== undefined ? `, as of commit ${result.commit}` : ''})\n`);
     });
 }

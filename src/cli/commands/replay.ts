@@ -4,6 +4,7 @@ import { newId } from '../../core/ids.js';
 import { replayStream, type ReplayResult } from '../../lake/replay.js';
 import { createSource } from '../../sources/registry.js';
 import { withLake, type GlobalOptions } from '../context.js';
+import { assertKnown } from '../options.js';
 import { formatCount, printJson } from '../output.js';
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -24,15 +25,19 @@ export function registerReplay(program: Command): void {
       const results = await withLake(global, async (lake) => {
         const pipeline = lake.project.config.pipelines[name];
         if (!pipeline) throw new DipError('not_found', `no pipeline named "${name}" (pipelines: ${Object.keys(lake.project.config.pipelines).join(', ')})`);
+        if (opts.stream) assertKnown('stream', opts.stream, Object.values(pipeline.sources).flatMap((s) => Object.keys(s.streams)));
         const out: ReplayResult[] = [];
         const runId = newId('replay_');
         for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {
           const source = createSource(cfg, lake.project.dir);
-          for (const stream of source.streams()) {
-            if (opts.stream && !opts.stream.includes(stream.name)) continue;
-            out.push(await replayStream(lake, name, sourceName, stream, { from: opts.from, to: opts.to }, runId));
+          try {
+            for (const stream of source.streams()) {
+              if (opts.stream && !opts.stream.includes(stream.name)) continue;
+              out.push(await replayStream(lake, name, sourceName, stream, { from: opts.from, to: opts.to }, runId));
+            }
+          } finally {
+            await source.close();
           }
-          await source.close();
         }
         return out;
       });

@@ -3,6 +3,7 @@ import { DipError } from '../../core/errors.js';
 import { runPipeline, type RunResult } from '../../pipeline/run.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { formatBytes, formatCount, formatDuration, printJson, renderTable } from '../output.js';
+import { assertKnown } from '../options.js';
 import { progressSink } from '../progress.js';
 
 export function registerRun(program: Command): void {
@@ -17,6 +18,11 @@ export function registerRun(program: Command): void {
       const results = await withLake(global, async (lake) => {
         const all = Object.keys(lake.project.config.pipelines);
         const chosen = names.length ? names : all;
+        assertKnown('pipeline', chosen, all);
+        if (opts.stream) {
+          const streams = chosen.flatMap((p) => Object.values(lake.project.config.pipelines[p]?.sources ?? {}).flatMap((s) => Object.keys(s.streams)));
+          assertKnown('stream', opts.stream, streams);
+        }
         const progress = progressSink({ tty: Boolean(process.stderr.isTTY) && !global.json, quiet: Boolean(opts.quiet) });
         const abort = new AbortController();
         const onSignal = () => abort.abort(new DipError('interrupted', 'interrupted: the file in flight was not committed; run again to resume'));

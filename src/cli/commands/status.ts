@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { processAlive } from '../../core/process.js';
 import { withLake, type GlobalOptions } from '../context.js';
+import { wholeNumber } from '../options.js';
 import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
 
 export function registerStatus(program: Command): void {
@@ -12,7 +13,7 @@ export function registerStatus(program: Command): void {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const status = await withLake(global, async (lake) => {
         await lake.catalog.markCrashedRuns(processAlive);
-        const runs = await lake.catalog.listRuns({ limit: Number(opts.runs) });
+        const runs = await lake.catalog.listRuns({ limit: wholeNumber(opts.runs, '--runs', 1) });
         const lastFailure = (await lake.catalog.listRuns({ limit: 200 })).find((r) => r.status === 'failed' || r.status === 'crashed');
         return { project: lake.project.config.project, lake: lake.storage.location, catalog: lake.catalog.kind, runs, tables: await lake.catalog.listTables(), lastFailure };
       });

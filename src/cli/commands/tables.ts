@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { DipError } from '../../core/errors.js';
 import { withLake, type GlobalOptions } from '../context.js';
+import { wholeNumber } from '../options.js';
 import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
 
 export function registerTables(program: Command): void {
@@ -35,7 +36,7 @@ export function registerTables(program: Command): void {
         return {
           table,
           versions: await lake.catalog.listSchemaVersions(name),
-          commits: await lake.catalog.listCommits({ table: name, limit: Number(opts.commits) }),
+          commits: await lake.catalog.listCommits({ table: name, limit: wholeNumber(opts.commits, '--commits', 1) }),
         };
       });
       if (global.json) return printJson(info);
