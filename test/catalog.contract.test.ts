@@ -530,6 +530,19 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual(await snapshot(cat, [ORDERS, CUSTOMERS]), before);
     });
 
+    it('expectedSchemaVersion: a schema changed by another commit throws CommitConflictError (schema_changed)', async () => {
+      await cat.commit(appendReq(ORDERS, [f('o/1.parquet', 1, 10)], { schema: SCHEMA_V1, expectedSchemaVersion: null }));
+      await cat.commit(appendReq(ORDERS, [f('o/2.parquet', 1, 10)], { schema: SCHEMA_V2, expectedSchemaVersion: 1 }));
+      const before = await snapshot(cat, [ORDERS]);
+      await assert.rejects(cat.commit(appendReq(ORDERS, [f('o/3.parquet', 1, 10)], { schema: SCHEMA_V1, expectedSchemaVersion: 1 })), (err: unknown) => {
+        assert.ok(err instanceof CommitConflictError);
+        assert.equal(err.details['reason'], 'schema_changed');
+        return true;
+      });
+      assert.deepEqual(await snapshot(cat, [ORDERS]), before);
+      assert.equal((await mustTable(cat, ORDERS)).schemaVersion, 2);
+    });
+
     it('a commit touching two tables, state and ledger applies all of it', async () => {
       const c = await cat.commit({
         runId: 'run-x',

@@ -371,6 +371,12 @@ async function applyTableChange(tx: SqlExecutor, commitId: number, change: Table
   }
 
   let version = numOrNull(table['schema_version']);
+  if (change.expectedSchemaVersion !== undefined && change.expectedSchemaVersion !== version) {
+    throw new CommitConflictError(
+      `the schema of ${change.table} changed since it was read (version ${version ?? 'none'}, expected ${change.expectedSchemaVersion ?? 'none'})`,
+      { table: change.table, version, expected: change.expectedSchemaVersion, reason: 'schema_changed' },
+    );
+  }
   if (change.schema) {
     const text = JSON.stringify(change.schema);
     const current =

@@ -84,6 +84,12 @@ export interface TableChange {
    * CommitConflictError when another commit touched the table since. Omit for blind appends.
    */
   expectedHead?: number | null;
+  /**
+   * The schema version `schema` was evolved from. When another commit changed the table's
+   * schema since, the commit fails with CommitConflictError (details.reason 'schema_changed')
+   * so the writer can evolve again from the new version instead of overwriting it.
+   */
+  expectedSchemaVersion?: number | null;
 }
 
 export interface StateUpdate {

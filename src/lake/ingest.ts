@@ -115,7 +115,8 @@ export async function stageUnit(
       }
     }
     const rejected = await prepared.rejected();
-    const quarantined = rejected.length;
+    // A record with two bad fields is one refused record (with two quarantine rows of reasons).
+    const quarantined = new Set(rejected.map((r, i) => r.line ?? `#${i}`)).size;
     if (enforced && rows === 0 && quarantined > 0) {
       const columns = Object.entries(enforced).map(([c, t]) => `  column ${c}: table has ${t}, and no record of ${file} converts to it`);
       throw new SchemaChangeError(
@@ -138,7 +139,7 @@ export async function stageUnit(
     };
     if (quarantined > 0) {
       await writeQuarantine(lake, local.q, rejected, target, sourceName, file, ingestedAt);
-      out.quarantine = await publish(lake, local.q, dataFilePath('quarantine', target.source, target.stream.table, ingestedAt, EXT.parquet), quarantined, {
+      out.quarantine = await publish(lake, local.q, dataFilePath('quarantine', target.source, target.stream.table, ingestedAt, EXT.parquet), rejected.length, {
         run_id: target.runId,
         source_file: file,
       });

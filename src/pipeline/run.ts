@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
 import type { CommitRequest, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
-import { CommitConflictError, DipError, describeCause, errorMessage } from '../core/errors.js';
+import { CommitConflictError, DipError, SchemaChangeError, describeCause, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { processAlive } from '../core/process.js';
 import { AUDIT_COLUMNS, QUARANTINE_SCHEMA, stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
 import { mergeFiles } from '../lake/merge.js';
+import { evolveSchema } from '../lake/schema-evolution.js';
 import { supersedeSource } from '../lake/supersede.js';
 import { qualifiedTable } from '../lake/paths.js';
 import { RAW_SCHEMA } from '../lake/raw.js';
@@ -240,10 +241,27 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
   };
   const lastState = [...units].reverse().find((u) => u.unit.state !== undefined);
   if (lastState) request.state = [{ pipeline: target.pipeline, source: target.source, stream: stream.name, value: lastState.unit.state }];
-  try {
-    return (await lake.catalog.commit(request)).id;
-  } catch (err) {
-    if (mode.kind === 'append' && err instanceof CommitConflictError && err.details['reason'] === 'already_ingested') return null;
-    throw err;
+  for (let attempt = 0; ; attempt++) {
+    // Evolve from the schema in force right now, not the one this stream started with: a
+    // concurrent writer may have added columns meanwhile, and its version must not be lost.
+    const current = await lake.catalog.schemaAt(names.bronze);
+    const evolved = evolveSchema(current?.schema, bronze.schema?.columns ?? [], stream.schemaContract);
+    if (evolved.incompatible.length) {
+      const c = evolved.incompatible[0];
+      throw new SchemaChangeError(`incompatible schema change for ${names.bronze}: column ${c?.column} is ${c?.tableType} in the table and ${c?.batchType} in this batch (changed by a concurrent commit)`, {
+        table: names.bronze,
+        incompatible: evolved.incompatible,
+      });
+    }
+    bronze.schema = evolved.schema;
+    bronze.expectedSchemaVersion = current?.version ?? null;
+    try {
+      return (await lake.catalog.commit(request)).id;
+    } catch (err) {
+      const reason = err instanceof CommitConflictError ? err.details['reason'] : undefined;
+      if (mode.kind === 'append' && reason === 'already_ingested') return null;
+      if (reason === 'schema_changed' && attempt < 5) continue;
+      throw err;
+    }
   }
 }
