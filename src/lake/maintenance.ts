@@ -1,14 +1,12 @@
-import { join } from 'node:path';
 import type { CommitInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import { processAlive } from '../core/process.js';
-import { newId } from '../core/ids.js';
 import type { Lake } from './lake.js';
-import { dataFilePath, EXT } from './paths.js';
 import { combinedLineage } from './lineage.js';
 import { assertReadable } from './query.js';
 import { parquetScan } from './scan.js';
-import { lit, litList } from './sql.js';
+import { writeLakeFile } from './write-file.js';
+import { litList } from './sql.js';
 import { STAGING_PREFIX } from './storage/local.js';
 
 export interface GcOptions {
@@ -85,16 +83,17 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
   }
   const [zone, name] = [info.zone, table.slice(table.indexOf('.') + 1)];
   const source = sourceOfPath(small[0]?.path ?? '') ?? 'compacted';
-  const local = join(await lake.storage.stagingDir(), `${newId('c')}.parquet`);
   const uris = small.map((f) => lake.storage.uri(f.path));
-  const rows = await lake.engine.copy(
-    `COPY (SELECT * EXCLUDE (filename, file_row_number) FROM ${parquetScan(uris, ['filename=true', 'file_row_number=true'])}
-      ORDER BY list_position(${litList(uris)}, filename), file_row_number) TO ${lit(local)} (FORMAT parquet, COMPRESSION zstd)`,
+  const compacted = await writeLakeFile(
+    lake,
+    `SELECT * EXCLUDE (filename, file_row_number) FROM ${parquetScan(uris, ['filename=true', 'file_row_number=true'])}
+     ORDER BY list_position(${litList(uris)}, filename), file_row_number`,
+    { zone, source, table: name },
+    { compacted_from: small.length, sources: combinedLineage(small) },
   );
+  const rows = compacted.rows;
   const expectedRows = small.reduce((n, f) => n + f.rows, 0);
   if (rows !== expectedRows) throw new DipError('internal', `compaction of ${table} read ${rows} rows, the catalog says ${expectedRows}; nothing was changed`);
-  const path = dataFilePath(zone, source, name, new Date(), EXT.parquet);
-  const stored = await lake.storage.publish(local, path);
   const commit = await lake.catalog.commit({
     operation: 'compact',
     tables: [
@@ -102,7 +101,7 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
         table,
         zone,
         format: 'parquet',
-        add: [{ path, rows, bytes: stored.bytes, meta: { compacted_from: small.length, sources: combinedLineage(small) } }],
+        add: [compacted],
         remove: small.map((f) => f.path),
         expectedHead: info.headCommit,
       },

@@ -1,11 +1,9 @@
-import { join } from 'node:path';
 import type { NewFile } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
-import { newId } from '../core/ids.js';
 import type { Lake } from './lake.js';
-import { EXT, dataFilePath } from './paths.js';
 import { parquetScan } from './scan.js';
-import { ident, lit, litList } from './sql.js';
+import { writeLakeFile } from './write-file.js';
+import { ident, litList } from './sql.js';
 
 export interface MergeInput {
   source: string;
@@ -46,15 +44,14 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
     throw new DipError('input', `bronze.${m.table}: ${missing} incoming records have no value for primary key (${m.primaryKey.join(', ')}); merge cannot place them`);
   }
   const deleted = m.deletedColumn ? `AND NOT coalesce(TRY_CAST(${ident(m.deletedColumn)} AS BOOLEAN), false)` : '';
-  const local = join(await lake.storage.stagingDir(), `${newId('m')}.parquet`);
-  const rows = await lake.engine.copy(`COPY (
-    SELECT * EXCLUDE (filename, file_row_number, _dip_rank) FROM (
+  return writeLakeFile(
+    lake,
+    `SELECT * EXCLUDE (filename, file_row_number, _dip_rank) FROM (
       SELECT *, row_number() OVER (PARTITION BY ${pk} ORDER BY list_position(${litList(files)}, filename) DESC, file_row_number DESC) AS _dip_rank
       FROM ${scan}
     ) WHERE _dip_rank = 1 ${deleted}
-    ORDER BY ${pk}
-  ) TO ${lit(local)} (FORMAT parquet, COMPRESSION zstd)`);
-  const path = dataFilePath('bronze', m.source, m.table, new Date(), EXT.parquet);
-  const stored = await lake.storage.publish(local, path);
-  return { path, rows, bytes: stored.bytes, meta: { run_id: m.runId, merged_from: files.length } };
+    ORDER BY ${pk}`,
+    { zone: 'bronze', source: m.source, table: m.table },
+    { run_id: m.runId, merged_from: files.length },
+  );
 }

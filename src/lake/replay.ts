@@ -1,13 +1,13 @@
-import { join } from 'node:path';
 import type { Column, CommitInfo, DataFile, NewFile, TableChange } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
-import { newId } from '../core/ids.js';
 import type { StreamSpec } from '../sources/types.js';
 import type { Lake } from './lake.js';
 import { mergeFiles } from './merge.js';
-import { EXT, dataFilePath, qualifiedTable } from './paths.js';
+import { qualifiedTable } from './paths.js';
 import { lineage, refKey } from './lineage.js';
+import { AUDIT_COLUMNS } from './ingest.js';
 import { rawScan } from './scan.js';
+import { writeLakeFile } from './write-file.js';
 import { ident, lit } from './sql.js';
 
 export interface ReplayRange {
@@ -84,28 +84,27 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
     removed = live.filter((f) => lineage(f).some((r) => keys.has(refKey(r))));
   }
 
-  const audit = ['_dip_run_id', '_dip_ingested_at', '_dip_source', '_dip_source_file'];
-  const dataColumns = schema.columns.filter((c) => !audit.includes(c.name));
+  const audit = new Set<string>(AUDIT_COLUMNS.map((c) => c.name));
+  const dataColumns = schema.columns.filter((c) => !audit.has(c.name));
   const produced: NewFile[] = [];
   let rows = 0;
   for (const raw of raws) {
     const typing = (raw.meta['typing'] ?? {}) as Record<string, string>;
     const fields = dataColumns.map((c) => typedField(c, typing));
     const checks = fields.flatMap((f) => (f.check ? [f.check] : []));
-    const local = join(await lake.storage.stagingDir(), `${newId('p')}.parquet`);
-    const n = await lake.engine.copy(`COPY (
-      SELECT ${fields.map((f) => f.expr).join(', ')}${fields.length ? ', ' : ''}
+    const file = await writeLakeFile(
+      lake,
+      `SELECT ${fields.map((f) => f.expr).join(', ')}${fields.length ? ', ' : ''}
         run_id AS _dip_run_id, received_at::TIMESTAMPTZ AS _dip_ingested_at,
         pipeline || '.' || source || '.' || stream AS _dip_source, position->>'file' AS _dip_source_file
       FROM ${rawScan([lake.storage.uri(raw.path)])}
       ${checks.length ? `WHERE ${checks.join(' AND ')}` : ''}
-      ORDER BY seq
-    ) TO ${lit(local)} (FORMAT parquet, COMPRESSION zstd)`);
-    const date = new Date(`${String(raw.meta['ingest_date'] ?? new Date().toISOString().slice(0, 10))}T00:00:00Z`);
-    const path = dataFilePath('bronze', source, stream.table, date, EXT.parquet);
-    const stored = await lake.storage.publish(local, path);
-    produced.push({ path, rows: n, bytes: stored.bytes, meta: { run_id: raw.meta['run_id'], source_file: raw.meta['source_file'], replayed_from: raw.path } });
-    rows += n;
+      ORDER BY seq`,
+      { zone: 'bronze', source, table: stream.table, date: new Date(`${String(raw.meta['ingest_date'] ?? new Date().toISOString().slice(0, 10))}T00:00:00Z`) },
+      { run_id: raw.meta['run_id'], source_file: raw.meta['source_file'], replayed_from: raw.path },
+    );
+    produced.push(file);
+    rows += file.rows;
   }
   let add = produced;
   if (stream.writeDisposition === 'merge') {

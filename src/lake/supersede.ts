@@ -1,11 +1,9 @@
-import { join } from 'node:path';
 import type { NewFile, TableChange } from '../catalog/types.js';
-import { newId } from '../core/ids.js';
 import type { Lake } from './lake.js';
 import { lineage } from './lineage.js';
-import { EXT, dataFilePath } from './paths.js';
 import { parquetScan } from './scan.js';
 import { lit } from './sql.js';
+import { writeLakeFile } from './write-file.js';
 
 /**
  * Makes `change` also take out every row that came from `sourceFile` (an input that changed
@@ -24,14 +22,12 @@ export async function supersedeSource(lake: Lake, change: TableChange, sourceFil
   change.remove = remove;
 }
 
-async function rewriteWithout(lake: Lake, change: TableChange, path: string, sourceFile: string, others: unknown[]): Promise<NewFile> {
-  const local = join(await lake.storage.stagingDir(), `${newId('s')}.parquet`);
-  const rows = await lake.engine.copy(
-    `COPY (SELECT * FROM ${parquetScan([lake.storage.uri(path)])} WHERE _dip_source_file IS DISTINCT FROM ${lit(sourceFile)})
-     TO ${lit(local)} (FORMAT parquet, COMPRESSION zstd)`,
+function rewriteWithout(lake: Lake, change: TableChange, path: string, sourceFile: string, others: unknown[]): Promise<NewFile> {
+  const [, source, table] = path.split('/');
+  return writeLakeFile(
+    lake,
+    `SELECT * FROM ${parquetScan([lake.storage.uri(path)])} WHERE _dip_source_file IS DISTINCT FROM ${lit(sourceFile)}`,
+    { zone: change.zone, source: source ?? 'lake', table: table ?? change.table },
+    { sources: others, rewritten_from: path },
   );
-  const [zone, source, table] = path.split('/');
-  const target = dataFilePath(change.zone, source ?? zone ?? 'lake', table ?? change.table, new Date(), EXT.parquet);
-  const stored = await lake.storage.publish(local, target);
-  return { path: target, rows, bytes: stored.bytes, meta: { sources: others, rewritten_from: path } };
 }

@@ -3,7 +3,7 @@ import type { CommitRequest, RunStats, StreamStats, TableChange, TableSchema } f
 import { CommitConflictError, DipError, SchemaChangeError, describeCause, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { processAlive } from '../core/process.js';
-import { AUDIT_COLUMNS, QUARANTINE_SCHEMA, stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
+import { QUARANTINE_SCHEMA, stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
 import { mergeFiles } from '../lake/merge.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
