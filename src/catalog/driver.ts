@@ -12,6 +12,8 @@ export interface SqlExecutor {
 
 export interface SqlDriver extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
+  /** SQL expression for the database's current time as ISO-8601 UTC text with milliseconds. */
+  readonly nowSql: string;
   /**
    * Runs `fn` in one transaction that serializes with every other catalog transaction
    * (SQLite BEGIN IMMEDIATE, PostgreSQL an exclusive lock on the commit table), so commit

@@ -21,6 +21,7 @@ function executorFor(client: Pool | PoolClient): SqlExecutor {
 
 class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
+  readonly nowSql = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
   private readonly executor: SqlExecutor;
 
   constructor(private readonly pool: Pool) {

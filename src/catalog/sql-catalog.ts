@@ -97,7 +97,14 @@ export class SqlCatalog implements Catalog {
       throw new DipError('internal', 'a commit must change at least one table, state or ledger entry');
     }
     return this.db.transaction(async (tx) => {
-      const committedAt = now();
+      // The database's clock, never earlier than the previous commit's: with writers on many
+      // hosts, commit times must follow commit order for --as-of <time> to be a consistent cut.
+      const clock = await tx.query(
+        `SELECT ${this.db.nowSql} AS now, (SELECT MAX(committed_at) FROM dip_commits) AS last`,
+      );
+      const dbNow = str(clock[0]?.['now']);
+      const last = strOrNull(clock[0]?.['last']);
+      const committedAt = last !== null && last > dbNow ? last : dbNow;
       const inserted = await tx.query(
         `INSERT INTO dip_commits (committed_at, run_id, operation, summary) VALUES (?, ?, ?, ?) RETURNING id`,
         [committedAt, request.runId ?? null, request.operation, JSON.stringify(request.summary ?? {})],

@@ -11,6 +11,7 @@ import { SqlCatalog } from './sql-catalog.js';
  */
 class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
+  readonly nowSql = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
   private lock: Promise<unknown> = Promise.resolve();
   private readonly executor: SqlExecutor;
 
