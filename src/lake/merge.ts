@@ -37,11 +37,12 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
   }
   const pk = m.primaryKey.map(ident).join(', ');
   const nullKeys = await lake.engine.all(
-    `SELECT count(*) AS n FROM ${parquetScan(incoming)} WHERE ${m.primaryKey.map((k) => `${ident(k)} IS NULL`).join(' OR ')}`,
+    `SELECT _dip_source_file AS file, count(*) AS n FROM ${parquetScan(incoming)}
+     WHERE ${m.primaryKey.map((k) => `${ident(k)} IS NULL`).join(' OR ')} GROUP BY 1 ORDER BY 1`,
   );
-  const missing = Number(nullKeys[0]?.['n'] ?? 0);
-  if (missing > 0) {
-    throw new DipError('input', `bronze.${m.table}: ${missing} incoming records have no value for primary key (${m.primaryKey.join(', ')}); merge cannot place them`);
+  if (nullKeys.length > 0) {
+    const where = nullKeys.map((r) => `${String(r['n'])} in ${String(r['file'])}`).join(', ');
+    throw new DipError('input', `bronze.${m.table}: records with no value for primary key (${m.primaryKey.join(', ')}): ${where}; merge cannot place them`);
   }
   const deleted = m.deletedColumn ? `AND NOT coalesce(TRY_CAST(${ident(m.deletedColumn)} AS BOOLEAN), false)` : '';
   return writeLakeFile(

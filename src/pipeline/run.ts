@@ -122,11 +122,12 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
   const ledger = stream.writeDisposition === 'replace' ? new Map() : await lake.catalog.getLedger(pipeline, sourceName, stream.name);
   const state = await lake.catalog.getState(pipeline, sourceName, stream.name);
   const plan = await source.plan(stream, { pipeline, source: sourceName, ledger, state, signal });
+  const streamKey = `${sourceName}.${stream.name}`;
   stats.skippedFiles = plan.skipped;
   emit({
     type: 'stream_planned',
     pipeline,
-    stream: `${sourceName}.${stream.name}`,
+    stream: streamKey,
     units: plan.units.length,
     bytes: plan.units.reduce((n, u) => n + u.bytes, 0),
     skipped: plan.skipped,
@@ -139,7 +140,7 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
   for (const unit of plan.units) {
     signal.throwIfAborted();
     const staged = await stageUnit(lake, target, unit, schema, (fraction) =>
-      emit({ type: 'unit_progress', pipeline, stream: `${sourceName}.${stream.name}`, unit: unit.label, fraction, bytes: unit.bytes }),
+      emit({ type: 'unit_progress', pipeline, stream: streamKey, unit: unit.label, fraction, bytes: unit.bytes }),
     );
     if (staged.changes.length) {
       emit({ type: 'schema_changed', table: bronzeName, changes: staged.changes.map((c) => (c.kind === 'add_column' ? `+${c.column} ${c.to}` : `${c.column} ${c.from} → ${c.to}`)) });
@@ -149,16 +150,16 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
     stats.quarantined += staged.quarantined;
     stats.bytes += unit.bytes;
     stats.files += 1;
+    let commit: number | null = null;
     if (stream.writeDisposition === 'append') {
       const supersedes = unit.ledger && ledger.has(unit.ledger.path) ? unit.ledger.path : undefined;
-      const commit = await commitUnits(lake, target, [staged], { kind: 'append', supersedes });
+      commit = await commitUnits(lake, target, [staged], { kind: 'append', supersedes });
       if (commit !== null) stats.commits += 1;
       else stats.skippedFiles += 1;
-      emit({ type: 'unit_committed', pipeline, stream: `${sourceName}.${stream.name}`, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
     } else {
-      batch.push(staged);
-      emit({ type: 'unit_committed', pipeline, stream: `${sourceName}.${stream.name}`, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit: null });
+      batch.push(staged); // committed together at the end of the stream
     }
+    emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
   }
   let commit: number | null = null;
   // A replace with no inputs at all leaves the table alone: an empty glob is far more often a
@@ -168,7 +169,7 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
     commit = await commitUnits(lake, target, batch, { kind: stream.writeDisposition, expectedHead });
     if (commit !== null) stats.commits += 1;
   }
-  emit({ type: 'stream_committed', pipeline, stream: `${sourceName}.${stream.name}`, commit, stats });
+  emit({ type: 'stream_committed', pipeline, stream: streamKey, commit, stats });
 }
 
 type CommitMode =
