@@ -42,7 +42,8 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
   );
   if (nullKeys.length > 0) {
     const where = nullKeys.map((r) => `${String(r['n'])} in ${String(r['file'])}`).join(', ');
-    throw new DipError('input', `bronze.${m.table}: records with no value for primary key (${m.primaryKey.join(', ')}): ${where}; merge cannot place them`);
+    const total = nullKeys.reduce((n, r) => n + Number(r['n']), 0);
+    throw new DipError('input', `bronze.${m.table}: ${total} incoming records have no value for primary key (${m.primaryKey.join(', ')}) (${where}); merge cannot place them`);
   }
   const deleted = m.deletedColumn ? `AND NOT coalesce(TRY_CAST(${ident(m.deletedColumn)} AS BOOLEAN), false)` : '';
   return writeLakeFile(
