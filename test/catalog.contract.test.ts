@@ -730,6 +730,7 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         error: null,
         cause: null,
         stats: EMPTY_STATS,
+        heartbeatAt: r1.startedAt,
       });
       assert.deepEqual(await cat.getRun('run-z'), r1);
 
@@ -754,7 +755,8 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.ok(done);
       assertValidDate(done.endedAt, 'endedAt');
       assert.ok(done.endedAt.getTime() >= done.startedAt.getTime());
-      assert.deepEqual(done, { ...r1, status: 'succeeded', endedAt: done.endedAt, stats: finalStats });
+      assert.ok(done.heartbeatAt && done.heartbeatAt.getTime() >= r1.startedAt.getTime(), 'a stats update is a sign of life');
+      assert.deepEqual(done, { ...r1, status: 'succeeded', endedAt: done.endedAt, stats: finalStats, heartbeatAt: done.heartbeatAt });
 
       await cat.finishRun('run-a', { status: 'failed', error: 'boom: bad row 3', cause: 'ENOENT <- open', stats: EMPTY_STATS });
       const failed = await cat.getRun('run-a');
@@ -808,6 +810,18 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.equal(await cat.markCrashedRuns(isAlive), 0, 'idempotent');
       assert.equal(await cat.markCrashedRuns(() => false), 1, 'now the last running one');
       assert.equal((await cat.getRun('alive'))?.status, 'crashed');
+    });
+
+    it('markCrashedRuns: where the probe cannot tell (another host), a silent run is crashed after staleAfterMs', async () => {
+      await cat.startRun({ id: 'remote', pipeline: 'shop', host: 'elsewhere', pid: 7 });
+      const cannotTell = (): undefined => undefined;
+      assert.equal(await cat.markCrashedRuns(cannotTell, { staleAfterMs: 60_000 }), 0, 'a fresh heartbeat keeps it running');
+      await sleep(GAP_MS);
+      await cat.heartbeat('remote');
+      const beat = (await cat.getRun('remote'))?.heartbeatAt;
+      assert.ok(beat && beat.getTime() > (await cat.getRun('remote'))!.startedAt.getTime(), 'heartbeat moves heartbeatAt');
+      assert.equal(await cat.markCrashedRuns(cannotTell, { staleAfterMs: 0 }), 1, 'silent past the limit: crashed');
+      assert.equal((await cat.getRun('remote'))?.status, 'crashed');
     });
 
     // --- GC ---------------------------------------------------------------------------------------------

@@ -78,6 +78,7 @@ export const MIGRATIONS: readonly string[][] = [
     )`,
     `CREATE INDEX IF NOT EXISTS dip_runs_pipeline ON dip_runs (pipeline, started_at)`,
   ],
+  [`ALTER TABLE dip_runs ADD COLUMN heartbeat_at TEXT`],
 ];
 
 export function idColumn(dialect: 'sqlite' | 'postgres'): string {

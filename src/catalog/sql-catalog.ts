@@ -10,6 +10,7 @@ import type {
   DataFile,
   FileFormat,
   LedgerEntry,
+  ProcessProbe,
   RunRecord,
   RunStats,
   RunStatus,
@@ -25,6 +26,8 @@ const numOrNull = (v: unknown): number | null => (v === null || v === undefined 
 const str = (v: unknown): string => String(v);
 const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const now = (): string => new Date().toISOString();
+/** A run on another host that has not reported for this long is taken for dead. */
+const DEFAULT_STALE_MS = 5 * 60_000;
 
 const TABLE_COLUMNS = `t.id, t.name, t.zone, t.format, t.primary_key, t.created_at, t.head_commit, t.schema_version,
   COALESCE(s.rows, 0) AS total_rows, COALESCE(s.files, 0) AS total_files, COALESCE(s.bytes, 0) AS total_bytes`;
@@ -273,14 +276,18 @@ export class SqlCatalog implements Catalog {
     const startedAt = now();
     const stats: RunStats = { streams: {} };
     await this.db.execute(
-      `INSERT INTO dip_runs (id, pipeline, status, started_at, host, pid, stats) VALUES (?, ?, 'running', ?, ?, ?, ?)`,
-      [run.id, run.pipeline, startedAt, run.host, run.pid, JSON.stringify(stats)],
+      `INSERT INTO dip_runs (id, pipeline, status, started_at, host, pid, stats, heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)`,
+      [run.id, run.pipeline, startedAt, run.host, run.pid, JSON.stringify(stats), startedAt],
     );
-    return { ...run, status: 'running', startedAt: new Date(startedAt), endedAt: null, error: null, cause: null, stats };
+    return { ...run, status: 'running', startedAt: new Date(startedAt), endedAt: null, error: null, cause: null, stats, heartbeatAt: new Date(startedAt) };
   }
 
   async updateRunStats(id: string, stats: RunStats): Promise<void> {
-    await this.db.execute(`UPDATE dip_runs SET stats = ? WHERE id = ?`, [JSON.stringify(stats), id]);
+    await this.db.execute(`UPDATE dip_runs SET stats = ?, heartbeat_at = ? WHERE id = ?`, [JSON.stringify(stats), now(), id]);
+  }
+
+  async heartbeat(id: string): Promise<void> {
+    await this.db.execute(`UPDATE dip_runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'`, [now(), id]);
   }
 
   async finishRun(
@@ -297,11 +304,14 @@ export class SqlCatalog implements Catalog {
     ]);
   }
 
-  async markCrashedRuns(isAlive: (host: string, pid: number) => boolean): Promise<number> {
-    const running = await this.db.query(`SELECT id, host, pid FROM dip_runs WHERE status = 'running'`);
+  async markCrashedRuns(isAlive: ProcessProbe, options: { staleAfterMs?: number } = {}): Promise<number> {
+    const running = await this.db.query(`SELECT id, host, pid, started_at, heartbeat_at FROM dip_runs WHERE status = 'running'`);
+    const staleBefore = Date.now() - (options.staleAfterMs ?? DEFAULT_STALE_MS);
     let marked = 0;
     for (const r of running) {
-      if (isAlive(str(r['host']), num(r['pid']))) continue;
+      const alive = isAlive(str(r['host']), num(r['pid']));
+      const lastSign = Date.parse(str(r['heartbeat_at'] ?? r['started_at']));
+      if (alive === true || (alive === undefined && lastSign >= staleBefore)) continue;
       marked += await this.db.execute(
         `UPDATE dip_runs SET status = 'crashed', ended_at = ?, error = ? WHERE id = ? AND status = 'running'`,
         [now(), 'the process ended before the run finished (killed or crashed); uncommitted work was discarded', str(r['id'])],
@@ -483,5 +493,6 @@ function toRun(r: Row): RunRecord {
     error: strOrNull(r['error']),
     cause: strOrNull(r['cause']),
     stats: JSON.parse(str(r['stats'])) as RunStats,
+    heartbeatAt: r['heartbeat_at'] ? new Date(str(r['heartbeat_at'])) : null,
   };
 }

@@ -159,7 +159,12 @@ export interface RunRecord {
   error: string | null;
   cause: string | null;
   stats: RunStats;
+  /** Last sign of life from the run's process (start, stats update or heartbeat). */
+  heartbeatAt: Date | null;
 }
+
+/** Whether (host, pid) is alive: true/false when this machine can tell, undefined when it cannot. */
+export type ProcessProbe = (host: string, pid: number) => boolean | undefined;
 
 export interface AsOf {
   commit?: number;
@@ -206,8 +211,13 @@ export interface Catalog {
   startRun(run: { id: string; pipeline: string; host: string; pid: number }): Promise<RunRecord>;
   updateRunStats(id: string, stats: RunStats): Promise<void>;
   finishRun(id: string, outcome: { status: Exclude<RunStatus, 'running'>; error?: string | null; cause?: string | null; stats: RunStats }): Promise<void>;
-  /** Marks runs still 'running' whose process is gone as 'crashed'; returns how many. */
-  markCrashedRuns(isAlive: (host: string, pid: number) => boolean): Promise<number>;
+  /** Records that a running run's process is alive. */
+  heartbeat(id: string): Promise<void>;
+  /**
+   * Marks runs still 'running' whose process is gone as 'crashed': gone by `isAlive`, or, where
+   * it cannot tell (another host), silent for longer than `staleAfterMs`. Returns how many.
+   */
+  markCrashedRuns(isAlive: ProcessProbe, options?: { staleAfterMs?: number }): Promise<number>;
   getRun(id: string): Promise<RunRecord | undefined>;
   /** Newest first. */
   listRuns(options?: { pipeline?: string; limit?: number }): Promise<RunRecord[]>;

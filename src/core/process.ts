@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 
 /**
- * Whether a process recorded as (host, pid) may still be running. Processes on other hosts
- * are assumed alive: only their own host can tell.
+ * Whether a process recorded as (host, pid) is still running; undefined for another host's
+ * process, which only heartbeats can tell about.
  */
-export function processAlive(host: string, pid: number): boolean {
-  if (host !== hostname()) return true;
+export function processAlive(host: string, pid: number): boolean | undefined {
+  if (host !== hostname()) return undefined;
   try {
     process.kill(pid, 0);
     return true;

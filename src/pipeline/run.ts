@@ -31,6 +31,8 @@ export interface RunOptions {
   streams?: string[];
 }
 
+const HEARTBEAT_MS = 30_000;
+
 const emptyStats = (): StreamStats => ({ rows: 0, bytes: 0, files: 0, quarantined: 0, commits: 0, skippedFiles: 0 });
 
 /**
@@ -56,6 +58,9 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   const errors: RunResult['errors'] = [];
   const interrupt = () => lake.engine.interrupt();
   signal.addEventListener('abort', interrupt, { once: true });
+  // Lets other hosts tell a long-running run from a dead one (markCrashedRuns).
+  const heartbeat = setInterval(() => void lake.catalog.heartbeat(runId).catch(() => undefined), HEARTBEAT_MS);
+  heartbeat.unref();
   try {
     const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams };
     await runSources(context, pipeline.sources);
@@ -65,6 +70,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
     await lake.catalog.finishRun(runId, { status: 'failed', error: errorMessage(reason), cause: describeCause(reason) ?? null, stats });
     throw reason;
   } finally {
+    clearInterval(heartbeat);
     signal.removeEventListener('abort', interrupt);
   }
   const status = errors.length ? 'failed' : 'succeeded';
