@@ -107,9 +107,9 @@ export async function stageUnit(
         );
         break;
       } catch (err) {
-        if (err instanceof DipError || attempt >= 3) throw wrapReadError(err, unit);
+        if (err instanceof DipError || attempt >= 3) throw wrapReadError(err, unit, Object.values(local));
         const next = await prepared.recover(err);
-        if (!next) throw wrapReadError(err, unit);
+        if (!next) throw wrapReadError(err, unit, Object.values(local));
         prepared = next;
         cleanups.push(next);
       }
@@ -272,7 +272,12 @@ function assertCompatible(
   });
 }
 
-function wrapReadError(err: unknown, unit: ReadUnit): unknown {
+function wrapReadError(err: unknown, unit: ReadUnit, outputs: readonly string[]): unknown {
   if (err instanceof DipError) return err;
-  return new DipError('input', `cannot read ${unit.label} as ${unit.input.format}: ${errorMessage(err)}`, { cause: err });
+  const message = errorMessage(err);
+  // Failing to write our own staging files is the machine's problem, not the input's.
+  if (outputs.some((o) => message.includes(o)) || /No space left|Disk full|Read-only file system/i.test(message)) {
+    return new DipError('internal', `writing lake files for ${unit.label} failed: ${message}`, { cause: err });
+  }
+  return new DipError('input', `cannot read ${unit.label} as ${unit.input.format}: ${message}`, { cause: err });
 }

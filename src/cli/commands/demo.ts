@@ -5,12 +5,16 @@ import type { Command } from 'commander';
 import { loadProject } from '../../config/load.js';
 import { Lake } from '../../lake/lake.js';
 import { query } from '../../lake/query.js';
-import { runPipeline } from '../../pipeline/run.js';
-import { formatCount, renderTable } from '../output.js';
+import { runPipeline, type RunResult } from '../../pipeline/run.js';
+import type { GlobalOptions } from '../context.js';
+import { formatCount, printJson, renderTable } from '../output.js';
 import { printRunSummary } from './run.js';
 import { PROJECT_YAML, addNextDay, scaffoldProject } from '../scaffold.js';
 
-const say = (s = '') => process.stdout.write(`${s}\n`);
+let narrate = true;
+const say = (s = '') => {
+  if (narrate) process.stdout.write(`${s}\n`);
+};
 const DEMO_MARKER = '.dip-demo';
 
 /** Recreates only a directory an earlier demo made (or an empty one): never someone's files. */
@@ -25,6 +29,7 @@ async function clearDemoDir(abs: string): Promise<void> {
 }
 
 async function show(lake: Lake, title: string, sql: string): Promise<void> {
+  if (!narrate) return;
   const r = await query(lake, sql);
   const names = r.columns.map((c) => c.name);
   say(`\n▸ ${title}\n  $ dip query "${sql.replace(/\s+/g, ' ')}"`);
@@ -36,7 +41,12 @@ export function registerDemo(program: Command): void {
     .command('demo')
     .description('scaffold a sample shop project, ingest two days of exports, and show what landed (what `npm start` runs)')
     .argument('[dir]', 'where to put the demo project (recreated each time)', 'demo-project')
-    .action(async (dir: string) => {
+    .action(async (dir: string, _opts: unknown, cmd: Command) => {
+      narrate = !cmd.optsWithGlobals<GlobalOptions>().json;
+      const report = (r: RunResult) => {
+        if (narrate) printRunSummary([r]);
+        return r;
+      };
       const abs = resolve(dir);
       await clearDemoDir(abs);
       await scaffoldProject(abs);
@@ -45,17 +55,18 @@ export function registerDemo(program: Command): void {
       const lake = await Lake.open(await loadProject(abs));
       try {
         say('\n1) first run: orders (CSV), customers (NDJSON), products (JSON) → raw + bronze');
-        printRunSummary([await runPipeline(lake, 'shop')]);
+        const first = report(await runPipeline(lake, 'shop'));
         await show(lake, 'revenue by status, straight from bronze', `select status, count(*) as orders, round(sum(quantity * unit_price), 2) as revenue from bronze.orders group by status order by status`);
         await show(lake, 'malformed rows were quarantined with file, line and reason', `select regexp_extract(_dip_source_file, '[^/]+$') as file, line, error_type, reason from quarantine.orders order by line`);
 
         const added = await addNextDay(abs);
         say(`\n2) a day later new exports arrive (${added.join(', ')}); the second run reads only those`);
-        printRunSummary([await runPipeline(lake, 'shop')]);
+        const second = report(await runPipeline(lake, 'shop'));
         await show(lake, 'customers merged by key: updates applied, C-1001 deleted', `select count(*) as customers, count(*) filter (where customer_id = 'C-1001') as c1001_rows, max(address.city) as some_city from bronze.customers`);
         await show(lake, 'the orders table evolved: coupon was added as schema v2', `select _dip_source_file like '%11-01%' as first_file, count(*) as orders, count(coupon) as with_coupon from bronze.orders group by all order by 1`);
         await show(lake, 'every record is also kept raw, as it arrived', `select seq, payload, run_id from raw.orders order by received_at, seq limit 2`);
         const tables = await lake.catalog.listTables();
+        if (!narrate) return printJson({ project: abs, runs: [first, second], tables });
         say('\n▸ tables');
         say(renderTable(['table', 'rows', 'files', 'schema'], tables.map((t) => [t.name, formatCount(t.rows), t.files, `v${t.schemaVersion ?? '-'}`])).replace(/^/gm, '  '));
         say(`\nlook around (from this repository; with DIP installed, plain \`dip …\` inside ${dir}):`);
