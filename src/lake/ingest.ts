@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NewFile, TableSchema } from '../catalog/types.js';
 import { DipError, SchemaChangeError, errorMessage } from '../core/errors.js';
@@ -43,7 +43,10 @@ export interface IngestTarget {
 /** One unit's files, written and published to storage but not yet committed. */
 export interface StagedUnit {
   unit: ReadUnit;
-  bronze: NewFile;
+  /** The bronze file, published (append, replace). */
+  bronze?: NewFile | undefined;
+  /** Merge streams: the typed records as a local file, input to the merge, deleted after it. */
+  mergeInput?: string | undefined;
   raw?: NewFile | undefined;
   quarantine?: NewFile | undefined;
   schema: TableSchema;
@@ -130,13 +133,19 @@ export async function stageUnit(
       changes: evolution.changes,
       rows,
       quarantined,
-      bronze: await publish(lake, local.bronze, dataFilePath('bronze', target.source, target.stream.table, ingestedAt, EXT.parquet), rows, {
+    };
+    if (target.stream.writeDisposition === 'merge') {
+      // Only an input to the merge: the merged table is what lands, so the file stays local.
+      out.mergeInput = `${local.bronze}.merge-input.parquet`;
+      await rename(local.bronze, out.mergeInput);
+    } else {
+      out.bronze = await publish(lake, local.bronze, dataFilePath('bronze', target.source, target.stream.table, ingestedAt, EXT.parquet), rows, {
         run_id: target.runId,
         source_file: file,
         position: unit.position,
         typing: prepared.typing,
-      }),
-    };
+      });
+    }
     if (quarantined > 0) {
       await writeQuarantine(lake, local.q, rejected, target, sourceName, file, ingestedAt);
       out.quarantine = await publish(lake, local.q, dataFilePath('quarantine', target.source, target.stream.table, ingestedAt, EXT.parquet), rejected.length, {

@@ -12,7 +12,7 @@ export interface MergeInput {
   deletedColumn?: string | undefined;
   /** Paths (storage-relative) of the table's live files, oldest first. */
   current: string[];
-  /** Paths of the new batch's files, in read order. */
+  /** Locations DuckDB reads the new batch's files from (local paths or storage URIs), in read order. */
   incoming: string[];
   runId: string;
 }
@@ -26,8 +26,8 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
   if (m.primaryKey.length === 0) {
     throw new DipError('config', `bronze.${m.table}: write_disposition merge needs primary_key on the stream`);
   }
-  const files = [...m.current, ...m.incoming].map((p) => lake.storage.uri(p));
-  const incoming = m.incoming.map((p) => lake.storage.uri(p));
+  const incoming = m.incoming;
+  const files = [...m.current.map((p) => lake.storage.uri(p)), ...incoming];
   const scan = parquetScan(files, ['filename=true', 'file_row_number=true']);
   const columns = (await lake.engine.describe(`SELECT * FROM ${scan}`)).map((c) => c.name);
   for (const k of [...m.primaryKey, ...(m.deletedColumn ? [m.deletedColumn] : [])]) {

@@ -114,7 +114,7 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
       primaryKey: stream.primaryKey,
       deletedColumn: stream.deletedColumn,
       current: [],
-      incoming: produced.map((f) => f.path),
+      incoming: produced.map((f) => lake.storage.uri(f.path)),
       runId,
     });
     add = merged ? [merged] : [];

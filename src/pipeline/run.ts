@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { CommitRequest, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
 import { CommitConflictError, DipError, SchemaChangeError, describeCause, errorMessage } from '../core/errors.js';
@@ -197,7 +198,7 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     format: 'parquet',
     primaryKey: stream.primaryKey,
     schema: units[units.length - 1]?.schema,
-    add: units.map((u) => u.bronze),
+    add: units.flatMap((u) => (u.bronze ? [u.bronze] : [])),
   };
   const raw: TableChange = { table: names.raw, zone: 'raw', format: 'ndjson', schema: RAW_SCHEMA, add: units.flatMap((u) => (u.raw ? [u.raw] : [])) };
   const quarantine: TableChange = {
@@ -220,15 +221,16 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     quarantine.remove = 'all'; // the refused records of the inputs now in force, not of every run
   }
   if (mode.kind === 'merge') {
+    const inputs = units.flatMap((u) => (u.mergeInput ? [u.mergeInput] : []));
     const merged = await mergeFiles(lake, {
       source: target.source,
       table: stream.table,
       primaryKey: stream.primaryKey,
       deletedColumn: stream.deletedColumn,
       current: (await lake.catalog.liveFiles(names.bronze)).map((f) => f.path),
-      incoming: units.map((u) => u.bronze.path),
+      incoming: inputs,
       runId: target.runId,
-    });
+    }).finally(() => Promise.all(inputs.map((f) => rm(f, { force: true }))));
     bronze.add = merged ? [merged] : [];
   }
   const changes = [bronze, raw, quarantine].filter((c) => c === bronze || c.add.length > 0 || (c.remove !== undefined && c.remove.length > 0));
