@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { CatalogConfig } from '../config/schema.js';
 import { resolveSecrets } from '../config/secrets.js';
+import { DipError, errorMessage } from '../core/errors.js';
 import type { Catalog } from './types.js';
 
 export type * from './types.js';
@@ -14,7 +15,23 @@ export async function openCatalog(config: CatalogConfig, baseDir: string): Promi
     }
     case 'postgres': {
       const { PostgresCatalog } = await import('./postgres.js');
-      return PostgresCatalog.create({ url: resolveSecrets(config.url, { baseDir }), schema: config.schema });
+      const url = resolveSecrets(config.url, { baseDir });
+      try {
+        return await PostgresCatalog.create({ url, schema: config.schema });
+      } catch (err) {
+        throw new DipError('transient', `cannot open the PostgreSQL catalog at ${withoutPassword(url)} (schema ${config.schema}): ${errorMessage(err)}`, { cause: err });
+      }
     }
+  }
+}
+
+/** A connection URL fit for messages: the password replaced by ***. */
+export function withoutPassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable connection URL)';
   }
 }
