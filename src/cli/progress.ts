@@ -41,13 +41,14 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
     },
     cliProgress.Presets.shades_classic,
   );
-  const bars = new Map<string, { bar: cliProgress.SingleBar; rows: number; quarantined: number; done: number }>();
+  const bars = new Map<string, { bar: cliProgress.SingleBar; rows: number; quarantined: number; done: number; sized: boolean }>();
   return {
     sink: (e: RunEvent) => {
       if (e.type === 'stream_planned') {
-        const bar = multi.create(Math.max(e.bytes, 1), 0, { stream: e.stream.padEnd(24), rows: '0', quarantined: 0 });
-        bars.set(e.stream, { bar, rows: 0, quarantined: 0, done: 0 });
-        if (e.units === 0) bar.update(Math.max(e.bytes, 1), { rows: `0 (${e.skipped} files unchanged)` });
+        const total = Math.max(e.bytes ?? 0, 1);
+        const bar = multi.create(total, 0, { stream: e.stream.padEnd(24), rows: '0', quarantined: 0 });
+        bars.set(e.stream, { bar, rows: 0, quarantined: 0, done: 0, sized: e.bytes !== null });
+        if (e.units === 0) bar.update(total, { rows: `0 (${e.skipped} files unchanged)` });
       } else if (e.type === 'unit_progress') {
         const b = bars.get(e.stream);
         b?.bar.update(b.done + Math.round(e.fraction * e.bytes));
@@ -57,6 +58,7 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
         b.rows += e.rows;
         b.quarantined += e.quarantined;
         b.done += e.bytes;
+        if (!b.sized) b.bar.setTotal(Math.max(b.done, 1)); // a source that finds its inputs as it reads
         b.bar.update(b.done, { rows: formatCount(b.rows), quarantined: b.quarantined });
       } else if (e.type === 'stream_failed') {
         bars.get(e.stream)?.bar.update({ rows: 'FAILED' });

@@ -3,7 +3,8 @@ import type { StreamStats } from '../catalog/types.js';
 /** What a run reports while it works; the CLI turns these into progress bars or log lines. */
 export type RunEvent =
   | { type: 'run_started'; runId: string; pipeline: string }
-  | { type: 'stream_planned'; pipeline: string; stream: string; units: number; bytes: number; skipped: number }
+  /** units/bytes are null when the source cannot tell them in advance. */
+  | { type: 'stream_planned'; pipeline: string; stream: string; units: number | null; bytes: number | null; skipped: number }
   | { type: 'unit_progress'; pipeline: string; stream: string; unit: string; fraction: number; bytes: number }
   | { type: 'unit_committed'; pipeline: string; stream: string; unit: string; rows: number; bytes: number; quarantined: number; commit: number | null }
   | { type: 'stream_committed'; pipeline: string; stream: string; commit: number | null; stats: StreamStats }

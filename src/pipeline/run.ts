@@ -123,7 +123,12 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
   }
 }
 
-async function runStream(lake: Lake, source: SourceInstance, target: IngestTarget, stats: StreamStats, signal: AbortSignal, emit: RunEventSink): Promise<void> {
+/**
+ * Reads one stream of a source into its tables: plans, stages each unit and commits per the
+ * stream's write disposition. `runPipeline` calls it for every stream; connectors are tested
+ * through it.
+ */
+export async function runStream(lake: Lake, source: SourceInstance, target: IngestTarget, stats: StreamStats, signal: AbortSignal, emit: RunEventSink): Promise<void> {
   const { pipeline, source: sourceName, stream } = target;
   // replace re-reads every input each run: the table must equal what the inputs hold now.
   const ledger = stream.writeDisposition === 'replace' ? new Map() : await lake.catalog.getLedger(pipeline, sourceName, stream.name);
@@ -135,8 +140,8 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
     type: 'stream_planned',
     pipeline,
     stream: streamKey,
-    units: plan.units.length,
-    bytes: plan.units.reduce((n, u) => n + u.bytes, 0),
+    units: plan.total?.units ?? null,
+    bytes: plan.total?.bytes ?? null,
     skipped: plan.skipped,
   });
   const bronzeName = qualifiedTable('bronze', stream.table);
@@ -144,11 +149,11 @@ async function runStream(lake: Lake, source: SourceInstance, target: IngestTarge
   let schema: TableSchema | undefined = (await lake.catalog.schemaAt(bronzeName))?.schema;
   const expectedHead = table?.headCommit ?? null;
   const batch: StagedUnit[] = [];
-  for (const unit of plan.units) {
+  for await (const unit of plan.units) {
     signal.throwIfAborted();
     const staged = await stageUnit(lake, target, unit, schema, (fraction) =>
       emit({ type: 'unit_progress', pipeline, stream: streamKey, unit: unit.label, fraction, bytes: unit.bytes }),
-    );
+    ).finally(() => unit.dispose?.()); // everything the unit holds is staged (or failed) by now
     if (staged.changes.length) {
       emit({ type: 'schema_changed', table: bronzeName, changes: staged.changes.map((c) => (c.kind === 'add_column' ? `+${c.column} ${c.to}` : `${c.column} ${c.from} → ${c.to}`)) });
     }

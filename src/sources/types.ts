@@ -42,6 +42,11 @@ export interface ReadUnit {
   ledger?: LedgerEntry;
   /** Stream state committed with the unit's data. */
   state?: unknown;
+  /**
+   * Frees what the source made for this unit (e.g. a page it wrote to a local NDJSON file);
+   * called once the unit is committed or has failed.
+   */
+  dispose?: () => Promise<void>;
 }
 
 export interface PlanContext {
@@ -53,7 +58,14 @@ export interface PlanContext {
 }
 
 export interface StreamPlan {
-  units: ReadUnit[];
+  /**
+   * Units in commit order. A list when the inputs are known up front (files); an async
+   * iterable when the source discovers them as it reads (API pages, database chunks): the
+   * runner commits each before asking for the next, so state advances unit by unit.
+   */
+  units: readonly ReadUnit[] | AsyncIterable<ReadUnit>;
+  /** Known totals, for progress; omitted when the source cannot tell in advance. */
+  total?: { units: number; bytes: number } | undefined;
   /** Inputs seen but not read because the ledger says they are already in the lake. */
   skipped: number;
 }

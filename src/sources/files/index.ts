@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
 import { DipError } from '../../core/errors.js';
 import { filesSourceSchema, type FileStreamConfig } from '../../config/schema.js';
-import { defineConnector, type InputFormat, type PlanContext, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
+import { defineConnector, type InputFormat, type PlanContext, type ReadUnit, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
 import { discoverFiles } from './discover.js';
 
 const EXTENSION_FORMATS: Record<string, InputFormat> = {
@@ -46,15 +46,16 @@ export const filesConnector = defineConnector({
         const label = `${ctx.pipeline}.${ctx.source}.${stream.name}`;
         const patterns = Array.isArray(cfg.path) ? cfg.path : [cfg.path];
         const files = await discoverFiles(patterns, baseDir, label);
-        const plan: StreamPlan = { units: [], skipped: 0 };
+        const units: ReadUnit[] = [];
+        let skipped = 0;
         for (const f of files) {
           ctx.signal.throwIfAborted();
           const seen = ctx.ledger.get(f.path);
           if (seen && seen.bytes === f.bytes && seen.modifiedMs === f.modifiedMs) {
-            plan.skipped++;
+            skipped++;
             continue;
           }
-          plan.units.push({
+          units.push({
             label: f.path,
             input: { path: f.path, format: formatOf(f.path, cfg.format, label), csv: cfg.csv },
             bytes: f.bytes,
@@ -62,7 +63,7 @@ export const filesConnector = defineConnector({
             ledger: { pipeline: ctx.pipeline, source: ctx.source, stream: stream.name, path: f.path, bytes: f.bytes, modifiedMs: f.modifiedMs },
           });
         }
-        return plan;
+        return { units, skipped, total: { units: units.length, bytes: units.reduce((n, u) => n + u.bytes, 0) } };
       },
       async close() {},
     };
