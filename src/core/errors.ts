@@ -27,9 +27,6 @@ export class DipError extends Error {
   get exitCode(): number {
     return EXIT_CODES[this.kind];
   }
-  get transient(): boolean {
-    return this.kind === 'transient';
-  }
 }
 
 export class ConfigError extends DipError {

@@ -3,6 +3,7 @@ import { DipError } from '../core/errors.js';
 import { processAlive } from '../core/process.js';
 import type { Lake } from './lake.js';
 import { combinedLineage } from './lineage.js';
+import { sourceOfDataPath, splitTableName } from './paths.js';
 import { assertReadable } from './query.js';
 import { parquetScan } from './scan.js';
 import { writeLakeFile } from './write-file.js';
@@ -81,8 +82,9 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
   if (small.length < 2 || options.dryRun) {
     return { table, inputFiles: small.length < 2 ? 0 : small.length, rows: small.reduce((n, f) => n + f.rows, 0), commit: undefined };
   }
-  const [zone, name] = [info.zone, table.slice(table.indexOf('.') + 1)];
-  const source = sourceOfPath(small[0]?.path ?? '') ?? 'compacted';
+  const [, name] = splitTableName(table);
+  const zone = info.zone;
+  const source = sourceOfDataPath(small[0]?.path ?? '') ?? 'compacted';
   const uris = small.map((f) => lake.storage.uri(f.path));
   const compacted = await writeLakeFile(
     lake,
@@ -109,10 +111,6 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
     summary: { table, inputFiles: small.length, rows },
   });
   return { table, inputFiles: small.length, rows, commit };
-}
-
-function sourceOfPath(path: string): string | undefined {
-  return path.split('/')[1];
 }
 
 /** Makes a table hold exactly the files it held at an earlier commit, as a new commit. */

@@ -11,4 +11,15 @@ export function qualifiedTable(zone: Zone, table: string): string {
   return `${zone}.${table}`;
 }
 
+/** `bronze.orders` → ['bronze', 'orders']. */
+export function splitTableName(name: string): [string, string] {
+  const dot = name.indexOf('.');
+  return [name.slice(0, dot), name.slice(dot + 1)];
+}
+
+/** The source folder of a data file path (`<zone>/<source>/<table>/…`). */
+export function sourceOfDataPath(path: string): string | undefined {
+  return path.split('/')[1];
+}
+
 export const EXT = { parquet: 'parquet', rawNdjson: 'ndjson.zst' } as const;

@@ -1,6 +1,7 @@
 import type { AsOf, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import type { Lake } from './lake.js';
+import { splitTableName } from './paths.js';
 import { parquetScan, rawScan } from './scan.js';
 import { ident } from './sql.js';
 
@@ -26,7 +27,7 @@ export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: n
   const zones = new Set(tables.map((t) => t.zone));
   for (const zone of zones) await lake.engine.run(`CREATE SCHEMA IF NOT EXISTS ${ident(zone)}`);
   for (const t of tables) {
-    const [zone, name] = splitName(t.name);
+    const [zone, name] = splitTableName(t.name);
     const files = await lake.catalog.liveFiles(t.name, commit);
     const schema = (await lake.catalog.schemaAt(t.name, commit))?.schema;
     const view = `${ident(zone)}.${ident(name)}`;
@@ -37,11 +38,6 @@ export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: n
     await lake.engine.run(`CREATE OR REPLACE VIEW ${view} AS ${scanSql(lake, t.format, files.map((f) => f.path), schema?.columns ?? [])}`);
   }
   return { commit, tables };
-}
-
-function splitName(name: string): [string, string] {
-  const dot = name.indexOf('.');
-  return [name.slice(0, dot), name.slice(dot + 1)];
 }
 
 /** SQL reading a set of lake files; an empty set reads as an empty relation of the schema. */

@@ -1,6 +1,7 @@
 import type { NewFile, TableChange } from '../catalog/types.js';
 import type { Lake } from './lake.js';
 import { lineage } from './lineage.js';
+import { sourceOfDataPath, splitTableName } from './paths.js';
 import { parquetScan } from './scan.js';
 import { lit } from './sql.js';
 import { writeLakeFile } from './write-file.js';
@@ -23,11 +24,10 @@ export async function supersedeSource(lake: Lake, change: TableChange, sourceFil
 }
 
 function rewriteWithout(lake: Lake, change: TableChange, path: string, sourceFile: string, others: unknown[]): Promise<NewFile> {
-  const [, source, table] = path.split('/');
   return writeLakeFile(
     lake,
     `SELECT * FROM ${parquetScan([lake.storage.uri(path)])} WHERE _dip_source_file IS DISTINCT FROM ${lit(sourceFile)}`,
-    { zone: change.zone, source: source ?? 'lake', table: table ?? change.table },
+    { zone: change.zone, source: sourceOfDataPath(path) ?? 'lake', table: splitTableName(change.table)[1] },
     { sources: others, rewritten_from: path },
   );
 }

@@ -1,6 +1,5 @@
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { newId } from '../../core/ids.js';
 import type { Storage, StoredObject } from './types.js';
 
 const STAGING = '_staging';
@@ -39,25 +38,6 @@ export class LocalStorage implements Storage {
     await fsyncDir(dirname(target));
     const s = await stat(target);
     return { path, bytes: s.size, modifiedAt: s.mtime };
-  }
-
-  async write(path: string, data: Uint8Array | string): Promise<StoredObject> {
-    const staging = join(await this.stagingDir(), `${newId('w')}.tmp`);
-    await writeFile(staging, data);
-    return this.publish(staging, path);
-  }
-
-  async read(path: string): Promise<Buffer> {
-    return readFile(this.abs(path));
-  }
-
-  async exists(path: string): Promise<boolean> {
-    try {
-      await stat(this.abs(path));
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   async *list(prefix: string): AsyncIterable<StoredObject> {

@@ -20,10 +20,6 @@ export interface Storage {
   stagingDir(): Promise<string>;
   /** Moves a finished local file to `path` atomically and durably; returns its size. */
   publish(localFile: string, path: string): Promise<StoredObject>;
-  /** Writes bytes to `path` atomically (temp + rename, fsync). */
-  write(path: string, data: Uint8Array | string): Promise<StoredObject>;
-  read(path: string): Promise<Buffer>;
-  exists(path: string): Promise<boolean>;
   /** All objects under a prefix (recursive), in no particular order. */
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects; missing objects are not an error. */
