@@ -221,13 +221,14 @@ export class SqlCatalog implements Catalog {
          ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
         [String(Math.max(num(newest[0]?.['id']), await this.horizonIn(tx)))],
       );
-      const orphaned: string[] = [];
-      for (const row of expired) {
-        const path = str(row['path']);
-        const still = await tx.query(`SELECT 1 AS x FROM dip_files WHERE path = ? LIMIT 1`, [path]);
-        if (still.length === 0) orphaned.push(path);
+      const paths = expired.map((r) => str(r['path']));
+      const stillReferenced = new Set<string>();
+      for (let i = 0; i < paths.length; i += 500) {
+        const chunk = paths.slice(i, i + 500);
+        const rows = await tx.query(`SELECT DISTINCT path FROM dip_files WHERE path IN (${chunk.map(() => '?').join(',')})`, chunk);
+        for (const r of rows) stillReferenced.add(str(r['path']));
       }
-      return orphaned;
+      return paths.filter((p) => !stillReferenced.has(p));
     });
   }
 

@@ -38,14 +38,14 @@ export async function collectGarbage(lake: Lake, options: GcOptions): Promise<Gc
   await lake.catalog.markCrashedRuns(processAlive);
   const running = (await lake.catalog.listRuns({ limit: 1000 })).filter((r) => r.status === 'running');
   const writersSince = Math.min(...running.map((r) => r.startedAt.getTime()), Number.POSITIVE_INFINITY);
-  const expired = options.dryRun ? [] : await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs));
+  const expired = new Set(options.dryRun ? [] : await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs)));
   const referenced = await lake.catalog.referencedPaths();
   const doomed: string[] = [];
   for await (const obj of lake.storage.list('')) {
     if (referenced.has(obj.path)) continue;
     if (now - obj.modifiedAt.getTime() < options.orphanGraceMs || obj.modifiedAt.getTime() >= writersSince - 1000) continue;
     if (obj.path.startsWith(`${STAGING_PREFIX}/`)) result.stagingFiles++;
-    else if (expired.includes(obj.path)) result.expiredFiles++;
+    else if (expired.has(obj.path)) result.expiredFiles++;
     else if (isLakeData(obj.path)) result.orphanFiles++;
     else continue;
     result.bytesFreed += obj.bytes;
