@@ -117,6 +117,7 @@ export async function stageUnit(
         cleanups.push(next);
       }
     }
+    const typing = await prepared.typing(evolution.schema.columns);
     const rejected = await prepared.rejected();
     // A record with two bad fields is one refused record (with two quarantine rows of reasons).
     const quarantined = new Set(rejected.map((r, i) => r.line ?? `#${i}`)).size;
@@ -143,7 +144,7 @@ export async function stageUnit(
         run_id: target.runId,
         source_file: file,
         position: unit.position,
-        typing: prepared.typing,
+        typing,
       });
     }
     if (quarantined > 0) {
@@ -161,7 +162,7 @@ export async function stageUnit(
         position: unit.position,
         pipeline: target.pipeline,
         format: unit.input.format,
-        typing: prepared.typing,
+        typing,
         ingest_date: ingestedAt.toISOString().slice(0, 10),
       });
     }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { DipError, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import type { Column } from '../catalog/types.js';
 import type { CsvOptions } from '../config/schema.js';
 import type { FileInput } from '../sources/types.js';
 import type { Engine } from './engine.js';
@@ -26,8 +27,11 @@ export interface PreparedInput {
   raw: string;
   /** The raw relation has one JSON column `json` holding each record's text (JSON inputs). */
   rawIsJson?: boolean;
-  /** Parse options the typing depended on, kept so replay types raw records the same way. */
-  typing: Record<string, string>;
+  /**
+   * Parse options the typing of these columns depended on (CSV date/timestamp formats), kept
+   * so replay types raw records the same way.
+   */
+  typing(columns: readonly Column[]): Promise<Record<string, string>>;
   rejected(): Promise<RejectedRecord[]>;
   /** A second attempt after a reader error (malformed NDJSON lines, late type changes), or undefined. */
   recover(error: unknown): Promise<PreparedInput | undefined>;
@@ -48,8 +52,10 @@ export async function prepareInput(engine: Engine, input: FileInput, stagingDir:
   }
 }
 
-function simple(typed: string, raw: string, typing: Record<string, string> = {}): PreparedInput {
-  return { typed, raw, typing, rejected: async () => [], recover: async () => undefined, cleanup: async () => {} };
+const NO_TYPING = async (): Promise<Record<string, string>> => ({});
+
+function simple(typed: string, raw: string): PreparedInput {
+  return { typed, raw, typing: NO_TYPING, rejected: async () => [], recover: async () => undefined, cleanup: async () => {} };
 }
 
 function csvParams(o: CsvOptions | undefined): string[] {
@@ -78,14 +84,14 @@ async function prepareCsv(engine: Engine, path: string, options: CsvOptions | un
   const typed = `read_csv(${[lit(path), ...base, ...types, 'store_rejects=true', `rejects_table=${lit(rejectsTable)}`, `rejects_scan=${lit(rejectsScan)}`].join(', ')})`;
   const rawRejects = `dip_rawrej_${id}`;
   const raw = `read_csv(${[lit(path), ...base, 'all_varchar=true', 'store_rejects=true', `rejects_table=${lit(rawRejects)}`, `rejects_scan=${lit(rawRejects + '_scan')}`].join(', ')})`;
-  const typing = await csvTyping(engine, path, base, options);
   const drop = async () => {
     for (const t of [rejectsTable, rejectsScan, rawRejects, rawRejects + '_scan']) await engine.run(`DROP TABLE IF EXISTS ${t}`);
   };
   return {
     typed,
     raw,
-    typing,
+    // Sniffing the formats costs a pass over the sample: only when a column needs them.
+    typing: (columns) => (columns.some((c) => TEMPORAL_TYPES.test(c.type)) ? csvTyping(engine, path, base, options) : NO_TYPING()),
     async rejected() {
       const exists = await engine.all(`SELECT 1 FROM duckdb_tables() WHERE table_name = ${lit(rejectsTable)}`);
       if (exists.length === 0) return [];
@@ -121,6 +127,8 @@ async function csvTyping(engine: Engine, path: string, base: string[], options: 
   return typing;
 }
 
+const TEMPORAL_TYPES = /^(DATE|TIMESTAMP)/;
+
 async function prepareJson(
   engine: Engine,
   path: string,
@@ -138,7 +146,7 @@ async function prepareJson(
     typed: rel,
     raw,
     rawIsJson: true,
-    typing: {},
+    typing: NO_TYPING,
     rejected: async () => rejected,
     async recover(error) {
       const message = errorMessage(error);
