@@ -54,9 +54,10 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
   const info = await lake.catalog.getTable(bronze);
   const schema = (await lake.catalog.schemaAt(bronze))?.schema;
   if (!info || !schema) throw new DipError('not_found', `${bronze} has no commits yet: nothing to replay`);
-  let raws = (await lake.catalog.liveFiles(rawTable)).filter(
+  const pipelineRaws = (await lake.catalog.liveFiles(rawTable)).filter(
     (f) => f.meta['pipeline'] === undefined || f.meta['pipeline'] === pipeline,
   );
+  let raws = pipelineRaws;
   if (raws.length === 0) throw new DipError('not_found', `${rawTable} holds no raw files: was the raw zone disabled for ${pipeline}?`);
   if (stream.writeDisposition === 'replace') {
     const lastRun = raws.map((f) => String(f.meta['run_id'])).sort().pop();
@@ -70,7 +71,7 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
   if (stream.writeDisposition === 'append') {
     // A compacted bronze file holds rows of several inputs: replacing it means replaying all
     // of them, so widen the set until every affected file is covered.
-    const allRaws = new Map((await lake.catalog.liveFiles(rawTable)).flatMap((f) => lineage(f).map((r) => [refKey(r), f] as const)));
+    const allRaws = new Map(pipelineRaws.flatMap((f) => lineage(f).map((r) => [refKey(r), f] as const)));
     const keys = new Set(raws.flatMap((f) => lineage(f).map(refKey)));
     for (let grew = true; grew; ) {
       grew = false;

@@ -15,6 +15,7 @@ import { createSource } from '../sources/registry.js';
 import type { SourceInstance } from '../sources/types.js';
 import type { SourceConfig } from '../config/schema.js';
 import type { RunEventSink } from './events.js';
+import { pipelineNamed } from './pipelines.js';
 
 export interface RunResult {
   runId: string;
@@ -43,11 +44,7 @@ const emptyStats = (): StreamStats => ({ rows: 0, bytes: 0, files: 0, quarantine
  * table never shows half a replacement.
  */
 export async function runPipeline(lake: Lake, name: string, options: RunOptions = {}): Promise<RunResult> {
-  const pipeline = lake.project.config.pipelines[name];
-  if (!pipeline) {
-    const known = Object.keys(lake.project.config.pipelines).join(', ') || '(none)';
-    throw new DipError('not_found', `no pipeline named "${name}" in ${lake.project.file} (pipelines: ${known})`);
-  }
+  const pipeline = pipelineNamed(lake.project, name);
   const signal = options.signal ?? new AbortController().signal;
   const emit: RunEventSink = options.onEvent ?? (() => undefined);
   const started = Date.now();

@@ -4,6 +4,7 @@ import { newId } from '../../core/ids.js';
 import { replayStream, type ReplayResult } from '../../lake/replay.js';
 import { createSource } from '../../sources/registry.js';
 import { withLake, type GlobalOptions } from '../context.js';
+import { pipelineNamed, streamNames } from '../../pipeline/pipelines.js';
 import { assertKnown } from '../options.js';
 import { formatCount, printJson } from '../output.js';
 
@@ -23,9 +24,8 @@ export function registerReplay(program: Command): void {
         if (v !== undefined && !DATE.test(v)) throw new DipError('input', `${flag} "${v}": expected a date as YYYY-MM-DD`);
       }
       const results = await withLake(global, async (lake) => {
-        const pipeline = lake.project.config.pipelines[name];
-        if (!pipeline) throw new DipError('not_found', `no pipeline named "${name}" (pipelines: ${Object.keys(lake.project.config.pipelines).join(', ')})`);
-        if (opts.stream) assertKnown('stream', opts.stream, Object.values(pipeline.sources).flatMap((s) => Object.keys(s.streams)));
+        const pipeline = pipelineNamed(lake.project, name);
+        if (opts.stream) assertKnown('stream', opts.stream, streamNames(pipeline));
         const out: ReplayResult[] = [];
         const runId = newId('replay_');
         for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {

@@ -3,6 +3,7 @@ import { DipError } from '../../core/errors.js';
 import { runPipeline, type RunResult } from '../../pipeline/run.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { formatBytes, formatCount, formatDuration, printJson, renderTable } from '../output.js';
+import { pipelineNamed, streamNames } from '../../pipeline/pipelines.js';
 import { assertKnown } from '../options.js';
 import { progressSink } from '../progress.js';
 
@@ -20,7 +21,7 @@ export function registerRun(program: Command): void {
         const chosen = names.length ? names : all;
         assertKnown('pipeline', chosen, all);
         if (opts.stream) {
-          const streams = chosen.flatMap((p) => Object.values(lake.project.config.pipelines[p]?.sources ?? {}).flatMap((s) => Object.keys(s.streams)));
+          const streams = chosen.flatMap((p) => streamNames(pipelineNamed(lake.project, p)));
           assertKnown('stream', opts.stream, streams);
         }
         const progress = progressSink({ tty: Boolean(process.stderr.isTTY) && !global.json, quiet: Boolean(opts.quiet) });
