@@ -9,28 +9,7 @@ import { EXT, dataFilePath } from './paths.js';
 import { prepareInput, type PreparedInput, type RejectedRecord } from './readers.js';
 import { evolveSchema, type SchemaChange } from './schema-evolution.js';
 import { ident, lit } from './sql.js';
-
-/** Columns DIP adds to every bronze row. */
-export const AUDIT_COLUMNS = [
-  { name: '_dip_run_id', type: 'VARCHAR' },
-  { name: '_dip_ingested_at', type: 'TIMESTAMP WITH TIME ZONE' },
-  { name: '_dip_source', type: 'VARCHAR' },
-  { name: '_dip_source_file', type: 'VARCHAR' },
-] as const;
-
-export const QUARANTINE_SCHEMA: TableSchema = {
-  columns: [
-    { name: '_dip_run_id', type: 'VARCHAR' },
-    { name: '_dip_quarantined_at', type: 'TIMESTAMP WITH TIME ZONE' },
-    { name: '_dip_source', type: 'VARCHAR' },
-    { name: '_dip_source_file', type: 'VARCHAR' },
-    { name: 'line', type: 'BIGINT' },
-    { name: 'column_name', type: 'VARCHAR' },
-    { name: 'error_type', type: 'VARCHAR' },
-    { name: 'reason', type: 'VARCHAR' },
-    { name: 'raw', type: 'VARCHAR' },
-  ],
-};
+import { AUDIT_COLUMNS } from './zone-schemas.js';
 
 export interface IngestTarget {
   pipeline: string;

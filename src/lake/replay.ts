@@ -5,7 +5,7 @@ import type { Lake } from './lake.js';
 import { mergeFiles } from './merge.js';
 import { qualifiedTable } from './paths.js';
 import { lineage, refKey } from './lineage.js';
-import { AUDIT_COLUMNS } from './ingest.js';
+import { AUDIT_COLUMNS } from './zone-schemas.js';
 import { rawScan } from './scan.js';
 import { writeLakeFile } from './write-file.js';
 import { ident, lit } from './sql.js';

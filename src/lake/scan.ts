@@ -1,4 +1,4 @@
-import { RAW_SCHEMA } from './raw.js';
+import { RAW_SCHEMA } from './zone-schemas.js';
 import { lit, litList } from './sql.js';
 
 /**

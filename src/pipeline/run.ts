@@ -4,13 +4,13 @@ import type { CommitRequest, RunStats, StreamStats, TableChange, TableSchema } f
 import { CommitConflictError, DipError, SchemaChangeError, describeCause, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { processAlive } from '../core/process.js';
-import { QUARANTINE_SCHEMA, stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
+import { stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
 import { mergeFiles } from '../lake/merge.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
 import { supersedeSource } from '../lake/supersede.js';
 import { qualifiedTable } from '../lake/paths.js';
-import { RAW_SCHEMA } from '../lake/raw.js';
+import { QUARANTINE_SCHEMA, RAW_SCHEMA } from '../lake/zone-schemas.js';
 import { createSource } from '../sources/registry.js';
 import type { SourceInstance } from '../sources/types.js';
 import type { SourceConfig } from '../config/schema.js';

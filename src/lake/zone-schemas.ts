@@ -1,0 +1,39 @@
+import type { TableSchema } from '../catalog/types.js';
+
+// The fixed columns of each zone's tables: bronze audit columns, quarantine, raw envelopes.
+
+/** Columns DIP adds to every bronze row. */
+export const AUDIT_COLUMNS = [
+  { name: '_dip_run_id', type: 'VARCHAR' },
+  { name: '_dip_ingested_at', type: 'TIMESTAMP WITH TIME ZONE' },
+  { name: '_dip_source', type: 'VARCHAR' },
+  { name: '_dip_source_file', type: 'VARCHAR' },
+] as const;
+
+export const QUARANTINE_SCHEMA: TableSchema = {
+  columns: [
+    { name: '_dip_run_id', type: 'VARCHAR' },
+    { name: '_dip_quarantined_at', type: 'TIMESTAMP WITH TIME ZONE' },
+    { name: '_dip_source', type: 'VARCHAR' },
+    { name: '_dip_source_file', type: 'VARCHAR' },
+    { name: 'line', type: 'BIGINT' },
+    { name: 'column_name', type: 'VARCHAR' },
+    { name: 'error_type', type: 'VARCHAR' },
+    { name: 'reason', type: 'VARCHAR' },
+    { name: 'raw', type: 'VARCHAR' },
+  ],
+};
+
+/** The envelope every raw record is kept in (one JSON object per line, zstd-compressed). */
+export const RAW_SCHEMA: TableSchema = {
+  columns: [
+    { name: 'seq', type: 'BIGINT' },
+    { name: 'payload', type: 'JSON' },
+    { name: 'pipeline', type: 'VARCHAR' },
+    { name: 'source', type: 'VARCHAR' },
+    { name: 'stream', type: 'VARCHAR' },
+    { name: 'run_id', type: 'VARCHAR' },
+    { name: 'received_at', type: 'VARCHAR' },
+    { name: 'position', type: 'JSON' },
+  ],
+};
