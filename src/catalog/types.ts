@@ -10,7 +10,7 @@
 
 export type Zone = 'raw' | 'bronze' | 'silver' | 'gold' | 'quarantine';
 export type FileFormat = 'parquet' | 'ndjson';
-export type CommitOperation = 'append' | 'replace' | 'merge' | 'compact' | 'rollback' | 'replay';
+export type CommitOperation = 'append' | 'replace' | 'merge' | 'compact' | 'rollback' | 'replay' | 'state';
 
 /** A column as DuckDB names its type (BIGINT, DOUBLE, VARCHAR, TIMESTAMP WITH TIME ZONE, …). */
 export interface Column {
@@ -142,6 +142,8 @@ export interface StreamStats {
   quarantined: number;
   commits: number;
   skippedFiles: number;
+  /** Source counters (API requests, retries, throttled time, records skipped as already loaded). */
+  source?: Record<string, number>;
 }
 
 export interface RunStats {

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { secretRegistry } from '../config/secrets.js';
 import { DipError, describeCause, errorMessage } from '../core/errors.js';
 import { registerDemo } from './commands/demo.js';
+import { registerEmulate } from './commands/emulate.js';
 import { registerInit } from './commands/init.js';
 import { registerMaintenance } from './commands/maintain.js';
 import { registerQuery } from './commands/query.js';
@@ -27,6 +28,7 @@ registerQuery(program);
 registerReplay(program);
 registerMaintenance(program);
 registerDemo(program);
+registerEmulate(program);
 
 try {
   await program.parseAsync(process.argv);

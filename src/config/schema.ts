@@ -4,6 +4,7 @@
  * all come from here.
  */
 import { z } from 'zod';
+import { restSourceSchema } from './rest.js';
 
 const identifier = z
   .string()
@@ -59,7 +60,7 @@ export const filesSourceSchema = z
   })
   .describe('Reads CSV, JSON, NDJSON and Parquet files from local paths and globs');
 
-export const sourceSchema = z.discriminatedUnion('type', [filesSourceSchema]);
+export const sourceSchema = z.discriminatedUnion('type', [filesSourceSchema, restSourceSchema]);
 
 export const pipelineSchema = z
   .strictObject({

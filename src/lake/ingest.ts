@@ -1,4 +1,4 @@
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NewFile, TableSchema } from '../catalog/types.js';
 import { DipError, SchemaChangeError, errorMessage } from '../core/errors.js';
@@ -55,7 +55,14 @@ export async function stageUnit(
   const sourceName = `${target.pipeline}.${target.source}.${target.stream.name}`;
   const file = String(unit.position['file'] ?? unit.label);
   const local = { bronze: join(staging, `${newId('b')}.parquet`), raw: join(staging, `${newId('r')}.ndjson.zst`), q: join(staging, `${newId('q')}.parquet`) };
-  let prepared: PreparedInput = await prepareInput(lake.engine, unit.input, staging);
+  if (!unit.input) {
+    // Response pages without records (an empty last page): only the raw zone gets them.
+    const out: StagedUnit = { unit, schema: tableSchema ?? { columns: [] }, changes: [], rows: 0, quarantined: 0 };
+    if (target.rawEnabled && unit.rawPages) out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt);
+    return out;
+  }
+  const input = unit.input;
+  let prepared: PreparedInput = await prepareInput(lake.engine, input, staging);
   const cleanups: PreparedInput[] = [prepared];
   try {
     let evolution: ReturnType<typeof evolveSchema> | undefined;
@@ -65,13 +72,13 @@ export async function stageUnit(
       try {
         const columns = (await lake.engine.describe(`SELECT * FROM ${prepared.typed}`)).filter((c) => !isAudit(c.name));
         evolution = evolveSchema(tableSchema, [...columns, ...AUDIT_COLUMNS], target.stream.schemaContract);
-        const enforce = unit.input.format === 'csv' && !enforced ? typeOverrides(evolution.incompatible) : undefined;
+        const enforce = input.format === 'csv' && !enforced ? typeOverrides(evolution.incompatible) : undefined;
         if (enforce) {
           // CSV types are sniffed: a stray bad value makes a whole column look like text. Read
           // such columns with the table's type instead, so only the bad records are refused.
           enforced = enforce;
-          const csv = { encoding: 'utf-8' as const, ...unit.input.csv, columns: { ...unit.input.csv?.columns, ...enforce } };
-          prepared = await prepareInput(lake.engine, { ...unit.input, csv }, staging);
+          const csv = { encoding: 'utf-8' as const, ...input.csv, columns: { ...input.csv?.columns, ...enforce } };
+          prepared = await prepareInput(lake.engine, { ...input, csv }, staging);
           cleanups.push(prepared);
           continue;
         }
@@ -133,14 +140,16 @@ export async function stageUnit(
         source_file: file,
       });
     }
-    if (target.rawEnabled) {
+    if (target.rawEnabled && unit.rawPages) {
+      out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, typing);
+    } else if (target.rawEnabled) {
       const rawRows = await writeRaw(lake, local.raw, prepared, target, file, ingestedAt, (f) => onProgress(bronzeShare + f * (1 - bronzeShare)));
       out.raw = await publish(lake, local.raw, dataFilePath('raw', target.source, target.stream.table, ingestedAt, EXT.rawNdjson), rawRows, {
         run_id: target.runId,
         source_file: file,
         position: unit.position,
         pipeline: target.pipeline,
-        format: unit.input.format,
+        format: input.format,
         typing,
         ingest_date: ingestedAt.toISOString().slice(0, 10),
       });
@@ -150,6 +159,32 @@ export async function stageUnit(
     for (const p of cleanups) await p.cleanup().catch(() => undefined);
     for (const f of Object.values(local)) await rm(f, { force: true }).catch(() => undefined);
   }
+}
+
+/**
+ * Raw envelopes of whole response pages the source wrote (API sources): numbered, stamped
+ * with the run, compressed and published like any raw file.
+ */
+async function stageRawPages(lake: Lake, localFile: string, unit: ReadUnit, target: IngestTarget, receivedAt: Date, typing: Record<string, string> = {}): Promise<NewFile> {
+  const pages = unit.rawPages as string;
+  // The reader allocates buffers of this size: large enough for the longest line (at most the file), no larger.
+  const maxObject = Math.max(1 << 20, (await stat(pages)).size + 1024);
+  const rows = await lake.engine.copy(`COPY (
+      SELECT row_number() OVER () AS seq, payload, ${lit(target.pipeline)} AS pipeline, ${lit(target.source)} AS source,
+        ${lit(target.stream.name)} AS stream, ${lit(target.runId)} AS run_id, received_at, position
+      FROM read_json(${lit(pages)}, format='newline_delimited', maximum_object_size=${maxObject},
+        columns={received_at: 'VARCHAR', position: 'JSON', payload: 'JSON'})
+    ) TO ${lit(localFile)} (FORMAT json, COMPRESSION zstd)`);
+  return publish(lake, localFile, dataFilePath('raw', target.source, target.stream.table, receivedAt, EXT.rawNdjson), rows, {
+    run_id: target.runId,
+    source_file: String(unit.position['file'] ?? unit.label),
+    position: unit.position,
+    pipeline: target.pipeline,
+    envelope: 'page',
+    format: unit.input?.format ?? 'json',
+    typing,
+    ingest_date: receivedAt.toISOString().slice(0, 10),
+  });
 }
 
 /**
@@ -263,10 +298,11 @@ function assertCompatible(
 
 function wrapReadError(err: unknown, unit: ReadUnit, outputs: readonly string[]): unknown {
   if (err instanceof DipError) return err;
+  const format = unit.input?.format ?? 'input';
   const message = errorMessage(err);
   // Failing to write our own staging files is the machine's problem, not the input's.
   if (outputs.some((o) => message.includes(o)) || /No space left|Disk full|Read-only file system/i.test(message)) {
     return new DipError('internal', `writing lake files for ${unit.label} failed: ${message}`, { cause: err });
   }
-  return new DipError('input', `cannot read ${unit.label} as ${unit.input.format}: ${message}`, { cause: err });
+  return new DipError('input', `cannot read ${unit.label} as ${format}: ${message}`, { cause: err });
 }

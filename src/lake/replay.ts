@@ -93,14 +93,18 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
     const typing = (raw.meta['typing'] ?? {}) as Record<string, string>;
     const fields = dataColumns.map((c) => typedField(c, typing));
     const checks = fields.flatMap((f) => (f.check ? [f.check] : []));
+    const scan = rawScan([lake.storage.uri(raw.path)]);
+    const pages = raw.meta['envelope'] === 'page';
+    if (pages) await assertReplayablePages(lake, scan, raw.path);
     const file = await writeLakeFile(
       lake,
       `SELECT ${fields.map((f) => f.expr).join(', ')}${fields.length ? ', ' : ''}
         run_id AS _dip_run_id, received_at::TIMESTAMPTZ AS _dip_ingested_at,
-        pipeline || '.' || source || '.' || stream AS _dip_source, position->>'file' AS _dip_source_file
-      FROM ${rawScan([lake.storage.uri(raw.path)])}
+        pipeline || '.' || source || '.' || stream AS _dip_source,
+        coalesce(position->>'file', ${lit(String(raw.meta['source_file'] ?? ''))}) AS _dip_source_file
+      FROM ${pages ? pageRecords(scan) : `(SELECT *, 0 AS record_index FROM ${scan})`}
       ${checks.length ? `WHERE ${checks.join(' AND ')}` : ''}
-      ORDER BY seq`,
+      ORDER BY seq, record_index`,
       { zone: 'bronze', source, table: stream.table, date: new Date(`${String(raw.meta['ingest_date'] ?? new Date().toISOString().slice(0, 10))}T00:00:00Z`) },
       { run_id: raw.meta['run_id'], source_file: raw.meta['source_file'], replayed_from: raw.path },
     );
@@ -137,6 +141,41 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
     summary: { pipeline, source, stream: stream.name, rawFiles: raws.length, rows, from: range.from ?? null, to: range.to ?? null },
   });
   return { table: bronze, rawFiles: raws.length, rows, removedFiles: removed.length, commit };
+}
+
+/**
+ * Records of raw response pages (API sources), one row each with the record as `payload`:
+ * taken from the page at the path its envelope names, with the parent fields the source
+ * added to them, in page and record order.
+ */
+function pageRecords(scan: string): string {
+  // Function forms, not ->>: DuckDB binds `a->>'k' = 'v'` as `a->>('k' = 'v')`.
+  const at = `json_extract(payload, json_extract_string(position, 'records'))`;
+  return `(
+    SELECT seq, record_index, json_merge_patch(rec, coalesce(position->'copy', '{}'::JSON)) AS payload,
+      run_id, received_at, pipeline, source, stream, position
+    FROM (
+      SELECT seq, UNNEST(range(len(recs))) AS record_index, UNNEST(recs) AS rec, run_id, received_at, pipeline, source, stream, position
+      FROM (
+        SELECT *, CASE
+            WHEN json_extract_string(position, 'records') = 'ndjson' THEN list_transform(list_filter(string_split(json_extract_string(payload, '$'), chr(10)), x -> trim(x) <> ''), x -> x::JSON)
+            WHEN ${at} IS NULL OR json_type(${at}) = 'NULL' THEN []::JSON[]
+            WHEN json_type(${at}) = 'ARRAY' THEN CAST(${at} AS JSON[])
+            ELSE [${at}]
+          END AS recs
+        FROM ${scan}
+      )
+    )
+  )`;
+}
+
+async function assertReplayablePages(lake: Lake, scan: string, path: string): Promise<void> {
+  const records = `json_extract_string(position, 'records')`;
+  const rows = await lake.engine.all(`SELECT count(*) AS n, any_value(json_extract_string(position, 'url')) AS url FROM ${scan}
+    WHERE (${records} IS NULL OR ${records} = 'csv') AND coalesce(TRY_CAST(json_extract_string(position, 'status') AS INT), 0) <> 0`);
+  if (Number(rows[0]?.['n'] ?? 0) > 0) {
+    throw new DipError('input', `cannot replay ${path}: its pages (e.g. ${String(rows[0]?.['url'])}) are CSV or were selected with a JSONPath that is not a plain path; re-run the source instead`);
+  }
 }
 
 function inRange(date: string, range: ReplayRange): boolean {

@@ -14,5 +14,5 @@ export function pipelineNamed(project: LoadedProject, name: string): PipelineCon
 
 /** Every stream name a pipeline declares, across its sources. */
 export function streamNames(pipeline: PipelineConfig): string[] {
-  return Object.values(pipeline.sources).flatMap((s) => Object.keys(s.streams));
+  return Object.values(pipeline.sources).flatMap((s) => Object.keys(s.type === 'rest' ? s.resources : s.streams));
 }

@@ -12,7 +12,7 @@ import { supersedeSource } from '../lake/supersede.js';
 import { qualifiedTable } from '../lake/paths.js';
 import { QUARANTINE_SCHEMA, RAW_SCHEMA } from '../lake/zone-schemas.js';
 import { createSource } from '../sources/registry.js';
-import type { SourceInstance } from '../sources/types.js';
+import type { SourceInstance, StateStore } from '../sources/types.js';
 import type { SourceConfig } from '../config/schema.js';
 import type { RunEventSink } from './events.js';
 import { pipelineNamed } from './pipelines.js';
@@ -31,6 +31,8 @@ export interface RunOptions {
   onEvent?: RunEventSink;
   /** Stream names to run (default: all). */
   streams?: string[];
+  /** Re-fetch only the requests an earlier run recorded as failed. */
+  retryFailed?: boolean;
 }
 
 const HEARTBEAT_MS = 30_000;
@@ -60,7 +62,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   const heartbeat = setInterval(() => void lake.catalog.heartbeat(runId).catch(() => undefined), HEARTBEAT_MS);
   heartbeat.unref();
   try {
-    const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams };
+    const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams, retryFailed: options.retryFailed ?? false };
     await runSources(context, pipeline.sources);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
@@ -92,12 +94,13 @@ interface RunContext {
   signal: AbortSignal;
   emit: RunEventSink;
   only: string[] | undefined;
+  retryFailed: boolean;
 }
 
 async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>): Promise<void> {
-  const { lake, pipeline: name, runId, rawEnabled, stats, errors, signal, emit, only } = ctx;
+  const { lake, pipeline: name, runId, rawEnabled, stats, errors, signal, emit, only, retryFailed } = ctx;
   for (const [sourceName, sourceConfig] of Object.entries(sources)) {
-    const source: SourceInstance = createSource(sourceConfig, lake.project.dir);
+    const source: SourceInstance = createSource(sourceConfig, lake.project.dir, sourceName);
     try {
       for (const stream of source.streams()) {
         if (only && !only.includes(stream.name)) continue;
@@ -105,12 +108,15 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
         const streamStats = (stats.streams[key] = emptyStats());
         const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled, runId };
         try {
-          await runStream(lake, source, target, streamStats, signal, emit);
+          await runStream(lake, source, target, streamStats, signal, emit, { retryFailed });
         } catch (err) {
           if (signal.aborted) throw err;
           const message = errorMessage(err);
           errors.push({ stream: key, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
           emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
+        } finally {
+          const metrics = source.metrics?.(stream);
+          if (metrics) streamStats.source = metrics;
         }
         await lake.catalog.updateRunStats(runId, stats);
       }
@@ -125,12 +131,29 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
  * stream's write disposition. `runPipeline` calls it for every stream; connectors are tested
  * through it.
  */
-export async function runStream(lake: Lake, source: SourceInstance, target: IngestTarget, stats: StreamStats, signal: AbortSignal, emit: RunEventSink): Promise<void> {
+export async function runStream(
+  lake: Lake,
+  source: SourceInstance,
+  target: IngestTarget,
+  stats: StreamStats,
+  signal: AbortSignal,
+  emit: RunEventSink,
+  options: { retryFailed?: boolean } = {},
+): Promise<void> {
   const { pipeline, source: sourceName, stream } = target;
   // replace re-reads every input each run: the table must equal what the inputs hold now.
   const ledger = stream.writeDisposition === 'replace' ? new Map() : await lake.catalog.getLedger(pipeline, sourceName, stream.name);
   const state = await lake.catalog.getState(pipeline, sourceName, stream.name);
-  const plan = await source.plan(stream, { pipeline, source: sourceName, ledger, state, signal });
+  const plan = await source.plan(stream, {
+    pipeline,
+    source: sourceName,
+    ledger,
+    state,
+    signal,
+    sourceState: sourceStateStore(lake, target),
+    retryFailed: options.retryFailed ?? false,
+    stagingDir: await lake.storage.stagingDir(),
+  });
   const streamKey = `${sourceName}.${stream.name}`;
   stats.skippedFiles = plan.skipped;
   emit({
@@ -146,8 +169,18 @@ export async function runStream(lake: Lake, source: SourceInstance, target: Inge
   let schema: TableSchema | undefined = (await lake.catalog.schemaAt(bronzeName))?.schema;
   const expectedHead = table?.headCommit ?? null;
   const batch: StagedUnit[] = [];
+  let pendingState: { value: unknown } | undefined;
   for await (const unit of plan.units) {
     signal.throwIfAborted();
+    if (!unit.input && !unit.rawPages) {
+      // Nothing to read, only state to record (e.g. an API listing that ended on an empty page).
+      await unit.dispose?.();
+      if (stream.writeDisposition === 'append') {
+        const commit = unit.state === undefined ? null : await commitState(lake, target, unit.state);
+        emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: 0, bytes: 0, quarantined: 0, commit });
+      } else if (unit.state !== undefined) pendingState = { value: unit.state };
+      continue;
+    }
     const staged = await stageUnit(lake, target, unit, schema, (fraction) =>
       emit({ type: 'unit_progress', pipeline, stream: streamKey, unit: unit.label, fraction, bytes: unit.bytes }),
     ).finally(() => unit.dispose?.()); // everything the unit holds is staged (or failed) by now
@@ -171,6 +204,8 @@ export async function runStream(lake: Lake, source: SourceInstance, target: Inge
     emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
   }
   let commit: number | null = null;
+  if (pendingState && batch.length === 0) commit = await commitState(lake, target, pendingState.value);
+  else if (pendingState) (batch[batch.length - 1] as StagedUnit).unit.state = pendingState.value;
   // A replace with no inputs at all leaves the table alone: an empty glob is far more often a
   // missing mount or a typo than a wish to empty the table (time travel could undo it, but
   // nobody should have to).
@@ -179,6 +214,29 @@ export async function runStream(lake: Lake, source: SourceInstance, target: Inge
     if (commit !== null) stats.commits += 1;
   }
   emit({ type: 'stream_committed', pipeline, stream: streamKey, commit, stats });
+}
+
+/** Commits a stream's state alone (a unit with no records). */
+async function commitState(lake: Lake, target: IngestTarget, value: unknown): Promise<number> {
+  const commit = await lake.catalog.commit({
+    runId: target.runId,
+    operation: 'state',
+    tables: [],
+    state: [{ pipeline: target.pipeline, source: target.source, stream: target.stream.name, value }],
+    summary: { pipeline: target.pipeline, source: target.source, stream: target.stream.name, rows: 0 },
+  });
+  return commit.id;
+}
+
+/** State of the source as a whole (not one stream), under a reserved stream name. */
+function sourceStateStore(lake: Lake, target: IngestTarget): StateStore {
+  const key = { pipeline: target.pipeline, source: target.source, stream: '_source' };
+  return {
+    load: () => lake.catalog.getState(key.pipeline, key.source, key.stream),
+    save: async (value) => {
+      await lake.catalog.commit({ runId: target.runId, operation: 'state', tables: [], state: [{ ...key, value }], summary: { ...key, rows: 0 } });
+    },
+  };
 }
 
 type CommitMode =
@@ -222,8 +280,9 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
   if (mode.kind === 'replace' && (await lake.catalog.getTable(names.quarantine))) {
     quarantine.remove = 'all'; // the refused records of the inputs now in force, not of every run
   }
-  if (mode.kind === 'merge') {
-    const inputs = units.flatMap((u) => (u.mergeInput ? [u.mergeInput] : []));
+  const mergeInputs = units.flatMap((u) => (u.mergeInput ? [u.mergeInput] : []));
+  if (mode.kind === 'merge' && mergeInputs.length > 0) {
+    const inputs = mergeInputs;
     const merged = await mergeFiles(lake, {
       source: target.source,
       table: stream.table,
@@ -235,7 +294,11 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     }).finally(() => Promise.all(inputs.map((f) => rm(f, { force: true }))));
     bronze.add = merged ? [merged] : [];
   }
-  const changes = [bronze, raw, quarantine].filter((c) => c === bronze || c.add.length > 0 || (c.remove !== undefined && c.remove.length > 0));
+  // An append of response pages without records touches only the raw zone.
+  // So does a merge whose pages held no records (nothing to upsert).
+  const bronzeTouched =
+    mode.kind === 'replace' || (mode.kind === 'merge' ? mergeInputs.length > 0 : bronze.add.length > 0 || units.every((u) => u.unit.input !== undefined));
+  const changes = [bronze, raw, quarantine].filter((c) => (c === bronze ? bronzeTouched : c.add.length > 0 || (c.remove !== undefined && c.remove.length > 0)));
   const request: CommitRequest = {
     runId: target.runId,
     operation: mode.kind,

@@ -1,13 +1,16 @@
 import type { SourceConfig } from '../config/schema.js';
 import { filesConnector } from './files/index.js';
+import { restConnector } from './rest/index.js';
 import type { SourceInstance } from './types.js';
 
 /** Every connector DIP ships, by `type`. */
-export const connectors = { files: filesConnector } as const;
+export const connectors = { files: filesConnector, rest: restConnector } as const;
 
-export function createSource(config: SourceConfig, baseDir: string): SourceInstance {
+export function createSource(config: SourceConfig, baseDir: string, sourceName: string): SourceInstance {
   switch (config.type) {
     case 'files':
-      return connectors.files.create(config, { baseDir });
+      return connectors.files.create(config, { baseDir, sourceName });
+    case 'rest':
+      return connectors.rest.create(config, { baseDir, sourceName });
   }
 }

@@ -33,7 +33,13 @@ export interface FileInput {
 export interface ReadUnit {
   /** Names the unit in progress output and errors (a file path, a page range). */
   label: string;
-  input: FileInput;
+  /** The records to read; absent for a unit that only carries state (and maybe raw pages). */
+  input?: FileInput | undefined;
+  /**
+   * Raw envelopes the source wrote itself, one JSON object per line with `received_at`,
+   * `position`, `copy` and `payload` (API sources keep whole response pages, not records).
+   */
+  rawPages?: string | undefined;
   /** Bytes the unit covers, for progress and run stats. */
   bytes: number;
   /** Where the records came from, recorded on every raw envelope and bronze file. */
@@ -49,12 +55,24 @@ export interface ReadUnit {
   dispose?: () => Promise<void>;
 }
 
+/** Durable state outside any stream (e.g. rotated OAuth refresh tokens), kept in the catalog. */
+export interface StateStore {
+  load(): Promise<unknown>;
+  save(value: unknown): Promise<void>;
+}
+
 export interface PlanContext {
   pipeline: string;
   source: string;
   ledger: ReadonlyMap<string, LedgerEntry>;
   state: unknown;
   signal: AbortSignal;
+  /** State of the source as a whole, shared by its streams. */
+  sourceState: StateStore;
+  /** Re-fetch only the requests an earlier run recorded as failed (`dip run --retry-failed`). */
+  retryFailed: boolean;
+  /** Local directory for files the source writes for its units. */
+  stagingDir: string;
 }
 
 export interface StreamPlan {
@@ -73,6 +91,8 @@ export interface StreamPlan {
 export interface SourceInstance {
   streams(): StreamSpec[];
   plan(stream: StreamSpec, context: PlanContext): Promise<StreamPlan>;
+  /** Counters the source kept for a stream (requests, retries, …), added to the run's stats. */
+  metrics?(stream: StreamSpec): Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -88,7 +108,7 @@ export interface Connector<Spec extends z.ZodType = z.ZodType> {
   description: string;
   spec: Spec;
   capabilities: ConnectorCapabilities;
-  create(config: z.infer<Spec>, context: { baseDir: string }): SourceInstance;
+  create(config: z.infer<Spec>, context: { baseDir: string; sourceName: string }): SourceInstance;
 }
 
 export function defineConnector<Spec extends z.ZodType>(connector: Connector<Spec>): Connector<Spec> {

@@ -17,7 +17,7 @@ import type { AsOf } from '../../src/catalog/types.js';
 import { loadProject } from '../../src/config/load.js';
 import { Lake } from '../../src/lake/lake.js';
 import { query } from '../../src/lake/query.js';
-import { runPipeline, type RunResult } from '../../src/pipeline/run.js';
+import { runPipeline, type RunOptions, type RunResult } from '../../src/pipeline/run.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
@@ -39,6 +39,14 @@ export function projectConfig(streams: Record<string, StreamYaml>, extra: { raw?
   };
 }
 
+/** A dip.yaml with one pipeline `p` and the given sources (any type), as written in dip.yaml. */
+export function projectWithSources(sources: Record<string, unknown>, extra: { raw?: boolean } = {}): Record<string, unknown> {
+  const config = projectConfig({}, extra);
+  const pipeline = (config['pipelines'] as Record<string, Record<string, unknown>>)['p'] as Record<string, unknown>;
+  pipeline['sources'] = sources;
+  return config;
+}
+
 export async function makeTempDir(prefix = 'dip-test-'): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
@@ -51,6 +59,13 @@ export class TestProject {
   static async create(streams: Record<string, StreamYaml>, extra: { raw?: boolean } = {}): Promise<TestProject> {
     const p = new TestProject(await makeTempDir());
     await p.writeConfig(streams, extra);
+    return p;
+  }
+
+  /** A project whose pipeline `p` has the given sources (REST sources, several sources). */
+  static async withSources(sources: Record<string, unknown>, extra: { raw?: boolean } = {}): Promise<TestProject> {
+    const p = new TestProject(await makeTempDir());
+    await p.write('dip.yaml', `${JSON.stringify(projectWithSources(sources, extra), null, 2)}\n`);
     return p;
   }
 
@@ -91,13 +106,13 @@ export class TestProject {
     return this.lake();
   }
 
-  async run(pipeline = 'p'): Promise<RunResult> {
-    return runPipeline(await this.lake(), pipeline);
+  async run(pipeline = 'p', options: RunOptions = {}): Promise<RunResult> {
+    return runPipeline(await this.lake(), pipeline, options);
   }
 
   /** Runs and fails the test unless the run succeeded. */
-  async runOk(pipeline = 'p'): Promise<RunResult> {
-    const r = await this.run(pipeline);
+  async runOk(pipeline = 'p', options: RunOptions = {}): Promise<RunResult> {
+    const r = await this.run(pipeline, options);
     if (r.status !== 'succeeded') throw new Error(`run failed: ${JSON.stringify(r.errors, null, 2)}`);
     return r;
   }

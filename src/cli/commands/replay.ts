@@ -29,7 +29,7 @@ export function registerReplay(program: Command): void {
         const out: ReplayResult[] = [];
         const runId = newId('replay_');
         for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {
-          const source = createSource(cfg, lake.project.dir);
+          const source = createSource(cfg, lake.project.dir, sourceName);
           try {
             for (const stream of source.streams()) {
               if (opts.stream && !opts.stream.includes(stream.name)) continue;

@@ -13,8 +13,9 @@ export function registerRun(program: Command): void {
     .description('run pipelines: read new inputs, land them in raw and bronze, commit atomically')
     .argument('[pipelines...]', 'pipelines to run (default: all)')
     .option('--stream <names...>', 'only these streams')
+    .option('--retry-failed', 'API sources: re-fetch only the requests an earlier run recorded as failed')
     .option('--quiet', 'no progress output')
-    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean }, cmd: Command) => {
+    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; retryFailed?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const results = await withLake(global, async (lake) => {
         const all = Object.keys(lake.project.config.pipelines);
@@ -32,7 +33,9 @@ export function registerRun(program: Command): void {
         const out: RunResult[] = [];
         try {
           for (const name of chosen) {
-            out.push(await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, ...(opts.stream ? { streams: opts.stream } : {}) }));
+            out.push(
+              await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, retryFailed: Boolean(opts.retryFailed), ...(opts.stream ? { streams: opts.stream } : {}) }),
+            );
           }
         } finally {
           progress.stop();
@@ -61,6 +64,15 @@ export function printRunSummary(results: RunResult[]): void {
     ]);
     process.stdout.write(`\nrun ${r.runId} · pipeline ${r.pipeline} · ${r.status} in ${formatDuration(r.durationMs)}\n`);
     process.stdout.write(`${renderTable(['stream', 'files read', 'unchanged', 'rows', 'quarantined', 'input', 'commits'], rows)}\n`);
+    for (const [stream, s] of Object.entries(r.stats.streams)) {
+      const m = s.source;
+      if (!m || m['requests'] === undefined) continue;
+      const parts = [`${formatCount(m['requests'] ?? 0)} requests`, `${formatCount(m['pages'] ?? 0)} pages`, `${formatCount(m['retries'] ?? 0)} retries`];
+      if (m['throttled_ms']) parts.push(`throttled ${formatDuration(m['throttled_ms'])}`);
+      if (m['skipped_records']) parts.push(`${formatCount(m['skipped_records'])} records already loaded`);
+      if (m['failed_requests']) parts.push(`${formatCount(m['failed_requests'])} failed (dip run --retry-failed)`);
+      process.stdout.write(`${stream}: ${parts.join(', ')}\n`);
+    }
     for (const e of r.errors) process.stderr.write(`\nerror in ${e.stream}: ${e.message}${e.cause ? `\n  cause: ${e.cause}` : ''}\n`);
     const quarantined = Object.values(r.stats.streams).reduce((n, s) => n + s.quarantined, 0);
     if (quarantined > 0) process.stdout.write(`\n${formatCount(quarantined)} malformed records went to quarantine; see them with: dip query "select * from quarantine.<table>"\n`);

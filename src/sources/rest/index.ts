@@ -1,0 +1,114 @@
+/**
+ * REST API source, declared by configuration: every resource is a stream whose pages are
+ * fetched (in parallel where the API allows), batched into units with the stream state that
+ * becomes true once they are committed, and kept whole in the raw zone.
+ */
+import { restSourceSchema, type RestSourceConfig } from '../../config/rest.js';
+import { redact } from '../../config/secrets.js';
+import { secretRegistry } from '../../config/secrets.js';
+import { defineConnector, type PlanContext, type ReadUnit, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
+import { createAuthenticator } from './auth.js';
+import { HttpClient } from './http/client.js';
+import type { HttpEvent } from './http/types.js';
+import { parseDuration } from '../../core/time.js';
+import { resolveResources, type ResolvedResource } from './resource.js';
+import { streamUnits, type ParentFeed } from './stream.js';
+
+export const restConnector = defineConnector({
+  name: 'rest',
+  description: 'REST APIs declared by configuration: auth, pagination, rate limits, incremental, parent/child',
+  spec: restSourceSchema,
+  capabilities: { incremental: true, fileLedger: false, formats: ['json', 'ndjson', 'csv'] },
+  create(config, context): SourceInstance {
+    return new RestSource(config, context.sourceName);
+  },
+});
+
+class RestSource implements SourceInstance {
+  private readonly resources: ResolvedResource[];
+  private client: HttpClient | undefined;
+  private readonly feeds = new Map<string, ParentFeed>();
+  private readonly counters = new Map<string, Record<string, number>>();
+  private secrets: () => string[] = () => [];
+
+  constructor(
+    private readonly config: RestSourceConfig,
+    private readonly name: string,
+  ) {
+    this.resources = resolveResources(config, name);
+  }
+
+  streams(): StreamSpec[] {
+    return this.resources.map((r) => r.spec);
+  }
+
+  async plan(stream: StreamSpec, ctx: PlanContext): Promise<StreamPlan> {
+    const resource = this.resources.find((r) => r.name === stream.name) as ResolvedResource;
+    const client = this.http(ctx);
+    const counters = this.countersOf(resource.name);
+    const units: AsyncIterable<ReadUnit> = streamUnits({
+      source: this.config,
+      sourceName: this.name,
+      resource,
+      resources: this.resources,
+      client,
+      redact: (text) => this.redact(text),
+      feeds: this.feeds,
+      counters,
+      ctx,
+    });
+    return { units, skipped: 0 };
+  }
+
+  metrics(stream: StreamSpec): Record<string, number> {
+    return { ...this.countersOf(stream.name) };
+  }
+
+  async close(): Promise<void> {
+    await this.client?.close();
+  }
+
+  private countersOf(resource: string): Record<string, number> {
+    let c = this.counters.get(resource);
+    if (!c) this.counters.set(resource, (c = { requests: 0, retries: 0, pages: 0, throttled_ms: 0, skipped_records: 0, failed_requests: 0 }));
+    return c;
+  }
+
+  private redact(text: string): string {
+    const secrets = this.secrets();
+    return secretRegistry.redact(redact(text, [...secrets, ...secrets.map(encodeURIComponent)]));
+  }
+
+  private http(ctx: PlanContext): HttpClient {
+    if (this.client) return this.client;
+    const h = this.config.http;
+    const authenticator = this.config.auth ? createAuthenticator(this.config.auth, { baseUrl: this.config.base_url, state: ctx.sourceState }) : undefined;
+    if (authenticator) this.secrets = () => authenticator.secrets();
+    const budgets: Record<string, { requests: number; perMs: number }> = {};
+    for (const r of this.resources) if (r.rateLimit) budgets[r.name] = r.rateLimit;
+    const onEvent = (e: HttpEvent) => {
+      if (e.type === 'retry') this.countersOf(e.resource).retries! += 1;
+      else if (e.type === 'throttled') this.countersOf(e.resource).throttled_ms! += e.waitMs;
+      else if (e.type === 'response') this.countersOf(e.resource).requests! += 1;
+    };
+    this.client = new HttpClient({
+      retry: {
+        attempts: h.retry.attempts,
+        initialDelayMs: parseDuration(h.retry.initial_delay) ?? 500,
+        maxDelayMs: parseDuration(h.retry.max_delay) ?? 60_000,
+        multiplier: h.retry.multiplier,
+        jitter: h.retry.jitter,
+        timeoutMs: parseDuration(h.timeout) ?? 30_000,
+      },
+      responseActions: h.response_actions,
+      resourceResponseActions: Object.fromEntries(this.resources.map((r) => [r.name, r.responseActions])),
+      hostBudget: h.rate_limit ? { requests: h.rate_limit.requests, perMs: parseDuration(h.rate_limit.per) ?? 1000 } : undefined,
+      resourceBudgets: budgets,
+      concurrency: { initial: h.concurrency.initial ?? Math.min(4, h.concurrency.max), max: h.concurrency.max, min: 1 },
+      authenticator,
+      onEvent,
+      redact: (text) => this.redact(text),
+    });
+    return this.client;
+  }
+}
