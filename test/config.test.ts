@@ -213,7 +213,8 @@ describe('loadProject', () => {
     const loaded = await loadProject(path.join(dir, 'dip.yaml'));
     assert.equal(loaded.file, path.join(dir, 'dip.yaml'));
     assert.equal(loaded.dir, dir);
-    assert.equal(loaded.config.pipelines.shop?.sources.files?.streams.orders?.write_disposition, 'append');
+    const files = loaded.config.pipelines.shop?.sources.files;
+    assert.equal(files?.type === 'files' ? files.streams.orders?.write_disposition : undefined, 'append');
   });
 
   it('accepts the project directory', async () => {
@@ -343,7 +344,8 @@ describe('defineProject', () => {
     const config = defineProject({ project: 'coded', pipelines: { main: pipeline } });
     assert.equal(config.version, 1);
     assert.equal(config.storage.path, '.dip/lake');
-    assert.equal(config.pipelines.main?.sources.shop?.streams.orders?.schema_contract, 'evolve');
+    const shop = config.pipelines.main?.sources.shop;
+    assert.equal(shop?.type === 'files' ? shop.streams.orders?.schema_contract : undefined, 'evolve');
   });
 
   it('throws the same style of ConfigError as the YAML loader', () => {

@@ -45,7 +45,7 @@ async function snapshot(p: TestProject, table: string, asOf?: { commit?: number;
 function streamSpec(p: TestProject, lake: Lake, name: string): StreamSpec {
   const cfg = lake.project.config.pipelines['p']?.sources['src'];
   assert.ok(cfg);
-  const spec = createSource(cfg, p.dir)
+  const spec = createSource(cfg, p.dir, 'src')
     .streams()
     .find((s) => s.name === name);
   assert.ok(spec, `stream ${name}`);
