@@ -191,6 +191,7 @@ describe('paginators on real API shapes', () => {
 
 describe('raw pages', () => {
   it('keep whole responses without secrets, and rebuild bronze on replay', async () => {
+    process.env['DIP_TEST_API_KEY'] = 'k-SECRET-123';
     const data = items(30).map((d) => ({ ...d, author: { id: d.id % 4, name: `a${d.id % 4}` } }));
     const server = await api((req) => {
       if (req.query.get('api_key') !== 'k-SECRET-123') return { status: 401, body: { error: 'bad key' } };
@@ -199,7 +200,7 @@ describe('raw pages', () => {
     });
     const p = await project({
       base_url: server.url,
-      auth: { type: 'api_key', name: 'api_key', value: 'k-SECRET-123', in: 'query' },
+      auth: { type: 'api_key', name: 'api_key', value: '${env:DIP_TEST_API_KEY}', in: 'query' },
       resources: { things: { records: '$.data', paginator: { type: 'cursor', cursor_path: '$.next', param: 'cursor' }, primary_key: ['id'] } },
     });
     await p.runOk();

@@ -47,6 +47,38 @@ pipelines:
             write_disposition: replace     # the table always equals the latest file
 `;
 
+/** The demo's REST pipeline against the social metrics emulator at `baseUrl`. */
+export function socialPipelineYaml(baseUrl: string, clientId: string): string {
+  return `  social:
+    description: Posts and comments from a social metrics API (started by \`dip demo\`; or run \`dip emulate social-api\`)
+    sources:
+      api:
+        type: rest
+        base_url: ${baseUrl}
+        auth:
+          type: oauth2_client_credentials
+          token_url: /oauth/token
+          client_id: ${clientId}
+          client_secret: \${env:SOCIAL_CLIENT_SECRET}
+        http: { concurrency: { max: 8 } }
+        defaults:
+          records: $.data
+          paginator: { type: cursor, cursor_path: $.paging.next_cursor, param: cursor, has_more_path: $.paging.has_more }
+        resources:
+          posts:
+            params: { limit: 100 }
+            primary_key: [id]
+            write_disposition: merge                            # changed posts replace their old version
+            incremental: { cursor_field: updated_at, param: since }  # next run asks only for what changed
+          comments:
+            path: /posts/{parent.id}/comments                   # one listing per post fetched in this run
+            params: { limit: 100 }
+            parent: { resource: posts, fields: { post_id: id } }
+            primary_key: [id]
+            write_disposition: merge
+`;
+}
+
 function ordersCsv(day: number, rows: number, withCoupon: boolean, seed: number): string {
   const r = rng(seed);
   const header = ['order_id', 'customer_id', 'product_id', 'quantity', 'unit_price', 'ordered_at', 'status'];

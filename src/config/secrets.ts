@@ -108,3 +108,13 @@ function urlPasswordForms(value: string): string[] {
 
 /** The process-wide registry that resolveSecrets fills by default. */
 export const secretRegistry = new SecretRegistry();
+
+/** Resolves references in every string of a config value (objects and lists walked), for sources' connection settings. */
+export function resolveSecretsDeep<T>(value: T, opts: ResolveSecretsOptions): T {
+  if (typeof value === 'string') return resolveSecrets(value, opts) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => resolveSecretsDeep(v, opts)) as T;
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveSecretsDeep(v, opts)])) as T;
+  }
+  return value;
+}

@@ -9,7 +9,9 @@ import { runPipeline, type RunResult } from '../../pipeline/run.js';
 import type { GlobalOptions } from '../context.js';
 import { formatCount, printJson, renderTable } from '../output.js';
 import { printRunSummary } from './run.js';
-import { PROJECT_YAML, addNextDay, scaffoldProject } from '../scaffold.js';
+import { PROJECT_YAML, addNextDay, scaffoldProject, socialPipelineYaml } from '../scaffold.js';
+import { appendFile } from 'node:fs/promises';
+import { SocialApiEmulator } from '../../emulate/social-api.js';
 
 let narrate = true;
 const say = (s = '') => {
@@ -34,6 +36,34 @@ async function show(lake: Lake, title: string, sql: string): Promise<void> {
   const names = r.columns.map((c) => c.name);
   say(`\n▸ ${title}\n  $ dip query "${sql.replace(/\s+/g, ' ')}"`);
   say(renderTable(names, r.rows.map((row) => names.map((n) => row[n]))).replace(/^/gm, '  '));
+}
+
+/**
+ * Steps 3–4: a REST API (the social metrics emulator, started here on a free port) loaded with
+ * OAuth2, cursor pages, parent/child comments and incremental merges, then loaded again after
+ * its data moved on.
+ */
+async function socialSteps(abs: string, report: (r: RunResult) => RunResult): Promise<RunResult[]> {
+  const api = await SocialApiEmulator.start({ seed: 7, posts: 150, errorRate: 0.03 });
+  try {
+    process.env['SOCIAL_CLIENT_SECRET'] = api.clientSecret;
+    await appendFile(join(abs, 'dip.yaml'), socialPipelineYaml(api.url, api.clientId));
+    const lake = await Lake.open(await loadProject(abs));
+    try {
+      say(`\n3) a REST API (the social metrics emulator at ${api.url}): OAuth2, cursor pages, comments per post`);
+      const first = report(await runPipeline(lake, 'social'));
+      await show(lake, 'engagement per post, from nested API records', `select id, metrics.views as views, round((metrics.likes + metrics.comments + metrics.shares) / metrics.views, 3) as engagement, len(hashtags) as tags from bronze.posts order by views desc limit 3`);
+      api.advance(6 * 3_600_000);
+      say('\n4) six hours later: posts changed and new ones appeared; the incremental run fetches only those');
+      const second = report(await runPipeline(lake, 'social'));
+      await show(lake, 'each response page is kept raw (URL without secrets, status, headers)', `select seq, json_extract_string(position, 'url') as url, json_extract_string(position, 'status') as status from raw.posts order by received_at desc, seq limit 2`);
+      return [first, second];
+    } finally {
+      await lake.close();
+    }
+  } finally {
+    await api.close();
+  }
 }
 
 export function registerDemo(program: Command): void {
@@ -65,8 +95,9 @@ export function registerDemo(program: Command): void {
         await show(lake, 'customers merged by key: updates applied, C-1001 deleted', `select count(*) as customers, count(*) filter (where customer_id = 'C-1001') as c1001_rows, max(address.city) as some_city from bronze.customers`);
         await show(lake, 'the orders table evolved: coupon was added as schema v2', `select _dip_source_file like '%11-01%' as first_file, count(*) as orders, count(coupon) as with_coupon from bronze.orders group by all order by 1`);
         await show(lake, 'every record is also kept raw, as it arrived', `select seq, payload, run_id from raw.orders order by received_at, seq limit 2`);
+        const social = await socialSteps(abs, report);
         const tables = await lake.catalog.listTables();
-        if (!narrate) return printJson({ project: abs, runs: [first, second], tables });
+        if (!narrate) return printJson({ project: abs, runs: [first, second, ...social], tables });
         say('\n▸ tables');
         say(renderTable(['table', 'rows', 'files', 'schema'], tables.map((t) => [t.name, formatCount(t.rows), t.files, `v${t.schemaVersion ?? '-'}`])).replace(/^/gm, '  '));
         say(`\nlook around (from this repository; with DIP installed, plain \`dip …\` inside ${dir}):`);

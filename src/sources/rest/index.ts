@@ -4,8 +4,7 @@
  * becomes true once they are committed, and kept whole in the raw zone.
  */
 import { restSourceSchema, type RestSourceConfig } from '../../config/rest.js';
-import { redact } from '../../config/secrets.js';
-import { secretRegistry } from '../../config/secrets.js';
+import { redact, resolveSecrets, resolveSecretsDeep, secretRegistry } from '../../config/secrets.js';
 import { defineConnector, type PlanContext, type ReadUnit, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
 import { createAuthenticator } from './auth.js';
 import { HttpClient } from './http/client.js';
@@ -20,20 +19,22 @@ export const restConnector = defineConnector({
   spec: restSourceSchema,
   capabilities: { incremental: true, fileLedger: false, formats: ['json', 'ndjson', 'csv'] },
   create(config, context): SourceInstance {
-    return new RestSource(config, context.sourceName);
+    return new RestSource(config, context.sourceName, context.baseDir);
   },
 });
 
 class RestSource implements SourceInstance {
-  private readonly resources: ResolvedResource[];
+  private resources: ResolvedResource[];
+  private secretsResolved = false;
   private client: HttpClient | undefined;
   private readonly feeds = new Map<string, ParentFeed>();
   private readonly counters = new Map<string, Record<string, number>>();
   private secrets: () => string[] = () => [];
 
   constructor(
-    private readonly config: RestSourceConfig,
+    private config: RestSourceConfig,
     private readonly name: string,
+    private readonly baseDir: string,
   ) {
     this.resources = resolveResources(config, name);
   }
@@ -43,6 +44,14 @@ class RestSource implements SourceInstance {
   }
 
   async plan(stream: StreamSpec, ctx: PlanContext): Promise<StreamPlan> {
+    if (!this.secretsResolved) {
+      // ${env:…}/${file:…} references become values only now, when requests are about to be made.
+      const c = this.config;
+      const opts = { baseDir: this.baseDir };
+      this.config = { ...c, base_url: resolveSecrets(c.base_url, opts), headers: resolveSecretsDeep(c.headers, opts), params: resolveSecretsDeep(c.params, opts), auth: resolveSecretsDeep(c.auth, opts) };
+      this.resources = resolveResources(this.config, this.name);
+      this.secretsResolved = true;
+    }
     const resource = this.resources.find((r) => r.name === stream.name) as ResolvedResource;
     const client = this.http(ctx);
     const counters = this.countersOf(resource.name);
