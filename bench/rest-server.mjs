@@ -188,7 +188,10 @@ server.listen(Number(values.port), '127.0.0.1', () => {
   process.send?.(ready);
 });
 
-const stop = () => server.close(() => process.exit(0));
+const stop = () => {
+  server.closeAllConnections();
+  server.close(() => process.exit(0));
+};
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 process.on('disconnect', stop);

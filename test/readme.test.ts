@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { parseProject } from '../src/config/load.js';
+import { createSource } from '../src/sources/registry.js';
 
 it('the dip.yaml example in README.md validates', () => {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
@@ -13,4 +14,16 @@ it('the dip.yaml example in README.md validates', () => {
   assert.deepEqual(Object.keys(config.pipelines), ['shop']);
   const exports = config.pipelines['shop']?.sources['exports'];
   assert.deepEqual(Object.keys(exports?.type === 'files' ? exports.streams : {}), ['orders', 'customers']);
+});
+
+it('the REST API example in README.md validates and plans its resources, parents first', async () => {
+  const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((b) => b.includes('type: rest'));
+  assert.ok(block, 'README.md has a REST example');
+  const config = parseProject(block, 'README.md');
+  const api = config.pipelines['social']?.sources['api'];
+  assert.ok(api?.type === 'rest');
+  const streams = createSource(api, '.', 'api').streams();
+  assert.deepEqual(streams.map((s) => s.name), ['posts', 'comments', 'accounts', 'daily_stats']);
+  assert.deepEqual(streams.map((s) => s.writeDisposition), ['merge', 'append', 'append', 'append']);
 });

@@ -219,3 +219,22 @@ describe('raw pages', () => {
     assert.deepEqual(await p.rows('select id, name, amount, author.name as author from bronze.things order by id'), before);
   });
 });
+
+describe('configuration errors', () => {
+  const base = { type: 'rest' as const, base_url: 'http://127.0.0.1:1' };
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['merge without a key', { r: { write_disposition: 'merge' } }, /resource r: write_disposition merge needs primary_key/],
+    ['lookback on append', { r: { incremental: { cursor_field: 'u', lookback: '1h' } } }, /resource r: incremental.lookback .* use write_disposition: merge/],
+    ['unknown parent', { r: { path: '/x/{parent.id}', parent: { resource: 'nope' } } }, /resource r: parent nope is not a resource of this source \(have: r\)/],
+    ['{parent.…} without a parent', { r: { path: '/x/{parent.id}' } }, /resource r: uses \{parent.id\} but declares no parent/],
+    ['CSV with a cursor', { r: { format: 'csv', paginator: { type: 'cursor', cursor_path: '$.n', param: 'c' } } }, /resource r: CSV responses support paginators single and link_header/],
+  ];
+  for (const [name, resources, message] of cases) {
+    it(name, async () => {
+      const { restSourceSchema } = await import('../src/config/rest.js');
+      const { createSource } = await import('../src/sources/registry.js');
+      const config = restSourceSchema.parse({ ...base, resources });
+      assert.throws(() => createSource(config, '.', 'api'), (err: Error & { kind?: string }) => err.kind === 'config' && message.test(err.message));
+    });
+  }
+});
