@@ -20,6 +20,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description: 'CSV → bronze: `dip run` vs raw DuckDB COPY read_csv → Parquet (rows/s, MB/s, peak RSS, ratio)',
     load: () => import('./files.js'),
   },
+  rest: {
+    description: 'REST API → bronze: `dip run` (cursor, parallel offset) vs hand-written fetch/undici loops (pages/s, records/s, ratios)',
+    load: () => import('./rest.js'),
+  },
 };
 
 function usage(): string {
