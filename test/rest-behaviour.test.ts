@@ -202,3 +202,30 @@ describe('time windows', () => {
     assert.equal(server.requests.length, 0, 'no window left to read');
   });
 });
+
+describe('a child stream run on its own', () => {
+  it('reads its parent listing itself (without committing it) and uses nested parent fields', async () => {
+    const posts = items(5).map((d) => ({ id: d.id, author: { id: `a${d.id}`, name: 'x' }, body: 'long text' }));
+    const server = await api((req) => {
+      if (req.path === '/posts') return { body: posts };
+      const m = /^\/authors\/(a\d+)\/posts\/(\d+)$/.exec(req.path);
+      return { body: [{ seen: `${m?.[1]}/${m?.[2]}` }] };
+    });
+    const p = await project({
+      base_url: server.url,
+      resources: {
+        posts: {},
+        detail: { path: '/authors/{parent.author.id}/posts/{parent.id}', parent: { resource: 'posts', fields: { author_id: 'author.id' } } },
+      },
+    });
+    await p.runOk('p', { streams: ['detail'] });
+    assert.deepEqual((await p.rows('select seen, author_id from bronze.detail order by seen')).map((r) => `${String(r['seen'])} ${String(r['author_id'])}`), [
+      'a1/1 a1',
+      'a2/2 a2',
+      'a3/3 a3',
+      'a4/4 a4',
+      'a5/5 a5',
+    ]);
+    assert.equal((await (await p.lake()).catalog.getTable('bronze.posts')), undefined, 'the parent was read, not landed');
+  });
+});

@@ -69,6 +69,7 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
     pass,
   );
   const feed = isParent(resource, o.resources) ? { complete: false, rows: [] as Record<string, unknown>[] } : undefined;
+  const pickForChildren = childFields(resource, o.resources);
   if (feed) o.feeds.set(resource.name, feed);
   const units = new AsyncQueue<ReadUnit>(UNITS_AHEAD);
   // Stops every partition's fetching when one fails for good or the consumer goes away.
@@ -86,7 +87,7 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
       o.counters['skipped_records'] = (o.counters['skipped_records'] ?? 0) + page.records.length - records.length;
     }
     if (Object.keys(partition.copy).length) records = records.map((r) => ({ ...r, ...partition.copy }));
-    if (feed) for (const r of records) feed.rows.push(r);
+    if (feed) for (const r of records) feed.rows.push(pickForChildren(r));
     await exclusive(async () => {
       if (resource.format === 'csv') return units.push(await batcher.csvUnit(page, inProgress()));
       if (await batcher.add(page, records, tracker?.mark())) await units.push(await batcher.flush(inProgress()));
@@ -200,6 +201,21 @@ function isParent(r: ResolvedResource, all: ResolvedResource[]): boolean {
   return all.some((c) => c.parent?.resource === r.name);
 }
 
+/** Reduces a parent record to the fields its children use (placeholders, copied fields), so a large parent listing stays small in memory. */
+function childFields(parent: ResolvedResource, all: ResolvedResource[]): (record: Record<string, unknown>) => Record<string, unknown> {
+  const fields = [...new Set(all.flatMap((c) => (c.parent?.resource === parent.name ? [...c.parent.uses, ...Object.values(c.parent.fields)] : [])))];
+  return (record) => {
+    const out: Record<string, unknown> = {};
+    for (const f of fields) {
+      const parts = f.split('.');
+      let target = out;
+      for (const part of parts.slice(0, -1)) target = (target[part] ??= {}) as Record<string, unknown>;
+      target[parts[parts.length - 1] as string] = fieldOf(record, f);
+    }
+    return out;
+  };
+}
+
 function keyOf(r: ResolvedResource): (record: Record<string, unknown>) => string {
   if (r.spec.primaryKey.length) return (rec) => JSON.stringify(r.spec.primaryKey.map((k) => fieldOf(rec, k) ?? null));
   return (rec) => createHash('sha1').update(JSON.stringify(rec)).digest('base64url');
@@ -274,9 +290,10 @@ async function fetchParent(o: StreamUnitsOptions, name: string): Promise<ParentF
   const parent = o.resources.find((x) => x.name === name) as ResolvedResource;
   const pass: PassState = { started_at: new Date().toISOString(), done: [], resume: {}, max: {}, failed: [], window_to: parent.window ? windowEnd(parent.window.to) : undefined };
   const rows: Record<string, unknown>[] = [];
+  const pick = childFields(parent, o.resources);
   for (const p of await planPartitions(o, parent, {}, pass)) {
     for await (const page of readPartition(readerOptions(o, parent), p, o.ctx.signal)) {
-      for (const rec of page.records) rows.push(Object.keys(p.copy).length ? { ...rec, ...p.copy } : rec);
+      for (const rec of page.records) rows.push(pick(Object.keys(p.copy).length ? { ...rec, ...p.copy } : rec));
     }
   }
   return { complete: true, rows };
