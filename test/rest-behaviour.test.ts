@@ -5,25 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { TestApi, items } from './support/api-server.js';
-import { TestProject } from './support/project.js';
+import { RestFixtures, items } from './support/api-server.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-after(async () => {
-  for (const c of cleanups.reverse()) await c();
-});
-
-async function api(route: Parameters<typeof TestApi.start>[0], options?: Parameters<typeof TestApi.start>[1]): Promise<TestApi> {
-  const a = await TestApi.start(route, options);
-  cleanups.push(() => a.close());
-  return a;
-}
-
-async function project(source: Record<string, unknown>): Promise<TestProject> {
-  const p = await TestProject.withSources({ api: { type: 'rest', ...source } });
-  cleanups.push(() => p.dispose());
-  return p;
-}
+const { api, project, dispose } = new RestFixtures();
+after(dispose);
 
 /** The most requests that started inside any window of `ms`. */
 function maxInWindow(times: number[], ms: number): number {

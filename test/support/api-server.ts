@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TestProject } from './project.js';
 
 export interface ApiRequest {
   method: string;
@@ -86,4 +87,26 @@ export function items(n: number, from = 1): { id: number; name: string; amount: 
     const id = from + i;
     return { id, name: `item ${id}`, amount: id * 3, updated_at: new Date(Date.UTC(2026, 0, 1) + id * 60_000).toISOString() };
   });
+}
+
+/** Servers and projects a REST test file makes, disposed of together in its `after` hook. */
+export class RestFixtures {
+  private readonly cleanups: (() => Promise<void>)[] = [];
+
+  readonly api = async (route: Route, options?: { latencyMs?: number }): Promise<TestApi> => {
+    const a = await TestApi.start(route, options);
+    this.cleanups.push(() => a.close());
+    return a;
+  };
+
+  /** A project whose pipeline `p` has one REST source `api` with these settings. */
+  readonly project = async (source: Record<string, unknown>, extra: { raw?: boolean } = {}): Promise<TestProject> => {
+    const p = await TestProject.withSources({ api: { type: 'rest', ...source } }, extra);
+    this.cleanups.push(() => p.dispose());
+    return p;
+  };
+
+  readonly dispose = async (): Promise<void> => {
+    for (const c of this.cleanups.reverse()) await c();
+  };
 }

@@ -4,6 +4,7 @@
  * OAuth2 tokens are fetched lazily on the first request, cached with their expiry and renewed
  * by one shared request however many callers need them at once.
  */
+import { sleep } from './http/retry.js';
 import { request as undiciRequest } from 'undici';
 import type { RestAuthConfig } from '../../config/rest.js';
 import { DipError, errorMessage } from '../../core/errors.js';
@@ -359,21 +360,6 @@ const defaultFetchToken: FetchToken = async (url, init, signal) => {
 function interrupted(signal: AbortSignal): DipError {
   const reason: unknown = signal.reason;
   return new DipError('interrupted', 'OAuth token request interrupted', reason === undefined ? {} : { cause: reason });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(interrupted(signal));
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(interrupted(signal));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 interface SharedRun<T> {
