@@ -214,3 +214,24 @@ describe('a child stream run on its own', () => {
     assert.equal((await (await p.lake()).catalog.getTable('bronze.posts')), undefined, 'the parent was read, not landed');
   });
 });
+
+describe('resources in parallel', () => {
+  it('independent resources are fetched at the same time; a child still waits for its parent', async () => {
+    const server = await api((req) => {
+      if (req.path.startsWith('/r')) return { body: [{ id: 1, resource: req.path }] };
+      if (req.path === '/parents') return { body: [{ id: 7 }] };
+      return { body: [{ child_of: req.path }] };
+    }, { latencyMs: 150 });
+    const p = await project({
+      base_url: server.url,
+      resources: { r1: {}, r2: {}, r3: {}, parents: {}, kids: { path: '/parents/{parent.id}/kids', parent: { resource: 'parents' } } },
+    });
+    await p.runOk();
+    assert.ok(server.maxInFlight >= 3, `requests of different resources overlapped (max in flight ${server.maxInFlight})`);
+    const parent = server.to('/parents')[0];
+    const kid = server.to('/parents/7/kids')[0];
+    assert.ok(parent && kid && kid.at >= parent.at + 150, 'the child was requested after its parent answered');
+    assert.equal(server.to('/parents').length, 1);
+    assert.equal(await p.count('bronze.kids'), 1);
+  });
+});

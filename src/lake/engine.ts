@@ -13,6 +13,9 @@ export type JsonRow = Record<string, unknown>;
 
 /** DuckDB in process: the compute engine for Parquet, CSV, JSON and SQL over lake tables. */
 export class Engine {
+  /** Statements run one at a time on the one connection (streams of a run may stage concurrently). */
+  private queue: Promise<unknown> = Promise.resolve();
+
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly connection: DuckDBConnection,
@@ -35,19 +38,25 @@ export class Engine {
     return new Engine(instance, connection);
   }
 
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
   async run(sql: string): Promise<void> {
-    await this.connection.run(sql);
+    await this.exclusive(() => this.connection.run(sql));
   }
 
   /** Rows as JSON-safe objects (BIGINT and DECIMAL come back as strings). */
   async all(sql: string): Promise<JsonRow[]> {
-    const reader = await this.connection.runAndReadAll(sql);
+    const reader = await this.exclusive(() => this.connection.runAndReadAll(sql));
     return reader.getRowObjectsJson() as JsonRow[];
   }
 
   /** Rows plus column names and DuckDB types, in result order. */
   async table(sql: string): Promise<{ columns: Column[]; rows: JsonRow[] }> {
-    const reader = await this.connection.runAndReadAll(sql);
+    const reader = await this.exclusive(() => this.connection.runAndReadAll(sql));
     const names = reader.columnNames();
     const types = reader.columnTypes();
     return {

@@ -12,7 +12,7 @@ import { supersedeSource } from '../lake/supersede.js';
 import { qualifiedTable } from '../lake/paths.js';
 import { QUARANTINE_SCHEMA, RAW_SCHEMA } from '../lake/zone-schemas.js';
 import { createSource } from '../sources/registry.js';
-import type { SourceInstance, StateStore } from '../sources/types.js';
+import type { SourceInstance, StateStore, StreamSpec } from '../sources/types.js';
 import type { SourceConfig } from '../config/schema.js';
 import type { RunEventSink } from './events.js';
 import { pipelineNamed } from './pipelines.js';
@@ -102,8 +102,8 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
   for (const [sourceName, sourceConfig] of Object.entries(sources)) {
     const source: SourceInstance = createSource(sourceConfig, lake.project.dir, sourceName);
     try {
-      for (const stream of source.streams()) {
-        if (only && !only.includes(stream.name)) continue;
+      const streams = source.streams().filter((s) => !only || only.includes(s.name));
+      await runConcurrently(streams, source.streamConcurrency ?? 1, (s) => source.dependsOn?.(s) ?? [], async (stream) => {
         const key = `${sourceName}.${stream.name}`;
         const streamStats = (stats.streams[key] = emptyStats());
         const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled, runId };
@@ -119,11 +119,49 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
           if (metrics) streamStats.source = metrics;
         }
         await lake.catalog.updateRunStats(runId, stats);
-      }
+      });
     } finally {
       await source.close();
     }
   }
+}
+
+/**
+ * Runs `work` for every stream, at most `limit` at a time, each only after the streams it
+ * depends on (among those being run) have finished, in the given order otherwise.
+ */
+async function runConcurrently(streams: StreamSpec[], limit: number, dependsOn: (s: StreamSpec) => string[], work: (s: StreamSpec) => Promise<void>): Promise<void> {
+  const names = new Set(streams.map((s) => s.name));
+  const finished = new Map<string, Promise<void>>();
+  const slots: Promise<void>[] = [];
+  let running = 0;
+  const waiters: (() => void)[] = [];
+  const acquire = async () => {
+    while (running >= limit) await new Promise<void>((r) => waiters.push(r));
+    running++;
+  };
+  const release = () => {
+    running--;
+    waiters.shift()?.();
+  };
+  for (const stream of streams) {
+    const deps = dependsOn(stream).filter((d) => names.has(d)).map((d) => finished.get(d) ?? Promise.resolve());
+    const done = (async () => {
+      await Promise.all(deps);
+      await acquire();
+      try {
+        await work(stream);
+      } finally {
+        release();
+      }
+    })();
+    finished.set(stream.name, done.catch(() => undefined));
+    slots.push(done);
+  }
+  // Wait for every stream, then surface the first failure (an interruption).
+  const outcomes = await Promise.allSettled(slots);
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**

@@ -91,6 +91,13 @@ export interface StreamPlan {
 export interface SourceInstance {
   streams(): StreamSpec[];
   plan(stream: StreamSpec, context: PlanContext): Promise<StreamPlan>;
+  /**
+   * Streams this one needs finished first (a child resource's parent). With
+   * `streamConcurrency` > 1 the runner starts a stream once those are done.
+   */
+  dependsOn?(stream: StreamSpec): string[];
+  /** How many of this source's streams may run at once (default 1: in order). */
+  readonly streamConcurrency?: number;
   /** Counters the source kept for a stream (requests, retries, …), added to the run's stats. */
   metrics?(stream: StreamSpec): Record<string, number>;
   close(): Promise<void>;

@@ -69,6 +69,16 @@ class RestSource implements SourceInstance {
     return { units, skipped: 0 };
   }
 
+  /** Resources are fetched concurrently (each within the API's budgets); a child waits for its parent. */
+  get streamConcurrency(): number {
+    return Math.max(1, Math.min(4, this.config.http.concurrency.max));
+  }
+
+  dependsOn(stream: StreamSpec): string[] {
+    const parent = this.resources.find((r) => r.name === stream.name)?.parent;
+    return parent ? [parent.resource] : [];
+  }
+
   metrics(stream: StreamSpec): Record<string, number> {
     return { ...this.countersOf(stream.name) };
   }
