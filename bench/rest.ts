@@ -747,7 +747,7 @@ interface Summary {
   serverCpuSeconds: number;
   loopDelayMaxMs: number;
   samples: number[];
-  dip?: { openMs: number; units: number; requests: number; tailMs: number | null } | undefined;
+  dip?: { openMs: number; units: number; requests: number; firstRequestMs: number | null; fetchMs: number | null; tailMs: number | null } | undefined;
 }
 
 function summarize(opts: Options, vs: Variant[], samples: Sample[]): Summary[] {
@@ -779,6 +779,8 @@ function summarize(opts: Options, vs: Variant[], samples: Sample[]): Summary[] {
             openMs: median(runs.map((s) => s.result.dip?.openMs ?? 0)),
             units: mid.result.dip.units,
             requests: mid.result.dip.requests,
+            firstRequestMs: mid.server.firstAt === null ? null : mid.server.firstAt - mid.result.startEpochMs,
+            fetchMs: mid.server.firstAt === null || mid.server.lastAt === null ? null : mid.server.lastAt - mid.server.firstAt,
             tailMs: mid.server.lastAt === null ? null : mid.result.endEpochMs - mid.server.lastAt,
           }
         : undefined,
@@ -861,7 +863,10 @@ function resultsTable(summary: Summary[], best: Record<string, Summary | undefin
     if (s === best['cursor']) notes.push('best cursor loop');
     if (s === best['sequentialOffset']) notes.push('sequential offset baseline');
     if (s === best['offset']) notes.push('best offset loop');
-    if (s.dip) notes.push(`open ${fmtInt(s.dip.openMs)} ms, ${s.dip.units} units, tail ${s.dip.tailMs === null ? 'n/a' : `${fmtInt(s.dip.tailMs)} ms`}`);
+    if (s.dip) {
+      const ms = (x: number | null) => (x === null ? 'n/a' : `${fmtInt(x)} ms`);
+      notes.push(`${s.dip.units} units; median run: open ${ms(s.dip.openMs)}, 1st request ${ms(s.dip.firstRequestMs)}, fetch ${ms(s.dip.fetchMs)}, tail ${ms(s.dip.tailMs)}`);
+    }
     return [
       s.label,
       String(s.runs),
