@@ -223,3 +223,18 @@ describe('configuration errors', () => {
     });
   }
 });
+
+describe('typing a batch from a sample', () => {
+  it('a field first seen, or a type first changed, after the sampled records is neither dropped nor mistyped', async () => {
+    const data = items(3000).map((d) => ({ ...d })) as Record<string, unknown>[];
+    (data[2600] as Record<string, unknown>)['late_field'] = 'only here';
+    (data[2900] as Record<string, unknown>)['amount'] = 'n/a';
+    const server = await api(() => ({ body: data }));
+    const p = await project({ base_url: server.url, resources: { rows: {} } });
+    await p.runOk();
+    assert.equal(await p.count('bronze.rows'), 3000);
+    assert.deepEqual(await p.rows(`select id::INT as id, late_field from bronze.rows where late_field is not null`), [{ id: 2601, late_field: 'only here' }]);
+    // Numbers and text in one field: the column holds JSON values (as a file source would).
+    assert.deepEqual(await p.rows(`select json_extract_string(amount, '$') as amount from bronze.rows where id in (2900, 2901) order by id`), [{ amount: '8700' }, { amount: 'n/a' }]);
+  });
+});

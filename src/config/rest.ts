@@ -169,7 +169,7 @@ const resourceFields = {
   rate_limit: budgetSchema.optional().describe('Client-side budget for this resource (on top of the host budget)'),
   max_pages: z.number().int().min(1).optional().describe('Stop after this many pages per partition (fails the stream when more remain)'),
   max_time: duration.optional().describe('Fail the stream when pagination runs longer than this'),
-  batch_records: z.number().int().min(1).optional().describe('Records per commit (default 50000)'),
+  batch_records: z.number().int().min(1).optional().describe('Records per commit (default 20000)'),
   response_actions: z.record(z.string(), responseActionSchema).optional(),
 };
 

@@ -167,14 +167,12 @@ export async function stageUnit(
  */
 async function stageRawPages(lake: Lake, localFile: string, unit: ReadUnit, target: IngestTarget, receivedAt: Date, typing: Record<string, string> = {}): Promise<NewFile> {
   const pages = unit.rawPages as string;
-  // The reader allocates buffers of this size: large enough for the longest line (at most the file), no larger.
-  const maxObject = Math.max(1 << 20, (await stat(pages)).size + 1024);
+  // Lines are copied as they are (no JSON parsing): \u0001 cannot occur unescaped in JSON.
+  const maxLine = Math.max(1 << 21, (await stat(pages)).size + 1024);
   const rows = await lake.engine.copy(`COPY (
-      SELECT row_number() OVER () AS seq, payload, ${lit(target.pipeline)} AS pipeline, ${lit(target.source)} AS source,
-        ${lit(target.stream.name)} AS stream, ${lit(target.runId)} AS run_id, received_at, position
-      FROM read_json(${lit(pages)}, format='newline_delimited', maximum_object_size=${maxObject},
-        columns={received_at: 'VARCHAR', position: 'JSON', payload: 'JSON'})
-    ) TO ${lit(localFile)} (FORMAT json, COMPRESSION zstd)`);
+      SELECT line FROM read_csv(${lit(pages)}, columns={'line': 'VARCHAR'}, delim='\u0001', quote='', escape='', header=false,
+        auto_detect=false, strict_mode=false, max_line_size=${maxLine}, hive_partitioning=false)
+    ) TO ${lit(localFile)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\u0001', COMPRESSION zstd)`);
   return publish(lake, localFile, dataFilePath('raw', target.source, target.stream.table, receivedAt, EXT.rawNdjson), rows, {
     run_id: target.runId,
     source_file: String(unit.position['file'] ?? unit.label),

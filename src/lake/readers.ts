@@ -44,7 +44,7 @@ export async function prepareInput(engine: Engine, input: FileInput, stagingDir:
       return prepareCsv(engine, input.path, input.csv);
     case 'ndjson':
     case 'json':
-      return prepareJson(engine, input.path, input.format, stagingDir, 20480);
+      return input.fields ? prepareKnownJson(engine, input.path, input.format, stagingDir, input.fields) : prepareJson(engine, input.path, input.format, stagingDir, 20480);
     case 'parquet': {
       const rel = `read_parquet(${lit(input.path)}, hive_partitioning=false)`;
       return simple(rel, rel);
@@ -128,6 +128,24 @@ async function csvTyping(engine: Engine, path: string, base: string[], options: 
 }
 
 const TEMPORAL_TYPES = /^(DATE|TIMESTAMP)/;
+
+/** Records sampled to type a file whose fields are known up front; a later value that does not convert re-reads with a full sample. */
+const KNOWN_FIELDS_SAMPLE = 2048;
+
+/**
+ * JSON records whose fields the source listed: types come from a small sample and the read
+ * names its columns explicitly (one inference, not one per statement). If the sample missed
+ * a field, the whole file is sampled instead: an explicit column list would drop that field.
+ */
+async function prepareKnownJson(engine: Engine, path: string, format: 'json' | 'ndjson', stagingDir: string, fields: readonly string[]): Promise<PreparedInput> {
+  const fmt = format === 'json' ? 'array' : 'newline_delimited';
+  const columns = await engine.describe(`SELECT * FROM read_json(${lit(path)}, format=${lit(fmt)}, sample_size=${KNOWN_FIELDS_SAMPLE}, hive_partitioning=false)`);
+  const sampled = new Set(columns.map((c) => c.name));
+  if (fields.length !== sampled.size || fields.some((f) => !sampled.has(f))) return prepareJson(engine, path, format, stagingDir, -1);
+  const spec = columns.map((c) => `${lit(c.name)}: ${lit(c.type)}`).join(', ');
+  const prepared = await prepareJson(engine, path, format, stagingDir, KNOWN_FIELDS_SAMPLE);
+  return { ...prepared, typed: `read_json(${lit(path)}, format=${lit(fmt)}, columns={${spec}}, hive_partitioning=false)` };
+}
 
 async function prepareJson(
   engine: Engine,

@@ -191,6 +191,7 @@ export async function runStream(
     sourceState: sourceStateStore(lake, target),
     retryFailed: options.retryFailed ?? false,
     stagingDir: await lake.storage.stagingDir(),
+    runId: target.runId,
   });
   const streamKey = `${sourceName}.${stream.name}`;
   stats.skippedFiles = plan.skipped;

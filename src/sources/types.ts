@@ -28,6 +28,12 @@ export interface FileInput {
   path: string;
   format: InputFormat;
   csv?: CsvOptions | undefined;
+  /**
+   * Every top-level field of the records, when the source knows them (it wrote the file):
+   * the reader then infers types from a small sample and reads with exactly these columns,
+   * instead of sampling the whole file twice.
+   */
+  fields?: readonly string[] | undefined;
 }
 
 export interface ReadUnit {
@@ -36,8 +42,8 @@ export interface ReadUnit {
   /** The records to read; absent for a unit that only carries state (and maybe raw pages). */
   input?: FileInput | undefined;
   /**
-   * Raw envelopes the source wrote itself, one JSON object per line with `received_at`,
-   * `position`, `copy` and `payload` (API sources keep whole response pages, not records).
+   * Raw envelopes the source wrote itself, complete (every raw-zone field, `seq` from 1),
+   * one per line: API sources keep whole response pages, not records. Only compressed.
    */
   rawPages?: string | undefined;
   /** Bytes the unit covers, for progress and run stats. */
@@ -73,6 +79,8 @@ export interface PlanContext {
   retryFailed: boolean;
   /** Local directory for files the source writes for its units. */
   stagingDir: string;
+  /** The run reading the stream (raw envelopes a source writes itself carry it). */
+  runId: string;
 }
 
 export interface StreamPlan {

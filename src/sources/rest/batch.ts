@@ -12,6 +12,8 @@ import type { Page } from './pages.js';
 
 export interface BatchOptions {
   dir: string;
+  /** Constant fields of every raw envelope. */
+  envelope: { pipeline: string; source: string; stream: string; run_id: string };
   resource: string;
   /** Label of the resource's endpoint, recorded as the source file of its rows. */
   endpoint: string;
@@ -27,6 +29,7 @@ interface OpenBatch {
   pagesPath: string;
   recordCount: number;
   pageCount: number;
+  fields: Set<string>;
   bytes: number;
   openedAt: number;
   firstUrl: string | undefined;
@@ -36,18 +39,25 @@ interface OpenBatch {
 export class UnitBatcher {
   private batch: OpenBatch | undefined;
   private seq = 0;
+  /** The envelope fields every page shares, as JSON members. */
+  private readonly constants: string;
 
   constructor(
     private readonly o: BatchOptions,
     readonly pass: PassState,
-  ) {}
+  ) {
+    this.constants = JSON.stringify(o.envelope).slice(1, -1);
+  }
 
   /** Adds a page (records already filtered and completed with parent fields); true when the batch is due. */
   async add(page: Page, records: readonly Record<string, unknown>[], mark: CursorMark | undefined): Promise<boolean> {
     const b = (this.batch ??= await this.openBatch());
     if (records.length) {
       let text = '';
-      for (const r of records) text += `${JSON.stringify(r)}\n`;
+      for (const r of records) {
+        for (const k in r) b.fields.add(k);
+        text += `${JSON.stringify(r)}\n`;
+      }
       await b.records.write(text);
       b.bytes += text.length;
     }
@@ -64,7 +74,7 @@ export class UnitBatcher {
         copy: Object.keys(page.partition.copy).length ? page.partition.copy : undefined,
       };
       const payload = this.o.format === 'json' ? page.text : JSON.stringify(page.text);
-      await b.pages.write(`{"received_at":${JSON.stringify(page.receivedAt)},"position":${JSON.stringify(position)},"payload":${payload}}\n`);
+      await b.pages.write(`{"seq":${b.pageCount + 1},${this.constants},"received_at":${JSON.stringify(page.receivedAt)},"position":${JSON.stringify(position)},"payload":${payload}}\n`);
     }
     b.recordCount += records.length;
     b.pageCount += 1;
@@ -112,7 +122,7 @@ export class UnitBatcher {
     const label = b.pageCount ? `${this.o.resource} batch ${this.seq} (${b.pageCount} pages, ${b.recordCount} records)` : `${this.o.resource} state`;
     return {
       label,
-      input: b.recordCount ? { path: b.recordsPath, format: 'ndjson' } : undefined,
+      input: b.recordCount ? { path: b.recordsPath, format: 'ndjson', fields: [...b.fields] } : undefined,
       rawPages: b.pageCount ? b.pagesPath : undefined,
       bytes: b.bytes,
       position: { file: this.o.endpoint, first_url: b.firstUrl, last_url: b.lastUrl, pages: b.pageCount },
@@ -144,6 +154,7 @@ export class UnitBatcher {
       pagesPath,
       recordCount: 0,
       pageCount: 0,
+      fields: new Set(),
       bytes: 0,
       openedAt: Date.now(),
       firstUrl: undefined,

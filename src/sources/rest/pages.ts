@@ -161,7 +161,8 @@ async function fetchPage(o: PageReaderOptions, partition: Partition, request: Pa
     body = records;
   } else {
     body = raw.trim() === '' ? null : parseJson(raw, `${o.where}: ${url}`);
-    text = raw.replace(/[\r\n]+/g, ' ');
+    // One line per envelope; raw line breaks in JSON can only be whitespace between tokens.
+    text = raw.includes('\n') || raw.includes('\r') ? raw.replace(/[\r\n]+/g, ' ') : raw;
     ({ records, path: recordsPath } = o.select(body));
   }
   const view: PageView = { body, headers: response.headers, records };

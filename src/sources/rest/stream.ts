@@ -39,7 +39,11 @@ export interface StreamUnitsOptions {
 
 /** Units fetched ahead of the one being committed. */
 const UNITS_AHEAD = 2;
-const MAX_BATCH_AGE_MS = 30_000;
+/**
+ * A unit also closes after this long, so a slow API commits progress often and the unit
+ * still open when the last page arrives (staged after it) stays small.
+ */
+const MAX_BATCH_AGE_MS = 2_000;
 
 export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUnit> {
   const { resource, ctx } = o;
@@ -60,6 +64,7 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
   const batcher = new UnitBatcher(
     {
       dir: ctx.stagingDir,
+      envelope: { pipeline: ctx.pipeline, source: ctx.source, stream: resource.name, run_id: ctx.runId },
       resource: resource.name,
       endpoint: `${resource.method} ${o.redact(resolveUrl(o.source.base_url, resource.path))}`,
       format: resource.format,
