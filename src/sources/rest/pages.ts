@@ -55,7 +55,7 @@ export async function* readPartition(o: PageReaderOptions, partition: Partition,
   const started = Date.now();
   const seenRequests = new Set<string>();
   let lastBodyHash: string | undefined;
-  let request: PageRequest | null = partition.resume ?? o.paginator.first();
+  const request: PageRequest = partition.resume ?? o.paginator.first();
   const guard = (r: PageRequest, page: Page) => {
     if (o.maxPages !== undefined && r.page > o.maxPages) {
       throw new DipError('input', `${o.where}: more than max_pages=${o.maxPages} pages (next: ${page.url}); raise max_pages or narrow the request`);
@@ -64,30 +64,43 @@ export async function* readPartition(o: PageReaderOptions, partition: Partition,
       throw new DipError('input', `${o.where}: pagination ran longer than max_time (${o.maxTimeMs} ms) at page ${r.page} (${page.url})`);
     }
   };
-  while (request) {
-    signal.throwIfAborted();
-    const page = await fetchPage(o, partition, request, signal);
-    // A paginator that hands back a request it made before, or an API that serves the same
-    // non-empty page again, would loop forever: stop with the evidence instead.
-    const signature = JSON.stringify([request.url ?? '', request.params]);
-    if (seenRequests.has(signature) && request.page > 1) {
-      throw new DipError('input', `${o.where}: pagination loop: page ${request.page} repeats an earlier request (${page.url}); the API returned the same cursor/next link again`);
-    }
-    seenRequests.add(signature);
-    const hash = page.text && page.records.length ? createHash('sha1').update(page.text).digest('hex') : undefined;
-    if (hash && hash === lastBodyHash) {
-      throw new DipError('input', `${o.where}: pagination loop: page ${request.page} (${page.url}) has exactly the same content as the page before`);
-    }
-    lastBodyHash = hash;
-    const addressable = o.paginator.addressable;
-    if (addressable && o.parallel > 1 && page.next) {
+  const signatureOf = (r: PageRequest) => JSON.stringify([r.url ?? '', r.params]);
+  seenRequests.add(signatureOf(request));
+  const local = new AbortController();
+  const linked = AbortSignal.any([signal, local.signal]);
+  let pending: Promise<Page> | undefined = fetchPage(o, partition, request, linked);
+  try {
+    while (pending) {
+      const page: Page = await pending;
+      pending = undefined;
+      // An API that serves the same non-empty page again, or a paginator that hands back a
+      // request it made before, would loop forever: stop with the evidence instead.
+      const hash = page.text && page.records.length ? createHash('sha1').update(page.text).digest('hex') : undefined;
+      if (hash && hash === lastBodyHash) {
+        throw new DipError('input', `${o.where}: pagination loop: page ${page.request.page} (${page.url}) has exactly the same content as the page before`);
+      }
+      lastBodyHash = hash;
+      if (o.paginator.addressable && o.parallel > 1 && page.next) {
+        yield page;
+        yield* readAhead(o, partition, page.request, page, signal, guard);
+        return;
+      }
+      const next = page.next;
+      if (next) {
+        guard(next, page);
+        const signature = signatureOf(next);
+        if (seenRequests.has(signature)) {
+          throw new DipError('input', `${o.where}: pagination loop: after page ${page.request.page} (${page.url}) the API pointed back to a page already read (${next.url ?? JSON.stringify(next.params)}); it returned the same cursor/next link again`);
+        }
+        seenRequests.add(signature);
+        // Requested before this page is handed on: the round trip overlaps the work on this one.
+        pending = fetchPage(o, partition, next, linked);
+        pending.catch(() => undefined);
+      }
       yield page;
-      yield* readAhead(o, partition, request, page, signal, guard);
-      return;
     }
-    yield page;
-    request = page.next;
-    if (request) guard(request, page);
+  } finally {
+    local.abort();
   }
 }
 
