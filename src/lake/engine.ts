@@ -11,17 +11,38 @@ export interface EngineOptions {
 
 export type JsonRow = Record<string, unknown>;
 
-/** DuckDB in process: the compute engine for Parquet, CSV, JSON and SQL over lake tables. */
+interface Handles {
+  instance: DuckDBInstance;
+  connection: DuckDBConnection;
+}
+
+/**
+ * DuckDB in process: the compute engine for Parquet, CSV, JSON and SQL over lake tables.
+ * It opens in the background (loading DuckDB takes ~0.15 s): commands that never query, and
+ * sources that start fetching first, do not wait for it; the first statement does.
+ */
 export class Engine {
   /** Statements run one at a time on the one connection (streams of a run may stage concurrently). */
-  private queue: Promise<unknown> = Promise.resolve();
+  private queue: Promise<unknown>;
+  private handles: Handles | undefined;
 
-  private constructor(
-    private readonly instance: DuckDBInstance,
-    private readonly connection: DuckDBConnection,
-  ) {}
+  private constructor(private readonly ready: Promise<Handles>) {
+    ready.then((h) => (this.handles = h)).catch(() => undefined); // an open failure surfaces at first use
+    this.queue = ready.catch(() => undefined);
+  }
+
+  /** Starts opening DuckDB; `describeFailure` turns an open error into the one statements report. */
+  static start(options: EngineOptions = {}, describeFailure: (err: unknown) => unknown = (err) => err): Engine {
+    return new Engine(Engine.open(options).catch((err: unknown) => Promise.reject(describeFailure(err))));
+  }
 
   static async create(options: EngineOptions = {}): Promise<Engine> {
+    const engine = Engine.start(options);
+    await engine.ready;
+    return engine;
+  }
+
+  private static async open(options: EngineOptions): Promise<Handles> {
     const { DuckDBInstance } = await import('@duckdb/node-api');
     const config: Record<string, string> = {};
     if (options.threads) config['threads'] = String(options.threads);
@@ -35,28 +56,28 @@ export class Engine {
     // Progress is polled (see `copy`), never printed by DuckDB itself.
     await connection.run('SET enable_progress_bar = true');
     await connection.run('SET enable_progress_bar_print = false');
-    return new Engine(instance, connection);
+    return { instance, connection };
   }
 
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
+  private exclusive<T>(fn: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => fn((await this.ready).connection));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
   async run(sql: string): Promise<void> {
-    await this.exclusive(() => this.connection.run(sql));
+    await this.exclusive((c) => c.run(sql));
   }
 
   /** Rows as JSON-safe objects (BIGINT and DECIMAL come back as strings). */
   async all(sql: string): Promise<JsonRow[]> {
-    const reader = await this.exclusive(() => this.connection.runAndReadAll(sql));
+    const reader = await this.exclusive((c) => c.runAndReadAll(sql));
     return reader.getRowObjectsJson() as JsonRow[];
   }
 
   /** Rows plus column names and DuckDB types, in result order. */
   async table(sql: string): Promise<{ columns: Column[]; rows: JsonRow[] }> {
-    const reader = await this.exclusive(() => this.connection.runAndReadAll(sql));
+    const reader = await this.exclusive((c) => c.runAndReadAll(sql));
     const names = reader.columnNames();
     const types = reader.columnTypes();
     return {
@@ -72,7 +93,7 @@ export class Engine {
   async copy(sql: string, onProgress?: (fraction: number) => void): Promise<number> {
     const timer = onProgress
       ? setInterval(() => {
-          const p = this.connection.progress.percentage;
+          const p = this.handles?.connection.progress.percentage ?? 0;
           if (p > 0) onProgress(Math.min(p, 100) / 100);
         }, 250)
       : undefined;
@@ -92,11 +113,13 @@ export class Engine {
 
   /** Stops the running statement (it fails with an interrupt error). */
   interrupt(): void {
-    this.connection.interrupt();
+    this.handles?.connection.interrupt();
   }
 
-  close(): void {
-    this.connection.closeSync();
-    this.instance.closeSync();
+  async close(): Promise<void> {
+    const handles = await this.ready.catch(() => undefined);
+    await this.queue;
+    handles?.connection.closeSync();
+    handles?.instance.closeSync();
   }
 }

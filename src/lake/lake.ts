@@ -21,13 +21,10 @@ export class Lake {
     const catalog = await openCatalog(config.catalog, dir);
     try {
       const staging = await storage.stagingDir();
-      const engine = await Engine.create({
-        threads: config.engine.threads,
-        memoryLimit: config.engine.memory_limit,
-        tempDirectory: join(staging, 'duckdb-spill'),
-      }).catch((err: unknown) => {
-        throw new ConfigError(`${project.file}: engine settings were refused by DuckDB (engine: ${JSON.stringify(config.engine)}): ${errorMessage(err)}`, { cause: err });
-      });
+      const engine = Engine.start(
+        { threads: config.engine.threads, memoryLimit: config.engine.memory_limit, tempDirectory: join(staging, 'duckdb-spill') },
+        (err) => new ConfigError(`${project.file}: engine settings were refused by DuckDB (engine: ${JSON.stringify(config.engine)}): ${errorMessage(err)}`, { cause: err }),
+      );
       return new Lake(project, storage, catalog, engine);
     } catch (err) {
       await catalog.close();
@@ -37,7 +34,7 @@ export class Lake {
 
   async close(): Promise<void> {
     try {
-      this.engine.close();
+      await this.engine.close();
     } finally {
       await this.catalog.close();
     }
