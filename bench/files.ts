@@ -20,6 +20,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { count, fmtInt, median, renderTable } from './common.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -85,11 +86,6 @@ const LABEL: Record<Variant, string> = {
   'raw-on': 'b) dip run, raw zone on',
 };
 
-function count(text: string, name: string): number {
-  const n = Number(text.replaceAll('_', ''));
-  if (!Number.isFinite(n) || n < 0 || !Number.isInteger(n)) throw new Error(`--${name} ${text}: expected a whole number`);
-  return n;
-}
 
 function parseOptions(args: string[]): Options | undefined {
   const { values } = parseArgs({
@@ -556,11 +552,6 @@ interface Summary {
   samples: { seconds: number; cpuSeconds: number | null; peakRssMiB: number | null }[];
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 function summarize(csv: CsvFile, samples: RunSample[], big: boolean): Summary[] {
   const byVariant = new Map<Variant, RunSample[]>();
@@ -611,17 +602,7 @@ function summarize(csv: CsvFile, samples: RunSample[], big: boolean): Summary[] 
   return out;
 }
 
-function renderTable(head: string[], rows: string[][], markdown: boolean, rightAlign: boolean[] = []): string {
-  if (markdown) {
-    const sep = head.map((_, i) => (rightAlign[i] ? '---:' : '---'));
-    return [head, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-  }
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (rightAlign[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ');
-  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
 
-const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 function resultsTable(summary: Summary[], markdown: boolean): string {
   const head = ['variant', 'runs', 'seconds', 'in-process s', 'CPU s', 'rows/s', 'MB/s', 'peak RSS MiB (max)', 'ratio b/a', 'CPU ratio', 'target', 'result'];

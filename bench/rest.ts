@@ -29,6 +29,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { RunEvent } from '../src/pipeline/events.js';
+import { count, fmtInt, median, renderTable } from './common.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -90,11 +91,6 @@ interface Options {
   markdown: boolean;
 }
 
-function count(text: string, name: string): number {
-  const n = Number(text.replaceAll('_', ''));
-  if (!Number.isFinite(n) || n < 0 || !Number.isInteger(n)) throw new Error(`--${name} ${text}: expected a whole number`);
-  return n;
-}
 
 function parseOptions(args: string[]): Options | undefined {
   const { values } = parseArgs({
@@ -859,11 +855,6 @@ async function runProfile(server: Server, v: Variant): Promise<ProfileReport> {
 
 // ─── summary ─────────────────────────────────────────────────────────────────────────────
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 interface Summary {
   variant: string;
@@ -961,17 +952,7 @@ function targets(summary: Summary[]): { rows: TargetRow[]; best: Record<string, 
   return { rows, best: { cursor: bestCursor, sequentialOffset: seqOffset, offset: bestOffset } };
 }
 
-function renderTable(head: string[], rows: string[][], markdown: boolean, rightAlign: boolean[] = []): string {
-  if (markdown) {
-    const sep = head.map((_, i) => (rightAlign[i] ? '---:' : '---'));
-    return [head, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-  }
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (rightAlign[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ');
-  return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
 
-const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 function resultsTable(summary: Summary[], best: Record<string, Summary | undefined>, markdown: boolean): string {
   const head = ['variant', 'runs', 'seconds', 'pages/s', 'records/s', 'CPU s', 'peak RSS MiB', 'max in flight', 'server CPU s', 'loop delay max ms', 'note'];
