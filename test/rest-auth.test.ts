@@ -245,6 +245,26 @@ describe('oauth2 client credentials', () => {
     }
   });
 
+  test('a late 401 for a token already replaced neither fetches another nor counts against the current one', async () => {
+    const server = await tokenServer((_f, _r, n) => ({ status: 200, body: { access_token: `at-${n}`, expires_in: 3600 } }));
+    try {
+      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), { baseUrl: server.url, state: memoryState() });
+      const old = request(`${server.url}/a`);
+      await auth.apply(old, signal);
+      assert.equal(await auth.onUnauthorized?.(signal, old), true);
+      assert.equal(server.requests.length, 2, 'the rejected token was replaced');
+      for (let i = 0; i < 5; i++) assert.equal(await auth.onUnauthorized?.(signal, old), true, 'late answers to the old token');
+      assert.equal(server.requests.length, 2, 'no token fetched for them');
+      const current = request(`${server.url}/a`);
+      await auth.apply(current, signal);
+      assert.equal(bearerOf(current), 'Bearer at-2');
+      assert.equal(await auth.onUnauthorized?.(signal, current), true, 'the current token refused: renewed');
+      assert.equal(server.requests.length, 3);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('client_auth body and basic are what the server receives; scope, audience, extra params and a relative token_url', async () => {
     const server = await tokenServer((form, req) => {
       const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];

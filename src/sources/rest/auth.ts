@@ -118,6 +118,12 @@ function setHeader(headers: Record<string, string>, name: string, value: string)
   headers[name] = value;
 }
 
+/** A header's value, whatever the case of its name. */
+function headerValue(headers: Record<string, string>, name: string): string | undefined {
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name.toLowerCase());
+  return key === undefined ? undefined : headers[key];
+}
+
 function setCookie(headers: Record<string, string>, name: string, value: string): void {
   const key = Object.keys(headers).find((k) => k.toLowerCase() === 'cookie');
   const others = (key === undefined ? '' : (headers[key] ?? ''))
@@ -164,10 +170,14 @@ class OAuth2Authenticator implements Authenticator {
     setHeader(request.headers, 'Authorization', `Bearer ${token.accessToken}`);
   }
 
-  async onUnauthorized(signal: AbortSignal): Promise<boolean> {
+  async onUnauthorized(signal: AbortSignal, request?: HttpRequest): Promise<boolean> {
     if (this.renewal.running) {
       await this.renew(signal);
       return true;
+    }
+    const sentWith = request && headerValue(request.headers, 'Authorization');
+    if (sentWith !== undefined && this.token !== undefined && sentWith !== `Bearer ${this.token.accessToken}`) {
+      return true; // refused an older token; the current one has not been tried
     }
     const rejected = this.token;
     if (rejected !== undefined && Date.now() - rejected.fetchedAt < FRESH_MS) {

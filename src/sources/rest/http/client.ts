@@ -62,7 +62,7 @@ export function isHttpFailure(err: unknown): err is HttpRequestError {
 }
 
 type AttemptResult =
-  | { kind: 'response'; status: number; headers: Record<string, string>; body: Buffer; elapsedMs: number }
+  | { kind: 'response'; status: number; headers: Record<string, string>; body: Buffer; elapsedMs: number; sent?: HttpRequest }
   | { kind: 'error'; error: unknown; timedOut: boolean; elapsedMs: number };
 
 /** Waits for `promise`, or rejects with an `interrupted` DipError when the signal fires first. */
@@ -169,7 +169,7 @@ export class HttpClient {
       if (decision === 'reauth') {
         reauthLeft = false;
         const authenticator = this.options.authenticator;
-        if (authenticator?.onUnauthorized !== undefined && (await authenticator.onUnauthorized(signal))) {
+        if (authenticator?.onUnauthorized !== undefined && (await authenticator.onUnauthorized(signal, result.sent))) {
           maxAttempts++; // retrying with fresh credentials does not use up a retry
           await this.backoff(request, attempt, status, null, 0, signal);
           continue;
@@ -229,6 +229,7 @@ export class HttpClient {
       const settle = await this.gate(request, origin, signal);
       const startedAt = performance.now();
       const result = await this.dispatch(sent, signal, settle);
+      if (result.kind === 'response') result.sent = sent; // with the credentials it carried, for onUnauthorized
       this.counters.requests++;
       if (result.kind === 'response') {
         const { status } = result;

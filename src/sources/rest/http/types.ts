@@ -64,11 +64,14 @@ export type HttpEvent =
 /**
  * Adds credentials to a request. The client calls `apply` before every attempt (so a refreshed
  * token is used on retry) and `onUnauthorized` once per request on a 401; when that returns
- * true the request is retried with fresh credentials, otherwise the 401 is terminal.
+ * true the request is retried with fresh credentials, otherwise the 401 is terminal. A 401 for
+ * credentials already replaced (a late answer to a request sent with an old token) is not
+ * a rejection of the current ones.
  */
 export interface Authenticator {
   apply(request: HttpRequest, signal: AbortSignal): Promise<void>;
-  onUnauthorized?(signal: AbortSignal): Promise<boolean>;
+  /** `rejected`: the request as sent, with the credentials the server refused. */
+  onUnauthorized?(signal: AbortSignal, rejected?: HttpRequest): Promise<boolean>;
   /** Strings that must never appear in logs, errors or raw envelopes (tokens, keys). */
   secrets(): string[];
 }
