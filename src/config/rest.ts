@@ -4,14 +4,7 @@
  * pulled into `schema.ts`, so types, validation and the JSON Schema come from one place.
  */
 import { z } from 'zod';
-
-const identifier = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_]*$/, 'expected a lower-case identifier: letters, digits and _ (e.g. "orders_2024")');
-
-const duration = z
-  .string()
-  .regex(/^\d+(\.\d+)?\s*(ms|s|m|h|d|w)$/, 'expected a duration such as 500ms, 30s, 5m, 1h or 7d');
+import { duration, identifier } from './primitives.js';
 
 const templated = z.string().describe('Text; {name} placeholders are filled in ({incremental.start}, {parent.id}, {window.start}, {page})');
 

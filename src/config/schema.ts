@@ -4,11 +4,8 @@
  * all come from here.
  */
 import { z } from 'zod';
+import { identifier } from './primitives.js';
 import { restSourceSchema } from './rest.js';
-
-const identifier = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_]*$/, 'expected a lower-case identifier: letters, digits and _ (e.g. "orders_2024")');
 
 export const writeDispositionSchema = z
   .enum(['append', 'replace', 'merge'])

@@ -3,7 +3,8 @@ export function utcDate(d: Date): string {
   return d.toISOString().slice(0, 10);
 }
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/;
+/** What `parseDuration` accepts (config schemas validate durations with it). */
+export const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** Parses `90s`, `15m`, `7d` into milliseconds; undefined when the text is not a duration. */
