@@ -29,6 +29,17 @@ export function compareCursor(a: Value, b: Value): number {
   return String(a) < String(b) ? -1 : String(a) > String(b) ? 1 : 0;
 }
 
+/** The value a pass requests from: the last value minus the lookback, or the configured start. */
+export function startValue(config: IncrementalConfig, last: CursorMark | undefined): Value | undefined {
+  const lb = config.lookback;
+  if (last === undefined) return config.start;
+  if (typeof lb === 'string' && typeof last.value === 'string' && ISO.test(last.value)) {
+    return new Date(Date.parse(last.value) - (parseDuration(lb) ?? 0)).toISOString();
+  }
+  if (typeof lb === 'number') return Number(last.value) - lb;
+  return last.value;
+}
+
 /**
  * Incremental loading by a record field, per partition: where to start (last value, minus
  * the lookback), which records an inclusive re-read repeats (skipped by key), and the new
@@ -36,9 +47,6 @@ export function compareCursor(a: Value, b: Value): number {
  */
 export class CursorTracker {
   private best: CursorMark | undefined;
-  private readonly lookbackMs: number | undefined;
-  private readonly lookbackNumber: number | undefined;
-
   constructor(
     private readonly config: IncrementalConfig,
     private readonly keyOf: (record: Record<string, unknown>) => string,
@@ -47,18 +55,6 @@ export class CursorTracker {
     running?: CursorMark,
   ) {
     this.best = running ? { value: running.value, keys: [...running.keys] } : undefined;
-    const lb = config.lookback;
-    this.lookbackMs = typeof lb === 'string' ? parseDuration(lb) : undefined;
-    this.lookbackNumber = typeof lb === 'number' ? lb : undefined;
-  }
-
-  /** The value requested as the start of this pass. */
-  startValue(): Value | undefined {
-    const last = this.last?.value;
-    if (last === undefined) return this.config.start;
-    if (this.lookbackMs && typeof last === 'string' && ISO.test(last)) return new Date(Date.parse(last) - this.lookbackMs).toISOString();
-    if (this.lookbackNumber !== undefined) return Number(last) - this.lookbackNumber;
-    return last;
   }
 
   /** False for a record already loaded by an earlier pass (without lookback, an inclusive start repeats the last value). */

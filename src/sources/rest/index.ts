@@ -11,7 +11,7 @@ import { HttpClient } from './http/client.js';
 import type { HttpEvent } from './http/types.js';
 import { parseDuration } from '../../core/time.js';
 import { resolveResources, type ResolvedResource } from './resource.js';
-import { streamUnits, type ParentFeed } from './stream.js';
+import { emptyCounters, streamUnits, type ParentFeed, type RestCounters } from './stream.js';
 
 export const restConnector = defineConnector({
   name: 'rest',
@@ -28,7 +28,7 @@ class RestSource implements SourceInstance {
   private secretsResolved = false;
   private client: HttpClient | undefined;
   private readonly feeds = new Map<string, ParentFeed>();
-  private readonly counters = new Map<string, Record<string, number>>();
+  private readonly counters = new Map<string, RestCounters>();
   private secrets: () => string[] = () => [];
 
   constructor(
@@ -87,9 +87,9 @@ class RestSource implements SourceInstance {
     await this.client?.close();
   }
 
-  private countersOf(resource: string): Record<string, number> {
+  private countersOf(resource: string): RestCounters {
     let c = this.counters.get(resource);
-    if (!c) this.counters.set(resource, (c = { requests: 0, retries: 0, pages: 0, throttled_ms: 0, skipped_records: 0, failed_requests: 0 }));
+    if (!c) this.counters.set(resource, (c = emptyCounters()));
     return c;
   }
 
@@ -106,9 +106,9 @@ class RestSource implements SourceInstance {
     const budgets: Record<string, { requests: number; perMs: number }> = {};
     for (const r of this.resources) if (r.rateLimit) budgets[r.name] = r.rateLimit;
     const onEvent = (e: HttpEvent) => {
-      if (e.type === 'retry') this.countersOf(e.resource).retries! += 1;
-      else if (e.type === 'throttled') this.countersOf(e.resource).throttled_ms! += e.waitMs;
-      else if (e.type === 'response') this.countersOf(e.resource).requests! += 1;
+      if (e.type === 'retry') this.countersOf(e.resource).retries += 1;
+      else if (e.type === 'throttled') this.countersOf(e.resource).throttled_ms += e.waitMs;
+      else if (e.type === 'response') this.countersOf(e.resource).requests += 1;
     };
     this.client = new HttpClient({
       retry: {

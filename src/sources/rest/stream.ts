@@ -11,13 +11,25 @@ import { parseDuration } from '../../core/time.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { UnitBatcher } from './batch.js';
 import { HttpRequestError } from './http/client.js';
-import { CursorTracker, laterMark } from './incremental.js';
+import { CursorTracker, laterMark, startValue } from './incremental.js';
 import { readPartition, type PageReaderOptions, type PageSender } from './pages.js';
 import { createPaginator } from './paginators.js';
 import type { CursorMark, FailedRequest, Partition, PassState, RestStreamState } from './partition.js';
 import { resolveUrl } from './request.js';
 import type { ResolvedResource } from './resource.js';
 import { fieldOf, recordSelector } from './select.js';
+
+/** What a resource's read counted, reported in the run's stats. */
+export interface RestCounters {
+  requests: number;
+  retries: number;
+  pages: number;
+  throttled_ms: number;
+  skipped_records: number;
+  failed_requests: number;
+}
+
+export const emptyCounters = (): RestCounters => ({ requests: 0, retries: 0, pages: 0, throttled_ms: 0, skipped_records: 0, failed_requests: 0 });
 
 /** Records of a parent resource fetched in this run, reduced to the fields its children use. */
 export interface ParentFeed {
@@ -33,7 +45,7 @@ export interface StreamUnitsOptions {
   client: PageSender;
   redact: (text: string) => string;
   feeds: Map<string, ParentFeed>;
-  counters: Record<string, number>;
+  counters: RestCounters;
   ctx: PlanContext;
 }
 
@@ -85,11 +97,11 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
   // Pages of concurrent partitions enter the batcher one at a time, in arrival order.
   const exclusive = (fn: () => Promise<void>) => (serial = serial.then(fn, fn));
   const readPage = async (partition: Partition, page: Parameters<UnitBatcher['add']>[0], tracker: CursorTracker | undefined) => {
-    o.counters['pages'] = (o.counters['pages'] ?? 0) + 1;
+    o.counters.pages += 1;
     let records = page.records;
     if (tracker) {
       records = records.filter((r) => tracker.accept(r));
-      o.counters['skipped_records'] = (o.counters['skipped_records'] ?? 0) + page.records.length - records.length;
+      o.counters.skipped_records += page.records.length - records.length;
     }
     if (Object.keys(partition.copy).length) records = records.map((r) => ({ ...r, ...partition.copy }));
     if (feed) for (const r of records) feed.rows.push(pickForChildren(r));
@@ -98,13 +110,14 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
       if (await batcher.add(page, records, tracker?.mark())) await units.push(await batcher.flush(inProgress()));
     });
   };
+  const reader = readerOptions(o, resource);
   const multi = partitions.length > 1 || resource.parent !== undefined || resource.window !== undefined || pass.retry_failed === true;
   const readOne = async (partition: Partition) => {
     const tracker = resource.incremental
       ? new CursorTracker(resource.incremental, keyOf(resource), base.incremental?.[partition.key], `${resource.name}`, pass.max[partition.key])
       : undefined;
     try {
-      for await (const page of readPartition(readerOptions(o, resource), partition, signal)) await readPage(partition, page, tracker);
+      for await (const page of readPartition(reader, partition, signal)) await readPage(partition, page, tracker);
     } catch (err) {
       // One parent's or window's request failing after its retries must not cost the others:
       // it is recorded (and the stream reported failed) so --retry-failed fetches exactly it.
@@ -113,7 +126,7 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
         throw err;
       }
       await exclusive(async () => {
-        o.counters['failed_requests'] = (o.counters['failed_requests'] ?? 0) + 1;
+        o.counters.failed_requests += 1;
         pass.failed.push(failure(partition, pass.resume[partition.key] ?? partition.resume, err));
         delete pass.resume[partition.key];
         pass.done.push(partition.key);
@@ -236,7 +249,7 @@ async function planPartitions(o: StreamUnitsOptions, r: ResolvedResource, base: 
   if (r.incremental) {
     const inc = r.incremental;
     for (const p of partitions) {
-      const start = new CursorTracker(inc, keyOf(r), base.incremental?.[p.key], r.name).startValue();
+      const start = startValue(inc, base.incremental?.[p.key]);
       p.vars = { ...p.vars, incremental: { start, end: pass.started_at } };
       if (inc.param && start !== undefined) p.params[inc.param] = String(start);
       if (inc.end_param) p.params[inc.end_param] = pass.started_at;
@@ -296,8 +309,9 @@ async function fetchParent(o: StreamUnitsOptions, name: string): Promise<ParentF
   const pass: PassState = { started_at: new Date().toISOString(), done: [], resume: {}, max: {}, failed: [], window_to: parent.window ? windowEnd(parent.window.to) : undefined };
   const rows: Record<string, unknown>[] = [];
   const pick = childFields(parent, o.resources);
+  const reader = readerOptions(o, parent);
   for (const p of await planPartitions(o, parent, {}, pass)) {
-    for await (const page of readPartition(readerOptions(o, parent), p, o.ctx.signal)) {
+    for await (const page of readPartition(reader, p, o.ctx.signal)) {
       for (const rec of page.records) rows.push(pick(Object.keys(p.copy).length ? { ...rec, ...p.copy } : rec));
     }
   }
