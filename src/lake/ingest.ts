@@ -10,6 +10,7 @@ import { prepareInput, type PreparedInput, type RejectedRecord } from './readers
 import { evolveSchema, type SchemaChange } from './schema-evolution.js';
 import { ident, lit } from './sql.js';
 import { AUDIT_COLUMNS } from './zone-schemas.js';
+import { LINES_COPY_OPTIONS, lineScan } from './scan.js';
 
 export interface IngestTarget {
   pipeline: string;
@@ -53,7 +54,7 @@ export async function stageUnit(
   const staging = await lake.storage.stagingDir();
   const ingestedAt = new Date();
   const sourceName = `${target.pipeline}.${target.source}.${target.stream.name}`;
-  const file = String(unit.position['file'] ?? unit.label);
+  const file = sourceFileOf(unit);
   const local = { bronze: join(staging, `${newId('b')}.parquet`), raw: join(staging, `${newId('r')}.ndjson.zst`), q: join(staging, `${newId('q')}.parquet`) };
   if (!unit.input) {
     // Response pages without records (an empty last page): only the raw zone gets them.
@@ -144,15 +145,7 @@ export async function stageUnit(
       out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, typing);
     } else if (target.rawEnabled) {
       const rawRows = await writeRaw(lake, local.raw, prepared, target, file, ingestedAt, (f) => onProgress(bronzeShare + f * (1 - bronzeShare)));
-      out.raw = await publish(lake, local.raw, dataFilePath('raw', target.source, target.stream.table, ingestedAt, EXT.rawNdjson), rawRows, {
-        run_id: target.runId,
-        source_file: file,
-        position: unit.position,
-        pipeline: target.pipeline,
-        format: input.format,
-        typing,
-        ingest_date: ingestedAt.toISOString().slice(0, 10),
-      });
+      out.raw = await publishRaw(lake, local.raw, rawRows, unit, target, ingestedAt, { format: input.format, typing });
     }
     return out;
   } finally {
@@ -167,22 +160,27 @@ export async function stageUnit(
  */
 async function stageRawPages(lake: Lake, localFile: string, unit: ReadUnit, target: IngestTarget, receivedAt: Date, typing: Record<string, string> = {}): Promise<NewFile> {
   const pages = unit.rawPages as string;
-  // Lines are copied as they are (no JSON parsing): \u0001 cannot occur unescaped in JSON.
+  // Copied as written (no JSON parsing), only compressed; lines are at most the whole file.
   const maxLine = Math.max(1 << 21, (await stat(pages)).size + 1024);
-  const rows = await lake.engine.copy(`COPY (
-      SELECT line FROM read_csv(${lit(pages)}, columns={'line': 'VARCHAR'}, delim='\u0001', quote='', escape='', header=false,
-        auto_detect=false, strict_mode=false, max_line_size=${maxLine}, hive_partitioning=false)
-    ) TO ${lit(localFile)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\u0001', COMPRESSION zstd)`);
-  return publish(lake, localFile, dataFilePath('raw', target.source, target.stream.table, receivedAt, EXT.rawNdjson), rows, {
+  const rows = await lake.engine.copy(`COPY (SELECT text FROM ${lineScan(pages, maxLine)}) TO ${lit(localFile)} (${LINES_COPY_OPTIONS}, COMPRESSION zstd)`);
+  return publishRaw(lake, localFile, rows, unit, target, receivedAt, { envelope: 'page', format: unit.input?.format ?? 'json', typing });
+}
+
+/** Publishes a raw-zone file with the metadata replay and lineage read. */
+function publishRaw(lake: Lake, localFile: string, rows: number, unit: ReadUnit, target: IngestTarget, at: Date, meta: Record<string, unknown>): Promise<NewFile> {
+  return publish(lake, localFile, dataFilePath('raw', target.source, target.stream.table, at, EXT.rawNdjson), rows, {
     run_id: target.runId,
-    source_file: String(unit.position['file'] ?? unit.label),
+    source_file: sourceFileOf(unit),
     position: unit.position,
     pipeline: target.pipeline,
-    envelope: 'page',
-    format: unit.input?.format ?? 'json',
-    typing,
-    ingest_date: receivedAt.toISOString().slice(0, 10),
+    ...meta,
+    ingest_date: at.toISOString().slice(0, 10),
   });
+}
+
+/** The input a unit's rows are recorded as coming from (`_dip_source_file`, lineage). */
+function sourceFileOf(unit: ReadUnit): string {
+  return String(unit.position['file'] ?? unit.label);
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Column } from '../catalog/types.js';
 import type { CsvOptions } from '../config/schema.js';
 import type { FileInput } from '../sources/types.js';
 import type { Engine } from './engine.js';
+import { LINES_COPY_OPTIONS, lineScan } from './scan.js';
 import { lit } from './sql.js';
 
 /** A malformed record: where it was, what was wrong, and the text as it stood. */
@@ -191,11 +192,11 @@ async function prepareJson(
 
 /** Copies the valid lines of an NDJSON file to `cleanPath` and returns the invalid ones. */
 async function splitNdjson(engine: Engine, path: string, cleanPath: string): Promise<RejectedRecord[]> {
-  const lines = `(SELECT row_number() OVER () AS line, text FROM read_csv(${lit(path)}, columns={'text': 'VARCHAR'}, delim=${lit('\u0001')}, quote='', escape='', header=false, auto_detect=false, strict_mode=false, hive_partitioning=false))`;
+  const lines = `(SELECT row_number() OVER () AS line, text FROM ${lineScan(path)})`;
   await engine.run(`CREATE OR REPLACE TEMP TABLE dip_ndjson_lines AS SELECT line, text, json_valid(text) AS ok FROM ${lines}`);
   try {
     await engine.copy(
-      `COPY (SELECT text FROM dip_ndjson_lines WHERE ok AND trim(text) <> '' ORDER BY line) TO ${lit(cleanPath)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\u0001')`,
+      `COPY (SELECT text FROM dip_ndjson_lines WHERE ok AND trim(text) <> '' ORDER BY line) TO ${lit(cleanPath)} (${LINES_COPY_OPTIONS})`,
     );
     const bad = await engine.all(`SELECT line, text FROM dip_ndjson_lines WHERE NOT ok AND trim(text) <> '' ORDER BY line`);
     return bad.map((r) => ({

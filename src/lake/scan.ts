@@ -16,3 +16,15 @@ const RAW_COLUMNS = RAW_SCHEMA.columns.map((c) => `${lit(c.name)}: ${lit(c.type)
 export function rawScan(uris: readonly string[]): string {
   return `read_json(${litList(uris)}, format='newline_delimited', hive_partitioning=false, columns={${RAW_COLUMNS}})`;
 }
+
+/**
+ * Lines of a text file as one VARCHAR column `text`, byte for byte: read as CSV with a
+ * delimiter (U+0001) that cannot occur unescaped in JSON, and no quoting. `maxLineSize`
+ * must cover the longest line (DuckDB's default is 2 MB).
+ */
+export function lineScan(path: string, maxLineSize = 1 << 21): string {
+  return `read_csv(${lit(path)}, columns={'text': 'VARCHAR'}, delim=${lit('\u0001')}, quote='', escape='', header=false, auto_detect=false, strict_mode=false, max_line_size=${maxLineSize}, hive_partitioning=false)`;
+}
+
+/** COPY options that write one column's values as lines, unchanged (the inverse of `lineScan`). */
+export const LINES_COPY_OPTIONS = `FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER ${lit('\u0001')}`;

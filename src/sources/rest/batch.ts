@@ -80,13 +80,8 @@ export class UnitBatcher {
     b.pageCount += 1;
     b.firstUrl ??= page.url;
     b.lastUrl = page.url;
-    const key = page.partition.key;
-    if (mark) this.pass.max[key] = mark;
-    if (page.next) this.pass.resume[key] = page.next;
-    else {
-      delete this.pass.resume[key];
-      this.pass.done.push(key);
-    }
+    if (mark) this.pass.max[page.partition.key] = mark;
+    this.advance(page);
     return b.recordCount >= this.o.maxRecords || Date.now() - b.openedAt >= this.o.maxAgeMs;
   }
 
@@ -96,14 +91,13 @@ export class UnitBatcher {
     const h = await open(path, 'w');
     await h.write(page.text ?? '');
     await h.close();
-    if (page.next) this.pass.resume[page.partition.key] = page.next;
-    else this.pass.done.push(page.partition.key);
+    this.advance(page);
     return {
       label: `${this.o.resource} ${page.url}`,
       input: { path, format: 'csv' },
       bytes: (page.text ?? '').length,
       position: { file: this.o.endpoint, url: page.url, page: page.request.page },
-      state: this.snapshot(state),
+      state: structuredClone(state),
       dispose: () => rm(path, { force: true }),
     };
   }
@@ -126,7 +120,7 @@ export class UnitBatcher {
       rawPages: b.pageCount ? b.pagesPath : undefined,
       bytes: b.bytes,
       position: { file: this.o.endpoint, first_url: b.firstUrl, last_url: b.lastUrl, pages: b.pageCount },
-      state: this.snapshot(state),
+      state: structuredClone(state),
       dispose: async () => void (await Promise.all(files.map((f) => rm(f, { force: true })))),
     };
   }
@@ -139,8 +133,14 @@ export class UnitBatcher {
     await Promise.all([rm(b.recordsPath, { force: true }), rm(b.pagesPath, { force: true })]);
   }
 
-  private snapshot(state: RestStreamState): RestStreamState {
-    return structuredClone(state);
+  /** Where the page's partition resumes now, or that it is done. */
+  private advance(page: Page): void {
+    const key = page.partition.key;
+    if (page.next) this.pass.resume[key] = page.next;
+    else {
+      delete this.pass.resume[key];
+      this.pass.done.push(key);
+    }
   }
 
   private async openBatch(): Promise<OpenBatch> {
