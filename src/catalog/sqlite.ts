@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import { Serial } from '../core/serial.js';
 import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver.js';
 import { SqlCatalog } from './sql-catalog.js';
 
@@ -12,7 +13,7 @@ import { SqlCatalog } from './sql-catalog.js';
 class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
   readonly nowSql = `strftime('%Y-%m-%dT%H:%M:%fZ', 'now')`;
-  private lock: Promise<unknown> = Promise.resolve();
+  private readonly lock = new Serial();
   private readonly executor: SqlExecutor;
 
   constructor(private readonly db: BetterSqlite3.Database) {
@@ -49,9 +50,7 @@ class SqliteDriver implements SqlDriver {
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.lock.then(fn, fn);
-    this.lock = run.catch(() => undefined);
-    return run;
+    return this.lock.run(fn);
   }
 }
 

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Column } from '../catalog/types.js';
+import { Serial } from '../core/serial.js';
 
 export interface EngineOptions {
   threads?: number | undefined;
@@ -23,23 +24,16 @@ interface Handles {
  */
 export class Engine {
   /** Statements run one at a time on the one connection (streams of a run may stage concurrently). */
-  private queue: Promise<unknown>;
+  private readonly statements = new Serial();
   private handles: Handles | undefined;
 
   private constructor(private readonly ready: Promise<Handles>) {
     ready.then((h) => (this.handles = h)).catch(() => undefined); // an open failure surfaces at first use
-    this.queue = ready.catch(() => undefined);
   }
 
   /** Starts opening DuckDB; `describeFailure` turns an open error into the one statements report. */
   static start(options: EngineOptions = {}, describeFailure: (err: unknown) => unknown = (err) => err): Engine {
     return new Engine(Engine.open(options).catch((err: unknown) => Promise.reject(describeFailure(err))));
-  }
-
-  static async create(options: EngineOptions = {}): Promise<Engine> {
-    const engine = Engine.start(options);
-    await engine.ready;
-    return engine;
   }
 
   private static async open(options: EngineOptions): Promise<Handles> {
@@ -60,9 +54,7 @@ export class Engine {
   }
 
   private exclusive<T>(fn: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
-    const next = this.queue.then(async () => fn((await this.ready).connection));
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.statements.run(async () => fn((await this.ready).connection));
   }
 
   async run(sql: string): Promise<void> {
@@ -118,7 +110,7 @@ export class Engine {
 
   async close(): Promise<void> {
     const handles = await this.ready.catch(() => undefined);
-    await this.queue;
+    await this.statements.idle();
     handles?.connection.closeSync();
     handles?.instance.closeSync();
   }

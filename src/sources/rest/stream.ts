@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { RestSourceConfig } from '../../config/rest.js';
 import { AsyncQueue } from '../../core/async-queue.js';
+import { Serial } from '../../core/serial.js';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { parseDuration } from '../../core/time.js';
 import type { PlanContext, ReadUnit } from '../types.js';
@@ -93,9 +94,9 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
   const stop = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stop.signal]);
   const inProgress = (): RestStreamState => ({ ...base, pass });
-  let serial = Promise.resolve();
   // Pages of concurrent partitions enter the batcher one at a time, in arrival order.
-  const exclusive = (fn: () => Promise<void>) => (serial = serial.then(fn, fn));
+  const batching = new Serial();
+  const exclusive = (fn: () => Promise<void>) => batching.run(fn);
   const readPage = async (partition: Partition, page: Parameters<UnitBatcher['add']>[0], tracker: CursorTracker | undefined) => {
     o.counters.pages += 1;
     let records = page.records;
@@ -141,7 +142,7 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
         while (next < pending.length) await readOne(pending[next++] as Partition);
       }),
     );
-    await serial;
+    await batching.idle();
     const finished = finalState(base, pass, partitions, resource);
     await units.push(await batcher.flush(finished));
     if (feed) feed.complete = true;
