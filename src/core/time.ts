@@ -1,3 +1,5 @@
+import { ConfigError } from './errors.js';
+
 /** UTC calendar date `YYYY-MM-DD`, the partition value for ingest dates. */
 export function utcDate(d: Date): string {
   return d.toISOString().slice(0, 10);
@@ -12,4 +14,11 @@ export function parseDuration(text: string): number | undefined {
   const m = DURATION.exec(text.trim());
   if (!m) return undefined;
   return Number(m[1]) * (UNIT_MS[m[2] as string] ?? 0);
+}
+
+/** A duration setting in milliseconds; a config error naming the field when it is not one. */
+export function durationMs(text: string, field: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new ConfigError(`${field}: "${text}" is not a duration such as 500ms, 30s, 5m, 1h or 7d`);
+  return ms;
 }

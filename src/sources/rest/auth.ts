@@ -8,7 +8,7 @@ import { sleep } from './http/retry.js';
 import { request as undiciRequest } from 'undici';
 import type { RestAuthConfig } from '../../config/rest.js';
 import { DipError, errorMessage } from '../../core/errors.js';
-import { parseDuration } from '../../core/time.js';
+import { durationMs } from '../../core/time.js';
 import type { Authenticator, HttpRequest, StateStore } from './http/types.js';
 
 export interface TokenRequestInit {
@@ -158,9 +158,7 @@ class OAuth2Authenticator implements Authenticator {
     private readonly context: AuthContext,
   ) {
     this.tokenUrl = resolveTokenUrl(context.baseUrl, config.token_url);
-    const refreshBefore = parseDuration(config.refresh_before);
-    if (refreshBefore === undefined) throw new DipError('config', `auth.refresh_before: "${config.refresh_before}" is not a duration such as 30s or 5m`);
-    this.refreshBeforeMs = refreshBefore;
+    this.refreshBeforeMs = durationMs(config.refresh_before, 'auth.refresh_before');
     this.fetchToken = context.fetchToken ?? defaultFetchToken;
     if (config.type === 'oauth2_refresh_token') this.refreshTokens.add(config.refresh_token);
   }

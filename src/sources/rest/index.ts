@@ -9,7 +9,7 @@ import { defineConnector, type PlanContext, type ReadUnit, type SourceInstance, 
 import { createAuthenticator } from './auth.js';
 import { HttpClient } from './http/client.js';
 import type { HttpEvent } from './http/types.js';
-import { parseDuration } from '../../core/time.js';
+import { durationMs } from '../../core/time.js';
 import { resolveResources, type ResolvedResource } from './resource.js';
 import { emptyCounters, streamUnits, type ParentFeed, type RestCounters } from './stream.js';
 
@@ -113,15 +113,15 @@ class RestSource implements SourceInstance {
     this.client = new HttpClient({
       retry: {
         attempts: h.retry.attempts,
-        initialDelayMs: parseDuration(h.retry.initial_delay) ?? 500,
-        maxDelayMs: parseDuration(h.retry.max_delay) ?? 60_000,
+        initialDelayMs: durationMs(h.retry.initial_delay, 'http.retry.initial_delay'),
+        maxDelayMs: durationMs(h.retry.max_delay, 'http.retry.max_delay'),
         multiplier: h.retry.multiplier,
         jitter: h.retry.jitter,
-        timeoutMs: parseDuration(h.timeout) ?? 30_000,
+        timeoutMs: durationMs(h.timeout, 'http.timeout'),
       },
       responseActions: h.response_actions,
       resourceResponseActions: Object.fromEntries(this.resources.map((r) => [r.name, r.responseActions])),
-      hostBudget: h.rate_limit ? { requests: h.rate_limit.requests, perMs: parseDuration(h.rate_limit.per) ?? 1000 } : undefined,
+      hostBudget: h.rate_limit ? { requests: h.rate_limit.requests, perMs: durationMs(h.rate_limit.per, 'http.rate_limit.per') } : undefined,
       resourceBudgets: budgets,
       concurrency: { initial: h.concurrency.initial ?? Math.min(4, h.concurrency.max), max: h.concurrency.max, min: 1 },
       authenticator,

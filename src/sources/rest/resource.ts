@@ -4,7 +4,7 @@
  */
 import type { IncrementalConfig, PaginatorConfig, RestResourceConfig, RestSourceConfig, WindowConfig } from '../../config/rest.js';
 import { DipError } from '../../core/errors.js';
-import { parseDuration } from '../../core/time.js';
+import { durationMs } from '../../core/time.js';
 import type { StreamSpec } from '../types.js';
 import { placeholders } from './template.js';
 
@@ -84,12 +84,7 @@ function resolveOne(config: RestSourceConfig, name: string, own: RestResourceCon
   if (!own.parent && uses.length) {
     throw new DipError('config', `${where}: uses {parent.${uses[0]}} but declares no parent`);
   }
-  const duration = (text: string | undefined, field: string) => {
-    if (text === undefined) return undefined;
-    const ms = parseDuration(text);
-    if (ms === undefined) throw new DipError('config', `${where}: ${field} ${text} is not a duration`);
-    return ms;
-  };
+  const duration = (text: string | undefined, field: string) => (text === undefined ? undefined : durationMs(text, `${where}: ${field}`));
   const rate = pick('rate_limit');
   return {
     name,
@@ -115,7 +110,7 @@ function resolveOne(config: RestSourceConfig, name: string, own: RestResourceCon
     maxPages: pick('max_pages'),
     maxTimeMs: duration(pick('max_time'), 'max_time'),
     batchRecords: pick('batch_records') ?? DEFAULT_BATCH,
-    rateLimit: rate ? { requests: rate.requests, perMs: duration(rate.per, 'rate_limit.per') as number } : undefined,
+    rateLimit: rate ? { requests: rate.requests, perMs: durationMs(rate.per, `${where}: rate_limit.per`) } : undefined,
     responseActions: { ...config.http.response_actions, ...d.response_actions, ...own.response_actions },
   };
 }

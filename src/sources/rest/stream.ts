@@ -8,7 +8,7 @@ import type { RestSourceConfig } from '../../config/rest.js';
 import { AsyncQueue } from '../../core/async-queue.js';
 import { Serial } from '../../core/serial.js';
 import { DipError, errorMessage } from '../../core/errors.js';
-import { parseDuration } from '../../core/time.js';
+import { durationMs } from '../../core/time.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { UnitBatcher } from './batch.js';
 import { HttpRequestError } from './http/client.js';
@@ -268,7 +268,7 @@ function windowEnd(to: string): string {
 
 function windowPartitions(r: ResolvedResource, base: RestStreamState, pass: PassState): Partition[] {
   const w = r.window as NonNullable<ResolvedResource['window']>;
-  const step = parseDuration(w.step) as number;
+  const step = durationMs(w.step, `resource ${r.name}: window.step`);
   const from = Date.parse(base.windows_done_until ?? w.from);
   if (Number.isNaN(from)) throw new DipError('config', `resource ${r.name}: window.from ${w.from} is not an ISO date/time`);
   const to = Date.parse(pass.window_to as string);
