@@ -4,12 +4,11 @@
  * all come from here.
  */
 import { z } from 'zod';
-import { identifier } from './primitives.js';
+import { identifier, writeDispositionSchema } from './primitives.js';
+import { mysqlSourceSchema, postgresSourceSchema } from './database.js';
 import { restSourceSchema } from './rest.js';
 
-export const writeDispositionSchema = z
-  .enum(['append', 'replace', 'merge'])
-  .describe('append adds rows; replace swaps the table for what this run read; merge upserts by primary key and applies deletes');
+export { writeDispositionSchema };
 
 export const csvOptionsSchema = z
   .strictObject({
@@ -57,7 +56,7 @@ export const filesSourceSchema = z
   })
   .describe('Reads CSV, JSON, NDJSON and Parquet files from local paths and globs');
 
-export const sourceSchema = z.discriminatedUnion('type', [filesSourceSchema, restSourceSchema]);
+export const sourceSchema = z.discriminatedUnion('type', [filesSourceSchema, restSourceSchema, postgresSourceSchema, mysqlSourceSchema]);
 
 export const pipelineSchema = z
   .strictObject({

@@ -73,7 +73,7 @@ export async function stageUnit(
       try {
         const columns = (await lake.engine.describe(`SELECT * FROM ${prepared.typed}`)).filter((c) => !isAudit(c.name));
         evolution = evolveSchema(tableSchema, [...columns, ...AUDIT_COLUMNS], target.stream.schemaContract);
-        const enforce = input.format === 'csv' && !enforced ? typeOverrides(evolution.incompatible) : undefined;
+        const enforce = input.format === 'csv' && !input.columns && !enforced ? typeOverrides(evolution.incompatible) : undefined;
         if (enforce) {
           // CSV types are sniffed: a stray bad value makes a whole column look like text. Read
           // such columns with the table's type instead, so only the bad records are refused.

@@ -10,6 +10,8 @@ export interface MergeInput {
   table: string;
   primaryKey: string[];
   deletedColumn?: string | undefined;
+  /** SQL condition on incoming rows that take no part in the merge (e.g. TRUNCATE markers of a change log). */
+  skipRows?: string | undefined;
   /** Paths (storage-relative) of the table's live files, oldest first. */
   current: string[];
   /** Locations DuckDB reads the new batch's files from (local paths or storage URIs), in read order. */
@@ -36,9 +38,10 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
     }
   }
   const pk = m.primaryKey.map(ident).join(', ');
+  const skip = m.skipRows ? `AND NOT coalesce((${m.skipRows}), false)` : '';
   const nullKeys = await lake.engine.all(
     `SELECT _dip_source_file AS file, count(*) AS n FROM ${parquetScan(incoming)}
-     WHERE ${m.primaryKey.map((k) => `${ident(k)} IS NULL`).join(' OR ')} GROUP BY 1 ORDER BY 1`,
+     WHERE (${m.primaryKey.map((k) => `${ident(k)} IS NULL`).join(' OR ')}) ${skip} GROUP BY 1 ORDER BY 1`,
   );
   if (nullKeys.length > 0) {
     const where = nullKeys.map((r) => `${String(r['n'])} in ${String(r['file'])}`).join(', ');
@@ -50,7 +53,7 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
     lake,
     `SELECT * EXCLUDE (filename, file_row_number, _dip_rank) FROM (
       SELECT *, row_number() OVER (PARTITION BY ${pk} ORDER BY list_position(${litList(files)}, filename) DESC, file_row_number DESC) AS _dip_rank
-      FROM ${scan}
+      FROM ${scan} WHERE true ${skip}
     ) WHERE _dip_rank = 1 ${deleted}
     ORDER BY ${pk}`,
     { zone: 'bronze', source: m.source, table: m.table },

@@ -42,7 +42,7 @@ export interface PreparedInput {
 export async function prepareInput(engine: Engine, input: FileInput, stagingDir: string): Promise<PreparedInput> {
   switch (input.format) {
     case 'csv':
-      return prepareCsv(engine, input.path, input.csv);
+      return input.columns ? prepareSourceCsv(engine, input.path, input.columns) : prepareCsv(engine, input.path, input.csv);
     case 'ndjson':
     case 'json':
       return input.fields ? prepareKnownJson(engine, input.path, input.format, stagingDir, input.fields) : prepareJson(engine, input.path, input.format, stagingDir, 20480);
@@ -74,17 +74,34 @@ function csvParams(o: CsvOptions | undefined): string[] {
   return p;
 }
 
-async function prepareCsv(engine: Engine, path: string, options: CsvOptions | undefined): Promise<PreparedInput> {
+/**
+ * CSV a source wrote with known columns and types (a database extract): no sniffing, RFC 4180
+ * quoting, and a quoted empty field is an empty string while an unquoted one is NULL.
+ */
+async function prepareSourceCsv(engine: Engine, path: string, columns: readonly { name: string; type: string }[]): Promise<PreparedInput> {
+  const base = ['hive_partitioning=false', 'header=true', 'auto_detect=false', "delim=','", `quote='"'`, `escape='"'`, 'allow_quoted_nulls=false'];
+  const spec = (type: (c: { type: string }) => string) => `columns={${columns.map((c) => `${lit(c.name)}: ${lit(type(c))}`).join(', ')}}`;
+  const prepared = await prepareCsv(engine, path, undefined, { base, typed: [spec((c) => c.type)], raw: [spec(() => 'VARCHAR')] });
+  return { ...prepared, typing: NO_TYPING };
+}
+
+async function prepareCsv(
+  engine: Engine,
+  path: string,
+  options: CsvOptions | undefined,
+  params: { base: string[]; typed: string[]; raw: string[] } = {
+    base: csvParams(options),
+    typed: options?.columns ? [`types={${Object.entries(options.columns).map(([k, v]) => `${lit(k)}: ${lit(v)}`).join(', ')}}`] : [],
+    raw: ['all_varchar=true'],
+  },
+): Promise<PreparedInput> {
   const id = newId().slice(-12);
   const rejectsTable = `dip_rejects_${id}`;
   const rejectsScan = `dip_rejscan_${id}`;
-  const base = csvParams(options);
-  const types = options?.columns
-    ? [`types={${Object.entries(options.columns).map(([k, v]) => `${lit(k)}: ${lit(v)}`).join(', ')}}`]
-    : [];
-  const typed = `read_csv(${[lit(path), ...base, ...types, 'store_rejects=true', `rejects_table=${lit(rejectsTable)}`, `rejects_scan=${lit(rejectsScan)}`].join(', ')})`;
+  const base = params.base;
+  const typed = `read_csv(${[lit(path), ...base, ...params.typed, 'store_rejects=true', `rejects_table=${lit(rejectsTable)}`, `rejects_scan=${lit(rejectsScan)}`].join(', ')})`;
   const rawRejects = `dip_rawrej_${id}`;
-  const raw = `read_csv(${[lit(path), ...base, 'all_varchar=true', 'store_rejects=true', `rejects_table=${lit(rawRejects)}`, `rejects_scan=${lit(rawRejects + '_scan')}`].join(', ')})`;
+  const raw = `read_csv(${[lit(path), ...base, ...params.raw, 'store_rejects=true', `rejects_table=${lit(rawRejects)}`, `rejects_scan=${lit(rawRejects + '_scan')}`].join(', ')})`;
   const drop = async () => {
     for (const t of [rejectsTable, rejectsScan, rawRejects, rawRejects + '_scan']) await engine.run(`DROP TABLE IF EXISTS ${t}`);
   };

@@ -37,3 +37,28 @@ export const RAW_SCHEMA: TableSchema = {
     { name: 'position', type: 'JSON' },
   ],
 };
+
+/**
+ * Columns every change-data-capture event carries beside the row's own (the change log and the
+ * current-state table merged from it): operation c|u|d|r|t, commit LSN, order within the unit,
+ * transaction, commit time, whether the row is gone, and the row as it was before.
+ */
+export const CDC_COLUMNS = {
+  op: '_cdc_op',
+  lsn: '_cdc_lsn',
+  seq: '_cdc_seq',
+  txid: '_cdc_txid',
+  commitTs: '_cdc_commit_ts',
+  deleted: '_cdc_deleted',
+  before: '_cdc_before',
+} as const;
+
+export const CDC_COLUMN_TYPES: readonly { name: string; type: string }[] = [
+  { name: CDC_COLUMNS.op, type: 'VARCHAR' },
+  { name: CDC_COLUMNS.lsn, type: 'UBIGINT' },
+  { name: CDC_COLUMNS.seq, type: 'BIGINT' },
+  { name: CDC_COLUMNS.txid, type: 'BIGINT' },
+  { name: CDC_COLUMNS.commitTs, type: 'TIMESTAMPTZ' },
+  { name: CDC_COLUMNS.deleted, type: 'BOOLEAN' },
+  { name: CDC_COLUMNS.before, type: 'JSON' },
+];

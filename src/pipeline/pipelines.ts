@@ -1,6 +1,7 @@
 import type { LoadedProject } from '../config/load.js';
 import type { PipelineConfig } from '../config/schema.js';
 import { DipError } from '../core/errors.js';
+import { declaredStreamNames } from '../sources/database/resolve.js';
 
 /** A pipeline of the project, or a not-found error that lists the ones there are. */
 export function pipelineNamed(project: LoadedProject, name: string): PipelineConfig {
@@ -12,7 +13,21 @@ export function pipelineNamed(project: LoadedProject, name: string): PipelineCon
   return pipeline;
 }
 
-/** Every stream name a pipeline declares, across its sources. */
-export function streamNames(pipeline: PipelineConfig): string[] {
-  return Object.values(pipeline.sources).flatMap((s) => Object.keys(s.type === 'rest' ? s.resources : s.streams));
+/**
+ * Every stream name a pipeline declares, across its sources; `complete` is false when
+ * database table patterns add streams only known once the database is asked.
+ */
+export function streamNames(pipeline: PipelineConfig): { names: string[]; complete: boolean } {
+  const names: string[] = [];
+  let complete = true;
+  for (const s of Object.values(pipeline.sources)) {
+    if (s.type === 'rest') names.push(...Object.keys(s.resources));
+    else if (s.type === 'files') names.push(...Object.keys(s.streams));
+    else {
+      const declared = declaredStreamNames(s);
+      names.push(...declared.names);
+      complete &&= !declared.patterns;
+    }
+  }
+  return { names, complete };
 }

@@ -10,6 +10,8 @@ import { mergeFiles } from '../lake/merge.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
 import { supersedeSource } from '../lake/supersede.js';
 import { qualifiedTable } from '../lake/paths.js';
+import { parquetScan } from '../lake/scan.js';
+import { CDC_COLUMNS } from '../lake/zone-schemas.js';
 import { QUARANTINE_SCHEMA, RAW_SCHEMA } from '../lake/zone-schemas.js';
 import { createSource } from '../sources/registry.js';
 import type { SourceInstance, StateStore, StreamSpec } from '../sources/types.js';
@@ -33,6 +35,8 @@ export interface RunOptions {
   streams?: string[];
   /** Re-fetch only the requests an earlier run recorded as failed. */
   retryFailed?: boolean;
+  /** Streaming sources (CDC) keep reading until interrupted instead of stopping once caught up. */
+  follow?: boolean;
 }
 
 const HEARTBEAT_MS = 30_000;
@@ -62,7 +66,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   const heartbeat = setInterval(() => void lake.catalog.heartbeat(runId).catch(() => undefined), HEARTBEAT_MS);
   heartbeat.unref();
   try {
-    const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams, retryFailed: options.retryFailed ?? false };
+    const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams, retryFailed: options.retryFailed ?? false, follow: options.follow ?? false };
     await runSources(context, pipeline.sources);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
@@ -95,20 +99,22 @@ interface RunContext {
   emit: RunEventSink;
   only: string[] | undefined;
   retryFailed: boolean;
+  follow: boolean;
 }
 
 async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>): Promise<void> {
-  const { lake, pipeline: name, runId, rawEnabled, stats, errors, signal, emit, only, retryFailed } = ctx;
+  const { lake, pipeline: name, runId, rawEnabled, stats, errors, signal, emit, only, retryFailed, follow } = ctx;
   for (const [sourceName, sourceConfig] of Object.entries(sources)) {
     const source: SourceInstance = createSource(sourceConfig, lake.project.dir, sourceName);
     try {
+      await source.discover?.(signal);
       const streams = source.streams().filter((s) => !only || only.includes(s.name));
       await runConcurrently(streams, source.streamConcurrency ?? 1, (s) => source.dependsOn?.(s) ?? [], async (stream) => {
         const key = `${sourceName}.${stream.name}`;
         const streamStats = (stats.streams[key] = emptyStats());
         const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled, runId };
         try {
-          await runStream(lake, source, target, streamStats, signal, emit, { retryFailed });
+          await runStream(lake, source, target, streamStats, signal, emit, { retryFailed, follow, streams: streams.map((s) => s.name) });
         } catch (err) {
           if (signal.aborted) throw err;
           const message = errorMessage(err);
@@ -176,7 +182,7 @@ export async function runStream(
   stats: StreamStats,
   signal: AbortSignal,
   emit: RunEventSink,
-  options: { retryFailed?: boolean } = {},
+  options: { retryFailed?: boolean; follow?: boolean; streams?: readonly string[] } = {},
 ): Promise<void> {
   const { pipeline, source: sourceName, stream } = target;
   // replace re-reads every input each run: the table must equal what the inputs hold now.
@@ -192,6 +198,8 @@ export async function runStream(
     retryFailed: options.retryFailed ?? false,
     stagingDir: await lake.storage.stagingDir(),
     runId: target.runId,
+    follow: options.follow ?? false,
+    streams: options.streams ?? [stream.name],
   });
   const streamKey = `${sourceName}.${stream.name}`;
   stats.skippedFiles = plan.skipped;
@@ -333,11 +341,13 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     }).finally(() => Promise.all(inputs.map((f) => rm(f, { force: true }))));
     bronze.add = merged ? [merged] : [];
   }
+  const current = stream.currentState && mode.kind === 'append' ? await currentStateChange(lake, target, units, bronze) : undefined;
   // An append of response pages without records touches only the raw zone.
   // So does a merge whose pages held no records (nothing to upsert).
   const bronzeTouched =
     mode.kind === 'replace' || (mode.kind === 'merge' ? mergeInputs.length > 0 : bronze.add.length > 0 || units.every((u) => u.unit.input !== undefined));
   const changes = [bronze, raw, quarantine].filter((c) => (c === bronze ? bronzeTouched : c.add.length > 0 || (c.remove !== undefined && c.remove.length > 0)));
+  if (current) changes.push(current);
   const request: CommitRequest = {
     runId: target.runId,
     operation: mode.kind,
@@ -354,6 +364,7 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
   };
   const lastState = [...units].reverse().find((u) => u.unit.state !== undefined);
   if (lastState) request.state = [{ pipeline: target.pipeline, source: target.source, stream: stream.name, value: lastState.unit.state }];
+  const currentTable = current;
   for (let attempt = 0; ; attempt++) {
     // Evolve from the schema in force right now, not the one this stream started with: a
     // concurrent writer may have added columns meanwhile, and its version must not be lost.
@@ -368,6 +379,11 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     }
     bronze.schema = evolved.schema;
     bronze.expectedSchemaVersion = current?.version ?? null;
+    if (currentTable) {
+      const at = await lake.catalog.schemaAt(currentTable.table);
+      currentTable.schema = evolveSchema(at?.schema, evolved.schema.columns, 'evolve').schema;
+      currentTable.expectedSchemaVersion = at?.version ?? null;
+    }
     try {
       return (await lake.catalog.commit(request)).id;
     } catch (err) {
@@ -377,4 +393,45 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
       throw err;
     }
   }
+}
+
+/**
+ * Change-data-capture streams: the unit's change events (already staged into the change log)
+ * merged by primary key into the current-state table, in event order, deletes applied. A
+ * snapshot unit, or a unit holding a TRUNCATE, replaces the table with its rows (those after
+ * the TRUNCATE) instead.
+ */
+async function currentStateChange(lake: Lake, target: IngestTarget, units: StagedUnit[], changeLog: TableChange): Promise<TableChange | undefined> {
+  const { stream } = target;
+  const tableName = (stream.currentState as { table: string }).table;
+  const name = qualifiedTable('bronze', tableName);
+  const incoming = changeLog.add.map((f) => lake.storage.uri(f.path));
+  const resets = units.some((u) => u.unit.snapshot);
+  if (incoming.length === 0 && !resets) return undefined;
+  const table = await lake.catalog.getTable(name);
+  const live = resets ? [] : (await lake.catalog.liveFiles(name)).map((f) => f.path);
+  const merged = incoming.length
+    ? await mergeFiles(lake, {
+        source: target.source,
+        table: tableName,
+        primaryKey: stream.primaryKey,
+        deletedColumn: CDC_COLUMNS.deleted,
+        // TRUNCATE markers, and in a unit that holds one, the events before it.
+        skipRows: resets
+          ? `${CDC_COLUMNS.op} = 't' OR ${CDC_COLUMNS.seq} < coalesce((SELECT max(${CDC_COLUMNS.seq}) FROM ${parquetScan(incoming)} WHERE ${CDC_COLUMNS.op} = 't'), -1)`
+          : `${CDC_COLUMNS.op} = 't'`,
+        current: live,
+        incoming,
+        runId: target.runId,
+      })
+    : undefined;
+  return {
+    table: name,
+    zone: 'bronze',
+    format: 'parquet',
+    primaryKey: stream.primaryKey,
+    add: merged ? [merged] : [],
+    remove: table ? 'all' : [],
+    expectedHead: table?.headCommit ?? null,
+  };
 }

@@ -21,6 +21,12 @@ export interface StreamSpec {
   primaryKey: string[];
   deletedColumn?: string | undefined;
   schemaContract: SchemaContract;
+  /**
+   * Change-data-capture streams: the stream's table keeps every change event (the change log)
+   * and `currentState.table` is kept equal to the source table by merging the events by
+   * primary key in order (`_dip_deleted` marks deletes).
+   */
+  currentState?: { table: string } | undefined;
 }
 
 export interface FileInput {
@@ -34,6 +40,11 @@ export interface FileInput {
    * instead of sampling the whole file twice.
    */
   fields?: readonly string[] | undefined;
+  /**
+   * CSV a source wrote itself with a header line and exactly these columns and types:
+   * read without sniffing; an unquoted empty field is NULL, a quoted one ("") the empty string.
+   */
+  columns?: readonly { name: string; type: string }[] | undefined;
 }
 
 export interface ReadUnit {
@@ -54,6 +65,11 @@ export interface ReadUnit {
   ledger?: LedgerEntry;
   /** Stream state committed with the unit's data. */
   state?: unknown;
+  /**
+   * Change-data-capture streams: this unit is a full snapshot of the table, which replaces the
+   * current-state table instead of merging into it.
+   */
+  snapshot?: boolean | undefined;
   /**
    * Frees what the source made for this unit (e.g. a page it wrote to a local NDJSON file);
    * called once the unit is committed or has failed.
@@ -81,6 +97,10 @@ export interface PlanContext {
   stagingDir: string;
   /** The run reading the stream (raw envelopes a source writes itself carry it). */
   runId: string;
+  /** Streaming sources (CDC): keep reading until interrupted instead of stopping once caught up. */
+  follow: boolean;
+  /** Every stream of this source the run reads (streams that share one feed must run together). */
+  streams: readonly string[];
 }
 
 export interface StreamPlan {
@@ -97,6 +117,11 @@ export interface StreamPlan {
 }
 
 export interface SourceInstance {
+  /**
+   * Asks the source what it holds (tables matching a pattern, their keys and types) before
+   * `streams()` is called; sources whose streams are all declared do not need it.
+   */
+  discover?(signal: AbortSignal): Promise<void>;
   streams(): StreamSpec[];
   plan(stream: StreamSpec, context: PlanContext): Promise<StreamPlan>;
   /**

@@ -25,12 +25,13 @@ export function registerReplay(program: Command): void {
       }
       const results = await withLake(global, async (lake) => {
         const pipeline = pipelineNamed(lake.project, name);
-        if (opts.stream) assertKnown('stream', opts.stream, streamNames(pipeline));
+        if (opts.stream && streamNames(pipeline).complete) assertKnown('stream', opts.stream, streamNames(pipeline).names);
         const out: ReplayResult[] = [];
         const runId = newId('replay_');
         for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {
           const source = createSource(cfg, lake.project.dir, sourceName);
           try {
+            await source.discover?.(new AbortController().signal);
             for (const stream of source.streams()) {
               if (opts.stream && !opts.stream.includes(stream.name)) continue;
               out.push(await replayStream(lake, name, sourceName, stream, { from: opts.from, to: opts.to }, runId));

@@ -14,16 +14,18 @@ export function registerRun(program: Command): void {
     .argument('[pipelines...]', 'pipelines to run (default: all)')
     .option('--stream <names...>', 'only these streams')
     .option('--retry-failed', 'API sources: re-fetch only the requests an earlier run recorded as failed')
+    .option('--follow', 'change-data-capture sources: keep streaming changes until interrupted (default: stop once caught up)')
     .option('--quiet', 'no progress output')
-    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; retryFailed?: boolean }, cmd: Command) => {
+    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; retryFailed?: boolean; follow?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const results = await withLake(global, async (lake) => {
         const all = Object.keys(lake.project.config.pipelines);
         const chosen = names.length ? names : all;
         assertKnown('pipeline', chosen, all);
         if (opts.stream) {
-          const streams = chosen.flatMap((p) => streamNames(pipelineNamed(lake.project, p)));
-          assertKnown('stream', opts.stream, streams);
+          const declared = chosen.map((p) => streamNames(pipelineNamed(lake.project, p)));
+          // Streams of table patterns are known only once the database is asked.
+          if (declared.every((d) => d.complete)) assertKnown('stream', opts.stream, declared.flatMap((d) => d.names));
         }
         const progress = progressSink({ tty: Boolean(process.stderr.isTTY) && !global.json, quiet: Boolean(opts.quiet) });
         const abort = new AbortController();
@@ -34,7 +36,7 @@ export function registerRun(program: Command): void {
         try {
           for (const name of chosen) {
             out.push(
-              await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, retryFailed: Boolean(opts.retryFailed), ...(opts.stream ? { streams: opts.stream } : {}) }),
+              await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, retryFailed: Boolean(opts.retryFailed), follow: Boolean(opts.follow), ...(opts.stream ? { streams: opts.stream } : {}) }),
             );
           }
         } finally {

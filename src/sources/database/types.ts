@@ -1,0 +1,63 @@
+/**
+ * What the database connectors share: a table's columns as the source declares them and as
+ * the lake types them, and the stream each table or query becomes.
+ */
+import type { ExtractMode } from '../../config/database.js';
+import type { StreamSpec } from '../types.js';
+
+export interface DbColumn {
+  name: string;
+  /** The source's type, as its catalog spells it (numeric(12,2), timestamp with time zone, int[]). */
+  sourceType: string;
+  /** The DuckDB type the lake keeps it as. */
+  lakeType: string;
+  /** SQL (source dialect) that yields the column as text DuckDB reads as `lakeType`. */
+  select: string;
+}
+
+export interface DbTable {
+  schema: string;
+  name: string;
+  columns: DbColumn[];
+  primaryKey: string[];
+  /** Whether rows have physical addresses to split a full read by (PostgreSQL ctid). */
+  splittable: boolean;
+}
+
+/** Lists and describes what the database holds; one implementation per dialect. */
+export interface DbCatalog {
+  /** Tables and views of a schema. */
+  listTables(schema: string): Promise<string[]>;
+  describeTable(schema: string, name: string): Promise<DbTable | undefined>;
+  /** The columns a query returns. */
+  describeQuery(sql: string): Promise<DbColumn[]>;
+  defaultSchema(): Promise<string>;
+}
+
+/** A stream of a database source, with everything resolved against the database. */
+export interface DbStream {
+  spec: StreamSpec;
+  mode: ExtractMode;
+  /** Present for table streams. */
+  table?: DbTable | undefined;
+  /** Present for query streams: the user's SELECT. */
+  query?: string | undefined;
+  columns: DbColumn[];
+  /** The key the incremental read orders by: the cursor column, then the primary key. */
+  cursor?: DbColumn | undefined;
+  lagMs?: number | undefined;
+  where?: string | undefined;
+  chunkRows: number;
+}
+
+/** Where an incremental read stopped: the last (cursor, primary key) committed, as text. */
+export interface IncrementalState {
+  cursor_column: string;
+  /** Cursor then primary-key values of the last row read, in the source's text form. */
+  last: (string | null)[] | null;
+}
+
+/** Lake-visible description of a source column, recorded on every unit's position. */
+export function columnTypes(columns: readonly DbColumn[]): Record<string, string> {
+  return Object.fromEntries(columns.map((c) => [c.name, `${c.sourceType} -> ${c.lakeType}`]));
+}

@@ -1,0 +1,175 @@
+/**
+ * Collects one table's change events into a unit: a CSV file of rows (the table's columns
+ * then the CDC columns, typed exactly like the snapshot) and a file of raw envelopes, one per
+ * event as `{op, before, after, source: {lsn, txid, ts, table}}`. A unit only ever ends at a
+ * transaction boundary, and carries the commit LSN it is complete up to.
+ */
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { newId } from '../../../core/ids.js';
+import { CDC_COLUMN_TYPES } from '../../../lake/zone-schemas.js';
+import { csvLine } from '../../database/csv.js';
+import type { DbColumn, DbStream } from '../../database/types.js';
+import { columnTypes } from '../../database/types.js';
+import type { ReadUnit } from '../../types.js';
+import { bigintToLsn, type Tuple } from './pgoutput.js';
+import { converterFor, type ValueConverter } from './values.js';
+
+export type ChangeOp = 'c' | 'u' | 'd' | 't';
+
+export interface ChangeEvent {
+  op: ChangeOp;
+  /** The row after the change; for deletes the row (or key) as it was; empty for truncates. */
+  row: Tuple;
+  before: Tuple | null;
+  commitLsn: bigint;
+  txid: number;
+  /** Commit time, microseconds since the Unix epoch. */
+  commitMicros: bigint;
+}
+
+/** State a CDC stream commits with each unit. */
+export interface CdcState {
+  slot: string;
+  /** The slot's consistent point: where its snapshot was taken. */
+  point: string;
+  /** Commit LSN of the last transaction whose events are in the lake. */
+  lsn: string;
+}
+
+export interface CdcUnit extends ReadUnit {
+  /** Commit LSN the unit is complete up to. */
+  lsn: bigint;
+}
+
+const BUFFER_BYTES = 256 * 1024;
+
+/** Microseconds since the epoch as TIMESTAMPTZ text, exact to the microsecond. */
+export function microsText(micros: bigint): string {
+  const ms = Number(micros / 1000n);
+  const rest = (micros % 1_000_000n).toString().padStart(6, '0');
+  return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}.${rest}+00`;
+}
+
+export class ChangeBatcher {
+  private rows: FileHandle | undefined;
+  private pages: FileHandle | undefined;
+  private rowsPath = '';
+  private pagesPath = '';
+  private rowText = '';
+  private pageText = '';
+  private count = 0;
+  private bytes = 0;
+  private truncated = false;
+  private firstLsn: bigint | undefined;
+  private lastLsn = 0n;
+  openedAt = 0;
+  private readonly converters: (ValueConverter | undefined)[];
+  private readonly constants: string;
+  private readonly table: string;
+
+  constructor(
+    private readonly stream: DbStream,
+    private readonly dir: string,
+    envelope: { pipeline: string; source: string; stream: string; run_id: string },
+  ) {
+    this.converters = stream.columns.map(converterFor);
+    this.constants = JSON.stringify(envelope).slice(1, -1);
+    this.table = stream.table ? `${stream.table.schema}.${stream.table.name}` : stream.spec.name;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  async add(e: ChangeEvent): Promise<void> {
+    if (!this.rows) await this.openFiles();
+    this.count += 1;
+    this.firstLsn ??= e.commitLsn;
+    if (e.op === 't') this.truncated = true;
+    const values = this.stream.columns.map((c: DbColumn, i) => {
+      const v = e.row[c.name];
+      if (v === null || v === undefined) return null;
+      const convert = this.converters[i];
+      return convert ? convert(v) : v;
+    });
+    const before = e.before ? JSON.stringify(e.before) : null;
+    const ts = microsText(e.commitMicros);
+    this.rowText += csvLine([...values, e.op, e.commitLsn.toString(), String(this.count), String(e.txid), ts, String(e.op === 'd'), before]);
+    const lsn = bigintToLsn(e.commitLsn);
+    const payload = { op: e.op, before: e.before, after: e.op === 'd' || e.op === 't' ? null : e.row, source: { lsn, txid: e.txid, ts, table: this.table } };
+    this.pageText += `{"seq":${this.count},${this.constants},"received_at":${JSON.stringify(new Date().toISOString())},"position":${JSON.stringify({ lsn, table: this.table, op: e.op })},"payload":${JSON.stringify(payload)}}\n`;
+    if (this.rowText.length + this.pageText.length > BUFFER_BYTES) await this.drain();
+  }
+
+  /** The transaction whose events were added last has committed at `lsn`. */
+  committed(lsn: bigint): void {
+    if (this.count > 0) this.lastLsn = lsn;
+  }
+
+  /** Closes the files into a unit (undefined when empty). */
+  async flush(state: Omit<CdcState, 'lsn'>): Promise<CdcUnit | undefined> {
+    if (!this.rows || this.count === 0) return undefined;
+    await this.drain();
+    await this.rows.close();
+    await this.pages?.close();
+    const rowsPath = this.rowsPath;
+    const pagesPath = this.pagesPath;
+    const unit: CdcUnit = {
+      label: `${this.table} ${this.count} changes to ${bigintToLsn(this.lastLsn)}`,
+      input: { path: rowsPath, format: 'csv', columns: [...this.stream.columns.map((c) => ({ name: c.name, type: c.lakeType })), ...CDC_COLUMN_TYPES] },
+      rawPages: pagesPath,
+      bytes: this.bytes,
+      position: { table: this.table, from_lsn: bigintToLsn(this.firstLsn ?? 0n), to_lsn: bigintToLsn(this.lastLsn), events: this.count, columns: columnTypes(this.stream.columns) },
+      state: { ...state, lsn: bigintToLsn(this.lastLsn) } satisfies CdcState,
+      snapshot: this.truncated,
+      lsn: this.lastLsn,
+      dispose: async () => {
+        await rm(rowsPath, { force: true });
+        await rm(pagesPath, { force: true });
+      },
+    };
+    this.rows = undefined;
+    this.pages = undefined;
+    this.count = 0;
+    this.bytes = 0;
+    this.truncated = false;
+    this.firstLsn = undefined;
+    return unit;
+  }
+
+  async discard(): Promise<void> {
+    await this.rows?.close().catch(() => undefined);
+    await this.pages?.close().catch(() => undefined);
+    if (this.rows || this.pages) {
+      await rm(this.rowsPath, { force: true });
+      await rm(this.pagesPath, { force: true });
+    }
+    this.rows = undefined;
+    this.pages = undefined;
+  }
+
+  private async openFiles(): Promise<void> {
+    const id = newId('cdc');
+    this.rowsPath = join(this.dir, `${id}.csv`);
+    this.pagesPath = join(this.dir, `${id}.pages.ndjson`);
+    this.rows = await open(this.rowsPath, 'w');
+    this.pages = await open(this.pagesPath, 'w');
+    const header = [...this.stream.columns.map((c) => c.name), ...CDC_COLUMN_TYPES.map((c) => c.name)];
+    this.rowText = csvLine(header);
+    this.pageText = '';
+    this.openedAt = Date.now();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.rowText) {
+      await this.rows?.write(this.rowText);
+      this.bytes += Buffer.byteLength(this.rowText);
+      this.rowText = '';
+    }
+    if (this.pageText) {
+      await this.pages?.write(this.pageText);
+      this.pageText = '';
+    }
+  }
+}
