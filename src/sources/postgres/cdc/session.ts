@@ -94,6 +94,9 @@ export class CdcSession {
   /** A stream's units: its snapshot (when due), then its changes, committed one by one. */
   async *units(s: DbStream, ctx: PlanContext): AsyncGenerator<ReadUnit> {
     const feed = this.register(s, ctx);
+    // Interrupted (Ctrl-C, SIGTERM): a stream waiting for changes stops waiting.
+    const onAbort = () => feed.queue.fail(ctx.signal.reason);
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
     await this.allRegistered;
     this.started ??= this.start(ctx);
     await this.started;
