@@ -194,4 +194,31 @@ describe('postgres source', postgresTestOptions(), () => {
       await p.dispose();
     }
   });
+
+  it('explains bad configuration against what the database holds', async () => {
+    await db.query(`CREATE TABLE nokey (a int, b text)`);
+    await db.query(`CREATE TABLE keyed (id int PRIMARY KEY, n int)`);
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ tables: ['missing_table'] }, /no table or view public\.missing_table .*keyed/],
+      [{ mode: 'incremental', tables: ['keyed'] }, /mode incremental needs cursor/],
+      [{ tables: [{ name: 'keyed', mode: 'incremental', cursor: 'nope' }] }, /cursor: no column "nope" \(columns: id, n\)/],
+      [{ tables: [{ name: 'keyed', mode: 'incremental', cursor: 'n', lag: '5m' }] }, /lag applies to a date or timestamp cursor; n is integer/],
+      [{ mode: 'cdc', tables: ['nokey'] }, /needs a primary key .*REPLICA IDENTITY FULL/],
+      [{ tables: [{ pattern: 'zz_*' }] }, /pattern "zz_\*" matches no table/],
+    ];
+    for (const [extra, expected] of cases) {
+      const p = await TestProject.withSources(source(extra));
+      try {
+        const r = await p.run();
+        assert.equal(r.status, 'failed');
+      } catch (err) {
+        assert.match(String((err as Error).message), expected);
+        assert.equal((err as { exitCode?: number }).exitCode, 2);
+        continue;
+      } finally {
+        await p.dispose();
+      }
+      assert.fail(`expected a configuration error matching ${expected}`);
+    }
+  });
 });

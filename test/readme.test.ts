@@ -27,3 +27,15 @@ it('the REST API example in README.md validates and plans its resources, parents
   assert.deepEqual(streams.map((s) => s.name), ['posts', 'comments', 'accounts', 'daily_stats']);
   assert.deepEqual(streams.map((s) => s.writeDisposition), ['merge', 'append', 'append', 'append']);
 });
+
+it('the database example in README.md validates', () => {
+  const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((b) => b.includes('type: postgres'));
+  assert.ok(block, 'README.md has a database example');
+  const config = parseProject(block, 'README.md');
+  const pg = config.pipelines['shop_db']?.sources['pg'];
+  assert.ok(pg?.type === 'postgres');
+  assert.equal(pg.tables.length, 4);
+  assert.equal(pg.mode, 'incremental');
+  assert.deepEqual(Object.keys(pg.queries), ['big_orders']);
+});
