@@ -54,9 +54,14 @@ class PostgresSource implements SourceInstance {
     return this.dbStreams.map((s) => s.spec);
   }
 
-  /** CDC streams share one replication connection; the others are read one after another. */
+  /**
+   * CDC streams share one replication connection and run together (with --follow they never
+   * end); the other streams are read one after another beside them.
+   */
   get streamConcurrency(): number {
-    return Math.max(1, this.dbStreams?.filter((s) => s.mode === 'cdc').length ?? 1);
+    const cdc = this.dbStreams?.filter((s) => s.mode === 'cdc').length ?? 0;
+    const others = (this.dbStreams?.length ?? 0) - cdc;
+    return Math.max(1, cdc + (others > 0 ? 1 : 0));
   }
 
   async plan(stream: StreamSpec, ctx: PlanContext): Promise<StreamPlan> {
