@@ -558,6 +558,8 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.equal((await cat.schemaAt(ORDERS))?.commitId, c.id);
       assert.equal((await cat.schemaAt(CUSTOMERS))?.commitId, c.id);
       assert.deepEqual(await cat.getState('shop', 'files', 'orders'), { cursor: 42 });
+      assert.deepEqual(await cat.listStates('shop'), [{ source: 'files', stream: 'orders', value: { cursor: 42 }, commitId: c.id }]);
+      assert.deepEqual(await cat.listStates('other'), []);
       assert.deepEqual([...(await cat.getLedger('shop', 'files', 'orders')).keys()], ['/in/orders.csv']);
     });
 

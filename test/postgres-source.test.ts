@@ -6,8 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { TestProject } from './support/project.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, TestProject } from './support/project.js';
 import { type PostgresServer, postgresTestOptions, startPostgres } from './support/postgres.js';
+
+function dipCli(dir: string, ...args: string[]): string {
+  const r = spawnSync(process.execPath, [CLI, '-p', dir, ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `dip ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
 
 describe('postgres source', postgresTestOptions(), () => {
   let server: PostgresServer;
@@ -144,6 +151,16 @@ describe('postgres source', postgresTestOptions(), () => {
       assert.equal(await p.num(`SELECT count(*) FROM (SELECT id, v FROM bronze.events_log GROUP BY 1, 2 HAVING count(*) > 1)`), 0);
       const third = await p.runOk();
       assert.equal(third.stats.streams['db.events']?.rows, 0);
+      // dip state shows the saved position; --reset makes the next run read from the start
+      const shown = JSON.parse(dipCli(p.dir, 'state', 'p', '--stream', 'events', '--json')) as { stream: string; value: { cursor_column: string; last: string[] } }[];
+      assert.equal(shown[0]?.value.cursor_column, 'updated_at');
+      assert.equal(shown[0]?.value.last[1], '42');
+      dipCli(p.dir, 'state', 'p', '--stream', 'events', '--reset');
+      await p.reopen();
+      const fourth = await p.runOk();
+      assert.equal(fourth.stats.streams['db.events']?.rows, 42);
+      assert.equal(fourth.stats.streams['db.events_log']?.rows, 0);
+      assert.equal(await p.count('bronze.events'), 42);
     } finally {
       await p.dispose();
     }

@@ -250,6 +250,11 @@ export class SqlCatalog implements Catalog {
     return rows[0] ? JSON.parse(str(rows[0]['value'])) : undefined;
   }
 
+  async listStates(pipeline: string): Promise<{ source: string; stream: string; value: unknown; commitId: number }[]> {
+    const rows = await this.db.query(`SELECT source, stream, value, commit_id FROM dip_state WHERE pipeline = ? ORDER BY source, stream`, [pipeline]);
+    return rows.map((r) => ({ source: str(r['source']), stream: str(r['stream']), value: JSON.parse(str(r['value'])), commitId: Number(r['commit_id']) }));
+  }
+
   async getLedger(pipeline: string, source: string, stream: string): Promise<Map<string, LedgerEntry>> {
     const rows = await this.db.query(`SELECT * FROM dip_ledger WHERE pipeline = ? AND source = ? AND stream = ?`, [
       pipeline,

@@ -207,6 +207,8 @@ export interface Catalog {
   historyHorizon(): Promise<number>;
 
   getState(pipeline: string, source: string, stream: string): Promise<unknown>;
+  /** Every stream state of a pipeline, with the commit that last set it. */
+  listStates(pipeline: string): Promise<{ source: string; stream: string; value: unknown; commitId: number }[]>;
   /** Ledger entries of one stream, keyed by path. */
   getLedger(pipeline: string, source: string, stream: string): Promise<Map<string, LedgerEntry>>;
 

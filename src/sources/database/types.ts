@@ -3,6 +3,7 @@
  * the lake types them, and the stream each table or query becomes.
  */
 import type { ExtractMode } from '../../config/database.js';
+import { DipError } from '../../core/errors.js';
 import type { StreamSpec } from '../types.js';
 
 export interface DbColumn {
@@ -60,4 +61,21 @@ export interface IncrementalState {
 /** Lake-visible description of a source column, recorded on every unit's position. */
 export function columnTypes(columns: readonly DbColumn[]): Record<string, string> {
   return Object.fromEntries(columns.map((c) => [c.name, `${c.sourceType} -> ${c.lakeType}`]));
+}
+
+/**
+ * The columns an incremental read orders by (cursor, then primary key) and where the last run
+ * stopped; a saved position for another cursor column is an error, not a silent restart.
+ */
+export function incrementalStart(s: DbStream, state: unknown, label: string): { cursor: DbColumn; keys: DbColumn[]; last: (string | null)[] | null } {
+  const cursor = s.cursor as DbColumn;
+  const keys = [cursor, ...s.spec.primaryKey.filter((k) => k !== cursor.name).map((k) => s.columns.find((c) => c.name === k) as DbColumn)];
+  const prior = (state ?? undefined) as IncrementalState | undefined;
+  if (prior && prior.cursor_column !== cursor.name) {
+    throw new DipError(
+      'config',
+      `${label}.${s.spec.name}: cursor changed from ${prior.cursor_column} to ${cursor.name}; the saved position means nothing for the new column. Reset the stream's state (dip state reset ${label.split('.')[0] ?? ''} --stream ${s.spec.name}) to read it from the start`,
+    );
+  }
+  return { cursor, keys, last: prior?.last ?? null };
 }

@@ -8,14 +8,13 @@
  * server's text, JSON as its text, binary strings (and BIT, GEOMETRY) as Buffers, so the CSV
  * a unit writes carries exactly what the database holds.
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import mysql from 'mysql2';
 import type { Connection, ConnectionOptions, FieldPacket, SslOptions, TypeCastField } from 'mysql2';
+import { tlsFiles } from '../database/tls.js';
 import type { ConnectionConfig } from '../../config/database.js';
 import { resolveSecretsDeep } from '../../config/secrets.js';
-import { ConfigError, DipError, errorMessage } from '../../core/errors.js';
+import { DipError, errorMessage } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import type { MysqlValue } from './types.js';
 
@@ -79,30 +78,11 @@ export function connectionOptions(c: ConnectionConfig, baseDir: string, label: s
   if (resolved.user) options.user = resolved.user;
   if (resolved.password !== undefined) options.password = resolved.password;
   if (resolved.database) options.database = resolved.database;
-  const tls = resolved.tls;
-  if (tls && tls.mode !== 'disable') {
-    const file = (field: 'ca' | 'cert' | 'key') => {
-      const value = tls[field];
-      if (value === undefined) return undefined;
-      if (value.includes('-----BEGIN')) return value; // ${file:…} already read it
-      try {
-        return readFileSync(resolve(baseDir, value), 'utf8');
-      } catch (err) {
-        throw new ConfigError(`${label}.connection.tls.${field}: cannot read ${value}: ${errorMessage(err)}`);
-      }
-    };
-    if ((tls.mode === 'verify-ca' || tls.mode === 'verify-full') && !tls.ca) {
-      throw new ConfigError(`${label}.connection.tls: mode ${tls.mode} needs ca: <PEM file of the server's CA>`);
-    }
+  const tls = tlsFiles(resolved.tls, baseDir, label);
+  if (tls) {
     // require: encrypted, no checks; verify-ca: chain to ca; verify-full: and the host name.
-    const ssl: SslOptions = { rejectUnauthorized: tls.mode !== 'require', verifyIdentity: tls.mode === 'verify-full' };
-    const ca = file('ca');
-    const cert = file('cert');
-    const key = file('key');
-    if (ca) ssl.ca = ca;
-    if (cert) ssl.cert = cert;
-    if (key) ssl.key = key;
-    options.ssl = ssl;
+    const { verify, verifyHost, ...pem } = tls;
+    options.ssl = { rejectUnauthorized: verify, verifyIdentity: verifyHost, ...pem } satisfies SslOptions;
   }
   return options;
 }

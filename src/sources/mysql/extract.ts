@@ -20,7 +20,7 @@ import { DipError, errorMessage } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { csvLine } from '../database/csv.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
-import { columnTypes } from '../database/types.js';
+import { columnTypes, incrementalStart } from '../database/types.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect, type MysqlConnection, type MysqlRow } from './connection.js';
 import { keyLiteral, quoteIdent, quoteQualified, stateValue, valueRenderer } from './types.js';
@@ -204,15 +204,7 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
  * later run.
  */
 export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: ExtractOptions): AsyncGenerator<ReadUnit> {
-  const cursor = s.cursor as DbColumn;
-  const keys = [cursor, ...s.spec.primaryKey.filter((k) => k !== cursor.name).map((k) => s.columns.find((c) => c.name === k) as DbColumn)];
-  const prior = ctx.state as IncrementalState | undefined;
-  if (prior && prior.cursor_column !== cursor.name) {
-    throw new DipError(
-      'config',
-      `${o.label}.${s.spec.name}: cursor changed from ${prior.cursor_column} to ${cursor.name}; the saved position means nothing for the new column. Reset the stream's state (dip state reset) to read it from the start`,
-    );
-  }
+  const { cursor, keys, last: saved } = incrementalStart(s, ctx.state, o.label);
   const conn = await connect(o.connection, o.label);
   let clean = false;
   try {
@@ -231,7 +223,7 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
     const order = keys.map((k) => quoteIdent(k.name)).join(', ');
     const keySelect = keys.map((k, i) => `${k.select} AS ${quoteIdent(`k${i}`)}`).join(', ');
     const target = streamTarget(s);
-    let last = prior?.last ?? null;
+    let last = saved;
     for (;;) {
       ctx.signal.throwIfAborted();
       const filter = (last ? [...conditions, keyAfter(keys, last, lit)] : conditions).join(' AND ');

@@ -3,13 +3,12 @@
  * files read, and the session settings every extract relies on (UTC timestamps, ISO dates,
  * hex bytea, shortest exact floats) so text values mean the same on every connection.
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { ClientConfig } from 'pg';
 import pg from 'pg';
 import type { ConnectionConfig } from '../../config/database.js';
 import { resolveSecrets, resolveSecretsDeep } from '../../config/secrets.js';
-import { ConfigError, DipError, errorMessage } from '../../core/errors.js';
+import { DipError, errorMessage } from '../../core/errors.js';
+import { tlsFiles } from '../database/tls.js';
 import { durationMs } from '../../core/time.js';
 
 /** `-c` settings for every session: the text forms extracts and change events are read in. */
@@ -37,30 +36,10 @@ export function clientConfig(c: ConnectionConfig, baseDir: string, label: string
   if (resolved.user) config.user = resolved.user;
   if (resolved.password !== undefined) config.password = resolved.password;
   if (resolved.database) config.database = resolved.database;
-  const tls = resolved.tls;
-  if (tls && tls.mode !== 'disable') {
-    const file = (field: 'ca' | 'cert' | 'key') => {
-      const value = tls[field];
-      if (value === undefined) return undefined;
-      if (value.includes('-----BEGIN')) return value; // ${file:…} already read it
-      try {
-        return readFileSync(resolve(baseDir, value), 'utf8');
-      } catch (err) {
-        throw new ConfigError(`${label}.connection.tls.${field}: cannot read ${value}: ${errorMessage(err)}`);
-      }
-    };
-    if ((tls.mode === 'verify-ca' || tls.mode === 'verify-full') && !tls.ca) {
-      throw new ConfigError(`${label}.connection.tls: mode ${tls.mode} needs ca: <PEM file of the server's CA>`);
-    }
-    const ssl: NonNullable<Exclude<ClientConfig['ssl'], boolean>> = { rejectUnauthorized: tls.mode !== 'require' };
-    const ca = file('ca');
-    const cert = file('cert');
-    const key = file('key');
-    if (ca) ssl.ca = ca;
-    if (cert) ssl.cert = cert;
-    if (key) ssl.key = key;
-    if (tls.mode === 'verify-ca') ssl.checkServerIdentity = () => undefined;
-    config.ssl = ssl;
+  const tls = tlsFiles(resolved.tls, baseDir, label);
+  if (tls) {
+    const { verify, verifyHost, ...pem } = tls;
+    config.ssl = { rejectUnauthorized: verify, ...pem, ...(verify && !verifyHost ? { checkServerIdentity: () => undefined } : {}) };
   }
   return config;
 }

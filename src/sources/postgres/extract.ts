@@ -15,7 +15,7 @@ import { to as copyTo } from 'pg-copy-streams';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
-import { columnTypes } from '../database/types.js';
+import { columnTypes, incrementalStart } from '../database/types.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect } from './connection.js';
 import { quoteIdent, quoteQualified } from './catalog.js';
@@ -157,15 +157,7 @@ function readError(label: string, s: DbStream, what: string, err: unknown): Erro
  * key, never skipped; with `lag`, rows newer than now() - lag wait for a later run.
  */
 export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: ExtractOptions): AsyncGenerator<ReadUnit> {
-  const cursor = s.cursor as DbColumn;
-  const keys = [cursor, ...s.spec.primaryKey.filter((k) => k !== cursor.name).map((k) => s.columns.find((c) => c.name === k) as DbColumn)];
-  const prior = ctx.state as IncrementalState | undefined;
-  if (prior && prior.cursor_column !== cursor.name) {
-    throw new DipError(
-      'config',
-      `${o.label}.${s.spec.name}: cursor changed from ${prior.cursor_column} to ${cursor.name}; the saved position means nothing for the new column. Reset the stream's state (dip state reset) to read it from the start`,
-    );
-  }
+  const { cursor, keys, last: saved } = incrementalStart(s, ctx.state, o.label);
   const client = await connect(o.client, o.label);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -181,7 +173,7 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
     const from = fromClause(s);
     const order = keys.map((k) => quoteIdent(k.name)).join(', ');
     const keyText = keys.map((k, i) => `${quoteIdent(k.name)}::text AS k${i}`).join(', ');
-    let last = prior?.last ?? null;
+    let last = saved;
     for (;;) {
       ctx.signal.throwIfAborted();
       const after = last ? [...conditions, `${tuple} > ${tupleOf(last)}`] : conditions;
