@@ -51,6 +51,9 @@ function typedField(col: Column, typing: Record<string, string>): { expr: string
 export async function replayStream(lake: Lake, pipeline: string, source: string, stream: StreamSpec, range: ReplayRange, runId: string): Promise<ReplayResult> {
   const bronze = qualifiedTable('bronze', stream.table);
   const rawTable = qualifiedTable('raw', stream.table);
+  if (stream.currentState) {
+    throw new DipError('input', `${bronze} is a change-data-capture log: its raw events are kept for audit, but replay does not rebuild change logs yet (re-snapshot with dip state reset instead)`);
+  }
   const info = await lake.catalog.getTable(bronze);
   const schema = (await lake.catalog.schemaAt(bronze))?.schema;
   if (!info || !schema) throw new DipError('not_found', `${bronze} has no commits yet: nothing to replay`);
