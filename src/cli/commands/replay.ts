@@ -34,6 +34,7 @@ export function registerReplay(program: Command): void {
             await source.discover?.(new AbortController().signal);
             for (const stream of source.streams()) {
               if (opts.stream && !opts.stream.includes(stream.name)) continue;
+              if (!opts.stream && stream.currentState) continue; // change logs are not replayable (replayStream says why)
               out.push(await replayStream(lake, name, sourceName, stream, { from: opts.from, to: opts.to }, runId));
             }
           } finally {
