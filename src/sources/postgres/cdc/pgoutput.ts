@@ -32,7 +32,7 @@ export interface Relation {
 }
 
 /** A tuple: column name → text, null, or undefined for an unchanged TOASTed value that was not sent. */
-export type Tuple = Record<string, string | null | undefined>;
+type Tuple = Record<string, string | null | undefined>;
 
 export type PgoutputMessage =
   | { tag: 'begin'; commitLsn: string | null; commitTime: bigint | number; xid: number }

@@ -26,8 +26,9 @@ import type { PlanContext, ReadUnit } from '../../types.js';
 import { quoteIdent, quoteQualified } from '../catalog.js';
 import { connect } from '../connection.js';
 import { copyToFile } from '../extract.js';
-import { ChangeBatcher, type CdcState, type CdcUnit, type ChangeEvent } from './batch.js';
-import { bigintToLsn, createPgoutputPlugin, lsnToBigint, type PgoutputMessage, type Relation, type Tuple } from './pgoutput.js';
+import { ChangeBatcher, type CdcUnit, type ChangeDialect, type ChangeEvent, type Tuple } from '../../database/change-batch.js';
+import { bigintToLsn, createPgoutputPlugin, lsnToBigint, type PgoutputMessage, type Relation } from './pgoutput.js';
+import { converterFor } from './values.js';
 import { checkReplicaIdentity, checkWalLevel, createSlotWithSnapshot, dropSlot, emitWatermark, ensurePublication, slotExists } from './slot.js';
 import { join } from 'node:path';
 import { rm, stat } from 'node:fs/promises';
@@ -39,6 +40,17 @@ export interface CdcSessionOptions {
   streams: DbStream[];
   pipeline: string;
 }
+
+/** State a CDC stream commits with each unit. */
+export interface CdcState {
+  slot: string;
+  /** The slot's consistent point: where its snapshot was taken. */
+  point: string;
+  /** Commit LSN of the last transaction whose events are in the lake. */
+  lsn: string;
+}
+
+const PG_CHANGES: ChangeDialect = { position: bigintToLsn, converterFor };
 
 interface Feed {
   stream: DbStream;
@@ -123,7 +135,7 @@ export class CdcSession {
       state,
       committedLsn: state ? lsnToBigint(state.lsn) : 0n,
       queue: new AsyncQueue<CdcUnit>(QUEUE_UNITS),
-      batch: new ChangeBatcher(s, ctx.stagingDir, { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId }),
+      batch: new ChangeBatcher(s, ctx.stagingDir, { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId }, PG_CHANGES),
     };
     this.feeds.set(s.spec.name, feed);
     this.byTable.set(`${table.schema}.${table.name}`, feed);
@@ -313,7 +325,7 @@ export class CdcSession {
   }
 
   private async flush(f: Feed): Promise<void> {
-    const unit = await f.batch.flush({ slot: this.slot, point: this.point });
+    const unit = await f.batch.flush((lsn): CdcState => ({ slot: this.slot, point: this.point, lsn: bigintToLsn(lsn) }));
     if (unit) await f.queue.push(unit);
   }
 

@@ -4,6 +4,7 @@
  * event text into that same form, so a value reads identically from the snapshot and the stream.
  */
 import { parse as parseArray } from 'postgres-array';
+import type { ValueConverter } from '../../database/change-batch.js';
 import type { DbColumn } from '../../database/types.js';
 
 const NUMERIC = /^(SMALLINT|INTEGER|BIGINT|FLOAT|DOUBLE|DECIMAL)/;
@@ -28,8 +29,6 @@ function arrayJson(text: string, elementType: string): string {
   const render = (value: unknown): string => (Array.isArray(value) ? `[${value.map(render).join(',')}]` : element(value as string | null));
   return render(parseArray(text, (v) => v));
 }
-
-export type ValueConverter = (text: string) => string;
 
 /** The conversion a column's event text needs, or undefined when the text is already right. */
 export function converterFor(column: DbColumn): ValueConverter | undefined {

@@ -2,18 +2,30 @@
  * Collects one table's change events into a unit: a CSV file of rows (the table's columns
  * then the CDC columns, typed exactly like the snapshot) and a file of raw envelopes, one per
  * event as `{op, before, after, source: {lsn, txid, ts, table}}`. A unit only ever ends at a
- * transaction boundary, and carries the commit LSN it is complete up to.
+ * transaction boundary, and carries the position it is complete up to. Positions are 64-bit
+ * numbers that grow with the log (a PostgreSQL LSN; a MySQL binlog file number and offset);
+ * each dialect says how to print one.
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { newId } from '../../../core/ids.js';
-import { CDC_COLUMN_TYPES } from '../../../lake/zone-schemas.js';
-import { csvLine } from '../../database/csv.js';
-import type { DbColumn, DbStream } from '../../database/types.js';
-import { columnTypes } from '../../database/types.js';
-import type { ReadUnit } from '../../types.js';
-import { bigintToLsn, type Tuple } from './pgoutput.js';
-import { converterFor, type ValueConverter } from './values.js';
+import { newId } from '../../core/ids.js';
+import { CDC_COLUMN_TYPES } from '../../lake/zone-schemas.js';
+import type { ReadUnit } from '../types.js';
+import { csvLine } from './csv.js';
+import type { DbColumn, DbStream } from './types.js';
+import { columnTypes } from './types.js';
+
+/** A row image: column name → the value as text DuckDB reads, null, or undefined when not sent. */
+export type Tuple = Record<string, string | null | undefined>;
+
+/** Turns a value's text as the change stream gives it into the text the snapshot gives. */
+export type ValueConverter = (text: string) => string;
+
+export interface ChangeDialect {
+  /** A position as people read it (0/16B3748, mysql-bin.000003:1234). */
+  position(value: bigint): string;
+  converterFor(column: DbColumn): ValueConverter | undefined;
+}
 
 export type ChangeOp = 'c' | 'u' | 'd' | 't';
 
@@ -28,17 +40,8 @@ export interface ChangeEvent {
   commitMicros: bigint;
 }
 
-/** State a CDC stream commits with each unit. */
-export interface CdcState {
-  slot: string;
-  /** The slot's consistent point: where its snapshot was taken. */
-  point: string;
-  /** Commit LSN of the last transaction whose events are in the lake. */
-  lsn: string;
-}
-
 export interface CdcUnit extends ReadUnit {
-  /** Commit LSN the unit is complete up to. */
+  /** Position the unit is complete up to. */
   lsn: bigint;
 }
 
@@ -72,8 +75,9 @@ export class ChangeBatcher {
     private readonly stream: DbStream,
     private readonly dir: string,
     envelope: { pipeline: string; source: string; stream: string; run_id: string },
+    private readonly dialect: ChangeDialect,
   ) {
-    this.converters = stream.columns.map(converterFor);
+    this.converters = stream.columns.map((c) => dialect.converterFor(c));
     this.constants = JSON.stringify(envelope).slice(1, -1);
     this.table = stream.table ? `${stream.table.schema}.${stream.table.name}` : stream.spec.name;
   }
@@ -96,7 +100,7 @@ export class ChangeBatcher {
     const before = e.before ? JSON.stringify(e.before) : null;
     const ts = microsText(e.commitMicros);
     this.rowText += csvLine([...values, e.op, e.commitLsn.toString(), String(this.count), String(e.txid), ts, String(e.op === 'd'), before]);
-    const lsn = bigintToLsn(e.commitLsn);
+    const lsn = this.dialect.position(e.commitLsn);
     const payload = { op: e.op, before: e.before, after: e.op === 'd' || e.op === 't' ? null : e.row, source: { lsn, txid: e.txid, ts, table: this.table } };
     this.pageText += `{"seq":${this.count},${this.constants},"received_at":${JSON.stringify(new Date().toISOString())},"position":${JSON.stringify({ lsn, table: this.table, op: e.op })},"payload":${JSON.stringify(payload)}}\n`;
     if (this.rowText.length + this.pageText.length > BUFFER_BYTES) await this.drain();
@@ -107,8 +111,8 @@ export class ChangeBatcher {
     if (this.count > 0) this.lastLsn = lsn;
   }
 
-  /** Closes the files into a unit (undefined when empty). */
-  async flush(state: Omit<CdcState, 'lsn'>): Promise<CdcUnit | undefined> {
+  /** Closes the files into a unit (undefined when empty); `state` is what the unit commits, given the position it ends at. */
+  async flush(state: (position: bigint) => unknown): Promise<CdcUnit | undefined> {
     if (!this.rows || this.count === 0) return undefined;
     await this.drain();
     await this.rows.close();
@@ -116,12 +120,12 @@ export class ChangeBatcher {
     const rowsPath = this.rowsPath;
     const pagesPath = this.pagesPath;
     const unit: CdcUnit = {
-      label: `${this.table} ${this.count} changes to ${bigintToLsn(this.lastLsn)}`,
+      label: `${this.table} ${this.count} changes to ${this.dialect.position(this.lastLsn)}`,
       input: { path: rowsPath, format: 'csv', columns: [...this.stream.columns.map((c) => ({ name: c.name, type: c.lakeType })), ...CDC_COLUMN_TYPES] },
       rawPages: pagesPath,
       bytes: this.bytes,
-      position: { table: this.table, from_lsn: bigintToLsn(this.firstLsn ?? 0n), to_lsn: bigintToLsn(this.lastLsn), events: this.count, columns: columnTypes(this.stream.columns) },
-      state: { ...state, lsn: bigintToLsn(this.lastLsn) } satisfies CdcState,
+      position: { table: this.table, from: this.dialect.position(this.firstLsn ?? 0n), to: this.dialect.position(this.lastLsn), events: this.count, columns: columnTypes(this.stream.columns) },
+      state: state(this.lastLsn),
       snapshot: this.truncated,
       lsn: this.lastLsn,
       dispose: async () => {
