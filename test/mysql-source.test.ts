@@ -339,9 +339,6 @@ describe('mysql source', mariadbTestOptions(), () => {
       return true;
     });
 
-    const cdc = await project({ tables: [{ name: 'orders', mode: 'cdc' }] });
-    await assert.rejects(cdc.run(), /mode cdc is not supported for MySQL/);
-
     const pattern = await project({ tables: [{ pattern: 'order_*', exclude: ['*_totals'] }], extract: { chunk_rows: 5 } });
     const r = await pattern.runOk();
     assert.deepEqual(Object.keys(r.stats.streams).sort(), ['db.order_items', 'db.order_lines']);

@@ -34,7 +34,7 @@ export const connectionSchema = z
 
 export const extractModeSchema = z
   .enum(['full', 'incremental', 'cdc'])
-  .describe('full: the whole table every run; incremental: rows past the last cursor value; cdc: the change stream (PostgreSQL logical replication)');
+  .describe('full: the whole table every run; incremental: rows past the last cursor value; cdc: the change stream (PostgreSQL logical replication, MySQL/MariaDB binlog)');
 
 const tableOptions = {
   mode: extractModeSchema.optional().describe("Overrides the source's mode"),
@@ -114,9 +114,29 @@ export const postgresSourceSchema = z
   .strictObject({ type: z.literal('postgres'), ...databaseSource, cdc: cdcSchema })
   .describe('PostgreSQL tables and queries: COPY-based full extracts, incremental by cursor, logical-replication CDC');
 
+export const mysqlCdcSchema = z
+  .strictObject({
+    server_id: z
+      .number()
+      .int()
+      .min(1)
+      .max(4_294_967_295)
+      .optional()
+      .describe('Server id the binlog connection registers with, unique among the replicas of the server (default: derived from the pipeline and source names)'),
+    batch_records: z.number().int().min(1).default(20_000).describe('A unit is committed at this many change events'),
+    flush_interval: duration.default('500ms').describe('…or when its oldest event is this old'),
+    idle_timeout: duration.default('10s').describe('Without --follow: stop when no binlog event arrived for this long (normally the run stops on reaching the end of the binlog as it was at start)'),
+  })
+  .default({ batch_records: 20_000, flush_interval: '500ms', idle_timeout: '10s' });
+
 export const mysqlSourceSchema = z
-  .strictObject({ type: z.literal('mysql'), ...databaseSource, mode: z.enum(['full', 'incremental']).default('full') })
-  .describe('MySQL and MariaDB tables and queries: streamed full extracts and incremental by cursor');
+  .strictObject({
+    type: z.literal('mysql'),
+    ...databaseSource,
+    mode: extractModeSchema.default('full').describe('full: the whole table every run; incremental: rows past the last cursor value; cdc: the binlog change stream'),
+    cdc: mysqlCdcSchema,
+  })
+  .describe('MySQL and MariaDB tables and queries: streamed full extracts, incremental by cursor, binlog CDC');
 
 export type TlsConfig = z.infer<typeof tlsSchema>;
 export type ConnectionConfig = z.infer<typeof connectionSchema>;

@@ -121,7 +121,7 @@ function tableStream(config: DatabaseSourceConfig, c: Candidate, table: DbTable)
   const mode = o.mode ?? config.mode;
   if (mode === 'cdc' && primaryKey.length === 0) {
     throw new ConfigError(
-      `${c.at}: cdc on ${qualified} needs a primary key to keep the current table; the table has none. Add one, or set primary_key: [..] and ALTER TABLE ${qualified} REPLICA IDENTITY FULL`,
+      `${c.at}: cdc on ${qualified} needs a primary key to keep the current table; the table has none. Add one (PostgreSQL: or set primary_key: [..] and ALTER TABLE ${qualified} REPLICA IDENTITY FULL)`,
     );
   }
   return finish(c.at, {

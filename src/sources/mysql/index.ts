@@ -1,21 +1,23 @@
 /**
  * MySQL and MariaDB source: tables (by name or pattern) and queries, each a stream read in full
- * (keyset chunks over the primary key from one consistent snapshot) or incrementally (keyset on
- * cursor and key). Rows are streamed with mysql2 and written as typed CSV.
+ * (keyset chunks over the primary key from one consistent snapshot), incrementally (keyset on
+ * cursor and key) or as a change stream (the row-based binlog, cdc/session.ts). Rows are
+ * streamed with mysql2 and written as typed CSV.
  */
 import type { ConnectionOptions } from 'mysql2';
 import { mysqlSourceSchema, type MysqlSourceConfig } from '../../config/database.js';
-import { ConfigError, DipError } from '../../core/errors.js';
+import { DipError } from '../../core/errors.js';
 import { resolveStreams } from '../database/resolve.js';
 import type { DbStream } from '../database/types.js';
 import { defineConnector, type PlanContext, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
 import { MysqlCatalog } from './catalog.js';
+import { MysqlCdcSession } from './cdc/session.js';
 import { connect, connectionOptions } from './connection.js';
 import { fullUnits, incrementalUnits, type ExtractOptions } from './extract.js';
 
 export const mysqlConnector = defineConnector({
   name: 'mysql',
-  description: 'MySQL and MariaDB tables and queries: streamed full extracts in primary-key chunks, incremental by cursor',
+  description: 'MySQL and MariaDB tables and queries: streamed full extracts in primary-key chunks, incremental by cursor, CDC from the binlog',
   spec: mysqlSourceSchema,
   capabilities: { incremental: true, fileLedger: false, formats: ['csv'] },
   create(config, context): SourceInstance {
@@ -26,6 +28,7 @@ export const mysqlConnector = defineConnector({
 class MysqlSource implements SourceInstance {
   private dbStreams: DbStream[] | undefined;
   private options: ConnectionOptions | undefined;
+  private cdc: MysqlCdcSession | undefined;
 
   constructor(
     private readonly config: MysqlSourceConfig,
@@ -39,10 +42,6 @@ class MysqlSource implements SourceInstance {
 
   async discover(): Promise<void> {
     if (this.dbStreams) return;
-    const cdc = this.config.tables.findIndex((t) => typeof t !== 'string' && t.mode === 'cdc');
-    if (cdc >= 0) {
-      throw new ConfigError(`${this.name}.tables[${cdc}]: mode cdc is not supported for MySQL sources (binlog capture is not implemented); use mode: incremental with a cursor`);
-    }
     const conn = await connect(this.connection(), this.name);
     try {
       this.dbStreams = await resolveStreams(this.config, this.name, new MysqlCatalog(conn));
@@ -56,6 +55,16 @@ class MysqlSource implements SourceInstance {
     return this.dbStreams.map((s) => s.spec);
   }
 
+  /**
+   * CDC streams share one binlog connection and run together (with --follow they never end);
+   * the other streams are read one after another beside them.
+   */
+  get streamConcurrency(): number {
+    const cdc = this.dbStreams?.filter((s) => s.mode === 'cdc').length ?? 0;
+    const others = (this.dbStreams?.length ?? 0) - cdc;
+    return Math.max(1, cdc + (others > 0 ? 1 : 0));
+  }
+
   async plan(stream: StreamSpec, ctx: PlanContext): Promise<StreamPlan> {
     const s = this.dbStreams?.find((d) => d.spec.name === stream.name);
     if (!s) throw new DipError('internal', `${this.name}: no stream ${stream.name}`);
@@ -65,10 +74,20 @@ class MysqlSource implements SourceInstance {
         return { units: fullUnits(s, ctx, options), skipped: 0 };
       case 'incremental':
         return { units: incrementalUnits(s, ctx, options), skipped: 0 };
-      case 'cdc':
-        throw new ConfigError(`${this.name}.${s.spec.name}: mode cdc is not supported for MySQL sources`);
+      case 'cdc': {
+        this.cdc ??= new MysqlCdcSession({
+          config: this.config,
+          connection: this.connection(),
+          label: this.name,
+          streams: (this.dbStreams ?? []).filter((d) => d.mode === 'cdc'),
+          pipeline: ctx.pipeline,
+        });
+        return { units: this.cdc.units(s, ctx), skipped: 0 };
+      }
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.cdc?.close();
+  }
 }

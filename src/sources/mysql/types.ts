@@ -142,6 +142,40 @@ export function valueRenderer(column: DbColumn): (value: MysqlValue) => string |
   }
 }
 
+/**
+ * A value as the binlog decoder gives it (cdc/binlog.ts: text for decimals, dates and times,
+ * numbers for integers and floats, bytes for binary strings and BIT) in the form the text
+ * protocol gives the same value: the change stream then renders it with `valueRenderer`, like
+ * the snapshot. BIT, which the snapshot selects as CAST(col AS UNSIGNED), becomes that number.
+ */
+export function binlogValue(value: unknown, bit = false): MysqlValue {
+  if (value === null || value === undefined) return null;
+  if (Buffer.isBuffer(value)) return bit ? (value.length ? BigInt(`0x${value.toString('hex')}`).toString() : '0') : value;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'boolean') return value ? '1' : '0';
+  return JSON.stringify(value);
+}
+
+/**
+ * Turns a binlog value of the column into change-event text: exactly the snapshot's CSV text,
+ * except binary values, which travel as hex (readable in the raw zone's envelopes) and become
+ * BLOB text through `binlogConverter`.
+ */
+export function binlogRenderer(column: DbColumn): (value: unknown) => string | null {
+  if (column.lakeType === 'BLOB') {
+    return (v) => (v === null || v === undefined ? null : (Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8')).toString('hex'));
+  }
+  const render = valueRenderer(column);
+  const bit = baseType(column.sourceType) === 'bit';
+  return (v) => render(binlogValue(v, bit));
+}
+
+/** The conversion of change-event text to the snapshot's CSV text (hex → BLOB text), if any. */
+export function binlogConverter(column: DbColumn): ((text: string) => string) | undefined {
+  return column.lakeType === 'BLOB' ? (hex) => blobText(Buffer.from(hex, 'hex')) : undefined;
+}
+
 /** A key or cursor value as it is kept in stream state: the server's text, hex for bytes. */
 export function stateValue(value: MysqlValue): string | null {
   if (value === null) return null;
