@@ -3,6 +3,7 @@ import { DipError } from '../core/errors.js';
 import { processAlive } from '../core/process.js';
 import type { Lake } from './lake.js';
 import { combinedLineage } from './lineage.js';
+import { MERGE_KEY_META, mergeOnReadKey } from './merge.js';
 import { sourceOfDataPath, splitTableName } from './paths.js';
 import { assertReadable } from './query.js';
 import { parquetScan } from './scan.js';
@@ -74,6 +75,11 @@ export interface CompactResult {
 }
 
 /** Rewrites a table's small live files as one file, in one commit; rows and their order are kept. */
+function mergeKeyMeta(files: readonly { meta: Record<string, unknown> }[]): Record<string, unknown> {
+  const key = mergeOnReadKey(files);
+  return key ? { [MERGE_KEY_META]: key } : {};
+}
+
 export async function compactTable(lake: Lake, table: string, options: CompactOptions): Promise<CompactResult> {
   const info = await lake.catalog.getTable(table);
   if (!info) throw new DipError('not_found', `no table named ${table}`);
@@ -91,7 +97,8 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
     `SELECT * EXCLUDE (filename, file_row_number) FROM ${parquetScan(uris, ['filename=true', 'file_row_number=true'])}
      ORDER BY list_position(${litList(uris)}, filename), file_row_number`,
     { zone, source, table: name },
-    { compacted_from: small.length, sources: combinedLineage(small) },
+    // A merge-on-read table stays one: readers resolve its rows by key, whatever the file layout.
+    { compacted_from: small.length, sources: combinedLineage(small), ...mergeKeyMeta(small) },
   );
   const rows = compacted.rows;
   const expectedRows = small.reduce((n, f) => n + f.rows, 0);

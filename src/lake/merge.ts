@@ -4,6 +4,30 @@ import type { Lake } from './lake.js';
 import { parquetScan } from './scan.js';
 import { writeLakeFile } from './write-file.js';
 import { ident, litList } from './sql.js';
+import { CDC_COLUMNS } from './zone-schemas.js';
+
+/**
+ * Merge-on-read tables (CDC current-state tables): every file carries the key in this meta
+ * field, and readers keep the latest row per key by change position, without deleted rows.
+ * Writers then add a unit's changes as a small delta file instead of rewriting the table.
+ */
+export const MERGE_KEY_META = 'merge_key';
+
+export function mergeOnReadKey(files: readonly { meta: Record<string, unknown> }[]): string[] | undefined {
+  for (const f of files) {
+    const key = f.meta[MERGE_KEY_META];
+    if (Array.isArray(key) && key.length > 0) return key.map(String);
+  }
+  return undefined;
+}
+
+/** The rows a merge-on-read table holds: the latest change per key, deleted keys gone. */
+export function latestRowsSql(relation: string, key: readonly string[]): string {
+  return `SELECT * EXCLUDE (_dip_rank) FROM (
+    SELECT *, row_number() OVER (PARTITION BY ${key.map(ident).join(', ')} ORDER BY ${ident(CDC_COLUMNS.lsn)} DESC, ${ident(CDC_COLUMNS.seq)} DESC) AS _dip_rank
+    FROM ${relation}
+  ) WHERE _dip_rank = 1 AND NOT coalesce(${ident(CDC_COLUMNS.deleted)}, false)`;
+}
 
 export interface MergeInput {
   source: string;
@@ -17,6 +41,8 @@ export interface MergeInput {
   /** Locations DuckDB reads the new batch's files from (local paths or storage URIs), in read order. */
   incoming: string[];
   runId: string;
+  /** Extra facts recorded on the merged file. */
+  meta?: Record<string, unknown>;
 }
 
 /**
@@ -57,6 +83,6 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
     ) WHERE _dip_rank = 1 ${deleted}
     ORDER BY ${pk}`,
     { zone: 'bronze', source: m.source, table: m.table },
-    { run_id: m.runId, merged_from: files.length },
+    { run_id: m.runId, merged_from: files.length, ...m.meta },
   );
 }

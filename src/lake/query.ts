@@ -2,6 +2,7 @@ import type { AsOf, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import type { Lake } from './lake.js';
 import { splitTableName } from './paths.js';
+import { latestRowsSql, mergeOnReadKey } from './merge.js';
 import { parquetScan, rawScan } from './scan.js';
 import { ident } from './sql.js';
 
@@ -35,7 +36,9 @@ export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: n
       await lake.engine.run(`DROP VIEW IF EXISTS ${view}`);
       continue;
     }
-    await lake.engine.run(`CREATE OR REPLACE VIEW ${view} AS ${scanSql(lake, t.format, files.map((f) => f.path), schema?.columns ?? [])}`);
+    const sql = scanSql(lake, t.format, files.map((f) => f.path), schema?.columns ?? []);
+    const key = mergeOnReadKey(files);
+    await lake.engine.run(`CREATE OR REPLACE VIEW ${view} AS ${key && files.length ? latestRowsSql(`(${sql})`, key) : sql}`);
   }
   return { commit, tables };
 }

@@ -6,7 +6,8 @@ import { newId } from '../core/ids.js';
 import { processAlive } from '../core/process.js';
 import { stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
-import { mergeFiles } from '../lake/merge.js';
+import { MERGE_KEY_META, mergeFiles } from '../lake/merge.js';
+import { writeLakeFile } from '../lake/write-file.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
 import { supersedeSource } from '../lake/supersede.js';
 import { qualifiedTable } from '../lake/paths.js';
@@ -396,10 +397,19 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
 }
 
 /**
+ * A CDC current-state table is read merge-on-read: it gets each unit's changes as a small delta
+ * file (the latest change per key wins at read time), so a commit costs the unit, not the
+ * table. Once the deltas hold this many files, or as many rows as the merged base, the next
+ * unit merges everything into a new base instead.
+ */
+const CDC_MAX_DELTA_FILES = 64;
+const CDC_MIN_MERGE_ROWS = 50_000;
+
+/**
  * Change-data-capture streams: the unit's change events (already staged into the change log)
- * merged by primary key into the current-state table, in event order, deletes applied. A
- * snapshot unit, or a unit holding a TRUNCATE, replaces the table with its rows (those after
- * the TRUNCATE) instead.
+ * applied to the current-state table by primary key, in change order, deletes applied: as a
+ * delta file, or merged into a new base file. A snapshot unit, or a unit holding a TRUNCATE,
+ * replaces the table with its rows (those after the TRUNCATE) instead.
  */
 async function currentStateChange(lake: Lake, target: IngestTarget, units: StagedUnit[], changeLog: TableChange): Promise<TableChange | undefined> {
   const { stream } = target;
@@ -409,7 +419,24 @@ async function currentStateChange(lake: Lake, target: IngestTarget, units: Stage
   const resets = units.some((u) => u.unit.snapshot);
   if (incoming.length === 0 && !resets) return undefined;
   const table = await lake.catalog.getTable(name);
-  const live = resets ? [] : (await lake.catalog.liveFiles(name)).map((f) => f.path);
+  const live = resets ? [] : await lake.catalog.liveFiles(name);
+  const meta = { [MERGE_KEY_META]: stream.primaryKey };
+  const deltas = live.filter((f) => f.meta['cdc'] === 'delta');
+  const deltaRows = deltas.reduce((n, f) => n + f.rows, 0) + changeLog.add.reduce((n, f) => n + f.rows, 0);
+  const baseRows = live.filter((f) => f.meta['cdc'] !== 'delta').reduce((n, f) => n + f.rows, 0);
+  const merge = resets || live.length === 0 || deltas.length + 1 >= CDC_MAX_DELTA_FILES || deltaRows >= Math.max(baseRows, CDC_MIN_MERGE_ROWS);
+  const change: TableChange = { table: name, zone: 'bronze', format: 'parquet', primaryKey: stream.primaryKey, add: [], expectedHead: table?.headCommit ?? null };
+  if (!merge) {
+    change.add = [
+      await writeLakeFile(
+        lake,
+        `SELECT * FROM ${parquetScan(incoming)} WHERE ${CDC_COLUMNS.op} <> 't'`,
+        { zone: 'bronze', source: target.source, table: tableName },
+        { run_id: target.runId, cdc: 'delta', ...meta },
+      ),
+    ];
+    return change;
+  }
   const merged = incoming.length
     ? await mergeFiles(lake, {
         source: target.source,
@@ -420,18 +447,13 @@ async function currentStateChange(lake: Lake, target: IngestTarget, units: Stage
         skipRows: resets
           ? `${CDC_COLUMNS.op} = 't' OR ${CDC_COLUMNS.seq} < coalesce((SELECT max(${CDC_COLUMNS.seq}) FROM ${parquetScan(incoming)} WHERE ${CDC_COLUMNS.op} = 't'), -1)`
           : `${CDC_COLUMNS.op} = 't'`,
-        current: live,
+        current: live.map((f) => f.path),
         incoming,
         runId: target.runId,
+        meta: { cdc: 'base', ...meta },
       })
     : undefined;
-  return {
-    table: name,
-    zone: 'bronze',
-    format: 'parquet',
-    primaryKey: stream.primaryKey,
-    add: merged ? [merged] : [],
-    remove: table ? 'all' : [],
-    expectedHead: table?.headCommit ?? null,
-  };
+  change.add = merged ? [merged] : [];
+  change.remove = table ? 'all' : [];
+  return change;
 }
