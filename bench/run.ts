@@ -24,6 +24,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description: 'REST API → bronze: `dip run` (cursor, parallel offset) vs hand-written fetch/undici loops (pages/s, records/s, ratios)',
     load: () => import('./rest.js'),
   },
+  postgres: {
+    description: 'PostgreSQL → bronze: `dip run` full extract vs psql \\copy (csv, binary), and CDC lag under pgbench (p50/p95/p99)',
+    load: () => import('./postgres.js'),
+  },
 };
 
 function usage(): string {
