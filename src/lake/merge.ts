@@ -21,12 +21,16 @@ export function mergeOnReadKey(files: readonly { meta: Record<string, unknown> }
   return undefined;
 }
 
-/** The rows a merge-on-read table holds: the latest change per key, deleted keys gone. */
-export function latestRowsSql(relation: string, key: readonly string[]): string {
+/**
+ * The rows a merge-on-read table holds: the latest change per key, deleted keys gone; with
+ * `keepDeleted`, deletions stay as rows (merging deltas, which must still hide older rows).
+ */
+export function latestRowsSql(relation: string, key: readonly string[], options: { keepDeleted?: boolean } = {}): string {
+  const deleted = options.keepDeleted ? '' : ` AND NOT coalesce(${ident(CDC_COLUMNS.deleted)}, false)`;
   return `SELECT * EXCLUDE (_dip_rank) FROM (
     SELECT *, row_number() OVER (PARTITION BY ${key.map(ident).join(', ')} ORDER BY ${ident(CDC_COLUMNS.lsn)} DESC, ${ident(CDC_COLUMNS.seq)} DESC) AS _dip_rank
     FROM ${relation}
-  ) WHERE _dip_rank = 1 AND NOT coalesce(${ident(CDC_COLUMNS.deleted)}, false)`;
+  ) WHERE _dip_rank = 1${deleted}`;
 }
 
 export interface MergeInput {

@@ -6,7 +6,7 @@ import { newId } from '../core/ids.js';
 import { processAlive } from '../core/process.js';
 import { stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
-import { MERGE_KEY_META, mergeFiles } from '../lake/merge.js';
+import { MERGE_KEY_META, latestRowsSql, mergeFiles } from '../lake/merge.js';
 import { writeLakeFile } from '../lake/write-file.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
 import { supersedeSource } from '../lake/supersede.js';
@@ -399,11 +399,13 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
 /**
  * A CDC current-state table is read merge-on-read: it gets each unit's changes as a small delta
  * file (the latest change per key wins at read time), so a commit costs the unit, not the
- * table. Once the deltas hold this many files, or as many rows as the merged base, the next
- * unit merges everything into a new base instead.
+ * table. Like an LSM tree, deltas are merged among themselves every this many files (cost:
+ * the deltas), and into a new base only once they hold a quarter of the base's rows (cost:
+ * the table, paid once per that many changes).
  */
-const CDC_MAX_DELTA_FILES = 64;
-const CDC_MIN_MERGE_ROWS = 50_000;
+const CDC_MAX_DELTA_FILES = 32;
+const CDC_BASE_MERGE_SHARE = 0.25;
+const CDC_MIN_BASE_MERGE_ROWS = 50_000;
 
 /**
  * Change-data-capture streams: the unit's change events (already staged into the change log)
@@ -424,17 +426,20 @@ async function currentStateChange(lake: Lake, target: IngestTarget, units: Stage
   const deltas = live.filter((f) => f.meta['cdc'] === 'delta');
   const deltaRows = deltas.reduce((n, f) => n + f.rows, 0) + changeLog.add.reduce((n, f) => n + f.rows, 0);
   const baseRows = live.filter((f) => f.meta['cdc'] !== 'delta').reduce((n, f) => n + f.rows, 0);
-  const merge = resets || live.length === 0 || deltas.length + 1 >= CDC_MAX_DELTA_FILES || deltaRows >= Math.max(baseRows, CDC_MIN_MERGE_ROWS);
+  const merge = resets || live.length === 0 || deltaRows >= Math.max(baseRows * CDC_BASE_MERGE_SHARE, CDC_MIN_BASE_MERGE_ROWS);
   const change: TableChange = { table: name, zone: 'bronze', format: 'parquet', primaryKey: stream.primaryKey, add: [], expectedHead: table?.headCommit ?? null };
   if (!merge) {
+    const mergeDeltas = deltas.length + 1 >= CDC_MAX_DELTA_FILES;
+    const changes = `SELECT * FROM ${parquetScan(mergeDeltas ? [...deltas.map((f) => lake.storage.uri(f.path)), ...incoming] : incoming)} WHERE ${CDC_COLUMNS.op} <> 't'`;
     change.add = [
       await writeLakeFile(
         lake,
-        `SELECT * FROM ${parquetScan(incoming)} WHERE ${CDC_COLUMNS.op} <> 't'`,
+        mergeDeltas ? latestRowsSql(`(${changes})`, stream.primaryKey, { keepDeleted: true }) : changes,
         { zone: 'bronze', source: target.source, table: tableName },
         { run_id: target.runId, cdc: 'delta', ...meta },
       ),
     ];
+    if (mergeDeltas) change.remove = deltas.map((f) => f.path);
     return change;
   }
   const merged = incoming.length

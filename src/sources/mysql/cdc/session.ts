@@ -468,7 +468,9 @@ export class MysqlCdcSession {
   /** Timer: flush batches that are old enough; without --follow, stop once nothing arrives for idle_timeout. */
   private async tick(following: boolean): Promise<void> {
     if (this.closed || this.finished) return;
-    for (const f of this.feeds.values()) if (f.batch.size > 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
+    // A unit still waiting for the engine: keep adding to the open batch rather than queueing
+    // another behind it (the next unit then holds everything that arrived meanwhile).
+    for (const f of this.feeds.values()) if (f.batch.size > 0 && f.queue.size === 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
     // The end-of-binlog target normally ends the run; silence means there is nothing more to read.
     if (!following && !this.txn && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
     else if (following && Date.now() - this.lastAdvance >= ADVANCE_MS) await this.advance();

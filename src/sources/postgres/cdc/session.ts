@@ -319,7 +319,9 @@ export class CdcSession {
   /** Timer: flush batches that are old enough (between transactions only); stop when idle and not following. */
   private async tick(): Promise<void> {
     if (this.closed || this.txn) return;
-    for (const f of this.feeds.values()) if (f.batch.size > 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
+    // A unit still waiting for the engine: keep adding to the open batch rather than queueing
+    // another behind it (the next unit then holds everything that arrived meanwhile).
+    for (const f of this.feeds.values()) if (f.batch.size > 0 && f.queue.size === 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
     const following = [...this.feeds.values()].some((f) => f.ctx.follow);
     if (!following && !this.watermark && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
   }
