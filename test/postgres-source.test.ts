@@ -242,6 +242,36 @@ describe('postgres source', postgresTestOptions(), () => {
     }
   });
 
+  it('copies rows of any size, quarantines a value the lake type cannot hold, and reports a failing query', async () => {
+    await db.query(`CREATE TABLE wide (id int PRIMARY KEY, price numeric(10,2), body text)`);
+    // rows far larger than a network chunk, between ordinary ones
+    await db.query(`INSERT INTO wide SELECT i, i / 4.0, CASE WHEN i % 50 = 0 THEN repeat(md5(i::text), 40000) ELSE 'x' || i END FROM generate_series(1, 400) i`);
+    await db.query(`UPDATE wide SET price = 'NaN' WHERE id = 7`);
+    const p = await TestProject.withSources(source({ tables: ['wide'] }));
+    try {
+      const r = await p.runOk();
+      assert.equal(r.stats.streams['db.wide']?.rows, 399);
+      assert.equal(r.stats.streams['db.wide']?.quarantined, 1);
+      const lake = (await p.rows(`SELECT sum(length(body))::BIGINT AS n, md5(string_agg(body, '' ORDER BY id)) AS h FROM bronze.wide`))[0];
+      const src = (await db.query(`SELECT sum(length(body))::bigint::text AS n, md5(string_agg(body, '' ORDER BY id)) AS h FROM wide WHERE id <> 7`)).rows[0];
+      assert.deepEqual({ n: String(lake?.['n']), h: lake?.['h'] }, src);
+      const q = await p.rows(`SELECT column_name, raw FROM quarantine.wide`);
+      assert.equal(q.length, 1);
+      assert.equal(q[0]?.['column_name'], 'price');
+      assert.match(String(q[0]?.['raw']), /^"?7"?,"?NaN"?,/);
+    } finally {
+      await p.dispose();
+    }
+    const failing = await TestProject.withSources(source({ tables: [{ name: 'wide', where: '1 / (id - 200) <> 0' }] }));
+    try {
+      const r = await failing.run();
+      assert.equal(r.status, 'failed');
+      assert.match(r.errors[0]?.message ?? '', /division by zero/);
+    } finally {
+      await failing.dispose();
+    }
+  });
+
   it('explains bad configuration against what the database holds', async () => {
     await db.query(`CREATE TABLE nokey (a int, b text)`);
     await db.query(`CREATE TABLE keyed (id int PRIMARY KEY, n int)`);

@@ -81,8 +81,14 @@ function csvParams(o: CsvOptions | undefined): string[] {
 async function prepareSourceCsv(engine: Engine, path: string, columns: readonly { name: string; type: string }[]): Promise<PreparedInput> {
   const base = ['hive_partitioning=false', 'header=true', 'auto_detect=false', "delim=','", `quote='"'`, `escape='"'`, 'allow_quoted_nulls=false'];
   const spec = (type: (c: { type: string }) => string) => `columns={${columns.map((c) => `${lit(c.name)}: ${lit(type(c))}`).join(', ')}}`;
-  const prepared = await prepareCsv(engine, path, undefined, { base, typed: [spec((c) => c.type)], raw: [spec(() => 'VARCHAR')] });
-  return { ...prepared, typing: NO_TYPING };
+  const params = { base, typed: [spec((c) => c.type)], raw: [spec(() => 'VARCHAR')] };
+  // The source rendered every value from its declared type, so the fast read (no rejects
+  // table) nearly always succeeds; a value that does not convert (a numeric NaN bound for
+  // DECIMAL, a BC date) makes the read start over keeping rejects, to quarantine just it.
+  return {
+    ...simple(`read_csv(${[lit(path), ...base, ...params.typed].join(', ')})`, `read_csv(${[lit(path), ...base, ...params.raw].join(', ')})`),
+    recover: async () => ({ ...(await prepareCsv(engine, path, undefined, params)), typing: NO_TYPING }),
+  };
 }
 
 async function prepareCsv(

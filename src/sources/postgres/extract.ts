@@ -11,13 +11,13 @@ import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
 import { columnTypes, incrementalStart } from '../database/types.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect } from './connection.js';
+import { copyOut } from './copy-out.js';
 import { quoteIdent, quoteQualified } from './catalog.js';
 
 export interface ExtractOptions {
@@ -40,7 +40,7 @@ const csvCopy = (select: string) => `COPY (${select}) TO STDOUT (FORMAT csv, HEA
 
 /** Copies one SELECT to a local CSV file; returns its size in bytes. */
 export async function copyToFile(client: pg.Client, select: string, path: string, signal: AbortSignal): Promise<number> {
-  const source = client.query(copyTo(csvCopy(select)));
+  const source = client.query(copyOut(csvCopy(select)) as unknown as pg.Submittable) as unknown as NodeJS.ReadableStream;
   try {
     await pipeline(source, createWriteStream(path), { signal });
   } catch (err) {
