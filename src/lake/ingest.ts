@@ -10,7 +10,7 @@ import { prepareInput, type PreparedInput, type RejectedRecord } from './readers
 import { evolveSchema, type SchemaChange } from './schema-evolution.js';
 import { ident, lit } from './sql.js';
 import { AUDIT_COLUMNS } from './zone-schemas.js';
-import { LINES_COPY_OPTIONS, lineScan } from './scan.js';
+import { LINES_COPY_OPTIONS, PARQUET_COPY_OPTIONS, lineScan } from './scan.js';
 
 export interface IngestTarget {
   pipeline: string;
@@ -92,7 +92,7 @@ export async function stageUnit(
           .join(', ');
         const audit = `${constant(target.runId)} AS _dip_run_id, ${lit(ingestedAt.toISOString())}::TIMESTAMPTZ AS _dip_ingested_at, ${constant(sourceName)} AS _dip_source, ${constant(file)} AS _dip_source_file`;
         rows = await lake.engine.copy(
-          `COPY (SELECT ${select}${select ? ', ' : ''}${audit} FROM ${prepared.typed}) TO ${lit(local.bronze)} (FORMAT parquet, COMPRESSION zstd)`,
+          `COPY (SELECT ${select}${select ? ', ' : ''}${audit} FROM ${prepared.typed}) TO ${lit(local.bronze)} (${PARQUET_COPY_OPTIONS})`,
           (f) => onProgress(f * bronzeShare),
         );
         break;
@@ -255,7 +255,7 @@ async function writeQuarantine(
       SELECT ${lit(target.runId)} AS _dip_run_id, ${lit(at.toISOString())}::TIMESTAMPTZ AS _dip_quarantined_at,
         ${lit(sourceName)} AS _dip_source, ${lit(file)} AS _dip_source_file, line, column_name, error_type, reason, raw
       FROM ${table} ORDER BY line
-    ) TO ${lit(localFile)} (FORMAT parquet, COMPRESSION zstd)`);
+    ) TO ${lit(localFile)} (${PARQUET_COPY_OPTIONS})`);
   } finally {
     await lake.engine.run(`DROP TABLE IF EXISTS ${table}`);
   }

@@ -28,3 +28,10 @@ export function lineScan(path: string, maxLineSize = 1 << 21): string {
 
 /** COPY options that write one column's values as lines, unchanged (the inverse of `lineScan`). */
 export const LINES_COPY_OPTIONS = `FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER ${lit('\u0001')}`;
+
+/**
+ * COPY options of every Parquet file the lake keeps: zstd at level 1, which DuckDB writes
+ * about a third faster than its default level 3, with files no larger (measured on database
+ * extracts: 2 M rows, 2.8 → 1.8 CPU s, 46 → 44 MB).
+ */
+export const PARQUET_COPY_OPTIONS = 'FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1';

@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 const require = createRequire(import.meta.url);
 
 const COPY_DATA = 0x64; // d
+const GATHER_BYTES = 1 << 20;
 const ERROR_RESPONSE = 0x45; // E
 /** Messages the server may send between CopyData messages; anything else ends the copy. */
 const INTERSPERSED = new Set([0x48 /* H CopyOutResponse */, 0x53 /* S ParameterStatus */, 0x4e /* N NoticeResponse */, 0x41 /* A NotificationResponse */]);
@@ -40,6 +41,21 @@ function fastClass(): CopyToClass {
     private pending: Buffer | undefined;
     /** Payload bytes of the CopyData message in progress still to come. */
     private remaining = 0;
+    /** Output gathered across network chunks: fewer, larger writes downstream. */
+    private gathered: Buffer[] = [];
+    private gatheredBytes = 0;
+
+    private emit1(data: Buffer | undefined, flush: boolean): boolean {
+      if (data && data.length) {
+        this.gathered.push(data);
+        this.gatheredBytes += data.length;
+      }
+      if (this.gatheredBytes === 0 || (!flush && this.gatheredBytes < GATHER_BYTES)) return true;
+      const out = this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
+      this.gathered = [];
+      this.gatheredBytes = 0;
+      return this.push(out);
+    }
 
     override _parse(chunk: Buffer): boolean | undefined {
       const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
@@ -60,7 +76,7 @@ function fastClass(): CopyToClass {
         const code = buf[i] as number;
         if (code === ERROR_RESPONSE) {
           // Let pg parse the error (and what follows) and fail the query.
-          if (o > 0) this.push(out.subarray(0, o));
+          this.emit1(out.subarray(0, o), true);
           this._buffer.push(buf.subarray(i));
           this._detach();
           return undefined;
@@ -82,7 +98,7 @@ function fastClass(): CopyToClass {
           break;
         }
       }
-      const drained = o > 0 ? this.push(out.subarray(0, o)) : true;
+      const drained = this.emit1(out.subarray(0, o), done);
       if (done) {
         this._buffer.push(buf.subarray(i)); // CommandComplete, ReadyForQuery: pg's to read
         this._detach();
