@@ -87,9 +87,15 @@ export const dbQuerySchema = z
 export const extractSchema = z
   .strictObject({
     chunk_rows: z.number().int().min(1).default(500_000).describe('Rows per unit: each unit is staged and (append, incremental) committed on its own'),
-    parallel: z.number().int().min(1).max(16).default(2).describe('Full extracts: table ranges read at once, from one consistent snapshot'),
+    parallel: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .optional()
+      .describe('Full extracts: table ranges read at once, from one consistent snapshot (default: cores - 1, at least 1: staging needs a core too)'),
   })
-  .default({ chunk_rows: 500_000, parallel: 2 });
+  .default({ chunk_rows: 500_000 });
 
 export const cdcSchema = z
   .strictObject({

@@ -3,6 +3,7 @@
  * (COPY, parallel ctid ranges from one snapshot), incrementally (keyset on cursor and key) or
  * as a change stream (logical replication, pgoutput).
  */
+import { availableParallelism } from 'node:os';
 import type pg from 'pg';
 import { postgresSourceSchema, type PostgresSourceConfig } from '../../config/database.js';
 import { DipError } from '../../core/errors.js';
@@ -67,7 +68,7 @@ class PostgresSource implements SourceInstance {
   async plan(stream: StreamSpec, ctx: PlanContext): Promise<StreamPlan> {
     const s = this.dbStreams?.find((d) => d.spec.name === stream.name);
     if (!s) throw new DipError('internal', `${this.name}: no stream ${stream.name}`);
-    const options: ExtractOptions = { client: this.connection(), label: this.name, parallel: this.config.extract.parallel };
+    const options: ExtractOptions = { client: this.connection(), label: this.name, parallel: this.config.extract.parallel ?? Math.max(1, Math.min(8, availableParallelism() - 1)) };
     switch (s.mode) {
       case 'full':
         return { units: fullUnits(s, ctx, options), skipped: 0 };
