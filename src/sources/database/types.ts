@@ -3,8 +3,9 @@
  * the lake types them, and the stream each table or query becomes.
  */
 import type { ExtractMode } from '../../config/database.js';
-import { DipError } from '../../core/errors.js';
-import type { StreamSpec } from '../types.js';
+import { rm } from 'node:fs/promises';
+import { ConfigError, DipError } from '../../core/errors.js';
+import type { PlanContext, ReadUnit, StreamSpec } from '../types.js';
 
 export interface DbColumn {
   name: string;
@@ -78,4 +79,36 @@ export function incrementalStart(s: DbStream, state: unknown, label: string): { 
     );
   }
   return { cursor, keys, last: prior?.last ?? null };
+}
+
+/** A unit of a CSV file the source wrote with the stream's columns (removed once staged). */
+export function csvUnit(s: DbStream, path: string, bytes: number, label: string, position: Record<string, unknown>, state?: unknown): ReadUnit {
+  return {
+    label,
+    input: { path, format: 'csv', columns: s.columns.map((c) => ({ name: c.name, type: c.lakeType })) },
+    bytes,
+    position: { ...position, columns: columnTypes(s.columns) },
+    ...(state === undefined ? {} : { state }),
+    dispose: () => rm(path, { force: true }),
+  };
+}
+
+/**
+ * How many streams of a database source run at once: CDC streams share one change feed and
+ * run together (with --follow they never end); the others are read one after another beside them.
+ */
+export function databaseStreamConcurrency(streams: readonly DbStream[] | undefined): number {
+  const cdc = streams?.filter((s) => s.mode === 'cdc').length ?? 0;
+  const others = (streams?.length ?? 0) - cdc;
+  return Math.max(1, cdc + (others > 0 ? 1 : 0));
+}
+
+/** CDC streams share one feed: a run must read all of them or none. */
+export function assertCdcStreamsTogether(cdcStreams: readonly DbStream[], ctx: PlanContext, label: string, feed: string): void {
+  const missing = cdcStreams.filter((d) => !ctx.streams.includes(d.spec.name)).map((d) => d.spec.name);
+  if (missing.length) {
+    throw new ConfigError(
+      `${label}: change-data-capture streams share one ${feed} and run together; this run leaves out ${missing.join(', ')} (run without --stream, or name all of: ${cdcStreams.map((d) => d.spec.name).join(', ')})`,
+    );
+  }
 }

@@ -20,7 +20,7 @@ import { DipError, errorMessage } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { csvLine } from '../database/csv.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
-import { columnTypes, incrementalStart } from '../database/types.js';
+import { csvUnit, incrementalStart } from '../database/types.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect, type MysqlConnection, type MysqlRow } from './connection.js';
 import { keyLiteral, quoteIdent, quoteQualified, stateValue, valueRenderer } from './types.js';
@@ -107,16 +107,6 @@ export async function readToCsv(conn: MysqlConnection, sql: string, columns: rea
   return { rows, bytes: (await stat(path)).size, last };
 }
 
-function unitOf(s: DbStream, path: string, bytes: number, label: string, position: Record<string, unknown>, state?: unknown): ReadUnit {
-  return {
-    label,
-    input: { path, format: 'csv', columns: s.columns.map((c) => ({ name: c.name, type: c.lakeType })) },
-    bytes,
-    position: { ...position, columns: columnTypes(s.columns) },
-    ...(state === undefined ? {} : { state }),
-    dispose: () => rm(path, { force: true }),
-  };
-}
 
 function readError(label: string, s: DbStream, what: string, err: unknown): Error {
   if (err instanceof DipError || (err instanceof Error && err.name === 'AbortError')) return err as Error;
@@ -161,7 +151,7 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
       } catch (err) {
         throw readError(o.label, s, 'all rows', err);
       }
-      yield unitOf(s, path, chunk.bytes, `${target} all rows`, { table: target, range: 'all rows', rows: chunk.rows });
+      yield csvUnit(s, path, chunk.bytes, `${target} all rows`, { table: target, range: 'all rows', rows: chunk.rows });
     } else {
       const keyIndexes = keys.map((k) => s.columns.indexOf(k));
       const order = keys.map((k) => quoteIdent(k.name)).join(', ');
@@ -183,7 +173,7 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
         }
         const lastRow = chunk.last;
         const through = lastRow ? keyIndexes.map((i) => stateValue(lastRow[i] ?? null)) : null;
-        yield unitOf(s, path, chunk.bytes, `${target} chunk ${n}`, { table: target, chunk: n, after: last, through, rows: chunk.rows });
+        yield csvUnit(s, path, chunk.bytes, `${target} chunk ${n}`, { table: target, chunk: n, after: last, through, rows: chunk.rows });
         if (chunk.rows < s.chunkRows || !through) break;
         last = through;
       }
@@ -250,7 +240,7 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
         throw readError(o.label, s, `after ${JSON.stringify(last)}`, err);
       }
       const state: IncrementalState = { cursor_column: cursor.name, last: end };
-      yield unitOf(s, path, chunk.bytes, `${target} ${cursor.name} ≤ ${end[0]}`, { table: target, after: last, through: end, rows: chunk.rows }, state);
+      yield csvUnit(s, path, chunk.bytes, `${target} ${cursor.name} ≤ ${end[0]}`, { table: target, after: last, through: end, rows: chunk.rows }, state);
       last = end;
     }
     await conn.query('COMMIT');

@@ -8,7 +8,7 @@ import type { ConnectionOptions } from 'mysql2';
 import { mysqlSourceSchema, type MysqlSourceConfig } from '../../config/database.js';
 import { DipError } from '../../core/errors.js';
 import { resolveStreams } from '../database/resolve.js';
-import type { DbStream } from '../database/types.js';
+import { databaseStreamConcurrency, type DbStream } from '../database/types.js';
 import { defineConnector, type PlanContext, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
 import { MysqlCatalog } from './catalog.js';
 import { MysqlCdcSession } from './cdc/session.js';
@@ -55,14 +55,8 @@ class MysqlSource implements SourceInstance {
     return this.dbStreams.map((s) => s.spec);
   }
 
-  /**
-   * CDC streams share one binlog connection and run together (with --follow they never end);
-   * the other streams are read one after another beside them.
-   */
   get streamConcurrency(): number {
-    const cdc = this.dbStreams?.filter((s) => s.mode === 'cdc').length ?? 0;
-    const others = (this.dbStreams?.length ?? 0) - cdc;
-    return Math.max(1, cdc + (others > 0 ? 1 : 0));
+    return databaseStreamConcurrency(this.dbStreams);
   }
 
   async plan(stream: StreamSpec, ctx: PlanContext): Promise<StreamPlan> {

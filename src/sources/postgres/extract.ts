@@ -14,7 +14,7 @@ import type pg from 'pg';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
-import { columnTypes, incrementalStart } from '../database/types.js';
+import { csvUnit, incrementalStart } from '../database/types.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect } from './connection.js';
 import { copyOut } from './copy-out.js';
@@ -50,16 +50,6 @@ export async function copyToFile(client: pg.Client, select: string, path: string
   return (await stat(path)).size;
 }
 
-function unitOf(s: DbStream, path: string, bytes: number, label: string, position: Record<string, unknown>, state?: unknown): ReadUnit {
-  return {
-    label,
-    input: { path, format: 'csv', columns: s.columns.map((c) => ({ name: c.name, type: c.lakeType })) },
-    bytes,
-    position: { ...position, columns: columnTypes(s.columns) },
-    ...(state === undefined ? {} : { state }),
-    dispose: () => rm(path, { force: true }),
-  };
-}
 
 interface Range {
   label: string;
@@ -138,7 +128,7 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
         throw readError(o.label, s, head.range.label, err);
       }
       if (next < ranges.length) start(ranges[next++] as Range);
-      yield unitOf(s, head.path, bytes, `${streamTarget(s)} ${head.range.label}`, { table: streamTarget(s), range: head.range.label, snapshot });
+      yield csvUnit(s, head.path, bytes, `${streamTarget(s)} ${head.range.label}`, { table: streamTarget(s), range: head.range.label, snapshot });
     }
   } finally {
     await Promise.allSettled(pending.map((p) => p.done.then(() => rm(p.path, { force: true }))));
@@ -197,7 +187,7 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
         throw readError(o.label, s, `after ${JSON.stringify(last)}`, err);
       }
       const state: IncrementalState = { cursor_column: cursor.name, last: end };
-      yield unitOf(s, path, bytes, `${streamTarget(s)} ${cursor.name} ≤ ${end[0]}`, { table: streamTarget(s), after: last, through: end }, state);
+      yield csvUnit(s, path, bytes, `${streamTarget(s)} ${cursor.name} ≤ ${end[0]}`, { table: streamTarget(s), after: last, through: end }, state);
       last = end;
     }
   } finally {

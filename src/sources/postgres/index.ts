@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { postgresSourceSchema, type PostgresSourceConfig } from '../../config/database.js';
 import { DipError } from '../../core/errors.js';
 import { resolveStreams } from '../database/resolve.js';
-import type { DbStream } from '../database/types.js';
+import { databaseStreamConcurrency, type DbStream } from '../database/types.js';
 import { defineConnector, type PlanContext, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
 import { PgCatalog } from './catalog.js';
 import { CdcSession } from './cdc/session.js';
@@ -55,14 +55,8 @@ class PostgresSource implements SourceInstance {
     return this.dbStreams.map((s) => s.spec);
   }
 
-  /**
-   * CDC streams share one replication connection and run together (with --follow they never
-   * end); the other streams are read one after another beside them.
-   */
   get streamConcurrency(): number {
-    const cdc = this.dbStreams?.filter((s) => s.mode === 'cdc').length ?? 0;
-    const others = (this.dbStreams?.length ?? 0) - cdc;
-    return Math.max(1, cdc + (others > 0 ? 1 : 0));
+    return databaseStreamConcurrency(this.dbStreams);
   }
 
   async plan(stream: StreamSpec, ctx: PlanContext): Promise<StreamPlan> {

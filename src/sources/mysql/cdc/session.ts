@@ -31,7 +31,7 @@ import { durationMs } from '../../../core/time.js';
 import { CDC_COLUMN_TYPES } from '../../../lake/zone-schemas.js';
 import { ChangeBatcher, type CdcUnit, type ChangeDialect, type ChangeEvent, type Tuple } from '../../database/change-batch.js';
 import type { DbColumn, DbStream, DbTable } from '../../database/types.js';
-import { columnTypes } from '../../database/types.js';
+import { assertCdcStreamsTogether, columnTypes } from '../../database/types.js';
 import type { PlanContext, ReadUnit } from '../../types.js';
 import { connect } from '../connection.js';
 import { readToCsv } from '../extract.js';
@@ -169,12 +169,7 @@ export class MysqlCdcSession {
   }
 
   private register(s: DbStream, ctx: PlanContext): Feed {
-    const missing = this.o.streams.filter((d) => !ctx.streams.includes(d.spec.name)).map((d) => d.spec.name);
-    if (missing.length) {
-      throw new ConfigError(
-        `${this.o.label}: change-data-capture streams share one binlog connection and run together; this run leaves out ${missing.join(', ')} (run without --stream, or name all of: ${this.o.streams.map((d) => d.spec.name).join(', ')})`,
-      );
-    }
+    assertCdcStreamsTogether(this.o.streams, ctx, this.o.label, 'binlog connection');
     const table = s.table as DbTable;
     const state = isCdcState(ctx.state) ? ctx.state : undefined;
     const feed: Feed = {

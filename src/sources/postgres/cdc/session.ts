@@ -21,7 +21,7 @@ import { Serial } from '../../../core/serial.js';
 import { durationMs } from '../../../core/time.js';
 import { CDC_COLUMN_TYPES } from '../../../lake/zone-schemas.js';
 import type { DbStream, DbTable } from '../../database/types.js';
-import { columnTypes } from '../../database/types.js';
+import { assertCdcStreamsTogether, columnTypes } from '../../database/types.js';
 import type { PlanContext, ReadUnit } from '../../types.js';
 import { quoteIdent, quoteQualified } from '../catalog.js';
 import { connect } from '../connection.js';
@@ -120,12 +120,7 @@ export class CdcSession {
   }
 
   private register(s: DbStream, ctx: PlanContext): Feed {
-    const missing = this.o.streams.filter((d) => !ctx.streams.includes(d.spec.name)).map((d) => d.spec.name);
-    if (missing.length) {
-      throw new ConfigError(
-        `${this.o.label}: change-data-capture streams share one replication slot and run together; this run leaves out ${missing.join(', ')} (run without --stream, or name all of: ${this.o.streams.map((d) => d.spec.name).join(', ')})`,
-      );
-    }
+    assertCdcStreamsTogether(this.o.streams, ctx, this.o.label, 'replication slot');
     const table = s.table as DbTable;
     const state = isCdcState(ctx.state) ? ctx.state : undefined;
     const feed: Feed = {
