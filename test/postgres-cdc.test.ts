@@ -112,7 +112,7 @@ pipelines:
 
     // Catch up with what is left, then compare.
     const final = spawnSync(process.execPath, [CLI, '-p', dir, 'run', 'bench', '--quiet', '--json'], { env, encoding: 'utf8', timeout: 120_000 });
-    assert.equal(final.status, 0, `final run: ${final.stderr}\n(follower: ${lastErr})`);
+    assert.equal(final.status, 0, `final run (status ${final.status}, signal ${final.signal}): ${final.stderr}\n${final.stdout.slice(-3000)}\n(follower: ${lastErr})`);
     for (const [name, check] of Object.entries(CHECKS)) {
       const source = (await db.query<{ n: string; h: string }>(check.pg)).rows[0];
       const q = spawnSync(process.execPath, [CLI, '-p', dir, 'query', '--json', check.lake], { env, encoding: 'utf8' });

@@ -9,7 +9,10 @@
  * - confirms an LSN to the server only once every transaction up to it is committed to the
  *   lake by every stream it touched, so a crash replays (and a stream skips what it already
  *   has, by its state), never loses;
- * - without --follow, stops once it has seen a watermark message emitted at start (caught up).
+ * - without --follow, stops once caught up with a watermark emitted at start: when the
+ *   watermark message arrives, or when the server reports (keepalive, which we request) that
+ *   it has sent everything up to the watermark's LSN; the message alone is not enough, since
+ *   the server skips records below the slot's confirmed position.
  */
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type pg from 'pg';
@@ -72,6 +75,7 @@ interface Pending {
 
 const QUEUE_UNITS = 4;
 const ACK_INTERVAL_MS = 1000;
+const PING_MS = 500;
 const SLOT_BUSY_WAIT_MS = 15_000;
 
 export class CdcSession {
@@ -90,7 +94,10 @@ export class CdcSession {
   private slot = '';
   private point = '';
   private watermark: string | undefined;
+  private watermarkLsn: bigint | undefined;
   private lastEventAt = Date.now();
+  private lastPing = 0;
+  private caughtUp = false;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
   /** Caught up (or closing): later messages are left for the next run. */
@@ -162,7 +169,9 @@ export class CdcSession {
       }
       if (!ctx.follow) {
         this.watermark = newId('wm_');
-        if (!(await emitWatermark(client, this.watermark))) this.watermark = undefined;
+        const at = await emitWatermark(client, this.watermark);
+        if (at) this.watermarkLsn = lsnToBigint(at);
+        else this.watermark = undefined;
       }
       this.ackedLsn = lsnToBigint(startLsn);
       this.stream(publication, startLsn);
@@ -238,7 +247,10 @@ export class CdcSession {
     this.service = service;
     service.on('data', (_lsn: string, message: PgoutputMessage) => this.serial.run(() => this.onMessage(message)).catch((err: unknown) => this.fail(err)));
     service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
-      if (!this.txn && this.pending.length === 0 && this.allEmpty()) this.idleLsn = lsnToBigint(lsn);
+      // A keepalive carries the position the server has sent everything up to.
+      const sent = lsnToBigint(lsn);
+      if (!this.txn && this.pending.length === 0 && this.allEmpty()) this.idleLsn = sent;
+      if (this.watermarkLsn !== undefined && sent >= this.watermarkLsn) this.caughtUp = true;
       if (shouldRespond) void this.acknowledge(true);
     });
     service.on('error', (err: Error) => this.fail(err));
@@ -318,7 +330,16 @@ export class CdcSession {
     // another behind it (the next unit then holds everything that arrived meanwhile).
     for (const f of this.feeds.values()) if (f.batch.size > 0 && f.queue.size === 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
     const following = [...this.feeds.values()].some((f) => f.ctx.follow);
-    if (!following && !this.watermark && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
+    // No watermark (not permitted), or the server went quiet: stop after idle_timeout without changes.
+    if (!following && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
+    // The server has sent everything up to the watermark; stop once what it sent is handled
+    // (keepalives overtake the data messages still queued for the handler).
+    if (this.caughtUp && !this.txn && !this.finished && this.queuedMessages() === 0) await this.finish();
+    // Catching up: ask for a keepalive, which says how far the server has sent.
+    if (this.watermarkLsn !== undefined && !this.finished && Date.now() - this.lastPing >= PING_MS) {
+      this.lastPing = Date.now();
+      await this.acknowledge(true);
+    }
   }
 
   private async flush(f: Feed): Promise<void> {
@@ -347,6 +368,11 @@ export class CdcSession {
       const done = this.pending.shift() as Pending;
       if (done.endLsn > this.ackedLsn) this.ackedLsn = done.endLsn;
     }
+  }
+
+  /** Data messages received but not yet handed to us (pg-logical-replication's flow-control queue). */
+  private queuedMessages(): number {
+    return (this.service as unknown as { _messageQueue?: unknown[] } | undefined)?._messageQueue?.length ?? 0;
   }
 
   private allEmpty(): boolean {
