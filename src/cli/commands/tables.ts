@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
+import type { TableInfo } from '../../catalog/types.js';
 import { DipError } from '../../core/errors.js';
+import { mergeOnReadKey } from '../../lake/merge.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
@@ -7,15 +9,35 @@ import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
 export function registerTables(program: Command): void {
   program
     .command('tables')
-    .description('list committed tables with rows, files, size and schema version')
+    .description('list committed tables with rows (CDC current tables: merged rows + changes not yet merged), files, size and schema version')
     .action(async (_opts: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const tables = await withLake(global, (lake) => lake.catalog.listTables());
+      const tables = await withLake(global, async (lake) => {
+        const out: (TableInfo & { pendingChanges?: number })[] = [];
+        for (const t of await lake.catalog.listTables()) {
+          // A merge-on-read table (CDC current state): its delta files hold changes, not rows.
+          const files = await lake.catalog.liveFiles(t.name);
+          if (!mergeOnReadKey(files)) {
+            out.push(t);
+            continue;
+          }
+          const pending = files.filter((f) => f.meta['cdc'] === 'delta').reduce((n, f) => n + f.rows, 0);
+          out.push({ ...t, rows: t.rows - pending, pendingChanges: pending });
+        }
+        return out;
+      });
       if (global.json) return printJson(tables);
       process.stdout.write(
         `${renderTable(
           ['table', 'rows', 'files', 'size', 'schema', 'head commit'],
-          tables.map((t) => [t.name, formatCount(t.rows), formatCount(t.files), formatBytes(t.bytes), t.schemaVersion === null ? '' : `v${t.schemaVersion}`, t.headCommit]),
+          tables.map((t) => [
+            t.name,
+            t.pendingChanges ? `${formatCount(t.rows)} + ${formatCount(t.pendingChanges)} changes` : formatCount(t.rows),
+            formatCount(t.files),
+            formatBytes(t.bytes),
+            t.schemaVersion === null ? '' : `v${t.schemaVersion}`,
+            t.headCommit,
+          ]),
         )}\n`,
       );
     });
