@@ -6,14 +6,14 @@
  * numbers that grow with the log (a PostgreSQL LSN; a MySQL binlog file number and offset);
  * each dialect says how to print one.
  */
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { newId } from '../../core/ids.js';
 import { CDC_COLUMN_TYPES } from '../../lake/zone-schemas.js';
 import type { ReadUnit } from '../types.js';
 import { csvLine } from './csv.js';
 import type { DbColumn, DbStream } from './types.js';
-import { columnTypes } from './types.js';
+import { columnTypes, selectList } from './types.js';
 
 /** A row image: column name → the value as text DuckDB reads, null, or undefined when not sent. */
 export type Tuple = Record<string, string | null | undefined>;
@@ -46,6 +46,34 @@ export interface CdcUnit extends ReadUnit {
 }
 
 const BUFFER_BYTES = 256 * 1024;
+
+/** The columns of every change unit: the table's, then the CDC columns. */
+export function changeColumns(stream: DbStream): { name: string; type: string }[] {
+  return [...stream.columns.map((c) => ({ name: c.name, type: c.lakeType })), ...CDC_COLUMN_TYPES];
+}
+
+/**
+ * The SELECT list of an initial snapshot: the table's columns as the extract renders them,
+ * then the CDC columns as constants (op 'r' at the snapshot's position, not deleted).
+ */
+export function snapshotSelectList(stream: DbStream, quote: (name: string) => string, position: bigint, falseLiteral: string): string {
+  const constants = [`'r'`, position.toString(), '0', 'NULL', 'NULL', falseLiteral, 'NULL'];
+  return [selectList(stream.columns, quote), ...CDC_COLUMN_TYPES.map((c, i) => `${constants[i] as string} AS ${quote(c.name)}`)].join(', ');
+}
+
+/** The unit holding a table's initial snapshot: it replaces the current-state table. */
+export async function snapshotUnit(stream: DbStream, table: string, path: string, at: string, lsn: bigint, state: unknown, position: Record<string, unknown> = {}): Promise<CdcUnit> {
+  return {
+    label: `${table} snapshot at ${at}`,
+    input: { path, format: 'csv', columns: changeColumns(stream) },
+    bytes: (await stat(path)).size,
+    position: { table, snapshot_at: at, ...position, columns: columnTypes(stream.columns) },
+    state,
+    snapshot: true,
+    lsn,
+    dispose: () => rm(path, { force: true }),
+  };
+}
 
 /** Microseconds since the epoch as TIMESTAMPTZ text, exact to the microsecond. */
 export function microsText(micros: bigint): string {
@@ -121,7 +149,7 @@ export class ChangeBatcher {
     const pagesPath = this.pagesPath;
     const unit: CdcUnit = {
       label: `${this.table} ${this.count} changes to ${this.dialect.position(this.lastLsn)}`,
-      input: { path: rowsPath, format: 'csv', columns: [...this.stream.columns.map((c) => ({ name: c.name, type: c.lakeType })), ...CDC_COLUMN_TYPES] },
+      input: { path: rowsPath, format: 'csv', columns: changeColumns(this.stream) },
       rawPages: pagesPath,
       bytes: this.bytes,
       position: { table: this.table, from: this.dialect.position(this.firstLsn ?? 0n), to: this.dialect.position(this.lastLsn), events: this.count, columns: columnTypes(this.stream.columns) },
@@ -159,7 +187,7 @@ export class ChangeBatcher {
     this.pagesPath = join(this.dir, `${id}.pages.ndjson`);
     this.rows = await open(this.rowsPath, 'w');
     this.pages = await open(this.pagesPath, 'w');
-    const header = [...this.stream.columns.map((c) => c.name), ...CDC_COLUMN_TYPES.map((c) => c.name)];
+    const header = changeColumns(this.stream).map((c) => c.name);
     this.rowText = csvLine(header);
     this.pageText = '';
     this.openedAt = Date.now();

@@ -112,3 +112,8 @@ export function assertCdcStreamsTogether(cdcStreams: readonly DbStream[], ctx: P
     );
   }
 }
+
+/** The SELECT list rendering each column as the text DuckDB reads (`quote`: the dialect's identifier quoting). */
+export function selectList(columns: readonly DbColumn[], quote: (name: string) => string): string {
+  return columns.map((c) => (c.select === quote(c.name) ? c.select : `${c.select} AS ${quote(c.name)}`)).join(', ');
+}

@@ -20,7 +20,7 @@ import { DipError, errorMessage } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { csvLine } from '../database/csv.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
-import { csvUnit, incrementalStart } from '../database/types.js';
+import { csvUnit, incrementalStart, selectList } from '../database/types.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect, type MysqlConnection, type MysqlRow } from './connection.js';
 import { keyLiteral, quoteIdent, quoteQualified, stateValue, valueRenderer } from './types.js';
@@ -37,10 +37,6 @@ const FLUSH_CHARS = 64 * 1024;
 function fromClause(s: DbStream): string {
   if (s.table) return quoteQualified(s.table.schema, s.table.name);
   return `(${s.query as string}) AS q`;
-}
-
-function selectList(columns: readonly DbColumn[]): string {
-  return columns.map((c) => (c.select === quoteIdent(c.name) ? c.select : `${c.select} AS ${quoteIdent(c.name)}`)).join(', ');
 }
 
 const whereClause = (conditions: readonly string[]) => (conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '');
@@ -139,7 +135,7 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
   try {
     await beginSnapshot(conn);
     const lit: Literal = (value, column) => keyLiteral(column, value, (x) => conn.escape(x));
-    const select = `SELECT ${selectList(s.columns)} FROM ${fromClause(s)}`;
+    const select = `SELECT ${selectList(s.columns, quoteIdent)} FROM ${fromClause(s)}`;
     const base = s.where ? [`(${s.where})`] : [];
     const target = streamTarget(s);
     const keys = primaryKeyColumns(s);
@@ -235,7 +231,7 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
       const path = csvPath(ctx);
       let chunk: Chunk;
       try {
-        chunk = await readToCsv(conn, `SELECT ${selectList(s.columns)} FROM ${from} WHERE ${filter} AND ${keyThrough(keys, end, lit)}`, s.columns, path, ctx.signal);
+        chunk = await readToCsv(conn, `SELECT ${selectList(s.columns, quoteIdent)} FROM ${from} WHERE ${filter} AND ${keyThrough(keys, end, lit)}`, s.columns, path, ctx.signal);
       } catch (err) {
         throw readError(o.label, s, `after ${JSON.stringify(last)}`, err);
       }

@@ -6,7 +6,7 @@
 import type { ClientConfig } from 'pg';
 import pg from 'pg';
 import type { ConnectionConfig } from '../../config/database.js';
-import { resolveSecrets, resolveSecretsDeep } from '../../config/secrets.js';
+import { resolveSecretsDeep } from '../../config/secrets.js';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { tlsFiles } from '../database/tls.js';
 import { durationMs } from '../../core/time.js';
@@ -59,4 +59,3 @@ export async function connect(config: ClientConfig, label: string): Promise<pg.C
   return client;
 }
 
-export { resolveSecrets };

@@ -14,7 +14,7 @@ import type pg from 'pg';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
-import { csvUnit, incrementalStart } from '../database/types.js';
+import { csvUnit, incrementalStart, selectList } from '../database/types.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect } from './connection.js';
 import { copyOut } from './copy-out.js';
@@ -30,10 +30,6 @@ export interface ExtractOptions {
 function fromClause(s: DbStream): string {
   if (s.table) return quoteQualified(s.table.schema, s.table.name);
   return `(${s.query as string}) AS q`;
-}
-
-function selectList(columns: readonly DbColumn[]): string {
-  return columns.map((c) => (c.select === quoteIdent(c.name) ? c.select : `${c.select} AS ${quoteIdent(c.name)}`)).join(', ');
 }
 
 const csvCopy = (select: string) => `COPY (${select}) TO STDOUT (FORMAT csv, HEADER true)`;
@@ -112,7 +108,7 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
     const where = s.where ? ` AND (${s.where})` : '';
     const start = (range: Range) => {
       const path = join(ctx.stagingDir, `pg-${newId()}.csv`);
-      const select = `SELECT ${selectList(s.columns)} FROM ${fromClause(s)} WHERE ${range.where}${where}`;
+      const select = `SELECT ${selectList(s.columns, quoteIdent)} FROM ${fromClause(s)} WHERE ${range.where}${where}`;
       const done = acquire().then((c) => copyToFile(c, select, path, ctx.signal).finally(() => release(c)));
       done.catch(() => undefined); // awaited in order below
       pending.push({ range, path, done });
@@ -179,7 +175,7 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
         end = keys.map((_, i) => tail.rows[0]?.[`k${i}`] ?? null);
       }
       const path = join(ctx.stagingDir, `pg-${newId()}.csv`);
-      const select = `SELECT ${selectList(s.columns)} FROM ${from} WHERE ${filter} AND ${tuple} <= ${tupleOf(end)}`;
+      const select = `SELECT ${selectList(s.columns, quoteIdent)} FROM ${from} WHERE ${filter} AND ${tuple} <= ${tupleOf(end)}`;
       let bytes: number;
       try {
         bytes = await copyToFile(client, select, path, ctx.signal);

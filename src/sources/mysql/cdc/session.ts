@@ -19,7 +19,6 @@
  * (binlog_expire_logs_seconds, expire_logs_days).
  */
 import { createHash } from 'node:crypto';
-import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'mysql2';
 import type { MysqlSourceConfig } from '../../../config/database.js';
@@ -29,9 +28,9 @@ import { newId } from '../../../core/ids.js';
 import { Serial } from '../../../core/serial.js';
 import { durationMs } from '../../../core/time.js';
 import { CDC_COLUMN_TYPES } from '../../../lake/zone-schemas.js';
-import { ChangeBatcher, type CdcUnit, type ChangeDialect, type ChangeEvent, type Tuple } from '../../database/change-batch.js';
+import { ChangeBatcher, snapshotSelectList, snapshotUnit, type CdcUnit, type ChangeDialect, type ChangeEvent, type Tuple } from '../../database/change-batch.js';
 import type { DbColumn, DbStream, DbTable } from '../../database/types.js';
-import { assertCdcStreamsTogether, columnTypes } from '../../database/types.js';
+import { assertCdcStreamsTogether } from '../../database/types.js';
 import type { PlanContext, ReadUnit } from '../../types.js';
 import { connect } from '../connection.js';
 import { readToCsv } from '../extract.js';
@@ -244,33 +243,17 @@ export class MysqlCdcSession {
       for (const f of feeds) {
         const path = join(f.ctx.stagingDir, `${newId('snap')}.csv`);
         const cdcColumns: DbColumn[] = CDC_COLUMN_TYPES.map((c) => ({ name: c.name, sourceType: c.type, lakeType: c.type, select: '' }));
-        const values = [`'r'`, position.toString(), '0', 'NULL', 'NULL', '0', 'NULL'];
-        const select = [
-          ...f.stream.columns.map((c) => (c.select === quoteIdent(c.name) ? c.select : `${c.select} AS ${quoteIdent(c.name)}`)),
-          ...cdcColumns.map((c, i) => `${values[i] as string} AS ${quoteIdent(c.name)}`),
-        ];
+        const table = `${f.table.schema}.${f.table.name}`;
         let rows: number;
         try {
-          rows = (await readToCsv(conn, `SELECT ${select.join(', ')} FROM ${quoteQualified(f.table.schema, f.table.name)}`, [...f.stream.columns, ...cdcColumns], path, f.ctx.signal)).rows;
+          rows = (await readToCsv(conn, `SELECT ${snapshotSelectList(f.stream, quoteIdent, position, '0')} FROM ${quoteQualified(f.table.schema, f.table.name)}`, [...f.stream.columns, ...cdcColumns], path, f.ctx.signal)).rows;
         } catch (err) {
           if (err instanceof DipError || (err instanceof Error && err.name === 'AbortError')) throw err;
-          throw new DipError('transient', `${label}: snapshot of ${f.table.schema}.${f.table.name} failed: ${errorMessage(err)}`, { cause: err });
+          throw new DipError('transient', `${label}: snapshot of ${table} failed: ${errorMessage(err)}`, { cause: err });
         }
         // Transactions in the binlog after the snapshot's position are exactly those it does not see.
         const state: MysqlCdcState = { binlog: at.file, position: at.offset, lsn: position.toString(), snapshot_at: snapshotAt };
-        units.push([
-          f,
-          {
-            label: `${f.table.schema}.${f.table.name} snapshot at ${snapshotAt}`,
-            input: { path, format: 'csv', columns: [...f.stream.columns.map((c) => ({ name: c.name, type: c.lakeType })), ...CDC_COLUMN_TYPES] },
-            bytes: (await stat(path)).size,
-            position: { table: `${f.table.schema}.${f.table.name}`, snapshot_at: snapshotAt, rows, columns: columnTypes(f.stream.columns) },
-            state,
-            snapshot: true,
-            lsn: position,
-            dispose: () => rm(path, { force: true }),
-          },
-        ]);
+        units.push([f, await snapshotUnit(f.stream, table, path, snapshotAt, position, state, { rows })]);
         f.committed = position;
         f.through = position;
         f.snapshotAt = snapshotAt;

@@ -14,6 +14,7 @@
  *   it has sent everything up to the watermark's LSN; the message alone is not enough, since
  *   the server skips records below the slot's confirmed position.
  */
+import { join } from 'node:path';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type pg from 'pg';
 import type { PostgresSourceConfig } from '../../../config/database.js';
@@ -22,19 +23,16 @@ import { ConfigError, DipError, errorMessage } from '../../../core/errors.js';
 import { newId } from '../../../core/ids.js';
 import { Serial } from '../../../core/serial.js';
 import { durationMs } from '../../../core/time.js';
-import { CDC_COLUMN_TYPES } from '../../../lake/zone-schemas.js';
 import type { DbStream, DbTable } from '../../database/types.js';
-import { assertCdcStreamsTogether, columnTypes } from '../../database/types.js';
+import { assertCdcStreamsTogether } from '../../database/types.js';
 import type { PlanContext, ReadUnit } from '../../types.js';
 import { quoteIdent, quoteQualified } from '../catalog.js';
 import { connect } from '../connection.js';
 import { copyToFile } from '../extract.js';
-import { ChangeBatcher, type CdcUnit, type ChangeDialect, type ChangeEvent, type Tuple } from '../../database/change-batch.js';
+import { ChangeBatcher, snapshotSelectList, snapshotUnit, type CdcUnit, type ChangeDialect, type ChangeEvent, type Tuple } from '../../database/change-batch.js';
 import { bigintToLsn, createPgoutputPlugin, lsnToBigint, type PgoutputMessage, type Relation } from './pgoutput.js';
 import { converterFor } from './values.js';
 import { checkReplicaIdentity, checkWalLevel, createSlotWithSnapshot, dropSlot, emitWatermark, ensurePublication, slotExists } from './slot.js';
-import { join } from 'node:path';
-import { rm, stat } from 'node:fs/promises';
 
 export interface CdcSessionOptions {
   config: PostgresSourceConfig;
@@ -212,25 +210,11 @@ export class CdcSession {
       await reader.query(`SET TRANSACTION SNAPSHOT '${created.snapshot}'`);
       for (const f of feeds) {
         const path = join(f.ctx.stagingDir, `${newId('snap')}.csv`);
-        const columns = f.stream.columns.map((c) => (c.select === quoteIdent(c.name) ? c.select : `${c.select} AS ${quoteIdent(c.name)}`));
-        const cdc = [`'r'`, point.toString(), '0', 'NULL', 'NULL', 'false', 'NULL'].map((v, i) => `${v} AS ${quoteIdent((CDC_COLUMN_TYPES[i] as { name: string }).name)}`);
-        const select = `SELECT ${[...columns, ...cdc].join(', ')} FROM ${quoteQualified(f.table.schema, f.table.name)}`;
-        await copyToFile(reader, select, path, f.ctx.signal);
+        const table = `${f.table.schema}.${f.table.name}`;
+        await copyToFile(reader, `SELECT ${snapshotSelectList(f.stream, quoteIdent, point, 'false')} FROM ${quoteQualified(f.table.schema, f.table.name)}`, path, f.ctx.signal);
         // Transactions decoded from the slot are exactly those the snapshot does not see: none is skipped.
         const state: CdcState = { slot: this.slot, point: created.consistentPoint, lsn: bigintToLsn(point - 1n) };
-        units.push([
-          f,
-          {
-            label: `${f.table.schema}.${f.table.name} snapshot at ${created.consistentPoint}`,
-            input: { path, format: 'csv', columns: [...f.stream.columns.map((c) => ({ name: c.name, type: c.lakeType })), ...CDC_COLUMN_TYPES] },
-            bytes: (await stat(path)).size,
-            position: { table: `${f.table.schema}.${f.table.name}`, snapshot_lsn: created.consistentPoint, columns: columnTypes(f.stream.columns) },
-            state,
-            snapshot: true,
-            lsn: point - 1n,
-            dispose: () => rm(path, { force: true }),
-          },
-        ]);
+        units.push([f, await snapshotUnit(f.stream, table, path, created.consistentPoint, point - 1n, state)]);
         f.committedLsn = point - 1n;
       }
       await reader.query('COMMIT');
