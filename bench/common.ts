@@ -1,4 +1,33 @@
-/** Helpers every benchmark uses: option parsing, medians, tables. */
+/** Helpers every benchmark uses: option parsing, medians, tables, the machine. */
+import { spawnSync } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
+
+/** The machine a benchmark ran on, printed with its results (load average at the end filled in by the caller). */
+export function machineInfo(root: string): { date: string; cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string; commit: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] } {
+  const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' });
+  return {
+    date: new Date().toISOString(),
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    commit: git.status === 0 ? git.stdout.trim() : 'unknown',
+    loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    loadAverageAtEnd: [],
+  };
+}
+
+/** Parses a benchmark's options; a bad option prints the message and the help (exit 64), --help exits 0. */
+export function parseOrExit<T>(parse: () => T | undefined, help: string): { opts: T } | { exit: number } {
+  try {
+    const opts = parse();
+    return opts === undefined ? { exit: 0 } : { opts };
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${help}`);
+    return { exit: 64 };
+  }
+}
 
 /** A whole number from a command-line option (underscores allowed: 5_000_000). */
 export function count(text: string, name: string): number {

@@ -16,11 +16,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { count, fmtInt, median, renderTable } from './common.js';
+import { count, fmtInt, machineInfo, median, parseOrExit, renderTable } from './common.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -636,10 +636,6 @@ function csvLine(csv: CsvFile): string {
 }
 
 /** The checked-out commit (read-only; the working tree may hold uncommitted changes). */
-function gitHead(): string {
-  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
-}
 
 // ─── main ──────────────────────────────────────────────────────────────────────────────
 
@@ -698,14 +694,9 @@ async function runSuite(name: string, csv: CsvFile, opts: Options, reps: number,
 }
 
 export async function main(args: string[]): Promise<number> {
-  let opts: Options | undefined;
-  try {
-    opts = parseOptions(args);
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
-    return 64;
-  }
-  if (!opts) return 0;
+  const parsed = parseOrExit(() => parseOptions(args), HELP);
+  if ('exit' in parsed) return parsed.exit;
+  const opts = parsed.opts;
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
     process.stderr.write(`${join(ROOT, 'dist')} is missing: build first (npm run build)\n`);
     return 1;
@@ -713,17 +704,7 @@ export async function main(args: string[]): Promise<number> {
   await mkdir(WORK, { recursive: true });
   await rm(DIST, { recursive: true, force: true });
   await cp(join(ROOT, 'dist'), DIST, { recursive: true });
-  const machine = {
-    date: new Date().toISOString(),
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round((totalmem() / (1024 * MIB)) * 10) / 10,
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    commit: gitHead(),
-    loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
-    loadAverageAtEnd: [] as number[],
-  };
+  const machine = { ...machineInfo(ROOT) };
   const suites: Suite[] = [];
   try {
     if (!opts.bigOnly) {

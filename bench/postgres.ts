@@ -33,7 +33,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -42,7 +42,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { findPostgresBinDir, type PostgresServer, postgresProbe, startPostgres } from '../test/support/postgres.js';
-import { count, fmtInt, median, renderTable } from './common.js';
+import { count, fmtInt, machineInfo, median, parseOrExit, renderTable } from './common.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -51,7 +51,6 @@ const WORK = join(BENCH_DIR, '.work', 'postgres');
 const DIST = join(WORK, 'dist');
 const DIP_CLI = join(DIST, 'cli', 'main.js');
 const PROFILER = join(BENCH_DIR, 'profile-dip.ts');
-const MIB = 1024 * 1024;
 const MB = 1e6;
 
 const TARGETS = { rawOffRatio: 1.3, rowsPerSec: 200_000, cdcP99Ms: 2000, cdcTps: 500 } as const;
@@ -1237,10 +1236,6 @@ async function computeLag(files: CatalogFile[], lakeDir: string): Promise<Pick<C
 
 // ─── output ───────────────────────────────────────────────────────────────────────────────
 
-function gitHead(): string {
-  const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
-}
 
 const sec = (ms: number) => (ms / 1000).toFixed(3);
 const ms0 = (x: number) => (Number.isFinite(x) ? fmtInt(x) : 'n/a');
@@ -1292,14 +1287,9 @@ function lagRow(label: string, l: LagStats): string[] {
 }
 
 export async function main(args: string[]): Promise<number> {
-  let opts: Options | undefined;
-  try {
-    opts = parseOptions(args);
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
-    return 64;
-  }
-  if (!opts) return 0;
+  const parsed = parseOrExit(() => parseOptions(args), HELP);
+  if ('exit' in parsed) return parsed.exit;
+  const opts = parsed.opts;
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
     process.stderr.write(`${join(ROOT, 'dist')} is missing: build first (npm run build)\n`);
     return 1;
@@ -1307,17 +1297,7 @@ export async function main(args: string[]): Promise<number> {
   await mkdir(WORK, { recursive: true });
   await rm(DIST, { recursive: true, force: true });
   await cp(join(ROOT, 'dist'), DIST, { recursive: true });
-  const machine = {
-    date: new Date().toISOString(),
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round((totalmem() / (1024 * MIB)) * 10) / 10,
-    node: process.version,
-    commit: gitHead(),
-    postgres: '',
-    loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
-    loadAverageAtEnd: [] as number[],
-  };
+  const machine = { ...machineInfo(ROOT), postgres: '' };
 
   let server: Server | undefined;
   let table: TableInfo | undefined;

@@ -23,20 +23,19 @@
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { RunEvent } from '../src/pipeline/events.js';
-import { count, fmtInt, median, renderTable } from './common.js';
+import { count, fmtInt, machineInfo, median, parseOrExit, renderTable } from './common.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
 const WORK = join(BENCH_DIR, '.work', 'rest');
 const SELF = fileURLToPath(import.meta.url);
 const SERVER = join(BENCH_DIR, 'rest-server.mjs');
-const MIB = 1024 * 1024;
 
 const TARGETS = { cursorRatio: 0.9, offsetSpeedup: 5 } as const;
 
@@ -1035,40 +1034,17 @@ function diagnoseTable(d: Diagnosis, markdown: boolean): string {
 }
 
 /** The checked-out commit (read-only; the working tree may hold uncommitted changes). */
-async function gitHead(): Promise<string> {
-  return new Promise((resolvePromise) => {
-    const child = spawn('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    child.once('close', (code) => resolvePromise(code === 0 ? out.trim() : 'unknown'));
-    child.once('error', () => resolvePromise('unknown'));
-  });
-}
 
 // ─── main ────────────────────────────────────────────────────────────────────────────────
 
 export async function main(args: string[]): Promise<number> {
-  let opts: Options | undefined;
-  try {
-    opts = parseOptions(args);
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
-    return 64;
-  }
-  if (!opts) return 0;
+  const parsed = parseOrExit(() => parseOptions(args), HELP);
+  if ('exit' in parsed) return parsed.exit;
+  const opts = parsed.opts;
   if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing`);
   await rm(WORK, { recursive: true, force: true });
   await mkdir(WORK, { recursive: true });
-  const machine = {
-    date: new Date().toISOString(),
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round((totalmem() / (1024 * MIB)) * 10) / 10,
-    node: process.version,
-    commit: await gitHead(),
-    loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
-    loadAverageAtEnd: [] as number[],
-  };
+  const machine = { ...machineInfo(ROOT) };
   const server = await startServer(opts);
   log(`server ${server.base}: ${opts.pages} pages × ${opts.pageSize} records (${fmtInt(server.records)}), ${(server.bytes / 1e6).toFixed(1)} MB of offset pages, ${opts.latencyMs} ms latency`);
   const vs = variants(opts);
