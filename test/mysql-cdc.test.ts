@@ -7,9 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { RowDataPacket } from 'mysql2/promise';
 import type { RunEvent } from '../src/pipeline/events.js';
-import { type MariadbServer, mariadbTestOptions, startMariadb, withMariadb } from './support/mariadb.js';
+import { execMariadb, type MariadbServer, mariadbTestOptions, startMariadb, withMariadb } from './support/mariadb.js';
 import { TestProject } from './support/project.js';
 import { sleep, waitUntil } from './support/service.js';
 
@@ -34,14 +33,7 @@ describe('mysql cdc', mariadbTestOptions(), () => {
 
   const url = () => (server as MariadbServer).url;
 
-  /** Runs statements on one UTC session, in order; returns the last result's rows. */
-  const exec = (...statements: string[]) =>
-    withMariadb(url(), async (conn) => {
-      await conn.query("SET time_zone = '+00:00'");
-      let rows: RowDataPacket[] = [];
-      for (const s of statements) rows = (await conn.query<RowDataPacket[]>(s))[0];
-      return rows;
-    });
+  const exec = (...statements: string[]) => execMariadb(url(), ...statements);
 
   const project = async (source: Record<string, unknown>, connection: Record<string, unknown> = { url: url() }) => {
     const p = await TestProject.withSources({ db: { type: 'mysql', connection, mode: 'cdc', ...source } });

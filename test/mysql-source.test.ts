@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { RowDataPacket } from 'mysql2/promise';
-import { type MariadbServer, mariadbTestOptions, startMariadb, withMariadb } from './support/mariadb.js';
+import { execMariadb, type MariadbServer, mariadbTestOptions, startMariadb } from './support/mariadb.js';
 import { projectWithSources, TestProject } from './support/project.js';
 import { sleep } from './support/service.js';
 
@@ -25,14 +24,7 @@ describe('mysql source', mariadbTestOptions(), () => {
 
   const url = () => (server as MariadbServer).url;
 
-  /** Runs statements on one UTC session, in order; returns the last result's rows. */
-  const exec = (...statements: string[]) =>
-    withMariadb(url(), async (conn) => {
-      await conn.query("SET time_zone = '+00:00'");
-      let rows: RowDataPacket[] = [];
-      for (const s of statements) rows = (await conn.query<RowDataPacket[]>(s))[0];
-      return rows;
-    });
+  const exec = (...statements: string[]) => execMariadb(url(), ...statements);
 
   const mysqlSource = (source: Record<string, unknown>) => ({ db: { type: 'mysql', connection: { url: url() }, ...source } });
 

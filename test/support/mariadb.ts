@@ -26,7 +26,7 @@ import { type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import mysql, { type Connection } from 'mysql2/promise';
+import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import {
   type OsUser,
   type ServiceProbe,
@@ -347,4 +347,14 @@ export async function withMariadb<T>(url: string, fn: (conn: Connection) => Prom
   } finally {
     await conn.end();
   }
+}
+
+/** Runs statements on one UTC session, in order; returns the last result's rows. */
+export function execMariadb(url: string, ...statements: string[]): Promise<RowDataPacket[]> {
+  return withMariadb(url, async (conn) => {
+    await conn.query("SET time_zone = '+00:00'");
+    let rows: RowDataPacket[] = [];
+    for (const s of statements) rows = (await conn.query<RowDataPacket[]>(s))[0];
+    return rows;
+  });
 }
