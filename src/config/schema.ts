@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { identifier, writeDispositionSchema } from './primitives.js';
 import { mysqlSourceSchema, postgresSourceSchema } from './database.js';
 import { restSourceSchema } from './rest.js';
+import { privacySchema, silverTableSchema } from './silver.js';
 
 export { writeDispositionSchema };
 
@@ -67,6 +68,10 @@ export const pipelineSchema = z
       .strictObject({ enabled: z.boolean().default(true) })
       .optional()
       .describe('Raw zone: keep every record as an immutable compressed NDJSON envelope (default on)'),
+    silver: z
+      .record(identifier, silverTableSchema)
+      .default({})
+      .describe('Silver tables refined from this pipeline’s bronze tables, by name'),
   })
   .describe('A pipeline: sources, their streams and where they land');
 
@@ -103,6 +108,7 @@ export const projectConfigSchema = z
           .describe('DuckDB memory limit; work beyond it spills to disk'),
       })
       .default({ memory_limit: '1GB' }),
+    privacy: privacySchema.default({ detect: 'warn' }),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),
   })
   .describe('A DIP project (dip.yaml)');
