@@ -563,6 +563,27 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual([...(await cat.getLedger('shop', 'files', 'orders')).keys()], ['/in/orders.csv']);
     });
 
+    it('quality reports: recorded with the commit that landed the data, or alone when the checks failed', async () => {
+      const c = await cat.commit({
+        runId: 'run-q1',
+        operation: 'append',
+        tables: [change(ORDERS, [f('o/q.parquet', 10, 100)], { schema: SCHEMA_V1 })],
+        qualityReports: [{ table: ORDERS, runId: 'run-q1', status: 'warned', rows: 10, report: { checks: [{ name: 'not_null_id', failed: 1 }] } }],
+      });
+      const failed = await cat.saveQualityReport({ table: ORDERS, runId: 'run-q2', status: 'failed', rows: 7, report: { checks: [] } });
+      assert.equal(failed.commitId, null);
+      const reports = await cat.listQualityReports(ORDERS);
+      assert.deepEqual(
+        reports.map((r) => [r.runId, r.commitId, r.status, r.rows, r.report]),
+        [
+          ['run-q2', null, 'failed', 7, { checks: [] }],
+          ['run-q1', c.id, 'warned', 10, { checks: [{ name: 'not_null_id', failed: 1 }] }],
+        ],
+      );
+      assert.equal((await cat.listQualityReports(ORDERS, { limit: 1 })).length, 1);
+      assert.deepEqual(await cat.listQualityReports(CUSTOMERS), []);
+    });
+
     it('a failing multi-table commit leaves NOTHING visible (no table, files, schema, state, ledger or commit)', async () => {
       const c0 = await cat.commit(
         appendReq(CUSTOMERS, [f('c/0.parquet', 1, 10), f('c/1.parquet', 2, 20)], { schema: SCHEMA_V1 }, {

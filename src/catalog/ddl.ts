@@ -79,6 +79,19 @@ export const MIGRATIONS: readonly string[][] = [
     `CREATE INDEX IF NOT EXISTS dip_runs_pipeline ON dip_runs (pipeline, started_at)`,
   ],
   [`ALTER TABLE dip_runs ADD COLUMN heartbeat_at TEXT`],
+  [
+    `CREATE TABLE IF NOT EXISTS dip_quality_reports (
+      id {id},
+      table_name TEXT NOT NULL,
+      run_id TEXT,
+      commit_id BIGINT,
+      created_at TEXT NOT NULL,
+      status TEXT NOT NULL,
+      rows BIGINT NOT NULL,
+      report TEXT NOT NULL
+    )`,
+    `CREATE INDEX IF NOT EXISTS dip_quality_reports_table ON dip_quality_reports (table_name, id)`,
+  ],
 ];
 
 export function idColumn(dialect: 'sqlite' | 'postgres'): string {

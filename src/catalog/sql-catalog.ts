@@ -11,6 +11,8 @@ import type {
   FileFormat,
   LedgerEntry,
   ProcessProbe,
+  QualityReportInput,
+  QualityReportRecord,
   RunRecord,
   RunStats,
   RunStatus,
@@ -96,7 +98,7 @@ export class SqlCatalog implements Catalog {
   }
 
   async commit(request: CommitRequest): Promise<CommitInfo> {
-    if (request.tables.length === 0 && !request.state?.length && !request.ledger?.length) {
+    if (request.tables.length === 0 && !request.state?.length && !request.ledger?.length && !request.qualityReports?.length) {
       throw new DipError('internal', 'a commit must change at least one table, state or ledger entry');
     }
     return this.db.transaction(async (tx) => {
@@ -142,6 +144,7 @@ export class SqlCatalog implements Catalog {
           [l.pipeline, l.source, l.stream, l.path, l.bytes, Math.trunc(l.modifiedMs), l.rows ?? null, commitId],
         );
       }
+      for (const q of request.qualityReports ?? []) await insertQualityReport(tx, q, commitId);
       return {
         id: commitId,
         committedAt: new Date(committedAt),
@@ -278,6 +281,15 @@ export class SqlCatalog implements Catalog {
     return out;
   }
 
+  async saveQualityReport(report: QualityReportInput): Promise<QualityReportRecord> {
+    return this.db.transaction((tx) => insertQualityReport(tx, report, null));
+  }
+
+  async listQualityReports(table: string, options: { limit?: number } = {}): Promise<QualityReportRecord[]> {
+    const rows = await this.db.query(`SELECT * FROM dip_quality_reports WHERE table_name = ? ORDER BY id DESC LIMIT ?`, [table, options.limit ?? 20]);
+    return rows.map(toQualityReport);
+  }
+
   async startRun(run: { id: string; pipeline: string; host: string; pid: number }): Promise<RunRecord> {
     const startedAt = now();
     const stats: RunStats = { streams: {} };
@@ -364,6 +376,27 @@ export class SqlCatalog implements Catalog {
       summary: JSON.parse(str(r['summary'])) as Record<string, unknown>,
     }));
   }
+}
+
+async function insertQualityReport(tx: SqlExecutor, q: QualityReportInput, commitId: number | null): Promise<QualityReportRecord> {
+  const rows = await tx.query(
+    `INSERT INTO dip_quality_reports (table_name, run_id, commit_id, created_at, status, rows, report) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
+    [q.table, q.runId, commitId, now(), q.status, q.rows, JSON.stringify(q.report)],
+  );
+  return toQualityReport(rows[0] as Row);
+}
+
+function toQualityReport(r: Row): QualityReportRecord {
+  return {
+    id: num(r['id']),
+    table: str(r['table_name']),
+    runId: strOrNull(r['run_id']),
+    commitId: numOrNull(r['commit_id']),
+    createdAt: new Date(str(r['created_at'])),
+    status: str(r['status']),
+    rows: num(r['rows']),
+    report: JSON.parse(str(r['report'])) as Record<string, unknown>,
+  };
 }
 
 async function applyTableChange(tx: SqlExecutor, commitId: number, change: TableChange): Promise<void> {

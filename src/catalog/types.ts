@@ -110,6 +110,24 @@ export interface LedgerEntry {
   rows?: number;
 }
 
+/** A data quality report as the catalog keeps it (the report body is the quality module's JSON). */
+export interface QualityReportInput {
+  table: string;
+  runId: string | null;
+  /** passed | warned | failed */
+  status: string;
+  /** Rows the checks evaluated. */
+  rows: number;
+  report: Record<string, unknown>;
+}
+
+export interface QualityReportRecord extends QualityReportInput {
+  id: number;
+  /** The commit that landed the checked data; null when the checks failed the run. */
+  commitId: number | null;
+  createdAt: Date;
+}
+
 export interface CommitRequest {
   runId?: string | null;
   operation: CommitOperation;
@@ -122,6 +140,8 @@ export interface CommitRequest {
    */
   ledger?: LedgerEntry[];
   summary?: Record<string, unknown>;
+  /** Quality reports of the data this commit lands, recorded with its id. */
+  qualityReports?: QualityReportInput[];
 }
 
 export interface CommitInfo {
@@ -211,6 +231,11 @@ export interface Catalog {
   listStates(pipeline: string): Promise<{ source: string; stream: string; value: unknown; commitId: number }[]>;
   /** Ledger entries of one stream, keyed by path. */
   getLedger(pipeline: string, source: string, stream: string): Promise<Map<string, LedgerEntry>>;
+
+  /** Records a quality report outside any commit (the checks failed the run, so nothing landed). */
+  saveQualityReport(report: QualityReportInput): Promise<QualityReportRecord>;
+  /** Newest first. */
+  listQualityReports(table: string, options?: { limit?: number }): Promise<QualityReportRecord[]>;
 
   startRun(run: { id: string; pipeline: string; host: string; pid: number }): Promise<RunRecord>;
   updateRunStats(id: string, stats: RunStats): Promise<void>;
