@@ -9,6 +9,7 @@ import { registerMaintenance } from './commands/maintain.js';
 import { registerQuery } from './commands/query.js';
 import { registerReplay } from './commands/replay.js';
 import { registerRun } from './commands/run.js';
+import { registerSilver } from './commands/silver.js';
 import { registerState } from './commands/state.js';
 import { registerStatus } from './commands/status.js';
 import { registerTables } from './commands/tables.js';
@@ -23,6 +24,7 @@ const program = new Command('dip')
 
 registerInit(program);
 registerRun(program);
+registerSilver(program);
 registerStatus(program);
 registerState(program);
 registerTables(program);

@@ -25,6 +25,11 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
       sink: (e: RunEvent) => {
         const { type, ...fields } = e;
         if (type === 'unit_progress') return progressLog(log, e);
+        if (e.type === 'silver_committed') {
+          const { report, warnings, ...result } = e.result;
+          return log.info({ ...result, quality: report?.status, warnings: warnings.length }, type);
+        }
+        if (e.type === 'silver_warning') return log.warn(fields, type);
         log.info(fields, type);
       },
       stop: () => undefined,
@@ -62,6 +67,8 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
         b.bar.update(b.done, { rows: formatCount(b.rows), quarantined: b.quarantined });
       } else if (e.type === 'stream_failed') {
         bars.get(e.stream)?.bar.update({ rows: 'FAILED' });
+      } else if (e.type === 'silver_warning') {
+        multi.log(`warning: ${e.table}: ${e.message}\n`);
       }
     },
     stop: () => multi.stop(),

@@ -2,7 +2,7 @@
  * Typed errors. Every error a user can cause names what was wrong, where, and what was expected.
  * `transient` errors may be retried with backoff; everything else is terminal.
  */
-export type ErrorKind = 'config' | 'input' | 'schema' | 'conflict' | 'not_found' | 'transient' | 'interrupted' | 'internal';
+export type ErrorKind = 'config' | 'input' | 'schema' | 'conflict' | 'not_found' | 'quality' | 'transient' | 'interrupted' | 'internal';
 
 export const EXIT_CODES: Record<ErrorKind, number> = {
   config: 2,
@@ -10,6 +10,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
   schema: 4,
   conflict: 5,
   not_found: 6,
+  quality: 7,
   transient: 75,
   interrupted: 130,
   internal: 1,

@@ -1,4 +1,5 @@
 import type { StreamStats } from '../catalog/types.js';
+import type { SilverEvent } from '../transform/silver.js';
 
 /** What a run reports while it works; the CLI turns these into progress bars or log lines. */
 export type RunEvent =
@@ -10,6 +11,7 @@ export type RunEvent =
   | { type: 'stream_committed'; pipeline: string; stream: string; commit: number | null; stats: StreamStats }
   | { type: 'stream_failed'; pipeline: string; stream: string; error: string }
   | { type: 'schema_changed'; table: string; changes: string[] }
-  | { type: 'run_finished'; runId: string; pipeline: string; status: string };
+  | { type: 'run_finished'; runId: string; pipeline: string; status: string }
+  | SilverEvent;
 
 export type RunEventSink = (event: RunEvent) => void;

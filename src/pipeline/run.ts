@@ -16,7 +16,8 @@ import { CDC_COLUMNS } from '../lake/zone-schemas.js';
 import { QUARANTINE_SCHEMA, RAW_SCHEMA } from '../lake/zone-schemas.js';
 import { createSource } from '../sources/registry.js';
 import type { SourceInstance, StateStore, StreamSpec } from '../sources/types.js';
-import type { SourceConfig } from '../config/schema.js';
+import type { PipelineConfig, SourceConfig } from '../config/schema.js';
+import { runSilver, silverTables } from '../transform/silver.js';
 import type { RunEventSink } from './events.js';
 import { pipelineNamed } from './pipelines.js';
 
@@ -38,6 +39,10 @@ export interface RunOptions {
   retryFailed?: boolean;
   /** Streaming sources (CDC) keep reading until interrupted instead of stopping once caught up. */
   follow?: boolean;
+  /** Build the pipeline's silver tables after ingesting (default true). */
+  silver?: boolean;
+  /** Clock for silver freshness checks (tests). */
+  now?: Date;
 }
 
 const HEARTBEAT_MS = 30_000;
@@ -69,6 +74,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   try {
     const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams, retryFailed: options.retryFailed ?? false, follow: options.follow ?? false };
     await runSources(context, pipeline.sources);
+    if (options.silver !== false && !options.follow && Object.keys(pipeline.silver).length > 0) await buildSilver(context, pipeline, options.now);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
     const reason = signal.aborted ? signal.reason : err;
@@ -87,6 +93,29 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   });
   emit({ type: 'run_finished', runId, pipeline: name, status });
   return { runId, pipeline: name, status, durationMs: Date.now() - started, stats, errors };
+}
+
+/** Silver tables after the sources: each table's outcome is recorded like a stream's. */
+async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date | undefined): Promise<void> {
+  const { lake, pipeline: name, runId, stats, errors, signal, emit } = ctx;
+  for (const [table] of silverTables(pipeline)) {
+    const key = `silver.${table}`;
+    const s = (stats.streams[key] = emptyStats());
+    try {
+      const [result] = await runSilver(lake, name, pipeline, { runId, tables: [table], now, signal, onEvent: (e) => emit(e) });
+      if (result) {
+        s.rows = result.newRows;
+        s.quarantined = result.quarantined;
+        s.commits = result.commit === null ? 0 : 1;
+      }
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const message = errorMessage(err);
+      errors.push({ stream: key, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
+      emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
+    }
+    await lake.catalog.updateRunStats(runId, stats);
+  }
 }
 
 interface RunContext {

@@ -15,8 +15,9 @@ export function registerRun(program: Command): void {
     .option('--stream <names...>', 'only these streams')
     .option('--retry-failed', 'API sources: re-fetch only the requests an earlier run recorded as failed')
     .option('--follow', 'change-data-capture sources: keep streaming changes until interrupted (default: stop once caught up)')
+    .option('--no-silver', 'ingest only; do not build the silver tables afterwards')
     .option('--quiet', 'no progress output')
-    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; retryFailed?: boolean; follow?: boolean }, cmd: Command) => {
+    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; retryFailed?: boolean; follow?: boolean; silver: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const results = await withLake(global, async (lake) => {
         const all = Object.keys(lake.project.config.pipelines);
@@ -36,7 +37,7 @@ export function registerRun(program: Command): void {
         try {
           for (const name of chosen) {
             out.push(
-              await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, retryFailed: Boolean(opts.retryFailed), follow: Boolean(opts.follow), ...(opts.stream ? { streams: opts.stream } : {}) }),
+              await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, retryFailed: Boolean(opts.retryFailed), follow: Boolean(opts.follow), silver: opts.silver, ...(opts.stream ? { streams: opts.stream } : {}) }),
             );
           }
         } finally {

@@ -1,0 +1,82 @@
+/**
+ * Project-wide privacy settings, resolved for a silver build: the salt of hash masks (from
+ * dip.yaml, or a random one kept in `.dip/pii-salt` beside — never inside — the lake), the
+ * token vault, and how unmasked PII is treated.
+ */
+import { randomBytes, createHash } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
+import type { LoadedProject } from '../config/load.js';
+import { resolveSecrets, resolveSecretsDeep } from '../config/secrets.js';
+import { ConfigError } from '../core/errors.js';
+import { lit } from '../lake/sql.js';
+import type { MaskContext } from './mask.js';
+import { TokenVault } from './vault.js';
+
+export interface PrivacyContext {
+  mask: MaskContext;
+  detect: 'off' | 'warn' | 'error';
+  /** Changes when a secret that shapes masked values changes (so silver tables rebuild). */
+  fingerprint: string;
+  /** Opens the vault (only when a tokenize mask needs it); undefined without privacy.vault. */
+  openVault(): Promise<TokenVault | undefined>;
+  /** A DuckDB relation over a static reference file of the project. */
+  referenceFile(path: string): string;
+}
+
+export const SALT_FILE = '.dip/pii-salt';
+
+async function projectSalt(dir: string): Promise<string> {
+  const file = resolve(dir, SALT_FILE);
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await mkdir(dirname(file), { recursive: true });
+  const salt = randomBytes(32).toString('hex');
+  // wx: two processes creating it at once must not end up with different salts.
+  try {
+    await writeFile(file, `${salt}\n`, { flag: 'wx', mode: 0o600 });
+    await chmod(file, 0o600);
+    return salt;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(file, 'utf8')).trim();
+    throw err;
+  }
+}
+
+export async function privacyContext(project: LoadedProject): Promise<PrivacyContext> {
+  const cfg = project.config.privacy;
+  const opts = { baseDir: project.dir };
+  const salt = cfg.salt ? resolveSecrets(cfg.salt, opts) : await projectSalt(project.dir);
+  const vaultConfig = cfg.vault ? resolveSecretsDeep(cfg.vault, opts) : undefined;
+  let vault: TokenVault | undefined;
+  const tokenKey = vaultConfig ? TokenVault.deriveTokenKey(vaultConfig.key) : undefined;
+  return {
+    mask: { salt, tokenKey },
+    detect: cfg.detect,
+    fingerprint: createHash('sha256').update(salt).update(tokenKey ?? '').digest('hex'),
+    async openVault() {
+      if (!vaultConfig) return undefined;
+      vault ??= await TokenVault.open(vaultConfig, project.dir);
+      return vault;
+    },
+    referenceFile(path: string) {
+      const abs = lit(resolve(project.dir, path));
+      switch (extname(path).toLowerCase()) {
+        case '.csv':
+        case '.tsv':
+          return `read_csv(${abs}, header = true)`;
+        case '.json':
+        case '.ndjson':
+        case '.jsonl':
+          return `read_json_auto(${abs})`;
+        case '.parquet':
+          return `read_parquet(${abs})`;
+        default:
+          throw new ConfigError(`reference file ${path}: expected a .csv, .tsv, .json, .ndjson or .parquet file`);
+      }
+    },
+  };
+}

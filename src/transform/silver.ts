@@ -1,0 +1,531 @@
+/**
+ * Builds silver tables from bronze: per table, the new bronze files (or all of them, when the
+ * table is new, its definition changed, or bronze was rewritten) go through the silver plan;
+ * row checks decide which rows land and which go to quarantine; the latest record per key is
+ * merged with the table; table checks judge the result; and the table, its child tables, its
+ * quarantine rows, the quality report and the bronze position it reached land in ONE commit.
+ */
+import { createHash } from 'node:crypto';
+import type { Column, CommitRequest, DataFile, NewFile, TableChange, TableSchema } from '../catalog/types.js';
+import type { PipelineConfig } from '../config/schema.js';
+import type { SilverTableConfig } from '../config/silver.js';
+import { ConfigError, DipError, SchemaChangeError } from '../core/errors.js';
+import type { Lake } from '../lake/lake.js';
+import { latestRowsSql, mergeOnReadKey } from '../lake/merge.js';
+import { parquetScan } from '../lake/scan.js';
+import { evolveSchema } from '../lake/schema-evolution.js';
+import { ident, lit } from '../lake/sql.js';
+import { writeLakeFile } from '../lake/write-file.js';
+import { compileChecks, evaluateRowChecks, evaluateTableChecks, type CompiledRowCheck } from '../quality/checks.js';
+import { summarize, type CheckResult, type QualityReport } from '../quality/report.js';
+import { applyContract } from './contract.js';
+import { childTableSelect } from './flatten.js';
+import { detectPii } from './pii-detect.js';
+import { POSITION_COLUMNS, SILVER_AUDIT, bronzeName, planSilver, type SilverPlan } from './plan.js';
+import { privacyContext, type PrivacyContext } from './privacy.js';
+import { QUARANTINE_META, quarantineTableName } from './quarantine.js';
+
+/** Where a silver table's progress through bronze is kept (catalog state, source `_silver`). */
+export const SILVER_STATE_SOURCE = '_silver';
+
+export interface SilverState {
+  /** Bronze commit whose live files this table has consumed. */
+  bronzeCommit: number;
+  /** Fingerprint of the table definition that built it; a change rebuilds the table. */
+  definition: string;
+}
+
+export type SilverMode = 'full' | 'incremental' | 'replay';
+
+export interface SilverOptions {
+  runId: string;
+  /** Silver tables to build (default: all of the pipeline). */
+  tables?: string[] | undefined;
+  /** Rebuild from every live bronze file. */
+  fullRefresh?: boolean | undefined;
+  /** Clock for freshness checks. */
+  now?: Date | undefined;
+  onEvent?: ((event: SilverEvent) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export type SilverEvent =
+  | { type: 'silver_started'; table: string; mode: SilverMode; files: number }
+  | { type: 'silver_warning'; table: string; message: string }
+  | { type: 'silver_committed'; table: string; result: SilverTableResult };
+
+export interface SilverTableResult {
+  table: string;
+  mode: SilverMode | 'up_to_date';
+  /** Rows read from bronze (or quarantine, on replay). */
+  inputRows: number;
+  /** Rows the silver table holds after the commit. */
+  rows: number;
+  /** Rows this build added or changed (after dedup). */
+  newRows: number;
+  quarantined: number;
+  commit: number | null;
+  warnings: string[];
+  report?: QualityReport | undefined;
+}
+
+/** A run failed its data quality checks: nothing was committed, the report was kept. */
+export class QualityFailedError extends DipError {
+  constructor(message: string, readonly report: QualityReport) {
+    super('quality', message, { details: { table: report.table } });
+    this.name = 'QualityFailedError';
+  }
+}
+
+export function silverTables(pipeline: PipelineConfig, only?: readonly string[]): [string, SilverTableConfig][] {
+  const all = Object.entries(pipeline.silver);
+  if (only) {
+    const unknown = only.filter((t) => !pipeline.silver[t]);
+    if (unknown.length) throw new ConfigError(`no silver table ${unknown.join(', ')} in this pipeline (silver tables: ${all.map(([n]) => n).join(', ') || 'none'})`);
+  }
+  return orderByDependencies(all.filter(([n]) => !only || only.includes(n)));
+}
+
+/** Tables that join or reference other silver tables of the pipeline are built after them. */
+function orderByDependencies(tables: [string, SilverTableConfig][]): [string, SilverTableConfig][] {
+  const names = new Set(tables.map(([n]) => n));
+  const deps = (cfg: SilverTableConfig) =>
+    [...cfg.joins.map((j) => j.table), ...cfg.checks.map((c) => (c.type === 'relationships' ? c.to : undefined))]
+      .filter((t): t is string => t !== undefined && t.startsWith('silver.'))
+      .map((t) => t.slice('silver.'.length))
+      .filter((t) => names.has(t));
+  const done = new Set<string>();
+  const out: [string, SilverTableConfig][] = [];
+  const visit = (entry: [string, SilverTableConfig], path: string[]) => {
+    const [name, cfg] = entry;
+    if (done.has(name)) return;
+    if (path.includes(name)) throw new ConfigError(`silver tables depend on each other in a cycle: ${[...path, name].join(' → ')}`);
+    for (const d of deps(cfg)) {
+      const dep = tables.find(([n]) => n === d);
+      if (dep) visit(dep, [...path, name]);
+    }
+    done.add(name);
+    out.push(entry);
+  };
+  for (const t of tables) visit(t, []);
+  return out;
+}
+
+/** Builds every (chosen) silver table of a pipeline; stops at the first table that fails. */
+export async function runSilver(lake: Lake, pipelineName: string, pipeline: PipelineConfig, options: SilverOptions): Promise<SilverTableResult[]> {
+  const privacy = await privacyContext(lake.project);
+  const results: SilverTableResult[] = [];
+  for (const [name, cfg] of silverTables(pipeline, options.tables)) {
+    options.signal?.throwIfAborted();
+    results.push(await buildSilverTable({ lake, pipeline: pipelineName, privacy, options }, name, cfg));
+  }
+  return results;
+}
+
+interface BuildContext {
+  lake: Lake;
+  pipeline: string;
+  privacy: PrivacyContext;
+  options: SilverOptions;
+}
+
+/** The definition fingerprint: the table's config plus the secrets that shape its values. */
+function definitionOf(cfg: SilverTableConfig, privacy: PrivacyContext): string {
+  return createHash('sha256').update(JSON.stringify(cfg)).update(privacy.fingerprint).digest('hex').slice(0, 16);
+}
+
+interface InputSelection {
+  mode: SilverMode;
+  relation: string;
+  files: number;
+  bronzeCommit: number;
+  /** Live quarantine files a replay consumed (removed by its commit). */
+  replayedQuarantine?: DataFile[];
+}
+
+async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConfig, definition: string): Promise<InputSelection | 'up_to_date' | 'no_bronze'> {
+  const { lake } = ctx;
+  const bronze = `bronze.${bronzeName(cfg.from)}`;
+  const info = await lake.catalog.getTable(bronze);
+  if (!info || info.headCommit === null) return 'no_bronze';
+  const live = await lake.catalog.liveFiles(bronze);
+  const state = (await lake.catalog.getState(ctx.pipeline, SILVER_STATE_SOURCE, name)) as SilverState | undefined;
+  const silver = await lake.catalog.getTable(`silver.${name}`);
+  const key = mergeOnReadKey(live);
+  let files = live;
+  let mode: SilverMode = 'full';
+  if (!ctx.options.fullRefresh && state && silver?.headCommit != null && state.definition === definition && !key) {
+    const before = await lake.catalog.liveFiles(bronze, state.bronzeCommit);
+    const now = new Set(live.map((f) => f.path));
+    if (before.every((f) => now.has(f.path))) {
+      const seen = new Set(before.map((f) => f.path));
+      files = live.filter((f) => !seen.has(f.path));
+      mode = 'incremental';
+      if (files.length === 0) return 'up_to_date';
+    }
+  }
+  const scan = parquetScan(
+    files.map((f) => lake.storage.uri(f.path)),
+    ['filename=true', 'file_row_number=true'],
+  );
+  const rows = key ? `(${latestRowsSql(scan, key)})` : scan;
+  return {
+    mode,
+    relation: `(SELECT * EXCLUDE (filename, file_row_number), filename AS ${POSITION_COLUMNS.file}, file_row_number AS ${POSITION_COLUMNS.row} FROM ${rows})`,
+    files: files.length,
+    bronzeCommit: info.headCommit,
+  };
+}
+
+async function buildSilverTable(ctx: BuildContext, name: string, cfg: SilverTableConfig): Promise<SilverTableResult> {
+  const { lake } = ctx;
+  const definition = definitionOf(cfg, ctx.privacy);
+  const input = await selectInput(ctx, name, cfg, definition);
+  const silver = await lake.catalog.getTable(`silver.${name}`);
+  if (input === 'no_bronze' || input === 'up_to_date') {
+    if (input === 'no_bronze' && !ctx.pipeline) throw new ConfigError(`silver.${name}: bronze.${bronzeName(cfg.from)} does not exist`);
+    return { table: `silver.${name}`, mode: 'up_to_date', inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: input === 'no_bronze' ? [`bronze.${bronzeName(cfg.from)} has no data yet`] : [] };
+  }
+  return buildFrom(ctx, name, cfg, definition, input);
+}
+
+/** Re-runs quarantined rows (optionally fixed by SQL) through the silver step. */
+export async function replayQuarantine(
+  lake: Lake,
+  pipelineName: string,
+  pipeline: PipelineConfig,
+  table: string,
+  options: SilverOptions & { check?: string | undefined; where?: string | undefined; set?: Record<string, string> | undefined },
+): Promise<SilverTableResult & { stillQuarantined: number }> {
+  const cfg = pipeline.silver[table];
+  if (!cfg) throw new ConfigError(`no silver table ${table} in pipeline ${pipelineName} (silver tables: ${Object.keys(pipeline.silver).join(', ') || 'none'})`);
+  const privacy = await privacyContext(lake.project);
+  const qTable = quarantineTableName(table);
+  const files = await lake.catalog.liveFiles(qTable);
+  const silver = await lake.catalog.getTable(`silver.${table}`);
+  const state = (await lake.catalog.getState(pipelineName, SILVER_STATE_SOURCE, table)) as SilverState | undefined;
+  if (files.length === 0 || !state || !silver) {
+    return { table: `silver.${table}`, mode: 'replay', inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: ['nothing in quarantine'], stillQuarantined: 0 };
+  }
+  const scan = parquetScan(files.map((f) => lake.storage.uri(f.path)));
+  const selected: string[] = [];
+  if (options.check) selected.push(`list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(options.check)})`);
+  if (options.where) selected.push(`(${options.where})`);
+  const pick = selected.length ? selected.join(' AND ') : 'true';
+  const fixes = Object.entries(options.set ?? {});
+  const fixed = fixes.length ? ` REPLACE (${fixes.map(([c, e]) => `CASE WHEN ${pick} THEN (${e}) ELSE ${ident(c)} END AS ${ident(c)}`).join(', ')})` : '';
+  const meta = Object.values(QUARANTINE_META).map(ident).join(', ');
+  const relation = `(SELECT * EXCLUDE (${meta}) FROM (SELECT *${fixed} FROM ${scan}) WHERE ${pick})`;
+  const kept = `(SELECT * FROM ${scan} WHERE NOT (${pick}))`;
+  const result = await buildFrom(
+    { lake, pipeline: pipelineName, privacy, options },
+    table,
+    cfg,
+    state.definition,
+    { mode: 'replay', relation, files: files.length, bronzeCommit: state.bronzeCommit, replayedQuarantine: files },
+    kept,
+  );
+  return { ...result, stillQuarantined: result.quarantined };
+}
+
+async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig, definition: string, input: InputSelection, keptQuarantine?: string): Promise<SilverTableResult> {
+  const { lake, options } = ctx;
+  const table = `silver.${name}`;
+  const runId = options.runId;
+  const now = options.now ?? new Date();
+  const emit = options.onEvent ?? (() => undefined);
+  emit({ type: 'silver_started', table, mode: input.mode, files: input.files });
+  const warnings: string[] = [];
+  const warn = (message: string) => {
+    warnings.push(message);
+    emit({ type: 'silver_warning', table, message });
+  };
+
+  const inputColumns = await lake.engine.describe(`SELECT * FROM ${input.relation}`);
+  const relationOf = async (t: string) => {
+    const files = await lake.catalog.liveFiles(t);
+    if (files.length === 0) throw new ConfigError(`${table}: ${t} has no data (it is referenced by a join or relationships check)`);
+    const key = mergeOnReadKey(files);
+    const scan = parquetScan(files.map((f) => lake.storage.uri(f.path)));
+    return key ? `(${latestRowsSql(scan, key)})` : scan;
+  };
+  const plan = await planSilver({
+    table: name,
+    config: cfg,
+    inputColumns,
+    mask: ctx.privacy.mask,
+    engine: lake.engine,
+    joinRelation: async (j) => (j.table ? relationOf(j.table) : ctx.privacy.referenceFile(j.file as string)),
+  });
+  const clear = `(${plan.clearSql(input.relation)})`;
+
+  const current = await lake.catalog.getTable(table);
+  const currentSchema = current?.schemaVersion != null ? (await lake.catalog.schemaAt(table))?.schema : undefined;
+  const contract =
+    currentSchema && input.mode !== 'full'
+      ? await applyContract(lake.engine, { table, plan, clear, current: currentSchema, config: cfg })
+      : { checks: [] as CompiledRowCheck[], changes: [] as string[], dropped: [] as string[] };
+  for (const c of contract.changes) warn(`schema change: ${c}`);
+
+  const compiled = await compileChecks(table, cfg.checks, plan.columns, async (t, field) => `(SELECT ${ident(field)} FROM ${await relationOf(t)})`);
+  // Reports and quarantine reasons must not carry clear values of masked columns.
+  const guarded = compiled.row.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.type} failed on masked column ${c.columns.join(', ')}`) } : c));
+  const conversions = plan.conversions.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.columns.join(', ')}: value does not convert (masked column)`) } : c));
+  const rowChecks = [...conversions, ...contract.checks, ...guarded];
+  const rowResults = await evaluateRowChecks(lake.engine, clear, rowChecks);
+  const inputRows = await countRows(lake, clear, rowResults);
+
+  const fails = (c: CompiledRowCheck) => c.severity === 'error';
+  const errorChecks = rowChecks.filter(fails);
+  const failing = errorChecks.length ? errorChecks.map((c) => `(${c.failSql})`).join(' OR ') : 'false';
+  const quarantined = rowResults.filter((r) => r.severity === 'error').length ? await countWhere(lake, clear, failing) : 0;
+
+  const failReport = async (checks: CheckResult[], rows: number) => {
+    const report = summarize(table, runId, now, rows, checks);
+    await lake.catalog.saveQualityReport({ table, runId, status: report.status, rows, report: { ...report, mode: input.mode } as unknown as Record<string, unknown> });
+    return report;
+  };
+  const breached = rowResults.filter((r) => r.severity === 'error' && !r.passed);
+  if (breached.length) {
+    const report = await failReport(rowResults, inputRows);
+    throw new QualityFailedError(`${table}: data quality checks failed, nothing was committed:\n${breached.map((r) => `  ${r.message}`).join('\n')}`, report);
+  }
+
+  const privacyMode = ctx.privacy.detect;
+  if (privacyMode !== 'off') {
+    const unmasked = plan.columns.filter((c) => !plan.masked.has(c.name) && cfg.columns[c.name]?.pii !== false);
+    const findings = await detectPii(lake.engine, clear, unmasked);
+    for (const f of findings) {
+      const message = `column ${f.column} looks like ${f.kind} (${f.matched} of ${f.sampled} sampled values, e.g. ${f.examples.join(', ')}) but has no mask; set columns.${f.column}.mask, or pii: false if it is not personal data`;
+      if (privacyMode === 'error') throw new ConfigError(`${table}: ${message}`);
+      warn(message);
+    }
+  }
+
+  await storeTokens(ctx, cfg, plan, clear, failing);
+  const written = await writeSilver(ctx, name, plan, clear, failing, input, contract.dropped);
+  const quarantineFiles: NewFile[] = [];
+  if (quarantined > 0) {
+    quarantineFiles.push(await writeQuarantine(ctx, name, input.relation, clear, errorChecks, now));
+  }
+  if (keptQuarantine) {
+    const keptRows = await lake.engine.all(`SELECT count(*) AS n FROM ${keptQuarantine}`);
+    if (Number(keptRows[0]?.['n'] ?? 0) > 0) {
+      quarantineFiles.push(await writeLakeFile(lake, `SELECT * FROM ${keptQuarantine}`, { zone: 'quarantine', source: ctx.pipeline, table: `silver__${name}` }, { run_id: runId, kept: true }));
+    }
+  }
+
+  const silverRelation = parquetScan(written.liveAfter.map((p) => lake.storage.uri(p)));
+  const history = (await lake.catalog.listQualityReports(table, { limit: 60 }))
+    .filter((r) => r.commitId !== null)
+    .map((r) => Number((r.report as { newRows?: number }).newRows ?? r.rows))
+    .reverse();
+  const tableResults = await evaluateTableChecks(lake.engine, silverRelation, compiled.table, { now, newRows: written.newRows, history, columns: written.schema.columns });
+  const report = { ...summarize(table, runId, now, inputRows, [...rowResults, ...tableResults]), newRows: written.newRows, mode: input.mode };
+  if (report.status === 'failed') {
+    await lake.storage.delete([...written.files.map((f) => f.path), ...quarantineFiles.map((f) => f.path)]);
+    await lake.catalog.saveQualityReport({ table, runId, status: report.status, rows: inputRows, report: report as unknown as Record<string, unknown> });
+    const breachedTable = tableResults.filter((r) => r.severity === 'error' && !r.passed);
+    throw new QualityFailedError(`${table}: data quality checks failed, nothing was committed:\n${breachedTable.map((r) => `  ${r.message}`).join('\n')}`, report);
+  }
+  for (const r of [...rowResults, ...tableResults]) if (!r.passed) warn(r.message);
+
+  const changes: TableChange[] = [...written.changes];
+  const qName = quarantineTableName(name);
+  if (quarantineFiles.length || input.replayedQuarantine) {
+    const qSchema = quarantineFiles.length ? await lake.engine.describe(`SELECT * FROM ${parquetScan(quarantineFiles.map((f) => lake.storage.uri(f.path)))}`) : undefined;
+    changes.push({
+      table: qName,
+      zone: 'quarantine',
+      format: 'parquet',
+      add: quarantineFiles,
+      ...(input.mode === 'full' ? { remove: 'all' as const } : input.replayedQuarantine ? { remove: input.replayedQuarantine.map((f) => f.path) } : {}),
+      ...(qSchema ? { schema: { columns: qSchema } } : {}),
+    });
+  }
+  const request: CommitRequest = {
+    runId,
+    operation: written.operation,
+    tables: changes,
+    state: [{ pipeline: ctx.pipeline, source: SILVER_STATE_SOURCE, stream: name, value: { bronzeCommit: input.bronzeCommit, definition } satisfies SilverState }],
+    summary: { rows: written.newRows, quarantined, mode: input.mode, input_rows: inputRows },
+    qualityReports: [{ table, runId, status: report.status, rows: inputRows, report: report as unknown as Record<string, unknown> }],
+  };
+  const commit = await lake.catalog.commit(request);
+  const result: SilverTableResult = { table, mode: input.mode, inputRows, rows: written.rows, newRows: written.newRows, quarantined, commit: commit.id, warnings, report };
+  emit({ type: 'silver_committed', table, result });
+  return result;
+}
+
+/** Tokenized values go into the vault before the tokens can appear in a commit. */
+async function storeTokens(ctx: BuildContext, cfg: SilverTableConfig, plan: SilverPlan, clear: string, failing: string): Promise<void> {
+  const columns = plan.columns.filter((c) => cfg.columns[c.name]?.mask === 'tokenize').map((c) => c.name);
+  if (columns.length === 0) return;
+  const vault = await ctx.privacy.openVault();
+  if (!vault) throw new ConfigError(`silver: mask tokenize needs privacy.vault in dip.yaml`);
+  for (const column of columns) {
+    const rows = await ctx.lake.engine.all(
+      `SELECT DISTINCT CAST(${ident(column)} AS VARCHAR) AS v, ${plan.outputExpr.get(column) ?? ident(column)} AS t FROM ${clear} WHERE NOT (${failing}) AND ${ident(column)} IS NOT NULL`,
+    );
+    vault.store(column, rows.map((r) => ({ token: String(r['t']), value: String(r['v']) })));
+  }
+}
+
+async function countRows(lake: Lake, clear: string, results: readonly CheckResult[]): Promise<number> {
+  const first = results[0];
+  if (first) return first.evaluated;
+  const rows = await lake.engine.all(`SELECT count(*) AS n FROM ${clear}`);
+  return Number(rows[0]?.['n'] ?? 0);
+}
+
+async function countWhere(lake: Lake, relation: string, condition: string): Promise<number> {
+  const rows = await lake.engine.all(`SELECT count(*) AS n FROM ${relation} WHERE ${condition}`);
+  return Number(rows[0]?.['n'] ?? 0);
+}
+
+interface WrittenSilver {
+  operation: CommitRequest['operation'];
+  changes: TableChange[];
+  files: NewFile[];
+  /** Paths of the silver table's live files once committed. */
+  liveAfter: string[];
+  schema: TableSchema;
+  rows: number;
+  newRows: number;
+}
+
+/**
+ * Writes the silver table (and its children). With a primary key: the latest record per key
+ * among the new rows and the table's current rows, written as the whole table (copy-on-write);
+ * first/last seen span every version. Without one: the new rows are appended.
+ */
+async function writeSilver(ctx: BuildContext, name: string, plan: SilverPlan, clear: string, failing: string, input: InputSelection, dropped: readonly string[]): Promise<WrittenSilver> {
+  const { lake, options } = ctx;
+  const table = `silver.${name}`;
+  const runId = options.runId;
+  const current = input.mode === 'full' ? [] : await lake.catalog.liveFiles(table);
+  const head = (await lake.catalog.getTable(table))?.headCommit ?? null;
+  const keep = plan.columns.filter((c) => !dropped.includes(c.name));
+  const pk = plan.primaryKey;
+  const childCols = plan.children.map((c) => ident(c.column));
+  const masked = [...keep.map((c) => `${plan.outputExpr.get(c.name) ?? ident(c.name)} AS ${ident(c.name)}`), ...childCols];
+  const position = [`_dip_ingested_at`, POSITION_COLUMNS.file, POSITION_COLUMNS.row].map(ident);
+  const sourceFile = ident(SILVER_AUDIT.sourceFile);
+  const newRows = `SELECT ${masked.join(', ')}, ${sourceFile}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, ${position.join(', ')} FROM ${clear} WHERE NOT (${failing})`;
+  const idOf = (cols: readonly string[]) => `md5(concat_ws(chr(31), ${cols.map((c) => `CAST(${ident(c)} AS VARCHAR)`).join(', ')}))`;
+
+  let body: string;
+  let operation: CommitRequest['operation'];
+  if (pk.length) {
+    const part = pk.map(ident).join(', ');
+    const order = [...plan.sortBy.map((s) => `${ident(s)} DESC NULLS LAST`), '_dip_batch DESC', ...position.map((p) => `${p} DESC`)].join(', ');
+    const cur = current.length
+      ? `UNION ALL BY NAME SELECT * EXCLUDE (${ident(SILVER_AUDIT.id)}), 0 AS _dip_batch, NULL::TIMESTAMPTZ AS _dip_ingested_at FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))}`
+      : '';
+    const deleted = plan.deletedColumn ? `NOT coalesce(TRY_CAST(w.${ident(plan.deletedColumn)} AS BOOLEAN), false)` : 'true';
+    body = `WITH m AS (SELECT *, 1 AS _dip_batch, _dip_ingested_at AS ${SILVER_AUDIT.firstSeen}, _dip_ingested_at AS ${SILVER_AUDIT.lastSeen} FROM (${newRows}) ${cur}),
+      w AS (SELECT * FROM m QUALIFY row_number() OVER (PARTITION BY ${part} ORDER BY ${order}) = 1),
+      a AS (SELECT ${part}, min(${SILVER_AUDIT.firstSeen}) AS f, max(${SILVER_AUDIT.lastSeen}) AS l FROM m GROUP BY ${part} HAVING count(*) > 1)
+      SELECT w.* EXCLUDE (${[SILVER_AUDIT.firstSeen, SILVER_AUDIT.lastSeen, '_dip_ingested_at', POSITION_COLUMNS.file, POSITION_COLUMNS.row].map(ident).join(', ')}),
+        ${idOf(pk)} AS ${SILVER_AUDIT.id},
+        coalesce(a.f, w.${SILVER_AUDIT.firstSeen}) AS ${SILVER_AUDIT.firstSeen}, coalesce(a.l, w.${SILVER_AUDIT.lastSeen}) AS ${SILVER_AUDIT.lastSeen},
+        ${deleted} AS _dip_live
+      FROM w LEFT JOIN a USING (${part})`;
+    operation = current.length ? 'merge' : 'replace';
+  } else {
+    body = `SELECT * EXCLUDE (_dip_ingested_at, ${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row}),
+        md5(concat_ws(':', ${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row})) AS ${SILVER_AUDIT.id},
+        _dip_ingested_at AS ${SILVER_AUDIT.firstSeen}, _dip_ingested_at AS ${SILVER_AUDIT.lastSeen},
+        1 AS _dip_batch, true AS _dip_live
+      FROM (${newRows})`;
+    operation = input.mode === 'full' ? 'replace' : 'append';
+  }
+
+  const target = { zone: 'silver' as const, source: ctx.pipeline, table: name };
+  const hiddenOut = ['_dip_batch', '_dip_live', ...plan.children.map((c) => c.column)].map(ident).join(', ');
+  const files: NewFile[] = [];
+  const changes: TableChange[] = [];
+  let parentFile: NewFile;
+  let childChanges: TableChange[] = [];
+  if (plan.children.length === 0) {
+    parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM (${body}) WHERE _dip_live`, target, { run_id: runId, mode: input.mode });
+  } else {
+    // Parent and children come from the same deduplicated rows: materialize them once.
+    await lake.engine.run(`CREATE OR REPLACE TEMP TABLE _dip_silver_out AS ${body}`);
+    try {
+      parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM _dip_silver_out WHERE _dip_live`, target, { run_id: runId, mode: input.mode });
+      childChanges = await writeChildren(ctx, name, plan, pk.length > 0, input.mode === 'full');
+      files.push(...childChanges.flatMap((c) => c.add));
+    } finally {
+      await lake.engine.run('DROP TABLE IF EXISTS _dip_silver_out');
+    }
+  }
+  files.push(parentFile);
+  const replaceAll = pk.length > 0 || input.mode === 'full';
+  const fileColumns = await lake.engine.describe(`SELECT * FROM ${parquetScan([lake.storage.uri(parentFile.path)])}`);
+  // Appended files may lack columns older files have: the table's schema is their union.
+  const before = replaceAll ? undefined : (await lake.catalog.schemaAt(table))?.schema;
+  const schema: TableSchema = before ? evolveSchema(before, fileColumns, 'evolve').schema : { columns: fileColumns };
+  const liveAfter = replaceAll ? [parentFile.path] : [...current.map((f) => f.path), parentFile.path];
+  const newRowCount = pk.length
+    ? Number((await lake.engine.all(`SELECT count(*) AS n FROM ${parquetScan([lake.storage.uri(parentFile.path)])} WHERE ${SILVER_AUDIT.runId} = ${lit(runId)}`))[0]?.['n'] ?? 0)
+    : parentFile.rows;
+  changes.push({
+    table: `silver.${name}`,
+    zone: 'silver',
+    format: 'parquet',
+    primaryKey: pk,
+    schema,
+    add: [parentFile],
+    ...(replaceAll ? { remove: 'all' as const, expectedHead: head } : {}),
+  });
+  changes.push(...childChanges);
+  const total = replaceAll ? parentFile.rows : current.reduce((n, f) => n + f.rows, 0) + parentFile.rows;
+  return { operation, changes, files, liveAfter, schema, rows: total, newRows: newRowCount };
+}
+
+/** Child tables: rows of lists on the new winning parent rows; children of untouched parents are kept. */
+async function writeChildren(ctx: BuildContext, name: string, plan: SilverPlan, keyed: boolean, full: boolean): Promise<TableChange[]> {
+  const { lake, options } = ctx;
+  const out: TableChange[] = [];
+  for (const child of plan.children) {
+    const childTable = `silver.${name}__${child.name}`;
+    const current = full ? [] : await lake.catalog.liveFiles(childTable);
+    const head = (await lake.catalog.getTable(childTable))?.headCommit ?? null;
+    const fresh = childTableSelect(
+      `(SELECT * FROM _dip_silver_out WHERE _dip_batch = 1 AND _dip_live)`,
+      { name: child.column, sourcePath: [child.name], expr: ident(child.column), elementType: child.elementType },
+      ident(SILVER_AUDIT.id),
+      { maxDepth: 3, naming: 'snake_case' },
+    );
+    let sql = fresh.sql;
+    if (keyed && current.length) {
+      // Parents this build replaced or deleted lose their old children.
+      const kept = `SELECT * FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))} WHERE _dip_parent_id NOT IN (SELECT ${SILVER_AUDIT.id} FROM _dip_silver_out WHERE _dip_batch = 1)`;
+      sql = `${kept} UNION ALL BY NAME ${fresh.sql}`;
+    }
+    const file = await writeLakeFile(lake, sql, { zone: 'silver', source: ctx.pipeline, table: `${name}__${child.name}` }, { run_id: options.runId, parent: `silver.${name}` });
+    const schema = { columns: await lake.engine.describe(`SELECT * FROM ${parquetScan([lake.storage.uri(file.path)])}`) };
+    const replace = keyed || full;
+    out.push({ table: childTable, zone: 'silver', format: 'parquet', schema, add: [file], ...(replace ? { remove: 'all' as const, expectedHead: head } : {}) });
+  }
+  return out;
+}
+
+/** Rows failing error checks, as the input row (bronze columns) plus which checks failed and why. */
+async function writeQuarantine(ctx: BuildContext, name: string, inputRelation: string, clear: string, checks: readonly CompiledRowCheck[], at: Date): Promise<NewFile> {
+  const { lake, options } = ctx;
+  const names = checks.map((c) => `CASE WHEN ${c.failSql} THEN ${lit(c.name)} END`).join(', ');
+  const reasons = checks.map((c) => `CASE WHEN ${c.failSql} THEN ${lit(`${c.name}: `)} || (${c.reasonSql}) END`).join(', ');
+  const failing = checks.map((c) => `(${c.failSql})`).join(' OR ');
+  const pos = `${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row}`;
+  const sql = `SELECT i.*, q.${QUARANTINE_META.check}, q.${QUARANTINE_META.reason},
+      ${lit(at.toISOString())}::TIMESTAMPTZ AS ${QUARANTINE_META.at}, ${lit(options.runId)} AS ${QUARANTINE_META.runId}
+    FROM ${inputRelation} AS i
+    JOIN (SELECT ${pos}, concat_ws(', ', ${names}) AS ${QUARANTINE_META.check}, concat_ws('; ', ${reasons}) AS ${QUARANTINE_META.reason}
+          FROM ${clear} WHERE ${failing}) AS q USING (${pos})`;
+  return writeLakeFile(lake, sql, { zone: 'quarantine', source: ctx.pipeline, table: `silver__${name}` }, { run_id: options.runId });
+}
+
+export type { Column };
+export { SchemaChangeError };
