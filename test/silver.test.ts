@@ -101,7 +101,7 @@ describe('silver', () => {
     assert.equal(u1['address__city'], 'City1');
     assert.equal(u1['address__geo__lat'], 1.5);
     assert.equal(u1['country_name'], 'France');
-    assert.equal(u1['name_length'], 5);
+    assert.equal(Number(u1['name_length']), 5);
     assert.equal(u1['phone'], '+* (***) ***-1001');
     const hash = (await p.rows(`select sha256('${SALT}' || 'user1@example.com') as h`))[0]?.['h'];
     assert.equal(u1['email'], hash);
@@ -155,7 +155,9 @@ describe('silver', () => {
       [2, 'user2', true],
       [5, 'user5', false],
     ]);
-    assert.equal(await p.count('silver.users__tags'), 4, 'children of the deleted user went, the renamed user has its new children');
+    assert.equal(await p.count('silver.users__tags'), 6, 'users 1, 2 and 5 have two tags each');
+    assert.equal(await p.num(`select count(*) from silver.users__tags where _dip_parent_id = md5('4')`), 0, 'children of the deleted user went');
+    assert.deepEqual((await p.rows(`select value from silver.users__tags where _dip_parent_id = md5('1') order by _dip_list_idx`)).map((r) => r['value']), ['t1', 'common']);
     const lake = await p.lake();
     const state = (await lake.catalog.listStates('p')).find((s) => s.source === '_silver');
     assert.ok(state, 'silver progress is kept as state');
@@ -255,12 +257,18 @@ describe('silver', () => {
     const discarded = await p.runOk();
     assert.equal(discarded.stats.streams['silver.ev']?.quarantined, 1);
     assert.equal(await p.num(`select count(*) from quarantine.silver__ev where _dip_check = 'contract_new_column_other'`), 1);
+  });
 
-    await p.write('in/5.ndjson', ndjson([{ id: 6, n: 'lots' }]));
+  it('an incompatible type change fails the run with old type, new type and the offending record', async () => {
+    const p = await silverProject({ ev: { path: 'in/*.ndjson' } }, { ev: { from: 'ev' } }, { detect: 'off' });
+    await p.write('in/1.ndjson', ndjson([{ id: 1, n: 2.5 }]));
+    await p.runOk();
+    await p.write('in/2.ndjson', ndjson([{ id: 2, n: 3 }, { id: 3, n: 'lots' }]));
     const bad = await p.run();
     assert.equal(bad.status, 'failed');
-    assert.match(bad.errors[0]?.message ?? '', /column n changed type DOUBLE → VARCHAR .* the first: value "lots" at row 0 of .*5\.ndjson|column n changed type DOUBLE → VARCHAR/);
-    assert.match(bad.errors[0]?.message ?? '', /"lots"/);
+    assert.equal(bad.errors[0]?.exitCode, 4);
+    assert.match(bad.errors[0]?.message ?? '', /column n: table has DOUBLE, .*2\.ndjson has (VARCHAR|JSON); first misfit: record 2, value "lots"/);
+    assert.equal(await p.num(`select count(*) from silver.ev`), 1, 'silver unchanged');
   });
 });
 

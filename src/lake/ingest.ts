@@ -83,7 +83,7 @@ export async function stageUnit(
           cleanups.push(prepared);
           continue;
         }
-        assertCompatible(evolution.incompatible, target, file, tableSchema);
+        await assertCompatible(lake, prepared.typed, evolution.incompatible, target, file, tableSchema);
         const select = columns
           .map((c) => {
             const type = evolution?.writeTypes.get(c.name) ?? c.type;
@@ -267,19 +267,33 @@ function typeOverrides(incompatible: ReturnType<typeof evolveSchema>['incompatib
   return known.length ? Object.fromEntries(known.map((c) => [c.column, c.tableType])) : undefined;
 }
 
-function assertCompatible(
+async function assertCompatible(
+  lake: Lake,
+  relation: string,
   incompatible: ReturnType<typeof evolveSchema>['incompatible'],
   target: IngestTarget,
   file: string,
   tableSchema: TableSchema | undefined,
-): void {
+): Promise<void> {
   if (incompatible.length === 0) return;
   const table = `bronze.${target.stream.table}`;
-  const lines = incompatible.map((c) =>
-    c.tableType === '(absent)'
-      ? `  column ${c.column}: new column of type ${c.batchType}`
-      : `  column ${c.column}: table has ${c.tableType}, ${file} has ${c.batchType}`,
-  );
+  const lines: string[] = [];
+  for (const c of incompatible) {
+    if (c.tableType === '(absent)') {
+      lines.push(`  column ${c.column}: new column of type ${c.batchType}`);
+      continue;
+    }
+    // The first record whose value the table's type cannot hold: what to fix, and where.
+    const col = ident(c.column);
+    const first = await lake.engine
+      .all(
+        `SELECT n, v FROM (SELECT row_number() OVER () AS n, ${col} AS x, ${c.batchType === 'JSON' ? `json_extract_string(${col}, '$')` : `CAST(${col} AS VARCHAR)`} AS v FROM ${relation})
+         WHERE x IS NOT NULL AND TRY_CAST(v AS ${c.tableType}) IS NULL ORDER BY n LIMIT 1`,
+      )
+      .catch(() => []);
+    const at = first[0] ? `; first misfit: record ${String(first[0]['n'])}, value ${JSON.stringify(first[0]['v'])}` : '';
+    lines.push(`  column ${c.column}: table has ${c.tableType}, ${file} has ${c.batchType}${at}`);
+  }
   const hint =
     target.stream.schemaContract === 'freeze'
       ? 'the stream declares schema_contract: freeze; allow evolution with schema_contract: evolve'

@@ -16,11 +16,12 @@ import { parquetScan } from '../lake/scan.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
 import { ident, lit } from '../lake/sql.js';
 import { writeLakeFile } from '../lake/write-file.js';
-import { compileChecks, evaluateRowChecks, evaluateTableChecks, type CompiledRowCheck } from '../quality/checks.js';
+import { compileChecks, evaluateRowChecks, evaluateTableChecks, validateRowChecks, type CompiledRowCheck } from '../quality/checks.js';
 import { summarize, type CheckResult, type QualityReport } from '../quality/report.js';
 import { applyContract } from './contract.js';
 import { childTableSelect } from './flatten.js';
 import { detectPii } from './pii-detect.js';
+import { maskMacrosSql } from './mask.js';
 import { POSITION_COLUMNS, SILVER_AUDIT, bronzeName, planSilver, type SilverPlan } from './plan.js';
 import { privacyContext, type PrivacyContext } from './privacy.js';
 import { QUARANTINE_META, quarantineTableName } from './quarantine.js';
@@ -141,6 +142,8 @@ interface InputSelection {
   bronzeCommit: number;
   /** Live quarantine files a replay consumed (removed by its commit). */
   replayedQuarantine?: DataFile[];
+  /** The table's definition is the one that built it: the schema contract judges the input. */
+  contract: boolean;
 }
 
 async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConfig, definition: string): Promise<InputSelection | 'up_to_date' | 'no_bronze'> {
@@ -154,7 +157,8 @@ async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConf
   const key = mergeOnReadKey(live);
   let files = live;
   let mode: SilverMode = 'full';
-  if (!ctx.options.fullRefresh && state && silver?.headCommit != null && state.definition === definition && !key) {
+  const sameDefinition = !ctx.options.fullRefresh && state !== undefined && silver?.headCommit != null && state.definition === definition;
+  if (sameDefinition && state && !key) {
     const before = await lake.catalog.liveFiles(bronze, state.bronzeCommit);
     const now = new Set(live.map((f) => f.path));
     if (before.every((f) => now.has(f.path))) {
@@ -174,6 +178,7 @@ async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConf
     relation: `(SELECT * EXCLUDE (filename, file_row_number), filename AS ${POSITION_COLUMNS.file}, file_row_number AS ${POSITION_COLUMNS.row} FROM ${rows})`,
     files: files.length,
     bronzeCommit: info.headCommit,
+    contract: sameDefinition,
   };
 }
 
@@ -222,7 +227,7 @@ export async function replayQuarantine(
     table,
     cfg,
     state.definition,
-    { mode: 'replay', relation, files: files.length, bronzeCommit: state.bronzeCommit, replayedQuarantine: files },
+    { mode: 'replay', relation, files: files.length, bronzeCommit: state.bronzeCommit, replayedQuarantine: files, contract: true },
     kept,
   );
   return { ...result, stillQuarantined: result.quarantined };
@@ -241,6 +246,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     emit({ type: 'silver_warning', table, message });
   };
 
+  for (const macro of maskMacrosSql()) await lake.engine.run(macro);
   const inputColumns = await lake.engine.describe(`SELECT * FROM ${input.relation}`);
   const relationOf = async (t: string) => {
     const files = await lake.catalog.liveFiles(t);
@@ -262,7 +268,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const current = await lake.catalog.getTable(table);
   const currentSchema = current?.schemaVersion != null ? (await lake.catalog.schemaAt(table))?.schema : undefined;
   const contract =
-    currentSchema && input.mode !== 'full'
+    currentSchema && input.contract
       ? await applyContract(lake.engine, { table, plan, clear, current: currentSchema, config: cfg })
       : { checks: [] as CompiledRowCheck[], changes: [] as string[], dropped: [] as string[] };
   for (const c of contract.changes) warn(`schema change: ${c}`);
@@ -272,6 +278,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const guarded = compiled.row.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.type} failed on masked column ${c.columns.join(', ')}`) } : c));
   const conversions = plan.conversions.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.columns.join(', ')}: value does not convert (masked column)`) } : c));
   const rowChecks = [...conversions, ...contract.checks, ...guarded];
+  await validateRowChecks(lake.engine, clear, rowChecks);
   const rowResults = await evaluateRowChecks(lake.engine, clear, rowChecks);
   const inputRows = await countRows(lake, clear, rowResults);
 
@@ -499,6 +506,9 @@ async function writeChildren(ctx: BuildContext, name: string, plan: SilverPlan, 
       { maxDepth: 3, naming: 'snake_case' },
     );
     let sql = fresh.sql;
+    if (child.valueColumn !== 'value' && fresh.columns.some((c) => c.name === 'value')) {
+      sql = `SELECT * EXCLUDE (value), value AS ${ident(child.valueColumn)} FROM (${sql})`;
+    }
     if (keyed && current.length) {
       // Parents this build replaced or deleted lose their old children.
       const kept = `SELECT * FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))} WHERE _dip_parent_id NOT IN (SELECT ${SILVER_AUDIT.id} FROM _dip_silver_out WHERE _dip_batch = 1)`;
