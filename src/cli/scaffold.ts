@@ -45,6 +45,27 @@ pipelines:
           products:
             path: data/products.json
             write_disposition: replace     # the table always equals the latest file
+    silver:                                # bronze → silver after every run: typed, deduplicated, masked, checked
+      customers:
+        from: customers
+        primary_key: [customer_id]
+        columns:
+          email: { pii: email, mask: hash }      # salted SHA-256: still joins, never readable
+        checks:
+          - { type: not_null, column: customer_id }
+          - { type: format, column: email, format: email }
+      orders:
+        from: orders
+        primary_key: [order_id]
+        dedup: { sort_by: ordered_at }
+        columns:
+          ordered_at: { type: TIMESTAMPTZ, timezone: Europe/Lisbon }   # local shop time → UTC
+          status: { map: { paid: PAID, refunded: REFUNDED } }
+        derive: { amount: "round(quantity * unit_price, 2)" }
+        checks:
+          - { type: accepted_values, column: status, values: [PAID, REFUNDED] }
+          - { type: range, column: quantity, min: 1, max: 100, mostly: 0.99 }   # up to 1% may go to quarantine
+          - { type: relationships, column: customer_id, to: silver.customers, field: customer_id, severity: warn }
 `;
 
 /** The demo's REST pipeline against the social metrics emulator at `baseUrl`. */
@@ -76,6 +97,19 @@ export function socialPipelineYaml(baseUrl: string, clientId: string): string {
             parent: { resource: posts, fields: { post_id: id } }
             primary_key: [id]
             write_disposition: merge
+    silver:
+      posts:
+        from: posts
+        primary_key: [id]
+        dedup: { sort_by: updated_at }
+        columns:
+          created_at: { type: TIMESTAMPTZ }
+          updated_at: { type: TIMESTAMPTZ }
+          author__handle: { pii: name, mask: hash }
+        derive: { engagement_rate: "round((metrics__likes + metrics__comments + metrics__shares) / nullif(metrics__views, 0), 4)" }
+        checks:
+          - { type: not_null, columns: [id, created_at] }
+          - { type: range, column: metrics__views, min: 0 }
 `;
 }
 

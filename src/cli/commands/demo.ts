@@ -9,6 +9,7 @@ import { runPipeline, type RunResult } from '../../pipeline/run.js';
 import type { GlobalOptions } from '../context.js';
 import { formatCount, printJson, renderTable } from '../output.js';
 import { printRunSummary } from './run.js';
+import { formatReport, type QualityReport } from '../../quality/report.js';
 import { PROJECT_YAML, addNextDay, scaffoldProject, socialPipelineYaml } from '../scaffold.js';
 import { appendFile } from 'node:fs/promises';
 import { SocialApiEmulator } from '../../emulate/social-api.js';
@@ -52,7 +53,7 @@ async function socialSteps(abs: string, report: (r: RunResult) => RunResult): Pr
     try {
       say(`\n3) a REST API (the social metrics emulator at ${api.url}): OAuth2, cursor pages, comments per post`);
       const first = report(await runPipeline(lake, 'social'));
-      await show(lake, 'engagement per post, from nested API records', `select id, metrics.views as views, round((metrics.likes + metrics.comments + metrics.shares) / metrics.views, 3) as engagement, len(hashtags) as tags from bronze.posts order by views desc limit 3`);
+      await show(lake, 'silver posts: nested author and metrics flattened, engagement derived, media and hashtags as child tables', `select id, metrics__views as views, engagement_rate, (select count(*) from silver.posts__hashtags h where h._dip_parent_id = p._dip_id) as tags, (select count(*) from silver.posts__media m where m._dip_parent_id = p._dip_id) as media from silver.posts p order by views desc limit 3`);
       api.advance(6 * 3_600_000);
       say('\n4) six hours later: posts changed and new ones appeared; the incremental run fetches only those');
       const second = report(await runPipeline(lake, 'social'));
@@ -64,6 +65,13 @@ async function socialSteps(abs: string, report: (r: RunResult) => RunResult): Pr
   } finally {
     await api.close();
   }
+}
+
+async function showQuality(lake: Lake, table: string): Promise<void> {
+  const [report] = await lake.catalog.listQualityReports(table, { limit: 1 });
+  if (!narrate || !report) return;
+  say(`\n▸ data quality of ${table} (each run keeps one)\n  $ dip quality ${table}`);
+  say(formatReport(report.report as unknown as QualityReport).replace(/^/gm, '  '));
 }
 
 export function registerDemo(program: Command): void {
@@ -95,13 +103,16 @@ export function registerDemo(program: Command): void {
         await show(lake, 'customers merged by key: updates applied, C-1001 deleted', `select count(*) as customers, count(*) filter (where customer_id = 'C-1001') as c1001_rows, max(address.city) as some_city from bronze.customers`);
         await show(lake, 'the orders table evolved: coupon was added as schema v2', `select _dip_source_file like '%11-01%' as first_file, count(*) as orders, count(coupon) as with_coupon from bronze.orders group by all order by 1`);
         await show(lake, 'every record is also kept raw, as it arrived', `select seq, payload, run_id from raw.orders order by received_at, seq limit 2`);
+        await show(lake, 'silver: typed, UTC, mapped, deduplicated and checked (the orders with quantity "three" never got here)', `select order_id, ordered_at, status, amount, _dip_first_seen is not null as audited from silver.orders order by order_id limit 3`);
+        await show(lake, 'silver customers: email is a salted hash, address flattened, tags a child table', `select customer_id, left(email, 16) || '…' as email, address__city, (select count(*) from silver.customers__tags t where t._dip_parent_id = c._dip_id) as tags from silver.customers c order by customer_id limit 3`);
+        await showQuality(lake, 'silver.orders');
         const social = await socialSteps(abs, report);
         const tables = await lake.catalog.listTables();
         if (!narrate) return printJson({ project: abs, runs: [first, second, ...social], tables });
         say('\n▸ tables');
         say(renderTable(['table', 'rows', 'files', 'schema'], tables.map((t) => [t.name, formatCount(t.rows), t.files, `v${t.schemaVersion ?? '-'}`])).replace(/^/gm, '  '));
         say(`\nlook around (from this repository; with DIP installed, plain \`dip …\` inside ${dir}):`);
-        for (const cmd of ['status', 'tables', 'describe bronze.orders', 'query "select * from bronze.customers limit 5"']) {
+        for (const cmd of ['status', 'tables', 'describe silver.orders', 'quality silver.orders', 'quarantine list', 'query "select * from silver.customers limit 5"']) {
           say(`  npm run dip -- -p ${dir} ${cmd}`);
         }
       } finally {
