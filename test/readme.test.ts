@@ -39,3 +39,15 @@ it('the database example in README.md validates', () => {
   assert.equal(pg.mode, 'incremental');
   assert.deepEqual(Object.keys(pg.queries), ['big_orders']);
 });
+
+it('the silver example in README.md validates', () => {
+  const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((b) => b.includes('silver:'));
+  assert.ok(block, 'README.md has a silver example');
+  const config = parseProject(block, 'README.md');
+  const posts = config.pipelines['social']?.silver['posts'];
+  assert.ok(posts);
+  assert.deepEqual([...new Set(posts.checks.map((c) => c.type))].length, 12, 'every check kind is shown');
+  assert.equal(posts.columns['author__email']?.mask, 'hash');
+  assert.equal(config.privacy.detect, 'warn');
+});
