@@ -35,6 +35,8 @@ export interface ChildPlan {
   elementType: string;
   /** Element column name for scalar lists. */
   valueColumn: string;
+  /** The flattened array (element fields excluded by exclude_columns stay out of the child table). */
+  array?: ArrayColumn | undefined;
 }
 
 export interface SilverPlan {
@@ -142,7 +144,7 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   for (const [name, child] of Object.entries(config.children)) {
     children.push({ name, column: `_dip_child_${name}`, elementType: '', valueColumn: child.column });
   }
-  for (const a of arrays) children.push({ name: a.name, column: a.name, elementType: a.elementType, valueColumn: 'value' });
+  for (const a of arrays) children.push({ name: a.name, column: a.name, elementType: a.elementType, valueColumn: 'value', array: a });
   const derSql = (input: string) => {
     const joinCols = joins.flatMap(({ j }) => Object.entries(j.columns).map(([n, e]) => `${e} AS ${ident(n)}`));
     const childCols = Object.entries(config.children).map(([name, c]) => `(${c.expression}) AS ${ident(`_dip_child_${name}`)}`);

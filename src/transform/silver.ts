@@ -310,7 +310,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   }
 
   await storeTokens(ctx, cfg, plan, clear, failing);
-  const written = await writeSilver(ctx, name, plan, clear, failing, input, contract.dropped);
+  const written = await writeSilver(ctx, name, cfg, plan, clear, failing, input, contract.dropped);
   const quarantineFiles: NewFile[] = [];
   if (quarantined > 0) {
     quarantineFiles.push(await writeQuarantine(ctx, name, input.relation, clear, errorChecks, now));
@@ -406,7 +406,7 @@ interface WrittenSilver {
  * among the new rows and the table's current rows, written as the whole table (copy-on-write);
  * first/last seen span every version. Without one: the new rows are appended.
  */
-async function writeSilver(ctx: BuildContext, name: string, plan: SilverPlan, clear: string, failing: string, input: InputSelection, dropped: readonly string[]): Promise<WrittenSilver> {
+async function writeSilver(ctx: BuildContext, name: string, cfg: SilverTableConfig, plan: SilverPlan, clear: string, failing: string, input: InputSelection, dropped: readonly string[]): Promise<WrittenSilver> {
   const { lake, options } = ctx;
   const table = `silver.${name}`;
   const runId = options.runId;
@@ -461,7 +461,7 @@ async function writeSilver(ctx: BuildContext, name: string, plan: SilverPlan, cl
     await lake.engine.run(`CREATE OR REPLACE TEMP TABLE _dip_silver_out AS ${body}`);
     try {
       parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM _dip_silver_out WHERE _dip_live`, target, { run_id: runId, mode: input.mode });
-      childChanges = await writeChildren(ctx, name, plan, pk.length > 0, input.mode === 'full');
+      childChanges = await writeChildren(ctx, name, cfg, plan, pk.length > 0, input.mode === 'full');
       files.push(...childChanges.flatMap((c) => c.add));
     } finally {
       await lake.engine.run('DROP TABLE IF EXISTS _dip_silver_out');
@@ -492,7 +492,7 @@ async function writeSilver(ctx: BuildContext, name: string, plan: SilverPlan, cl
 }
 
 /** Child tables: rows of lists on the new winning parent rows; children of untouched parents are kept. */
-async function writeChildren(ctx: BuildContext, name: string, plan: SilverPlan, keyed: boolean, full: boolean): Promise<TableChange[]> {
+async function writeChildren(ctx: BuildContext, name: string, cfg: SilverTableConfig, plan: SilverPlan, keyed: boolean, full: boolean): Promise<TableChange[]> {
   const { lake, options } = ctx;
   const out: TableChange[] = [];
   for (const child of plan.children) {
@@ -501,9 +501,9 @@ async function writeChildren(ctx: BuildContext, name: string, plan: SilverPlan, 
     const head = (await lake.catalog.getTable(childTable))?.headCommit ?? null;
     const fresh = childTableSelect(
       `(SELECT * FROM _dip_silver_out WHERE _dip_batch = 1 AND _dip_live)`,
-      { name: child.column, sourcePath: [child.name], expr: ident(child.column), elementType: child.elementType },
+      child.array ?? { name: child.column, sourcePath: [child.name], expr: ident(child.column), elementType: child.elementType },
       ident(SILVER_AUDIT.id),
-      { maxDepth: 3, naming: 'snake_case' },
+      { maxDepth: cfg.nested.max_depth, naming: cfg.naming },
     );
     let sql = fresh.sql;
     if (child.valueColumn !== 'value' && fresh.columns.some((c) => c.name === 'value')) {
