@@ -303,3 +303,78 @@ async function scanParquet(lakeDir: string, zones: string[], clear: string[]): P
 }
 
 export { Lake, loadProject };
+
+describe('silver tokenization and the vault', () => {
+  it('tokenized columns hold tokens; only a permitted role with its secret gets the clear values back', async () => {
+    const p = await silverProject(
+      { cards: { path: 'in/cards.ndjson' } },
+      { cards: { from: 'cards', primary_key: ['id'], columns: { card: { pii: 'card', mask: 'tokenize' } } } },
+      { vault: { key: '${env:TEST_VAULT_KEY}', roles: { pii_admin: { secret: '${env:TEST_ADMIN_SECRET}' } } } },
+    );
+    process.env['TEST_VAULT_KEY'] = 'vault-key-for-tests-0123456789';
+    process.env['TEST_ADMIN_SECRET'] = 'admin-secret-42';
+    const cards = ['4111 1111 1111 1111', '5500 0000 0000 0004', '4111 1111 1111 1111'];
+    await p.write('in/cards.ndjson', ndjson(cards.map((card, id) => ({ id, card }))));
+    await p.runOk();
+    const tokens = (await p.rows(`select card from silver.cards order by id`)).map((r) => String(r['card']));
+    assert.equal(tokens.length, 3);
+    for (const t of tokens) assert.match(t, /^tok_[0-9a-f]{32}$/);
+    assert.equal(tokens[0], tokens[2], 'equal values, equal tokens (joins still work)');
+    const found = await scanParquet(p.lakeDir, ['silver', 'gold'], cards);
+    assert.deepEqual(found.hits, []);
+    await (await p.lake()).close();
+
+    const env = { TEST_VAULT_KEY: 'vault-key-for-tests-0123456789', TEST_ADMIN_SECRET: 'admin-secret-42' };
+    const ok = await runCli(['vault', 'detokenize', tokens[0] as string, tokens[1] as string, '--role', 'pii_admin', '--json'], p.dir, { ...env, DIP_ROLE_SECRET: 'admin-secret-42' });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /4111 1111 1111 1111/);
+    assert.match(ok.stdout, /5500 0000 0000 0004/);
+    const noRole = await runCli(['vault', 'detokenize', tokens[0] as string], p.dir, env);
+    assert.notEqual(noRole.code, 0);
+    assert.match(noRole.stderr, /detokenize refused/);
+    assert.doesNotMatch(noRole.stdout + noRole.stderr, /4111/);
+    const wrong = await runCli(['vault', 'detokenize', tokens[0] as string, '--role', 'pii_admin'], p.dir, { ...env, DIP_ROLE_SECRET: 'guess' });
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /wrong secret for role "pii_admin"/);
+    const other = await runCli(['vault', 'detokenize', tokens[0] as string, '--role', 'analyst'], p.dir, { ...env, DIP_ROLE_SECRET: 'admin-secret-42' });
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /role "analyst" may not detokenize \(allowed roles: pii_admin\)/);
+  });
+});
+
+describe('dip transform, quality and quarantine on the command line', () => {
+  it('lists quarantined rows per check and replays them after a fix, landing each once', async () => {
+    const p = await silverProject(
+      { items: { path: 'in/*.ndjson' } },
+      { items: { from: 'items', primary_key: ['id'], checks: [{ type: 'range', column: 'qty', min: 0, mostly: 0.5 }, { type: 'regex', column: 'sku', pattern: '[A-Z]{3}-[0-9]+', mostly: 0.5 }] } },
+      { detect: 'off' },
+    );
+    await p.write('in/a.ndjson', ndjson([{ id: 1, qty: 5, sku: 'ABC-1' }, { id: 2, qty: -1, sku: 'ABC-2' }, { id: 3, qty: 2, sku: 'bad' }, { id: 4, qty: 1, sku: 'XYZ-9' }]));
+    await (await p.lake()).close();
+    const run = await runCli(['run', '--no-silver', '--quiet'], p.dir);
+    assert.equal(run.code, 0, run.stderr);
+    const t = await runCli(['transform', '--json'], p.dir);
+    assert.equal(t.code, 0, t.stderr);
+    const built = JSON.parse(t.stdout) as { table: string; newRows: number; quarantined: number }[];
+    assert.deepEqual(built.map((b) => [b.table, b.newRows, b.quarantined]), [['silver.items', 2, 2]]);
+
+    const list = await runCli(['quarantine', 'list', 'items', '--json'], p.dir);
+    assert.equal(list.code, 0, list.stderr);
+    const listed = JSON.parse(list.stdout) as { summary: { check: string; rows: number }[]; rows: Record<string, unknown>[] };
+    assert.deepEqual(listed.summary.map((s) => [s.check, s.rows]), [['range_qty', 1], ['regex_sku', 1]]);
+    assert.equal(listed.rows.length, 2);
+
+    const replay = await runCli(['quarantine', 'replay', 'items', '--check', 'range_qty', '--set', 'qty=abs(qty)'], p.dir);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.match(replay.stdout, /replayed 1 quarantined rows into silver.items: 1 landed, 0 still failing/);
+    const again = await runCli(['quarantine', 'replay', 'items', '--check', 'range_qty'], p.dir);
+    assert.match(again.stdout, /replayed 0 quarantined rows/);
+    const q = await runCli(['query', 'select id, qty from silver.items order by id', '--format', 'csv'], p.dir);
+    assert.equal(q.stdout.trim(), 'id,qty\n1,5\n2,1\n4,1');
+    const left = JSON.parse((await runCli(['quarantine', 'list', '--json'], p.dir)).stdout) as { summary: { check: string; rows: number }[] };
+    assert.deepEqual(left.summary.map((s) => [s.check, s.rows]), [['regex_sku', 1]]);
+    const quality = await runCli(['quality', 'items', '--runs', '2'], p.dir);
+    assert.equal(quality.code, 0, quality.stderr);
+    assert.match(quality.stdout, /range_qty/);
+  });
+});

@@ -10,6 +10,7 @@ import { registerQuery } from './commands/query.js';
 import { registerReplay } from './commands/replay.js';
 import { registerRun } from './commands/run.js';
 import { registerSilver } from './commands/silver.js';
+import { registerVaultCommands } from './commands/vault.js';
 import { registerState } from './commands/state.js';
 import { registerStatus } from './commands/status.js';
 import { registerTables } from './commands/tables.js';
@@ -25,6 +26,7 @@ const program = new Command('dip')
 registerInit(program);
 registerRun(program);
 registerSilver(program);
+registerVaultCommands(program);
 registerStatus(program);
 registerState(program);
 registerTables(program);
