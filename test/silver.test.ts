@@ -378,3 +378,22 @@ describe('dip transform, quality and quarantine on the command line', () => {
     assert.match(quality.stdout, /range_qty/);
   });
 });
+
+describe('silver configuration errors', () => {
+  it('name the table, the setting and what exists', async () => {
+    const p = await silverProject({ users: { path: 'in/*.ndjson' } }, { people: { from: 'usres' } }, { detect: 'off' });
+    await p.write('in/a.ndjson', ndjson([{ id: 1, email: 'a@b.io' }]));
+    const r = await p.run();
+    assert.match(r.errors[0]?.message ?? '', /silver\.people: from: usres is not a bronze table of this pipeline \(its streams land in: bronze\.users\)/);
+    await writeSilverConfig(p, { users: { path: 'in/*.ndjson' } }, { people: { from: 'users', columns: { emial: { mask: 'hash' } } } }, { detect: 'off' });
+    const r2 = await p.run();
+    assert.match(r2.errors[0]?.message ?? '', /silver\.people: columns\.emial is not a column of bronze\.users .*\(columns: id, email\)/);
+    await writeSilverConfig(p, { users: { path: 'in/*.ndjson' } }, { people: { from: 'users', columns: { email: { pii: 'email' } } } }, { detect: 'off' });
+    const r3 = await p.run();
+    assert.match(r3.errors[0]?.message ?? '', /columns\.email is declared pii but has no mask/);
+    await writeSilverConfig(p, { users: { path: 'in/*.ndjson' } }, { people: { from: 'users', checks: [{ type: 'not_null', column: 'mail' }] } }, { detect: 'off' });
+    const r4 = await p.run();
+    assert.match(r4.errors[0]?.message ?? '', /unknown column "mail"/);
+    assert.equal(r4.errors[0]?.exitCode, 2);
+  });
+});

@@ -31,3 +31,17 @@ export function streamNames(pipeline: PipelineConfig): { names: string[]; comple
   }
   return { names, complete };
 }
+
+/** The bronze tables a pipeline's streams land in (the stream name unless the stream names its table). */
+export function bronzeTableNames(pipeline: PipelineConfig): { names: string[]; complete: boolean } {
+  const streams = streamNames(pipeline);
+  const renamed = Object.values(pipeline.sources).flatMap((s) =>
+    s.type === 'files'
+      ? Object.entries(s.streams).map(([n, st]) => [n, st.table ?? n] as const)
+      : s.type === 'rest'
+        ? Object.entries(s.resources).map(([n, r]) => [n, r.table ?? n] as const)
+        : [],
+  );
+  const byStream = new Map(renamed);
+  return { names: streams.names.map((n) => byStream.get(n) ?? n), complete: streams.complete };
+}

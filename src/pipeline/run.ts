@@ -19,7 +19,7 @@ import type { SourceInstance, StateStore, StreamSpec } from '../sources/types.js
 import type { PipelineConfig, SourceConfig } from '../config/schema.js';
 import { runSilver, silverTables } from '../transform/silver.js';
 import type { RunEventSink } from './events.js';
-import { pipelineNamed } from './pipelines.js';
+import { bronzeTableNames, pipelineNamed } from './pipelines.js';
 
 export interface RunResult {
   runId: string;
@@ -102,7 +102,7 @@ async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date 
     const key = `silver.${table}`;
     const s = (stats.streams[key] = emptyStats());
     try {
-      const [result] = await runSilver(lake, name, pipeline, { runId, tables: [table], now, signal, onEvent: (e) => emit(e) });
+      const [result] = await runSilver(lake, name, pipeline, { runId, tables: [table], now, signal, onEvent: (e) => emit(e), declaredBronze: bronzeTableNames(pipeline) });
       if (result) {
         s.rows = result.newRows;
         s.quarantined = result.quarantined;

@@ -48,6 +48,8 @@ export interface SilverOptions {
   now?: Date | undefined;
   onEvent?: ((event: SilverEvent) => void) | undefined;
   signal?: AbortSignal | undefined;
+  /** Bronze tables the pipeline's streams declare: a silver `from` outside them is a config error. */
+  declaredBronze?: { names: readonly string[]; complete: boolean } | undefined;
 }
 
 export type SilverEvent =
@@ -188,7 +190,10 @@ async function buildSilverTable(ctx: BuildContext, name: string, cfg: SilverTabl
   const input = await selectInput(ctx, name, cfg, definition);
   const silver = await lake.catalog.getTable(`silver.${name}`);
   if (input === 'no_bronze' || input === 'up_to_date') {
-    if (input === 'no_bronze' && !ctx.pipeline) throw new ConfigError(`silver.${name}: bronze.${bronzeName(cfg.from)} does not exist`);
+    const declared = ctx.options.declaredBronze;
+    if (input === 'no_bronze' && declared?.complete && !declared.names.includes(bronzeName(cfg.from))) {
+      throw new ConfigError(`silver.${name}: from: ${cfg.from} is not a bronze table of this pipeline (its streams land in: ${declared.names.map((n) => `bronze.${n}`).join(', ') || 'none'})`);
+    }
     return { table: `silver.${name}`, mode: 'up_to_date', inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: input === 'no_bronze' ? [`bronze.${bronzeName(cfg.from)} has no data yet`] : [] };
   }
   return buildFrom(ctx, name, cfg, definition, input);

@@ -9,6 +9,7 @@ import { formatReport, type QualityReport } from '../../quality/report.js';
 import { QUARANTINE_META, quarantineTableName } from '../../transform/quarantine.js';
 import { replayQuarantine, runSilver, type SilverEvent, type SilverTableResult } from '../../transform/silver.js';
 import { withLake, type GlobalOptions } from '../context.js';
+import { bronzeTableNames } from '../../pipeline/pipelines.js';
 import { assertKnown, wholeNumber } from '../options.js';
 import { formatCount, printJson, renderTable } from '../output.js';
 
@@ -64,7 +65,7 @@ export function registerSilver(program: Command): void {
           const config = pipelines[p] as PipelineConfig;
           const tables = opts.table?.filter((t) => config.silver[t]);
           if (opts.table && tables?.length === 0) continue;
-          out.push(...(await runSilver(lake, p, config, { runId, tables, fullRefresh: Boolean(opts.fullRefresh), onEvent: logEvent(Boolean(opts.quiet) || Boolean(global.json)) })));
+          out.push(...(await runSilver(lake, p, config, { runId, tables, fullRefresh: Boolean(opts.fullRefresh), onEvent: logEvent(Boolean(opts.quiet) || Boolean(global.json)), declaredBronze: bronzeTableNames(config) })));
         }
         if (opts.table) assertKnown('silver table', opts.table, chosen.flatMap((p) => Object.keys(pipelines[p]?.silver ?? {})));
         return out;
