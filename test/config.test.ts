@@ -71,8 +71,10 @@ describe('parseProject', () => {
       storage: { kind: 'local', path: '.dip/lake' },
       catalog: { kind: 'sqlite', path: '.dip/catalog.db' },
       engine: { memory_limit: '1GB' },
+      privacy: { detect: 'warn' },
       pipelines: {
         shop: {
+          silver: {},
           sources: {
             files: {
               type: 'files',
@@ -119,7 +121,7 @@ describe('parseProject', () => {
     const err = configError(() => parseProject(`projekt: shop\n${MINIMAL}`, 'dip.yaml'));
     assert.ok(
       err.message.includes(
-        'dip.yaml:1:1: projekt: unknown key "projekt"; allowed keys here: version, project, storage, catalog, engine, pipelines',
+        'dip.yaml:1:1: projekt: unknown key "projekt"; allowed keys here: version, project, storage, catalog, engine, privacy, pipelines',
       ),
       err.message,
     );
