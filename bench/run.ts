@@ -28,6 +28,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description: 'PostgreSQL → bronze: `dip run` full extract vs psql \\copy (csv, binary), and CDC lag under pgbench (p50/p95/p99)',
     load: () => import('./postgres.js'),
   },
+  silver: {
+    description: 'bronze → silver: `dip transform --full-refresh` (standardize, dedup, 2 masks, 6 checks) vs one hand-written DuckDB statement (rows/s, ratio)',
+    load: () => import('./silver.js'),
+  },
 };
 
 function usage(): string {

@@ -40,8 +40,11 @@ export interface ChildPlan {
 }
 
 export interface SilverPlan {
-  /** SELECT over the input relation (alias b) giving clear rows: silver columns, list columns of children, audit + position columns. */
-  clearSql: (inputRelation: string) => string;
+  /**
+   * SELECT over the input relation (alias b) giving clear rows: silver columns, list columns of
+   * children, audit + position columns, and `extra` input columns passed through unchanged.
+   */
+  clearSql: (inputRelation: string, extra?: readonly string[]) => string;
   /** Silver data columns in order (clear names and types), without audit columns. */
   columns: Column[];
   /** Conversion failures (declared types/formats) as row checks. */
@@ -83,18 +86,17 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     ...arrays.map((a) => `${a.expr} AS ${ident(a.name)}`),
     ...audit.map((c) => `b.${ident(c)}`),
   ];
-  const flatSql = (input: string) => `SELECT ${flatSelect.join(', ')} FROM ${input} AS b`;
+  const flatSql = (input: string, extra: readonly string[] = []) => `SELECT ${[...flatSelect, ...extra.map((c) => `b.${ident(c)}`)].join(', ')} FROM ${input} AS b`;
 
   // Columns computed from another column or expression (`from`) join the flattened ones.
   const flatNames = new Set(flat.columns.map((c) => c.name));
   const fromExprs = Object.entries(config.columns).filter(([, c]) => c.from !== undefined);
-  const srcSql = (input: string) => {
-    if (fromExprs.length === 0) return flatSql(input);
+  const srcSql = (input: string, extra: readonly string[] = []) => {
+    if (fromExprs.length === 0) return flatSql(input, extra);
     const replaced = fromExprs.filter(([n]) => flatNames.has(n));
     const added = fromExprs.filter(([n]) => !flatNames.has(n));
     const replace = replaced.length ? ` REPLACE (${replaced.map(([n, c]) => `(${c.from}) AS ${ident(n)}`).join(', ')})` : '';
-    const extra = added.map(([n, c]) => `, (${c.from}) AS ${ident(n)}`).join('');
-    return `SELECT *${replace}${extra} FROM (${flatSql(input)}) AS f`;
+    return `SELECT *${replace}${added.map(([n, c]) => `, (${c.from}) AS ${ident(n)}`).join('')} FROM (${flatSql(input, extra)}) AS f`;
   };
   const empty = `(SELECT * FROM ${inputTypesRelation(inputs.inputColumns)} LIMIT 0)`;
   let srcColumns: Column[];
@@ -132,7 +134,7 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     ...arrays.map((a) => ident(a.name)),
     ...audit.map(ident),
   ];
-  const stdSql = (input: string) => `SELECT ${stdSelect.join(', ')} FROM (${srcSql(input)}) AS s`;
+  const stdSql = (input: string, extra: readonly string[] = []) => `SELECT ${[...stdSelect, ...extra.map(ident)].join(', ')} FROM (${srcSql(input, extra)}) AS s`;
   const convChecks: CompiledRowCheck[] = conversions.map((c, i) => ({ ...c, failSql: ident(`_dip_conv_${i}`), reasonSql: ident(`_dip_convr_${i}`) }));
 
   // Derived columns and joins see the standardized columns by name.
@@ -145,10 +147,10 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     children.push({ name, column: `_dip_child_${name}`, elementType: '', valueColumn: child.column });
   }
   for (const a of arrays) children.push({ name: a.name, column: a.name, elementType: a.elementType, valueColumn: 'value', array: a });
-  const derSql = (input: string) => {
+  const derSql = (input: string, extra: readonly string[] = []) => {
     const joinCols = joins.flatMap(({ j }) => Object.entries(j.columns).map(([n, e]) => `${e} AS ${ident(n)}`));
     const childCols = Object.entries(config.children).map(([name, c]) => `(${c.expression}) AS ${ident(`_dip_child_${name}`)}`);
-    const from = [`(${stdSql(input)}) AS s`, ...joins.map(({ j, relation }) => `LEFT JOIN ${relation} AS ${ident(j.alias)} ON ${j.on}`)].join(' ');
+    const from = [`(${stdSql(input, extra)}) AS s`, ...joins.map(({ j, relation }) => `LEFT JOIN ${relation} AS ${ident(j.alias)} ON ${j.on}`)].join(' ');
     // Derived expressions may use each other in declaration order.
     let sql = `SELECT s.*${joinCols.map((c) => `, ${c}`).join('')}${childCols.map((c) => `, ${c}`).join('')} FROM ${from}`;
     for (const [name, expr] of derived) sql = `SELECT *, (${expr}) AS ${ident(name)} FROM (${sql}) AS d`;

@@ -70,6 +70,8 @@ export interface SilverTableResult {
   commit: number | null;
   warnings: string[];
   report?: QualityReport | undefined;
+  /** Milliseconds per phase: checks, pii_detection, write, quarantine, table_checks. */
+  timings?: Record<string, number> | undefined;
 }
 
 /** A run failed its data quality checks: nothing was committed, the report was kept. */
@@ -245,6 +247,15 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const now = options.now ?? new Date();
   const emit = options.onEvent ?? (() => undefined);
   emit({ type: 'silver_started', table, mode: input.mode, files: input.files });
+  const timings: Record<string, number> = {};
+  const timed = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      timings[phase] = Math.round(performance.now() - t0);
+    }
+  };
   const warnings: string[] = [];
   const warn = (message: string) => {
     warnings.push(message);
@@ -284,13 +295,11 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const conversions = plan.conversions.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.columns.join(', ')}: value does not convert (masked column)`) } : c));
   const rowChecks = [...conversions, ...contract.checks, ...guarded];
   await validateRowChecks(lake.engine, clear, rowChecks);
-  const rowResults = await evaluateRowChecks(lake.engine, clear, rowChecks);
+  const rowResults = await timed('checks', () => flagRows(lake, clear, rowChecks));
   const inputRows = await countRows(lake, clear, rowResults);
-
-  const fails = (c: CompiledRowCheck) => c.severity === 'error';
-  const errorChecks = rowChecks.filter(fails);
-  const failing = errorChecks.length ? errorChecks.map((c) => `(${c.failSql})`).join(' OR ') : 'false';
-  const quarantined = rowResults.filter((r) => r.severity === 'error').length ? await countWhere(lake, clear, failing) : 0;
+  const anyRejected = rowResults.some((r) => r.severity === 'error' && r.failed > 0);
+  // Rows refused by error checks, by input position: every later step leaves them out by an anti join.
+  const passing = `(SELECT * FROM ${clear} AS c ANTI JOIN ${REJECTS} AS q ON c.${POSITION_COLUMNS.file} = q.f AND c.${POSITION_COLUMNS.row} = q.r)`;
 
   const failReport = async (checks: CheckResult[], rows: number) => {
     const report = summarize(table, runId, now, rows, checks);
@@ -306,7 +315,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const privacyMode = ctx.privacy.detect;
   if (privacyMode !== 'off') {
     const unmasked = plan.columns.filter((c) => !plan.masked.has(c.name) && cfg.columns[c.name]?.pii !== false);
-    const findings = await detectPii(lake.engine, clear, unmasked);
+    const findings = await timed('pii_detection', () => detectPii(lake.engine, clear, unmasked));
     for (const f of findings) {
       const message = `column ${f.column} looks like ${f.kind} (${f.matched} of ${f.sampled} sampled values, e.g. ${f.examples.join(', ')}) but has no mask; set columns.${f.column}.mask, or pii: false if it is not personal data`;
       if (privacyMode === 'error') throw new ConfigError(`${table}: ${message}`);
@@ -314,12 +323,12 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     }
   }
 
-  await storeTokens(ctx, cfg, plan, clear, failing);
-  const written = await writeSilver(ctx, name, cfg, plan, clear, failing, input, contract.dropped);
+  await storeTokens(ctx, cfg, plan, passing);
+  const written = await timed('write', () => writeSilver(ctx, name, cfg, plan, passing, input, contract.dropped));
   const quarantineFiles: NewFile[] = [];
-  if (quarantined > 0) {
-    quarantineFiles.push(await writeQuarantine(ctx, name, input.relation, clear, errorChecks, now));
-  }
+  if (anyRejected) quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now)));
+  const quarantined = quarantineFiles[0]?.rows ?? 0;
+  await lake.engine.run(`DROP TABLE IF EXISTS ${REJECTS}`);
   if (keptQuarantine) {
     const keptRows = await lake.engine.all(`SELECT count(*) AS n FROM ${keptQuarantine}`);
     if (Number(keptRows[0]?.['n'] ?? 0) > 0) {
@@ -332,7 +341,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     .filter((r) => r.commitId !== null)
     .map((r) => Number((r.report as { newRows?: number }).newRows ?? r.rows))
     .reverse();
-  const tableResults = await evaluateTableChecks(lake.engine, silverRelation, compiled.table, { now, newRows: written.newRows, history, columns: written.schema.columns });
+  const tableResults = await timed('table_checks', () => evaluateTableChecks(lake.engine, silverRelation, compiled.table, { now, newRows: written.newRows, history, columns: written.schema.columns }));
   const report = { ...summarize(table, runId, now, inputRows, [...rowResults, ...tableResults]), newRows: written.newRows, mode: input.mode };
   if (report.status === 'failed') {
     await lake.storage.delete([...written.files.map((f) => f.path), ...quarantineFiles.map((f) => f.path)]);
@@ -364,22 +373,52 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     qualityReports: [{ table, runId, status: report.status, rows: inputRows, report: report as unknown as Record<string, unknown> }],
   };
   const commit = await lake.catalog.commit(request);
-  const result: SilverTableResult = { table, mode: input.mode, inputRows, rows: written.rows, newRows: written.newRows, quarantined, commit: commit.id, warnings, report };
+  const result: SilverTableResult = { table, mode: input.mode, inputRows, rows: written.rows, newRows: written.newRows, quarantined, commit: commit.id, warnings, report, timings };
   emit({ type: 'silver_committed', table, result });
   return result;
 }
 
 /** Tokenized values go into the vault before the tokens can appear in a commit. */
-async function storeTokens(ctx: BuildContext, cfg: SilverTableConfig, plan: SilverPlan, clear: string, failing: string): Promise<void> {
+async function storeTokens(ctx: BuildContext, cfg: SilverTableConfig, plan: SilverPlan, passing: string): Promise<void> {
   const columns = plan.columns.filter((c) => cfg.columns[c.name]?.mask === 'tokenize').map((c) => c.name);
   if (columns.length === 0) return;
   const vault = await ctx.privacy.openVault();
   if (!vault) throw new ConfigError(`silver: mask tokenize needs privacy.vault in dip.yaml`);
   for (const column of columns) {
     const rows = await ctx.lake.engine.all(
-      `SELECT DISTINCT CAST(${ident(column)} AS VARCHAR) AS v, ${plan.outputExpr.get(column) ?? ident(column)} AS t FROM ${clear} WHERE NOT (${failing}) AND ${ident(column)} IS NOT NULL`,
+      `SELECT DISTINCT CAST(${ident(column)} AS VARCHAR) AS v, ${plan.outputExpr.get(column) ?? ident(column)} AS t FROM ${passing} WHERE ${ident(column)} IS NOT NULL`,
     );
     vault.store(column, rows.map((r) => ({ token: String(r['t']), value: String(r['v']) })));
+  }
+}
+
+const FLAGS = '_dip_flags';
+const REJECTS = '_dip_rejects';
+
+/**
+ * One pass over the clear rows computes every row check's flag (and reason, only where it
+ * fails) into a temp table keyed by input position; the report and the rejected rows both come
+ * from it, so the checks (regexes, lookups) run once per row.
+ */
+async function flagRows(lake: Lake, clear: string, checks: readonly CompiledRowCheck[]): Promise<CheckResult[]> {
+  const flags = checks.flatMap((c, i) => [`coalesce(${c.failSql}, false) AS _dq_f${i}`, `CASE WHEN _dq_f${i} THEN ${c.reasonSql} END AS _dq_r${i}`]);
+  // Positions only for rows that fail something: a path per row of millions would not fit in memory.
+  const anyFlag = checks.length ? checks.map((_, i) => `_dq_f${i}`).join(' OR ') : 'false';
+  const pos = [`CASE WHEN ${anyFlag} THEN ${POSITION_COLUMNS.file} END AS f`, `CASE WHEN ${anyFlag} THEN ${POSITION_COLUMNS.row} END AS r`];
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${FLAGS} AS SELECT ${[...flags, ...pos].join(', ')} FROM ${clear}`);
+  try {
+    const stored = checks.map((c, i) => ({ ...c, failSql: `_dq_f${i}`, reasonSql: `_dq_r${i}` }));
+    const results = checks.length ? await evaluateRowChecks(lake.engine, FLAGS, stored) : [];
+    const errors = checks.map((c, i) => ({ c, i })).filter(({ c }) => c.severity === 'error');
+    const any = errors.length ? errors.map(({ i }) => `_dq_f${i}`).join(' OR ') : 'false';
+    const names = errors.map(({ c, i }) => `CASE WHEN _dq_f${i} THEN ${lit(c.name)} END`).join(', ') || 'NULL';
+    const reasons = errors.map(({ c, i }) => `CASE WHEN _dq_f${i} THEN ${lit(`${c.name}: `)} || coalesce(_dq_r${i}, 'failed') END`).join(', ') || 'NULL';
+    await lake.engine.run(
+      `CREATE OR REPLACE TEMP TABLE ${REJECTS} AS SELECT f, r, concat_ws(', ', ${names}) AS checks, concat_ws('; ', ${reasons}) AS reasons FROM ${FLAGS} WHERE ${any}`,
+    );
+    return results;
+  } finally {
+    await lake.engine.run(`DROP TABLE IF EXISTS ${FLAGS}`);
   }
 }
 
@@ -387,11 +426,6 @@ async function countRows(lake: Lake, clear: string, results: readonly CheckResul
   const first = results[0];
   if (first) return first.evaluated;
   const rows = await lake.engine.all(`SELECT count(*) AS n FROM ${clear}`);
-  return Number(rows[0]?.['n'] ?? 0);
-}
-
-async function countWhere(lake: Lake, relation: string, condition: string): Promise<number> {
-  const rows = await lake.engine.all(`SELECT count(*) AS n FROM ${relation} WHERE ${condition}`);
   return Number(rows[0]?.['n'] ?? 0);
 }
 
@@ -406,12 +440,16 @@ interface WrittenSilver {
   newRows: number;
 }
 
+const WINNERS = '_dip_winners';
+
 /**
- * Writes the silver table (and its children). With a primary key: the latest record per key
- * among the new rows and the table's current rows, written as the whole table (copy-on-write);
- * first/last seen span every version. Without one: the new rows are appended.
+ * Writes the silver table (and its children). With a primary key: a narrow pass picks the
+ * latest record per key (by sort columns, then arrival) among the new rows and the table's
+ * current rows, with first/last arrival per key; only the winning new rows are then
+ * transformed and masked in full, and written together with the current rows that still win
+ * (copy-on-write). Without a key: the new rows are appended.
  */
-async function writeSilver(ctx: BuildContext, name: string, cfg: SilverTableConfig, plan: SilverPlan, clear: string, failing: string, input: InputSelection, dropped: readonly string[]): Promise<WrittenSilver> {
+async function writeSilver(ctx: BuildContext, name: string, cfg: SilverTableConfig, plan: SilverPlan, passing: string, input: InputSelection, dropped: readonly string[]): Promise<WrittenSilver> {
   const { lake, options } = ctx;
   const table = `silver.${name}`;
   const runId = options.runId;
@@ -419,58 +457,74 @@ async function writeSilver(ctx: BuildContext, name: string, cfg: SilverTableConf
   const head = (await lake.catalog.getTable(table))?.headCommit ?? null;
   const keep = plan.columns.filter((c) => !dropped.includes(c.name));
   const pk = plan.primaryKey;
+  const out = (c: string) => plan.outputExpr.get(c) ?? ident(c);
+  const masked = keep.map((c) => `${out(c.name)} AS ${ident(c.name)}`);
   const childCols = plan.children.map((c) => ident(c.column));
-  const masked = [...keep.map((c) => `${plan.outputExpr.get(c.name) ?? ident(c.name)} AS ${ident(c.name)}`), ...childCols];
-  const position = [`_dip_ingested_at`, POSITION_COLUMNS.file, POSITION_COLUMNS.row].map(ident);
   const sourceFile = ident(SILVER_AUDIT.sourceFile);
-  const newRows = `SELECT ${masked.join(', ')}, ${sourceFile}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, ${position.join(', ')} FROM ${clear} WHERE NOT (${failing})`;
-  const idOf = (cols: readonly string[]) => `md5(concat_ws(chr(31), ${cols.map((c) => `CAST(${ident(c)} AS VARCHAR)`).join(', ')}))`;
+  const idOf = (cols: readonly string[], alias: string) => `md5(concat_ws(chr(31), ${cols.map((c) => `CAST(${alias}.${ident(c)} AS VARCHAR)`).join(', ')}))`;
+  const target = { zone: 'silver' as const, source: ctx.pipeline, table: name };
+  const meta = { run_id: runId, mode: input.mode };
 
-  let body: string;
+  let rowsSql: string; // the table's rows after this build, with _dip_batch (1: from this build)
   let operation: CommitRequest['operation'];
+  let newRowCount: number | undefined;
   if (pk.length) {
-    const part = pk.map(ident).join(', ');
-    const order = [...plan.sortBy.map((s) => `${ident(s)} DESC NULLS LAST`), '_dip_batch DESC', ...position.map((p) => `${p} DESC`)].join(', ');
-    const cur = current.length
-      ? `UNION ALL BY NAME SELECT * EXCLUDE (${ident(SILVER_AUDIT.id)}), 0 AS _dip_batch, NULL::TIMESTAMPTZ AS _dip_ingested_at FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))}`
+    const keyCols = [...new Set([...pk, ...plan.sortBy, ...(plan.deletedColumn ? [plan.deletedColumn] : [])])];
+    // Files by hash, not path: a path per row of millions would not fit in memory.
+    const pos = `hash(${POSITION_COLUMNS.file}) AS _f, ${POSITION_COLUMNS.row} AS _r`;
+    const newKeys = `SELECT ${keyCols.map((c) => `${out(c)} AS ${ident(c)}`).join(', ')}, 1 AS _b, _dip_ingested_at AS _i, _dip_ingested_at AS _fs, _dip_ingested_at AS _ls, ${pos} FROM ${passing}`;
+    const curScan = current.length ? parquetScan(current.map((f) => lake.storage.uri(f.path)), ['filename=true', 'file_row_number=true']) : undefined;
+    const curKeys = curScan
+      ? ` UNION ALL BY NAME SELECT ${keyCols.map(ident).join(', ')}, 0 AS _b, NULL::TIMESTAMPTZ AS _i, ${SILVER_AUDIT.firstSeen} AS _fs, ${SILVER_AUDIT.lastSeen} AS _ls, hash(filename) AS _f, file_row_number AS _r FROM ${curScan}`
       : '';
-    const deleted = plan.deletedColumn ? `NOT coalesce(TRY_CAST(w.${ident(plan.deletedColumn)} AS BOOLEAN), false)` : 'true';
-    body = `WITH m AS (SELECT *, 1 AS _dip_batch, _dip_ingested_at AS ${SILVER_AUDIT.firstSeen}, _dip_ingested_at AS ${SILVER_AUDIT.lastSeen} FROM (${newRows}) ${cur}),
-      w AS (SELECT * FROM m QUALIFY row_number() OVER (PARTITION BY ${part} ORDER BY ${order}) = 1),
-      a AS (SELECT ${part}, min(${SILVER_AUDIT.firstSeen}) AS f, max(${SILVER_AUDIT.lastSeen}) AS l FROM m GROUP BY ${part} HAVING count(*) > 1)
-      SELECT w.* EXCLUDE (${[SILVER_AUDIT.firstSeen, SILVER_AUDIT.lastSeen, '_dip_ingested_at', POSITION_COLUMNS.file, POSITION_COLUMNS.row].map(ident).join(', ')}),
-        ${idOf(pk)} AS ${SILVER_AUDIT.id},
-        coalesce(a.f, w.${SILVER_AUDIT.firstSeen}) AS ${SILVER_AUDIT.firstSeen}, coalesce(a.l, w.${SILVER_AUDIT.lastSeen}) AS ${SILVER_AUDIT.lastSeen},
-        ${deleted} AS _dip_live
-      FROM w LEFT JOIN a USING (${part})`;
+    // Latest by the sort columns (nulls lowest), then this build over the table, then arrival.
+    const order = [...plan.sortBy.flatMap((c, i) => [`n${i} := ${ident(c)} IS NOT NULL`, `s${i} := ${ident(c)}`]), 'b := _b', 'i := _i', 'f := _f', 'r := _r'].join(', ');
+    const deleted = plan.deletedColumn ? `coalesce(TRY_CAST(${ident(plan.deletedColumn)} AS BOOLEAN), false)` : 'false';
+    await lake.engine.run(
+      `CREATE OR REPLACE TEMP TABLE ${WINNERS} AS
+       SELECT ${pk.map(ident).join(', ')}, w.b AS b, w.f AS f, w.r AS r, w.d AS d, fs, ls FROM (
+         SELECT ${pk.map(ident).join(', ')}, arg_max(struct_pack(b := _b, f := _f, r := _r, d := ${deleted}), struct_pack(${order})) AS w, min(_fs) AS fs, max(_ls) AS ls
+         FROM (${newKeys}${curKeys}) GROUP BY ${pk.map(ident).join(', ')})`,
+    );
+    const winning = `(SELECT i.*, w.fs AS _dip_fs, w.ls AS _dip_ls FROM ${input.relation} AS i JOIN ${WINNERS} AS w ON w.b = 1 AND NOT w.d AND hash(i.${POSITION_COLUMNS.file}) = w.f AND i.${POSITION_COLUMNS.row} = w.r)`;
+    const fresh = `SELECT *, ${idOf(pk, 'n')} AS ${SILVER_AUDIT.id} FROM (
+        SELECT ${[...masked, ...childCols].join(', ')}, ${sourceFile}, _dip_fs AS ${SILVER_AUDIT.firstSeen}, _dip_ls AS ${SILVER_AUDIT.lastSeen}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, 1 AS _dip_batch
+        FROM (${plan.clearSql(winning, ['_dip_fs', '_dip_ls'])})) AS n`;
+    const kept = curScan
+      ? ` UNION ALL BY NAME SELECT c.* EXCLUDE (filename, file_row_number) REPLACE (w.fs AS ${SILVER_AUDIT.firstSeen}, w.ls AS ${SILVER_AUDIT.lastSeen}), 0 AS _dip_batch
+          FROM ${curScan} AS c JOIN ${WINNERS} AS w ON w.b = 0 AND NOT w.d AND hash(c.filename) = w.f AND c.file_row_number = w.r`
+      : '';
+    rowsSql = `${fresh}${kept}`;
     operation = current.length ? 'merge' : 'replace';
+    newRowCount = Number((await lake.engine.all(`SELECT count(*) AS n FROM ${WINNERS} WHERE b = 1 AND NOT d`))[0]?.['n'] ?? 0);
   } else {
-    body = `SELECT * EXCLUDE (_dip_ingested_at, ${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row}),
+    rowsSql = `SELECT ${[...masked, ...childCols].join(', ')}, ${sourceFile},
         md5(concat_ws(':', ${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row})) AS ${SILVER_AUDIT.id},
-        _dip_ingested_at AS ${SILVER_AUDIT.firstSeen}, _dip_ingested_at AS ${SILVER_AUDIT.lastSeen},
-        1 AS _dip_batch, true AS _dip_live
-      FROM (${newRows})`;
+        _dip_ingested_at AS ${SILVER_AUDIT.firstSeen}, _dip_ingested_at AS ${SILVER_AUDIT.lastSeen}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, 1 AS _dip_batch
+      FROM ${passing}`;
     operation = input.mode === 'full' ? 'replace' : 'append';
   }
 
-  const target = { zone: 'silver' as const, source: ctx.pipeline, table: name };
-  const hiddenOut = ['_dip_batch', '_dip_live', ...plan.children.map((c) => c.column)].map(ident).join(', ');
+  const hiddenOut = ['_dip_batch', ...plan.children.map((c) => c.column)].map(ident).join(', ');
   const files: NewFile[] = [];
-  const changes: TableChange[] = [];
   let parentFile: NewFile;
   let childChanges: TableChange[] = [];
-  if (plan.children.length === 0) {
-    parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM (${body}) WHERE _dip_live`, target, { run_id: runId, mode: input.mode });
-  } else {
-    // Parent and children come from the same deduplicated rows: materialize them once.
-    await lake.engine.run(`CREATE OR REPLACE TEMP TABLE _dip_silver_out AS ${body}`);
-    try {
-      parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM _dip_silver_out WHERE _dip_live`, target, { run_id: runId, mode: input.mode });
-      childChanges = await writeChildren(ctx, name, cfg, plan, pk.length > 0, input.mode === 'full');
-      files.push(...childChanges.flatMap((c) => c.add));
-    } finally {
-      await lake.engine.run('DROP TABLE IF EXISTS _dip_silver_out');
+  try {
+    if (plan.children.length === 0) {
+      parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM (${rowsSql})`, target, meta);
+    } else {
+      // Parent and children come from the same rows: materialize them once.
+      await lake.engine.run(`CREATE OR REPLACE TEMP TABLE _dip_silver_out AS ${rowsSql}`);
+      try {
+        parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM _dip_silver_out`, target, meta);
+        childChanges = await writeChildren(ctx, name, cfg, plan, pk.length > 0, input.mode === 'full');
+        files.push(...childChanges.flatMap((c) => c.add));
+      } finally {
+        await lake.engine.run('DROP TABLE IF EXISTS _dip_silver_out');
+      }
     }
+  } finally {
+    await lake.engine.run(`DROP TABLE IF EXISTS ${WINNERS}`);
   }
   files.push(parentFile);
   const replaceAll = pk.length > 0 || input.mode === 'full';
@@ -479,24 +533,26 @@ async function writeSilver(ctx: BuildContext, name: string, cfg: SilverTableConf
   const before = replaceAll ? undefined : (await lake.catalog.schemaAt(table))?.schema;
   const schema: TableSchema = before ? evolveSchema(before, fileColumns, 'evolve').schema : { columns: fileColumns };
   const liveAfter = replaceAll ? [parentFile.path] : [...current.map((f) => f.path), parentFile.path];
-  const newRowCount = pk.length
-    ? Number((await lake.engine.all(`SELECT count(*) AS n FROM ${parquetScan([lake.storage.uri(parentFile.path)])} WHERE ${SILVER_AUDIT.runId} = ${lit(runId)}`))[0]?.['n'] ?? 0)
-    : parentFile.rows;
-  changes.push({
-    table: `silver.${name}`,
-    zone: 'silver',
-    format: 'parquet',
-    primaryKey: pk,
-    schema,
-    add: [parentFile],
-    ...(replaceAll ? { remove: 'all' as const, expectedHead: head } : {}),
-  });
-  changes.push(...childChanges);
+  const changes: TableChange[] = [
+    {
+      table,
+      zone: 'silver',
+      format: 'parquet',
+      primaryKey: pk,
+      schema,
+      add: [parentFile],
+      ...(replaceAll ? { remove: 'all' as const, expectedHead: head } : {}),
+    },
+    ...childChanges,
+  ];
   const total = replaceAll ? parentFile.rows : current.reduce((n, f) => n + f.rows, 0) + parentFile.rows;
-  return { operation, changes, files, liveAfter, schema, rows: total, newRows: newRowCount };
+  return { operation, changes, files, liveAfter, schema, rows: total, newRows: newRowCount ?? parentFile.rows };
 }
 
-/** Child tables: rows of lists on the new winning parent rows; children of untouched parents are kept. */
+/**
+ * Child tables: rows of the lists on this build's rows (`_dip_silver_out` with _dip_batch 1);
+ * with a key, children of parents this build replaced or deleted go, the others stay.
+ */
 async function writeChildren(ctx: BuildContext, name: string, cfg: SilverTableConfig, plan: SilverPlan, keyed: boolean, full: boolean): Promise<TableChange[]> {
   const { lake, options } = ctx;
   const out: TableChange[] = [];
@@ -505,7 +561,7 @@ async function writeChildren(ctx: BuildContext, name: string, cfg: SilverTableCo
     const current = full ? [] : await lake.catalog.liveFiles(childTable);
     const head = (await lake.catalog.getTable(childTable))?.headCommit ?? null;
     const fresh = childTableSelect(
-      `(SELECT * FROM _dip_silver_out WHERE _dip_batch = 1 AND _dip_live)`,
+      `(SELECT * FROM _dip_silver_out WHERE _dip_batch = 1)`,
       child.array ?? { name: child.column, sourcePath: [child.name], expr: ident(child.column), elementType: child.elementType },
       ident(SILVER_AUDIT.id),
       { maxDepth: cfg.nested.max_depth, naming: cfg.naming },
@@ -515,9 +571,11 @@ async function writeChildren(ctx: BuildContext, name: string, cfg: SilverTableCo
       sql = `SELECT * EXCLUDE (value), value AS ${ident(child.valueColumn)} FROM (${sql})`;
     }
     if (keyed && current.length) {
-      // Parents this build replaced or deleted lose their old children.
-      const kept = `SELECT * FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))} WHERE _dip_parent_id NOT IN (SELECT ${SILVER_AUDIT.id} FROM _dip_silver_out WHERE _dip_batch = 1)`;
-      sql = `${kept} UNION ALL BY NAME ${fresh.sql}`;
+      // Keys this build touched (new winner or deleted) lose their old children.
+      const pk = plan.primaryKey;
+      const touched = `SELECT md5(concat_ws(chr(31), ${pk.map((c) => `CAST(${ident(c)} AS VARCHAR)`).join(', ')})) FROM ${WINNERS} WHERE b = 1`;
+      const kept = `SELECT * FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))} WHERE _dip_parent_id NOT IN (${touched})`;
+      sql = `${kept} UNION ALL BY NAME ${sql}`;
     }
     const file = await writeLakeFile(lake, sql, { zone: 'silver', source: ctx.pipeline, table: `${name}__${child.name}` }, { run_id: options.runId, parent: `silver.${name}` });
     const schema = { columns: await lake.engine.describe(`SELECT * FROM ${parquetScan([lake.storage.uri(file.path)])}`) };
@@ -527,18 +585,12 @@ async function writeChildren(ctx: BuildContext, name: string, cfg: SilverTableCo
   return out;
 }
 
-/** Rows failing error checks, as the input row (bronze columns) plus which checks failed and why. */
-async function writeQuarantine(ctx: BuildContext, name: string, inputRelation: string, clear: string, checks: readonly CompiledRowCheck[], at: Date): Promise<NewFile> {
+/** Rows refused by error checks, as the input row (bronze columns) plus which checks failed and why. */
+async function writeQuarantine(ctx: BuildContext, name: string, inputRelation: string, at: Date): Promise<NewFile> {
   const { lake, options } = ctx;
-  const names = checks.map((c) => `CASE WHEN ${c.failSql} THEN ${lit(c.name)} END`).join(', ');
-  const reasons = checks.map((c) => `CASE WHEN ${c.failSql} THEN ${lit(`${c.name}: `)} || (${c.reasonSql}) END`).join(', ');
-  const failing = checks.map((c) => `(${c.failSql})`).join(' OR ');
-  const pos = `${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row}`;
-  const sql = `SELECT i.*, q.${QUARANTINE_META.check}, q.${QUARANTINE_META.reason},
+  const sql = `SELECT i.*, q.checks AS ${QUARANTINE_META.check}, q.reasons AS ${QUARANTINE_META.reason},
       ${lit(at.toISOString())}::TIMESTAMPTZ AS ${QUARANTINE_META.at}, ${lit(options.runId)} AS ${QUARANTINE_META.runId}
-    FROM ${inputRelation} AS i
-    JOIN (SELECT ${pos}, concat_ws(', ', ${names}) AS ${QUARANTINE_META.check}, concat_ws('; ', ${reasons}) AS ${QUARANTINE_META.reason}
-          FROM ${clear} WHERE ${failing}) AS q USING (${pos})`;
+    FROM ${inputRelation} AS i JOIN ${REJECTS} AS q ON i.${POSITION_COLUMNS.file} = q.f AND i.${POSITION_COLUMNS.row} = q.r`;
   return writeLakeFile(lake, sql, { zone: 'quarantine', source: ctx.pipeline, table: `silver__${name}` }, { run_id: options.runId });
 }
 
