@@ -157,7 +157,7 @@ describe('dip init, run and read commands', () => {
   it('tables --json lists every zone table with rows and schema version', async () => {
     const tables = json<{ name: string; rows: number; files: number; schemaVersion: number | null; zone: string; format: string }[]>(ok(await runCli(['tables', '--json'], dir)));
     const byName = new Map(tables.map((t) => [t.name, t]));
-    assert.deepEqual([...byName.keys()].sort(), ['bronze.customers', 'bronze.orders', 'bronze.products', 'quarantine.orders', 'raw.customers', 'raw.orders', 'raw.products']);
+    assert.deepEqual([...byName.keys()].sort(), ['bronze.customers', 'bronze.orders', 'bronze.products', 'quarantine.orders', 'raw.customers', 'raw.orders', 'raw.products', 'silver.customers', 'silver.customers__tags', 'silver.orders']);
     assert.equal(byName.get('bronze.orders')?.rows, expected.orders);
     assert.equal(byName.get('bronze.orders')?.files, expected.ordersFiles);
     assert.equal(byName.get('bronze.orders')?.schemaVersion, 2, 'the second export adds coupon');
@@ -207,7 +207,9 @@ describe('dip init, run and read commands', () => {
     assert.equal(run?.status, 'succeeded');
     assert.match(run?.id ?? '', /^run_/);
     const s = run?.stats.streams ?? {};
-    assert.deepEqual(Object.keys(s).sort(), ['exports.customers', 'exports.orders', 'exports.products']);
+    assert.deepEqual(Object.keys(s).sort(), ['exports.customers', 'exports.orders', 'exports.products', 'silver.customers', 'silver.orders']);
+    assert.equal(s['silver.orders']?.rows, expected.orders, 'every order reached silver');
+    assert.equal(s['silver.customers']?.rows, expected.customers);
     assert.equal(s['exports.orders']?.rows, expected.orders);
     assert.equal(s['exports.orders']?.quarantined, expected.quarantined);
     assert.equal(s['exports.orders']?.files, expected.ordersFiles);
@@ -226,6 +228,7 @@ describe('dip init, run and read commands', () => {
       { files: r[0]?.stats.streams['exports.orders']?.files, skipped: r[0]?.stats.streams['exports.orders']?.skippedFiles, rows: r[0]?.stats.streams['exports.orders']?.rows },
       { files: 0, skipped: expected.ordersFiles, rows: 0 },
     );
+    assert.equal(r[0]?.stats.streams['silver.orders']?.rows, 0, 'silver had nothing new to build');
     const n = json<{ n: string }[]>(ok(await runCli(['query', '--json', 'select count(*) as n from bronze.orders'], dir)));
     assert.equal(Number(n[0]?.n), expected.orders);
   });

@@ -397,3 +397,32 @@ describe('silver configuration errors', () => {
     assert.equal(r4.errors[0]?.exitCode, 2);
   });
 });
+
+describe('silver joins and relationships across silver tables', () => {
+  it('enriches from another silver table and checks foreign keys against it', async () => {
+    const streams = { customers: { path: 'in/c.ndjson' }, orders: { path: 'in/o.ndjson' } };
+    const p = await silverProject(
+      streams,
+      {
+        orders: {
+          from: 'orders',
+          primary_key: ['order_id'],
+          joins: [{ alias: 'cu', table: 'silver.customers', on: 'cu.customer_id = s.customer_id', columns: { customer_country: 'cu.country' } }],
+          derive: { total: 'qty * price' },
+          checks: [{ type: 'relationships', column: 'customer_id', to: 'silver.customers', field: 'customer_id', mostly: 0.5 }],
+        },
+        customers: { from: 'customers', primary_key: ['customer_id'] },
+      },
+      { detect: 'off' },
+    );
+    await p.write('in/c.ndjson', ndjson([{ customer_id: 'C1', country: 'PT' }, { customer_id: 'C2', country: 'JP' }]));
+    await p.write('in/o.ndjson', ndjson([{ order_id: 1, customer_id: 'C1', qty: 2, price: 1.5 }, { order_id: 2, customer_id: 'C2', qty: 1, price: 4 }, { order_id: 3, customer_id: 'C9', qty: 1, price: 1 }]));
+    const r = await p.runOk();
+    assert.deepEqual(Object.keys(r.stats.streams).filter((k) => k.startsWith('silver.')), ['silver.customers', 'silver.orders'], 'customers are built first');
+    assert.deepEqual(
+      (await p.rows(`select order_id, customer_country, total from silver.orders order by order_id`)).map((x) => [Number(x['order_id']), x['customer_country'], x['total']]),
+      [[1, 'PT', 3], [2, 'JP', 4]],
+    );
+    assert.deepEqual((await p.rows(`select order_id, _dip_check from quarantine.silver__orders`)).map((x) => [Number(x['order_id']), x['_dip_check']]), [[3, 'relationships_customer_id']]);
+  });
+});

@@ -167,7 +167,7 @@ export const joinSchema = z
     alias: identifier.describe('Name the joined table is referred to by in `on` and `columns`'),
     table: z.string().regex(/^(silver|bronze|gold)\.[a-z_][a-z0-9_]*$/, 'expected a table such as silver.authors').optional().describe('A lake table'),
     file: z.string().min(1).optional().describe('A static reference file (CSV, JSON, NDJSON or Parquet), relative to the project'),
-    on: z.string().min(1).describe('Join condition, e.g. a.id = author_id (the silver row columns are unqualified)'),
+    on: z.string().min(1).describe('Join condition, e.g. a.id = s.author_id (the silver row is `s`; unqualified names that both sides have are ambiguous)'),
     columns: z.record(identifier, z.string().min(1)).describe('Columns added: name → SQL over the joined table, e.g. {author_country: a.country}'),
   })
   .refine((j) => (j.table === undefined) !== (j.file === undefined), { message: 'set exactly one of table or file' })

@@ -401,11 +401,14 @@ const REJECTS = '_dip_rejects';
  * from it, so the checks (regexes, lookups) run once per row.
  */
 async function flagRows(lake: Lake, clear: string, checks: readonly CompiledRowCheck[]): Promise<CheckResult[]> {
-  const flags = checks.flatMap((c, i) => [`coalesce(${c.failSql}, false) AS _dq_f${i}`, `CASE WHEN _dq_f${i} THEN ${c.reasonSql} END AS _dq_r${i}`]);
+  // Flags first, in an inner SELECT: a check with a subquery (relationships) cannot be referred to by alias.
+  const flags = checks.map((c, i) => `coalesce(${c.failSql}, false) AS _dq_f${i}`);
+  const reasons = checks.map((c, i) => `CASE WHEN _dq_f${i} THEN ${c.reasonSql} END AS _dq_r${i}`);
   // Positions only for rows that fail something: a path per row of millions would not fit in memory.
   const anyFlag = checks.length ? checks.map((_, i) => `_dq_f${i}`).join(' OR ') : 'false';
   const pos = [`CASE WHEN ${anyFlag} THEN ${POSITION_COLUMNS.file} END AS f`, `CASE WHEN ${anyFlag} THEN ${POSITION_COLUMNS.row} END AS r`];
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${FLAGS} AS SELECT ${[...flags, ...pos].join(', ')} FROM ${clear}`);
+  const inner = `SELECT *${flags.map((f) => `, ${f}`).join('')} FROM ${clear}`;
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${FLAGS} AS SELECT ${[...checks.map((_, i) => `_dq_f${i}`), ...reasons, ...pos].join(', ')} FROM (${inner}) AS _dq`);
   try {
     const stored = checks.map((c, i) => ({ ...c, failSql: `_dq_f${i}`, reasonSql: `_dq_r${i}` }));
     const results = checks.length ? await evaluateRowChecks(lake.engine, FLAGS, stored) : [];
