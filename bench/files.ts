@@ -13,14 +13,14 @@
  *
  *   npm run bench -- files [--rows N] [--big] [--json] …   (--help lists the options)
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { count, fmtInt, machineInfo, median, parseOrExit, renderTable } from './common.js';
+import { BenchFailure, failIfBad, spawnMeasured, syncDisks } from './measure.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -210,101 +210,6 @@ async function ensureCsv(rows: number, wide: boolean): Promise<CsvFile> {
 }
 
 // ─── child processes ───────────────────────────────────────────────────────────────────
-
-interface Measured {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  wallMs: number;
-  /** Peak resident set (VmHWM) in KiB, or null where /proc is unavailable. */
-  peakRssKiB: number | null;
-  /** User + system CPU seconds of the child (last poll before exit), or null without /proc. */
-  cpuSec: number | null;
-}
-
-function readHwm(pid: number): number | null {
-  try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
-
-const CLOCK_TICKS = (() => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(r.stdout?.trim());
-  return Number.isFinite(n) && n > 0 ? n : 100;
-})();
-
-/** utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat). */
-function readCpu(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? ticks / CLOCK_TICKS : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Runs a child to completion, timing it and polling its peak RSS every 50 ms. */
-function spawnMeasured(cmd: string, args: string[], cwd = ROOT): Promise<Measured> {
-  return new Promise((resolvePromise, reject) => {
-    const started = performance.now();
-    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let peak: number | null = null;
-    let cpu: number | null = null;
-    let wallMs = 0;
-    const poll = () => {
-      if (child.pid === undefined) return;
-      const hwm = readHwm(child.pid);
-      if (hwm !== null) peak = Math.max(peak ?? 0, hwm);
-      const c = readCpu(child.pid);
-      if (c !== null && hwm !== null) cpu = Math.max(cpu ?? 0, c);
-    };
-    const timer = setInterval(poll, 50);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.once('error', (e) => {
-      clearInterval(timer);
-      reject(e);
-    });
-    child.once('exit', () => {
-      wallMs = performance.now() - started;
-      clearInterval(timer);
-    });
-    child.once('close', (code, signal) => {
-      clearInterval(timer);
-      resolvePromise({
-        code,
-        signal,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        wallMs: wallMs || performance.now() - started,
-        peakRssKiB: peak,
-        cpuSec: cpu,
-      });
-    });
-  });
-}
-
-function failIfBad(what: string, m: Measured): void {
-  if (m.code !== 0) {
-    throw new BenchFailure(`${what} exited with ${m.code ?? m.signal}\n--- stderr ---\n${m.stderr.slice(-4000)}\n--- stdout ---\n${m.stdout.slice(-2000)}`);
-  }
-}
-
-class BenchFailure extends Error {}
-
-/** Flush dirty pages from earlier runs so they are not written back during the next timed one. */
-function syncDisks(): void {
-  spawnSync('sync', { stdio: 'ignore' });
-}
 
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;
