@@ -21,11 +21,22 @@ export interface Measured {
   cpuSec: number | null;
 }
 
-const CLOCK_TICKS = (() => {
+/** Kernel clock ticks per second (the unit of CPU times in /proc). */
+export const CLOCK_TICKS = (() => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
   const n = Number(r.stdout?.trim());
   return Number.isFinite(n) && n > 0 ? n : 100;
 })();
+
+/** Peak resident set (VmHWM) of a process in KiB, or null where /proc cannot tell. */
+export function readHwm(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
 
 function readProc(pid: number): { hwmKiB: number; cpuSec: number } | null {
   try {

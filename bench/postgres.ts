@@ -43,6 +43,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { findPostgresBinDir, type PostgresServer, postgresProbe, startPostgres } from '../test/support/postgres.js';
 import { count, fmtInt, machineInfo, median, parseOrExit, renderTable } from './common.js';
+import { BenchFailure, CLOCK_TICKS, readHwm } from './measure.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -169,15 +170,7 @@ function parseOptions(args: string[]): Options | undefined {
 const log = (msg: string) => process.stderr.write(`[bench postgres] ${msg}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-class BenchFailure extends Error {}
-
 // ─── processes: time, CPU, peak RSS ────────────────────────────────────────────────────────
-
-const CLOCK_TICKS = (() => {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number(r.stdout?.trim());
-  return Number.isFinite(n) && n > 0 ? n : 100;
-})();
 
 interface ProcStat {
   ppid: number;
@@ -199,15 +192,6 @@ function procStat(pid: number | 'self'): ProcStat | null {
 
 /** CPU seconds of the children this process has reaped so far (exact per child when one runs at a time). */
 const reapedCpu = (): number => (procStat('self')?.children ?? 0) / CLOCK_TICKS;
-
-function readHwm(pid: number): number | null {
-  try {
-    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
 
 /**
  * CPU seconds used so far by the PostgreSQL server: the postmaster, the backends it has reaped
