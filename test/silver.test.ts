@@ -426,3 +426,42 @@ describe('silver joins and relationships across silver tables', () => {
     assert.deepEqual((await p.rows(`select order_id, _dip_check from quarantine.silver__orders`)).map((x) => [Number(x['order_id']), x['_dip_check']]), [[3, 'relationships_customer_id']]);
   });
 });
+
+describe('silver masks in child tables', () => {
+  it('masks columns of child tables, so no clear value reaches any silver file', async () => {
+    const p = await silverProject(
+      { people: { path: 'in/p.ndjson' } },
+      {
+        people: {
+          from: 'people',
+          primary_key: ['id'],
+          columns: { 'contacts.email': { pii: 'email', mask: 'hash' }, 'contacts.phone': { mask: 'last4' }, 'aliases.value': { mask: 'redact' } },
+        },
+      },
+    );
+    const people = Array.from({ length: 12 }, (_, i) => ({
+      id: i,
+      contacts: [
+        { kind: 'work', email: `w${i}@corp.test`, phone: `+44 20 7946 ${String(1000 + i)}` },
+        { kind: 'home', email: `h${i}@home.test`, phone: `+44 20 7946 ${String(2000 + i)}` },
+      ],
+      aliases: [`Alias${i}`],
+    }));
+    await p.write('in/p.ndjson', ndjson(people));
+    await p.runOk();
+    const contacts = await p.rows(`select _dip_list_idx as idx, kind, email, phone from silver.people__contacts where _dip_parent_id = md5('3') order by idx`);
+    assert.deepEqual(
+      contacts.map((c) => [Number(c['idx']), c['kind'], c['phone']]),
+      [[0, 'work', '+** ** **** 1003'], [1, 'home', '+** ** **** 2003']],
+    );
+    const h = (await p.rows(`select sha256('${SALT}' || 'w3@corp.test') as h`))[0]?.['h'];
+    assert.equal(contacts[0]?.['email'], h);
+    assert.equal((await p.rows(`select value from silver.people__aliases where _dip_parent_id = md5('3')`))[0]?.['value'], 'Xxxxx9');
+    const clear = people.flatMap((x) => [...x.contacts.flatMap((c) => [c.email, c.phone]), ...x.aliases]);
+    const found = await scanParquet(p.lakeDir, ['silver', 'gold'], clear);
+    assert.deepEqual(found.hits, []);
+    await writeSilverConfig(p, { people: { path: 'in/p.ndjson' } }, { people: { from: 'people', columns: { 'contact.email': { mask: 'hash' } } } });
+    const bad = await p.run();
+    assert.match(bad.errors[0]?.message ?? '', /columns\.contact\.email: contact is not a child table of this table \(child tables: contacts, aliases\)/);
+  });
+});

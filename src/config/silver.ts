@@ -196,7 +196,10 @@ export const silverTableSchema = z
       })
       .default({ max_depth: 3, arrays: 'child_table' }),
     contract: schemaContractSchema.default('evolve'),
-    columns: z.record(z.string(), silverColumnSchema).default({}).describe('Per-column settings, by silver column name'),
+    columns: z
+      .record(z.string(), silverColumnSchema)
+      .default({})
+      .describe('Per-column settings, by silver column name; `<child>.<column>` (e.g. contacts.email) masks a column of a child table'),
     exclude_columns: z.array(z.string().min(1)).default([]).describe('Input columns left out of silver'),
     derive: z.record(identifier, z.string().min(1)).default({}).describe('Derived columns: name → SQL expression over silver columns, e.g. (likes+comments)/nullif(views,0)'),
     joins: z.array(joinSchema).default([]),

@@ -37,6 +37,8 @@ export interface ChildPlan {
   valueColumn: string;
   /** The flattened array (element fields excluded by exclude_columns stay out of the child table). */
   array?: ArrayColumn | undefined;
+  /** Masks of child table columns (`columns: {<child>.<column>: {mask}}`): column → SQL over it. */
+  masks: Map<string, string>;
 }
 
 export interface SilverPlan {
@@ -107,7 +109,20 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   }
   const srcTypes = new Map(srcColumns.map((c) => [c.name, c.type]));
 
-  for (const name of Object.keys(config.columns)) {
+  const childNames = new Set([...arrays.map((a) => a.name), ...Object.keys(config.children)]);
+  for (const [name, cfg] of Object.entries(config.columns)) {
+    const dot = name.indexOf('.');
+    if (dot > 0) {
+      // `<child>.<column>`: a column of the child table silver.<table>__<child>.
+      const child = name.slice(0, dot);
+      if (!childNames.has(child)) {
+        throw new ConfigError(`${where}: columns.${name}: ${child} is not a child table of this table (child tables: ${[...childNames].join(', ') || 'none'})`);
+      }
+      const other = Object.keys(cfg).filter((k) => k !== 'mask' && k !== 'pii');
+      if (other.length) throw new ConfigError(`${where}: columns.${name}: only mask and pii apply to child table columns (got ${other.join(', ')})`);
+      if (cfg.pii && !cfg.mask) throw new ConfigError(`${where}: columns.${name} is declared pii but has no mask`);
+      continue;
+    }
     if (!srcTypes.has(name)) {
       throw new ConfigError(`${where}: columns.${name} is not a column of bronze.${bronzeName(config.from)} after flattening and naming (columns: ${[...srcTypes.keys()].filter((n) => !n.startsWith('_dip_') && !arrays.some((a) => a.name === n)).join(', ')})`);
     }
@@ -144,9 +159,16 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   const derived = Object.entries(config.derive);
   const children: ChildPlan[] = [];
   for (const [name, child] of Object.entries(config.children)) {
-    children.push({ name, column: `_dip_child_${name}`, elementType: '', valueColumn: child.column });
+    children.push({ name, column: `_dip_child_${name}`, elementType: '', valueColumn: child.column, masks: new Map() });
   }
-  for (const a of arrays) children.push({ name: a.name, column: a.name, elementType: a.elementType, valueColumn: 'value', array: a });
+  for (const a of arrays) children.push({ name: a.name, column: a.name, elementType: a.elementType, valueColumn: 'value', array: a, masks: new Map() });
+  for (const child of children) {
+    for (const [key, cfg] of Object.entries(config.columns)) {
+      if (!key.startsWith(`${child.name}.`) || !cfg.mask) continue;
+      const col = key.slice(child.name.length + 1);
+      child.masks.set(col, maskExpression(cfg.mask, ident(col), inputs.mask, key));
+    }
+  }
   const derSql = (input: string, extra: readonly string[] = []) => {
     const joinCols = joins.flatMap(({ j }) => Object.entries(j.columns).map(([n, e]) => `${e} AS ${ident(n)}`));
     const childCols = Object.entries(config.children).map(([name, c]) => `(${c.expression}) AS ${ident(`_dip_child_${name}`)}`);

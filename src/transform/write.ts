@@ -4,6 +4,7 @@
  */
 import type { CommitRequest, NewFile, TableChange, TableSchema } from '../catalog/types.js';
 import type { SilverTableConfig } from '../config/silver.js';
+import { ConfigError } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
 import { parquetScan } from '../lake/scan.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
@@ -161,6 +162,14 @@ async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableCon
     let sql = fresh.sql;
     if (child.valueColumn !== 'value' && fresh.columns.some((c) => c.name === 'value')) {
       sql = `SELECT * EXCLUDE (value), value AS ${ident(child.valueColumn)} FROM (${sql})`;
+    }
+    if (child.masks.size) {
+      const names = new Set(fresh.columns.map((c) => (c.name === 'value' ? child.valueColumn : c.name)));
+      const unknown = [...child.masks.keys()].filter((c) => !names.has(c));
+      if (unknown.length) {
+        throw new ConfigError(`silver.${name}: columns.${child.name}.${unknown[0]} is not a column of silver.${name}__${child.name} (columns: ${[...names].join(', ')})`);
+      }
+      sql = `SELECT * REPLACE (${[...child.masks].map(([c, expr]) => `${expr} AS ${ident(c)}`).join(', ')}) FROM (${sql})`;
     }
     if (keyed && current.length) {
       // Keys this build touched (new winner or deleted) lose their old children.
