@@ -15,8 +15,14 @@ import { registerState } from './commands/state.js';
 import { registerStatus } from './commands/status.js';
 import { registerTables } from './commands/tables.js';
 
+// `dip … | head`: the reader went away; stop quietly instead of crashing on EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 const program = new Command('dip')
-  .description('DIP — data ingestion platform: sources → raw → bronze with atomic commits')
+  .description('DIP — data ingestion platform: sources → raw → bronze → silver with atomic commits')
   .version('0.1.0')
   .option('-p, --project <path>', 'project file or directory (default: the nearest dip.yaml)')
   .option('--json', 'machine-readable output')
