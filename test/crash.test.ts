@@ -1,8 +1,8 @@
 /**
  * Exactly-once under crashes: `dip run` over many input files is killed with SIGKILL at many
  * random moments and re-run until it finishes; the bronze and raw tables must then hold every
- * source record exactly once (append: one commit per file; merge: one commit per stream), and
- * gc must leave no unreferenced file behind.
+ * source record exactly once (append: one commit per file; merge: one commit per stream), so
+ * must the silver tables built after each run, and gc must leave no unreferenced file behind.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
@@ -107,6 +107,15 @@ pipelines:
             path: balances/*.ndjson
             write_disposition: merge
             primary_key: [account]
+    silver:
+      entries:
+        from: entries
+        primary_key: [id]
+        columns: { note: { mask: redact } }
+      balances:
+        from: balances
+        primary_key: [account]
+        checks: [{ type: range, column: balance, min: 0 }]
 `,
     );
   });
@@ -146,6 +155,12 @@ pipelines:
     const balanceSum = [...expectedBalances.values()].reduce((a, b) => a + b, 0);
     assert.deepEqual([Number(balances['n']), Number(balances['d']), Number(balances['s'])], [expectedBalances.size, expectedBalances.size, balanceSum]);
 
+    // Silver, built after each run (and killed in the middle of builds too), holds the same.
+    const silver = queryOne(dir, 'select count(*) as n, count(distinct id) as d, sum(id) as s, count(*) filter (where note like \'note %\') as clear from silver.entries');
+    assert.deepEqual([Number(silver['n']), Number(silver['d']), BigInt(String(silver['s'])), Number(silver['clear'])], [total, total, expectedSum, 0]);
+    const silverBalances = queryOne(dir, 'select count(*) as n, sum(balance) as s from silver.balances');
+    assert.deepEqual([Number(silverBalances['n']), Number(silverBalances['s'])], [expectedBalances.size, balanceSum]);
+
     // The run history shows the killed runs as crashed, and one success at the end.
     const status = JSON.parse(dip(dir, 'status', '--json', '--runs', '200')) as { runs: { status: string }[] };
     assert.equal(status.runs[0]?.status, 'succeeded');
@@ -163,7 +178,7 @@ pipelines:
     const gc = JSON.parse(dip(dir, 'gc', '--json', '--grace', '0s')) as { deleted: string[] };
     const committed = JSON.parse(dip(dir, 'tables', '--json')) as { name: string; files: number }[];
     const committedFiles = committed.reduce((n, t) => n + t.files, 0);
-    const lakeFiles = (await listFiles(join(dir, '.dip', 'lake'))).filter((f) => /\/(raw|bronze|quarantine)\//.test(f));
+    const lakeFiles = (await listFiles(join(dir, '.dip', 'lake'))).filter((f) => /\/(raw|bronze|silver|quarantine)\//.test(f));
     assert.equal(lakeFiles.length, committedFiles, `after gc (${gc.deleted.length} deleted) the lake holds only committed files`);
     const after = queryOne(dir, 'select count(*) as n, sum(id) as s from bronze.entries');
     assert.equal(Number(after['n']), total);
