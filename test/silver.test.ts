@@ -228,11 +228,13 @@ describe('silver', () => {
 
   it('warns about unmasked columns that look like PII', async () => {
     const p = await silverProject({ people: { path: 'in/p.ndjson' } }, { people: { from: 'people' } });
-    await p.write('in/p.ndjson', ndjson(Array.from({ length: 50 }, (_, i) => ({ id: i, contact: `someone${i}@corp.example`, card: '4111 1111 1111 1111' }))));
+    await p.write('in/p.ndjson', ndjson(Array.from({ length: 50 }, (_, i) => ({ id: i, contact: `someone${i}@corp.example`, card: '4111 1111 1111 1111', friends: [{ name: `f${i}`, email: `friend${i}@corp.example` }] }))));
     const warnings: string[] = [];
     await p.runOk('p', { onEvent: (e) => (e.type === 'silver_warning' ? warnings.push(e.message) : undefined) });
     assert.ok(warnings.some((w) => /column contact looks like email/.test(w)), warnings.join('\n'));
     assert.ok(warnings.some((w) => /column card looks like card/.test(w)), warnings.join('\n'));
+    assert.ok(warnings.some((w) => /column friends\.email looks like email .* set columns\.friends\.email\.mask/.test(w)), warnings.join('\n'));
+    assert.equal(warnings.length, 3, warnings.join('\n'));
   });
 
   it('schema contract: widening evolves, freeze refuses a new column, discard_row quarantines, an incompatible type names the record', async () => {

@@ -6,7 +6,7 @@
  * quarantine rows, the quality report and the bronze position it reached land in ONE commit.
  */
 import { createHash } from 'node:crypto';
-import type { CommitRequest, DataFile, NewFile, TableChange } from '../catalog/types.js';
+import type { Column, CommitRequest, DataFile, NewFile, TableChange } from '../catalog/types.js';
 import type { PipelineConfig } from '../config/schema.js';
 import type { SilverTableConfig } from '../config/silver.js';
 import { ConfigError, DipError } from '../core/errors.js';
@@ -310,19 +310,22 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     throw new QualityFailedError(`${table}: data quality checks failed, nothing was committed:\n${breached.map((r) => `  ${r.message}`).join('\n')}`, report);
   }
 
-  const privacyMode = ctx.privacy.detect;
-  if (privacyMode !== 'off') {
-    const unmasked = plan.columns.filter((c) => !plan.masked.has(c.name) && cfg.columns[c.name]?.pii !== false);
-    const findings = await timed('pii_detection', () => detectPii(lake.engine, clear, unmasked));
-    for (const f of findings) {
-      const message = `column ${f.column} looks like ${f.kind} (${f.matched} of ${f.sampled} sampled values, e.g. ${f.examples.join(', ')}) but has no mask; set columns.${f.column}.mask, or pii: false if it is not personal data`;
-      if (privacyMode === 'error') throw new ConfigError(`${table}: ${message}`);
+  // Columns that look like PII but have no mask: a warning, or an error with privacy.detect: error.
+  const judgePii = async (relation: string, columns: readonly Column[], prefix = '') => {
+    const mode = ctx.privacy.detect;
+    if (mode === 'off') return;
+    const unmasked = columns.filter((c) => cfg.columns[`${prefix}${c.name}`]?.pii !== false);
+    for (const f of await detectPii(lake.engine, relation, unmasked)) {
+      const column = `${prefix}${f.column}`;
+      const message = `column ${column} looks like ${f.kind} (${f.matched} of ${f.sampled} sampled values, e.g. ${f.examples.join(', ')}) but has no mask; set columns.${column}.mask, or pii: false if it is not personal data`;
+      if (mode === 'error') throw new ConfigError(`${table}: ${message}`);
       warn(message);
     }
-  }
+  };
+  await timed('pii_detection', () => judgePii(clear, plan.columns.filter((c) => !plan.masked.has(c.name))));
 
   await storeTokens(ctx, cfg, plan, passing);
-  const written = await timed('write', () => writeSilver(ctx, name, cfg, plan, passing, input, contract.dropped));
+  const written = await timed('write', () => writeSilver(ctx, name, cfg, plan, passing, input, contract.dropped, judgePii));
   const quarantineFiles: NewFile[] = [];
   if (anyRejected) quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now)));
   const quarantined = quarantineFiles[0]?.rows ?? 0;

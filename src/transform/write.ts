@@ -42,7 +42,19 @@ const WINNERS = '_dip_winners';
  * transformed and masked in full, and written together with the current rows that still win
  * (copy-on-write). Without a key: the new rows are appended.
  */
-export async function writeSilver(ctx: BuildTarget, name: string, cfg: SilverTableConfig, plan: SilverPlan, passing: string, input: { mode: SilverMode; relation: string }, dropped: readonly string[]): Promise<WrittenSilver> {
+/** Judges unmasked columns of a relation for PII; `prefix` names a child table's columns (`<child>.`). */
+export type PiiJudge = (relation: string, columns: readonly { name: string; type: string }[], prefix: string) => Promise<void>;
+
+export async function writeSilver(
+  ctx: BuildTarget,
+  name: string,
+  cfg: SilverTableConfig,
+  plan: SilverPlan,
+  passing: string,
+  input: { mode: SilverMode; relation: string },
+  dropped: readonly string[],
+  judgePii: PiiJudge,
+): Promise<WrittenSilver> {
   const { lake } = ctx;
   const table = `silver.${name}`;
   const runId = ctx.runId;
@@ -110,7 +122,7 @@ export async function writeSilver(ctx: BuildTarget, name: string, cfg: SilverTab
       await lake.engine.run(`CREATE OR REPLACE TEMP TABLE _dip_silver_out AS ${rowsSql}`);
       try {
         parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM _dip_silver_out`, target, meta);
-        childChanges = await writeChildren(ctx, name, cfg, plan, pk.length > 0, input.mode === 'full');
+        childChanges = await writeChildren(ctx, name, cfg, plan, pk.length > 0, input.mode === 'full', judgePii);
         files.push(...childChanges.flatMap((c) => c.add));
       } finally {
         await lake.engine.run('DROP TABLE IF EXISTS _dip_silver_out');
@@ -146,7 +158,7 @@ export async function writeSilver(ctx: BuildTarget, name: string, cfg: SilverTab
  * Child tables: rows of the lists on this build's rows (`_dip_silver_out` with _dip_batch 1);
  * with a key, children of parents this build replaced or deleted go, the others stay.
  */
-async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableConfig, plan: SilverPlan, keyed: boolean, full: boolean): Promise<TableChange[]> {
+async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableConfig, plan: SilverPlan, keyed: boolean, full: boolean, judgePii: PiiJudge): Promise<TableChange[]> {
   const { lake } = ctx;
   const out: TableChange[] = [];
   for (const child of plan.children) {
@@ -171,6 +183,10 @@ async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableCon
       }
       sql = `SELECT * REPLACE (${[...child.masks].map(([c, expr]) => `${expr} AS ${ident(c)}`).join(', ')}) FROM (${sql})`;
     }
+    const childColumns = fresh.columns
+      .map((c) => (c.name === 'value' ? { ...c, name: child.valueColumn } : c))
+      .filter((c) => !c.name.startsWith('_dip_') && !child.masks.has(c.name));
+    await judgePii(`(${sql})`, childColumns, `${child.name}.`);
     if (keyed && current.length) {
       // Keys this build touched (new winner or deleted) lose their old children.
       const pk = plan.primaryKey;
