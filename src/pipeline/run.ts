@@ -105,6 +105,7 @@ async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date 
       const [result] = await runSilver(lake, name, pipeline, { runId, tables: [table], now, signal, onEvent: (e) => emit(e), declaredBronze: bronzeTableNames(pipeline) });
       if (result) {
         s.rows = result.newRows;
+        s.files = result.files;
         s.quarantined = result.quarantined;
         s.commits = result.commit === null ? 0 : 1;
       }

@@ -60,6 +60,8 @@ export type SilverEvent =
 export interface SilverTableResult {
   table: string;
   mode: SilverMode | 'up_to_date';
+  /** Bronze files read (quarantine files, on replay). */
+  files: number;
   /** Rows read from bronze (or quarantine, on replay). */
   inputRows: number;
   /** Rows the silver table holds after the commit. */
@@ -170,6 +172,7 @@ async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConf
       if (files.length === 0) return 'up_to_date';
     }
   }
+  if (files.length === 0) return 'no_bronze'; // a bronze table with no live file (rolled back to empty)
   const scan = parquetScan(
     files.map((f) => lake.storage.uri(f.path)),
     ['filename=true', 'file_row_number=true'],
@@ -194,7 +197,7 @@ async function buildSilverTable(ctx: BuildContext, name: string, cfg: SilverTabl
     if (input === 'no_bronze' && declared?.complete && !declared.names.includes(bronzeName(cfg.from))) {
       throw new ConfigError(`silver.${name}: from: ${cfg.from} is not a bronze table of this pipeline (its streams land in: ${declared.names.map((n) => `bronze.${n}`).join(', ') || 'none'})`);
     }
-    return { table: `silver.${name}`, mode: 'up_to_date', inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: input === 'no_bronze' ? [`bronze.${bronzeName(cfg.from)} has no data yet`] : [] };
+    return { table: `silver.${name}`, mode: 'up_to_date', files: 0, inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: input === 'no_bronze' ? [`bronze.${bronzeName(cfg.from)} has no data yet`] : [] };
   }
   return buildFrom(ctx, name, cfg, definition, input);
 }
@@ -215,7 +218,7 @@ export async function replayQuarantine(
   const silver = await lake.catalog.getTable(`silver.${table}`);
   const state = (await lake.catalog.getState(pipelineName, SILVER_STATE_SOURCE, table)) as SilverState | undefined;
   if (files.length === 0 || !state || !silver) {
-    return { table: `silver.${table}`, mode: 'replay', inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: ['nothing in quarantine'], stillQuarantined: 0 };
+    return { table: `silver.${table}`, mode: 'replay', files: 0, inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: ['nothing in quarantine'], stillQuarantined: 0 };
   }
   const scan = parquetScan(files.map((f) => lake.storage.uri(f.path)));
   const selected: string[] = [];
@@ -374,7 +377,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     qualityReports: [{ table, runId, status: report.status, rows: inputRows, report: report as unknown as Record<string, unknown> }],
   };
   const commit = await lake.catalog.commit(request);
-  const result: SilverTableResult = { table, mode: input.mode, inputRows, rows: written.rows, newRows: written.newRows, quarantined, commit: commit.id, warnings, report, timings };
+  const result: SilverTableResult = { table, mode: input.mode, files: input.files, inputRows, rows: written.rows, newRows: written.newRows, quarantined, commit: commit.id, warnings, report, timings };
   emit({ type: 'silver_committed', table, result });
   return result;
 }
