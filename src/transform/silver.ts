@@ -155,7 +155,8 @@ async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConf
   const bronze = `bronze.${bronzeName(cfg.from)}`;
   const info = await lake.catalog.getTable(bronze);
   if (!info || info.headCommit === null) return 'no_bronze';
-  const live = await lake.catalog.liveFiles(bronze);
+  // Pinned to the head just read: a bronze commit landing meanwhile is left for the next build.
+  const live = await lake.catalog.liveFiles(bronze, info.headCommit);
   const state = (await lake.catalog.getState(ctx.pipeline, SILVER_STATE_SOURCE, name)) as SilverState | undefined;
   const silver = await lake.catalog.getTable(`silver.${name}`);
   const key = mergeOnReadKey(live);

@@ -146,7 +146,9 @@ export async function writeSilver(
       primaryKey: pk,
       schema,
       add: [parentFile],
-      ...(replaceAll ? { remove: 'all' as const, expectedHead: head } : {}),
+      // Even an append: two builds of one table at once must not both add the same bronze rows.
+      expectedHead: head,
+      ...(replaceAll ? { remove: 'all' as const } : {}),
     },
     ...childChanges,
   ];
