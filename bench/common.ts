@@ -36,6 +36,13 @@ export function count(text: string, name: string): number {
   return n;
 }
 
+/** `--variants a,b`: the names, each checked against the known ones. */
+export function variantList<V extends string>(text: string, known: readonly V[]): V[] {
+  const variants = text.split(',').map((v) => v.trim()) as V[];
+  for (const v of variants) if (!known.includes(v)) throw new Error(`--variants: unknown variant "${v}" (expected ${known.join(', ')})`);
+  return variants;
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);

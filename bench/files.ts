@@ -19,7 +19,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { count, fmtInt, machineInfo, median, parseOrExit, renderTable } from './common.js';
+import { count, fmtInt, machineInfo, median, parseOrExit, renderTable, variantList } from './common.js';
 import { BenchFailure, failIfBad, spawnMeasured, syncDisks } from './measure.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -115,8 +115,7 @@ function parseOptions(args: string[]): Options | undefined {
     process.stdout.write(HELP);
     return undefined;
   }
-  const variants = values.variants.split(',').map((v) => v.trim()) as Variant[];
-  for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`--variants: unknown variant "${v}" (expected ${VARIANTS.join(', ')})`);
+  const variants = variantList(values.variants, VARIANTS);
   const opts: Options = {
     rows: count(values.rows, 'rows'),
     reps: Math.max(1, count(values.reps, 'reps')),

@@ -42,7 +42,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { findPostgresBinDir, type PostgresServer, postgresProbe, startPostgres } from '../test/support/postgres.js';
-import { count, fmtInt, machineInfo, median, parseOrExit, renderTable } from './common.js';
+import { count, fmtInt, machineInfo, median, parseOrExit, renderTable, variantList } from './common.js';
 import { BenchFailure, CLOCK_TICKS, readHwm } from './measure.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -138,8 +138,7 @@ function parseOptions(args: string[]): Options | undefined {
     process.stdout.write(HELP);
     return undefined;
   }
-  const variants = values.variants.split(',').map((v) => v.trim()) as Variant[];
-  for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`--variants: unknown variant "${v}" (expected ${VARIANTS.join(', ')})`);
+  const variants = variantList(values.variants, VARIANTS);
   const parallel = [...new Set(values.parallel.split(',').map((p) => Math.max(1, count(p.trim(), 'parallel'))))].sort((a, b) => a - b);
   if (!/^\d+(ms|s)$/.test(values['flush-interval'])) throw new Error(`--flush-interval ${values['flush-interval']}: expected e.g. 200ms or 1s`);
   const opts: Options = {

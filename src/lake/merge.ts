@@ -33,6 +33,12 @@ export function latestRowsSql(relation: string, key: readonly string[], options:
   ) WHERE _dip_rank = 1${deleted}`;
 }
 
+/** A relation of a table's files: as read, or for merge-on-read files the latest row per key. */
+export function liveRowsSql(scan: string, files: readonly { meta: Record<string, unknown> }[]): string {
+  const key = mergeOnReadKey(files);
+  return key ? `(${latestRowsSql(scan, key)})` : scan;
+}
+
 export interface MergeInput {
   source: string;
   table: string;

@@ -20,8 +20,6 @@ export interface RetryPolicy {
   timeoutMs?: number | undefined;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, delayMs: 10_000, factor: 2, maxDelayMs: 600_000, jitter: 0.2 };
-
 /** The wait before retry number `retry` (1 = the first retry). */
 export function retryDelayMs(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
   const base = Math.min(policy.maxDelayMs, policy.delayMs * policy.factor ** Math.max(0, retry - 1));

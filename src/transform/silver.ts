@@ -11,7 +11,7 @@ import type { PipelineConfig } from '../config/schema.js';
 import type { SilverTableConfig } from '../config/silver.js';
 import { ConfigError, DipError } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
-import { latestRowsSql, mergeOnReadKey } from '../lake/merge.js';
+import { liveRowsSql, mergeOnReadKey } from '../lake/merge.js';
 import { parquetScan } from '../lake/scan.js';
 import { ident, lit } from '../lake/sql.js';
 import { writeLakeFile } from '../lake/write-file.js';
@@ -178,7 +178,7 @@ async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConf
     files.map((f) => lake.storage.uri(f.path)),
     ['filename=true', 'file_row_number=true'],
   );
-  const rows = key ? `(${latestRowsSql(scan, key)})` : scan;
+  const rows = liveRowsSql(scan, live);
   return {
     mode,
     relation: `(SELECT * EXCLUDE (filename, file_row_number), filename AS ${POSITION_COLUMNS.file}, file_row_number AS ${POSITION_COLUMNS.row} FROM ${rows})`,
@@ -269,9 +269,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const relationOf = async (t: string) => {
     const files = await lake.catalog.liveFiles(t);
     if (files.length === 0) throw new ConfigError(`${table}: ${t} has no data (it is referenced by a join or relationships check)`);
-    const key = mergeOnReadKey(files);
-    const scan = parquetScan(files.map((f) => lake.storage.uri(f.path)));
-    return key ? `(${latestRowsSql(scan, key)})` : scan;
+    return liveRowsSql(parquetScan(files.map((f) => lake.storage.uri(f.path))), files);
   };
   const plan = await planSilver({
     table: name,
@@ -297,8 +295,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const conversions = plan.conversions.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.columns.join(', ')}: value does not convert (masked column)`) } : c));
   const rowChecks = [...conversions, ...contract.checks, ...guarded];
   await validateRowChecks(lake.engine, clear, rowChecks);
-  const rowResults = await timed('checks', () => flagRows(lake, clear, rowChecks));
-  const inputRows = await countRows(lake, clear, rowResults);
+  const { results: rowResults, rows: inputRows } = await timed('checks', () => flagRows(lake, clear, rowChecks));
   const anyRejected = rowResults.some((r) => r.severity === 'error' && r.failed > 0);
   // Rows refused by error checks, by input position: every later step leaves them out by an anti join.
   const passing = `(SELECT * FROM ${clear} AS c ANTI JOIN ${REJECTS} AS q ON c.${POSITION_COLUMNS.file} = q.f AND c.${POSITION_COLUMNS.row} = q.r)`;
@@ -395,12 +392,5 @@ async function storeTokens(ctx: BuildContext, cfg: SilverTableConfig, plan: Silv
     );
     vault.store(column, rows.map((r) => ({ token: String(r['t']), value: String(r['v']) })));
   }
-}
-
-async function countRows(lake: Lake, clear: string, results: readonly CheckResult[]): Promise<number> {
-  const first = results[0];
-  if (first) return first.evaluated;
-  const rows = await lake.engine.all(`SELECT count(*) AS n FROM ${clear}`);
-  return Number(rows[0]?.['n'] ?? 0);
 }
 

@@ -35,6 +35,11 @@ export interface WrittenSilver {
 
 const WINNERS = '_dip_winners';
 
+/** `_dip_id` of a keyed row: md5 of its (masked) key values, so child rows can point at it. */
+function keyIdSql(key: readonly string[], alias: string): string {
+  return `md5(concat_ws(chr(31), ${key.map((c) => `CAST(${alias}.${ident(c)} AS VARCHAR)`).join(', ')}))`;
+}
+
 /**
  * Writes the silver table (and its children). With a primary key: a narrow pass picks the
  * latest record per key (by sort columns, then arrival) among the new rows and the table's
@@ -66,7 +71,6 @@ export async function writeSilver(
   const masked = keep.map((c) => `${out(c.name)} AS ${ident(c.name)}`);
   const childCols = plan.children.map((c) => ident(c.column));
   const sourceFile = ident(SILVER_AUDIT.sourceFile);
-  const idOf = (cols: readonly string[], alias: string) => `md5(concat_ws(chr(31), ${cols.map((c) => `CAST(${alias}.${ident(c)} AS VARCHAR)`).join(', ')}))`;
   const target = { zone: 'silver' as const, source: ctx.pipeline, table: name };
   const meta = { run_id: runId, mode: input.mode };
 
@@ -92,7 +96,7 @@ export async function writeSilver(
          FROM (${newKeys}${curKeys}) GROUP BY ${pk.map(ident).join(', ')})`,
     );
     const winning = `(SELECT i.*, w.fs AS _dip_fs, w.ls AS _dip_ls FROM ${input.relation} AS i JOIN ${WINNERS} AS w ON w.b = 1 AND NOT w.d AND hash(i.${POSITION_COLUMNS.file}) = w.f AND i.${POSITION_COLUMNS.row} = w.r)`;
-    const fresh = `SELECT *, ${idOf(pk, 'n')} AS ${SILVER_AUDIT.id} FROM (
+    const fresh = `SELECT *, ${keyIdSql(pk, 'n')} AS ${SILVER_AUDIT.id} FROM (
         SELECT ${[...masked, ...childCols].join(', ')}, ${sourceFile}, _dip_fs AS ${SILVER_AUDIT.firstSeen}, _dip_ls AS ${SILVER_AUDIT.lastSeen}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, 1 AS _dip_batch
         FROM (${plan.clearSql(winning, ['_dip_fs', '_dip_ls'])})) AS n`;
     const kept = curScan
@@ -191,8 +195,7 @@ async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableCon
     await judgePii(`(${sql})`, childColumns, `${child.name}.`);
     if (keyed && current.length) {
       // Keys this build touched (new winner or deleted) lose their old children.
-      const pk = plan.primaryKey;
-      const touched = `SELECT md5(concat_ws(chr(31), ${pk.map((c) => `CAST(${ident(c)} AS VARCHAR)`).join(', ')})) FROM ${WINNERS} WHERE b = 1`;
+      const touched = `SELECT ${keyIdSql(plan.primaryKey, WINNERS)} FROM ${WINNERS} WHERE b = 1`;
       const kept = `SELECT * FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))} WHERE _dip_parent_id NOT IN (${touched})`;
       sql = `${kept} UNION ALL BY NAME ${sql}`;
     }

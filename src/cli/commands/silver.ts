@@ -4,7 +4,7 @@ import type { PipelineConfig } from '../../config/schema.js';
 import { ConfigError, DipError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { parquetScan } from '../../lake/scan.js';
-import { ident } from '../../lake/sql.js';
+import { ident, lit } from '../../lake/sql.js';
 import { formatReport, type QualityReport } from '../../quality/report.js';
 import { QUARANTINE_META, quarantineTableName } from '../../transform/quarantine.js';
 import { replayQuarantine, runSilver, type SilverEvent, type SilverTableResult } from '../../transform/silver.js';
@@ -59,6 +59,7 @@ export function registerSilver(program: Command): void {
         const all = Object.keys(pipelines).filter((p) => Object.keys(pipelines[p]?.silver ?? {}).length > 0);
         const chosen = names.length ? names : all;
         assertKnown('pipeline', chosen, Object.keys(pipelines));
+        if (opts.table) assertKnown('silver table', opts.table, chosen.flatMap((p) => Object.keys(pipelines[p]?.silver ?? {})));
         const out: SilverTableResult[] = [];
         const runId = newId('run_');
         for (const p of chosen) {
@@ -67,7 +68,6 @@ export function registerSilver(program: Command): void {
           if (opts.table && tables?.length === 0) continue;
           out.push(...(await runSilver(lake, p, config, { runId, tables, fullRefresh: Boolean(opts.fullRefresh), onEvent: logEvent(Boolean(opts.quiet) || Boolean(global.json)), declaredBronze: bronzeTableNames(config) })));
         }
-        if (opts.table) assertKnown('silver table', opts.table, chosen.flatMap((p) => Object.keys(pipelines[p]?.silver ?? {})));
         return out;
       });
       if (global.json) printJson(results.map(({ report, ...r }) => ({ ...r, quality: report?.status })));
@@ -115,7 +115,7 @@ export function registerSilver(program: Command): void {
             summary.push({ table: t.name, check: '(bronze: unparseable records)', rows: files.reduce((n, f) => n + f.rows, 0) });
             continue;
           }
-          const filter = opts.check ? `WHERE list_contains(string_split(${QUARANTINE_META.check}, ', '), '${opts.check.replaceAll("'", "''")}')` : '';
+          const filter = opts.check ? `WHERE list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(opts.check)})` : '';
           for (const r of await lake.engine.all(`SELECT c AS check, count(*) AS n FROM (SELECT unnest(string_split(${QUARANTINE_META.check}, ', ')) AS c FROM ${scan} ${filter}) GROUP BY 1 ORDER BY 1`)) {
             summary.push({ table: t.name, check: String(r['check']), rows: Number(r['n']) });
           }
