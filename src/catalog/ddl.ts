@@ -92,6 +92,80 @@ export const MIGRATIONS: readonly string[][] = [
     )`,
     `CREATE INDEX IF NOT EXISTS dip_quality_reports_table ON dip_quality_reports (table_name, id)`,
   ],
+  // The orchestrator: runs for data intervals, their task runs (a DAG), attempts, schedules, alerts.
+  [
+    `ALTER TABLE dip_runs ADD COLUMN orchestrated INTEGER NOT NULL DEFAULT 0`,
+    `ALTER TABLE dip_runs ADD COLUMN trigger_kind TEXT`,
+    `ALTER TABLE dip_runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0`,
+    `ALTER TABLE dip_runs ADD COLUMN interval_start TEXT`,
+    `ALTER TABLE dip_runs ADD COLUMN interval_end TEXT`,
+    `ALTER TABLE dip_runs ADD COLUMN queued_at TEXT`,
+    `ALTER TABLE dip_runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0`,
+    `ALTER TABLE dip_runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1`,
+    `ALTER TABLE dip_runs ADD COLUMN backfill_id TEXT`,
+    `ALTER TABLE dip_runs ADD COLUMN max_parallel INTEGER`,
+    `ALTER TABLE dip_runs ADD COLUMN max_active INTEGER NOT NULL DEFAULT 1`,
+    `CREATE INDEX IF NOT EXISTS dip_runs_status ON dip_runs (status, pipeline, priority)`,
+    `CREATE TABLE IF NOT EXISTS dip_task_runs (
+      run_id TEXT NOT NULL,
+      task TEXT NOT NULL,
+      status TEXT NOT NULL,
+      attempt INTEGER NOT NULL,
+      max_attempts INTEGER NOT NULL,
+      deps TEXT NOT NULL,
+      waiting INTEGER NOT NULL,
+      pool TEXT,
+      mutex TEXT,
+      priority INTEGER NOT NULL,
+      seq BIGINT NOT NULL,
+      not_before TEXT,
+      lease_owner TEXT,
+      lease_expires TEXT,
+      started_at TEXT,
+      ended_at TEXT,
+      rows BIGINT NOT NULL DEFAULT 0,
+      error TEXT,
+      cause TEXT,
+      stats TEXT,
+      PRIMARY KEY (run_id, task)
+    )`,
+    `CREATE INDEX IF NOT EXISTS dip_task_runs_ready ON dip_task_runs (status, priority, seq)`,
+    `CREATE INDEX IF NOT EXISTS dip_task_runs_pool ON dip_task_runs (pool, status)`,
+    `CREATE INDEX IF NOT EXISTS dip_task_runs_mutex ON dip_task_runs (mutex, status)`,
+    `CREATE TABLE IF NOT EXISTS dip_task_deps (
+      run_id TEXT NOT NULL,
+      upstream TEXT NOT NULL,
+      task TEXT NOT NULL,
+      PRIMARY KEY (run_id, upstream, task)
+    )`,
+    `CREATE TABLE IF NOT EXISTS dip_task_attempts (
+      run_id TEXT NOT NULL,
+      task TEXT NOT NULL,
+      attempt INTEGER NOT NULL,
+      status TEXT NOT NULL,
+      worker TEXT NOT NULL,
+      started_at TEXT NOT NULL,
+      ended_at TEXT,
+      rows BIGINT NOT NULL DEFAULT 0,
+      error TEXT,
+      cause TEXT,
+      log TEXT NOT NULL DEFAULT '',
+      PRIMARY KEY (run_id, task, attempt)
+    )`,
+    `CREATE TABLE IF NOT EXISTS dip_schedules (
+      pipeline TEXT PRIMARY KEY,
+      last_end TEXT,
+      trigger_state TEXT NOT NULL,
+      updated_at TEXT NOT NULL
+    )`,
+    `CREATE TABLE IF NOT EXISTS dip_alerts (
+      alert_key TEXT PRIMARY KEY,
+      first_at TEXT NOT NULL,
+      last_sent_at TEXT NOT NULL,
+      sent INTEGER NOT NULL,
+      suppressed INTEGER NOT NULL
+    )`,
+  ],
 ];
 
 export function idColumn(dialect: 'sqlite' | 'postgres'): string {

@@ -1,5 +1,6 @@
 import { CommitConflictError, DipError } from '../core/errors.js';
 import { MIGRATIONS, idColumn } from './ddl.js';
+import { OrchestrationStore } from './orchestration.js';
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import type {
   AsOf,
@@ -42,9 +43,12 @@ export class SqlCatalog implements Catalog {
   readonly kind: 'sqlite' | 'postgres';
   protected readonly db: SqlDriver;
 
+  readonly orchestration: OrchestrationStore;
+
   protected constructor(db: SqlDriver) {
     this.db = db;
     this.kind = db.dialect;
+    this.orchestration = new OrchestrationStore(db);
   }
 
   protected async migrate(): Promise<void> {
@@ -323,7 +327,7 @@ export class SqlCatalog implements Catalog {
   }
 
   async markCrashedRuns(isAlive: ProcessProbe, options: { staleAfterMs?: number } = {}): Promise<number> {
-    const running = await this.db.query(`SELECT id, host, pid, started_at, heartbeat_at FROM dip_runs WHERE status = 'running'`);
+    const running = await this.db.query(`SELECT id, host, pid, started_at, heartbeat_at FROM dip_runs WHERE status = 'running' AND orchestrated = 0`);
     const staleBefore = Date.now() - (options.staleAfterMs ?? DEFAULT_STALE_MS);
     let marked = 0;
     for (const r of running) {

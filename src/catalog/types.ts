@@ -8,6 +8,8 @@
  * not at all.
  */
 
+import type { OrchestrationStore } from './orchestration.js';
+
 export type Zone = 'raw' | 'bronze' | 'silver' | 'gold' | 'quarantine';
 export type FileFormat = 'parquet' | 'ndjson';
 export type CommitOperation = 'append' | 'replace' | 'merge' | 'compact' | 'rollback' | 'replay' | 'state';
@@ -153,7 +155,7 @@ export interface CommitInfo {
   summary: Record<string, unknown>;
 }
 
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'crashed';
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'crashed' | 'cancelled';
 
 export interface StreamStats {
   rows: number;
@@ -195,6 +197,8 @@ export interface AsOf {
 
 export interface Catalog {
   readonly kind: 'sqlite' | 'postgres';
+  /** The orchestrator's runs, task runs, schedules and alert incidents. */
+  readonly orchestration: OrchestrationStore;
   close(): Promise<void>;
 
   getTable(name: string): Promise<TableInfo | undefined>;

@@ -1,4 +1,5 @@
 export * from './schema.js';
+export * from './orchestrate.js';
 export * from './silver.js';
 export { loadProject, parseProject, findProjectFile, PROJECT_FILE_NAMES, type LoadedProject } from './load.js';
 export { defineProject, definePipeline, defineSource } from './define.js';

@@ -8,6 +8,7 @@ import { identifier, writeDispositionSchema } from './primitives.js';
 import { mysqlSourceSchema, postgresSourceSchema } from './database.js';
 import { restSourceSchema } from './rest.js';
 import { privacySchema, silverTableSchema } from './silver.js';
+import { alertsSchema, pipelineOrchestrationFields, poolSchema, serveSchema } from './orchestrate.js';
 
 export { writeDispositionSchema };
 
@@ -62,7 +63,7 @@ export const sourceSchema = z.discriminatedUnion('type', [filesSourceSchema, res
 export const pipelineSchema = z
   .strictObject({
     description: z.string().optional(),
-    schedule: z.string().optional().describe('Cron expression (placeholder: scheduling arrives with the orchestrator)'),
+    ...pipelineOrchestrationFields,
     sources: z.record(identifier, sourceSchema).describe('Sources of this pipeline, by name'),
     raw: z
       .strictObject({ enabled: z.boolean().default(true) })
@@ -109,6 +110,9 @@ export const projectConfigSchema = z
       })
       .default({ memory_limit: '1GB' }),
     privacy: privacySchema.default({ detect: 'warn' }),
+    pools: z.record(identifier, poolSchema).default({}).describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
+    alerts: alertsSchema.optional(),
+    serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),
   })
   .describe('A DIP project (dip.yaml)');

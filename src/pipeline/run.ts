@@ -72,7 +72,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   const heartbeat = setInterval(() => void lake.catalog.heartbeat(runId).catch(() => undefined), HEARTBEAT_MS);
   heartbeat.unref();
   try {
-    const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams, retryFailed: options.retryFailed ?? false, follow: options.follow ?? false };
+    const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams, retryFailed: options.retryFailed ?? false, follow: options.follow ?? false, persistStats: true };
     await runSources(context, pipeline.sources);
     if (options.silver !== false && !options.follow && Object.keys(pipeline.silver).length > 0) await buildSilver(context, pipeline, options.now);
   } catch (err) {
@@ -115,11 +115,47 @@ async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date 
       errors.push({ stream: key, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
       emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
     }
-    await lake.catalog.updateRunStats(runId, stats);
+    if (ctx.persistStats) await lake.catalog.updateRunStats(runId, stats);
   }
 }
 
+/** What one orchestrator task did: stream stats and the streams that failed. */
+export interface TaskWork {
+  stats: RunStats;
+  errors: RunResult['errors'];
+}
+
+export interface TaskWorkOptions {
+  runId: string;
+  signal: AbortSignal;
+  onEvent?: RunEventSink;
+  now?: Date;
+}
+
+/**
+ * Ingests the given sources of a pipeline under an existing (orchestrated) run, which keeps its
+ * own record: the caller passes the source configs with the run's interval already rendered.
+ */
+export async function ingestSources(lake: Lake, name: string, sources: Record<string, SourceConfig>, options: TaskWorkOptions): Promise<TaskWork> {
+  const pipeline = pipelineNamed(lake.project, name);
+  const work: TaskWork = { stats: { streams: {} }, errors: [] };
+  const context: RunContext = { lake, pipeline: name, runId: options.runId, rawEnabled: pipeline.raw?.enabled ?? true, ...work, signal: options.signal, emit: options.onEvent ?? (() => undefined), only: undefined, retryFailed: false, follow: false, persistStats: false };
+  await runSources(context, sources);
+  return work;
+}
+
+/** Builds one silver table of a pipeline under an existing (orchestrated) run. */
+export async function buildSilverTable(lake: Lake, name: string, table: string, options: TaskWorkOptions): Promise<TaskWork> {
+  const pipeline = pipelineNamed(lake.project, name);
+  const work: TaskWork = { stats: { streams: {} }, errors: [] };
+  const context: RunContext = { lake, pipeline: name, runId: options.runId, rawEnabled: true, ...work, signal: options.signal, emit: options.onEvent ?? (() => undefined), only: undefined, retryFailed: false, follow: false, persistStats: false };
+  await buildSilver(context, { ...pipeline, silver: Object.fromEntries(Object.entries(pipeline.silver).filter(([t]) => t === table)) }, options.now);
+  return work;
+}
+
 interface RunContext {
+  /** Whether progress is written to the run record as it goes (false under the orchestrator, which aggregates task stats). */
+  persistStats: boolean;
   lake: Lake;
   pipeline: string;
   runId: string;
@@ -155,7 +191,7 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
           const metrics = source.metrics?.(stream);
           if (metrics) streamStats.source = metrics;
         }
-        await lake.catalog.updateRunStats(runId, stats);
+        if (ctx.persistStats) await lake.catalog.updateRunStats(runId, stats);
       });
     } finally {
       await source.close();

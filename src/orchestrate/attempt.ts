@@ -1,0 +1,117 @@
+/**
+ * Runs one claimed task attempt under its lease: the lease is renewed while it runs (a
+ * cancelled run or a lost lease aborts it), the task's timeout aborts it, and the outcome is
+ * recorded with the attempt's log. Shared by the in-process executor and `dip worker`.
+ */
+import type { ClaimResult, FinishResult, OrchestrationStore, TaskOutcome } from '../catalog/orchestration.js';
+import { DipError, describeCause, errorMessage } from '../core/errors.js';
+import type { Lake } from '../lake/lake.js';
+import type { PipelineDag, TaskDef } from './dag.js';
+import { isRetryable, retryDelayMs } from './retry.js';
+import { runTask } from './task-runner.js';
+
+export interface AttemptHooks {
+  /** Called after the outcome is recorded (alerts, metrics, dispatching ready tasks). */
+  onFinished?: (event: AttemptFinished) => Promise<void> | void;
+}
+
+export interface AttemptFinished {
+  runId: string;
+  pipeline: string;
+  task: string;
+  attempt: number;
+  maxAttempts: number;
+  outcome: TaskOutcome;
+  errorKind: string | null;
+  result: FinishResult;
+  durationMs: number;
+}
+
+export interface AttemptOptions {
+  owner: string;
+  leaseMs: number;
+  dag: (pipeline: string) => PipelineDag;
+  clock: () => Date;
+  /** Aborted to hand the task back (graceful shutdown): the attempt is released, not failed. */
+  handBack: AbortSignal;
+  hooks?: AttemptHooks;
+}
+
+export async function runAttempt(lake: Lake, ref: { runId: string; task: string }, claim: Extract<ClaimResult, { ok: true }>, options: AttemptOptions): Promise<FinishResult | 'handed_back' | 'lost'> {
+  const store: OrchestrationStore = lake.catalog.orchestration;
+  const { owner, leaseMs, clock } = options;
+  const started = Date.now();
+  const controller = new AbortController();
+  const logLines: string[] = [];
+  const log = (line: string) => logLines.push(`${new Date().toISOString()} ${line}\n`);
+  let lost = false;
+  const heartbeat = setInterval(() => {
+    void store.heartbeat(ref, owner, claim.attempt, leaseMs, clock()).then(
+      ({ lost: gone, cancel }) => {
+        if (gone) {
+          lost = true;
+          controller.abort(new DipError('interrupted', `the lease on ${ref.task} was lost to another worker`));
+        } else if (cancel) controller.abort(new DipError('interrupted', `run ${ref.runId} was cancelled`, { details: { cancelled: true } }));
+      },
+      () => undefined,
+    );
+  }, Math.max(50, Math.floor(leaseMs / 3)));
+  const handBack = () => controller.abort(new DipError('interrupted', 'handed back: the process is shutting down'));
+  options.handBack.addEventListener('abort', handBack, { once: true });
+
+  let task: TaskDef | undefined;
+  let outcome: TaskOutcome;
+  let errorKind: string | null = null;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const dag = options.dag(claim.run.pipeline);
+    task = dag.tasks.find((t) => t.name === ref.task);
+    if (!task) throw new DipError('config', `pipeline ${claim.run.pipeline} has no task ${ref.task} any more (tasks: ${dag.tasks.map((t) => t.name).join(', ')})`);
+    const timeoutMs = task.retry.timeoutMs;
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => controller.abort(new DipError('transient', `${ref.task} timed out after ${timeoutMs} ms (attempt ${claim.attempt})`)), timeoutMs);
+    }
+    const running = runTask(lake, task, { runId: ref.runId, pipeline: claim.run.pipeline, interval: claim.run.interval, attempt: claim.attempt, signal: controller.signal, log });
+    // A task that ignores its signal still loses the race to the abort.
+    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
+    const value = await Promise.race([running, aborted]);
+    outcome = { ok: true, rows: value.rows, stats: value.stats };
+  } catch (caught) {
+    const err = controller.signal.aborted ? controller.signal.reason : caught;
+    errorKind = err instanceof DipError ? err.kind : 'internal';
+    const cancelled = err instanceof DipError && err.details['cancelled'] === true;
+    const retryable = isRetryable(err);
+    outcome = {
+      ok: false,
+      error: errorMessage(err),
+      cause: describeCause(err) ?? null,
+      retryable,
+      retryDelayMs: task ? retryDelayMs(task.retry, claim.attempt) : 0,
+      cancelled,
+      kind: errorKind,
+    };
+    log(`failed: ${errorMessage(err)}`);
+  } finally {
+    clearInterval(heartbeat);
+    if (timer) clearTimeout(timer);
+    options.handBack.removeEventListener('abort', handBack);
+  }
+  if (lost) return 'lost';
+  if (options.handBack.aborted && !outcome.ok) {
+    await store.release(ref, owner, claim.attempt, clock());
+    return 'handed_back';
+  }
+  const result = await store.finish(ref, owner, claim.attempt, { ...outcome, log: logLines.join('') }, clock());
+  await options.hooks?.onFinished?.({
+    runId: ref.runId,
+    pipeline: claim.run.pipeline,
+    task: ref.task,
+    attempt: claim.attempt,
+    maxAttempts: task?.retry.attempts ?? claim.attempt,
+    outcome,
+    errorKind,
+    result,
+    durationMs: Date.now() - started,
+  });
+  return result;
+}

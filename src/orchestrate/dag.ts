@@ -1,0 +1,153 @@
+/**
+ * A pipeline's task graph, derived from what each step reads and writes: `ingest.<source>`
+ * writes the bronze tables of its streams, `silver.<table>` reads its bronze table (and joined
+ * or checked tables) and writes silver.<table>, custom tasks declare inputs/outputs. A task runs
+ * after every task writing a table it reads, and after its explicit `depends_on`.
+ */
+import type { ProjectConfig, PipelineConfig, SourceConfig } from '../config/schema.js';
+import type { CustomTaskConfig, RetryConfig } from '../config/orchestrate.js';
+import { ConfigError } from '../core/errors.js';
+import { durationMs } from '../core/time.js';
+import { declaredStreamNames } from '../sources/database/resolve.js';
+import type { RetryPolicy } from './retry.js';
+
+export type TaskKind =
+  | { kind: 'ingest'; source: string }
+  | { kind: 'silver'; table: string }
+  | { kind: 'shell'; command: string }
+  | { kind: 'module'; module: string; export: string };
+
+export interface TaskDef {
+  name: string;
+  run: TaskKind;
+  deps: string[];
+  inputs: string[];
+  outputs: string[];
+  pool: string | null;
+  retry: RetryPolicy;
+}
+
+export interface PipelineDag {
+  pipeline: string;
+  /** In a topological order (every task after its upstreams). */
+  tasks: TaskDef[];
+}
+
+const DEFAULT_RETRY: RetryConfig = { attempts: 3, delay: '10s', backoff: 2, max_delay: '10m', jitter: true };
+
+export function retryPolicy(config: RetryConfig | undefined, timeout: string | undefined, where: string): RetryPolicy {
+  const r = config ?? DEFAULT_RETRY;
+  return {
+    attempts: r.attempts,
+    delayMs: durationMs(r.delay, `${where}.retries.delay`),
+    factor: r.backoff,
+    maxDelayMs: durationMs(r.max_delay, `${where}.retries.max_delay`),
+    jitter: r.jitter ? 0.5 : 0,
+    timeoutMs: timeout === undefined ? undefined : durationMs(timeout, `${where}.timeout`),
+  };
+}
+
+/** The bronze tables a source writes; `complete` is false when database table patterns add more at run time. */
+export function sourceBronzeTables(source: SourceConfig): { names: string[]; complete: boolean } {
+  if (source.type === 'files') return { names: Object.entries(source.streams).map(([n, s]) => `bronze.${s.table ?? n}`), complete: true };
+  if (source.type === 'rest') return { names: Object.entries(source.resources).map(([n, r]) => `bronze.${r.table ?? n}`), complete: true };
+  const declared = declaredStreamNames(source);
+  return { names: declared.names.map((n) => `bronze.${n}`), complete: !declared.patterns };
+}
+
+const qualify = (table: string, zone: string): string => (table.includes('.') ? table : `${zone}.${table}`);
+
+export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
+  const pipeline = project.pipelines[name];
+  if (!pipeline) throw new ConfigError(`no pipeline named "${name}" (pipelines: ${Object.keys(project.pipelines).join(', ') || 'none'})`);
+  const where = `pipelines.${name}`;
+  const tasks = derivedTasks(pipeline, where);
+  const derivedNames = new Set(tasks.map((t) => t.name));
+  const openEnded = Object.entries(pipeline.sources).filter(([, s]) => !sourceBronzeTables(s).complete).map(([n]) => `ingest.${n}`);
+
+  for (const [taskName, cfg] of Object.entries(pipeline.tasks)) {
+    const at = `${where}.tasks.${taskName}`;
+    if ('shell' in cfg || 'module' in cfg) {
+      if (derivedNames.has(taskName) || /^(ingest|silver)\./.test(taskName)) {
+        throw new ConfigError(`${at}: the names ingest.<source> and silver.<table> belong to derived tasks; give a custom task another name`);
+      }
+      if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(taskName)) throw new ConfigError(`${at}: a task name uses letters, digits, _, . and -`);
+      tasks.push(customTask(taskName, cfg, pipeline, at));
+    } else {
+      const task = tasks.find((t) => t.name === taskName);
+      if (!task) throw new ConfigError(`${at}: no task ${taskName} in this pipeline; settings need a derived task (${[...derivedNames].join(', ') || 'none'}) or a shell/module task`);
+      task.deps.push(...cfg.depends_on);
+      task.pool = cfg.pool ?? task.pool;
+      task.retry = retryPolicy(cfg.retries ?? pipeline.retries, cfg.timeout ?? pipeline.timeout, at);
+    }
+  }
+
+  const writers = new Map<string, string[]>();
+  for (const t of tasks) for (const out of t.outputs) writers.set(out, [...(writers.get(out) ?? []), t.name]);
+  const names = new Set(tasks.map((t) => t.name));
+  for (const t of tasks) {
+    for (const input of t.inputs) {
+      const producers = writers.get(input) ?? (input.startsWith('bronze.') ? openEnded : []);
+      t.deps.push(...producers.filter((p) => p !== t.name));
+    }
+    for (const d of t.deps) {
+      if (!names.has(d)) throw new ConfigError(`${where}.tasks.${t.name}.depends_on: no task ${d} in this pipeline (tasks: ${[...names].join(', ')})`);
+    }
+    t.deps = [...new Set(t.deps)];
+    if (t.pool !== null && !project.pools[t.pool]) {
+      throw new ConfigError(`${where}.tasks.${t.name}.pool: no pool ${t.pool}; declare it under pools: (have: ${Object.keys(project.pools).join(', ') || 'none'})`);
+    }
+  }
+  return { pipeline: name, tasks: topological(tasks, where) };
+}
+
+function derivedTasks(pipeline: PipelineConfig, where: string): TaskDef[] {
+  const retry = retryPolicy(pipeline.retries, pipeline.timeout, where);
+  const tasks: TaskDef[] = Object.entries(pipeline.sources).map(([source, cfg]) => ({
+    name: `ingest.${source}`,
+    run: { kind: 'ingest', source },
+    deps: [],
+    inputs: [],
+    outputs: sourceBronzeTables(cfg).names,
+    pool: null,
+    retry,
+  }));
+  for (const [table, cfg] of Object.entries(pipeline.silver)) {
+    const reads = [qualify(cfg.from, 'bronze'), ...cfg.joins.map((j) => j.table).filter((t): t is string => typeof t === 'string').map((t) => qualify(t, 'silver'))];
+    for (const c of cfg.checks) if (c.type === 'relationships') reads.push(qualify(c.to, 'silver'));
+    tasks.push({ name: `silver.${table}`, run: { kind: 'silver', table }, deps: [], inputs: reads.filter((t) => t !== `silver.${table}`), outputs: [`silver.${table}`], pool: null, retry });
+  }
+  return tasks;
+}
+
+function customTask(name: string, cfg: CustomTaskConfig, pipeline: PipelineConfig, at: string): TaskDef {
+  for (const t of [...cfg.inputs, ...cfg.outputs]) {
+    if (!/^(raw|bronze|silver|gold)\.[A-Za-z_][A-Za-z0-9_]*$/.test(t)) throw new ConfigError(`${at}: table "${t}" must be written zone.table (bronze, silver or gold), e.g. silver.orders`);
+  }
+  return {
+    name,
+    run: 'shell' in cfg ? { kind: 'shell', command: cfg.shell } : { kind: 'module', module: cfg.module, export: cfg.export },
+    deps: [...cfg.depends_on],
+    inputs: cfg.inputs,
+    outputs: cfg.outputs,
+    pool: cfg.pool ?? null,
+    retry: retryPolicy(cfg.retries ?? pipeline.retries, cfg.timeout ?? pipeline.timeout, at),
+  };
+}
+
+function topological(tasks: TaskDef[], where: string): TaskDef[] {
+  const byName = new Map(tasks.map((t) => [t.name, t]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const order: TaskDef[] = [];
+  const visit = (t: TaskDef, path: string[]): void => {
+    const s = state.get(t.name);
+    if (s === 'done') return;
+    if (s === 'visiting') throw new ConfigError(`${where}: tasks form a cycle: ${[...path.slice(path.indexOf(t.name)), t.name].join(' → ')}`);
+    state.set(t.name, 'visiting');
+    for (const d of t.deps) visit(byName.get(d) as TaskDef, [...path, t.name]);
+    state.set(t.name, 'done');
+    order.push(t);
+  };
+  for (const t of tasks) visit(t, []);
+  return order;
+}

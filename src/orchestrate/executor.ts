@@ -1,0 +1,108 @@
+/**
+ * The in-process executor: claims ready tasks from the catalog (highest priority first, pools
+ * respected) and runs up to `concurrency` of them at once. It sleeps until woken (a task was
+ * readied) or until the next retry is due, so an idle executor costs nothing.
+ */
+import { hostname } from 'node:os';
+import { newId } from '../core/ids.js';
+import type { Lake } from '../lake/lake.js';
+import { runAttempt, type AttemptHooks } from './attempt.js';
+import type { PipelineDag } from './dag.js';
+
+export interface ExecutorOptions {
+  concurrency: number;
+  leaseMs: number;
+  dag: (pipeline: string) => PipelineDag;
+  poolSlots: (pool: string) => number;
+  clock?: () => Date;
+  hooks?: AttemptHooks;
+  /** Longest idle sleep between looks at the catalog, ms (other processes may queue work). */
+  pollMs?: number;
+}
+
+export class TaskExecutor {
+  readonly owner = `${hostname()}:${process.pid}:${newId('x_').slice(2, 10)}`;
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly handBack = new AbortController();
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private readonly clock: () => Date;
+
+  private constructor(
+    private readonly lake: Lake,
+    private readonly options: ExecutorOptions,
+  ) {
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  static create(lake: Lake, options: ExecutorOptions): TaskExecutor {
+    return new TaskExecutor(lake, options);
+  }
+
+  get busy(): number {
+    return this.running.size;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Look for work now (a run was queued or a task readied). */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /**
+   * Stops claiming. Running tasks get `graceMs` to finish; then they are aborted and handed
+   * back (queued again, the attempt not counted) for another process to take.
+   */
+  async stop(graceMs = 0): Promise<void> {
+    this.stopped = true;
+    this.wake();
+    await this.loop;
+    const all = Promise.allSettled([...this.running]);
+    const timer = new Promise((r) => setTimeout(r, graceMs).unref());
+    if (this.running.size && (await Promise.race([all.then(() => 'done'), timer.then(() => 'late')])) === 'late') this.handBack.abort();
+    await all;
+  }
+
+  private async run(): Promise<void> {
+    const store = this.lake.catalog.orchestration;
+    const { concurrency, leaseMs, poolSlots } = this.options;
+    while (!this.stopped) {
+      this.woken = false;
+      const free = concurrency - this.running.size;
+      let claimed = 0;
+      if (free > 0) {
+        const batch = await store.claimNext(this.owner, leaseMs, poolSlots, this.clock(), free);
+        claimed = batch.length;
+        for (const { ref, claim } of batch) {
+          const p: Promise<unknown> = runAttempt(this.lake, ref, claim, { owner: this.owner, leaseMs, dag: this.options.dag, clock: this.clock, handBack: this.handBack.signal, ...(this.options.hooks ? { hooks: this.options.hooks } : {}) })
+            .catch((err: unknown) => process.emitWarning(`task ${ref.task} of ${ref.runId}: ${String(err)}`))
+            .finally(() => {
+              this.running.delete(p);
+              this.wake();
+            });
+          this.running.add(p);
+        }
+      }
+      if (this.stopped) break;
+      if (claimed > 0 && claimed === free) continue;
+      if (this.woken) continue;
+      const next = await store.nextWake();
+      const pollMs = this.options.pollMs ?? 1000;
+      const wait = next ? Math.min(pollMs, Math.max(5, next.getTime() - this.clock().getTime())) : pollMs;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+}

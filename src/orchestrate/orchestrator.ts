@@ -1,0 +1,284 @@
+/**
+ * The orchestrator: turns schedules, data triggers, manual triggers and backfills into queued
+ * runs (one per data interval) in the catalog, starts them within each pipeline's limits, and
+ * reports what ends badly. Work is executed by a TaskExecutor in this process, or by `dip worker`
+ * processes fed through a queue (`dispatch`). The clock is injected: tests drive time.
+ */
+import type { OrchestrationStore } from '../catalog/orchestration.js';
+import type { ProjectConfig, PipelineConfig } from '../config/schema.js';
+import type { ScheduleConfig } from '../config/orchestrate.js';
+import { DipError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import { durationMs } from '../core/time.js';
+import type { Lake } from '../lake/lake.js';
+import type { Alerter } from './alerts.js';
+import type { AttemptFinished } from './attempt.js';
+import { pipelineDag, type PipelineDag } from './dag.js';
+import { dueIntervals, intervalsBetween, type Interval, type ScheduleSpec } from './schedule.js';
+import { fileTriggerFingerprint } from './triggers.js';
+import { PRIORITY, type Alert, type NewRun, type OrchestratedRun, type RunTrigger, type TaskRef } from './types.js';
+
+export interface OrchestratorOptions {
+  clock?: () => Date;
+  alerter?: Alerter;
+  /** Hands ready tasks to the executors (wakes the in-process executor, or sends queue jobs). */
+  dispatch?: (refs: TaskRef[]) => Promise<void> | void;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface BackfillPlan {
+  backfillId: string | null;
+  pipeline: string;
+  intervals: Interval[];
+  /** Intervals left out because a run for them is queued, running or succeeded already (unless rerun). */
+  skipped: { interval: Interval; status: string }[];
+  runIds: string[];
+}
+
+export interface TickReport {
+  scheduled: number;
+  triggered: number;
+  recovered: number;
+  started: number;
+  slaBreaches: string[];
+}
+
+export function scheduleSpec(schedule: ScheduleConfig): ScheduleSpec {
+  if (typeof schedule === 'string') return { cron: schedule, catchup: 'all' };
+  return { cron: schedule.cron, every: schedule.every, timezone: schedule.timezone, catchup: schedule.catchup };
+}
+
+export class Orchestrator {
+  readonly store: OrchestrationStore;
+  readonly clock: () => Date;
+  private readonly dags = new Map<string, PipelineDag>();
+  private readonly slaBreached = new Set<string>();
+
+  private constructor(
+    readonly lake: Lake,
+    private readonly options: OrchestratorOptions,
+  ) {
+    this.store = lake.catalog.orchestration;
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  static create(lake: Lake, options: OrchestratorOptions = {}): Orchestrator {
+    return new Orchestrator(lake, options);
+  }
+
+  get config(): ProjectConfig {
+    return this.lake.project.config;
+  }
+
+  /** The pipeline's task graph (validated once, then cached). */
+  dag(pipeline: string): PipelineDag {
+    let dag = this.dags.get(pipeline);
+    if (!dag) {
+      dag = pipelineDag(this.config, pipeline);
+      this.dags.set(pipeline, dag);
+    }
+    return dag;
+  }
+
+  poolSlots = (pool: string): number => this.config.pools[pool]?.slots ?? 1;
+
+  private pipeline(name: string): PipelineConfig {
+    const p = this.config.pipelines[name];
+    if (!p) throw new DipError('not_found', `no pipeline named "${name}" (pipelines: ${Object.keys(this.config.pipelines).join(', ') || 'none'})`);
+    return p;
+  }
+
+  private newRun(pipeline: string, interval: Interval | null, trigger: RunTrigger, extra: Partial<NewRun> = {}): NewRun {
+    const dag = this.dag(pipeline);
+    return {
+      pipeline,
+      interval,
+      trigger,
+      priority: trigger === 'backfill' ? PRIORITY.backfill : PRIORITY.fresh,
+      tasks: dag.tasks.map((t) => ({ name: t.name, deps: t.deps, pool: t.pool, mutex: t.run.kind === 'silver' ? `${pipeline}:silver.${t.run.table}` : null, maxAttempts: t.retry.attempts })),
+      maxActive: this.pipeline(pipeline).max_active_runs,
+      ...extra,
+    };
+  }
+
+  /** Queues a run now (manual or API), for an interval or none, and starts it if the pipeline has room. */
+  async trigger(pipeline: string, options: { interval?: Interval | null; trigger?: RunTrigger } = {}): Promise<OrchestratedRun> {
+    this.pipeline(pipeline);
+    const [id] = await this.store.createRuns([this.newRun(pipeline, options.interval ?? null, options.trigger ?? 'manual')], this.clock());
+    await this.promote();
+    return (await this.store.getRun(id as string)) as OrchestratedRun;
+  }
+
+  /**
+   * One run per interval of the pipeline's schedule (or `every`) in [from, to); at most
+   * `parallel` of them at once, always behind fresh runs. Intervals with a queued, running or
+   * succeeded run are skipped unless `rerun`.
+   */
+  async backfill(pipeline: string, options: { from: Date; to: Date; parallel?: number; dryRun?: boolean; every?: string; rerun?: boolean }): Promise<BackfillPlan> {
+    const p = this.pipeline(pipeline);
+    if (!(options.from < options.to)) throw new DipError('config', `backfill: --from (${options.from.toISOString()}) must be before --to (${options.to.toISOString()})`);
+    const spec: ScheduleSpec | undefined = options.every ? { every: options.every } : p.schedule ? scheduleSpec(p.schedule) : undefined;
+    if (!spec) throw new DipError('config', `backfill: pipeline ${pipeline} has no schedule to cut intervals from; add schedule: to it or pass --every <duration>`);
+    const all = intervalsBetween(spec, options.from, options.to).filter((i) => i.start >= options.from);
+    const covered = options.rerun ? new Map<string, string>() : await this.store.coveredIntervals(pipeline, options.from, options.to);
+    const skipped = all.filter((i) => covered.has(i.start.toISOString())).map((i) => ({ interval: i, status: covered.get(i.start.toISOString()) as string }));
+    const intervals = all.filter((i) => !covered.has(i.start.toISOString()));
+    if (options.dryRun || intervals.length === 0) return { backfillId: null, pipeline, intervals, skipped, runIds: [] };
+    const backfillId = newId('bf_');
+    const parallel = Math.max(1, options.parallel ?? 1);
+    const runs = intervals.map((i) => this.newRun(pipeline, i, 'backfill', { backfillId, maxParallel: parallel, maxActive: Math.max(parallel, p.max_active_runs) }));
+    const runIds = await this.store.createRuns(runs, this.clock());
+    await this.promote();
+    return { backfillId, pipeline, intervals, skipped, runIds };
+  }
+
+  async cancel(runId: string): Promise<OrchestratedRun> {
+    return this.store.cancel(runId, this.clock());
+  }
+
+  /** Resumes a finished run from its failed tasks (or reruns every task with `all`). */
+  async rerun(runId: string, options: { all?: boolean } = {}): Promise<OrchestratedRun> {
+    const run = await this.store.rerun(runId, this.clock(), options);
+    await this.promote();
+    return (await this.store.getRun(run.id)) ?? run;
+  }
+
+  /** Starts queued runs that have room and hands their first tasks to the executors. */
+  async promote(): Promise<number> {
+    const ready = await this.store.promote(this.clock());
+    await this.options.dispatch?.(ready);
+    return ready.length;
+  }
+
+  /**
+   * One scheduler pass: due schedule intervals become runs (catch-up as configured), data
+   * triggers fire, tasks of dead workers are recovered, SLAs are checked, and queued runs start.
+   */
+  async tick(): Promise<TickReport> {
+    const now = this.clock();
+    const report: TickReport = { scheduled: 0, triggered: 0, recovered: 0, started: 0, slaBreaches: [] };
+    for (const [name, p] of Object.entries(this.config.pipelines)) {
+      if (p.schedule) report.scheduled += await this.scheduleDue(name, p, now);
+      if (p.triggers.length) report.triggered += await this.fireTriggers(name, p, now);
+      report.slaBreaches.push(...(await this.checkSla(name, p, now)));
+    }
+    const recovered = await this.store.recoverExpired(now);
+    report.recovered = recovered.length;
+    await this.options.dispatch?.(recovered);
+    report.started = await this.promote();
+    return report;
+  }
+
+  private async scheduleDue(name: string, p: PipelineConfig, now: Date): Promise<number> {
+    const schedule = p.schedule as ScheduleConfig;
+    const spec = scheduleSpec(schedule);
+    const state = await this.store.getSchedule(name);
+    const start = typeof schedule === 'object' && schedule.start ? new Date(schedule.start) : undefined;
+    const lastEnd = state?.lastEnd ?? start;
+    const due = dueIntervals(spec, lastEnd ?? undefined, now).filter((i) => !start || i.start >= start);
+    const last = due.at(-1);
+    if (!last) return 0;
+    const ids = await this.store.createRuns(due.map((i) => this.newRun(name, i, 'schedule')), now, { pipeline: name, lastEnd: last.end, expectedLastEnd: state?.lastEnd ?? null });
+    if (ids.length) this.log(`scheduled ${ids.length} run(s) of ${name}`, { from: due[0]?.start.toISOString(), to: last.end.toISOString() });
+    return ids.length;
+  }
+
+  private async fireTriggers(name: string, p: PipelineConfig, now: Date): Promise<number> {
+    const state = (await this.store.getSchedule(name)) ?? { lastEnd: null, triggerState: {} };
+    const next: Record<string, unknown> = { ...state.triggerState };
+    const runs: NewRun[] = [];
+    for (const t of p.triggers) {
+      if ('files' in t) {
+        const key = `files:${t.files}`;
+        const fingerprint = await fileTriggerFingerprint(this.lake.project.dir, t.files);
+        const seen = next[key] as { fingerprint: string; at: string } | undefined;
+        if (fingerprint.files > 0 && fingerprint.hash !== seen?.fingerprint) {
+          runs.push(this.newRun(name, seen ? { start: new Date(seen.at), end: now } : null, 'files'));
+        }
+        next[key] = { fingerprint: fingerprint.hash, at: now.toISOString() };
+      } else {
+        const key = `pipeline:${t.pipeline}`;
+        const seen = next[key] as { lastRunEnded: string } | undefined;
+        const upstream = (await this.lake.catalog.listRuns({ pipeline: t.pipeline, limit: 20 })).filter((r) => r.status === 'succeeded' && r.endedAt && (!seen || r.endedAt.toISOString() > seen.lastRunEnded));
+        const newest = upstream[0];
+        if (newest?.endedAt) {
+          const source = await this.store.getRun(newest.id);
+          runs.push(this.newRun(name, source?.interval ?? null, 'pipeline'));
+          next[key] = { lastRunEnded: newest.endedAt.toISOString() };
+        } else if (!seen) {
+          next[key] = { lastRunEnded: now.toISOString() };
+        }
+      }
+    }
+    const ids = runs.length ? await this.store.createRuns(runs, now, { pipeline: name, lastEnd: state.lastEnd, triggerState: next, expectedLastEnd: state.lastEnd }) : [];
+    if (!runs.length) await this.store.saveSchedule(name, state.lastEnd, next, now);
+    return ids.length;
+  }
+
+  private async checkSla(name: string, p: PipelineConfig, now: Date): Promise<string[]> {
+    const breaches: string[] = [];
+    for (const [table, maxAge] of Object.entries(p.sla)) {
+      const info = await this.lake.catalog.getTable(table);
+      const commit = info?.headCommit ? await this.lake.catalog.getCommit(info.headCommit) : undefined;
+      const age = commit ? now.getTime() - commit.committedAt.getTime() : Number.POSITIVE_INFINITY;
+      const key = `sla:${table}`;
+      if (age > durationMs(maxAge, `pipelines.${name}.sla.${table}`)) {
+        breaches.push(table);
+        this.slaBreached.add(key);
+        await this.alert({
+          kind: 'sla',
+          key,
+          pipeline: name,
+          title: `${table} is stale: no commit for ${commit ? formatAge(age) : 'ever'} (SLA ${maxAge})`,
+          text: commit ? `The last commit to ${table} was ${commit.committedAt.toISOString()}.` : `${table} has no commit yet.`,
+          fields: { table, sla: maxAge, last_commit: commit?.committedAt.toISOString() ?? 'never' },
+          at: now,
+        });
+      } else if (this.slaBreached.delete(key)) {
+        await this.alert({ kind: 'recovery', key, pipeline: name, title: `${table} is fresh again`, text: `${table} was committed ${formatAge(age)} ago.`, fields: { table }, at: now });
+      }
+    }
+    return breaches;
+  }
+
+  /** Alerts on what a finished attempt means: a failed run, exhausted retries, a quality failure, a recovery. */
+  async onAttemptFinished(event: AttemptFinished): Promise<void> {
+    const { outcome, result } = event;
+    if (result.ready.length) await this.options.dispatch?.(result.ready);
+    if (!result.accepted) return;
+    const at = this.clock();
+    const run = await this.store.getRun(event.runId);
+    const fields: Record<string, string> = { run: event.runId, task: event.task, attempt: `${event.attempt} of ${event.maxAttempts}` };
+    if (run?.interval) fields['interval'] = `${run.interval.start.toISOString()} → ${run.interval.end.toISOString()}`;
+    if (!outcome.ok && !outcome.cancelled && result.status === 'failed') {
+      fields['error'] = outcome.error;
+      if (event.errorKind === 'quality') {
+        await this.alert({ kind: 'quality', key: `quality:${event.pipeline}:${event.task}`, pipeline: event.pipeline, title: `Quality checks failed in ${event.pipeline} · ${event.task}`, text: outcome.error, fields, at });
+      } else if (event.maxAttempts > 1 && event.attempt >= event.maxAttempts) {
+        await this.alert({ kind: 'retry_exhausted', key: `retry_exhausted:${event.pipeline}:${event.task}`, pipeline: event.pipeline, title: `${event.pipeline} · ${event.task} failed after ${event.attempt} attempts`, text: outcome.error, fields, at });
+      }
+    }
+    const finished = result.runFinished;
+    if (finished?.status === 'failed') {
+      await this.alert({ kind: 'failure', key: `failure:${finished.pipeline}`, pipeline: finished.pipeline, title: `Run of ${finished.pipeline} failed`, text: finished.error ?? 'failed', fields: { ...fields, error: finished.error ?? '' }, at });
+    } else if (finished?.status === 'succeeded') {
+      // A success ends the pipeline's failure incident: the next failure alerts again.
+      await this.store.resolveAlert(`failure:${finished.pipeline}`);
+      await this.store.resolveAlert(`retry_exhausted:${finished.pipeline}:${event.task}`);
+    }
+  }
+
+  private async alert(alert: Alert): Promise<void> {
+    this.log(`alert ${alert.kind}: ${alert.title}`, { key: alert.key });
+    await this.options.alerter?.send(alert);
+  }
+
+  private log(message: string, fields?: Record<string, unknown>): void {
+    this.options.log?.(message, fields);
+  }
+}
+
+function formatAge(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  return minutes < 120 ? `${minutes} min` : `${(minutes / 60).toFixed(1)} h`;
+}

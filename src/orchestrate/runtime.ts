@@ -1,0 +1,89 @@
+/**
+ * Wires an orchestrator to its executor and alerts for one process: the in-process executor
+ * (default), or none when `dip worker` processes do the work through the queue.
+ */
+import type { OrchestrationStore } from '../catalog/orchestration.js';
+import { durationMs } from '../core/time.js';
+import type { Lake } from '../lake/lake.js';
+import { Alerter } from './alerts.js';
+import { TaskExecutor } from './executor.js';
+import { Orchestrator } from './orchestrator.js';
+import { TERMINAL_RUN, type OrchestratedRun, type TaskRef } from './types.js';
+
+export interface RuntimeOptions {
+  clock?: () => Date;
+  /** Tasks at once in this process; 0: no executor here (workers or another process run the tasks). */
+  concurrency?: number;
+  leaseMs?: number;
+  /** Sends ready tasks to remote workers (the queue); the in-process executor is woken regardless. */
+  dispatch?: (refs: TaskRef[]) => Promise<void> | void;
+  log?: (message: string, fields?: Record<string, unknown>) => void;
+  pollMs?: number;
+}
+
+export interface Runtime {
+  orchestrator: Orchestrator;
+  executor: TaskExecutor | undefined;
+  alerter: Alerter;
+  /** Stops the executor: running tasks get `graceMs`, then are handed back. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export const DEFAULT_LEASE_MS = 30_000;
+
+export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime {
+  const serve = lake.project.config.serve;
+  const concurrency = options.concurrency ?? serve.concurrency;
+  const leaseMs = options.leaseMs ?? (process.env['DIP_TASK_LEASE'] ? durationMs(process.env['DIP_TASK_LEASE'], 'DIP_TASK_LEASE') : DEFAULT_LEASE_MS);
+  const alerter = Alerter.create(lake.project.config.alerts, lake.catalog.orchestration.alertLedger(), { baseDir: lake.project.dir, ...(options.log ? { log: options.log } : {}) });
+  let executor: TaskExecutor | undefined;
+  const orchestrator = Orchestrator.create(lake, {
+    alerter,
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.log ? { log: options.log } : {}),
+    dispatch: async (refs) => {
+      if (refs.length === 0) return;
+      executor?.wake();
+      await options.dispatch?.(refs);
+    },
+  });
+  if (concurrency > 0) {
+    executor = TaskExecutor.create(lake, {
+      concurrency,
+      leaseMs,
+      dag: (p) => orchestrator.dag(p),
+      poolSlots: orchestrator.poolSlots,
+      hooks: { onFinished: (e) => orchestrator.onAttemptFinished(e) },
+      ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+    });
+    executor.start();
+  }
+  return {
+    orchestrator,
+    executor,
+    alerter,
+    async stop(graceMs = 0) {
+      await executor?.stop(graceMs);
+      await alerter.close();
+    },
+  };
+}
+
+/** Waits until every run ended (any terminal status); `onProgress` sees the counts as they change. */
+export async function waitForRuns(store: OrchestrationStore, ids: readonly string[], options: { pollMs?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<OrchestratedRun[]> {
+  const pending = new Set(ids);
+  const finished = new Map<string, OrchestratedRun>();
+  while (pending.size) {
+    options.signal?.throwIfAborted();
+    for (const id of [...pending]) {
+      const run = await store.getRun(id);
+      if (run && TERMINAL_RUN.includes(run.status)) {
+        pending.delete(id);
+        finished.set(id, run);
+      }
+    }
+    options.onProgress?.(finished.size, ids.length);
+    if (pending.size) await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
+  }
+  return ids.map((id) => finished.get(id) as OrchestratedRun);
+}

@@ -1,0 +1,76 @@
+/**
+ * Runs one task of a DAG: ingest a source (its config rendered for the run's interval), build a
+ * silver table, a shell command or a TS/JS function. A task that left streams failed throws a
+ * DipError of the first failure's kind, so retries follow the error (transient retries, a
+ * quality or config failure does not).
+ */
+import type { RunStats } from '../catalog/types.js';
+import { DipError, EXIT_CODES, type ErrorKind } from '../core/errors.js';
+import type { Lake } from '../lake/lake.js';
+import { buildSilverTable, ingestSources, type TaskWork } from '../pipeline/run.js';
+import type { RunEventSink } from '../pipeline/events.js';
+import { pipelineNamed } from '../pipeline/pipelines.js';
+import { runModuleTask, runShellTask } from './custom-tasks.js';
+import type { TaskDef } from './dag.js';
+import { renderIntervalTemplates } from './interval-templates.js';
+import type { Interval } from './schedule.js';
+
+export interface TaskRunContext {
+  runId: string;
+  pipeline: string;
+  interval: Interval | null;
+  attempt: number;
+  signal: AbortSignal;
+  log: (line: string) => void;
+  onEvent?: RunEventSink;
+  now?: Date;
+}
+
+export interface TaskResult {
+  rows: number;
+  stats: RunStats;
+}
+
+export async function runTask(lake: Lake, task: TaskDef, ctx: TaskRunContext): Promise<TaskResult> {
+  const options = { runId: ctx.runId, signal: ctx.signal, onEvent: ctx.onEvent ?? eventsToLog(ctx.log), ...(ctx.now ? { now: ctx.now } : {}) };
+  switch (task.run.kind) {
+    case 'ingest': {
+      const source = pipelineNamed(lake.project, ctx.pipeline).sources[task.run.source];
+      if (!source) throw new DipError('config', `pipeline ${ctx.pipeline} has no source ${task.run.source}`);
+      const rendered = renderIntervalTemplates(source, ctx.interval, `pipelines.${ctx.pipeline}.sources.${task.run.source}`);
+      return outcome(await ingestSources(lake, ctx.pipeline, { [task.run.source]: rendered }, options), task.name);
+    }
+    case 'silver':
+      return outcome(await buildSilverTable(lake, ctx.pipeline, task.run.table, options), task.name);
+    case 'shell':
+    case 'module': {
+      const custom = { runId: ctx.runId, task: task.name, pipeline: ctx.pipeline, interval: ctx.interval, attempt: ctx.attempt, projectDir: lake.project.dir, signal: ctx.signal, log: ctx.log };
+      if (task.run.kind === 'shell') await runShellTask(task.run.command, custom);
+      else await runModuleTask(task.run.module, task.run.export, custom);
+      return { rows: 0, stats: { streams: {} } };
+    }
+  }
+}
+
+function outcome(work: TaskWork, task: string): TaskResult {
+  const rows = Object.values(work.stats.streams).reduce((n, s) => n + s.rows, 0);
+  const first = work.errors[0];
+  if (!first) return { rows, stats: work.stats };
+  // Retry when any failure may pass (a lost commit race included: another run wrote the table first).
+  const transient = work.errors.find((e) => e.exitCode === EXIT_CODES.transient || e.exitCode === EXIT_CODES.internal || e.exitCode === EXIT_CODES.conflict);
+  const kind = transient ? 'transient' : kindOf(first.exitCode);
+  throw new DipError(kind, `${work.errors.map((e) => `${e.stream}: ${e.message}`).join('; ')}`, { details: { stats: work.stats, errors: work.errors } });
+}
+
+function kindOf(exitCode: number): ErrorKind {
+  const found = (Object.entries(EXIT_CODES) as [ErrorKind, number][]).find(([, code]) => code === exitCode);
+  return found ? found[0] : 'internal';
+}
+
+function eventsToLog(log: (line: string) => void): RunEventSink {
+  return (event) => {
+    const { type, ...rest } = event as { type: string } & Record<string, unknown>;
+    if (type === 'unit_progress') return;
+    log(`${type} ${JSON.stringify(rest)}`);
+  };
+}
