@@ -1035,6 +1035,93 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       );
       assert.equal((await mustTable(cat, ORDERS)).headCommit, Math.max(...all));
     });
+
+    it('orchestration: a DAG run readies tasks as upstreams succeed, retries, fails downstream, resumes', async () => {
+      const o = cat.orchestration;
+      const t0 = new Date('2026-05-01T00:00:00Z');
+      const at = (ms: number) => new Date(t0.getTime() + ms);
+      const one = () => 1;
+      const task = (name: string, deps: string[] = [], maxAttempts = 2) => ({ name, deps, pool: null, mutex: null, maxAttempts });
+      const [id] = await o.createRuns([{ pipeline: 'shop', interval: { start: t0, end: at(3_600_000) }, trigger: 'schedule', priority: 10, maxActive: 1, tasks: [task('a'), task('b', ['a']), task('c', ['a'], 1), task('d', ['b', 'c'])] }], t0);
+      const runId = id as string;
+      assert.equal((await o.getRun(runId))?.status, 'queued');
+      assert.deepEqual((await o.promote(t0)).map((r) => r.task), ['a']);
+      const claimA = await o.claim({ runId, task: 'a' }, 'w1', 1000, one, t0);
+      assert.ok(claimA.ok && claimA.attempt === 1 && claimA.run.interval?.end.getTime() === at(3_600_000).getTime());
+      assert.deepEqual(await o.claim({ runId, task: 'a' }, 'w2', 1000, one, at(10)), { ok: false, reason: 'leased', retryAt: at(1000) });
+      // Only the lease holder's outcome counts.
+      assert.equal((await o.finish({ runId, task: 'a' }, 'w2', 1, { ok: true, rows: 1 }, at(20))).accepted, false);
+      const fa = await o.finish({ runId, task: 'a' }, 'w1', 1, { ok: true, rows: 5 }, at(20));
+      assert.deepEqual(fa.ready.map((r) => r.task).sort(), ['b', 'c']);
+      assert.ok((await o.claim({ runId, task: 'b' }, 'w1', 1000, one, at(30))).ok);
+      const fb = await o.finish({ runId, task: 'b' }, 'w1', 1, { ok: false, error: 'flaky', cause: null, retryable: true, retryDelayMs: 500 }, at(40));
+      assert.deepEqual([fb.status, fb.retryAt?.toISOString()], ['queued', at(540).toISOString()]);
+      assert.deepEqual(await o.claim({ runId, task: 'b' }, 'w1', 1000, one, at(100)), { ok: false, reason: 'not_ready', retryAt: at(540) });
+      assert.ok((await o.claim({ runId, task: 'c' }, 'w2', 1000, one, at(100))).ok);
+      const fc = await o.finish({ runId, task: 'c' }, 'w2', 1, { ok: false, error: 'bad config', cause: null, retryable: false, retryDelayMs: 0 }, at(110));
+      assert.equal(fc.status, 'failed');
+      assert.equal((await o.listTasks(runId)).find((t) => t.task === 'd')?.status, 'upstream_failed');
+      const claimB2 = await o.claim({ runId, task: 'b' }, 'w1', 1000, one, at(600));
+      assert.ok(claimB2.ok && claimB2.attempt === 2);
+      const fb2 = await o.finish({ runId, task: 'b' }, 'w1', 2, { ok: true, rows: 2 }, at(700));
+      assert.equal(fb2.runFinished?.status, 'failed');
+      assert.match(fb2.runFinished?.error ?? '', /^c: bad config$/);
+      assert.deepEqual((await o.listAttempts(runId, 'b')).map((a) => [a.attempt, a.status, a.worker]), [[1, 'failed', 'w1'], [2, 'succeeded', 'w1']]);
+      // Resume: only c and d run again; a and b keep their success.
+      const resumed = await o.rerun(runId, at(800));
+      assert.deepEqual([resumed.status, resumed.attempt], ['queued', 2]);
+      assert.deepEqual((await o.promote(at(800))).map((r) => r.task), ['c']);
+      assert.ok((await o.claim({ runId, task: 'c' }, 'w1', 1000, one, at(810))).ok);
+      const fc2 = await o.finish({ runId, task: 'c' }, 'w1', 2, { ok: true, rows: 0 }, at(820));
+      assert.deepEqual(fc2.ready.map((r) => r.task), ['d']);
+      assert.ok((await o.claim({ runId, task: 'd' }, 'w1', 1000, one, at(830))).ok);
+      assert.equal((await o.finish({ runId, task: 'd' }, 'w1', 1, { ok: true, rows: 0 }, at(840))).runFinished?.status, 'succeeded');
+      assert.deepEqual((await o.listTasks(runId)).map((t) => [t.task, t.status, t.attempt]), [['a', 'succeeded', 1], ['b', 'succeeded', 2], ['c', 'succeeded', 2], ['d', 'succeeded', 1]]);
+    });
+
+    it('orchestration: max active runs, fresh before backfill, pools, expired leases, cancel, alert dedup', async () => {
+      const o = cat.orchestration;
+      const t0 = new Date('2026-05-01T00:00:00Z');
+      const at = (ms: number) => new Date(t0.getTime() + ms);
+      const spec = (priority: number, h: number, pool: string | null = null) => ({ pipeline: 'p', interval: { start: at(h * 3_600_000), end: at((h + 1) * 3_600_000) }, trigger: priority ? ('schedule' as const) : ('backfill' as const), priority, maxActive: 1, tasks: [{ name: 't', deps: [], pool, mutex: null, maxAttempts: 1 }] });
+      const backfill = await o.createRuns([spec(0, 0), spec(0, 1)], t0);
+      const first = await o.promote(t0);
+      assert.deepEqual(first.map((r) => r.runId), [backfill[0]]);
+      const [fresh] = await o.createRuns([spec(10, 5)], at(1));
+      assert.deepEqual(await o.promote(at(2)), [], 'max_active_runs 1: nothing more starts');
+      assert.ok((await o.claim({ runId: backfill[0] as string, task: 't' }, 'w', 1000, () => 1, at(3))).ok);
+      const done = await o.finish({ runId: backfill[0] as string, task: 't' }, 'w', 1, { ok: true, rows: 0 }, at(4));
+      assert.deepEqual(done.ready.map((r) => r.runId), [fresh], 'the fresh run goes before the rest of the backfill');
+      // Expired lease: recovered as lost; attempts exhausted → failed, and the next run starts.
+      assert.ok((await o.claim({ runId: fresh as string, task: 't' }, 'dead', 100, () => 1, at(5))).ok);
+      const recovered = await o.recoverExpired(at(500));
+      assert.deepEqual(recovered.map((r) => r.runId), [backfill[1]]);
+      assert.equal((await o.getRun(fresh as string))?.status, 'failed');
+      assert.deepEqual((await o.listAttempts(fresh as string)).map((a) => a.status), ['lost']);
+      // Cancel a running run: waiting tasks cancelled; the running one ends cancelled.
+      const running = backfill[1] as string;
+      assert.ok((await o.claim({ runId: running, task: 't' }, 'w', 1000, () => 1, at(600))).ok);
+      assert.deepEqual(await o.heartbeat({ runId: running, task: 't' }, 'w', 1, 1000, at(700)), { lost: false, cancel: false });
+      await o.cancel(running, at(710));
+      assert.deepEqual(await o.heartbeat({ runId: running, task: 't' }, 'w', 1, 1000, at(720)), { lost: false, cancel: true });
+      const fin = await o.finish({ runId: running, task: 't' }, 'w', 1, { ok: false, error: 'cancelled', cause: null, retryable: false, retryDelayMs: 0, cancelled: true }, at(730));
+      assert.equal(fin.runFinished?.status, 'cancelled');
+      await assert.rejects(o.cancel(running, at(740)), /already cancelled/);
+      // Pools: one slot; a second task waits until the first ends.
+      const pooled = await o.createRuns([{ ...spec(10, 7, 'api'), maxActive: 5 }, { ...spec(10, 8, 'api'), maxActive: 5 }], at(800));
+      await o.promote(at(800));
+      assert.ok((await o.claim({ runId: pooled[0] as string, task: 't' }, 'w', 1000, () => 1, at(810))).ok);
+      assert.equal((await o.claim({ runId: pooled[1] as string, task: 't' }, 'w', 1000, () => 1, at(820))).ok, false);
+      assert.equal((await o.claimNext('w', 1000, () => 1, at(830), 4)).length, 0);
+      await o.finish({ runId: pooled[0] as string, task: 't' }, 'w', 1, { ok: true, rows: 0 }, at(840));
+      assert.deepEqual((await o.claimNext('w', 1000, () => 1, at(850), 4)).map((c) => c.ref.runId), [pooled[1]]);
+      // Alerts: one incident alerts once per window.
+      assert.equal(await o.claimAlert('failure:p', t0, 60_000), true);
+      assert.equal(await o.claimAlert('failure:p', at(30_000), 60_000), false);
+      assert.equal(await o.claimAlert('failure:p', at(60_000), 60_000), true);
+      await o.resolveAlert('failure:p');
+      assert.equal(await o.claimAlert('failure:p', at(61_000), 60_000), true);
+    });
   });
 }
 

@@ -111,6 +111,7 @@ export const MIGRATIONS: readonly string[][] = [
       task TEXT NOT NULL,
       status TEXT NOT NULL,
       attempt INTEGER NOT NULL,
+      attempt_floor INTEGER NOT NULL DEFAULT 0,
       max_attempts INTEGER NOT NULL,
       deps TEXT NOT NULL,
       waiting INTEGER NOT NULL,

@@ -215,7 +215,7 @@ export class OrchestrationStore {
       if (['queued', 'running'].includes(run.status)) throw new DipError('conflict', `run ${runId} is still ${run.status}; cancel it or wait for it to end before re-running`);
       const reset = options.all ? `status <> 'running'` : `status IN ('failed', 'upstream_failed', 'cancelled', 'pending', 'queued')`;
       await tx.execute(
-        `UPDATE dip_task_runs SET status = 'pending', attempt = 0, not_before = NULL, lease_owner = NULL, lease_expires = NULL, ended_at = NULL, error = NULL, cause = NULL WHERE run_id = ? AND ${reset}`,
+        `UPDATE dip_task_runs SET status = 'pending', attempt_floor = attempt, not_before = NULL, lease_owner = NULL, lease_expires = NULL, ended_at = NULL, error = NULL, cause = NULL WHERE run_id = ? AND ${reset}`,
         [runId],
       );
       // waiting = upstreams not yet succeeded.
@@ -427,7 +427,7 @@ async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, ow
 }
 
 async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome, now: Date, failedAs: 'failed' | 'lost' = 'failed'): Promise<FinishResult> {
-  const rows = await tx.query(`SELECT status, attempt, max_attempts, priority FROM dip_task_runs WHERE run_id = ? AND task = ? AND lease_owner = ? AND attempt = ?`, [ref.runId, ref.task, owner, attempt]);
+  const rows = await tx.query(`SELECT status, attempt, attempt_floor, max_attempts, priority FROM dip_task_runs WHERE run_id = ? AND task = ? AND lease_owner = ? AND attempt = ?`, [ref.runId, ref.task, owner, attempt]);
   const t = rows[0];
   if (!t || str(t['status']) !== 'running') return { status: t ? (str(t['status']) as TaskStatus) : 'failed', accepted: false, ready: [] };
   const run = await runOrThrow(tx, ref.runId);
@@ -454,7 +454,7 @@ async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, o
       const next = await tx.query(`UPDATE dip_task_runs SET status = 'queued' WHERE run_id = ? AND status = 'pending' AND waiting = 0 RETURNING task, priority`, [ref.runId]);
       for (const r of next) ready.push({ runId: ref.runId, task: str(r['task']), priority: num(r['priority']) });
     }
-  } else if (outcome.retryable && !outcome.cancelled && !run.cancelRequested && attempt < num(t['max_attempts'])) {
+  } else if (outcome.retryable && !outcome.cancelled && !run.cancelRequested && attempt - num(t['attempt_floor']) < num(t['max_attempts'])) {
     status = 'queued';
     retryAt = new Date(now.getTime() + outcome.retryDelayMs);
     await tx.execute(

@@ -8,6 +8,7 @@ import { registerInit } from './commands/init.js';
 import { registerMaintenance } from './commands/maintain.js';
 import { registerQuery } from './commands/query.js';
 import { registerReplay } from './commands/replay.js';
+import { registerOrchestration } from './commands/orchestrate.js';
 import { registerRun } from './commands/run.js';
 import { registerSilver } from './commands/silver.js';
 import { registerVaultCommands } from './commands/vault.js';
@@ -31,6 +32,7 @@ const program = new Command('dip')
 
 registerInit(program);
 registerRun(program);
+registerOrchestration(program);
 registerSilver(program);
 registerVaultCommands(program);
 registerStatus(program);

@@ -150,6 +150,12 @@ export class Orchestrator {
     return ready.length;
   }
 
+  /** Recovers the tasks of dead workers and starts queued runs (what a process waiting on runs does). */
+  async maintain(): Promise<void> {
+    await this.options.dispatch?.(await this.store.recoverExpired(this.clock()));
+    await this.promote();
+  }
+
   /**
    * One scheduler pass: due schedule intervals become runs (catch-up as configured), data
    * triggers fire, tasks of dead workers are recovered, SLAs are checked, and queued runs start.
@@ -254,7 +260,8 @@ export class Orchestrator {
       fields['error'] = outcome.error;
       if (event.errorKind === 'quality') {
         await this.alert({ kind: 'quality', key: `quality:${event.pipeline}:${event.task}`, pipeline: event.pipeline, title: `Quality checks failed in ${event.pipeline} · ${event.task}`, text: outcome.error, fields, at });
-      } else if (event.maxAttempts > 1 && event.attempt >= event.maxAttempts) {
+      } else if (outcome.retryable) {
+        // Failed although retryable: the attempts ran out.
         await this.alert({ kind: 'retry_exhausted', key: `retry_exhausted:${event.pipeline}:${event.task}`, pipeline: event.pipeline, title: `${event.pipeline} · ${event.task} failed after ${event.attempt} attempts`, text: outcome.error, fields, at });
       }
     }

@@ -1,0 +1,212 @@
+/**
+ * The scheduler with an injected clock (cron in a time zone across DST, catch-up after an
+ * outage, backfill behind fresh runs), task retries (fail twice then succeed; terminal errors
+ * not retried), resume from the failed task, pools, cancel and hand-back on shutdown.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { Orchestrator } from '../src/orchestrate/orchestrator.js';
+import { startRuntime, waitForRuns, type Runtime } from '../src/orchestrate/runtime.js';
+import type { OrchestratedRun, TaskAttemptRecord } from '../src/orchestrate/types.js';
+import { projectConfig, TestProject } from './support/project.js';
+
+const projects: TestProject[] = [];
+const runtimes: Runtime[] = [];
+after(async () => {
+  for (const r of runtimes) await r.stop();
+  for (const p of projects) await p.dispose();
+});
+
+async function project(pipelines: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<TestProject> {
+  const p = await TestProject.create({});
+  await p.write('dip.yaml', JSON.stringify({ ...projectConfig({}), pipelines, ...extra }, null, 2));
+  projects.push(p);
+  return p;
+}
+
+class FakeClock {
+  constructor(public t: Date) {}
+  now = (): Date => this.t;
+  set(iso: string): void {
+    this.t = new Date(iso);
+  }
+}
+
+const intervals = (runs: OrchestratedRun[]) => runs.map((r) => [r.interval?.start.toISOString(), r.interval?.end.toISOString()]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+const quick = { attempts: 3, delay: '10ms', backoff: 1, max_delay: '10ms', jitter: false };
+
+describe('scheduler (injected clock)', () => {
+  it('02:00 Europe/Berlin across the spring DST change: one run per local day, the short day a 23 h interval', async () => {
+    const p = await project({ daily: { schedule: { cron: '0 2 * * *', timezone: 'Europe/Berlin' }, sources: {}, tasks: { t: { shell: 'true' } } } });
+    const clock = new FakeClock(new Date('2026-03-27T12:00:00Z'));
+    const o = Orchestrator.create(await p.lake(), { clock: clock.now });
+    assert.equal((await o.tick()).scheduled, 1, 'first sight: the latest complete interval');
+    assert.equal((await o.tick()).scheduled, 0, 'a second tick at the same time schedules nothing');
+    clock.set('2026-03-31T12:00:00Z');
+    assert.equal((await o.tick()).scheduled, 4);
+    const runs = await o.store.listRuns({ pipeline: 'daily' });
+    assert.deepEqual(intervals(runs), [
+      ['2026-03-26T01:00:00.000Z', '2026-03-27T01:00:00.000Z'],
+      ['2026-03-27T01:00:00.000Z', '2026-03-28T01:00:00.000Z'],
+      ['2026-03-28T01:00:00.000Z', '2026-03-29T01:00:00.000Z'], // 02:00 does not exist on the 29th: 03:00 CEST
+      ['2026-03-29T01:00:00.000Z', '2026-03-30T00:00:00.000Z'], // the 23-hour local day
+      ['2026-03-30T00:00:00.000Z', '2026-03-31T00:00:00.000Z'],
+    ]);
+    assert.ok(runs.every((r) => r.trigger === 'schedule' && r.priority === 10));
+  });
+
+  it('catch-up after an outage: all missed intervals, or only the latest', async () => {
+    const p = await project({
+      all: { schedule: { every: '1h', catchup: 'all' }, sources: {}, tasks: { t: { shell: 'true' } } },
+      latest: { schedule: { every: '1h', catchup: 'latest' }, sources: {}, tasks: { t: { shell: 'true' } } },
+    });
+    const clock = new FakeClock(new Date('2026-06-01T10:30:00Z'));
+    const o = Orchestrator.create(await p.lake(), { clock: clock.now });
+    await o.tick();
+    clock.set('2026-06-01T15:10:00Z'); // the scheduler was down for almost 5 hours
+    await o.tick();
+    const all = await o.store.listRuns({ pipeline: 'all' });
+    const latest = await o.store.listRuns({ pipeline: 'latest' });
+    assert.deepEqual(intervals(all).map((i) => i[0]?.slice(11, 16)), ['09:00', '10:00', '11:00', '12:00', '13:00', '14:00']);
+    assert.deepEqual(intervals(latest).map((i) => i[0]?.slice(11, 16)), ['09:00', '14:00']);
+  });
+
+  it('a schedule with start runs from there; two schedulers on one catalog schedule each interval once', async () => {
+    const p = await project({ d: { schedule: { every: '1d', start: '2026-01-01' }, sources: {}, tasks: { t: { shell: 'true' } } } });
+    const clock = new FakeClock(new Date('2026-01-04T06:00:00Z'));
+    const lake = await p.lake();
+    const a = Orchestrator.create(lake, { clock: clock.now });
+    const b = Orchestrator.create(lake, { clock: clock.now });
+    const [ra, rb] = await Promise.all([a.tick(), b.tick()]);
+    assert.equal(ra.scheduled + rb.scheduled, 3);
+    assert.deepEqual(intervals(await a.store.listRuns({ pipeline: 'd' })).map((i) => i[0]?.slice(0, 10)), ['2026-01-01', '2026-01-02', '2026-01-03']);
+  });
+
+  it('backfill runs wait behind fresh runs: a scheduled run starts before the rest of a running backfill', async () => {
+    const p = await project({ p: { schedule: { every: '1h' }, max_active_runs: 1, sources: {}, tasks: { t: { shell: 'sleep 0.2' } } } });
+    const clock = new FakeClock(new Date('2026-06-01T10:30:00Z'));
+    const r = startRuntime(await p.lake(), { clock: clock.now, leaseMs: 60_000, pollMs: 20 });
+    runtimes.push(r);
+    const plan = await r.orchestrator.backfill('p', { from: new Date('2026-05-01T00:00:00Z'), to: new Date('2026-05-01T05:00:00Z'), parallel: 1 });
+    assert.equal(plan.runIds.length, 5);
+    await r.orchestrator.tick(); // the fresh 09:00 interval arrives while backfill run 1 runs
+    const fresh = (await r.orchestrator.store.listRuns({ pipeline: 'p' })).find((x) => x.trigger === 'schedule') as OrchestratedRun;
+    const all = await waitForRuns(r.orchestrator.store, [...plan.runIds, fresh.id], { pollMs: 20 });
+    assert.ok(all.every((x) => x.status === 'succeeded'));
+    const order = [...all].sort((a, b) => (a.startedAt as Date).getTime() - (b.startedAt as Date).getTime() || 0).map((x) => (x.trigger === 'schedule' ? 'fresh' : x.interval?.start.toISOString().slice(11, 13)));
+    assert.deepEqual(order, ['00', 'fresh', '01', '02', '03', '04']);
+    // Never more than max_active_runs at once.
+    const spans = all.map((x) => [(x.startedAt as Date).getTime(), (x.endedAt as Date).getTime()] as const).sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++) assert.ok((spans[i] as readonly number[])[0] as number >= ((spans[i - 1] as readonly number[])[1] as number));
+  });
+});
+
+describe('retries, resume, pools, cancel', () => {
+  it('a task failing twice then succeeding; a terminal error not retried and its downstream not run', async () => {
+    const p = await project({
+      flaky: { sources: {}, retries: quick, tasks: { t: { module: 'tasks/flaky.mjs' }, after: { shell: 'true', depends_on: ['t'] } } },
+      broken: { sources: {}, retries: quick, tasks: { t: { shell: 'no-such-command-dip' }, after: { shell: 'true', depends_on: ['t'] } } },
+    });
+    await p.write('tasks/flaky.mjs', `export default async ({ attempt, log }) => { log('attempt ' + attempt); if (attempt < 3) throw new Error('flaky ' + attempt); };\n`);
+    const r = startRuntime(await p.lake(), { leaseMs: 5_000, pollMs: 20 });
+    runtimes.push(r);
+    const [flaky] = await waitForRuns(r.orchestrator.store, [(await r.orchestrator.trigger('flaky')).id], { pollMs: 20 });
+    assert.equal(flaky?.status, 'succeeded');
+    const attempts = await r.orchestrator.store.listAttempts(flaky?.id as string, 't');
+    assert.deepEqual(attempts.map((a: TaskAttemptRecord) => [a.attempt, a.status, a.error]), [[1, 'failed', 'flaky 1'], [2, 'failed', 'flaky 2'], [3, 'succeeded', null]]);
+    assert.match(attempts[2]?.log ?? '', /attempt 3/);
+    const [broken] = await waitForRuns(r.orchestrator.store, [(await r.orchestrator.trigger('broken')).id], { pollMs: 20 });
+    assert.equal(broken?.status, 'failed');
+    const tasks = await r.orchestrator.store.listTasks(broken?.id as string);
+    assert.deepEqual(tasks.map((t) => [t.task, t.status, t.attempt]), [['t', 'failed', 1], ['after', 'upstream_failed', 0]]);
+    assert.match(tasks[0]?.error ?? '', /exited with code 127/);
+  });
+
+  it('a failed run resumes from the failed task: succeeded tasks are not run again', async () => {
+    const p = await project({
+      p: {
+        sources: {},
+        retries: { ...quick, attempts: 1 },
+        tasks: {
+          first: { shell: 'echo ran >> first.txt' },
+          gate: { shell: 'test -f ok.flag', depends_on: ['first'] },
+          last: { shell: 'echo ran >> last.txt', depends_on: ['gate'] },
+        },
+      },
+    });
+    const r = startRuntime(await p.lake(), { leaseMs: 5_000, pollMs: 20 });
+    runtimes.push(r);
+    const [failed] = await waitForRuns(r.orchestrator.store, [(await r.orchestrator.trigger('p')).id], { pollMs: 20 });
+    assert.equal(failed?.status, 'failed');
+    await p.write('ok.flag', '');
+    const resumed = await r.orchestrator.rerun(failed?.id as string);
+    assert.equal(resumed.attempt, 2);
+    const [done] = await waitForRuns(r.orchestrator.store, [resumed.id], { pollMs: 20 });
+    assert.equal(done?.status, 'succeeded');
+    const { readFile } = await import('node:fs/promises');
+    assert.equal(await readFile(p.path('first.txt'), 'utf8'), 'ran\n', 'the succeeded task did not run again');
+    assert.equal(await readFile(p.path('last.txt'), 'utf8'), 'ran\n');
+    const tasks = await r.orchestrator.store.listTasks(done?.id as string);
+    assert.deepEqual(tasks.map((t) => [t.task, t.status, t.attempt]), [['first', 'succeeded', 1], ['gate', 'succeeded', 2], ['last', 'succeeded', 1]]);
+    await assert.rejects(r.orchestrator.rerun('run_nope'), /no orchestrated run run_nope/);
+  });
+
+  it('a pool slot is held by one task at a time across runs, and freed when a run is cancelled', async () => {
+    const p = await project(
+      { p: { sources: {}, max_active_runs: 3, retries: quick, tasks: { call: { shell: 'sleep 0.3', pool: 'api' } } }, slow: { sources: {}, tasks: { wait: { shell: 'sleep 30', pool: 'api' } } } },
+      { pools: { api: { slots: 1 } } },
+    );
+    const r = startRuntime(await p.lake(), { leaseMs: 5_000, pollMs: 20, concurrency: 4 });
+    runtimes.push(r);
+    const slow = await r.orchestrator.trigger('slow');
+    while ((await r.orchestrator.store.listTasks(slow.id))[0]?.status !== 'running') await new Promise((res) => setTimeout(res, 20));
+    const ids = [(await r.orchestrator.trigger('p')).id, (await r.orchestrator.trigger('p')).id, (await r.orchestrator.trigger('p')).id];
+    await new Promise((res) => setTimeout(res, 300));
+    assert.deepEqual((await Promise.all(ids.map(async (id) => (await r.orchestrator.store.listTasks(id))[0]?.status))), ['queued', 'queued', 'queued'], 'the pool is full');
+    const cancelled = await r.orchestrator.cancel(slow.id);
+    assert.equal(cancelled.cancelRequested, true);
+    const [slowDone] = await waitForRuns(r.orchestrator.store, [slow.id], { pollMs: 20 });
+    assert.equal(slowDone?.status, 'cancelled');
+    const runs = await waitForRuns(r.orchestrator.store, ids, { pollMs: 20 });
+    assert.deepEqual(runs.map((x) => x.status), ['succeeded', 'succeeded', 'succeeded']);
+    const spans = (await Promise.all(ids.map((id) => r.orchestrator.store.listAttempts(id, 'call')))).flat().map((a) => [a.startedAt.getTime(), (a.endedAt as Date).getTime()] as const).sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < spans.length; i++) assert.ok((spans[i]?.[0] ?? 0) >= (spans[i - 1]?.[1] ?? 0), 'pool tasks never overlap');
+  });
+
+  it('shutdown hands a running task back: queued again, the attempt not counted', async () => {
+    const p = await project({ p: { sources: {}, tasks: { t: { shell: 'sleep 30' } } } });
+    const lake = await p.lake();
+    const r = startRuntime(lake, { leaseMs: 5_000, pollMs: 20 });
+    const run = await r.orchestrator.trigger('p');
+    while ((await r.orchestrator.store.listTasks(run.id))[0]?.status !== 'running') await new Promise((res) => setTimeout(res, 20));
+    const started = Date.now();
+    await r.stop(100);
+    assert.ok(Date.now() - started < 6_000);
+    const [task] = await r.orchestrator.store.listTasks(run.id);
+    assert.deepEqual([task?.status, task?.attempt, task?.leaseOwner], ['queued', 0, null]);
+    assert.equal((await r.orchestrator.store.getRun(run.id))?.status, 'running');
+    // Another process takes it over.
+    await p.write('dip.yaml', JSON.stringify({ ...projectConfig({}), pipelines: { p: { sources: {}, tasks: { t: { shell: 'true' } } } } }));
+    const other = startRuntime(await p.reopen(), { leaseMs: 5_000, pollMs: 20 });
+    runtimes.push(other);
+    const [done] = await waitForRuns(other.orchestrator.store, [run.id], { pollMs: 20 });
+    assert.equal(done?.status, 'succeeded');
+    assert.equal((await other.orchestrator.store.listTasks(run.id))[0]?.attempt, 1);
+  });
+
+  it('a task whose worker died (lease expired) is recovered and run again', async () => {
+    const p = await project({ p: { sources: {}, retries: quick, tasks: { t: { shell: 'true' } } } });
+    const lake = await p.lake();
+    const o = Orchestrator.create(lake);
+    const run = await o.trigger('p');
+    const claim = await o.store.claim({ runId: run.id, task: 't' }, 'dead-worker', 50, () => 1, new Date());
+    assert.equal(claim.ok, true);
+    await new Promise((res) => setTimeout(res, 80));
+    const r = startRuntime(lake, { leaseMs: 5_000, pollMs: 20 });
+    runtimes.push(r);
+    await r.orchestrator.maintain();
+    const [done] = await waitForRuns(o.store, [run.id], { pollMs: 20 });
+    assert.equal(done?.status, 'succeeded');
+    assert.deepEqual((await o.store.listAttempts(run.id, 't')).map((a) => [a.attempt, a.status, a.worker === 'dead-worker']), [[1, 'lost', true], [2, 'succeeded', false]]);
+  });
+});
