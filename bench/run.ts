@@ -32,6 +32,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description: 'bronze → silver: `dip transform --full-refresh` (standardize, dedup, 2 masks, 6 checks) vs one hand-written DuckDB statement (rows/s, ratio)',
     load: () => import('./silver.js'),
   },
+  scheduler: {
+    description: 'orchestrator: a 1,000 no-op task DAG and a 10,000-interval backfill, in-process (and with --workers N via pg-boss): tasks/s, intervals/s vs an in-memory executor',
+    load: () => import('./scheduler.js'),
+  },
 };
 
 function usage(): string {

@@ -105,7 +105,7 @@ export const MIGRATIONS: readonly string[][] = [
     `ALTER TABLE dip_runs ADD COLUMN backfill_id TEXT`,
     `ALTER TABLE dip_runs ADD COLUMN max_parallel INTEGER`,
     `ALTER TABLE dip_runs ADD COLUMN max_active INTEGER NOT NULL DEFAULT 1`,
-    `CREATE INDEX IF NOT EXISTS dip_runs_status ON dip_runs (status, pipeline, priority)`,
+    `CREATE INDEX IF NOT EXISTS dip_runs_queue ON dip_runs (status, pipeline, priority DESC, interval_start, queued_at)`,
     `CREATE TABLE IF NOT EXISTS dip_task_runs (
       run_id TEXT NOT NULL,
       task TEXT NOT NULL,
@@ -130,7 +130,9 @@ export const MIGRATIONS: readonly string[][] = [
       stats TEXT,
       PRIMARY KEY (run_id, task)
     )`,
-    `CREATE INDEX IF NOT EXISTS dip_task_runs_ready ON dip_task_runs (status, priority, seq)`,
+    `CREATE INDEX IF NOT EXISTS dip_task_runs_ready ON dip_task_runs (status, priority DESC, seq)`,
+    `CREATE INDEX IF NOT EXISTS dip_task_runs_seq ON dip_task_runs (seq)`,
+    `CREATE INDEX IF NOT EXISTS dip_task_runs_run_status ON dip_task_runs (run_id, status)`,
     `CREATE INDEX IF NOT EXISTS dip_task_runs_pool ON dip_task_runs (pool, status)`,
     `CREATE INDEX IF NOT EXISTS dip_task_runs_mutex ON dip_task_runs (mutex, status)`,
     `CREATE TABLE IF NOT EXISTS dip_task_deps (

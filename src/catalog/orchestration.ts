@@ -29,7 +29,6 @@ const str = (v: unknown): string => String(v);
 const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const dateOrNull = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(String(v)));
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
-const terminalList = TERMINAL_TASK.map((s) => `'${s}'`).join(', ');
 
 export type ClaimResult =
   | { ok: true; attempt: number; run: { id: string; pipeline: string; interval: Interval | null; attempt: number } }
@@ -158,6 +157,15 @@ export class OrchestrationStore {
     return this.db.transaction((tx) => finishIn(tx, ref, owner, attempt, outcome, now));
   }
 
+  /** Several outcomes in one transaction (group commit: one durable write for many finished tasks). */
+  async finishMany(items: { ref: { runId: string; task: string }; owner: string; attempt: number; outcome: TaskOutcome }[], now: Date): Promise<FinishResult[]> {
+    return this.db.transaction(async (tx) => {
+      const out: FinishResult[] = [];
+      for (const i of items) out.push(await finishIn(tx, i.ref, i.owner, i.attempt, i.outcome, now));
+      return out;
+    });
+  }
+
   /** Gives a running attempt back (graceful shutdown): the task is queued again and the attempt does not count. */
   async release(ref: { runId: string; task: string }, owner: string, attempt: number, now: Date): Promise<boolean> {
     return this.db.transaction(async (tx) => {
@@ -247,6 +255,17 @@ export class OrchestrationStore {
     params.push(filter.limit ?? 50);
     const rows = await this.db.query(`SELECT * FROM dip_runs WHERE ${where.join(' AND ')} ORDER BY queued_at DESC, id DESC LIMIT ?`, params);
     return rows.map(toRun);
+  }
+
+  /** The status of each of the given runs (absent: no such run). */
+  async statusOf(ids: readonly string[]): Promise<Map<string, OrchestratedRunStatus>> {
+    const out = new Map<string, OrchestratedRunStatus>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const part = ids.slice(i, i + 500);
+      const rows = await this.db.query(`SELECT id, status FROM dip_runs WHERE id IN (${part.map(() => '?').join(', ')})`, part);
+      for (const r of rows) out.set(str(r['id']), str(r['status']) as OrchestratedRunStatus);
+    }
+    return out;
   }
 
   /** Counts of runs by status (for a backfill's progress or the metrics). */
@@ -348,12 +367,6 @@ async function saveSchedule(tx: SqlExecutor, pipeline: string, lastEnd: Date | n
 }
 
 async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise<TaskRef[]> {
-  const queued = await tx.query(
-    `SELECT id, pipeline, priority, backfill_id, max_parallel, max_active FROM dip_runs WHERE orchestrated = 1 AND status = 'queued' ${pipeline ? 'AND pipeline = ?' : ''}
-     ORDER BY priority DESC, interval_start, queued_at, id`,
-    pipeline ? [pipeline] : [],
-  );
-  if (queued.length === 0) return [];
   const running = await tx.query(`SELECT pipeline, backfill_id, COUNT(*) AS n FROM dip_runs WHERE orchestrated = 1 AND status = 'running' GROUP BY pipeline, backfill_id`);
   const perPipeline = new Map<string, number>();
   const perBackfill = new Map<string, number>();
@@ -361,15 +374,25 @@ async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise
     perPipeline.set(str(r['pipeline']), (perPipeline.get(str(r['pipeline'])) ?? 0) + num(r['n']));
     if (r['backfill_id']) perBackfill.set(str(r['backfill_id']), num(r['n']));
   }
+  const pipelines = pipeline
+    ? [pipeline]
+    : (await tx.query(`SELECT DISTINCT pipeline FROM dip_runs WHERE status = 'queued' AND orchestrated = 1`)).map((r) => str(r['pipeline']));
   const started: string[] = [];
-  for (const q of queued) {
-    const p = str(q['pipeline']);
-    if ((perPipeline.get(p) ?? 0) >= num(q['max_active'])) continue;
-    const backfill = strOrNull(q['backfill_id']);
-    if (backfill && q['max_parallel'] !== null && (perBackfill.get(backfill) ?? 0) >= num(q['max_parallel'])) continue;
-    perPipeline.set(p, (perPipeline.get(p) ?? 0) + 1);
-    if (backfill) perBackfill.set(backfill, (perBackfill.get(backfill) ?? 0) + 1);
-    started.push(str(q['id']));
+  for (const p of pipelines) {
+    // The head of the pipeline's queue is enough: fresh runs sort first, then by interval.
+    const queued = await tx.query(
+      `SELECT id, backfill_id, max_parallel, max_active FROM dip_runs WHERE status = 'queued' AND pipeline = ? AND orchestrated = 1
+       ORDER BY priority DESC, interval_start, queued_at LIMIT 256`,
+      [p],
+    );
+    for (const q of queued) {
+      if ((perPipeline.get(p) ?? 0) >= num(q['max_active'])) continue;
+      const backfill = strOrNull(q['backfill_id']);
+      if (backfill && q['max_parallel'] !== null && (perBackfill.get(backfill) ?? 0) >= num(q['max_parallel'])) continue;
+      perPipeline.set(p, (perPipeline.get(p) ?? 0) + 1);
+      if (backfill) perBackfill.set(backfill, (perBackfill.get(backfill) ?? 0) + 1);
+      started.push(str(q['id']));
+    }
   }
   const ready: TaskRef[] = [];
   for (const id of started) {
@@ -451,7 +474,10 @@ async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, o
       [ref.runId, ref.runId, ref.task],
     );
     if (!run.cancelRequested) {
-      const next = await tx.query(`UPDATE dip_task_runs SET status = 'queued' WHERE run_id = ? AND status = 'pending' AND waiting = 0 RETURNING task, priority`, [ref.runId]);
+      const next = await tx.query(
+        `UPDATE dip_task_runs SET status = 'queued' WHERE run_id = ? AND status = 'pending' AND waiting = 0 AND task IN (SELECT task FROM dip_task_deps WHERE run_id = ? AND upstream = ?) RETURNING task, priority`,
+        [ref.runId, ref.runId, ref.task],
+      );
       for (const r of next) ready.push({ runId: ref.runId, task: str(r['task']), priority: num(r['priority']) });
     }
   } else if (outcome.retryable && !outcome.cancelled && !run.cancelRequested && attempt - num(t['attempt_floor']) < num(t['max_attempts'])) {
@@ -497,7 +523,7 @@ async function failDownstream(tx: SqlExecutor, runId: string, task: string, now:
 
 /** Ends the run when none of its tasks is left to run; returns how it ended. */
 async function maybeFinishRun(tx: SqlExecutor, runId: string, now: Date): Promise<FinishResult['runFinished']> {
-  const open = await tx.query(`SELECT COUNT(*) AS n FROM dip_task_runs WHERE run_id = ? AND status NOT IN (${terminalList})`, [runId]);
+  const open = await tx.query(`SELECT COUNT(*) AS n FROM dip_task_runs WHERE run_id = ? AND status IN ('pending', 'queued', 'running')`, [runId]);
   if (num(open[0]?.['n']) > 0) return undefined;
   const run = await runOrThrow(tx, runId);
   if (!['queued', 'running'].includes(run.status)) return undefined;

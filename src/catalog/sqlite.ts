@@ -16,11 +16,25 @@ class SqliteDriver implements SqlDriver {
   private readonly lock = new Serial();
   private readonly executor: SqlExecutor;
 
+  /** Prepared statements by SQL text: the orchestrator repeats a few statements thousands of times. */
+  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+
   constructor(private readonly db: BetterSqlite3.Database) {
     this.executor = {
-      query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) => this.db.prepare(sql).all(...params) as T[],
-      execute: async (sql: string, params: readonly SqlValue[] = []) => this.db.prepare(sql).run(...params).changes,
+      query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) => this.statement(sql).all(...params) as T[],
+      execute: async (sql: string, params: readonly SqlValue[] = []) => this.statement(sql).run(...params).changes,
     };
+  }
+
+  private statement(sql: string): BetterSqlite3.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      // Bounded: generated statements (IN lists, multi-row inserts) vary in text.
+      if (this.statements.size >= 500) this.statements.clear();
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
   }
 
   query<T extends Row = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {

@@ -35,6 +35,8 @@ export interface AttemptOptions {
   /** Aborted to hand the task back (graceful shutdown): the attempt is released, not failed. */
   handBack: AbortSignal;
   hooks?: AttemptHooks;
+  /** Records the outcome (default: its own transaction; the executor batches them). */
+  finish?: (ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome) => Promise<FinishResult>;
 }
 
 export async function runAttempt(lake: Lake, ref: { runId: string; task: string }, claim: Extract<ClaimResult, { ok: true }>, options: AttemptOptions): Promise<FinishResult | 'handed_back' | 'lost'> {
@@ -101,7 +103,8 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
     await store.release(ref, owner, claim.attempt, clock());
     return 'handed_back';
   }
-  const result = await store.finish(ref, owner, claim.attempt, { ...outcome, log: logLines.join('') }, clock());
+  const recorded = { ...outcome, log: logLines.join('') };
+  const result = options.finish ? await options.finish(ref, owner, claim.attempt, recorded) : await store.finish(ref, owner, claim.attempt, recorded, clock());
   await options.hooks?.onFinished?.({
     runId: ref.runId,
     pipeline: claim.run.pipeline,

@@ -3,11 +3,15 @@
  * respected) and runs up to `concurrency` of them at once. It sleeps until woken (a task was
  * readied) or until the next retry is due, so an idle executor costs nothing.
  */
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { newId } from '../core/ids.js';
+import type { FinishResult, TaskOutcome } from '../catalog/orchestration.js';
 import type { Lake } from '../lake/lake.js';
 import { runAttempt, type AttemptHooks } from './attempt.js';
 import type { PipelineDag } from './dag.js';
+
+type FinishItem = { ref: { runId: string; task: string }; owner: string; attempt: number; outcome: TaskOutcome };
 
 export interface ExecutorOptions {
   concurrency: number;
@@ -29,12 +33,16 @@ export class TaskExecutor {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private readonly clock: () => Date;
+  private pendingFinishes: { item: FinishItem; resolve: (r: FinishResult) => void; reject: (e: unknown) => void }[] = [];
+  private flushing: Promise<void> | undefined;
 
   private constructor(
     private readonly lake: Lake,
     private readonly options: ExecutorOptions,
   ) {
     this.clock = options.clock ?? (() => new Date());
+    // Every running attempt listens for the hand-back.
+    setMaxListeners(0, this.handBack.signal);
   }
 
   static create(lake: Lake, options: ExecutorOptions): TaskExecutor {
@@ -69,6 +77,30 @@ export class TaskExecutor {
     await all;
   }
 
+  /** Outcomes that arrive while a write is in flight go together in the next one (group commit). */
+  private finish = (ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome): Promise<FinishResult> =>
+    new Promise((resolve, reject) => {
+      this.pendingFinishes.push({ item: { ref, owner, attempt, outcome }, resolve, reject });
+      this.flushing ??= this.flush();
+    });
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.pendingFinishes.length) {
+        const batch = this.pendingFinishes;
+        this.pendingFinishes = [];
+        try {
+          const results = await this.lake.catalog.orchestration.finishMany(batch.map((b) => b.item), this.clock());
+          batch.forEach((b, i) => b.resolve(results[i] as FinishResult));
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
   private async run(): Promise<void> {
     const store = this.lake.catalog.orchestration;
     const { concurrency, leaseMs, poolSlots } = this.options;
@@ -80,7 +112,7 @@ export class TaskExecutor {
         const batch = await store.claimNext(this.owner, leaseMs, poolSlots, this.clock(), free);
         claimed = batch.length;
         for (const { ref, claim } of batch) {
-          const p: Promise<unknown> = runAttempt(this.lake, ref, claim, { owner: this.owner, leaseMs, dag: this.options.dag, clock: this.clock, handBack: this.handBack.signal, ...(this.options.hooks ? { hooks: this.options.hooks } : {}) })
+          const p: Promise<unknown> = runAttempt(this.lake, ref, claim, { owner: this.owner, leaseMs, dag: this.options.dag, clock: this.clock, handBack: this.handBack.signal, finish: this.finish, ...(this.options.hooks ? { hooks: this.options.hooks } : {}) })
             .catch((err: unknown) => process.emitWarning(`task ${ref.task} of ${ref.runId}: ${String(err)}`))
             .finally(() => {
               this.running.delete(p);

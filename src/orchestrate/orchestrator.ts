@@ -252,11 +252,14 @@ export class Orchestrator {
     const { outcome, result } = event;
     if (result.ready.length) await this.options.dispatch?.(result.ready);
     if (!result.accepted) return;
+    const finished = result.runFinished;
+    const failedTask = !outcome.ok && !outcome.cancelled && result.status === 'failed';
+    if (!failedTask && !finished) return;
     const at = this.clock();
     const run = await this.store.getRun(event.runId);
     const fields: Record<string, string> = { run: event.runId, task: event.task, attempt: `${event.attempt} of ${event.maxAttempts}` };
     if (run?.interval) fields['interval'] = `${run.interval.start.toISOString()} → ${run.interval.end.toISOString()}`;
-    if (!outcome.ok && !outcome.cancelled && result.status === 'failed') {
+    if (!outcome.ok && failedTask) {
       fields['error'] = outcome.error;
       if (event.errorKind === 'quality') {
         await this.alert({ kind: 'quality', key: `quality:${event.pipeline}:${event.task}`, pipeline: event.pipeline, title: `Quality checks failed in ${event.pipeline} · ${event.task}`, text: outcome.error, fields, at });
@@ -265,7 +268,6 @@ export class Orchestrator {
         await this.alert({ kind: 'retry_exhausted', key: `retry_exhausted:${event.pipeline}:${event.task}`, pipeline: event.pipeline, title: `${event.pipeline} · ${event.task} failed after ${event.attempt} attempts`, text: outcome.error, fields, at });
       }
     }
-    const finished = result.runFinished;
     if (finished?.status === 'failed') {
       await this.alert({ kind: 'failure', key: `failure:${finished.pipeline}`, pipeline: finished.pipeline, title: `Run of ${finished.pipeline} failed`, text: finished.error ?? 'failed', fields: { ...fields, error: finished.error ?? '' }, at });
     } else if (finished?.status === 'succeeded') {

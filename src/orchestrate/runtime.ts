@@ -72,18 +72,14 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
 /** Waits until every run ended (any terminal status); `onProgress` sees the counts as they change. */
 export async function waitForRuns(store: OrchestrationStore, ids: readonly string[], options: { pollMs?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<OrchestratedRun[]> {
   const pending = new Set(ids);
-  const finished = new Map<string, OrchestratedRun>();
   while (pending.size) {
     options.signal?.throwIfAborted();
-    for (const id of [...pending]) {
-      const run = await store.getRun(id);
-      if (run && TERMINAL_RUN.includes(run.status)) {
-        pending.delete(id);
-        finished.set(id, run);
-      }
-    }
-    options.onProgress?.(finished.size, ids.length);
+    const statuses = await store.statusOf([...pending]);
+    for (const [id, status] of statuses) if (TERMINAL_RUN.includes(status)) pending.delete(id);
+    options.onProgress?.(ids.length - pending.size, ids.length);
     if (pending.size) await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
   }
+  const finished = new Map<string, OrchestratedRun>();
+  for (const id of ids) finished.set(id, (await store.getRun(id)) as OrchestratedRun);
   return ids.map((id) => finished.get(id) as OrchestratedRun);
 }
