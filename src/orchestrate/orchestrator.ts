@@ -198,10 +198,10 @@ export class Orchestrator {
         const key = `files:${t.files}`;
         const fingerprint = await fileTriggerFingerprint(this.lake.project.dir, t.files);
         const seen = next[key] as { fingerprint: string; at: string } | undefined;
-        if (fingerprint.files > 0 && fingerprint.hash !== seen?.fingerprint) {
-          runs.push(this.newRun(name, seen ? { start: new Date(seen.at), end: now } : null, 'files'));
-        }
-        next[key] = { fingerprint: fingerprint.hash, at: now.toISOString() };
+        const changed = fingerprint.files > 0 && fingerprint.hash !== seen?.fingerprint;
+        // The run covers the time since the previous trigger (or since the trigger was first seen).
+        if (changed) runs.push(this.newRun(name, seen ? { start: new Date(seen.at), end: now } : null, 'files'));
+        next[key] = { fingerprint: fingerprint.hash, at: changed || !seen ? now.toISOString() : seen.at };
       } else {
         const key = `pipeline:${t.pipeline}`;
         const seen = next[key] as { lastRunEnded: string } | undefined;

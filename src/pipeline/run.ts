@@ -18,6 +18,8 @@ import { createSource } from '../sources/registry.js';
 import type { SourceInstance, StateStore, StreamSpec } from '../sources/types.js';
 import type { PipelineConfig, SourceConfig } from '../config/schema.js';
 import { runSilver, silverTables } from '../transform/silver.js';
+import { renderIntervalTemplates } from '../orchestrate/interval-templates.js';
+import type { Interval } from '../orchestrate/schedule.js';
 import type { RunEventSink } from './events.js';
 import { bronzeTableNames, pipelineNamed } from './pipelines.js';
 
@@ -43,6 +45,8 @@ export interface RunOptions {
   silver?: boolean;
   /** Clock for silver freshness checks (tests). */
   now?: Date;
+  /** The data interval, for sources that use {interval.start}/{interval.end}. */
+  interval?: Interval | null;
 }
 
 const HEARTBEAT_MS = 30_000;
@@ -73,7 +77,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   heartbeat.unref();
   try {
     const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams, retryFailed: options.retryFailed ?? false, follow: options.follow ?? false, persistStats: true };
-    await runSources(context, pipeline.sources);
+    await runSources(context, Object.fromEntries(Object.entries(pipeline.sources).map(([n, s]) => [n, renderIntervalTemplates(s, options.interval ?? null, `pipelines.${name}.sources.${n}`)])));
     if (options.silver !== false && !options.follow && Object.keys(pipeline.silver).length > 0) await buildSilver(context, pipeline, options.now);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.

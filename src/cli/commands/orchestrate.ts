@@ -243,7 +243,7 @@ export function parseTime(text: string, flag: string): Date {
   return d;
 }
 
-function parseInterval(start: string | undefined, end: string | undefined): Interval | null {
+export function parseInterval(start: string | undefined, end: string | undefined): Interval | null {
   if (start === undefined && end === undefined) return null;
   if (start === undefined || end === undefined) throw new DipError('input', '--interval-start and --interval-end go together');
   const interval = { start: parseTime(start, '--interval-start'), end: parseTime(end, '--interval-end') };

@@ -6,6 +6,7 @@ import { formatBytes, formatCount, formatDuration, printJson, renderTable } from
 import { pipelineNamed, streamNames } from '../../pipeline/pipelines.js';
 import { assertKnown } from '../options.js';
 import { progressSink } from '../progress.js';
+import { parseInterval } from './orchestrate.js';
 
 export function registerRun(program: Command): void {
   program
@@ -16,9 +17,12 @@ export function registerRun(program: Command): void {
     .option('--retry-failed', 'API sources: re-fetch only the requests an earlier run recorded as failed')
     .option('--follow', 'change-data-capture sources: keep streaming changes until interrupted (default: stop once caught up)')
     .option('--no-silver', 'ingest only; do not build the silver tables afterwards')
+    .option('--interval-start <time>', 'data interval start, for sources that use {interval.start} (ISO date or time)')
+    .option('--interval-end <time>', 'data interval end (exclusive)')
     .option('--quiet', 'no progress output')
-    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; retryFailed?: boolean; follow?: boolean; silver: boolean }, cmd: Command) => {
+    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; retryFailed?: boolean; follow?: boolean; silver: boolean; intervalStart?: string; intervalEnd?: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
+      const interval = parseInterval(opts.intervalStart, opts.intervalEnd);
       const results = await withLake(global, async (lake) => {
         const all = Object.keys(lake.project.config.pipelines);
         const chosen = names.length ? names : all;
@@ -37,7 +41,7 @@ export function registerRun(program: Command): void {
         try {
           for (const name of chosen) {
             out.push(
-              await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, retryFailed: Boolean(opts.retryFailed), follow: Boolean(opts.follow), silver: opts.silver, ...(opts.stream ? { streams: opts.stream } : {}) }),
+              await runPipeline(lake, name, { signal: abort.signal, onEvent: progress.sink, retryFailed: Boolean(opts.retryFailed), follow: Boolean(opts.follow), silver: opts.silver, interval, ...(opts.stream ? { streams: opts.stream } : {}) }),
             );
           }
         } finally {
