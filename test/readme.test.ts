@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { parseProject } from '../src/config/load.js';
 import { createSource } from '../src/sources/registry.js';
+import { pipelineDag } from '../src/orchestrate/dag.js';
 
 it('the dip.yaml example in README.md validates', () => {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
@@ -50,4 +51,17 @@ it('the silver example in README.md validates', () => {
   assert.deepEqual([...new Set(posts.checks.map((c) => c.type))].length, 12, 'every check kind is shown');
   assert.equal(posts.columns['author__email']?.mask, 'hash');
   assert.equal(config.privacy.detect, 'warn');
+});
+
+it('the scheduling example in README.md validates and derives its DAG', () => {
+  const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((b) => b.includes('pools:'));
+  assert.ok(block, 'README.md has a scheduling example');
+  const config = parseProject(block, 'README.md');
+  const dag = pipelineDag(config, 'crm');
+  assert.deepEqual(dag.tasks.map((t) => [t.name, t.deps]), [['ingest.api', []], ['silver.contacts', ['ingest.api']], ['export', ['silver.contacts']], ['score', ['export']]]);
+  assert.equal(dag.tasks[0]?.pool, 'crm_api');
+  assert.equal(dag.tasks[0]?.retry.timeoutMs, 600_000);
+  assert.deepEqual(pipelineDag(config, 'reports').tasks.map((t) => t.name), ['build']);
+  assert.equal(config.pipelines['reports']?.triggers.length, 2);
 });
