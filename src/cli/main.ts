@@ -15,6 +15,7 @@ import { registerVaultCommands } from './commands/vault.js';
 import { registerState } from './commands/state.js';
 import { registerStatus } from './commands/status.js';
 import { registerTables } from './commands/tables.js';
+import { registerWorker } from './commands/worker.js';
 
 // `dip … | head`: the reader went away; stop quietly instead of crashing on EPIPE.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -43,6 +44,7 @@ registerReplay(program);
 registerMaintenance(program);
 registerDemo(program);
 registerEmulate(program);
+registerWorker(program);
 
 try {
   await program.parseAsync(process.argv);

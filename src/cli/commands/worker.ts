@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { durationMs } from '../../core/time.js';
+import { Lake } from '../../lake/lake.js';
+import { createLogger } from '../../observe/log.js';
+import { postgresCatalog, runWorker, type QueueLog } from '../../orchestrate/queue.js';
+import { DEFAULT_LEASE_MS } from '../../orchestrate/runtime.js';
+import { loadFromOptions, type GlobalOptions } from '../context.js';
+import { wholeNumber } from '../options.js';
+
+interface WorkerCliOptions {
+  concurrency?: string;
+  lease?: string;
+  grace: string;
+}
+
+export function registerWorker(program: Command): void {
+  program
+    .command('worker')
+    .description('run tasks from the PostgreSQL task queue (catalog: postgres, serve.executor: workers) until SIGINT/SIGTERM; start any number, on any machine')
+    .option('--concurrency <n>', 'tasks at once (default: serve.concurrency)')
+    .option('--lease <duration>', "lease on a running task, renewed while it runs; a dead worker's task is retried once it expires (default: $DIP_TASK_LEASE or 30s)")
+    .option('--grace <duration>', 'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back to other workers', '30s')
+    .action(async (opts: WorkerCliOptions, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const project = await loadFromOptions(global);
+      postgresCatalog(project.config.catalog);
+      const concurrency = opts.concurrency === undefined ? project.config.serve.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
+      const envLease = process.env['DIP_TASK_LEASE'];
+      const leaseMs = opts.lease !== undefined ? durationMs(opts.lease, '--lease') : envLease ? durationMs(envLease, 'DIP_TASK_LEASE') : DEFAULT_LEASE_MS;
+      const graceMs = durationMs(opts.grace, '--grace');
+
+      const logger = createLogger();
+      const log: QueueLog = (message, fields = {}, level = 'info') => logger[level](fields, message);
+      if (project.config.serve.executor !== 'workers') {
+        log('serve.executor is not "workers": schedulers of this project run tasks in-process and send none to the queue; this worker only recovers and runs what is queued', {}, 'warn');
+      }
+
+      const stop = new AbortController();
+      const onSignal = (signal: NodeJS.Signals) => {
+        log('signal received: finishing running tasks, then stopping (send it again to exit at once)', { signal, grace_ms: graceMs });
+        stop.abort();
+        // A second signal gets the default behaviour: exit at once (leases then expire and other workers retry).
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const lake = await Lake.open(project);
+      try {
+        await runWorker(lake, { concurrency, leaseMs, graceMs, signal: stop.signal, log });
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await lake.close();
+      }
+    });
+}

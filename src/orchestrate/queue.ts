@@ -1,0 +1,446 @@
+/**
+ * Distributed execution: `dip worker` processes on any machine pull task runs from a queue in
+ * PostgreSQL (pg-boss, in its own schema next to the catalog's). The catalog is the truth, the
+ * queue is only delivery:
+ *
+ * - A job is one TaskRef. Delivery is at-least-once; a task runs exactly once because a worker
+ *   must claim it in the catalog (atomic, under a lease it renews while running), and only the
+ *   lease holder's outcome is accepted. A job for a task that is done, missing or leased by a
+ *   live worker is simply completed; one that arrived early (retry backoff, full pool) is sent
+ *   again for later. The job is completed as soon as the claim is decided: a running task is
+ *   protected by its lease, not by its job, so tasks may run longer than any job expiry.
+ * - Dead workers: every worker sweeps each lease period: `recoverExpired` requeues the tasks
+ *   whose lease ran out (the attempt counts as lost) and they are sent again. The same sweep
+ *   re-sends every queued task of a running run, so a delivery lost between a catalog commit
+ *   and its queue insert (a crash, a failed send) is repaired too.
+ * - Dedup: the queue has pg-boss's `short` policy with singletonKey `<run>:<task>[@notBefore]`:
+ *   at most one *waiting* (created) job per task and start time. A job being handled (active)
+ *   or finished never blocks a new one, so re-dispatch after recovery is never suppressed; a
+ *   dropped send always has an equivalent job still waiting. Duplicates that do get through
+ *   (a retried job, a sweep racing a claim) are harmless no-ops at claim time.
+ * - Priority: the job priority is the TaskRef's (fresh 10 before backfill 0); a retry's
+ *   backoff (TaskRef.notBefore) becomes the job's startAfter.
+ */
+import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
+import type PgBoss from 'pg-boss';
+import { withoutPassword } from '../catalog/index.js';
+import type { ClaimResult, OrchestrationStore } from '../catalog/orchestration.js';
+import type { CatalogConfig } from '../config/schema.js';
+import { resolveSecrets } from '../config/secrets.js';
+import { DipError, errorMessage } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Lake } from '../lake/lake.js';
+import { runAttempt, type AttemptFinished } from './attempt.js';
+import type { Orchestrator } from './orchestrator.js';
+import { startRuntime } from './runtime.js';
+import type { TaskRef } from './types.js';
+
+export const QUEUE_NAME = 'dip-tasks';
+
+export type LogLevel = 'info' | 'warn' | 'error';
+/** Structured log line: a message and its fields. */
+export type QueueLog = (message: string, fields?: Record<string, unknown>, level?: LogLevel) => void;
+
+export interface TaskQueueOptions {
+  /** Who needs the queue, for the error on a non-PostgreSQL catalog (default "dip worker"). */
+  purpose?: string;
+  /** The queue's schema (default `<catalog schema>_queue`). */
+  schema?: string;
+  log?: QueueLog;
+}
+
+/** A fetched job: its id and the task it delivers (undefined when its data is not a TaskRef). */
+export interface TaskJob {
+  id: string;
+  ref: TaskRef | undefined;
+}
+
+interface JobData {
+  runId: string;
+  task: string;
+  priority: number;
+  notBefore?: string;
+}
+
+/** A job being handled longer than this (fetch → claim decided) counts as abandoned and is retried. */
+const JOB_EXPIRE_SECONDS = 300;
+const JOB_RETRY_LIMIT = 10;
+
+export class TaskQueue {
+  private closed = false;
+
+  private constructor(
+    private readonly boss: PgBoss,
+    readonly schema: string,
+  ) {}
+
+  /** Opens (installing when missing) the queue in the PostgreSQL catalog's database. */
+  static async create(lake: Lake, options: TaskQueueOptions = {}): Promise<TaskQueue> {
+    const catalog = postgresCatalog(lake.project.config.catalog, options.purpose);
+    const url = resolveSecrets(catalog.url, { baseDir: lake.project.dir });
+    const schema = options.schema ?? `${catalog.schema}_queue`;
+    if (!/^[a-z_][a-z0-9_]{0,49}$/.test(schema)) throw new DipError('config', `task queue schema "${schema}": expected a lower-case identifier of at most 50 characters (the catalog schema plus _queue)`);
+    const { default: Boss } = await import('pg-boss');
+    const boss = new Boss({ connectionString: url, schema, max: 3, application_name: 'dip-queue', schedule: false, supervise: true, migrate: true });
+    // pg-boss reports pool and polling errors as events (some as plain objects); it retries by itself.
+    boss.on('error', (err: unknown) => options.log?.('task queue error', { error: typeof err === 'object' && err !== null && 'message' in err ? String(err.message) : String(err) }, 'warn'));
+    try {
+      await boss.start();
+      await boss.createQueue(QUEUE_NAME, { name: QUEUE_NAME, policy: 'short', retryLimit: JOB_RETRY_LIMIT, retryDelay: 1, retryBackoff: true, expireInSeconds: JOB_EXPIRE_SECONDS });
+    } catch (err) {
+      await boss.stop({ graceful: false }).catch(() => undefined);
+      await closeDb(boss);
+      throw new DipError('transient', `cannot open the task queue at ${withoutPassword(url)} (schema ${schema}): ${errorMessage(err)}`, { cause: err });
+    }
+    return new TaskQueue(boss, schema);
+  }
+
+  /** Queues one job per task: priority from the ref, not before `ref.notBefore`. */
+  async send(refs: readonly TaskRef[]): Promise<void> {
+    if (refs.length === 0) return;
+    await this.boss.insert(refs.map((ref) => jobInsert(ref, ref.notBefore ?? undefined)));
+  }
+
+  /** Queues the task again to start at `startAfter` (it arrived early); its dedup key stays the ref's. */
+  async defer(ref: TaskRef, startAfter: Date): Promise<void> {
+    await this.boss.insert([jobInsert(ref, startAfter)]);
+  }
+
+  /** Takes up to `max` waiting jobs, highest priority first; they are active until completed or failed. */
+  async fetch(max: number): Promise<TaskJob[]> {
+    const jobs = await this.boss.fetch<unknown>(QUEUE_NAME, { batchSize: Math.max(1, max), priority: true });
+    // pg-boss picks the highest priorities but returns them in no particular order.
+    return jobs.map((job) => ({ id: job.id, ref: refOf(job.data) })).sort((a, b) => (b.ref?.priority ?? 0) - (a.ref?.priority ?? 0));
+  }
+
+  async complete(ids: readonly string[]): Promise<void> {
+    if (ids.length) await this.boss.complete(QUEUE_NAME, [...ids]);
+  }
+
+  /** The job could not be handled (the catalog was unreachable): pg-boss retries it with backoff. */
+  async fail(id: string, error: unknown): Promise<void> {
+    await this.boss.fail(QUEUE_NAME, id, { message: errorMessage(error) });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.boss.stop({ graceful: false, close: true, wait: true });
+  }
+}
+
+/** The PostgreSQL catalog settings the queue lives next to; a config error on any other catalog. */
+export function postgresCatalog(catalog: CatalogConfig, purpose = 'dip worker'): Extract<CatalogConfig, { kind: 'postgres' }> {
+  if (catalog.kind !== 'postgres') throw new DipError('config', `${purpose} needs a PostgreSQL catalog (catalog: {kind: postgres, url: …}); this project uses SQLite`);
+  return catalog;
+}
+
+/** The dedup key: one waiting job per task and start time (see the module comment). */
+export function jobKey(ref: Pick<TaskRef, 'runId' | 'task' | 'notBefore'>): string {
+  return `${ref.runId}:${ref.task}${ref.notBefore ? `@${ref.notBefore.toISOString()}` : ''}`;
+}
+
+function jobInsert(ref: TaskRef, startAfter: Date | undefined): PgBoss.JobInsert<JobData> {
+  const data: JobData = { runId: ref.runId, task: ref.task, priority: ref.priority };
+  if (ref.notBefore) data.notBefore = ref.notBefore.toISOString();
+  return {
+    name: QUEUE_NAME,
+    data,
+    priority: Math.trunc(ref.priority),
+    singletonKey: jobKey(ref),
+    ...(startAfter ? { startAfter: startAfter.toISOString() } : {}),
+  };
+}
+
+function refOf(data: unknown): TaskRef | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const d = data as Record<string, unknown>;
+  const { runId, task, priority, notBefore } = d;
+  if (typeof runId !== 'string' || typeof task !== 'string') return undefined;
+  const ref: TaskRef = { runId, task, priority: typeof priority === 'number' ? priority : 0 };
+  if (typeof notBefore === 'string' && !Number.isNaN(Date.parse(notBefore))) ref.notBefore = new Date(notBefore);
+  return ref;
+}
+
+/** pg-boss opens its pool in start(); a start that failed half-way leaves it open. */
+async function closeDb(boss: PgBoss): Promise<void> {
+  const db: unknown = boss.getDb();
+  if (typeof db === 'object' && db !== null && 'close' in db && typeof db.close === 'function' && 'opened' in db && db.opened) {
+    await (db.close as () => Promise<void>).call(db).catch(() => undefined);
+  }
+}
+
+export interface Dispatcher {
+  dispatch(refs: TaskRef[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The queue for a process that schedules but does not execute (`dip backfill`, `dip trigger`,
+ * `dip serve` with `serve.executor: workers`); undefined with the in-process executor.
+ */
+export async function createDispatcher(lake: Lake, options: { log?: QueueLog } = {}): Promise<Dispatcher | undefined> {
+  if (lake.project.config.serve.executor !== 'workers') return undefined;
+  const queue = await TaskQueue.create(lake, { purpose: 'serve.executor: workers', ...options });
+  return { dispatch: (refs) => queue.send(refs), close: () => queue.close() };
+}
+
+export interface WorkerOptions {
+  /** Tasks this worker runs at once. */
+  concurrency: number;
+  /** The lease a claimed task holds (renewed while it runs); a dead worker's task is retried once it expires. */
+  leaseMs: number;
+  /** Aborted to stop: no new jobs are taken; running tasks get `graceMs`, then are handed back. */
+  signal: AbortSignal;
+  log: QueueLog;
+  /** Default 30 s. */
+  graceMs?: number;
+  /** How often an idle worker looks for jobs, ms (default 500). */
+  pollMs?: number;
+  /** How often dead workers' tasks are recovered and lost deliveries repaired, ms (default: the lease). */
+  sweepMs?: number;
+  clock?: () => Date;
+}
+
+/** Runs tasks from the queue until `signal` is aborted and the running tasks ended or were handed back. */
+export async function runWorker(lake: Lake, options: WorkerOptions): Promise<void> {
+  if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new DipError('input', `worker concurrency ${options.concurrency}: expected a whole number of at least 1`);
+  if (!(options.leaseMs > 0)) throw new DipError('input', `worker lease ${options.leaseMs} ms: expected a positive duration`);
+  const queue = await TaskQueue.create(lake, { log: options.log });
+  try {
+    // No executor here: the runtime gives the orchestrator (ready tasks go to the queue) and alerts.
+    const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => queue.send(refs), log: options.log, ...(options.clock ? { clock: options.clock } : {}) });
+    try {
+      await new QueueWorker(lake, queue, runtime.orchestrator, options).run();
+    } finally {
+      await runtime.stop();
+    }
+  } finally {
+    await queue.close();
+  }
+}
+
+/** The queue-fed sibling of TaskExecutor: claims what the jobs deliver and runs it under its lease. */
+class QueueWorker {
+  readonly owner = `${hostname()}:${process.pid}:${newId().slice(10, 18)}`;
+  private readonly running = new Set<Promise<void>>();
+  private readonly handBack = new AbortController();
+  private readonly slotFreed = new Waker();
+  private readonly store: OrchestrationStore;
+  private readonly clock: () => Date;
+
+  constructor(
+    private readonly lake: Lake,
+    private readonly queue: TaskQueue,
+    private readonly orchestrator: Orchestrator,
+    private readonly options: WorkerOptions,
+  ) {
+    this.store = lake.catalog.orchestration;
+    this.clock = options.clock ?? (() => new Date());
+    // Every running attempt listens for the hand-back.
+    setMaxListeners(0, this.handBack.signal);
+  }
+
+  private log(message: string, fields?: Record<string, unknown>, level?: LogLevel): void {
+    this.options.log(message, { worker: this.owner, ...fields }, level);
+  }
+
+  async run(): Promise<void> {
+    const { concurrency, leaseMs, signal } = this.options;
+    this.log('worker started', { concurrency, lease_ms: leaseMs, queue: `${this.queue.schema}.${QUEUE_NAME}` });
+    const sweeping = this.sweepLoop();
+    await this.pullLoop();
+    this.log('worker stopping: taking no new tasks', { running: this.running.size });
+    await this.drain();
+    await sweeping;
+    this.log('worker stopped', { reason: signal.aborted ? 'signal' : 'done' });
+  }
+
+  private async pullLoop(): Promise<void> {
+    const { signal, concurrency } = this.options;
+    const pollMs = this.options.pollMs ?? 500;
+    while (!signal.aborted) {
+      const free = concurrency - this.running.size;
+      if (free <= 0) {
+        await this.slotFreed.wait(pollMs * 10, signal);
+        continue;
+      }
+      let jobs: TaskJob[] = [];
+      try {
+        jobs = await this.queue.fetch(free);
+        await this.take(jobs);
+      } catch (err) {
+        this.log('cannot take jobs from the queue', { error: errorMessage(err) }, 'warn');
+      }
+      if (jobs.length < free) await sleep(pollMs, signal);
+    }
+  }
+
+  /** Decides each job: claim and start, send again for later, or drop; then completes the jobs. */
+  private async take(jobs: readonly TaskJob[]): Promise<void> {
+    const done: string[] = [];
+    for (const job of jobs) {
+      const ref = job.ref;
+      try {
+        if (!ref) this.log('dropping a job that is not a task', { job: job.id }, 'warn');
+        else if (this.options.signal.aborted) await this.queue.send([ref]);
+        else {
+          const claim = await this.store.claim(ref, this.owner, this.options.leaseMs, this.orchestrator.poolSlots, this.clock());
+          if (claim.ok) this.start(ref, claim);
+          else await this.notClaimed(ref, claim);
+        }
+        done.push(job.id);
+      } catch (err) {
+        this.log('cannot handle a job; the queue retries it', { job: job.id, run: ref?.runId, task: ref?.task, error: errorMessage(err) }, 'warn');
+        await this.queue.fail(job.id, err).catch(() => undefined);
+      }
+    }
+    await this.queue.complete(done);
+  }
+
+  private async notClaimed(ref: TaskRef, claim: Extract<ClaimResult, { ok: false }>): Promise<void> {
+    switch (claim.reason) {
+      case 'done': // finished already (a duplicate delivery)
+      case 'missing': // the run is gone
+      case 'leased': // a live worker runs it; should it die, recovery sends the task again
+        return;
+      case 'not_ready':
+        // Early for its retry: send again for then. Without retryAt the task waits on upstream
+        // tasks, whose success dispatches it.
+        if (claim.retryAt) await this.queue.defer({ ...ref, notBefore: claim.retryAt }, claim.retryAt);
+        return;
+      case 'pool_full':
+        await this.queue.defer(ref, claim.retryAt ?? new Date(this.clock().getTime() + 1_000));
+        return;
+    }
+  }
+
+  private start(ref: TaskRef, claim: Extract<ClaimResult, { ok: true }>): void {
+    const fields = { run: ref.runId, task: ref.task, attempt: claim.attempt, pipeline: claim.run.pipeline };
+    this.log('task claimed', fields);
+    const p: Promise<void> = runAttempt(this.lake, ref, claim, {
+      owner: this.owner,
+      leaseMs: this.options.leaseMs,
+      dag: (pipeline) => this.orchestrator.dag(pipeline),
+      clock: this.clock,
+      handBack: this.handBack.signal,
+      hooks: { onFinished: (e) => this.finished(e) },
+    })
+      .then(async (result) => {
+        if (result === 'handed_back') {
+          this.log('task handed back', fields);
+          await this.queue.send([{ runId: ref.runId, task: ref.task, priority: ref.priority }]);
+        } else if (result === 'lost') {
+          this.log('task lease lost: another worker took the task over; its outcome here is dropped', fields, 'warn');
+        }
+      })
+      .catch((err: unknown) => this.log('task attempt crashed', { ...fields, error: errorMessage(err) }, 'error'))
+      .finally(() => {
+        this.running.delete(p);
+        this.slotFreed.wake();
+      });
+    this.running.add(p);
+  }
+
+  private async finished(e: AttemptFinished): Promise<void> {
+    const fields: Record<string, unknown> = { run: e.runId, task: e.task, attempt: e.attempt, of: e.maxAttempts, status: e.result.status, accepted: e.result.accepted, ms: e.durationMs };
+    if (!e.outcome.ok) fields['error'] = e.outcome.error;
+    else fields['rows'] = e.outcome.rows;
+    this.log('task finished', fields, e.outcome.ok || !e.result.accepted ? 'info' : 'warn');
+    await this.orchestrator.onAttemptFinished(e);
+  }
+
+  /** Lets running tasks finish within the grace period, then hands the rest back. */
+  private async drain(): Promise<void> {
+    if (this.running.size === 0) return;
+    const graceMs = this.options.graceMs ?? 30_000;
+    this.log('waiting for running tasks', { running: this.running.size, grace_ms: graceMs });
+    const all = Promise.allSettled([...this.running]);
+    const grace = new AbortController();
+    const late = await Promise.race([all.then(() => false), sleep(graceMs, grace.signal).then(() => !grace.signal.aborted)]);
+    grace.abort();
+    if (late) {
+      this.log('grace period over: handing running tasks back', { running: this.running.size }, 'warn');
+      this.handBack.abort();
+    }
+    await all;
+  }
+
+  /** Each lease period: requeue dead workers' tasks, and re-send queued tasks whose job may be lost. */
+  private async sweepLoop(): Promise<void> {
+    const { signal } = this.options;
+    const every = this.options.sweepMs ?? this.options.leaseMs;
+    while (!signal.aborted) {
+      await this.sweep();
+      await sleep(every, signal);
+    }
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      const recovered = await this.store.recoverExpired(this.clock());
+      if (recovered.length) {
+        this.log('recovered tasks of dead workers', { tasks: recovered.map((r) => `${r.runId}/${r.task}`) }, 'warn');
+        await this.queue.send(recovered);
+      }
+      await this.queue.send(await queuedTasks(this.store));
+    } catch (err) {
+      this.log('sweep failed', { error: errorMessage(err) }, 'warn');
+    }
+  }
+}
+
+/** Every queued task of a running run, as dispatched (same dedup key as its original job). */
+async function queuedTasks(store: OrchestrationStore): Promise<TaskRef[]> {
+  const refs: TaskRef[] = [];
+  for (const run of await store.listRuns({ status: 'running', limit: 10_000 })) {
+    for (const t of await store.listTasks(run.id)) {
+      if (t.status === 'queued') refs.push({ runId: run.id, task: t.task, priority: run.priority, ...(t.notBefore ? { notBefore: t.notBefore } : {}) });
+    }
+  }
+  return refs;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** A wait that ends early when woken (a wake before the wait counts too). */
+class Waker {
+  private woken = false;
+  private wakeUp: (() => void) | undefined;
+
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  async wait(ms: number, signal: AbortSignal): Promise<void> {
+    if (this.woken || signal.aborted) {
+      this.woken = false;
+      return;
+    }
+    const early = new AbortController();
+    const stop = () => early.abort();
+    this.wakeUp = stop;
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      await sleep(ms, early.signal);
+    } finally {
+      signal.removeEventListener('abort', stop);
+      this.wakeUp = undefined;
+      this.woken = false;
+    }
+  }
+}
