@@ -3,11 +3,11 @@
  * function — run for one attempt of one task of one run. The executor (in-process or a worker)
  * owns retries and timeouts; here an abort of `ctx.signal` stops the attempt.
  */
+import { importModule } from '../core/import-module.js';
 import { spawn } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pathToFileURL } from 'node:url';
 import { DipError, errorMessage } from '../core/errors.js';
 import { isoInstant } from './interval-templates.js';
 import type { Interval } from './schedule.js';
@@ -177,11 +177,11 @@ export async function runModuleTask(modulePath: string, exportName: string, ctx:
   }
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    mod = await importModule(file);
   } catch (err) {
     const hint =
       (err as NodeJS.ErrnoException).code === 'ERR_UNKNOWN_FILE_EXTENSION'
-        ? 'this Node.js cannot import TypeScript directly; run with `node --import tsx` or use a .mjs module'
+        ? 'this Node.js cannot import TypeScript directly and tsx is not installed; `npm install tsx` or use a .mjs module'
         : errorMessage(err);
     throw new DipError('config', `${what}: cannot load module ${file}: ${hint}`, { cause: err, details: { file } });
   }
