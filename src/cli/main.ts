@@ -10,6 +10,7 @@ import { registerQuery } from './commands/query.js';
 import { registerReplay } from './commands/replay.js';
 import { registerOrchestration } from './commands/orchestrate.js';
 import { registerRun } from './commands/run.js';
+import { registerServe } from './commands/serve.js';
 import { registerSilver } from './commands/silver.js';
 import { registerVaultCommands } from './commands/vault.js';
 import { registerState } from './commands/state.js';
@@ -45,6 +46,7 @@ registerMaintenance(program);
 registerDemo(program);
 registerEmulate(program);
 registerWorker(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

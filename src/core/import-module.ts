@@ -1,13 +1,14 @@
 /**
  * Imports a project's JS or TS module (dip.config.ts, module tasks). TypeScript needs a loader
- * on Node 20: when plain import refuses a .ts file, DIP registers tsx (when it is installed) once
- * and tries again. Loaded modules are cached by path, so a task run thousands of times resolves
+ * on Node 20: when plain import refuses a .ts file, DIP imports it through tsx's `tsImport` (when
+ * tsx is installed). Loaded modules are cached by path, so a task run thousands of times resolves
  * its module once.
  */
 import { pathToFileURL } from 'node:url';
 
 const cache = new Map<string, Promise<Record<string, unknown>>>();
-let tsxRegistered: Promise<boolean> | undefined;
+type TsImport = (specifier: string, parent: string) => Promise<Record<string, unknown>>;
+let tsx: Promise<TsImport | undefined> | undefined;
 
 export function importModule(file: string): Promise<Record<string, unknown>> {
   let loaded = cache.get(file);
@@ -24,18 +25,11 @@ async function load(file: string): Promise<Record<string, unknown>> {
   try {
     return (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !(await registerTsx())) throw err;
-    return (await import(url)) as Record<string, unknown>;
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw err;
+    // A loader registered now would not help: Node remembers the failed import of this URL.
+    tsx ??= import('tsx/esm/api').then((api: { tsImport: TsImport }) => api.tsImport, () => undefined);
+    const tsImport = await tsx;
+    if (!tsImport) throw err;
+    return tsImport(url, import.meta.url);
   }
-}
-
-function registerTsx(): Promise<boolean> {
-  tsxRegistered ??= import('tsx/esm/api').then(
-    (api: { register: () => unknown }) => {
-      api.register();
-      return true;
-    },
-    () => false,
-  );
-  return tsxRegistered;
 }

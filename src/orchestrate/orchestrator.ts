@@ -278,7 +278,7 @@ export class Orchestrator {
   }
 
   private async alert(alert: Alert): Promise<void> {
-    this.log(`alert ${alert.kind}: ${alert.title}`, { key: alert.key });
+    this.log(`incident ${alert.kind}: ${alert.title}`, { key: alert.key });
     await this.options.alerter?.send(alert);
   }
 

@@ -6,6 +6,7 @@ import type { OrchestrationStore } from '../catalog/orchestration.js';
 import { durationMs } from '../core/time.js';
 import type { Lake } from '../lake/lake.js';
 import { Alerter } from './alerts.js';
+import type { AttemptFinished } from './attempt.js';
 import { TaskExecutor } from './executor.js';
 import { Orchestrator } from './orchestrator.js';
 import { TERMINAL_RUN, type OrchestratedRun, type TaskRef } from './types.js';
@@ -25,6 +26,8 @@ export interface Runtime {
   orchestrator: Orchestrator;
   executor: TaskExecutor | undefined;
   alerter: Alerter;
+  /** Calls `listener` after every attempt this process records (metrics); returns the unsubscribe. */
+  onAttempt(listener: (event: AttemptFinished) => void): () => void;
   /** Stops the executor: running tasks get `graceMs`, then are handed back. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -37,6 +40,7 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
   const leaseMs = options.leaseMs ?? (process.env['DIP_TASK_LEASE'] ? durationMs(process.env['DIP_TASK_LEASE'], 'DIP_TASK_LEASE') : DEFAULT_LEASE_MS);
   const alerter = Alerter.create(lake.project.config.alerts, lake.catalog.orchestration.alertLedger(), { baseDir: lake.project.dir, ...(options.log ? { log: options.log } : {}) });
   let executor: TaskExecutor | undefined;
+  const listeners = new Set<(event: AttemptFinished) => void>();
   const orchestrator = Orchestrator.create(lake, {
     alerter,
     ...(options.clock ? { clock: options.clock } : {}),
@@ -53,7 +57,18 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
       leaseMs,
       dag: (p) => orchestrator.dag(p),
       poolSlots: orchestrator.poolSlots,
-      hooks: { onFinished: (e) => orchestrator.onAttemptFinished(e) },
+      hooks: {
+        onFinished: async (e) => {
+          for (const listener of listeners) {
+            try {
+              listener(e);
+            } catch {
+              // an observer never breaks a run
+            }
+          }
+          await orchestrator.onAttemptFinished(e);
+        },
+      },
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
     });
     executor.start();
@@ -62,6 +77,10 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
     orchestrator,
     executor,
     alerter,
+    onAttempt(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     async stop(graceMs = 0) {
       await executor?.stop(graceMs);
       await alerter.close();

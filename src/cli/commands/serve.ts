@@ -1,0 +1,104 @@
+/**
+ * `dip serve`: the scheduler, the executor, the REST API and the metrics in one process, with the
+ * project's `serve:` settings as defaults; SIGINT/SIGTERM closes it gracefully (exit 0).
+ */
+import type { Command } from 'commander';
+import { resolveSecrets } from '../../config/secrets.js';
+import { DipError } from '../../core/errors.js';
+import { durationMs } from '../../core/time.js';
+import { Lake } from '../../lake/lake.js';
+import { createLogger } from '../../observe/log.js';
+import { createDispatcher } from '../../orchestrate/queue.js';
+import { serve, type ServeLog } from '../../serve/server.js';
+import { loadFromOptions, type GlobalOptions } from '../context.js';
+import { wholeNumber } from '../options.js';
+
+interface ServeCliOptions {
+  host?: string;
+  port?: string;
+  token?: string;
+  concurrency?: string;
+  scheduler: boolean;
+  grace: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('the scheduler, the task executor, a REST API (/openapi.json), Prometheus /metrics, /health and /ready in one process, until SIGINT/SIGTERM')
+    .option('--host <host>', 'address to listen on (default: serve.host, 127.0.0.1); beyond loopback a token is required')
+    .option('--port <port>', 'port (default: serve.port, 8420; 0 picks a free one)')
+    .option('--token <token>', 'bearer token for POST routes (default: serve.token); ${env:NAME} and ${file:path} are resolved')
+    .option('--concurrency <n>', 'tasks this process runs at once (default: serve.concurrency)')
+    .option('--no-scheduler', 'no scheduler loop here (another process schedules): only the API and the executor')
+    .option('--grace <duration>', 'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back', '30s')
+    .action(async (opts: ServeCliOptions, cmd: Command) => {
+      const global = cmd.optsWithGlobals<GlobalOptions>();
+      const project = await loadFromOptions(global);
+      const config = project.config.serve;
+      const port = opts.port === undefined ? config.port : wholeNumber(opts.port, '--port');
+      if (port > 65535) throw new DipError('input', `--port ${port}: expected 0 to 65535`);
+      const concurrency = opts.concurrency === undefined ? config.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
+      const graceMs = durationMs(opts.grace, '--grace');
+      const tokenRef = opts.token ?? config.token;
+      const token = tokenRef === undefined ? undefined : resolveSecrets(tokenRef, { baseDir: project.dir });
+      const print = (text: string) => process.stdout.write(text);
+
+      const logger = createLogger();
+      const log: ServeLog = (level, message, fields = {}) => logger[level](fields, message);
+      const signals = untilSignal(log);
+
+      try {
+        const lake = await Lake.open(project);
+        try {
+          const dispatcher = await createDispatcher(lake, { log: (message, fields, level = 'info') => log(level, message, fields) });
+          try {
+            const server = await serve(lake, {
+              host: opts.host ?? config.host,
+              port,
+              token,
+              tickMs: durationMs(config.tick, 'serve.tick'),
+              concurrency,
+              executor: config.executor,
+              scheduler: opts.scheduler,
+              graceMs,
+              log,
+              ...(dispatcher ? { dispatch: (refs) => dispatcher.dispatch(refs) } : {}),
+            });
+            if (global.json) print(`${JSON.stringify({ address: server.address })}\n`);
+            else {
+              const executor = config.executor === 'workers' ? 'tasks go to dip worker processes' : `executor runs ${concurrency} task(s) at once`;
+              print(`dip serve: listening on ${server.address} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}${token ? ', writes need the token' : ''}); API: ${server.address}/openapi.json\n`);
+            }
+            await signals.received;
+            await server.close();
+          } finally {
+            await dispatcher?.close();
+          }
+        } finally {
+          await lake.close();
+        }
+      } finally {
+        signals.dispose();
+      }
+    });
+}
+
+/** Resolves on the first SIGINT/SIGTERM; a second one gets the default behaviour (exit at once). */
+function untilSignal(log: ServeLog): { received: Promise<NodeJS.Signals>; dispose(): void } {
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const dispose = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  const received = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = (signal) => {
+      dispose();
+      log('info', 'signal received: no new requests or runs; running tasks finish (send it again to exit at once)', { signal });
+      resolve(signal);
+    };
+  });
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return { received, dispose };
+}

@@ -1,0 +1,15 @@
+/** What the routes of `dip serve` work with. */
+import type { Lake } from '../lake/lake.js';
+import type { Runtime } from '../orchestrate/runtime.js';
+import type { DipMetrics } from './metrics.js';
+import type { OpenApiDocument } from './openapi.js';
+import type { SchedulerStatus } from './scheduler.js';
+
+export interface ApiContext {
+  lake: Lake;
+  runtime: Runtime;
+  clock: () => Date;
+  scheduler: SchedulerStatus;
+  metrics: DipMetrics;
+  openapi: () => OpenApiDocument;
+}
