@@ -106,6 +106,11 @@ describe('orchestrator', () => {
     assert.deepEqual(again.intervals.map((i) => i.start.toISOString().slice(0, 10)), ['2026-03-04']);
     assert.equal(again.skipped.length, 3);
     assert.deepEqual(again.runIds, []);
+    // Batched: one run per 3 days; days inside a batched run count as covered afterwards.
+    const batched = await r.orchestrator.backfill('p', { from: day('2026-03-04'), to: day('2026-03-11'), batch: 3, dryRun: true });
+    assert.deepEqual(batched.intervals.map((i) => [i.start.toISOString().slice(0, 10), i.end.toISOString().slice(0, 10)]), [['2026-03-04', '2026-03-07'], ['2026-03-07', '2026-03-10'], ['2026-03-10', '2026-03-11']]);
+    const wide = await r.orchestrator.backfill('p', { from: day('2026-02-28'), to: day('2026-03-04'), batch: 7, dryRun: true });
+    assert.deepEqual(wide.intervals.map((i) => [i.start.toISOString().slice(0, 10), i.end.toISOString().slice(0, 10)]), [['2026-02-28', '2026-03-01']], 'covered days split batches');
   });
 });
 

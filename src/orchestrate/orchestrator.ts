@@ -110,19 +110,24 @@ export class Orchestrator {
   }
 
   /**
-   * One run per interval of the pipeline's schedule (or `every`) in [from, to); at most
-   * `parallel` of them at once, always behind fresh runs. Intervals with a queued, running or
-   * succeeded run are skipped unless `rerun`.
+   * One run per interval of the pipeline's schedule (or `every`) in [from, to), or per `batch`
+   * consecutive intervals; at most `parallel` of them at once, always behind fresh runs.
+   * Intervals inside a queued, running or succeeded run are skipped unless `rerun`.
    */
-  async backfill(pipeline: string, options: { from: Date; to: Date; parallel?: number; dryRun?: boolean; every?: string; rerun?: boolean }): Promise<BackfillPlan> {
+  async backfill(pipeline: string, options: { from: Date; to: Date; parallel?: number; dryRun?: boolean; every?: string; rerun?: boolean; batch?: number }): Promise<BackfillPlan> {
     const p = this.pipeline(pipeline);
     if (!(options.from < options.to)) throw new DipError('config', `backfill: --from (${options.from.toISOString()}) must be before --to (${options.to.toISOString()})`);
     const spec: ScheduleSpec | undefined = options.every ? { every: options.every } : p.schedule ? scheduleSpec(p.schedule) : undefined;
     if (!spec) throw new DipError('config', `backfill: pipeline ${pipeline} has no schedule to cut intervals from; add schedule: to it or pass --every <duration>`);
     const all = intervalsBetween(spec, options.from, options.to).filter((i) => i.start >= options.from);
-    const covered = options.rerun ? new Map<string, string>() : await this.store.coveredIntervals(pipeline, options.from, options.to);
-    const skipped = all.filter((i) => covered.has(i.start.toISOString())).map((i) => ({ interval: i, status: covered.get(i.start.toISOString()) as string }));
-    const intervals = all.filter((i) => !covered.has(i.start.toISOString()));
+    const covered = options.rerun ? [] : await this.store.coveredIntervals(pipeline, options.from, options.to);
+    const coveredBy = (i: Interval) => covered.find((c) => c.interval.start <= i.start && c.interval.end >= i.end);
+    const skipped = all.flatMap((i) => {
+      const c = coveredBy(i);
+      return c ? [{ interval: i, status: c.status }] : [];
+    });
+    const open = all.filter((i) => !coveredBy(i));
+    const intervals = batchIntervals(open, Math.max(1, options.batch ?? 1));
     if (options.dryRun || intervals.length === 0) return { backfillId: null, pipeline, intervals, skipped, runIds: [] };
     const backfillId = newId('bf_');
     const parallel = Math.max(1, options.parallel ?? 1);
@@ -285,6 +290,24 @@ export class Orchestrator {
   private log(message: string, fields?: Record<string, unknown>): void {
     this.options.log?.(message, fields);
   }
+}
+
+/** Joins runs of `size` consecutive intervals into one (a gap, i.e. a skipped interval, starts a new batch). */
+export function batchIntervals(intervals: Interval[], size: number): Interval[] {
+  if (size <= 1) return intervals;
+  const out: Interval[] = [];
+  let count = 0;
+  for (const i of intervals) {
+    const last = out.at(-1);
+    if (last && count < size && last.end.getTime() === i.start.getTime()) {
+      last.end = i.end;
+      count++;
+    } else {
+      out.push({ start: i.start, end: i.end });
+      count = 1;
+    }
+  }
+  return out;
 }
 
 function formatAge(ms: number): string {

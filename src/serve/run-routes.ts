@@ -83,7 +83,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const from = parseInstant(b.from, 'from');
     const to = parseInstant(b.to, 'to');
     const dryRun = b.dry_run ?? false;
-    const plan = await orchestrator.backfill(req.params.name, { from, to, dryRun, parallel: b.parallel ?? 1, rerun: b.rerun ?? false, ...(b.every ? { every: b.every } : {}) });
+    const plan = await orchestrator.backfill(req.params.name, { from, to, dryRun, parallel: b.parallel ?? 1, batch: b.batch ?? 1, rerun: b.rerun ?? false, ...(b.every ? { every: b.every } : {}) });
     return reply.status(dryRun ? 200 : 201).send({
       backfill_id: plan.backfillId,
       pipeline: plan.pipeline,

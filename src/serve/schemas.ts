@@ -94,6 +94,7 @@ export const backfillBody: JsonSchema = {
     to: { ...instant, description: 'Last interval ends at or before this (exclusive)' },
     parallel: { type: 'integer', minimum: 1, maximum: 1000, default: 1, description: 'Runs of this backfill at once' },
     dry_run: { type: 'boolean', default: false, description: 'List the intervals and create nothing' },
+    batch: { type: 'integer', minimum: 1, default: 1, description: 'One run per this many consecutive intervals' },
     every: { type: 'string', pattern: '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d|w)$', description: 'Cut intervals of this length (e.g. 1h) instead of the pipeline schedule' },
     rerun: { type: 'boolean', default: false, description: 'Also run intervals that already have a queued, running or succeeded run' },
   },
@@ -117,6 +118,7 @@ export interface BackfillBody {
   to: string;
   parallel?: number;
   dry_run?: boolean;
+  batch?: number;
   every?: string;
   rerun?: boolean;
 }

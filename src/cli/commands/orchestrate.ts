@@ -44,16 +44,17 @@ export function registerOrchestration(program: Command): void {
     .requiredOption('--to <time>', 'last interval ends at or before this (exclusive)')
     .option('--parallel <n>', 'runs of this backfill at once', '1')
     .option('--every <duration>', 'cut intervals of this length instead of the pipeline schedule')
+    .option('--batch <n>', 'one run per n consecutive intervals', '1')
     .option('--rerun', 'also run intervals that already have a succeeded run')
     .option('--dry-run', 'list the intervals and do nothing')
     .option('--no-wait', 'queue the runs and return')
-    .action(async (pipeline: string, opts: { from: string; to: string; parallel: string; every?: string; rerun?: boolean; dryRun?: boolean; wait: boolean }, cmd: Command) => {
+    .action(async (pipeline: string, opts: { from: string; to: string; parallel: string; batch: string; every?: string; rerun?: boolean; dryRun?: boolean; wait: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const from = parseTime(opts.from, '--from');
       const to = parseTime(opts.to, '--to');
       const parallel = wholeNumber(opts.parallel, '--parallel', 1);
       await withRuntime(global, Boolean(opts.wait && !opts.dryRun), async (runtime) => {
-        const plan = await runtime.orchestrator.backfill(pipeline, { from, to, parallel, dryRun: Boolean(opts.dryRun), rerun: Boolean(opts.rerun), ...(opts.every ? { every: opts.every } : {}) });
+        const plan = await runtime.orchestrator.backfill(pipeline, { from, to, parallel, dryRun: Boolean(opts.dryRun), rerun: Boolean(opts.rerun), batch: wholeNumber(opts.batch, '--batch', 1), ...(opts.every ? { every: opts.every } : {}) });
         if (opts.dryRun) {
           if (global.json) return printJson(plan);
           process.stdout.write(`backfill of ${pipeline}: ${plan.intervals.length} interval(s) to run, ${plan.skipped.length} already covered\n`);
