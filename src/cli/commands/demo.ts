@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError } from '../../core/errors.js';
 import type { Command } from 'commander';
 import { loadProject } from '../../config/load.js';
+import { startRuntime, waitForRuns } from '../../orchestrate/runtime.js';
 import { Lake } from '../../lake/lake.js';
 import { query } from '../../lake/query.js';
 import { runPipeline, type RunResult } from '../../pipeline/run.js';
@@ -51,11 +52,11 @@ async function socialSteps(abs: string, report: (r: RunResult) => RunResult): Pr
     await appendFile(join(abs, 'dip.yaml'), socialPipelineYaml(api.url, api.clientId));
     const lake = await Lake.open(await loadProject(abs));
     try {
-      say(`\n3) a REST API (the social metrics emulator at ${api.url}): OAuth2, cursor pages, comments per post`);
+      say(`\n4) a REST API (the social metrics emulator at ${api.url}): OAuth2, cursor pages, comments per post`);
       const first = report(await runPipeline(lake, 'social'));
       await show(lake, 'silver posts: nested author and metrics flattened, engagement derived, media and hashtags as child tables', `select id, metrics__views as views, engagement_rate, (select count(*) from silver.posts__hashtags h where h._dip_parent_id = p._dip_id) as tags, (select count(*) from silver.posts__media m where m._dip_parent_id = p._dip_id) as media from silver.posts p order by views desc limit 3`);
       api.advance(6 * 3_600_000);
-      say('\n4) six hours later: posts changed and new ones appeared; the incremental run fetches only those');
+      say('\n5) six hours later: posts changed and new ones appeared; the incremental run fetches only those');
       const second = report(await runPipeline(lake, 'social'));
       await show(lake, 'each response page is kept raw (URL without secrets, status, headers)', `select seq, json_extract_string(position, 'url') as url, json_extract_string(position, 'status') as status from raw.posts order by received_at desc, seq limit 2`);
       return [first, second];
@@ -72,6 +73,21 @@ async function showQuality(lake: Lake, table: string): Promise<void> {
   if (!narrate || !report) return;
   say(`\n▸ data quality of ${table} (each run keeps one)\n  $ dip quality ${table}`);
   say(formatReport(report.report as unknown as QualityReport).replace(/^/gm, '  '));
+}
+
+/** The same pipeline as a DAG under the orchestrator: tasks from inputs/outputs, run in parallel where they can. */
+async function orchestratedStep(lake: Lake): Promise<void> {
+  const runtime = startRuntime(lake, { concurrency: 2, pollMs: 50 });
+  try {
+    const run = await runtime.orchestrator.trigger('shop');
+    const [done] = await waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 50 });
+    if (!narrate) return;
+    const tasks = await runtime.orchestrator.store.listTasks(run.id);
+    say(`\n3) the orchestrator runs the pipeline as a DAG (dip trigger shop; dip serve schedules it "0 2 * * *"): ${done?.status}`);
+    say(renderTable(['task', 'after', 'status', 'attempts', 'new rows'], tasks.map((t) => [t.task, t.deps.join(', '), t.status, t.attempt, formatCount(t.rows)])).replace(/^/gm, '  '));
+  } finally {
+    await runtime.stop();
+  }
 }
 
 export function registerDemo(program: Command): void {
@@ -106,13 +122,14 @@ export function registerDemo(program: Command): void {
         await show(lake, 'silver: typed, UTC, mapped, deduplicated and checked (the orders with quantity "three" never got here)', `select order_id, ordered_at, status, amount, _dip_first_seen is not null as audited from silver.orders order by order_id limit 3`);
         await show(lake, 'silver customers: email is a salted hash, address flattened, tags a child table', `select customer_id, left(email, 16) || '…' as email, address__city, (select count(*) from silver.customers__tags t where t._dip_parent_id = c._dip_id) as tags from silver.customers c order by customer_id limit 3`);
         await showQuality(lake, 'silver.orders');
+        await orchestratedStep(lake);
         const social = await socialSteps(abs, report);
         const tables = await lake.catalog.listTables();
         if (!narrate) return printJson({ project: abs, runs: [first, second, ...social], tables });
         say('\n▸ tables');
         say(renderTable(['table', 'rows', 'files', 'schema'], tables.map((t) => [t.name, formatCount(t.rows), t.files, `v${t.schemaVersion ?? '-'}`])).replace(/^/gm, '  '));
         say(`\nlook around (from this repository; with DIP installed, plain \`dip …\` inside ${dir}):`);
-        for (const cmd of ['status', 'tables', 'describe silver.orders', 'quality silver.orders', 'quarantine list', 'query "select * from silver.customers limit 5"']) {
+        for (const cmd of ['status', 'runs list', 'tables', 'describe silver.orders', 'quality silver.orders', 'quarantine list', 'query "select * from silver.customers limit 5"']) {
           say(`  npm run dip -- -p ${dir} ${cmd}`);
         }
       } finally {
