@@ -72,9 +72,16 @@ describe('parseProject', () => {
       catalog: { kind: 'sqlite', path: '.dip/catalog.db' },
       engine: { memory_limit: '1GB' },
       privacy: { detect: 'warn' },
+      pools: {},
+      serve: { host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' },
       pipelines: {
         shop: {
           silver: {},
+          triggers: [],
+          max_active_runs: 1,
+          max_parallel_tasks: 4,
+          sla: {},
+          tasks: {},
           sources: {
             files: {
               type: 'files',
@@ -121,7 +128,7 @@ describe('parseProject', () => {
     const err = configError(() => parseProject(`projekt: shop\n${MINIMAL}`, 'dip.yaml'));
     assert.ok(
       err.message.includes(
-        'dip.yaml:1:1: projekt: unknown key "projekt"; allowed keys here: version, project, storage, catalog, engine, privacy, pipelines',
+        'dip.yaml:1:1: projekt: unknown key "projekt"; allowed keys here: version, project, storage, catalog, engine, privacy, pools, alerts, serve, pipelines',
       ),
       err.message,
     );

@@ -173,6 +173,18 @@ describe('retries, resume, pools, cancel', () => {
     for (let i = 1; i < spans.length; i++) assert.ok((spans[i]?.[0] ?? 0) >= (spans[i - 1]?.[1] ?? 0), 'pool tasks never overlap');
   });
 
+  it('max_parallel_tasks bounds the tasks of one run at once', async () => {
+    const tasks = Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((n) => [n, { shell: 'sleep 0.2' }]));
+    const p = await project({ p: { sources: {}, max_parallel_tasks: 2, tasks } });
+    const r = startRuntime(await p.lake(), { leaseMs: 5_000, pollMs: 20, concurrency: 5 });
+    runtimes.push(r);
+    const run = await r.orchestrator.trigger('p');
+    assert.equal((await waitForRuns(r.orchestrator.store, [run.id], { pollMs: 20 }))[0]?.status, 'succeeded');
+    const spans = (await r.orchestrator.store.listAttempts(run.id)).map((a) => [a.startedAt.getTime(), (a.endedAt as Date).getTime()] as const);
+    const most = Math.max(...spans.map(([s]) => spans.filter(([s2, e2]) => s2 <= s && e2 > s).length));
+    assert.equal(most, 2);
+  });
+
   it('shutdown hands a running task back: queued again, the attempt not counted', async () => {
     const p = await project({ p: { sources: {}, tasks: { t: { shell: 'sleep 30' } } } });
     const lake = await p.lake();

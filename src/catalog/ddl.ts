@@ -105,6 +105,7 @@ export const MIGRATIONS: readonly string[][] = [
     `ALTER TABLE dip_runs ADD COLUMN backfill_id TEXT`,
     `ALTER TABLE dip_runs ADD COLUMN max_parallel INTEGER`,
     `ALTER TABLE dip_runs ADD COLUMN max_active INTEGER NOT NULL DEFAULT 1`,
+    `ALTER TABLE dip_runs ADD COLUMN max_tasks INTEGER`,
     `CREATE INDEX IF NOT EXISTS dip_runs_queue ON dip_runs (status, pipeline, priority DESC, interval_start, queued_at)`,
     `CREATE TABLE IF NOT EXISTS dip_task_runs (
       run_id TEXT NOT NULL,

@@ -97,6 +97,7 @@ export class Orchestrator {
       priority: trigger === 'backfill' ? PRIORITY.backfill : PRIORITY.fresh,
       tasks: dag.tasks.map((t) => ({ name: t.name, deps: t.deps, pool: t.pool, mutex: t.run.kind === 'silver' ? `${pipeline}:silver.${t.run.table}` : null, maxAttempts: t.retry.attempts })),
       maxActive: this.pipeline(pipeline).max_active_runs,
+      maxTasks: this.pipeline(pipeline).max_parallel_tasks,
       ...extra,
     };
   }

@@ -33,6 +33,8 @@ export interface NewRun {
   tasks: TaskSpec[];
   /** Runs of the pipeline that may be running at once (its max_active_runs). */
   maxActive: number;
+  /** Tasks of this run that may run at once (its max_parallel_tasks); null: no limit. */
+  maxTasks?: number | null;
   /** Groups the runs of one `dip backfill`; they run at most `maxParallel` at once. */
   backfillId?: string | null;
   maxParallel?: number | null;
