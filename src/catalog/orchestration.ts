@@ -75,9 +75,9 @@ export class OrchestrationStore {
         const id = newId('run_');
         ids.push(id);
         await tx.execute(
-          `INSERT INTO dip_runs (id, pipeline, status, started_at, host, pid, stats, orchestrated, trigger_kind, priority, interval_start, interval_end, queued_at, backfill_id, max_parallel, max_active)
-           VALUES (?, ?, 'queued', ?, '', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          [id, run.pipeline, iso(now), JSON.stringify({ streams: {} }), run.trigger, run.priority, run.interval ? iso(run.interval.start) : null, run.interval ? iso(run.interval.end) : null, iso(now), run.backfillId ?? null, run.maxParallel ?? null, run.maxActive],
+          `INSERT INTO dip_runs (id, pipeline, status, started_at, host, pid, stats, orchestrated, trigger_kind, priority, interval_start, interval_end, queued_at, backfill_id, max_parallel, max_active, max_tasks)
+           VALUES (?, ?, 'queued', ?, '', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          [id, run.pipeline, iso(now), JSON.stringify({ streams: {} }), run.trigger, run.priority, run.interval ? iso(run.interval.start) : null, run.interval ? iso(run.interval.end) : null, iso(now), run.backfillId ?? null, run.maxParallel ?? null, run.maxActive, run.maxTasks ?? null],
         );
         await insertTasks(tx, id, run, seq);
         seq += run.tasks.length;
@@ -278,13 +278,13 @@ export class OrchestrationStore {
     return Object.fromEntries(rows.map((r) => [str(r['status']), num(r['n'])]));
   }
 
-  /** Intervals (by start) that already have a queued, running or succeeded run of the pipeline. */
-  async coveredIntervals(pipeline: string, from: Date, to: Date): Promise<Map<string, OrchestratedRunStatus>> {
+  /** Runs of the pipeline (queued, running or succeeded) whose interval overlaps [from, to): what a backfill need not run again. */
+  async coveredIntervals(pipeline: string, from: Date, to: Date): Promise<{ interval: Interval; status: OrchestratedRunStatus }[]> {
     const rows = await this.db.query(
-      `SELECT interval_start, status FROM dip_runs WHERE orchestrated = 1 AND pipeline = ? AND interval_start >= ? AND interval_start < ? AND status IN ('queued', 'running', 'succeeded')`,
-      [pipeline, iso(from), iso(to)],
+      `SELECT interval_start, interval_end, status FROM dip_runs WHERE orchestrated = 1 AND pipeline = ? AND interval_start < ? AND interval_end > ? AND status IN ('queued', 'running', 'succeeded')`,
+      [pipeline, iso(to), iso(from)],
     );
-    return new Map(rows.map((r) => [str(r['interval_start']), str(r['status']) as OrchestratedRunStatus]));
+    return rows.map((r) => ({ interval: { start: new Date(str(r['interval_start'])), end: new Date(str(r['interval_end'])) }, status: str(r['status']) as OrchestratedRunStatus }));
   }
 
   async countTasks(): Promise<Record<string, number>> {
@@ -407,7 +407,7 @@ async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise
 
 async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date): Promise<ClaimResult> {
   const rows = await tx.query(
-    `SELECT t.status, t.attempt, t.pool, t.mutex, t.not_before, t.lease_expires, r.pipeline, r.interval_start, r.interval_end, r.attempt AS run_attempt
+    `SELECT t.status, t.attempt, t.pool, t.mutex, t.not_before, t.lease_expires, r.pipeline, r.interval_start, r.interval_end, r.attempt AS run_attempt, r.max_tasks
      FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id WHERE t.run_id = ? AND t.task = ?`,
     [ref.runId, ref.task],
   );
@@ -428,6 +428,10 @@ async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, ow
   if (pool) {
     const used = await tx.query(`SELECT COUNT(*) AS n FROM dip_task_runs WHERE pool = ? AND status = 'running' AND lease_expires > ? AND NOT (run_id = ? AND task = ?)`, [pool, iso(now), ref.runId, ref.task]);
     if (num(used[0]?.['n']) >= poolSlots(pool)) return { ok: false, reason: 'pool_full', retryAt: new Date(now.getTime() + 500) };
+  }
+  if (t['max_tasks'] !== null && t['max_tasks'] !== undefined) {
+    const busy = await tx.query(`SELECT COUNT(*) AS n FROM dip_task_runs WHERE run_id = ? AND status = 'running' AND lease_expires > ? AND task <> ?`, [ref.runId, iso(now), ref.task]);
+    if (num(busy[0]?.['n']) >= num(t['max_tasks'])) return { ok: false, reason: 'pool_full', retryAt: new Date(now.getTime() + 200) };
   }
   const mutex = strOrNull(t['mutex']);
   if (mutex) {
