@@ -479,7 +479,7 @@ describe('dip serve', () => {
     assert.deepEqual(backfill.parameters.map((x: { name: string; in: string; required: boolean }) => [x.name, x.in, x.required]), [['name', 'path', true]]);
     assert.equal(backfill.requestBody.required, true);
     assert.deepEqual(backfill.requestBody.content['application/json'].schema.required, ['from', 'to']);
-    assert.deepEqual(Object.keys(backfill.requestBody.content['application/json'].schema.properties).sort(), ['dry_run', 'every', 'from', 'parallel', 'rerun', 'to']);
+    assert.deepEqual(Object.keys(backfill.requestBody.content['application/json'].schema.properties).sort(), ['batch', 'dry_run', 'every', 'from', 'parallel', 'rerun', 'to']);
     assert.deepEqual(Object.keys(backfill.responses).sort(), ['200', '201', '400', '401', '403', '404', '409', '500']);
     assert.equal(doc.paths['/pipelines/{name}/trigger'].post.requestBody.required, false);
     const log = doc.paths['/runs/{id}/tasks/{task}/log'].get;
