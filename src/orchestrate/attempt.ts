@@ -47,6 +47,7 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
   const logLines: string[] = [];
   const log = (line: string) => logLines.push(`${new Date().toISOString()} ${line}\n`);
   let lost = false;
+  // Every third of the lease, and at least every 5 s so a cancel is noticed quickly.
   const heartbeat = setInterval(() => {
     void store.heartbeat(ref, owner, claim.attempt, leaseMs, clock()).then(
       ({ lost: gone, cancel }) => {
@@ -57,7 +58,7 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
       },
       () => undefined,
     );
-  }, Math.max(50, Math.floor(leaseMs / 3)));
+  }, Math.max(50, Math.min(5_000, Math.floor(leaseMs / 3))));
   const handBack = () => controller.abort(new DipError('interrupted', 'handed back: the process is shutting down'));
   options.handBack.addEventListener('abort', handBack, { once: true });
 
