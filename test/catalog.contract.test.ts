@@ -1079,6 +1079,43 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual((await o.listTasks(runId)).map((t) => [t.task, t.status, t.attempt]), [['a', 'succeeded', 1], ['b', 'succeeded', 2], ['c', 'succeeded', 2], ['d', 'succeeded', 1]]);
     });
 
+    it('orchestration: takeover and hand-back respect cancel and attempts; runs without an interval go first; schedule marks are compare-and-set', async () => {
+      const o = cat.orchestration;
+      const t0 = new Date('2026-05-01T00:00:00Z');
+      const at = (ms: number) => new Date(t0.getTime() + ms);
+      const one = () => 1;
+      const run = (h: number | null, maxAttempts = 1) => ({ pipeline: 'q', interval: h === null ? null : { start: at(h * 3_600_000), end: at((h + 1) * 3_600_000) }, trigger: 'schedule' as const, priority: 10, maxActive: 1, tasks: [{ name: 't', deps: [], pool: null, mutex: null, maxAttempts }] });
+      // A dead holder's task in a run cancelled since: a late delivery does not run it; the run ends cancelled.
+      const [a] = await o.createRuns([run(0)], t0);
+      await o.promote(t0);
+      assert.ok((await o.claim({ runId: a as string, task: 't' }, 'dead', 100, one, t0)).ok);
+      await o.cancel(a as string, at(10));
+      assert.deepEqual(await o.claim({ runId: a as string, task: 't' }, 'late', 1000, one, at(500)), { ok: false, reason: 'done' });
+      assert.equal((await o.getRun(a as string))?.status, 'cancelled');
+      // A dead holder's last attempt: taking over fails the task instead of running it again.
+      const [b] = await o.createRuns([run(1)], at(600));
+      await o.promote(at(600));
+      assert.ok((await o.claim({ runId: b as string, task: 't' }, 'dead', 100, one, at(600))).ok);
+      assert.deepEqual(await o.claim({ runId: b as string, task: 't' }, 'late', 1000, one, at(1000)), { ok: false, reason: 'done' });
+      assert.equal((await o.getRun(b as string))?.status, 'failed');
+      // Handing back a task of a cancelled run ends the run instead of queueing the task.
+      const [c] = await o.createRuns([run(2)], at(1100));
+      await o.promote(at(1100));
+      assert.ok((await o.claim({ runId: c as string, task: 't' }, 'w', 1000, one, at(1100))).ok);
+      await o.cancel(c as string, at(1200));
+      assert.equal(await o.release({ runId: c as string, task: 't' }, 'w', 1, at(1300)), true);
+      assert.equal((await o.getRun(c as string))?.status, 'cancelled');
+      // At equal priority, a run without an interval (manual) sorts before interval runs on both databases.
+      const ids = await o.createRuns([run(5), run(null), run(4)], at(2000));
+      assert.deepEqual((await o.promote(at(2000))).map((r) => r.runId), [ids[1]]);
+      // Schedule marks: only the scheduler that read the current value moves it.
+      assert.equal(await o.advanceSchedule({ pipeline: 'q', lastEnd: { expected: null, next: at(3_600_000) } }, at(3000)), true);
+      assert.equal(await o.advanceSchedule({ pipeline: 'q', lastEnd: { expected: null, next: at(7_200_000) } }, at(3001)), false);
+      assert.equal(await o.advanceSchedule({ pipeline: 'q', triggerState: { expected: {}, next: { 'files:x': 1 } } }, at(3002)), true);
+      assert.equal(await o.advanceSchedule({ pipeline: 'q', triggerState: { expected: {}, next: { 'files:x': 2 } } }, at(3003)), false);
+      assert.deepEqual(await o.getSchedule('q'), { lastEnd: at(3_600_000), triggerState: { 'files:x': 1 } });
+    });
+
     it('orchestration: max active runs, fresh before backfill, pools, expired leases, cancel, alert dedup', async () => {
       const o = cat.orchestration;
       const t0 = new Date('2026-05-01T00:00:00Z');

@@ -71,6 +71,19 @@ describe('scheduler (injected clock)', () => {
     assert.deepEqual(intervals(latest).map((i) => i[0]?.slice(11, 16)), ['09:00', '14:00']);
   });
 
+  it('one broken pipeline does not stop the scheduler for the others', async () => {
+    const p = await project({
+      bad: { schedule: { every: '1h' }, sources: {}, tasks: { a: { shell: 'true', depends_on: ['b'] }, b: { shell: 'true', depends_on: ['a'] } } },
+      good: { schedule: { every: '1h' }, sources: {}, tasks: { t: { shell: 'true' } } },
+    });
+    const o = Orchestrator.create(await p.lake(), { clock: () => new Date('2026-06-01T10:30:00Z') });
+    const report = await o.tick();
+    assert.deepEqual(report.errors.map((e) => e.pipeline), ['bad']);
+    assert.match(report.errors[0]?.error ?? '', /tasks form a cycle/);
+    assert.equal(report.scheduled, 1);
+    assert.equal(report.started, 1, 'the good pipeline\'s run started');
+  });
+
   it('a schedule with start runs from there; two schedulers on one catalog schedule each interval once', async () => {
     const p = await project({ d: { schedule: { every: '1d', start: '2026-01-01' }, sources: {}, tasks: { t: { shell: 'true' } } } });
     const clock = new FakeClock(new Date('2026-01-04T06:00:00Z'));
@@ -82,7 +95,7 @@ describe('scheduler (injected clock)', () => {
     assert.deepEqual(intervals(await a.store.listRuns({ pipeline: 'd' })).map((i) => i[0]?.slice(0, 10)), ['2026-01-01', '2026-01-02', '2026-01-03']);
   });
 
-  it('backfill runs wait behind fresh runs: a scheduled run starts before the rest of a running backfill', async () => {
+  it('a backfill never holds back fresh runs: a scheduled run starts while the backfill keeps to its own --parallel', async () => {
     const p = await project({ p: { schedule: { every: '1h' }, max_active_runs: 1, sources: {}, tasks: { t: { shell: 'sleep 0.2' } } } });
     const clock = new FakeClock(new Date('2026-06-01T10:30:00Z'));
     const r = startRuntime(await p.lake(), { clock: clock.now, leaseMs: 60_000, pollMs: 20 });
@@ -91,13 +104,19 @@ describe('scheduler (injected clock)', () => {
     assert.equal(plan.runIds.length, 5);
     await r.orchestrator.tick(); // the fresh 09:00 interval arrives while backfill run 1 runs
     const fresh = (await r.orchestrator.store.listRuns({ pipeline: 'p' })).find((x) => x.trigger === 'schedule') as OrchestratedRun;
-    const all = await waitForRuns(r.orchestrator.store, [...plan.runIds, fresh.id], { pollMs: 20 });
+    assert.equal((await r.orchestrator.store.getRun(fresh.id))?.status, 'running', 'started at once, beside the backfill');
+    clock.set('2026-06-01T11:30:00Z');
+    await r.orchestrator.tick(); // the next fresh run waits for the first (max_active_runs 1), not for the backfill
+    const fresh2 = (await r.orchestrator.store.listRuns({ pipeline: 'p' })).find((x) => x.trigger === 'schedule' && x.id !== fresh.id) as OrchestratedRun;
+    const all = await waitForRuns(r.orchestrator.store, [...plan.runIds, fresh.id, fresh2.id], { pollMs: 20 });
     assert.ok(all.every((x) => x.status === 'succeeded'));
-    const order = [...all].sort((a, b) => (a.startedAt as Date).getTime() - (b.startedAt as Date).getTime() || 0).map((x) => (x.trigger === 'schedule' ? 'fresh' : x.interval?.start.toISOString().slice(11, 13)));
-    assert.deepEqual(order, ['00', 'fresh', '01', '02', '03', '04']);
-    // Never more than max_active_runs at once.
-    const spans = all.map((x) => [(x.startedAt as Date).getTime(), (x.endedAt as Date).getTime()] as const).sort((a, b) => a[0] - b[0]);
-    for (let i = 1; i < spans.length; i++) assert.ok((spans[i] as readonly number[])[0] as number >= ((spans[i - 1] as readonly number[])[1] as number));
+    const span = (x: OrchestratedRun) => [(x.startedAt as Date).getTime(), (x.endedAt as Date).getTime()] as const;
+    const backfill = all.filter((x) => x.trigger === 'backfill').sort((a, b) => span(a)[0] - span(b)[0]);
+    assert.deepEqual(backfill.map((x) => x.interval?.start.toISOString().slice(11, 13)), ['00', '01', '02', '03', '04'], 'oldest interval first');
+    for (let i = 1; i < backfill.length; i++) assert.ok(span(backfill[i] as OrchestratedRun)[0] >= span(backfill[i - 1] as OrchestratedRun)[1], 'backfill --parallel 1');
+    const [f1, f2] = all.filter((x) => x.trigger === 'schedule').sort((a, b) => span(a)[0] - span(b)[0]) as [OrchestratedRun, OrchestratedRun];
+    assert.ok(span(f1)[0] < span(backfill[1] as OrchestratedRun)[0], 'the fresh run did not wait for the backfill');
+    assert.ok(span(f2)[0] >= span(f1)[1], 'fresh runs keep max_active_runs among themselves');
   });
 });
 

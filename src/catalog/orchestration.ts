@@ -31,7 +31,7 @@ const dateOrNull = (v: unknown): Date | null => (v === null || v === undefined ?
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 
 export type ClaimResult =
-  | { ok: true; attempt: number; run: { id: string; pipeline: string; interval: Interval | null; attempt: number } }
+  | { ok: true; attempt: number; /** Attempts before this run attempt (a rerun's budget starts after them). */ floor: number; run: { id: string; pipeline: string; interval: Interval | null; attempt: number } }
   | { ok: false; reason: 'done' | 'not_ready' | 'leased' | 'pool_full' | 'missing'; retryAt?: Date };
 
 export type TaskOutcome =
@@ -50,6 +50,26 @@ export interface FinishResult {
   runFinished?: { id: string; pipeline: string; status: OrchestratedRunStatus; error: string | null };
 }
 
+/** A task taken from a dead lease holder, and what became of it. */
+export interface RecoveredTask {
+  ref: { runId: string; task: string };
+  pipeline: string;
+  attempt: number;
+  maxAttempts: number;
+  lostBy: string;
+  result: FinishResult;
+}
+
+/**
+ * Compare-and-set on a pipeline's schedule: each part given must still hold its `expected`
+ * value (what this scheduler read) and becomes `next`; parts not given are left alone.
+ */
+export interface ScheduleGuard {
+  pipeline: string;
+  lastEnd?: { expected: Date | null; next: Date };
+  triggerState?: { expected: Record<string, unknown>; next: Record<string, unknown> };
+}
+
 export interface RunFilter {
   pipeline?: string;
   status?: OrchestratedRunStatus;
@@ -61,14 +81,10 @@ export class OrchestrationStore {
   constructor(private readonly db: SqlDriver) {}
 
   /** Creates queued runs (with their task graphs) in one transaction; optionally advances a schedule's high-water mark with them. */
-  async createRuns(runs: NewRun[], now: Date, schedule?: { pipeline: string; lastEnd: Date | null; triggerState?: Record<string, unknown>; expectedLastEnd: Date | null }): Promise<string[]> {
+  async createRuns(runs: NewRun[], now: Date, guard?: ScheduleGuard): Promise<string[]> {
     return this.db.transaction(async (tx) => {
-      if (schedule) {
-        // Two schedulers on one catalog: only the one that read the current mark may advance it.
-        const rows = await tx.query(`SELECT last_end FROM dip_schedules WHERE pipeline = ?`, [schedule.pipeline]);
-        const current = strOrNull(rows[0]?.['last_end']);
-        if (current !== (schedule.expectedLastEnd ? iso(schedule.expectedLastEnd) : null)) return [];
-      }
+      // Two schedulers on one catalog: only the one that read the current mark may move it.
+      if (guard && !(await advanceSchedule(tx, guard, now))) return [];
       const ids: string[] = [];
       let seq = await nextSeq(tx);
       for (const run of runs) {
@@ -82,7 +98,6 @@ export class OrchestrationStore {
         await insertTasks(tx, id, run, seq);
         seq += run.tasks.length;
       }
-      if (schedule) await saveSchedule(tx, schedule.pipeline, schedule.lastEnd, schedule.triggerState, now);
       return ids;
     });
   }
@@ -93,8 +108,9 @@ export class OrchestrationStore {
     return r ? { lastEnd: dateOrNull(r['last_end']), triggerState: JSON.parse(str(r['trigger_state'])) as Record<string, unknown> } : undefined;
   }
 
-  async saveSchedule(pipeline: string, lastEnd: Date | null, triggerState: Record<string, unknown> | undefined, now: Date): Promise<void> {
-    await this.db.transaction((tx) => saveSchedule(tx, pipeline, lastEnd, triggerState, now));
+  /** Moves a schedule's mark or trigger state without creating runs; false when another scheduler moved it first. */
+  async advanceSchedule(guard: ScheduleGuard, now: Date): Promise<boolean> {
+    return this.db.transaction((tx) => advanceSchedule(tx, guard, now));
   }
 
   /**
@@ -110,28 +126,88 @@ export class OrchestrationStore {
     return this.db.transaction((tx) => claimIn(tx, ref, owner, leaseMs, poolSlots, now));
   }
 
+  /**
+   * Several `claim`s in one transaction (one durable write for a batch of deliveries), decided in
+   * the given order under the same rules: a task delivered twice is claimed once (the second sees
+   * the first's lease), and pool slots taken earlier in the batch count. One result per ref.
+   */
+  async claimMany(refs: readonly { runId: string; task: string }[], owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date): Promise<ClaimResult[]> {
+    if (refs.length === 0) return [];
+    return this.db.transaction(async (tx) => {
+      const out: ClaimResult[] = [];
+      for (const ref of refs) out.push(await claimIn(tx, ref, owner, leaseMs, poolSlots, now));
+      return out;
+    });
+  }
+
+  /**
+   * Queued tasks, due now, that may take the slots the given tasks (just finished) freed: per run
+   * with a task limit (max_parallel_tasks), per pool and per mutex, as many as the tasks freed
+   * there, highest priority first. For `dip worker`, which sets aside a delivered task whose slot
+   * is taken and delivers it again once a slot frees up.
+   */
+  async queuedForFreedSlots(freed: readonly { runId: string; task: string }[], now: Date): Promise<TaskRef[]> {
+    const tasksOf = new Map<string, Set<string>>();
+    for (const f of freed) tasksOf.set(f.runId, (tasksOf.get(f.runId) ?? new Set()).add(f.task));
+    const perRun = new Map<string, number>();
+    const perPool = new Map<string, number>();
+    const mutexes = new Set<string>();
+    for (const [runId, tasks] of tasksOf) {
+      const names = [...tasks];
+      const rows = await this.db.query(
+        `SELECT t.pool, t.mutex, r.max_tasks FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id WHERE t.run_id = ? AND t.task IN (${names.map(() => '?').join(', ')})`,
+        [runId, ...names],
+      );
+      for (const r of rows) {
+        if (r['max_tasks'] !== null && r['max_tasks'] !== undefined) perRun.set(runId, (perRun.get(runId) ?? 0) + 1);
+        const pool = strOrNull(r['pool']);
+        if (pool) perPool.set(pool, (perPool.get(pool) ?? 0) + 1);
+        const mutex = strOrNull(r['mutex']);
+        if (mutex) mutexes.add(mutex);
+      }
+    }
+    const out = new Map<string, TaskRef>();
+    const take = async (column: 'run_id' | 'pool' | 'mutex', value: string, limit: number) => {
+      const rows = await this.db.query(
+        `SELECT run_id, task, priority FROM dip_task_runs WHERE ${column} = ? AND status = 'queued' AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, seq LIMIT ?`,
+        [value, iso(now), limit],
+      );
+      for (const r of rows) out.set(`${str(r['run_id'])}\u0000${str(r['task'])}`, { runId: str(r['run_id']), task: str(r['task']), priority: num(r['priority']) });
+    };
+    for (const [runId, n] of perRun) await take('run_id', runId, n);
+    for (const [pool, n] of perPool) await take('pool', pool, n);
+    for (const mutex of mutexes) await take('mutex', mutex, 1);
+    return [...out.values()];
+  }
+
   /** Claims the next ready task (highest priority, then oldest) whose pool has room; undefined when none. */
   async claimNext(owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date, limit = 1): Promise<{ ref: TaskRef; claim: Extract<ClaimResult, { ok: true }> }[]> {
     return this.db.transaction(async (tx) => {
-      const candidates = await tx.query(
-        `SELECT run_id, task, priority FROM dip_task_runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
-         ORDER BY priority DESC, seq LIMIT ?`,
-        [iso(now), Math.max(limit * 4, 16)],
-      );
       const claimed: { ref: TaskRef; claim: Extract<ClaimResult, { ok: true }> }[] = [];
-      for (const c of candidates) {
-        if (claimed.length >= limit) break;
-        const ref = { runId: str(c['run_id']), task: str(c['task']), priority: num(c['priority']) };
-        const result = await claimIn(tx, ref, owner, leaseMs, poolSlots, now);
-        if (result.ok) claimed.push({ ref, claim: result });
+      const page = Math.max(limit * 4, 32);
+      // Tasks blocked by a pool, mutex or run limit may fill the head of the queue: page past them (bounded).
+      for (let offset = 0; claimed.length < limit && offset < 4096; offset += page) {
+        const candidates = await tx.query(
+          `SELECT run_id, task, priority FROM dip_task_runs WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
+           ORDER BY priority DESC, seq LIMIT ? OFFSET ?`,
+          [iso(now), page, offset],
+        );
+        for (const c of candidates) {
+          if (claimed.length >= limit) break;
+          const ref = { runId: str(c['run_id']), task: str(c['task']), priority: num(c['priority']) };
+          const result = await claimIn(tx, ref, owner, leaseMs, poolSlots, now);
+          if (result.ok) claimed.push({ ref, claim: result });
+        }
+        if (candidates.length < page) break;
       }
       return claimed;
     });
   }
 
   /** The earliest time a queued task becomes ready (a retry's backoff), for executors to sleep until. */
-  async nextWake(): Promise<Date | null> {
-    const rows = await this.db.query(`SELECT MIN(not_before) AS t FROM dip_task_runs WHERE status = 'queued' AND not_before IS NOT NULL`);
+  async nextWake(now: Date): Promise<Date | null> {
+    // Only future times: a due task blocked by its pool or mutex wakes nobody (its slot's release does).
+    const rows = await this.db.query(`SELECT MIN(not_before) AS t FROM dip_task_runs WHERE status = 'queued' AND not_before > ?`, [iso(now)]);
     return dateOrNull(rows[0]?.['t']);
   }
 
@@ -175,9 +251,10 @@ export class OrchestrationStore {
         [ref.runId, ref.task, owner, attempt],
       );
       if (changed) {
-        await tx.execute(`UPDATE dip_task_attempts SET status = 'handed_back', ended_at = ? WHERE run_id = ? AND task = ? AND attempt = ?`, [iso(now), ref.runId, ref.task, attempt]);
         // The attempt number is reused by the next claim.
         await tx.execute(`DELETE FROM dip_task_attempts WHERE run_id = ? AND task = ? AND attempt = ?`, [ref.runId, ref.task, attempt]);
+        // A cancelled run does not take its task back: it ends.
+        if ((await runOrThrow(tx, ref.runId)).cancelRequested) await cancelWaiting(tx, ref.runId, now);
       }
       return changed > 0;
     });
@@ -187,18 +264,18 @@ export class OrchestrationStore {
    * Tasks whose lease expired (their process died): the attempt counts as lost; the task is
    * queued again while attempts remain, else it fails. Returns tasks ready to dispatch.
    */
-  async recoverExpired(now: Date): Promise<TaskRef[]> {
-    return this.db.transaction(async (tx) => {
-      const expired = await tx.query(`SELECT run_id, task, attempt, lease_owner FROM dip_task_runs WHERE status = 'running' AND lease_expires < ?`, [iso(now)]);
-      const ready: TaskRef[] = [];
+  async recoverExpired(now: Date, onRecovered?: (recovered: RecoveredTask[]) => Promise<void> | void): Promise<TaskRef[]> {
+    const recovered = await this.db.transaction(async (tx) => {
+      const expired = await tx.query(`SELECT run_id, task FROM dip_task_runs WHERE status = 'running' AND lease_expires < ?`, [iso(now)]);
+      const out: RecoveredTask[] = [];
       for (const e of expired) {
-        const ref = { runId: str(e['run_id']), task: str(e['task']) };
-        const message = `worker ${str(e['lease_owner'])} stopped renewing its lease (killed or lost); the attempt is counted as failed`;
-        const result = await finishIn(tx, ref, str(e['lease_owner']), num(e['attempt']), { ok: false, error: message, cause: null, retryable: true, retryDelayMs: 0 }, now, 'lost');
-        ready.push(...result.ready);
+        const r = await recoverIn(tx, { runId: str(e['run_id']), task: str(e['task']) }, now);
+        if (r) out.push(r);
       }
-      return ready;
+      return out;
     });
+    await onRecovered?.(recovered);
+    return recovered.flatMap((r) => r.result.ready);
   }
 
   /** Cancels a run: waiting tasks are cancelled at once; running ones see it at their next heartbeat. */
@@ -207,8 +284,7 @@ export class OrchestrationStore {
       const run = await runOrThrow(tx, runId);
       if (!['queued', 'running'].includes(run.status)) throw new DipError('conflict', `run ${runId} is already ${run.status}; only queued or running runs can be cancelled`);
       await tx.execute(`UPDATE dip_runs SET cancel_requested = 1 WHERE id = ?`, [runId]);
-      await tx.execute(`UPDATE dip_task_runs SET status = 'cancelled', ended_at = ? WHERE run_id = ? AND status IN ('pending', 'queued')`, [iso(now), runId]);
-      await maybeFinishRun(tx, runId, now);
+      await cancelWaiting(tx, runId, now);
       return runOrThrow(tx, runId);
     });
   }
@@ -356,43 +432,52 @@ async function insertMany(tx: SqlExecutor, head: string, rows: SqlValue[][], chu
   }
 }
 
-async function saveSchedule(tx: SqlExecutor, pipeline: string, lastEnd: Date | null, triggerState: Record<string, unknown> | undefined, now: Date): Promise<void> {
-  const rows = await tx.query(`SELECT trigger_state FROM dip_schedules WHERE pipeline = ?`, [pipeline]);
-  const state = JSON.stringify(triggerState ?? (rows[0] ? JSON.parse(str(rows[0]['trigger_state'])) : {}));
+async function advanceSchedule(tx: SqlExecutor, guard: ScheduleGuard, now: Date): Promise<boolean> {
+  const rows = await tx.query(`SELECT last_end, trigger_state FROM dip_schedules WHERE pipeline = ?`, [guard.pipeline]);
+  const row = rows[0];
+  const lastEnd = strOrNull(row?.['last_end']);
+  const triggerState = row ? str(row['trigger_state']) : '{}';
+  if (guard.lastEnd && lastEnd !== (guard.lastEnd.expected ? iso(guard.lastEnd.expected) : null)) return false;
+  if (guard.triggerState && triggerState !== JSON.stringify(guard.triggerState.expected)) return false;
+  const nextEnd = guard.lastEnd ? iso(guard.lastEnd.next) : lastEnd;
+  const nextState = guard.triggerState ? JSON.stringify(guard.triggerState.next) : triggerState;
   await tx.execute(
     `INSERT INTO dip_schedules (pipeline, last_end, trigger_state, updated_at) VALUES (?, ?, ?, ?)
      ON CONFLICT (pipeline) DO UPDATE SET last_end = excluded.last_end, trigger_state = excluded.trigger_state, updated_at = excluded.updated_at`,
-    [pipeline, lastEnd ? iso(lastEnd) : null, state, iso(now)],
+    [guard.pipeline, nextEnd, nextState, iso(now)],
   );
+  return true;
 }
 
 async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise<TaskRef[]> {
+  // Fresh runs count against max_active_runs among themselves: a backfill never holds them back.
+  // A backfill's runs count against its own --parallel.
   const running = await tx.query(`SELECT pipeline, backfill_id, COUNT(*) AS n FROM dip_runs WHERE orchestrated = 1 AND status = 'running' GROUP BY pipeline, backfill_id`);
-  const perPipeline = new Map<string, number>();
-  const perBackfill = new Map<string, number>();
+  const freshRunning = new Map<string, number>();
+  const backfillRunning = new Map<string, number>();
   for (const r of running) {
-    perPipeline.set(str(r['pipeline']), (perPipeline.get(str(r['pipeline'])) ?? 0) + num(r['n']));
-    if (r['backfill_id']) perBackfill.set(str(r['backfill_id']), num(r['n']));
+    if (r['backfill_id']) backfillRunning.set(str(r['backfill_id']), num(r['n']));
+    else freshRunning.set(str(r['pipeline']), (freshRunning.get(str(r['pipeline'])) ?? 0) + num(r['n']));
   }
-  const pipelines = pipeline
-    ? [pipeline]
-    : (await tx.query(`SELECT DISTINCT pipeline FROM dip_runs WHERE status = 'queued' AND orchestrated = 1`)).map((r) => str(r['pipeline']));
+  const queues = await tx.query(
+    `SELECT pipeline, backfill_id, MAX(max_parallel) AS max_parallel, MAX(max_active) AS max_active FROM dip_runs WHERE status = 'queued' AND orchestrated = 1 ${pipeline ? 'AND pipeline = ?' : ''} GROUP BY pipeline, backfill_id`,
+    pipeline ? [pipeline] : [],
+  );
   const started: string[] = [];
-  for (const p of pipelines) {
-    // The head of the pipeline's queue is enough: fresh runs sort first, then by interval.
-    const queued = await tx.query(
-      `SELECT id, backfill_id, max_parallel, max_active FROM dip_runs WHERE status = 'queued' AND pipeline = ? AND orchestrated = 1
-       ORDER BY priority DESC, interval_start, queued_at LIMIT 256`,
-      [p],
+  for (const q of queues) {
+    const p = str(q['pipeline']);
+    const backfill = strOrNull(q['backfill_id']);
+    const room = backfill
+      ? (q['max_parallel'] === null ? num(q['max_active']) : num(q['max_parallel'])) - (backfillRunning.get(backfill) ?? 0)
+      : num(q['max_active']) - (freshRunning.get(p) ?? 0);
+    if (room <= 0) continue;
+    // Runs without an interval sort first on both databases (NULL ordering differs between them).
+    const rows = await tx.query(
+      `SELECT id FROM dip_runs WHERE status = 'queued' AND orchestrated = 1 AND pipeline = ? AND ${backfill ? 'backfill_id = ?' : 'backfill_id IS NULL'}
+       ORDER BY priority DESC, CASE WHEN interval_start IS NULL THEN 0 ELSE 1 END, interval_start, queued_at, id LIMIT ?`,
+      backfill ? [p, backfill, room] : [p, room],
     );
-    for (const q of queued) {
-      if ((perPipeline.get(p) ?? 0) >= num(q['max_active'])) continue;
-      const backfill = strOrNull(q['backfill_id']);
-      if (backfill && q['max_parallel'] !== null && (perBackfill.get(backfill) ?? 0) >= num(q['max_parallel'])) continue;
-      perPipeline.set(p, (perPipeline.get(p) ?? 0) + 1);
-      if (backfill) perBackfill.set(backfill, (perBackfill.get(backfill) ?? 0) + 1);
-      started.push(str(q['id']));
-    }
+    started.push(...rows.map((r) => str(r['id'])));
   }
   const ready: TaskRef[] = [];
   for (const id of started) {
@@ -407,7 +492,7 @@ async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise
 
 async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date): Promise<ClaimResult> {
   const rows = await tx.query(
-    `SELECT t.status, t.attempt, t.pool, t.mutex, t.not_before, t.lease_expires, r.pipeline, r.interval_start, r.interval_end, r.attempt AS run_attempt, r.max_tasks
+    `SELECT t.status, t.attempt, t.pool, t.mutex, t.not_before, t.lease_expires, r.pipeline, r.interval_start, r.interval_end, r.attempt AS run_attempt, r.max_tasks, r.cancel_requested, t.attempt_floor
      FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id WHERE t.run_id = ? AND t.task = ?`,
     [ref.runId, ref.task],
   );
@@ -419,8 +504,14 @@ async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, ow
   if (status === 'running') {
     const expires = dateOrNull(t['lease_expires']);
     if (expires && expires > now) return { ok: false, reason: 'leased', retryAt: expires };
-    // An expired lease: the holder is gone; count its attempt as lost before taking over.
-    await tx.execute(`UPDATE dip_task_attempts SET status = 'lost', ended_at = ?, error = ? WHERE run_id = ? AND task = ? AND attempt = ? AND status = 'running'`, [iso(now), 'lease expired: the worker stopped renewing it', ref.runId, ref.task, num(t['attempt'])]);
+    // An expired lease: the holder is gone. Its attempt counts as lost, under the usual rules
+    // (attempts left? run cancelled?), before anyone takes over.
+    await recoverIn(tx, ref, now);
+    return claimIn(tx, ref, owner, leaseMs, poolSlots, now);
+  }
+  if (num(t['cancel_requested']) === 1) {
+    await cancelWaiting(tx, ref.runId, now);
+    return { ok: false, reason: 'done' };
   }
   const notBefore = dateOrNull(t['not_before']);
   if (status === 'queued' && notBefore && notBefore > now) return { ok: false, reason: 'not_ready', retryAt: notBefore };
@@ -449,6 +540,7 @@ async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, ow
   return {
     ok: true,
     attempt,
+    floor: num(t['attempt_floor']),
     run: { id: ref.runId, pipeline: str(t['pipeline']), interval: start && end ? { start: new Date(start), end: new Date(end) } : null, attempt: num(t['run_attempt']) },
   };
 }
@@ -507,6 +599,28 @@ async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, o
     ready.push(...(await promoteIn(tx, now, run.pipeline)));
   }
   return result;
+}
+
+/** Counts the expired attempt of a running task as lost (retry, fail or cancel as usual). */
+async function recoverIn(tx: SqlExecutor, ref: { runId: string; task: string }, now: Date): Promise<RecoveredTask | undefined> {
+  const rows = await tx.query(
+    `SELECT t.attempt, t.attempt_floor, t.max_attempts, t.lease_owner, r.pipeline FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id
+     WHERE t.run_id = ? AND t.task = ? AND t.status = 'running' AND t.lease_expires < ?`,
+    [ref.runId, ref.task, iso(now)],
+  );
+  const t = rows[0];
+  if (!t) return undefined;
+  const owner = str(t['lease_owner']);
+  const attempt = num(t['attempt']);
+  const message = `worker ${owner} stopped renewing its lease (killed or lost); the attempt is counted as failed`;
+  const result = await finishIn(tx, ref, owner, attempt, { ok: false, error: message, cause: null, retryable: true, retryDelayMs: 0 }, now, 'lost');
+  return { ref, pipeline: str(t['pipeline']), attempt: attempt - num(t['attempt_floor']), maxAttempts: num(t['max_attempts']), lostBy: owner, result };
+}
+
+/** A cancelled run's waiting tasks are cancelled; the run ends when nothing runs any more. */
+async function cancelWaiting(tx: SqlExecutor, runId: string, now: Date): Promise<void> {
+  await tx.execute(`UPDATE dip_task_runs SET status = 'cancelled', ended_at = ? WHERE run_id = ? AND status IN ('pending', 'queued')`, [iso(now), runId]);
+  await maybeFinishRun(tx, runId, now);
 }
 
 async function failDownstream(tx: SqlExecutor, runId: string, task: string, now: Date): Promise<void> {

@@ -19,6 +19,7 @@ export interface AttemptFinished {
   runId: string;
   pipeline: string;
   task: string;
+  /** The attempt within this run attempt (1 = first; a rerun starts again at 1). */
   attempt: number;
   maxAttempts: number;
   outcome: TaskOutcome;
@@ -89,7 +90,7 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
       error: errorMessage(err),
       cause: describeCause(err) ?? null,
       retryable,
-      retryDelayMs: task ? retryDelayMs(task.retry, claim.attempt) : 0,
+      retryDelayMs: task ? retryDelayMs(task.retry, claim.attempt - claim.floor) : 0,
       cancelled,
       kind: errorKind,
     };
@@ -110,8 +111,8 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
     runId: ref.runId,
     pipeline: claim.run.pipeline,
     task: ref.task,
-    attempt: claim.attempt,
-    maxAttempts: task?.retry.attempts ?? claim.attempt,
+    attempt: claim.attempt - claim.floor,
+    maxAttempts: task?.retry.attempts ?? claim.attempt - claim.floor,
     outcome,
     errorKind,
     result,

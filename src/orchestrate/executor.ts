@@ -5,6 +5,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
+import { errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { FinishResult, TaskOutcome } from '../catalog/orchestration.js';
 import type { Lake } from '../lake/lake.js';
@@ -22,6 +23,7 @@ export interface ExecutorOptions {
   hooks?: AttemptHooks;
   /** Longest idle sleep between looks at the catalog, ms (other processes may queue work). */
   pollMs?: number;
+  log?: (message: string) => void;
 }
 
 export class TaskExecutor {
@@ -85,15 +87,17 @@ export class TaskExecutor {
     });
 
   private async flush(): Promise<void> {
+    const store = this.lake.catalog.orchestration;
     try {
       while (this.pendingFinishes.length) {
         const batch = this.pendingFinishes;
         this.pendingFinishes = [];
         try {
-          const results = await this.lake.catalog.orchestration.finishMany(batch.map((b) => b.item), this.clock());
+          const results = await store.finishMany(batch.map((b) => b.item), this.clock());
           batch.forEach((b, i) => b.resolve(results[i] as FinishResult));
-        } catch (err) {
-          for (const b of batch) b.reject(err);
+        } catch {
+          // One bad outcome must not lose the others: record them one by one.
+          for (const b of batch) await store.finish(b.item.ref, b.item.owner, b.item.attempt, b.item.outcome, this.clock()).then(b.resolve, b.reject);
         }
       }
     } finally {
@@ -102,31 +106,21 @@ export class TaskExecutor {
   }
 
   private async run(): Promise<void> {
-    const store = this.lake.catalog.orchestration;
-    const { concurrency, leaseMs, poolSlots } = this.options;
+    const pollMs = this.options.pollMs ?? 1000;
     while (!this.stopped) {
       this.woken = false;
-      const free = concurrency - this.running.size;
-      let claimed = 0;
-      if (free > 0) {
-        const batch = await store.claimNext(this.owner, leaseMs, poolSlots, this.clock(), free);
-        claimed = batch.length;
-        for (const { ref, claim } of batch) {
-          const p: Promise<unknown> = runAttempt(this.lake, ref, claim, { owner: this.owner, leaseMs, dag: this.options.dag, clock: this.clock, handBack: this.handBack.signal, finish: this.finish, ...(this.options.hooks ? { hooks: this.options.hooks } : {}) })
-            .catch((err: unknown) => process.emitWarning(`task ${ref.task} of ${ref.runId}: ${String(err)}`))
-            .finally(() => {
-              this.running.delete(p);
-              this.wake();
-            });
-          this.running.add(p);
-        }
+      let wait = pollMs;
+      try {
+        const claimed = await this.claimFree();
+        if (this.stopped) break;
+        if (claimed.full || this.woken) continue;
+        const next = await this.lake.catalog.orchestration.nextWake(this.clock());
+        if (next) wait = Math.min(pollMs, Math.max(5, next.getTime() - this.clock().getTime()));
+      } catch (err) {
+        // The catalog may be briefly unreachable or busy: say so, wait, try again.
+        this.options.log?.(`executor: cannot claim tasks: ${errorMessage(err)}; retrying in ${pollMs} ms`);
       }
-      if (this.stopped) break;
-      if (claimed > 0 && claimed === free) continue;
-      if (this.woken) continue;
-      const next = await store.nextWake();
-      const pollMs = this.options.pollMs ?? 1000;
-      const wait = next ? Math.min(pollMs, Math.max(5, next.getTime() - this.clock().getTime())) : pollMs;
+      if (this.woken || this.stopped) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         this.wakeUp = () => {
@@ -136,5 +130,23 @@ export class TaskExecutor {
       });
       this.wakeUp = undefined;
     }
+  }
+
+  /** Claims as many ready tasks as there are free slots and starts them; `full` when every slot got one. */
+  private async claimFree(): Promise<{ full: boolean }> {
+    const { concurrency, leaseMs, poolSlots } = this.options;
+    const free = concurrency - this.running.size;
+    if (free <= 0) return { full: false };
+    const batch = await this.lake.catalog.orchestration.claimNext(this.owner, leaseMs, poolSlots, this.clock(), free);
+    for (const { ref, claim } of batch) {
+      const p: Promise<unknown> = runAttempt(this.lake, ref, claim, { owner: this.owner, leaseMs, dag: this.options.dag, clock: this.clock, handBack: this.handBack.signal, finish: this.finish, ...(this.options.hooks ? { hooks: this.options.hooks } : {}) })
+        .catch((err: unknown) => this.options.log?.(`task ${ref.task} of ${ref.runId}: ${errorMessage(err)}`))
+        .finally(() => {
+          this.running.delete(p);
+          this.wake();
+        });
+      this.running.add(p);
+    }
+    return { full: batch.length > 0 && batch.length === free };
   }
 }

@@ -7,7 +7,7 @@
 import type { OrchestrationStore } from '../catalog/orchestration.js';
 import type { ProjectConfig, PipelineConfig } from '../config/schema.js';
 import type { ScheduleConfig } from '../config/orchestrate.js';
-import { DipError } from '../core/errors.js';
+import { DipError, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { durationMs } from '../core/time.js';
 import type { Lake } from '../lake/lake.js';
@@ -41,6 +41,8 @@ export interface TickReport {
   recovered: number;
   started: number;
   slaBreaches: string[];
+  /** Pipelines whose schedule, triggers or SLA could not be evaluated this pass. */
+  errors: { pipeline: string; error: string }[];
 }
 
 export function scheduleSpec(schedule: ScheduleConfig): ScheduleSpec {
@@ -138,8 +140,11 @@ export class Orchestrator {
     return { backfillId, pipeline, intervals, skipped, runIds };
   }
 
+  /** Cancels a run; the pipeline's next queued run may start in its place. */
   async cancel(runId: string): Promise<OrchestratedRun> {
-    return this.store.cancel(runId, this.clock());
+    const run = await this.store.cancel(runId, this.clock());
+    await this.promote();
+    return run;
   }
 
   /** Resumes a finished run from its failed tasks (or reruns every task with `all`). */
@@ -158,8 +163,22 @@ export class Orchestrator {
 
   /** Recovers the tasks of dead workers and starts queued runs (what a process waiting on runs does). */
   async maintain(): Promise<void> {
-    await this.options.dispatch?.(await this.store.recoverExpired(this.clock()));
+    await this.options.dispatch?.(await this.recover());
     await this.promote();
+  }
+
+  /**
+   * Takes back the tasks of dead lease holders (their attempts count as lost) and alerts on the
+   * runs that ends and the retries it exhausts. Returns the tasks ready to run again.
+   */
+  async recover(): Promise<TaskRef[]> {
+    return this.store.recoverExpired(this.clock(), async (recovered) => {
+      for (const r of recovered) {
+        this.log(`recovered ${r.ref.task} of ${r.ref.runId} from ${r.lostBy}`, { status: r.result.status });
+        const outcome = { ok: false as const, error: `the worker ${r.lostBy} died or lost its lease`, cause: null, retryable: true, retryDelayMs: 0 };
+        await this.onAttemptFinished({ runId: r.ref.runId, pipeline: r.pipeline, task: r.ref.task, attempt: r.attempt, maxAttempts: r.maxAttempts, outcome, errorKind: 'transient', result: { ...r.result, ready: [] }, durationMs: 0 });
+      }
+    });
   }
 
   /**
@@ -168,13 +187,19 @@ export class Orchestrator {
    */
   async tick(): Promise<TickReport> {
     const now = this.clock();
-    const report: TickReport = { scheduled: 0, triggered: 0, recovered: 0, started: 0, slaBreaches: [] };
+    const report: TickReport = { scheduled: 0, triggered: 0, recovered: 0, started: 0, slaBreaches: [], errors: [] };
     for (const [name, p] of Object.entries(this.config.pipelines)) {
-      if (p.schedule) report.scheduled += await this.scheduleDue(name, p, now);
-      if (p.triggers.length) report.triggered += await this.fireTriggers(name, p, now);
-      report.slaBreaches.push(...(await this.checkSla(name, p, now)));
+      // One broken pipeline (a cycle, a bad glob) must not stop the others, nor recovery below.
+      try {
+        if (p.schedule) report.scheduled += await this.scheduleDue(name, p, now);
+        if (p.triggers.length) report.triggered += await this.fireTriggers(name, p, now);
+        report.slaBreaches.push(...(await this.checkSla(name, p, now)));
+      } catch (err) {
+        report.errors.push({ pipeline: name, error: errorMessage(err) });
+        this.log(`scheduling ${name} failed: ${errorMessage(err)}`, { pipeline: name });
+      }
     }
-    const recovered = await this.store.recoverExpired(now);
+    const recovered = await this.recover();
     report.recovered = recovered.length;
     await this.options.dispatch?.(recovered);
     report.started = await this.promote();
@@ -190,7 +215,7 @@ export class Orchestrator {
     const due = dueIntervals(spec, lastEnd ?? undefined, now).filter((i) => !start || i.start >= start);
     const last = due.at(-1);
     if (!last) return 0;
-    const ids = await this.store.createRuns(due.map((i) => this.newRun(name, i, 'schedule')), now, { pipeline: name, lastEnd: last.end, expectedLastEnd: state?.lastEnd ?? null });
+    const ids = await this.store.createRuns(due.map((i) => this.newRun(name, i, 'schedule')), now, { pipeline: name, lastEnd: { expected: state?.lastEnd ?? null, next: last.end } });
     if (ids.length) this.log(`scheduled ${ids.length} run(s) of ${name}`, { from: due[0]?.start.toISOString(), to: last.end.toISOString() });
     return ids.length;
   }
@@ -222,8 +247,9 @@ export class Orchestrator {
         }
       }
     }
-    const ids = runs.length ? await this.store.createRuns(runs, now, { pipeline: name, lastEnd: state.lastEnd, triggerState: next, expectedLastEnd: state.lastEnd }) : [];
-    if (!runs.length) await this.store.saveSchedule(name, state.lastEnd, next, now);
+    const guard = { pipeline: name, triggerState: { expected: state.triggerState, next } };
+    const ids = runs.length ? await this.store.createRuns(runs, now, guard) : [];
+    if (!runs.length && JSON.stringify(next) !== JSON.stringify(state.triggerState)) await this.store.advanceSchedule(guard, now);
     return ids.length;
   }
 

@@ -70,6 +70,7 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
         },
       },
       ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      ...(options.log ? { log: options.log } : {}),
     });
     executor.start();
   }

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { DipError } from '../../core/errors.js';
 import type { Lake } from '../../lake/lake.js';
 import { createLogger } from '../../observe/log.js';
+import { Orchestrator } from '../../orchestrate/orchestrator.js';
 import { createDispatcher } from '../../orchestrate/queue.js';
 import { startRuntime, waitForRuns, type Runtime } from '../../orchestrate/runtime.js';
 import type { Interval } from '../../orchestrate/schedule.js';
@@ -117,7 +118,7 @@ export function registerOrchestration(program: Command): void {
     .argument('<run>')
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const run = await withLake(global, (lake) => lake.catalog.orchestration.cancel(id, new Date()));
+      const run = await withLake(global, (lake) => Orchestrator.create(lake).cancel(id));
       if (global.json) return printJson(run);
       process.stdout.write(`run ${run.id}: ${run.status === 'cancelled' ? 'cancelled' : 'cancelling (running tasks stop at their next heartbeat)'}\n`);
     });
