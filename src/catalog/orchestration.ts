@@ -140,46 +140,6 @@ export class OrchestrationStore {
     });
   }
 
-  /**
-   * Queued tasks, due now, that may take the slots the given tasks (just finished) freed: per run
-   * with a task limit (max_parallel_tasks), per pool and per mutex, as many as the tasks freed
-   * there, highest priority first. For `dip worker`, which sets aside a delivered task whose slot
-   * is taken and delivers it again once a slot frees up.
-   */
-  async queuedForFreedSlots(freed: readonly { runId: string; task: string }[], now: Date): Promise<TaskRef[]> {
-    const tasksOf = new Map<string, Set<string>>();
-    for (const f of freed) tasksOf.set(f.runId, (tasksOf.get(f.runId) ?? new Set()).add(f.task));
-    const perRun = new Map<string, number>();
-    const perPool = new Map<string, number>();
-    const mutexes = new Set<string>();
-    for (const [runId, tasks] of tasksOf) {
-      const names = [...tasks];
-      const rows = await this.db.query(
-        `SELECT t.pool, t.mutex, r.max_tasks FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id WHERE t.run_id = ? AND t.task IN (${names.map(() => '?').join(', ')})`,
-        [runId, ...names],
-      );
-      for (const r of rows) {
-        if (r['max_tasks'] !== null && r['max_tasks'] !== undefined) perRun.set(runId, (perRun.get(runId) ?? 0) + 1);
-        const pool = strOrNull(r['pool']);
-        if (pool) perPool.set(pool, (perPool.get(pool) ?? 0) + 1);
-        const mutex = strOrNull(r['mutex']);
-        if (mutex) mutexes.add(mutex);
-      }
-    }
-    const out = new Map<string, TaskRef>();
-    const take = async (column: 'run_id' | 'pool' | 'mutex', value: string, limit: number) => {
-      const rows = await this.db.query(
-        `SELECT run_id, task, priority FROM dip_task_runs WHERE ${column} = ? AND status = 'queued' AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, seq LIMIT ?`,
-        [value, iso(now), limit],
-      );
-      for (const r of rows) out.set(`${str(r['run_id'])}\u0000${str(r['task'])}`, { runId: str(r['run_id']), task: str(r['task']), priority: num(r['priority']) });
-    };
-    for (const [runId, n] of perRun) await take('run_id', runId, n);
-    for (const [pool, n] of perPool) await take('pool', pool, n);
-    for (const mutex of mutexes) await take('mutex', mutex, 1);
-    return [...out.values()];
-  }
-
   /** Claims the next ready task (highest priority, then oldest) whose pool has room; undefined when none. */
   async claimNext(owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date, limit = 1): Promise<{ ref: TaskRef; claim: Extract<ClaimResult, { ok: true }> }[]> {
     return this.db.transaction(async (tx) => {

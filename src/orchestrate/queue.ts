@@ -25,7 +25,7 @@ import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import type PgBoss from 'pg-boss';
 import { withoutPassword } from '../catalog/index.js';
-import type { ClaimResult, OrchestrationStore } from '../catalog/orchestration.js';
+import type { ClaimResult, FinishResult, OrchestrationStore, TaskOutcome } from '../catalog/orchestration.js';
 import type { CatalogConfig } from '../config/schema.js';
 import { resolveSecrets } from '../config/secrets.js';
 import { DipError, errorMessage } from '../core/errors.js';
@@ -75,8 +75,8 @@ export class TaskQueue {
     readonly schema: string,
   ) {}
 
-  /** Opens (installing when missing) the queue in the PostgreSQL catalog's database. */
-  static async create(lake: Lake, options: TaskQueueOptions = {}): Promise<TaskQueue> {
+  /** Opens (installing when missing) the queue in the PostgreSQL catalog's database (the lake need not be open yet). */
+  static async create(lake: Pick<Lake, 'project'>, options: TaskQueueOptions = {}): Promise<TaskQueue> {
     const catalog = postgresCatalog(lake.project.config.catalog, options.purpose);
     const url = resolveSecrets(catalog.url, { baseDir: lake.project.dir });
     const schema = options.schema ?? `${catalog.schema}_queue`;
@@ -104,7 +104,12 @@ export class TaskQueue {
 
   /** Queues the task again to start at `startAfter` (it arrived early); its dedup key stays the ref's. */
   async defer(ref: TaskRef, startAfter: Date): Promise<void> {
-    await this.boss.insert([jobInsert(ref, startAfter)]);
+    await this.deferMany([{ ref, startAfter }]);
+  }
+
+  /** `defer` for several tasks in one insert (no `startAfter`: as `send`). */
+  async deferMany(items: readonly { ref: TaskRef; startAfter: Date | undefined }[]): Promise<void> {
+    if (items.length) await this.boss.insert(items.map(({ ref, startAfter }) => jobInsert(ref, startAfter)));
   }
 
   /** Takes up to `max` waiting jobs, highest priority first; they are active until completed or failed. */
@@ -118,9 +123,13 @@ export class TaskQueue {
     if (ids.length) await this.boss.complete(QUEUE_NAME, [...ids]);
   }
 
-  /** The job could not be handled (the catalog was unreachable): pg-boss retries it with backoff. */
-  async fail(id: string, error: unknown): Promise<void> {
-    await this.boss.fail(QUEUE_NAME, id, { message: errorMessage(error) });
+  /** The jobs could not be handled (the catalog was unreachable): pg-boss retries them with backoff. */
+  async fail(ids: string | readonly string[], error: unknown): Promise<void> {
+    const list = typeof ids === 'string' ? [ids] : [...ids];
+    if (list.length === 0) return;
+    // pg-boss takes an id or an array of ids with the output data; its typings know only the former.
+    const fail = this.boss.fail.bind(this.boss) as (name: string, ids: string[], data: object) => Promise<void>;
+    await fail(QUEUE_NAME, list, { message: errorMessage(error) });
   }
 
   async close(): Promise<void> {
@@ -196,39 +205,67 @@ export interface WorkerOptions {
   log: QueueLog;
   /** Default 30 s. */
   graceMs?: number;
-  /** How often an idle worker looks for jobs, ms (default 500). */
+  /**
+   * The longest an idle worker waits between looks for jobs, ms (default 500). Right after work
+   * it looks again sooner (from MIN_POLL_MS, doubling up to this), and at once when a slot frees
+   * up or it queued tasks itself.
+   */
   pollMs?: number;
   /** How often dead workers' tasks are recovered and lost deliveries repaired, ms (default: the lease). */
   sweepMs?: number;
   clock?: () => Date;
+  /** The queue, opened already (alongside the lake); closed when the worker stops. Default: opened here. */
+  queue?: TaskQueue;
 }
+
+/** The first idle wait after work, ms: tasks ready in bursts (a DAG layer) are picked up soon. */
+const MIN_POLL_MS = 20;
 
 /** Runs tasks from the queue until `signal` is aborted and the running tasks ended or were handed back. */
 export async function runWorker(lake: Lake, options: WorkerOptions): Promise<void> {
-  if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new DipError('input', `worker concurrency ${options.concurrency}: expected a whole number of at least 1`);
-  if (!(options.leaseMs > 0)) throw new DipError('input', `worker lease ${options.leaseMs} ms: expected a positive duration`);
-  const queue = await TaskQueue.create(lake, { log: options.log });
+  let queue = options.queue;
   try {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new DipError('input', `worker concurrency ${options.concurrency}: expected a whole number of at least 1`);
+    if (!(options.leaseMs > 0)) throw new DipError('input', `worker lease ${options.leaseMs} ms: expected a positive duration`);
+    const q = (queue ??= await TaskQueue.create(lake, { log: options.log }));
+    let worker: QueueWorker | undefined;
     // No executor here: the runtime gives the orchestrator (ready tasks go to the queue) and alerts.
-    const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => queue.send(refs), log: options.log, ...(options.clock ? { clock: options.clock } : {}) });
+    const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => (worker ? worker.dispatch(refs) : q.send(refs)), log: options.log, ...(options.clock ? { clock: options.clock } : {}) });
     try {
-      await new QueueWorker(lake, queue, runtime.orchestrator, options).run();
+      worker = new QueueWorker(lake, q, runtime.orchestrator, options);
+      await worker.run();
     } finally {
       await runtime.stop();
     }
   } finally {
-    await queue.close();
+    await queue?.close();
   }
 }
 
-/** The queue-fed sibling of TaskExecutor: claims what the jobs deliver and runs it under its lease. */
+/** How the jobs of one fetch went: ok (claims decided), and how many were refused for want of a slot. */
+type Taken = { ok: boolean; noSlot: number };
+
+type FinishItem = { ref: { runId: string; task: string }; owner: string; attempt: number; outcome: TaskOutcome };
+
+/**
+ * The queue-fed sibling of TaskExecutor: claims what the jobs deliver and runs it under its lease.
+ * Like the executor it batches its catalog writes: the jobs of one fetch are claimed in one
+ * transaction, and outcomes that arrive while a write is in flight are recorded together in the
+ * next (group commit); the tasks they ready go to the queue in one insert. Batching changes no
+ * rule: each claim and each outcome is decided exactly as alone, under the same lease checks.
+ */
 class QueueWorker {
   readonly owner = `${hostname()}:${process.pid}:${newId().slice(10, 18)}`;
   private readonly running = new Set<Promise<void>>();
   private readonly handBack = new AbortController();
-  private readonly slotFreed = new Waker();
+  /** Woken when a slot frees up or this worker queued tasks: look for jobs now. */
+  private readonly wakeUp = new Waker();
   private readonly store: OrchestrationStore;
   private readonly clock: () => Date;
+  private readonly finishes: GroupCommit<FinishItem, FinishResult>;
+  private readonly sends: GroupCommit<TaskRef[], undefined>;
+  /** Claim the jobs of a fetch one by one rather than together (see pullLoop). */
+  private oneByOne = false;
 
   constructor(
     private readonly lake: Lake,
@@ -238,12 +275,28 @@ class QueueWorker {
   ) {
     this.store = lake.catalog.orchestration;
     this.clock = options.clock ?? (() => new Date());
+    this.finishes = new GroupCommit(
+      (items) => this.store.finishMany(items, this.clock()),
+      // One bad outcome must not lose the others: then they are recorded one by one.
+      (i) => this.store.finish(i.ref, i.owner, i.attempt, i.outcome, this.clock()),
+    );
+    this.sends = new GroupCommit(async (batches) => {
+      await this.queue.send(batches.flat());
+      return batches.map(() => undefined);
+    });
     // Every running attempt listens for the hand-back.
     setMaxListeners(0, this.handBack.signal);
   }
 
   private log(message: string, fields?: Record<string, unknown>, level?: LogLevel): void {
     this.options.log(message, { worker: this.owner, ...fields }, level);
+  }
+
+  /** Queues ready tasks (with those of attempts finishing alongside, in one insert); then looks for jobs. */
+  async dispatch(refs: TaskRef[]): Promise<void> {
+    if (refs.length === 0) return;
+    await this.sends.submit(refs);
+    this.wakeUp.wake();
   }
 
   async run(): Promise<void> {
@@ -260,59 +313,117 @@ class QueueWorker {
   private async pullLoop(): Promise<void> {
     const { signal, concurrency } = this.options;
     const pollMs = this.options.pollMs ?? 500;
+    let idleMs = 0;
     while (!signal.aborted) {
       const free = concurrency - this.running.size;
       if (free <= 0) {
-        await this.slotFreed.wait(pollMs * 10, signal);
+        await this.wakeUp.wait(pollMs * 10, signal);
         continue;
       }
-      let jobs: TaskJob[] = [];
+      let fetched = 0;
+      let taken: Taken | undefined;
       try {
-        jobs = await this.queue.fetch(free);
-        await this.take(jobs);
+        const jobs = await this.queue.fetch(free);
+        fetched = jobs.length;
+        taken = await this.take(jobs);
       } catch (err) {
         this.log('cannot take jobs from the queue', { error: errorMessage(err) }, 'warn');
       }
-      if (jobs.length < free) await sleep(pollMs, signal);
+      if (!taken?.ok) {
+        // The queue or the catalog is failing (said above): look again later.
+        idleMs = pollMs;
+        await this.wakeUp.wait(pollMs, signal);
+        continue;
+      }
+      // While claims are refused for want of a slot (a run at its task limit, a full pool), claim
+      // one by one: each task starts at once, and tasks ending meanwhile free their slots for the
+      // next claim instead of the claim being refused and its job sent again for later.
+      this.oneByOne = taken.noSlot > 0;
+      // As many as asked for: more may be waiting, look again at once. Else the queue ran dry:
+      // look again soon (work comes in bursts), then less and less often.
+      if (fetched === free) continue;
+      if (fetched > 0) idleMs = 0;
+      idleMs = Math.min(pollMs, Math.max(MIN_POLL_MS, idleMs * 2));
+      await this.wakeUp.wait(idleMs, signal);
     }
   }
 
-  /** Decides each job: claim and start, send again for later, or drop; then completes the jobs. */
-  private async take(jobs: readonly TaskJob[]): Promise<void> {
+  /**
+   * Decides the jobs of one fetch: claims their tasks in priority order, in one transaction (or
+   * one by one, see pullLoop), and starts what it got; sends again for later what arrived early;
+   * drops the rest. Then completes the jobs, each only once what replaces it (if anything) is
+   * queued. Not ok when the claims failed: their jobs are failed, for the queue to retry.
+   */
+  private async take(jobs: readonly TaskJob[]): Promise<Taken> {
+    const taken: Taken = { ok: true, noSlot: 0 };
+    if (jobs.length === 0) return taken;
     const done: string[] = [];
+    const again: { job: string; ref: TaskRef; startAfter: Date | undefined }[] = [];
+    const claimable: { job: string; ref: TaskRef }[] = [];
     for (const job of jobs) {
-      const ref = job.ref;
-      try {
-        if (!ref) this.log('dropping a job that is not a task', { job: job.id }, 'warn');
-        else if (this.options.signal.aborted) await this.queue.send([ref]);
-        else {
-          const claim = await this.store.claim(ref, this.owner, this.options.leaseMs, this.orchestrator.poolSlots, this.clock());
-          if (claim.ok) this.start(ref, claim);
-          else await this.notClaimed(ref, claim);
-        }
+      if (!job.ref) {
+        this.log('dropping a job that is not a task', { job: job.id }, 'warn');
         done.push(job.id);
+      } else if (this.options.signal.aborted) again.push({ job: job.id, ref: job.ref, startAfter: job.ref.notBefore ?? undefined });
+      else claimable.push({ job: job.id, ref: job.ref });
+    }
+    const decide = ({ job, ref }: { job: string; ref: TaskRef }, claim: ClaimResult) => {
+      if (claim.ok) {
+        this.start(ref, claim);
+        done.push(job);
+        return;
+      }
+      if (claim.reason === 'pool_full') taken.noSlot++;
+      const later = this.later(ref, claim);
+      if (later) again.push({ job, ...later });
+      else done.push(job);
+    };
+    const claim = (refs: TaskRef[]) => this.store.claimMany(refs, this.owner, this.options.leaseMs, this.orchestrator.poolSlots, this.clock());
+    let decided = 0;
+    try {
+      if (this.oneByOne) {
+        for (const c of claimable) {
+          decide(c, (await claim([c.ref]))[0] as ClaimResult);
+          decided++;
+        }
+      } else if (claimable.length) {
+        const claims = await claim(claimable.map((c) => c.ref));
+        claimable.forEach((c, i) => decide(c, claims[i] as ClaimResult));
+        decided = claimable.length;
+      }
+    } catch (err) {
+      const failed = claimable.slice(decided);
+      this.log('cannot claim tasks; the queue retries their jobs', { tasks: failed.map((c) => `${c.ref.runId}/${c.ref.task}`), error: errorMessage(err) }, 'warn');
+      await this.queue.fail(failed.map((c) => c.job), err).catch(() => undefined);
+      taken.ok = false;
+    }
+    if (again.length) {
+      try {
+        await this.queue.deferMany(again);
+        done.push(...again.map((a) => a.job));
       } catch (err) {
-        this.log('cannot handle a job; the queue retries it', { job: job.id, run: ref?.runId, task: ref?.task, error: errorMessage(err) }, 'warn');
-        await this.queue.fail(job.id, err).catch(() => undefined);
+        this.log('cannot send tasks again; the queue retries their jobs', { jobs: again.length, error: errorMessage(err) }, 'warn');
+        await this.queue.fail(again.map((a) => a.job), err).catch(() => undefined);
       }
     }
     await this.queue.complete(done);
+    return taken;
   }
 
-  private async notClaimed(ref: TaskRef, claim: Extract<ClaimResult, { ok: false }>): Promise<void> {
+  /** For a task not claimed: the job that replaces its job (it arrived early), or undefined (drop it). */
+  private later(ref: TaskRef, claim: Extract<ClaimResult, { ok: false }>): { ref: TaskRef; startAfter: Date } | undefined {
     switch (claim.reason) {
       case 'done': // finished already (a duplicate delivery)
       case 'missing': // the run is gone
       case 'leased': // a live worker runs it; should it die, recovery sends the task again
-        return;
+        return undefined;
       case 'not_ready':
         // Early for its retry: send again for then. Without retryAt the task waits on upstream
         // tasks, whose success dispatches it.
-        if (claim.retryAt) await this.queue.defer({ ...ref, notBefore: claim.retryAt }, claim.retryAt);
-        return;
+        return claim.retryAt ? { ref: { ...ref, notBefore: claim.retryAt }, startAfter: claim.retryAt } : undefined;
       case 'pool_full':
-        await this.queue.defer(ref, claim.retryAt ?? new Date(this.clock().getTime() + 1_000));
-        return;
+        // Its slot (a pool, a mutex, the run's task limit) is taken: send again for later.
+        return { ref, startAfter: claim.retryAt ?? new Date(this.clock().getTime() + 1_000) };
     }
   }
 
@@ -325,6 +436,7 @@ class QueueWorker {
       dag: (pipeline) => this.orchestrator.dag(pipeline),
       clock: this.clock,
       handBack: this.handBack.signal,
+      finish: (r, owner, attempt, outcome) => this.finishes.submit({ ref: r, owner, attempt, outcome }),
       hooks: { onFinished: (e) => this.finished(e) },
     })
       .then(async (result) => {
@@ -337,8 +449,10 @@ class QueueWorker {
       })
       .catch((err: unknown) => this.log('task attempt crashed', { ...fields, error: errorMessage(err) }, 'error'))
       .finally(() => {
+        // A full worker waits for a slot; otherwise the slot alone is no reason to look now.
+        const wasFull = this.running.size >= this.options.concurrency;
         this.running.delete(p);
-        this.slotFreed.wake();
+        if (wasFull) this.wakeUp.wake();
       });
     this.running.add(p);
   }
@@ -379,12 +493,14 @@ class QueueWorker {
 
   private async sweep(): Promise<void> {
     try {
-      const recovered = await this.store.recoverExpired(this.clock());
+      const recovered = await this.orchestrator.recover();
       if (recovered.length) {
         this.log('recovered tasks of dead workers', { tasks: recovered.map((r) => `${r.runId}/${r.task}`) }, 'warn');
         await this.queue.send(recovered);
       }
-      await this.queue.send(await queuedTasks(this.store));
+      const queued = await queuedTasks(this.store);
+      await this.queue.send(queued);
+      if (recovered.length || queued.length) this.wakeUp.wake();
     } catch (err) {
       this.log('sweep failed', { error: errorMessage(err) }, 'warn');
     }
@@ -400,6 +516,46 @@ async function queuedTasks(store: OrchestrationStore): Promise<TaskRef[]> {
     }
   }
   return refs;
+}
+
+/**
+ * Group commit: items submitted while a write is in flight go together in the next write. Each
+ * submitter gets its own item's result, or the write's error.
+ */
+class GroupCommit<I, O> {
+  private pending: { item: I; resolve: (out: O) => void; reject: (err: unknown) => void }[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly write: (items: I[]) => Promise<O[]>,
+    /** When a write of several fails: each item alone, so one bad item fails only itself. */
+    private readonly one?: (item: I) => Promise<O>,
+  ) {}
+
+  submit(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.length) {
+        const batch = this.pending;
+        this.pending = [];
+        try {
+          const out = await this.write(batch.map((b) => b.item));
+          batch.forEach((b, i) => b.resolve(out[i] as O));
+        } catch (err) {
+          if (this.one && batch.length > 1) for (const b of batch) await this.one(b.item).then(b.resolve, b.reject);
+          else for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
+  }
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { durationMs } from '../../core/time.js';
 import { Lake } from '../../lake/lake.js';
 import { createLogger } from '../../observe/log.js';
-import { postgresCatalog, runWorker, type QueueLog } from '../../orchestrate/queue.js';
+import { postgresCatalog, runWorker, TaskQueue, type QueueLog } from '../../orchestrate/queue.js';
 import { DEFAULT_LEASE_MS } from '../../orchestrate/runtime.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
@@ -45,13 +45,22 @@ export function registerWorker(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
-      const lake = await Lake.open(project);
       try {
-        await runWorker(lake, { concurrency, leaseMs, graceMs, signal: stop.signal, log });
+        // The lake and the queue open side by side: the worker is up sooner.
+        const [lake, queue] = await Promise.allSettled([Lake.open(project), TaskQueue.create({ project }, { log })]);
+        if (lake.status === 'rejected' || queue.status === 'rejected') {
+          if (lake.status === 'fulfilled') await lake.value.close().catch(() => undefined);
+          if (queue.status === 'fulfilled') await queue.value.close().catch(() => undefined);
+          throw lake.status === 'rejected' ? lake.reason : (queue as PromiseRejectedResult).reason;
+        }
+        try {
+          await runWorker(lake.value, { concurrency, leaseMs, graceMs, signal: stop.signal, log, queue: queue.value });
+        } finally {
+          await lake.value.close();
+        }
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
-        await lake.close();
       }
     });
 }
