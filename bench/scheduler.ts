@@ -61,7 +61,7 @@ async function projectDir(opts: Opts, catalog: Record<string, unknown>, executor
     catalog,
     serve: { concurrency: opts.concurrency, executor },
     pipelines: {
-      dag: { sources: {}, retries: { attempts: 1 }, tasks: dagTasks(opts.tasks) },
+      dag: { sources: {}, retries: { attempts: 1 }, max_parallel_tasks: 1000, tasks: dagTasks(opts.tasks) },
       noop: { schedule: { every: '1h' }, max_active_runs: opts.concurrency, sources: {}, retries: { attempts: 1 }, tasks: { t: { module: 'noop.mjs' } } },
     },
   };
@@ -75,7 +75,7 @@ async function waitStatus(lake: Lake, filter: { backfillId?: string; pipeline?: 
     const done = (counts['succeeded'] ?? 0) + (counts['failed'] ?? 0) + (counts['cancelled'] ?? 0);
     if ((counts['failed'] ?? 0) > 0) throw new Error(`bench runs failed: ${JSON.stringify(counts)}`);
     if (done >= total) return;
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, total > 100 ? 100 : 10));
   }
 }
 
@@ -158,9 +158,21 @@ async function withWorkers(opts: Opts): Promise<Row[]> {
     const { createDispatcher } = await import('../src/orchestrate/queue.js');
     const dispatcher = await createDispatcher(lake);
     if (!dispatcher) throw new Error('no dispatcher for executor: workers');
+    const ready: Promise<void>[] = [];
     for (let i = 0; i < opts.workers; i++) {
-      children.push(spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'worker', '--concurrency', String(opts.concurrency)], { cwd: dir, stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, DIP_LOG_LEVEL: 'warn' } }));
+      const child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'worker', '--concurrency', String(opts.concurrency)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DIP_LOG_LEVEL: 'info' } });
+      children.push(child);
+      // Timing starts once every worker is up (start-up is module loading, not scheduling).
+      ready.push(new Promise((resolve, reject) => {
+        let seen = '';
+        child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+          if (seen.length < 100_000) seen += d;
+          if (seen.includes('worker started')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`dip worker exited with ${code}: ${seen.slice(-2000)}`)));
+      }));
     }
+    await Promise.all(ready);
     const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => dispatcher.dispatch(refs) });
     let t = performance.now();
     await runtime.orchestrator.trigger('dag');

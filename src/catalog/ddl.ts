@@ -107,6 +107,7 @@ export const MIGRATIONS: readonly string[][] = [
     `ALTER TABLE dip_runs ADD COLUMN max_active INTEGER NOT NULL DEFAULT 1`,
     `ALTER TABLE dip_runs ADD COLUMN max_tasks INTEGER`,
     `CREATE INDEX IF NOT EXISTS dip_runs_queue ON dip_runs (status, pipeline, priority DESC, interval_start, queued_at)`,
+    `CREATE INDEX IF NOT EXISTS dip_runs_backfill ON dip_runs (backfill_id, status, interval_start)`,
     `CREATE TABLE IF NOT EXISTS dip_task_runs (
       run_id TEXT NOT NULL,
       task TEXT NOT NULL,

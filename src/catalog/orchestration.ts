@@ -392,6 +392,28 @@ async function insertMany(tx: SqlExecutor, head: string, rows: SqlValue[][], chu
   }
 }
 
+/** The distinct non-null values of a column among queued runs (of a pipeline), by index seeks rather than a scan. */
+async function distinctQueued(tx: SqlExecutor, column: 'pipeline' | 'backfill_id', pipeline: [string] | []): Promise<string[]> {
+  const out: string[] = [];
+  const scope = pipeline.length ? 'AND pipeline = ?' : '';
+  for (let last: string | null = null; ; ) {
+    const rows: Row[] = await tx.query(
+      `SELECT ${column} AS v FROM dip_runs WHERE status = 'queued' ${scope} AND ${column} IS NOT NULL ${last === null ? '' : `AND ${column} > ?`} ORDER BY ${column} LIMIT 1`,
+      [...pipeline, ...(last === null ? [] : [last])],
+    );
+    const v = rows[0]?.['v'];
+    if (v === undefined || v === null) return out;
+    last = str(v);
+    out.push(last);
+  }
+}
+
+/** max_active_runs of the pipeline's newest queued fresh run (runs carry the setting they were created with). */
+async function freshLimit(tx: SqlExecutor, pipeline: string): Promise<number> {
+  const rows = await tx.query(`SELECT max_active FROM dip_runs WHERE status = 'queued' AND pipeline = ? AND backfill_id IS NULL ORDER BY queued_at DESC LIMIT 1`, [pipeline]);
+  return rows[0] ? num(rows[0]['max_active']) : 0;
+}
+
 async function advanceSchedule(tx: SqlExecutor, guard: ScheduleGuard, now: Date): Promise<boolean> {
   const rows = await tx.query(`SELECT last_end, trigger_state FROM dip_schedules WHERE pipeline = ?`, [guard.pipeline]);
   const row = rows[0];
@@ -419,25 +441,27 @@ async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise
     if (r['backfill_id']) backfillRunning.set(str(r['backfill_id']), num(r['n']));
     else freshRunning.set(str(r['pipeline']), (freshRunning.get(str(r['pipeline'])) ?? 0) + num(r['n']));
   }
-  const queues = await tx.query(
-    `SELECT pipeline, backfill_id, MAX(max_parallel) AS max_parallel, MAX(max_active) AS max_active FROM dip_runs WHERE status = 'queued' AND orchestrated = 1 ${pipeline ? 'AND pipeline = ?' : ''} GROUP BY pipeline, backfill_id`,
-    pipeline ? [pipeline] : [],
-  );
   const started: string[] = [];
-  for (const q of queues) {
-    const p = str(q['pipeline']);
-    const backfill = strOrNull(q['backfill_id']);
-    const room = backfill
-      ? (q['max_parallel'] === null ? num(q['max_active']) : num(q['max_parallel'])) - (backfillRunning.get(backfill) ?? 0)
-      : num(q['max_active']) - (freshRunning.get(p) ?? 0);
-    if (room <= 0) continue;
-    // Runs without an interval sort first on both databases (NULL ordering differs between them).
-    const rows = await tx.query(
-      `SELECT id FROM dip_runs WHERE status = 'queued' AND orchestrated = 1 AND pipeline = ? AND ${backfill ? 'backfill_id = ?' : 'backfill_id IS NULL'}
-       ORDER BY priority DESC, CASE WHEN interval_start IS NULL THEN 0 ELSE 1 END, interval_start, queued_at, id LIMIT ?`,
-      backfill ? [p, backfill, room] : [p, room],
-    );
-    started.push(...rows.map((r) => str(r['id'])));
+  for (const p of pipeline ? [pipeline] : await distinctQueued(tx, 'pipeline', [])) {
+    // Fresh runs: few, so the NULL-first ordering (the same on both databases) may sort.
+    const freshRoom = await freshLimit(tx, p) - (freshRunning.get(p) ?? 0);
+    if (freshRoom > 0) {
+      const rows = await tx.query(
+        `SELECT id FROM dip_runs WHERE status = 'queued' AND orchestrated = 1 AND pipeline = ? AND backfill_id IS NULL
+         ORDER BY priority DESC, CASE WHEN interval_start IS NULL THEN 0 ELSE 1 END, interval_start, queued_at, id LIMIT ?`,
+        [p, freshRoom],
+      );
+      started.push(...rows.map((r) => str(r['id'])));
+    }
+    // Backfills: possibly many thousands of queued runs each, read oldest first through the index.
+    for (const backfill of await distinctQueued(tx, 'backfill_id', [p])) {
+      const head = await tx.query(`SELECT max_parallel, max_active FROM dip_runs WHERE backfill_id = ? AND status = 'queued' LIMIT 1`, [backfill]);
+      const limit = head[0]?.['max_parallel'] === null || head[0]?.['max_parallel'] === undefined ? num(head[0]?.['max_active']) : num(head[0]['max_parallel']);
+      const room = limit - (backfillRunning.get(backfill) ?? 0);
+      if (room <= 0) continue;
+      const rows = await tx.query(`SELECT id FROM dip_runs WHERE backfill_id = ? AND status = 'queued' ORDER BY interval_start LIMIT ?`, [backfill, room]);
+      started.push(...rows.map((r) => str(r['id'])));
+    }
   }
   const ready: TaskRef[] = [];
   for (const id of started) {
