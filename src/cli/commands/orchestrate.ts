@@ -30,11 +30,7 @@ export function registerOrchestration(program: Command): void {
     .action(async (pipeline: string, opts: { intervalStart?: string; intervalEnd?: string; wait: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const interval = parseInterval(opts.intervalStart, opts.intervalEnd);
-      await withRuntime(global, opts.wait, async (runtime) => {
-        const run = await runtime.orchestrator.trigger(pipeline, { interval, trigger: 'manual' });
-        const runs = opts.wait ? await waitWithProgress(runtime, [run.id], global) : [run];
-        await report(runtime.orchestrator.lake, runs, global);
-      });
+      await startAndReport(global, opts.wait, (runtime) => runtime.orchestrator.trigger(pipeline, { interval, trigger: 'manual' }));
     });
 
   program
@@ -130,11 +126,7 @@ export function registerOrchestration(program: Command): void {
     .option('--no-wait', 'queue it and return')
     .action(async (id: string, opts: { all?: boolean; wait: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      await withRuntime(global, opts.wait, async (runtime) => {
-        const run = await runtime.orchestrator.rerun(id, { all: Boolean(opts.all) });
-        const done = opts.wait ? await waitWithProgress(runtime, [run.id], global) : [run];
-        await report(runtime.orchestrator.lake, done, global);
-      });
+      await startAndReport(global, opts.wait, (runtime) => runtime.orchestrator.rerun(id, { all: Boolean(opts.all) }));
     });
   runs
     .command('logs')
@@ -151,6 +143,14 @@ export function registerOrchestration(program: Command): void {
       if (global.json) return printJson(attempt);
       process.stdout.write(attempt.log);
     });
+}
+
+/** Starts one run (trigger, rerun), waits for it unless --no-wait, and reports it. */
+async function startAndReport(global: GlobalOptions, wait: boolean, start: (runtime: Runtime) => Promise<OrchestratedRun>): Promise<void> {
+  await withRuntime(global, wait, async (runtime) => {
+    const run = await start(runtime);
+    await report(runtime.orchestrator.lake, wait ? await waitWithProgress(runtime, [run.id], global) : [run], global);
+  });
 }
 
 /** Opens the lake and a runtime: an in-process executor, or the queue to the workers. */
