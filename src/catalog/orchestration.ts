@@ -7,6 +7,7 @@
  */
 import { DipError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { dateOrNull, num, str, strOrNull } from './values.js';
 import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver.js';
 import type { RunStats } from './types.js';
 import type { Interval } from '../orchestrate/schedule.js';
@@ -25,10 +26,6 @@ import {
 
 const LOG_LIMIT = 64 * 1024;
 const iso = (d: Date): string => d.toISOString();
-const str = (v: unknown): string => String(v);
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
-const dateOrNull = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(String(v)));
-const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 
 export type ClaimResult =
   | { ok: true; attempt: number; /** Attempts before this run attempt (a rerun's budget starts after them). */ floor: number; run: { id: string; pipeline: string; interval: Interval | null; attempt: number } }
@@ -181,13 +178,6 @@ export class OrchestrationStore {
     return { lost: changed === 0, cancel: num(rows[0]?.['cancel_requested']) === 1 };
   }
 
-  /** Appends to the running attempt's log (kept to its last 64 KiB). */
-  async appendLog(ref: { runId: string; task: string }, attempt: number, text: string): Promise<void> {
-    const rows = await this.db.query(`SELECT log FROM dip_task_attempts WHERE run_id = ? AND task = ? AND attempt = ?`, [ref.runId, ref.task, attempt]);
-    if (!rows[0]) return;
-    await this.db.execute(`UPDATE dip_task_attempts SET log = ? WHERE run_id = ? AND task = ? AND attempt = ?`, [tail(str(rows[0]['log']) + text), ref.runId, ref.task, attempt]);
-  }
-
   /** Records an attempt's outcome: success readies downstream tasks; failure retries or fails them; the last task ends the run. */
   async finish(ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome, now: Date): Promise<FinishResult> {
     return this.db.transaction((tx) => finishIn(tx, ref, owner, attempt, outcome, now));
@@ -321,6 +311,14 @@ export class OrchestrationStore {
       [pipeline, iso(to), iso(from)],
     );
     return rows.map((r) => ({ interval: { start: new Date(str(r['interval_start'])), end: new Date(str(r['interval_end'])) }, status: str(r['status']) as OrchestratedRunStatus }));
+  }
+
+  /** Every queued task of a running run, as it was dispatched (for re-sending jobs a queue may have lost). */
+  async queuedTaskRefs(): Promise<TaskRef[]> {
+    const rows = await this.db.query(
+      `SELECT t.run_id, t.task, t.priority, t.not_before FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id WHERE t.status = 'queued' AND r.status = 'running' ORDER BY t.priority DESC, t.seq`,
+    );
+    return rows.map((r) => ({ runId: str(r['run_id']), task: str(r['task']), priority: num(r['priority']), ...(r['not_before'] ? { notBefore: new Date(str(r['not_before'])) } : {}) }));
   }
 
   async countTasks(): Promise<Record<string, number>> {

@@ -1,6 +1,7 @@
 import { CommitConflictError, DipError } from '../core/errors.js';
 import { MIGRATIONS, idColumn } from './ddl.js';
 import { OrchestrationStore } from './orchestration.js';
+import { num, numOrNull, str, strOrNull } from './values.js';
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
 import type {
   AsOf,
@@ -24,10 +25,6 @@ import type {
   Zone,
 } from './types.js';
 
-const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const str = (v: unknown): string => String(v);
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const now = (): string => new Date().toISOString();
 /** A run on another host that has not reported for this long is taken for dead. */
 const DEFAULT_STALE_MS = 5 * 60_000;

@@ -4,7 +4,7 @@
  * window, remembered by an `AlertLedger`; a recovery forgets the incident so the next failure
  * alerts again. A channel that fails never stops the others and never throws out of `send()`.
  */
-import { createTransport, type SMTPSentMessageInfo, type SMTPTransportOptions, type Transporter } from 'nodemailer';
+import type { SMTPSentMessageInfo, SMTPTransportOptions, Transporter } from 'nodemailer';
 import { request } from 'undici';
 import type { AlertsConfig } from '../config/orchestrate.js';
 import { redact, resolveSecrets, secretRegistry, type ResolveSecretsOptions } from '../config/secrets.js';
@@ -135,6 +135,8 @@ export class Alerter {
   }
 
   private async sendEmail(email: EmailConfig, alert: Alert): Promise<void> {
+    // nodemailer loads only for projects that send email.
+    const { createTransport } = await import('nodemailer');
     this.transport ??= createTransport({
       host: email.host,
       port: email.port,

@@ -10,6 +10,7 @@ import { newId } from '../core/ids.js';
 import type { FinishResult, TaskOutcome } from '../catalog/orchestration.js';
 import type { Lake } from '../lake/lake.js';
 import { runAttempt, type AttemptHooks } from './attempt.js';
+import { GroupCommit } from './group-commit.js';
 import type { PipelineDag } from './dag.js';
 
 type FinishItem = { ref: { runId: string; task: string }; owner: string; attempt: number; outcome: TaskOutcome };
@@ -35,14 +36,19 @@ export class TaskExecutor {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private readonly clock: () => Date;
-  private pendingFinishes: { item: FinishItem; resolve: (r: FinishResult) => void; reject: (e: unknown) => void }[] = [];
-  private flushing: Promise<void> | undefined;
+  private readonly finishes: GroupCommit<FinishItem, FinishResult>;
 
   private constructor(
     private readonly lake: Lake,
     private readonly options: ExecutorOptions,
   ) {
     this.clock = options.clock ?? (() => new Date());
+    const store = lake.catalog.orchestration;
+    // One bad outcome must not lose the others: a failed batch is recorded one by one.
+    this.finishes = new GroupCommit(
+      (items) => store.finishMany(items, this.clock()),
+      (i) => store.finish(i.ref, i.owner, i.attempt, i.outcome, this.clock()),
+    );
     // Every running attempt listens for the hand-back.
     setMaxListeners(0, this.handBack.signal);
   }
@@ -81,29 +87,7 @@ export class TaskExecutor {
 
   /** Outcomes that arrive while a write is in flight go together in the next one (group commit). */
   private finish = (ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome): Promise<FinishResult> =>
-    new Promise((resolve, reject) => {
-      this.pendingFinishes.push({ item: { ref, owner, attempt, outcome }, resolve, reject });
-      this.flushing ??= this.flush();
-    });
-
-  private async flush(): Promise<void> {
-    const store = this.lake.catalog.orchestration;
-    try {
-      while (this.pendingFinishes.length) {
-        const batch = this.pendingFinishes;
-        this.pendingFinishes = [];
-        try {
-          const results = await store.finishMany(batch.map((b) => b.item), this.clock());
-          batch.forEach((b, i) => b.resolve(results[i] as FinishResult));
-        } catch {
-          // One bad outcome must not lose the others: record them one by one.
-          for (const b of batch) await store.finish(b.item.ref, b.item.owner, b.item.attempt, b.item.outcome, this.clock()).then(b.resolve, b.reject);
-        }
-      }
-    } finally {
-      this.flushing = undefined;
-    }
-  }
+    this.finishes.submit({ ref, owner, attempt, outcome });
 
   private async run(): Promise<void> {
     const pollMs = this.options.pollMs ?? 1000;

@@ -33,6 +33,7 @@ import { newId } from '../core/ids.js';
 import type { Lake } from '../lake/lake.js';
 import { runAttempt, type AttemptFinished } from './attempt.js';
 import type { Orchestrator } from './orchestrator.js';
+import { GroupCommit } from './group-commit.js';
 import { startRuntime } from './runtime.js';
 import type { TaskRef } from './types.js';
 
@@ -498,7 +499,7 @@ class QueueWorker {
         this.log('recovered tasks of dead workers', { tasks: recovered.map((r) => `${r.runId}/${r.task}`) }, 'warn');
         await this.queue.send(recovered);
       }
-      const queued = await queuedTasks(this.store);
+      const queued = await this.store.queuedTaskRefs();
       await this.queue.send(queued);
       if (recovered.length || queued.length) this.wakeUp.wake();
     } catch (err) {
@@ -507,56 +508,6 @@ class QueueWorker {
   }
 }
 
-/** Every queued task of a running run, as dispatched (same dedup key as its original job). */
-async function queuedTasks(store: OrchestrationStore): Promise<TaskRef[]> {
-  const refs: TaskRef[] = [];
-  for (const run of await store.listRuns({ status: 'running', limit: 10_000 })) {
-    for (const t of await store.listTasks(run.id)) {
-      if (t.status === 'queued') refs.push({ runId: run.id, task: t.task, priority: run.priority, ...(t.notBefore ? { notBefore: t.notBefore } : {}) });
-    }
-  }
-  return refs;
-}
-
-/**
- * Group commit: items submitted while a write is in flight go together in the next write. Each
- * submitter gets its own item's result, or the write's error.
- */
-class GroupCommit<I, O> {
-  private pending: { item: I; resolve: (out: O) => void; reject: (err: unknown) => void }[] = [];
-  private flushing: Promise<void> | undefined;
-
-  constructor(
-    private readonly write: (items: I[]) => Promise<O[]>,
-    /** When a write of several fails: each item alone, so one bad item fails only itself. */
-    private readonly one?: (item: I) => Promise<O>,
-  ) {}
-
-  submit(item: I): Promise<O> {
-    return new Promise<O>((resolve, reject) => {
-      this.pending.push({ item, resolve, reject });
-      this.flushing ??= this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    try {
-      while (this.pending.length) {
-        const batch = this.pending;
-        this.pending = [];
-        try {
-          const out = await this.write(batch.map((b) => b.item));
-          batch.forEach((b, i) => b.resolve(out[i] as O));
-        } catch (err) {
-          if (this.one && batch.length > 1) for (const b of batch) await this.one(b.item).then(b.resolve, b.reject);
-          else for (const b of batch) b.reject(err);
-        }
-      }
-    } finally {
-      this.flushing = undefined;
-    }
-  }
-}
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

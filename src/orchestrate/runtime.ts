@@ -34,10 +34,17 @@ export interface Runtime {
 
 export const DEFAULT_LEASE_MS = 30_000;
 
+/** The task lease: a --lease flag, else $DIP_TASK_LEASE, else 30 s. */
+export function leaseMsFrom(flag: string | undefined): number {
+  if (flag !== undefined) return durationMs(flag, '--lease');
+  const env = process.env['DIP_TASK_LEASE'];
+  return env ? durationMs(env, 'DIP_TASK_LEASE') : DEFAULT_LEASE_MS;
+}
+
 export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime {
   const serve = lake.project.config.serve;
   const concurrency = options.concurrency ?? serve.concurrency;
-  const leaseMs = options.leaseMs ?? (process.env['DIP_TASK_LEASE'] ? durationMs(process.env['DIP_TASK_LEASE'], 'DIP_TASK_LEASE') : DEFAULT_LEASE_MS);
+  const leaseMs = options.leaseMs ?? leaseMsFrom(undefined);
   const alerter = Alerter.create(lake.project.config.alerts, lake.catalog.orchestration.alertLedger(), { baseDir: lake.project.dir, ...(options.log ? { log: options.log } : {}) });
   let executor: TaskExecutor | undefined;
   const listeners = new Set<(event: AttemptFinished) => void>();

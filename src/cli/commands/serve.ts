@@ -9,7 +9,7 @@ import { durationMs } from '../../core/time.js';
 import { Lake } from '../../lake/lake.js';
 import { createLogger } from '../../observe/log.js';
 import { createDispatcher } from '../../orchestrate/queue.js';
-import { serve, type ServeLog } from '../../serve/server.js';
+import type { ServeLog } from '../../serve/server.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 
@@ -53,6 +53,8 @@ export function registerServe(program: Command): void {
         try {
           const dispatcher = await createDispatcher(lake, { log: (message, fields, level = 'info') => log(level, message, fields) });
           try {
+            // Fastify loads only for `dip serve`, not for every command.
+            const { serve } = await import('../../serve/server.js');
             const server = await serve(lake, {
               host: opts.host ?? config.host,
               port,

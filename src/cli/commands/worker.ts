@@ -3,7 +3,7 @@ import { durationMs } from '../../core/time.js';
 import { Lake } from '../../lake/lake.js';
 import { createLogger } from '../../observe/log.js';
 import { postgresCatalog, runWorker, TaskQueue, type QueueLog } from '../../orchestrate/queue.js';
-import { DEFAULT_LEASE_MS } from '../../orchestrate/runtime.js';
+import { leaseMsFrom } from '../../orchestrate/runtime.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 
@@ -25,8 +25,7 @@ export function registerWorker(program: Command): void {
       const project = await loadFromOptions(global);
       postgresCatalog(project.config.catalog);
       const concurrency = opts.concurrency === undefined ? project.config.serve.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
-      const envLease = process.env['DIP_TASK_LEASE'];
-      const leaseMs = opts.lease !== undefined ? durationMs(opts.lease, '--lease') : envLease ? durationMs(envLease, 'DIP_TASK_LEASE') : DEFAULT_LEASE_MS;
+      const leaseMs = leaseMsFrom(opts.lease);
       const graceMs = durationMs(opts.grace, '--grace');
 
       const logger = createLogger();
