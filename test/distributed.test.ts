@@ -112,6 +112,16 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
     await server?.stop();
   });
 
+  it('opens the queue from 8 connections at once on a fresh schema (create races deadlock in PostgreSQL and are retried)', async () => {
+    const lake = await (project as TestProject).lake();
+    // Before the retry about one round in 13 deadlocked, so 10 rounds catch a regression about half the time.
+    for (let round = 0; round < 10; round++) {
+      const opened = await Promise.allSettled(Array.from({ length: 8 }, () => TaskQueue.create(lake, { schema: `dip_race${round}_queue` })));
+      await Promise.all(opened.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
+      assert.deepEqual(opened.filter((r) => r.status === 'rejected').map((r) => String(r.reason)), [], `round ${round}`);
+    }
+  });
+
   it('keeps one waiting job per task and start time, highest priority first, never blocking a re-dispatch', async () => {
     const queue = await TaskQueue.create(await (project as TestProject).lake(), { schema: 'dip_dedup_queue' });
     try {

@@ -68,6 +68,33 @@ interface JobData {
 const JOB_EXPIRE_SECONDS = 300;
 const JOB_RETRY_LIMIT = 10;
 
+/** PostgreSQL's SQLSTATE for a transaction chosen as a deadlock victim (it was rolled back whole). */
+const DEADLOCK = '40P01';
+const CREATE_ATTEMPTS = 6;
+
+/**
+ * Creates the queue unless it exists. pg-boss's create_queue inserts the queue row and then adds a
+ * foreign key to it, so two processes creating it at once (workers starting together on a fresh
+ * database) can deadlock; the victim's transaction is rolled back whole, and trying again finds the
+ * queue the other one made.
+ */
+async function ensureQueue(boss: PgBoss): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    if (await boss.getQueue(QUEUE_NAME)) return;
+    try {
+      await boss.createQueue(QUEUE_NAME, { name: QUEUE_NAME, policy: 'short', retryLimit: JOB_RETRY_LIMIT, retryDelay: 1, retryBackoff: true, expireInSeconds: JOB_EXPIRE_SECONDS });
+      return;
+    } catch (err) {
+      if (attempt >= CREATE_ATTEMPTS || sqlState(err) !== DEADLOCK) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 25 + Math.random() * 100 * attempt));
+    }
+  }
+}
+
+function sqlState(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
 export class TaskQueue {
   private closed = false;
 
@@ -88,7 +115,7 @@ export class TaskQueue {
     boss.on('error', (err: unknown) => options.log?.('task queue error', { error: typeof err === 'object' && err !== null && 'message' in err ? String(err.message) : String(err) }, 'warn'));
     try {
       await boss.start();
-      await boss.createQueue(QUEUE_NAME, { name: QUEUE_NAME, policy: 'short', retryLimit: JOB_RETRY_LIMIT, retryDelay: 1, retryBackoff: true, expireInSeconds: JOB_EXPIRE_SECONDS });
+      await ensureQueue(boss);
     } catch (err) {
       await boss.stop({ graceful: false }).catch(() => undefined);
       await closeDb(boss);
