@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createDispatcher, TaskQueue, type Dispatcher } from '../src/orchestrate/queue.js';
 import { startRuntime, waitForRuns, type Runtime } from '../src/orchestrate/runtime.js';
@@ -308,5 +309,108 @@ describe('dip worker on an embedded catalog', () => {
     } finally {
       await p.dispose();
     }
+  });
+});
+
+/** A TCP front for the database: while down it hangs up on every connection, then it forwards. */
+async function flakyFront(target: number): Promise<{ port: number; up(): void; close(): Promise<void> }> {
+  let forwarding = false;
+  const sockets = new Set<Socket>();
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+  };
+  const front = createServer((client) => {
+    track(client);
+    if (!forwarding) return void client.destroy();
+    const upstream = connect(target, '127.0.0.1');
+    track(upstream);
+    client.pipe(upstream).pipe(client);
+    upstream.on('close', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (front.address() as AddressInfo).port,
+    up: () => void (forwarding = true),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => front.close(resolve));
+    },
+  };
+}
+
+describe('dip worker at startup', postgresTestOptions(), () => {
+  let server: PostgresServer | undefined;
+  let front: Awaited<ReturnType<typeof flakyFront>> | undefined;
+  let project: TestProject | undefined;
+  const workers: Worker[] = [];
+
+  before(async () => {
+    server = await startPostgres();
+    front = await flakyFront(server.port);
+    project = await TestProject.create({});
+  });
+
+  after(async () => {
+    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    await Promise.all(workers.map((w) => w.exited));
+    await front?.close();
+    await project?.dispose();
+    await server?.stop();
+  });
+
+  async function configure(url: string): Promise<TestProject> {
+    const p = project as TestProject;
+    const config = projectConfig({});
+    config['catalog'] = { kind: 'postgres', url, schema: 'dip_startup' };
+    config['serve'] = { executor: 'workers' };
+    config['pipelines'] = { q: { sources: {}, tasks: { t: { shell: 'true' } } } };
+    await p.write('dip.yaml', `${JSON.stringify(config, null, 2)}\n`);
+    return p;
+  }
+
+  it('fails at once on an unknown database user (exit 2), and on an unreachable catalog with --startup-wait 0s (exit 75)', async () => {
+    const port = (server as PostgresServer).port;
+    const p = await configure(`postgres://nobody@127.0.0.1:${port}/postgres`);
+    const denied = await runCli(['-p', p.dir, 'worker'], p.dir);
+    assert.equal(denied.code, 2, denied.stderr);
+    assert.match(denied.stderr, /role "nobody" does not exist/);
+    assert.doesNotMatch(denied.stdout + denied.stderr, /not reachable yet/);
+
+    await configure(`postgres://postgres@127.0.0.1:${(front as { port: number }).port}/postgres`);
+    const down = await runCli(['-p', p.dir, 'worker', '--startup-wait', '0s'], p.dir);
+    assert.equal(down.code, 75, down.stderr);
+    assert.match(down.stderr, /cannot open the (PostgreSQL catalog|task queue) at postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres/);
+  });
+
+  it('waits for a database that comes up after it, then runs tasks and stops on SIGTERM', { timeout: 120_000 }, async () => {
+    const f = front as Awaited<ReturnType<typeof flakyFront>>;
+    const p = await configure(`postgres://postgres@127.0.0.1:${f.port}/postgres`);
+    const w = startWorker(p.dir, '--startup-wait', '60s');
+    workers.push(w);
+    await until('the worker to report the database unreachable twice', 30_000, () => {
+      if (w.child.exitCode !== null) throw new Error(`worker exited: ${w.output()}`);
+      return (w.output().match(/not reachable yet; trying again/g) ?? []).length >= 2 ? true : undefined;
+    });
+    f.up();
+    await started(w);
+
+    const lake = await p.lake();
+    const dispatcher = await createDispatcher(lake);
+    const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => (dispatcher as Dispatcher).dispatch(refs) });
+    try {
+      const run = await runtime.orchestrator.trigger('q');
+      const [done] = await withTimeout(waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 100 }), 60_000, 'the run to finish');
+      assert.equal(done?.status, 'succeeded', done?.error ?? '');
+      const attempts = await runtime.orchestrator.store.listAttempts(run.id);
+      assert.deepEqual(attempts.map((a) => [a.status, a.worker.includes(`:${w.pid}:`)]), [['succeeded', true]]);
+    } finally {
+      await runtime.stop();
+      await dispatcher?.close();
+    }
+    w.child.kill('SIGTERM');
+    assert.deepEqual(await withTimeout(w.exited, 20_000, 'the worker to stop'), { code: 0, signal: null }, w.output());
   });
 });

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { CatalogConfig } from '../config/schema.js';
 import { resolveSecrets } from '../config/secrets.js';
+import { connectionErrorKind } from '../core/connection-errors.js';
 import { DipError, errorMessage } from '../core/errors.js';
 import type { Catalog } from './types.js';
 
@@ -19,7 +20,7 @@ export async function openCatalog(config: CatalogConfig, baseDir: string): Promi
       try {
         return await PostgresCatalog.create({ url, schema: config.schema });
       } catch (err) {
-        throw new DipError('transient', `cannot open the PostgreSQL catalog at ${withoutPassword(url)} (schema ${config.schema}): ${errorMessage(err)}`, { cause: err });
+        throw new DipError(connectionErrorKind(err), `cannot open the PostgreSQL catalog at ${withoutPassword(url)} (schema ${config.schema}): ${errorMessage(err)}`, { cause: err });
       }
     }
   }

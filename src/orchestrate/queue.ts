@@ -28,6 +28,7 @@ import { withoutPassword } from '../catalog/index.js';
 import type { ClaimResult, FinishResult, OrchestrationStore, TaskOutcome } from '../catalog/orchestration.js';
 import type { CatalogConfig } from '../config/schema.js';
 import { resolveSecrets } from '../config/secrets.js';
+import { connectionErrorKind } from '../core/connection-errors.js';
 import { DipError, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Lake } from '../lake/lake.js';
@@ -119,7 +120,7 @@ export class TaskQueue {
     } catch (err) {
       await boss.stop({ graceful: false }).catch(() => undefined);
       await closeDb(boss);
-      throw new DipError('transient', `cannot open the task queue at ${withoutPassword(url)} (schema ${schema}): ${errorMessage(err)}`, { cause: err });
+      throw new DipError(connectionErrorKind(err), `cannot open the task queue at ${withoutPassword(url)} (schema ${schema}): ${errorMessage(err)}`, { cause: err });
     }
     return new TaskQueue(boss, schema);
   }

@@ -9,6 +9,7 @@ import { durationMs } from '../../core/time.js';
 import { Lake } from '../../lake/lake.js';
 import { createLogger } from '../../observe/log.js';
 import { createDispatcher } from '../../orchestrate/queue.js';
+import { openWhenReachable } from '../../orchestrate/startup.js';
 import type { ServeLog } from '../../serve/server.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
@@ -20,6 +21,7 @@ interface ServeCliOptions {
   concurrency?: string;
   scheduler: boolean;
   grace: string;
+  startupWait: string;
 }
 
 export function registerServe(program: Command): void {
@@ -32,6 +34,7 @@ export function registerServe(program: Command): void {
     .option('--concurrency <n>', 'tasks this process runs at once (default: serve.concurrency)')
     .option('--no-scheduler', 'no scheduler loop here (another process schedules): only the API and the executor')
     .option('--grace <duration>', 'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back', '30s')
+    .option('--startup-wait <duration>', 'how long to keep trying an unreachable catalog or task queue at startup (a wrong password or database fails at once; 0s: no waiting)', '60s')
     .action(async (opts: ServeCliOptions, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const project = await loadFromOptions(global);
@@ -40,6 +43,7 @@ export function registerServe(program: Command): void {
       if (port > 65535) throw new DipError('input', `--port ${port}: expected 0 to 65535`);
       const concurrency = opts.concurrency === undefined ? config.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
       const graceMs = durationMs(opts.grace, '--grace');
+      const startupWaitMs = durationMs(opts.startupWait, '--startup-wait');
       const tokenRef = opts.token ?? config.token;
       const token = tokenRef === undefined ? undefined : resolveSecrets(tokenRef, { baseDir: project.dir });
       const print = (text: string) => process.stdout.write(text);
@@ -47,11 +51,14 @@ export function registerServe(program: Command): void {
       const logger = createLogger();
       const log: ServeLog = (level, message, fields = {}) => logger[level](fields, message);
       const signals = untilSignal(log);
+      const stopped = new AbortController();
+      void signals.received.then(() => stopped.abort());
+      const wait = { waitMs: startupWaitMs, signal: stopped.signal, log: (message: string, fields: Record<string, unknown>) => log('warn', message, fields) };
 
       try {
-        const lake = await Lake.open(project);
+        const lake = await openWhenReachable('the catalog', () => Lake.open(project), wait);
         try {
-          const dispatcher = await createDispatcher(lake, { log: (message, fields, level = 'info') => log(level, message, fields) });
+          const dispatcher = await openWhenReachable('the task queue', () => createDispatcher(lake, { log: (message, fields, level = 'info') => log(level, message, fields) }), wait);
           try {
             // Fastify loads only for `dip serve`, not for every command.
             const { serve } = await import('../../serve/server.js');

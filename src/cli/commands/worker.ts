@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
+import type { LoadedProject } from '../../config/load.js';
 import { durationMs } from '../../core/time.js';
 import { Lake } from '../../lake/lake.js';
 import { createLogger } from '../../observe/log.js';
 import { postgresCatalog, runWorker, TaskQueue, type QueueLog } from '../../orchestrate/queue.js';
 import { leaseMsFrom } from '../../orchestrate/runtime.js';
+import { openWhenReachable } from '../../orchestrate/startup.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 
@@ -11,6 +13,7 @@ interface WorkerCliOptions {
   concurrency?: string;
   lease?: string;
   grace: string;
+  startupWait: string;
 }
 
 export function registerWorker(program: Command): void {
@@ -20,6 +23,7 @@ export function registerWorker(program: Command): void {
     .option('--concurrency <n>', 'tasks at once (default: serve.concurrency)')
     .option('--lease <duration>', "lease on a running task, renewed while it runs; a dead worker's task is retried once it expires (default: $DIP_TASK_LEASE or 30s)")
     .option('--grace <duration>', 'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back to other workers', '30s')
+    .option('--startup-wait <duration>', 'how long to keep trying an unreachable catalog or queue at startup (a wrong password or database fails at once; 0s: no waiting)', '60s')
     .action(async (opts: WorkerCliOptions, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const project = await loadFromOptions(global);
@@ -27,6 +31,7 @@ export function registerWorker(program: Command): void {
       const concurrency = opts.concurrency === undefined ? project.config.serve.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
       const leaseMs = leaseMsFrom(opts.lease);
       const graceMs = durationMs(opts.grace, '--grace');
+      const startupWaitMs = durationMs(opts.startupWait, '--startup-wait');
 
       const logger = createLogger();
       const log: QueueLog = (message, fields = {}, level = 'info') => logger[level](fields, message);
@@ -45,21 +50,28 @@ export function registerWorker(program: Command): void {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       try {
-        // The lake and the queue open side by side: the worker is up sooner.
-        const [lake, queue] = await Promise.allSettled([Lake.open(project), TaskQueue.create({ project }, { log })]);
-        if (lake.status === 'rejected' || queue.status === 'rejected') {
-          if (lake.status === 'fulfilled') await lake.value.close().catch(() => undefined);
-          if (queue.status === 'fulfilled') await queue.value.close().catch(() => undefined);
-          throw lake.status === 'rejected' ? lake.reason : (queue as PromiseRejectedResult).reason;
-        }
+        const { lake, queue } = await openWhenReachable('the catalog or the task queue', () => openLakeAndQueue(project, log), {
+          waitMs: startupWaitMs,
+          signal: stop.signal,
+          log: (message, fields) => log(message, fields, 'warn'),
+        });
         try {
-          await runWorker(lake.value, { concurrency, leaseMs, graceMs, signal: stop.signal, log, queue: queue.value });
+          await runWorker(lake, { concurrency, leaseMs, graceMs, signal: stop.signal, log, queue });
         } finally {
-          await lake.value.close();
+          await lake.close();
         }
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
     });
+}
+
+/** The lake and the queue open side by side (the worker is up sooner); on failure neither stays open. */
+async function openLakeAndQueue(project: LoadedProject, log: QueueLog): Promise<{ lake: Lake; queue: TaskQueue }> {
+  const [lake, queue] = await Promise.allSettled([Lake.open(project), TaskQueue.create({ project }, { log })]);
+  if (lake.status === 'fulfilled' && queue.status === 'fulfilled') return { lake: lake.value, queue: queue.value };
+  if (lake.status === 'fulfilled') await lake.value.close().catch(() => undefined);
+  if (queue.status === 'fulfilled') await queue.value.close().catch(() => undefined);
+  throw lake.status === 'rejected' ? lake.reason : (queue as PromiseRejectedResult).reason;
 }

@@ -14,6 +14,7 @@ import type { Connection, ConnectionOptions, FieldPacket, SslOptions, TypeCastFi
 import { tlsFiles } from '../database/tls.js';
 import type { ConnectionConfig } from '../../config/database.js';
 import { resolveSecretsDeep } from '../../config/secrets.js';
+import { connectionErrorKind } from '../../core/connection-errors.js';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import type { MysqlValue } from './types.js';
@@ -151,7 +152,7 @@ export async function connect(options: ConnectionOptions, label: string): Promis
     for (const statement of SESSION_STATEMENTS) await session.query(statement);
   } catch (err) {
     conn.destroy();
-    throw new DipError('transient', `${label}: cannot connect to MySQL at ${serverOf(options)}: ${errorMessage(err)}`, { cause: err });
+    throw new DipError(connectionErrorKind(err), `${label}: cannot connect to MySQL at ${serverOf(options)}: ${errorMessage(err)}`, { cause: err });
   }
   return session;
 }

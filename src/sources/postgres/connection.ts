@@ -7,6 +7,7 @@ import type { ClientConfig } from 'pg';
 import pg from 'pg';
 import type { ConnectionConfig } from '../../config/database.js';
 import { resolveSecretsDeep } from '../../config/secrets.js';
+import { connectionErrorKind } from '../../core/connection-errors.js';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { tlsFiles } from '../database/tls.js';
 import { durationMs } from '../../core/time.js';
@@ -52,7 +53,7 @@ export async function connect(config: ClientConfig, label: string): Promise<pg.C
   } catch (err) {
     await client.end().catch(() => undefined);
     const where = config.host ? `${config.host}:${config.port ?? 5432}` : 'the server in connection.url';
-    throw new DipError('transient', `${label}: cannot connect to PostgreSQL at ${where}: ${errorMessage(err)}`, { cause: err });
+    throw new DipError(connectionErrorKind(err), `${label}: cannot connect to PostgreSQL at ${where}: ${errorMessage(err)}`, { cause: err });
   }
   // A dropped connection must fail the read in progress, not crash the process.
   client.on('error', () => undefined);

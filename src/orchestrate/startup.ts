@@ -1,0 +1,49 @@
+/**
+ * Long-running processes (`dip worker`, `dip serve`) often start beside their database (a compose
+ * file, a node reboot): they wait for an unreachable catalog or queue instead of exiting, like a
+ * Celery worker waits for its broker. Only transient errors are waited out; a wrong password or
+ * database name fails at once.
+ */
+import { DipError, errorMessage } from '../core/errors.js';
+
+export interface StartupWait {
+  /** Give up once this much time has passed since the first attempt (0: a single attempt). */
+  waitMs: number;
+  /** Stop waiting (SIGINT/SIGTERM): the last error is thrown. */
+  signal?: AbortSignal;
+  log: (message: string, fields: Record<string, unknown>) => void;
+  /** First pause between attempts; it doubles up to `maxDelayMs`. */
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+/** `open()` until it succeeds, a non-transient error, the wait runs out or the signal aborts. */
+export async function openWhenReachable<T>(what: string, open: () => Promise<T>, options: StartupWait): Promise<T> {
+  const started = Date.now();
+  let delay = options.initialDelayMs ?? 500;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open();
+    } catch (err) {
+      const waited = Date.now() - started;
+      const transient = err instanceof DipError && err.kind === 'transient';
+      if (!transient || options.signal?.aborted || waited + delay > options.waitMs) throw err;
+      options.log(`${what} not reachable yet; trying again`, { error: errorMessage(err), attempt, retry_in_ms: delay, waited_ms: waited, gives_up_after_ms: options.waitMs });
+      await sleep(delay, options.signal);
+      if (options.signal?.aborted) throw err;
+      delay = Math.min(delay * 2, options.maxDelayMs ?? 5_000);
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

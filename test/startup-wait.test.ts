@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DipError } from '../src/core/errors.js';
+import { openWhenReachable } from '../src/orchestrate/startup.js';
+
+describe('waiting for the catalog at startup', () => {
+  const quick = { initialDelayMs: 5, maxDelayMs: 20 };
+
+  it('tries again on transient errors, doubling the pause, and returns what opened', async () => {
+    const logged: Record<string, unknown>[] = [];
+    let calls = 0;
+    const value = await openWhenReachable('the catalog', async () => {
+      if (++calls < 4) throw new DipError('transient', `refused ${calls}`);
+      return 'open';
+    }, { ...quick, waitMs: 10_000, log: (_m, fields) => logged.push(fields) });
+    assert.equal(value, 'open');
+    assert.deepEqual(logged.map((f) => [f['attempt'], f['retry_in_ms'], f['error']]), [[1, 5, 'refused 1'], [2, 10, 'refused 2'], [3, 20, 'refused 3']]);
+  });
+
+  it('throws a config error at once, and the last transient one when the wait runs out', async () => {
+    let calls = 0;
+    await assert.rejects(openWhenReachable('x', async () => {
+      calls++;
+      throw new DipError('config', 'role "nobody" does not exist');
+    }, { ...quick, waitMs: 10_000, log: () => undefined }), /role "nobody"/);
+    assert.equal(calls, 1);
+
+    calls = 0;
+    await assert.rejects(openWhenReachable('x', async () => {
+      throw new DipError('transient', `refused ${++calls}`);
+    }, { ...quick, waitMs: 0, log: () => undefined }), /refused 1/);
+    assert.equal(calls, 1);
+  });
+
+  it('stops waiting when the signal aborts', async () => {
+    const stop = new AbortController();
+    let calls = 0;
+    const started = Date.now();
+    await assert.rejects(openWhenReachable('x', async () => {
+      calls++;
+      setTimeout(() => stop.abort(), 10);
+      throw new DipError('transient', 'refused');
+    }, { initialDelayMs: 60_000, waitMs: 600_000, signal: stop.signal, log: () => undefined }), /refused/);
+    assert.equal(calls, 1, 'the pause cut short by the abort, and no attempt after it');
+    assert.ok(Date.now() - started < 5_000);
+  });
+});
