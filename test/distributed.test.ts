@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createDispatcher, TaskQueue, type Dispatcher } from '../src/orchestrate/queue.js';
@@ -17,6 +18,7 @@ import { CLI, projectConfig, runCli, TestProject } from './support/project.js';
 const DAYS = 30;
 const ROWS_PER_DAY = 3;
 const SCHEMA = 'dip_dist';
+const SKEWED_CLOCK = pathToFileURL(fileURLToPath(new URL('./support/skewed-clock.mjs', import.meta.url))).href;
 const day = (n: number): string => `2026-01-${String(n).padStart(2, '0')}`;
 
 interface Worker {
@@ -26,10 +28,12 @@ interface Worker {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startWorker(dir: string, ...args: string[]): Worker {
-  const child = spawn(process.execPath, [CLI, '-p', dir, 'worker', ...args], {
+/** A `dip worker` process; `clockSkewMs` sets its machine's clock that far off. */
+function startWorker(dir: string, args: string[] = [], options: { clockSkewMs?: number } = {}): Worker {
+  const preload = options.clockSkewMs === undefined ? [] : ['--import', SKEWED_CLOCK];
+  const child = spawn(process.execPath, [...preload, CLI, '-p', dir, 'worker', ...args], {
     cwd: dir,
-    env: { ...process.env, DIP_TASK_LEASE: '3s', NO_COLOR: '1' },
+    env: { ...process.env, DIP_TASK_LEASE: '3s', NO_COLOR: '1', DIP_TEST_CLOCK_SKEW_MS: String(options.clockSkewMs ?? 0) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -148,7 +152,7 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
     const p = project as TestProject;
     const url = (server as PostgresServer).url;
     const t0 = Date.now();
-    for (let i = 0; i < 3; i++) workers.push(startWorker(p.dir, '--concurrency', '2'));
+    for (let i = 0; i < 3; i++) workers.push(startWorker(p.dir, ['--concurrency', '2']));
     for (const w of workers) await started(w);
     const up = Date.now();
 
@@ -271,7 +275,7 @@ describe('dip worker: graceful stop', postgresTestOptions(), () => {
     dispatcher = await createDispatcher(lake);
     const d = dispatcher as Dispatcher;
     runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => d.dispatch(refs) });
-    const first = startWorker(p.dir, '--grace', '300ms');
+    const first = startWorker(p.dir, ['--grace', '300ms']);
     workers.push(first);
     await started(first);
     const run = await runtime.orchestrator.trigger('q');
@@ -388,7 +392,7 @@ describe('dip worker at startup', postgresTestOptions(), () => {
   it('waits for a database that comes up after it, then runs tasks and stops on SIGTERM', { timeout: 120_000 }, async () => {
     const f = front as Awaited<ReturnType<typeof flakyFront>>;
     const p = await configure(`postgres://postgres@127.0.0.1:${f.port}/postgres`);
-    const w = startWorker(p.dir, '--startup-wait', '60s');
+    const w = startWorker(p.dir, ['--startup-wait', '60s']);
     workers.push(w);
     await until('the worker to report the database unreachable twice', 30_000, () => {
       if (w.child.exitCode !== null) throw new Error(`worker exited: ${w.output()}`);
@@ -412,5 +416,59 @@ describe('dip worker at startup', postgresTestOptions(), () => {
     }
     w.child.kill('SIGTERM');
     assert.deepEqual(await withTimeout(w.exited, 20_000, 'the worker to stop'), { code: 0, signal: null }, w.output());
+  });
+});
+
+describe('dip worker on a machine whose clock is off', postgresTestOptions(), () => {
+  let server: PostgresServer | undefined;
+  let project: TestProject | undefined;
+  const workers: Worker[] = [];
+  const schema = 'dip_skew';
+
+  before(async () => {
+    server = await startPostgres();
+    project = await TestProject.create({});
+    const config = projectConfig({});
+    config['catalog'] = { kind: 'postgres', url: server.url, schema };
+    config['serve'] = { executor: 'workers' };
+    config['pipelines'] = { q: { sources: {}, tasks: { long: { shell: 'sleep 8' } } } };
+    await project.write('dip.yaml', `${JSON.stringify(config, null, 2)}\n`);
+  });
+
+  after(async () => {
+    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    await Promise.all(workers.map((w) => w.exited));
+    await project?.dispose();
+    await server?.stop();
+  });
+
+  it("judges leases by the catalog server's clock: a worker 10 minutes ahead takes over no live task", { timeout: 120_000 }, async () => {
+    const p = project as TestProject;
+    const lake = await p.lake();
+    const dispatcher = (await createDispatcher(lake)) as Dispatcher;
+    const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => dispatcher.dispatch(refs) });
+    try {
+      const honest = startWorker(p.dir);
+      workers.push(honest);
+      await started(honest);
+      const run = await runtime.orchestrator.trigger('q');
+      await runningOn((server as PostgresServer).url, schema, honest, 'long');
+
+      // Its first lease sweep comes 3 s (one lease) after it starts: by its own clock every lease ran out 10 minutes ago.
+      const ahead = startWorker(p.dir, [], { clockSkewMs: 600_000 });
+      workers.push(ahead);
+      await started(ahead);
+      const offset = Number(/"clock_offset_ms":(-?\d+)/.exec(ahead.output())?.[1]);
+      assert.ok(Math.abs(offset + 600_000) < 2_000, `the worker measured its clock 10 min ahead of the server's (offset ${offset} ms)`);
+      assert.match(ahead.output(), /this machine's clock differs from the catalog server's/);
+
+      const [done] = await withTimeout(waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 100 }), 60_000, 'the run to finish');
+      assert.equal(done?.status, 'succeeded', done?.error ?? '');
+      const attempts = await runtime.orchestrator.store.listAttempts(run.id);
+      assert.deepEqual(attempts.map((a) => [a.attempt, a.status, a.worker.includes(`:${honest.pid}:`)]), [[1, 'succeeded', true]], 'one attempt, never taken over');
+    } finally {
+      await runtime.stop();
+      await dispatcher.close();
+    }
   });
 });

@@ -57,12 +57,43 @@ class PostgresDriver implements SqlDriver {
   }
 }
 
+/** How often a long-running process re-measures its clock against the server's. */
+const CLOCK_SYNC_MS = 5 * 60_000;
+const CLOCK_SAMPLES = 3;
+
 export class PostgresCatalog extends SqlCatalog {
   readonly schema: string;
+  private offsetMs = 0;
+  private syncTimer: NodeJS.Timeout | undefined;
 
   private constructor(driver: PostgresDriver, schema: string) {
     super(driver);
     this.schema = schema;
+  }
+
+  override get clockOffsetMs(): number {
+    return this.offsetMs;
+  }
+
+  /**
+   * Measures the server's clock against ours: of a few round trips, the shortest one bounds the
+   * error best (the server read its clock somewhere inside it; we assume the middle).
+   */
+  async syncClock(): Promise<void> {
+    let best: { rtt: number; offset: number } | undefined;
+    for (let i = 0; i < CLOCK_SAMPLES; i++) {
+      const sent = Date.now();
+      const [row] = await this.db.query<{ ms: string | number }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`);
+      const received = Date.now();
+      const offset = Number(row?.ms) - (sent + received) / 2;
+      if (Number.isFinite(offset) && (!best || received - sent < best.rtt)) best = { rtt: received - sent, offset };
+    }
+    if (best) this.offsetMs = Math.round(best.offset);
+  }
+
+  override async close(): Promise<void> {
+    clearInterval(this.syncTimer);
+    await super.close();
   }
 
   static async create(opts: { url: string; schema: string; maxConnections?: number }): Promise<PostgresCatalog> {
@@ -84,7 +115,14 @@ export class PostgresCatalog extends SqlCatalog {
       options: `-c search_path=${opts.schema}`,
     });
     const catalog = new PostgresCatalog(new PostgresDriver(pool), opts.schema);
-    await catalog.migrate();
+    try {
+      await catalog.migrate();
+      await catalog.syncClock();
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    catalog.syncTimer = setInterval(() => void catalog.syncClock().catch(() => undefined), CLOCK_SYNC_MS).unref();
     return catalog;
   }
 }

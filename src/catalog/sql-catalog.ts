@@ -41,6 +41,10 @@ export class SqlCatalog implements Catalog {
   protected readonly db: SqlDriver;
 
   readonly orchestration: OrchestrationStore;
+  readonly clock = (): Date => new Date(Date.now() + this.clockOffsetMs);
+  get clockOffsetMs(): number {
+    return 0;
+  }
 
   protected constructor(db: SqlDriver) {
     this.db = db;

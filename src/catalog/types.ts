@@ -199,6 +199,14 @@ export interface Catalog {
   readonly kind: 'sqlite' | 'postgres';
   /** The orchestrator's runs, task runs, schedules and alert incidents. */
   readonly orchestration: OrchestrationStore;
+  /**
+   * The time by the catalog's server: this machine's clock corrected by the offset measured
+   * against the database. Every process sharing a catalog judges leases, schedules and backoffs
+   * by it, so a worker whose clock is off cannot take over a live task.
+   */
+  readonly clock: () => Date;
+  /** How far this machine's clock is behind the catalog's server (ms; 0 for an embedded catalog). */
+  readonly clockOffsetMs: number;
   close(): Promise<void>;
 
   getTable(name: string): Promise<TableInfo | undefined>;

@@ -42,7 +42,7 @@ export class TaskExecutor {
     private readonly lake: Lake,
     private readonly options: ExecutorOptions,
   ) {
-    this.clock = options.clock ?? (() => new Date());
+    this.clock = options.clock ?? lake.catalog.clock;
     const store = lake.catalog.orchestration;
     // One bad outcome must not lose the others: a failed batch is recorded one by one.
     this.finishes = new GroupCommit(

@@ -61,7 +61,7 @@ export class Orchestrator {
     private readonly options: OrchestratorOptions,
   ) {
     this.store = lake.catalog.orchestration;
-    this.clock = options.clock ?? (() => new Date());
+    this.clock = options.clock ?? lake.catalog.clock;
   }
 
   static create(lake: Lake, options: OrchestratorOptions = {}): Orchestrator {

@@ -303,7 +303,7 @@ class QueueWorker {
     private readonly options: WorkerOptions,
   ) {
     this.store = lake.catalog.orchestration;
-    this.clock = options.clock ?? (() => new Date());
+    this.clock = options.clock ?? lake.catalog.clock;
     this.finishes = new GroupCommit(
       (items) => this.store.finishMany(items, this.clock()),
       // One bad outcome must not lose the others: then they are recorded one by one.
@@ -330,7 +330,9 @@ class QueueWorker {
 
   async run(): Promise<void> {
     const { concurrency, leaseMs, signal } = this.options;
-    this.log('worker started', { concurrency, lease_ms: leaseMs, queue: `${this.queue.schema}.${QUEUE_NAME}` });
+    const offset = this.lake.catalog.clockOffsetMs;
+    if (Math.abs(offset) > 1_000) this.log("this machine's clock differs from the catalog server's; leases, schedules and backoffs follow the server's", { clock_offset_ms: offset }, 'warn');
+    this.log('worker started', { concurrency, lease_ms: leaseMs, queue: `${this.queue.schema}.${QUEUE_NAME}`, clock_offset_ms: offset });
     const sweeping = this.sweepLoop();
     await this.pullLoop();
     this.log('worker stopping: taking no new tasks', { running: this.running.size });

@@ -50,7 +50,7 @@ const silent: ServeLog = () => undefined;
 /** Builds the API on a started runtime (does not listen). */
 export async function createServer(lake: Lake, runtime: Runtime, options: ServerOptions = {}): Promise<FastifyInstance> {
   const log = options.log ?? silent;
-  const clock = options.clock ?? (() => new Date());
+  const clock = options.clock ?? lake.catalog.clock;
   const token = options.token === undefined ? undefined : checkedToken(options.token);
   const metrics = options.metrics ?? new DipMetrics(lake, { clock });
   const app = Fastify({
@@ -132,7 +132,7 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
     throw new DipError('config', `serve: refusing to listen on ${options.host} without a token: every write endpoint would be open to the network. Set serve.token (e.g. \${env:DIP_API_TOKEN}) or --token, or listen on 127.0.0.1`);
   }
   if (!(options.tickMs > 0)) throw new DipError('config', `serve.tick must be longer than 0 (got ${options.tickMs} ms)`);
-  const clock = options.clock ?? (() => new Date());
+  const clock = options.clock ?? lake.catalog.clock;
   const runtime = startRuntime(lake, {
     concurrency: options.executor === 'workers' ? 0 : options.concurrency,
     clock,
