@@ -1077,6 +1077,21 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.ok((await o.claim({ runId, task: 'd' }, 'w1', 1000, one, at(830))).ok);
       assert.equal((await o.finish({ runId, task: 'd' }, 'w1', 1, { ok: true, rows: 0 }, at(840))).runFinished?.status, 'succeeded');
       assert.deepEqual((await o.listTasks(runId)).map((t) => [t.task, t.status, t.attempt]), [['a', 'succeeded', 1], ['b', 'succeeded', 2], ['c', 'succeeded', 2], ['d', 'succeeded', 1]]);
+      // Every ended attempt once, in the order it ended, with its error kind (a rejected outcome ended nothing).
+      const ended = (await o.attemptsEndedAfter(0)).filter((a) => a.runId === runId);
+      assert.deepEqual(ended.map((a) => [a.task, a.attempt, a.status, a.errorKind, a.pipeline]), [
+        ['a', 1, 'succeeded', null, 'shop'],
+        ['b', 1, 'failed', 'internal', 'shop'],
+        ['c', 1, 'failed', 'internal', 'shop'],
+        ['b', 2, 'succeeded', null, 'shop'],
+        ['c', 2, 'succeeded', null, 'shop'],
+        ['d', 1, 'succeeded', null, 'shop'],
+      ]);
+      assert.ok(ended.every((a, i) => i === 0 || a.seq > (ended[i - 1] as { seq: number }).seq), 'strictly increasing');
+      const last = await o.lastEndedAttempt();
+      assert.equal(last, ended.at(-1)?.seq);
+      assert.deepEqual(await o.attemptsEndedAfter(last), []);
+      assert.deepEqual((await o.attemptsEndedAfter(ended[2]?.seq ?? 0, 2)).map((a) => [a.task, a.attempt]), [['b', 2], ['c', 2]], 'pages');
     });
 
     it('orchestration: takeover and hand-back respect cancel and attempts; runs without an interval go first; schedule marks are compare-and-set', async () => {

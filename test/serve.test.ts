@@ -540,7 +540,7 @@ describe('dip serve', () => {
     assert.equal(again.get(series('dip_rows_total', { pipeline: 'p', source: 'shop' })), 6);
   });
 
-  it('counts runs finished by other processes (from the catalog), but not their attempts (those are counted where they ran)', async () => {
+  it('counts runs and attempts finished by other processes (from the catalog), each once', async () => {
     const lake = await p.lake();
     // Another process (here: a runtime of its own) runs the flaky pipeline.
     const other = startRuntime(lake, { leaseMs: 900, pollMs: 50, concurrency: 1 });
@@ -552,8 +552,11 @@ describe('dip serve', () => {
     }
     const m = parseMetrics((await call(base, 'GET', '/metrics')).text);
     assert.equal(m.get(series('dip_runs_total', { pipeline: 'flaky', status: 'succeeded' })), 2);
-    // Its attempts were not this process's.
-    assert.equal(m.get(series('dip_task_attempts_total', { pipeline: 'flaky', task: 'a', outcome: 'succeeded' })), 1);
+    assert.equal(m.get(series('dip_task_attempts_total', { pipeline: 'flaky', task: 'a', outcome: 'succeeded' })), 2);
+    assert.equal(m.get(series('dip_task_attempts_total', { pipeline: 'flaky', task: 'b', outcome: 'succeeded' })), 2);
+    assert.equal(m.get(series('dip_errors_total', { pipeline: 'flaky', kind: 'transient' })), 1);
+    const again = parseMetrics((await call(base, 'GET', '/metrics')).text);
+    assert.equal(again.get(series('dip_task_attempts_total', { pipeline: 'flaky', task: 'a', outcome: 'succeeded' })), 2, 'a second scrape counts nothing twice');
   });
 });
 

@@ -171,6 +171,13 @@ export const MIGRATIONS: readonly string[][] = [
       suppressed INTEGER NOT NULL
     )`,
   ],
+  // Attempts carry their error kind, and a sequence in commit order (catalog transactions are
+  // serialized), so observers such as /metrics read every ended attempt once, whoever ran it.
+  [
+    `ALTER TABLE dip_task_attempts ADD COLUMN error_kind TEXT`,
+    `ALTER TABLE dip_task_attempts ADD COLUMN ended_seq BIGINT`,
+    `CREATE INDEX IF NOT EXISTS dip_task_attempts_ended_seq ON dip_task_attempts (ended_seq)`,
+  ],
 ];
 
 export function idColumn(dialect: 'sqlite' | 'postgres'): string {

@@ -35,6 +35,17 @@ export type TaskOutcome =
   | { ok: true; rows: number; stats?: RunStats; log?: string }
   | { ok: false; error: string; cause: string | null; retryable: boolean; retryDelayMs: number; cancelled?: boolean; kind?: string; log?: string };
 
+/** An attempt that ended, as observers read it (`attemptsEndedAfter`). */
+export interface EndedAttempt {
+  seq: number;
+  runId: string;
+  pipeline: string;
+  task: string;
+  attempt: number;
+  status: TaskAttemptRecord['status'];
+  errorKind: string | null;
+}
+
 export interface FinishResult {
   /** The task's status after this outcome ('queued' when it will be retried). */
   status: TaskStatus;
@@ -338,6 +349,30 @@ export class OrchestrationStore {
     return rows.map(toAttempt);
   }
 
+  /** The sequence number of the newest ended attempt (0 when none has ended). */
+  async lastEndedAttempt(): Promise<number> {
+    const rows = await this.db.query(`SELECT MAX(ended_seq) AS s FROM dip_task_attempts`);
+    return rows[0]?.['s'] == null ? 0 : num(rows[0]['s']);
+  }
+
+  /** Attempts that ended after `afterSeq`, in the order they ended (by any process), with their pipeline. */
+  async attemptsEndedAfter(afterSeq: number, limit = 5_000): Promise<EndedAttempt[]> {
+    const rows = await this.db.query(
+      `SELECT a.run_id, a.task, a.attempt, a.status, a.error_kind, a.ended_seq, r.pipeline FROM dip_task_attempts a JOIN dip_runs r ON r.id = a.run_id
+       WHERE a.ended_seq > ? ORDER BY a.ended_seq LIMIT ?`,
+      [afterSeq, limit],
+    );
+    return rows.map((r) => ({
+      seq: num(r['ended_seq']),
+      runId: str(r['run_id']),
+      pipeline: str(r['pipeline']),
+      task: str(r['task']),
+      attempt: num(r['attempt']),
+      status: str(r['status']) as TaskAttemptRecord['status'],
+      errorKind: strOrNull(r['error_kind']),
+    }));
+  }
+
   /** The alert ledger over dip_alerts: one incident (key) alerts once per window. */
   alertLedger(): AlertLedger {
     return { claim: (key, at, windowMs) => this.claimAlert(key, at, windowMs), resolve: (key) => this.resolveAlert(key) };
@@ -534,9 +569,13 @@ async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, o
   const run = await runOrThrow(tx, ref.runId);
   const log = outcome.log !== undefined ? tail(outcome.log) : null;
   const attemptStatus = outcome.ok ? 'succeeded' : outcome.cancelled ? 'cancelled' : failedAs;
+  const errorKind = outcome.ok ? null : (outcome.kind ?? (failedAs === 'lost' ? 'transient' : 'internal'));
+  // ended_seq: MAX + 1 is race-free because every catalog transaction holds the catalog lock.
   await tx.execute(
-    `UPDATE dip_task_attempts SET status = ?, ended_at = ?, rows = ?, error = ?, cause = ?, log = COALESCE(?, log) WHERE run_id = ? AND task = ? AND attempt = ?`,
-    [attemptStatus, iso(now), outcome.ok ? outcome.rows : 0, outcome.ok ? null : outcome.error, outcome.ok ? null : outcome.cause, log, ref.runId, ref.task, attempt],
+    `UPDATE dip_task_attempts SET status = ?, ended_at = ?, rows = ?, error = ?, cause = ?, error_kind = ?, log = COALESCE(?, log),
+       ended_seq = (SELECT COALESCE(MAX(ended_seq), 0) + 1 FROM dip_task_attempts)
+     WHERE run_id = ? AND task = ? AND attempt = ?`,
+    [attemptStatus, iso(now), outcome.ok ? outcome.rows : 0, outcome.ok ? null : outcome.error, outcome.ok ? null : outcome.cause, errorKind, log, ref.runId, ref.task, attempt],
   );
   const ready: TaskRef[] = [];
   let status: TaskStatus;
@@ -704,6 +743,7 @@ function toAttempt(r: Row): TaskAttemptRecord {
     endedAt: dateOrNull(r['ended_at']),
     rows: num(r['rows']),
     error: strOrNull(r['error']),
+    errorKind: strOrNull(r['error_kind']),
     cause: strOrNull(r['cause']),
     log: str(r['log']),
   };

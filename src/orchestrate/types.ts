@@ -77,6 +77,8 @@ export interface TaskAttemptRecord {
   endedAt: Date | null;
   rows: number;
   error: string | null;
+  /** The DipError kind of a failed attempt (config, input, transient, …; lost attempts: transient). */
+  errorKind: string | null;
   cause: string | null;
   /** The attempt's log (tail, at most 64 KiB). */
   log: string;

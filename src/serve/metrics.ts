@@ -7,8 +7,9 @@
  *   started observing. Runs this process finishes are counted at once (the attempt event that
  *   ended them); the rest by a poll (each scheduler tick and scrape) over the most recently
  *   started runs plus the runs a poll saw unfinished before.
- * - Task attempts and errors (with the error kind, which only the attempt knows) come from the
- *   attempt events of this process's executor.
+ * - Task attempts and errors (by error kind) are read from the catalog too, in the order they
+ *   ended (`ended_seq`), so attempts of `dip worker`s and other processes count, each once, from
+ *   the moment this process started observing.
  * - Table freshness and queue depth are gauges read from the catalog on every scrape.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -19,6 +20,8 @@ import type { Runtime } from '../orchestrate/runtime.js';
 
 /** How many of the most recently started runs each poll reads. */
 const RECENT_RUNS = 200;
+/** Ended attempts read per query (a poll reads until it has caught up). */
+const ATTEMPT_PAGE = 5_000;
 const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
 
 export interface MetricsOptions {
@@ -51,8 +54,17 @@ export class DipMetrics {
   private unfinished = new Set<string>();
   private generation = 0;
   private polling: Promise<void> | undefined;
+  /** The newest ended attempt counted (its `ended_seq`). */
+  private attemptSeq = 0;
 
-  constructor(
+  /** Metrics counting what ends from now on: runs and attempts that ended before are not counted. */
+  static async create(lake: Lake, options: MetricsOptions = {}): Promise<DipMetrics> {
+    const metrics = new DipMetrics(lake, options);
+    metrics.attemptSeq = await lake.catalog.orchestration.lastEndedAttempt();
+    return metrics;
+  }
+
+  private constructor(
     private readonly lake: Lake,
     options: MetricsOptions = {},
   ) {
@@ -61,10 +73,10 @@ export class DipMetrics {
     const registers = [this.registry];
     this.runsTotal = new Counter({ name: 'dip_runs_total', help: 'Runs finished since this process started, by pipeline and final status', labelNames: ['pipeline', 'status'], registers });
     this.runDuration = new Histogram({ name: 'dip_run_duration_seconds', help: 'Duration of the runs finished since this process started', labelNames: ['pipeline', 'status'], buckets: DURATION_BUCKETS, registers });
-    this.attempts = new Counter({ name: 'dip_task_attempts_total', help: 'Task attempts this process executed, by outcome (succeeded, failed, cancelled, lost)', labelNames: ['pipeline', 'task', 'outcome'], registers });
+    this.attempts = new Counter({ name: 'dip_task_attempts_total', help: 'Task attempts ended since this process started (by any process), by outcome (succeeded, failed, cancelled, lost)', labelNames: ['pipeline', 'task', 'outcome'], registers });
     this.rows = new Counter({ name: 'dip_rows_total', help: 'Rows ingested by the runs finished since this process started, by source', labelNames: ['pipeline', 'source'], registers });
     this.bytes = new Counter({ name: 'dip_bytes_total', help: 'Bytes ingested by the runs finished since this process started, by source', labelNames: ['pipeline', 'source'], registers });
-    this.errors = new Counter({ name: 'dip_errors_total', help: 'Failed task attempts this process executed, by error kind', labelNames: ['pipeline', 'kind'], registers });
+    this.errors = new Counter({ name: 'dip_errors_total', help: 'Failed task attempts since this process started (by any process), by error kind', labelNames: ['pipeline', 'kind'], registers });
     this.freshness = new Gauge({ name: 'dip_table_freshness_seconds', help: 'Seconds since the last commit to the table', labelNames: ['table'], registers });
     this.queueDepth = new Gauge({ name: 'dip_queue_depth', help: 'Task runs waiting or running, by state (pending: upstreams not done; queued: ready; running)', labelNames: ['state'], registers });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -80,13 +92,9 @@ export class DipMetrics {
     return this.polling;
   }
 
-  /** An attempt of this process's executor ended. */
+  /** An attempt of this process's executor ended: a run it ended is counted before a re-run can reset it. */
   attemptFinished(event: AttemptFinished): void {
-    const { outcome, result } = event;
-    const status = !result.accepted ? 'lost' : outcome.ok ? 'succeeded' : outcome.cancelled ? 'cancelled' : 'failed';
-    this.attempts.inc({ pipeline: event.pipeline, task: event.task, outcome: status });
-    if (status === 'failed') this.errors.inc({ pipeline: event.pipeline, kind: event.errorKind ?? 'internal' });
-    if (result.runFinished) void this.observeRun(result.runFinished.id).catch(() => undefined);
+    if (event.result.runFinished) void this.observeRun(event.result.runFinished.id).catch(() => undefined);
   }
 
   /** Counts the run's ending now if it has ended (before a re-run resets it, or as the attempt that ended it reports). */
@@ -116,6 +124,7 @@ export class DipMetrics {
   }
 
   private async pollOnce(): Promise<void> {
+    await this.countAttempts();
     const generation = ++this.generation;
     const catalog = this.lake.catalog;
     const seen = new Map<string, RunRecord>((await catalog.listRuns({ limit: RECENT_RUNS })).map((r) => [r.id, r]));
@@ -130,6 +139,19 @@ export class DipMetrics {
     this.unfinished = unfinished;
     // Only runs a poll can still see need remembering.
     for (const [id, c] of this.counted) if (c.seen < generation) this.counted.delete(id);
+  }
+
+  private async countAttempts(): Promise<void> {
+    const store = this.lake.catalog.orchestration;
+    for (;;) {
+      const ended = await store.attemptsEndedAfter(this.attemptSeq, ATTEMPT_PAGE);
+      for (const a of ended) {
+        this.attempts.inc({ pipeline: a.pipeline, task: a.task, outcome: a.status });
+        if (a.status === 'failed') this.errors.inc({ pipeline: a.pipeline, kind: a.errorKind ?? 'internal' });
+        this.attemptSeq = a.seq;
+      }
+      if (ended.length < ATTEMPT_PAGE) return;
+    }
   }
 
   /** Counts a run that ended and was not counted for this ending; false when it has not ended. */

@@ -52,7 +52,7 @@ export async function createServer(lake: Lake, runtime: Runtime, options: Server
   const log = options.log ?? silent;
   const clock = options.clock ?? lake.catalog.clock;
   const token = options.token === undefined ? undefined : checkedToken(options.token);
-  const metrics = options.metrics ?? new DipMetrics(lake, { clock });
+  const metrics = options.metrics ?? (await DipMetrics.create(lake, { clock }));
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
@@ -133,6 +133,8 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
   }
   if (!(options.tickMs > 0)) throw new DipError('config', `serve.tick must be longer than 0 (got ${options.tickMs} ms)`);
   const clock = options.clock ?? lake.catalog.clock;
+  // Before the runtime: attempts it ends are counted.
+  const metrics = await DipMetrics.create(lake, { clock, defaultMetrics: options.defaultMetrics ?? true });
   const runtime = startRuntime(lake, {
     concurrency: options.executor === 'workers' ? 0 : options.concurrency,
     clock,
@@ -141,7 +143,6 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
     ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
     ...(options.pollMs ? { pollMs: options.pollMs } : {}),
   });
-  const metrics = new DipMetrics(lake, { clock, defaultMetrics: options.defaultMetrics ?? true });
   const scheduler =
     options.scheduler === false
       ? undefined

@@ -99,11 +99,12 @@ export interface AttemptView {
   ended_at: string | null;
   rows: number;
   error: string | null;
+  error_kind: string | null;
   cause: string | null;
 }
 
 export function attemptView(a: TaskAttemptRecord): AttemptView {
-  return { attempt: a.attempt, status: a.status, worker: a.worker, started_at: a.startedAt.toISOString(), ended_at: iso(a.endedAt), rows: a.rows, error: a.error, cause: a.cause };
+  return { attempt: a.attempt, status: a.status, worker: a.worker, started_at: a.startedAt.toISOString(), ended_at: iso(a.endedAt), rows: a.rows, error: a.error, error_kind: a.errorKind, cause: a.cause };
 }
 
 export interface TaskView {

@@ -105,7 +105,7 @@ export function registerOrchestration(program: Command): void {
         )}\n`,
       );
       if (detail.attempts.some((a) => a.status !== 'succeeded')) {
-        process.stdout.write(`\nattempts:\n${renderTable(['task', 'attempt', 'status', 'worker', 'started', 'error'], detail.attempts.map((a) => [a.task, a.attempt, a.status, a.worker, a.startedAt.toISOString(), a.error ?? '']))}\n`);
+        process.stdout.write(`\nattempts:\n${renderTable(['task', 'attempt', 'status', 'worker', 'started', 'kind', 'error'], detail.attempts.map((a) => [a.task, a.attempt, a.status, a.worker, a.startedAt.toISOString(), a.errorKind ?? '', a.error ?? '']))}\n`);
       }
     });
   runs
