@@ -28,8 +28,18 @@ describe('waiting for the catalog at startup', () => {
     calls = 0;
     await assert.rejects(openWhenReachable('x', async () => {
       throw new DipError('transient', `refused ${++calls}`);
-    }, { ...quick, waitMs: 0, log: () => undefined }), /refused 1/);
+    }, { ...quick, waitMs: 0, log: () => undefined }), /^DipError: refused 1$/);
     assert.equal(calls, 1);
+
+    calls = 0;
+    await assert.rejects(openWhenReachable('x', async () => {
+      throw new DipError('transient', `refused ${++calls}`);
+    }, { ...quick, waitMs: 60, log: () => undefined }), (err: unknown) => {
+      assert.ok(err instanceof DipError && err.kind === 'transient');
+      assert.match(err.message, new RegExp(`^refused ${calls} \\(still failing after ${calls} attempts over 0\\.\\d s; --startup-wait sets how long to wait\\)$`));
+      return true;
+    });
+    assert.ok(calls >= 3, `tried until the deadline (${calls} attempts)`);
   });
 
   it('stops waiting when the signal aborts', async () => {

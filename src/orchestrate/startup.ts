@@ -27,9 +27,12 @@ export async function openWhenReachable<T>(what: string, open: () => Promise<T>,
     } catch (err) {
       const waited = Date.now() - started;
       const transient = err instanceof DipError && err.kind === 'transient';
-      if (!transient || options.signal?.aborted || waited + delay > options.waitMs) throw err;
-      options.log(`${what} not reachable yet; trying again`, { error: errorMessage(err), attempt, retry_in_ms: delay, waited_ms: waited, gives_up_after_ms: options.waitMs });
-      await sleep(delay, options.signal);
+      if (!transient || options.signal?.aborted) throw err;
+      if (waited >= options.waitMs) throw attempt === 1 ? err : new DipError('transient', `${err.message} (still failing after ${attempt} attempts over ${(waited / 1000).toFixed(1)} s; --startup-wait sets how long to wait)`, { cause: err.cause ?? err });
+      // The last pause ends at the deadline, for one last attempt.
+      const pause = Math.min(delay, options.waitMs - waited);
+      options.log(`${what} not reachable yet; trying again`, { error: errorMessage(err), attempt, retry_in_ms: pause, waited_ms: waited, gives_up_after_ms: options.waitMs });
+      await sleep(pause, options.signal);
       if (options.signal?.aborted) throw err;
       delay = Math.min(delay * 2, options.maxDelayMs ?? 5_000);
     }
