@@ -192,6 +192,33 @@ describe('retries, resume, pools, cancel', () => {
     for (let i = 1; i < spans.length; i++) assert.ok((spans[i]?.[0] ?? 0) >= (spans[i - 1]?.[1] ?? 0), 'pool tasks never overlap');
   });
 
+  it('runs of a source that shares one state ingest one at a time; interval-templated sources ingest in parallel', async () => {
+    const day = (d: string) => new Date(`${d}T00:00:00Z`);
+    const p = await project({
+      // No {interval.*}: every run reads the same glob and advances the same file ledger.
+      shared: { schedule: { every: '1d' }, max_active_runs: 4, sources: { shop: { type: 'files', streams: { orders: { path: 'in/*.csv' } } } }, tasks: { after: { shell: 'sleep 0.2', depends_on: ['ingest.shop'] } } },
+      sliced: { schedule: { every: '1d' }, sources: { shop: { type: 'files', streams: { orders: { path: 'sliced/{interval.start_date}.csv' } } } } },
+    });
+    for (let i = 1; i <= 4; i++) {
+      await p.write(`in/${i}.csv`, `id\n${i}\n`);
+      await p.write(`sliced/2026-03-0${i}.csv`, `id\n${i}\n`);
+    }
+    const r = startRuntime(await p.lake(), { leaseMs: 5_000, pollMs: 20, concurrency: 4 });
+    runtimes.push(r);
+    const shared = await r.orchestrator.backfill('shared', { from: day('2026-03-01'), to: day('2026-03-05'), parallel: 4 });
+    const sliced = await r.orchestrator.backfill('sliced', { from: day('2026-03-01'), to: day('2026-03-05'), parallel: 4 });
+    const runs = await waitForRuns(r.orchestrator.store, [...shared.runIds, ...sliced.runIds], { pollMs: 20 });
+    assert.deepEqual(runs.map((x) => [x.status, x.error]), Array.from({ length: 8 }, () => ['succeeded', null]));
+    const mutexes = async (ids: string[]) => (await Promise.all(ids.map(async (id) => (await r.orchestrator.store.listTasks(id)).find((t) => t.task === 'ingest.shop')?.mutex))).sort();
+    assert.deepEqual(await mutexes(shared.runIds), Array.from({ length: 4 }, () => 'shared:ingest.shop'));
+    assert.deepEqual(await mutexes(sliced.runIds), [null, null, null, null]);
+    const spans = (await Promise.all(shared.runIds.map((id) => r.orchestrator.store.listAttempts(id, 'ingest.shop')))).flat().map((a) => [a.startedAt.getTime(), (a.endedAt as Date).getTime()] as const).sort((a, b) => a[0] - b[0]);
+    assert.equal(spans.length, 4, 'one attempt each: no run lost a race on the ledger and retried');
+    for (let i = 1; i < spans.length; i++) assert.ok((spans[i]?.[0] ?? 0) >= (spans[i - 1]?.[1] ?? 0), 'ingests of the shared source never overlap');
+    // The four files landed once, whichever run took them.
+    assert.equal(await p.count('bronze.orders'), 4 + 4);
+  });
+
   it('max_parallel_tasks bounds the tasks of one run at once', async () => {
     const tasks = Object.fromEntries(['a', 'b', 'c', 'd', 'e'].map((n) => [n, { shell: 'sleep 0.2' }]));
     const p = await project({ p: { sources: {}, max_parallel_tasks: 2, tasks } });

@@ -721,6 +721,7 @@ function toTask(r: Row): TaskRunRecord {
     maxAttempts: num(r['max_attempts']),
     deps: JSON.parse(str(r['deps'])) as string[],
     pool: strOrNull(r['pool']),
+    mutex: strOrNull(r['mutex']),
     notBefore: dateOrNull(r['not_before']),
     leaseOwner: strOrNull(r['lease_owner']),
     leaseExpires: dateOrNull(r['lease_expires']),

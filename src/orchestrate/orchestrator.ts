@@ -90,6 +90,18 @@ export class Orchestrator {
     return p;
   }
 
+  /**
+   * Tasks that must not run in two runs at once: the one writer of a silver table, and the
+   * ingest of a source not cut by `{interval.*}` templates, whose runs all read and advance one
+   * state (cursors, CDC positions, the file ledger). Interval-templated sources read disjoint
+   * slices, so their backfill runs ingest in parallel.
+   */
+  private mutexOf(pipeline: string, run: PipelineDag['tasks'][number]['run']): string | null {
+    if (run.kind === 'silver') return `${pipeline}:silver.${run.table}`;
+    if (run.kind === 'ingest' && !JSON.stringify(this.pipeline(pipeline).sources[run.source] ?? {}).includes('{interval.')) return `${pipeline}:ingest.${run.source}`;
+    return null;
+  }
+
   private newRun(pipeline: string, interval: Interval | null, trigger: RunTrigger, extra: Partial<NewRun> = {}): NewRun {
     const dag = this.dag(pipeline);
     return {
@@ -97,7 +109,7 @@ export class Orchestrator {
       interval,
       trigger,
       priority: trigger === 'backfill' ? PRIORITY.backfill : PRIORITY.fresh,
-      tasks: dag.tasks.map((t) => ({ name: t.name, deps: t.deps, pool: t.pool, mutex: t.run.kind === 'silver' ? `${pipeline}:silver.${t.run.table}` : null, maxAttempts: t.retry.attempts })),
+      tasks: dag.tasks.map((t) => ({ name: t.name, deps: t.deps, pool: t.pool, mutex: this.mutexOf(pipeline, t.run), maxAttempts: t.retry.attempts })),
       maxActive: this.pipeline(pipeline).max_active_runs,
       maxTasks: this.pipeline(pipeline).max_parallel_tasks,
       ...extra,

@@ -57,6 +57,8 @@ export interface TaskRunRecord {
   maxAttempts: number;
   deps: string[];
   pool: string | null;
+  /** Tasks sharing a mutex never run at once, across runs (`<pipeline>:silver.<table>`, `<pipeline>:ingest.<source>`). */
+  mutex: string | null;
   notBefore: Date | null;
   leaseOwner: string | null;
   leaseExpires: Date | null;
