@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { openCatalog } from '../src/catalog/index.js';
 import { connectionSchema } from '../src/config/database.js';
 import { DipError } from '../src/core/errors.js';
@@ -48,6 +49,37 @@ describe('PostgreSQL connection errors', postgresTestOptions(), () => {
     assert.match(message, /cannot open the PostgreSQL catalog at postgres:\/\/nobody@127\.0\.0\.1:\d+\/postgres \(schema dip\): role "nobody" does not exist/);
     const closed = `postgres://postgres@127.0.0.1:${await freePort('127.0.0.1')}/postgres`;
     assert.equal((await kindOf(openCatalog({ kind: 'postgres', url: closed, schema: 'dip' }, '.')))[0], 'transient');
+  });
+});
+
+describe('a PostgreSQL catalog whose connections the server drops', postgresTestOptions(), () => {
+  let server: PostgresServer | undefined;
+  before(async () => (server = await startPostgres()));
+  after(async () => server?.stop());
+
+  it('survives losing its idle connections and works on with new ones', async () => {
+    const url = (server as PostgresServer).url;
+    const catalog = await openCatalog({ kind: 'postgres', url, schema: 'dip_drop' }, '.');
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    const terminate = async () => (await admin.query(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`)).rows[0].n as number;
+    const crashes: unknown[] = [];
+    const onCrash = (err: unknown) => crashes.push(err);
+    process.on('uncaughtException', onCrash);
+    try {
+      assert.equal((await catalog.listTables()).length, 0);
+      assert.ok((await terminate()) >= 1, 'the pool had an idle connection');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(crashes, [], 'no uncaught error');
+      // The next statements get fresh connections.
+      assert.deepEqual(await catalog.orchestration.countTasks(), {});
+      assert.equal((await catalog.listTables()).length, 0);
+      assert.deepEqual(await catalog.orchestration.promote(new Date()), [], 'a transaction works too');
+    } finally {
+      process.off('uncaughtException', onCrash);
+      await admin.end();
+      await catalog.close();
+    }
   });
 });
 

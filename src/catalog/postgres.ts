@@ -38,6 +38,11 @@ class PostgresDriver implements SqlDriver {
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
+    // A connection the server drops while checked out emits 'error'; unheard, it would crash the
+    // process. The query in flight fails on its own, which is what the caller sees.
+    const ignore = () => undefined;
+    client.on('error', ignore);
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [COMMIT_LOCK_KEY]);
@@ -45,10 +50,14 @@ class PostgresDriver implements SqlDriver {
       await client.query('COMMIT');
       return result;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      });
       throw err;
     } finally {
-      client.release();
+      client.off('error', ignore);
+      // A connection that cannot even roll back is closed, not handed to the next transaction.
+      client.release(broken);
     }
   }
 
@@ -57,6 +66,8 @@ class PostgresDriver implements SqlDriver {
   }
 }
 
+/** The first connection: a server that accepts TCP but never answers must not hang startup. */
+const CONNECT_TIMEOUT_MS = 15_000;
 /** How often a long-running process re-measures its clock against the server's. */
 const CLOCK_SYNC_MS = 5 * 60_000;
 const CLOCK_SAMPLES = 3;
@@ -99,7 +110,8 @@ export class PostgresCatalog extends SqlCatalog {
   static async create(opts: { url: string; schema: string; maxConnections?: number }): Promise<PostgresCatalog> {
     if (!/^[a-z_][a-z0-9_]*$/.test(opts.schema)) throw new Error(`invalid catalog schema name: ${opts.schema}`);
     const { default: pg } = await import('pg');
-    const bootstrap = new pg.Client({ connectionString: opts.url });
+    const bootstrap = new pg.Client({ connectionString: opts.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+    bootstrap.on('error', () => undefined);
     await bootstrap.connect();
     try {
       await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`);
@@ -114,6 +126,9 @@ export class PostgresCatalog extends SqlCatalog {
       max: opts.maxConnections ?? 4,
       options: `-c search_path=${opts.schema}`,
     });
+    // An idle connection the server closed (restart, failover, idle timeout) is dropped from the
+    // pool and replaced on demand; the event only needs a listener so it does not crash the process.
+    pool.on('error', () => undefined);
     const catalog = new PostgresCatalog(new PostgresDriver(pool), opts.schema);
     try {
       await catalog.migrate();
