@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import pg from 'pg';
 import { openCatalog } from '../src/catalog/index.js';
 import { connectionSchema } from '../src/config/database.js';
@@ -41,6 +43,24 @@ describe('PostgreSQL connection errors', postgresTestOptions(), () => {
     assert.deepEqual((await kindOf(source(at('postgres', 'nowhere'))))[0], 'config');
     const closed = `postgres://postgres@127.0.0.1:${await freePort('127.0.0.1')}/postgres`;
     assert.deepEqual((await kindOf(source(closed)))[0], 'transient');
+  });
+
+  it('a password-protected role without a password, or TLS the server lacks, is a config error', async () => {
+    const admin = new pg.Client({ connectionString: at('postgres', 'postgres') });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE ROLE guarded LOGIN PASSWORD 'pw'`);
+      const hba = join((server as PostgresServer).dataDir, 'pg_hba.conf');
+      await writeFile(hba, `host all guarded 127.0.0.1/32 scram-sha-256\n${await readFile(hba, 'utf8')}`);
+      await admin.query('SELECT pg_reload_conf()');
+    } finally {
+      await admin.end();
+    }
+    const [noPassword, message] = await kindOf(source(at('guarded', 'postgres')));
+    assert.deepEqual([noPassword, /client password must be a string/.test(message)], ['config', true], message);
+    assert.equal((await kindOf(source(`postgres://guarded:wrong@127.0.0.1:${(server as PostgresServer).port}/postgres`)))[0], 'config');
+    const [tls, tlsMessage] = await kindOf(source(`${at('postgres', 'postgres')}?sslmode=verify-full`));
+    assert.deepEqual([tls, tlsMessage.endsWith('The server does not support SSL connections')], ['config', true], tlsMessage);
   });
 
   it('the catalog reports the same kinds', async () => {
@@ -95,6 +115,14 @@ describe('MariaDB connection errors', mariadbTestOptions(), () => {
     assert.equal(kind, 'config');
     assert.match(message, /^src: cannot connect to MySQL at 127\.0\.0\.1:\d+: Access denied for user 'root'@'127\.0\.0\.1' \(using password: YES\)$/);
     assert.equal((await kindOf(source(`mysql://root@127.0.0.1:${port}/nowhere`)))[0], 'config');
+    const admin = await connectMysql(connectionOptions(connection(`mysql://root@127.0.0.1:${port}/dip`), '.', 'admin'), 'admin');
+    try {
+      await admin.query(`CREATE USER 'locked'@'%' IDENTIFIED BY 'pw' ACCOUNT LOCK`);
+    } finally {
+      await admin.end();
+    }
+    const [locked, lockedMessage] = await kindOf(source(`mysql://locked:pw@127.0.0.1:${port}/dip`));
+    assert.deepEqual([locked, /this account is locked/.test(lockedMessage)], ['config', true], lockedMessage);
     assert.equal((await kindOf(source(`mysql://root@127.0.0.1:${await freePort('127.0.0.1')}/dip`)))[0], 'transient');
   });
 });
