@@ -375,7 +375,7 @@ describe('dip worker at startup', postgresTestOptions(), () => {
     return p;
   }
 
-  it('fails at once on an unknown database user (exit 2), and on an unreachable catalog with --startup-wait 0s (exit 75)', async () => {
+  it('fails at once on an unknown database user (exit 2), on an unreachable catalog with --startup-wait 0s (exit 75); SIGTERM while waiting exits 0', async () => {
     const port = (server as PostgresServer).port;
     const p = await configure(`postgres://nobody@127.0.0.1:${port}/postgres`);
     const denied = await runCli(['-p', p.dir, 'worker'], p.dir);
@@ -387,6 +387,14 @@ describe('dip worker at startup', postgresTestOptions(), () => {
     const down = await runCli(['-p', p.dir, 'worker', '--startup-wait', '0s'], p.dir);
     assert.equal(down.code, 75, down.stderr);
     assert.match(down.stderr, /cannot open the (PostgreSQL catalog|task queue) at postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres/);
+
+    // SIGTERM while waiting: a clean stop.
+    const waiting = startWorker(p.dir, ['--startup-wait', '60s']);
+    workers.push(waiting);
+    await until('the worker to wait', 30_000, () => (waiting.output().includes('not reachable yet') ? true : undefined));
+    waiting.child.kill('SIGTERM');
+    assert.deepEqual(await withTimeout(waiting.exited, 10_000, 'the waiting worker to stop'), { code: 0, signal: null }, waiting.output());
+    assert.match(waiting.output(), /"msg":"stopped before the catalog and the queue were reachable"/);
   });
 
   it('waits for a database that comes up after it, then runs tasks and stops on SIGTERM', { timeout: 120_000 }, async () => {

@@ -50,8 +50,20 @@ describe('waiting for the catalog at startup', () => {
       calls++;
       setTimeout(() => stop.abort(), 10);
       throw new DipError('transient', 'refused');
-    }, { initialDelayMs: 60_000, waitMs: 600_000, signal: stop.signal, log: () => undefined }), /refused/);
+    }, { initialDelayMs: 60_000, waitMs: 600_000, signal: stop.signal, log: () => undefined }), (err: unknown) => err instanceof DipError && err.kind === 'interrupted' && err.message === 'stopped by a signal while waiting for x');
     assert.equal(calls, 1, 'the pause cut short by the abort, and no attempt after it');
     assert.ok(Date.now() - started < 5_000);
+  });
+
+  it('abandons an attempt in progress when the signal aborts, and disposes of what it opens later', async () => {
+    const stop = new AbortController();
+    let open!: (value: string) => void;
+    const disposed: string[] = [];
+    const waiting = openWhenReachable('the catalog', () => new Promise<string>((resolve) => (open = resolve)), { waitMs: 600_000, signal: stop.signal, log: () => undefined }, async (v) => void disposed.push(v));
+    stop.abort();
+    await assert.rejects(waiting, (err: unknown) => err instanceof DipError && err.kind === 'interrupted');
+    open('a connection');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(disposed, ['a connection']);
   });
 });

@@ -111,7 +111,10 @@ export class TaskQueue {
     const schema = options.schema ?? `${catalog.schema}_queue`;
     if (!/^[a-z_][a-z0-9_]{0,49}$/.test(schema)) throw new DipError('config', `task queue schema "${schema}": expected a lower-case identifier of at most 50 characters (the catalog schema plus _queue)`);
     const { default: Boss } = await import('pg-boss');
-    const boss = new Boss({ connectionString: url, schema, max: 3, application_name: 'dip-queue', schedule: false, supervise: true, migrate: true });
+    // pg-boss hands its options to pg.Pool, whose connectionTimeoutMillis its typings omit: a server
+    // that accepts TCP but never answers then fails the open (and the startup wait goes on).
+    const poolOptions: PgBoss.ConstructorOptions & { connectionTimeoutMillis: number } = { connectionString: url, schema, max: 3, application_name: 'dip-queue', schedule: false, supervise: true, migrate: true, connectionTimeoutMillis: 15_000 };
+    const boss = new Boss(poolOptions);
     // pg-boss reports pool and polling errors as events (some as plain objects); it retries by itself.
     boss.on('error', (err: unknown) => options.log?.('task queue error', { error: typeof err === 'object' && err !== null && 'message' in err ? String(err.message) : String(err) }, 'warn'));
     try {

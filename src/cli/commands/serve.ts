@@ -3,12 +3,13 @@
  * project's `serve:` settings as defaults; SIGINT/SIGTERM closes it gracefully (exit 0).
  */
 import type { Command } from 'commander';
+import type { LoadedProject } from '../../config/load.js';
 import { resolveSecrets } from '../../config/secrets.js';
 import { DipError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import { Lake } from '../../lake/lake.js';
 import { createLogger } from '../../observe/log.js';
-import { createDispatcher } from '../../orchestrate/queue.js';
+import { createDispatcher, type Dispatcher, type QueueLog } from '../../orchestrate/queue.js';
 import { openWhenReachable } from '../../orchestrate/startup.js';
 import type { ServeLog } from '../../serve/server.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
@@ -56,9 +57,17 @@ export function registerServe(program: Command): void {
       const wait = { waitMs: startupWaitMs, signal: stopped.signal, log: (message: string, fields: Record<string, unknown>) => log('warn', message, fields) };
 
       try {
-        const lake = await openWhenReachable('the catalog', () => Lake.open(project), wait);
+        const queueLog = (message: string, fields?: Record<string, unknown>, level: 'info' | 'warn' | 'error' = 'info') => log(level, message, fields);
+        let opened: { lake: Lake; dispatcher: Dispatcher | undefined };
         try {
-          const dispatcher = await openWhenReachable('the task queue', () => createDispatcher(lake, { log: (message, fields, level = 'info') => log(level, message, fields) }), wait);
+          opened = await openWhenReachable('the catalog or the task queue', () => openLakeAndDispatcher(project, queueLog), wait, closeBoth);
+        } catch (err) {
+          if (!(err instanceof DipError && err.kind === 'interrupted')) throw err;
+          log('info', 'stopped before the catalog and the queue were reachable');
+          return;
+        }
+        const { lake, dispatcher } = opened;
+        try {
           try {
             // Fastify loads only for `dip serve`, not for every command.
             const { serve } = await import('../../serve/server.js');
@@ -110,4 +119,20 @@ function untilSignal(log: ServeLog): { received: Promise<NodeJS.Signals>; dispos
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return { received, dispose };
+}
+
+/** The lake, then (serve.executor: workers) the task queue; on failure nothing stays open. */
+async function openLakeAndDispatcher(project: LoadedProject, log: QueueLog): Promise<{ lake: Lake; dispatcher: Dispatcher | undefined }> {
+  const lake = await Lake.open(project);
+  try {
+    return { lake, dispatcher: await createDispatcher(lake, { log }) };
+  } catch (err) {
+    await lake.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function closeBoth({ lake, dispatcher }: { lake: Lake; dispatcher: Dispatcher | undefined }): Promise<void> {
+  await dispatcher?.close().catch(() => undefined);
+  await lake.close().catch(() => undefined);
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { LoadedProject } from '../../config/load.js';
+import { DipError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import { Lake } from '../../lake/lake.js';
 import { createLogger } from '../../observe/log.js';
@@ -50,11 +51,20 @@ export function registerWorker(program: Command): void {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
       try {
-        const { lake, queue } = await openWhenReachable('the catalog or the task queue', () => openLakeAndQueue(project, log), {
-          waitMs: startupWaitMs,
-          signal: stop.signal,
-          log: (message, fields) => log(message, fields, 'warn'),
-        });
+        let opened: { lake: Lake; queue: TaskQueue };
+        try {
+          opened = await openWhenReachable(
+            'the catalog or the task queue',
+            () => openLakeAndQueue(project, log),
+            { waitMs: startupWaitMs, signal: stop.signal, log: (message, fields) => log(message, fields, 'warn') },
+            closeBoth,
+          );
+        } catch (err) {
+          if (!(err instanceof DipError && err.kind === 'interrupted')) throw err;
+          log('stopped before the catalog and the queue were reachable');
+          return;
+        }
+        const { lake, queue } = opened;
         try {
           await runWorker(lake, { concurrency, leaseMs, graceMs, signal: stop.signal, log, queue });
         } finally {
@@ -67,11 +77,19 @@ export function registerWorker(program: Command): void {
     });
 }
 
-/** The lake and the queue open side by side (the worker is up sooner); on failure neither stays open. */
+/**
+ * The lake and the queue open side by side (the worker is up sooner); on failure neither stays
+ * open, and an error no wait can fix (a wrong password) wins over a transient one.
+ */
 async function openLakeAndQueue(project: LoadedProject, log: QueueLog): Promise<{ lake: Lake; queue: TaskQueue }> {
   const [lake, queue] = await Promise.allSettled([Lake.open(project), TaskQueue.create({ project }, { log })]);
   if (lake.status === 'fulfilled' && queue.status === 'fulfilled') return { lake: lake.value, queue: queue.value };
   if (lake.status === 'fulfilled') await lake.value.close().catch(() => undefined);
   if (queue.status === 'fulfilled') await queue.value.close().catch(() => undefined);
-  throw lake.status === 'rejected' ? lake.reason : (queue as PromiseRejectedResult).reason;
+  const errors = [lake, queue].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  throw errors.find((e) => !(e instanceof DipError && e.kind === 'transient')) ?? errors[0];
+}
+
+async function closeBoth({ lake, queue }: { lake: Lake; queue: TaskQueue }): Promise<void> {
+  await Promise.allSettled([lake.close(), queue.close()]);
 }
