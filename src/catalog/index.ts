@@ -20,6 +20,7 @@ export async function openCatalog(config: CatalogConfig, baseDir: string): Promi
       try {
         return await PostgresCatalog.create({ url, schema: config.schema });
       } catch (err) {
+        if (err instanceof DipError) throw err;
         throw new DipError(connectionErrorKind(err), `cannot open the PostgreSQL catalog at ${withoutPassword(url)} (schema ${config.schema}): ${errorMessage(err)}`, { cause: err });
       }
     }

@@ -57,6 +57,10 @@ export class SqlCatalog implements Catalog {
       await tx.execute(`CREATE TABLE IF NOT EXISTS dip_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
       const rows = await tx.query(`SELECT value FROM dip_meta WHERE key = 'schema_version'`);
       const current = rows[0] ? Number(rows[0]['value']) : 0;
+      // An older dip on a newer catalog would write rows without the columns newer code relies on.
+      if (current > MIGRATIONS.length) {
+        throw new DipError('config', `the catalog's schema is version ${current}, newer than this dip knows (version ${MIGRATIONS.length}): a newer dip upgraded it; upgrade this installation (every process sharing a catalog must run the same dip version or newer)`);
+      }
       for (let v = current; v < MIGRATIONS.length; v++) {
         for (const stmt of MIGRATIONS[v] ?? []) await tx.execute(stmt.replaceAll('{id}', idColumn(this.db.dialect)));
       }
@@ -296,7 +300,7 @@ export class SqlCatalog implements Catalog {
   }
 
   async startRun(run: { id: string; pipeline: string; host: string; pid: number }): Promise<RunRecord> {
-    const startedAt = now();
+    const startedAt = this.clock().toISOString();
     const stats: RunStats = { streams: {} };
     await this.db.execute(
       `INSERT INTO dip_runs (id, pipeline, status, started_at, host, pid, stats, heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)`,
@@ -306,11 +310,11 @@ export class SqlCatalog implements Catalog {
   }
 
   async updateRunStats(id: string, stats: RunStats): Promise<void> {
-    await this.db.execute(`UPDATE dip_runs SET stats = ?, heartbeat_at = ? WHERE id = ?`, [JSON.stringify(stats), now(), id]);
+    await this.db.execute(`UPDATE dip_runs SET stats = ?, heartbeat_at = ? WHERE id = ?`, [JSON.stringify(stats), this.clock().toISOString(), id]);
   }
 
   async heartbeat(id: string): Promise<void> {
-    await this.db.execute(`UPDATE dip_runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'`, [now(), id]);
+    await this.db.execute(`UPDATE dip_runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'`, [this.clock().toISOString(), id]);
   }
 
   async finishRun(
@@ -319,7 +323,7 @@ export class SqlCatalog implements Catalog {
   ): Promise<void> {
     await this.db.execute(`UPDATE dip_runs SET status = ?, ended_at = ?, error = ?, cause = ?, stats = ? WHERE id = ?`, [
       outcome.status,
-      now(),
+      this.clock().toISOString(),
       outcome.error ?? null,
       outcome.cause ?? null,
       JSON.stringify(outcome.stats),
@@ -329,7 +333,7 @@ export class SqlCatalog implements Catalog {
 
   async markCrashedRuns(isAlive: ProcessProbe, options: { staleAfterMs?: number } = {}): Promise<number> {
     const running = await this.db.query(`SELECT id, host, pid, started_at, heartbeat_at FROM dip_runs WHERE status = 'running' AND orchestrated = 0`);
-    const staleBefore = Date.now() - (options.staleAfterMs ?? DEFAULT_STALE_MS);
+    const staleBefore = this.clock().getTime() - (options.staleAfterMs ?? DEFAULT_STALE_MS);
     let marked = 0;
     for (const r of running) {
       const alive = isAlive(str(r['host']), num(r['pid']));
@@ -337,7 +341,7 @@ export class SqlCatalog implements Catalog {
       if (alive === true || (alive === undefined && lastSign >= staleBefore)) continue;
       marked += await this.db.execute(
         `UPDATE dip_runs SET status = 'crashed', ended_at = ?, error = ? WHERE id = ? AND status = 'running'`,
-        [now(), 'the process ended before the run finished (killed or crashed); uncommitted work was discarded', str(r['id'])],
+        [this.clock().toISOString(), 'the process ended before the run finished (killed or crashed); uncommitted work was discarded', str(r['id'])],
       );
     }
     return marked;
