@@ -480,3 +480,80 @@ describe('dip worker on a machine whose clock is off', postgresTestOptions(), ()
     }
   });
 });
+
+describe('dip workers across a PostgreSQL crash and restart', postgresTestOptions(), () => {
+  let server: PostgresServer | undefined;
+  let project: TestProject | undefined;
+  const workers: Worker[] = [];
+  const schema = 'dip_restart';
+  const days = 12;
+
+  before(async () => {
+    server = await startPostgres();
+    project = await TestProject.create({});
+    const config = projectConfig({});
+    config['catalog'] = { kind: 'postgres', url: server.url, schema };
+    config['serve'] = { executor: 'workers' };
+    config['pipelines'] = {
+      p: {
+        schedule: { every: '1d', start: '2100-01-01T00:00:00Z' },
+        retries: { attempts: 8, delay: '500ms', jitter: false },
+        sources: { shop: { type: 'files', streams: { orders: { path: 'data/{interval.start_date}.csv' } } } },
+        tasks: { settle: { shell: 'sleep 0.5', depends_on: ['ingest.shop'] } },
+      },
+    };
+    await project.write('dip.yaml', `${JSON.stringify(config, null, 2)}\n`);
+    for (let d = 1; d <= days; d++) await project.write(`data/${day(d)}.csv`, `id,day\n${d * 100 + 1},${day(d)}\n${d * 100 + 2},${day(d)}\n${d * 100 + 3},${day(d)}\n`);
+  });
+
+  after(async () => {
+    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    await Promise.all(workers.map((w) => w.exited));
+    await project?.dispose();
+    await server?.stop();
+  });
+
+  it('every interval lands exactly once; workers and the coordinator ride through the outage', { timeout: 300_000 }, async () => {
+    const p = project as TestProject;
+    const pgServer = server as PostgresServer;
+    for (let i = 0; i < 2; i++) workers.push(startWorker(p.dir, ['--concurrency', '2']));
+    for (const w of workers) await started(w);
+    const lake = await p.lake();
+    const dispatcher = (await createDispatcher(lake)) as Dispatcher;
+    const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => dispatcher.dispatch(refs) });
+    let ticking = true;
+    const ticker = (async () => {
+      while (ticking) {
+        await runtime.orchestrator.tick().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    try {
+      const plan = await runtime.orchestrator.backfill('p', { from: new Date(`${day(1)}T00:00:00Z`), to: new Date(`${day(days + 1)}T00:00:00Z`), parallel: 4 });
+      // Crash the database while tasks are running.
+      await until('some runs to finish and tasks to be running', 60_000, async () => {
+        const runs = await runtime.orchestrator.store.listRuns({ pipeline: 'p', limit: 100 });
+        return runs.filter((r) => r.status === 'succeeded').length >= 2 && runs.some((r) => r.status === 'running') ? true : undefined;
+      });
+      const crashedAt = Date.now();
+      await pgServer.restart(2_000);
+      const runs = await withTimeout(waitForRuns(runtime.orchestrator.store, plan.runIds, { pollMs: 200 }), 240_000, 'the backfill to finish after the restart');
+      const recoveredIn = Date.now() - crashedAt;
+      assert.deepEqual(runs.filter((r) => r.status !== 'succeeded').map((r) => [r.interval?.start.toISOString(), r.status, r.error]), [], 'every run succeeded');
+      const [totals] = await p.rows(`SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS ids FROM bronze.orders`);
+      assert.deepEqual(totals, { n: days * 3, ids: days * 3 }, 'each interval landed exactly once');
+      for (const w of workers) assert.equal(w.child.exitCode, null, `worker ${w.pid} survived the outage: ${w.output().slice(-1500)}`);
+      const attempts: TaskAttemptRecord[] = [];
+      for (const id of plan.runIds) attempts.push(...(await runtime.orchestrator.store.listAttempts(id)));
+      process.stderr.write(`postgres restart: backfill of ${days} finished ${recoveredIn} ms after the crash (2 s down); ${attempts.length} attempts, ${attempts.filter((a) => a.status !== 'succeeded').length} not succeeded\n`);
+    } finally {
+      ticking = false;
+      await ticker;
+      await runtime.stop();
+      await dispatcher.close();
+    }
+    for (const w of workers) w.child.kill('SIGTERM');
+    const exits = await withTimeout(Promise.all(workers.map((w) => w.exited)), 30_000, 'the workers to stop');
+    assert.deepEqual(exits, workers.map(() => ({ code: 0, signal: null })), workers.map((w) => w.output().slice(-1500)).join('\n---\n'));
+  });
+});

@@ -41,6 +41,11 @@ export interface PostgresServer {
   dataDir: string;
   /** Immediate shutdown, then the temp dir is removed. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Crashes the server (immediate shutdown: every connection dropped, no checkpoint), keeps it
+   * down for `downMs`, then starts it again on the same port and data directory (crash recovery).
+   */
+  restart(downMs?: number): Promise<void>;
 }
 
 const REQUIRED_BINARIES = ['initdb', 'postgres', 'pg_ctl'] as const;
@@ -147,7 +152,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     const port = await freePort('127.0.0.1');
     try {
       const child = await launch({ binDir, dataDir, baseDir, logFile, port, user, options });
-      return makeHandle({ binDir, dataDir, baseDir, port, user, child, exitCleanup });
+      return makeHandle({ binDir, dataDir, baseDir, port, user, child, exitCleanup, relaunch: () => launch({ binDir, dataDir, baseDir, logFile, port, user, options }) });
     } catch (err) {
       lastError = err;
       const message = err instanceof Error ? err.message : String(err);
@@ -245,9 +250,10 @@ function makeHandle(p: {
   user: OsUser | undefined;
   child: ChildProcess;
   exitCleanup: { release(): void };
+  relaunch: () => Promise<ChildProcess>;
 }): PostgresServer {
   let stopping: Promise<void> | undefined;
-  const stop = async (): Promise<void> => {
+  const halt = async (): Promise<void> => {
     try {
       await run(join(p.binDir, 'pg_ctl'), ['stop', '-D', p.dataDir, '-m', 'immediate', '-w', '-t', '30'], {
         user: p.user,
@@ -261,6 +267,9 @@ function makeHandle(p: {
       p.child.kill('SIGKILL');
       await waitForExit(p.child, 5_000);
     }
+  };
+  const stop = async (): Promise<void> => {
+    await halt();
     await rm(p.baseDir, { recursive: true, force: true });
     p.exitCleanup.release();
   };
@@ -269,6 +278,12 @@ function makeHandle(p: {
     port: p.port,
     dataDir: p.dataDir,
     stop: () => (stopping ??= stop()),
+    restart: async (downMs = 0) => {
+      if (stopping) throw new Error('the server was stopped');
+      await halt();
+      await new Promise((r) => setTimeout(r, downMs));
+      p.child = await p.relaunch();
+    },
   };
 }
 
