@@ -45,4 +45,43 @@ describe('catalog schema versions', () => {
       await server.stop();
     }
   });
+
+  it('PostgreSQL: a running catalog keeps working after a newer dip adds columns to every table (prepared statements name their columns)', postgresTestOptions(), async () => {
+    const server = await startPostgres();
+    const catalog = await openCatalog({ kind: 'postgres', url: server.url, schema: 'dip_up' }, '.');
+    try {
+      const o = catalog.orchestration;
+      let n = 0;
+      const cycle = async () => {
+        const t0 = new Date(Date.UTC(2026, 0, 1, ++n));
+        const [id] = await o.createRuns([{ pipeline: 'p', interval: { start: t0, end: new Date(t0.getTime() + 3_600_000) }, trigger: 'schedule', priority: 10, maxActive: 1, tasks: [{ name: 'a', deps: [], pool: null, mutex: null, maxAttempts: 1 }] }], t0);
+        const runId = id as string;
+        await o.promote(t0);
+        const claim = await o.claim({ runId, task: 'a' }, 'w', 60_000, () => 1, t0);
+        assert.ok(claim.ok);
+        const done = await o.finish({ runId, task: 'a' }, 'w', 1, { ok: true, rows: 1 }, t0);
+        assert.equal(done.runFinished?.status, 'succeeded');
+        assert.equal((await o.getRun(runId))?.status, 'succeeded');
+        assert.equal((await o.listRuns({ pipeline: 'p' })).length, n);
+        assert.equal((await o.listTasks(runId))[0]?.status, 'succeeded');
+        assert.equal((await o.listAttempts(runId))[0]?.status, 'succeeded');
+        assert.equal((await o.attemptsEndedAfter(0)).length, n);
+        await catalog.listTables();
+        await catalog.listRuns();
+      };
+      await cycle();
+      await cycle();
+      const c = new pg.Client({ connectionString: server.url });
+      await c.connect();
+      const tables = await c.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'dip_up'`);
+      for (const { table_name } of tables.rows) await c.query(`ALTER TABLE dip_up.${table_name} ADD COLUMN added_by_a_newer_dip TEXT`);
+      await c.end();
+      assert.ok(tables.rows.length >= 10);
+      await cycle();
+      await cycle();
+    } finally {
+      await catalog.close();
+      await server.stop();
+    }
+  });
 });

@@ -279,7 +279,7 @@ export class OrchestrationStore {
   }
 
   async getRun(id: string): Promise<OrchestratedRun | undefined> {
-    const rows = await this.db.query(`SELECT * FROM dip_runs WHERE id = ? AND orchestrated = 1`, [id]);
+    const rows = await this.db.query(`SELECT ${RUN_COLUMNS} FROM dip_runs WHERE id = ? AND orchestrated = 1`, [id]);
     return rows[0] ? toRun(rows[0]) : undefined;
   }
 
@@ -290,7 +290,7 @@ export class OrchestrationStore {
     if (filter.status) (where.push('status = ?'), params.push(filter.status));
     if (filter.backfillId) (where.push('backfill_id = ?'), params.push(filter.backfillId));
     params.push(filter.limit ?? 50);
-    const rows = await this.db.query(`SELECT * FROM dip_runs WHERE ${where.join(' AND ')} ORDER BY queued_at DESC, id DESC LIMIT ?`, params);
+    const rows = await this.db.query(`SELECT ${RUN_COLUMNS} FROM dip_runs WHERE ${where.join(' AND ')} ORDER BY queued_at DESC, id DESC LIMIT ?`, params);
     return rows.map(toRun);
   }
 
@@ -682,7 +682,7 @@ async function maybeFinishRun(tx: SqlExecutor, runId: string, now: Date): Promis
 }
 
 async function runOrThrow(tx: SqlExecutor, runId: string): Promise<OrchestratedRun> {
-  const rows = await tx.query(`SELECT * FROM dip_runs WHERE id = ? AND orchestrated = 1`, [runId]);
+  const rows = await tx.query(`SELECT ${RUN_COLUMNS} FROM dip_runs WHERE id = ? AND orchestrated = 1`, [runId]);
   if (!rows[0]) throw new DipError('not_found', `no orchestrated run ${runId}; list runs with \`dip runs list\``);
   return toRun(rows[0]);
 }
@@ -690,6 +690,9 @@ async function runOrThrow(tx: SqlExecutor, runId: string): Promise<OrchestratedR
 function tail(text: string): string {
   return text.length > LOG_LIMIT ? text.slice(text.length - LOG_LIMIT) : text;
 }
+
+/** What toRun reads (named, not `*`: such statements can be prepared; see the PostgreSQL driver). */
+const RUN_COLUMNS = 'id, pipeline, status, trigger_kind, priority, interval_start, interval_end, queued_at, started_at, ended_at, attempt, backfill_id, cancel_requested, error';
 
 function toRun(r: Row): OrchestratedRun {
   const start = strOrNull(r['interval_start']);

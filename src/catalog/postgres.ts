@@ -10,12 +10,37 @@ function toDollarParams(sql: string): string {
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
+/**
+ * Statements the server keeps parsed and planned per connection, by name: the catalog runs the
+ * same few dozen statements over and over (claims, finishes, commits). Only short statements
+ * get a name: ones built with a variable number of rows would fill each connection's cache.
+ */
+const PREPARED_MAX_SQL = 1_500;
+const PREPARED_MAX_NAMES = 500;
+const preparedNames = new Map<string, string>();
+/**
+ * `*` columns are fixed when a statement is prepared: after a newer dip adds a column (a
+ * migration) PostgreSQL refuses the prepared statement ("cached plan must not change result
+ * type") in every process still running. Such statements stay unnamed.
+ */
+const SELECTS_STAR = /(^|[\s,])(\w+\.)?\*\s*(,|FROM\b|$)/i;
+
+function statement(sql: string, params: readonly SqlValue[]): { text: string; values: unknown[]; name?: string } {
+  const text = toDollarParams(sql);
+  const values = params as unknown[];
+  if (text.length > PREPARED_MAX_SQL || SELECTS_STAR.test(text)) return { text, values };
+  let name = preparedNames.get(text);
+  if (name === undefined && preparedNames.size < PREPARED_MAX_NAMES) {
+    name = `dip_${preparedNames.size}`;
+    preparedNames.set(text, name);
+  }
+  return name === undefined ? { text, values } : { name, text, values };
+}
+
 function executorFor(client: Pool | PoolClient): SqlExecutor {
   return {
-    query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) =>
-      (await client.query(toDollarParams(sql), params as unknown[])).rows as T[],
-    execute: async (sql: string, params: readonly SqlValue[] = []) =>
-      (await client.query(toDollarParams(sql), params as unknown[])).rowCount ?? 0,
+    query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) => (await client.query(statement(sql, params))).rows as T[],
+    execute: async (sql: string, params: readonly SqlValue[] = []) => (await client.query(statement(sql, params))).rowCount ?? 0,
   };
 }
 
