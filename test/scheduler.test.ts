@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { loadProject } from '../src/config/load.js';
+import { Lake } from '../src/lake/lake.js';
+import { runAttempt } from '../src/orchestrate/attempt.js';
 import { Orchestrator } from '../src/orchestrate/orchestrator.js';
 import { startRuntime, waitForRuns, type Runtime } from '../src/orchestrate/runtime.js';
 import type { OrchestratedRun, TaskAttemptRecord } from '../src/orchestrate/types.js';
@@ -250,6 +253,39 @@ describe('retries, resume, pools, cancel', () => {
     const [done] = await waitForRuns(other.orchestrator.store, [run.id], { pollMs: 20 });
     assert.equal(done?.status, 'succeeded');
     assert.equal((await other.orchestrator.store.listTasks(run.id))[0]?.attempt, 1);
+  });
+
+  it('a holder that cannot renew its lease stops itself before the lease runs out; the task is taken over, never run twice at once', async () => {
+    const p = await project({ p: { sources: {}, retries: quick, tasks: { t: { shell: 'echo start >> spans.txt; sleep 3; echo end >> spans.txt' } } } });
+    // This process is cut off from the catalog for its heartbeats (a network partition).
+    const partitioned = await Lake.open(await loadProject(p.dir));
+    try {
+      partitioned.catalog.orchestration.heartbeat = async () => {
+        throw new Error('catalog unreachable');
+      };
+      const o = Orchestrator.create(partitioned);
+      const run = await o.trigger('p');
+      const claimedAt = Date.now();
+      const claim = await o.store.claim({ runId: run.id, task: 't' }, 'partitioned', 1_000, () => 1, new Date(claimedAt));
+      assert.ok(claim.ok);
+      const attempt = await runAttempt(partitioned, { runId: run.id, task: 't' }, claim, { owner: 'partitioned', leaseMs: 1_000, dag: (x) => o.dag(x), clock: () => new Date(), handBack: new AbortController().signal });
+      const fencedAt = Date.now();
+      assert.equal(attempt, 'lost');
+      assert.ok(fencedAt - claimedAt < 1_000, `stopped ${fencedAt - claimedAt} ms after the claim, before its 1 s lease ran out`);
+      // Once the lease has run out, a healthy process's sweep takes the task over.
+      await new Promise((res) => setTimeout(res, Math.max(0, claimedAt + 1_050 - Date.now())));
+      const healthy = startRuntime(await p.lake(), { leaseMs: 1_000, pollMs: 20 });
+      runtimes.push(healthy);
+      await healthy.orchestrator.maintain();
+      const [done] = await waitForRuns(healthy.orchestrator.store, [run.id], { pollMs: 20 });
+      assert.equal(done?.status, 'succeeded');
+      const attempts = await healthy.orchestrator.store.listAttempts(run.id);
+      assert.deepEqual(attempts.map((a) => [a.attempt, a.status, a.worker === 'partitioned']), [[1, 'lost', true], [2, 'succeeded', false]]);
+      const { readFile } = await import('node:fs/promises');
+      assert.deepEqual((await readFile(p.path('spans.txt'), 'utf8')).trim().split('\n'), ['start', 'start', 'end'], "the partitioned holder's command was stopped before its end");
+    } finally {
+      await partitioned.close();
+    }
   });
 
   it('a task whose worker died (lease expired) is recovered and run again', async () => {

@@ -182,8 +182,9 @@ export class OrchestrationStore {
   /** Extends the lease; tells the holder whether the run was cancelled or the lease was lost. */
   async heartbeat(ref: { runId: string; task: string }, owner: string, attempt: number, leaseMs: number, now: Date): Promise<{ lost: boolean; cancel: boolean }> {
     const changed = await this.db.execute(
-      `UPDATE dip_task_runs SET lease_expires = ? WHERE run_id = ? AND task = ? AND lease_owner = ? AND attempt = ? AND status = 'running'`,
-      [iso(new Date(now.getTime() + leaseMs)), ref.runId, ref.task, owner, attempt],
+      // An expired lease is not renewed: a claim may already count its slot or mutex as free.
+      `UPDATE dip_task_runs SET lease_expires = ? WHERE run_id = ? AND task = ? AND lease_owner = ? AND attempt = ? AND status = 'running' AND lease_expires > ?`,
+      [iso(new Date(now.getTime() + leaseMs)), ref.runId, ref.task, owner, attempt, iso(now)],
     );
     const rows = await this.db.query(`SELECT cancel_requested FROM dip_runs WHERE id = ?`, [ref.runId]);
     return { lost: changed === 0, cancel: num(rows[0]?.['cancel_requested']) === 1 };

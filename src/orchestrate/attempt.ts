@@ -48,14 +48,30 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
   const logLines: string[] = [];
   const log = (line: string) => logLines.push(`${new Date().toISOString()} ${line}\n`);
   let lost = false;
+  const loseLease = (why: string) => {
+    lost = true;
+    controller.abort(new DipError('interrupted', why));
+  };
+  // Self-fencing: a holder that could not renew its lease stops before the lease runs out, so
+  // the worker that may then take the task over (and its pool slot or mutex) never runs beside it.
+  // The lease was taken a little before this attempt began; the margin covers that and clock error.
+  const fenceMarginMs = Math.max(Math.floor(leaseMs / 6), 100);
+  let fence: NodeJS.Timeout | undefined;
+  const renewedUntil = (untilMs: number) => {
+    clearTimeout(fence);
+    fence = setTimeout(() => loseLease(`could not renew the lease on ${ref.task} in time (the catalog did not answer); stopped so that another worker can take the task over`), Math.max(0, untilMs - fenceMarginMs - clock().getTime()));
+  };
+  renewedUntil(clock().getTime() + leaseMs);
   // Every third of the lease, and at least every 5 s so a cancel is noticed quickly.
   const heartbeat = setInterval(() => {
-    void store.heartbeat(ref, owner, claim.attempt, leaseMs, clock()).then(
+    const sentAt = clock().getTime();
+    void store.heartbeat(ref, owner, claim.attempt, leaseMs, new Date(sentAt)).then(
       ({ lost: gone, cancel }) => {
-        if (gone) {
-          lost = true;
-          controller.abort(new DipError('interrupted', `the lease on ${ref.task} was lost to another worker`));
-        } else if (cancel) controller.abort(new DipError('interrupted', `run ${ref.runId} was cancelled`, { details: { cancelled: true } }));
+        if (gone) loseLease(`the lease on ${ref.task} was lost (it expired, or another worker took the task over)`);
+        else {
+          if (!lost) renewedUntil(sentAt + leaseMs);
+          if (cancel) controller.abort(new DipError('interrupted', `run ${ref.runId} was cancelled`, { details: { cancelled: true } }));
+        }
       },
       () => undefined,
     );
@@ -97,6 +113,7 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
     log(`failed: ${errorMessage(err)}`);
   } finally {
     clearInterval(heartbeat);
+    clearTimeout(fence);
     if (timer) clearTimeout(timer);
     options.handBack.removeEventListener('abort', handBack);
   }
