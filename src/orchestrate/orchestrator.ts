@@ -13,6 +13,7 @@ import { durationMs } from '../core/time.js';
 import type { Lake } from '../lake/lake.js';
 import type { Alerter } from './alerts.js';
 import type { AttemptFinished } from './attempt.js';
+import { readsDisjointSlices } from './source-slices.js';
 import { pipelineDag, type PipelineDag } from './dag.js';
 import { dueIntervals, intervalsBetween, type Interval, type ScheduleSpec } from './schedule.js';
 import { fileTriggerFingerprint } from './triggers.js';
@@ -92,13 +93,15 @@ export class Orchestrator {
 
   /**
    * Tasks that must not run in two runs at once: the one writer of a silver table, and the
-   * ingest of a source not cut by `{interval.*}` templates, whose runs all read and advance one
-   * state (cursors, CDC positions, the file ledger). Interval-templated sources read disjoint
-   * slices, so their backfill runs ingest in parallel.
+   * ingest of a source whose runs share one state (see readsDisjointSlices). Sources whose every
+   * stream reads its interval's own slice ingest their backfill runs in parallel.
    */
   private mutexOf(pipeline: string, run: PipelineDag['tasks'][number]['run']): string | null {
     if (run.kind === 'silver') return `${pipeline}:silver.${run.table}`;
-    if (run.kind === 'ingest' && !JSON.stringify(this.pipeline(pipeline).sources[run.source] ?? {}).includes('{interval.')) return `${pipeline}:ingest.${run.source}`;
+    if (run.kind === 'ingest') {
+      const source = this.pipeline(pipeline).sources[run.source];
+      if (!source || !readsDisjointSlices(source)) return `${pipeline}:ingest.${run.source}`;
+    }
     return null;
   }
 
