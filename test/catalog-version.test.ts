@@ -84,4 +84,27 @@ describe('catalog schema versions', () => {
       await server.stop();
     }
   });
+
+  it('PostgreSQL: statements built with a variable number of values take no prepared-statement names', postgresTestOptions(), async () => {
+    const server = await startPostgres();
+    const { PostgresCatalog } = await import('../src/catalog/postgres.js');
+    const catalog = await PostgresCatalog.create({ url: server.url, schema: 'dip_names', maxConnections: 1 });
+    try {
+      const prepared = () => preparedStatements(catalog);
+      const before = await prepared();
+      for (let n = 1; n <= 60; n++) await catalog.orchestration.statusOf(Array.from({ length: n }, (_, i) => `run_${i}`));
+      const after = await prepared();
+      assert.ok(after - before <= 1, `statusOf with 1..60 ids prepared ${after - before} statements`);
+    } finally {
+      await catalog.close();
+      await server.stop();
+    }
+  });
 });
+
+/** Prepared statements of the catalog's one pooled connection (pg_prepared_statements is per session, so read through its driver). */
+async function preparedStatements(catalog: object): Promise<number> {
+  const db = (catalog as { db?: { query(sql: string): Promise<{ n: number | string }[]> } }).db as { query(sql: string): Promise<{ n: number | string }[]> };
+  const [row] = await db.query('SELECT count(*)::int AS n FROM pg_prepared_statements');
+  return Number(row?.n ?? 0);
+}

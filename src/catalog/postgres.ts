@@ -23,12 +23,14 @@ const preparedNames = new Map<string, string>();
  * migration) PostgreSQL refuses the prepared statement ("cached plan must not change result
  * type") in every process still running. Such statements stay unnamed.
  */
+/** `IN (?, ?, …)` lists and multi-row `VALUES (…), (…)`: one text per length, each would take a name. */
+const VARIABLE_ARITY = /\bIN\s*\(\s*\?\s*,|\)\s*,\s*\(\s*\?/i;
 const SELECTS_STAR = /(^|[\s,])(\w+\.)?\*\s*(,|FROM\b|$)/i;
 
 function statement(sql: string, params: readonly SqlValue[]): { text: string; values: unknown[]; name?: string } {
   const text = toDollarParams(sql);
   const values = params as unknown[];
-  if (text.length > PREPARED_MAX_SQL || SELECTS_STAR.test(text)) return { text, values };
+  if (text.length > PREPARED_MAX_SQL || SELECTS_STAR.test(text) || VARIABLE_ARITY.test(sql)) return { text, values };
   let name = preparedNames.get(text);
   if (name === undefined && preparedNames.size < PREPARED_MAX_NAMES) {
     name = `dip_${preparedNames.size}`;
@@ -78,6 +80,9 @@ class PostgresDriver implements SqlDriver {
       await client.query('ROLLBACK').catch((rollbackError: unknown) => {
         broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
       });
+      // A prepared statement whose result columns changed (a migration by a newer dip) fails on
+      // this connection until it is closed; a new connection prepares it afresh.
+      if ((err as { code?: unknown }).code === '0A000') broken ??= err as Error;
       throw err;
     } finally {
       client.off('error', ignore);
