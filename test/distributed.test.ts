@@ -71,6 +71,23 @@ async function runningOn(url: string, schema: string, w: Worker, task: string): 
   );
 }
 
+/** A project whose catalog is `schema` on the server at `url`, with tasks going to `dip worker`s. */
+async function workersProject(url: string, schema: string, pipelines: Record<string, unknown>): Promise<TestProject> {
+  const project = await TestProject.create({});
+  const config = projectConfig({});
+  config['catalog'] = { kind: 'postgres', url, schema };
+  config['serve'] = { executor: 'workers' };
+  config['pipelines'] = pipelines;
+  await project.write('dip.yaml', `${JSON.stringify(config, null, 2)}\n`);
+  return project;
+}
+
+/** SIGKILLs the workers still running and waits until every one has exited. */
+async function killAll(workers: Worker[]): Promise<void> {
+  for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await Promise.all(workers.map((w) => w.exited));
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)));
@@ -109,8 +126,7 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
   });
 
   after(async () => {
-    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-    await Promise.all(workers.map((w) => w.exited));
+    await killAll(workers);
     await runtime?.stop().catch(() => undefined);
     await dispatcher?.close().catch(() => undefined);
     await project?.dispose();
@@ -250,18 +266,12 @@ describe('dip worker: graceful stop', postgresTestOptions(), () => {
 
   before(async () => {
     server = await startPostgres();
-    project = await TestProject.create({});
-    const config = projectConfig({});
-    config['catalog'] = { kind: 'postgres', url: server.url, schema };
-    config['serve'] = { executor: 'workers' };
     // Runs until the file `go` exists.
-    config['pipelines'] = { q: { sources: {}, tasks: { long: { shell: 'test -f go && exit 0; sleep 30' } } } };
-    await project.write('dip.yaml', `${JSON.stringify(config, null, 2)}\n`);
+    project = await workersProject(server.url, schema, { q: { sources: {}, tasks: { long: { shell: 'test -f go && exit 0; sleep 30' } } } });
   });
 
   after(async () => {
-    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-    await Promise.all(workers.map((w) => w.exited));
+    await killAll(workers);
     await runtime?.stop().catch(() => undefined);
     await dispatcher?.close().catch(() => undefined);
     await project?.dispose();
@@ -358,8 +368,7 @@ describe('dip worker at startup', postgresTestOptions(), () => {
   });
 
   after(async () => {
-    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-    await Promise.all(workers.map((w) => w.exited));
+    await killAll(workers);
     await front?.close();
     await project?.dispose();
     await server?.stop();
@@ -435,17 +444,11 @@ describe('dip worker on a machine whose clock is off', postgresTestOptions(), ()
 
   before(async () => {
     server = await startPostgres();
-    project = await TestProject.create({});
-    const config = projectConfig({});
-    config['catalog'] = { kind: 'postgres', url: server.url, schema };
-    config['serve'] = { executor: 'workers' };
-    config['pipelines'] = { q: { sources: {}, tasks: { long: { shell: 'sleep 8' } } } };
-    await project.write('dip.yaml', `${JSON.stringify(config, null, 2)}\n`);
+    project = await workersProject(server.url, schema, { q: { sources: {}, tasks: { long: { shell: 'sleep 8' } } } });
   });
 
   after(async () => {
-    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-    await Promise.all(workers.map((w) => w.exited));
+    await killAll(workers);
     await project?.dispose();
     await server?.stop();
   });
@@ -490,25 +493,19 @@ describe('dip workers across a PostgreSQL crash and restart', postgresTestOption
 
   before(async () => {
     server = await startPostgres();
-    project = await TestProject.create({});
-    const config = projectConfig({});
-    config['catalog'] = { kind: 'postgres', url: server.url, schema };
-    config['serve'] = { executor: 'workers' };
-    config['pipelines'] = {
+    project = await workersProject(server.url, schema, {
       p: {
         schedule: { every: '1d', start: '2100-01-01T00:00:00Z' },
         retries: { attempts: 8, delay: '500ms', jitter: false },
         sources: { shop: { type: 'files', streams: { orders: { path: 'data/{interval.start_date}.csv' } } } },
         tasks: { settle: { shell: 'sleep 0.5', depends_on: ['ingest.shop'] } },
       },
-    };
-    await project.write('dip.yaml', `${JSON.stringify(config, null, 2)}\n`);
+    });
     for (let d = 1; d <= days; d++) await project.write(`data/${day(d)}.csv`, `id,day\n${d * 100 + 1},${day(d)}\n${d * 100 + 2},${day(d)}\n${d * 100 + 3},${day(d)}\n`);
   });
 
   after(async () => {
-    for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-    await Promise.all(workers.map((w) => w.exited));
+    await killAll(workers);
     await project?.dispose();
     await server?.stop();
   });
