@@ -86,11 +86,13 @@ pipelines:
     const loadDone = new Promise<number | null>((resolve) => load.on('exit', resolve));
 
     let kills = 0;
-    for (const ms of [3500, 4000]) {
+    for (const ms of [1500, 2500]) {
       const child = follow();
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      // Kill it while it streams: after the initial snapshot has landed (slow machines take longer to get there).
+      await Promise.race([snapshotLanded(dir, 90_000), exited]);
       await Promise.race([sleep(ms), exited]);
       assert.equal(child.exitCode, null, `the follower stopped on its own: ${stderr}`);
       child.kill('SIGKILL');
@@ -123,8 +125,30 @@ pipelines:
     // Changes were streamed (not only re-read by snapshots): most pgbench updates are events in the change log.
     const q = spawnSync(process.execPath, [CLI, '-p', dir, 'query', '--json', `SELECT count(*)::INTEGER AS n FROM bronze.pgbench_accounts_changes WHERE _cdc_op = 'u'`], { env, encoding: 'utf8' });
     const updates = (JSON.parse(q.stdout) as { n: number }[])[0]?.n ?? 0;
+    process.stderr.write(`cdc under pgbench: ${updates} update events for ${processed} transactions\n`);
     assert.ok(updates >= processed / 2, `only ${updates} update events for ${processed} transactions`);
     const history = Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history')).rows[0]?.n);
     assert.equal(history, processed);
   });
 });
+
+/** Resolves once the initial snapshot of pgbench_accounts is committed to the project's catalog. */
+async function snapshotLanded(dir: string, timeoutMs: number): Promise<void> {
+  const { default: Database } = await import('better-sqlite3');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const db = new Database(join(dir, '.dip', 'catalog.db'), { readonly: true, fileMustExist: true });
+      try {
+        const row = db.prepare(`SELECT head_commit FROM dip_tables WHERE name = 'bronze.pgbench_accounts'`).get() as { head_commit: number | null } | undefined;
+        if (row?.head_commit != null) return;
+      } finally {
+        db.close();
+      }
+    } catch {
+      // not created yet, or busy: look again
+    }
+    if (Date.now() > deadline) throw new Error(`the initial snapshot did not land within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
