@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { sqlState } from '../core/connection-errors.js';
 import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver.js';
 import { SqlCatalog } from './sql-catalog.js';
 
@@ -82,7 +83,7 @@ class PostgresDriver implements SqlDriver {
       });
       // A prepared statement whose result columns changed (a migration by a newer dip) fails on
       // this connection until it is closed; a new connection prepares it afresh.
-      if ((err as { code?: unknown }).code === '0A000') broken ??= err as Error;
+      if (sqlState(err) === '0A000') broken ??= err as Error;
       throw err;
     } finally {
       client.off('error', ignore);
@@ -147,7 +148,7 @@ export class PostgresCatalog extends SqlCatalog {
       await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS ${opts.schema}`);
     } catch (err) {
       // Concurrent creators race on the schema; the loser sees a unique violation.
-      if ((err as { code?: string }).code !== '23505') throw err;
+      if (sqlState(err) !== '23505') throw err;
     } finally {
       await bootstrap.end();
     }

@@ -46,3 +46,8 @@ export function connectionErrorKind(err: unknown): Extract<ErrorKind, 'config' |
   }
   return 'transient';
 }
+
+/** The SQLSTATE (PostgreSQL) or driver code an error carries, if any. */
+export function sqlState(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}

@@ -28,7 +28,7 @@ import { withoutPassword } from '../catalog/index.js';
 import type { ClaimResult, FinishResult, OrchestrationStore, TaskOutcome } from '../catalog/orchestration.js';
 import type { CatalogConfig } from '../config/schema.js';
 import { resolveSecrets } from '../config/secrets.js';
-import { connectionErrorKind } from '../core/connection-errors.js';
+import { connectionErrorKind, sqlState } from '../core/connection-errors.js';
 import { DipError, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Lake } from '../lake/lake.js';
@@ -90,10 +90,6 @@ async function ensureQueue(boss: PgBoss): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 25 + Math.random() * 100 * attempt));
     }
   }
-}
-
-function sqlState(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
 export class TaskQueue {

@@ -68,33 +68,29 @@ export function registerServe(program: Command): void {
         }
         const { lake, dispatcher } = opened;
         try {
-          try {
-            // Fastify loads only for `dip serve`, not for every command.
-            const { serve } = await import('../../serve/server.js');
-            const server = await serve(lake, {
-              host: opts.host ?? config.host,
-              port,
-              token,
-              tickMs: durationMs(config.tick, 'serve.tick'),
-              concurrency,
-              executor: config.executor,
-              scheduler: opts.scheduler,
-              graceMs,
-              log,
-              ...(dispatcher ? { dispatch: (refs) => dispatcher.dispatch(refs) } : {}),
-            });
-            if (global.json) print(`${JSON.stringify({ address: server.address })}\n`);
-            else {
-              const executor = config.executor === 'workers' ? 'tasks go to dip worker processes' : `executor runs ${concurrency} task(s) at once`;
-              print(`dip serve: listening on ${server.address} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}${token ? ', writes need the token' : ''}); API: ${server.address}/openapi.json\n`);
-            }
-            await signals.received;
-            await server.close();
-          } finally {
-            await dispatcher?.close();
+          // Fastify loads only for `dip serve`, not for every command.
+          const { serve } = await import('../../serve/server.js');
+          const server = await serve(lake, {
+            host: opts.host ?? config.host,
+            port,
+            token,
+            tickMs: durationMs(config.tick, 'serve.tick'),
+            concurrency,
+            executor: config.executor,
+            scheduler: opts.scheduler,
+            graceMs,
+            log,
+            ...(dispatcher ? { dispatch: (refs) => dispatcher.dispatch(refs) } : {}),
+          });
+          if (global.json) print(`${JSON.stringify({ address: server.address })}\n`);
+          else {
+            const executor = config.executor === 'workers' ? 'tasks go to dip worker processes' : `executor runs ${concurrency} task(s) at once`;
+            print(`dip serve: listening on ${server.address} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}${token ? ', writes need the token' : ''}); API: ${server.address}/openapi.json\n`);
           }
+          await signals.received;
+          await server.close();
         } finally {
-          await lake.close();
+          await closeBoth(opened);
         }
       } finally {
         signals.dispose();
