@@ -96,7 +96,7 @@ describe('dip serve security: a token protects every data route', () => {
     });
     await p.write('data/a.csv', 'id,amount\n1,10\n2,20\n');
     port = portOf(await start(p, { token }));
-    const run = await call(port, 'POST', '/pipelines/p/trigger', { token, headers: JSON_TYPE });
+    const run = await call(port, 'POST', '/pipelines/p/trigger', { token, headers: JSON_TYPE, body: '{}' });
     assert.equal(run.status, 201, run.text);
     runId = run.json.id;
     await until('the run to succeed', async () => ((await call(port, 'GET', `/runs/${runId}`, { token })).json.status === 'succeeded' ? true : undefined));
