@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { DipError } from '../src/core/errors.js';
+import { pipelineDag } from '../src/orchestrate/dag.js';
+import { pipelineNamed } from '../src/pipeline/pipelines.js';
 import { serve, type RunningServer, type ServeOptions } from '../src/serve/server.js';
 import { projectConfig, REPO_ROOT, TestProject } from './support/project.js';
 
@@ -306,6 +308,10 @@ describe('dip serve security: names from URLs are own properties only', () => {
       assert.deepEqual((await call(port, 'GET', `/runs?pipeline=${name}`)).json, { runs: [] });
     }
     assert.deepEqual((await call(port, 'GET', '/runs')).json, { runs: [] });
+    // The operations the routes call, and `dip run`'s lookup, agree.
+    const loaded = (await p.lake()).project;
+    assert.throws(() => pipelineDag(loaded.config, '__proto__'), /no pipeline named "__proto__" \(pipelines: q\)/);
+    assert.throws(() => pipelineNamed(loaded, 'constructor'), /no pipeline named "constructor" in .*\(pipelines: q\)/);
   });
 });
 
