@@ -30,7 +30,7 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('the scheduler, the task executor, a REST API (/openapi.json), Prometheus /metrics, /health and /ready in one process, until SIGINT/SIGTERM')
-    .option('--host <host>', 'address to listen on (default: serve.host, 127.0.0.1); beyond loopback a token is required')
+    .option('--host <host>', 'address to listen on (default: serve.host, 127.0.0.1); beyond loopback a token is required (or --allow-unauthenticated)')
     .option('--port <port>', 'port (default: serve.port, 8420; 0 picks a free one)')
     .option('--token <token>', 'bearer token every route but /health and /ready needs (default: serve.token); ${env:NAME} and ${file:path} are resolved')
     .option('--allow-unauthenticated', 'listen beyond loopback without a token (default: serve.allow_unauthenticated, false); only behind a proxy that authenticates')
