@@ -45,7 +45,8 @@ interface Res {
 
 async function call(base: string, method: string, path: string, options: { body?: unknown; raw?: string; token?: string; authorization?: string } = {}): Promise<Res> {
   const headers: Record<string, string> = {};
-  if (options.body !== undefined || options.raw !== undefined) headers['content-type'] = 'application/json';
+  // Every POST says JSON (issue 14: a POST without Content-Type: application/json is 415).
+  if (options.body !== undefined || options.raw !== undefined || method === 'POST') headers['content-type'] = 'application/json';
   if (options.token) headers['authorization'] = `Bearer ${options.token}`;
   if (options.authorization) headers['authorization'] = options.authorization;
   const res = await fetch(`${base}${path}`, { method, headers, ...(options.raw !== undefined ? { body: options.raw } : options.body !== undefined ? { body: JSON.stringify(options.body) } : {}) });
@@ -480,7 +481,7 @@ describe('dip serve', () => {
     assert.equal(backfill.requestBody.required, true);
     assert.deepEqual(backfill.requestBody.content['application/json'].schema.required, ['from', 'to']);
     assert.deepEqual(Object.keys(backfill.requestBody.content['application/json'].schema.properties).sort(), ['batch', 'dry_run', 'every', 'from', 'parallel', 'rerun', 'to']);
-    assert.deepEqual(Object.keys(backfill.responses).sort(), ['200', '201', '400', '401', '403', '404', '409', '500']);
+    assert.deepEqual(Object.keys(backfill.responses).sort(), ['200', '201', '400', '401', '403', '404', '409', '415', '421', '500']);
     assert.equal(doc.paths['/pipelines/{name}/trigger'].post.requestBody.required, false);
     const log = doc.paths['/runs/{id}/tasks/{task}/log'].get;
     assert.deepEqual(log.parameters.map((x: { name: string; in: string; required: boolean }) => [x.name, x.in, x.required]), [
@@ -644,9 +645,11 @@ describe('dip serve: bearer token on writes', () => {
     base = (await start(p, { token })).address;
   });
 
-  it('GET routes stay open', async () => {
-    for (const path of ['/health', '/pipelines', '/pipelines/slow', '/runs', '/tables', '/openapi.json', '/metrics']) {
-      assert.equal((await call(base, 'GET', path)).status, 200, path);
+  it('GET /health stays open; every other GET route needs the token (issue 14)', async () => {
+    assert.equal((await call(base, 'GET', '/health')).status, 200);
+    for (const path of ['/pipelines', '/pipelines/slow', '/runs', '/tables', '/openapi.json', '/metrics']) {
+      assert.equal((await call(base, 'GET', path)).status, 401, path);
+      assert.equal((await call(base, 'GET', path, { token })).status, 200, path);
     }
   });
 
@@ -671,7 +674,7 @@ describe('dip serve: bearer token on writes', () => {
       assert.equal((await call(base, 'POST', path, { body, token: token.slice(0, -1) })).status, 403, path);
     }
     // Rejected requests changed nothing: one run so far.
-    assert.equal((await call(base, 'GET', '/runs')).json.runs.length, 1);
+    assert.equal((await call(base, 'GET', '/runs', { token })).json.runs.length, 1);
     // And with the token every write goes through.
     const second = await call(base, 'POST', '/pipelines/slow/trigger', { body: {}, token });
     assert.equal(second.status, 201);
@@ -689,7 +692,7 @@ describe('dip serve: bearer token on writes', () => {
   });
 
   it('the OpenAPI document requires the bearer scheme on every POST route', async () => {
-    const doc = (await call(base, 'GET', '/openapi.json')).json;
+    const doc = (await call(base, 'GET', '/openapi.json', { token })).json;
     for (const path of ['/pipelines/{name}/trigger', '/pipelines/{name}/backfill', '/runs/{id}/cancel', '/runs/{id}/rerun']) assert.deepEqual(doc.paths[path].post.security, [{ bearer: [] }], path);
   });
 });

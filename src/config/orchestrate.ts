@@ -110,7 +110,23 @@ export const serveSchema = z
   .strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(8420),
-    token: z.string().optional().describe('Bearer token every write (POST) needs; use ${env:DIP_API_TOKEN}. Required to listen beyond loopback'),
+    token: z
+      .string()
+      .optional()
+      .describe('Bearer token every route but /health and /ready needs (and those `public` opens); use ${env:DIP_API_TOKEN}. Required to listen beyond loopback'),
+    public: z
+      .array(z.enum(['metrics', 'openapi']))
+      .optional()
+      .describe('Routes open without the token when one is set: metrics (/metrics), openapi (/openapi.json). Default: none'),
+    allowed_hosts: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Names clients use in the Host header besides the listen address and loopback (e.g. a proxy name); other hosts get 421 (DNS rebinding). "*" accepts any'),
+    max_backfill_intervals: z.number().int().min(1).optional().describe('Intervals one backfill request to the API may queue (default 1000); more is a 400 naming both'),
+    allow_unauthenticated: z
+      .boolean()
+      .optional()
+      .describe('Listen beyond loopback without a token (default false: refused). Only behind a proxy that authenticates'),
     tick: duration.default('5s').describe('How often the scheduler looks for due runs, triggers and SLA breaches'),
     concurrency: z.number().int().min(1).default(4).describe('Tasks this process runs at once (in-process executor)'),
     executor: z.enum(['in-process', 'workers']).default('in-process').describe('workers: tasks go to a PostgreSQL queue that `dip worker` processes pull from'),

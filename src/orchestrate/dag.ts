@@ -58,7 +58,7 @@ export function sourceBronzeTables(source: SourceConfig): { names: string[]; com
 const qualify = (table: string, zone: string): string => (table.includes('.') ? table : `${zone}.${table}`);
 
 export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
-  const pipeline = project.pipelines[name];
+  const pipeline = Object.hasOwn(project.pipelines, name) ? project.pipelines[name] : undefined;
   if (!pipeline) throw new ConfigError(`no pipeline named "${name}" (pipelines: ${Object.keys(project.pipelines).join(', ') || 'none'})`);
   const where = `pipelines.${name}`;
   const tasks = derivedTasks(pipeline, where);

@@ -86,7 +86,8 @@ export class Orchestrator {
   poolSlots = (pool: string): number => this.config.pools[pool]?.slots ?? 1;
 
   private pipeline(name: string): PipelineConfig {
-    const p = this.config.pipelines[name];
+    // Own properties only: a name from a URL or a command line such as __proto__ is no pipeline.
+    const p = Object.hasOwn(this.config.pipelines, name) ? this.config.pipelines[name] : undefined;
     if (!p) throw new DipError('not_found', `no pipeline named "${name}" (pipelines: ${Object.keys(this.config.pipelines).join(', ') || 'none'})`);
     return p;
   }
@@ -132,7 +133,10 @@ export class Orchestrator {
    * consecutive intervals; at most `parallel` of them at once, always behind fresh runs.
    * Intervals inside a queued, running or succeeded run are skipped unless `rerun`.
    */
-  async backfill(pipeline: string, options: { from: Date; to: Date; parallel?: number; dryRun?: boolean; every?: string; rerun?: boolean; batch?: number }): Promise<BackfillPlan> {
+  async backfill(
+    pipeline: string,
+    options: { from: Date; to: Date; parallel?: number; dryRun?: boolean; every?: string; rerun?: boolean; batch?: number; maxIntervals?: { limit: number; setting: string } },
+  ): Promise<BackfillPlan> {
     const p = this.pipeline(pipeline);
     if (!(options.from < options.to)) throw new DipError('config', `backfill: --from (${options.from.toISOString()}) must be before --to (${options.to.toISOString()})`);
     const spec: ScheduleSpec | undefined = options.every ? { every: options.every } : p.schedule ? scheduleSpec(p.schedule) : undefined;
@@ -146,6 +150,13 @@ export class Orchestrator {
     });
     const open = all.filter((i) => !coveredBy(i));
     const intervals = batchIntervals(open, Math.max(1, options.batch ?? 1));
+    const cap = options.maxIntervals;
+    if (cap && intervals.length > cap.limit) {
+      throw new DipError(
+        'input',
+        `backfill of ${pipeline} from ${options.from.toISOString()} to ${options.to.toISOString()} would queue ${intervals.length} intervals; at most ${cap.limit} per request (${cap.setting}). Split the range, merge intervals with batch, or raise ${cap.setting}`,
+      );
+    }
     if (options.dryRun || intervals.length === 0) return { backfillId: null, pipeline, intervals, skipped, runIds: [] };
     const backfillId = newId('bf_');
     const parallel = Math.max(1, options.parallel ?? 1);

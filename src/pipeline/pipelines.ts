@@ -5,7 +5,8 @@ import { declaredStreamNames } from '../sources/database/resolve.js';
 
 /** A pipeline of the project, or a not-found error that lists the ones there are. */
 export function pipelineNamed(project: LoadedProject, name: string): PipelineConfig {
-  const pipeline = project.config.pipelines[name];
+  // Own properties only: `dip run __proto__` names no pipeline.
+  const pipeline = Object.hasOwn(project.config.pipelines, name) ? project.config.pipelines[name] : undefined;
   if (!pipeline) {
     const known = Object.keys(project.config.pipelines).join(', ') || '(none)';
     throw new DipError('not_found', `no pipeline named "${name}" in ${project.file} (pipelines: ${known})`);

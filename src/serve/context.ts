@@ -10,6 +10,8 @@ export interface ApiContext {
   runtime: Runtime;
   clock: () => Date;
   scheduler: SchedulerStatus;
+  /** Intervals one backfill request may queue (serve.max_backfill_intervals). */
+  maxBackfillIntervals: number;
   metrics: DipMetrics;
   openapi: () => OpenApiDocument;
 }

@@ -174,7 +174,8 @@ export class DipMetrics {
     const labels = { pipeline: run.pipeline, status: run.status };
     this.runsTotal.inc(labels);
     if (run.endedAt) this.runDuration.observe(labels, Math.max(0, (run.endedAt.getTime() - run.startedAt.getTime()) / 1000));
-    const sources = this.lake.project.config.pipelines[run.pipeline]?.sources;
+    const pipelines = this.lake.project.config.pipelines;
+    const sources = Object.hasOwn(pipelines, run.pipeline) ? pipelines[run.pipeline]?.sources : undefined;
     for (const [key, s] of Object.entries(run.stats.streams)) {
       counted.streams.set(key, { rows: s.rows, bytes: s.bytes });
       const source = key.split('.')[0] ?? key;

@@ -30,7 +30,11 @@ export function collectRoutes(app: FastifyInstance): RouteRecord[] {
 
 const ERROR_RESPONSE = { $ref: '#/components/responses/Error' };
 
-export function openApiDocument(routes: readonly RouteRecord[], options: { title: string; version: string; bearer: boolean }): OpenApiDocument {
+/**
+ * bearer: a token is configured, so every route but `open` needs it; without one, reads declare
+ * no security and writes an optional bearer.
+ */
+export function openApiDocument(routes: readonly RouteRecord[], options: { title: string; version: string; bearer: boolean; open: ReadonlySet<string> }): OpenApiDocument {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const path = route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
@@ -53,20 +57,27 @@ export function openApiDocument(routes: readonly RouteRecord[], options: { title
     if (success.alternative) responses[String(success.alternative.status)] = { description: success.alternative.description, content };
     if (schema.body || schema.params || schema.querystring) responses['400'] = ERROR_RESPONSE;
     if (schema.params) responses['404'] = ERROR_RESPONSE;
-    if (route.method === 'POST') {
+    const guarded = options.bearer && !options.open.has(route.url);
+    if (route.method === 'POST' || guarded) {
       responses['401'] = ERROR_RESPONSE;
       responses['403'] = ERROR_RESPONSE;
-      responses['409'] = ERROR_RESPONSE;
-      // With a token configured every write needs it; without one it is accepted but not needed.
-      operation['security'] = options.bearer ? [{ bearer: [] }] : [{ bearer: [] }, {}];
+      // With a token configured every route but the open ones needs it; without one writes accept it but do not need it.
+      operation['security'] = guarded ? [{ bearer: [] }] : [{ bearer: [] }, {}];
     }
+    if (route.method === 'POST') {
+      responses['409'] = ERROR_RESPONSE;
+      responses['415'] = ERROR_RESPONSE;
+    }
+    responses['421'] = ERROR_RESPONSE;
     responses['500'] = ERROR_RESPONSE;
     operation['responses'] = responses;
     (paths[path] ??= {})[route.method.toLowerCase()] = operation;
   }
   return {
     openapi: '3.1.0',
-    info: { title: options.title, version: options.version, description: 'DIP: the scheduler, runs, pipelines and tables of one project. GET routes are read-only and open; POST routes change state.' },
+    info: { title: options.title, version: options.version, description:
+        'DIP: the scheduler, runs, pipelines and tables of one project. GET routes are read-only; POST routes change state and take application/json. With a token configured, every route but /health and /ready (and those serve.public opens) needs it.',
+    },
     paths,
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'serve.token of the project (e.g. ${env:DIP_API_TOKEN})' } },
@@ -76,7 +87,7 @@ export function openApiDocument(routes: readonly RouteRecord[], options: { title
           properties: {
             error: {
               type: 'object',
-              properties: { kind: { type: 'string', description: 'not_found, input, config, conflict, unauthorized, forbidden, internal, …' }, message: { type: 'string' } },
+              properties: { kind: { type: 'string', description: 'not_found, input, config, conflict, unauthorized, forbidden, misdirected, unsupported_media_type, internal, …' }, message: { type: 'string' } },
               required: ['kind', 'message'],
             },
           },

@@ -1,6 +1,7 @@
 /**
- * Pipelines and runs: list and inspect them (GET, open), trigger, backfill, cancel and re-run
- * (POST, bearer token when one is configured).
+ * Pipelines and runs: list and inspect them (GET), trigger, backfill, cancel and re-run (POST);
+ * with a token configured every one of them needs it (security.ts). Names from the URL are
+ * looked up as own properties only: /pipelines/__proto__ is no pipeline.
  */
 import type { FastifyInstance } from 'fastify';
 import { DipError } from '../core/errors.js';
@@ -36,7 +37,8 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ApiContext): void {
   };
 
   const pipelineView = async (name: string) => {
-    const config = lake.project.config.pipelines[name];
+    const pipelines = lake.project.config.pipelines;
+    const config = Object.hasOwn(pipelines, name) ? pipelines[name] : undefined;
     if (!config) throw new DipError('not_found', `no pipeline named "${name}" (pipelines: ${Object.keys(lake.project.config.pipelines).join(', ') || 'none'})`);
     let tasks: ReturnType<typeof dagView> = [];
     let error: string | null = null;
@@ -83,7 +85,16 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const from = parseInstant(b.from, 'from');
     const to = parseInstant(b.to, 'to');
     const dryRun = b.dry_run ?? false;
-    const plan = await orchestrator.backfill(req.params.name, { from, to, dryRun, parallel: b.parallel ?? 1, batch: b.batch ?? 1, rerun: b.rerun ?? false, ...(b.every ? { every: b.every } : {}) });
+    const plan = await orchestrator.backfill(req.params.name, {
+      from,
+      to,
+      dryRun,
+      parallel: b.parallel ?? 1,
+      batch: b.batch ?? 1,
+      rerun: b.rerun ?? false,
+      ...(b.every ? { every: b.every } : {}),
+      maxIntervals: { limit: ctx.maxBackfillIntervals, setting: 'serve.max_backfill_intervals' },
+    });
     return reply.status(dryRun ? 200 : 201).send({
       backfill_id: plan.backfillId,
       pipeline: plan.pipeline,

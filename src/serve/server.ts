@@ -2,13 +2,13 @@
  * `dip serve`: one process with the scheduler loop, the task executor (the runtime), a REST API
  * with its OpenAPI document, Prometheus metrics, /health and /ready.
  *
- * Writes (POST) need `Authorization: Bearer <serve.token>` when a token is configured; reads
- * (GET) stay open. Without a token the server only listens on loopback: no open write endpoint
- * by accident. Closing stops the scheduler, stops taking requests (in-flight ones finish), then
- * gives running tasks the grace period before handing them back to the queue.
+ * Every request passes the guards of security.ts: its Host must name this server, with a token
+ * configured every route but /health, /ready (and serve.public) needs it, and a POST must be
+ * JSON. Without a token the server only listens on loopback unless serve.allow_unauthenticated
+ * says otherwise. Closing stops the scheduler, stops taking requests (in-flight ones finish),
+ * then gives running tasks the grace period before handing them back to the queue.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { secretRegistry } from '../config/secrets.js';
 import { DipError, errorMessage, type ErrorKind } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
@@ -18,17 +18,31 @@ import { DipMetrics, observeAttempts } from './metrics.js';
 import { collectRoutes, openApiDocument } from './openapi.js';
 import { registerRoutes } from './routes.js';
 import { NO_SCHEDULER, SchedulerLoop, type SchedulerStatus, type ServeLog } from './scheduler.js';
+import { checkedToken, DEFAULT_MAX_BACKFILL_INTERVALS, hostPolicy, isLoopback, openPaths, requestGuard, type GuardErrorKind, type PublicRouteName } from './security.js';
 
 export type { ServeLog } from './scheduler.js';
+export { isLoopback } from './security.js';
 
 export const API_VERSION = '0.1.0';
 /** Running tasks get this long to finish on close before they are handed back. */
 export const DEFAULT_GRACE_MS = 30_000;
 const BODY_LIMIT = 1024 * 1024;
 
-export interface ServerOptions {
-  /** Bearer token every POST needs; none: writes are open (loopback only, see serve). */
+/** What createServer and serve share: who may ask what. */
+export interface AccessOptions {
+  /** Bearer token every route but /health, /ready and `publicRoutes` needs; none: all open (loopback only, see serve). */
   token?: string | undefined;
+  /** Routes open without the token (serve.public); default none. */
+  publicRoutes?: readonly PublicRouteName[] | undefined;
+  /** Names accepted in the Host header besides the listen address and loopback (serve.allowed_hosts); "*": any. */
+  allowedHosts?: readonly string[] | undefined;
+  /** Intervals one backfill request may queue (serve.max_backfill_intervals, default 1000). */
+  maxBackfillIntervals?: number | undefined;
+}
+
+export interface ServerOptions extends AccessOptions {
+  /** The address the server listens on, for the Host check (default 127.0.0.1). */
+  listenHost?: string;
   clock?: () => Date;
   /** The scheduler loop /ready waits for; default: none (readiness needs the catalog only). */
   scheduler?: SchedulerStatus;
@@ -37,7 +51,7 @@ export interface ServerOptions {
   log?: ServeLog;
 }
 
-export type ApiErrorKind = ErrorKind | 'unauthorized' | 'forbidden';
+export type ApiErrorKind = ErrorKind | GuardErrorKind;
 
 export interface ApiError {
   error: { kind: ApiErrorKind; message: string };
@@ -53,6 +67,9 @@ export async function createServer(lake: Lake, runtime: Runtime, options: Server
   const clock = options.clock ?? lake.catalog.clock;
   const token = options.token === undefined ? undefined : checkedToken(options.token);
   const metrics = options.metrics ?? (await DipMetrics.create(lake, { clock }));
+  const maxBackfillIntervals = options.maxBackfillIntervals ?? DEFAULT_MAX_BACKFILL_INTERVALS;
+  if (!Number.isInteger(maxBackfillIntervals) || maxBackfillIntervals < 1) throw new DipError('config', `serve.max_backfill_intervals must be a whole number of at least 1 (got ${maxBackfillIntervals})`);
+  const open = openPaths(options.publicRoutes ?? []);
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
@@ -63,7 +80,15 @@ export async function createServer(lake: Lake, runtime: Runtime, options: Server
   const detach = observeAttempts(runtime, metrics);
   app.addHook('onClose', async () => detach());
 
-  if (token !== undefined) app.addHook('onRequest', bearerAuth(token));
+  app.addHook('onRequest', requestGuard({ hosts: hostPolicy(options.listenHost ?? '127.0.0.1', options.allowedHosts ?? []), token, open }));
+  // POSTs must be JSON (see security.ts); an empty JSON body is an empty object, as no body is.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text === '') done(null, {});
+    else json(req, text, done);
+  });
   // A POST without a body is an empty object: optional fields keep their defaults.
   app.addHook('preValidation', async (req) => {
     if (req.method === 'POST' && (req.body === undefined || req.body === null)) req.body = {};
@@ -82,16 +107,18 @@ export async function createServer(lake: Lake, runtime: Runtime, options: Server
     clock,
     metrics,
     scheduler: options.scheduler ?? NO_SCHEDULER,
-    openapi: () => (document ??= openApiDocument(routes, { title: `DIP API · ${lake.project.config.project}`, version: API_VERSION, bearer: token !== undefined })),
+    maxBackfillIntervals,
+    openapi: () => (document ??= openApiDocument(routes, { title: `DIP API · ${lake.project.config.project}`, version: API_VERSION, bearer: token !== undefined, open })),
   });
   await app.ready();
   return app;
 }
 
-export interface ServeOptions {
+export interface ServeOptions extends AccessOptions {
   host: string;
   port: number;
-  token?: string | undefined;
+  /** Listen beyond loopback without a token (serve.allow_unauthenticated): only behind something that authenticates. */
+  allowUnauthenticated?: boolean | undefined;
   tickMs: number;
   /** Tasks this process runs at once (executor in-process). */
   concurrency: number;
@@ -112,16 +139,12 @@ export interface ServeOptions {
 }
 
 export interface RunningServer {
-  /** e.g. http://127.0.0.1:8420 */
+  /** A URL that reaches the server from this machine, with the port it got (port 0: the one picked), e.g. http://127.0.0.1:8420. */
   address: string;
+  /** The socket addresses it listens on, e.g. ["0.0.0.0:8420"] or ["[::1]:8420"]. */
+  listen: string[];
   /** Stops scheduling and taking requests, lets running tasks finish (or hands them back after the grace period). */
   close(options?: { graceMs?: number }): Promise<void>;
-}
-
-const LOOPBACK = /^(localhost|::1|\[::1\]|127(?:\.\d{1,3}){3})$/i;
-
-export function isLoopback(host: string): boolean {
-  return LOOPBACK.test(host.trim());
 }
 
 /** Starts the runtime, the scheduler loop and the API; the lake stays the caller's to close. */
@@ -129,7 +152,10 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
   const log = options.log ?? silent;
   const token = options.token === undefined ? undefined : checkedToken(options.token);
   if (token === undefined && !isLoopback(options.host)) {
-    throw new DipError('config', `serve: refusing to listen on ${options.host} without a token: every write endpoint would be open to the network. Set serve.token (e.g. \${env:DIP_API_TOKEN}) or --token, or listen on 127.0.0.1`);
+    if (!options.allowUnauthenticated) {
+      throw new DipError('config', `serve: refusing to listen on ${options.host} without a token: every endpoint (runs, logs, tables, triggers) would be open to the network. Set serve.token (e.g. \${env:DIP_API_TOKEN}) or --token, listen on 127.0.0.1, or (behind a proxy that authenticates) set serve.allow_unauthenticated: true`);
+    }
+    log('warn', `dip serve: listening on ${options.host} without a token (serve.allow_unauthenticated): anyone who reaches this address can read runs, logs and tables and trigger runs`);
   }
   if (!(options.tickMs > 0)) throw new DipError('config', `serve.tick must be longer than 0 (got ${options.tickMs} ms)`);
   const clock = options.clock ?? lake.catalog.clock;
@@ -157,14 +183,27 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
         );
   let app: FastifyInstance | undefined;
   try {
-    app = await createServer(lake, runtime, { token, clock, metrics, log, scheduler: scheduler ?? NO_SCHEDULER });
+    app = await createServer(lake, runtime, {
+      token,
+      clock,
+      metrics,
+      log,
+      scheduler: scheduler ?? NO_SCHEDULER,
+      listenHost: options.host,
+      publicRoutes: options.publicRoutes,
+      allowedHosts: options.allowedHosts,
+      maxBackfillIntervals: options.maxBackfillIntervals,
+    });
     scheduler?.start();
     const address = await app.listen({ host: options.host, port: options.port });
-    log('info', `dip serve listening on ${address}`, { scheduler: Boolean(scheduler), executor: options.executor, concurrency: options.concurrency });
+    // Fastify's URL says 127.0.0.1 for 0.0.0.0; the sockets say what is really listening.
+    const listen = app.addresses().map((a) => (typeof a === 'string' ? a : a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`));
+    log('info', `dip serve listening on ${listen.join(', ')} (${address})`, { scheduler: Boolean(scheduler), executor: options.executor, concurrency: options.concurrency, token: token !== undefined });
     let closing: Promise<void> | undefined;
     const server = app;
     return {
       address,
+      listen,
       close: (closeOptions = {}) => (closing ??= shutdown(server, runtime, scheduler, closeOptions.graceMs ?? options.graceMs ?? DEFAULT_GRACE_MS, log)),
     };
   } catch (err) {
@@ -181,30 +220,6 @@ async function shutdown(app: FastifyInstance, runtime: Runtime, scheduler: Sched
   await app.close();
   await runtime.stop(graceMs);
   log('info', 'dip serve: stopped');
-}
-
-function checkedToken(token: string): string {
-  if (token.trim() === '') throw new DipError('config', 'serve.token is empty; set a secret (e.g. ${env:DIP_API_TOKEN}) or leave it out on loopback');
-  return token;
-}
-
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
-
-/** POST (and any other write) needs the bearer token: 401 without one, 403 with a wrong one. Reads stay open. */
-function bearerAuth(token: string): (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
-  const expected = digest(token);
-  return async (req, reply) => {
-    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return;
-    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
-    if (!match) {
-      return reply.status(401).header('www-authenticate', 'Bearer realm="dip"').send({ error: { kind: 'unauthorized', message: 'this endpoint needs Authorization: Bearer <serve.token>' } } satisfies ApiError);
-    }
-    // Equal-length digests: the comparison takes the same time whatever the guess.
-    if (!timingSafeEqual(digest(match[1] ?? ''), expected)) {
-      return reply.status(403).send({ error: { kind: 'forbidden', message: 'the bearer token is not the one configured (serve.token)' } } satisfies ApiError);
-    }
-    return undefined;
-  };
 }
 
 function toApiError(err: FastifyError | DipError | Error): { status: number; body: ApiError } {

@@ -19,6 +19,7 @@ interface ServeCliOptions {
   host?: string;
   port?: string;
   token?: string;
+  allowUnauthenticated?: boolean;
   concurrency?: string;
   scheduler: boolean;
   grace: string;
@@ -29,9 +30,10 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('the scheduler, the task executor, a REST API (/openapi.json), Prometheus /metrics, /health and /ready in one process, until SIGINT/SIGTERM')
-    .option('--host <host>', 'address to listen on (default: serve.host, 127.0.0.1); beyond loopback a token is required')
+    .option('--host <host>', 'address to listen on (default: serve.host, 127.0.0.1); beyond loopback a token is required (or --allow-unauthenticated)')
     .option('--port <port>', 'port (default: serve.port, 8420; 0 picks a free one)')
-    .option('--token <token>', 'bearer token for POST routes (default: serve.token); ${env:NAME} and ${file:path} are resolved')
+    .option('--token <token>', 'bearer token every route but /health and /ready needs (default: serve.token); ${env:NAME} and ${file:path} are resolved')
+    .option('--allow-unauthenticated', 'listen beyond loopback without a token (default: serve.allow_unauthenticated, false); only behind a proxy that authenticates')
     .option('--concurrency <n>', 'tasks this process runs at once (default: serve.concurrency)')
     .option('--no-scheduler', 'no scheduler loop here (another process schedules): only the API and the executor')
     .option('--grace <duration>', 'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back', '30s')
@@ -74,6 +76,10 @@ export function registerServe(program: Command): void {
             host: opts.host ?? config.host,
             port,
             token,
+            publicRoutes: config.public,
+            allowedHosts: config.allowed_hosts,
+            maxBackfillIntervals: config.max_backfill_intervals,
+            allowUnauthenticated: opts.allowUnauthenticated ?? config.allow_unauthenticated ?? false,
             tickMs: durationMs(config.tick, 'serve.tick'),
             concurrency,
             executor: config.executor,
@@ -82,10 +88,10 @@ export function registerServe(program: Command): void {
             log,
             ...(dispatcher ? { dispatch: (refs) => dispatcher.dispatch(refs) } : {}),
           });
-          if (global.json) print(`${JSON.stringify({ address: server.address })}\n`);
+          if (global.json) print(`${JSON.stringify({ address: server.address, listen: server.listen })}\n`);
           else {
             const executor = config.executor === 'workers' ? 'tasks go to dip worker processes' : `executor runs ${concurrency} task(s) at once`;
-            print(`dip serve: listening on ${server.address} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}${token ? ', writes need the token' : ''}); API: ${server.address}/openapi.json\n`);
+            print(`dip serve: listening on ${server.listen.join(', ')} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}, ${token ? 'every route but /health and /ready needs the token' : 'no token'}); API: ${server.address}/openapi.json\n`);
           }
           await signals.received;
           await server.close();
