@@ -10,7 +10,7 @@ import type { RestAuthConfig } from '../../config/rest.js';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import type { Authenticator, HttpRequest, StateStore } from './http/types.js';
-import { secretRegistry } from '../../config/secrets.js';
+import { redact as redactForms, secretRegistry } from '../../config/secrets.js';
 import { decryptState, deriveStateKey, encryptState, isEncryptedState, projectStateKey, type StateKey } from './state-crypto.js';
 
 export interface TokenRequestInit {
@@ -331,10 +331,9 @@ class OAuth2Authenticator implements Authenticator {
     throw new DipError('transient', `OAuth token endpoint ${this.tokenUrl} failed ${TOKEN_ATTEMPTS} times; last: ${lastProblem}`);
   }
 
+  /** Every encoded form (form-encoded as in the token request body, base64…) of every credential. */
   private redact(text: string): string {
-    let out = text;
-    for (const secret of this.secrets()) if (secret.length > 0) out = out.split(secret).join('***');
-    return out;
+    return redactForms(text, this.secrets());
   }
 
   private excerpt(text: string): string {
