@@ -159,7 +159,7 @@ describe('item 11: a query-string secret in every encoding never leaves the requ
     const scan = await scanProject(p.dir, forms);
     const found = [...scan.found, ...outputs.flatMap(([where, text]) => hits(where, text, forms))];
     const kinds = scan.files.map((f) => (f.endsWith('.zst') ? 'zst' : f.endsWith('.parquet') ? 'parquet' : f.includes('catalog') ? 'catalog' : 'other'));
-    assert.ok(['zst', 'parquet', 'catalog'].every((k) => kinds.includes(k)), `raw, bronze and catalog files scanned: ${scan.files.join(', ')}`);
+    assert.ok((['zst', 'parquet', 'catalog'] as const).every((k) => kinds.includes(k)), `raw, bronze and catalog files scanned: ${scan.files.join(', ')}`);
     assert.deepEqual(found, [], `the secret leaked:\n${found.join('\n')}`);
   });
 
