@@ -82,7 +82,7 @@ describe('shell tasks', () => {
       'DIP_ATTEMPT=2',
       'DIP_INTERVAL_START=2026-03-01T00:00:00Z',
       'DIP_INTERVAL_END=2026-03-02T00:00:00.250Z',
-      'DIP_TEST_INHERITED=kept',
+      'DIP_TEST_INHERITED=', // issue 14 item 12: undeclared variables of ours are not passed to tasks
       dir,
       'no newline',
     ]);

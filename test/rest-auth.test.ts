@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { RestAuthConfig } from '../src/config/rest.js';
 import { DipError } from '../src/core/errors.js';
+import { decryptState, deriveStateKey, isEncryptedState } from '../src/sources/rest/state-crypto.js';
 import { createAuthenticator, type AuthContext } from '../src/sources/rest/auth.js';
 import type { HttpRequest, StateStore } from '../src/sources/rest/http/types.js';
 
@@ -376,6 +377,13 @@ describe('oauth2 client credentials', () => {
 });
 
 describe('oauth2 refresh token', () => {
+  // The stored refresh token is encrypted (issue 14 item 15): the assertions read it through the key.
+  const STATE_KEY = 'test-state-key';
+  const opened = (value: unknown): unknown => {
+    assert.ok(isEncryptedState(value), `state is stored encrypted: ${JSON.stringify(value)}`);
+    return decryptState(value, deriveStateKey(STATE_KEY, 'test'), 'test');
+  };
+
   /** Issues a new refresh token on every use and refuses any that was used before. */
   async function rotatingServer(initial: string) {
     let valid = new Set([initial]);
@@ -399,6 +407,7 @@ describe('oauth2 refresh token', () => {
     refresh_token: refreshToken,
     client_auth: 'body',
     refresh_before: '60s',
+    state_key: STATE_KEY,
   });
 
   test('a rotated refresh token is saved before use, and the next authenticator starts from it', async () => {
@@ -410,14 +419,14 @@ describe('oauth2 refresh token', () => {
       await first.apply(r1, signal);
       assert.equal(bearerOf(r1), 'Bearer at-1');
       assert.equal(state.saves, 1, 'saved before apply resolved');
-      assert.equal((state.value as { refresh_token: string }).refresh_token, 'rt-1');
+      assert.equal((opened(state.value) as { refresh_token: string }).refresh_token, 'rt-1');
 
       // Same configuration (its rt-0 is spent by now): the second run must use the stored rt-1.
       const second = createAuthenticator(refreshConfig(`${server.url}/token`), { baseUrl: server.url, state });
       const r2 = request(`${server.url}/a`);
       await second.apply(r2, signal);
       assert.equal(bearerOf(r2), 'Bearer at-2');
-      const stored = state.value as { refresh_token: string; rotated_at: string };
+      const stored = opened(state.value) as { refresh_token: string; rotated_at: string };
       assert.equal(stored.refresh_token, 'rt-2');
       assert.ok(!Number.isNaN(Date.parse(stored.rotated_at)));
       assert.deepEqual(server.requests.map((r) => r.form['refresh_token']), ['rt-0', 'rt-1']);
@@ -425,7 +434,7 @@ describe('oauth2 refresh token', () => {
 
       // The refresh on 401 continues the chain.
       assert.equal(await second.onUnauthorized?.(signal), true);
-      assert.equal((state.value as { refresh_token: string }).refresh_token, 'rt-3');
+      assert.equal((opened(state.value) as { refresh_token: string }).refresh_token, 'rt-3');
     } finally {
       await server.close();
     }
@@ -440,7 +449,7 @@ describe('oauth2 refresh token', () => {
       await auth.apply(r, signal);
       assert.equal(bearerOf(r), 'Bearer at-1');
       assert.deepEqual(server.requests.map((q) => q.form['refresh_token']), ['rt-revoked', 'rt-new']);
-      assert.equal((state.value as { refresh_token: string }).refresh_token, 'rt-1');
+      assert.equal((opened(state.value) as { refresh_token: string }).refresh_token, 'rt-1');
     } finally {
       await server.close();
     }

@@ -51,6 +51,10 @@ export const customTaskSchema = z
     z.strictObject({
       ...taskCommon,
       shell: z.string().min(1).describe('Shell command; DIP_INTERVAL_START, DIP_INTERVAL_END, DIP_RUN_ID and DIP_TASK are set'),
+      env: z
+        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name (letters, digits, _)'), z.string())
+        .default({})
+        .describe('Variables the command sees, e.g. {API_KEY: "${env:API_KEY}"}; besides these only PATH, HOME, LANG, LC_*, TZ, TMPDIR, USER, SHELL and the DIP_* task variables are passed. Referenced values are secrets: masked in the task log'),
       inputs: z.array(z.string()).default([]).describe('Tables read (zone.table); the tasks writing them run first'),
       outputs: z.array(z.string()).default([]).describe('Tables written (zone.table); tasks reading them run after'),
     }),

@@ -35,10 +35,11 @@ export const restAuthSchema = z
       token_url: z.string().min(1),
       client_id: z.string().min(1),
       client_secret: z.string().optional(),
-      refresh_token: z.string().min(1).describe('Initial refresh token; rotated tokens are kept in the catalog state'),
+      refresh_token: z.string().min(1).describe('Initial refresh token; rotated tokens are kept in the catalog state, encrypted (AES-256-GCM) with state_key'),
       client_auth: z.enum(['basic', 'body']).default('body'),
       refresh_before: duration.default('60s'),
       extra_params: z.record(z.string(), z.string()).optional(),
+      state_key: z.string().min(1).optional().describe('Key that encrypts the rotated refresh token in the catalog, by reference (e.g. ${env:DIP_STATE_KEY}); default: a random key kept in .dip/state-key (0600)'),
     }),
     z.strictObject({
       type: z.literal('headers'),

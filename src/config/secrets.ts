@@ -61,28 +61,141 @@ function fromFile(ref: string, file: string): string {
   return text.replace(/\r?\n$/, '');
 }
 
-/** Replaces each occurrence of each non-empty secret in `text` with `***`. */
-export function redact(text: string, secrets: readonly string[]): string {
-  // Longest first, so a secret that contains another is hidden whole.
-  const sorted = [...new Set(secrets.filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
-  let out = text;
-  for (const secret of sorted) out = out.split(secret).join(REDACTED);
-  return out;
+/**
+ * The forms a secret takes when it is written somewhere: as is, percent-encoded
+ * (encodeURIComponent, encodeURI, RFC 3986 strict, lower-case hex), form-encoded
+ * (URLSearchParams: space → `+`, `~ ! ' ( ) *` as URLSearchParams writes them), JSON-escaped
+ * (with and without `\/` and `\u` escapes) and base64 (standard, unpadded, URL-safe).
+ * Encoded forms shorter than 4 characters are left out (too likely to be ordinary text).
+ */
+export function secretForms(secret: string): string[] {
+  if (!secret) return [];
+  const out = new Set<string>([secret]);
+  const add = (form: string | undefined): void => {
+    if (form !== undefined && form.length >= 4) out.add(form);
+  };
+  const component = safe(() => encodeURIComponent(secret));
+  const strict = component?.replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const form = new URLSearchParams({ v: secret }).toString().slice(2);
+  for (const f of [component, strict, form, safe(() => encodeURI(secret)), component?.replace(/%20/g, '+'), strict?.replace(/%20/g, '+')]) {
+    add(f);
+    add(f?.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()));
+  }
+  const json = JSON.stringify(secret).slice(1, -1);
+  add(json);
+  add(json.replace(/\//g, '\\/'));
+  add(json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  const b64 = Buffer.from(secret, 'utf8').toString('base64');
+  add(b64);
+  add(b64.replace(/=+$/, ''));
+  add(Buffer.from(secret, 'utf8').toString('base64url'));
+  return [...out];
 }
 
-/** Remembers resolved secrets so loggers and error printers can redact them. */
+function safe(fn: () => string): string | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined; // lone surrogates
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** One regular expression matching every form of every secret, longest first. */
+function formsPattern(secrets: Iterable<string>): RegExp | undefined {
+  const forms = new Set<string>();
+  for (const s of secrets) for (const f of secretForms(s)) forms.add(f);
+  if (forms.size === 0) return undefined;
+  const sorted = [...forms].sort((a, b) => b.length - a.length);
+  return new RegExp(sorted.map(escapeRegExp).join('|'), 'g');
+}
+
+/** Replaces each occurrence of each non-empty secret, in any of its encoded forms (`secretForms`), with `***`. */
+export function redact(text: string, secrets: readonly string[]): string {
+  const pattern = formsPattern(secrets.filter((s) => s.length > 0));
+  return pattern === undefined ? text : text.replace(pattern, REDACTED);
+}
+
+/** Header names whose values are credentials whatever the configuration says. */
+const SENSITIVE_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', 'x-auth-token'];
+
+/** `name=value` pairs of query strings (in URLs or on their own); group 1 the separator, 2 the name, 3 the value. */
+const QUERY_PAIR = /([?&;])([^=&?#;\s"'<>\\]+)=([^&#;\s"'<>\\]*)/g;
+/** The password of `scheme://user:password@host`. */
+const USERINFO = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"'<>]*:)([^\s/?#@"'<>]+)(@)/gi;
+
+function formDecode(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * Remembers resolved secrets so loggers and error printers can redact them, and the names of
+ * query parameters and headers that carry secrets (from auth and source configs), so URLs and
+ * headers can be redacted by structure whatever encoding wrote the value.
+ */
 export class SecretRegistry {
   private readonly values = new Set<string>();
+  private readonly names = new Set<string>(SENSITIVE_HEADERS);
+  private pattern: RegExp | undefined | null = null;
 
   add(secret: string): void {
-    if (!secret) return;
+    if (!secret || this.values.has(secret)) return;
     this.values.add(secret);
+    this.pattern = null;
     // A connection string's password also shows up on its own (driver errors, encoded forms).
-    for (const part of urlPasswordForms(secret)) this.values.add(part);
+    for (const part of urlPasswordForms(secret)) this.add(part);
   }
 
+  /** A query parameter or header name whose value is a secret wherever it appears (case-insensitive). */
+  addName(name: string): void {
+    if (name) this.names.add(name.toLowerCase());
+  }
+
+  isSecretName(name: string): boolean {
+    return this.names.has(name.toLowerCase());
+  }
+
+  /** True when `value` (decoded) is, or contains, a registered secret. */
+  carriesSecret(value: string): boolean {
+    for (const s of this.values) if (value === s || (s.length >= 4 && value.includes(s))) return true;
+    return false;
+  }
+
+  /**
+   * Every encoded form of every secret becomes `***`, then, by structure, the values of query
+   * parameters named as secret or whose decoded value carries a secret, and URL passwords.
+   */
   redact(text: string): string {
-    return this.values.size === 0 ? text : redact(text, [...this.values]);
+    if (this.pattern === null) this.pattern = formsPattern(this.values);
+    const out = this.pattern === undefined ? text : text.replace(this.pattern, REDACTED);
+    return this.redactStructure(out);
+  }
+
+  /** Query parameter values and URL passwords that carry secrets, in any text. */
+  redactStructure(text: string): string {
+    let out = text;
+    if (out.includes('=')) {
+      out = out.replace(QUERY_PAIR, (whole, sep: string, name: string, value: string) => {
+        if (value === '' || value === REDACTED) return whole;
+        return this.isSecretName(formDecode(name)) || this.carriesSecret(formDecode(value)) ? `${sep}${name}=${REDACTED}` : whole;
+      });
+    }
+    if (out.includes('@')) out = out.replace(USERINFO, (_, head: string) => `${head}${REDACTED}@`);
+    return out;
+  }
+
+  /** A copy of `headers` with the values of secret headers (by name or value) masked, the rest redacted as text. */
+  redactHeaders(headers: Record<string, string>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(headers)) out[name] = this.isSecretName(name) ? REDACTED : this.redact(value);
+    return out;
   }
 
   get size(): number {
@@ -91,6 +204,7 @@ export class SecretRegistry {
 
   clear(): void {
     this.values.clear();
+    this.pattern = null;
   }
 }
 
@@ -108,6 +222,16 @@ function urlPasswordForms(value: string): string[] {
 
 /** The process-wide registry that resolveSecrets fills by default. */
 export const secretRegistry = new SecretRegistry();
+
+/** A copy of a JSON-like value with every string (keys included) passed through `redactText`. */
+export function redactDeep<T>(value: T, redactText: (text: string) => string = (t) => secretRegistry.redact(t)): T {
+  if (typeof value === 'string') return redactText(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => redactDeep(v, redactText)) as T;
+  if (value && typeof value === 'object' && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [redactText(k), redactDeep(v, redactText)])) as T;
+  }
+  return value;
+}
 
 /** Resolves references in every string of a config value (objects and lists walked), for sources' connection settings. */
 export function resolveSecretsDeep<T>(value: T, opts: ResolveSecretsOptions): T {

@@ -23,6 +23,8 @@ export interface TaskContext {
   projectDir: string;
   signal: AbortSignal;
   log: (line: string) => void;
+  /** Shell tasks: the declared `env:` variables, resolved. */
+  env?: Record<string, string>;
 }
 
 /** What a module task's function receives. */
@@ -43,7 +45,19 @@ export const KILL_GRACE_MS = 5_000;
 /** A line longer than this is passed on in pieces. */
 const MAX_LINE = 64 * 1024;
 
-/** The environment a shell task sees on top of ours. */
+/** Variables of ours a shell task sees (besides LC_*): enough to find programs and speak the locale, no credentials. */
+export const SAFE_ENV_NAMES = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'TERM'] as const;
+
+/** The part of our environment passed to shell tasks: SAFE_ENV_NAMES and LC_*, nothing else (no tokens, no passwords). */
+export function safeBaseEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && ((SAFE_ENV_NAMES as readonly string[]).includes(name) || name.startsWith('LC_'))) out[name] = value;
+  }
+  return out;
+}
+
+/** The DIP_* variables a shell task sees on top of the safe base and its declared `env:`. */
 export function shellTaskEnv(ctx: TaskContext): Record<string, string> {
   return {
     DIP_RUN_ID: ctx.runId,
@@ -102,7 +116,8 @@ export async function runShellTask(command: string, ctx: TaskContext): Promise<v
   if (ctx.signal.aborted) throw cancelled(ctx, what);
   const child = spawn('/bin/sh', ['-c', command], {
     cwd: ctx.projectDir,
-    env: { ...process.env, ...shellTaskEnv(ctx) },
+    // Only what is declared: `dip serve`'s token, database passwords… stay out of the task.
+    env: { ...safeBaseEnv(), ...(ctx.env ?? {}), ...shellTaskEnv(ctx) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

@@ -14,7 +14,7 @@ import type { RetryPolicy } from './retry.js';
 export type TaskKind =
   | { kind: 'ingest'; source: string }
   | { kind: 'silver'; table: string }
-  | { kind: 'shell'; command: string }
+  | { kind: 'shell'; command: string; env: Record<string, string> }
   | { kind: 'module'; module: string; export: string };
 
 export interface TaskDef {
@@ -126,7 +126,7 @@ function customTask(name: string, cfg: CustomTaskConfig, pipeline: PipelineConfi
   }
   return {
     name,
-    run: 'shell' in cfg ? { kind: 'shell', command: cfg.shell } : { kind: 'module', module: cfg.module, export: cfg.export },
+    run: 'shell' in cfg ? { kind: 'shell', command: cfg.shell, env: cfg.env } : { kind: 'module', module: cfg.module, export: cfg.export },
     deps: [...cfg.depends_on],
     inputs: cfg.inputs,
     outputs: cfg.outputs,

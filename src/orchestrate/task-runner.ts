@@ -5,7 +5,8 @@
  * quality or config failure does not).
  */
 import type { RunStats } from '../catalog/types.js';
-import { DipError, EXIT_CODES, type ErrorKind } from '../core/errors.js';
+import { resolveSecrets, SecretRegistry, secretRegistry } from '../config/secrets.js';
+import { DipError, EXIT_CODES, errorMessage, type ErrorKind } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
 import { buildSilverTable, ingestSources, type TaskWork } from '../pipeline/run.js';
 import type { RunEventSink } from '../pipeline/events.js';
@@ -31,7 +32,48 @@ export interface TaskResult {
   stats: RunStats;
 }
 
+/**
+ * Every line of a task's log (stored tail and streamed output) and its error are redacted like
+ * everything else: every registered secret in any encoding, and the values of the task's own
+ * declared `env:` references.
+ */
 export async function runTask(lake: Lake, task: TaskDef, ctx: TaskRunContext): Promise<TaskResult> {
+  const own = new SecretRegistry();
+  const redact = (text: string): string => secretRegistry.redact(own.redact(text));
+  const log = (line: string): void => ctx.log(redact(line));
+  try {
+    // Resolved into a registry of the task's own: a value passed through (a host name) is masked in this log only.
+    const env = task.run.kind === 'shell' ? resolveTaskEnv(task.run.env, lake.project.dir, own, `task ${task.name}`) : undefined;
+    return await runTaskKind(lake, task, { ...ctx, log }, env);
+  } catch (err) {
+    redactError(err, redact);
+    throw err;
+  }
+}
+
+function resolveTaskEnv(env: Record<string, string>, baseDir: string, registry: SecretRegistry, where: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    try {
+      out[name] = resolveSecrets(value, { baseDir, registry });
+    } catch (err) {
+      throw new DipError('config', `${where}: env.${name}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+  return out;
+}
+
+/** Masks secrets in an error's message and the messages of its causes, in place (kind and class kept for retries). */
+function redactError(err: unknown, redact: (text: string) => string): void {
+  let cur: unknown = err;
+  for (let depth = 0; cur instanceof Error && depth < 6; depth++) {
+    cur.message = redact(cur.message);
+    if (cur.stack !== undefined) cur.stack = redact(cur.stack);
+    cur = cur.cause;
+  }
+}
+
+async function runTaskKind(lake: Lake, task: TaskDef, ctx: TaskRunContext, env: Record<string, string> | undefined): Promise<TaskResult> {
   const options = { runId: ctx.runId, signal: ctx.signal, onEvent: ctx.onEvent ?? eventsToLog(ctx.log), ...(ctx.now ? { now: ctx.now } : {}) };
   switch (task.run.kind) {
     case 'ingest': {
@@ -44,7 +86,7 @@ export async function runTask(lake: Lake, task: TaskDef, ctx: TaskRunContext): P
       return outcome(await buildSilverTable(lake, ctx.pipeline, task.run.table, options), task.name);
     case 'shell':
     case 'module': {
-      const custom = { runId: ctx.runId, task: task.name, pipeline: ctx.pipeline, interval: ctx.interval, attempt: ctx.attempt, projectDir: lake.project.dir, signal: ctx.signal, log: ctx.log };
+      const custom = { runId: ctx.runId, task: task.name, pipeline: ctx.pipeline, interval: ctx.interval, attempt: ctx.attempt, projectDir: lake.project.dir, signal: ctx.signal, log: ctx.log, ...(env ? { env } : {}) };
       if (task.run.kind === 'shell') await runShellTask(task.run.command, custom);
       else await runModuleTask(task.run.module, task.run.export, custom);
       return { rows: 0, stats: { streams: {} } };

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { CommitRequest, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
+import { secretRegistry } from '../config/secrets.js';
 import { CommitConflictError, DipError, SchemaChangeError, describeCause, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { processAlive } from '../core/process.js';
@@ -82,13 +83,19 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
     const reason = signal.aborted ? signal.reason : err;
-    await lake.catalog.finishRun(runId, { status: 'failed', error: errorMessage(reason), cause: describeCause(reason) ?? null, stats });
+    const cause = describeCause(reason);
+    await lake.catalog.finishRun(runId, { status: 'failed', error: secretRegistry.redact(errorMessage(reason)), cause: cause === undefined ? null : secretRegistry.redact(cause), stats });
     throw reason;
   } finally {
     clearInterval(heartbeat);
     signal.removeEventListener('abort', interrupt);
   }
   const status = errors.length ? 'failed' : 'succeeded';
+  // Run records, CLI and API answers: no secret in any encoding, no secret query parameter.
+  for (const e of errors) {
+    e.message = secretRegistry.redact(e.message);
+    if (e.cause) e.cause = secretRegistry.redact(e.cause);
+  }
   await lake.catalog.finishRun(runId, {
     status,
     error: errors.length ? errors.map((e) => `${e.stream}: ${e.message}`).join('\n') : null,

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { LoadedProject } from '../../config/load.js';
-import { resolveSecrets } from '../../config/secrets.js';
+import { resolveSecrets, secretRegistry } from '../../config/secrets.js';
 import { DipError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import { Lake } from '../../lake/lake.js';
@@ -49,6 +49,7 @@ export function registerServe(program: Command): void {
       const startupWaitMs = durationMs(opts.startupWait, '--startup-wait');
       const tokenRef = opts.token ?? config.token;
       const token = tokenRef === undefined ? undefined : resolveSecrets(tokenRef, { baseDir: project.dir });
+      if (token) secretRegistry.add(token); // a literal token too: masked in every log, error and task log
       const print = (text: string) => process.stdout.write(text);
 
       const logger = createLogger();

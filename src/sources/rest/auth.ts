@@ -10,6 +10,8 @@ import type { RestAuthConfig } from '../../config/rest.js';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import type { Authenticator, HttpRequest, StateStore } from './http/types.js';
+import { redact as redactForms, secretRegistry } from '../../config/secrets.js';
+import { decryptState, deriveStateKey, encryptState, isEncryptedState, projectStateKey, type StateKey } from './state-crypto.js';
 
 export interface TokenRequestInit {
   method: string;
@@ -32,6 +34,8 @@ export interface AuthContext {
   /** Where a rotated refresh token is kept between runs. */
   state: StateStore;
   fetchToken?: FetchToken;
+  /** Where `.dip/state-key` is (the project directory), when no auth.state_key is given. */
+  projectDir?: string;
 }
 
 type OAuthConfig = Extract<RestAuthConfig, { type: 'oauth2_client_credentials' | 'oauth2_refresh_token' }>;
@@ -152,6 +156,7 @@ class OAuth2Authenticator implements Authenticator {
   /** `oauth2_refresh_token`: the token to use next, once loaded from state. */
   private refreshToken: string | undefined;
   private readonly refreshTokens = new Set<string>();
+  private key: StateKey | undefined;
 
   constructor(
     private readonly config: OAuthConfig,
@@ -252,24 +257,44 @@ class OAuth2Authenticator implements Authenticator {
       throw new DipError('input', `OAuth token endpoint ${this.tokenUrl} answered without an access_token`);
     }
     this.issued.add(accessToken);
+    secretRegistry.add(accessToken);
     const rotated = body['refresh_token'];
     if (typeof rotated === 'string' && rotated !== '' && rotated !== usedRefreshToken) {
       this.refreshToken = rotated;
       this.refreshTokens.add(rotated);
+      secretRegistry.add(rotated);
       // The old refresh token is spent: the new one must be durable before the run relies on it.
-      const stored: StoredRefreshToken = { refresh_token: rotated, rotated_at: new Date().toISOString() };
-      await this.context.state.save(stored);
+      await this.saveRefreshToken(rotated);
     }
     return { accessToken, fetchedAt, expiresAt: fetchedAt + expiresInSeconds(body['expires_in']) * 1000 };
   }
 
   private async currentRefreshToken(): Promise<string> {
     if (this.refreshToken === undefined && this.config.type === 'oauth2_refresh_token') {
-      const stored = await this.context.state.load();
+      const raw = await this.context.state.load();
+      const stored = isEncryptedState(raw) ? decryptState(raw, this.stateKey(), 'auth (oauth2_refresh_token)') : raw;
       this.refreshToken = isStoredRefreshToken(stored) ? stored.refresh_token : this.config.refresh_token;
       this.refreshTokens.add(this.refreshToken);
+      secretRegistry.add(this.refreshToken);
+      // A token stored in clear (before state encryption) is re-written encrypted.
+      if (isStoredRefreshToken(raw)) await this.saveRefreshToken(raw.refresh_token, raw.rotated_at);
     }
     return this.refreshToken ?? '';
+  }
+
+  /** The refresh token goes to the catalog encrypted (AES-256-GCM, key by reference or .dip/state-key). */
+  private async saveRefreshToken(token: string, rotatedAt = new Date().toISOString()): Promise<void> {
+    const stored: StoredRefreshToken = { refresh_token: token, rotated_at: rotatedAt };
+    await this.context.state.save(encryptState(stored, this.stateKey()));
+  }
+
+  private stateKey(): StateKey {
+    if (this.key !== undefined) return this.key;
+    const c = this.config;
+    if (c.type === 'oauth2_refresh_token' && c.state_key !== undefined) this.key = deriveStateKey(c.state_key, 'auth.state_key');
+    else if (this.context.projectDir !== undefined) this.key = projectStateKey(this.context.projectDir);
+    else throw new DipError('config', 'auth (oauth2_refresh_token): no key to encrypt the rotated refresh token with; set auth.state_key (e.g. ${env:DIP_STATE_KEY})');
+    return this.key;
   }
 
   /** POSTs the form, retrying network failures, 429 and 5xx; returns the JSON body of a 2xx. */
@@ -306,10 +331,9 @@ class OAuth2Authenticator implements Authenticator {
     throw new DipError('transient', `OAuth token endpoint ${this.tokenUrl} failed ${TOKEN_ATTEMPTS} times; last: ${lastProblem}`);
   }
 
+  /** Every encoded form (form-encoded as in the token request body, base64…) of every credential. */
   private redact(text: string): string {
-    let out = text;
-    for (const secret of this.secrets()) if (secret.length > 0) out = out.split(secret).join('***');
-    return out;
+    return redactForms(text, this.secrets());
   }
 
   private excerpt(text: string): string {

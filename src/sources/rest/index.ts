@@ -4,7 +4,7 @@
  * becomes true once they are committed, and kept whole in the raw zone.
  */
 import { restSourceSchema, type RestSourceConfig } from '../../config/rest.js';
-import { redact, resolveSecrets, resolveSecretsDeep, secretRegistry } from '../../config/secrets.js';
+import { hasSecretRef, redact, resolveSecrets, resolveSecretsDeep, secretRegistry } from '../../config/secrets.js';
 import { defineConnector, type PlanContext, type ReadUnit, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
 import { createAuthenticator } from './auth.js';
 import { HttpClient } from './http/client.js';
@@ -48,6 +48,7 @@ class RestSource implements SourceInstance {
       // ${env:…}/${file:…} references become values only now, when requests are about to be made.
       const c = this.config;
       const opts = { baseDir: this.baseDir };
+      registerSecretNames(c);
       this.config = { ...c, base_url: resolveSecrets(c.base_url, opts), headers: resolveSecretsDeep(c.headers, opts), params: resolveSecretsDeep(c.params, opts), auth: resolveSecretsDeep(c.auth, opts) };
       this.resources = resolveResources(this.config, this.name);
       this.secretsResolved = true;
@@ -93,16 +94,20 @@ class RestSource implements SourceInstance {
     return c;
   }
 
+  /** Every encoded form of the source's credentials (rotated tokens too) and of every registered secret; secret query parameters by structure. */
   private redact(text: string): string {
-    const secrets = this.secrets();
-    return secretRegistry.redact(redact(text, [...secrets, ...secrets.map(encodeURIComponent)]));
+    return secretRegistry.redact(redact(text, this.secrets()));
   }
 
   private http(ctx: PlanContext): HttpClient {
     if (this.client) return this.client;
     const h = this.config.http;
-    const authenticator = this.config.auth ? createAuthenticator(this.config.auth, { baseUrl: this.config.base_url, state: ctx.sourceState }) : undefined;
-    if (authenticator) this.secrets = () => authenticator.secrets();
+    const authenticator = this.config.auth ? createAuthenticator(this.config.auth, { baseUrl: this.config.base_url, state: ctx.sourceState, projectDir: this.baseDir }) : undefined;
+    if (authenticator) {
+      this.secrets = () => authenticator.secrets();
+      // Literal credentials (not ${env:…} references) are secrets too, for every log and error printer.
+      for (const s of authenticator.secrets()) secretRegistry.add(s);
+    }
     const budgets: Record<string, { requests: number; perMs: number }> = {};
     for (const r of this.resources) if (r.rateLimit) budgets[r.name] = r.rateLimit;
     const onEvent = (e: HttpEvent) => {
@@ -129,5 +134,25 @@ class RestSource implements SourceInstance {
       redact: (text) => this.redact(text),
     });
     return this.client;
+  }
+}
+
+/**
+ * Names of the query parameters and headers that carry this source's secrets: the api_key
+ * parameter or header of the auth config, header templates, and every `params`/`headers` entry
+ * whose value is a secret reference. Their values are masked in every URL and header kept.
+ */
+function registerSecretNames(c: RestSourceConfig): void {
+  const auth = c.auth;
+  if (auth?.type === 'api_key') secretRegistry.addName(auth.name);
+  if (auth?.type === 'headers') for (const h of Object.keys(auth.headers)) secretRegistry.addName(h);
+  const refs = (entries: Record<string, unknown> | undefined): void => {
+    for (const [name, value] of Object.entries(entries ?? {})) if (typeof value === 'string' && hasSecretRef(value)) secretRegistry.addName(name);
+  };
+  refs(c.params);
+  refs(c.headers);
+  for (const r of Object.values(c.resources)) {
+    refs((r as { params?: Record<string, unknown> }).params);
+    refs((r as { headers?: Record<string, unknown> }).headers);
   }
 }

@@ -9,6 +9,7 @@ import type { Selection } from './select.js';
 import type { PageRequest, PageView, Paginator } from './paginators.js';
 import type { Partition } from './partition.js';
 import { buildRequest, type RequestTemplate } from './request.js';
+import { redactHeader, redactPayload } from './http/redact.js';
 
 export type ResponseFormat = 'json' | 'ndjson' | 'csv';
 
@@ -157,9 +158,10 @@ async function fetchPage(o: PageReaderOptions, partition: Partition, request: Pa
   const headers: Record<string, string> = {};
   for (const h of o.keepHeaders) {
     const v = response.headers[h];
-    if (v !== undefined) headers[h] = v;
+    if (v !== undefined) headers[h] = redactHeader(h, v, o.redact);
   }
-  const raw = response.body.toString('utf8');
+  // Secrets the API echoes (next links carrying the api key…) never reach the raw zone or records.
+  const raw = redactPayload(response.body.toString('utf8'), o.format, o.redact);
   let body: unknown;
   let records: Record<string, unknown>[];
   let recordsPath: string | undefined;

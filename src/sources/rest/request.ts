@@ -1,3 +1,4 @@
+import { REDACTED } from '../../config/secrets.js';
 import { DipError } from '../../core/errors.js';
 import type { HttpRequest } from './http/types.js';
 import type { PageRequest } from './paginators.js';
@@ -34,6 +35,9 @@ export function buildRequest(t: RequestTemplate, partition: Partition, page: Pag
     // A next-page URL from the API already carries every parameter it needs.
     for (const [k, v] of Object.entries(t.params)) url.searchParams.set(k, fill(String(v), partition.vars, `${where} params.${k}`));
     for (const [k, v] of Object.entries(partition.params)) url.searchParams.set(k, v);
+  } else {
+    // A next-page or resumed URL is stored and parsed redacted: put back the configured secret parameters it masks.
+    for (const [k, v] of Object.entries(t.params)) if (url.searchParams.get(k) === REDACTED) url.searchParams.set(k, fill(String(v), partition.vars, `${where} params.${k}`));
   }
   for (const [k, v] of Object.entries(page.params)) url.searchParams.set(k, v);
   const headers: Record<string, string> = {};

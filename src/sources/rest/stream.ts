@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RestSourceConfig } from '../../config/rest.js';
+import { redactDeep } from '../../config/secrets.js';
 import { AsyncQueue } from '../../core/async-queue.js';
 import { Serial } from '../../core/serial.js';
 import { DipError, errorMessage } from '../../core/errors.js';
@@ -158,7 +159,8 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
     (err) => units.fail(err),
   );
   try {
-    for await (const unit of units) yield unit;
+    // The state goes to the catalog: resume URLs and failed requests keep no secret (masked values are restored on use).
+    for await (const unit of units) yield { ...unit, state: redactDeep(unit.state, o.redact) };
   } finally {
     stop.abort();
     units.close();
