@@ -29,6 +29,11 @@ export interface PreparedInput {
   /** The raw relation has one JSON column `json` holding each record's text (JSON inputs). */
   rawIsJson?: boolean;
   /**
+   * A relation with a row when the input holds at least one record (read leniently, no side
+   * effects): inputs whose columns are inferred are checked, so an empty one decides no type.
+   */
+  probe?: string;
+  /**
    * Parse options the typing of these columns depended on (CSV date/timestamp formats), kept
    * so replay types raw records the same way.
    */
@@ -114,6 +119,7 @@ async function prepareCsv(
   return {
     typed,
     raw,
+    probe: `read_csv(${[lit(path), ...base, 'all_varchar=true', 'ignore_errors=true'].join(', ')})`,
     // Sniffing the formats costs a pass over the sample: only when a column needs them.
     typing: (columns) => (columns.some((c) => TEMPORAL_TYPES.test(c.type)) ? csvTyping(engine, path, base, options) : NO_TYPING()),
     async rejected() {
@@ -187,6 +193,7 @@ async function prepareJson(
   return {
     typed: rel,
     raw,
+    probe: raw,
     rawIsJson: true,
     typing: NO_TYPING,
     rejected: async () => rejected,
