@@ -114,6 +114,11 @@ describe('item 1: the ledger survives moving and copying the project', () => {
     try {
       const third = ok(await runPipeline(lake, 'p'));
       assert.equal(totalRows(third), 0, 'nothing re-ingested in a copy');
+      assert.equal(third.stats.streams['src.codes']?.skippedFiles, 2);
+      // the new times are recorded: the next run recognises the files without hashing them
+      const refreshed = await lake.catalog.getLedger('p', 'src', 'codes');
+      assert.equal(refreshed.get('data/csv/eucjp.csv')?.modifiedMs, later.getTime());
+      assert.equal(refreshed.get('data/csv/eucjp.csv')?.sourceFile, join(p.dir, 'data/csv/eucjp.csv'), 'rows keep the name they were read under');
       assert.equal(await num(lake, 'select count(*) from bronze.codes'), csvRows);
       assert.equal(await num(lake, 'select count(*) from raw.codes'), csvRows);
 

@@ -49,8 +49,8 @@ export const fileStreamSchema = z
     json: jsonOptionsSchema.optional(),
     require_files: z
       .boolean()
-      .default(false)
-      .describe('Fail the stream when a path or glob matches no file (default: warn and go on)'),
+      .optional()
+      .describe('Fail the stream when a path or glob matches no file (default false: warn and go on)'),
     table: identifier.optional().describe('Destination table name in each zone; defaults to the stream name'),
     write_disposition: writeDispositionSchema.default('append'),
     primary_key: z.array(z.string().min(1)).optional().describe('Columns that identify a record; required for merge'),

@@ -294,6 +294,15 @@ export async function runStream(
     if (!unit.input && !unit.rawPages) {
       // Nothing to read, only state to record (e.g. an API listing that ended on an empty page).
       await unit.dispose?.();
+      if (unit.ledgerRefresh?.length) {
+        // Another run refreshing the same entries first is as good.
+        await lake.catalog
+          .commit({ runId: target.runId, operation: 'state', tables: [], ledger: unit.ledgerRefresh, summary: { pipeline, source: sourceName, stream: stream.name, rows: 0 } })
+          .catch((err: unknown) => {
+            if (!(err instanceof CommitConflictError && err.details['reason'] === 'already_ingested')) throw err;
+          });
+        continue;
+      }
       if (stream.writeDisposition === 'append') {
         const commit = unit.state === undefined ? null : await commitState(lake, target, unit.state);
         emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: 0, bytes: 0, quarantined: 0, commit });

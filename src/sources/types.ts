@@ -66,6 +66,12 @@ export interface ReadUnit {
   /** Ledger entry committed with the unit's data. */
   ledger?: LedgerEntry;
   /**
+   * Ledger entries to update without reading anything (inputs recognised by content in a
+   * copied project: their new modification times are recorded so the next run need not hash
+   * them again). Only on a unit without input.
+   */
+  ledgerRefresh?: LedgerEntry[] | undefined;
+  /**
    * The `_dip_source_file` of rows this unit replaces (an input that changed since it was
    * committed); when absent, the ledger entry's path if the ledger already held it.
    */

@@ -56,6 +56,7 @@ export const filesConnector = defineConnector({
         }
         const legacy = legacyEntries(ctx.ledger);
         const units: ReadUnit[] = [];
+        const refresh: LedgerEntry[] = [];
         let skipped = 0;
         for (const f of files) {
           ctx.signal.throwIfAborted();
@@ -67,11 +68,15 @@ export const filesConnector = defineConnector({
               skipped++;
               continue;
             }
-            // Copied (not moved) projects get new modification times: the content decides.
-            if (seen.contentHash && f.bytes <= HASH_MAX_BYTES) {
+            // A new modification time where the rows were read is a change (touching a file
+            // re-reads it). A file that is no longer where its rows were read from (a copied
+            // project: new times) is the same input if its content is.
+            const recordedAt = seen.sourceFile ?? seen.path;
+            if (recordedAt !== f.path && seen.contentHash && f.bytes <= HASH_MAX_BYTES) {
               contentHash = await hashFile(f.path);
               if (contentHash === seen.contentHash) {
                 skipped++;
+                refresh.push({ ...seen, path: key, modifiedMs: f.modifiedMs, sourceFile: recordedAt, contentHash });
                 continue;
               }
             }
@@ -89,7 +94,9 @@ export const filesConnector = defineConnector({
             supersedes: seen ? (seen.sourceFile ?? seen.path) : undefined,
           });
         }
-        return { units, skipped, warnings, total: { units: units.length, bytes: units.reduce((n, u) => n + u.bytes, 0) } };
+        const total = { units: units.length, bytes: units.reduce((n, u) => n + u.bytes, 0) };
+        if (refresh.length > 0) units.unshift({ label: `${refresh.length} inputs recognised by content`, bytes: 0, position: {}, ledgerRefresh: refresh });
+        return { units, skipped, warnings, total };
       },
       async close() {},
     };
