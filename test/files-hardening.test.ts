@@ -108,7 +108,7 @@ describe('item 1: the ledger survives moving and copying the project', () => {
     const copy = `${p.dir}-copy`;
     cleanup.push(copy);
     await cp(moved, copy, { recursive: true, preserveTimestamps: false });
-    const later = new Date(Date.now() + 60_000);
+    const later = new Date(Math.floor(Date.now() / 1000) * 1000 + 60_000); // whole seconds: utimes keeps them exactly
     for (const f of ['data/csv/eucjp.csv', 'data/csv/cp936.csv', 'data/json/eucjp.ndjson']) await utimes(join(copy, f), later, later);
     lake = await openAt(copy);
     try {
@@ -243,7 +243,12 @@ describe('item 6: JSON types unify across files', () => {
   });
 
   it('json.columns declares types; the hint for a JSON stream names json.columns', async () => {
-    const p = await project({ runs: { path: 'data/*.json', json: { columns: { run: 'INTEGER', note: 'VARCHAR' } } }, plain: { path: 'plain/*.json' } });
+    const p = await project({
+      runs: { path: 'data/*.json', json: { columns: { run: 'INTEGER', note: 'VARCHAR' } } },
+      plain: { path: 'plain/*.json' },
+      strict: { path: 'strict/*.ndjson', json: { columns: { run: 'INTEGER' } } },
+    });
+    await p.write('strict/1.ndjson', ndjson([{ code: 'a1a1', run: 9 }, { code: 'a2a1', run: '◆□' }]));
     const eucjp = await table('eucjp');
     const runs = eucjp.filter((r) => r.length > 2);
     await p.write('data/a.json', JSON.stringify(runs.map((r) => ({ code: r[0], run: String(r[2]) }))));
@@ -261,6 +266,10 @@ describe('item 6: JSON types unify across files', () => {
     assert.match(err.message, /json\.columns/);
     assert.doesNotMatch(err.message, /csv\.columns/);
     assert.equal(err.exitCode, 4);
+    const strict = r.errors.find((e) => e.stream === 'src.strict');
+    assert.match(strict?.message ?? '', /strict\/1\.ndjson as ndjson: a value does not convert to a type declared in json\.columns \(run: INTEGER\): column run \(INTEGER\): value ◆□ does not convert$/);
+    assert.equal(strict?.exitCode, 3);
+    assert.equal(await p.num(`select count(*) from information_schema.tables where table_schema = 'bronze' and table_name = 'strict'`), 0);
   });
 });
 

@@ -108,7 +108,7 @@ export async function stageUnit(
         );
         break;
       } catch (err) {
-        if (err instanceof DipError || attempt >= 3) throw wrapReadError(err, unit, Object.values(local));
+        if (err instanceof DipError || attempt >= 3 || failsDeclaredType(err, input.json?.columns)) throw wrapReadError(err, unit, Object.values(local));
         const next = await prepared.recover(err);
         if (!next) throw wrapReadError(err, unit, Object.values(local));
         prepared = next;
@@ -323,9 +323,10 @@ function wrapReadError(err: unknown, unit: ReadUnit, outputs: readonly string[])
   const format = unit.input?.format ?? 'input';
   const message = errorMessage(err);
   const declared = unit.input?.json?.columns;
-  if (declared && /Could not convert|Conversion Error|Failed to cast/i.test(message)) {
+  if (failsDeclaredType(err, declared) && declared) {
     const list = Object.entries(declared).map(([c, t]) => `${c}: ${t}`).join(', ');
-    return new DipError('input', `cannot read ${unit.label} as ${format}: a value does not convert to a type declared in json.columns (${list}): ${message}`, { cause: err });
+    const what = message.slice(message.indexOf(DECLARED_MISFIT) + DECLARED_MISFIT.length).split('\n')[0]?.trim();
+    return new DipError('input', `cannot read ${unit.label} as ${format}: a value does not convert to a type declared in json.columns (${list}):${what ? ` ${what}` : ''}`, { cause: err });
   }
   // Failing to write our own staging files is the machine's problem, not the input's.
   if (outputs.some((o) => message.includes(o)) || /No space left|Disk full|Read-only file system/i.test(message)) {
@@ -333,6 +334,13 @@ function wrapReadError(err: unknown, unit: ReadUnit, outputs: readonly string[])
   }
   return new DipError('input', `cannot read ${unit.label} as ${format}: ${message}`, { cause: err });
 }
+
+/** A value that does not convert to a type the stream declared (json.columns): re-sampling cannot help. */
+function failsDeclaredType(err: unknown, declared: Record<string, string> | undefined): boolean {
+  return declared !== undefined && errorMessage(err).includes(DECLARED_MISFIT);
+}
+
+const DECLARED_MISFIT = 'json.columns:';
 
 /** Where a stream of this format declares a column's type. */
 function declareHint(format: string): string {
@@ -393,7 +401,14 @@ async function unifyJsonColumns(
     const col = ident(c.name);
     const want = decl[c.name];
     if (want !== undefined) {
-      const expr = c.type === 'JSON' && SCALAR_TYPES.test(want.toUpperCase()) ? `CAST(json_extract_string(${col}, '$') AS ${want})` : `CAST(${col} AS ${want})`;
+      const nested = /^(STRUCT|MAP|UNION)\(|\[\d*\]$/.test(c.type);
+      const toText = /^(VARCHAR|TEXT|STRING|JSON)$/i.test(want.trim());
+      // Scalars as their plain text; objects and arrays as JSON text (not DuckDB's struct notation).
+      const src = c.type === 'JSON' && SCALAR_TYPES.test(want.toUpperCase()) ? `json_extract_string(${col}, '$')` : nested && toText ? `to_json(${col})` : col;
+      // A value that does not convert fails the file naming the declared column (DECLARED_MISFIT).
+      const expr = `CASE WHEN ${src} IS NOT NULL AND TRY_CAST(${src} AS ${want}) IS NULL
+        THEN error(${lit(`${DECLARED_MISFIT} column ${c.name} (${want}): value `)} || left(CAST(${src} AS VARCHAR), 60) || ' does not convert')
+        ELSE TRY_CAST(${src} AS ${want}) END`;
       columns.push({ name: c.name, type: want, expr });
       changed = true;
       continue;
