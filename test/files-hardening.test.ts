@@ -95,7 +95,7 @@ describe('item 1: the ledger survives moving and copying the project', () => {
       const second = ok(await runPipeline(lake, 'p'));
       assert.equal(totalRows(second), 0, 'nothing re-ingested after the move');
       assert.equal(totalFiles(second), 0);
-      assert.equal(second.stats.streams['src.codes']?.skippedFiles, 2);
+      assert.equal(second.stats.streams['src.codes']?.skippedFiles, 3);
       assert.equal(await num(lake, 'select count(*) from bronze.codes'), csvRows);
       assert.equal(await num(lake, 'select count(*) from raw.codes'), csvRows);
       assert.equal(await num(lake, 'select count(*) from bronze.tables'), jsonRows);
@@ -274,15 +274,16 @@ describe('item 6: JSON types unify across files', () => {
 });
 
 describe('item 7: empty inputs land nothing and decide no type', () => {
-  it('0-byte CSV, header-only CSV, 0-byte JSON and [] create no phantom column; the real file types the table', async () => {
+  it('0-byte CSV, header-only CSV, blank lines, 0-byte JSON and [] create no phantom column; the real file types the table', async () => {
     const cp936 = (await table('cp936')).slice(0, 50);
     const p = await project({ codes: { path: 'csv/*.csv' }, docs: { path: 'json/*.json' } });
     await p.write('csv/0-empty.csv', '');
     await p.write('csv/1-header.csv', 'code,first_char,run\n');
+    await p.write('csv/1-blank-lines.csv', '\n\n\r\n');
     await p.write('json/0-empty.json', '');
     await p.write('json/1-array.json', '[]');
     const first = ok(await p.run());
-    assert.equal(first.stats.streams['src.codes']?.emptyFiles, 2);
+    assert.equal(first.stats.streams['src.codes']?.emptyFiles, 3);
     assert.equal(first.stats.streams['src.docs']?.emptyFiles, 2);
     assert.equal(first.stats.streams['src.codes']?.rows, 0);
     assert.match((first.stats.streams['src.codes']?.warnings ?? []).join('\n'), /1-header\.csv holds no records: nothing landed/);
@@ -291,7 +292,7 @@ describe('item 7: empty inputs land nothing and decide no type', () => {
     assert.equal(await lake.catalog.getTable('bronze.docs'), undefined);
     // recorded as read: the next run skips them
     const second = ok(await p.run());
-    assert.equal(second.stats.streams['src.codes']?.skippedFiles, 2);
+    assert.equal(second.stats.streams['src.codes']?.skippedFiles, 3);
     assert.equal(second.stats.streams['src.codes']?.files, 0);
 
     await p.write('csv/2-real.csv', codeCsv(cp936));

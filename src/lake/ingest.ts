@@ -1,4 +1,4 @@
-import { rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NewFile, TableSchema } from '../catalog/types.js';
 import { DipError, SchemaChangeError, errorMessage } from '../core/errors.js';
@@ -349,10 +349,29 @@ function declareHint(format: string): string {
   return 'convert the column upstream';
 }
 
+/** Whether a file is empty or holds only whitespace (blank lines): read until the first other byte. */
+async function onlyWhitespace(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) return true;
+      for (let i = 0; i < bytesRead; i++) {
+        const b = buf[i];
+        if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
+      }
+      pos += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Whether an input whose columns are inferred holds no record at all (0 bytes, `[]`, a header line alone). */
 async function holdsNoRecords(lake: Lake, path: string, prepared: PreparedInput): Promise<boolean> {
   if (!prepared.probe) return false;
-  if ((await stat(path)).size === 0) return true;
+  if (await onlyWhitespace(path)) return true;
   try {
     const rows = await lake.engine.all(`SELECT count(*) AS n FROM (SELECT 1 FROM ${prepared.probe} LIMIT 1)`);
     return Number(rows[0]?.['n']) === 0;
