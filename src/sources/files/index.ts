@@ -81,7 +81,8 @@ export const filesConnector = defineConnector({
               }
             }
           }
-          if (contentHash === undefined && f.bytes <= HASH_MAX_BYTES) contentHash = await hashFile(f.path);
+          // replace keeps no ledger: nothing to hash for.
+          if (contentHash === undefined && f.bytes <= HASH_MAX_BYTES && stream.writeDisposition !== 'replace') contentHash = await hashFile(f.path);
           const ledger: LedgerEntry = { pipeline: ctx.pipeline, source: ctx.source, stream: stream.name, path: key, bytes: f.bytes, modifiedMs: f.modifiedMs, sourceFile: f.path };
           if (contentHash !== undefined) ledger.contentHash = contentHash;
           units.push({
