@@ -324,6 +324,17 @@ describe('item 7: empty inputs land nothing and decide no type', () => {
   });
 });
 
+describe('item 7: a file whose only record is malformed is not empty', () => {
+  it('its record goes to quarantine', async () => {
+    const p = await project({ codes: { path: 'csv/*.csv' } });
+    await p.write('csv/1.csv', 'code,first_char,run\n8140,"丂",5,extra\n');
+    const r = ok(await p.run());
+    assert.equal(r.stats.streams['src.codes']?.quarantined, 1);
+    assert.equal(r.stats.streams['src.codes']?.emptyFiles, undefined);
+    assert.equal(await p.count('quarantine.codes'), 1);
+  });
+});
+
 describe('item 9a: a glob matching no files', () => {
   it('warns in the run stats and the CLI summary, and exits 0', async () => {
     const p = await project({ codes: { path: 'incoming/*.csv' } });
