@@ -1,5 +1,54 @@
-/** Catalog schema, versioned. `{id}` becomes the dialect's auto-increment key column. */
-export const MIGRATIONS: readonly string[][] = [
+import { isAbsolute, relative, sep } from 'node:path';
+import type { SqlExecutor } from './driver.js';
+
+/** What a migration step that rewrites data may need to know about the catalog's opener. */
+export interface MigrationContext {
+  /** The project directory of the process opening the catalog, when it has one. */
+  projectDir?: string | undefined;
+}
+
+/** A migration step: SQL (`{id}` becomes the dialect's auto-increment key column), or code that rewrites data. */
+export type MigrationStep = string | ((tx: SqlExecutor, ctx: MigrationContext) => Promise<void>);
+
+/**
+ * The key of an input in the processed-file ledger: its path relative to the project
+ * directory (with `/` separators), so a project that is moved, copied or mounted elsewhere
+ * keeps its ledger; an input outside the project keeps its absolute path.
+ */
+export function ledgerKey(path: string, projectDir: string): string {
+  const rel = relative(projectDir, path);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return path;
+  return sep === '/' ? rel : rel.split(sep).join('/');
+}
+
+/**
+ * Ledger keys relative to the project (issue 14, item 1). Earlier versions keyed inputs by
+ * absolute path, so a moved project re-ingested everything. Adds the content hash and the
+ * `_dip_source_file` the rows were recorded with (a changed input supersedes rows by it),
+ * then rewrites the absolute keys under the opener's project directory to relative ones.
+ * Self-contained: renumbering it (moving it later in MIGRATIONS) needs no other change.
+ */
+export const LEDGER_RELATIVE_KEYS: readonly MigrationStep[] = [
+  `ALTER TABLE dip_ledger ADD COLUMN content_hash TEXT`,
+  `ALTER TABLE dip_ledger ADD COLUMN source_file TEXT`,
+  async (tx, ctx) => {
+    if (!ctx.projectDir) return;
+    const rows = await tx.query(`SELECT pipeline, source, stream, path FROM dip_ledger`);
+    for (const r of rows) {
+      const path = String(r['path']);
+      if (!isAbsolute(path)) continue;
+      const key = ledgerKey(path, ctx.projectDir);
+      if (key === path) continue;
+      const id = [r['pipeline'] as string, r['source'] as string, r['stream'] as string];
+      const taken = await tx.query(`SELECT 1 FROM dip_ledger WHERE pipeline = ? AND source = ? AND stream = ? AND path = ?`, [...id, key]);
+      if (taken.length > 0) continue;
+      await tx.execute(`UPDATE dip_ledger SET path = ?, source_file = ? WHERE pipeline = ? AND source = ? AND stream = ? AND path = ?`, [key, path, ...id, path]);
+    }
+  },
+];
+
+/** Catalog schema, versioned: each entry is one version's steps, applied in order. */
+export const MIGRATIONS: readonly (readonly MigrationStep[])[] = [
   [
     `CREATE TABLE IF NOT EXISTS dip_tables (
       id {id},
@@ -178,6 +227,7 @@ export const MIGRATIONS: readonly string[][] = [
     `ALTER TABLE dip_task_attempts ADD COLUMN ended_seq BIGINT`,
     `CREATE INDEX IF NOT EXISTS dip_task_attempts_ended_seq ON dip_task_attempts (ended_seq)`,
   ],
+  LEDGER_RELATIVE_KEYS,
 ];
 
 export function idColumn(dialect: 'sqlite' | 'postgres'): string {

@@ -12,13 +12,13 @@ export async function openCatalog(config: CatalogConfig, baseDir: string): Promi
   switch (config.kind) {
     case 'sqlite': {
       const { SqliteCatalog } = await import('./sqlite.js');
-      return SqliteCatalog.create(resolve(baseDir, config.path));
+      return SqliteCatalog.create(resolve(baseDir, config.path), { projectDir: resolve(baseDir) });
     }
     case 'postgres': {
       const { PostgresCatalog } = await import('./postgres.js');
       const url = resolveSecrets(config.url, { baseDir });
       try {
-        return await PostgresCatalog.create({ url, schema: config.schema });
+        return await PostgresCatalog.create({ url, schema: config.schema, projectDir: resolve(baseDir) });
       } catch (err) {
         if (err instanceof DipError) throw err;
         throw new DipError(connectionErrorKind(err), `cannot open the PostgreSQL catalog at ${withoutPassword(url)} (schema ${config.schema}): ${errorMessage(err)}`, { cause: err });

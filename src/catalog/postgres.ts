@@ -138,7 +138,7 @@ export class PostgresCatalog extends SqlCatalog {
     await super.close();
   }
 
-  static async create(opts: { url: string; schema: string; maxConnections?: number }): Promise<PostgresCatalog> {
+  static async create(opts: { url: string; schema: string; maxConnections?: number; projectDir?: string }): Promise<PostgresCatalog> {
     if (!/^[a-z_][a-z0-9_]*$/.test(opts.schema)) throw new Error(`invalid catalog schema name: ${opts.schema}`);
     const { default: pg } = await import('pg');
     const bootstrap = new pg.Client({ connectionString: opts.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
@@ -162,7 +162,7 @@ export class PostgresCatalog extends SqlCatalog {
     pool.on('error', () => undefined);
     const catalog = new PostgresCatalog(new PostgresDriver(pool), opts.schema);
     try {
-      await catalog.migrate();
+      await catalog.migrate({ projectDir: opts.projectDir });
       await catalog.syncClock();
     } catch (err) {
       await pool.end().catch(() => undefined);

@@ -1,5 +1,5 @@
 import { CommitConflictError, DipError } from '../core/errors.js';
-import { MIGRATIONS, idColumn } from './ddl.js';
+import { MIGRATIONS, idColumn, type MigrationContext } from './ddl.js';
 import { OrchestrationStore } from './orchestration.js';
 import { num, numOrNull, str, strOrNull } from './values.js';
 import type { Row, SqlDriver, SqlExecutor } from './driver.js';
@@ -52,7 +52,7 @@ export class SqlCatalog implements Catalog {
     this.orchestration = new OrchestrationStore(db);
   }
 
-  protected async migrate(): Promise<void> {
+  protected async migrate(ctx: MigrationContext = {}): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.execute(`CREATE TABLE IF NOT EXISTS dip_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
       const rows = await tx.query(`SELECT value FROM dip_meta WHERE key = 'schema_version'`);
@@ -62,7 +62,10 @@ export class SqlCatalog implements Catalog {
         throw new DipError('config', `the catalog's schema is version ${current}, newer than this dip knows (version ${MIGRATIONS.length}): a newer dip upgraded it; upgrade this installation (every process sharing a catalog must run the same dip version or newer)`);
       }
       for (let v = current; v < MIGRATIONS.length; v++) {
-        for (const stmt of MIGRATIONS[v] ?? []) await tx.execute(stmt.replaceAll('{id}', idColumn(this.db.dialect)));
+        for (const step of MIGRATIONS[v] ?? []) {
+          if (typeof step === 'string') await tx.execute(step.replaceAll('{id}', idColumn(this.db.dialect)));
+          else await step(tx, ctx);
+        }
       }
       if (current < MIGRATIONS.length) {
         await tx.execute(
@@ -146,11 +149,12 @@ export class SqlCatalog implements Catalog {
           });
         }
         await tx.execute(
-          `INSERT INTO dip_ledger (pipeline, source, stream, path, bytes, modified_ms, rows, commit_id)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO dip_ledger (pipeline, source, stream, path, bytes, modified_ms, rows, commit_id, content_hash, source_file)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (pipeline, source, stream, path) DO UPDATE SET bytes = excluded.bytes,
-             modified_ms = excluded.modified_ms, rows = excluded.rows, commit_id = excluded.commit_id`,
-          [l.pipeline, l.source, l.stream, l.path, l.bytes, Math.trunc(l.modifiedMs), l.rows ?? null, commitId],
+             modified_ms = excluded.modified_ms, rows = excluded.rows, commit_id = excluded.commit_id,
+             content_hash = excluded.content_hash, source_file = excluded.source_file`,
+          [l.pipeline, l.source, l.stream, l.path, l.bytes, Math.trunc(l.modifiedMs), l.rows ?? null, commitId, l.contentHash ?? null, l.sourceFile ?? null],
         );
       }
       for (const q of request.qualityReports ?? []) await insertQualityReport(tx, q, commitId);
@@ -285,6 +289,10 @@ export class SqlCatalog implements Catalog {
       };
       const rowCount = numOrNull(r['rows']);
       if (rowCount !== null) entry.rows = rowCount;
+      const hash = strOrNull(r['content_hash'] ?? null);
+      if (hash !== null) entry.contentHash = hash;
+      const sourceFile = strOrNull(r['source_file'] ?? null);
+      if (sourceFile !== null) entry.sourceFile = sourceFile;
       out.set(entry.path, entry);
     }
     return out;

@@ -76,7 +76,7 @@ export class SqliteCatalog extends SqlCatalog {
     this.path = path;
   }
 
-  static async create(path: string): Promise<SqliteCatalog> {
+  static async create(path: string, options: { projectDir?: string } = {}): Promise<SqliteCatalog> {
     const abs = resolve(path);
     await mkdir(dirname(abs), { recursive: true });
     const { default: Database } = await import('better-sqlite3');
@@ -86,7 +86,7 @@ export class SqliteCatalog extends SqlCatalog {
     db.pragma('busy_timeout = 15000');
     db.pragma('foreign_keys = ON');
     const catalog = new SqliteCatalog(new SqliteDriver(db), abs);
-    await catalog.migrate();
+    await catalog.migrate({ projectDir: options.projectDir });
     return catalog;
   }
 }

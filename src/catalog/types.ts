@@ -105,11 +105,18 @@ export interface LedgerEntry {
   pipeline: string;
   source: string;
   stream: string;
-  /** Source file identity: absolute path (or URI). */
+  /**
+   * The input's key: its path relative to the project directory (`/` separators), or its
+   * absolute path (or URI) when it lies outside the project.
+   */
   path: string;
   bytes: number;
   modifiedMs: number;
   rows?: number;
+  /** sha256 of the content (hex), when it was cheap to compute: a copy with a new mtime is still the same input. */
+  contentHash?: string;
+  /** The `_dip_source_file` its rows carry (the absolute path when it was read), when it differs from `path`. */
+  sourceFile?: string;
 }
 
 /** A data quality report as the catalog keeps it (the report body is the quality module's JSON). */
@@ -164,6 +171,10 @@ export interface StreamStats {
   quarantined: number;
   commits: number;
   skippedFiles: number;
+  /** Inputs that held no records (read and recorded, nothing landed). */
+  emptyFiles?: number;
+  /** What the run should tell the user without failing the stream (a glob matching no files, an empty input). */
+  warnings?: string[];
   /** Source counters (API requests, retries, throttled time, records skipped as already loaded). */
   source?: Record<string, number>;
 }

@@ -29,7 +29,7 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
           const { report, warnings, ...result } = e.result;
           return log.info({ ...result, quality: report?.status, warnings: warnings.length }, type);
         }
-        if (e.type === 'silver_warning') return log.warn(fields, type);
+        if (e.type === 'silver_warning' || e.type === 'stream_warning') return log.warn(fields, type);
         log.info(fields, type);
       },
       stop: () => undefined,
@@ -69,6 +69,8 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
         bars.get(e.stream)?.bar.update({ rows: 'FAILED' });
       } else if (e.type === 'silver_warning') {
         multi.log(`warning: ${e.table}: ${e.message}\n`);
+      } else if (e.type === 'stream_warning') {
+        multi.log(`warning: ${e.message}\n`);
       }
     },
     stop: () => multi.stop(),

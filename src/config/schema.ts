@@ -30,6 +30,15 @@ export const csvOptionsSchema = z
   })
   .describe('CSV parsing options');
 
+export const jsonOptionsSchema = z
+  .strictObject({
+    columns: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('Declared column types (DuckDB type names) that override inference, e.g. {id: BIGINT, code: VARCHAR}; a declared column absent from a file is NULL'),
+  })
+  .describe('JSON and NDJSON reading options');
+
 export const fileStreamSchema = z
   .strictObject({
     path: z
@@ -37,6 +46,11 @@ export const fileStreamSchema = z
       .describe('File path or glob (relative to the project directory), or a list of them'),
     format: z.enum(['csv', 'json', 'ndjson', 'parquet']).optional().describe('File format; from the extension when omitted'),
     csv: csvOptionsSchema.optional(),
+    json: jsonOptionsSchema.optional(),
+    require_files: z
+      .boolean()
+      .optional()
+      .describe('Fail the stream when a path or glob matches no file (default false: warn and go on)'),
     table: identifier.optional().describe('Destination table name in each zone; defaults to the stream name'),
     write_disposition: writeDispositionSchema.default('append'),
     primary_key: z.array(z.string().min(1)).optional().describe('Columns that identify a record; required for merge'),
@@ -119,6 +133,7 @@ export const projectConfigSchema = z
 
 export type WriteDisposition = z.infer<typeof writeDispositionSchema>;
 export type CsvOptions = z.infer<typeof csvOptionsSchema>;
+export type JsonOptions = z.infer<typeof jsonOptionsSchema>;
 export type FileStreamConfig = z.infer<typeof fileStreamSchema>;
 export type FilesSourceConfig = z.infer<typeof filesSourceSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;

@@ -1,4 +1,4 @@
-import { rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NewFile, TableSchema } from '../catalog/types.js';
 import { DipError, SchemaChangeError, errorMessage } from '../core/errors.js';
@@ -33,6 +33,8 @@ export interface StagedUnit {
   changes: SchemaChange[];
   rows: number;
   quarantined: number;
+  /** The input held no records: nothing lands and no type is decided; only its ledger entry is committed. */
+  empty?: boolean;
 }
 
 const isAudit = (name: string) => name.startsWith('_dip_');
@@ -66,13 +68,22 @@ export async function stageUnit(
   let prepared: PreparedInput = await prepareInput(lake.engine, input, staging);
   const cleanups: PreparedInput[] = [prepared];
   try {
+    if (!input.columns && !input.fields && (await holdsNoRecords(lake, input.path, prepared))) {
+      // A 0-byte file, `[]`, a header line alone: the reader would invent a column (`column0`,
+      // `json`) or type every column as text, and the table would keep that forever.
+      const out: StagedUnit = { unit, schema: tableSchema ?? { columns: [] }, changes: [], rows: 0, quarantined: 0, empty: true };
+      if (target.rawEnabled && unit.rawPages) out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt);
+      return out;
+    }
     let evolution: ReturnType<typeof evolveSchema> | undefined;
     let rows = 0;
     let enforced: Record<string, string> | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        const columns = (await lake.engine.describe(`SELECT * FROM ${prepared.typed}`)).filter((c) => !isAudit(c.name));
-        evolution = evolveSchema(tableSchema, [...columns, ...AUDIT_COLUMNS], target.stream.schemaContract);
+        const described = (await lake.engine.describe(`SELECT * FROM ${prepared.typed}`)).filter((c) => !isAudit(c.name));
+        const isJson = (input.format === 'json' || input.format === 'ndjson') && !input.fields;
+        const { columns, relation } = isJson ? await unifyJsonColumns(lake, prepared.typed, described, tableSchema, input.json?.columns) : { columns: described, relation: prepared.typed };
+        evolution = evolveSchema(tableSchema, [...columns.map(({ name, type }) => ({ name, type })), ...AUDIT_COLUMNS], target.stream.schemaContract);
         const enforce = input.format === 'csv' && !input.columns && !enforced ? typeOverrides(evolution.incompatible) : undefined;
         if (enforce) {
           // CSV types are sniffed: a stray bad value makes a whole column look like text. Read
@@ -83,7 +94,7 @@ export async function stageUnit(
           cleanups.push(prepared);
           continue;
         }
-        await assertCompatible(lake, prepared.typed, evolution.incompatible, target, file, tableSchema);
+        await assertCompatible(lake, relation, evolution.incompatible, target, file, tableSchema, input.format);
         const select = columns
           .map((c) => {
             const type = evolution?.writeTypes.get(c.name) ?? c.type;
@@ -92,12 +103,12 @@ export async function stageUnit(
           .join(', ');
         const audit = `${constant(target.runId)} AS _dip_run_id, ${lit(ingestedAt.toISOString())}::TIMESTAMPTZ AS _dip_ingested_at, ${constant(sourceName)} AS _dip_source, ${constant(file)} AS _dip_source_file`;
         rows = await lake.engine.copy(
-          `COPY (SELECT ${select}${select ? ', ' : ''}${audit} FROM ${prepared.typed}) TO ${lit(local.bronze)} (${PARQUET_COPY_OPTIONS})`,
+          `COPY (SELECT ${select}${select ? ', ' : ''}${audit} FROM ${relation}) TO ${lit(local.bronze)} (${PARQUET_COPY_OPTIONS})`,
           (f) => onProgress(f * bronzeShare),
         );
         break;
       } catch (err) {
-        if (err instanceof DipError || attempt >= 3) throw wrapReadError(err, unit, Object.values(local));
+        if (err instanceof DipError || attempt >= 3 || failsDeclaredType(err, input.json?.columns)) throw wrapReadError(err, unit, Object.values(local));
         const next = await prepared.recover(err);
         if (!next) throw wrapReadError(err, unit, Object.values(local));
         prepared = next;
@@ -274,6 +285,7 @@ async function assertCompatible(
   target: IngestTarget,
   file: string,
   tableSchema: TableSchema | undefined,
+  format: string,
 ): Promise<void> {
   if (incompatible.length === 0) return;
   const table = `bronze.${target.stream.table}`;
@@ -297,7 +309,7 @@ async function assertCompatible(
   const hint =
     target.stream.schemaContract === 'freeze'
       ? 'the stream declares schema_contract: freeze; allow evolution with schema_contract: evolve'
-      : 'only new columns and safe widenings (integer → larger integer → double, date → timestamp) evolve a table; declare the column type (csv.columns) or load into a new table';
+      : `only new columns and safe widenings (integer → larger integer → double, date → timestamp) evolve a table; ${declareHint(format)} or load into a new table`;
   throw new SchemaChangeError(`incompatible schema change for ${table} from ${file}:\n${lines.join('\n')}\n(${hint})`, {
     table,
     file,
@@ -310,9 +322,143 @@ function wrapReadError(err: unknown, unit: ReadUnit, outputs: readonly string[])
   if (err instanceof DipError) return err;
   const format = unit.input?.format ?? 'input';
   const message = errorMessage(err);
+  const declared = unit.input?.json?.columns;
+  if (failsDeclaredType(err, declared) && declared) {
+    const list = Object.entries(declared).map(([c, t]) => `${c}: ${t}`).join(', ');
+    const what = message.slice(message.indexOf(DECLARED_MISFIT) + DECLARED_MISFIT.length).split('\n')[0]?.trim();
+    return new DipError('input', `cannot read ${unit.label} as ${format}: a value does not convert to a type declared in json.columns (${list}):${what ? ` ${what}` : ''}`, { cause: err });
+  }
   // Failing to write our own staging files is the machine's problem, not the input's.
   if (outputs.some((o) => message.includes(o)) || /No space left|Disk full|Read-only file system/i.test(message)) {
     return new DipError('internal', `writing lake files for ${unit.label} failed: ${message}`, { cause: err });
   }
   return new DipError('input', `cannot read ${unit.label} as ${format}: ${message}`, { cause: err });
+}
+
+/** A value that does not convert to a type the stream declared (json.columns): re-sampling cannot help. */
+function failsDeclaredType(err: unknown, declared: Record<string, string> | undefined): boolean {
+  return declared !== undefined && errorMessage(err).includes(DECLARED_MISFIT);
+}
+
+const DECLARED_MISFIT = 'json.columns:';
+
+/** Where a stream of this format declares a column's type. */
+function declareHint(format: string): string {
+  if (format === 'csv') return 'declare the column type on the stream (csv.columns)';
+  if (format === 'json' || format === 'ndjson') return 'declare the column type on the stream (json.columns)';
+  return 'convert the column upstream';
+}
+
+/** Whether a file is empty or holds only whitespace (blank lines): read until the first other byte. */
+async function onlyWhitespace(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    for (let pos = 0; ; ) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) return true;
+      for (let i = 0; i < bytesRead; i++) {
+        const b = buf[i];
+        if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
+      }
+      pos += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Whether an input whose columns are inferred holds no record at all (0 bytes, `[]`, a header line alone). */
+async function holdsNoRecords(lake: Lake, path: string, prepared: PreparedInput): Promise<boolean> {
+  if (!prepared.probe) return false;
+  if (await onlyWhitespace(path)) return true;
+  try {
+    const rows = await lake.engine.all(`SELECT count(*) AS n FROM (SELECT 1 FROM ${prepared.probe} LIMIT 1)`);
+    return Number(rows[0]?.['n']) === 0;
+  } catch {
+    return false; // unreadable: the read proper reports it (or quarantines what it can)
+  }
+}
+
+const SCALAR_TYPES = /^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL\(.*\)|DATE|TIME|TIMESTAMP.*|UUID|VARCHAR)$/;
+
+/** A batch column as written: its name, its type and the expression producing it from the read relation. */
+interface BatchColumn {
+  name: string;
+  type: string;
+  expr: string;
+}
+
+/**
+ * JSON types inferred from one file alone would pin the table to that file's accidents. So:
+ * declared types (json.columns) win; a column null in every record decides no type (it takes
+ * the table's type, or is left out until a file gives it a value); a column mixing scalars
+ * (strings and numbers) is text holding the values as written, not quoted JSON; and a scalar
+ * column bound for a table column that is already text is written as text.
+ */
+async function unifyJsonColumns(
+  lake: Lake,
+  typed: string,
+  described: readonly { name: string; type: string }[],
+  tableSchema: TableSchema | undefined,
+  declared: Record<string, string> | undefined,
+): Promise<{ columns: { name: string; type: string }[]; relation: string }> {
+  const tableTypes = new Map((tableSchema?.columns ?? []).map((c) => [c.name, c.type]));
+  const decl = declared ?? {};
+  const untyped = described.filter((c) => c.type === 'JSON' && decl[c.name] === undefined);
+  const facts = new Map<string, { values: number; scalar: boolean }>();
+  if (untyped.length > 0) {
+    const agg = untyped
+      .map((c, i) => `count(${ident(c.name)}) AS n${i}, coalesce(bool_and(json_type(${ident(c.name)}) NOT IN ('OBJECT', 'ARRAY')), true) AS s${i}`)
+      .join(', ');
+    const row = (await lake.engine.all(`SELECT ${agg} FROM ${typed}`))[0] ?? {};
+    untyped.forEach((c, i) => facts.set(c.name, { values: Number(row[`n${i}`]), scalar: Boolean(row[`s${i}`]) }));
+  }
+  const columns: BatchColumn[] = [];
+  let changed = false;
+  for (const c of described) {
+    const col = ident(c.name);
+    const want = decl[c.name];
+    if (want !== undefined) {
+      const nested = /^(STRUCT|MAP|UNION)\(|\[\d*\]$/.test(c.type);
+      const toText = /^(VARCHAR|TEXT|STRING|JSON)$/i.test(want.trim());
+      // Scalars as their plain text; objects and arrays as JSON text (not DuckDB's struct notation).
+      const src = c.type === 'JSON' && SCALAR_TYPES.test(want.toUpperCase()) ? `json_extract_string(${col}, '$')` : nested && toText ? `to_json(${col})` : col;
+      // A value that does not convert fails the file naming the declared column (DECLARED_MISFIT).
+      const expr = `CASE WHEN ${src} IS NOT NULL AND TRY_CAST(${src} AS ${want}) IS NULL
+        THEN error(${lit(`${DECLARED_MISFIT} column ${c.name} (${want}): value `)} || left(CAST(${src} AS VARCHAR), 60) || ' does not convert')
+        ELSE TRY_CAST(${src} AS ${want}) END`;
+      columns.push({ name: c.name, type: want, expr });
+      changed = true;
+      continue;
+    }
+    const fact = facts.get(c.name);
+    const tableType = tableTypes.get(c.name);
+    if (fact && fact.values === 0) {
+      changed = true;
+      if (tableType !== undefined) columns.push({ name: c.name, type: tableType, expr: `CAST(NULL AS ${tableType})` });
+      continue;
+    }
+    if (fact && fact.scalar) {
+      columns.push({ name: c.name, type: 'VARCHAR', expr: `json_extract_string(${col}, '$')` });
+      changed = true;
+      continue;
+    }
+    if (tableType === 'VARCHAR' && c.type !== 'VARCHAR' && SCALAR_TYPES.test(c.type)) {
+      columns.push({ name: c.name, type: 'VARCHAR', expr: `CAST(${col} AS VARCHAR)` });
+      changed = true;
+      continue;
+    }
+    columns.push({ name: c.name, type: c.type, expr: col });
+  }
+  for (const [name, type] of Object.entries(decl)) {
+    if (described.some((c) => c.name === name)) continue;
+    columns.push({ name, type, expr: `CAST(NULL AS ${type})` });
+    changed = true;
+  }
+  if (!changed) return { columns, relation: typed };
+  if (columns.length === 0) return { columns, relation: `(SELECT NULL AS _dip_none FROM ${typed})` };
+  const relation = `(SELECT ${columns.map((c) => `${c.expr} AS ${ident(c.name)}`).join(', ')} FROM ${typed})`;
+  // DuckDB's own spelling of the types (a declared `int` is INTEGER), as the table records them.
+  return { columns: await lake.engine.describe(`SELECT * FROM ${relation}`), relation };
 }

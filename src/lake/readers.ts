@@ -29,6 +29,12 @@ export interface PreparedInput {
   /** The raw relation has one JSON column `json` holding each record's text (JSON inputs). */
   rawIsJson?: boolean;
   /**
+   * A relation with a row when the input holds at least one record (no rejects table; an
+   * error means "not empty": the read proper quarantines what it refuses). Inputs whose
+   * columns are inferred are checked, so an empty one decides no type.
+   */
+  probe?: string;
+  /**
    * Parse options the typing of these columns depended on (CSV date/timestamp formats), kept
    * so replay types raw records the same way.
    */
@@ -114,6 +120,7 @@ async function prepareCsv(
   return {
     typed,
     raw,
+    probe: `read_csv(${[lit(path), ...base, 'all_varchar=true'].join(', ')})`,
     // Sniffing the formats costs a pass over the sample: only when a column needs them.
     typing: (columns) => (columns.some((c) => TEMPORAL_TYPES.test(c.type)) ? csvTyping(engine, path, base, options) : NO_TYPING()),
     async rejected() {
@@ -187,6 +194,7 @@ async function prepareJson(
   return {
     typed: rel,
     raw,
+    probe: raw,
     rawIsJson: true,
     typing: NO_TYPING,
     rejected: async () => rejected,

@@ -10,6 +10,8 @@ export type RunEvent =
   | { type: 'unit_committed'; pipeline: string; stream: string; unit: string; rows: number; bytes: number; quarantined: number; commit: number | null }
   | { type: 'stream_committed'; pipeline: string; stream: string; commit: number | null; stats: StreamStats }
   | { type: 'stream_failed'; pipeline: string; stream: string; error: string }
+  /** Something the user should know that does not fail the stream (a glob matching no files, an empty input). */
+  | { type: 'stream_warning'; pipeline: string; stream: string; message: string }
   | { type: 'schema_changed'; table: string; changes: string[] }
   | { type: 'run_finished'; runId: string; pipeline: string; status: string }
   | SilverEvent;

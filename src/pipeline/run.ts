@@ -281,6 +281,7 @@ export async function runStream(
   });
   const streamKey = `${sourceName}.${stream.name}`;
   stats.skippedFiles = plan.skipped;
+  for (const message of plan.warnings ?? []) warnStream(stats, emit, pipeline, streamKey, message);
   emit({
     type: 'stream_planned',
     pipeline,
@@ -300,6 +301,15 @@ export async function runStream(
     if (!unit.input && !unit.rawPages) {
       // Nothing to read, only state to record (e.g. an API listing that ended on an empty page).
       await unit.dispose?.();
+      if (unit.ledgerRefresh?.length) {
+        // Another run refreshing the same entries first is as good.
+        await lake.catalog
+          .commit({ runId: target.runId, operation: 'state', tables: [], ledger: unit.ledgerRefresh, summary: { pipeline, source: sourceName, stream: stream.name, rows: 0 } })
+          .catch((err: unknown) => {
+            if (!(err instanceof CommitConflictError && err.details['reason'] === 'already_ingested')) throw err;
+          });
+        continue;
+      }
       if (stream.writeDisposition === 'append') {
         const commit = unit.state === undefined ? null : await commitState(lake, target, unit.state);
         emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: 0, bytes: 0, quarantined: 0, commit });
@@ -313,13 +323,17 @@ export async function runStream(
       emit({ type: 'schema_changed', table: bronzeName, changes: staged.changes.map((c) => (c.kind === 'add_column' ? `+${c.column} ${c.to}` : `${c.column} ${c.from} → ${c.to}`)) });
     }
     schema = staged.schema;
+    if (staged.empty) {
+      stats.emptyFiles = (stats.emptyFiles ?? 0) + 1;
+      warnStream(stats, emit, pipeline, streamKey, `${unit.label} holds no records: nothing landed and no column type was decided (recorded as read)`);
+    }
     stats.rows += staged.rows;
     stats.quarantined += staged.quarantined;
     stats.bytes += unit.bytes;
     stats.files += 1;
     let commit: number | null = null;
     if (stream.writeDisposition === 'append') {
-      const supersedes = unit.ledger && ledger.has(unit.ledger.path) ? unit.ledger.path : undefined;
+      const supersedes = unit.supersedes ?? (unit.ledger && ledger.has(unit.ledger.path) ? unit.ledger.path : undefined);
       commit = await commitUnits(lake, target, [staged], { kind: 'append', supersedes });
       if (commit !== null) stats.commits += 1;
       else stats.skippedFiles += 1;
@@ -339,6 +353,12 @@ export async function runStream(
     if (commit !== null) stats.commits += 1;
   }
   emit({ type: 'stream_committed', pipeline, stream: streamKey, commit, stats });
+}
+
+/** A warning that does not fail the stream: in the run's stats (the run summary) and the log. */
+function warnStream(stats: StreamStats, emit: RunEventSink, pipeline: string, stream: string, message: string): void {
+  (stats.warnings ??= []).push(message);
+  emit({ type: 'stream_warning', pipeline, stream, message });
 }
 
 /** Commits a stream's state alone (a unit with no records). */
@@ -422,8 +442,11 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
   const current = stream.currentState && mode.kind === 'append' ? await currentStateChange(lake, target, units, bronze) : undefined;
   // An append of response pages without records touches only the raw zone.
   // So does a merge whose pages held no records (nothing to upsert).
+  // Empty inputs decide no schema: alone, they create no table and change none (a replace still empties it).
+  const onlyEmpty = units.every((u) => u.empty) && !(await lake.catalog.getTable(names.bronze));
   const bronzeTouched =
-    mode.kind === 'replace' || (mode.kind === 'merge' ? mergeInputs.length > 0 : bronze.add.length > 0 || units.every((u) => u.unit.input !== undefined));
+    !onlyEmpty &&
+    (mode.kind === 'replace' || (mode.kind === 'merge' ? mergeInputs.length > 0 : bronze.add.length > 0 || units.every((u) => u.unit.input !== undefined && !u.empty)));
   const changes = [bronze, raw, quarantine].filter((c) => (c === bronze ? bronzeTouched : c.add.length > 0 || (c.remove !== undefined && c.remove.length > 0)));
   if (current) changes.push(current);
   const request: CommitRequest = {

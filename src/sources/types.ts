@@ -7,7 +7,7 @@
  */
 import type { z } from 'zod';
 import type { LedgerEntry } from '../catalog/types.js';
-import type { CsvOptions, WriteDisposition } from '../config/schema.js';
+import type { CsvOptions, JsonOptions, WriteDisposition } from '../config/schema.js';
 import type { SchemaContract } from '../lake/schema-evolution.js';
 
 export type InputFormat = 'csv' | 'json' | 'ndjson' | 'parquet';
@@ -34,6 +34,8 @@ export interface FileInput {
   path: string;
   format: InputFormat;
   csv?: CsvOptions | undefined;
+  /** JSON/NDJSON options the stream declared (column types). */
+  json?: JsonOptions | undefined;
   /**
    * Every top-level field of the records, when the source knows them (it wrote the file):
    * the reader then infers types from a small sample and reads with exactly these columns,
@@ -63,6 +65,17 @@ export interface ReadUnit {
   position: Record<string, unknown>;
   /** Ledger entry committed with the unit's data. */
   ledger?: LedgerEntry;
+  /**
+   * Ledger entries to update without reading anything (inputs recognised by content in a
+   * copied project: their new modification times are recorded so the next run need not hash
+   * them again). Only on a unit without input.
+   */
+  ledgerRefresh?: LedgerEntry[] | undefined;
+  /**
+   * The `_dip_source_file` of rows this unit replaces (an input that changed since it was
+   * committed); when absent, the ledger entry's path if the ledger already held it.
+   */
+  supersedes?: string | undefined;
   /** Stream state committed with the unit's data. */
   state?: unknown;
   /**
@@ -114,6 +127,8 @@ export interface StreamPlan {
   total?: { units: number; bytes: number } | undefined;
   /** Inputs seen but not read because the ledger says they are already in the lake. */
   skipped: number;
+  /** Things the user should know that do not fail the stream (a glob that matched no files). */
+  warnings?: string[] | undefined;
 }
 
 export interface SourceInstance {

@@ -80,6 +80,7 @@ export function printRunSummary(results: RunResult[]): void {
       if (m['failed_requests']) parts.push(`${formatCount(m['failed_requests'])} failed (dip run --retry-failed)`);
       process.stdout.write(`${stream}: ${parts.join(', ')}\n`);
     }
+    for (const s of Object.values(r.stats.streams)) for (const w of s.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
     for (const e of r.errors) process.stderr.write(`\nerror in ${e.stream}: ${e.message}${e.cause ? `\n  cause: ${e.cause}` : ''}\n`);
     const quarantined = Object.values(r.stats.streams).reduce((n, s) => n + s.quarantined, 0);
     if (quarantined > 0) process.stdout.write(`\n${formatCount(quarantined)} malformed records went to quarantine; see them with: dip query "select * from quarantine.<table>"\n`);

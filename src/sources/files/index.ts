@@ -2,7 +2,9 @@ import { extname } from 'node:path';
 import { DipError } from '../../core/errors.js';
 import { filesSourceSchema, type FileStreamConfig } from '../../config/schema.js';
 import { defineConnector, type InputFormat, type PlanContext, type ReadUnit, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
-import { discoverFiles } from './discover.js';
+import type { LedgerEntry } from '../../catalog/types.js';
+import { ledgerKey } from '../../catalog/ddl.js';
+import { HASH_MAX_BYTES, discoverFiles, hashFile } from './discover.js';
 
 const EXTENSION_FORMATS: Record<string, InputFormat> = {
   '.csv': 'csv',
@@ -29,8 +31,10 @@ export function formatOf(path: string, declared: InputFormat | undefined, label:
 
 /**
  * Files source: CSV, JSON arrays, NDJSON and Parquet from local paths and globs. The
- * processed-file ledger (path, size, modification time) makes a re-run read only files that
- * are new or changed since they were last committed.
+ * processed-file ledger makes a re-run read only files that are new or changed since they were
+ * last committed: inputs are keyed by their path relative to the project directory (so a
+ * moved or copied project keeps its ledger), and identified by size and modification time,
+ * or, when only the time differs, by a content hash (files up to HASH_MAX_BYTES).
  */
 export const filesConnector = defineConnector({
   name: 'files',
@@ -45,25 +49,55 @@ export const filesConnector = defineConnector({
         const cfg = config.streams[stream.name] as FileStreamConfig;
         const label = `${ctx.pipeline}.${ctx.source}.${stream.name}`;
         const patterns = Array.isArray(cfg.path) ? cfg.path : [cfg.path];
-        const files = await discoverFiles(patterns, baseDir, label);
+        const { files, unmatched } = await discoverFiles(patterns, baseDir, label);
+        const warnings = unmatched.map((p) => `${label}: path "${p}" matched no files (relative to ${baseDir})`);
+        if (unmatched.length > 0 && cfg.require_files) {
+          throw new DipError('input', `${warnings.join('; ')}; the stream declares require_files: true`, { details: { patterns: unmatched } });
+        }
+        const legacy = legacyEntries(ctx.ledger);
         const units: ReadUnit[] = [];
+        const refresh: LedgerEntry[] = [];
         let skipped = 0;
         for (const f of files) {
           ctx.signal.throwIfAborted();
-          const seen = ctx.ledger.get(f.path);
-          if (seen && seen.bytes === f.bytes && seen.modifiedMs === f.modifiedMs) {
-            skipped++;
-            continue;
+          const key = ledgerKey(f.path, baseDir);
+          const seen = ctx.ledger.get(key) ?? ctx.ledger.get(f.path) ?? legacyMatch(legacy, key);
+          let contentHash: string | undefined;
+          if (seen && seen.bytes === f.bytes) {
+            if (seen.modifiedMs === f.modifiedMs) {
+              skipped++;
+              continue;
+            }
+            // A new modification time where the rows were read is a change (touching a file
+            // re-reads it). A file that is no longer where its rows were read from (a copied
+            // project: new times) is the same input if its content is.
+            const recordedAt = seen.sourceFile ?? seen.path;
+            if (recordedAt !== f.path && seen.contentHash && f.bytes <= HASH_MAX_BYTES) {
+              contentHash = await hashFile(f.path);
+              if (contentHash === seen.contentHash) {
+                skipped++;
+                refresh.push({ ...seen, path: key, modifiedMs: f.modifiedMs, sourceFile: recordedAt, contentHash });
+                continue;
+              }
+            }
           }
+          // replace keeps no ledger: nothing to hash for.
+          if (contentHash === undefined && f.bytes <= HASH_MAX_BYTES && stream.writeDisposition !== 'replace') contentHash = await hashFile(f.path);
+          const ledger: LedgerEntry = { pipeline: ctx.pipeline, source: ctx.source, stream: stream.name, path: key, bytes: f.bytes, modifiedMs: f.modifiedMs, sourceFile: f.path };
+          if (contentHash !== undefined) ledger.contentHash = contentHash;
           units.push({
             label: f.path,
-            input: { path: f.path, format: formatOf(f.path, cfg.format, label), csv: cfg.csv },
+            input: { path: f.path, format: formatOf(f.path, cfg.format, label), csv: cfg.csv, json: cfg.json },
             bytes: f.bytes,
             position: { file: f.path, bytes: f.bytes, modified_ms: f.modifiedMs },
-            ledger: { pipeline: ctx.pipeline, source: ctx.source, stream: stream.name, path: f.path, bytes: f.bytes, modifiedMs: f.modifiedMs },
+            ledger,
+            // The rows of the earlier version leave with this commit, under the name they were recorded with.
+            supersedes: seen ? (seen.sourceFile ?? seen.path) : undefined,
           });
         }
-        return { units, skipped, total: { units: units.length, bytes: units.reduce((n, u) => n + u.bytes, 0) } };
+        const total = { units: units.length, bytes: units.reduce((n, u) => n + u.bytes, 0) };
+        if (refresh.length > 0) units.unshift({ label: `${refresh.length} inputs recognised by content`, bytes: 0, position: {}, ledgerRefresh: refresh });
+        return { units, skipped, warnings, total };
       },
       async close() {},
     };
@@ -79,4 +113,26 @@ function toSpec(name: string, s: FileStreamConfig): StreamSpec {
     deletedColumn: s.deleted_column,
     schemaContract: s.schema_contract,
   };
+}
+
+/**
+ * Absolute-path ledger keys (written before keys became project-relative, or by a project
+ * that was moved before the catalog was upgraded), by file name.
+ */
+function legacyEntries(ledger: ReadonlyMap<string, LedgerEntry>): Map<string, LedgerEntry[]> {
+  const byName = new Map<string, LedgerEntry[]>();
+  for (const entry of ledger.values()) {
+    if (!entry.path.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(entry.path)) continue;
+    const name = entry.path.split(/[\\/]/).pop() ?? entry.path;
+    byName.set(name, [...(byName.get(name) ?? []), entry]);
+  }
+  return byName;
+}
+
+/** The one absolute-path entry whose path ends in this relative key, if exactly one does. */
+function legacyMatch(legacy: Map<string, LedgerEntry[]>, key: string): LedgerEntry | undefined {
+  if (key.startsWith('/')) return undefined;
+  const name = key.split('/').pop() ?? key;
+  const candidates = (legacy.get(name) ?? []).filter((e) => e.path.replaceAll('\\', '/').endsWith(`/${key}`));
+  return candidates.length === 1 ? candidates[0] : undefined;
 }
