@@ -144,7 +144,7 @@ export function loadPrivateKey(value: string, baseDir: string, field: string): R
     throw new ConfigError(`${field}: not a PEM private key; expected the .key file \`dip vault keygen\` writes`);
   }
   requireX25519(key, field, 'private');
-  return { privateKey: key, keyId: keyIdOf(createPublicKey(key)), label: hasSecretRef(value) ? value.trim() : path.resolve(baseDir, value.trim()) };
+  return { privateKey: key, keyId: keyIdOf(createPublicKey(key)), label: hasSecretRef(value) ? value.trim() : value.trim().startsWith('-----BEGIN') ? field : path.resolve(baseDir, value.trim()) };
 }
 
 /** The roles of privacy.vault.roles with their public keys; a role without one is a configuration error. */
@@ -405,7 +405,7 @@ export class TokenVault {
       const given = keys.map((k) => `key ${k.keyId}`).join(', ');
       throw new ConfigError(
         `detokenize refused: ${unreadable.length} of ${tokens.length} token(s) are not encrypted for the given private key (${given}): ${unreadable.map((u) => u.token).join(', ')}; ` +
-          `they are readable with the private key of: ${[...holders].join(', ') || 'no role'}`,
+          `they are readable with the private key of: ${[...holders].sort().join(', ') || 'no role'}`,
       );
     }
     return out;
