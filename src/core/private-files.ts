@@ -56,7 +56,11 @@ export function mkdirPrivateSync(dir: string): void {
  */
 export function ensurePrivateFileSync(file: string, companions: readonly string[] = []): void {
   mkdirPrivateSync(dirname(file));
-  closeSync(openSync(file, 'a', PRIVATE_FILE_MODE));
+  try {
+    closeSync(openSync(file, 'wx', PRIVATE_FILE_MODE));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
   for (const f of [file, ...companions]) {
     try {
       chmodSync(f, PRIVATE_FILE_MODE);
@@ -68,6 +72,10 @@ export function ensurePrivateFileSync(file: string, companions: readonly string[
 
 export async function ensurePrivateFile(file: string, companions: readonly string[] = []): Promise<void> {
   await mkdirPrivate(dirname(file));
-  await (await open(file, 'a', PRIVATE_FILE_MODE)).close();
+  try {
+    await (await open(file, 'wx', PRIVATE_FILE_MODE)).close();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
   for (const f of [file, ...companions]) await chmod(f, PRIVATE_FILE_MODE).catch(() => undefined);
 }
