@@ -102,7 +102,10 @@ export function generateRoleKeyPair(): { privatePem: string; publicPem: string; 
 function keyText(value: string, baseDir: string, field: string, secret: boolean): string {
   const trimmed = value.trim();
   if (hasSecretRef(trimmed)) return resolveSecrets(trimmed, { baseDir, registry: secret ? secretRegistry : new SecretRegistry() });
-  if (trimmed.startsWith('-----BEGIN')) return trimmed;
+  if (trimmed.startsWith('-----BEGIN')) {
+    if (secret) secretRegistry.add(trimmed);
+    return trimmed;
+  }
   const file = path.resolve(baseDir, trimmed);
   let text: string;
   try {
