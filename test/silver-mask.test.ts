@@ -2,7 +2,7 @@
  * PII masks and the token vault against a real DuckDB and SQLite: the exact output of every
  * mask policy, hashes that still join across tables, tokens that SQL and TypeScript compute
  * alike, and a vault that keeps values encrypted outside the lake and gives them back only to
- * an allowed role proving its secret (also through `dip vault detokenize`).
+ * the holder of a role's private key (also through `dip vault detokenize`).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -18,7 +18,18 @@ import { ConfigError, DipError } from '../src/core/errors.js';
 import { Engine } from '../src/lake/engine.js';
 import { lit } from '../src/lake/sql.js';
 import { maskExpression, maskMacrosSql, type MaskContext } from '../src/transform/mask.js';
-import { resolveVaultConfig, tokenFor, TokenVault } from '../src/transform/vault.js';
+import {
+  generateRoleKeyPair,
+  keyIdOf,
+  loadPrivateKey,
+  loadPublicKey,
+  runnerVaultOptions,
+  tokenFor,
+  TokenVault,
+  type RoleKey,
+  type VaultOptions,
+  type VaultRecipient,
+} from '../src/transform/vault.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SALT = 'a-salt-of-at-least-16-chars';
@@ -179,7 +190,9 @@ describe('hash masks join across tables', () => {
 });
 
 describe('token vault', () => {
-  const config = (path = '.dip/vault.db', key = VAULT_KEY): VaultConfig => ({ path, key, roles: { pii_admin: { secret: 'admin-secret-1' }, auditor: { secret: 'auditor-secret-2' } } });
+  const ADMIN = roleKeys('pii_admin');
+  const AUDITOR = roleKeys('auditor');
+  const options = (path = '.dip/vault.db', key = VAULT_KEY): VaultOptions => ({ path, key, recipients: [ADMIN.recipient, AUDITOR.recipient] });
   const VALUES = ['alice.secret@example.com', 'bob.hidden@example.org', 'Zoë Ünïcode-Ñame', '+1 (555) 987-6543'];
 
   async function sqlTokens(values: readonly string[]): Promise<{ token: string; value: string }[]> {
@@ -189,10 +202,10 @@ describe('token vault', () => {
     return rows.map((r) => ({ token: String(r['token']), value: String(r['value']) }));
   }
 
-  it('stores values encrypted outside the lake and gives them back to an allowed role', async () => {
+  it('stores values encrypted outside the lake and gives them back to the holder of a role private key', async () => {
     const dir = await tempDir();
     const lakeDir = join(dir, '.dip', 'lake');
-    const vault = await TokenVault.open(config(), dir);
+    const vault = await TokenVault.open(options(), dir);
     try {
       assert.equal(vault.tokenKey, CTX.tokenKey);
       assert.match(vault.tokenKey, /^[A-Za-z0-9_-]{22}$/, '128 bits, base64url');
@@ -206,9 +219,9 @@ describe('token vault', () => {
       assert.equal(vault.store('email', [...entries, ...entries]), 0);
 
       const tokens = [...entries.map((e) => e.token), 'tok_00000000000000000000000000000000'];
-      const clear = vault.detokenize(tokens, { role: 'pii_admin', secret: 'admin-secret-1' });
+      const clear = vault.detokenize(tokens, [ADMIN.key]);
       assert.deepEqual([...clear], [...VALUES.map((v, i) => [tokens[i], v]), ['tok_00000000000000000000000000000000', undefined]]);
-      assert.deepEqual([...vault.detokenize(tokens.slice(0, 1), { role: 'auditor', secret: 'auditor-secret-2' })], [[tokens[0], VALUES[0]]]);
+      assert.deepEqual([...vault.detokenize(tokens.slice(0, 1), [AUDITOR.key])], [[tokens[0], VALUES[0]]]);
 
       assert.throws(
         () => vault.store('email', [{ token: 'tok_00000000000000000000000000000000', value: 'x' }]),
@@ -226,37 +239,36 @@ describe('token vault', () => {
     assert.equal(bytes.indexOf(Buffer.from(VAULT_KEY, 'utf8')), -1, 'the key is not stored');
   });
 
-  it('refuses to detokenize without an allowed role and its secret', async () => {
+  it('refuses to detokenize without a private key the entries are encrypted for', async () => {
     const dir = await tempDir();
-    const vault = await TokenVault.open(config(), dir);
+    const vault = await TokenVault.open(options(), dir);
+    const other = roleKeys('pii_admin');
     try {
       const [entry] = await sqlTokens(['alice.secret@example.com']);
       vault.store('email', [entry!]);
-      const refused = (credentials: { role: string | undefined; secret: string | undefined }, message: string) =>
+      const refused = (keys: RoleKey[], message: string) =>
         assert.throws(
-          () => vault.detokenize([entry!.token], credentials),
+          () => vault.detokenize([entry!.token], keys),
           (err: unknown) => {
             assert.ok(err instanceof DipError);
             assert.equal(err.kind, 'config');
             assert.equal(err.message, message);
-            assert.ok(!err.message.includes('admin-secret-1') && !err.message.includes('auditor-secret-2'));
+            assert.ok(!err.message.includes('alice.secret'));
             return true;
           },
         );
-      refused({ role: undefined, secret: undefined }, 'detokenize refused: no role given (set --role and DIP_ROLE_SECRET); allowed roles: pii_admin, auditor');
-      refused({ role: undefined, secret: 'admin-secret-1' }, 'detokenize refused: no role given (set --role and DIP_ROLE_SECRET); allowed roles: pii_admin, auditor');
-      refused({ role: 'analyst', secret: 'admin-secret-1' }, 'detokenize refused: role "analyst" may not detokenize (allowed roles: pii_admin, auditor)');
-      refused({ role: 'constructor', secret: 'x' }, 'detokenize refused: role "constructor" may not detokenize (allowed roles: pii_admin, auditor)');
-      refused({ role: 'pii_admin', secret: undefined }, 'detokenize refused: no secret given for role "pii_admin" (set DIP_ROLE_SECRET)');
-      refused({ role: 'pii_admin', secret: 'admin-secret-1x' }, 'detokenize refused: wrong secret for role "pii_admin"');
-      refused({ role: 'pii_admin', secret: 'auditor-secret-2' }, 'detokenize refused: wrong secret for role "pii_admin"');
+      refused([], 'detokenize refused: no private key given (pass --private-key <file> of a role of privacy.vault.roles)');
+      refused(
+        [other.key],
+        `detokenize refused: 1 of 1 token(s) are not encrypted for the given private key (key ${other.key.keyId}): ${entry!.token}; they are readable with the private key of: auditor (key ${AUDITOR.key.keyId}), pii_admin (key ${ADMIN.key.keyId})`,
+      );
     } finally {
       vault.close();
     }
-    const noRoles = await TokenVault.open({ ...config(), roles: {} }, dir);
+    const noRoles = await TokenVault.open({ ...options(), recipients: [] }, dir);
     try {
-      assert.throws(() => noRoles.detokenize([], { role: 'pii_admin', secret: 'admin-secret-1' }), {
-        message: 'detokenize refused: role "pii_admin" may not detokenize (allowed roles: none; add privacy.vault.roles to dip.yaml)',
+      assert.throws(() => noRoles.store('email', []), {
+        message: 'token vault: cannot store tokenized values: no role of privacy.vault.roles has a public_key, so no one could read the values back; run `dip vault keygen --role <name>` and add the role with its public_key',
       });
     } finally {
       noRoles.close();
@@ -265,40 +277,43 @@ describe('token vault', () => {
 
   it('a reopened vault with the same key has the same token key and reads old tokens; another key is refused', async () => {
     const dir = await tempDir();
-    const first = await TokenVault.open(config('secrets/tokens.db'), dir);
+    const first = await TokenVault.open(options('secrets/tokens.db'), dir);
     const entries = await sqlTokens(VALUES);
     first.store('name', entries);
     const tokenKey = first.tokenKey;
     first.close();
 
-    const second = await TokenVault.open(config('secrets/tokens.db'), dir);
+    const second = await TokenVault.open(options('secrets/tokens.db'), dir);
     try {
       assert.equal(second.tokenKey, tokenKey);
       assert.equal(second.path, join(dir, 'secrets', 'tokens.db'));
-      const clear = second.detokenize(entries.map((e) => e.token), { role: 'pii_admin', secret: 'admin-secret-1' });
+      const clear = second.detokenize(entries.map((e) => e.token), [ADMIN.key]);
       assert.deepEqual([...clear.values()], VALUES);
       assert.equal(second.store('name', entries), 0);
     } finally {
       second.close();
     }
-    await assert.rejects(TokenVault.open(config('secrets/tokens.db', 'another-key-0123456789'), dir), (err: unknown) => err instanceof ConfigError && /created with another key/.test(err.message));
+    await assert.rejects(TokenVault.open(options('secrets/tokens.db', 'another-key-0123456789'), dir), (err: unknown) => err instanceof ConfigError && /created with another key/.test(err.message));
     assert.notEqual(TokenVault.deriveTokenKey('another-key-0123456789'), tokenKey);
   });
 
-  it('resolveVaultConfig resolves the key and only the requested roles', () => {
+  it('runnerVaultOptions resolves the key and the public keys, never a private key', async () => {
+    const dir = await tempDir();
     const env = 'DIP_TEST_VAULT_KEY_MASK';
     process.env[env] = VAULT_KEY;
-    process.env['DIP_TEST_ADMIN_SECRET_MASK'] = 'admin-secret-1';
+    await writeFile(join(dir, 'admin.pub'), ADMIN.publicPem);
     try {
-      const raw: VaultConfig = { path: '.dip/vault.db', key: `\${env:${env}}`, roles: { pii_admin: { secret: '${env:DIP_TEST_ADMIN_SECRET_MASK}' }, auditor: { secret: '${env:DIP_TEST_UNSET_SECRET_MASK}' } } };
-      const only = resolveVaultConfig(raw, '/tmp', { roles: ['pii_admin'] });
-      assert.equal(only.key, VAULT_KEY);
-      assert.equal(only.roles['pii_admin']?.secret, 'admin-secret-1');
-      assert.match(only.roles['auditor']?.secret ?? '', /^[0-9a-f]{64}$/, 'unrequested roles get an unguessable secret');
-      assert.throws(() => resolveVaultConfig(raw, '/tmp'), /DIP_TEST_UNSET_SECRET_MASK is not set/);
+      const raw: VaultConfig = {
+        path: '.dip/vault.db',
+        key: `\${env:${env}}`,
+        roles: { pii_admin: { public_key: 'admin.pub', private_key: '${env:DIP_TEST_UNSET_PRIVATE_KEY_MASK}' }, auditor: { public_key: AUDITOR.publicPem } },
+      };
+      const resolved = runnerVaultOptions(raw, dir);
+      assert.equal(resolved.key, VAULT_KEY);
+      assert.deepEqual(resolved.recipients?.map((r) => [r.role, r.keyId]), [['pii_admin', ADMIN.key.keyId], ['auditor', AUDITOR.key.keyId]]);
+      assert.throws(() => runnerVaultOptions({ ...raw, roles: { pii_admin: { secret: 'x' } } }, dir), /privacy\.vault\.roles\.pii_admin\.public_key is not set/);
     } finally {
       delete process.env[env];
-      delete process.env['DIP_TEST_ADMIN_SECRET_MASK'];
     }
   });
 });
@@ -328,8 +343,12 @@ describe('dip vault detokenize', () => {
     });
   }
 
-  it('prints token and value for an allowed role; refuses others; reads the secret from DIP_ROLE_SECRET only', async () => {
+  it('prints token and value for the holder of a role private key; refuses other keys; role secrets grant nothing', async () => {
     const dir = await tempDir();
+    const admin = roleKeys('pii_admin');
+    const auditor = roleKeys('auditor');
+    await writeFile(join(dir, 'admin.key'), admin.privatePem, { mode: 0o600 });
+    await writeFile(join(dir, 'auditor.key'), auditor.privatePem, { mode: 0o600 });
     const project = {
       version: 1,
       project: 'mask-test',
@@ -338,44 +357,43 @@ describe('dip vault detokenize', () => {
       pipelines: { p: { sources: { src: { type: 'files', streams: { s: { path: 'data/*.csv' } } } } } },
       privacy: {
         salt: '${env:DIP_TEST_SALT}',
-        vault: { key: '${env:DIP_TEST_VAULT_KEY}', roles: { pii_admin: { secret: '${env:DIP_TEST_ADMIN_SECRET}' }, auditor: { secret: '${env:DIP_TEST_AUDITOR_SECRET}' } } },
+        vault: { key: '${env:DIP_TEST_VAULT_KEY}', roles: { pii_admin: { public_key: admin.publicPem, private_key: '${file:admin.key}' }, auditor: { public_key: auditor.publicPem, secret: 'auditor-secret-2' } } },
       },
     };
     await writeFile(join(dir, 'dip.yaml'), JSON.stringify(project, null, 2));
-    const vault = await TokenVault.open({ path: '.dip/vault.db', key: VAULT_KEY, roles: {} }, dir);
+    const vault = await TokenVault.open({ path: '.dip/vault.db', key: VAULT_KEY, recipients: [admin.recipient] }, dir);
     const values = ['alice.secret@example.com', 'tab\there'];
     const tokens = values.map((v) => tokenFor(vault.tokenKey, v));
     vault.store('email', values.map((value, i) => ({ token: tokens[i]!, value })));
     vault.close();
 
-    // The auditor's secret variable is not set: only the requested role's secret is resolved.
-    const env = { DIP_TEST_VAULT_KEY: VAULT_KEY, DIP_TEST_ADMIN_SECRET: 'admin-secret-1' };
-    const ok = await runVault(['-p', dir, 'vault', 'detokenize', ...tokens, '--role', 'pii_admin'], dir, { ...env, DIP_ROLE_SECRET: 'admin-secret-1' });
+    // Neither the vault key nor any role secret is needed: only the private key.
+    const ok = await runVault(['-p', dir, 'vault', 'detokenize', ...tokens, '--role', 'pii_admin'], dir, {});
     assert.equal(ok.stderr, '');
     assert.equal(ok.code, 0);
     assert.equal(ok.stdout, `${tokens[0]}\talice.secret@example.com\n${tokens[1]}\ttab\\there\n`);
 
-    const json = await runVault(['-p', dir, '--json', 'vault', 'detokenize', tokens[0]!, 'tok_unknown', '--role', 'pii_admin'], dir, { ...env, DIP_ROLE_SECRET: 'admin-secret-1' });
+    const json = await runVault(['-p', dir, '--json', 'vault', 'detokenize', tokens[0]!, 'tok_unknown', '--private-key', join(dir, 'admin.key')], dir, {});
     assert.equal(json.code, 6, 'a token not in the vault: not_found');
     assert.deepEqual(JSON.parse(json.stdout), [
       { token: tokens[0], found: true, value: 'alice.secret@example.com' },
       { token: 'tok_unknown', found: false, value: null },
     ]);
 
-    const wrong = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'pii_admin'], dir, { ...env, DIP_ROLE_SECRET: 'nope' });
-    assert.equal(wrong.code, 2);
-    assert.equal(wrong.stdout, '');
-    assert.equal(wrong.stderr, 'dip: detokenize refused: wrong secret for role "pii_admin"\n');
+    // The auditor was added after these values were stored: its key opens nothing yet, its secret nothing ever.
+    const other = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--private-key', join(dir, 'auditor.key')], dir, { DIP_ROLE_SECRET: 'auditor-secret-2' });
+    assert.equal(other.code, 2);
+    assert.equal(other.stdout, '');
+    assert.equal(
+      other.stderr,
+      `dip: detokenize refused: 1 of 1 token(s) are not encrypted for the given private key (key ${auditor.key.keyId}): ${tokens[0]}; they are readable with the private key of: pii_admin (key ${admin.key.keyId})\n`,
+    );
 
-    const analyst = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'analyst'], dir, { ...env, DIP_ROLE_SECRET: 'admin-secret-1' });
-    assert.equal(analyst.code, 2);
-    assert.equal(analyst.stderr, 'dip: detokenize refused: role "analyst" may not detokenize (allowed roles: pii_admin, auditor)\n');
+    const noKey = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'auditor'], dir, { DIP_ROLE_SECRET: 'auditor-secret-2' });
+    assert.equal(noKey.code, 2);
+    assert.equal(noKey.stderr, 'dip: no private key given: pass --private-key <file> or set DIP_ROLE_PRIVATE_KEY, or set privacy.vault.roles.auditor.private_key: ${file:…}\n');
 
-    const noRole = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!], dir, env);
-    assert.equal(noRole.code, 2);
-    assert.equal(noRole.stderr, 'dip: detokenize refused: no role given (set --role and DIP_ROLE_SECRET); allowed roles: pii_admin, auditor\n');
-
-    const noSecretOption = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'pii_admin', '--secret', 'admin-secret-1'], dir, env);
+    const noSecretOption = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'pii_admin', '--secret', 'admin-secret-1'], dir, {});
     assert.notEqual(noSecretOption.code, 0, 'there is no --secret option');
     assert.equal(noSecretOption.stdout, '');
   });
@@ -391,3 +409,11 @@ describe('dip vault detokenize', () => {
     assert.match(r.stderr, /^dip: no token vault configured: add privacy\.vault \(key, roles\) to .*dip\.yaml\n$/);
   });
 });
+
+/** A role's key pair as the vault uses it. */
+function roleKeys(role: string): { recipient: VaultRecipient; key: RoleKey; privatePem: string; publicPem: string } {
+  const pair = generateRoleKeyPair();
+  const key = loadPrivateKey(pair.privatePem, '/', `${role} key`);
+  const publicKey = loadPublicKey(pair.publicPem, '/', `${role} public key`);
+  return { recipient: { role, publicKey, keyId: keyIdOf(publicKey) }, key, privatePem: pair.privatePem, publicPem: pair.publicPem };
+}

@@ -5,7 +5,8 @@
  * nothing, and the schema contract.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -13,6 +14,7 @@ import { loadProject } from '../src/config/load.js';
 import { Lake } from '../src/lake/lake.js';
 import { newId } from '../src/core/ids.js';
 import { replayQuarantine } from '../src/transform/silver.js';
+import { generateRoleKeyPair } from '../src/transform/vault.js';
 import { projectConfig, runCli, TestProject, type StreamYaml } from './support/project.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -307,14 +309,20 @@ async function scanParquet(lakeDir: string, zones: string[], clear: string[]): P
 export { Lake, loadProject };
 
 describe('silver tokenization and the vault', () => {
-  it('tokenized columns hold tokens; only a permitted role with its secret gets the clear values back', async () => {
+  it('tokenized columns hold tokens; only the holder of a role private key gets the clear values back', async () => {
+    const admin = generateRoleKeyPair();
+    const guess = generateRoleKeyPair();
     const p = await silverProject(
       { cards: { path: 'in/cards.ndjson' } },
       { cards: { from: 'cards', primary_key: ['id'], columns: { card: { pii: 'card', mask: 'tokenize' } } } },
-      { vault: { key: '${env:TEST_VAULT_KEY}', roles: { pii_admin: { secret: '${env:TEST_ADMIN_SECRET}' } } } },
+      { vault: { key: '${env:TEST_VAULT_KEY}', roles: { pii_admin: { public_key: 'keys/pii_admin.pub' } } } },
     );
+    await p.write('keys/pii_admin.pub', admin.publicPem);
+    const keyDir = await mkdtemp(join(tmpdir(), 'dip-keys-'));
+    cleanups.push(() => rm(keyDir, { recursive: true, force: true }));
+    await writeFile(join(keyDir, 'admin.key'), admin.privatePem, { mode: 0o600 });
+    await writeFile(join(keyDir, 'guess.key'), guess.privatePem, { mode: 0o600 });
     process.env['TEST_VAULT_KEY'] = 'vault-key-for-tests-0123456789';
-    process.env['TEST_ADMIN_SECRET'] = 'admin-secret-42';
     const cards = ['4111 1111 1111 1111', '5500 0000 0000 0004', '4111 1111 1111 1111'];
     await p.write('in/cards.ndjson', ndjson(cards.map((card, id) => ({ id, card }))));
     await p.runOk();
@@ -326,21 +334,22 @@ describe('silver tokenization and the vault', () => {
     assert.deepEqual(found.hits, []);
     await (await p.lake()).close();
 
-    const env = { TEST_VAULT_KEY: 'vault-key-for-tests-0123456789', TEST_ADMIN_SECRET: 'admin-secret-42' };
-    const ok = await runCli(['vault', 'detokenize', tokens[0] as string, tokens[1] as string, '--role', 'pii_admin', '--json'], p.dir, { ...env, DIP_ROLE_SECRET: 'admin-secret-42' });
+    const env = { TEST_VAULT_KEY: 'vault-key-for-tests-0123456789' };
+    const ok = await runCli(['vault', 'detokenize', tokens[0] as string, tokens[1] as string, '--private-key', join(keyDir, 'admin.key'), '--json'], p.dir, env);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /4111 1111 1111 1111/);
     assert.match(ok.stdout, /5500 0000 0000 0004/);
-    const noRole = await runCli(['vault', 'detokenize', tokens[0] as string], p.dir, env);
-    assert.notEqual(noRole.code, 0);
-    assert.match(noRole.stderr, /detokenize refused/);
-    assert.doesNotMatch(noRole.stdout + noRole.stderr, /4111/);
-    const wrong = await runCli(['vault', 'detokenize', tokens[0] as string, '--role', 'pii_admin'], p.dir, { ...env, DIP_ROLE_SECRET: 'guess' });
+    const noKey = await runCli(['vault', 'detokenize', tokens[0] as string], p.dir, env);
+    assert.notEqual(noKey.code, 0);
+    assert.match(noKey.stderr, /no private key given/);
+    assert.doesNotMatch(noKey.stdout + noKey.stderr, /4111/);
+    const wrong = await runCli(['vault', 'detokenize', tokens[0] as string, '--private-key', join(keyDir, 'guess.key')], p.dir, env);
     assert.notEqual(wrong.code, 0);
-    assert.match(wrong.stderr, /wrong secret for role "pii_admin"/);
-    const other = await runCli(['vault', 'detokenize', tokens[0] as string, '--role', 'analyst'], p.dir, { ...env, DIP_ROLE_SECRET: 'admin-secret-42' });
-    assert.notEqual(other.code, 0);
-    assert.match(other.stderr, /role "analyst" may not detokenize \(allowed roles: pii_admin\)/);
+    assert.match(wrong.stderr, /detokenize refused: 1 of 1 token\(s\) are not encrypted for the given private key/);
+    assert.doesNotMatch(wrong.stdout + wrong.stderr, /4111/);
+    const secretOnly = await runCli(['vault', 'detokenize', tokens[0] as string, '--role', 'pii_admin'], p.dir, { ...env, DIP_ROLE_SECRET: 'admin-secret-42' });
+    assert.notEqual(secretOnly.code, 0);
+    assert.match(secretOnly.stderr, /no private key given/);
   });
 });
 

@@ -1,7 +1,7 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { Serial } from '../core/serial.js';
+import { ensurePrivateFile } from '../core/private-files.js';
 import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver.js';
 import { SqlCatalog } from './sql-catalog.js';
 
@@ -78,7 +78,8 @@ export class SqliteCatalog extends SqlCatalog {
 
   static async create(path: string, options: { projectDir?: string } = {}): Promise<SqliteCatalog> {
     const abs = resolve(path);
-    await mkdir(dirname(abs), { recursive: true });
+    // 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
+    await ensurePrivateFile(abs, [`${abs}-wal`, `${abs}-shm`, `${abs}-journal`]);
     const { default: Database } = await import('better-sqlite3');
     const db = new Database(abs);
     db.pragma('journal_mode = WAL');

@@ -1,5 +1,6 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mkdirPrivate, PRIVATE_FILE_MODE } from '../core/private-files.js';
 
 /** Deterministic pseudo-random numbers, so the sample data is the same on every machine. */
 function rng(seed: number): () => number {
@@ -172,8 +173,8 @@ export async function scaffoldProject(dir: string): Promise<string[]> {
   };
   for (const [rel, content] of Object.entries(files)) {
     const full = join(dir, rel);
-    await mkdir(join(full, '..'), { recursive: true });
-    await writeFile(full, content, { flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+    await mkdirPrivate(join(full, '..'));
+    await writeFile(full, content, { flag: 'wx', mode: PRIVATE_FILE_MODE }).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err;
     });
   }
@@ -188,6 +189,6 @@ export async function addNextDay(dir: string): Promise<string[]> {
       JSON.stringify({ customer_id: 'C-1001', name: 'Customer 1', email: 'customer1@example.com', address: { city: 'Lisbon', postcode: '10001' }, tags: [], deleted: true }),
     ]),
   };
-  for (const [rel, content] of Object.entries(files)) await writeFile(join(dir, rel), content);
+  for (const [rel, content] of Object.entries(files)) await writeFile(join(dir, rel), content, { mode: PRIVATE_FILE_MODE });
   return Object.keys(files);
 }

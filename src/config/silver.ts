@@ -211,11 +211,26 @@ export const silverTableSchema = z
 export const vaultSchema = z
   .strictObject({
     path: z.string().default('.dip/vault.db').describe('SQLite file of the token vault (outside the lake)'),
-    key: z.string().min(1).describe('Secret the vault encrypts values with and derives tokens from; use ${env:NAME}'),
+    key: z.string().min(1).describe('Secret tokens are derived from (pipeline runners need it; it does not decrypt the vault); use ${env:NAME}'),
     roles: z
-      .record(identifier, z.strictObject({ secret: z.string().min(1).describe('Credential that proves the role; use ${env:NAME}') }))
+      .record(
+        identifier,
+        z.strictObject({
+          public_key: z
+            .string()
+            .min(1)
+            .optional()
+            .describe('X25519 public key (PEM) the role\'s values are encrypted for: a file path relative to dip.yaml, ${file:…}, ${env:…} or the PEM text; `dip vault keygen --role <name>` writes one'),
+          private_key: z
+            .string()
+            .min(1)
+            .optional()
+            .describe('Where the role\'s private key is, for `dip vault detokenize --role`: ${file:…} or ${env:…}; resolved only there (runners do not need it)'),
+          secret: z.string().min(1).optional().describe('Deprecated: no longer grants anything; detokenize needs the role\'s private key'),
+        }),
+      )
       .default({})
-      .describe('Roles allowed to detokenize'),
+      .describe('Roles that may detokenize: each holds the private key of its public_key'),
   })
   .describe('Token vault for the tokenize mask');
 

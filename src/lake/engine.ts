@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdirPrivate } from '../core/private-files.js';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Column } from '../catalog/types.js';
 import { Serial } from '../core/serial.js';
@@ -42,7 +42,7 @@ export class Engine {
     if (options.threads) config['threads'] = String(options.threads);
     if (options.memoryLimit) config['memory_limit'] = options.memoryLimit;
     if (options.tempDirectory) {
-      await mkdir(options.tempDirectory, { recursive: true });
+      await mkdirPrivate(options.tempDirectory);
       config['temp_directory'] = options.tempDirectory;
     }
     const instance = await DuckDBInstance.create(':memory:', config);

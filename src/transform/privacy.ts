@@ -4,14 +4,15 @@
  * token vault, and how unmasked PII is treated.
  */
 import { randomBytes, createHash } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import type { LoadedProject } from '../config/load.js';
 import { resolveSecrets } from '../config/secrets.js';
 import { ConfigError } from '../core/errors.js';
+import { mkdirPrivate, PRIVATE_FILE_MODE } from '../core/private-files.js';
 import { lit } from '../lake/sql.js';
 import type { MaskContext } from './mask.js';
-import { TokenVault, resolveVaultConfig } from './vault.js';
+import { TokenVault, vaultRecipients } from './vault.js';
 
 export interface PrivacyContext {
   mask: MaskContext;
@@ -33,14 +34,14 @@ async function projectSalt(dir: string): Promise<string> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await mkdir(dirname(file), { recursive: true });
+  await mkdirPrivate(dirname(file));
   // 22 characters: salt + value stay within one SHA-256 block for values up to 33 bytes,
   // which halves the cost of hashing (a longer salt would hash every value in two blocks).
   const salt = randomBytes(16).toString('base64url');
   // wx: two processes creating it at once must not end up with different salts.
   try {
-    await writeFile(file, `${salt}\n`, { flag: 'wx', mode: 0o600 });
-    await chmod(file, 0o600);
+    await writeFile(file, `${salt}\n`, { flag: 'wx', mode: PRIVATE_FILE_MODE });
+    await chmod(file, PRIVATE_FILE_MODE);
     return salt;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(file, 'utf8')).trim();
@@ -52,17 +53,18 @@ export async function privacyContext(project: LoadedProject): Promise<PrivacyCon
   const cfg = project.config.privacy;
   const opts = { baseDir: project.dir };
   const salt = cfg.salt ? resolveSecrets(cfg.salt, opts) : await projectSalt(project.dir);
-  // Only the key: building silver must not need every detokenizing role's secret.
-  const vaultConfig = cfg.vault ? resolveVaultConfig(cfg.vault, project.dir, { roles: [] }) : undefined;
+  // The key (tokens) now; the roles' public keys when a tokenize mask opens the vault. Never a private key.
+  const vaultConfig = cfg.vault;
+  const vaultKey = vaultConfig ? resolveSecrets(vaultConfig.key, opts) : undefined;
   let vault: TokenVault | undefined;
-  const tokenKey = vaultConfig ? TokenVault.deriveTokenKey(vaultConfig.key) : undefined;
+  const tokenKey = vaultKey !== undefined ? TokenVault.deriveTokenKey(vaultKey) : undefined;
   return {
     mask: { salt, tokenKey },
     detect: cfg.detect,
     fingerprint: createHash('sha256').update(salt).update(tokenKey ?? '').digest('hex'),
     async openVault() {
       if (!vaultConfig) return undefined;
-      vault ??= await TokenVault.open(vaultConfig, project.dir);
+      vault ??= await TokenVault.open({ path: vaultConfig.path, key: vaultKey, recipients: vaultRecipients(vaultConfig, project.dir) }, project.dir);
       return vault;
     },
     referenceFile(path: string) {

@@ -325,7 +325,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   };
   await timed('pii_detection', () => judgePii(clear, plan.columns.filter((c) => !plan.masked.has(c.name))));
 
-  await storeTokens(ctx, cfg, plan, passing);
+  await storeTokens(ctx, cfg, plan, passing, warn);
   const written = await timed('write', () => writeSilver(ctx, name, cfg, plan, passing, input, contract.dropped, judgePii));
   const quarantineFiles: NewFile[] = [];
   if (anyRejected) quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now)));
@@ -381,11 +381,13 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
 }
 
 /** Tokenized values go into the vault before the tokens can appear in a commit. */
-async function storeTokens(ctx: BuildContext, cfg: SilverTableConfig, plan: SilverPlan, passing: string): Promise<void> {
+async function storeTokens(ctx: BuildContext, cfg: SilverTableConfig, plan: SilverPlan, passing: string, warn: (message: string) => void): Promise<void> {
   const columns = plan.columns.filter((c) => cfg.columns[c.name]?.mask === 'tokenize').map((c) => c.name);
   if (columns.length === 0) return;
   const vault = await ctx.privacy.openVault();
   if (!vault) throw new ConfigError(`silver: mask tokenize needs privacy.vault in dip.yaml`);
+  const legacy = vault.legacyEntries();
+  if (legacy) warn(`token vault ${vault.path} holds ${legacy} entries in the deprecated format any holder of privacy.vault.key can decrypt; run \`dip vault migrate\` to encrypt them for the roles' public keys`);
   for (const column of columns) {
     const rows = await ctx.lake.engine.all(
       `SELECT DISTINCT CAST(${ident(column)} AS VARCHAR) AS v, ${plan.outputExpr.get(column) ?? ident(column)} AS t FROM ${passing} WHERE ${ident(column)} IS NOT NULL`,

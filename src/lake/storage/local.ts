@@ -1,10 +1,15 @@
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
+import { mkdirPrivate, PRIVATE_FILE_MODE } from '../../core/private-files.js';
 import type { Storage, StoredObject } from './types.js';
 
 const STAGING = '_staging';
 
-/** A lake in a local directory. Writes are temp-file + fsync + rename + directory fsync. */
+/**
+ * A lake in a local directory. Writes are temp-file + fsync + rename + directory fsync. Files
+ * are published 0600 and directories created 0700, whatever the umask (DuckDB writes staging
+ * files with the umask's mode; they are tightened before they become lake files).
+ */
 export class LocalStorage implements Storage {
   readonly kind = 'local';
   readonly location: string;
@@ -16,7 +21,7 @@ export class LocalStorage implements Storage {
 
   static async create(root: string): Promise<LocalStorage> {
     const abs = resolve(root);
-    await mkdir(abs, { recursive: true });
+    await mkdirPrivate(abs);
     return new LocalStorage(abs);
   }
 
@@ -33,7 +38,7 @@ export class LocalStorage implements Storage {
   async publish(localFile: string, path: string): Promise<StoredObject> {
     const target = this.abs(path);
     await this.ensureDir(dirname(target));
-    await fsyncFile(localFile);
+    await syncPrivate(localFile);
     await rename(localFile, target);
     await fsyncDir(dirname(target));
     const s = await stat(target);
@@ -84,14 +89,15 @@ export class LocalStorage implements Storage {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
+    await mkdirPrivate(dir);
     this.madeDirs.add(dir);
   }
 }
 
-async function fsyncFile(path: string): Promise<void> {
+async function syncPrivate(path: string): Promise<void> {
   const fh = await open(path, 'r+');
   try {
+    await fh.chmod(PRIVATE_FILE_MODE);
     await fh.sync();
   } finally {
     await fh.close();
