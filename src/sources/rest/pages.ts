@@ -48,6 +48,8 @@ export interface PageReaderOptions {
   parallel: number;
   maxPages: number | undefined;
   maxTimeMs: number | undefined;
+  /** A 2xx response with an empty body is a page without records (else an error). */
+  allowEmpty: boolean;
   where: string;
 }
 
@@ -160,6 +162,11 @@ async function fetchPage(o: PageReaderOptions, partition: Partition, request: Pa
     if (v !== undefined) headers[h] = v;
   }
   const raw = response.body.toString('utf8');
+  if (raw.trim() === '' && response.status !== 204 && !o.allowEmpty) {
+    // An empty body is as often a proxy, a maintenance page or an expired session as it is
+    // "nothing here": the stream must say it can happen.
+    throw new DipError('input', `${o.where}: ${url} answered ${response.status} with an empty body; if this endpoint can answer empty when it has no records, set allow_empty: true on the resource`);
+  }
   let body: unknown;
   let records: Record<string, unknown>[];
   let recordsPath: string | undefined;

@@ -212,6 +212,7 @@ function readerOptions(o: StreamUnitsOptions, r: ResolvedResource): PageReaderOp
     parallel: o.source.http.concurrency.max,
     maxPages: r.maxPages,
     maxTimeMs: r.maxTimeMs,
+    allowEmpty: r.allowEmpty,
     where,
   };
 }
