@@ -49,6 +49,9 @@ const seenAfter = (r: PageRequest, p: PageView) => (r.seen ?? 0) + p.records.len
 const MORE_FLAGS = new Set(['has_more', 'hasmore', 'has_next', 'hasnext', 'has_next_page', 'hasnextpage', 'more_available', 'moreavailable']);
 /** Record totals (DRF `count`, GitHub search `total_count`, …). */
 const TOTALS = new Set(['total', 'total_count', 'totalcount', 'count', 'total_results', 'totalresults', 'total_records', 'totalrecords', 'total_items', 'totalitems']);
+/** Objects that hold paging metadata: a total there counts records (elsewhere it may be a sum). */
+const PAGING = new Set(['meta', 'paging', 'pagination', 'page_info', 'pageinfo', 'response_metadata', 'metadata', 'info', 'links', '_links', 'page']);
+const isCount = (v: unknown) => (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^\d+$/.test(v));
 /** Where APIs put the next page's cursor or URL. */
 const NEXT_KEYS = new Set(['next', 'next_url', 'nexturl', 'next_link', 'nextlink', 'next_page_url', 'nextpageurl', 'next_cursor', 'nextcursor', 'after_cursor', 'endcursor', 'next_page_token', 'nextpagetoken', 'next_token', 'nexttoken']);
 
@@ -60,15 +63,15 @@ const NEXT_KEYS = new Set(['next', 'next_url', 'nexturl', 'next_link', 'nextlink
  */
 export function moreSignals(page: PageView, seen: number): string[] {
   const out: string[] = [];
-  const walk = (value: unknown, at: string, depth: number) => {
+  const walk = (value: unknown, at: string, depth: number, parent = '') => {
     if (value === null || typeof value !== 'object' || Array.isArray(value) || depth > 2) return;
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
       const key = k.toLowerCase();
       const path = `${at}.${k}`;
       if (MORE_FLAGS.has(key) && truthy(v)) out.push(`${path} is ${JSON.stringify(v)}`);
-      else if (TOTALS.has(key) && (typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v))) && Number(v) > seen) out.push(`${path} is ${Number(v)} and ${seen} records were read`);
+      else if (TOTALS.has(key) && (depth === 1 || PAGING.has(parent)) && isCount(v) && Number(v) > seen) out.push(`${path} is ${Number(v)} and ${seen} records were read`);
       else if (NEXT_KEYS.has(key) && present(v)) out.push(`${path} holds a next cursor/link`);
-      else walk(v, path, depth + 1);
+      else walk(v, path, depth + 1, key);
     }
   };
   walk(page.body, '$', 1);
