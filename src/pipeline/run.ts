@@ -297,8 +297,16 @@ export async function runStream(
   const discovered = !Array.isArray(plan.units);
   const batch: StagedUnit[] = stagedBefore ? stagedBefore.units : [];
   let pendingState: { value: unknown } | undefined;
+  // A staged replace batch is listed in the state only once the next unit arrives: the last
+  // one goes with the final swap, so a state listing staged batches always resumes a pass
+  // that has more to read (never a finished one, which the source would start over).
+  let toStage: { state: unknown; units: number; schema: TableSchema } | undefined;
   for await (const unit of plan.units) {
     signal.throwIfAborted();
+    if (toStage) {
+      await commitState(lake, target, stagedState(toStage.state, batch.slice(0, toStage.units), toStage.schema));
+      toStage = undefined;
+    }
     const perUnit = stream.writeDisposition === 'append' || (discovered && unit.state !== undefined && stream.writeDisposition === 'merge');
     const stagesDurably = discovered && unit.state !== undefined && stream.writeDisposition === 'replace';
     if (!unit.input && !unit.rawPages) {
@@ -333,7 +341,7 @@ export async function runStream(
       expectedHead = (await lake.catalog.getTable(bronzeName))?.headCommit ?? null;
     } else {
       batch.push(staged); // committed together at the end of the stream
-      if (stagesDurably) commit = await commitState(lake, target, stagedState(unit.state, batch, staged.schema));
+      if (stagesDurably) toStage = { state: unit.state, units: batch.length, schema: staged.schema };
       emit({ type: 'unit_staged', pipeline, stream: streamKey, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
       continue;
     }
