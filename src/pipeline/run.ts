@@ -390,11 +390,15 @@ function stagedState(state: unknown, batch: StagedUnit[], schema: TableSchema): 
 async function unstage(lake: Lake, target: IngestTarget, stored: unknown): Promise<{ state: unknown; staged: { schema: TableSchema; units: StagedUnit[] } | undefined }> {
   if (stored === null || typeof stored !== 'object' || !(STAGED_KEY in stored)) return { state: stored, staged: undefined };
   const { [STAGED_KEY]: list, ...state } = stored as Record<string, unknown> & { [STAGED_KEY]: StagedList };
-  if (target.stream.writeDisposition !== 'replace') return { state, staged: undefined };
+  const name = `${target.pipeline}.${target.source}.${target.stream.name}`;
+  if (target.stream.writeDisposition !== 'replace') {
+    // Its state resumes after batches that were never committed: resuming would skip them.
+    throw new DipError('config', `${name}: an interrupted replace run staged ${list.units.length} batch(es) and the stream is now write_disposition ${target.stream.writeDisposition}; run it once more as replace, or start over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`);
+  }
   for (const u of list.units) {
     for (const f of [u.bronze, u.raw, u.quarantine]) {
       if (f && !(await fileExists(lake, f.path))) {
-        throw new DipError('input', `${target.pipeline}.${target.source}.${target.stream.name}: a batch staged by an interrupted run is gone (${f.path}); start the stream over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`);
+        throw new DipError('input', `${name}: a batch staged by an interrupted run is gone (${f.path}); start the stream over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`);
       }
     }
   }
