@@ -13,7 +13,9 @@ import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { collectGarbage } from '../src/lake/maintenance.js';
 import { RestFixtures, TestApi, items, type ApiRequest } from './support/api-server.js';
-import { CLI, type TestProject } from './support/project.js';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CLI, projectWithSources, type TestProject } from './support/project.js';
 
 const { api, project, dispose } = new RestFixtures();
 after(dispose);
@@ -291,4 +293,31 @@ describe('merge and replace batches survive SIGKILL', () => {
       console.log(`${disposition}: killed after ${firstRun.length} pages, ${resumeAt} committed, rerun fetched ${secondRun.length} (${refetched} refetched)`);
     });
   }
+
+  it('replace: staged batches are never skipped: a changed disposition or a lost staged file fails with what to do', async () => {
+    const data = { version: 1, total: PAGES * PER_PAGE };
+    const server = await api(slowList(data), { latencyMs: 40 });
+    const resource = (disposition: string) => ({
+      base_url: `${server.url}/v1`,
+      resources: { customers: { records: '$.data', params: { limit: PER_PAGE }, paginator: { type: 'has_more' }, primary_key: ['id'], write_disposition: disposition, batch_records: 50 } },
+    });
+    const p = await project(resource('replace'));
+    const before = server.requests.length;
+    assert.ok((await runAndKill(p.dir, () => server.requests.length - before >= 16)).killed);
+    const writeConfig = async (disposition: string) => {
+      await p.write('dip.yaml', `${JSON.stringify(projectWithSources({ api: { type: 'rest', ...resource(disposition) } }), null, 2)}\n`);
+      return p.reopen();
+    };
+    await writeConfig('merge');
+    const switched = await p.run();
+    assert.equal(switched.errors[0]?.exitCode, 2);
+    assert.match(switched.errors[0]?.message ?? '', /p\.api\.customers: an interrupted replace run staged \d+ batch\(es\) and the stream is now write_disposition merge; run it once more as replace, or start over with: dip state p --stream customers --reset/);
+    const lake = await writeConfig('replace');
+    const state = (await lake.catalog.getState('p', 'api', 'customers')) as { _dip_staged: { units: { bronze: { path: string } }[] } };
+    const lost = state._dip_staged.units[0]?.bronze.path as string;
+    await rm(join(p.lakeDir, lost));
+    const gone = await p.run();
+    assert.equal(gone.errors[0]?.exitCode, 3);
+    assert.match(gone.errors[0]?.message ?? '', new RegExp(`a batch staged by an interrupted run is gone \\(${lost.replace(/[.]/g, '\\.')}\\); start the stream over with: dip state p --stream customers --reset`));
+  });
 });
