@@ -186,7 +186,7 @@ describe('raw pages', () => {
     const p = await project({
       base_url: server.url,
       auth: { type: 'api_key', name: 'api_key', value: '${env:DIP_TEST_API_KEY}', in: 'query' },
-      resources: { things: { records: '$.data', paginator: { type: 'cursor', cursor_path: '$.next', param: 'cursor' }, primary_key: ['id'] } },
+      resources: { things: { records: '$.data', paginator: { type: 'cursor', cursor_path: '$.next', param: 'cursor' }, primary_key: ['id'], write_disposition: 'append' } },
     });
     await p.runOk();
     const raw = await p.rows(`select seq, position->>'url' as url, position->'headers'->>'x-request-id' as rid, json_array_length(payload->'data') as n from raw.things order by seq`);

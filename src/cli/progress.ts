@@ -57,7 +57,7 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
       } else if (e.type === 'unit_progress') {
         const b = bars.get(e.stream);
         b?.bar.update(b.done + Math.round(e.fraction * e.bytes));
-      } else if (e.type === 'unit_committed') {
+      } else if (e.type === 'unit_committed' || e.type === 'unit_staged') {
         const b = bars.get(e.stream);
         if (!b) return;
         b.rows += e.rows;

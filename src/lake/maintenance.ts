@@ -41,6 +41,7 @@ export async function collectGarbage(lake: Lake, options: GcOptions): Promise<Gc
   const writersSince = Math.min(...running.map((r) => r.startedAt.getTime()), Number.POSITIVE_INFINITY);
   const expired = new Set(options.dryRun ? [] : await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs)));
   const referenced = await lake.catalog.referencedPaths();
+  for (const path of await stagedPaths(lake)) referenced.add(path);
   const doomed: string[] = [];
   for await (const obj of lake.storage.list('')) {
     if (referenced.has(obj.path)) continue;
@@ -55,6 +56,21 @@ export async function collectGarbage(lake: Lake, options: GcOptions): Promise<Gc
   if (!options.dryRun) await lake.storage.delete(doomed);
   result.deleted = doomed;
   return result;
+}
+
+/**
+ * Files an interrupted replace stream staged and listed in its state (`_dip_staged`): not in
+ * any table yet, but the stream's next run commits them.
+ */
+async function stagedPaths(lake: Lake): Promise<string[]> {
+  const out: string[] = [];
+  for (const pipeline of Object.keys(lake.project.config.pipelines)) {
+    for (const s of await lake.catalog.listStates(pipeline)) {
+      const staged = (s.value as { _dip_staged?: { units?: { bronze?: { path: string }; raw?: { path: string }; quarantine?: { path: string } }[] } } | null)?._dip_staged;
+      for (const u of staged?.units ?? []) for (const f of [u.bronze, u.raw, u.quarantine]) if (f) out.push(f.path);
+    }
+  }
+  return out;
 }
 
 function isLakeData(path: string): boolean {

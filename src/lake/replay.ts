@@ -63,8 +63,10 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
   let raws = pipelineRaws;
   if (raws.length === 0) throw new DipError('not_found', `${rawTable} holds no raw files: was the raw zone disabled for ${pipeline}?`);
   if (stream.writeDisposition === 'replace') {
-    const lastRun = raws.map((f) => String(f.meta['run_id'])).sort().pop();
-    raws = raws.filter((f) => f.meta['run_id'] === lastRun);
+    // The raw files of the replacement in force: all added by its commit (a resumed replace
+    // commits batches staged by the interrupted run beside its own).
+    const lastCommit = Math.max(...raws.map((f) => f.addedCommit));
+    raws = raws.filter((f) => f.addedCommit === lastCommit);
   } else if (stream.writeDisposition === 'append') {
     raws = raws.filter((f) => inRange(String(f.meta['ingest_date'] ?? ''), range));
   }

@@ -8,6 +8,8 @@ export type RunEvent =
   | { type: 'stream_planned'; pipeline: string; stream: string; units: number | null; bytes: number | null; skipped: number }
   | { type: 'unit_progress'; pipeline: string; stream: string; unit: string; fraction: number; bytes: number }
   | { type: 'unit_committed'; pipeline: string; stream: string; unit: string; rows: number; bytes: number; quarantined: number; commit: number | null }
+  /** A replace batch staged durably (listed in the stream state); it becomes visible with the stream's final commit. */
+  | { type: 'unit_staged'; pipeline: string; stream: string; unit: string; rows: number; bytes: number; quarantined: number; commit: number | null }
   | { type: 'stream_committed'; pipeline: string; stream: string; commit: number | null; stats: StreamStats }
   | { type: 'stream_failed'; pipeline: string; stream: string; error: string }
   /** Something the user should know that does not fail the stream (a glob matching no files, an empty input). */

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import type { CommitRequest, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
+import type { CommitRequest, NewFile, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
 import { secretRegistry } from '../config/secrets.js';
 import { CommitConflictError, DipError, SchemaChangeError, describeCause, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
@@ -57,7 +57,9 @@ const emptyStats = (): StreamStats => ({ rows: 0, bytes: 0, files: 0, quarantine
 /**
  * Runs one pipeline: every stream of every source is planned, read unit by unit and
  * committed. Append streams commit each unit with its ledger entry, so a killed run resumes
- * where it stopped; replace and merge streams commit once, at the end of the stream, so the
+ * where it stopped. Merge streams of sources that carry state per unit (APIs, database
+ * chunks) commit each unit too; their replace streams stage each unit durably and swap at
+ * the end. File replace and merge streams commit once, at the end of the stream, so the
  * table never shows half a replacement.
  */
 export async function runPipeline(lake: Lake, name: string, options: RunOptions = {}): Promise<RunResult> {
@@ -265,7 +267,9 @@ export async function runStream(
   const { pipeline, source: sourceName, stream } = target;
   // replace re-reads every input each run: the table must equal what the inputs hold now.
   const ledger = stream.writeDisposition === 'replace' ? new Map() : await lake.catalog.getLedger(pipeline, sourceName, stream.name);
-  const state = await lake.catalog.getState(pipeline, sourceName, stream.name);
+  const stored = await lake.catalog.getState(pipeline, sourceName, stream.name);
+  // A replace killed mid-way left its batches staged: the source resumes after them.
+  const { state, staged: stagedBefore } = await unstage(lake, target, stored);
   const plan = await source.plan(stream, {
     pipeline,
     source: sourceName,
@@ -292,12 +296,27 @@ export async function runStream(
   });
   const bronzeName = qualifiedTable('bronze', stream.table);
   const table = await lake.catalog.getTable(bronzeName);
-  let schema: TableSchema | undefined = (await lake.catalog.schemaAt(bronzeName))?.schema;
-  const expectedHead = table?.headCommit ?? null;
-  const batch: StagedUnit[] = [];
+  let schema: TableSchema | undefined = stagedBefore?.schema ?? (await lake.catalog.schemaAt(bronzeName))?.schema;
+  let expectedHead = table?.headCommit ?? null;
+  // Sources that discover units as they read (API pages, database chunks) carry in each unit
+  // the state that resumes after it. Their merge streams commit every unit (a killed run keeps
+  // what it merged); their replace streams stage every unit durably (files published, listed
+  // in the stream state) and swap them in at the end, so readers never see half a replacement.
+  const discovered = !Array.isArray(plan.units);
+  const batch: StagedUnit[] = stagedBefore ? stagedBefore.units : [];
   let pendingState: { value: unknown } | undefined;
+  // A staged replace batch is listed in the state only once the next unit arrives: the last
+  // one goes with the final swap, so a state listing staged batches always resumes a pass
+  // that has more to read (never a finished one, which the source would start over).
+  let toStage: { state: unknown; units: number; schema: TableSchema } | undefined;
   for await (const unit of plan.units) {
     signal.throwIfAborted();
+    if (toStage) {
+      await commitState(lake, target, stagedState(toStage.state, batch.slice(0, toStage.units), toStage.schema));
+      toStage = undefined;
+    }
+    const perUnit = stream.writeDisposition === 'append' || (discovered && unit.state !== undefined && stream.writeDisposition === 'merge');
+    const stagesDurably = discovered && unit.state !== undefined && stream.writeDisposition === 'replace';
     if (!unit.input && !unit.rawPages) {
       // Nothing to read, only state to record (e.g. an API listing that ended on an empty page).
       await unit.dispose?.();
@@ -310,7 +329,7 @@ export async function runStream(
           });
         continue;
       }
-      if (stream.writeDisposition === 'append') {
+      if (perUnit) {
         const commit = unit.state === undefined ? null : await commitState(lake, target, unit.state);
         emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: 0, bytes: 0, quarantined: 0, commit });
       } else if (unit.state !== undefined) pendingState = { value: unit.state };
@@ -337,8 +356,15 @@ export async function runStream(
       commit = await commitUnits(lake, target, [staged], { kind: 'append', supersedes });
       if (commit !== null) stats.commits += 1;
       else stats.skippedFiles += 1;
+    } else if (perUnit) {
+      commit = await commitUnits(lake, target, [staged], { kind: 'merge', expectedHead });
+      if (commit !== null) stats.commits += 1;
+      expectedHead = (await lake.catalog.getTable(bronzeName))?.headCommit ?? null;
     } else {
       batch.push(staged); // committed together at the end of the stream
+      if (stagesDurably) toStage = { state: unit.state, units: batch.length, schema: staged.schema };
+      emit({ type: 'unit_staged', pipeline, stream: streamKey, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
+      continue;
     }
     emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
   }
@@ -359,6 +385,61 @@ export async function runStream(
 function warnStream(stats: StreamStats, emit: RunEventSink, pipeline: string, stream: string, message: string): void {
   (stats.warnings ??= []).push(message);
   emit({ type: 'stream_warning', pipeline, stream, message });
+}
+
+async function fileExists(lake: Lake, path: string): Promise<boolean> {
+  for await (const obj of lake.storage.list(path)) if (obj.path === path) return true;
+  return false;
+}
+
+/** Key of the stream state under which a replace stream lists the batches it staged. */
+const STAGED_KEY = '_dip_staged';
+
+interface StagedList {
+  schema: TableSchema;
+  units: { label: string; bronze?: NewFile | undefined; raw?: NewFile | undefined; quarantine?: NewFile | undefined; rows: number; quarantined: number }[];
+}
+
+/** The source's state with the staged batches listed beside it (committed per staged unit). */
+function stagedState(state: unknown, batch: StagedUnit[], schema: TableSchema): unknown {
+  const list: StagedList = {
+    schema,
+    units: batch.map((u) => ({ label: u.unit.label, bronze: u.bronze, raw: u.raw, quarantine: u.quarantine, rows: u.rows, quarantined: u.quarantined })),
+  };
+  return { ...(state as Record<string, unknown>), [STAGED_KEY]: list };
+}
+
+/**
+ * Splits a stored stream state into the source's own state and the batches a killed replace
+ * run staged. Staged files must still exist (gc keeps files listed in stream states); if one
+ * is gone the stream cannot resume and says how to start over.
+ */
+async function unstage(lake: Lake, target: IngestTarget, stored: unknown): Promise<{ state: unknown; staged: { schema: TableSchema; units: StagedUnit[] } | undefined }> {
+  if (stored === null || typeof stored !== 'object' || !(STAGED_KEY in stored)) return { state: stored, staged: undefined };
+  const { [STAGED_KEY]: list, ...state } = stored as Record<string, unknown> & { [STAGED_KEY]: StagedList };
+  const name = `${target.pipeline}.${target.source}.${target.stream.name}`;
+  if (target.stream.writeDisposition !== 'replace') {
+    // Its state resumes after batches that were never committed: resuming would skip them.
+    throw new DipError('config', `${name}: an interrupted replace run staged ${list.units.length} batch(es) and the stream is now write_disposition ${target.stream.writeDisposition}; run it once more as replace, or start over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`);
+  }
+  for (const u of list.units) {
+    for (const f of [u.bronze, u.raw, u.quarantine]) {
+      if (f && !(await fileExists(lake, f.path))) {
+        throw new DipError('input', `${name}: a batch staged by an interrupted run is gone (${f.path}); start the stream over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`);
+      }
+    }
+  }
+  const units: StagedUnit[] = list.units.map((u) => ({
+    unit: { label: u.label, bytes: 0, position: {} },
+    bronze: u.bronze,
+    raw: u.raw,
+    quarantine: u.quarantine,
+    schema: list.schema,
+    changes: [],
+    rows: u.rows,
+    quarantined: u.quarantined,
+  }));
+  return { state, staged: { schema: list.schema, units } };
 }
 
 /** Commits a stream's state alone (a unit with no records). */

@@ -49,6 +49,8 @@ export interface PageReaderOptions {
   parallel: number;
   maxPages: number | undefined;
   maxTimeMs: number | undefined;
+  /** A 2xx response with an empty body is a page without records (else an error). */
+  allowEmpty: boolean;
   where: string;
 }
 
@@ -160,8 +162,14 @@ async function fetchPage(o: PageReaderOptions, partition: Partition, request: Pa
     const v = response.headers[h];
     if (v !== undefined) headers[h] = redactHeader(h, v, o.redact);
   }
+  const rawBody = response.body.toString('utf8');
+  if (rawBody.trim() === '' && response.status !== 204 && !o.allowEmpty) {
+    // An empty body is as often a proxy, a maintenance page or an expired session as it is
+    // "nothing here": the stream must say it can happen.
+    throw new DipError('input', `${o.where}: ${url} answered ${response.status} with an empty body; if this endpoint can answer empty when it has no records, set allow_empty: true on the resource`);
+  }
   // Secrets the API echoes (next links carrying the api key…) never reach the raw zone or records.
-  const raw = redactPayload(response.body.toString('utf8'), o.format, o.redact);
+  const raw = redactPayload(rawBody, o.format, o.redact);
   let body: unknown;
   let records: Record<string, unknown>[];
   let recordsPath: string | undefined;

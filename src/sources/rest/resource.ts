@@ -17,6 +17,7 @@ export interface ResolvedResource {
   headers: Record<string, string>;
   body: Record<string, unknown> | undefined;
   records: string | undefined;
+  allowEmpty: boolean;
   format: 'json' | 'ndjson' | 'csv';
   paginator: PaginatorConfig;
   incremental: IncrementalConfig | undefined;
@@ -59,8 +60,9 @@ function resolveOne(config: RestSourceConfig, name: string, own: RestResourceCon
   const d = config.defaults;
   const where = `source ${source}, resource ${name}`;
   const pick = <K extends keyof typeof d>(k: K) => (own[k as keyof RestResourceConfig] ?? d[k]) as (typeof d)[K];
-  const writeDisposition = pick('write_disposition') ?? 'append';
   const primaryKey = pick('primary_key') ?? [];
+  // With a key, a second run of the same listing updates rows instead of adding them again.
+  const writeDisposition = pick('write_disposition') ?? (primaryKey.length > 0 ? 'merge' : 'append');
   const incremental = pick('incremental');
   const format = pick('format') ?? 'json';
   const paginator = pick('paginator') ?? { type: 'single' as const };
@@ -102,6 +104,7 @@ function resolveOne(config: RestSourceConfig, name: string, own: RestResourceCon
     headers,
     body: own.body ?? d.body,
     records: pick('records'),
+    allowEmpty: pick('allow_empty') ?? false,
     format,
     paginator,
     incremental,

@@ -49,6 +49,11 @@ export function recordSelector(path: string | undefined, where: string): (body: 
       value = entry ? entry[1] : body;
       used = entry && /^[A-Za-z_][\w]*$/.test(entry[0]) ? `$.${entry[0]}` : entry ? undefined : '$';
     }
+    if (value === undefined && at && body !== null && body !== undefined) {
+      // The response has content but the selector finds nothing: a wrong path (or an error
+      // document in a 200), never "no records". An explicit null or [] is no records.
+      throw new DipError('input', `${where}: records selector ${path} matches nothing in the response; ${keysPresent(body, path as string)}`);
+    }
     if (value === undefined || value === null) return { records: [], path: used };
     const list = Array.isArray(value) ? value : [value];
     for (const r of list) {
@@ -76,4 +81,21 @@ export function duckdbPath(path: string | undefined): string | undefined {
   const trimmed = path.trim();
   if (!SIMPLE.test(trimmed)) return undefined;
   return trimmed.startsWith('$') ? trimmed : `$.${trimmed}`;
+}
+
+/** The keys found where a JSONPath stops matching: `at $.paging: next, previous`. */
+export function keysPresent(body: unknown, path: string): string {
+  const steps = [...path.trim().replace(/^\$/, '').matchAll(/\.?([A-Za-z_][\w-]*)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : (m[1] as string)));
+  let v: unknown = body;
+  let at = '$';
+  for (const step of steps) {
+    if (v === null || typeof v !== 'object') break;
+    const next = (v as Record<string | number, unknown>)[step];
+    if (next === undefined || next === null || typeof next !== 'object') break;
+    v = next;
+    at += typeof step === 'number' ? `[${step}]` : `.${step}`;
+  }
+  if (v === null || typeof v !== 'object') return `the response body is ${v === null ? 'empty (null)' : typeof v}`;
+  const keys = Array.isArray(v) ? [`(a list of ${v.length})`] : Object.keys(v);
+  return `keys present at ${at}: ${keys.length ? keys.join(', ') : '(none)'}`;
 }

@@ -58,6 +58,8 @@ const UNITS_AHEAD = 2;
  * still open when the last page arrives (staged after it) stays small.
  */
 const MAX_BATCH_AGE_MS = 2_000;
+/** Each merge batch rewrites the table (copy-on-write): commit by age less often. */
+const MAX_MERGE_BATCH_AGE_MS = 30_000;
 
 export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUnit> {
   const { resource, ctx } = o;
@@ -83,7 +85,7 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
       endpoint: `${resource.method} ${o.redact(resolveUrl(o.source.base_url, resource.path))}`,
       format: resource.format,
       maxRecords: resource.batchRecords,
-      maxAgeMs: MAX_BATCH_AGE_MS,
+      maxAgeMs: resource.spec.writeDisposition === 'merge' ? MAX_MERGE_BATCH_AGE_MS : MAX_BATCH_AGE_MS,
     },
     pass,
   );
@@ -214,6 +216,7 @@ function readerOptions(o: StreamUnitsOptions, r: ResolvedResource): PageReaderOp
     parallel: o.source.http.concurrency.max,
     maxPages: r.maxPages,
     maxTimeMs: r.maxTimeMs,
+    allowEmpty: r.allowEmpty,
     where,
   };
 }
