@@ -136,11 +136,27 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     if (cfg?.drop) continue;
     std.push(standardizeColumn(c.name, ident(c.name), c.type, cfg, defaults));
   }
-  const conversions: CompiledRowCheck[] = std.flatMap((s) =>
-    s.failSql
-      ? [{ name: `type_${s.name}`, table: where, columns: [s.name], type: 'schema' as const, severity: 'error' as const, mostly: 1, failSql: `coalesce(${s.failSql}, false)`, reasonSql: s.reasonSql ?? lit(`${s.name}: value does not convert`), valueSql: `CAST(${ident(s.name)} AS VARCHAR)` }]
-      : [],
-  );
+  // A value that does not convert follows the column's contract: discard_value keeps the row with
+  // the value null (counted in the report, a warning); every other contract sends the row to
+  // quarantine with the reason. Never a breach: mostly 0 (add checks to bound the share).
+  const tableDataType = typeof config.contract === 'string' ? config.contract : config.contract.data_type;
+  const conversions: CompiledRowCheck[] = std.flatMap((s) => {
+    if (!s.failSql) return [];
+    const discardValue = (config.columns[s.name]?.contract ?? tableDataType) === 'discard_value';
+    return [
+      {
+        name: `type_${s.name}`,
+        table: where,
+        columns: [s.name],
+        type: 'schema' as const,
+        severity: discardValue ? ('warn' as const) : ('error' as const),
+        mostly: 0,
+        failSql: `coalesce(${s.failSql}, false)`,
+        reasonSql: `${s.reasonSql ?? lit(`${s.name}: value does not convert`)}${discardValue ? ` || ' (set to null: contract discard_value)'` : ''}`,
+        valueSql: `CAST(${ident(s.name)} AS VARCHAR)`,
+      },
+    ];
+  });
   // A conversion's failure is judged on the unconverted value, so keep it beside the converted one.
   const stdSelect = [
     ...std.flatMap((s) => [`${s.expr} AS ${ident(s.name)}`, ...(s.offset ? [`${s.offset.expr} AS ${ident(s.offset.name)}`] : [])]),

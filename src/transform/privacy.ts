@@ -7,15 +7,18 @@ import { randomBytes, createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import type { LoadedProject } from '../config/load.js';
+import type { PiiDetectConfig, PiiDetectLevel } from '../config/silver.js';
 import { resolveSecrets } from '../config/secrets.js';
 import { ConfigError } from '../core/errors.js';
 import { lit } from '../lake/sql.js';
 import type { MaskContext } from './mask.js';
+import type { DetectedPii } from './pii-detect.js';
 import { TokenVault, resolveVaultConfig } from './vault.js';
 
 export interface PrivacyContext {
   mask: MaskContext;
-  detect: 'off' | 'warn' | 'error';
+  /** What a column that looks like each kind of PII but has no mask does to the build. */
+  detect: Record<DetectedPii, PiiDetectLevel>;
   /** Changes when a secret that shapes masked values changes (so silver tables rebuild). */
   fingerprint: string;
   /** Opens the vault (only when a tokenize mask needs it); undefined without privacy.vault. */
@@ -48,6 +51,18 @@ async function projectSalt(dir: string): Promise<string> {
   }
 }
 
+/**
+ * The level per detected kind. A single level applies to every kind, except that `warn` (the
+ * default) still fails the build on Luhn-valid card numbers: a card number is never a false
+ * positive worth only a warning. The object form sets kinds one by one (card: error unless given).
+ */
+export function detectLevels(detect: PiiDetectConfig): Record<DetectedPii, PiiDetectLevel> {
+  const o = typeof detect === 'string' ? { default: detect } : detect;
+  const base = o.default ?? 'warn';
+  const cardDefault: PiiDetectLevel = base === 'warn' ? 'error' : base;
+  return { email: o.email ?? base, phone: o.phone ?? base, ssn: o.ssn ?? base, ip: o.ip ?? base, card: o.card ?? cardDefault };
+}
+
 export async function privacyContext(project: LoadedProject): Promise<PrivacyContext> {
   const cfg = project.config.privacy;
   const opts = { baseDir: project.dir };
@@ -58,7 +73,7 @@ export async function privacyContext(project: LoadedProject): Promise<PrivacyCon
   const tokenKey = vaultConfig ? TokenVault.deriveTokenKey(vaultConfig.key) : undefined;
   return {
     mask: { salt, tokenKey },
-    detect: cfg.detect,
+    detect: detectLevels(cfg.detect),
     fingerprint: createHash('sha256').update(salt).update(tokenKey ?? '').digest('hex'),
     async openVault() {
       if (!vaultConfig) return undefined;
