@@ -313,7 +313,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const rowResults = judged.results;
   for (const r of rowResults) {
     const conversion = r.severity === 'warn' && r.failed > 0 ? conversions.find((c) => c.name === r.name) : undefined;
-    if (conversion) warn(`${r.failed} ${r.failed === 1 ? 'value' : 'values'} of ${conversion.columns.join(', ')} did not convert and became null (contract discard_value): ${r.samples.slice(0, 3).join('; ')}`);
+    if (conversion) warn(`${r.failed} ${r.failed === 1 ? 'value' : 'values'} of ${conversion.columns.join(', ')} did not convert and became null: ${r.samples.slice(0, 3).join('; ')}`);
   }
   const anyRejected = rowResults.some((r) => r.severity === 'error' && r.failed > 0);
   // Rows refused by error checks, by input position: every later step leaves them out by an anti join.
