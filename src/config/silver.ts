@@ -234,6 +234,11 @@ export const piiDetectLevel = z.enum(['off', 'warn', 'error']);
 export const privacySchema = z
   .strictObject({
     salt: z.string().min(16).optional().describe('Salt for hash masks (use ${env:NAME}); default: a random salt kept in .dip/pii-salt'),
+    quarantine_key: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('Key that seals (encrypts) the input columns of masked columns in quarantined rows (use ${env:NAME}); default: a random key kept in .dip/quarantine-key'),
     vault: vaultSchema.optional(),
     detect: z
       .union([

@@ -25,6 +25,8 @@ import {
   type Severity,
   countedMessage,
   fmtCount,
+  fmtPercent,
+  percentOf,
   sampleText,
   verdict,
   withinMostly,
@@ -604,14 +606,18 @@ export function judgeOverTable(
     totals[c.name] = total;
     if ((c.scope ?? 'table') !== 'table') return r;
     const minRows = c.minRows ?? 0;
-    const thisBuild = r.failed ? ` (this build: ${fmtCount(r.failed)} of ${fmtCount(r.evaluated)} rows failed)` : '';
-    return {
-      ...r,
-      scope: 'table' as const,
-      total,
-      passed: withinMostly(total.evaluated, total.failed, c.mostly, minRows),
-      message: `${countedMessage(c.table, c.name, 'rows', total.evaluated, total.failed, c.mostly, sampleText(r.samples, r.failed), minRows, ' since the last full build')}${thisBuild}`,
-    };
+    const passed = withinMostly(total.evaluated, total.failed, c.mostly, minRows);
+    const unjudged = total.evaluated < minRows && !withinMostly(total.evaluated, total.failed, c.mostly);
+    const share = `${fmtPercent(percentOf(total.evaluated, total.failed))}, mostly ${c.mostly}${unjudged ? `; not judged below min_rows ${fmtCount(minRows)}` : ''}`;
+    const counts = `${fmtCount(r.failed)} of ${fmtCount(r.evaluated)} rows of this build, ${fmtCount(total.failed)} of ${fmtCount(total.evaluated)} since the last full build (${share})`;
+    const detail = r.failed ? `: ${sampleText(r.samples, r.failed)}` : '';
+    const message =
+      total.failed === 0 && r.failed === 0
+        ? `${c.table}: ${c.name} passed: 0 of ${fmtCount(r.evaluated)} rows failed (${fmtCount(total.evaluated)} since the last full build)`
+        : passed
+          ? `${c.table}: ${c.name} passed: failed ${counts}${detail}`
+          : `${c.table}: ${c.name} failed ${counts}${detail}`;
+    return { ...r, scope: 'table' as const, total, passed, message };
   });
   return { results: out, totals };
 }

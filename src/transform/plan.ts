@@ -58,6 +58,11 @@ export interface SilverPlan {
   primaryKey: string[];
   sortBy: string[];
   deletedColumn: string | undefined;
+  /**
+   * Input (bronze) columns whose values feed a masked column (of this table or a child table):
+   * a quarantined copy of a row keeps them only sealed (encrypted), never in clear.
+   */
+  sensitiveInputs: string[];
 }
 
 export interface PlanInputs {
@@ -235,7 +240,16 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   }
   if (config.dedup && primaryKey.length === 0) throw new ConfigError(`${where}: dedup needs primary_key`);
 
+  const sensitiveInputs = sensitiveInputColumns(
+    bronzeColumns.map((c) => c.name),
+    flat.columns,
+    arrays,
+    [...masked].map((name) => ({ name, from: config.columns[name]?.from })),
+    children.filter((c) => c.masks.size > 0).map((c) => ({ array: c.array, expression: config.children[c.name]?.expression })),
+  );
+
   return {
+    sensitiveInputs,
     clearSql: derSql,
     columns,
     conversions: convChecks,
@@ -246,6 +260,57 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     sortBy,
     deletedColumn,
   };
+}
+
+/**
+ * The top-level input columns a masked column is computed from: the column a flattened one
+ * comes from, the columns a `from` expression or a child expression names (directly or by a
+ * flattened name). When an expression names none of them, every input column counts: a clear
+ * value must never be left in quarantine for want of knowing where it came from.
+ */
+function sensitiveInputColumns(
+  inputs: readonly string[],
+  flat: readonly { name: string; sourcePath: string[] }[],
+  arrays: readonly ArrayColumn[],
+  masked: readonly { name: string; from?: string | undefined }[],
+  maskedChildren: readonly { array?: ArrayColumn | undefined; expression?: string | undefined }[],
+): string[] {
+  const out = new Set<string>();
+  const top = (path: readonly string[]) => path[0];
+  const byName = new Map<string, string>();
+  for (const i of inputs) byName.set(i.toLowerCase(), i);
+  for (const f of [...flat, ...arrays]) {
+    const t = top(f.sourcePath);
+    if (t !== undefined) byName.set(f.name.toLowerCase(), t);
+  }
+  const fromExpression = (expression: string) => {
+    const stripped = expression.replace(/'(?:[^']|'')*'/g, "''");
+    let found = false;
+    for (const m of stripped.matchAll(/"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)/g)) {
+      const name = (m[1] !== undefined ? m[1].replaceAll('""', '"') : (m[2] ?? '')).toLowerCase();
+      const input = byName.get(name);
+      if (input !== undefined) {
+        out.add(input);
+        found = true;
+      }
+    }
+    if (!found) for (const i of inputs) out.add(i);
+  };
+  for (const m of masked) {
+    if (m.from !== undefined) {
+      fromExpression(m.from);
+      continue;
+    }
+    const input = byName.get(m.name.toLowerCase());
+    if (input !== undefined) out.add(input);
+    else for (const i of inputs) out.add(i);
+  }
+  for (const c of maskedChildren) {
+    const t = c.array ? top(c.array.sourcePath) : undefined;
+    if (t !== undefined) out.add(t);
+    else fromExpression(c.expression ?? '');
+  }
+  return inputs.filter((i) => out.has(i));
 }
 
 /** `bronze.posts` or `posts` → `posts`. */

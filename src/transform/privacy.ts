@@ -13,6 +13,7 @@ import { ConfigError } from '../core/errors.js';
 import { lit } from '../lake/sql.js';
 import type { MaskContext } from './mask.js';
 import type { DetectedPii } from './pii-detect.js';
+import { sealerFromSecret, type Sealer } from './seal.js';
 import { TokenVault, resolveVaultConfig } from './vault.js';
 
 export interface PrivacyContext {
@@ -25,12 +26,20 @@ export interface PrivacyContext {
   openVault(): Promise<TokenVault | undefined>;
   /** A DuckDB relation over a static reference file of the project. */
   referenceFile(path: string): string;
+  /** Seals quarantined values of masked columns (privacy.quarantine_key, or .dip/quarantine-key). */
+  sealer(): Promise<Sealer>;
 }
 
 export const SALT_FILE = '.dip/pii-salt';
+export const QUARANTINE_KEY_FILE = '.dip/quarantine-key';
 
 async function projectSalt(dir: string): Promise<string> {
-  const file = resolve(dir, SALT_FILE);
+  return projectSecretFile(dir, SALT_FILE);
+}
+
+/** A random secret kept in a file of the project (created 0600 on first use, outside the lake). */
+async function projectSecretFile(dir: string, rel: string): Promise<string> {
+  const file = resolve(dir, rel);
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch (err) {
@@ -70,6 +79,7 @@ export async function privacyContext(project: LoadedProject): Promise<PrivacyCon
   // Only the key: building silver must not need every detokenizing role's secret.
   const vaultConfig = cfg.vault ? resolveVaultConfig(cfg.vault, project.dir, { roles: [] }) : undefined;
   let vault: TokenVault | undefined;
+  let sealer: Promise<Sealer> | undefined;
   const tokenKey = vaultConfig ? TokenVault.deriveTokenKey(vaultConfig.key) : undefined;
   return {
     mask: { salt, tokenKey },
@@ -79,6 +89,12 @@ export async function privacyContext(project: LoadedProject): Promise<PrivacyCon
       if (!vaultConfig) return undefined;
       vault ??= await TokenVault.open(vaultConfig, project.dir);
       return vault;
+    },
+    async sealer() {
+      sealer ??= cfg.quarantine_key
+        ? Promise.resolve(sealerFromSecret(resolveSecrets(cfg.quarantine_key, opts)))
+        : projectSecretFile(project.dir, QUARANTINE_KEY_FILE).then(sealerFromSecret);
+      return sealer;
     },
     referenceFile(path: string) {
       const abs = lit(resolve(project.dir, path));

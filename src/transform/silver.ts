@@ -22,7 +22,7 @@ import { detectPii } from './pii-detect.js';
 import { maskMacrosSql } from './mask.js';
 import { POSITION_COLUMNS, bronzeName, planSilver, type SilverPlan } from './plan.js';
 import { privacyContext, type PrivacyContext } from './privacy.js';
-import { QUARANTINE_META, REJECTS, flagRows, quarantineTableName, writeQuarantine } from './quarantine.js';
+import { QUARANTINE_META, REJECTS, flagRows, quarantineTableName, unsealedQuarantine, writeQuarantine } from './quarantine.js';
 import { writeSilver, type BuildTarget, type SilverMode } from './write.js';
 
 export type { SilverMode };
@@ -229,17 +229,39 @@ export async function replayQuarantine(
     return { table: `silver.${table}`, mode: 'replay', files: 0, inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: ['nothing in quarantine'], stillQuarantined: 0 };
   }
   const scan = parquetScan(files.map((f) => lake.storage.uri(f.path)));
+  // Sealed values of masked columns are opened for the replay (in memory only); rows that still
+  // fail are sealed again, the rows not replayed are kept as they are.
+  const opened = await unsealedQuarantine(lake, scan, () => privacy.sealer());
+  try {
+    return await replayOpened(lake, pipelineName, cfg, table, options, { privacy, files, state, scan, base: opened.relation });
+  } finally {
+    await opened.dispose();
+  }
+}
+
+async function replayOpened(
+  lake: Lake,
+  pipelineName: string,
+  cfg: SilverTableConfig,
+  table: string,
+  options: SilverOptions & { check?: string | undefined; where?: string | undefined; set?: Record<string, string> | undefined },
+  q: { privacy: PrivacyContext; files: DataFile[]; state: SilverState; scan: string; base: string },
+): Promise<SilverTableResult & { stillQuarantined: number }> {
+  const { privacy, files, state, scan, base } = q;
   const selected: string[] = [];
   if (options.check) selected.push(`list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(options.check)})`);
   if (options.where) selected.push(`(${options.where})`);
   const pick = selected.length ? selected.join(' AND ') : 'true';
   const fixes = Object.entries(options.set ?? {});
-  const fixed = fixes.length ? ` REPLACE (${fixes.map(([c, e]) => `CASE WHEN ${pick} THEN (${e}) ELSE ${ident(c)} END AS ${ident(c)}`).join(', ')})` : '';
+  const fixed = fixes.length ? ` REPLACE (${fixes.map(([c, e]) => `(${e}) AS ${ident(c)}`).join(', ')})` : '';
   const meta = Object.values(QUARANTINE_META).map(ident).join(', ');
-  const relation = `(SELECT * EXCLUDE (${meta}) FROM (SELECT *${fixed} FROM ${scan}) WHERE ${pick})`;
-  const kept = `(SELECT * FROM ${scan} WHERE NOT (${pick}))`;
+  const picked = `coalesce(${pick}, false)`;
+  // Rows are picked before the fixes apply, so the picked rows and the kept ones are complements.
+  const relation = `(SELECT * EXCLUDE (${meta}) FROM (SELECT *${fixed} FROM (SELECT * FROM ${base} WHERE ${picked})))`;
+  // The rows not replayed stay as stored (sealed): the complement of the picked positions.
+  const kept = `(SELECT s.* FROM ${scan} AS s ANTI JOIN (SELECT ${POSITION_COLUMNS.file} AS _f, ${POSITION_COLUMNS.row} AS _r FROM ${base} WHERE ${picked}) AS k ON s.${POSITION_COLUMNS.file} = k._f AND s.${POSITION_COLUMNS.row} = k._r)`;
   const replayedFailures: Record<string, number> = {};
-  for (const r of await lake.engine.all(`SELECT c, count(*) AS n FROM (SELECT unnest(string_split(${QUARANTINE_META.check}, ', ')) AS c FROM ${scan} WHERE ${pick}) GROUP BY c`)) {
+  for (const r of await lake.engine.all(`SELECT c, count(*) AS n FROM (SELECT unnest(string_split(${QUARANTINE_META.check}, ', ')) AS c FROM ${base} WHERE ${picked}) GROUP BY c`)) {
     replayedFailures[String(r['c'])] = Number(r['n']);
   }
   const result = await buildFrom(
@@ -352,7 +374,10 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   await storeTokens(ctx, cfg, plan, passing);
   const written = await timed('write', () => writeSilver(ctx, name, cfg, plan, passing, input, contract.dropped, judgePii));
   const quarantineFiles: NewFile[] = [];
-  if (anyRejected) quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now)));
+  // Input columns of masked columns are sealed in the quarantined copy (no clear PII there).
+  const sensitive = inputColumns.filter((c) => plan.sensitiveInputs.includes(c.name));
+  const seal = sensitive.length ? { columns: sensitive, sealer: await ctx.privacy.sealer() } : undefined;
+  if (anyRejected) quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now, seal)));
   const quarantined = quarantineFiles[0]?.rows ?? 0;
   await lake.engine.run(`DROP TABLE IF EXISTS ${REJECTS}`);
   if (keptQuarantine) {
