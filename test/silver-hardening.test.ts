@@ -189,6 +189,16 @@ describe('silver: PII detection (issue 14, item 15d)', () => {
     assert.equal((await (await p.lake()).catalog.getTable('silver.people'))?.headCommit ?? null, null, 'nothing committed');
   });
 
+  it('a card number written as a JSON number (BIGINT) fails the build too; ordinary numeric ids do not', async () => {
+    const p = await silverProject({ people: { path: 'in/*.ndjson' } }, { people: { from: 'people' } });
+    // 4539148803436467 passes Luhn; the ids 1000000000000000 + 7i: about one in ten would.
+    await p.write('in/a.ndjson', ndjson(Array.from({ length: 20 }, (_, i) => ({ id: 1_000_000_000_000_000 + 7 * i, pan: 4539148803436467 }))));
+    const r = await p.run();
+    assert.equal(r.status, 'failed');
+    assert.match(r.errors[0]?.message ?? '', /^silver\.people: column pan looks like card \(detector card: 20 of 20 sampled values, e\.g\. 9999999999999999\)/);
+    assert.equal((r.errors[0]?.message ?? '').includes('4539148803436467'), false);
+  });
+
   it('other detectors keep warning by default; {card: warn} and pii: false opt out; a masked card lands', async () => {
     const emails = await silverProject({ people: { path: 'in/*.ndjson' } }, { people: { from: 'people' } });
     await emails.write('in/a.ndjson', ndjson(people.map((x) => ({ id: x.id, mail: `p${x.id}@corp.example` }))));

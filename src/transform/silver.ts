@@ -358,7 +358,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     const levels = ctx.privacy.detect;
     if (Object.values(levels).every((l) => l === 'off')) return;
     const unmasked = columns.filter((c) => cfg.columns[`${prefix}${c.name}`]?.pii !== false);
-    for (const f of await detectPii(lake.engine, relation, unmasked)) {
+    for (const f of await detectPii(lake.engine, relation, unmasked, { wholeNumbers: true })) {
       const level = levels[f.kind];
       if (level === 'off') continue;
       const column = `${prefix}${f.column}`;
