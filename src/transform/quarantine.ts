@@ -61,6 +61,8 @@ export async function flagRows(lake: Lake, clear: string, checks: readonly Compi
 /** Column of a quarantined row holding its sealed input columns (those feeding masked columns). */
 export const SEALED_COLUMN = '_dip_sealed';
 const SEALED_ROWS = '_dip_sealed_rows';
+const CLEAR_ROWS = '_dip_clear_rows';
+const SEAL_CHUNK = 10_000;
 const UNSEALED_ROWS = '_dip_unsealed_rows';
 
 /** Input columns of masked columns and the sealer that encrypts them in quarantine. */
@@ -81,14 +83,23 @@ export async function writeQuarantine(ctx: BuildTarget, name: string, inputRelat
       ${lit(at.toISOString())}::TIMESTAMPTZ AS ${QUARANTINE_META.at}, ${lit(ctx.runId)} AS ${QUARANTINE_META.runId}`;
   const target = { zone: 'quarantine' as const, source: ctx.pipeline, table: `silver__${name}` };
   if (!seal || seal.columns.length === 0) return writeLakeFile(lake, `SELECT i.*, ${meta} ${join}`, target, { run_id: ctx.runId });
-  const clear = await lake.engine.all(`SELECT q.f AS f, q.r AS r, to_json({${seal.columns.map((c) => `${lit(c.name)}: i.${ident(c.name)}`).join(', ')}})::VARCHAR AS j ${join}`);
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${SEALED_ROWS} (f VARCHAR, r BIGINT, s VARCHAR)`);
+  // The clear values go through Node in chunks (a temp table, not a file, holds them meanwhile).
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${CLEAR_ROWS} AS SELECT row_number() OVER () AS n, q.f AS f, q.r AS r, to_json({${seal.columns.map((c) => `${lit(c.name)}: i.${ident(c.name)}`).join(', ')}})::VARCHAR AS j ${join}`);
+  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${SEALED_ROWS} (n BIGINT, s VARCHAR)`);
   try {
-    await insertRows(lake, SEALED_ROWS, clear.map((row) => [String(row['f']), Number(row['r']), seal.sealer.seal(String(row['j']))]));
+    for (let from = 1; ; from += SEAL_CHUNK) {
+      const clear = await lake.engine.all(`SELECT n, j FROM ${CLEAR_ROWS} WHERE n >= ${from} AND n < ${from + SEAL_CHUNK}`);
+      if (clear.length === 0) break;
+      // Sealed values are base64url: one comma-separated literal parses far faster than a VALUES row each.
+      const sealed = clear.map((row) => `${Number(row['n'])}:${seal.sealer.seal(String(row['j']))}`);
+      await lake.engine.run(`INSERT INTO ${SEALED_ROWS} SELECT CAST(split_part(x, ':', 1) AS BIGINT), substr(x, strpos(x, ':') + 1) FROM (SELECT unnest(string_split(${lit(sealed.join(','))}, ',')) AS x)`);
+    }
     const nulls = seal.columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`).join(', ');
-    const sql = `SELECT * REPLACE (${nulls}) FROM (SELECT i.*, s.s AS ${SEALED_COLUMN}, ${meta} ${join} LEFT JOIN ${SEALED_ROWS} AS s ON s.f = q.f AND s.r = q.r)`;
+    const positions = `(SELECT c.f, c.r, s.s FROM ${CLEAR_ROWS} AS c JOIN ${SEALED_ROWS} AS s USING (n))`;
+    const sql = `SELECT * REPLACE (${nulls}) FROM (SELECT i.*, s.s AS ${SEALED_COLUMN}, ${meta} ${join} LEFT JOIN ${positions} AS s ON s.f = q.f AND s.r = q.r)`;
     return await writeLakeFile(lake, sql, target, { run_id: ctx.runId });
   } finally {
+    await lake.engine.run(`DROP TABLE IF EXISTS ${CLEAR_ROWS}`);
     await lake.engine.run(`DROP TABLE IF EXISTS ${SEALED_ROWS}`);
   }
 }
