@@ -72,6 +72,16 @@ const checkBase = {
   name: z.string().min(1).optional().describe('Name in reports and quarantine (default: <type>_<column>)'),
   severity: z.enum(['warn', 'error']).default('error').describe('error: rows failing go to quarantine, and a breach fails the run without committing; warn: reported only'),
   mostly: z.number().min(0).max(1).default(1).describe('Share of rows that must pass (0.99: up to 1% may fail and are quarantined)'),
+  min_rows: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('Rows needed before `mostly` is judged (default 0): with fewer rows evaluated in the scope the check passes; failing rows of an error check still go to quarantine'),
+  scope: z
+    .enum(['table', 'batch'])
+    .optional()
+    .describe('Row checks: what `mostly` and `min_rows` are judged over. table (default): every row evaluated since the last full build, so incremental builds reach the verdict a full build of the same data reaches; batch: only the rows of this build'),
 };
 
 const columnOrColumns = {
@@ -234,11 +244,35 @@ export const vaultSchema = z
   })
   .describe('Token vault for the tokenize mask');
 
+export const piiDetectLevel = z.enum(['off', 'warn', 'error']);
+
 export const privacySchema = z
   .strictObject({
     salt: z.string().min(16).optional().describe('Salt for hash masks (use ${env:NAME}); default: a random salt kept in .dip/pii-salt'),
+    quarantine_key: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('Key that seals (encrypts) the input columns of masked columns in quarantined rows (use ${env:NAME}); default: a random key kept in .dip/quarantine-key'),
     vault: vaultSchema.optional(),
-    detect: z.enum(['off', 'warn', 'error']).default('warn').describe('Columns that look like PII (email, phone, card numbers passing Luhn, SSN, IP) but have no mask: warn or fail the run'),
+    detect: z
+      .union([
+        piiDetectLevel,
+        z
+          .strictObject({
+            default: piiDetectLevel.optional().describe('Level of the kinds not listed (default warn)'),
+            email: piiDetectLevel.optional(),
+            phone: piiDetectLevel.optional(),
+            card: piiDetectLevel.optional().describe('Default error'),
+            ssn: piiDetectLevel.optional(),
+            ip: piiDetectLevel.optional(),
+          })
+          .describe('A level per detected kind'),
+      ])
+      .default('warn')
+      .describe(
+        'Columns that look like PII (email, phone, card numbers passing Luhn, SSN, IP) but have no mask: warn, fail the build (error) or off. warn (the default) fails the build on Luhn-valid card numbers all the same; set {card: warn} to only warn about them',
+      ),
   })
   .describe('Privacy: hashing salt, token vault and PII detection');
 
@@ -254,3 +288,5 @@ export type JoinConfig = z.infer<typeof joinSchema>;
 export type SilverTableConfig = z.infer<typeof silverTableSchema>;
 export type VaultConfig = z.infer<typeof vaultSchema>;
 export type PrivacyConfig = z.infer<typeof privacySchema>;
+export type PiiDetectLevel = z.infer<typeof piiDetectLevel>;
+export type PiiDetectConfig = PrivacyConfig['detect'];

@@ -25,8 +25,11 @@ import {
   type Severity,
   countedMessage,
   fmtCount,
+  fmtPercent,
+  percentOf,
   sampleText,
   verdict,
+  withinMostly,
 } from './report.js';
 
 export type { CheckLevel } from './report.js';
@@ -43,6 +46,10 @@ export interface CompiledRowCheck {
   type: CheckType;
   severity: Severity;
   mostly: number;
+  /** Rows needed before `mostly` is judged (default 0). */
+  minRows?: number | undefined;
+  /** What `mostly` judges: every row since the last full build (table, the default) or this build's rows (batch). */
+  scope?: 'table' | 'batch' | undefined;
   /** The table, as given to compileChecks (messages start with it). */
   table: string;
   /** Silver columns the check reads (for expression: the ones found in it). */
@@ -60,6 +67,7 @@ export interface CompiledTableCheck {
   type: CheckType;
   severity: Severity;
   mostly: number;
+  minRows?: number | undefined;
   table: string;
   /** Resolved silver column names (unique, freshness); empty for the others. */
   columns: string[];
@@ -518,8 +526,9 @@ export async function compileChecks(
   for (const [i, check] of checks.entries()) {
     const name = names[i] as string;
     const where: Where = { table, check: name, columns };
-    const common = { name, type: check.type, severity: check.severity ?? 'error', mostly: check.mostly ?? 1, table };
-    if (checkLevel(check.type) === 'row') out.row.push({ ...common, ...(await compileRow(where, check, refRelation)) });
+    const common = { name, type: check.type, severity: check.severity ?? 'error', mostly: check.mostly ?? 1, minRows: check.min_rows ?? 0, table };
+    if (checkLevel(check.type) === 'row') out.row.push({ ...common, scope: check.scope ?? 'table', ...(await compileRow(where, check, refRelation)) });
+    else if (check.scope !== undefined) throw configError(where, `scope applies to row checks only; ${check.type} always judges the whole table`);
     else out.table.push({ ...common, columns: compileTable(where, check), config: check });
   }
   return out;
@@ -558,11 +567,59 @@ export function rowCheckResults(row: JsonRow, checks: readonly CompiledRowCheck[
       mostly: c.mostly,
       evaluated,
       failed,
-      ...verdict(evaluated, failed, c.mostly),
-      message: countedMessage(c.table, c.name, 'rows', evaluated, failed, c.mostly, sampleText(samples, failed)),
+      ...verdict(evaluated, failed, c.mostly, c.minRows ?? 0),
+      message: countedMessage(c.table, c.name, 'rows', evaluated, failed, c.mostly, sampleText(samples, failed), c.minRows ?? 0),
       samples,
+      ...(c.minRows ? { minRows: c.minRows } : {}),
+      ...(c.scope ? { scope: c.scope } : {}),
     };
   });
+}
+
+/** Rows evaluated and failed per row check since the last full build (kept in the silver table's state). */
+export type CheckTotals = Record<string, { evaluated: number; failed: number }>;
+
+/**
+ * Judges `scope: table` row checks over every row evaluated since the last full build: the
+ * totals kept before this build plus this build's counts, so a table built incrementally reaches
+ * the verdict a full build of the same rows reaches. `results` are this build's results of
+ * `checks` (same order). On a replay (`replayedFailures`: how many of the replayed rows each
+ * error check had failed), the rows were counted already: only the failures change. Returns the
+ * results (re-judged for scope table) and the totals to keep.
+ */
+export function judgeOverTable(
+  results: readonly CheckResult[],
+  checks: readonly CompiledRowCheck[],
+  before: CheckTotals,
+  replayedFailures?: Record<string, number>,
+): { results: CheckResult[]; totals: CheckTotals } {
+  const totals: CheckTotals = {};
+  const out = results.map((r, i) => {
+    const c = checks[i];
+    if (!c) return r;
+    const prev = Object.hasOwn(before, c.name) ? (before[c.name] as { evaluated: number; failed: number }) : { evaluated: 0, failed: 0 };
+    const total = replayedFailures
+      ? c.severity === 'error'
+        ? { evaluated: Math.max(prev.evaluated, r.evaluated), failed: Math.max(0, prev.failed - (replayedFailures[c.name] ?? 0)) + r.failed }
+        : { evaluated: Math.max(prev.evaluated, r.evaluated), failed: Math.max(prev.failed, r.failed) }
+      : { evaluated: prev.evaluated + r.evaluated, failed: prev.failed + r.failed };
+    totals[c.name] = total;
+    if ((c.scope ?? 'table') !== 'table') return r;
+    const minRows = c.minRows ?? 0;
+    const passed = withinMostly(total.evaluated, total.failed, c.mostly, minRows);
+    const unjudged = total.evaluated < minRows && !withinMostly(total.evaluated, total.failed, c.mostly);
+    const share = `${fmtPercent(percentOf(total.evaluated, total.failed))}, mostly ${c.mostly}${unjudged ? `; not judged below min_rows ${fmtCount(minRows)}` : ''}`;
+    const counts = `${fmtCount(r.failed)} of ${fmtCount(r.evaluated)} rows of this build, ${fmtCount(total.failed)} of ${fmtCount(total.evaluated)} since the last full build (${share})`;
+    const detail = r.failed ? `: ${sampleText(r.samples, r.failed)}` : '';
+    const message =
+      total.failed === 0 && r.failed === 0
+        ? `${c.table}: ${c.name} passed: 0 of ${fmtCount(r.evaluated)} rows failed (${fmtCount(total.evaluated)} since the last full build)`
+        : passed
+          ? `${c.table}: ${c.name} passed: failed ${counts}${detail}`
+          : `${c.table}: ${c.name} failed ${counts}${detail}`;
+    return { ...r, scope: 'table' as const, total, passed, message };
+  });
+  return { results: out, totals };
 }
 
 /** Evaluates the row checks over `relationSql` (anything usable after FROM) in one aggregate query. */
@@ -670,7 +727,7 @@ async function evaluateTable(
       const raw = row?.['samples'];
       const samples = Array.isArray(raw) ? raw.map(String) : [];
       const detail = groups ? `${fmtCount(groups)} duplicated ${groups === 1 ? 'value' : 'values'}: ${sampleText(samples, groups)}` : '';
-      return { evaluated, failed, samples, message: countedMessage(table, name, 'rows', evaluated, failed, check.mostly, detail) };
+      return { evaluated, failed, samples, message: countedMessage(table, name, 'rows', evaluated, failed, check.mostly, detail, check.minRows ?? 0) };
     }
     case 'row_count': {
       const n = await rowCount();
@@ -786,7 +843,8 @@ export async function evaluateTableChecks(
       mostly: check.mostly,
       evaluated: o.evaluated,
       failed: o.failed,
-      ...verdict(o.evaluated, o.failed, check.mostly),
+      ...verdict(o.evaluated, o.failed, check.mostly, check.minRows ?? 0),
+      ...(check.minRows ? { minRows: check.minRows } : {}),
       message: o.message,
       samples: o.samples,
     });

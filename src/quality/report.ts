@@ -23,6 +23,12 @@ export interface CheckResult {
   message: string;
   /** Up to 5 offending values or reasons. */
   samples: string[];
+  /** Rows needed before `mostly` is judged (when set and not 0). */
+  minRows?: number | undefined;
+  /** Row checks: `table` when the verdict was reached over every row since the last full build. */
+  scope?: 'table' | 'batch' | undefined;
+  /** scope table: the rows evaluated and failed since the last full build, this build included (what `passed` judges). */
+  total?: { evaluated: number; failed: number } | undefined;
 }
 
 export type QualityStatus = 'passed' | 'warned' | 'failed';
@@ -40,9 +46,12 @@ export interface QualityReport {
 
 export const MAX_SAMPLES = 5;
 
-/** Whether `failed` of `evaluated` is within `mostly` (exact for ratios like 0.99 of 200). */
-export function withinMostly(evaluated: number, failed: number, mostly: number): boolean {
-  if (evaluated <= 0) return true;
+/**
+ * Whether `failed` of `evaluated` is within `mostly` (exact for ratios like 0.99 of 200). Fewer
+ * rows than `minRows` are not judged (within).
+ */
+export function withinMostly(evaluated: number, failed: number, mostly: number, minRows = 0): boolean {
+  if (evaluated <= 0 || evaluated < minRows) return true;
   return evaluated - failed >= Math.ceil(mostly * evaluated - 1e-9);
 }
 
@@ -85,19 +94,23 @@ export function countedMessage(
   failed: number,
   mostly: number,
   detail: string,
+  minRows = 0,
+  over = '',
 ): string {
   if (evaluated === 0) return `${table}: ${name} passed: no ${unit} to check`;
-  if (failed === 0) return `${table}: ${name} passed: 0 of ${fmtCount(evaluated)} ${unit} failed`;
-  const share = `${fmtPercent(percentOf(evaluated, failed))}, mostly ${mostly}`;
+  if (failed === 0) return `${table}: ${name} passed: 0 of ${fmtCount(evaluated)} ${unit}${over} failed`;
+  const unjudged = evaluated < minRows && !withinMostly(evaluated, failed, mostly);
+  const share = `${fmtPercent(percentOf(evaluated, failed))}, mostly ${mostly}${unjudged ? `; not judged below min_rows ${fmtCount(minRows)}` : ''}`;
   const tail = detail ? `: ${detail}` : '';
-  return withinMostly(evaluated, failed, mostly)
+  unit = `${unit}${over}`;
+  return withinMostly(evaluated, failed, mostly, minRows)
     ? `${table}: ${name} passed: ${fmtCount(failed)} of ${fmtCount(evaluated)} ${unit} failed (${share})${tail}`
     : `${table}: ${name} failed ${fmtCount(failed)} of ${fmtCount(evaluated)} ${unit} (${share})${tail}`;
 }
 
 /** The CheckResult fields derived from the counts. */
-export function verdict(evaluated: number, failed: number, mostly: number): { percent: number; passed: boolean } {
-  return { percent: percentOf(evaluated, failed), passed: withinMostly(evaluated, failed, mostly) };
+export function verdict(evaluated: number, failed: number, mostly: number, minRows = 0): { percent: number; passed: boolean } {
+  return { percent: percentOf(evaluated, failed), passed: withinMostly(evaluated, failed, mostly, minRows) };
 }
 
 function resultWord(c: CheckResult): string {

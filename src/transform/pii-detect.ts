@@ -27,6 +27,8 @@ export interface DetectPiiOptions {
   sample?: number;
   /** Share of sampled values that must look like one kind (default 0.8). */
   threshold?: number;
+  /** Also sample whole-number columns (BIGINT, HUGEINT, DECIMAL(p,0)) for card numbers written as numbers (default false). */
+  wholeNumbers?: boolean;
 }
 
 /** When a column matches several kinds equally often, the first in this order wins (a Luhn-valid card before a phone). */
@@ -123,12 +125,13 @@ export async function detectPii(
   const sample = options.sample ?? 1000;
   const threshold = options.threshold ?? 0.8;
   if (!Number.isSafeInteger(sample) || sample < 1) throw new RangeError(`detectPii: sample must be a whole number ≥ 1, got ${sample}`);
-  const text = columns.filter((c) => isText(c.type));
+  // Whole numbers of 13 to 19 digits can be card numbers too (a JSON number): judged as cards only.
+  const text = columns.filter((c) => isText(c.type) || (options.wholeNumbers === true && isWholeNumber(c.type)));
   if (text.length === 0) return [];
   // A query is wrapped in parentheses; a table name or table function is used as it is.
   const source = /^\s*(select|from|with|values|table|\()/i.test(relationSql) ? `(${relationSql})` : relationSql;
   const selects = text.map((c, i) => {
-    const col = ident(c.name);
+    const col = isText(c.type) ? ident(c.name) : `CAST(${ident(c.name)} AS VARCHAR)`;
     return `(SELECT list(v) FROM (SELECT trim(${col}) AS v FROM ${source} AS _dip_pii WHERE ${col} IS NOT NULL AND trim(${col}) <> '' LIMIT ${sample})) AS c${i}`;
   });
   const [row] = await engine.all(`SELECT ${selects.join(', ')}`);
@@ -136,7 +139,7 @@ export async function detectPii(
   text.forEach((c, i) => {
     const values = row?.[`c${i}`];
     if (!Array.isArray(values) || values.length === 0) return;
-    const finding = judgeColumn(c.name, values.map(String), threshold);
+    const finding = judgeColumn(c.name, values.map(String), threshold, isText(c.type) ? undefined : ['card']);
     if (finding) findings.push(finding);
   });
   return findings;
@@ -147,8 +150,13 @@ function isText(type: string): boolean {
   return t === 'VARCHAR' || t.startsWith('VARCHAR(') || t === 'TEXT' || t === 'STRING';
 }
 
-function judgeColumn(column: string, values: readonly string[], threshold: number): PiiFinding | undefined {
-  const matches = new Map<DetectedPii, string[]>(KIND_ORDER.map((k) => [k, []]));
+function isWholeNumber(type: string): boolean {
+  const t = type.trim().toUpperCase();
+  return t === 'BIGINT' || t === 'UBIGINT' || t === 'HUGEINT' || t === 'UHUGEINT' || /^DECIMAL\(\d+,\s*0\)$/.test(t);
+}
+
+function judgeColumn(column: string, values: readonly string[], threshold: number, only?: readonly DetectedPii[]): PiiFinding | undefined {
+  const matches = new Map<DetectedPii, string[]>((only ?? KIND_ORDER).map((k) => [k, []]));
   for (const value of values) for (const kind of classifyValue(value)) matches.get(kind)?.push(value);
   let best: { kind: DetectedPii; hits: string[] } | undefined;
   for (const kind of KIND_ORDER) {

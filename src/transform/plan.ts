@@ -58,6 +58,11 @@ export interface SilverPlan {
   primaryKey: string[];
   sortBy: string[];
   deletedColumn: string | undefined;
+  /**
+   * Input (bronze) columns whose values feed a masked column (of this table or a child table):
+   * a quarantined copy of a row keeps them only sealed (encrypted), never in clear.
+   */
+  sensitiveInputs: string[];
 }
 
 export interface PlanInputs {
@@ -136,11 +141,27 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     if (cfg?.drop) continue;
     std.push(standardizeColumn(c.name, ident(c.name), c.type, cfg, defaults));
   }
-  const conversions: CompiledRowCheck[] = std.flatMap((s) =>
-    s.failSql
-      ? [{ name: `type_${s.name}`, table: where, columns: [s.name], type: 'schema' as const, severity: 'error' as const, mostly: 1, failSql: `coalesce(${s.failSql}, false)`, reasonSql: s.reasonSql ?? lit(`${s.name}: value does not convert`), valueSql: `CAST(${ident(s.name)} AS VARCHAR)` }]
-      : [],
-  );
+  // A value that does not convert follows the column's contract: discard_value keeps the row with
+  // the value null (counted in the report, a warning); every other contract sends the row to
+  // quarantine with the reason. Never a breach: mostly 0 (add checks to bound the share).
+  const tableDataType = typeof config.contract === 'string' ? config.contract : config.contract.data_type;
+  const conversions: CompiledRowCheck[] = std.flatMap((s) => {
+    if (!s.failSql) return [];
+    const discardValue = (config.columns[s.name]?.contract ?? tableDataType) === 'discard_value';
+    return [
+      {
+        name: `type_${s.name}`,
+        table: where,
+        columns: [s.name],
+        type: 'schema' as const,
+        severity: discardValue ? ('warn' as const) : ('error' as const),
+        mostly: 0,
+        failSql: `coalesce(${s.failSql}, false)`,
+        reasonSql: `${s.reasonSql ?? lit(`${s.name}: value does not convert`)}${discardValue ? ` || ' (set to null: contract discard_value)'` : ''}`,
+        valueSql: `CAST(${ident(s.name)} AS VARCHAR)`,
+      },
+    ];
+  });
   // A conversion's failure is judged on the unconverted value, so keep it beside the converted one.
   const stdSelect = [
     ...std.flatMap((s) => [`${s.expr} AS ${ident(s.name)}`, ...(s.offset ? [`${s.offset.expr} AS ${ident(s.offset.name)}`] : [])]),
@@ -219,7 +240,16 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   }
   if (config.dedup && primaryKey.length === 0) throw new ConfigError(`${where}: dedup needs primary_key`);
 
+  const sensitiveInputs = sensitiveInputColumns(
+    bronzeColumns.map((c) => c.name),
+    flat.columns,
+    arrays,
+    [...masked].map((name) => ({ name, from: config.columns[name]?.from })),
+    children.filter((c) => c.masks.size > 0).map((c) => ({ array: c.array, expression: config.children[c.name]?.expression })),
+  );
+
   return {
+    sensitiveInputs,
     clearSql: derSql,
     columns,
     conversions: convChecks,
@@ -230,6 +260,57 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     sortBy,
     deletedColumn,
   };
+}
+
+/**
+ * The top-level input columns a masked column is computed from: the column a flattened one
+ * comes from, the columns a `from` expression or a child expression names (directly or by a
+ * flattened name). When an expression names none of them, every input column counts: a clear
+ * value must never be left in quarantine for want of knowing where it came from.
+ */
+function sensitiveInputColumns(
+  inputs: readonly string[],
+  flat: readonly { name: string; sourcePath: string[] }[],
+  arrays: readonly ArrayColumn[],
+  masked: readonly { name: string; from?: string | undefined }[],
+  maskedChildren: readonly { array?: ArrayColumn | undefined; expression?: string | undefined }[],
+): string[] {
+  const out = new Set<string>();
+  const top = (path: readonly string[]) => path[0];
+  const byName = new Map<string, string>();
+  for (const i of inputs) byName.set(i.toLowerCase(), i);
+  for (const f of [...flat, ...arrays]) {
+    const t = top(f.sourcePath);
+    if (t !== undefined) byName.set(f.name.toLowerCase(), t);
+  }
+  const fromExpression = (expression: string) => {
+    const stripped = expression.replace(/'(?:[^']|'')*'/g, "''");
+    let found = false;
+    for (const m of stripped.matchAll(/"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)/g)) {
+      const name = (m[1] !== undefined ? m[1].replaceAll('""', '"') : (m[2] ?? '')).toLowerCase();
+      const input = byName.get(name);
+      if (input !== undefined) {
+        out.add(input);
+        found = true;
+      }
+    }
+    if (!found) for (const i of inputs) out.add(i);
+  };
+  for (const m of masked) {
+    if (m.from !== undefined) {
+      fromExpression(m.from);
+      continue;
+    }
+    const input = byName.get(m.name.toLowerCase());
+    if (input !== undefined) out.add(input);
+    else for (const i of inputs) out.add(i);
+  }
+  for (const c of maskedChildren) {
+    const t = c.array ? top(c.array.sourcePath) : undefined;
+    if (t !== undefined) out.add(t);
+    else fromExpression(c.expression ?? '');
+  }
+  return inputs.filter((i) => out.has(i));
 }
 
 /** `bronze.posts` or `posts` → `posts`. */

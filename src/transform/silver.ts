@@ -15,14 +15,14 @@ import { liveRowsSql, mergeOnReadKey } from '../lake/merge.js';
 import { parquetScan } from '../lake/scan.js';
 import { ident, lit } from '../lake/sql.js';
 import { writeLakeFile } from '../lake/write-file.js';
-import { compileChecks, evaluateTableChecks, validateRowChecks, type CompiledRowCheck } from '../quality/checks.js';
+import { compileChecks, evaluateTableChecks, judgeOverTable, validateRowChecks, type CheckTotals, type CompiledRowCheck } from '../quality/checks.js';
 import { summarize, type CheckResult, type QualityReport } from '../quality/report.js';
 import { applyContract } from './contract.js';
 import { detectPii } from './pii-detect.js';
 import { maskMacrosSql } from './mask.js';
 import { POSITION_COLUMNS, bronzeName, planSilver, type SilverPlan } from './plan.js';
 import { privacyContext, type PrivacyContext } from './privacy.js';
-import { QUARANTINE_META, REJECTS, flagRows, quarantineTableName, writeQuarantine } from './quarantine.js';
+import { QUARANTINE_META, REJECTS, flagRows, quarantineTableName, unsealedQuarantine, writeQuarantine } from './quarantine.js';
 import { writeSilver, type BuildTarget, type SilverMode } from './write.js';
 
 export type { SilverMode };
@@ -35,6 +35,8 @@ export interface SilverState {
   bronzeCommit: number;
   /** Fingerprint of the table definition that built it; a change rebuilds the table. */
   definition: string;
+  /** Rows evaluated and failed per row check since the last full build (scope: table thresholds). */
+  checks?: CheckTotals | undefined;
 }
 
 
@@ -148,6 +150,10 @@ interface InputSelection {
   replayedQuarantine?: DataFile[];
   /** The table's definition is the one that built it: the schema contract judges the input. */
   contract: boolean;
+  /** Row check totals before this build (incremental and replay builds add to them). */
+  totals?: CheckTotals | undefined;
+  /** Replay: per error check, how many of the replayed rows had failed it. */
+  replayedFailures?: Record<string, number> | undefined;
 }
 
 async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConfig, definition: string): Promise<InputSelection | 'up_to_date' | 'no_bronze'> {
@@ -185,6 +191,7 @@ async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConf
     files: files.length,
     bronzeCommit: info.headCommit,
     contract: sameDefinition,
+    ...(mode === 'incremental' ? { totals: state?.checks ?? {} } : {}),
   };
 }
 
@@ -222,21 +229,47 @@ export async function replayQuarantine(
     return { table: `silver.${table}`, mode: 'replay', files: 0, inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: ['nothing in quarantine'], stillQuarantined: 0 };
   }
   const scan = parquetScan(files.map((f) => lake.storage.uri(f.path)));
+  // Sealed values of masked columns are opened for the replay (in memory only); rows that still
+  // fail are sealed again, the rows not replayed are kept as they are.
+  const opened = await unsealedQuarantine(lake, scan, () => privacy.sealer());
+  try {
+    return await replayOpened(lake, pipelineName, cfg, table, options, { privacy, files, state, scan, base: opened.relation });
+  } finally {
+    await opened.dispose();
+  }
+}
+
+async function replayOpened(
+  lake: Lake,
+  pipelineName: string,
+  cfg: SilverTableConfig,
+  table: string,
+  options: SilverOptions & { check?: string | undefined; where?: string | undefined; set?: Record<string, string> | undefined },
+  q: { privacy: PrivacyContext; files: DataFile[]; state: SilverState; scan: string; base: string },
+): Promise<SilverTableResult & { stillQuarantined: number }> {
+  const { privacy, files, state, scan, base } = q;
   const selected: string[] = [];
   if (options.check) selected.push(`list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(options.check)})`);
   if (options.where) selected.push(`(${options.where})`);
   const pick = selected.length ? selected.join(' AND ') : 'true';
   const fixes = Object.entries(options.set ?? {});
-  const fixed = fixes.length ? ` REPLACE (${fixes.map(([c, e]) => `CASE WHEN ${pick} THEN (${e}) ELSE ${ident(c)} END AS ${ident(c)}`).join(', ')})` : '';
+  const fixed = fixes.length ? ` REPLACE (${fixes.map(([c, e]) => `(${e}) AS ${ident(c)}`).join(', ')})` : '';
   const meta = Object.values(QUARANTINE_META).map(ident).join(', ');
-  const relation = `(SELECT * EXCLUDE (${meta}) FROM (SELECT *${fixed} FROM ${scan}) WHERE ${pick})`;
-  const kept = `(SELECT * FROM ${scan} WHERE NOT (${pick}))`;
+  const picked = `coalesce(${pick}, false)`;
+  // Rows are picked before the fixes apply, so the picked rows and the kept ones are complements.
+  const relation = `(SELECT * EXCLUDE (${meta}) FROM (SELECT *${fixed} FROM (SELECT * FROM ${base} WHERE ${picked})))`;
+  // The rows not replayed stay as stored (sealed): the complement of the picked positions.
+  const kept = `(SELECT s.* FROM ${scan} AS s ANTI JOIN (SELECT ${POSITION_COLUMNS.file} AS _f, ${POSITION_COLUMNS.row} AS _r FROM ${base} WHERE ${picked}) AS k ON s.${POSITION_COLUMNS.file} = k._f AND s.${POSITION_COLUMNS.row} = k._r)`;
+  const replayedFailures: Record<string, number> = {};
+  for (const r of await lake.engine.all(`SELECT c, count(*) AS n FROM (SELECT unnest(string_split(${QUARANTINE_META.check}, ', ')) AS c FROM ${base} WHERE ${picked}) GROUP BY c`)) {
+    replayedFailures[String(r['c'])] = Number(r['n']);
+  }
   const result = await buildFrom(
     { lake, pipeline: pipelineName, runId: options.runId, privacy, options },
     table,
     cfg,
     state.definition,
-    { mode: 'replay', relation, files: files.length, bronzeCommit: state.bronzeCommit, replayedQuarantine: files, contract: true },
+    { mode: 'replay', relation, files: files.length, bronzeCommit: state.bronzeCommit, replayedQuarantine: files, contract: true, totals: state.checks ?? {}, replayedFailures },
     kept,
   );
   return { ...result, stillQuarantined: result.quarantined };
@@ -295,7 +328,15 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const conversions = plan.conversions.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.columns.join(', ')}: value does not convert (masked column)`) } : c));
   const rowChecks = [...conversions, ...contract.checks, ...guarded];
   await validateRowChecks(lake.engine, clear, rowChecks);
-  const { results: rowResults, rows: inputRows } = await timed('checks', () => flagRows(lake, clear, rowChecks));
+  const flagged = await timed('checks', () => flagRows(lake, clear, rowChecks));
+  const inputRows = flagged.rows;
+  // scope: table thresholds judge every row since the last full build, this build included.
+  const judged = judgeOverTable(flagged.results, rowChecks, input.mode === 'full' ? {} : (input.totals ?? {}), input.replayedFailures);
+  const rowResults = judged.results;
+  for (const r of rowResults) {
+    const conversion = r.severity === 'warn' && r.failed > 0 ? conversions.find((c) => c.name === r.name) : undefined;
+    if (conversion) warn(`${r.failed} ${r.failed === 1 ? 'value' : 'values'} of ${conversion.columns.join(', ')} did not convert and became null: ${r.samples.slice(0, 3).join('; ')}`);
+  }
   const anyRejected = rowResults.some((r) => r.severity === 'error' && r.failed > 0);
   // Rows refused by error checks, by input position: every later step leaves them out by an anti join.
   const passing = `(SELECT * FROM ${clear} AS c ANTI JOIN ${REJECTS} AS q ON c.${POSITION_COLUMNS.file} = q.f AND c.${POSITION_COLUMNS.row} = q.r)`;
@@ -311,15 +352,20 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     throw new QualityFailedError(`${table}: data quality checks failed, nothing was committed:\n${breached.map((r) => `  ${r.message}`).join('\n')}`, report);
   }
 
-  // Columns that look like PII but have no mask: a warning, or an error with privacy.detect: error.
+  // Columns that look like PII but have no mask: a warning or an error per kind (privacy.detect;
+  // a Luhn-valid card number is an error by default). Messages show redacted examples only.
   const judgePii = async (relation: string, columns: readonly Column[], prefix = '') => {
-    const mode = ctx.privacy.detect;
-    if (mode === 'off') return;
+    const levels = ctx.privacy.detect;
+    if (Object.values(levels).every((l) => l === 'off')) return;
     const unmasked = columns.filter((c) => cfg.columns[`${prefix}${c.name}`]?.pii !== false);
-    for (const f of await detectPii(lake.engine, relation, unmasked)) {
+    for (const f of await detectPii(lake.engine, relation, unmasked, { wholeNumbers: true })) {
+      const level = levels[f.kind];
+      if (level === 'off') continue;
       const column = `${prefix}${f.column}`;
-      const message = `column ${column} looks like ${f.kind} (${f.matched} of ${f.sampled} sampled values, e.g. ${f.examples.join(', ')}) but has no mask; set columns.${column}.mask, or pii: false if it is not personal data`;
-      if (mode === 'error') throw new ConfigError(`${table}: ${message}`);
+      const message = `column ${column} looks like ${f.kind} (detector ${f.kind}: ${f.matched} of ${f.sampled} sampled values, e.g. ${f.examples.join(', ')}) but has no mask; set columns.${column}.mask, or pii: false if it is not personal data`;
+      if (level === 'error') {
+        throw new ConfigError(`${table}: ${message}${f.kind === 'card' ? ' (card numbers fail the build by default; privacy.detect: {card: warn} only warns)' : ''}`, { details: { table, column, detector: f.kind } });
+      }
       warn(message);
     }
   };
@@ -328,7 +374,10 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   await storeTokens(ctx, cfg, plan, passing, warn);
   const written = await timed('write', () => writeSilver(ctx, name, cfg, plan, passing, input, contract.dropped, judgePii));
   const quarantineFiles: NewFile[] = [];
-  if (anyRejected) quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now)));
+  // Input columns of masked columns are sealed in the quarantined copy (no clear PII there).
+  const sensitive = inputColumns.filter((c) => plan.sensitiveInputs.includes(c.name));
+  const seal = sensitive.length ? { columns: sensitive, sealer: await ctx.privacy.sealer() } : undefined;
+  if (anyRejected) quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now, seal)));
   const quarantined = quarantineFiles[0]?.rows ?? 0;
   await lake.engine.run(`DROP TABLE IF EXISTS ${REJECTS}`);
   if (keptQuarantine) {
@@ -370,7 +419,7 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     runId,
     operation: written.operation,
     tables: changes,
-    state: [{ pipeline: ctx.pipeline, source: SILVER_STATE_SOURCE, stream: name, value: { bronzeCommit: input.bronzeCommit, definition } satisfies SilverState }],
+    state: [{ pipeline: ctx.pipeline, source: SILVER_STATE_SOURCE, stream: name, value: { bronzeCommit: input.bronzeCommit, definition, checks: judged.totals } satisfies SilverState }],
     summary: { rows: written.newRows, quarantined, mode: input.mode, input_rows: inputRows },
     qualityReports: [{ table, runId, status: report.status, rows: inputRows, report: report as unknown as Record<string, unknown> }],
   };
