@@ -155,7 +155,8 @@ export interface CommitInfo {
   summary: Record<string, unknown>;
 }
 
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'crashed' | 'cancelled';
+/** `warned`: a `dip run` that failed no stream but landed none of a stream's records (all quarantined). */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'warned' | 'failed' | 'crashed' | 'cancelled';
 
 export interface StreamStats {
   rows: number;

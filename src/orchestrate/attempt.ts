@@ -4,7 +4,7 @@
  * recorded with the attempt's log. Shared by the in-process executor and `dip worker`.
  */
 import type { ClaimResult, FinishResult, OrchestrationStore, TaskOutcome } from '../catalog/orchestration.js';
-import { DipError, describeCause, errorMessage } from '../core/errors.js';
+import { DipError, classifyDiskFull, describeCause, errorMessage } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
 import type { PipelineDag, TaskDef } from './dag.js';
 import { isRetryable, retryDelayMs } from './retry.js';
@@ -97,7 +97,7 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
     const value = await Promise.race([running, aborted]);
     outcome = { ok: true, rows: value.rows, stats: value.stats };
   } catch (caught) {
-    const err = controller.signal.aborted ? controller.signal.reason : caught;
+    const err = controller.signal.aborted ? controller.signal.reason : classifyDiskFull(caught);
     errorKind = err instanceof DipError ? err.kind : 'internal';
     const cancelled = err instanceof DipError && err.details['cancelled'] === true;
     const retryable = isRetryable(err);
