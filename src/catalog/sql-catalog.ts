@@ -215,7 +215,18 @@ export class SqlCatalog implements Catalog {
     return new Set(rows.map((r) => str(r['path'])));
   }
 
-  async expireRemovedFiles(before: Date): Promise<string[]> {
+  async expireRemovedFiles(before: Date, options: { dryRun?: boolean } = {}): Promise<string[]> {
+    if (options.dryRun) {
+      // The paths of rows removed before the cut-off that no row outside it still references.
+      const rows = await this.db.query(
+        `SELECT DISTINCT f.path FROM dip_files f JOIN dip_commits c ON c.id = f.removed_commit
+         WHERE c.committed_at < ? AND NOT EXISTS (
+           SELECT 1 FROM dip_files g LEFT JOIN dip_commits gc ON gc.id = g.removed_commit
+           WHERE g.path = f.path AND (g.removed_commit IS NULL OR gc.committed_at >= ?))`,
+        [before.toISOString(), before.toISOString()],
+      );
+      return rows.map((r) => str(r['path']));
+    }
     return this.db.transaction(async (tx) => {
       const expired = await tx.query(
         `SELECT DISTINCT f.path FROM dip_files f JOIN dip_commits c ON c.id = f.removed_commit
