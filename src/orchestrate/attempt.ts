@@ -4,6 +4,7 @@
  * recorded with the attempt's log. Shared by the in-process executor and `dip worker`.
  */
 import type { ClaimResult, FinishResult, OrchestrationStore, TaskOutcome } from '../catalog/orchestration.js';
+import { LogTail } from './log-tail.js';
 import { DipError, classifyDiskFull, describeCause, errorMessage } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
 import type { PipelineDag, TaskDef } from './dag.js';
@@ -45,8 +46,9 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
   const { owner, leaseMs, clock } = options;
   const started = Date.now();
   const controller = new AbortController();
-  const logLines: string[] = [];
-  const log = (line: string) => logLines.push(`${new Date().toISOString()} ${line}\n`);
+  // Only the end of the log is kept (a chatty task must not hold its whole output in memory).
+  const logTail = new LogTail();
+  const log = (line: string) => logTail.push(`${new Date().toISOString()} ${line}\n`);
   let lost = false;
   const loseLease = (why: string) => {
     lost = true;
@@ -122,7 +124,7 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
     await store.release(ref, owner, claim.attempt, clock());
     return 'handed_back';
   }
-  const recorded = { ...outcome, log: logLines.join('') };
+  const recorded = { ...outcome, log: logTail.text() };
   const result = options.finish ? await options.finish(ref, owner, claim.attempt, recorded) : await store.finish(ref, owner, claim.attempt, recorded, clock());
   await options.hooks?.onFinished?.({
     runId: ref.runId,
