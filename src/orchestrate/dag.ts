@@ -100,8 +100,7 @@ export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
     }
     for (const d of t.deps) {
       if (!names.has(d)) {
-        const index = pipeline.tasks[t.name]?.depends_on.indexOf(d) ?? -1;
-        throw graphError(`${where}.tasks.${t.name}.depends_on`, ['pipelines', name, 'tasks', t.name, 'depends_on', ...(index >= 0 ? [index] : [])], `no task ${d} in this pipeline (tasks: ${[...names].join(', ')})`);
+        throw graphError(`${where}.tasks.${t.name}.depends_on`, ['pipelines', name, 'tasks', t.name, 'depends_on'], `no task ${d} in this pipeline (tasks: ${[...names].join(', ')})`);
       }
     }
     t.deps = [...new Set(t.deps)];
