@@ -147,6 +147,31 @@ describe('configuration mistakes are load-time errors with file:line', () => {
     assert.equal(existsSync(p.lakeDir), false, 'nothing was written');
   });
 
+  it('database streams: a CDC change log is a bronze table silver may read; a database table is a writer like a file stream', async () => {
+    const ok = await yamlProject(`${HEAD}pipelines:
+  db:
+    sources:
+      pg:
+        type: postgres
+        connection: { url: "postgres://u@127.0.0.1/x" }
+        tables: [{ name: accounts, mode: cdc }, orders]
+    silver:
+      accounts: { from: accounts_changes, primary_key: [id] }
+      orders: { from: orders }
+`);
+    const loaded = await loadProject(ok.dir);
+    assert.deepEqual(Object.keys(loaded.config.pipelines['db']?.silver ?? {}), ['accounts', 'orders']);
+    const clash = await yamlProject(`${HEAD}pipelines:
+  db:
+    sources:
+      pg: { type: postgres, connection: { url: "postgres://u@127.0.0.1/x" }, tables: [orders] }
+  files:
+    sources:
+      f: { type: files, streams: { orders: { path: "o/*.csv" } } }
+`);
+    await assert.rejects(loadProject(clash.dir), /dip\.yaml:\d+:\d+: pipelines\.files\.sources\.f\.streams\.orders: table bronze\.orders is written by two pipelines, db \(pipelines\.db\.sources\.pg\.tables\[0\], \S*dip\.yaml:9\) and files/);
+  });
+
   it('pipeline trigger cycles, task cycles and a from: naming a missing table', async () => {
     const triggers = await yamlProject(`${HEAD}pipelines:
   a:
