@@ -199,8 +199,9 @@ describe('garbage collection', () => {
     const liveBefore = (await Promise.all(tables.map((t) => lake.catalog.liveFiles(t.name)))).flat().map((f) => f.path);
     await sleep(20);
 
-    // dry run: reports the orphan, deletes nothing
-    const dry = await collectGarbage(lake, { retentionMs: 0, orphanGraceMs: 0, dryRun: true });
+    // dry run: reports the orphan, deletes nothing (with the retention of the real run below:
+    // since issue 14 a dry run reports exactly what the real run would delete)
+    const dry = await collectGarbage(lake, { retentionMs: 7 * 86_400_000, orphanGraceMs: 0, dryRun: true });
     assert.deepEqual(dry.deleted, [orphan]);
     assert.equal(dry.orphanFiles, 1);
     assert.ok(existsSync(lake.storage.uri(orphan)));

@@ -393,10 +393,13 @@ describe('dip transform, quality and quarantine on the command line', () => {
 
 describe('silver configuration errors', () => {
   it('name the table, the setting and what exists', async () => {
-    const p = await silverProject({ users: { path: 'in/*.ndjson' } }, { people: { from: 'usres' } }, { detect: 'off' });
+    const p = await silverProject({ users: { path: 'in/*.ndjson' } }, { people: { from: 'users' } }, { detect: 'off' });
     await p.write('in/a.ndjson', ndjson([{ id: 1, email: 'a@b.io' }]));
-    const r = await p.run();
-    assert.match(r.errors[0]?.message ?? '', /silver\.people: from: usres is not a bronze table of this pipeline \(its streams land in: bronze\.users\)/);
+    // Issue 14: a from: naming no bronze table is refused when the project loads, with file:line, before anything is ingested.
+    await assert.rejects(
+      writeSilverConfig(p, { users: { path: 'in/*.ndjson' } }, { people: { from: 'usres' } }, { detect: 'off' }),
+      /dip\.yaml:\d+:\d+: pipelines\.p\.silver\.people\.from: usres is not a bronze table of this pipeline \(its streams land in: bronze\.users\)/,
+    );
     await writeSilverConfig(p, { users: { path: 'in/*.ndjson' } }, { people: { from: 'users', columns: { emial: { mask: 'hash' } } } }, { detect: 'off' });
     const r2 = await p.run();
     assert.match(r2.errors[0]?.message ?? '', /silver\.people: columns\.emial is not a column of bronze\.users .*\(columns: id, email\)/);

@@ -219,7 +219,18 @@ export class SqlCatalog implements Catalog {
     return new Set(rows.map((r) => str(r['path'])));
   }
 
-  async expireRemovedFiles(before: Date): Promise<string[]> {
+  async expireRemovedFiles(before: Date, options: { dryRun?: boolean } = {}): Promise<string[]> {
+    if (options.dryRun) {
+      // The paths of rows removed before the cut-off that no row outside it still references.
+      const rows = await this.db.query(
+        `SELECT DISTINCT f.path FROM dip_files f JOIN dip_commits c ON c.id = f.removed_commit
+         WHERE c.committed_at < ? AND NOT EXISTS (
+           SELECT 1 FROM dip_files g LEFT JOIN dip_commits gc ON gc.id = g.removed_commit
+           WHERE g.path = f.path AND (g.removed_commit IS NULL OR gc.committed_at >= ?))`,
+        [before.toISOString(), before.toISOString()],
+      );
+      return rows.map((r) => str(r['path']));
+    }
     return this.db.transaction(async (tx) => {
       const expired = await tx.query(
         `SELECT DISTINCT f.path FROM dip_files f JOIN dip_commits c ON c.id = f.removed_commit
@@ -340,19 +351,46 @@ export class SqlCatalog implements Catalog {
   }
 
   async markCrashedRuns(isAlive: ProcessProbe, options: { staleAfterMs?: number } = {}): Promise<number> {
-    const running = await this.db.query(`SELECT id, host, pid, started_at, heartbeat_at FROM dip_runs WHERE status = 'running' AND orchestrated = 0`);
+    const running = await this.db.query(`SELECT id, host, pid, started_at, heartbeat_at, stats FROM dip_runs WHERE status = 'running' AND orchestrated = 0`);
     const staleBefore = this.clock().getTime() - (options.staleAfterMs ?? DEFAULT_STALE_MS);
     let marked = 0;
     for (const r of running) {
       const alive = isAlive(str(r['host']), num(r['pid']));
       const lastSign = Date.parse(str(r['heartbeat_at'] ?? r['started_at']));
       if (alive === true || (alive === undefined && lastSign >= staleBefore)) continue;
+      // Stats are saved per finished stream: what a stream committed before the process died
+      // is known only from its commits, so the crashed run reports exactly those.
+      const id = str(r['id']);
+      const stats = await this.committedRunStats(id, JSON.parse(str(r['stats'] ?? '{"streams":{}}')) as RunStats);
       marked += await this.db.execute(
-        `UPDATE dip_runs SET status = 'crashed', ended_at = ?, error = ? WHERE id = ? AND status = 'running'`,
-        [this.clock().toISOString(), 'the process ended before the run finished (killed or crashed); uncommitted work was discarded', str(r['id'])],
+        `UPDATE dip_runs SET status = 'crashed', ended_at = ?, error = ?, stats = ? WHERE id = ? AND status = 'running'`,
+        [this.clock().toISOString(), 'the process ended before the run finished (killed or crashed); uncommitted work was discarded', JSON.stringify(stats), id],
       );
     }
     return marked;
+  }
+
+  /** A run's stream stats with rows, quarantined records, inputs and commits taken from what its commits landed. */
+  private async committedRunStats(runId: string, saved: RunStats): Promise<RunStats> {
+    const commits = await this.db.query(`SELECT operation, summary FROM dip_commits WHERE run_id = ? AND operation <> 'state'`, [runId]);
+    const streams: RunStats['streams'] = { ...saved.streams };
+    const committed = new Map<string, { rows: number; quarantined: number; files: number; commits: number }>();
+    for (const c of commits) {
+      const summary = JSON.parse(str(c['summary'])) as Record<string, unknown>;
+      if (typeof summary['source'] !== 'string' || typeof summary['stream'] !== 'string') continue;
+      const key = `${summary['source']}.${summary['stream']}`;
+      const n = committed.get(key) ?? { rows: 0, quarantined: 0, files: 0, commits: 0 };
+      n.rows += Number(summary['rows'] ?? 0);
+      n.quarantined += Number(summary['quarantined'] ?? 0);
+      n.files += Array.isArray(summary['inputs']) ? summary['inputs'].length : 0;
+      n.commits += 1;
+      committed.set(key, n);
+    }
+    for (const [key, n] of committed) {
+      const before = streams[key] ?? { rows: 0, bytes: 0, files: 0, quarantined: 0, commits: 0, skippedFiles: 0 };
+      streams[key] = { ...before, ...n };
+    }
+    return { ...saved, streams };
   }
 
   async getRun(id: string): Promise<RunRecord | undefined> {

@@ -162,7 +162,8 @@ export interface CommitInfo {
   summary: Record<string, unknown>;
 }
 
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'crashed' | 'cancelled';
+/** `warned`: a `dip run` that failed no stream but landed none of a stream's records (all quarantined). */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'warned' | 'failed' | 'crashed' | 'cancelled';
 
 export interface StreamStats {
   rows: number;
@@ -241,8 +242,9 @@ export interface Catalog {
   /**
    * Forgets files removed by commits older than `before` (their time travel ends) and returns
    * the paths no remaining file row references, for the caller to delete from storage.
+   * `dryRun`: forgets nothing and returns exactly the paths a real call would return.
    */
-  expireRemovedFiles(before: Date): Promise<string[]>;
+  expireRemovedFiles(before: Date, options?: { dryRun?: boolean }): Promise<string[]>;
   /**
    * The oldest commit whose snapshot is still complete after expiry (0 when nothing was ever
    * expired): time travel and rollback to older commits must be refused.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { secretRegistry } from '../config/secrets.js';
-import { DipError, describeCause, errorMessage } from '../core/errors.js';
+import { DipError, classifyDiskFull, describeCause, errorMessage } from '../core/errors.js';
 import { registerDemo } from './commands/demo.js';
 import { registerEmulate } from './commands/emulate.js';
 import { registerInit } from './commands/init.js';
@@ -50,7 +50,8 @@ registerServe(program);
 
 try {
   await program.parseAsync(process.argv);
-} catch (err) {
+} catch (caught) {
+  const err = classifyDiskFull(caught); // a full disk is transient (exit 75), not an internal error
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : 64;
   } else {

@@ -30,6 +30,9 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
           return log.info({ ...result, quality: report?.status, warnings: warnings.length }, type);
         }
         if (e.type === 'silver_warning' || e.type === 'stream_warning') return log.warn(fields, type);
+        if (e.type === 'stream_failed') return log.error(fields, type);
+        if (e.type === 'run_finished' && e.status === 'failed') return log.error(fields, type);
+        if (e.type === 'run_finished' && e.status === 'warned') return log.warn(fields, type);
         log.info(fields, type);
       },
       stop: () => undefined,

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError, errorMessage } from '../core/errors.js';
-import { configIssuesError, validateConfig, type ConfigIssue, type Locator } from './issues.js';
+import { projectIssues } from './checks.js';
+import { configIssuesError, dottedPath, validateConfig, type ConfigIssue, type Locator } from './issues.js';
 import { projectConfigSchema, type ProjectConfig } from './schema.js';
 
 export interface LoadedProject {
@@ -69,7 +70,22 @@ export function parseProject(text: string, file: string): ProjectConfig {
   } catch (err) {
     throw new ConfigError(`Cannot parse ${file}: ${errorMessage(err)}`, { cause: err, details: { file } });
   }
-  return validateConfig(projectConfigSchema, data, `Invalid project file ${file}`, file, yamlLocator(doc, lineCounter));
+  const locate = yamlLocator(doc, lineCounter);
+  return checkProject(validateConfig(projectConfigSchema, data, `Invalid project file ${file}`, file, locate), `Invalid project file ${file}`, file, locate);
+}
+
+/** The checks across the project (config/checks.ts), as located issues like the schema's. */
+function checkProject(config: ProjectConfig, title: string, file: string, locate?: Locator): ProjectConfig {
+  const issues = projectIssues(config, locate, file);
+  if (issues.length === 0) return config;
+  throw configIssuesError(
+    title,
+    file,
+    issues.map((i): ConfigIssue => {
+      const pos = locate?.(i.path, i.target);
+      return pos ? { path: dottedPath(i.path), line: pos.line, column: pos.column, message: i.message } : { path: dottedPath(i.path), message: i.message };
+    }),
+  );
 }
 
 function projectFileIn(dir: string): string | undefined {
@@ -113,7 +129,7 @@ async function importProject(abs: string): Promise<ProjectConfig> {
       details: { file: abs },
     });
   }
-  return validateConfig(projectConfigSchema, mod.default, `Invalid project exported by ${shown}`, shown);
+  return checkProject(validateConfig(projectConfigSchema, mod.default, `Invalid project exported by ${shown}`, shown), `Invalid project exported by ${shown}`, shown);
 }
 
 /** Relative to the working directory when inside it: shorter, and still clickable in terminals. */

@@ -65,3 +65,27 @@ export function describeCause(err: unknown): string | undefined {
   }
   return parts.length ? parts.join(' <- ') : undefined;
 }
+
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+const DISK_FULL_TEXT = /\b(ENOSPC|EDQUOT)\b|No space left on device|Disk quota exceeded/i;
+
+/**
+ * A full disk or an exhausted quota (ENOSPC/EDQUOT, from Node or from DuckDB's own writes) as a
+ * `transient` error: nothing was committed, and the same run succeeds once space is freed. Any
+ * other error comes back unchanged.
+ */
+export function classifyDiskFull(err: unknown): unknown {
+  if (err instanceof DipError && err.kind !== 'internal') return err;
+  for (let cur: unknown = err, depth = 0; cur !== undefined && cur !== null && depth < 6; cur = cur instanceof Error ? cur.cause : undefined, depth++) {
+    const code = (cur as NodeJS.ErrnoException).code;
+    if ((typeof code === 'string' && DISK_FULL_CODES.has(code)) || DISK_FULL_TEXT.test(errorMessage(cur))) {
+      const shown = typeof code === 'string' && DISK_FULL_CODES.has(code) ? code : /EDQUOT|quota/i.test(errorMessage(cur)) ? 'EDQUOT' : 'ENOSPC';
+      const which = shown === 'EDQUOT' ? 'the disk quota is exhausted' : 'the disk is full';
+      return new DipError('transient', `${which} (${shown}): nothing of the failed unit was committed; free space and run again: ${errorMessage(err)}`, {
+        cause: err,
+        details: { disk_full: true },
+      });
+    }
+  }
+  return err;
+}

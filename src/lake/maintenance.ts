@@ -1,4 +1,4 @@
-import type { CommitInfo } from '../catalog/types.js';
+import type { CommitInfo, DataFile, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import { processAlive } from '../core/process.js';
 import type { Lake } from './lake.js';
@@ -8,6 +8,7 @@ import { sourceOfDataPath, splitTableName } from './paths.js';
 import { assertReadable } from './query.js';
 import { parquetScan } from './scan.js';
 import { writeLakeFile } from './write-file.js';
+import { asRegisteredWriter } from './writers.js';
 import { litList } from './sql.js';
 import { STAGING_PREFIX } from './storage/local.js';
 
@@ -39,12 +40,14 @@ export async function collectGarbage(lake: Lake, options: GcOptions): Promise<Gc
   await lake.catalog.markCrashedRuns(processAlive);
   const running = (await lake.catalog.listRuns({ limit: 1000 })).filter((r) => r.status === 'running');
   const writersSince = Math.min(...running.map((r) => r.startedAt.getTime()), Number.POSITIVE_INFINITY);
-  const expired = new Set(options.dryRun ? [] : await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs)));
+  // A dry run forgets nothing, so the expiring files are still referenced: they count as the
+  // real run would count them.
+  const expired = new Set(await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs), { dryRun: options.dryRun ?? false }));
   const referenced = await lake.catalog.referencedPaths();
   for (const path of await stagedPaths(lake)) referenced.add(path);
   const doomed: string[] = [];
   for await (const obj of lake.storage.list('')) {
-    if (referenced.has(obj.path)) continue;
+    if (referenced.has(obj.path) && !expired.has(obj.path)) continue;
     if (now - obj.modifiedAt.getTime() < options.orphanGraceMs || obj.modifiedAt.getTime() >= writersSince - 1000) continue;
     if (obj.path.startsWith(`${STAGING_PREFIX}/`)) result.stagingFiles++;
     else if (expired.has(obj.path)) result.expiredFiles++;
@@ -104,6 +107,11 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
   if (small.length < 2 || options.dryRun) {
     return { table, inputFiles: small.length < 2 ? 0 : small.length, rows: small.reduce((n, f) => n + f.rows, 0), commit: undefined };
   }
+  // The compacted file is published before its commit: registered as a writer, gc leaves it alone.
+  return asRegisteredWriter(lake, '(compact)', () => compactFiles(lake, table, info, small));
+}
+
+async function compactFiles(lake: Lake, table: string, info: TableInfo, small: DataFile[]): Promise<CompactResult> {
   const [, name] = splitTableName(table);
   const zone = info.zone;
   const source = sourceOfDataPath(small[0]?.path ?? '') ?? 'compacted';

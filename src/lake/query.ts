@@ -20,6 +20,13 @@ export interface QueryResult {
 export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: number | undefined; tables: TableInfo[] }> {
   // Every table is read at one commit, so a commit landing meanwhile is wholly in or out.
   const commit = await lake.catalog.resolveAsOf(asOf ?? {});
+  if (asOf?.commit !== undefined) {
+    // A commit that does not exist yet is a typo or a copy from another catalog, not "the head".
+    const head = await lake.catalog.resolveAsOf({});
+    if (head === undefined || asOf.commit > head) {
+      throw new DipError('not_found', `no commit ${asOf.commit}: the head (newest commit) is ${head === undefined ? 'none yet (nothing was ever committed)' : `commit ${head}`}`);
+    }
+  }
   if (asOf && commit === undefined) {
     throw new DipError('not_found', `no commit at or before ${asOf.commit !== undefined ? `commit ${asOf.commit}` : asOf.at?.toISOString()}`);
   }

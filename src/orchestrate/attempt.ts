@@ -4,7 +4,8 @@
  * recorded with the attempt's log. Shared by the in-process executor and `dip worker`.
  */
 import type { ClaimResult, FinishResult, OrchestrationStore, TaskOutcome } from '../catalog/orchestration.js';
-import { DipError, describeCause, errorMessage } from '../core/errors.js';
+import { LogTail } from './log-tail.js';
+import { DipError, classifyDiskFull, describeCause, errorMessage } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
 import type { PipelineDag, TaskDef } from './dag.js';
 import { isRetryable, retryDelayMs } from './retry.js';
@@ -45,8 +46,9 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
   const { owner, leaseMs, clock } = options;
   const started = Date.now();
   const controller = new AbortController();
-  const logLines: string[] = [];
-  const log = (line: string) => logLines.push(`${new Date().toISOString()} ${line}\n`);
+  // Only the end of the log is kept (a chatty task must not hold its whole output in memory).
+  const logTail = new LogTail();
+  const log = (line: string) => logTail.push(`${new Date().toISOString()} ${line}\n`);
   let lost = false;
   const loseLease = (why: string) => {
     lost = true;
@@ -97,7 +99,7 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
     const value = await Promise.race([running, aborted]);
     outcome = { ok: true, rows: value.rows, stats: value.stats };
   } catch (caught) {
-    const err = controller.signal.aborted ? controller.signal.reason : caught;
+    const err = controller.signal.aborted ? controller.signal.reason : classifyDiskFull(caught);
     errorKind = err instanceof DipError ? err.kind : 'internal';
     const cancelled = err instanceof DipError && err.details['cancelled'] === true;
     const retryable = isRetryable(err);
@@ -122,7 +124,7 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
     await store.release(ref, owner, claim.attempt, clock());
     return 'handed_back';
   }
-  const recorded = { ...outcome, log: logLines.join('') };
+  const recorded = { ...outcome, log: logTail.text() };
   const result = options.finish ? await options.finish(ref, owner, claim.attempt, recorded) : await store.finish(ref, owner, claim.attempt, recorded, clock());
   await options.hooks?.onFinished?.({
     runId: ref.runId,

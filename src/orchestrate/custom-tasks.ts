@@ -74,12 +74,16 @@ function eachLine(stream: Readable, onLine: (line: string) => void): void {
   let pending = '';
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => {
-    pending += chunk;
+    // Lines are cut out by position: no copy of the rest of the chunk per line.
+    let start = 0;
     let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      onLine(pending.slice(0, nl).replace(/\r$/, ''));
-      pending = pending.slice(nl + 1);
+    while ((nl = chunk.indexOf('\n', start)) >= 0) {
+      const line = pending + chunk.slice(start, nl);
+      pending = '';
+      onLine(line.endsWith('\r') ? line.slice(0, -1) : line);
+      start = nl + 1;
     }
+    pending += chunk.slice(start);
     while (pending.length > MAX_LINE) {
       onLine(pending.slice(0, MAX_LINE));
       pending = pending.slice(MAX_LINE);

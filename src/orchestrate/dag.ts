@@ -57,6 +57,14 @@ export function sourceBronzeTables(source: SourceConfig): { names: string[]; com
 
 const qualify = (table: string, zone: string): string => (table.includes('.') ? table : `${zone}.${table}`);
 
+/**
+ * A config error of the task graph: the message as shown today (`<dotted path>: <reason>`), and
+ * the path into dip.yaml and the reason, so the loader can point at the file and line.
+ */
+function graphError(shownPath: string, path: (string | number)[], reason: string): ConfigError {
+  return new ConfigError(`${shownPath}: ${reason}`, { details: { path, reason } });
+}
+
 export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
   const pipeline = Object.hasOwn(project.pipelines, name) ? project.pipelines[name] : undefined;
   if (!pipeline) throw new ConfigError(`no pipeline named "${name}" (pipelines: ${Object.keys(project.pipelines).join(', ') || 'none'})`);
@@ -69,13 +77,13 @@ export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
     const at = `${where}.tasks.${taskName}`;
     if ('shell' in cfg || 'module' in cfg) {
       if (derivedNames.has(taskName) || /^(ingest|silver)\./.test(taskName)) {
-        throw new ConfigError(`${at}: the names ingest.<source> and silver.<table> belong to derived tasks; give a custom task another name`);
+        throw graphError(at, ['pipelines', name, 'tasks', taskName], 'the names ingest.<source> and silver.<table> belong to derived tasks; give a custom task another name');
       }
-      if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(taskName)) throw new ConfigError(`${at}: a task name uses letters, digits, _, . and -`);
-      tasks.push(customTask(taskName, cfg, pipeline, at));
+      if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(taskName)) throw graphError(at, ['pipelines', name, 'tasks', taskName], 'a task name uses letters, digits, _, . and -');
+      tasks.push(customTask(taskName, cfg, pipeline, at, ['pipelines', name, 'tasks', taskName]));
     } else {
       const task = tasks.find((t) => t.name === taskName);
-      if (!task) throw new ConfigError(`${at}: no task ${taskName} in this pipeline; settings need a derived task (${[...derivedNames].join(', ') || 'none'}) or a shell/module task`);
+      if (!task) throw graphError(at, ['pipelines', name, 'tasks', taskName], `no task ${taskName} in this pipeline; settings need a derived task (${[...derivedNames].join(', ') || 'none'}) or a shell/module task`);
       task.deps.push(...cfg.depends_on);
       task.pool = cfg.pool ?? task.pool;
       task.retry = retryPolicy(cfg.retries ?? pipeline.retries, cfg.timeout ?? pipeline.timeout, at);
@@ -91,14 +99,16 @@ export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
       t.deps.push(...producers.filter((p) => p !== t.name));
     }
     for (const d of t.deps) {
-      if (!names.has(d)) throw new ConfigError(`${where}.tasks.${t.name}.depends_on: no task ${d} in this pipeline (tasks: ${[...names].join(', ')})`);
+      if (!names.has(d)) {
+        throw graphError(`${where}.tasks.${t.name}.depends_on`, ['pipelines', name, 'tasks', t.name, 'depends_on'], `no task ${d} in this pipeline (tasks: ${[...names].join(', ')})`);
+      }
     }
     t.deps = [...new Set(t.deps)];
     if (t.pool !== null && !project.pools[t.pool]) {
-      throw new ConfigError(`${where}.tasks.${t.name}.pool: no pool ${t.pool}; declare it under pools: (have: ${Object.keys(project.pools).join(', ') || 'none'})`);
+      throw graphError(`${where}.tasks.${t.name}.pool`, ['pipelines', name, 'tasks', t.name, 'pool'], `no pool ${t.pool}; declare it under pools: (have: ${Object.keys(project.pools).join(', ') || 'none'})`);
     }
   }
-  return { pipeline: name, tasks: topological(tasks, where) };
+  return { pipeline: name, tasks: topological(tasks, where, pipeline, name) };
 }
 
 function derivedTasks(pipeline: PipelineConfig, where: string): TaskDef[] {
@@ -120,9 +130,11 @@ function derivedTasks(pipeline: PipelineConfig, where: string): TaskDef[] {
   return tasks;
 }
 
-function customTask(name: string, cfg: CustomTaskConfig, pipeline: PipelineConfig, at: string): TaskDef {
-  for (const t of [...cfg.inputs, ...cfg.outputs]) {
-    if (!/^(raw|bronze|silver|gold)\.[A-Za-z_][A-Za-z0-9_]*$/.test(t)) throw new ConfigError(`${at}: table "${t}" must be written zone.table (bronze, silver or gold), e.g. silver.orders`);
+function customTask(name: string, cfg: CustomTaskConfig, pipeline: PipelineConfig, at: string, path: (string | number)[]): TaskDef {
+  for (const [key, list] of [['inputs', cfg.inputs], ['outputs', cfg.outputs]] as const) {
+    list.forEach((t, i) => {
+      if (!/^(raw|bronze|silver|gold)\.[A-Za-z_][A-Za-z0-9_]*$/.test(t)) throw graphError(at, [...path, key, i], `table "${t}" must be written zone.table (bronze, silver or gold), e.g. silver.orders`);
+    });
   }
   return {
     name,
@@ -135,14 +147,21 @@ function customTask(name: string, cfg: CustomTaskConfig, pipeline: PipelineConfi
   };
 }
 
-function topological(tasks: TaskDef[], where: string): TaskDef[] {
+function topological(tasks: TaskDef[], where: string, pipeline: PipelineConfig, name: string): TaskDef[] {
   const byName = new Map(tasks.map((t) => [t.name, t]));
   const state = new Map<string, 'visiting' | 'done'>();
   const order: TaskDef[] = [];
   const visit = (t: TaskDef, path: string[]): void => {
     const s = state.get(t.name);
     if (s === 'done') return;
-    if (s === 'visiting') throw new ConfigError(`${where}: tasks form a cycle: ${[...path.slice(path.indexOf(t.name)), t.name].join(' → ')}`);
+    if (s === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(t.name)), t.name];
+      // Point at a task of the cycle that dip.yaml declares (a custom task or a derived task's settings), else a silver table of it.
+      const declared = cycle.find((c) => Object.hasOwn(pipeline.tasks, c));
+      const silver = cycle.find((c) => c.startsWith('silver.') && Object.hasOwn(pipeline.silver, c.slice('silver.'.length)));
+      const at = declared !== undefined ? ['pipelines', name, 'tasks', declared] : silver !== undefined ? ['pipelines', name, 'silver', silver.slice('silver.'.length)] : ['pipelines', name];
+      throw graphError(where, at, `tasks form a cycle: ${cycle.join(' → ')}`);
+    }
     state.set(t.name, 'visiting');
     for (const d of t.deps) visit(byName.get(d) as TaskDef, [...path, t.name]);
     state.set(t.name, 'done');

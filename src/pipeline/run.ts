@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { CommitRequest, NewFile, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
 import { secretRegistry } from '../config/secrets.js';
-import { CommitConflictError, DipError, SchemaChangeError, describeCause, errorMessage } from '../core/errors.js';
+import { CommitConflictError, DipError, EXIT_CODES, SchemaChangeError, classifyDiskFull, describeCause, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { processAlive } from '../core/process.js';
 import { stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
@@ -27,10 +27,23 @@ import { bronzeTableNames, pipelineNamed } from './pipelines.js';
 export interface RunResult {
   runId: string;
   pipeline: string;
-  status: 'succeeded' | 'failed';
+  /** `warned`: no stream failed, but a stream read records and every one of them was quarantined. */
+  status: 'succeeded' | 'warned' | 'failed';
   durationMs: number;
   stats: RunStats;
   errors: { stream: string; message: string; cause?: string | undefined; exitCode: number }[];
+  /** Why the run is `warned` (one line per stream). */
+  warnings: string[];
+}
+
+/** The exit code of `dip run --strict` for a run that only warned: its records were refused as bad input. */
+export const WARNED_STRICT_EXIT_CODE = EXIT_CODES.input;
+
+/** Streams that read records and landed none: every record went to quarantine. */
+export function allQuarantinedWarnings(stats: RunStats): string[] {
+  return Object.entries(stats.streams)
+    .filter(([key, s]) => !key.startsWith('silver.') && s.rows === 0 && s.quarantined > 0)
+    .map(([key, s]) => `${key}: all ${s.quarantined} records read were quarantined, none landed (dip query "select * from quarantine.<table>")`);
 }
 
 export interface RunOptions {
@@ -84,7 +97,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
     if (options.silver !== false && !options.follow && Object.keys(pipeline.silver).length > 0) await buildSilver(context, pipeline, options.now);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
-    const reason = signal.aborted ? signal.reason : err;
+    const reason = signal.aborted ? signal.reason : classifyDiskFull(err);
     const cause = describeCause(reason);
     await lake.catalog.finishRun(runId, { status: 'failed', error: secretRegistry.redact(errorMessage(reason)), cause: cause === undefined ? null : secretRegistry.redact(cause), stats });
     throw reason;
@@ -92,7 +105,8 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
     clearInterval(heartbeat);
     signal.removeEventListener('abort', interrupt);
   }
-  const status = errors.length ? 'failed' : 'succeeded';
+  const warnings = errors.length ? [] : allQuarantinedWarnings(stats);
+  const status = errors.length ? 'failed' : warnings.length ? 'warned' : 'succeeded';
   // Run records, CLI and API answers: no secret in any encoding, no secret query parameter.
   for (const e of errors) {
     e.message = secretRegistry.redact(e.message);
@@ -100,12 +114,12 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   }
   await lake.catalog.finishRun(runId, {
     status,
-    error: errors.length ? errors.map((e) => `${e.stream}: ${e.message}`).join('\n') : null,
+    error: errors.length ? errors.map((e) => `${e.stream}: ${e.message}`).join('\n') : warnings.length ? warnings.join('\n') : null,
     cause: errors.map((e) => e.cause).filter(Boolean).join('\n') || null,
     stats,
   });
   emit({ type: 'run_finished', runId, pipeline: name, status });
-  return { runId, pipeline: name, status, durationMs: Date.now() - started, stats, errors };
+  return { runId, pipeline: name, status, durationMs: Date.now() - started, stats, errors, warnings };
 }
 
 /** Silver tables after the sources: each table's outcome is recorded like a stream's. */
@@ -122,8 +136,9 @@ async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date 
         s.quarantined = result.quarantined;
         s.commits = result.commit === null ? 0 : 1;
       }
-    } catch (err) {
-      if (signal.aborted) throw err;
+    } catch (caught) {
+      if (signal.aborted) throw caught;
+      const err = classifyDiskFull(caught);
       const message = errorMessage(err);
       errors.push({ stream: key, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
       emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
@@ -195,8 +210,9 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
         const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled, runId };
         try {
           await runStream(lake, source, target, streamStats, signal, emit, { retryFailed, follow, streams: streams.map((s) => s.name) });
-        } catch (err) {
-          if (signal.aborted) throw err;
+        } catch (caught) {
+          if (signal.aborted) throw caught;
+          const err = classifyDiskFull(caught);
           const message = errorMessage(err);
           errors.push({ stream: key, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
           emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
@@ -304,6 +320,13 @@ export async function runStream(
   // in the stream state) and swap them in at the end, so readers never see half a replacement.
   const discovered = !Array.isArray(plan.units);
   const batch: StagedUnit[] = stagedBefore ? stagedBefore.units : [];
+  // Rows count once committed, and only by the run whose commit landed them; batches a killed
+  // run staged count for the run that swaps them in.
+  const pendingStats: (() => void)[] = batch.map((u) => () => {
+    stats.rows += u.rows;
+    stats.quarantined += u.quarantined;
+    stats.files += 1;
+  });
   let pendingState: { value: unknown } | undefined;
   // A staged replace batch is listed in the state only once the next unit arrives: the last
   // one goes with the final swap, so a state listing staged batches always resumes a pass
@@ -346,21 +369,31 @@ export async function runStream(
       stats.emptyFiles = (stats.emptyFiles ?? 0) + 1;
       warnStream(stats, emit, pipeline, streamKey, `${unit.label} holds no records: nothing landed and no column type was decided (recorded as read)`);
     }
-    stats.rows += staged.rows;
-    stats.quarantined += staged.quarantined;
-    stats.bytes += unit.bytes;
-    stats.files += 1;
+    // Rows count once they are committed, and only by the run whose commit landed them: a unit
+    // another run committed first (`commit === null`) is not this run's.
+    const landed = () => {
+      stats.rows += staged.rows;
+      stats.quarantined += staged.quarantined;
+      stats.bytes += unit.bytes;
+      stats.files += 1;
+    };
     let commit: number | null = null;
     if (stream.writeDisposition === 'append') {
       const supersedes = unit.supersedes ?? (unit.ledger && ledger.has(unit.ledger.path) ? unit.ledger.path : undefined);
       commit = await commitUnits(lake, target, [staged], { kind: 'append', supersedes });
-      if (commit !== null) stats.commits += 1;
-      else stats.skippedFiles += 1;
+      if (commit !== null) {
+        stats.commits += 1;
+        landed();
+      } else stats.skippedFiles += 1;
     } else if (perUnit) {
       commit = await commitUnits(lake, target, [staged], { kind: 'merge', expectedHead });
-      if (commit !== null) stats.commits += 1;
+      if (commit !== null) {
+        stats.commits += 1;
+        landed();
+      }
       expectedHead = (await lake.catalog.getTable(bronzeName))?.headCommit ?? null;
     } else {
+      pendingStats.push(landed);
       batch.push(staged); // committed together at the end of the stream
       if (stagesDurably) toStage = { state: unit.state, units: batch.length, schema: staged.schema };
       emit({ type: 'unit_staged', pipeline, stream: streamKey, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
@@ -376,7 +409,10 @@ export async function runStream(
   // nobody should have to).
   if (stream.writeDisposition !== 'append' && batch.length > 0) {
     commit = await commitUnits(lake, target, batch, { kind: stream.writeDisposition, expectedHead });
-    if (commit !== null) stats.commits += 1;
+    if (commit !== null) {
+      stats.commits += 1;
+      for (const count of pendingStats) count();
+    }
   }
   emit({ type: 'stream_committed', pipeline, stream: streamKey, commit, stats });
 }

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { DipError } from '../../core/errors.js';
-import { newId } from '../../core/ids.js';
+import type { PipelineConfig } from '../../config/schema.js';
+import type { Lake } from '../../lake/lake.js';
+import { asRegisteredWriter } from '../../lake/writers.js';
 import { replayStream, type ReplayResult } from '../../lake/replay.js';
 import { createSource } from '../../sources/registry.js';
 import { withLake, type GlobalOptions } from '../context.js';
@@ -26,22 +28,8 @@ export function registerReplay(program: Command): void {
       const results = await withLake(global, async (lake) => {
         const pipeline = pipelineNamed(lake.project, name);
         if (opts.stream && streamNames(pipeline).complete) assertKnown('stream', opts.stream, streamNames(pipeline).names);
-        const out: ReplayResult[] = [];
-        const runId = newId('replay_');
-        for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {
-          const source = createSource(cfg, lake.project.dir, sourceName);
-          try {
-            await source.discover?.(new AbortController().signal);
-            for (const stream of source.streams()) {
-              if (opts.stream && !opts.stream.includes(stream.name)) continue;
-              if (!opts.stream && stream.currentState) continue; // change logs are not replayable (replayStream says why)
-              out.push(await replayStream(lake, name, sourceName, stream, { from: opts.from, to: opts.to }, runId));
-            }
-          } finally {
-            await source.close();
-          }
-        }
-        return out;
+        // Registered as a running writer, so gc leaves the files it publishes before committing alone.
+        return asRegisteredWriter(lake, name, (runId) => replayAll(lake, name, pipeline, opts, runId));
       });
       if (global.json) return printJson(results);
       for (const r of results) {
@@ -52,4 +40,22 @@ export function registerReplay(program: Command): void {
         );
       }
     });
+}
+
+async function replayAll(lake: Lake, name: string, pipeline: PipelineConfig, opts: { from?: string; to?: string; stream?: string[] }, runId: string): Promise<ReplayResult[]> {
+  const out: ReplayResult[] = [];
+  for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {
+    const source = createSource(cfg, lake.project.dir, sourceName);
+    try {
+      await source.discover?.(new AbortController().signal);
+      for (const stream of source.streams()) {
+        if (opts.stream && !opts.stream.includes(stream.name)) continue;
+        if (!opts.stream && stream.currentState) continue; // change logs are not replayable (replayStream says why)
+        out.push(await replayStream(lake, name, sourceName, stream, { from: opts.from, to: opts.to }, runId));
+      }
+    } finally {
+      await source.close();
+    }
+  }
+  return out;
 }

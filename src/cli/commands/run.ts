@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DipError } from '../../core/errors.js';
-import { runPipeline, type RunResult } from '../../pipeline/run.js';
+import { WARNED_STRICT_EXIT_CODE, runPipeline, type RunResult } from '../../pipeline/run.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { formatBytes, formatCount, formatDuration, printJson, renderTable } from '../output.js';
 import { pipelineNamed, streamNames } from '../../pipeline/pipelines.js';
@@ -20,7 +20,8 @@ export function registerRun(program: Command): void {
     .option('--interval-start <time>', 'data interval start, for sources that use {interval.start} (ISO date or time)')
     .option('--interval-end <time>', 'data interval end (exclusive)')
     .option('--quiet', 'no progress output')
-    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; retryFailed?: boolean; follow?: boolean; silver: boolean; intervalStart?: string; intervalEnd?: string }, cmd: Command) => {
+    .option('--strict', `a run that only warned (every record of a stream quarantined) exits ${WARNED_STRICT_EXIT_CODE} instead of 0`)
+    .action(async (names: string[], opts: { stream?: string[]; quiet?: boolean; strict?: boolean; retryFailed?: boolean; follow?: boolean; silver: boolean; intervalStart?: string; intervalEnd?: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const interval = parseInterval(opts.intervalStart, opts.intervalEnd);
       const results = await withLake(global, async (lake) => {
@@ -55,6 +56,7 @@ export function registerRun(program: Command): void {
       else printRunSummary(results);
       const failed = results.find((r) => r.status === 'failed');
       if (failed) process.exitCode = failed.errors[0]?.exitCode ?? 1;
+      else if (opts.strict && results.some((r) => r.status === 'warned')) process.exitCode = WARNED_STRICT_EXIT_CODE;
     });
 }
 
@@ -82,6 +84,7 @@ export function printRunSummary(results: RunResult[]): void {
     }
     for (const s of Object.values(r.stats.streams)) for (const w of s.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
     for (const e of r.errors) process.stderr.write(`\nerror in ${e.stream}: ${e.message}${e.cause ? `\n  cause: ${e.cause}` : ''}\n`);
+    for (const w of r.warnings ?? []) process.stderr.write(`\nwarning: ${w}\n`);
     const quarantined = Object.values(r.stats.streams).reduce((n, s) => n + s.quarantined, 0);
     if (quarantined > 0) process.stdout.write(`\n${formatCount(quarantined)} malformed records went to quarantine; see them with: dip query "select * from quarantine.<table>"\n`);
   }

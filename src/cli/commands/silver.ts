@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { LoadedProject } from '../../config/load.js';
 import type { PipelineConfig } from '../../config/schema.js';
 import { ConfigError, DipError } from '../../core/errors.js';
-import { newId } from '../../core/ids.js';
+import { asRegisteredWriter } from '../../lake/writers.js';
 import { parquetScan } from '../../lake/scan.js';
 import { ident, lit } from '../../lake/sql.js';
 import { formatReport, type QualityReport } from '../../quality/report.js';
@@ -61,12 +61,19 @@ export function registerSilver(program: Command): void {
         assertKnown('pipeline', chosen, Object.keys(pipelines));
         if (opts.table) assertKnown('silver table', opts.table, chosen.flatMap((p) => Object.keys(pipelines[p]?.silver ?? {})));
         const out: SilverTableResult[] = [];
-        const runId = newId('run_');
         for (const p of chosen) {
           const config = pipelines[p] as PipelineConfig;
           const tables = opts.table?.filter((t) => config.silver[t]);
           if (opts.table && tables?.length === 0) continue;
-          out.push(...(await runSilver(lake, p, config, { runId, tables, fullRefresh: Boolean(opts.fullRefresh), onEvent: logEvent(Boolean(opts.quiet) || Boolean(global.json)), declaredBronze: bronzeTableNames(config) })));
+          // A run of the pipeline, as `dip run` records one: gc leaves the files a build publishes
+          // before its commit alone while it is running.
+          const built = await asRegisteredWriter(
+            lake,
+            p,
+            (runId) => runSilver(lake, p, config, { runId, tables, fullRefresh: Boolean(opts.fullRefresh), onEvent: logEvent(Boolean(opts.quiet) || Boolean(global.json)), declaredBronze: bronzeTableNames(config) }),
+            (results) => ({ streams: Object.fromEntries(results.map((r) => [`silver.${r.table}`, { rows: r.newRows, bytes: 0, files: r.files, quarantined: r.quarantined, commits: r.commit === null ? 0 : 1, skippedFiles: 0 }])) }),
+          );
+          out.push(...built);
         }
         return out;
       });
@@ -157,7 +164,7 @@ export function registerSilver(program: Command): void {
       }
       const result = await withLake(global, async (lake) => {
         const owner = silverOwner(lake.project, table);
-        return replayQuarantine(lake, owner.pipeline, owner.config, owner.table, { runId: newId('run_'), check: opts.check, where: opts.where, set, onEvent: logEvent(Boolean(global.json)) });
+        return asRegisteredWriter(lake, owner.pipeline, (runId) => replayQuarantine(lake, owner.pipeline, owner.config, owner.table, { runId, check: opts.check, where: opts.where, set, onEvent: logEvent(Boolean(global.json)) }));
       });
       if (global.json) return printJson({ ...result, report: result.report?.status });
       process.stdout.write(`replayed ${formatCount(result.inputRows)} quarantined rows into ${result.table}: ${formatCount(result.inputRows - result.stillQuarantined)} landed, ${formatCount(result.stillQuarantined)} still failing${result.commit ? ` (commit ${result.commit})` : ''}\n`);
