@@ -6,7 +6,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { SMTPServer } from 'smtp-server';
 import { alertsSchema, type AlertsConfig } from '../src/config/orchestrate.js';
 import { Alerter, emailMessage, MemoryAlertLedger, slackPayload, type AlertLog } from '../src/orchestrate/alerts.js';
-import type { Alert } from '../src/orchestrate/types.js';
+import type { Alert } from '../src/catalog/orchestration-types.js';
 
 // ---- a webhook receiver: /ok answers 200, /fail 500, /bad 400, /hang never ----
 

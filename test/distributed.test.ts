@@ -11,7 +11,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createDispatcher, TaskQueue, type Dispatcher } from '../src/orchestrate/queue.js';
 import { startRuntime, waitForRuns, type Runtime } from '../src/orchestrate/runtime.js';
-import type { TaskAttemptRecord } from '../src/orchestrate/types.js';
+import type { TaskAttemptRecord } from '../src/catalog/orchestration-types.js';
 import { type PostgresServer, postgresTestOptions, startPostgres, withClient } from './support/postgres.js';
 import { CLI, projectConfig, runCli, TestProject } from './support/project.js';
 

@@ -13,7 +13,7 @@ import { DipError } from '../src/core/errors.js';
 import { SocialApiEmulator } from '../src/emulate/social-api.js';
 import { Lake } from '../src/lake/lake.js';
 import { query } from '../src/lake/query.js';
-import { intervalVariables, renderIntervalTemplates } from '../src/orchestrate/interval-templates.js';
+import { intervalVariables, renderIntervalTemplates } from '../src/core/interval-templates.js';
 import type { Interval } from '../src/orchestrate/schedule.js';
 import { runPipeline, type RunResult } from '../src/pipeline/run.js';
 import { TestApi } from './support/api-server.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { parseProject } from '../src/config/load.js';
-import { pipelineDag } from '../src/orchestrate/dag.js';
+import { pipelineDag } from '../src/config/task-graph.js';
 import { startRuntime, waitForRuns, type Runtime } from '../src/orchestrate/runtime.js';
 import { projectConfig, TestProject } from './support/project.js';
 

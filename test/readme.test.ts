@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { parseProject } from '../src/config/load.js';
 import { createSource } from '../src/sources/registry.js';
-import { pipelineDag } from '../src/orchestrate/dag.js';
+import { pipelineDag } from '../src/config/task-graph.js';
 
 it('the dip.yaml example in README.md validates', () => {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');

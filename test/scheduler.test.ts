@@ -10,7 +10,7 @@ import { Lake } from '../src/lake/lake.js';
 import { runAttempt } from '../src/orchestrate/attempt.js';
 import { Orchestrator } from '../src/orchestrate/orchestrator.js';
 import { startRuntime, waitForRuns, type Runtime } from '../src/orchestrate/runtime.js';
-import type { OrchestratedRun, TaskAttemptRecord } from '../src/orchestrate/types.js';
+import type { OrchestratedRun, TaskAttemptRecord } from '../src/catalog/orchestration-types.js';
 import { projectConfig, TestProject } from './support/project.js';
 
 const projects: TestProject[] = [];

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { DipError } from '../src/core/errors.js';
-import { pipelineDag } from '../src/orchestrate/dag.js';
+import { pipelineDag } from '../src/config/task-graph.js';
 import { pipelineNamed } from '../src/pipeline/pipelines.js';
 import { serve, type RunningServer, type ServeOptions } from '../src/serve/server.js';
 import { projectConfig, REPO_ROOT, TestProject } from './support/project.js';

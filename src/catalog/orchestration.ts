@@ -9,8 +9,8 @@ import { DipError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { dateOrNull, num, str, strOrNull } from './values.js';
 import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver.js';
-import type { RunStats } from './types.js';
-import type { Interval } from '../orchestrate/schedule.js';
+import type { RunStats } from './run-stats.js';
+import type { Interval } from '../core/interval.js';
 import {
   TERMINAL_TASK,
   type AlertLedger,
@@ -22,7 +22,7 @@ import {
   type TaskRef,
   type TaskRunRecord,
   type TaskStatus,
-} from '../orchestrate/types.js';
+} from './orchestration-types.js';
 
 const LOG_LIMIT = 64 * 1024;
 const iso = (d: Date): string => d.toISOString();

@@ -9,6 +9,7 @@
  */
 
 import type { OrchestrationStore } from './orchestration.js';
+import type { RunStats } from './run-stats.js';
 
 export type Zone = 'raw' | 'bronze' | 'silver' | 'gold' | 'quarantine';
 export type FileFormat = 'parquet' | 'ndjson';
@@ -165,24 +166,7 @@ export interface CommitInfo {
 /** `warned`: a `dip run` that failed no stream but landed none of a stream's records (all quarantined). */
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'warned' | 'failed' | 'crashed' | 'cancelled';
 
-export interface StreamStats {
-  rows: number;
-  bytes: number;
-  files: number;
-  quarantined: number;
-  commits: number;
-  skippedFiles: number;
-  /** Inputs that held no records (read and recorded, nothing landed). */
-  emptyFiles?: number;
-  /** What the run should tell the user without failing the stream (a glob matching no files, an empty input). */
-  warnings?: string[];
-  /** Source counters (API requests, retries, throttled time, records skipped as already loaded). */
-  source?: Record<string, number>;
-}
-
-export interface RunStats {
-  streams: Record<string, StreamStats>;
-}
+export type { RunStats, StreamStats } from './run-stats.js';
 
 export interface RunRecord {
   id: string;

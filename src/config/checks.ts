@@ -9,8 +9,8 @@
  * - a pipeline's task graph: cycles, unknown `depends_on`, unknown pools, misnamed tasks.
  */
 import { ConfigError } from '../core/errors.js';
-import { pipelineDag } from '../orchestrate/dag.js';
-import { declaredStreamNames, streamNameOf } from '../sources/database/resolve.js';
+import { pipelineDag } from './task-graph.js';
+import { declaredStreamNames, streamNameOf } from './stream-names.js';
 import { dottedPath, type IssueTarget, type Locator } from './issues.js';
 import type { PipelineConfig, ProjectConfig } from './schema.js';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { NewFile, TableSchema } from '../catalog/types.js';
 import { DipError, SchemaChangeError, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import type { ReadUnit, StreamSpec } from '../sources/types.js';
+import type { ReadUnit, StreamSpec } from './units.js';
 import type { Lake } from './lake.js';
 import { EXT, dataFilePath } from './paths.js';
 import { prepareInput, type PreparedInput, type RejectedRecord } from './readers.js';

@@ -3,7 +3,7 @@ import { DipError, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Column } from '../catalog/types.js';
 import type { CsvOptions } from '../config/schema.js';
-import type { FileInput } from '../sources/types.js';
+import type { FileInput } from './units.js';
 import type { Engine } from './engine.js';
 import { LINES_COPY_OPTIONS, lineScan } from './scan.js';
 import { lit } from './sql.js';

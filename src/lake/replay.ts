@@ -1,6 +1,6 @@
 import type { Column, CommitInfo, DataFile, NewFile, TableChange } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
-import type { StreamSpec } from '../sources/types.js';
+import type { StreamSpec } from './units.js';
 import type { Lake } from './lake.js';
 import { mergeFiles } from './merge.js';
 import { qualifiedTable } from './paths.js';

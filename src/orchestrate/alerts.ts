@@ -10,7 +10,7 @@ import type { AlertsConfig } from '../config/orchestrate.js';
 import { redact, resolveSecrets, secretRegistry, type ResolveSecretsOptions } from '../config/secrets.js';
 import { errorMessage } from '../core/errors.js';
 import { durationMs } from '../core/time.js';
-import type { Alert, AlertKind, AlertLedger } from './types.js';
+import type { Alert, AlertKind, AlertLedger } from '../catalog/orchestration-types.js';
 
 export type EmailConfig = NonNullable<AlertsConfig['email']>;
 export type AlertLog = (msg: string, fields?: Record<string, unknown>) => void;

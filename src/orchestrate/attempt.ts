@@ -7,7 +7,7 @@ import type { ClaimResult, FinishResult, OrchestrationStore, TaskOutcome } from 
 import { LogTail } from './log-tail.js';
 import { DipError, classifyDiskFull, describeCause, errorMessage } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
-import type { PipelineDag, TaskDef } from './dag.js';
+import type { PipelineDag, TaskDef } from '../config/task-graph.js';
 import { isRetryable, retryDelayMs } from './retry.js';
 import { runTask } from './task-runner.js';
 

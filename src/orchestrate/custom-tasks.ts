@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DipError, errorMessage } from '../core/errors.js';
-import { isoInstant } from './interval-templates.js';
+import { isoInstant } from '../core/interval-templates.js';
 import type { Interval } from './schedule.js';
 
 export interface TaskContext {

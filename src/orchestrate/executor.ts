@@ -11,7 +11,7 @@ import type { FinishResult, TaskOutcome } from '../catalog/orchestration.js';
 import type { Lake } from '../lake/lake.js';
 import { runAttempt, type AttemptHooks } from './attempt.js';
 import { GroupCommit } from './group-commit.js';
-import type { PipelineDag } from './dag.js';
+import type { PipelineDag } from '../config/task-graph.js';
 
 type FinishItem = { ref: { runId: string; task: string }; owner: string; attempt: number; outcome: TaskOutcome };
 

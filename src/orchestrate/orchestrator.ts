@@ -14,10 +14,10 @@ import type { Lake } from '../lake/lake.js';
 import type { Alerter } from './alerts.js';
 import type { AttemptFinished } from './attempt.js';
 import { readsDisjointSlices } from './source-slices.js';
-import { pipelineDag, type PipelineDag } from './dag.js';
+import { pipelineDag, type PipelineDag } from '../config/task-graph.js';
 import { dueIntervals, intervalsBetween, type Interval, type ScheduleSpec } from './schedule.js';
 import { fileTriggerFingerprint } from './triggers.js';
-import { PRIORITY, type Alert, type NewRun, type OrchestratedRun, type RunTrigger, type TaskRef } from './types.js';
+import { PRIORITY, type Alert, type NewRun, type OrchestratedRun, type RunTrigger, type TaskRef } from '../catalog/orchestration-types.js';
 
 export interface OrchestratorOptions {
   clock?: () => Date;

@@ -36,7 +36,7 @@ import { runAttempt, type AttemptFinished } from './attempt.js';
 import type { Orchestrator } from './orchestrator.js';
 import { GroupCommit } from './group-commit.js';
 import { startRuntime } from './runtime.js';
-import type { TaskRef } from './types.js';
+import type { TaskRef } from '../catalog/orchestration-types.js';
 
 export const QUEUE_NAME = 'dip-tasks';
 

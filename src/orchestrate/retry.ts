@@ -4,21 +4,9 @@
  * Sleep, clock and randomness are injected so tests run without waiting.
  */
 import { DipError, errorMessage } from '../core/errors.js';
+import type { RetryPolicy } from '../core/retry-policy.js';
 
-export interface RetryPolicy {
-  /** Attempts in all, the first included (1: no retry). */
-  attempts: number;
-  /** Delay before the first retry, ms. */
-  delayMs: number;
-  /** Each further retry waits `factor` times longer (1: fixed delay). */
-  factor: number;
-  /** Ceiling of a delay, ms. */
-  maxDelayMs: number;
-  /** Share of a delay drawn at random: 0.2 waits between 80% and 120% of it. */
-  jitter: number;
-  /** One attempt is abandoned (and counts as a retryable failure) after this long, ms. */
-  timeoutMs?: number | undefined;
-}
+export type { RetryPolicy } from '../core/retry-policy.js';
 
 /** The wait before retry number `retry` (1 = the first retry). */
 export function retryDelayMs(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {

@@ -9,7 +9,7 @@ import { Alerter } from './alerts.js';
 import type { AttemptFinished } from './attempt.js';
 import { TaskExecutor } from './executor.js';
 import { Orchestrator } from './orchestrator.js';
-import { TERMINAL_RUN, type OrchestratedRun, type TaskRef } from './types.js';
+import { TERMINAL_RUN, type OrchestratedRun, type TaskRef } from '../catalog/orchestration-types.js';
 
 export interface RuntimeOptions {
   clock?: () => Date;

@@ -6,6 +6,7 @@
  */
 import { Cron } from 'croner';
 import { ConfigError } from '../core/errors.js';
+import type { Interval } from '../core/interval.js';
 import { durationMs } from '../core/time.js';
 
 export interface ScheduleSpec {
@@ -21,10 +22,7 @@ export interface ScheduleSpec {
 }
 
 /** A logical data interval: the run for it is due at `end`. */
-export interface Interval {
-  start: Date;
-  end: Date;
-}
+export type { Interval } from '../core/interval.js';
 
 /** The ticks (interval boundaries) of a schedule. */
 export interface Ticks {

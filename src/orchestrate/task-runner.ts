@@ -12,8 +12,8 @@ import { buildSilverTable, ingestSources, type TaskWork } from '../pipeline/run.
 import type { RunEventSink } from '../pipeline/events.js';
 import { pipelineNamed } from '../pipeline/pipelines.js';
 import { runModuleTask, runShellTask } from './custom-tasks.js';
-import type { TaskDef } from './dag.js';
-import { renderIntervalTemplates } from './interval-templates.js';
+import type { TaskDef } from '../config/task-graph.js';
+import { renderIntervalTemplates } from '../core/interval-templates.js';
 import type { Interval } from './schedule.js';
 
 export interface TaskRunContext {

@@ -1,7 +1,7 @@
 import type { LoadedProject } from '../config/load.js';
 import type { PipelineConfig } from '../config/schema.js';
 import { DipError } from '../core/errors.js';
-import { declaredStreamNames } from '../sources/database/resolve.js';
+import { declaredStreamNames } from '../config/stream-names.js';
 
 /** A pipeline of the project, or a not-found error that lists the ones there are. */
 export function pipelineNamed(project: LoadedProject, name: string): PipelineConfig {

@@ -19,8 +19,8 @@ import { createSource } from '../sources/registry.js';
 import type { SourceInstance, StateStore, StreamSpec } from '../sources/types.js';
 import type { PipelineConfig, SourceConfig } from '../config/schema.js';
 import { runSilver, silverTables } from '../transform/silver.js';
-import { renderIntervalTemplates } from '../orchestrate/interval-templates.js';
-import type { Interval } from '../orchestrate/schedule.js';
+import { renderIntervalTemplates } from '../core/interval-templates.js';
+import type { Interval } from '../core/interval.js';
 import type { RunEventSink } from './events.js';
 import { bronzeTableNames, pipelineNamed } from './pipelines.js';
 

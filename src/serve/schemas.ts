@@ -4,7 +4,7 @@
  * them, so what is checked and what is documented cannot drift apart.
  */
 import type { FastifySchema } from 'fastify';
-import { TERMINAL_RUN } from '../orchestrate/types.js';
+import { TERMINAL_RUN } from '../catalog/orchestration-types.js';
 
 export type JsonSchema = Record<string, unknown>;
 

@@ -13,7 +13,7 @@ import { secretRegistry } from '../config/secrets.js';
 import { DipError, errorMessage, type ErrorKind } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
 import { startRuntime, type Runtime } from '../orchestrate/runtime.js';
-import type { TaskRef } from '../orchestrate/types.js';
+import type { TaskRef } from '../catalog/orchestration-types.js';
 import { DipMetrics, observeAttempts } from './metrics.js';
 import { collectRoutes, openApiDocument } from './openapi.js';
 import { registerRoutes } from './routes.js';

@@ -3,9 +3,9 @@
  * with ISO times, the same shape whatever catalog answered.
  */
 import type { CommitInfo, RunRecord, RunStats, TableInfo } from '../catalog/types.js';
-import type { PipelineDag } from '../orchestrate/dag.js';
+import type { PipelineDag } from '../config/task-graph.js';
 import type { Interval } from '../orchestrate/schedule.js';
-import type { OrchestratedRun, TaskAttemptRecord, TaskRunRecord } from '../orchestrate/types.js';
+import type { OrchestratedRun, TaskAttemptRecord, TaskRunRecord } from '../catalog/orchestration-types.js';
 
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 

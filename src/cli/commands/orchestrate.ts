@@ -12,7 +12,7 @@ import { Orchestrator } from '../../orchestrate/orchestrator.js';
 import { createDispatcher } from '../../orchestrate/queue.js';
 import { startRuntime, waitForRuns, type Runtime } from '../../orchestrate/runtime.js';
 import type { Interval } from '../../orchestrate/schedule.js';
-import type { OrchestratedRun, OrchestratedRunStatus } from '../../orchestrate/types.js';
+import type { OrchestratedRun, OrchestratedRunStatus } from '../../catalog/orchestration-types.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 import { formatCount, formatDuration, printJson, renderTable } from '../output.js';

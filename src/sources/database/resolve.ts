@@ -7,6 +7,7 @@ import type { DatabaseSourceConfig, DbTableConfig, ExtractMode } from '../../con
 import type { WriteDisposition } from '../../config/schema.js';
 import { ConfigError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
+import { streamNameOf } from '../../config/stream-names.js';
 import type { StreamSpec } from '../types.js';
 import type { DbCatalog, DbColumn, DbStream, DbTable } from './types.js';
 
@@ -14,12 +15,6 @@ import type { DbCatalog, DbColumn, DbStream, DbTable } from './types.js';
 export function globRegex(glob: string): RegExp {
   const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
   return new RegExp(`^${body}$`, 'i');
-}
-
-/** A stream name from a table name: lower case, anything else than [a-z0-9_] becomes _. */
-export function streamNameOf(table: string): string {
-  const name = table.toLowerCase().replace(/[^a-z0-9_]/g, '_');
-  return /^[a-z_]/.test(name) ? name : `t_${name}`;
 }
 
 function splitName(qualified: string, defaultSchema: string): { schema: string; name: string } {
@@ -193,19 +188,4 @@ function checkColumns(at: string, field: string, names: readonly string[], colum
   const known = columns.map((c) => c.name);
   const missing = names.filter((n) => !known.includes(n));
   if (missing.length) throw new ConfigError(`${at}.${field}: no column ${missing.map((m) => `"${m}"`).join(', ')} (columns: ${known.join(', ')})`);
-}
-
-/**
- * Stream names known without asking the database; `patterns` is true when patterns or
- * schema-qualified names (whose stream name depends on the default schema) leave some open.
- */
-export function declaredStreamNames(config: DatabaseSourceConfig): { names: string[]; patterns: boolean } {
-  const names: string[] = [];
-  let patterns = false;
-  for (const entry of config.tables) {
-    const name = typeof entry === 'string' ? entry : 'name' in entry ? (entry.stream ?? entry.name) : undefined;
-    if (name === undefined || name.includes('.')) patterns = true;
-    else names.push(typeof entry !== 'string' && 'stream' in entry && entry.stream ? entry.stream : streamNameOf(name));
-  }
-  return { names: [...names, ...Object.keys(config.queries)], patterns };
 }

@@ -3,7 +3,7 @@
  * form a DAG. Stored in the catalog (SQLite or PostgreSQL) so every process that shares the
  * catalog (the scheduler, `dip worker`s, the CLI) sees one truth.
  */
-import type { Interval } from './schedule.js';
+import type { Interval } from '../core/interval.js';
 
 export type OrchestratedRunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'crashed';
 export type TaskStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'upstream_failed' | 'cancelled';

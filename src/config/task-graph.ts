@@ -4,12 +4,12 @@
  * or checked tables) and writes silver.<table>, custom tasks declare inputs/outputs. A task runs
  * after every task writing a table it reads, and after its explicit `depends_on`.
  */
-import type { ProjectConfig, PipelineConfig, SourceConfig } from '../config/schema.js';
-import type { CustomTaskConfig, RetryConfig } from '../config/orchestrate.js';
+import type { ProjectConfig, PipelineConfig, SourceConfig } from './schema.js';
+import type { CustomTaskConfig, RetryConfig } from './orchestrate.js';
 import { ConfigError } from '../core/errors.js';
 import { durationMs } from '../core/time.js';
-import { declaredStreamNames } from '../sources/database/resolve.js';
-import type { RetryPolicy } from './retry.js';
+import { declaredStreamNames } from './stream-names.js';
+import type { RetryPolicy } from '../core/retry-policy.js';
 
 export type TaskKind =
   | { kind: 'ingest'; source: string }

@@ -5,8 +5,8 @@
  * `{interval.start}`, `{interval.end_date}`, …; other placeholders (`{parent.id}`,
  * `{incremental.start}`, `${env:NAME}`) are left for the source to fill.
  */
-import { DipError } from '../core/errors.js';
-import type { Interval } from './schedule.js';
+import { DipError } from './errors.js';
+import type { Interval } from './interval.js';
 
 /** Every `{interval.<name>}` placeholder, in the order they are documented. */
 export const INTERVAL_VARIABLE_NAMES = [
