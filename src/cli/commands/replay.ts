@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { DipError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { replayStream, type ReplayResult } from '../../lake/replay.js';
-import { createSource } from '../../sources/registry.js';
+import { openSource } from '../../sources/open.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { pipelineNamed, streamNames } from '../../pipeline/pipelines.js';
 import { assertKnown } from '../options.js';
@@ -29,7 +29,7 @@ export function registerReplay(program: Command): void {
         const out: ReplayResult[] = [];
         const runId = newId('replay_');
         for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {
-          const source = createSource(cfg, lake.project.dir, sourceName);
+          const source = await openSource(cfg, lake.project.dir, sourceName);
           try {
             await source.discover?.(new AbortController().signal);
             for (const stream of source.streams()) {
