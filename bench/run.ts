@@ -36,6 +36,10 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description: 'orchestrator: a 1,000 no-op task DAG and a 10,000-interval backfill, in-process (and with --workers N via pg-boss): tasks/s, intervals/s vs an in-memory executor',
     load: () => import('./scheduler.js'),
   },
+  startup: {
+    description: "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",
+    load: () => import('./startup.js'),
+  },
 };
 
 function usage(): string {

@@ -2,21 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { secretRegistry } from '../config/secrets.js';
 import { DipError, classifyDiskFull, describeCause, errorMessage } from '../core/errors.js';
-import { registerDemo } from './commands/demo.js';
-import { registerEmulate } from './commands/emulate.js';
-import { registerInit } from './commands/init.js';
-import { registerMaintenance } from './commands/maintain.js';
-import { registerQuery } from './commands/query.js';
-import { registerReplay } from './commands/replay.js';
-import { registerOrchestration } from './commands/orchestrate.js';
-import { registerRun } from './commands/run.js';
-import { registerServe } from './commands/serve.js';
-import { registerSilver } from './commands/silver.js';
-import { registerVaultCommands } from './commands/vault.js';
-import { registerState } from './commands/state.js';
-import { registerStatus } from './commands/status.js';
-import { registerTables } from './commands/tables.js';
-import { registerWorker } from './commands/worker.js';
+import { groupsFor } from './command-groups.js';
 
 // `dip … | head`: the reader went away; stop quietly instead of crashing on EPIPE.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -32,21 +18,8 @@ const program = new Command('dip')
   .showHelpAfterError()
   .exitOverride();
 
-registerInit(program);
-registerRun(program);
-registerOrchestration(program);
-registerSilver(program);
-registerVaultCommands(program);
-registerStatus(program);
-registerState(program);
-registerTables(program);
-registerQuery(program);
-registerReplay(program);
-registerMaintenance(program);
-registerDemo(program);
-registerEmulate(program);
-registerWorker(program);
-registerServe(program);
+// Only the command modules this command line needs are imported (src/cli/command-groups.ts).
+for (const register of await Promise.all(groupsFor(process.argv.slice(2)).map((g) => g.load()))) register(program);
 
 try {
   await program.parseAsync(process.argv);

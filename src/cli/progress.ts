@@ -1,4 +1,5 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgressModule from 'cli-progress';
 import type { RunEvent, RunEventSink } from '../pipeline/events.js';
 import { createLogger } from '../observe/log.js';
 import { formatBytes, formatCount } from './output.js';
@@ -38,6 +39,8 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
       stop: () => undefined,
     };
   }
+  // Loaded only for a terminal: runs in CI, pipes and tests never pay for it.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof cliProgressModule;
   const multi = new cliProgress.MultiBar(
     {
       format: ' {stream} |{bar}| {percentage}% {value}/{total} · {rows} rows · {quarantined} quarantined',
@@ -49,7 +52,7 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
     },
     cliProgress.Presets.shades_classic,
   );
-  const bars = new Map<string, { bar: cliProgress.SingleBar; rows: number; quarantined: number; done: number; sized: boolean }>();
+  const bars = new Map<string, { bar: cliProgressModule.SingleBar; rows: number; quarantined: number; done: number; sized: boolean }>();
   return {
     sink: (e: RunEvent) => {
       if (e.type === 'stream_planned') {

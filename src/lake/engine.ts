@@ -19,21 +19,38 @@ interface Handles {
 
 /**
  * DuckDB in process: the compute engine for Parquet, CSV, JSON and SQL over lake tables.
- * It opens in the background (loading DuckDB takes ~0.15 s): commands that never query, and
- * sources that start fetching first, do not wait for it; the first statement does.
+ * DuckDB is loaded (~0.15 s, more on a busy machine) only when the first statement runs, or
+ * earlier in the background when `warm()` says statements are coming: commands and runs that
+ * never query (a `dip run` with nothing new to read) do not pay for it, and sources that start
+ * fetching first do not wait for it.
  */
 export class Engine {
   /** Statements run one at a time on the one connection (streams of a run may stage concurrently). */
   private readonly statements = new Serial();
   private handles: Handles | undefined;
+  private opening: Promise<Handles> | undefined;
 
-  private constructor(private readonly ready: Promise<Handles>) {
-    ready.then((h) => (this.handles = h)).catch(() => undefined); // an open failure surfaces at first use
+  private constructor(
+    private readonly options: EngineOptions,
+    private readonly describeFailure: (err: unknown) => unknown,
+  ) {}
+
+  /** An engine that opens DuckDB when first needed; `describeFailure` turns an open error into the one statements report. */
+  static start(options: EngineOptions = {}, describeFailure: (err: unknown) => unknown = (err) => err): Engine {
+    return new Engine(options, describeFailure);
   }
 
-  /** Starts opening DuckDB; `describeFailure` turns an open error into the one statements report. */
-  static start(options: EngineOptions = {}, describeFailure: (err: unknown) => unknown = (err) => err): Engine {
-    return new Engine(Engine.open(options).catch((err: unknown) => Promise.reject(describeFailure(err))));
+  /** Starts opening DuckDB in the background (an open failure surfaces at the first statement). */
+  warm(): void {
+    this.ready().catch(() => undefined);
+  }
+
+  private ready(): Promise<Handles> {
+    if (!this.opening) {
+      this.opening = Engine.open(this.options).catch((err: unknown) => Promise.reject(this.describeFailure(err)));
+      this.opening.then((h) => (this.handles = h)).catch(() => undefined);
+    }
+    return this.opening;
   }
 
   private static async open(options: EngineOptions): Promise<Handles> {
@@ -54,7 +71,7 @@ export class Engine {
   }
 
   private exclusive<T>(fn: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
-    return this.statements.run(async () => fn((await this.ready).connection));
+    return this.statements.run(async () => fn((await this.ready()).connection));
   }
 
   async run(sql: string): Promise<void> {
@@ -109,7 +126,7 @@ export class Engine {
   }
 
   async close(): Promise<void> {
-    const handles = await this.ready.catch(() => undefined);
+    const handles = await this.opening?.catch(() => undefined);
     await this.statements.idle();
     handles?.connection.closeSync();
     handles?.instance.closeSync();

@@ -5,7 +5,6 @@
  * alerts again. A channel that fails never stops the others and never throws out of `send()`.
  */
 import type { SMTPSentMessageInfo, SMTPTransportOptions, Transporter } from 'nodemailer';
-import { request } from 'undici';
 import type { AlertsConfig } from '../config/orchestrate.js';
 import { redact, resolveSecrets, secretRegistry, type ResolveSecretsOptions } from '../config/secrets.js';
 import { errorMessage } from '../core/errors.js';
@@ -162,6 +161,7 @@ export class Alerter {
 
 /** One POST; undefined on a 2xx, otherwise what went wrong and whether a retry can help. */
 async function postOnce(url: string, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ error: string; retryable: boolean } | undefined> {
+  const { request } = await import('undici'); // only when an alert is sent: start-up of every command that orchestrates
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     const res = await request(url, { method: 'POST', headers, body, signal });

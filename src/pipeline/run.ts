@@ -15,10 +15,9 @@ import { qualifiedTable } from '../lake/paths.js';
 import { parquetScan } from '../lake/scan.js';
 import { CDC_COLUMNS } from '../lake/zone-schemas.js';
 import { QUARANTINE_SCHEMA, RAW_SCHEMA } from '../lake/zone-schemas.js';
-import { createSource } from '../sources/registry.js';
+import { openSource } from '../sources/open.js';
 import type { SourceInstance, StateStore, StreamSpec } from '../sources/types.js';
 import type { PipelineConfig, SourceConfig } from '../config/schema.js';
-import { runSilver, silverTables } from '../transform/silver.js';
 import { renderIntervalTemplates } from '../core/interval-templates.js';
 import type { Interval } from '../core/interval.js';
 import type { RunEventSink } from './events.js';
@@ -125,6 +124,8 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
 /** Silver tables after the sources: each table's outcome is recorded like a stream's. */
 async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date | undefined): Promise<void> {
   const { lake, pipeline: name, runId, stats, errors, signal, emit } = ctx;
+  // Imported here: a pipeline without silver tables never loads the transform and quality modules.
+  const { runSilver, silverTables } = await import('../transform/silver.js');
   for (const [table] of silverTables(pipeline)) {
     const key = `silver.${table}`;
     const s = (stats.streams[key] = emptyStats());
@@ -200,7 +201,7 @@ interface RunContext {
 async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>): Promise<void> {
   const { lake, pipeline: name, runId, rawEnabled, stats, errors, signal, emit, only, retryFailed, follow } = ctx;
   for (const [sourceName, sourceConfig] of Object.entries(sources)) {
-    const source: SourceInstance = createSource(sourceConfig, lake.project.dir, sourceName);
+    const source: SourceInstance = await openSource(sourceConfig, lake.project.dir, sourceName);
     try {
       await source.discover?.(signal);
       const streams = source.streams().filter((s) => !only || only.includes(s.name));
@@ -299,6 +300,8 @@ export async function runStream(
     follow: options.follow ?? false,
     streams: options.streams ?? [stream.name],
   });
+  // DuckDB loads while the source fetches; a plan known to be empty never needs it.
+  if (plan.total?.units !== 0) lake.engine.warm();
   const streamKey = `${sourceName}.${stream.name}`;
   stats.skippedFiles = plan.skipped;
   for (const message of plan.warnings ?? []) warnStream(stats, emit, pipeline, streamKey, message);

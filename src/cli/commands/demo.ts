@@ -2,18 +2,14 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../../core/errors.js';
 import type { Command } from 'commander';
-import { loadProject } from '../../config/load.js';
-import { startRuntime, waitForRuns } from '../../orchestrate/runtime.js';
-import { Lake } from '../../lake/lake.js';
-import { query } from '../../lake/query.js';
-import { runPipeline, type RunResult } from '../../pipeline/run.js';
+import type { Lake } from '../../lake/lake.js';
+import type { RunResult } from '../../pipeline/run.js';
 import type { GlobalOptions } from '../context.js';
 import { formatCount, printJson, renderTable } from '../output.js';
 import { printRunSummary } from './run.js';
 import { formatReport, type QualityReport } from '../../quality/report.js';
 import { PROJECT_YAML, addNextDay, scaffoldProject, socialPipelineYaml } from '../scaffold.js';
 import { appendFile } from 'node:fs/promises';
-import { SocialApiEmulator } from '../../emulate/social-api.js';
 
 let narrate = true;
 const say = (s = '') => {
@@ -34,6 +30,7 @@ async function clearDemoDir(abs: string): Promise<void> {
 
 async function show(lake: Lake, title: string, sql: string): Promise<void> {
   if (!narrate) return;
+  const { query } = await import('../../lake/query.js');
   const r = await query(lake, sql);
   const names = r.columns.map((c) => c.name);
   say(`\n▸ ${title}\n  $ dip query "${sql.replace(/\s+/g, ' ')}"`);
@@ -46,11 +43,12 @@ async function show(lake: Lake, title: string, sql: string): Promise<void> {
  * its data moved on.
  */
 async function socialSteps(abs: string, report: (r: RunResult) => RunResult): Promise<RunResult[]> {
+  const [{ SocialApiEmulator }, { runPipeline }] = await Promise.all([import('../../emulate/social-api.js'), import('../../pipeline/run.js')]);
   const api = await SocialApiEmulator.start({ seed: 7, posts: 150, errorRate: 0.03 });
   try {
     process.env['SOCIAL_CLIENT_SECRET'] = api.clientSecret;
     await appendFile(join(abs, 'dip.yaml'), socialPipelineYaml(api.url, api.clientId));
-    const lake = await Lake.open(await loadProject(abs));
+    const lake = await openLake(abs);
     try {
       say(`\n4) a REST API (the social metrics emulator at ${api.url}): OAuth2, cursor pages, comments per post`);
       const first = report(await runPipeline(lake, 'social'));
@@ -77,6 +75,7 @@ async function showQuality(lake: Lake, table: string): Promise<void> {
 
 /** The same pipeline as a DAG under the orchestrator: tasks from inputs/outputs, run in parallel where they can. */
 async function orchestratedStep(lake: Lake): Promise<void> {
+  const { startRuntime, waitForRuns } = await import('../../orchestrate/runtime.js');
   const runtime = startRuntime(lake, { concurrency: 2, pollMs: 50 });
   try {
     const run = await runtime.orchestrator.trigger('shop');
@@ -88,6 +87,12 @@ async function orchestratedStep(lake: Lake): Promise<void> {
   } finally {
     await runtime.stop();
   }
+}
+
+/** The lake of the demo project; config, lake and pipeline modules load when the demo runs, not for `dip --help`. */
+async function openLake(abs: string): Promise<Lake> {
+  const [{ loadProject }, { Lake }] = await Promise.all([import('../../config/load.js'), import('../../lake/lake.js')]);
+  return Lake.open(await loadProject(abs));
 }
 
 export function registerDemo(program: Command): void {
@@ -106,7 +111,8 @@ export function registerDemo(program: Command): void {
       await scaffoldProject(abs);
       await writeFile(join(abs, DEMO_MARKER), 'written by `dip demo`; the directory is recreated on each demo run\n');
       say(`DIP demo — a project in ${abs} on embedded defaults (local lake, SQLite catalog, DuckDB)`);
-      const lake = await Lake.open(await loadProject(abs));
+      const { runPipeline } = await import('../../pipeline/run.js');
+      const lake = await openLake(abs);
       try {
         say('\n1) first run: orders (CSV), customers (NDJSON), products (JSON) → raw + bronze');
         const first = report(await runPipeline(lake, 'shop'));

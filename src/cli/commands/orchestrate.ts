@@ -3,14 +3,10 @@
  * command waits for its runs, executing them in this process, or with `serve.executor: workers`
  * handing them to `dip worker` processes through the queue.
  */
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { DipError } from '../../core/errors.js';
 import type { Lake } from '../../lake/lake.js';
-import { createLogger } from '../../observe/log.js';
-import { Orchestrator } from '../../orchestrate/orchestrator.js';
-import { createDispatcher } from '../../orchestrate/queue.js';
-import { startRuntime, waitForRuns, type Runtime } from '../../orchestrate/runtime.js';
+import type { Runtime } from '../../orchestrate/runtime.js';
 import type { Interval } from '../../orchestrate/schedule.js';
 import type { OrchestratedRun, OrchestratedRunStatus } from '../../catalog/orchestration-types.js';
 import { withLake, type GlobalOptions } from '../context.js';
@@ -114,6 +110,7 @@ export function registerOrchestration(program: Command): void {
     .argument('<run>')
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
+      const { Orchestrator } = await import('../../orchestrate/orchestrator.js');
       const run = await withLake(global, (lake) => Orchestrator.create(lake).cancel(id));
       if (global.json) return printJson(run);
       process.stdout.write(`run ${run.id}: ${run.status === 'cancelled' ? 'cancelled' : 'cancelling (running tasks stop at their next heartbeat)'}\n`);
@@ -155,6 +152,8 @@ async function startAndReport(global: GlobalOptions, wait: boolean, start: (runt
 
 /** Opens the lake and a runtime: an in-process executor, or the queue to the workers. */
 async function withRuntime(global: GlobalOptions, execute: boolean, fn: (runtime: Runtime) => Promise<void>): Promise<void> {
+  // Imported here, not at the top: `dip run` (parseInterval) and `dip runs list` never need them.
+  const [{ createDispatcher }, { createLogger }, { startRuntime }] = await Promise.all([import('../../orchestrate/queue.js'), import('../../observe/log.js'), import('../../orchestrate/runtime.js')]);
   await withLake(global, async (lake) => {
     const dispatcher = execute ? await createDispatcher(lake) : undefined;
     const log = createLogger();
@@ -182,6 +181,7 @@ async function withRuntime(global: GlobalOptions, execute: boolean, fn: (runtime
 const signals = new WeakMap<Runtime, AbortSignal>();
 
 async function waitWithProgress(runtime: Runtime, ids: string[], global: GlobalOptions): Promise<OrchestratedRun[]> {
+  const [{ default: cliProgress }, { createLogger }, { waitForRuns }] = await Promise.all([import('cli-progress'), import('../../observe/log.js'), import('../../orchestrate/runtime.js')]);
   const tty = Boolean(process.stderr.isTTY) && !global.json;
   const bar = tty && ids.length > 1 ? new cliProgress.SingleBar({ format: ' runs |{bar}| {value}/{total} · {eta_formatted} left', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
   bar?.start(ids.length, 0);

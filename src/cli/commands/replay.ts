@@ -4,7 +4,7 @@ import type { PipelineConfig } from '../../config/schema.js';
 import type { Lake } from '../../lake/lake.js';
 import { asRegisteredWriter } from '../../lake/writers.js';
 import { replayStream, type ReplayResult } from '../../lake/replay.js';
-import { createSource } from '../../sources/registry.js';
+import { openSource } from '../../sources/open.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { pipelineNamed, streamNames } from '../../pipeline/pipelines.js';
 import { assertKnown } from '../options.js';
@@ -45,7 +45,7 @@ export function registerReplay(program: Command): void {
 async function replayAll(lake: Lake, name: string, pipeline: PipelineConfig, opts: { from?: string; to?: string; stream?: string[] }, runId: string): Promise<ReplayResult[]> {
   const out: ReplayResult[] = [];
   for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {
-    const source = createSource(cfg, lake.project.dir, sourceName);
+    const source = await openSource(cfg, lake.project.dir, sourceName);
     try {
       await source.discover?.(new AbortController().signal);
       for (const stream of source.streams()) {

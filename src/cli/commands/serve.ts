@@ -7,10 +7,8 @@ import type { LoadedProject } from '../../config/load.js';
 import { resolveSecrets, secretRegistry } from '../../config/secrets.js';
 import { DipError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
-import { Lake } from '../../lake/lake.js';
-import { createLogger } from '../../observe/log.js';
-import { createDispatcher, type Dispatcher, type QueueLog } from '../../orchestrate/queue.js';
-import { openWhenReachable } from '../../orchestrate/startup.js';
+import type { Lake } from '../../lake/lake.js';
+import type { Dispatcher, QueueLog } from '../../orchestrate/queue.js';
 import type { ServeLog } from '../../serve/server.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
@@ -40,6 +38,8 @@ export function registerServe(program: Command): void {
     .option('--startup-wait <duration>', 'how long to keep trying an unreachable catalog or task queue at startup (a wrong password or database fails at once; 0s: no waiting)', '60s')
     .action(async (opts: ServeCliOptions, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
+      // Imported here, not at the top: `dip --help` does not load the queue, the orchestrator or pino.
+      const [{ createLogger }, { openWhenReachable }] = await Promise.all([import('../../observe/log.js'), import('../../orchestrate/startup.js')]);
       const project = await loadFromOptions(global);
       const config = project.config.serve;
       const port = opts.port === undefined ? config.port : wholeNumber(opts.port, '--port');
@@ -126,6 +126,7 @@ function untilSignal(log: ServeLog): { received: Promise<NodeJS.Signals>; dispos
 
 /** The lake, then (serve.executor: workers) the task queue; on failure nothing stays open. */
 async function openLakeAndDispatcher(project: LoadedProject, log: QueueLog): Promise<{ lake: Lake; dispatcher: Dispatcher | undefined }> {
+  const [{ Lake }, { createDispatcher }] = await Promise.all([import('../../lake/lake.js'), import('../../orchestrate/queue.js')]);
   const lake = await Lake.open(project);
   try {
     return { lake, dispatcher: await createDispatcher(lake, { log }) };

@@ -2,11 +2,8 @@ import type { Command } from 'commander';
 import type { LoadedProject } from '../../config/load.js';
 import { DipError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
-import { Lake } from '../../lake/lake.js';
-import { createLogger } from '../../observe/log.js';
-import { postgresCatalog, runWorker, TaskQueue, type QueueLog } from '../../orchestrate/queue.js';
-import { leaseMsFrom } from '../../orchestrate/runtime.js';
-import { openWhenReachable } from '../../orchestrate/startup.js';
+import type { Lake } from '../../lake/lake.js';
+import type { QueueLog, TaskQueue } from '../../orchestrate/queue.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 
@@ -27,6 +24,13 @@ export function registerWorker(program: Command): void {
     .option('--startup-wait <duration>', 'how long to keep trying an unreachable catalog or queue at startup (a wrong password or database fails at once; 0s: no waiting)', '60s')
     .action(async (opts: WorkerCliOptions, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
+      // Imported here, not at the top: `dip --help` does not load the queue, the orchestrator or pino.
+      const [{ createLogger }, { postgresCatalog, runWorker }, { leaseMsFrom }, { openWhenReachable }] = await Promise.all([
+        import('../../observe/log.js'),
+        import('../../orchestrate/queue.js'),
+        import('../../orchestrate/runtime.js'),
+        import('../../orchestrate/startup.js'),
+      ]);
       const project = await loadFromOptions(global);
       postgresCatalog(project.config.catalog);
       const concurrency = opts.concurrency === undefined ? project.config.serve.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
@@ -82,6 +86,7 @@ export function registerWorker(program: Command): void {
  * open, and an error no wait can fix (a wrong password) wins over a transient one.
  */
 async function openLakeAndQueue(project: LoadedProject, log: QueueLog): Promise<{ lake: Lake; queue: TaskQueue }> {
+  const [{ Lake }, { TaskQueue }] = await Promise.all([import('../../lake/lake.js'), import('../../orchestrate/queue.js')]);
   const [lake, queue] = await Promise.allSettled([Lake.open(project), TaskQueue.create({ project }, { log })]);
   if (lake.status === 'fulfilled' && queue.status === 'fulfilled') return { lake: lake.value, queue: queue.value };
   if (lake.status === 'fulfilled') await lake.value.close().catch(() => undefined);
