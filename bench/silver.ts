@@ -544,12 +544,12 @@ function diagnoseStatements(bronzeFiles: string[], out: string): { name: string;
     { name: 'expr: last4 mask, regexp_replace [0-9] → *', sql: lengths([`regexp_replace(left(phoneNumber, -4), '[0-9]', '*', 'g') || right(phoneNumber, 4)`]), minus: lengths(['phoneNumber']) },
     {
       name: "expr: last4 mask, dip's macro (regexp_extract + translate)",
-      sql: lengths([`translate(left(phoneNumber, length(phoneNumber) - length(regexp_extract(phoneNumber, '(\d\D*){0,4}$'))), '0123456789', '**********') || regexp_extract(phoneNumber, '(\d\D*){0,4}$')`]),
+      sql: lengths([`translate(left(phoneNumber, length(phoneNumber) - length(regexp_extract(phoneNumber, '(\\d\\D*){0,4}$'))), '0123456789', '**********') || regexp_extract(phoneNumber, '(\\d\\D*){0,4}$')`]),
       minus: lengths(['phoneNumber']),
     },
     {
       name: 'expr: the 2 regex checks (email format, code pattern)',
-      sql: `SELECT count(*) FROM ${b} WHERE regexp_full_match(author.email, '[^@\s]+@[^@\s]+\.[^@\s]+') AND regexp_full_match(externalCode, '[A-Z]{2}-[0-9]{6}')`,
+      sql: `SELECT count(*) FROM ${b} WHERE regexp_full_match(author.email, '[^@\\s]+@[^@\\s]+\\.[^@\\s]+') AND regexp_full_match(externalCode, '[A-Z]{2}-[0-9]{6}')`,
       minus: `SELECT count(*) FROM ${b} WHERE length(author.email) > 0 AND length(externalCode) > 0`,
     },
   ];

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { collectGarbage } from '../src/lake/maintenance.js';
-import { RestFixtures, TestApi, items, type ApiRequest } from './support/api-server.js';
+import { RestFixtures, type TestApi, items, type ApiRequest } from './support/api-server.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CLI, projectWithSources, type TestProject } from './support/project.js';

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { DipError } from '../src/core/errors.js';
-import { HttpClient, HttpRequestError, isHttpFailure } from '../src/sources/rest/http/client.js';
+import { HttpClient, type HttpRequestError, isHttpFailure } from '../src/sources/rest/http/client.js';
 import { AdaptiveConcurrency, concurrencyOptions } from '../src/sources/rest/http/concurrency.js';
 import { parseResetTime, rateLimitPauseUntil, SlidingWindowBudget } from '../src/sources/rest/http/rate-limit.js';
 import { computeBackoff, parseRetryAfter, resolveAction } from '../src/sources/rest/http/retry.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { newId } from '../src/core/ids.js';
 import { replayStream } from '../src/lake/replay.js';
-import { RestFixtures, TestApi, items } from './support/api-server.js';
+import { RestFixtures, type TestApi, items } from './support/api-server.js';
 
 const { api, project, dispose } = new RestFixtures();
 after(dispose);

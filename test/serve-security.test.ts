@@ -42,6 +42,7 @@ interface Res {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies of many shapes, asserted field by field
   json: any;
 }
 

@@ -40,6 +40,7 @@ interface Res {
   status: number;
   headers: Headers;
   text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies of many shapes, asserted field by field
   json: any;
 }
 

@@ -296,7 +296,7 @@ export class SocialDataset {
     if (!p) return undefined;
     const rng = mulberry32(mix(this.seed, 11, p.num));
     const dimension = (keys: readonly string[], skew: number) => {
-      const weights = keys.map((_, i) => (rng() + 0.05) * Math.pow(skew, -i));
+      const weights = keys.map((_, i) => (rng() + 0.05) * skew ** -i);
       const counts = apportion(p.metrics.views, weights);
       return Object.fromEntries(keys.map((k, i) => [k, counts[i] ?? 0]));
     };

@@ -22,7 +22,7 @@
  *
  * Binaries are looked up in $DIP_MARIADB_BINDIR, then PATH, /usr/sbin, /sbin, /usr/bin, /bin.
  */
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -9,7 +9,7 @@
  * `postgres` OS user (override with DIP_PG_OS_USER) via setpriv/runuser, in a temp dir that
  * user owns. When we are not root they run as us.
  */
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, openSync, closeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';

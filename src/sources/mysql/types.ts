@@ -190,7 +190,7 @@ const HEX = /^(?:[0-9a-f]{2})*$/i;
  * number would be compared as a double, losing bigint and decimal digits), bytes as X'…',
  * everything else a string literal the server converts to the column's type.
  */
-export function keyLiteral(column: DbColumn, value: string | null, escape: (s: string) => string): string {
+export function keyLiteral(column: DbColumn, value: string | null, escapeString: (text: string) => string): string {
   if (value === null) return 'NULL';
   const base = baseType(column.sourceType);
   if (INTEGERS.has(base) || DECIMALS.has(base) || FLOATS.has(base) || base === 'bit' || base === 'year' || base === 'bool' || base === 'boolean') {
@@ -201,5 +201,5 @@ export function keyLiteral(column: DbColumn, value: string | null, escape: (s: s
     if (!HEX.test(value)) throw new DipError('config', `${column.name}: the saved position ${JSON.stringify(value)} is not hex; reset the stream's state (dip state reset)`);
     return `X'${value}'`;
   }
-  return escape(value);
+  return escapeString(value);
 }

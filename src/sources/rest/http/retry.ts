@@ -20,7 +20,7 @@ export type StatusDecision = 'ok' | 'reauth' | ResponseAction;
  * [0, that] ("full jitter"), so many clients that failed together do not retry together.
  */
 export function computeBackoff(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
-  const exp = policy.initialDelayMs * Math.pow(policy.multiplier, Math.max(0, attempt - 1));
+  const exp = policy.initialDelayMs * policy.multiplier ** Math.max(0, attempt - 1);
   const capped = Math.min(policy.maxDelayMs, Number.isFinite(exp) ? exp : policy.maxDelayMs);
   return Math.max(0, Math.round(policy.jitter ? random() * capped : capped));
 }
