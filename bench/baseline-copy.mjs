@@ -17,7 +17,8 @@ const connection = await instance.connect();
 const t1 = performance.now();
 // `sql` (a statement or a list run in order) replaces the baseline COPY; rows are the last one's.
 const statements = [
-  opts.sql ?? `COPY (SELECT * FROM read_csv(${lit(opts.csv)})) TO ${lit(opts.out)} (FORMAT parquet, COMPRESSION ${opts.compression ?? 'zstd'})`,
+  opts.sql ??
+    `COPY (SELECT * FROM read_csv(${lit(opts.csv)})) TO ${lit(opts.out)} (FORMAT parquet, COMPRESSION ${opts.compression ?? 'zstd'})`,
 ].flat();
 const statementsMs = [];
 let row = {};
@@ -30,4 +31,6 @@ for (const sql of statements) {
 const t2 = performance.now();
 connection.closeSync();
 instance.closeSync();
-process.stdout.write(`${JSON.stringify({ rows: Number(row.Count ?? 0), openMs: t1 - t0, copyMs: t2 - t1, statementsMs })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ rows: Number(row.Count ?? 0), openMs: t1 - t0, copyMs: t2 - t1, statementsMs })}\n`,
+);

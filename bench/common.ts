@@ -3,7 +3,17 @@ import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 
 /** The machine a benchmark ran on, printed with its results (load average at the end filled in by the caller). */
-export function machineInfo(root: string): { date: string; cpus: number; cpuModel: string; memoryGiB: number; node: string; platform: string; commit: string; loadAverageAtStart: number[]; loadAverageAtEnd: number[] } {
+export function machineInfo(root: string): {
+  date: string;
+  cpus: number;
+  cpuModel: string;
+  memoryGiB: number;
+  node: string;
+  platform: string;
+  commit: string;
+  loadAverageAtStart: number[];
+  loadAverageAtEnd: number[];
+} {
   const git = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' });
   return {
     date: new Date().toISOString(),
@@ -32,14 +42,16 @@ export function parseOrExit<T>(parse: () => T | undefined, help: string): { opts
 /** A whole number from a command-line option (underscores allowed: 5_000_000). */
 export function count(text: string, name: string): number {
   const n = Number(text.replaceAll('_', ''));
-  if (!Number.isFinite(n) || n < 0 || !Number.isInteger(n)) throw new Error(`--${name} ${text}: expected a whole number`);
+  if (!Number.isFinite(n) || n < 0 || !Number.isInteger(n))
+    throw new Error(`--${name} ${text}: expected a whole number`);
   return n;
 }
 
 /** `--variants a,b`: the names, each checked against the known ones. */
 export function variantList<V extends string>(text: string, known: readonly V[]): V[] {
   const variants = text.split(',').map((v) => v.trim()) as V[];
-  for (const v of variants) if (!known.includes(v)) throw new Error(`--variants: unknown variant "${v}" (expected ${known.join(', ')})`);
+  for (const v of variants)
+    if (!known.includes(v)) throw new Error(`--variants: unknown variant "${v}" (expected ${known.join(', ')})`);
   return variants;
 }
 
@@ -56,7 +68,8 @@ export function renderTable(head: string[], rows: string[][], markdown: boolean,
     return [head, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
   }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (rightAlign[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ');
+  const line = (r: string[]) =>
+    r.map((c, i) => (rightAlign[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ');
   return [line(head), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 

@@ -86,7 +86,6 @@ const LABEL: Record<Variant, string> = {
   'raw-on': 'b) dip run, raw zone on',
 };
 
-
 function parseOptions(args: string[]): Options | undefined {
   const { values } = parseArgs({
     args,
@@ -160,7 +159,10 @@ function generatorSql(rows: number, wide: boolean, out: string): string {
     'CASE WHEN i % 6 = 0 THEN NULL ELSE (hash(i, 4) % 100000)::INTEGER END AS qty',
   ];
   if (wide) {
-    cols.push(`'user' || (hash(i, 5) % 10000000) || '@example.com' AS email`, 'round((hash(i, 6) % 1000000)::DOUBLE / 1000.0, 3) AS score');
+    cols.push(
+      `'user' || (hash(i, 5) % 10000000) || '@example.com' AS email`,
+      'round((hash(i, 6) % 1000000)::DOUBLE / 1000.0, 3) AS score',
+    );
   }
   return `COPY (SELECT ${cols.join(',\n  ')} FROM range(${rows}) t(i)) TO ${sqlLit(out)} (FORMAT csv, HEADER true)`;
 }
@@ -182,7 +184,12 @@ async function ensureCsv(rows: number, wide: boolean): Promise<CsvFile> {
   const metaPath = `${path}.meta.json`;
   const expect = { version: DATA_VERSION, rows, wide };
   if (existsSync(path) && existsSync(metaPath)) {
-    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as { version: number; rows: number; wide: boolean; bytes: number };
+    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {
+      version: number;
+      rows: number;
+      wide: boolean;
+      bytes: number;
+    };
     const s = await stat(path);
     if (meta.version === expect.version && meta.rows === rows && meta.wide === wide && meta.bytes === s.size) {
       return { path, rows, bytes: s.size, wide, reused: true };
@@ -192,7 +199,10 @@ async function ensureCsv(rows: number, wide: boolean): Promise<CsvFile> {
   const { DuckDBInstance } = await import('@duckdb/node-api');
   const tmp = `${path}.tmp`;
   const started = performance.now();
-  const db = await DuckDBInstance.create(':memory:', { threads: String(cpus().length), preserve_insertion_order: 'true' });
+  const db = await DuckDBInstance.create(':memory:', {
+    threads: String(cpus().length),
+    preserve_insertion_order: 'true',
+  });
   const conn = await db.connect();
   try {
     await conn.run(generatorSql(rows, wide, tmp));
@@ -246,14 +256,29 @@ async function runBaseline(csv: CsvFile, opts: Options, tag: string): Promise<Ru
   syncDisks();
   const m = await spawnMeasured(process.execPath, [
     BASELINE,
-    JSON.stringify({ csv: csv.path, out, threads: opts.threads, memoryLimit: opts.memory, tempDirectory: join(dir, 'spill'), compression: 'zstd' }),
+    JSON.stringify({
+      csv: csv.path,
+      out,
+      threads: opts.threads,
+      memoryLimit: opts.memory,
+      tempDirectory: join(dir, 'spill'),
+      compression: 'zstd',
+    }),
   ]);
   failIfBad('baseline', m);
   const result = JSON.parse(m.stdout.trim().split('\n').pop() ?? '{}') as { rows: number; copyMs: number };
   if (result.rows !== csv.rows) throw new BenchFailure(`baseline COPY wrote ${result.rows} rows, expected ${csv.rows}`);
   const parquet = (await stat(out)).size;
   await rm(dir, { recursive: true, force: true });
-  return { variant: 'baseline', wallMs: m.wallMs, innerMs: result.copyMs, peakRssKiB: m.peakRssKiB, cpuSec: m.cpuSec, rows: result.rows, outBytes: { parquet } };
+  return {
+    variant: 'baseline',
+    wallMs: m.wallMs,
+    innerMs: result.copyMs,
+    peakRssKiB: m.peakRssKiB,
+    cpuSec: m.cpuSec,
+    rows: result.rows,
+    outBytes: { parquet },
+  };
 }
 
 function projectYaml(csv: CsvFile, rawOn: boolean, opts: Options): string {
@@ -299,29 +324,48 @@ async function dipQueryCount(dir: string, sql: string): Promise<number> {
   return Number(rows[0]?.n ?? NaN);
 }
 
-async function runDip(csv: CsvFile, variant: 'raw-on' | 'raw-off', opts: Options, tag: string, verifyRaw: boolean): Promise<RunSample> {
+async function runDip(
+  csv: CsvFile,
+  variant: 'raw-on' | 'raw-off',
+  opts: Options,
+  tag: string,
+  verifyRaw: boolean,
+): Promise<RunSample> {
   const dir = await freshProject(csv, variant, opts, tag);
   syncDisks();
   const m = await spawnMeasured(process.execPath, [DIP_CLI, 'run', '--quiet', '--json', '-p', dir]);
   failIfBad(`dip run (${variant})`, m);
   const results = JSON.parse(m.stdout) as DipRunJson[];
   const run = results[0];
-  if (!run || run.status !== 'succeeded') throw new BenchFailure(`dip run (${variant}) did not succeed: ${m.stdout.slice(0, 2000)}`);
+  if (!run || run.status !== 'succeeded')
+    throw new BenchFailure(`dip run (${variant}) did not succeed: ${m.stdout.slice(0, 2000)}`);
   const stream = Object.values(run.stats.streams)[0];
   if (!stream || stream.rows !== csv.rows || stream.quarantined !== 0) {
-    throw new BenchFailure(`dip run (${variant}) reported ${stream?.rows} rows / ${stream?.quarantined} quarantined, expected ${csv.rows} / 0`);
+    throw new BenchFailure(
+      `dip run (${variant}) reported ${stream?.rows} rows / ${stream?.quarantined} quarantined, expected ${csv.rows} / 0`,
+    );
   }
   const bronzeRows = await dipQueryCount(dir, `select count(*) n from bronze.${TABLE}`);
-  if (bronzeRows !== csv.rows) throw new BenchFailure(`bronze.${TABLE} holds ${bronzeRows} rows after dip run (${variant}), expected ${csv.rows}`);
+  if (bronzeRows !== csv.rows)
+    throw new BenchFailure(`bronze.${TABLE} holds ${bronzeRows} rows after dip run (${variant}), expected ${csv.rows}`);
   if (variant === 'raw-on' && verifyRaw) {
     const rawRows = await dipQueryCount(dir, `select count(*) n from raw.${TABLE}`);
-    if (rawRows !== csv.rows) throw new BenchFailure(`raw.${TABLE} holds ${rawRows} rows after dip run, expected ${csv.rows}`);
+    if (rawRows !== csv.rows)
+      throw new BenchFailure(`raw.${TABLE} holds ${rawRows} rows after dip run, expected ${csv.rows}`);
   }
   const lake = join(dir, '.dip', 'lake');
   const outBytes: RunSample['outBytes'] = { bronze: await dirBytes(join(lake, 'bronze')) };
   if (variant === 'raw-on') outBytes.raw = await dirBytes(join(lake, 'raw'));
   await rm(dir, { recursive: true, force: true });
-  return { variant, wallMs: m.wallMs, innerMs: run.durationMs, peakRssKiB: m.peakRssKiB, cpuSec: m.cpuSec, rows: bronzeRows, outBytes };
+  return {
+    variant,
+    wallMs: m.wallMs,
+    innerMs: run.durationMs,
+    peakRssKiB: m.peakRssKiB,
+    cpuSec: m.cpuSec,
+    rows: bronzeRows,
+    outBytes,
+  };
 }
 
 function runVariant(v: Variant, csv: CsvFile, opts: Options, tag: string, verifyRaw: boolean): Promise<RunSample> {
@@ -343,7 +387,8 @@ async function runProfile(csv: CsvFile, opts: Options): Promise<Profile> {
   const m = await spawnMeasured(process.execPath, ['--import', 'tsx', PROFILER, dir, DIST]);
   failIfBad('profiled dip run', m);
   const profile = JSON.parse(m.stdout.trim().split('\n').pop() ?? '{}') as Profile;
-  if (profile.rows !== csv.rows) throw new BenchFailure(`profiled dip run wrote ${profile.rows} rows, expected ${csv.rows}`);
+  if (profile.rows !== csv.rows)
+    throw new BenchFailure(`profiled dip run wrote ${profile.rows} rows, expected ${csv.rows}`);
   await rm(dir, { recursive: true, force: true });
   return profile;
 }
@@ -370,12 +415,21 @@ function diagnoseStatements(csv: string, out: string): { name: string; sql: stri
   return [
     { name: 'bronze: baseline COPY (= variant a)', sql: `COPY (SELECT * FROM read_csv(${file})) ${parquet}` },
     { name: 'bronze: + store_rejects', sql: `COPY (SELECT * FROM read_csv(${file}, ${rejects('b')})) ${parquet}` },
-    { name: 'bronze: + 4 audit columns (= dip bronze)', sql: `COPY (SELECT *, ${audit} FROM read_csv(${file}, ${rejects('b')})) ${parquet}` },
-    { name: 'raw: all_varchar rows → ndjson.zst, no envelope', sql: `COPY (SELECT r AS payload FROM ${rawRead} r) ${json}` },
+    {
+      name: 'bronze: + 4 audit columns (= dip bronze)',
+      sql: `COPY (SELECT *, ${audit} FROM read_csv(${file}, ${rejects('b')})) ${parquet}`,
+    },
+    {
+      name: 'raw: all_varchar rows → ndjson.zst, no envelope',
+      sql: `COPY (SELECT r AS payload FROM ${rawRead} r) ${json}`,
+    },
     { name: 'raw: step 1, all_varchar rows → stage.parquet', sql: stageSql },
     {
       name: 'raw: steps 1 + 2, stage → envelope ndjson.zst (= dip raw)',
-      sql: [stageSql, envelope('file_row_number + 1', `read_parquet(${stage}, file_row_number=true, hive_partitioning=false)`)],
+      sql: [
+        stageSql,
+        envelope('file_row_number + 1', `read_parquet(${stage}, file_row_number=true, hive_partitioning=false)`),
+      ],
     },
     {
       name: 'raw before 9aeaf80: row_number() OVER () envelope',
@@ -407,18 +461,30 @@ async function runDiagnose(csv: CsvFile, opts: Options): Promise<DiagnoseRow[]> 
       log(`diagnose: ${st.name} (${r + 1}/${opts.reps})`);
       const m = await spawnMeasured(process.execPath, [
         BASELINE,
-        JSON.stringify({ sql: st.sql, threads: opts.threads, memoryLimit: opts.memory, tempDirectory: join(dir, 'spill') }),
+        JSON.stringify({
+          sql: st.sql,
+          threads: opts.threads,
+          memoryLimit: opts.memory,
+          tempDirectory: join(dir, 'spill'),
+        }),
       ]);
       failIfBad(`diagnose statement "${st.name}"`, m);
       const result = JSON.parse(m.stdout.trim().split('\n').pop() ?? '{}') as { rows: number };
-      if (result.rows !== csv.rows) throw new BenchFailure(`diagnose statement "${st.name}" wrote ${result.rows} rows, expected ${csv.rows}`);
+      if (result.rows !== csv.rows)
+        throw new BenchFailure(`diagnose statement "${st.name}" wrote ${result.rows} rows, expected ${csv.rows}`);
       walls.push(m.wallMs / 1000);
       if (m.cpuSec !== null) cpus.push(m.cpuSec);
       if (m.peakRssKiB !== null) rss = Math.max(rss ?? 0, m.peakRssKiB / 1024);
     }
     const seconds = median(walls);
     base ??= seconds;
-    rows.push({ name: st.name, seconds, cpuSeconds: cpus.length ? median(cpus) : null, peakRssMiB: rss, ratio: seconds / base });
+    rows.push({
+      name: st.name,
+      seconds,
+      cpuSeconds: cpus.length ? median(cpus) : null,
+      peakRssMiB: rss,
+      ratio: seconds / base,
+    });
   }
   await rm(dir, { recursive: true, force: true });
   return rows;
@@ -427,7 +493,13 @@ async function runDiagnose(csv: CsvFile, opts: Options): Promise<DiagnoseRow[]> 
 function diagnoseTable(rows: DiagnoseRow[], markdown: boolean): string {
   return renderTable(
     ['statement (alone, in the baseline process)', 'seconds', 'CPU s', 'peak RSS MiB', 'vs baseline'],
-    rows.map((r) => [r.name, r.seconds.toFixed(2), r.cpuSeconds === null ? 'n/a' : r.cpuSeconds.toFixed(2), r.peakRssMiB === null ? 'n/a' : fmtInt(r.peakRssMiB), r.ratio.toFixed(2)]),
+    rows.map((r) => [
+      r.name,
+      r.seconds.toFixed(2),
+      r.cpuSeconds === null ? 'n/a' : r.cpuSeconds.toFixed(2),
+      r.peakRssMiB === null ? 'n/a' : fmtInt(r.peakRssMiB),
+      r.ratio.toFixed(2),
+    ]),
     markdown,
     [false, true, true, true, true],
   );
@@ -456,7 +528,6 @@ interface Summary {
   samples: { seconds: number; cpuSeconds: number | null; peakRssMiB: number | null }[];
 }
 
-
 function summarize(csv: CsvFile, samples: RunSample[], big: boolean): Summary[] {
   const byVariant = new Map<Variant, RunSample[]>();
   for (const s of samples) byVariant.set(s.variant, [...(byVariant.get(s.variant) ?? []), s]);
@@ -481,7 +552,12 @@ function summarize(csv: CsvFile, samples: RunSample[], big: boolean): Summary[] 
     if (v !== 'baseline') {
       const limit = v === 'raw-on' ? TARGETS.rawOnRatio : TARGETS.rawOffRatio;
       checks.push({ name: 'ratio', text: `ratio ≤ ${limit.toFixed(2)}`, ok: ratio === null ? null : ratio <= limit });
-      if (big) checks.push({ name: 'RSS', text: `RSS < ${TARGETS.bigPeakRssMiB} MiB`, ok: peakRssMiB === null ? null : peakRssMiB < TARGETS.bigPeakRssMiB });
+      if (big)
+        checks.push({
+          name: 'RSS',
+          text: `RSS < ${TARGETS.bigPeakRssMiB} MiB`,
+          ok: peakRssMiB === null ? null : peakRssMiB < TARGETS.bigPeakRssMiB,
+        });
     }
     const outBytes = runs[runs.length - 1]?.outBytes ?? {};
     out.push({
@@ -500,16 +576,31 @@ function summarize(csv: CsvFile, samples: RunSample[], big: boolean): Summary[] 
       target: checks.map((c) => c.text).join(', ') || '—',
       pass: checks.length === 0 ? null : checks.some((c) => c.ok === null) ? null : checks.every((c) => c.ok),
       missed: checks.filter((c) => c.ok === false).map((c) => c.name),
-      samples: runs.map((s) => ({ seconds: s.wallMs / 1000, cpuSeconds: s.cpuSec, peakRssMiB: s.peakRssKiB === null ? null : s.peakRssKiB / 1024 })),
+      samples: runs.map((s) => ({
+        seconds: s.wallMs / 1000,
+        cpuSeconds: s.cpuSec,
+        peakRssMiB: s.peakRssKiB === null ? null : s.peakRssKiB / 1024,
+      })),
     });
   }
   return out;
 }
 
-
-
 function resultsTable(summary: Summary[], markdown: boolean): string {
-  const head = ['variant', 'runs', 'seconds', 'in-process s', 'CPU s', 'rows/s', 'MB/s', 'peak RSS MiB (max)', 'ratio b/a', 'CPU ratio', 'target', 'result'];
+  const head = [
+    'variant',
+    'runs',
+    'seconds',
+    'in-process s',
+    'CPU s',
+    'rows/s',
+    'MB/s',
+    'peak RSS MiB (max)',
+    'ratio b/a',
+    'CPU ratio',
+    'target',
+    'result',
+  ];
   const rows = summary.map((s) => [
     s.label,
     String(s.runs),
@@ -530,7 +621,12 @@ function resultsTable(summary: Summary[], markdown: boolean): string {
 function profileTable(p: Profile, markdown: boolean): string {
   const rows = p.phases
     .filter((ph) => ph.ms >= 1)
-    .map((ph) => [ph.phase, String(ph.calls), (ph.ms / 1000).toFixed(3), `${((ph.ms / p.totalMs) * 100).toFixed(1)} %`]);
+    .map((ph) => [
+      ph.phase,
+      String(ph.calls),
+      (ph.ms / 1000).toFixed(3),
+      `${((ph.ms / p.totalMs) * 100).toFixed(1)} %`,
+    ]);
   rows.push(['total (in process, excl. node start-up)', '', (p.totalMs / 1000).toFixed(3), '100 %']);
   return renderTable(['phase', 'calls', 'seconds', 'share'], rows, markdown, [false, true, true, true]);
 }
@@ -569,7 +665,15 @@ async function warmPageCache(path: string): Promise<void> {
   log(`read ${path} once to warm the page cache (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
 
-async function runSuite(name: string, csv: CsvFile, opts: Options, reps: number, warmup: number, big: boolean, profile: boolean): Promise<Suite> {
+async function runSuite(
+  name: string,
+  csv: CsvFile,
+  opts: Options,
+  reps: number,
+  warmup: number,
+  big: boolean,
+  profile: boolean,
+): Promise<Suite> {
   const samples: RunSample[] = [];
   await warmPageCache(csv.path);
   const verified = new Set<Variant>();
@@ -585,7 +689,9 @@ async function runSuite(name: string, csv: CsvFile, opts: Options, reps: number,
       log(`${name}: run ${r + 1}/${reps} ${v} …`);
       const s = await runVariant(v, csv, opts, name, !verified.has(v));
       verified.add(v);
-      log(`${name}: run ${r + 1}/${reps} ${v}: ${(s.wallMs / 1000).toFixed(2)} s, peak RSS ${s.peakRssKiB === null ? 'n/a' : `${Math.round(s.peakRssKiB / 1024)} MiB`}`);
+      log(
+        `${name}: run ${r + 1}/${reps} ${v}: ${(s.wallMs / 1000).toFixed(2)} s, peak RSS ${s.peakRssKiB === null ? 'n/a' : `${Math.round(s.peakRssKiB / 1024)} MiB`}`,
+      );
       samples.push(s);
     }
   }
@@ -622,7 +728,9 @@ export async function main(args: string[]): Promise<number> {
       const bigCsv = await ensureCsv(opts.bigRows, true);
       log(csvLine(bigCsv));
       if (bigCsv.bytes <= TARGETS.bigFileBytes) {
-        log(`warning: the big CSV is ${(bigCsv.bytes / (1024 * MIB)).toFixed(2)} GiB, not more than 2 GiB; raise --big-rows`);
+        log(
+          `warning: the big CSV is ${(bigCsv.bytes / (1024 * MIB)).toFixed(2)} GiB, not more than 2 GiB; raise --big-rows`,
+        );
       }
       suites.push(await runSuite('big', bigCsv, opts, opts.bigReps, 0, true, false));
     }
@@ -636,12 +744,20 @@ export async function main(args: string[]): Promise<number> {
 
   machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
   const missed = suites.flatMap((s) =>
-    s.summary.filter((r) => r.pass === false).map((r) => `${s.name}: ${r.label} — missed ${r.missed.join(' and ')} (target ${r.target})`),
+    s.summary
+      .filter((r) => r.pass === false)
+      .map((r) => `${s.name}: ${r.label} — missed ${r.missed.join(' and ')} (target ${r.target})`),
   );
   const doc = {
     benchmark: 'files',
     machine,
-    config: { threads: opts.threads, memoryLimit: opts.memory, reps: opts.reps, warmup: opts.warmup, compression: 'zstd' },
+    config: {
+      threads: opts.threads,
+      memoryLimit: opts.memory,
+      reps: opts.reps,
+      warmup: opts.warmup,
+      compression: 'zstd',
+    },
     targets: TARGETS,
     suites: suites.map((s) => ({
       name: s.name,
@@ -659,13 +775,24 @@ export async function main(args: string[]): Promise<number> {
   } else {
     const md = opts.markdown;
     const p = (s: string) => process.stdout.write(`${s}\n`);
-    p(`\nfiles benchmark · ${machine.date} · commit ${machine.commit} · ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB · node ${machine.node}`);
-    p(`load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')} — other work on the host skews wall times; CPU s is steadier`);
-    p(`DuckDB threads=${opts.threads}, memory_limit=${opts.memory} on both sides; Parquet zstd; median of ${opts.reps} (big: ${opts.bigReps}) after ${opts.warmup} warm-up`);
+    p(
+      `\nfiles benchmark · ${machine.date} · commit ${machine.commit} · ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB · node ${machine.node}`,
+    );
+    p(
+      `load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')} — other work on the host skews wall times; CPU s is steadier`,
+    );
+    p(
+      `DuckDB threads=${opts.threads}, memory_limit=${opts.memory} on both sides; Parquet zstd; median of ${opts.reps} (big: ${opts.bigReps}) after ${opts.warmup} warm-up`,
+    );
     for (const s of suites) {
       p(`\n${s.name === 'big' ? 'big file' : 'main file'} — ${csvLine(s.csv)}\n`);
       p(resultsTable(s.summary, md));
-      const outs = s.summary.map((r) => `${r.variant}: ${Object.entries(r.outMB).map(([k, v]) => `${k} ${v} MB`).join(', ')}`);
+      const outs = s.summary.map(
+        (r) =>
+          `${r.variant}: ${Object.entries(r.outMB)
+            .map(([k, v]) => `${k} ${v} MB`)
+            .join(', ')}`,
+      );
       p(`\noutput sizes — ${outs.join(' · ')}`);
       if (s.profile) {
         p(`\nwhere a dip run (raw zone on) spends its time — one profiled run, in process:\n`);

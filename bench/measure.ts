@@ -96,7 +96,9 @@ export function spawnMeasured(cmd: string, args: string[], cwd = ROOT): Promise<
 
 export function failIfBad(what: string, m: Measured): void {
   if (m.code !== 0) {
-    throw new BenchFailure(`${what} exited with ${m.code ?? m.signal}\n--- stderr ---\n${m.stderr.slice(-4000)}\n--- stdout ---\n${m.stdout.slice(-2000)}`);
+    throw new BenchFailure(
+      `${what} exited with ${m.code ?? m.signal}\n--- stderr ---\n${m.stderr.slice(-4000)}\n--- stdout ---\n${m.stdout.slice(-2000)}`,
+    );
   }
 }
 

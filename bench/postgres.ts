@@ -139,14 +139,23 @@ function parseOptions(args: string[]): Options | undefined {
     return undefined;
   }
   const variants = variantList(values.variants, VARIANTS);
-  const parallel = [...new Set(values.parallel.split(',').map((p) => Math.max(1, count(p.trim(), 'parallel'))))].sort((a, b) => a - b);
-  if (!/^\d+(ms|s)$/.test(values['flush-interval'])) throw new Error(`--flush-interval ${values['flush-interval']}: expected e.g. 200ms or 1s`);
+  const parallel = [...new Set(values.parallel.split(',').map((p) => Math.max(1, count(p.trim(), 'parallel'))))].sort(
+    (a, b) => a - b,
+  );
+  if (!/^\d+(ms|s)$/.test(values['flush-interval']))
+    throw new Error(`--flush-interval ${values['flush-interval']}: expected e.g. 200ms or 1s`);
   const opts: Options = {
     rows: count(values.rows, 'rows'),
     reps: Math.max(1, count(values.reps, 'reps')),
     warmup: count(values.warmup, 'warmup'),
     parallel,
-    chunkRows: [...new Set(values['chunk-rows'].split(',').map((c) => (c.trim() === 'default' ? undefined : Math.max(1, count(c.trim(), 'chunk-rows')))))],
+    chunkRows: [
+      ...new Set(
+        values['chunk-rows']
+          .split(',')
+          .map((c) => (c.trim() === 'default' ? undefined : Math.max(1, count(c.trim(), 'chunk-rows')))),
+      ),
+    ],
     variants: VARIANTS.filter((v) => variants.includes(v)),
     extract: !values['no-extract'],
     profile: !values['no-profile'],
@@ -269,7 +278,11 @@ function runMeasured(cmds: Cmd[], postmaster: number): Promise<Measured> {
   const started = performance.now();
   let peak: number | null = null;
   const children: ChildProcess[] = cmds.map((c) =>
-    spawn(c.cmd, c.args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...c.env } }),
+    spawn(c.cmd, c.args, {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1', ...c.env },
+    }),
   );
   const poll = () => {
     for (const ch of children) {
@@ -319,7 +332,9 @@ function runMeasured(cmds: Cmd[], postmaster: number): Promise<Measured> {
 
 function failIfBad(what: string, m: Measured): void {
   if (m.code !== 0) {
-    throw new BenchFailure(`${what} exited with ${m.code ?? m.signal}\n--- stderr ---\n${m.stderr.slice(-4000)}\n--- stdout ---\n${m.stdout.slice(-2000)}`);
+    throw new BenchFailure(
+      `${what} exited with ${m.code ?? m.signal}\n--- stderr ---\n${m.stderr.slice(-4000)}\n--- stdout ---\n${m.stdout.slice(-2000)}`,
+    );
   }
 }
 
@@ -364,7 +379,10 @@ async function startServer(): Promise<Server> {
   const binDir = findPostgresBinDir() as string;
   const server = await startPostgres({ settings: SERVER_SETTINGS, startTimeoutMs: 120_000 });
   const postmaster = Number(readFileSync(join(server.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const version = await withDb(server.url, async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '?');
+  const version = await withDb(
+    server.url,
+    async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '?',
+  );
   return { pg: server, binDir, postmaster, version, settings: SERVER_SETTINGS };
 }
 
@@ -383,10 +401,30 @@ const T_COLUMNS: { name: string; pgType: string; expr: string; lakeType: string 
   { name: 'id', pgType: 'bigint NOT NULL', expr: 'i', lakeType: 'BIGINT' },
   { name: 'account_id', pgType: 'integer NOT NULL', expr: '(i * 7919) % 1000003', lakeType: 'INTEGER' },
   { name: 'quantity', pgType: 'integer NOT NULL', expr: '1 + i % 97', lakeType: 'INTEGER' },
-  { name: 'amount', pgType: 'numeric(12,2) NOT NULL', expr: 'round(((i * 31337) % 10000000) / 100.0, 2)', lakeType: 'DECIMAL(12,2)' },
-  { name: 'status', pgType: 'text NOT NULL', expr: `(ARRAY['new','paid','shipped','returned','cancelled'])[1 + i % 5]`, lakeType: 'VARCHAR' },
-  { name: 'created_at', pgType: 'timestamptz NOT NULL', expr: `timestamptz '2024-01-01 00:00:00+00' + make_interval(secs => (i * 37) % 31536000)`, lakeType: 'TIMESTAMPTZ' },
-  { name: 'note', pgType: 'text', expr: `CASE WHEN i % 10 = 0 THEN NULL ELSE 'note ' || substr(md5(i::text), 1, (20 + i % 9)::int) END`, lakeType: 'VARCHAR' },
+  {
+    name: 'amount',
+    pgType: 'numeric(12,2) NOT NULL',
+    expr: 'round(((i * 31337) % 10000000) / 100.0, 2)',
+    lakeType: 'DECIMAL(12,2)',
+  },
+  {
+    name: 'status',
+    pgType: 'text NOT NULL',
+    expr: `(ARRAY['new','paid','shipped','returned','cancelled'])[1 + i % 5]`,
+    lakeType: 'VARCHAR',
+  },
+  {
+    name: 'created_at',
+    pgType: 'timestamptz NOT NULL',
+    expr: `timestamptz '2024-01-01 00:00:00+00' + make_interval(secs => (i * 37) % 31536000)`,
+    lakeType: 'TIMESTAMPTZ',
+  },
+  {
+    name: 'note',
+    pgType: 'text',
+    expr: `CASE WHEN i % 10 = 0 THEN NULL ELSE 'note ' || substr(md5(i::text), 1, (20 + i % 9)::int) END`,
+    lakeType: 'VARCHAR',
+  },
 ];
 
 interface TableInfo {
@@ -405,7 +443,9 @@ async function createTable(server: Server, rows: number): Promise<TableInfo> {
   return withDb(server.pg.url, async (c) => {
     await c.query('DROP TABLE IF EXISTS t');
     await c.query(`CREATE TABLE t (${T_COLUMNS.map((col) => `${col.name} ${col.pgType}`).join(', ')})`);
-    await c.query(`INSERT INTO t SELECT ${T_COLUMNS.map((col) => col.expr).join(', ')} FROM generate_series(1::bigint, ${rows}::bigint) i`);
+    await c.query(
+      `INSERT INTO t SELECT ${T_COLUMNS.map((col) => col.expr).join(', ')} FROM generate_series(1::bigint, ${rows}::bigint) i`,
+    );
     await c.query('ALTER TABLE t ADD PRIMARY KEY (id)');
     await c.query('VACUUM (FREEZE, ANALYZE) t');
     await c.query('CHECKPOINT');
@@ -416,9 +456,17 @@ async function createTable(server: Server, rows: number): Promise<TableInfo> {
                 (SELECT avg(pg_column_size(t.*)) FROM t) AS avg`,
       )
     ).rows[0];
-    const info: TableInfo = { rows: Number(r?.n), heapBytes: Number(r?.heap), totalBytes: Number(r?.total), avgRowBytes: Number(r?.avg), generateMs };
+    const info: TableInfo = {
+      rows: Number(r?.n),
+      heapBytes: Number(r?.heap),
+      totalBytes: Number(r?.total),
+      avgRowBytes: Number(r?.avg),
+      generateMs,
+    };
     if (info.rows !== rows) throw new BenchFailure(`table t holds ${info.rows} rows, expected ${rows}`);
-    log(`table t: ${fmtInt(info.rows)} rows, avg(pg_column_size(t.*)) ${info.avgRowBytes.toFixed(1)} B, heap ${(info.heapBytes / MB).toFixed(1)} MB, with index ${(info.totalBytes / MB).toFixed(1)} MB, ${(generateMs / 1000).toFixed(1)} s`);
+    log(
+      `table t: ${fmtInt(info.rows)} rows, avg(pg_column_size(t.*)) ${info.avgRowBytes.toFixed(1)} B, heap ${(info.heapBytes / MB).toFixed(1)} MB, with index ${(info.totalBytes / MB).toFixed(1)} MB, ${(generateMs / 1000).toFixed(1)} s`,
+    );
     return info;
   });
 }
@@ -449,14 +497,23 @@ interface VariantRun {
 function expandVariants(opts: Options): VariantRun[] {
   const out: VariantRun[] = [];
   for (const v of opts.variants) {
-    if (v === 'psql-csv') out.push({ key: v, label: 'a) psql \\copy … TO /dev/null (FORMAT csv)', variant: v, parallel: null });
-    if (v === 'psql-binary') out.push({ key: v, label: 'a) psql \\copy … TO /dev/null (FORMAT binary)', variant: v, parallel: null });
-    if (v === 'psql-csv-x2') out.push({ key: v, label: 'a) 2 × psql \\copy csv, ctid halves', variant: v, parallel: null });
+    if (v === 'psql-csv')
+      out.push({ key: v, label: 'a) psql \\copy … TO /dev/null (FORMAT csv)', variant: v, parallel: null });
+    if (v === 'psql-binary')
+      out.push({ key: v, label: 'a) psql \\copy … TO /dev/null (FORMAT binary)', variant: v, parallel: null });
+    if (v === 'psql-csv-x2')
+      out.push({ key: v, label: 'a) 2 × psql \\copy csv, ctid halves', variant: v, parallel: null });
     if (v === 'raw-off' || v === 'raw-on') {
       for (const c of opts.chunkRows) {
         for (const p of opts.parallel) {
           const chunk = c === undefined ? '' : `, chunk_rows ${fmtInt(c)}`;
-          out.push({ key: `${v}-p${p}${c === undefined ? '' : `-c${c}`}`, label: `b) dip run, raw zone ${v === 'raw-on' ? 'on' : 'off'}, parallel ${p}${chunk}`, variant: v, parallel: p, chunkRows: c });
+          out.push({
+            key: `${v}-p${p}${c === undefined ? '' : `-c${c}`}`,
+            label: `b) dip run, raw zone ${v === 'raw-on' ? 'on' : 'off'}, parallel ${p}${chunk}`,
+            variant: v,
+            parallel: p,
+            chunkRows: c,
+          });
         }
       }
     }
@@ -465,7 +522,18 @@ function expandVariants(opts: Options): VariantRun[] {
 }
 
 function psqlCopy(server: Server, select: string, format: 'csv' | 'binary'): Cmd {
-  return { cmd: join(server.binDir, 'psql'), args: ['-X', '-v', 'ON_ERROR_STOP=1', '-d', server.pg.url, '-c', `\\copy (${select}) TO '/dev/null' WITH (FORMAT ${format})`] };
+  return {
+    cmd: join(server.binDir, 'psql'),
+    args: [
+      '-X',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-d',
+      server.pg.url,
+      '-c',
+      `\\copy (${select}) TO '/dev/null' WITH (FORMAT ${format})`,
+    ],
+  };
 }
 
 async function runPsql(server: Server, v: VariantRun, table: TableInfo): Promise<Sample> {
@@ -483,8 +551,19 @@ async function runPsql(server: Server, v: VariantRun, table: TableInfo): Promise
   const m = await runMeasured(cmds, server.postmaster);
   failIfBad(v.label, m);
   const copied = [...m.stdout.matchAll(/COPY (\d+)/g)].reduce((n, x) => n + Number(x[1]), 0);
-  if (copied !== table.rows) throw new BenchFailure(`${v.label} copied ${copied} rows, expected ${table.rows}:\n${m.stdout}`);
-  return { key: v.key, wallMs: m.wallMs, innerMs: null, cpuSec: m.cpuSec, pgCpuSec: m.pgCpuSec, otherCpuSec: m.otherCpuSec, peakRssKiB: m.peakRssKiB, rows: copied, outBytes: {} };
+  if (copied !== table.rows)
+    throw new BenchFailure(`${v.label} copied ${copied} rows, expected ${table.rows}:\n${m.stdout}`);
+  return {
+    key: v.key,
+    wallMs: m.wallMs,
+    innerMs: null,
+    cpuSec: m.cpuSec,
+    pgCpuSec: m.pgCpuSec,
+    otherCpuSec: m.otherCpuSec,
+    peakRssKiB: m.peakRssKiB,
+    rows: copied,
+    outBytes: {},
+  };
 }
 
 function extractYaml(server: Server, rawOn: boolean, parallel: number, chunkRows?: number): string {
@@ -517,12 +596,17 @@ async function freshProject(name: string, yaml: string): Promise<string> {
 interface DipRunJson {
   status: string;
   durationMs: number;
-  stats: { streams: Record<string, { rows: number; quarantined: number; files: number; commits: number; bytes: number }> };
+  stats: {
+    streams: Record<string, { rows: number; quarantined: number; files: number; commits: number; bytes: number }>;
+  };
   errors: { message: string }[];
 }
 
 async function dipQuery<T>(dir: string, sql: string, postmaster: number): Promise<T[]> {
-  const m = await runMeasured([{ cmd: process.execPath, args: [DIP_CLI, '-p', dir, 'query', '--json', sql] }], postmaster);
+  const m = await runMeasured(
+    [{ cmd: process.execPath, args: [DIP_CLI, '-p', dir, 'query', '--json', sql] }],
+    postmaster,
+  );
   failIfBad(`dip query ${sql}`, m);
   return JSON.parse(m.stdout) as T[];
 }
@@ -531,28 +615,55 @@ async function runDip(server: Server, v: VariantRun, table: TableInfo, verifyRaw
   const rawOn = v.variant === 'raw-on';
   const dir = await freshProject(v.key, extractYaml(server, rawOn, v.parallel ?? 2, v.chunkRows));
   syncDisks();
-  const m = await runMeasured([{ cmd: process.execPath, args: [DIP_CLI, '-p', dir, 'run', 'bench', '--quiet', '--json'] }], server.postmaster);
+  const m = await runMeasured(
+    [{ cmd: process.execPath, args: [DIP_CLI, '-p', dir, 'run', 'bench', '--quiet', '--json'] }],
+    server.postmaster,
+  );
   failIfBad(`dip run (${v.label})`, m);
   const run = (JSON.parse(m.stdout) as DipRunJson[])[0];
-  if (!run || run.status !== 'succeeded') throw new BenchFailure(`dip run (${v.label}) did not succeed: ${m.stdout.slice(0, 2000)}`);
+  if (!run || run.status !== 'succeeded')
+    throw new BenchFailure(`dip run (${v.label}) did not succeed: ${m.stdout.slice(0, 2000)}`);
   const stream = run.stats.streams['db.t'];
   if (!stream || stream.rows !== table.rows || stream.quarantined !== 0) {
-    throw new BenchFailure(`dip run (${v.label}) reported ${stream?.rows} rows / ${stream?.quarantined} quarantined, expected ${table.rows} / 0`);
+    throw new BenchFailure(
+      `dip run (${v.label}) reported ${stream?.rows} rows / ${stream?.quarantined} quarantined, expected ${table.rows} / 0`,
+    );
   }
-  const counted = (await dipQuery<{ n: number | string; d: number | string }>(dir, 'SELECT count(*) AS n, count(DISTINCT id) AS d FROM bronze.t', server.postmaster))[0];
+  const counted = (
+    await dipQuery<{ n: number | string; d: number | string }>(
+      dir,
+      'SELECT count(*) AS n, count(DISTINCT id) AS d FROM bronze.t',
+      server.postmaster,
+    )
+  )[0];
   const bronze = Number(counted?.n);
   if (bronze !== table.rows || Number(counted?.d) !== table.rows) {
-    throw new BenchFailure(`bronze.t holds ${bronze} rows (${counted?.d} distinct ids) after dip run (${v.label}), expected ${table.rows}`);
+    throw new BenchFailure(
+      `bronze.t holds ${bronze} rows (${counted?.d} distinct ids) after dip run (${v.label}), expected ${table.rows}`,
+    );
   }
   if (rawOn && verifyRaw) {
-    const raw = Number((await dipQuery<{ n: number | string }>(dir, 'SELECT count(*) AS n FROM raw.t', server.postmaster))[0]?.n);
-    if (raw !== table.rows) throw new BenchFailure(`raw.t holds ${raw} rows after dip run (${v.label}), expected ${table.rows}`);
+    const raw = Number(
+      (await dipQuery<{ n: number | string }>(dir, 'SELECT count(*) AS n FROM raw.t', server.postmaster))[0]?.n,
+    );
+    if (raw !== table.rows)
+      throw new BenchFailure(`raw.t holds ${raw} rows after dip run (${v.label}), expected ${table.rows}`);
   }
   const lake = join(dir, '.dip', 'lake');
   const outBytes: Sample['outBytes'] = { bronze: await dirBytes(join(lake, 'bronze')) };
   if (rawOn) outBytes.raw = await dirBytes(join(lake, 'raw'));
   await rm(dir, { recursive: true, force: true });
-  return { key: v.key, wallMs: m.wallMs, innerMs: run.durationMs, cpuSec: m.cpuSec, pgCpuSec: m.pgCpuSec, otherCpuSec: m.otherCpuSec, peakRssKiB: m.peakRssKiB, rows: bronze, outBytes };
+  return {
+    key: v.key,
+    wallMs: m.wallMs,
+    innerMs: run.durationMs,
+    cpuSec: m.cpuSec,
+    pgCpuSec: m.pgCpuSec,
+    otherCpuSec: m.otherCpuSec,
+    peakRssKiB: m.peakRssKiB,
+    rows: bronze,
+    outBytes,
+  };
 }
 
 function runVariant(server: Server, v: VariantRun, table: TableInfo, verifyRaw: boolean): Promise<Sample> {
@@ -627,7 +738,10 @@ interface Profile {
 async function runProfile(server: Server, table: TableInfo, parallel: number, rawOn: boolean): Promise<Profile> {
   const dir = await freshProject('profile', extractYaml(server, rawOn, parallel));
   syncDisks();
-  const m = await runMeasured([{ cmd: process.execPath, args: ['--import', 'tsx', PROFILER, dir, DIST] }], server.postmaster);
+  const m = await runMeasured(
+    [{ cmd: process.execPath, args: ['--import', 'tsx', PROFILER, dir, DIST] }],
+    server.postmaster,
+  );
   failIfBad('profiled dip run', m);
   const p = JSON.parse(m.stdout.trim().split('\n').pop() ?? '{}') as Omit<Profile, 'pgCpuSec' | 'cpuSec' | 'wallMs'>;
   if (p.rows !== table.rows) throw new BenchFailure(`profiled dip run wrote ${p.rows} rows, expected ${table.rows}`);
@@ -657,12 +771,16 @@ async function runDiagnose(server: Server, table: TableInfo): Promise<DiagnoseRo
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const rows: DiagnoseRow[] = [];
-  const select = (where: string) => `SELECT ${T_COLUMNS.map((c) => `"${c.name}"`).join(', ')} FROM "public"."t" WHERE ${where}`;
+  const select = (where: string) =>
+    `SELECT ${T_COLUMNS.map((c) => `"${c.name}"`).join(', ')} FROM "public"."t" WHERE ${where}`;
   const copyFile = async (where: string, path: string): Promise<number> => {
     const c = new pg.Client({ connectionString: server.pg.url, options: SESSION });
     await c.connect();
     try {
-      await pipeline(c.query(copyTo(`COPY (${select(where)}) TO STDOUT (FORMAT csv, HEADER true)`)), createWriteStream(path));
+      await pipeline(
+        c.query(copyTo(`COPY (${select(where)}) TO STDOUT (FORMAT csv, HEADER true)`)),
+        createWriteStream(path),
+      );
     } finally {
       await c.end();
     }
@@ -691,7 +809,13 @@ async function runDiagnose(server: Server, table: TableInfo): Promise<DiagnoseRo
     const cpu = process.cpuUsage(cpu0);
     await pgSettled(server.postmaster, baseline);
     const bytes = sizes.reduce((a, b) => a + b, 0);
-    rows.push({ step, seconds, cpuSec: (cpu.user + cpu.system) / 1e6, pgCpuSec: pgCpu(server.postmaster) - pg0, note: `${(bytes / MB).toFixed(0)} MB of CSV` });
+    rows.push({
+      step,
+      seconds,
+      cpuSec: (cpu.user + cpu.system) / 1e6,
+      pgCpuSec: pgCpu(server.postmaster) - pg0,
+      note: `${(bytes / MB).toFixed(0)} MB of CSV`,
+    });
   }
   await rm(join(dir, 'a.csv'), { force: true });
   await rm(join(dir, 'b.csv'), { force: true });
@@ -700,11 +824,31 @@ async function runDiagnose(server: Server, table: TableInfo): Promise<DiagnoseRo
     const file = join(dir, 'psql.csv');
     syncDisks();
     const m = await runMeasured(
-      [{ cmd: join(server.binDir, 'psql'), args: ['-X', '-v', 'ON_ERROR_STOP=1', '-d', server.pg.url, '-c', `\\copy (${select('true')}) TO '${file}' WITH (FORMAT csv, HEADER true)`], env: { PGOPTIONS: SESSION } }],
+      [
+        {
+          cmd: join(server.binDir, 'psql'),
+          args: [
+            '-X',
+            '-v',
+            'ON_ERROR_STOP=1',
+            '-d',
+            server.pg.url,
+            '-c',
+            `\\copy (${select('true')}) TO '${file}' WITH (FORMAT csv, HEADER true)`,
+          ],
+          env: { PGOPTIONS: SESSION },
+        },
+      ],
       server.postmaster,
     );
     failIfBad('psql \\copy to a file', m);
-    rows.push({ step: 'source alternative: psql \\copy … TO a local file (no Node in the data path), 1 connection', seconds: m.wallMs / 1000, cpuSec: m.cpuSec, pgCpuSec: m.pgCpuSec, note: `${((await stat(file)).size / MB).toFixed(0)} MB of CSV` });
+    rows.push({
+      step: 'source alternative: psql \\copy … TO a local file (no Node in the data path), 1 connection',
+      seconds: m.wallMs / 1000,
+      cpuSec: m.cpuSec,
+      pgCpuSec: m.pgCpuSec,
+      note: `${((await stat(file)).size / MB).toFixed(0)} MB of CSV`,
+    });
     await rm(file, { force: true });
   }
   syncDisks();
@@ -719,10 +863,22 @@ async function runDiagnose(server: Server, table: TableInfo): Promise<DiagnoseRo
     const out = lit(join(dir, 't.parquet'));
     const noRejects = read.replace(", store_rejects=true, rejects_table='rej', rejects_scan='rejscan'", '');
     const statements: [string, string][] = [
-      ['staging: DuckDB read_csv (dip options: explicit columns, rejects) → Parquet zstd + audit columns (= dip bronze COPY)', `COPY (SELECT *, ${audit} FROM ${read}) TO ${out} (FORMAT parquet, COMPRESSION zstd)`],
-      ['  variant: without store_rejects', `COPY (SELECT *, ${audit} FROM ${noRejects}) TO ${out} (FORMAT parquet, COMPRESSION zstd)`],
-      ['  variant: COMPRESSION snappy', `COPY (SELECT *, ${audit} FROM ${read}) TO ${out} (FORMAT parquet, COMPRESSION snappy)`],
-      ['  part: read_csv alone (count(*) over every column)', `SELECT count(*), count(${T_COLUMNS.map((c) => `"${c.name}"`).join('), count(')}) FROM ${noRejects}`],
+      [
+        'staging: DuckDB read_csv (dip options: explicit columns, rejects) → Parquet zstd + audit columns (= dip bronze COPY)',
+        `COPY (SELECT *, ${audit} FROM ${read}) TO ${out} (FORMAT parquet, COMPRESSION zstd)`,
+      ],
+      [
+        '  variant: without store_rejects',
+        `COPY (SELECT *, ${audit} FROM ${noRejects}) TO ${out} (FORMAT parquet, COMPRESSION zstd)`,
+      ],
+      [
+        '  variant: COMPRESSION snappy',
+        `COPY (SELECT *, ${audit} FROM ${read}) TO ${out} (FORMAT parquet, COMPRESSION snappy)`,
+      ],
+      [
+        '  part: read_csv alone (count(*) over every column)',
+        `SELECT count(*), count(${T_COLUMNS.map((c) => `"${c.name}"`).join('), count(')}) FROM ${noRejects}`,
+      ],
     ];
     for (const [step, sql] of statements) {
       await rm(join(dir, 't.parquet'), { force: true });
@@ -734,7 +890,9 @@ async function runDiagnose(server: Server, table: TableInfo): Promise<DiagnoseRo
       await conn.run(sql);
       const seconds = (performance.now() - t0) / 1000;
       const own = process.cpuUsage(own0);
-      const parquet = existsSync(join(dir, 't.parquet')) ? `${((await stat(join(dir, 't.parquet'))).size / MB).toFixed(0)} MB of Parquet` : '';
+      const parquet = existsSync(join(dir, 't.parquet'))
+        ? `${((await stat(join(dir, 't.parquet'))).size / MB).toFixed(0)} MB of Parquet`
+        : '';
       rows.push({ step, seconds, cpuSec: (own.user + own.system) / 1e6, pgCpuSec: null, note: parquet });
     }
   } finally {
@@ -848,7 +1006,9 @@ async function prepareCdc(server: Server, opts: Options): Promise<number> {
   const url = server.pg.url;
   log(`CDC: pgbench -i -s ${opts.scale} …`);
   const t0 = performance.now();
-  const init = spawnSync(join(server.binDir, 'pgbench'), ['-i', '-s', String(opts.scale), '-q', url], { encoding: 'utf8' });
+  const init = spawnSync(join(server.binDir, 'pgbench'), ['-i', '-s', String(opts.scale), '-q', url], {
+    encoding: 'utf8',
+  });
   if (init.status !== 0) throw new BenchFailure(`pgbench -i failed: ${init.stderr}`);
   await withDb(url, async (c) => {
     await c.query('ALTER TABLE pgbench_history ADD COLUMN id bigserial PRIMARY KEY');
@@ -869,7 +1029,8 @@ async function runCdc(server: Server, opts: Options, initMs: number, profiled: b
   const pgbench = join(server.binDir, 'pgbench');
   const snapshotRows: Record<string, number> = {};
   await withDb(url, async (c) => {
-    for (const t of PGBENCH_TABLES) snapshotRows[t] = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${t}`)).rows[0]?.n);
+    for (const t of PGBENCH_TABLES)
+      snapshotRows[t] = Number((await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${t}`)).rows[0]?.n);
   });
   const dir = await freshProject(profiled ? 'cdc-profiled' : 'cdc', cdcYaml(server, opts));
   const profileOut = join(WORK, 'cdc-profile.json');
@@ -888,7 +1049,9 @@ async function runCdc(server: Server, opts: Options, initMs: number, profiled: b
   let followErr = '';
   follower.stdout?.on('data', () => undefined);
   follower.stderr?.on('data', (d: Buffer) => (followErr = (followErr + d.toString()).slice(-20_000)));
-  const followerExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => follower.once('exit', (code, signal) => r({ code, signal })));
+  const followerExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    follower.once('exit', (code, signal) => r({ code, signal })),
+  );
   let peak: number | null = null;
   let cpuTicks: number | null = null;
   const poll = setInterval(() => {
@@ -900,25 +1063,36 @@ async function runCdc(server: Server, opts: Options, initMs: number, profiled: b
   }, 50);
   const alive = () => {
     if (follower.exitCode !== null || follower.signalCode !== null) {
-      throw new BenchFailure(`the follower exited early (${follower.exitCode ?? follower.signalCode}):\n${followErr.slice(-4000)}`);
+      throw new BenchFailure(
+        `the follower exited early (${follower.exitCode ?? follower.signalCode}):\n${followErr.slice(-4000)}`,
+      );
     }
   };
   try {
     // The snapshot: every change-log table has its first commit.
-    log(`CDC${profiled ? ' (profiled pass, in process)' : ''}: dip run bench --follow started; waiting for the snapshot to be committed …`);
+    log(
+      `CDC${profiled ? ' (profiled pass, in process)' : ''}: dip run bench --follow started; waiting for the snapshot to be committed …`,
+    );
     for (;;) {
       alive();
       const have = new Set(changeLogFiles(catalogPath).map((f) => f.table));
       if (PGBENCH_TABLES.every((t) => have.has(`bronze.${t}_changes`))) break;
-      if (performance.now() - followStarted > 600_000) throw new BenchFailure(`the CDC snapshot was not committed within 600 s:\n${followErr.slice(-4000)}`);
+      if (performance.now() - followStarted > 600_000)
+        throw new BenchFailure(`the CDC snapshot was not committed within 600 s:\n${followErr.slice(-4000)}`);
       await sleep(100);
     }
     const snapshotMs = performance.now() - followStarted;
-    log(`CDC: snapshot committed after ${(snapshotMs / 1000).toFixed(1)} s; pgbench -c ${opts.clients} -j 2 -T ${opts.cdcSeconds} -R ${opts.rate} …`);
+    log(
+      `CDC: snapshot committed after ${(snapshotMs / 1000).toFixed(1)} s; pgbench -c ${opts.clients} -j 2 -T ${opts.cdcSeconds} -R ${opts.rate} …`,
+    );
 
     const loadStartedAt = Date.now();
     const bench = await new Promise<{ code: number | null; output: string }>((resolvePromise, reject) => {
-      const child = spawn(pgbench, ['-n', '-c', String(opts.clients), '-j', '2', '-T', String(opts.cdcSeconds), '-R', String(opts.rate), url], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        pgbench,
+        ['-n', '-c', String(opts.clients), '-j', '2', '-T', String(opts.cdcSeconds), '-R', String(opts.rate), url],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let text = '';
       child.stdout.on('data', (d: Buffer) => (text += d.toString()));
       child.stderr.on('data', (d: Buffer) => (text += d.toString()));
@@ -929,7 +1103,9 @@ async function runCdc(server: Server, opts: Options, initMs: number, profiled: b
     if (bench.code !== 0) throw new BenchFailure(`pgbench failed (${bench.code}):\n${output}`);
     const tps = Number(/tps = ([\d.]+)/.exec(output)?.[1]);
     const latency = /latency average = ([\d.]+) ms/.exec(output)?.[1];
-    const history = await withDb(url, async (c) => Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history')).rows[0]?.n));
+    const history = await withDb(url, async (c) =>
+      Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history')).rows[0]?.n),
+    );
     const transactions = history - (snapshotRows['pgbench_history'] ?? 0);
     log(`CDC: pgbench done: ${transactions} transactions, ${tps.toFixed(1)} tps; waiting for the lake to catch up …`);
 
@@ -938,10 +1114,14 @@ async function runCdc(server: Server, opts: Options, initMs: number, profiled: b
     for (;;) {
       alive();
       const rows = rowsByTable(changeLogFiles(catalogPath));
-      const missing = PGBENCH_TABLES.map((t) => (snapshotRows[t] ?? 0) + transactions - (rows.get(`bronze.${t}_changes`) ?? 0));
+      const missing = PGBENCH_TABLES.map(
+        (t) => (snapshotRows[t] ?? 0) + transactions - (rows.get(`bronze.${t}_changes`) ?? 0),
+      );
       if (missing.every((n) => n <= 0)) break;
       if (performance.now() - caughtStart > 600_000) {
-        throw new BenchFailure(`the lake did not catch up within 600 s after pgbench: ${PGBENCH_TABLES.map((t, i) => `${t} ${missing[i]} events missing`).join(', ')}`);
+        throw new BenchFailure(
+          `the lake did not catch up within 600 s after pgbench: ${PGBENCH_TABLES.map((t, i) => `${t} ${missing[i]} events missing`).join(', ')}`,
+        );
       }
       await sleep(100);
     }
@@ -949,7 +1129,10 @@ async function runCdc(server: Server, opts: Options, initMs: number, profiled: b
     const caughtUpAt = Date.now();
     const pgCpuSec = pgCpu(server.postmaster) - pg0;
     const pgbenchCpuSec = reapedCpu() - reaped0;
-    const otherCpuSec = Math.max(0, machineBusyCpu() - busy0 - pgCpuSec - pgbenchCpuSec - (cpuTicks ?? 0) / CLOCK_TICKS);
+    const otherCpuSec = Math.max(
+      0,
+      machineBusyCpu() - busy0 - pgCpuSec - pgbenchCpuSec - (cpuTicks ?? 0) / CLOCK_TICKS,
+    );
     follower.kill('SIGTERM');
     const exit = await Promise.race([followerExit, sleep(60_000).then(() => undefined)]);
     if (!exit) {
@@ -962,8 +1145,13 @@ async function runCdc(server: Server, opts: Options, initMs: number, profiled: b
     const lagged = await computeLag(files, lakeDir);
     let profile: CdcProfileSummary | undefined;
     if (profiled) {
-      if (!existsSync(profileOut)) throw new BenchFailure(`the profiled follower wrote no report:\n${followErr.slice(-4000)}`);
-      profile = summarizeCdcProfile(JSON.parse(readFileSync(profileOut, 'utf8')) as CdcProfileReport, loadStartedAt, caughtUpAt);
+      if (!existsSync(profileOut))
+        throw new BenchFailure(`the profiled follower wrote no report:\n${followErr.slice(-4000)}`);
+      profile = summarizeCdcProfile(
+        JSON.parse(readFileSync(profileOut, 'utf8')) as CdcProfileReport,
+        loadStartedAt,
+        caughtUpAt,
+      );
     }
     const res: CdcResult = {
       scale: opts.scale,
@@ -984,12 +1172,15 @@ async function runCdc(server: Server, opts: Options, initMs: number, profiled: b
       otherCpuSec,
       flushInterval: opts.flushInterval,
       raw: opts.cdcRaw,
-      lagSource: 'dip_commits.committed_at of the commit whose dip_files row added the event’s Parquet file (catalog .dip/catalog.db, read-only)',
+      lagSource:
+        'dip_commits.committed_at of the commit whose dip_files row added the event’s Parquet file (catalog .dip/catalog.db, read-only)',
       profiled,
       ...(profile ? { profile } : {}),
     };
     if (res.lag.events !== transactions * PGBENCH_TABLES.length) {
-      throw new BenchFailure(`the change logs hold ${res.lag.events} change events, expected ${transactions * PGBENCH_TABLES.length} (${transactions} transactions × 4 tables)`);
+      throw new BenchFailure(
+        `the change logs hold ${res.lag.events} change events, expected ${transactions * PGBENCH_TABLES.length} (${transactions} transactions × 4 tables)`,
+      );
     }
     await rm(dir, { recursive: true, force: true });
     return res;
@@ -1029,7 +1220,8 @@ interface CdcProfileSummary {
 function classifyCdc(sql: string): string {
   const s = sql.trim();
   if (/_dip_rank/.test(s)) return 'current-state merge: rewrite whole table (COPY … row_number() → Parquet)';
-  if (/^DESCRIBE/i.test(s) && /file_row_number=true/.test(s)) return 'current-state merge: DESCRIBE of current + incoming files';
+  if (/^DESCRIBE/i.test(s) && /file_row_number=true/.test(s))
+    return 'current-state merge: DESCRIBE of current + incoming files';
   if (/IS NULL/.test(s) && /GROUP BY 1/.test(s)) return 'current-state merge: null-key check on incoming';
   if (/^COPY/i.test(s) && /_dip_run_id/.test(s)) return 'change log: CSV → Parquet (bronze COPY)';
   if (/^COPY/i.test(s) && /DELIMITER/.test(s)) return 'raw zone: event envelopes → ndjson.zst';
@@ -1051,11 +1243,16 @@ async function cdcProfileWorker(dir: string, dist: string, out: string): Promise
   const { runPipeline } = await load<{ runPipeline: RunPipeline }>('pipeline/run.js');
   const report: CdcProfileReport = { statements: [], commits: [], publishes: [], units: [] };
   const now = () => performance.timeOrigin + performance.now();
-  const tableOf = (sql: string) => PGBENCH_TABLES.find((t) => sql.includes(`${t}'`) || sql.includes(`${t}/`) || sql.includes(`${t}_changes/`)) ?? '?';
+  const tableOf = (sql: string) =>
+    PGBENCH_TABLES.find((t) => sql.includes(`${t}'`) || sql.includes(`${t}/`) || sql.includes(`${t}_changes/`)) ?? '?';
   const lake = await Lake.open(await loadProject(dir));
   // Statements as executed: wrap the one DuckDB connection (Engine runs one statement at a time
   // on it). runAndReadAll calls runAndRead, which may call run: only the outermost call counts.
-  const engine = lake.engine as unknown as { ready: Promise<{ connection: Record<string, (...a: unknown[]) => Promise<unknown>> }>; all: (sql: string) => Promise<unknown>; run: (sql: string) => Promise<unknown> };
+  const engine = lake.engine as unknown as {
+    ready: Promise<{ connection: Record<string, (...a: unknown[]) => Promise<unknown>> }>;
+    all: (sql: string) => Promise<unknown>;
+    run: (sql: string) => Promise<unknown>;
+  };
   const { connection } = await engine.ready;
   /** Engine calls waiting for the connection, in call order (Engine runs them first come, first served). */
   const waiting: { sql: string; called: number }[] = [];
@@ -1073,7 +1270,13 @@ async function cdcProfileWorker(dir: string, dist: string, out: string): Promise
         return await original.apply(connection, args);
       } finally {
         depth--;
-        report.statements.push({ kind: classifyCdc(sql), table: tableOf(sql), startedAt, ms: now() - startedAt, queuedMs });
+        report.statements.push({
+          kind: classifyCdc(sql),
+          table: tableOf(sql),
+          startedAt,
+          ms: now() - startedAt,
+          queuedMs,
+        });
       }
     };
   }
@@ -1123,7 +1326,8 @@ async function cdcProfileWorker(dir: string, dist: string, out: string): Promise
 }
 
 function summarizeCdcProfile(r: CdcProfileReport, from: number, to: number): CdcProfileSummary {
-  const inWindow = <T extends { startedAt: number }>(xs: T[]) => xs.filter((x) => x.startedAt >= from && x.startedAt <= to);
+  const inWindow = <T extends { startedAt: number }>(xs: T[]) =>
+    xs.filter((x) => x.startedAt >= from && x.startedAt <= to);
   const stmts = inWindow(r.statements);
   const groups = new Map<string, { kind: string; table: string; ms: number[]; queuedMs: number }>();
   for (const st of stmts) {
@@ -1134,12 +1338,22 @@ function summarizeCdcProfile(r: CdcProfileReport, from: number, to: number): Cdc
     g.queuedMs += st.queuedMs;
     groups.set(key, g);
   }
-  const agg = (ms: number[]) => ({ calls: ms.length, meanMs: ms.length ? ms.reduce((a, b) => a + b, 0) / ms.length : NaN, maxMs: ms.length ? Math.max(...ms) : NaN });
+  const agg = (ms: number[]) => ({
+    calls: ms.length,
+    meanMs: ms.length ? ms.reduce((a, b) => a + b, 0) / ms.length : NaN,
+    maxMs: ms.length ? Math.max(...ms) : NaN,
+  });
   return {
     windowMs: to - from,
     engineBusyMs: stmts.reduce((n, st) => n + st.ms, 0),
     byKind: [...groups.values()]
-      .map((g) => ({ kind: g.kind, table: g.table, ...agg(g.ms), ms: g.ms.reduce((a, b) => a + b, 0), queuedMs: g.queuedMs }))
+      .map((g) => ({
+        kind: g.kind,
+        table: g.table,
+        ...agg(g.ms),
+        ms: g.ms.reduce((a, b) => a + b, 0),
+        queuedMs: g.queuedMs,
+      }))
       .sort((a, b) => b.ms - a.ms),
     commits: agg(inWindow(r.commits).map((c) => c.ms)),
     publishes: agg(inWindow(r.publishes).map((c) => c.ms)),
@@ -1148,19 +1362,26 @@ function summarizeCdcProfile(r: CdcProfileReport, from: number, to: number): Cdc
 }
 
 /** Lag per change event (op ≠ 'r'), in DuckDB over the change-log files joined to their commits. */
-async function computeLag(files: CatalogFile[], lakeDir: string): Promise<Pick<CdcResult, 'lag' | 'byTable' | 'toStaging' | 'stagingToVisible' | 'timeline'>> {
+async function computeLag(
+  files: CatalogFile[],
+  lakeDir: string,
+): Promise<Pick<CdcResult, 'lag' | 'byTable' | 'toStaging' | 'stagingToVisible' | 'timeline'>> {
   const { DuckDBInstance } = await import('@duckdb/node-api');
   const db = await DuckDBInstance.create(':memory:', { threads: '2' });
   const conn = await db.connect();
   const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
   try {
-    await conn.run('SET TimeZone = \'UTC\'');
+    await conn.run("SET TimeZone = 'UTC'");
     await conn.run('CREATE TABLE files (tbl VARCHAR, path VARCHAR, visible_at TIMESTAMPTZ)');
     for (let i = 0; i < files.length; i += 500) {
-      const values = files.slice(i, i + 500).map((f) => `(${lit(f.table)}, ${lit(join(lakeDir, f.path))}, ${lit(f.committedAt)}::TIMESTAMPTZ)`);
+      const values = files
+        .slice(i, i + 500)
+        .map((f) => `(${lit(f.table)}, ${lit(join(lakeDir, f.path))}, ${lit(f.committedAt)}::TIMESTAMPTZ)`);
       await conn.run(`INSERT INTO files VALUES ${values.join(', ')}`);
     }
-    await conn.run('CREATE TABLE events (tbl VARCHAR, commit_ts TIMESTAMPTZ, ingested_at TIMESTAMPTZ, visible_at TIMESTAMPTZ)');
+    await conn.run(
+      'CREATE TABLE events (tbl VARCHAR, commit_ts TIMESTAMPTZ, ingested_at TIMESTAMPTZ, visible_at TIMESTAMPTZ)',
+    );
     for (const t of PGBENCH_TABLES) {
       const mine = files.filter((f) => f.table === `bronze.${t}_changes`);
       if (!mine.length) continue;
@@ -1171,7 +1392,11 @@ async function computeLag(files: CatalogFile[], lakeDir: string): Promise<Pick<C
          WHERE r._cdc_op <> 'r'`,
       );
     }
-    const stats = async (expr: string, where = 'true', groupBy?: string): Promise<(LagStats & { g: string | null })[]> => {
+    const stats = async (
+      expr: string,
+      where = 'true',
+      groupBy?: string,
+    ): Promise<(LagStats & { g: string | null })[]> => {
       const reader = await conn.runAndReadAll(
         `SELECT ${groupBy ?? 'NULL'} AS g, count(*) AS events,
            quantile_cont(${expr}, 0.5) AS p50, quantile_cont(${expr}, 0.95) AS p95, quantile_cont(${expr}, 0.99) AS p99,
@@ -1195,7 +1420,9 @@ async function computeLag(files: CatalogFile[], lakeDir: string): Promise<Pick<C
     const [toStaging] = await stats(ms('commit_ts', 'ingested_at'));
     const [stagingToVisible] = await stats(ms('ingested_at', 'visible_at'));
     const first = (await conn.runAndReadAll('SELECT min(commit_ts) AS t FROM events')).getRowObjectsJson()[0]?.['t'];
-    const bucket = first ? `floor(date_diff('millisecond', ${lit(String(first))}::TIMESTAMPTZ, commit_ts) / 5000) * 5` : '0';
+    const bucket = first
+      ? `floor(date_diff('millisecond', ${lit(String(first))}::TIMESTAMPTZ, commit_ts) / 5000) * 5`
+      : '0';
     const timeline = first ? await stats(visible, 'true', bucket) : [];
     const commitsPerTable = new Map<string, number>();
     for (const f of files) commitsPerTable.set(f.table, (commitsPerTable.get(f.table) ?? 0) + 1);
@@ -1219,12 +1446,24 @@ async function computeLag(files: CatalogFile[], lakeDir: string): Promise<Pick<C
 
 // ─── output ───────────────────────────────────────────────────────────────────────────────
 
-
 const sec = (ms: number) => (ms / 1000).toFixed(3);
 const ms0 = (x: number) => (Number.isFinite(x) ? fmtInt(x) : 'n/a');
 
 function resultsTable(summary: Summary[], md: boolean): string {
-  const head = ['variant', 'runs', 'seconds', 'min s', 'in-process s', 'CPU s (client)', 'CPU s (PostgreSQL)', 'other CPU s (max)', 'rows/s', 'MB/s', 'peak RSS MiB', 'ratio / psql csv'];
+  const head = [
+    'variant',
+    'runs',
+    'seconds',
+    'min s',
+    'in-process s',
+    'CPU s (client)',
+    'CPU s (PostgreSQL)',
+    'other CPU s (max)',
+    'rows/s',
+    'MB/s',
+    'peak RSS MiB',
+    'ratio / psql csv',
+  ];
   const rows = summary.map((s) => [
     s.label,
     String(s.runs),
@@ -1243,13 +1482,22 @@ function resultsTable(summary: Summary[], md: boolean): string {
 }
 
 function profileTable(p: Profile, md: boolean): string {
-  const rows = p.phases.filter((ph) => ph.ms >= 1).map((ph) => [ph.phase, String(ph.calls), sec(ph.ms), `${((ph.ms / p.totalMs) * 100).toFixed(1)} %`]);
+  const rows = p.phases
+    .filter((ph) => ph.ms >= 1)
+    .map((ph) => [ph.phase, String(ph.calls), sec(ph.ms), `${((ph.ms / p.totalMs) * 100).toFixed(1)} %`]);
   rows.push(['total (in process, excl. node start-up)', '', sec(p.totalMs), '100 %']);
   return renderTable(['phase', 'calls', 'seconds', 'share'], rows, md, [false, true, true, true]);
 }
 
 /** The run's timeline from the profile: when units were staged, the gaps the engine waited for PostgreSQL. */
-function profileTimeline(p: Profile): { firstStatementMs: number; engineBusyMs: number; engineIdleMs: number; commitMs: number; lastStatementEndMs: number; units: number } {
+function profileTimeline(p: Profile): {
+  firstStatementMs: number;
+  engineBusyMs: number;
+  engineIdleMs: number;
+  commitMs: number;
+  lastStatementEndMs: number;
+  units: number;
+} {
   const bronze = p.phases.filter((ph) => ph.phase.startsWith('engine:')).reduce((n, ph) => n + ph.ms, 0);
   const planned = p.events.find((e) => e.type === 'stream_planned')?.atMs ?? 0;
   const committed = p.events.filter((e) => e.type === 'unit_committed');
@@ -1294,7 +1542,11 @@ export async function main(args: string[]): Promise<number> {
     log('starting PostgreSQL …');
     server = await startServer();
     machine.postgres = server.version;
-    log(`PostgreSQL ${server.version} at ${server.pg.url} (${Object.entries(server.settings).map(([k, v]) => `${k}=${v}`).join(', ')})`);
+    log(
+      `PostgreSQL ${server.version} at ${server.pg.url} (${Object.entries(server.settings)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')})`,
+    );
     if (opts.extract) {
       table = await createTable(server, opts.rows);
       const runs = expandVariants(opts);
@@ -1355,11 +1607,24 @@ export async function main(args: string[]): Promise<number> {
   // ─── verdicts ───
   const verdicts: { target: string; value: string; pass: boolean }[] = [];
   for (const s of summary.filter((x) => x.key.startsWith('raw-off'))) {
-    if (s.ratio !== null) verdicts.push({ target: `${s.label}: wall ≤ ${TARGETS.rawOffRatio} × psql csv`, value: `${s.ratio.toFixed(2)} × (${s.seconds.toFixed(2)} s)`, pass: s.ratio <= TARGETS.rawOffRatio });
-    verdicts.push({ target: `${s.label}: ≥ ${fmtInt(TARGETS.rowsPerSec)} rows/s on ${machine.cpus} cores`, value: `${fmtInt(s.rowsPerSec)} rows/s`, pass: s.rowsPerSec >= TARGETS.rowsPerSec });
+    if (s.ratio !== null)
+      verdicts.push({
+        target: `${s.label}: wall ≤ ${TARGETS.rawOffRatio} × psql csv`,
+        value: `${s.ratio.toFixed(2)} × (${s.seconds.toFixed(2)} s)`,
+        pass: s.ratio <= TARGETS.rawOffRatio,
+      });
+    verdicts.push({
+      target: `${s.label}: ≥ ${fmtInt(TARGETS.rowsPerSec)} rows/s on ${machine.cpus} cores`,
+      value: `${fmtInt(s.rowsPerSec)} rows/s`,
+      pass: s.rowsPerSec >= TARGETS.rowsPerSec,
+    });
   }
   if (cdc) {
-    verdicts.push({ target: `CDC load ≥ ${TARGETS.cdcTps} tps`, value: `${cdc.pgbench.tps.toFixed(1)} tps`, pass: cdc.pgbench.tps >= TARGETS.cdcTps });
+    verdicts.push({
+      target: `CDC load ≥ ${TARGETS.cdcTps} tps`,
+      value: `${cdc.pgbench.tps.toFixed(1)} tps`,
+      pass: cdc.pgbench.tps >= TARGETS.cdcTps,
+    });
     verdicts.push({
       target: `CDC lag p99 < ${TARGETS.cdcP99Ms / 1000} s (PostgreSQL commit → lake commit)`,
       value: `p99 ${ms0(cdc.lag.p99)} ms (p50 ${ms0(cdc.lag.p50)}, max ${ms0(cdc.lag.max)})`,
@@ -1378,42 +1643,85 @@ export async function main(args: string[]): Promise<number> {
       parallel: opts.parallel,
       serverSettings: SERVER_SETTINGS,
       engine: 'dip defaults (threads = all cores, memory_limit 1GB)',
-      cdc: { scale: opts.scale, seconds: opts.cdcSeconds, rate: opts.rate, clients: opts.clients, flushInterval: opts.flushInterval, raw: opts.cdcRaw },
+      cdc: {
+        scale: opts.scale,
+        seconds: opts.cdcSeconds,
+        rate: opts.rate,
+        clients: opts.clients,
+        flushInterval: opts.flushInterval,
+        raw: opts.cdcRaw,
+      },
     },
     targets: TARGETS,
     table,
     extract: summary,
-    profile: profile ? { totalMs: profile.totalMs, phases: profile.phases, timeline: profileTimeline(profile), cpuSec: profile.cpuSec, pgCpuSec: profile.pgCpuSec, wallMs: profile.wallMs } : undefined,
+    profile: profile
+      ? {
+          totalMs: profile.totalMs,
+          phases: profile.phases,
+          timeline: profileTimeline(profile),
+          cpuSec: profile.cpuSec,
+          pgCpuSec: profile.pgCpuSec,
+          wallMs: profile.wallMs,
+        }
+      : undefined,
     profileRawOn: profileRawOn
-      ? { totalMs: profileRawOn.totalMs, phases: profileRawOn.phases, timeline: profileTimeline(profileRawOn), cpuSec: profileRawOn.cpuSec, pgCpuSec: profileRawOn.pgCpuSec, wallMs: profileRawOn.wallMs }
+      ? {
+          totalMs: profileRawOn.totalMs,
+          phases: profileRawOn.phases,
+          timeline: profileTimeline(profileRawOn),
+          cpuSec: profileRawOn.cpuSec,
+          pgCpuSec: profileRawOn.pgCpuSec,
+          wallMs: profileRawOn.wallMs,
+        }
       : undefined,
     diagnose,
     cdc: cdc ? { ...cdc, pgbench: { ...cdc.pgbench, output: undefined } } : undefined,
     cdcProfiled: cdcProfiled ? { ...cdcProfiled, pgbench: { ...cdcProfiled.pgbench, output: undefined } } : undefined,
     verdicts,
   };
-  await writeFile(join(WORK, 'last-postgres.json'), `${JSON.stringify({ ...doc, cdcPgbenchOutput: cdc?.pgbench.output, profileStatements: profile?.statements }, null, 2)}\n`);
+  await writeFile(
+    join(WORK, 'last-postgres.json'),
+    `${JSON.stringify({ ...doc, cdcPgbenchOutput: cdc?.pgbench.output, profileStatements: profile?.statements }, null, 2)}\n`,
+  );
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     return opts.check && missed.length ? 2 : 0;
   }
   const md = opts.markdown;
   const p = (s: string) => process.stdout.write(`${s}\n`);
-  p(`\npostgres benchmark · ${machine.date} · commit ${machine.commit} · ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB · node ${machine.node} · PostgreSQL ${machine.postgres}`);
-  p(`load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`);
+  p(
+    `\npostgres benchmark · ${machine.date} · commit ${machine.commit} · ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB · node ${machine.node} · PostgreSQL ${machine.postgres}`,
+  );
+  p(
+    `load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`,
+  );
   if (table) {
     p(
       `\ntable t — ${fmtInt(table.rows)} rows, avg(pg_column_size(t.*)) ${table.avgRowBytes.toFixed(1)} B, heap ${(table.heapBytes / MB).toFixed(1)} MB (MB/s below = heap bytes / s), with primary key ${(table.totalBytes / MB).toFixed(1)} MB; generated in ${(table.generateMs / 1000).toFixed(1)} s`,
     );
-    p(`median of ${opts.reps} after ${opts.warmup} warm-up round(s); dip = \`node dist/cli/main.js -p <dir> run bench --quiet --json\` (engine defaults), wall = spawn → exit\n`);
+    p(
+      `median of ${opts.reps} after ${opts.warmup} warm-up round(s); dip = \`node dist/cli/main.js -p <dir> run bench --quiet --json\` (engine defaults), wall = spawn → exit\n`,
+    );
     p(resultsTable(summary, md));
-    const outs = summary.filter((s) => Object.keys(s.outMB).length).map((s) => `${s.key}: ${Object.entries(s.outMB).map(([k, v]) => `${k} ${v} MB`).join(', ')}`);
+    const outs = summary
+      .filter((s) => Object.keys(s.outMB).length)
+      .map(
+        (s) =>
+          `${s.key}: ${Object.entries(s.outMB)
+            .map(([k, v]) => `${k} ${v} MB`)
+            .join(', ')}`,
+      );
     if (outs.length) p(`\noutput sizes — ${outs.join(' · ')}`);
-    p(`individual runs (s) — ${summary.map((s) => `${s.key}: ${s.samples.map((x) => x.toFixed(2)).join(' / ')}`).join(' · ')}`);
+    p(
+      `individual runs (s) — ${summary.map((s) => `${s.key}: ${s.samples.map((x) => x.toFixed(2)).join(' / ')}`).join(' · ')}`,
+    );
   }
   if (profile) {
     const tl = profileTimeline(profile);
-    p(`\nwhere a dip run (raw off, parallel ${Math.max(...opts.parallel)}) spends its time — one profiled run, in process (wall ${sec(profile.wallMs)} s, dip CPU ${profile.cpuSec.toFixed(1)} s, PostgreSQL CPU ${profile.pgCpuSec.toFixed(1)} s):\n`);
+    p(
+      `\nwhere a dip run (raw off, parallel ${Math.max(...opts.parallel)}) spends its time — one profiled run, in process (wall ${sec(profile.wallMs)} s, dip CPU ${profile.cpuSec.toFixed(1)} s, PostgreSQL CPU ${profile.pgCpuSec.toFixed(1)} s):\n`,
+    );
     p(profileTable(profile, md));
     const at = (type: string, last = false) => {
       const evs = profile?.events.filter((e) => e.type === type) ?? [];
@@ -1429,16 +1737,27 @@ export async function main(args: string[]): Promise<number> {
   }
   if (profileRawOn) {
     const tl = profileTimeline(profileRawOn);
-    p(`\nthe same with the raw zone on (wall ${sec(profileRawOn.wallMs)} s, dip CPU ${profileRawOn.cpuSec.toFixed(1)} s, PostgreSQL CPU ${profileRawOn.pgCpuSec.toFixed(1)} s):\n`);
+    p(
+      `\nthe same with the raw zone on (wall ${sec(profileRawOn.wallMs)} s, dip CPU ${profileRawOn.cpuSec.toFixed(1)} s, PostgreSQL CPU ${profileRawOn.pgCpuSec.toFixed(1)} s):\n`,
+    );
     p(profileTable(profileRawOn, md));
-    p(`\ntimeline: ${tl.units} units; DuckDB busy ${sec(tl.engineBusyMs)} s; DuckDB idle ${sec(tl.engineIdleMs)} s; stream committed at ${sec(tl.lastStatementEndMs)} s`);
+    p(
+      `\ntimeline: ${tl.units} units; DuckDB busy ${sec(tl.engineBusyMs)} s; DuckDB idle ${sec(tl.engineIdleMs)} s; stream committed at ${sec(tl.lastStatementEndMs)} s`,
+    );
   }
   if (diagnose) {
     p(`\nthe two halves of an extract, each alone (one run each, not overlapped):\n`);
     p(
       renderTable(
         ['step', 'seconds', 'CPU s (node / DuckDB)', 'CPU s (PostgreSQL)', 'rows/s', ''],
-        diagnose.map((d) => [d.step, d.seconds.toFixed(2), d.cpuSec === null ? 'n/a' : d.cpuSec.toFixed(2), d.pgCpuSec === null ? '—' : d.pgCpuSec.toFixed(2), table ? fmtInt(table.rows / d.seconds) : '', d.note]),
+        diagnose.map((d) => [
+          d.step,
+          d.seconds.toFixed(2),
+          d.cpuSec === null ? 'n/a' : d.cpuSec.toFixed(2),
+          d.pgCpuSec === null ? '—' : d.pgCpuSec.toFixed(2),
+          table ? fmtInt(table.rows / d.seconds) : '',
+          d.note,
+        ]),
         md,
         [false, true, true, true, true, false],
       ),
@@ -1446,7 +1765,9 @@ export async function main(args: string[]): Promise<number> {
   }
   if (cdc) {
     p(
-      `\nCDC — pgbench scale ${cdc.scale} (${Object.entries(cdc.snapshotRows).map(([t, n]) => `${t} ${fmtInt(n)}`).join(', ')}); cdc.flush_interval ${cdc.flushInterval}, raw zone ${cdc.raw ? 'on' : 'off'}`,
+      `\nCDC — pgbench scale ${cdc.scale} (${Object.entries(cdc.snapshotRows)
+        .map(([t, n]) => `${t} ${fmtInt(n)}`)
+        .join(', ')}); cdc.flush_interval ${cdc.flushInterval}, raw zone ${cdc.raw ? 'on' : 'off'}`,
     );
     p(
       `snapshot committed ${(cdc.snapshotMs / 1000).toFixed(1)} s after the follower started; pgbench -n -c ${opts.clients} -j 2 -T ${opts.cdcSeconds} -R ${opts.rate}: ${fmtInt(cdc.pgbench.transactions)} transactions, ${cdc.pgbench.tps.toFixed(1)} tps, latency avg ${cdc.pgbench.latencyMs ?? 'n/a'} ms; lake caught up ${(cdc.caughtUpMs / 1000).toFixed(1)} s after pgbench ended`,
@@ -1460,7 +1781,9 @@ export async function main(args: string[]): Promise<number> {
         ['lag per change event, ms', 'events', 'p50', 'p95', 'p99', 'max', 'mean'],
         [
           lagRow('PostgreSQL commit → visible in the lake (catalog commit)', cdc.lag),
-          ...cdc.byTable.map((t) => lagRow(`  ${t.table} (${fmtInt(t.commits)} commits, ${t.eventsPerCommit.toFixed(0)} events each)`, t)),
+          ...cdc.byTable.map((t) =>
+            lagRow(`  ${t.table} (${fmtInt(t.commits)} commits, ${t.eventsPerCommit.toFixed(0)} events each)`, t),
+          ),
           lagRow('PostgreSQL commit → staging start (_dip_ingested_at)', cdc.toStaging),
           lagRow('staging start → catalog commit', cdc.stagingToVisible),
         ],
@@ -1489,7 +1812,15 @@ export async function main(args: string[]): Promise<number> {
     p(
       renderTable(
         ['DuckDB statement (in the window)', 'table', 'calls', 'total s', 'mean ms', 'max ms', 'queued s'],
-        pr.byKind.map((k) => [k.kind, k.table, fmtInt(k.calls), sec(k.ms), k.meanMs.toFixed(0), k.maxMs.toFixed(0), sec(k.queuedMs)]),
+        pr.byKind.map((k) => [
+          k.kind,
+          k.table,
+          fmtInt(k.calls),
+          sec(k.ms),
+          k.meanMs.toFixed(0),
+          k.maxMs.toFixed(0),
+          sec(k.queuedMs),
+        ]),
         md,
         [false, false, true, true, true, true, true],
       ),

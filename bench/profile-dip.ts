@@ -130,18 +130,31 @@ async function main(): Promise<void> {
     };
   }
   wrapAll(lake.storage, 'storage: ', ['publish', 'stagingDir']);
-  wrapAll(lake.catalog, 'catalog: ', methodNames(lake.catalog).filter((n) => n !== 'close'));
+  wrapAll(
+    lake.catalog,
+    'catalog: ',
+    methodNames(lake.catalog).filter((n) => n !== 'close'),
+  );
   let rows = 0;
   try {
     for (const name of Object.keys(project.config.pipelines)) {
-      const result = await runPipeline(lake, name, { onEvent: (e) => events.push({ type: e.type, atMs: performance.now() - t0 }) });
-      if (result.status !== 'succeeded') throw new Error(`pipeline ${name} failed: ${result.errors.map((e) => e.message).join('; ')}`);
+      const result = await runPipeline(lake, name, {
+        onEvent: (e) => events.push({ type: e.type, atMs: performance.now() - t0 }),
+      });
+      if (result.status !== 'succeeded')
+        throw new Error(`pipeline ${name} failed: ${result.errors.map((e) => e.message).join('; ')}`);
       rows += Object.values(result.stats.streams).reduce((n, s) => n + s.rows, 0);
     }
   } finally {
     await timed('close lake', () => lake.close());
   }
-  const report: ProfileReport = { totalMs: performance.now() - t0, phases: [...phases.values()].sort((a, b) => b.ms - a.ms), statements, events, rows };
+  const report: ProfileReport = {
+    totalMs: performance.now() - t0,
+    phases: [...phases.values()].sort((a, b) => b.ms - a.ms),
+    statements,
+    events,
+    rows,
+  };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 

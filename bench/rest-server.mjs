@@ -34,7 +34,11 @@ const PAGES = Number(values.pages);
 const PAGE_SIZE = Number(values['page-size']);
 const LATENCY_MS = Number(values['latency-ms']);
 const TOTAL = PAGES * PAGE_SIZE;
-for (const [name, n] of [['pages', PAGES], ['page-size', PAGE_SIZE], ['latency-ms', LATENCY_MS]]) {
+for (const [name, n] of [
+  ['pages', PAGES],
+  ['page-size', PAGE_SIZE],
+  ['latency-ms', LATENCY_MS],
+]) {
   if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: expected a whole number, got ${n}`);
 }
 
@@ -68,7 +72,9 @@ function makeRecords(n) {
     const created = T0 + Math.floor(r() * 60 * 86_400_000);
     out[i] = {
       id,
-      external_id: `ext_${id.toString(36).padStart(8, '0')}_${Math.floor(r() * 0xffffff).toString(16).padStart(6, '0')}`,
+      external_id: `ext_${id.toString(36).padStart(8, '0')}_${Math.floor(r() * 0xffffff)
+        .toString(16)
+        .padStart(6, '0')}`,
       account_id: 1 + Math.floor(r() * 5000),
       name: `customer ${Math.floor(r() * 1_000_000)}`,
       email: `user${Math.floor(r() * 10_000_000)}@example.com`,
@@ -81,7 +87,12 @@ function makeRecords(n) {
       active: r() < 0.8,
       created_at: new Date(created).toISOString(),
       updated_at: new Date(created + Math.floor(r() * 30 * 86_400_000)).toISOString(),
-      address: { street: `${1 + Math.floor(r() * 300)} Main Street`, city: CITIES[city], postal_code: String(10000 + Math.floor(r() * 89999)), country: COUNTRIES[city] },
+      address: {
+        street: `${1 + Math.floor(r() * 300)} Main Street`,
+        city: CITIES[city],
+        postal_code: String(10000 + Math.floor(r() * 89999)),
+        country: COUNTRIES[city],
+      },
       note: r() < 0.3 ? `note for ${id}: "quoted", with comma` : `note ${id % 997}`,
     };
   }
@@ -100,7 +111,9 @@ function decodeCursor(cursor) {
 const dataJson = (offset, limit) => `[${recordJson.slice(offset, offset + limit).join(',')}]`;
 const cursorBody = (offset, limit) => {
   const end = Math.min(TOTAL, offset + limit);
-  return Buffer.from(`{"data":${dataJson(offset, limit)},"next_cursor":${end < TOTAL ? JSON.stringify(encodeCursor(end)) : 'null'}}`);
+  return Buffer.from(
+    `{"data":${dataJson(offset, limit)},"next_cursor":${end < TOTAL ? JSON.stringify(encodeCursor(end)) : 'null'}}`,
+  );
 };
 const offsetBody = (offset, limit) => Buffer.from(`{"data":${dataJson(offset, limit)},"total":${TOTAL}}`);
 
@@ -118,7 +131,15 @@ for (let p = 0; p < PAGES; p++) {
 
 // ─── server ──────────────────────────────────────────────────────────────────────────────
 
-const stats = { requests: 0, inFlight: 0, maxInFlight: 0, firstAt: null, lastAt: null, bytes: 0, cpu: process.cpuUsage() };
+const stats = {
+  requests: 0,
+  inFlight: 0,
+  maxInFlight: 0,
+  firstAt: null,
+  lastAt: null,
+  bytes: 0,
+  cpu: process.cpuUsage(),
+};
 
 function reply(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
@@ -136,10 +157,22 @@ const server = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://bench');
   if (url.pathname === '/stats') {
     const cpu = process.cpuUsage(stats.cpu);
-    return reply(res, 200, Buffer.from(JSON.stringify({ ...stats, cpu: undefined, cpuMs: (cpu.user + cpu.system) / 1000 })));
+    return reply(
+      res,
+      200,
+      Buffer.from(JSON.stringify({ ...stats, cpu: undefined, cpuMs: (cpu.user + cpu.system) / 1000 })),
+    );
   }
   if (url.pathname === '/reset') {
-    Object.assign(stats, { requests: 0, inFlight: 0, maxInFlight: 0, firstAt: null, lastAt: null, bytes: 0, cpu: process.cpuUsage() });
+    Object.assign(stats, {
+      requests: 0,
+      inFlight: 0,
+      maxInFlight: 0,
+      firstAt: null,
+      lastAt: null,
+      bytes: 0,
+      cpu: process.cpuUsage(),
+    });
     return reply(res, 200, Buffer.from('{"ok":true}'));
   }
   const now = performance.timeOrigin + performance.now();
@@ -183,7 +216,15 @@ server.keepAliveTimeout = 60_000;
 server.headersTimeout = 65_000;
 
 server.listen(Number(values.port), '127.0.0.1', () => {
-  const ready = { ready: true, port: server.address().port, pages: PAGES, pageSize: PAGE_SIZE, latencyMs: LATENCY_MS, records: TOTAL, bytes };
+  const ready = {
+    ready: true,
+    port: server.address().port,
+    pages: PAGES,
+    pageSize: PAGE_SIZE,
+    latencyMs: LATENCY_MS,
+    records: TOTAL,
+    bytes,
+  };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
   process.send?.(ready);
 });

@@ -90,7 +90,6 @@ interface Options {
   markdown: boolean;
 }
 
-
 function parseOptions(args: string[]): Options | undefined {
   const { values } = parseArgs({
     args,
@@ -125,18 +124,25 @@ function parseOptions(args: string[]): Options | undefined {
   const quick = values.quick;
   const list = (text: string, name: string) => text.split(',').map((x) => Math.max(1, count(x.trim(), name)));
   const clients = values.clients.split(',').map((c) => c.trim()) as Client[];
-  for (const c of clients) if (c !== 'undici' && c !== 'fetch') throw new Error(`--clients: unknown client "${c}" (expected undici, fetch)`);
+  for (const c of clients)
+    if (c !== 'undici' && c !== 'fetch') throw new Error(`--clients: unknown client "${c}" (expected undici, fetch)`);
   const opts: Options = {
     pages: Math.max(1, count(values.pages ?? (quick ? '40' : '200'), 'pages')),
     pageSize: Math.max(1, count(values['page-size'], 'page-size')),
     latencyMs: count(values['latency-ms'], 'latency-ms'),
     reps: Math.max(1, count(values.reps ?? (quick ? '1' : '3'), 'reps')),
     warmup: count(values.warmup, 'warmup'),
-    concurrency: [...new Set(list(values.concurrency ?? (quick ? '1,16' : '1,4,8,16,32'), 'concurrency'))].sort((a, b) => a - b),
+    concurrency: [...new Set(list(values.concurrency ?? (quick ? '1,16' : '1,4,8,16,32'), 'concurrency'))].sort(
+      (a, b) => a - b,
+    ),
     clients: [...new Set(clients)],
     dipConcurrency: [...new Set(list(values['dip-concurrency'], 'dip-concurrency'))],
     batchRecords: [
-      ...new Set((values['batch-records'] ?? 'default').split(',').map((b) => (b.trim() === 'default' ? undefined : Math.max(1, count(b.trim(), 'batch-records'))))),
+      ...new Set(
+        (values['batch-records'] ?? 'default')
+          .split(',')
+          .map((b) => (b.trim() === 'default' ? undefined : Math.max(1, count(b.trim(), 'batch-records')))),
+      ),
     ],
     rawOff: values['raw-off'],
     dipOnly: values['dip-only'],
@@ -228,7 +234,11 @@ interface DipDetails {
   phases?: { phase: string; ms: number; calls: number }[];
 }
 
-function finishResult(partial: Omit<JobResult, 'cpuMs' | 'maxRssKiB' | 'loopDelayMaxMs' | 'loopDelayMeanMs'>, cpu0: NodeJS.CpuUsage, h: ReturnType<typeof monitorEventLoopDelay>): JobResult {
+function finishResult(
+  partial: Omit<JobResult, 'cpuMs' | 'maxRssKiB' | 'loopDelayMaxMs' | 'loopDelayMeanMs'>,
+  cpu0: NodeJS.CpuUsage,
+  h: ReturnType<typeof monitorEventLoopDelay>,
+): JobResult {
   const cpu = process.cpuUsage(cpu0);
   h.disable();
   return {
@@ -253,7 +263,10 @@ async function runLoop(job: LoopJob): Promise<JobResult> {
   const started = performance.now();
   const startEpochMs = epochMs();
   h.enable();
-  const agent = job.client === 'undici' ? new Agent({ connections: job.concurrency, keepAliveTimeout: 60_000, pipelining: 1 }) : undefined;
+  const agent =
+    job.client === 'undici'
+      ? new Agent({ connections: job.concurrency, keepAliveTimeout: 60_000, pipelining: 1 })
+      : undefined;
   const get = async (url: string): Promise<string> => {
     if (agent) {
       const res = await request(url, { dispatcher: agent });
@@ -290,7 +303,10 @@ async function runLoop(job: LoopJob): Promise<JobResult> {
         cursor = body.next_cursor;
       } while (cursor);
     } else {
-      const first = JSON.parse(await get(`${job.base}/offset?offset=0&limit=${job.pageSize}`)) as { data: unknown[]; total: number };
+      const first = JSON.parse(await get(`${job.base}/offset?offset=0&limit=${job.pageSize}`)) as {
+        data: unknown[];
+        total: number;
+      };
       await write(first.data);
       let next = job.pageSize;
       await Promise.all(
@@ -298,7 +314,9 @@ async function runLoop(job: LoopJob): Promise<JobResult> {
           while (next < first.total) {
             const offset = next;
             next += job.pageSize;
-            const body = JSON.parse(await get(`${job.base}/offset?offset=${offset}&limit=${job.pageSize}`)) as { data: unknown[] };
+            const body = JSON.parse(await get(`${job.base}/offset?offset=${offset}&limit=${job.pageSize}`)) as {
+              data: unknown[];
+            };
             await write(body.data);
           }
         }),
@@ -315,7 +333,9 @@ async function runLoop(job: LoopJob): Promise<JobResult> {
 }
 
 /** The dip.yaml of a dip job: one REST source `api`, one resource `items`. */
-export function dipYaml(job: Pick<DipJob, 'base' | 'pagination' | 'raw' | 'concurrency' | 'pageSize' | 'batchRecords'>): string {
+export function dipYaml(
+  job: Pick<DipJob, 'base' | 'pagination' | 'raw' | 'concurrency' | 'pageSize' | 'batchRecords'>,
+): string {
   const resource =
     job.pagination === 'cursor'
       ? [
@@ -324,9 +344,16 @@ export function dipYaml(job: Pick<DipJob, 'base' | 'pagination' | 'raw' | 'concu
           "          records: '$.data'",
           "          paginator: { type: cursor, cursor_path: '$.next_cursor', param: cursor }",
         ]
-      : ['          path: /offset', "          records: '$.data'", `          paginator: { type: offset, limit: ${job.pageSize}, total_path: '$.total' }`];
+      : [
+          '          path: /offset',
+          "          records: '$.data'",
+          `          paginator: { type: offset, limit: ${job.pageSize}, total_path: '$.total' }`,
+        ];
   if (job.batchRecords !== undefined) resource.push(`          batch_records: ${job.batchRecords}`);
-  const http = job.pagination === 'offset' ? [`        http: { concurrency: { max: ${job.concurrency}, initial: ${job.concurrency} } }`] : [];
+  const http =
+    job.pagination === 'offset'
+      ? [`        http: { concurrency: { max: ${job.concurrency}, initial: ${job.concurrency} } }`]
+      : [];
   return [
     '# generated by bench/rest.ts',
     'version: 1',
@@ -423,13 +450,21 @@ async function runDip(job: DipJob): Promise<JobResult> {
         };
       }
     };
-    wrap(lake.engine, ['run', 'all', 'table', 'copy', 'describe'], (name, args) => classify(name === 'describe' ? `DESCRIBE ${String(args[0])}` : String(args[0])));
+    wrap(lake.engine, ['run', 'all', 'table', 'copy', 'describe'], (name, args) =>
+      classify(name === 'describe' ? `DESCRIBE ${String(args[0])}` : String(args[0])),
+    );
     wrap(lake.storage, ['publish'], () => 'storage: publish (fsync, rename, fsync dir)');
     const methods = new Set<string>();
-    for (let p: object | null = Object.getPrototypeOf(lake.catalog); p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+    for (
+      let p: object | null = Object.getPrototypeOf(lake.catalog);
+      p && p !== Object.prototype;
+      p = Object.getPrototypeOf(p)
+    ) {
       for (const n of Object.getOwnPropertyNames(p)) if (n !== 'constructor' && n !== 'close') methods.add(n);
     }
-    wrap(lake.catalog, [...methods], (name) => (name === 'commit' ? 'catalog: commit (SQLite)' : 'catalog: other calls (SQLite)'));
+    wrap(lake.catalog, [...methods], (name) =>
+      name === 'commit' ? 'catalog: commit (SQLite)' : 'catalog: other calls (SQLite)',
+    );
   }
   let result: Awaited<ReturnType<typeof runPipeline>>;
   try {
@@ -451,18 +486,23 @@ async function runDip(job: DipJob): Promise<JobResult> {
     if (result.status !== 'succeeded') throw new Error(`dip run failed: ${JSON.stringify(result.errors, null, 2)}`);
     const stream = result.stats.streams['api.items'];
     if (!stream || stream.rows !== job.expectRecords || stream.quarantined !== 0) {
-      throw new Error(`dip run reported ${stream?.rows} rows / ${stream?.quarantined} quarantined, expected ${job.expectRecords} / 0`);
+      throw new Error(
+        `dip run reported ${stream?.rows} rows / ${stream?.quarantined} quarantined, expected ${job.expectRecords} / 0`,
+      );
     }
     const [counts] = (await query(lake, 'select count(*) AS n, count(distinct id) AS d from bronze.items')).rows;
     const bronzeRows = Number(counts?.['n']);
     if (bronzeRows !== job.expectRecords || Number(counts?.['d']) !== job.expectRecords) {
-      throw new Error(`bronze.items holds ${bronzeRows} rows (${String(counts?.['d'])} distinct ids), expected ${job.expectRecords}`);
+      throw new Error(
+        `bronze.items holds ${bronzeRows} rows (${String(counts?.['d'])} distinct ids), expected ${job.expectRecords}`,
+      );
     }
     let rawRows: number | null = null;
     if (job.raw) {
       const [raw] = (await query(lake, 'select count(*) AS n from raw.items')).rows;
       rawRows = Number(raw?.['n']);
-      if (rawRows !== job.expectPages) throw new Error(`raw.items holds ${rawRows} page envelopes, expected ${job.expectPages}`);
+      if (rawRows !== job.expectPages)
+        throw new Error(`raw.items holds ${rawRows} page envelopes, expected ${job.expectPages}`);
     }
     const closing = performance.now();
     await lake.close();
@@ -536,12 +576,20 @@ async function runDiagnose(job: DiagnoseJob): Promise<{ rows: DiagnoseRow[]; rec
   let pages = '';
   timeNode('node: JSON.parse pages + JSON.stringify each record (batch.ts add)', () => {
     records = '';
-    for (const b of bodies) for (const r of (JSON.parse(b.text) as { data: unknown[] }).data) records += `${JSON.stringify(r)}\n`;
+    for (const b of bodies)
+      for (const r of (JSON.parse(b.text) as { data: unknown[] }).data) records += `${JSON.stringify(r)}\n`;
   });
   timeNode('node: page envelopes (body with newlines replaced)', () => {
     pages = '';
     bodies.forEach((b, i) => {
-      const position = { url: b.url, status: 200, headers: { 'content-type': 'application/json' }, page: i + 1, records: '$.data', attempts: 1 };
+      const position = {
+        url: b.url,
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        page: i + 1,
+        records: '$.data',
+        attempts: 1,
+      };
       pages += `{"received_at":${JSON.stringify(new Date().toISOString())},"position":${JSON.stringify(position)},"payload":${b.text.replace(/[\r\n]+/g, ' ')}}\n`;
     });
   });
@@ -560,8 +608,12 @@ async function runDiagnose(job: DiagnoseJob): Promise<{ rows: DiagnoseRow[]; rec
     rows.push({ name, ms: median(ts), minMs: Math.min(...ts) });
   };
   try {
-    const rel = (sample: number) => `read_json(${lit(recordsPath)}, format='newline_delimited', sample_size=${sample}, hive_partitioning=false)`;
-    const described = (await (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${rel(20480)}`)).getRowObjectsJson()) as { column_name: string; column_type: string }[];
+    const rel = (sample: number) =>
+      `read_json(${lit(recordsPath)}, format='newline_delimited', sample_size=${sample}, hive_partitioning=false)`;
+    const described = (await (await c.runAndReadAll(`DESCRIBE SELECT * FROM ${rel(20480)}`)).getRowObjectsJson()) as {
+      column_name: string;
+      column_type: string;
+    }[];
     const select = described.map((d) => `"${d.column_name}"`).join(', ');
     const columns = `{${described.map((d) => `${lit(d.column_name)}: ${lit(d.column_type)}`).join(', ')}}`;
     const enumOf = (v: string) => `${lit(v)}::ENUM(${lit(v)})`;
@@ -570,7 +622,10 @@ async function runDiagnose(job: DiagnoseJob): Promise<{ rows: DiagnoseRow[]; rec
     const maxObject = Math.max(1 << 20, Buffer.byteLength(pages) + 1024);
     await time('dip: DESCRIBE read_json (sample_size=20480)', `DESCRIBE SELECT * FROM ${rel(20480)}`);
     await time('  variant: DESCRIBE read_json (sample_size=2048)', `DESCRIBE SELECT * FROM ${rel(2048)}`);
-    await time('dip: bronze COPY read_json (sample_size=20480) → parquet', `COPY (SELECT ${select}, ${audit} FROM ${rel(20480)}) ${parquet}`);
+    await time(
+      'dip: bronze COPY read_json (sample_size=20480) → parquet',
+      `COPY (SELECT ${select}, ${audit} FROM ${rel(20480)}) ${parquet}`,
+    );
     await time(
       '  variant: bronze COPY read_json(columns = the DESCRIBE result) → parquet',
       `COPY (SELECT ${select}, ${audit} FROM read_json(${lit(recordsPath)}, format='newline_delimited', columns=${columns}, hive_partitioning=false)) ${parquet}`,
@@ -595,7 +650,8 @@ async function runDiagnose(job: DiagnoseJob): Promise<{ rows: DiagnoseRow[]; rec
 
 async function worker(jobText: string): Promise<void> {
   const job = JSON.parse(jobText) as Job;
-  const result = job.kind === 'loop' ? await runLoop(job) : job.kind === 'dip' ? await runDip(job) : await runDiagnose(job);
+  const result =
+    job.kind === 'loop' ? await runLoop(job) : job.kind === 'dip' ? await runDip(job) : await runDiagnose(job);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
@@ -618,10 +674,14 @@ interface ServerStats {
 }
 
 async function startServer(opts: Options): Promise<Server> {
-  const child = fork(SERVER, ['--pages', String(opts.pages), '--page-size', String(opts.pageSize), '--latency-ms', String(opts.latencyMs)], {
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    execArgv: [],
-  });
+  const child = fork(
+    SERVER,
+    ['--pages', String(opts.pages), '--page-size', String(opts.pageSize), '--latency-ms', String(opts.latencyMs)],
+    {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      execArgv: [],
+    },
+  );
   const ready = await new Promise<{ port: number; records: number; bytes: number }>((resolvePromise, reject) => {
     child.once('message', (m) => resolvePromise(m as { port: number; records: number; bytes: number }));
     child.once('error', reject);
@@ -668,7 +728,15 @@ function variants(opts: Options): Variant[] {
         group: 'loop-cursor',
         concurrency: 1,
         client,
-        job: (s) => ({ kind: 'loop', base: s.base, pagination: 'cursor', client, concurrency: 1, pageSize: opts.pageSize, out: loopOut(`loop-cursor-${client}`) }),
+        job: (s) => ({
+          kind: 'loop',
+          base: s.base,
+          pagination: 'cursor',
+          client,
+          concurrency: 1,
+          pageSize: opts.pageSize,
+          out: loopOut(`loop-cursor-${client}`),
+        }),
       });
     }
     for (const c of opts.concurrency) {
@@ -680,7 +748,15 @@ function variants(opts: Options): Variant[] {
           group: 'loop-offset',
           concurrency: c,
           client,
-          job: (s) => ({ kind: 'loop', base: s.base, pagination: 'offset', client, concurrency: c, pageSize: opts.pageSize, out: loopOut(id) }),
+          job: (s) => ({
+            kind: 'loop',
+            base: s.base,
+            pagination: 'offset',
+            client,
+            concurrency: c,
+            pageSize: opts.pageSize,
+            out: loopOut(id),
+          }),
         });
       }
     }
@@ -734,20 +810,31 @@ class BenchFailure extends Error {}
 
 /** Runs a job in a fresh worker process; resolves with the JSON it prints last. */
 async function spawnWorker(job: Job): Promise<unknown> {
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--worker', JSON.stringify(job)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.once('error', reject);
-    child.once('close', (c) => resolvePromise({ code: c, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
-  });
-  if (code !== 0) throw new BenchFailure(`worker (${job.kind} ${job.pagination}) exited with ${code}\n--- stderr ---\n${stderr.slice(-4000)}\n--- stdout ---\n${stdout.slice(-2000)}`);
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (resolvePromise, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--worker', JSON.stringify(job)], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NO_COLOR: '1' },
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.once('error', reject);
+      child.once('close', (c) =>
+        resolvePromise({
+          code: c,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+        }),
+      );
+    },
+  );
+  if (code !== 0)
+    throw new BenchFailure(
+      `worker (${job.kind} ${job.pagination}) exited with ${code}\n--- stderr ---\n${stderr.slice(-4000)}\n--- stdout ---\n${stdout.slice(-2000)}`,
+    );
   return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as unknown;
 }
 
@@ -764,9 +851,12 @@ async function runJob(server: Server, job: LoopJob | DipJob): Promise<Omit<Sampl
 function checkLoop(v: Variant, s: Omit<Sample, 'variant'>, opts: Options): void {
   const expect = opts.pages * opts.pageSize;
   if (s.result.records !== expect || s.result.pages !== opts.pages) {
-    throw new BenchFailure(`${v.label} read ${s.result.records} records / ${s.result.pages} pages, expected ${expect} / ${opts.pages}`);
+    throw new BenchFailure(
+      `${v.label} read ${s.result.records} records / ${s.result.pages} pages, expected ${expect} / ${opts.pages}`,
+    );
   }
-  if (s.server.requests !== opts.pages) throw new BenchFailure(`${v.label}: the server saw ${s.server.requests} requests, expected ${opts.pages}`);
+  if (s.server.requests !== opts.pages)
+    throw new BenchFailure(`${v.label}: the server saw ${s.server.requests} requests, expected ${opts.pages}`);
 }
 
 // ─── profile ─────────────────────────────────────────────────────────────────────────────
@@ -780,7 +870,13 @@ interface CpuProfileNode {
 
 /** Self time of the main thread per function (top `n`), from a V8 .cpuprofile. */
 async function cpuProfileTop(path: string, n: number): Promise<{ fn: string; ms: number; share: number }[]> {
-  const prof = JSON.parse(await readFile(path, 'utf8')) as { nodes: CpuProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number };
+  const prof = JSON.parse(await readFile(path, 'utf8')) as {
+    nodes: CpuProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+    startTime: number;
+    endTime: number;
+  };
   const byId = new Map(prof.nodes.map((node) => [node.id, node]));
   const self = new Map<string, number>();
   for (let i = 0; i < prof.samples.length; i++) {
@@ -788,7 +884,10 @@ async function cpuProfileTop(path: string, n: number): Promise<{ fn: string; ms:
     if (!node) continue;
     const dt = (prof.timeDeltas[i + 1] ?? 0) / 1000;
     const f = node.callFrame;
-    const file = f.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '').replace(/.*node_modules\//, '');
+    const file = f.url
+      .replace(/^file:\/\//, '')
+      .replace(`${ROOT}/`, '')
+      .replace(/.*node_modules\//, '');
     const where = f.url ? (f.lineNumber > 0 ? `${file}:${f.lineNumber + 1}` : file) : '';
     const key = `${f.functionName || '(anonymous)'}${where ? ` ${where}` : ''}`;
     self.set(key, (self.get(key) ?? 0) + dt);
@@ -854,7 +953,6 @@ async function runProfile(server: Server, v: Variant): Promise<ProfileReport> {
 
 // ─── summary ─────────────────────────────────────────────────────────────────────────────
 
-
 interface Summary {
   variant: string;
   label: string;
@@ -872,7 +970,16 @@ interface Summary {
   serverCpuSeconds: number;
   loopDelayMaxMs: number;
   samples: number[];
-  dip?: { openMs: number; units: number; requests: number; firstRequestMs: number | null; fetchMs: number | null; tailMs: number | null } | undefined;
+  dip?:
+    | {
+        openMs: number;
+        units: number;
+        requests: number;
+        firstRequestMs: number | null;
+        fetchMs: number | null;
+        tailMs: number | null;
+      }
+    | undefined;
 }
 
 function summarize(opts: Options, vs: Variant[], samples: Sample[]): Summary[] {
@@ -905,7 +1012,8 @@ function summarize(opts: Options, vs: Variant[], samples: Sample[]): Summary[] {
             units: mid.result.dip.units,
             requests: mid.result.dip.requests,
             firstRequestMs: mid.server.firstAt === null ? null : mid.server.firstAt - mid.result.startEpochMs,
-            fetchMs: mid.server.firstAt === null || mid.server.lastAt === null ? null : mid.server.lastAt - mid.server.firstAt,
+            fetchMs:
+              mid.server.firstAt === null || mid.server.lastAt === null ? null : mid.server.lastAt - mid.server.firstAt,
             tailMs: mid.server.lastAt === null ? null : mid.result.endEpochMs - mid.server.lastAt,
           }
         : undefined,
@@ -945,16 +1053,28 @@ function targets(summary: Summary[]): { rows: TargetRow[]; best: Record<string, 
       ratio,
       target: cursor ? `≥ ${limit.toFixed(2)}` : `≥ ${limit.toFixed(1)}×`,
       pass: ratio === null ? null : ratio >= limit,
-      vsBestLoop: best ? `${(best.seconds / dip.seconds).toFixed(2)} (${best.seconds.toFixed(3)} s, ${best.client}, c ${best.concurrency})` : 'n/a',
+      vsBestLoop: best
+        ? `${(best.seconds / dip.seconds).toFixed(2)} (${best.seconds.toFixed(3)} s, ${best.client}, c ${best.concurrency})`
+        : 'n/a',
     });
   }
   return { rows, best: { cursor: bestCursor, sequentialOffset: seqOffset, offset: bestOffset } };
 }
 
-
-
 function resultsTable(summary: Summary[], best: Record<string, Summary | undefined>, markdown: boolean): string {
-  const head = ['variant', 'runs', 'seconds', 'pages/s', 'records/s', 'CPU s', 'peak RSS MiB', 'max in flight', 'server CPU s', 'loop delay max ms', 'note'];
+  const head = [
+    'variant',
+    'runs',
+    'seconds',
+    'pages/s',
+    'records/s',
+    'CPU s',
+    'peak RSS MiB',
+    'max in flight',
+    'server CPU s',
+    'loop delay max ms',
+    'note',
+  ];
   const rows = summary.map((s) => {
     const notes: string[] = [];
     if (s === best['cursor']) notes.push('best cursor loop');
@@ -962,7 +1082,9 @@ function resultsTable(summary: Summary[], best: Record<string, Summary | undefin
     if (s === best['offset']) notes.push('best offset loop');
     if (s.dip) {
       const ms = (x: number | null) => (x === null ? 'n/a' : `${fmtInt(x)} ms`);
-      notes.push(`${s.dip.units} units; median run: open ${ms(s.dip.openMs)}, 1st request ${ms(s.dip.firstRequestMs)}, fetch ${ms(s.dip.fetchMs)}, tail ${ms(s.dip.tailMs)}`);
+      notes.push(
+        `${s.dip.units} units; median run: open ${ms(s.dip.openMs)}, 1st request ${ms(s.dip.firstRequestMs)}, fetch ${ms(s.dip.fetchMs)}, tail ${ms(s.dip.tailMs)}`,
+      );
     }
     return [
       s.label,
@@ -983,8 +1105,24 @@ function resultsTable(summary: Summary[], best: Record<string, Summary | undefin
 
 function targetsTable(rows: TargetRow[], markdown: boolean): string {
   return renderTable(
-    ['comparison (throughput ratio = baseline s / dip s)', 'dip', 'baseline', 'ratio', 'target', 'result', 'vs fastest loop of that pagination'],
-    rows.map((r) => [r.name, r.dip, r.baseline, r.ratio === null ? 'n/a' : r.ratio.toFixed(2), r.target, r.pass === null ? '—' : r.pass ? 'PASS' : 'MISS', r.vsBestLoop]),
+    [
+      'comparison (throughput ratio = baseline s / dip s)',
+      'dip',
+      'baseline',
+      'ratio',
+      'target',
+      'result',
+      'vs fastest loop of that pagination',
+    ],
+    rows.map((r) => [
+      r.name,
+      r.dip,
+      r.baseline,
+      r.ratio === null ? 'n/a' : r.ratio.toFixed(2),
+      r.target,
+      r.pass === null ? '—' : r.pass ? 'PASS' : 'MISS',
+      r.vsBestLoop,
+    ]),
     markdown,
     [false, true, false, true, false, false, false],
   );
@@ -1014,7 +1152,11 @@ function profileTables(p: ProfileReport, markdown: boolean): string {
     [false, true, true],
   );
   const cpu = renderTable(
-    [`main thread self time, top functions (V8 profiler, timed section of another run: ${fmtInt(p.cpuProfileMs)} ms)`, 'ms', 'share'],
+    [
+      `main thread self time, top functions (V8 profiler, timed section of another run: ${fmtInt(p.cpuProfileMs)} ms)`,
+      'ms',
+      'share',
+    ],
     p.cpuTop.map((c) => [c.fn, fmtInt(c.ms), `${(c.share * 100).toFixed(1)} %`]),
     markdown,
     [false, true, true],
@@ -1046,7 +1188,9 @@ export async function main(args: string[]): Promise<number> {
   await mkdir(WORK, { recursive: true });
   const machine = { ...machineInfo(ROOT) };
   const server = await startServer(opts);
-  log(`server ${server.base}: ${opts.pages} pages × ${opts.pageSize} records (${fmtInt(server.records)}), ${(server.bytes / 1e6).toFixed(1)} MB of offset pages, ${opts.latencyMs} ms latency`);
+  log(
+    `server ${server.base}: ${opts.pages} pages × ${opts.pageSize} records (${fmtInt(server.records)}), ${(server.bytes / 1e6).toFixed(1)} MB of offset pages, ${opts.latencyMs} ms latency`,
+  );
   const vs = variants(opts);
   const samples: Sample[] = [];
   const profiles: ProfileReport[] = [];
@@ -1068,14 +1212,20 @@ export async function main(args: string[]): Promise<number> {
       for (const v of vs) {
         const s = await runJob(server, v.job(server, `r${r}`));
         if (v.group.startsWith('loop')) checkLoop(v, s, opts);
-        log(`run ${r + 1}/${opts.reps} ${v.label}: ${(s.result.ms / 1000).toFixed(3)} s, ${fmtInt((opts.pages * opts.pageSize) / (s.result.ms / 1000))} records/s, max in flight ${s.server.maxInFlight}, RSS ${fmtInt(s.result.maxRssKiB / 1024)} MiB`);
+        log(
+          `run ${r + 1}/${opts.reps} ${v.label}: ${(s.result.ms / 1000).toFixed(3)} s, ${fmtInt((opts.pages * opts.pageSize) / (s.result.ms / 1000))} records/s, max in flight ${s.server.maxInFlight}, RSS ${fmtInt(s.result.maxRssKiB / 1024)} MiB`,
+        );
         samples.push({ variant: v.id, ...s });
       }
     }
     if (opts.profile) {
       // The first batch_records and concurrency given, raw zone on: one cursor and one offset run.
       const primary = vs.filter(
-        (x) => x.group.startsWith('dip') && x.raw === true && x.batchRecords === opts.batchRecords[0] && (x.group === 'dip-cursor' || x.concurrency === opts.dipConcurrency[0]),
+        (x) =>
+          x.group.startsWith('dip') &&
+          x.raw === true &&
+          x.batchRecords === opts.batchRecords[0] &&
+          (x.group === 'dip-cursor' || x.concurrency === opts.dipConcurrency[0]),
       );
       for (const v of primary) {
         log(`profiled run: ${v.label}`);
@@ -1084,7 +1234,15 @@ export async function main(args: string[]): Promise<number> {
     }
     if (opts.diagnose) {
       log(`diagnose: dip's DuckDB statements for one ${opts.diagnoseRecords}-record unit`);
-      diagnose = (await spawnWorker({ kind: 'diagnose', base: server.base, pagination: 'offset', pageSize: opts.pageSize, records: opts.diagnoseRecords, reps: 5, dir: join(WORK, 'diagnose') })) as Diagnosis;
+      diagnose = (await spawnWorker({
+        kind: 'diagnose',
+        base: server.base,
+        pagination: 'offset',
+        pageSize: opts.pageSize,
+        records: opts.diagnoseRecords,
+        reps: 5,
+        dir: join(WORK, 'diagnose'),
+      })) as Diagnosis;
     }
   } catch (err) {
     if (err instanceof BenchFailure) {
@@ -1099,10 +1257,26 @@ export async function main(args: string[]): Promise<number> {
   machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
   const summary = summarize(opts, vs, samples);
   const { rows, best } = targets(summary);
-  const missed = rows.filter((r) => r.pass === false).map((r) => `${r.name}: ${r.ratio?.toFixed(2)} (target ${r.target})`);
+  const missed = rows
+    .filter((r) => r.pass === false)
+    .map((r) => `${r.name}: ${r.ratio?.toFixed(2)} (target ${r.target})`);
   const dipYamls = {
-    cursor: dipYaml({ base: server.base, pagination: 'cursor', raw: true, concurrency: 1, pageSize: opts.pageSize, batchRecords: opts.batchRecords[0] }),
-    offset: dipYaml({ base: server.base, pagination: 'offset', raw: true, concurrency: opts.dipConcurrency[0] ?? 32, pageSize: opts.pageSize, batchRecords: opts.batchRecords[0] }),
+    cursor: dipYaml({
+      base: server.base,
+      pagination: 'cursor',
+      raw: true,
+      concurrency: 1,
+      pageSize: opts.pageSize,
+      batchRecords: opts.batchRecords[0],
+    }),
+    offset: dipYaml({
+      base: server.base,
+      pagination: 'offset',
+      raw: true,
+      concurrency: opts.dipConcurrency[0] ?? 32,
+      pageSize: opts.pageSize,
+      batchRecords: opts.batchRecords[0],
+    }),
   };
   const doc = {
     benchmark: 'rest',
@@ -1134,12 +1308,18 @@ export async function main(args: string[]): Promise<number> {
   } else {
     const md = opts.markdown;
     const p = (s: string) => process.stdout.write(`${s}\n`);
-    p(`\nrest benchmark · ${machine.date} · commit ${machine.commit} · ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB · node ${machine.node}`);
-    p(`load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`);
+    p(
+      `\nrest benchmark · ${machine.date} · commit ${machine.commit} · ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB · node ${machine.node}`,
+    );
+    p(
+      `load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`,
+    );
     p(
       `API: ${opts.pages} pages × ${opts.pageSize} records = ${fmtInt(opts.pages * opts.pageSize)} records, ${(server.bytes / 1e6).toFixed(1)} MB of JSON, +${opts.latencyMs} ms per request (separate process); median of ${opts.reps}; dip batch_records ${opts.batchRecords.map((b) => b ?? 'default (20000)').join(', ')}; dip offset http.concurrency max = initial = ${opts.dipConcurrency.join(', ')}`,
     );
-    p(`seconds: loops = first request → output file closed; dip = Lake.open → runPipeline resolved (bronze and raw verified after)\n`);
+    p(
+      `seconds: loops = first request → output file closed; dip = Lake.open → runPipeline resolved (bronze and raw verified after)\n`,
+    );
     p(resultsTable(summary, best, md));
     p('');
     p(targetsTable(rows, md));
@@ -1148,11 +1328,19 @@ export async function main(args: string[]): Promise<number> {
       p(profileTables(prof, md));
     }
     if (diagnose) {
-      p(`\ndip's DuckDB statements for one unit of ${fmtInt(opts.diagnoseRecords)} records (${(diagnose.recordBytes / 1e6).toFixed(1)} MB records NDJSON, ${(diagnose.pageBytes / 1e6).toFixed(1)} MB page envelopes), each alone, median of 5:\n`);
+      p(
+        `\ndip's DuckDB statements for one unit of ${fmtInt(opts.diagnoseRecords)} records (${(diagnose.recordBytes / 1e6).toFixed(1)} MB records NDJSON, ${(diagnose.pageBytes / 1e6).toFixed(1)} MB page envelopes), each alone, median of 5:\n`,
+      );
       p(diagnoseTable(diagnose, md));
     }
     const checked = rows.filter((r) => r.pass !== null).length;
-    p(missed.length ? `\ntargets missed:\n  ${missed.join('\n  ')}` : checked ? '\nall targets met' : '\nno target checked (the hand-written loops did not run)');
+    p(
+      missed.length
+        ? `\ntargets missed:\n  ${missed.join('\n  ')}`
+        : checked
+          ? '\nall targets met'
+          : '\nno target checked (the hand-written loops did not run)',
+    );
   }
   return opts.check && missed.length ? 2 : 0;
 }

@@ -21,23 +21,28 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     load: () => import('./files.js'),
   },
   rest: {
-    description: 'REST API → bronze: `dip run` (cursor, parallel offset) vs hand-written fetch/undici loops (pages/s, records/s, ratios)',
+    description:
+      'REST API → bronze: `dip run` (cursor, parallel offset) vs hand-written fetch/undici loops (pages/s, records/s, ratios)',
     load: () => import('./rest.js'),
   },
   postgres: {
-    description: 'PostgreSQL → bronze: `dip run` full extract vs psql \\copy (csv, binary), and CDC lag under pgbench (p50/p95/p99)',
+    description:
+      'PostgreSQL → bronze: `dip run` full extract vs psql \\copy (csv, binary), and CDC lag under pgbench (p50/p95/p99)',
     load: () => import('./postgres.js'),
   },
   silver: {
-    description: 'bronze → silver: `dip transform --full-refresh` (standardize, dedup, 2 masks, 6 checks) vs one hand-written DuckDB statement (rows/s, ratio)',
+    description:
+      'bronze → silver: `dip transform --full-refresh` (standardize, dedup, 2 masks, 6 checks) vs one hand-written DuckDB statement (rows/s, ratio)',
     load: () => import('./silver.js'),
   },
   scheduler: {
-    description: 'orchestrator: a 1,000 no-op task DAG and a 10,000-interval backfill, in-process (and with --workers N via pg-boss): tasks/s, intervals/s vs an in-memory executor',
+    description:
+      'orchestrator: a 1,000 no-op task DAG and a 10,000-interval backfill, in-process (and with --workers N via pg-boss): tasks/s, intervals/s vs an in-memory executor',
     load: () => import('./scheduler.js'),
   },
   startup: {
-    description: "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",
+    description:
+      "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",
     load: () => import('./startup.js'),
   },
 };

@@ -45,13 +45,22 @@ export function dagTasks(n: number, width = 100): Record<string, { module: strin
   for (let i = 0; i < n; i++) {
     const layer = Math.floor(i / width);
     const col = i % width;
-    const deps = layer === 0 ? [] : [...new Set([`t${(layer - 1) * width + col}`, `t${(layer - 1) * width + ((col + 1) % width)}`])].filter((d) => Number(d.slice(1)) < n);
+    const deps =
+      layer === 0
+        ? []
+        : [...new Set([`t${(layer - 1) * width + col}`, `t${(layer - 1) * width + ((col + 1) % width)}`])].filter(
+            (d) => Number(d.slice(1)) < n,
+          );
     tasks[`t${i}`] = { module: 'noop.mjs', depends_on: deps };
   }
   return tasks;
 }
 
-async function projectDir(opts: Opts, catalog: Record<string, unknown>, executor: 'in-process' | 'workers'): Promise<string> {
+async function projectDir(
+  opts: Opts,
+  catalog: Record<string, unknown>,
+  executor: 'in-process' | 'workers',
+): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'dip-bench-sched-'));
   await mkdir(join(dir, '.dip'), { recursive: true });
   await writeFile(join(dir, 'noop.mjs'), 'export default async () => {};\n');
@@ -62,14 +71,24 @@ async function projectDir(opts: Opts, catalog: Record<string, unknown>, executor
     serve: { concurrency: opts.concurrency, executor },
     pipelines: {
       dag: { sources: {}, retries: { attempts: 1 }, max_parallel_tasks: 1000, tasks: dagTasks(opts.tasks) },
-      noop: { schedule: { every: '1h' }, max_active_runs: opts.concurrency, sources: {}, retries: { attempts: 1 }, tasks: { t: { module: 'noop.mjs' } } },
+      noop: {
+        schedule: { every: '1h' },
+        max_active_runs: opts.concurrency,
+        sources: {},
+        retries: { attempts: 1 },
+        tasks: { t: { module: 'noop.mjs' } },
+      },
     },
   };
   await writeFile(join(dir, 'dip.yaml'), JSON.stringify(config, null, 2));
   return dir;
 }
 
-async function waitStatus(lake: Lake, filter: { backfillId?: string; pipeline?: string }, total: number): Promise<void> {
+async function waitStatus(
+  lake: Lake,
+  filter: { backfillId?: string; pipeline?: string },
+  total: number,
+): Promise<void> {
   for (;;) {
     const counts = await lake.catalog.orchestration.countRuns(filter);
     const done = (counts['succeeded'] ?? 0) + (counts['failed'] ?? 0) + (counts['cancelled'] ?? 0);
@@ -89,21 +108,39 @@ async function inProcess(opts: Opts): Promise<Row[]> {
     await runtime.orchestrator.trigger('dag');
     await waitStatus(lake, { pipeline: 'dag' }, 1);
     let s = (performance.now() - t) / 1000;
-    rows.push({ what: `DAG of ${fmtInt(opts.tasks)} no-op tasks`, executor: `in-process ×${opts.concurrency}, SQLite`, units: opts.tasks, seconds: s, perSecond: opts.tasks / s });
+    rows.push({
+      what: `DAG of ${fmtInt(opts.tasks)} no-op tasks`,
+      executor: `in-process ×${opts.concurrency}, SQLite`,
+      units: opts.tasks,
+      seconds: s,
+      perSecond: opts.tasks / s,
+    });
     const from = new Date('2020-01-01T00:00:00Z');
     const to = new Date(from.getTime() + opts.intervals * 3_600_000);
     t = performance.now();
     const plan = await runtime.orchestrator.backfill('noop', { from, to, parallel: opts.concurrency });
     await waitStatus(lake, { backfillId: plan.backfillId as string }, opts.intervals);
     s = (performance.now() - t) / 1000;
-    rows.push({ what: `backfill of ${fmtInt(opts.intervals)} intervals`, executor: `in-process ×${opts.concurrency}, SQLite`, units: opts.intervals, seconds: s, perSecond: opts.intervals / s });
+    rows.push({
+      what: `backfill of ${fmtInt(opts.intervals)} intervals`,
+      executor: `in-process ×${opts.concurrency}, SQLite`,
+      units: opts.intervals,
+      seconds: s,
+      perSecond: opts.intervals / s,
+    });
     await runtime.stop();
     // The durable floor: two empty write transactions per task on this catalog.
     const store = lake.catalog as unknown as { db: { transaction<T>(fn: () => Promise<T>): Promise<T> } };
     t = performance.now();
     for (let i = 0; i < opts.tasks * 2; i++) await store.db.transaction(async () => undefined);
     s = (performance.now() - t) / 1000;
-    rows.push({ what: `floor: ${fmtInt(opts.tasks * 2)} empty write transactions`, executor: 'SQLite (WAL, synchronous=FULL)', units: opts.tasks, seconds: s, perSecond: opts.tasks / s });
+    rows.push({
+      what: `floor: ${fmtInt(opts.tasks * 2)} empty write transactions`,
+      executor: 'SQLite (WAL, synchronous=FULL)',
+      units: opts.tasks,
+      seconds: s,
+      perSecond: opts.tasks / s,
+    });
   } finally {
     await lake.close();
     await rm(dir, { recursive: true, force: true });
@@ -118,7 +155,8 @@ async function inMemory(opts: Opts): Promise<Row> {
   const t = performance.now();
   const waiting = new Map(Object.entries(tasks).map(([n, d]) => [n, d.depends_on.length]));
   const downstream = new Map<string, string[]>();
-  for (const [n, d] of Object.entries(tasks)) for (const u of d.depends_on) downstream.set(u, [...(downstream.get(u) ?? []), n]);
+  for (const [n, d] of Object.entries(tasks))
+    for (const u of d.depends_on) downstream.set(u, [...(downstream.get(u) ?? []), n]);
   const ready = [...waiting].filter(([, w]) => w === 0).map(([n]) => n);
   let done = 0;
   await new Promise<void>((resolve) => {
@@ -143,7 +181,13 @@ async function inMemory(opts: Opts): Promise<Row> {
     pump();
   });
   const s = (performance.now() - t) / 1000;
-  return { what: `baseline: same DAG, in-memory executor (no durability)`, executor: `×${opts.concurrency}`, units: opts.tasks, seconds: s, perSecond: opts.tasks / s };
+  return {
+    what: `baseline: same DAG, in-memory executor (no durability)`,
+    executor: `×${opts.concurrency}`,
+    units: opts.tasks,
+    seconds: s,
+    perSecond: opts.tasks / s,
+  };
 }
 
 async function withWorkers(opts: Opts): Promise<Row[]> {
@@ -160,17 +204,23 @@ async function withWorkers(opts: Opts): Promise<Row[]> {
     if (!dispatcher) throw new Error('no dispatcher for executor: workers');
     const ready: Promise<void>[] = [];
     for (let i = 0; i < opts.workers; i++) {
-      const child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'worker', '--concurrency', String(opts.concurrency)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DIP_LOG_LEVEL: 'info' } });
+      const child = spawn(
+        process.execPath,
+        [join(ROOT, 'dist/cli/main.js'), 'worker', '--concurrency', String(opts.concurrency)],
+        { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DIP_LOG_LEVEL: 'info' } },
+      );
       children.push(child);
       // Timing starts once every worker is up (start-up is module loading, not scheduling).
-      ready.push(new Promise((resolve, reject) => {
-        let seen = '';
-        child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-          if (seen.length < 100_000) seen += d;
-          if (seen.includes('worker started')) resolve();
-        });
-        child.once('exit', (code) => reject(new Error(`dip worker exited with ${code}: ${seen.slice(-2000)}`)));
-      }));
+      ready.push(
+        new Promise((resolve, reject) => {
+          let seen = '';
+          child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+            if (seen.length < 100_000) seen += d;
+            if (seen.includes('worker started')) resolve();
+          });
+          child.once('exit', (code) => reject(new Error(`dip worker exited with ${code}: ${seen.slice(-2000)}`)));
+        }),
+      );
     }
     await Promise.all(ready);
     const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => dispatcher.dispatch(refs) });
@@ -179,14 +229,26 @@ async function withWorkers(opts: Opts): Promise<Row[]> {
     await waitStatus(lake, { pipeline: 'dag' }, 1);
     let s = (performance.now() - t) / 1000;
     const label = `${opts.workers} dip worker ×${opts.concurrency}, PostgreSQL + pg-boss`;
-    rows.push({ what: `DAG of ${fmtInt(opts.tasks)} no-op tasks`, executor: label, units: opts.tasks, seconds: s, perSecond: opts.tasks / s });
+    rows.push({
+      what: `DAG of ${fmtInt(opts.tasks)} no-op tasks`,
+      executor: label,
+      units: opts.tasks,
+      seconds: s,
+      perSecond: opts.tasks / s,
+    });
     const from = new Date('2020-01-01T00:00:00Z');
     const to = new Date(from.getTime() + opts.intervals * 3_600_000);
     t = performance.now();
     const plan = await runtime.orchestrator.backfill('noop', { from, to, parallel: opts.concurrency * opts.workers });
     await waitStatus(lake, { backfillId: plan.backfillId as string }, opts.intervals);
     s = (performance.now() - t) / 1000;
-    rows.push({ what: `backfill of ${fmtInt(opts.intervals)} intervals`, executor: label, units: opts.intervals, seconds: s, perSecond: opts.intervals / s });
+    rows.push({
+      what: `backfill of ${fmtInt(opts.intervals)} intervals`,
+      executor: label,
+      units: opts.intervals,
+      seconds: s,
+      perSecond: opts.intervals / s,
+    });
     await runtime.stop();
     await dispatcher.close();
   } finally {
@@ -214,7 +276,14 @@ export async function main(args: string[]): Promise<number> {
       },
     });
     if (values.help) return undefined;
-    return { tasks: Number(values.tasks), intervals: Number(values.intervals), concurrency: Number(values.concurrency), workers: Number(values.workers), markdown: values.markdown, json: values.json };
+    return {
+      tasks: Number(values.tasks),
+      intervals: Number(values.intervals),
+      concurrency: Number(values.concurrency),
+      workers: Number(values.workers),
+      markdown: values.markdown,
+      json: values.json,
+    };
   }, HELP);
   if ('exit' in parsed) return parsed.exit;
   const opts = parsed.opts;
@@ -222,10 +291,15 @@ export async function main(args: string[]): Promise<number> {
   const rows = await inProcess(opts);
   if (opts.workers > 0) rows.push(...(await withWorkers(opts)));
   const dagInProcess = rows[0] as Row;
-  const all = [baseline, ...rows].map((r) => ({ ...r, ratio: r.what.startsWith('DAG') ? dagInProcess.seconds / baseline.seconds : undefined }));
+  const all = [baseline, ...rows].map((r) => ({
+    ...r,
+    ratio: r.what.startsWith('DAG') ? dagInProcess.seconds / baseline.seconds : undefined,
+  }));
   const verdict = dagInProcess.perSecond >= 500 ? 'PASS' : 'FAIL';
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ machine: machineInfo(ROOT), rows: all, target: { tasksPerSecond: 500, verdict } }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ machine: machineInfo(ROOT), rows: all, target: { tasksPerSecond: 500, verdict } }, null, 2)}\n`,
+    );
   } else {
     process.stdout.write(
       `${renderTable(
@@ -235,7 +309,9 @@ export async function main(args: string[]): Promise<number> {
         [false, false, true, true, true],
       )}\n`,
     );
-    process.stdout.write(`\nin-process DAG: ${fmtInt(dagInProcess.perSecond)} tasks/s (target ≥ 500: ${verdict}); durable scheduling costs ${(dagInProcess.seconds / baseline.seconds).toFixed(0)}× the in-memory executor\n`);
+    process.stdout.write(
+      `\nin-process DAG: ${fmtInt(dagInProcess.perSecond)} tasks/s (target ≥ 500: ${verdict}); durable scheduling costs ${(dagInProcess.seconds / baseline.seconds).toFixed(0)}× the in-memory executor\n`,
+    );
   }
   return verdict === 'PASS' ? 0 : 1;
 }

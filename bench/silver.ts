@@ -144,17 +144,20 @@ function parseOptions(args: string[]): Options | undefined {
 const log = (msg: string) => process.stderr.write(`[bench silver] ${msg}\n`);
 const sqlLit = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
-
 /** The line of a child's failure that says what went wrong (DuckDB's error, dip's message). */
 function firstLine(message: string): string {
-  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
-    try {
-      const m = (JSON.parse(l) as { error?: { message?: unknown } }).error?.message;
-      return typeof m === 'string' ? `error: ${m.split('\n')[0]}` : l;
-    } catch {
-      return l;
-    }
-  });
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        const m = (JSON.parse(l) as { error?: { message?: unknown } }).error?.message;
+        return typeof m === 'string' ? `error: ${m.split('\n')[0]}` : l;
+      } catch {
+        return l;
+      }
+    });
   return (lines.find((l) => /error|"message"/i.test(l)) ?? lines[0] ?? '').slice(0, 400);
 }
 
@@ -238,7 +241,14 @@ async function ensureInput(rows: number): Promise<InputFile> {
   const path = join(CACHE, `silver-posts-${rows}.parquet`);
   const metaPath = `${path}.meta.json`;
   if (existsSync(path) && existsSync(metaPath)) {
-    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as { version: number; rows: number; bytes: number; ids: number; badIds: number; badRows?: number };
+    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {
+      version: number;
+      rows: number;
+      bytes: number;
+      ids: number;
+      badIds: number;
+      badRows?: number;
+    };
     if (meta.version === DATA_VERSION && meta.rows === rows && meta.bytes === (await stat(path)).size) {
       if (meta.badRows === undefined) {
         meta.badRows = (await inputCounts(path)).badRows;
@@ -287,7 +297,6 @@ async function inputCounts(path: string): Promise<{ ids: number; badIds: number;
 }
 
 // ─── child processes ───────────────────────────────────────────────────────────────────
-
 
 async function filesUnder(dir: string, ext: string): Promise<string[]> {
   let entries;
@@ -392,19 +401,42 @@ async function ingestProject(input: InputFile, opts: Options): Promise<Project> 
   const help = spawnSync(process.execPath, [DIP_CLI, 'run', '--help'], { encoding: 'utf8' });
   const noSilver = help.stdout.includes('--no-silver') ? ['--no-silver'] : [];
   log(`dip run ${noSilver.join(' ')}: ${fmtInt(input.rows)} rows → bronze.${BRONZE_TABLE} (raw zone off) …`);
-  const m = await spawnMeasured(process.execPath, [DIP_CLI, 'run', PIPELINE, ...noSilver, '--quiet', '--json', '-p', dir]);
+  const m = await spawnMeasured(process.execPath, [
+    DIP_CLI,
+    'run',
+    PIPELINE,
+    ...noSilver,
+    '--quiet',
+    '--json',
+    '-p',
+    dir,
+  ]);
   failIfBad('dip run (ingest into bronze)', m);
   const run = (JSON.parse(m.stdout) as DipRunJson[])[0];
   const streams = run?.stats.streams ?? {};
-  const stream = streams[`${SOURCE}.${BRONZE_TABLE}`] ?? streams[BRONZE_TABLE] ?? Object.entries(streams).find(([k]) => !k.startsWith('silver.'))?.[1];
+  const stream =
+    streams[`${SOURCE}.${BRONZE_TABLE}`] ??
+    streams[BRONZE_TABLE] ??
+    Object.entries(streams).find(([k]) => !k.startsWith('silver.'))?.[1];
   if (!run || run.status !== 'succeeded' || !stream || stream.rows !== input.rows || stream.quarantined !== 0) {
     throw new BenchFailure(`dip run did not land ${input.rows} rows in bronze: ${m.stdout.slice(0, 2000)}`);
   }
   const bronzeFiles = await filesUnder(join(dir, '.dip', 'lake', 'bronze', SOURCE, BRONZE_TABLE), '.parquet');
-  if (bronzeFiles.length === 0) throw new BenchFailure(`no bronze Parquet files under ${join(dir, '.dip', 'lake', 'bronze', SOURCE, BRONZE_TABLE)}`);
+  if (bronzeFiles.length === 0)
+    throw new BenchFailure(
+      `no bronze Parquet files under ${join(dir, '.dip', 'lake', 'bronze', SOURCE, BRONZE_TABLE)}`,
+    );
   const bronzeBytes = await bytesOf(bronzeFiles);
-  log(`bronze: ${bronzeFiles.length} file(s), ${(bronzeBytes / MB).toFixed(1)} MB, dip run took ${(m.wallMs / 1000).toFixed(1)} s`);
-  return { dir, bronzeFiles, bronzeBytes, ingestSeconds: m.wallMs / 1000, ingestPeakRssMiB: m.peakRssKiB === null ? null : m.peakRssKiB / 1024 };
+  log(
+    `bronze: ${bronzeFiles.length} file(s), ${(bronzeBytes / MB).toFixed(1)} MB, dip run took ${(m.wallMs / 1000).toFixed(1)} s`,
+  );
+  return {
+    dir,
+    bronzeFiles,
+    bronzeBytes,
+    ingestSeconds: m.wallMs / 1000,
+    ingestPeakRssMiB: m.peakRssKiB === null ? null : m.peakRssKiB / 1024,
+  };
 }
 
 // ─── (a) the baseline: one hand-written statement ──────────────────────────────────────
@@ -492,13 +524,13 @@ function baselineSql(variant: BaselineVariant, bronzeFiles: string[], out: strin
         GROUP BY id
       ) k ON b.id = k.id AND b.updatedAt = k.latest`
       : variant === 'qualify'
-      ? `SELECT
+        ? `SELECT
         ${standardized('')},
         min(_dip_ingested_at) OVER (PARTITION BY id) AS _dip_first_seen,
         max(_dip_ingested_at) OVER (PARTITION BY id) AS _dip_last_seen
       FROM ${bronze}
       QUALIFY row_number() OVER (PARTITION BY id ORDER BY updatedAt DESC) = 1`
-      : `SELECT
+        : `SELECT
         ${standardized('r.')},
         first_seen AS _dip_first_seen,
         last_seen AS _dip_last_seen
@@ -527,24 +559,71 @@ function baselineSql(variant: BaselineVariant, bronzeFiles: string[], out: strin
  */
 function diagnoseStatements(bronzeFiles: string[], out: string): { name: string; sql: string; minus?: string }[] {
   const b = `read_parquet([${bronzeFiles.map(sqlLit).join(', ')}], hive_partitioning = false)`;
-  const copy = (select: string) => `COPY (${select}) TO ${sqlLit(out)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)`;
+  const copy = (select: string) =>
+    `COPY (${select}) TO ${sqlLit(out)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)`;
   const keys = `(SELECT id, max(updatedAt) AS latest FROM ${b} GROUP BY id) k`;
-  const texts = ['externalCode', 'title', 'body', 'status', 'publishedAt', 'phoneNumber', 'language', 'category', 'subtitle', 'sourceUrl', 'regionName', 'author.name', 'author.email', 'author.country'];
-  const lengths = (exprs: string[]) => `SELECT ${exprs.map((e, i) => `sum(length(${e})) AS l${i}`).join(', ')} FROM ${b}`;
+  const texts = [
+    'externalCode',
+    'title',
+    'body',
+    'status',
+    'publishedAt',
+    'phoneNumber',
+    'language',
+    'category',
+    'subtitle',
+    'sourceUrl',
+    'regionName',
+    'author.name',
+    'author.email',
+    'author.country',
+  ];
+  const lengths = (exprs: string[]) =>
+    `SELECT ${exprs.map((e, i) => `sum(length(${e})) AS l${i}`).join(', ')} FROM ${b}`;
   const salt = sqlLit(SALT);
   return [
     { name: 'rewrite bronze as is: COPY * → Parquet zstd level 1', sql: copy(`SELECT * FROM ${b}`) },
-    { name: 'dedup only, max_join: COPY the latest rows as is', sql: copy(`SELECT b.* FROM ${b} b JOIN ${keys} ON b.id = k.id AND b.updatedAt = k.latest`) },
-    { name: 'dedup only, qualify: COPY the latest rows as is', sql: copy(`SELECT * FROM ${b} QUALIFY row_number() OVER (PARTITION BY id ORDER BY updatedAt DESC) = 1`) },
+    {
+      name: 'dedup only, max_join: COPY the latest rows as is',
+      sql: copy(`SELECT b.* FROM ${b} b JOIN ${keys} ON b.id = k.id AND b.updatedAt = k.latest`),
+    },
+    {
+      name: 'dedup only, qualify: COPY the latest rows as is',
+      sql: copy(`SELECT * FROM ${b} QUALIFY row_number() OVER (PARTITION BY id ORDER BY updatedAt DESC) = 1`),
+    },
     { name: 'expr: trim + empty→null on the 14 text columns', sql: lengths(texts.map(txt)), minus: lengths(texts) },
-    { name: 'expr: publishedAt text → TIMESTAMPTZ', sql: `SELECT sum(epoch(publishedAt::TIMESTAMPTZ)) FROM ${b}`, minus: `SELECT sum(length(publishedAt)) FROM ${b}` },
-    { name: 'expr: status map (CASE)', sql: lengths([`CASE status WHEN 'A' THEN 'active' WHEN 'I' THEN 'inactive' WHEN 'P' THEN 'pending' ELSE status END`]), minus: lengths(['status']) },
-    { name: 'expr: hash mask sha256(salt || email)', sql: lengths([`sha256(${salt} || author.email)`]), minus: lengths(['author.email']) },
-    { name: 'expr: last4 mask, translate (baseline)', sql: lengths([`translate(left(phoneNumber, -4), '0123456789', '**********') || right(phoneNumber, 4)`]), minus: lengths(['phoneNumber']) },
-    { name: 'expr: last4 mask, regexp_replace [0-9] → *', sql: lengths([`regexp_replace(left(phoneNumber, -4), '[0-9]', '*', 'g') || right(phoneNumber, 4)`]), minus: lengths(['phoneNumber']) },
+    {
+      name: 'expr: publishedAt text → TIMESTAMPTZ',
+      sql: `SELECT sum(epoch(publishedAt::TIMESTAMPTZ)) FROM ${b}`,
+      minus: `SELECT sum(length(publishedAt)) FROM ${b}`,
+    },
+    {
+      name: 'expr: status map (CASE)',
+      sql: lengths([
+        `CASE status WHEN 'A' THEN 'active' WHEN 'I' THEN 'inactive' WHEN 'P' THEN 'pending' ELSE status END`,
+      ]),
+      minus: lengths(['status']),
+    },
+    {
+      name: 'expr: hash mask sha256(salt || email)',
+      sql: lengths([`sha256(${salt} || author.email)`]),
+      minus: lengths(['author.email']),
+    },
+    {
+      name: 'expr: last4 mask, translate (baseline)',
+      sql: lengths([`translate(left(phoneNumber, -4), '0123456789', '**********') || right(phoneNumber, 4)`]),
+      minus: lengths(['phoneNumber']),
+    },
+    {
+      name: 'expr: last4 mask, regexp_replace [0-9] → *',
+      sql: lengths([`regexp_replace(left(phoneNumber, -4), '[0-9]', '*', 'g') || right(phoneNumber, 4)`]),
+      minus: lengths(['phoneNumber']),
+    },
     {
       name: "expr: last4 mask, dip's macro (regexp_extract + translate)",
-      sql: lengths([`translate(left(phoneNumber, length(phoneNumber) - length(regexp_extract(phoneNumber, '(\\d\\D*){0,4}$'))), '0123456789', '**********') || regexp_extract(phoneNumber, '(\\d\\D*){0,4}$')`]),
+      sql: lengths([
+        `translate(left(phoneNumber, length(phoneNumber) - length(regexp_extract(phoneNumber, '(\\d\\D*){0,4}$'))), '0123456789', '**********') || regexp_extract(phoneNumber, '(\\d\\D*){0,4}$')`,
+      ]),
       minus: lengths(['phoneNumber']),
     },
     {
@@ -569,7 +648,10 @@ async function runDiagnose(project: Project, opts: Options): Promise<DiagnoseRow
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     syncDisks();
-    const m = await spawnMeasured(process.execPath, [BASELINE, JSON.stringify({ sql, threads: opts.threads, memoryLimit: opts.memory, tempDirectory: join(dir, 'spill') })]);
+    const m = await spawnMeasured(process.execPath, [
+      BASELINE,
+      JSON.stringify({ sql, threads: opts.threads, memoryLimit: opts.memory, tempDirectory: join(dir, 'spill') }),
+    ]);
     failIfBad('diagnose statement', m);
     const r = JSON.parse(m.stdout.trim().split('\n').pop() ?? '{}') as { copyMs: number };
     return { ms: r.copyMs, cpu: m.cpuSec, rss: m.peakRssKiB };
@@ -588,7 +670,12 @@ async function runDiagnose(project: Project, opts: Options): Promise<DiagnoseRow
     } catch (err) {
       if (!(err instanceof BenchFailure)) throw err;
       log(`diagnose: ${st.name} failed: ${firstLine(err.message)}`);
-      rows.push({ name: `${st.name} — failed: ${firstLine(err.message)}`, seconds: NaN, cpuSeconds: null, peakRssMiB: null });
+      rows.push({
+        name: `${st.name} — failed: ${firstLine(err.message)}`,
+        seconds: NaN,
+        cpuSeconds: null,
+        peakRssMiB: null,
+      });
     }
   }
   await rm(dir, { recursive: true, force: true });
@@ -598,7 +685,12 @@ async function runDiagnose(project: Project, opts: Options): Promise<DiagnoseRow
 function diagnoseTable(rows: DiagnoseRow[], markdown: boolean): string {
   return renderTable(
     ['part of the baseline, alone (expr: less the bare scan)', 'in-process s', 'CPU s', 'peak RSS MiB'],
-    rows.map((r) => [r.name, Number.isNaN(r.seconds) ? 'n/a' : r.seconds.toFixed(2), r.cpuSeconds === null ? 'n/a' : r.cpuSeconds.toFixed(2), r.peakRssMiB === null ? 'n/a' : fmtInt(r.peakRssMiB)]),
+    rows.map((r) => [
+      r.name,
+      Number.isNaN(r.seconds) ? 'n/a' : r.seconds.toFixed(2),
+      r.cpuSeconds === null ? 'n/a' : r.cpuSeconds.toFixed(2),
+      r.peakRssMiB === null ? 'n/a' : fmtInt(r.peakRssMiB),
+    ]),
     markdown,
     [false, true, true, true],
   );
@@ -627,11 +719,24 @@ async function runBaseline(variant: BaselineVariant, project: Project, opts: Opt
   syncDisks();
   const m = await spawnMeasured(process.execPath, [
     BASELINE,
-    JSON.stringify({ sql: baselineSql(variant, project.bronzeFiles, out), threads: opts.threads, memoryLimit: opts.memory, tempDirectory: join(dir, 'spill') }),
+    JSON.stringify({
+      sql: baselineSql(variant, project.bronzeFiles, out),
+      threads: opts.threads,
+      memoryLimit: opts.memory,
+      tempDirectory: join(dir, 'spill'),
+    }),
   ]);
   failIfBad(`baseline (${variant})`, m);
   const result = JSON.parse(m.stdout.trim().split('\n').pop() ?? '{}') as { rows: number; copyMs: number };
-  return { variant, wallMs: m.wallMs, innerMs: result.copyMs, peakRssKiB: m.peakRssKiB, cpuSec: m.cpuSec, rowsOut: result.rows, outBytes: (await stat(out)).size };
+  return {
+    variant,
+    wallMs: m.wallMs,
+    innerMs: result.copyMs,
+    peakRssKiB: m.peakRssKiB,
+    cpuSec: m.cpuSec,
+    rowsOut: result.rows,
+    outBytes: (await stat(out)).size,
+  };
 }
 
 /**
@@ -640,7 +745,16 @@ async function runBaseline(variant: BaselineVariant, project: Project, opts: Opt
  */
 async function runDipTransform(project: Project): Promise<Measured> {
   syncDisks();
-  return spawnMeasured(process.execPath, [DIP_CLI, 'transform', PIPELINE, '--full-refresh', '--quiet', '--json', '-p', project.dir]);
+  return spawnMeasured(process.execPath, [
+    DIP_CLI,
+    'transform',
+    PIPELINE,
+    '--full-refresh',
+    '--quiet',
+    '--json',
+    '-p',
+    project.dir,
+  ]);
 }
 
 async function dipQuery(project: Project, sql: string): Promise<Record<string, unknown>[]> {
@@ -672,9 +786,11 @@ async function runDip(project: Project): Promise<RunSample> {
   } catch {
     throw new BenchFailure(`dip transform --json printed no JSON:\n${m.stdout.slice(0, 2000)}`);
   }
-  if (!result) throw new BenchFailure(`dip transform --json reported no silver table ${SILVER_TABLE}: ${m.stdout.slice(0, 2000)}`);
+  if (!result)
+    throw new BenchFailure(`dip transform --json reported no silver table ${SILVER_TABLE}: ${m.stdout.slice(0, 2000)}`);
   const rows = Number((await dipQuery(project, `select count(*) n from silver.${SILVER_TABLE}`))[0]?.['n'] ?? NaN);
-  if (rows !== result.rows) throw new BenchFailure(`dip transform reported ${result.rows} rows, silver.${SILVER_TABLE} holds ${rows}`);
+  if (rows !== result.rows)
+    throw new BenchFailure(`dip transform reported ${result.rows} rows, silver.${SILVER_TABLE} holds ${rows}`);
   // Every --full-refresh adds a version of the table; this run's output is the files it added.
   const added = (await filesUnder(silverDir, '.parquet')).filter((f) => !before.has(f));
   return {
@@ -685,7 +801,12 @@ async function runDip(project: Project): Promise<RunSample> {
     cpuSec: m.cpuSec,
     rowsOut: rows,
     outBytes: added.length ? await bytesOf(added) : null,
-    dip: { inputRows: result.inputRows, quarantined: result.quarantined, mode: result.mode, quality: result.quality ?? null },
+    dip: {
+      inputRows: result.inputRows,
+      quarantined: result.quarantined,
+      mode: result.mode,
+      quality: result.quality ?? null,
+    },
   };
 }
 
@@ -774,14 +895,33 @@ function summarize(rowsIn: number, samples: RunSample[]): Summary[] {
       cpuRatio: baseCpu === null || cpuSeconds === null ? null : cpuSeconds / baseCpu,
       baseline: v === base,
       pass: v === 'dip' && ratio !== null ? ratio <= TARGET_RATIO : null,
-      samples: runs.map((s) => ({ seconds: s.wallMs / 1000, cpuSeconds: s.cpuSec, peakRssMiB: s.peakRssKiB === null ? null : s.peakRssKiB / 1024 })),
+      samples: runs.map((s) => ({
+        seconds: s.wallMs / 1000,
+        cpuSeconds: s.cpuSec,
+        peakRssMiB: s.peakRssKiB === null ? null : s.peakRssKiB / 1024,
+      })),
     });
   }
   return out;
 }
 
 function resultsTable(summary: Summary[], markdown: boolean): string {
-  const head = ['variant', 'runs', 'seconds', 'in-process s', 'CPU s', 'rows in', 'rows out', 'rows/s (in)', 'peak RSS MiB', 'output MB', 'ratio', 'CPU ratio', 'target', 'result'];
+  const head = [
+    'variant',
+    'runs',
+    'seconds',
+    'in-process s',
+    'CPU s',
+    'rows in',
+    'rows out',
+    'rows/s (in)',
+    'peak RSS MiB',
+    'output MB',
+    'ratio',
+    'CPU ratio',
+    'target',
+    'result',
+  ];
   const rows = summary.map((s) => [
     s.baseline ? `${s.label} (baseline)` : s.label,
     String(s.runs),
@@ -798,7 +938,22 @@ function resultsTable(summary: Summary[], markdown: boolean): string {
     s.variant === 'dip' ? `≤ ${TARGET_RATIO.toFixed(2)}` : '—',
     s.pass === null ? '—' : s.pass ? 'PASS' : 'FAIL',
   ]);
-  return renderTable(head, rows, markdown, [false, true, true, true, true, true, true, true, true, true, true, true, false, false]);
+  return renderTable(head, rows, markdown, [
+    false,
+    true,
+    true,
+    true,
+    true,
+    true,
+    true,
+    true,
+    true,
+    true,
+    true,
+    true,
+    false,
+    false,
+  ]);
 }
 
 // ─── main ──────────────────────────────────────────────────────────────────────────────
@@ -829,10 +984,15 @@ export async function main(args: string[]): Promise<number> {
   try {
     input = await ensureInput(opts.rows);
     expectedRows = input.ids - input.badIds;
-    log(`input ${input.path}: ${fmtInt(input.rows)} rows, ${fmtInt(input.ids)} ids, ${fmtInt(input.badIds)} with a bad code → expect ${fmtInt(expectedRows)} silver rows${input.reused ? ' (cached)' : ''}`);
+    log(
+      `input ${input.path}: ${fmtInt(input.rows)} rows, ${fmtInt(input.ids)} ids, ${fmtInt(input.badIds)} with a bad code → expect ${fmtInt(expectedRows)} silver rows${input.reused ? ' (cached)' : ''}`,
+    );
     project = await ingestProject(input, opts);
     if (opts.printSql) {
-      for (const v of BASELINES) process.stdout.write(`-- ${LABEL[v]}\n${baselineSql(v, project.bronzeFiles, join(WORK, `baseline-${v}`, 'silver.parquet'))};\n\n`);
+      for (const v of BASELINES)
+        process.stdout.write(
+          `-- ${LABEL[v]}\n${baselineSql(v, project.bronzeFiles, join(WORK, `baseline-${v}`, 'silver.parquet'))};\n\n`,
+        );
       return 0;
     }
     await warmPageCache(project.bronzeFiles);
@@ -852,8 +1012,13 @@ export async function main(args: string[]): Promise<number> {
     log(`${what} ${v} …`);
     try {
       const s = await runVariant(v, project, opts);
-      log(`${what} ${v}: ${(s.wallMs / 1000).toFixed(2)} s, ${s.rowsOut === null ? '?' : fmtInt(s.rowsOut)} rows out, peak RSS ${s.peakRssKiB === null ? 'n/a' : `${Math.round(s.peakRssKiB / 1024)} MiB`}`);
-      if (s.rowsOut !== expectedRows) throw new BenchFailure(`${v} wrote ${s.rowsOut} silver rows, expected ${expectedRows} (distinct ids less those with a bad code)`);
+      log(
+        `${what} ${v}: ${(s.wallMs / 1000).toFixed(2)} s, ${s.rowsOut === null ? '?' : fmtInt(s.rowsOut)} rows out, peak RSS ${s.peakRssKiB === null ? 'n/a' : `${Math.round(s.peakRssKiB / 1024)} MiB`}`,
+      );
+      if (s.rowsOut !== expectedRows)
+        throw new BenchFailure(
+          `${v} wrote ${s.rowsOut} silver rows, expected ${expectedRows} (distinct ids less those with a bad code)`,
+        );
       return s;
     } catch (err) {
       if (!(err instanceof BenchFailure)) throw err;
@@ -884,7 +1049,8 @@ export async function main(args: string[]): Promise<number> {
   // A baseline variant that does not complete is a finding (reported), not a bench failure.
   for (const [v, message] of failed) notes.push(`${v} failed: ${firstLine(message)}`);
   if (failed.has('dip')) failure = failed.get('dip');
-  if (BASELINES.some((v) => opts.variants.includes(v)) && !samples.some((s) => s.variant !== 'dip')) failure ??= 'no baseline variant completed';
+  if (BASELINES.some((v) => opts.variants.includes(v)) && !samples.some((s) => s.variant !== 'dip'))
+    failure ??= 'no baseline variant completed';
   for (const [v, message] of failed) if (message.includes('silver rows, expected')) failure ??= `${v}: ${message}`;
 
   // Content: the baseline outputs against each other, and dip's silver table against them.
@@ -905,7 +1071,11 @@ export async function main(args: string[]): Promise<number> {
   for (const [name, fp] of Object.entries(fingerprints)) {
     if (!ref || name === refName) continue;
     const diff = Object.keys(ref).filter((k) => fp[k] !== ref[k]);
-    notes.push(diff.length ? `content: ${name} differs from ${refName} in ${diff.map((k) => `${k} (${fp[k]} vs ${ref[k]})`).join(', ')}` : `content: ${name} matches ${refName} (${Object.keys(ref).length} figures)`);
+    notes.push(
+      diff.length
+        ? `content: ${name} differs from ${refName} in ${diff.map((k) => `${k} (${fp[k]} vs ${ref[k]})`).join(', ')}`
+        : `content: ${name} matches ${refName} (${Object.keys(ref).length} figures)`,
+    );
   }
 
   const diagnose = opts.diagnose ? await runDiagnose(project, opts) : undefined;
@@ -915,8 +1085,22 @@ export async function main(args: string[]): Promise<number> {
     benchmark: 'silver',
     machine,
     config: { threads: opts.threads, memoryLimit: opts.memory, runs: opts.runs, warmup: opts.warmup, salt: SALT },
-    input: { path: input.path, rows: input.rows, bytes: input.bytes, ids: input.ids, badIds: input.badIds, badRows: input.badRows, reused: input.reused, generateSeconds: input.generateMs === undefined ? null : input.generateMs / 1000 },
-    bronze: { files: project.bronzeFiles.length, bytes: project.bronzeBytes, ingestSeconds: project.ingestSeconds, ingestPeakRssMiB: project.ingestPeakRssMiB },
+    input: {
+      path: input.path,
+      rows: input.rows,
+      bytes: input.bytes,
+      ids: input.ids,
+      badIds: input.badIds,
+      badRows: input.badRows,
+      reused: input.reused,
+      generateSeconds: input.generateMs === undefined ? null : input.generateMs / 1000,
+    },
+    bronze: {
+      files: project.bronzeFiles.length,
+      bytes: project.bronzeBytes,
+      ingestSeconds: project.ingestSeconds,
+      ingestPeakRssMiB: project.ingestPeakRssMiB,
+    },
     expectedRowsOut: expectedRows,
     targetRatio: TARGET_RATIO,
     results: summary,
@@ -931,21 +1115,32 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
   } else {
     const p = (s: string) => process.stdout.write(`${s}\n`);
-    p(`\nsilver benchmark · ${machine.date} · commit ${machine.commit} · ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB · node ${machine.node}`);
-    p(`load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`);
-    p(`DuckDB threads=${opts.threads}, memory_limit=${opts.memory} on both sides; median of ${opts.runs}${opts.warmup ? ` after ${opts.warmup} warm-up` : ''}`);
+    p(
+      `\nsilver benchmark · ${machine.date} · commit ${machine.commit} · ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB · node ${machine.node}`,
+    );
+    p(
+      `load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`,
+    );
+    p(
+      `DuckDB threads=${opts.threads}, memory_limit=${opts.memory} on both sides; median of ${opts.runs}${opts.warmup ? ` after ${opts.warmup} warm-up` : ''}`,
+    );
     p(
       `input ${input.path}: ${fmtInt(input.rows)} rows, ${(input.bytes / MB).toFixed(1)} MB Parquet${input.reused ? ' (cached)' : `, generated in ${((input.generateMs ?? 0) / 1000).toFixed(1)} s`}; ` +
         `bronze ${project.bronzeFiles.length} file(s), ${(project.bronzeBytes / MB).toFixed(1)} MB, ingested by dip run in ${project.ingestSeconds.toFixed(1)} s (not timed below)`,
     );
-    p(`expected silver rows: ${fmtInt(input.ids)} distinct ids − ${fmtInt(input.badIds)} quarantined = ${fmtInt(expectedRows)}\n`);
+    p(
+      `expected silver rows: ${fmtInt(input.ids)} distinct ids − ${fmtInt(input.badIds)} quarantined = ${fmtInt(expectedRows)}\n`,
+    );
     p(summary.length ? resultsTable(summary, opts.markdown) : '(no completed runs)');
     for (const n of notes) p(`\n${n}`);
     if (diagnose) {
       p(`\nthe parts of the baseline statement, each alone in a fresh baseline process (one run each):\n`);
       p(diagnoseTable(diagnose, opts.markdown));
     }
-    if (failure) p(`\nFAILED: ${firstLine(failure)}${failed.has('dip') ? ' (dip transform)' : ''}; details in bench/.work/last-silver.json`);
+    if (failure)
+      p(
+        `\nFAILED: ${firstLine(failure)}${failed.has('dip') ? ' (dip transform)' : ''}; details in bench/.work/last-silver.json`,
+      );
   }
   if (!opts.keep && !failure) {
     await rm(join(WORK, 'project'), { recursive: true, force: true });

@@ -79,7 +79,15 @@ function parse(args: string[]): Options | undefined {
   }
   const runs = count(values.runs, 'runs');
   if (runs < 1) throw new Error('--runs must be at least 1');
-  return { runs, warmup: count(values.warmup, 'warmup'), dist: resolve(values.dist), compare: values.compare ? resolve(values.compare) : undefined, check: values.check, json: values.json, markdown: values.markdown };
+  return {
+    runs,
+    warmup: count(values.warmup, 'warmup'),
+    dist: resolve(values.dist),
+    compare: values.compare ? resolve(values.compare) : undefined,
+    check: values.check,
+    json: values.json,
+    markdown: values.markdown,
+  };
 }
 
 interface Variant {
@@ -103,10 +111,19 @@ async function writeProject(cli: string): Promise<void> {
   await mkdir(join(PROJECT, 'data', 'orders'), { recursive: true });
   await mkdir(join(PROJECT, 'data', 'customers'), { recursive: true });
   for (const day of [1, 2, 3]) {
-    const rows = Array.from({ length: 200 }, (_, i) => `${day * 1000 + i},c${i % 40},${(i % 7) + 1},${(i * 1.25).toFixed(2)},2026-11-0${day}T10:00:00Z,${i % 5 ? 'paid' : 'refunded'}`);
-    await writeFile(join(PROJECT, 'data', 'orders', `orders-2026-11-0${day}.csv`), `order_id,customer_id,quantity,unit_price,ordered_at,status\n${rows.join('\n')}\n`);
+    const rows = Array.from(
+      { length: 200 },
+      (_, i) =>
+        `${day * 1000 + i},c${i % 40},${(i % 7) + 1},${(i * 1.25).toFixed(2)},2026-11-0${day}T10:00:00Z,${i % 5 ? 'paid' : 'refunded'}`,
+    );
+    await writeFile(
+      join(PROJECT, 'data', 'orders', `orders-2026-11-0${day}.csv`),
+      `order_id,customer_id,quantity,unit_price,ordered_at,status\n${rows.join('\n')}\n`,
+    );
   }
-  const customers = Array.from({ length: 40 }, (_, i) => JSON.stringify({ customer_id: `c${i}`, name: `Customer ${i}`, country: ['PT', 'DE', 'FR'][i % 3] }));
+  const customers = Array.from({ length: 40 }, (_, i) =>
+    JSON.stringify({ customer_id: `c${i}`, name: `Customer ${i}`, country: ['PT', 'DE', 'FR'][i % 3] }),
+  );
   await writeFile(join(PROJECT, 'data', 'customers', 'customers-2026-11-01.ndjson'), `${customers.join('\n')}\n`);
   await writeFile(
     join(PROJECT, 'dip.yaml'),
@@ -131,23 +148,32 @@ pipelines:
 `,
   );
   // The one run that ingests everything (not timed); afterwards every run is a no-op.
-  failIfBad('dip run (initial ingest)', await spawnMeasured(process.execPath, [cli, 'run', '--quiet', '-p', PROJECT], PROJECT));
+  failIfBad(
+    'dip run (initial ingest)',
+    await spawnMeasured(process.execPath, [cli, 'run', '--quiet', '-p', PROJECT], PROJECT),
+  );
 }
 
 /** The no-op run must be one: succeeded, nothing read, nothing committed. */
 async function verifyNoop(cli: string, label: string): Promise<void> {
   const m = await spawnMeasured(process.execPath, [cli, 'run', '--quiet', '--json', '-p', PROJECT], PROJECT);
   failIfBad(`${label}: dip run --json`, m);
-  const results = JSON.parse(m.stdout) as { status: string; stats: { streams: Record<string, { rows: number; commits: number }> } }[];
+  const results = JSON.parse(m.stdout) as {
+    status: string;
+    stats: { streams: Record<string, { rows: number; commits: number }> };
+  }[];
   const streams = results.flatMap((r) => Object.values(r.stats.streams));
   const busy = streams.filter((s) => s.rows !== 0 || s.commits !== 0).length;
   if (results.some((r) => r.status !== 'succeeded') || busy > 0 || streams.length !== 3) {
-    throw new BenchFailure(`${label}: the run is not a no-op (${streams.length} streams, ${busy} with rows or commits):\n${m.stdout.slice(0, 2000)}`);
+    throw new BenchFailure(
+      `${label}: the run is not a no-op (${streams.length} streams, ${busy} with rows or commits):\n${m.stdout.slice(0, 2000)}`,
+    );
   }
 }
 
 async function copyDist(from: string, name: string): Promise<string> {
-  if (!existsSync(join(from, 'cli', 'main.js'))) throw new BenchFailure(`${from}: no cli/main.js (build first: npm run build)`);
+  if (!existsSync(join(from, 'cli', 'main.js')))
+    throw new BenchFailure(`${from}: no cli/main.js (build first: npm run build)`);
   // A copy beside the repository's node_modules: a rebuild of dist/ during the run cannot change the code under test.
   const dir = join(WORK, name);
   await rm(dir, { recursive: true, force: true });
@@ -173,14 +199,21 @@ export async function main(args: string[]): Promise<number> {
     variants.push(
       { name: `${prefix}version`, label: `${b.tag}dip --version`, cmd: process.execPath, args: [b.cli, '--version'] },
       { name: `${prefix}help`, label: `${b.tag}dip --help`, cmd: process.execPath, args: [b.cli, '--help'] },
-      { name: `${prefix}run`, label: `${b.tag}dip run (no-op)`, cmd: process.execPath, args: [b.cli, 'run', '-p', PROJECT] },
+      {
+        name: `${prefix}run`,
+        label: `${b.tag}dip run (no-op)`,
+        cmd: process.execPath,
+        args: [b.cli, 'run', '-p', PROJECT],
+      },
     );
   }
   const wall = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const cpu = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   for (let round = 0; round < opts.warmup + opts.runs; round++) {
     const timed = round >= opts.warmup;
-    process.stderr.write(`\r  ${timed ? `round ${round - opts.warmup + 1}/${opts.runs}` : `warm-up ${round + 1}/${opts.warmup}`}   `);
+    process.stderr.write(
+      `\r  ${timed ? `round ${round - opts.warmup + 1}/${opts.runs}` : `warm-up ${round + 1}/${opts.warmup}`}   `,
+    );
     for (const v of variants) {
       const before = hasProc ? childrenCpuMs() : 0;
       const m = await spawnMeasured(v.cmd, v.args, PROJECT);
@@ -212,14 +245,20 @@ export async function main(args: string[]): Promise<number> {
       targetSeconds: target ?? null,
     };
   });
-  const missed = results.filter((r) => !r.variant.startsWith('before:') && r.targetRatio !== null && r.ratio > r.targetRatio);
+  const missed = results.filter(
+    (r) => !r.variant.startsWith('before:') && r.targetRatio !== null && r.ratio > r.targetRatio,
+  );
 
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ machine, runs: opts.runs, results, targetsMet: missed.length === 0 }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ machine, runs: opts.runs, results, targetsMet: missed.length === 0 }, null, 2)}\n`,
+    );
   } else {
     const out = process.stdout;
     out.write(`\nCLI start-up: median of ${opts.runs} interleaved runs each, wall time spawn → exit\n`);
-    out.write(`machine: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, commit ${machine.commit}, load average ${machine.loadAverageAtStart.join(' ')} → ${machine.loadAverageAtEnd.join(' ')}\n\n`);
+    out.write(
+      `machine: ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, commit ${machine.commit}, load average ${machine.loadAverageAtStart.join(' ')} → ${machine.loadAverageAtEnd.join(' ')}\n\n`,
+    );
     const mark = (ok: boolean) => (ok ? '✓' : '✗');
     const rows = results.map((r) => [
       r.command,
@@ -228,15 +267,20 @@ export async function main(args: string[]): Promise<number> {
       `${r.ratio.toFixed(2)}×`,
       r.cpuMedianMs === null ? '–' : `${r.cpuMedianMs} ms`,
       r.cpuRatio === null ? '–' : `${r.cpuRatio.toFixed(2)}×`,
-      r.targetRatio === null || r.targetSeconds === null ? '' : `< ${r.targetSeconds} s ${mark(r.wallMedianMs < r.targetSeconds * 1000)} · ≤ ${r.targetRatio}× bare ${mark(r.ratio <= r.targetRatio)}`,
+      r.targetRatio === null || r.targetSeconds === null
+        ? ''
+        : `< ${r.targetSeconds} s ${mark(r.wallMedianMs < r.targetSeconds * 1000)} · ≤ ${r.targetRatio}× bare ${mark(r.ratio <= r.targetRatio)}`,
     ]);
-    out.write(`${renderTable(['command', 'wall median', 'wall p90', 'vs bare', 'CPU median', 'CPU vs bare', 'target'], rows, opts.markdown, [false, true, true, true, true, true, false])}\n\n`);
+    out.write(
+      `${renderTable(['command', 'wall median', 'wall p90', 'vs bare', 'CPU median', 'CPU vs bare', 'target'], rows, opts.markdown, [false, true, true, true, true, true, false])}\n\n`,
+    );
     out.write(
       `The targets are seconds on this machine as the issue measured it, bare node taking ${BARE_QUIET_S} s; the load of other\n` +
         `work slows every variant, so they are also judged as ratios to bare node measured in the same rounds (${bareWall.toFixed(0)} ms\n` +
         `here; ≤ target / ${BARE_QUIET_S} s). --check fails on a missed ratio.\n`,
     );
-    if (missed.length) out.write(`missed: ${missed.map((r) => `${r.command} ${r.ratio}× > ${r.targetRatio}×`).join(', ')}\n`);
+    if (missed.length)
+      out.write(`missed: ${missed.map((r) => `${r.command} ${r.ratio}× > ${r.targetRatio}×`).join(', ')}\n`);
   }
   return opts.check && missed.length ? 2 : 0;
 }

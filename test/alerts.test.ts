@@ -115,12 +115,21 @@ function alert(over: Partial<Alert> = {}): Alert {
 function config(input: Record<string, unknown> = {}): AlertsConfig {
   return alertsSchema.parse({
     webhooks: [{ url: `${hookBase}/ok`, headers: { 'X-Team': 'data' } }],
-    email: { host: '127.0.0.1', port: smtpPort, from: 'dip@example.com', to: ['oncall@example.com', 'data@example.com'] },
+    email: {
+      host: '127.0.0.1',
+      port: smtpPort,
+      from: 'dip@example.com',
+      to: ['oncall@example.com', 'data@example.com'],
+    },
     ...input,
   });
 }
 
-function alerter(cfg: AlertsConfig | undefined, ledger = new MemoryAlertLedger(), opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; log?: AlertLog } = {}): Alerter {
+function alerter(
+  cfg: AlertsConfig | undefined,
+  ledger = new MemoryAlertLedger(),
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; log?: AlertLog } = {},
+): Alerter {
   const a = Alerter.create(cfg, ledger, { retryDelayMs: 10, ...opts });
   open.push(a);
   return a;
@@ -159,7 +168,10 @@ function readMail(raw: string): { headers: Map<string, string>; text: string } {
   const { headers, body } = splitHeaders(raw);
   const boundary = /boundary="?([^";]+)"?/.exec(headers.get('content-type') ?? '')?.[1];
   assert.ok(boundary, 'multipart message');
-  const parts = body.split(`--${boundary}`).slice(1, -1).map((p) => splitHeaders(p.replace(/^\r\n/, '').replace(/\r\n$/, '')));
+  const parts = body
+    .split(`--${boundary}`)
+    .slice(1, -1)
+    .map((p) => splitHeaders(p.replace(/^\r\n/, '').replace(/\r\n$/, '')));
   const plain = parts.find((p) => (p.headers.get('content-type') ?? '').startsWith('text/plain'));
   assert.ok(plain, 'a text/plain part');
   return { headers, text: decode(plain.body, plain.headers.get('content-transfer-encoding')).replace(/\r\n/g, '\n') };
@@ -196,17 +208,29 @@ describe('alert messages', () => {
     const fields = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`f${i}`, `v${i}`]));
     const p = slackPayload(alert({ text: '', fields, pipeline: null, kind: 'sla', title: 'late' }));
     assert.equal(p.text, 'late');
-    assert.deepEqual(p.blocks.map((b) => ('fields' in b ? b.fields.length : b.type)), ['header', 10, 2, 'context']);
-    assert.deepEqual(p.blocks.at(-1), { type: 'context', elements: [{ type: 'mrkdwn', text: 'SLA breach · 2024-05-01T02:00:00.000Z' }] });
+    assert.deepEqual(
+      p.blocks.map((b) => ('fields' in b ? b.fields.length : b.type)),
+      ['header', 10, 2, 'context'],
+    );
+    assert.deepEqual(p.blocks.at(-1), {
+      type: 'context',
+      elements: [{ type: 'mrkdwn', text: 'SLA breach · 2024-05-01T02:00:00.000Z' }],
+    });
   });
 
   it('emailMessage: subject, from, to, text body with the fields, escaped html', () => {
-    const m = emailMessage(alert({ title: 'shop:\n ingest.orders failed' }), { from: 'dip@example.com', to: ['a@example.com'] });
+    const m = emailMessage(alert({ title: 'shop:\n ingest.orders failed' }), {
+      from: 'dip@example.com',
+      to: ['a@example.com'],
+    });
     assert.equal(m.subject, '[dip] shop: ingest.orders failed');
     assert.equal(m.from, 'dip@example.com');
     assert.deepEqual(m.to, ['a@example.com']);
     assert.equal(m.text, EXPECTED_TEXT);
-    assert.match(m.html, /<th align="left" valign="top">error<\/th><td style="white-space:pre-wrap">connect ECONNREFUSED &lt;db:5432&gt;<\/td>/);
+    assert.match(
+      m.html,
+      /<th align="left" valign="top">error<\/th><td style="white-space:pre-wrap">connect ECONNREFUSED &lt;db:5432&gt;<\/td>/,
+    );
   });
 
   it('emailMessage: multi-line field values are indented', () => {
@@ -219,7 +243,13 @@ describe('Alerter', () => {
   it('delivers to the webhook (Slack JSON, custom header) and by email (envelope, headers, body)', async () => {
     const a = alerter(config());
     const r = await a.send(alert());
-    assert.deepEqual(r, { sent: true, deliveries: [{ channel: 'webhook:1', ok: true }, { channel: 'email', ok: true }] });
+    assert.deepEqual(r, {
+      sent: true,
+      deliveries: [
+        { channel: 'webhook:1', ok: true },
+        { channel: 'email', ok: true },
+      ],
+    });
 
     assert.equal(hooks.length, 1);
     const hook = hooks[0]!;
@@ -267,7 +297,10 @@ describe('Alerter', () => {
   it('sends a recovery only when enabled; kinds not in `on` are not sent and not recorded', async () => {
     const ledger = new MemoryAlertLedger();
     const a = alerter(config({ on: ['failure', 'recovery'] }), ledger);
-    assert.deepEqual(await a.send(alert({ kind: 'sla', key: 'sla:shop:bronze.orders' })), { sent: false, deliveries: [] });
+    assert.deepEqual(await a.send(alert({ kind: 'sla', key: 'sla:shop:bronze.orders' })), {
+      sent: false,
+      deliveries: [],
+    });
     assert.equal(hooks.length + mails.length, 0);
     assert.equal(await ledger.claim('sla:shop:bronze.orders', AT, 3_600_000), true, 'the skipped alert left no record');
 
@@ -282,7 +315,9 @@ describe('Alerter', () => {
 
   it('a webhook answering 500 twice is reported (retried once) while the email is delivered', async () => {
     const logs: [string, Record<string, unknown> | undefined][] = [];
-    const a = alerter(config({ webhooks: [{ url: `${hookBase}/fail` }, { url: `${hookBase}/ok` }] }), undefined, { log: (msg, fields) => logs.push([msg, fields]) });
+    const a = alerter(config({ webhooks: [{ url: `${hookBase}/fail` }, { url: `${hookBase}/ok` }] }), undefined, {
+      log: (msg, fields) => logs.push([msg, fields]),
+    });
     const r = await a.send(alert());
     assert.deepEqual(r, {
       sent: true,
@@ -294,13 +329,23 @@ describe('Alerter', () => {
     });
     assert.deepEqual(hooks.map((h) => h.path).sort(), ['/fail', '/fail', '/ok']);
     assert.equal(mails.length, 1);
-    assert.ok(logs.some(([msg, f]) => msg === 'alert delivery failed' && f?.['channel'] === 'webhook:1' && f['error'] === 'HTTP 500: boom (after 2 attempts)'));
+    assert.ok(
+      logs.some(
+        ([msg, f]) =>
+          msg === 'alert delivery failed' &&
+          f?.['channel'] === 'webhook:1' &&
+          f['error'] === 'HTTP 500: boom (after 2 attempts)',
+      ),
+    );
   });
 
   it('a 4xx is not retried; when every channel fails the incident is not recorded, so the next report tries again', async () => {
     const a = alerter(config({ webhooks: [{ url: `${hookBase}/bad` }], email: undefined }));
     const r = await a.send(alert());
-    assert.deepEqual(r, { sent: false, deliveries: [{ channel: 'webhook:1', ok: false, error: 'HTTP 400: invalid_payload' }] });
+    assert.deepEqual(r, {
+      sent: false,
+      deliveries: [{ channel: 'webhook:1', ok: false, error: 'HTTP 400: invalid_payload' }],
+    });
     assert.equal(hooks.length, 1);
     assert.equal((await a.send(alert())).deliveries.length, 1, 'tried again');
     assert.equal(hooks.length, 2);
@@ -308,13 +353,20 @@ describe('Alerter', () => {
 
   it('an unreachable SMTP server and a hanging webhook are delivery errors, not exceptions', async () => {
     const a = alerter(
-      config({ webhooks: [{ url: `${hookBase}/hang` }], email: { host: '127.0.0.1', port: 1, from: 'f@example.com', to: ['t@example.com'] } }),
+      config({
+        webhooks: [{ url: `${hookBase}/hang` }],
+        email: { host: '127.0.0.1', port: 1, from: 'f@example.com', to: ['t@example.com'] },
+      }),
       undefined,
       { timeoutMs: 150 },
     );
     const r = await a.send(alert());
     assert.equal(r.sent, false);
-    assert.deepEqual(r.deliveries[0], { channel: 'webhook:1', ok: false, error: 'timed out after 150 ms (after 2 attempts)' });
+    assert.deepEqual(r.deliveries[0], {
+      channel: 'webhook:1',
+      ok: false,
+      error: 'timed out after 150 ms (after 2 attempts)',
+    });
     assert.equal(hooks.length, 2);
     assert.equal(r.deliveries[1]?.channel, 'email');
     assert.equal(r.deliveries[1]?.ok, false);
@@ -327,10 +379,24 @@ describe('Alerter', () => {
     const cfg: AlertsConfig = {
       ...config(),
       webhooks: [{ url: '${env:DIP_TEST_HOOK}', headers: { Authorization: 'Bearer ${env:DIP_TEST_TOKEN}' } }],
-      email: { host: '127.0.0.1', port: smtpPort, secure: false, user: 'alerts', password: '${env:DIP_TEST_SMTP}', from: 'dip@example.com', to: ['oncall@example.com'] },
+      email: {
+        host: '127.0.0.1',
+        port: smtpPort,
+        secure: false,
+        user: 'alerts',
+        password: '${env:DIP_TEST_SMTP}',
+        from: 'dip@example.com',
+        to: ['oncall@example.com'],
+      },
     };
     const a = alerter(cfg, undefined, { env });
-    assert.deepEqual(await a.send(alert()), { sent: true, deliveries: [{ channel: 'webhook:1', ok: true }, { channel: 'email', ok: true }] });
+    assert.deepEqual(await a.send(alert()), {
+      sent: true,
+      deliveries: [
+        { channel: 'webhook:1', ok: true },
+        { channel: 'email', ok: true },
+      ],
+    });
     assert.equal(hooks[0]?.path, '/ok');
     assert.equal(hooks[0]?.headers['authorization'], 'Bearer tok-1');
     assert.equal(mails[0]?.user, 'alerts');
@@ -338,7 +404,14 @@ describe('Alerter', () => {
     const missing = alerter({ ...cfg, email: undefined }, undefined, { env: {} });
     assert.deepEqual(await missing.send(alert()), {
       sent: false,
-      deliveries: [{ channel: 'webhook:1', ok: false, error: 'Secret reference ${env:DIP_TEST_HOOK} cannot be resolved: environment variable DIP_TEST_HOOK is not set' }],
+      deliveries: [
+        {
+          channel: 'webhook:1',
+          ok: false,
+          error:
+            'Secret reference ${env:DIP_TEST_HOOK} cannot be resolved: environment variable DIP_TEST_HOOK is not set',
+        },
+      ],
     });
   });
 

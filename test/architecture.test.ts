@@ -20,7 +20,9 @@ describe('imports point one way (the order in docs/architecture.md)', () => {
   });
 
   it('has no import against the layer order', () => {
-    const lines = layerViolations(edges, order).map((v) => `${v.from} → ${v.to} (${v.fromModule} may not import ${v.toModule})`);
+    const lines = layerViolations(edges, order).map(
+      (v) => `${v.from} → ${v.to} (${v.fromModule} may not import ${v.toModule})`,
+    );
     assert.deepEqual(lines, []);
   });
 
@@ -36,7 +38,7 @@ describe('the import check itself', () => {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), text);
   };
-  write('core/a.ts', "export const a = 1;\n");
+  write('core/a.ts', 'export const a = 1;\n');
   write('lake/b.ts', "import { a } from '../core/a.js';\nexport const b = a;\n");
   write('catalog/c.ts', "import type { a } from '../core/a.js';\nexport type C = typeof a;\n");
   const fixtureOrder = 'core ← catalog < lake';
@@ -47,7 +49,10 @@ describe('the import check itself', () => {
   });
 
   it('fails on a back-edge, a type-only one and a dynamic one included', () => {
-    write('core/back.ts', "import type { C } from '../catalog/c.js';\nexport const load = () => import('../lake/b.js');\nexport type X = C;\n");
+    write(
+      'core/back.ts',
+      "import type { C } from '../catalog/c.js';\nexport const load = () => import('../lake/b.js');\nexport type X = C;\n",
+    );
     const found = layerViolations(importEdges(dir), fixtureOrder).map((v) => `${v.from}→${v.to}`);
     assert.deepEqual(found.sort(), ['core/back.ts→catalog/c.ts', 'core/back.ts→lake/b.ts']);
     rmSync(join(dir, 'core/back.ts'));

@@ -79,7 +79,12 @@ function change(table: string, add: NewFile[], extra: Partial<TableChange> = {})
   return { table, zone: zoneOf(table), format: 'parquet', add, ...extra };
 }
 
-function appendReq(table: string, add: NewFile[], extra: Partial<TableChange> = {}, req: Partial<CommitRequest> = {}): CommitRequest {
+function appendReq(
+  table: string,
+  add: NewFile[],
+  extra: Partial<TableChange> = {},
+  req: Partial<CommitRequest> = {},
+): CommitRequest {
   return { operation: 'append', tables: [change(table, add, extra)], ...req };
 }
 
@@ -146,11 +151,25 @@ await catalog.close();
 process.stdout.write(JSON.stringify(ids) + '\\n', () => process.exit(0));
 `;
 
-function startWriterProcess(config: CatalogConfig, prefix: string, count: number): { ready: Promise<void>; done: Promise<number[]> } {
+function startWriterProcess(
+  config: CatalogConfig,
+  prefix: string,
+  count: number,
+): { ready: Promise<void>; done: Promise<number[]> } {
   const indexPath = fileURLToPath(new URL('../src/catalog/index.ts', import.meta.url));
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--input-type=module', '-e', WRITER_SCRIPT, indexPath, JSON.stringify(config), prefix, String(count)],
+    [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      WRITER_SCRIPT,
+      indexPath,
+      JSON.stringify(config),
+      prefix,
+      String(count),
+    ],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let out = '';
@@ -223,7 +242,10 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const c = await cat.commit(
         appendReq(
           ORDERS,
-          [f('bronze/orders/a.parquet', 10, 1000, { run: 'r1', partition: { date: '2026-11-22' } }), f('bronze/orders/b.parquet', 5, 500)],
+          [
+            f('bronze/orders/a.parquet', 10, 1000, { run: 'r1', partition: { date: '2026-11-22' } }),
+            f('bronze/orders/b.parquet', 5, 500),
+          ],
           { schema: SCHEMA_V1, primaryKey: ['id'] },
           { runId: 'run-1', summary: { note: 'first', files: 2 } },
         ),
@@ -266,7 +288,9 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const versions = await cat.listSchemaVersions(ORDERS);
       assert.equal(versions.length, 1);
       assertValidDate(versions[0]?.createdAt, 'schema version createdAt');
-      assert.deepEqual(versions, [{ table: ORDERS, version: 1, schema: SCHEMA_V1, commitId: c.id, createdAt: versions[0]?.createdAt }]);
+      assert.deepEqual(versions, [
+        { table: ORDERS, version: 1, schema: SCHEMA_V1, commitId: c.id, createdAt: versions[0]?.createdAt },
+      ]);
       assert.deepEqual(await cat.schemaAt(ORDERS), versions[0]);
       assert.deepEqual(await cat.schemaAt(ORDERS, c.id), versions[0]);
 
@@ -426,7 +450,10 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual([empty.rows, empty.files, empty.bytes, empty.headCommit], [0, 0, 0, c3.id]);
       assert.deepEqual(paths(await cat.liveFiles(ORDERS, c2.id)), ['o/3.parquet']);
       // Replace on an empty table is fine.
-      await cat.commit({ operation: 'replace', tables: [change(ORDERS, [f('o/4.parquet', 4, 40)], { remove: 'all' })] });
+      await cat.commit({
+        operation: 'replace',
+        tables: [change(ORDERS, [f('o/4.parquet', 4, 40)], { remove: 'all' })],
+      });
       assert.deepEqual(paths(await cat.liveFiles(ORDERS)), ['o/4.parquet']);
     });
 
@@ -441,7 +468,10 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual(paths(live), ['o/a.parquet', 'o/c.parquet', 'o/d.parquet']);
       const t = await mustTable(cat, ORDERS);
       assert.deepEqual([t.rows, t.files, t.bytes, t.headCommit], [13, 3, 130, c2.id]);
-      await cat.commit({ operation: 'compact', tables: [change(ORDERS, [], { remove: ['o/a.parquet', 'o/d.parquet'] })] });
+      await cat.commit({
+        operation: 'compact',
+        tables: [change(ORDERS, [], { remove: ['o/a.parquet', 'o/d.parquet'] })],
+      });
       assert.deepEqual(paths(await cat.liveFiles(ORDERS)), ['o/c.parquet']);
       assert.deepEqual(paths(await cat.liveFiles(CUSTOMERS)), ['c/a.parquet'], 'other tables untouched');
     });
@@ -449,16 +479,26 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
     it('removing a path that is not live throws and changes nothing', async () => {
       await cat.commit(appendReq(ORDERS, [f('o/a.parquet', 1, 10)]));
       await cat.commit(appendReq(CUSTOMERS, [f('c/a.parquet', 1, 10)]));
-      await cat.commit({ operation: 'compact', tables: [change(ORDERS, [f('o/b.parquet', 1, 10)], { remove: ['o/a.parquet'] })] });
+      await cat.commit({
+        operation: 'compact',
+        tables: [change(ORDERS, [f('o/b.parquet', 1, 10)], { remove: ['o/a.parquet'] })],
+      });
       const before = await snapshot(cat, [ORDERS, CUSTOMERS]);
 
       for (const bad of ['o/missing.parquet', 'o/a.parquet' /* already removed */, 'c/a.parquet' /* other table's */]) {
         await assert.rejects(
-          cat.commit({ operation: 'compact', tables: [change(ORDERS, [f('o/new.parquet', 1, 10)], { remove: [bad] })] }),
+          cat.commit({
+            operation: 'compact',
+            tables: [change(ORDERS, [f('o/new.parquet', 1, 10)], { remove: [bad] })],
+          }),
           Error,
           `removing ${bad} must throw`,
         );
-        assert.deepEqual(await snapshot(cat, [ORDERS, CUSTOMERS]), before, `nothing of the failed commit removing ${bad} is visible`);
+        assert.deepEqual(
+          await snapshot(cat, [ORDERS, CUSTOMERS]),
+          before,
+          `nothing of the failed commit removing ${bad} is visible`,
+        );
       }
     });
 
@@ -471,9 +511,15 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       await sleep(GAP_MS);
       const cx = await cat.commit(appendReq(CUSTOMERS, [f('c/1.parquet', 1, 10)]));
       await sleep(GAP_MS);
-      const c3 = await cat.commit({ operation: 'replace', tables: [change(ORDERS, [f('o/4.parquet', 1, 10)], { remove: 'all' })] });
+      const c3 = await cat.commit({
+        operation: 'replace',
+        tables: [change(ORDERS, [f('o/4.parquet', 1, 10)], { remove: 'all' })],
+      });
       await sleep(GAP_MS);
-      const c4 = await cat.commit({ operation: 'compact', tables: [change(ORDERS, [f('o/5.parquet', 1, 10)], { remove: ['o/4.parquet'] })] });
+      const c4 = await cat.commit({
+        operation: 'compact',
+        tables: [change(ORDERS, [f('o/5.parquet', 1, 10)], { remove: ['o/4.parquet'] })],
+      });
 
       assert.deepEqual(paths(await cat.liveFiles(ORDERS, c1.id)), ['o/1.parquet', 'o/2.parquet']);
       assert.deepEqual(paths(await cat.liveFiles(ORDERS, c2.id)), ['o/1.parquet', 'o/2.parquet', 'o/3.parquet']);
@@ -496,7 +542,11 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.equal(await cat.resolveAsOf({ at: c2.committedAt }), c2.id);
       assert.equal(await cat.resolveAsOf({ at: new Date(c2.committedAt.getTime() + 5) }), c2.id);
       assert.equal(await cat.resolveAsOf({ at: new Date(c3.committedAt.getTime() - 5) }), cx.id);
-      assert.equal(await cat.resolveAsOf({ at: new Date(c1.committedAt.getTime() - 5) }), undefined, 'before the first commit');
+      assert.equal(
+        await cat.resolveAsOf({ at: new Date(c1.committedAt.getTime() - 5) }),
+        undefined,
+        'before the first commit',
+      );
       assert.equal(await cat.resolveAsOf({ at: new Date(Date.now() + 3_600_000) }), c4.id);
 
       // The committedAt times the catalog reports are the ones it resolves by.
@@ -517,10 +567,19 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.equal((await mustTable(cat, ORDERS)).headCommit, c3.id);
 
       const before = await snapshot(cat, [ORDERS, CUSTOMERS]);
-      await assert.rejects(cat.commit(appendReq(ORDERS, [f('o/x.parquet', 1, 10)], { expectedHead: c2.id })), CommitConflictError);
-      await assert.rejects(cat.commit(appendReq(ORDERS, [f('o/y.parquet', 1, 10)], { expectedHead: null })), CommitConflictError);
       await assert.rejects(
-        cat.commit({ operation: 'replace', tables: [change(ORDERS, [f('o/z.parquet', 1, 10)], { remove: 'all', expectedHead: c1.id })] }),
+        cat.commit(appendReq(ORDERS, [f('o/x.parquet', 1, 10)], { expectedHead: c2.id })),
+        CommitConflictError,
+      );
+      await assert.rejects(
+        cat.commit(appendReq(ORDERS, [f('o/y.parquet', 1, 10)], { expectedHead: null })),
+        CommitConflictError,
+      );
+      await assert.rejects(
+        cat.commit({
+          operation: 'replace',
+          tables: [change(ORDERS, [f('o/z.parquet', 1, 10)], { remove: 'all', expectedHead: c1.id })],
+        }),
         (err: unknown) => {
           assert.ok(err instanceof CommitConflictError, `expected CommitConflictError, got ${String(err)}`);
           assert.equal(err.kind, 'conflict');
@@ -531,14 +590,19 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
     });
 
     it('expectedSchemaVersion: a schema changed by another commit throws CommitConflictError (schema_changed)', async () => {
-      await cat.commit(appendReq(ORDERS, [f('o/1.parquet', 1, 10)], { schema: SCHEMA_V1, expectedSchemaVersion: null }));
+      await cat.commit(
+        appendReq(ORDERS, [f('o/1.parquet', 1, 10)], { schema: SCHEMA_V1, expectedSchemaVersion: null }),
+      );
       await cat.commit(appendReq(ORDERS, [f('o/2.parquet', 1, 10)], { schema: SCHEMA_V2, expectedSchemaVersion: 1 }));
       const before = await snapshot(cat, [ORDERS]);
-      await assert.rejects(cat.commit(appendReq(ORDERS, [f('o/3.parquet', 1, 10)], { schema: SCHEMA_V1, expectedSchemaVersion: 1 })), (err: unknown) => {
-        assert.ok(err instanceof CommitConflictError);
-        assert.equal(err.details['reason'], 'schema_changed');
-        return true;
-      });
+      await assert.rejects(
+        cat.commit(appendReq(ORDERS, [f('o/3.parquet', 1, 10)], { schema: SCHEMA_V1, expectedSchemaVersion: 1 })),
+        (err: unknown) => {
+          assert.ok(err instanceof CommitConflictError);
+          assert.equal(err.details['reason'], 'schema_changed');
+          return true;
+        },
+      );
       assert.deepEqual(await snapshot(cat, [ORDERS]), before);
       assert.equal((await mustTable(cat, ORDERS)).schemaVersion, 2);
     });
@@ -547,9 +611,22 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const c = await cat.commit({
         runId: 'run-x',
         operation: 'append',
-        tables: [change(ORDERS, [f('o/1.parquet', 3, 30)], { schema: SCHEMA_V1 }), change(CUSTOMERS, [f('c/1.parquet', 4, 40)], { schema: SCHEMA_V2 })],
+        tables: [
+          change(ORDERS, [f('o/1.parquet', 3, 30)], { schema: SCHEMA_V1 }),
+          change(CUSTOMERS, [f('c/1.parquet', 4, 40)], { schema: SCHEMA_V2 }),
+        ],
         state: [{ pipeline: 'shop', source: 'files', stream: 'orders', value: { cursor: 42 } }],
-        ledger: [{ pipeline: 'shop', source: 'files', stream: 'orders', path: '/in/orders.csv', bytes: 123, modifiedMs: 1_700_000_000_000, rows: 3 }],
+        ledger: [
+          {
+            pipeline: 'shop',
+            source: 'files',
+            stream: 'orders',
+            path: '/in/orders.csv',
+            bytes: 123,
+            modifiedMs: 1_700_000_000_000,
+            rows: 3,
+          },
+        ],
       });
       assert.deepEqual(sorted(c.tables), [CUSTOMERS, ORDERS]);
       assert.deepEqual(sorted((await cat.getCommit(c.id))?.tables ?? []), [CUSTOMERS, ORDERS]);
@@ -558,7 +635,9 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.equal((await cat.schemaAt(ORDERS))?.commitId, c.id);
       assert.equal((await cat.schemaAt(CUSTOMERS))?.commitId, c.id);
       assert.deepEqual(await cat.getState('shop', 'files', 'orders'), { cursor: 42 });
-      assert.deepEqual(await cat.listStates('shop'), [{ source: 'files', stream: 'orders', value: { cursor: 42 }, commitId: c.id }]);
+      assert.deepEqual(await cat.listStates('shop'), [
+        { source: 'files', stream: 'orders', value: { cursor: 42 }, commitId: c.id },
+      ]);
       assert.deepEqual(await cat.listStates('other'), []);
       assert.deepEqual([...(await cat.getLedger('shop', 'files', 'orders')).keys()], ['/in/orders.csv']);
     });
@@ -568,9 +647,23 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         runId: 'run-q1',
         operation: 'append',
         tables: [change(ORDERS, [f('o/q.parquet', 10, 100)], { schema: SCHEMA_V1 })],
-        qualityReports: [{ table: ORDERS, runId: 'run-q1', status: 'warned', rows: 10, report: { checks: [{ name: 'not_null_id', failed: 1 }] } }],
+        qualityReports: [
+          {
+            table: ORDERS,
+            runId: 'run-q1',
+            status: 'warned',
+            rows: 10,
+            report: { checks: [{ name: 'not_null_id', failed: 1 }] },
+          },
+        ],
       });
-      const failed = await cat.saveQualityReport({ table: ORDERS, runId: 'run-q2', status: 'failed', rows: 7, report: { checks: [] } });
+      const failed = await cat.saveQualityReport({
+        table: ORDERS,
+        runId: 'run-q2',
+        status: 'failed',
+        rows: 7,
+        report: { checks: [] },
+      });
       assert.equal(failed.commitId, null);
       const reports = await cat.listQualityReports(ORDERS);
       assert.deepEqual(
@@ -586,10 +679,17 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
 
     it('a failing multi-table commit leaves NOTHING visible (no table, files, schema, state, ledger or commit)', async () => {
       const c0 = await cat.commit(
-        appendReq(CUSTOMERS, [f('c/0.parquet', 1, 10), f('c/1.parquet', 2, 20)], { schema: SCHEMA_V1 }, {
-          state: [{ pipeline: 'shop', source: 'files', stream: 'orders', value: { cursor: 1 } }],
-          ledger: [{ pipeline: 'shop', source: 'files', stream: 'orders', path: '/in/0.csv', bytes: 1, modifiedMs: 1 }],
-        }),
+        appendReq(
+          CUSTOMERS,
+          [f('c/0.parquet', 1, 10), f('c/1.parquet', 2, 20)],
+          { schema: SCHEMA_V1 },
+          {
+            state: [{ pipeline: 'shop', source: 'files', stream: 'orders', value: { cursor: 1 } }],
+            ledger: [
+              { pipeline: 'shop', source: 'files', stream: 'orders', path: '/in/0.csv', bytes: 1, modifiedMs: 1 },
+            ],
+          },
+        ),
       );
       const before = await snapshot(cat, [ORDERS, CUSTOMERS, EVENTS]);
       const state = [{ pipeline: 'shop', source: 'files', stream: 'orders', value: { cursor: 2 } }];
@@ -652,13 +752,18 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         none: null,
       };
       await cat.commit(
-        appendReq(ORDERS, [f('o/1.parquet', 1, 1)], {}, {
-          state: [
-            { pipeline: 'shop', source: 'files', stream: 'orders', value: nested },
-            { pipeline: 'shop', source: 'files', stream: 'customers', value: 17 },
-            { pipeline: 'crm', source: 'files', stream: 'orders', value: 'other-pipeline' },
-          ],
-        }),
+        appendReq(
+          ORDERS,
+          [f('o/1.parquet', 1, 1)],
+          {},
+          {
+            state: [
+              { pipeline: 'shop', source: 'files', stream: 'orders', value: nested },
+              { pipeline: 'shop', source: 'files', stream: 'customers', value: 17 },
+              { pipeline: 'crm', source: 'files', stream: 'orders', value: 'other-pipeline' },
+            ],
+          },
+        ),
       );
       assert.deepEqual(await cat.getState('shop', 'files', 'orders'), nested);
       assert.equal(await cat.getState('shop', 'files', 'customers'), 17);
@@ -675,20 +780,52 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual(await cat.getState('shop', 'files', 'orders'), { cursor: 'later', list: ['a', 'b'] });
       assert.equal(await cat.getState('shop', 'files', 'customers'), 17, 'other streams keep their state');
       assert.deepEqual(await cat.getState('crm', 'files', 'orders'), 'other-pipeline');
-      await cat.commit({ operation: 'append', tables: [], state: [{ pipeline: 'shop', source: 'files', stream: 'customers', value: [] }] });
+      await cat.commit({
+        operation: 'append',
+        tables: [],
+        state: [{ pipeline: 'shop', source: 'files', stream: 'customers', value: [] }],
+      });
       assert.deepEqual(await cat.getState('shop', 'files', 'customers'), []);
     });
 
     it('ledger entries are keyed by path, per stream, and updated in place', async () => {
       const big = 1_763_000_000_123; // a real mtime in ms: beyond 32 bits
       await cat.commit(
-        appendReq(ORDERS, [f('o/1.parquet', 1, 1)], {}, {
-          ledger: [
-            { pipeline: 'shop', source: 'files', stream: 'orders', path: '/in/a.csv', bytes: BIG, modifiedMs: big, rows: 10 },
-            { pipeline: 'shop', source: 'files', stream: 'orders', path: '/in/b.csv', bytes: 20, modifiedMs: big + 1 },
-            { pipeline: 'shop', source: 'files', stream: 'customers', path: '/in/a.csv', bytes: 30, modifiedMs: 3, rows: 0 },
-          ],
-        }),
+        appendReq(
+          ORDERS,
+          [f('o/1.parquet', 1, 1)],
+          {},
+          {
+            ledger: [
+              {
+                pipeline: 'shop',
+                source: 'files',
+                stream: 'orders',
+                path: '/in/a.csv',
+                bytes: BIG,
+                modifiedMs: big,
+                rows: 10,
+              },
+              {
+                pipeline: 'shop',
+                source: 'files',
+                stream: 'orders',
+                path: '/in/b.csv',
+                bytes: 20,
+                modifiedMs: big + 1,
+              },
+              {
+                pipeline: 'shop',
+                source: 'files',
+                stream: 'customers',
+                path: '/in/a.csv',
+                bytes: 30,
+                modifiedMs: 3,
+                rows: 0,
+              },
+            ],
+          },
+        ),
       );
       const orders = await cat.getLedger('shop', 'files', 'orders');
       assert.ok(orders instanceof Map);
@@ -710,16 +847,37 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         'rows omitted → undefined',
       );
       const customers = await cat.getLedger('shop', 'files', 'customers');
-      assert.deepEqual([...customers.values()], [
-        { pipeline: 'shop', source: 'files', stream: 'customers', path: '/in/a.csv', bytes: 30, modifiedMs: 3, rows: 0 },
-      ]);
+      assert.deepEqual(
+        [...customers.values()],
+        [
+          {
+            pipeline: 'shop',
+            source: 'files',
+            stream: 'customers',
+            path: '/in/a.csv',
+            bytes: 30,
+            modifiedMs: 3,
+            rows: 0,
+          },
+        ],
+      );
       assert.equal((await cat.getLedger('shop', 'other', 'orders')).size, 0);
 
       // The file changed and was read again: same key, new facts.
       await cat.commit({
         operation: 'append',
         tables: [],
-        ledger: [{ pipeline: 'shop', source: 'files', stream: 'orders', path: '/in/b.csv', bytes: 25, modifiedMs: big + 2, rows: 5 }],
+        ledger: [
+          {
+            pipeline: 'shop',
+            source: 'files',
+            stream: 'orders',
+            path: '/in/b.csv',
+            bytes: 25,
+            modifiedMs: big + 2,
+            rows: 5,
+          },
+        ],
       });
       const again = await cat.getLedger('shop', 'files', 'orders');
       assert.equal(again.size, 2);
@@ -772,16 +930,32 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.deepEqual((await cat.getRun('run-z'))?.stats, stats);
       assert.equal((await cat.getRun('run-z'))?.status, 'running');
 
-      const finalStats: RunStats = { streams: { orders: { rows: 11, bytes: 5, files: 3, quarantined: 1, commits: 2, skippedFiles: 0 } } };
+      const finalStats: RunStats = {
+        streams: { orders: { rows: 11, bytes: 5, files: 3, quarantined: 1, commits: 2, skippedFiles: 0 } },
+      };
       await cat.finishRun('run-z', { status: 'succeeded', stats: finalStats });
       const done = await cat.getRun('run-z');
       assert.ok(done);
       assertValidDate(done.endedAt, 'endedAt');
       assert.ok(done.endedAt.getTime() >= done.startedAt.getTime());
-      assert.ok(done.heartbeatAt && done.heartbeatAt.getTime() >= r1.startedAt.getTime(), 'a stats update is a sign of life');
-      assert.deepEqual(done, { ...r1, status: 'succeeded', endedAt: done.endedAt, stats: finalStats, heartbeatAt: done.heartbeatAt });
+      assert.ok(
+        done.heartbeatAt && done.heartbeatAt.getTime() >= r1.startedAt.getTime(),
+        'a stats update is a sign of life',
+      );
+      assert.deepEqual(done, {
+        ...r1,
+        status: 'succeeded',
+        endedAt: done.endedAt,
+        stats: finalStats,
+        heartbeatAt: done.heartbeatAt,
+      });
 
-      await cat.finishRun('run-a', { status: 'failed', error: 'boom: bad row 3', cause: 'ENOENT <- open', stats: EMPTY_STATS });
+      await cat.finishRun('run-a', {
+        status: 'failed',
+        error: 'boom: bad row 3',
+        cause: 'ENOENT <- open',
+        stats: EMPTY_STATS,
+      });
       const failed = await cat.getRun('run-a');
       assert.deepEqual(
         [failed?.status, failed?.error, failed?.cause, failed?.endedAt instanceof Date],
@@ -821,7 +995,11 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         return host === 'h1' && pid === 1;
       };
       assert.equal(await cat.markCrashedRuns(isAlive), 2);
-      assert.deepEqual(sorted(new Set(asked)), ['h1:1', 'h1:2', 'h2:1'], 'isAlive gets (host, pid) of running runs only');
+      assert.deepEqual(
+        sorted(new Set(asked)),
+        ['h1:1', 'h1:2', 'h2:1'],
+        'isAlive gets (host, pid) of running runs only',
+      );
 
       assert.equal((await cat.getRun('alive'))?.status, 'running');
       assert.equal((await cat.getRun('alive'))?.endedAt, null);
@@ -838,11 +1016,18 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
     it('markCrashedRuns: where the probe cannot tell (another host), a silent run is crashed after staleAfterMs', async () => {
       await cat.startRun({ id: 'remote', pipeline: 'shop', host: 'elsewhere', pid: 7 });
       const cannotTell = (): undefined => undefined;
-      assert.equal(await cat.markCrashedRuns(cannotTell, { staleAfterMs: 60_000 }), 0, 'a fresh heartbeat keeps it running');
+      assert.equal(
+        await cat.markCrashedRuns(cannotTell, { staleAfterMs: 60_000 }),
+        0,
+        'a fresh heartbeat keeps it running',
+      );
       await sleep(GAP_MS);
       await cat.heartbeat('remote');
       const beat = (await cat.getRun('remote'))?.heartbeatAt;
-      assert.ok(beat && beat.getTime() > (await cat.getRun('remote'))!.startedAt.getTime(), 'heartbeat moves heartbeatAt');
+      assert.ok(
+        beat && beat.getTime() > (await cat.getRun('remote'))!.startedAt.getTime(),
+        'heartbeat moves heartbeatAt',
+      );
       await sleep(GAP_MS); // silent for a moment: in the same millisecond as the heartbeat it is not yet past a limit of 0
       assert.equal(await cat.markCrashedRuns(cannotTell, { staleAfterMs: 0 }), 1, 'silent past the limit: crashed');
       assert.equal((await cat.getRun('remote'))?.status, 'crashed');
@@ -853,11 +1038,23 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
     it('referencedPaths covers live and historical files; expireRemovedFiles returns unreferenced paths', async () => {
       const c1 = await cat.commit(appendReq(ORDERS, [f('o/a.parquet', 1, 1), f('o/b.parquet', 1, 1)]));
       await sleep(GAP_MS);
-      const c2 = await cat.commit({ operation: 'replace', tables: [change(ORDERS, [f('o/c.parquet', 1, 1)], { remove: 'all' })] });
+      const c2 = await cat.commit({
+        operation: 'replace',
+        tables: [change(ORDERS, [f('o/c.parquet', 1, 1)], { remove: 'all' })],
+      });
       await sleep(GAP_MS);
-      const c3 = await cat.commit({ operation: 'compact', tables: [change(ORDERS, [f('o/d.parquet', 1, 1)], { remove: ['o/c.parquet'] })] });
+      const c3 = await cat.commit({
+        operation: 'compact',
+        tables: [change(ORDERS, [f('o/d.parquet', 1, 1)], { remove: ['o/c.parquet'] })],
+      });
       await cat.commit(appendReq(CUSTOMERS, [f('c/a.parquet', 1, 1)]));
-      assert.deepEqual(sorted(await cat.referencedPaths()), ['c/a.parquet', 'o/a.parquet', 'o/b.parquet', 'o/c.parquet', 'o/d.parquet']);
+      assert.deepEqual(sorted(await cat.referencedPaths()), [
+        'c/a.parquet',
+        'o/a.parquet',
+        'o/b.parquet',
+        'o/c.parquet',
+        'o/d.parquet',
+      ]);
 
       // Nothing was removed before c2.
       assert.equal(await cat.historyHorizon(), 0, 'no history expired yet');
@@ -867,7 +1064,10 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.equal((await cat.referencedPaths()).size, 5);
 
       // c2's removals expire: a and b.
-      assert.deepEqual(sorted(await cat.expireRemovedFiles(new Date(c3.committedAt.getTime() - 5))), ['o/a.parquet', 'o/b.parquet']);
+      assert.deepEqual(sorted(await cat.expireRemovedFiles(new Date(c3.committedAt.getTime() - 5))), [
+        'o/a.parquet',
+        'o/b.parquet',
+      ]);
       assert.deepEqual(sorted(await cat.referencedPaths()), ['c/a.parquet', 'o/c.parquet', 'o/d.parquet']);
       assert.deepEqual(paths(await cat.liveFiles(ORDERS, c2.id)), ['o/c.parquet'], 'time travel to c2 still works');
       assert.equal(await cat.historyHorizon(), c2.id, 'snapshots from c2 on are complete');
@@ -886,7 +1086,10 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
 
     it('a path re-added by a later commit (rollback) stays referenced when its old row expires', async () => {
       const c1 = await cat.commit(appendReq(ORDERS, [f('o/x.parquet', 10, 100)]));
-      const c2 = await cat.commit({ operation: 'replace', tables: [change(ORDERS, [f('o/y.parquet', 20, 200)], { remove: 'all' })] });
+      const c2 = await cat.commit({
+        operation: 'replace',
+        tables: [change(ORDERS, [f('o/y.parquet', 20, 200)], { remove: 'all' })],
+      });
       const c3 = await cat.commit({
         operation: 'rollback',
         tables: [change(ORDERS, [f('o/x.parquet', 10, 100)], { remove: ['o/y.parquet'], expectedHead: c2.id })],
@@ -900,7 +1103,11 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         [['o/x.parquet', c3.id]],
       );
 
-      assert.deepEqual(await cat.expireRemovedFiles(new Date(Date.now() + 60_000)), ['o/y.parquet'], 'x is still referenced by the live row');
+      assert.deepEqual(
+        await cat.expireRemovedFiles(new Date(Date.now() + 60_000)),
+        ['o/y.parquet'],
+        'x is still referenced by the live row',
+      );
       assert.deepEqual(sorted(await cat.referencedPaths()), ['o/x.parquet']);
       assert.deepEqual(
         (await cat.liveFiles(ORDERS)).map((x) => [x.path, x.addedCommit, x.removedCommit]),
@@ -921,7 +1128,11 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         tables: [change(CUSTOMERS, [f('c/2.parquet', 1, 1)]), change(ORDERS, [f('o/2.parquet', 1, 1)])],
         summary: { merged: { orders: 1, customers: 1 } },
       });
-      const c4 = await cat.commit({ operation: 'append', tables: [], state: [{ pipeline: 'p', source: 's', stream: 't', value: 1 }] });
+      const c4 = await cat.commit({
+        operation: 'append',
+        tables: [],
+        state: [{ pipeline: 'p', source: 's', stream: 't', value: 1 }],
+      });
 
       assert.ok(c1.id < c2.id && c2.id < c3.id && c3.id < c4.id, 'ids increase');
       const all = await cat.listCommits();
@@ -942,11 +1153,23 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const c0 = await cat.commit(appendReq(CUSTOMERS, [f('c/0.parquet', 1, 1)]));
       const n = 20;
       const commits = await Promise.all(
-        Array.from({ length: n }, (_, i) => cat.commit(appendReq(ORDERS, [f(`o/part-${String(i).padStart(2, '0')}.parquet`, i + 1, 100 + i)], {}, { summary: { i } }))),
+        Array.from({ length: n }, (_, i) =>
+          cat.commit(
+            appendReq(
+              ORDERS,
+              [f(`o/part-${String(i).padStart(2, '0')}.parquet`, i + 1, 100 + i)],
+              {},
+              { summary: { i } },
+            ),
+          ),
+        ),
       );
       const commitIds = ids(commits);
       assert.equal(new Set(commitIds).size, n, 'distinct ids');
-      assert.ok(commitIds.every((id) => id > c0.id), 'all newer than the previous commit');
+      assert.ok(
+        commitIds.every((id) => id > c0.id),
+        'all newer than the previous commit',
+      );
       const ascending = [...commitIds].sort((a, b) => a - b);
 
       const live = await cat.liveFiles(ORDERS);
@@ -961,7 +1184,10 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         ascending,
       );
       const t = await mustTable(cat, ORDERS);
-      assert.deepEqual([t.files, t.rows, t.bytes, t.headCommit], [n, (n * (n + 1)) / 2, 100 * n + (n * (n - 1)) / 2, ascending[n - 1]]);
+      assert.deepEqual(
+        [t.files, t.rows, t.bytes, t.headCommit],
+        [n, (n * (n + 1)) / 2, 100 * n + (n * (n - 1)) / 2, ascending[n - 1]],
+      );
       assert.deepEqual(ids(await cat.listCommits({ table: ORDERS })), [...ascending].reverse());
       assert.equal(await cat.resolveAsOf({}), ascending[n - 1]);
       // Time travel to every intermediate commit sees exactly the files committed so far.
@@ -972,13 +1198,17 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const c0 = await cat.commit(appendReq(ORDERS, [f('o/0.parquet', 1, 1)]));
       const results = await Promise.allSettled(
         Array.from({ length: 5 }, (_, i) =>
-          cat.commit({ operation: 'replace', tables: [change(ORDERS, [f(`o/r${i}.parquet`, 1, 1)], { remove: 'all', expectedHead: c0.id })] }),
+          cat.commit({
+            operation: 'replace',
+            tables: [change(ORDERS, [f(`o/r${i}.parquet`, 1, 1)], { remove: 'all', expectedHead: c0.id })],
+          }),
         ),
       );
       const won = results.filter((r): r is PromiseFulfilledResult<CommitInfo> => r.status === 'fulfilled');
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       assert.equal(won.length, 1, 'exactly one commit wins');
-      for (const r of lost) assert.ok(r.reason instanceof CommitConflictError, `losers get CommitConflictError, got ${String(r.reason)}`);
+      for (const r of lost)
+        assert.ok(r.reason instanceof CommitConflictError, `losers get CommitConflictError, got ${String(r.reason)}`);
       const live = await cat.liveFiles(ORDERS);
       assert.equal(live.length, 1);
       assert.equal(live[0]?.addedCommit, won[0]?.value.id);
@@ -991,7 +1221,12 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         return;
       }
       const c1 = await cat.commit(
-        appendReq(ORDERS, [f('o/1.parquet', 1, 10)], { schema: SCHEMA_V1 }, { state: [{ pipeline: 'shop', source: 'files', stream: 'orders', value: { c: 1 } }] }),
+        appendReq(
+          ORDERS,
+          [f('o/1.parquet', 1, 10)],
+          { schema: SCHEMA_V1 },
+          { state: [{ pipeline: 'shop', source: 'files', stream: 'orders', value: { c: 1 } }] },
+        ),
       );
       const other = await openCatalog(fx.config, process.cwd());
       try {
@@ -1005,7 +1240,10 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
         assert.deepEqual(await other.liveFiles(ORDERS), await cat.liveFiles(ORDERS));
         assert.deepEqual(await other.getTable(ORDERS), await cat.getTable(ORDERS));
         assert.deepEqual(ids(await other.listCommits()), ids(await cat.listCommits()));
-        await assert.rejects(other.commit(appendReq(ORDERS, [f('o/stale.parquet', 1, 1)], { expectedHead: c1.id })), CommitConflictError);
+        await assert.rejects(
+          other.commit(appendReq(ORDERS, [f('o/stale.parquet', 1, 1)], { expectedHead: c1.id })),
+          CommitConflictError,
+        );
       } finally {
         await other.close();
       }
@@ -1021,7 +1259,8 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const writer = startWriterProcess(fx.config, 'child', n);
       await writer.ready;
       const mine: number[] = [];
-      for (let i = 0; i < n; i++) mine.push((await cat.commit(appendReq(ORDERS, [f(`o/parent-${i}.parquet`, 1, 1)]))).id);
+      for (let i = 0; i < n; i++)
+        mine.push((await cat.commit(appendReq(ORDERS, [f(`o/parent-${i}.parquet`, 1, 1)]))).id);
       const theirs = await writer.done;
       assert.equal(theirs.length, n);
       const all = [...mine, ...theirs];
@@ -1041,24 +1280,65 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const t0 = new Date('2026-05-01T00:00:00Z');
       const at = (ms: number) => new Date(t0.getTime() + ms);
       const one = () => 1;
-      const task = (name: string, deps: string[] = [], maxAttempts = 2) => ({ name, deps, pool: null, mutex: null, maxAttempts });
-      const [id] = await o.createRuns([{ pipeline: 'shop', interval: { start: t0, end: at(3_600_000) }, trigger: 'schedule', priority: 10, maxActive: 1, tasks: [task('a'), task('b', ['a']), task('c', ['a'], 1), task('d', ['b', 'c'])] }], t0);
+      const task = (name: string, deps: string[] = [], maxAttempts = 2) => ({
+        name,
+        deps,
+        pool: null,
+        mutex: null,
+        maxAttempts,
+      });
+      const [id] = await o.createRuns(
+        [
+          {
+            pipeline: 'shop',
+            interval: { start: t0, end: at(3_600_000) },
+            trigger: 'schedule',
+            priority: 10,
+            maxActive: 1,
+            tasks: [task('a'), task('b', ['a']), task('c', ['a'], 1), task('d', ['b', 'c'])],
+          },
+        ],
+        t0,
+      );
       const runId = id as string;
       assert.equal((await o.getRun(runId))?.status, 'queued');
-      assert.deepEqual((await o.promote(t0)).map((r) => r.task), ['a']);
+      assert.deepEqual(
+        (await o.promote(t0)).map((r) => r.task),
+        ['a'],
+      );
       const claimA = await o.claim({ runId, task: 'a' }, 'w1', 1000, one, t0);
       assert.ok(claimA.ok && claimA.attempt === 1 && claimA.run.interval?.end.getTime() === at(3_600_000).getTime());
-      assert.deepEqual(await o.claim({ runId, task: 'a' }, 'w2', 1000, one, at(10)), { ok: false, reason: 'leased', retryAt: at(1000) });
+      assert.deepEqual(await o.claim({ runId, task: 'a' }, 'w2', 1000, one, at(10)), {
+        ok: false,
+        reason: 'leased',
+        retryAt: at(1000),
+      });
       // Only the lease holder's outcome counts.
       assert.equal((await o.finish({ runId, task: 'a' }, 'w2', 1, { ok: true, rows: 1 }, at(20))).accepted, false);
       const fa = await o.finish({ runId, task: 'a' }, 'w1', 1, { ok: true, rows: 5 }, at(20));
       assert.deepEqual(fa.ready.map((r) => r.task).sort(), ['b', 'c']);
       assert.ok((await o.claim({ runId, task: 'b' }, 'w1', 1000, one, at(30))).ok);
-      const fb = await o.finish({ runId, task: 'b' }, 'w1', 1, { ok: false, error: 'flaky', cause: null, retryable: true, retryDelayMs: 500 }, at(40));
+      const fb = await o.finish(
+        { runId, task: 'b' },
+        'w1',
+        1,
+        { ok: false, error: 'flaky', cause: null, retryable: true, retryDelayMs: 500 },
+        at(40),
+      );
       assert.deepEqual([fb.status, fb.retryAt?.toISOString()], ['queued', at(540).toISOString()]);
-      assert.deepEqual(await o.claim({ runId, task: 'b' }, 'w1', 1000, one, at(100)), { ok: false, reason: 'not_ready', retryAt: at(540) });
+      assert.deepEqual(await o.claim({ runId, task: 'b' }, 'w1', 1000, one, at(100)), {
+        ok: false,
+        reason: 'not_ready',
+        retryAt: at(540),
+      });
       assert.ok((await o.claim({ runId, task: 'c' }, 'w2', 1000, one, at(100))).ok);
-      const fc = await o.finish({ runId, task: 'c' }, 'w2', 1, { ok: false, error: 'bad config', cause: null, retryable: false, retryDelayMs: 0 }, at(110));
+      const fc = await o.finish(
+        { runId, task: 'c' },
+        'w2',
+        1,
+        { ok: false, error: 'bad config', cause: null, retryable: false, retryDelayMs: 0 },
+        at(110),
+      );
       assert.equal(fc.status, 'failed');
       assert.equal((await o.listTasks(runId)).find((t) => t.task === 'd')?.status, 'upstream_failed');
       const claimB2 = await o.claim({ runId, task: 'b' }, 'w1', 1000, one, at(600));
@@ -1066,32 +1346,68 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const fb2 = await o.finish({ runId, task: 'b' }, 'w1', 2, { ok: true, rows: 2 }, at(700));
       assert.equal(fb2.runFinished?.status, 'failed');
       assert.match(fb2.runFinished?.error ?? '', /^c: bad config$/);
-      assert.deepEqual((await o.listAttempts(runId, 'b')).map((a) => [a.attempt, a.status, a.worker]), [[1, 'failed', 'w1'], [2, 'succeeded', 'w1']]);
+      assert.deepEqual(
+        (await o.listAttempts(runId, 'b')).map((a) => [a.attempt, a.status, a.worker]),
+        [
+          [1, 'failed', 'w1'],
+          [2, 'succeeded', 'w1'],
+        ],
+      );
       // Resume: only c and d run again; a and b keep their success.
       const resumed = await o.rerun(runId, at(800));
       assert.deepEqual([resumed.status, resumed.attempt], ['queued', 2]);
-      assert.deepEqual((await o.promote(at(800))).map((r) => r.task), ['c']);
+      assert.deepEqual(
+        (await o.promote(at(800))).map((r) => r.task),
+        ['c'],
+      );
       assert.ok((await o.claim({ runId, task: 'c' }, 'w1', 1000, one, at(810))).ok);
       const fc2 = await o.finish({ runId, task: 'c' }, 'w1', 2, { ok: true, rows: 0 }, at(820));
-      assert.deepEqual(fc2.ready.map((r) => r.task), ['d']);
+      assert.deepEqual(
+        fc2.ready.map((r) => r.task),
+        ['d'],
+      );
       assert.ok((await o.claim({ runId, task: 'd' }, 'w1', 1000, one, at(830))).ok);
-      assert.equal((await o.finish({ runId, task: 'd' }, 'w1', 1, { ok: true, rows: 0 }, at(840))).runFinished?.status, 'succeeded');
-      assert.deepEqual((await o.listTasks(runId)).map((t) => [t.task, t.status, t.attempt]), [['a', 'succeeded', 1], ['b', 'succeeded', 2], ['c', 'succeeded', 2], ['d', 'succeeded', 1]]);
+      assert.equal(
+        (await o.finish({ runId, task: 'd' }, 'w1', 1, { ok: true, rows: 0 }, at(840))).runFinished?.status,
+        'succeeded',
+      );
+      assert.deepEqual(
+        (await o.listTasks(runId)).map((t) => [t.task, t.status, t.attempt]),
+        [
+          ['a', 'succeeded', 1],
+          ['b', 'succeeded', 2],
+          ['c', 'succeeded', 2],
+          ['d', 'succeeded', 1],
+        ],
+      );
       // Every ended attempt once, in the order it ended, with its error kind (a rejected outcome ended nothing).
       const ended = (await o.attemptsEndedAfter(0)).filter((a) => a.runId === runId);
-      assert.deepEqual(ended.map((a) => [a.task, a.attempt, a.status, a.errorKind, a.pipeline]), [
-        ['a', 1, 'succeeded', null, 'shop'],
-        ['b', 1, 'failed', 'internal', 'shop'],
-        ['c', 1, 'failed', 'internal', 'shop'],
-        ['b', 2, 'succeeded', null, 'shop'],
-        ['c', 2, 'succeeded', null, 'shop'],
-        ['d', 1, 'succeeded', null, 'shop'],
-      ]);
-      assert.ok(ended.every((a, i) => i === 0 || a.seq > (ended[i - 1] as { seq: number }).seq), 'strictly increasing');
+      assert.deepEqual(
+        ended.map((a) => [a.task, a.attempt, a.status, a.errorKind, a.pipeline]),
+        [
+          ['a', 1, 'succeeded', null, 'shop'],
+          ['b', 1, 'failed', 'internal', 'shop'],
+          ['c', 1, 'failed', 'internal', 'shop'],
+          ['b', 2, 'succeeded', null, 'shop'],
+          ['c', 2, 'succeeded', null, 'shop'],
+          ['d', 1, 'succeeded', null, 'shop'],
+        ],
+      );
+      assert.ok(
+        ended.every((a, i) => i === 0 || a.seq > (ended[i - 1] as { seq: number }).seq),
+        'strictly increasing',
+      );
       const last = await o.lastEndedAttempt();
       assert.equal(last, ended.at(-1)?.seq);
       assert.deepEqual(await o.attemptsEndedAfter(last), []);
-      assert.deepEqual((await o.attemptsEndedAfter(ended[2]?.seq ?? 0, 2)).map((a) => [a.task, a.attempt]), [['b', 2], ['c', 2]], 'pages');
+      assert.deepEqual(
+        (await o.attemptsEndedAfter(ended[2]?.seq ?? 0, 2)).map((a) => [a.task, a.attempt]),
+        [
+          ['b', 2],
+          ['c', 2],
+        ],
+        'pages',
+      );
     });
 
     it('orchestration: takeover and hand-back respect cancel and attempts; runs without an interval go first; schedule marks are compare-and-set', async () => {
@@ -1099,19 +1415,32 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const t0 = new Date('2026-05-01T00:00:00Z');
       const at = (ms: number) => new Date(t0.getTime() + ms);
       const one = () => 1;
-      const run = (h: number | null, maxAttempts = 1) => ({ pipeline: 'q', interval: h === null ? null : { start: at(h * 3_600_000), end: at((h + 1) * 3_600_000) }, trigger: 'schedule' as const, priority: 10, maxActive: 1, tasks: [{ name: 't', deps: [], pool: null, mutex: null, maxAttempts }] });
+      const run = (h: number | null, maxAttempts = 1) => ({
+        pipeline: 'q',
+        interval: h === null ? null : { start: at(h * 3_600_000), end: at((h + 1) * 3_600_000) },
+        trigger: 'schedule' as const,
+        priority: 10,
+        maxActive: 1,
+        tasks: [{ name: 't', deps: [], pool: null, mutex: null, maxAttempts }],
+      });
       // A dead holder's task in a run cancelled since: a late delivery does not run it; the run ends cancelled.
       const [a] = await o.createRuns([run(0)], t0);
       await o.promote(t0);
       assert.ok((await o.claim({ runId: a as string, task: 't' }, 'dead', 100, one, t0)).ok);
       await o.cancel(a as string, at(10));
-      assert.deepEqual(await o.claim({ runId: a as string, task: 't' }, 'late', 1000, one, at(500)), { ok: false, reason: 'done' });
+      assert.deepEqual(await o.claim({ runId: a as string, task: 't' }, 'late', 1000, one, at(500)), {
+        ok: false,
+        reason: 'done',
+      });
       assert.equal((await o.getRun(a as string))?.status, 'cancelled');
       // A dead holder's last attempt: taking over fails the task instead of running it again.
       const [b] = await o.createRuns([run(1)], at(600));
       await o.promote(at(600));
       assert.ok((await o.claim({ runId: b as string, task: 't' }, 'dead', 100, one, at(600))).ok);
-      assert.deepEqual(await o.claim({ runId: b as string, task: 't' }, 'late', 1000, one, at(1000)), { ok: false, reason: 'done' });
+      assert.deepEqual(await o.claim({ runId: b as string, task: 't' }, 'late', 1000, one, at(1000)), {
+        ok: false,
+        reason: 'done',
+      });
       assert.equal((await o.getRun(b as string))?.status, 'failed');
       // Handing back a task of a cancelled run ends the run instead of queueing the task.
       const [c] = await o.createRuns([run(2)], at(1100));
@@ -1122,12 +1451,27 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       assert.equal((await o.getRun(c as string))?.status, 'cancelled');
       // At equal priority, a run without an interval (manual) sorts before interval runs on both databases.
       const ids = await o.createRuns([run(5), run(null), run(4)], at(2000));
-      assert.deepEqual((await o.promote(at(2000))).map((r) => r.runId), [ids[1]]);
+      assert.deepEqual(
+        (await o.promote(at(2000))).map((r) => r.runId),
+        [ids[1]],
+      );
       // Schedule marks: only the scheduler that read the current value moves it.
-      assert.equal(await o.advanceSchedule({ pipeline: 'q', lastEnd: { expected: null, next: at(3_600_000) } }, at(3000)), true);
-      assert.equal(await o.advanceSchedule({ pipeline: 'q', lastEnd: { expected: null, next: at(7_200_000) } }, at(3001)), false);
-      assert.equal(await o.advanceSchedule({ pipeline: 'q', triggerState: { expected: {}, next: { 'files:x': 1 } } }, at(3002)), true);
-      assert.equal(await o.advanceSchedule({ pipeline: 'q', triggerState: { expected: {}, next: { 'files:x': 2 } } }, at(3003)), false);
+      assert.equal(
+        await o.advanceSchedule({ pipeline: 'q', lastEnd: { expected: null, next: at(3_600_000) } }, at(3000)),
+        true,
+      );
+      assert.equal(
+        await o.advanceSchedule({ pipeline: 'q', lastEnd: { expected: null, next: at(7_200_000) } }, at(3001)),
+        false,
+      );
+      assert.equal(
+        await o.advanceSchedule({ pipeline: 'q', triggerState: { expected: {}, next: { 'files:x': 1 } } }, at(3002)),
+        true,
+      );
+      assert.equal(
+        await o.advanceSchedule({ pipeline: 'q', triggerState: { expected: {}, next: { 'files:x': 2 } } }, at(3003)),
+        false,
+      );
       assert.deepEqual(await o.getSchedule('q'), { lastEnd: at(3_600_000), triggerState: { 'files:x': 1 } });
     });
 
@@ -1135,38 +1479,79 @@ export function catalogContract(name: string, factory: () => Promise<CatalogFixt
       const o = cat.orchestration;
       const t0 = new Date('2026-05-01T00:00:00Z');
       const at = (ms: number) => new Date(t0.getTime() + ms);
-      const spec = (priority: number, h: number, pool: string | null = null) => ({ pipeline: 'p', interval: { start: at(h * 3_600_000), end: at((h + 1) * 3_600_000) }, trigger: priority ? ('schedule' as const) : ('backfill' as const), priority, maxActive: 1, tasks: [{ name: 't', deps: [], pool, mutex: null, maxAttempts: 1 }] });
+      const spec = (priority: number, h: number, pool: string | null = null) => ({
+        pipeline: 'p',
+        interval: { start: at(h * 3_600_000), end: at((h + 1) * 3_600_000) },
+        trigger: priority ? ('schedule' as const) : ('backfill' as const),
+        priority,
+        maxActive: 1,
+        tasks: [{ name: 't', deps: [], pool, mutex: null, maxAttempts: 1 }],
+      });
       const backfill = await o.createRuns([spec(0, 0), spec(0, 1)], t0);
       const first = await o.promote(t0);
-      assert.deepEqual(first.map((r) => r.runId), [backfill[0]]);
+      assert.deepEqual(
+        first.map((r) => r.runId),
+        [backfill[0]],
+      );
       const [fresh] = await o.createRuns([spec(10, 5)], at(1));
       assert.deepEqual(await o.promote(at(2)), [], 'max_active_runs 1: nothing more starts');
       assert.ok((await o.claim({ runId: backfill[0] as string, task: 't' }, 'w', 1000, () => 1, at(3))).ok);
       const done = await o.finish({ runId: backfill[0] as string, task: 't' }, 'w', 1, { ok: true, rows: 0 }, at(4));
-      assert.deepEqual(done.ready.map((r) => r.runId), [fresh], 'the fresh run goes before the rest of the backfill');
+      assert.deepEqual(
+        done.ready.map((r) => r.runId),
+        [fresh],
+        'the fresh run goes before the rest of the backfill',
+      );
       // Expired lease: recovered as lost; attempts exhausted → failed, and the next run starts.
       assert.ok((await o.claim({ runId: fresh as string, task: 't' }, 'dead', 100, () => 1, at(5))).ok);
       const recovered = await o.recoverExpired(at(500));
-      assert.deepEqual(recovered.map((r) => r.runId), [backfill[1]]);
+      assert.deepEqual(
+        recovered.map((r) => r.runId),
+        [backfill[1]],
+      );
       assert.equal((await o.getRun(fresh as string))?.status, 'failed');
-      assert.deepEqual((await o.listAttempts(fresh as string)).map((a) => a.status), ['lost']);
+      assert.deepEqual(
+        (await o.listAttempts(fresh as string)).map((a) => a.status),
+        ['lost'],
+      );
       // Cancel a running run: waiting tasks cancelled; the running one ends cancelled.
       const running = backfill[1] as string;
       assert.ok((await o.claim({ runId: running, task: 't' }, 'w', 1000, () => 1, at(600))).ok);
-      assert.deepEqual(await o.heartbeat({ runId: running, task: 't' }, 'w', 1, 1000, at(700)), { lost: false, cancel: false });
+      assert.deepEqual(await o.heartbeat({ runId: running, task: 't' }, 'w', 1, 1000, at(700)), {
+        lost: false,
+        cancel: false,
+      });
       await o.cancel(running, at(710));
-      assert.deepEqual(await o.heartbeat({ runId: running, task: 't' }, 'w', 1, 1000, at(720)), { lost: false, cancel: true });
-      const fin = await o.finish({ runId: running, task: 't' }, 'w', 1, { ok: false, error: 'cancelled', cause: null, retryable: false, retryDelayMs: 0, cancelled: true }, at(730));
+      assert.deepEqual(await o.heartbeat({ runId: running, task: 't' }, 'w', 1, 1000, at(720)), {
+        lost: false,
+        cancel: true,
+      });
+      const fin = await o.finish(
+        { runId: running, task: 't' },
+        'w',
+        1,
+        { ok: false, error: 'cancelled', cause: null, retryable: false, retryDelayMs: 0, cancelled: true },
+        at(730),
+      );
       assert.equal(fin.runFinished?.status, 'cancelled');
       await assert.rejects(o.cancel(running, at(740)), /already cancelled/);
       // Pools: one slot; a second task waits until the first ends.
-      const pooled = await o.createRuns([{ ...spec(10, 7, 'api'), maxActive: 5 }, { ...spec(10, 8, 'api'), maxActive: 5 }], at(800));
+      const pooled = await o.createRuns(
+        [
+          { ...spec(10, 7, 'api'), maxActive: 5 },
+          { ...spec(10, 8, 'api'), maxActive: 5 },
+        ],
+        at(800),
+      );
       await o.promote(at(800));
       assert.ok((await o.claim({ runId: pooled[0] as string, task: 't' }, 'w', 1000, () => 1, at(810))).ok);
       assert.equal((await o.claim({ runId: pooled[1] as string, task: 't' }, 'w', 1000, () => 1, at(820))).ok, false);
       assert.equal((await o.claimNext('w', 1000, () => 1, at(830), 4)).length, 0);
       await o.finish({ runId: pooled[0] as string, task: 't' }, 'w', 1, { ok: true, rows: 0 }, at(840));
-      assert.deepEqual((await o.claimNext('w', 1000, () => 1, at(850), 4)).map((c) => c.ref.runId), [pooled[1]]);
+      assert.deepEqual(
+        (await o.claimNext('w', 1000, () => 1, at(850), 4)).map((c) => c.ref.runId),
+        [pooled[1]],
+      );
       // Alerts: one incident alerts once per window.
       assert.equal(await o.claimAlert('failure:p', t0, 60_000), true);
       assert.equal(await o.claimAlert('failure:p', at(30_000), 60_000), false);
@@ -1252,8 +1637,14 @@ describe('PostgresCatalog', postgresTestOptions(), () => {
     try {
       assert.equal(catalog.kind, 'postgres');
       await catalog.commit(appendReq(ORDERS, [f('o/1.parquet', 1, 1)]));
-      const tables = await withClient(url, async (c) =>
-        (await c.query<{ n: string }>(`SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'dip_open'`)).rows,
+      const tables = await withClient(
+        url,
+        async (c) =>
+          (
+            await c.query<{ n: string }>(
+              `SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'dip_open'`,
+            )
+          ).rows,
       );
       assert.ok(Number(tables[0]?.n) > 0, 'catalog tables live in the configured schema');
     } finally {

@@ -39,23 +39,46 @@ after(async () => {
 });
 
 /** Runs the built CLI with the module-reporting hook; `loaded` are the imported URLs. */
-function dip(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string; loaded: string[] }> {
+function dip(
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string; loaded: string[] }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', register, CLI, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', register, CLI, ...args], {
+      cwd,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => {
-      const loaded = stderr.split('\n').filter((l) => l.startsWith('LOADED ')).map((l) => l.slice('LOADED '.length));
-      resolvePromise({ code, stdout, stderr: stderr.split('\n').filter((l) => !l.startsWith('LOADED ')).join('\n'), loaded });
+      const loaded = stderr
+        .split('\n')
+        .filter((l) => l.startsWith('LOADED '))
+        .map((l) => l.slice('LOADED '.length));
+      resolvePromise({
+        code,
+        stdout,
+        stderr: stderr
+          .split('\n')
+          .filter((l) => !l.startsWith('LOADED '))
+          .join('\n'),
+        loaded,
+      });
     });
   });
 }
 
-const commandModules = (loaded: string[]) => [...new Set(loaded)].filter((u) => u.includes('/dist/cli/commands/')).map((u) => u.replace(/^.*\/dist\/cli\/commands\//, '')).sort();
-const packagesIn = (loaded: string[]) => new Set(loaded.flatMap((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1] ?? []));
+const commandModules = (loaded: string[]) =>
+  [...new Set(loaded)]
+    .filter((u) => u.includes('/dist/cli/commands/'))
+    .map((u) => u.replace(/^.*\/dist\/cli\/commands\//, ''))
+    .sort();
+const packagesIn = (loaded: string[]) =>
+  new Set(loaded.flatMap((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1] ?? []));
 
 describe('CLI start-up: command groups', () => {
   it('each group registers exactly the top-level commands the manifest names, and no name is in two groups', async () => {
@@ -63,7 +86,10 @@ describe('CLI start-up: command groups', () => {
     for (const group of COMMAND_GROUPS) {
       const program = new Command('dip');
       (await group.load())(program);
-      assert.deepEqual(program.commands.map((c) => c.name()), [...group.names]);
+      assert.deepEqual(
+        program.commands.map((c) => c.name()),
+        [...group.names],
+      );
       for (const name of group.names) {
         assert.ok(!seen.has(name), `${name} is in two groups`);
         seen.add(name);
@@ -111,7 +137,10 @@ describe('CLI start-up: what dip loads', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, `${VERSION}\n`);
       assert.deepEqual(commandModules(r.loaded), []);
-      assert.deepEqual(r.loaded.filter((u) => /\/dist\/(config\/load|lake|pipeline|orchestrate)\b/.test(u)), []);
+      assert.deepEqual(
+        r.loaded.filter((u) => /\/dist\/(config\/load|lake|pipeline|orchestrate)\b/.test(u)),
+        [],
+      );
       assert.deepEqual([...packagesIn(r.loaded)], ['commander']);
     }
   });
@@ -127,20 +156,57 @@ describe('CLI start-up: what dip loads', () => {
     const project = join(dir, 'project');
     await mkdir(join(project, 'data'), { recursive: true });
     await writeFile(join(project, 'data', 'a.csv'), 'id,name\n1,a\n2,b\n');
-    await writeFile(join(project, 'dip.yaml'), JSON.stringify(projectConfig({ items: { path: 'data/*.csv', write_disposition: 'append' } })));
+    await writeFile(
+      join(project, 'dip.yaml'),
+      JSON.stringify(projectConfig({ items: { path: 'data/*.csv', write_disposition: 'append' } })),
+    );
     const first = await dip(['run', '--quiet', '--json'], project);
     assert.equal(first.code, 0, first.stderr);
-    assert.equal((JSON.parse(first.stdout) as { stats: { streams: Record<string, { rows: number }> } }[])[0]?.stats.streams['src.items']?.rows, 2);
+    assert.equal(
+      (JSON.parse(first.stdout) as { stats: { streams: Record<string, { rows: number }> } }[])[0]?.stats.streams[
+        'src.items'
+      ]?.rows,
+      2,
+    );
     assert.ok(packagesIn(first.loaded).has('@duckdb/node-api'), 'the first run ingests through DuckDB');
 
     const again = await dip(['run', '--quiet', '--json'], project);
     assert.equal(again.code, 0, again.stderr);
-    const stats = (JSON.parse(again.stdout) as { status: string; stats: { streams: Record<string, { rows: number; commits: number; skippedFiles: number }> } }[])[0];
+    const stats = (
+      JSON.parse(again.stdout) as {
+        status: string;
+        stats: { streams: Record<string, { rows: number; commits: number; skippedFiles: number }> };
+      }[]
+    )[0];
     assert.equal(stats?.status, 'succeeded');
-    assert.deepEqual(stats?.stats.streams['src.items'], { ...stats?.stats.streams['src.items'], rows: 0, commits: 0, skippedFiles: 1 });
-    const heavy = ['@duckdb/node-api', 'pg', 'pg-boss', 'pg-logical-replication', 'mysql2', '@powersync/mysql-zongji', 'undici', 'fastify', 'nodemailer', 'prom-client', 'cli-progress', 'croner'];
-    assert.deepEqual(heavy.filter((p) => packagesIn(again.loaded).has(p)), []);
+    assert.deepEqual(stats?.stats.streams['src.items'], {
+      ...stats?.stats.streams['src.items'],
+      rows: 0,
+      commits: 0,
+      skippedFiles: 1,
+    });
+    const heavy = [
+      '@duckdb/node-api',
+      'pg',
+      'pg-boss',
+      'pg-logical-replication',
+      'mysql2',
+      '@powersync/mysql-zongji',
+      'undici',
+      'fastify',
+      'nodemailer',
+      'prom-client',
+      'cli-progress',
+      'croner',
+    ];
+    assert.deepEqual(
+      heavy.filter((p) => packagesIn(again.loaded).has(p)),
+      [],
+    );
     assert.deepEqual(commandModules(again.loaded), ['orchestrate.js', 'run.js']); // run.ts takes parseInterval from orchestrate.ts
-    assert.deepEqual(again.loaded.filter((u) => /\/dist\/(sources\/(rest|postgres|mysql)|emulate|serve|transform)\//.test(u)), []);
+    assert.deepEqual(
+      again.loaded.filter((u) => /\/dist\/(sources\/(rest|postgres|mysql)|emulate|serve|transform)\//.test(u)),
+      [],
+    );
   });
 });

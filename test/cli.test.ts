@@ -76,7 +76,9 @@ function expectedFromSample(dir: string): Expected {
   let quarantined = 0;
   const byStatus = new Map<string, number>();
   for (const f of files) {
-    const [header = '', ...lines] = readFileSync(join(ordersDir, f), 'utf8').split('\n').filter((l) => l !== '');
+    const [header = '', ...lines] = readFileSync(join(ordersDir, f), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
     const cols = csvFields(header);
     const qty = cols.indexOf('quantity');
     const status = cols.indexOf('status');
@@ -93,7 +95,12 @@ function expectedFromSample(dir: string): Expected {
     }
   }
   const customers = readdirSync(join(dir, 'data', 'customers'))
-    .map((f) => readFileSync(join(dir, 'data', 'customers', f), 'utf8').split('\n').filter((l) => l.trim() !== '').length)
+    .map(
+      (f) =>
+        readFileSync(join(dir, 'data', 'customers', f), 'utf8')
+          .split('\n')
+          .filter((l) => l.trim() !== '').length,
+    )
     .reduce((a, b) => a + b, 0);
   const products = (JSON.parse(readFileSync(join(dir, 'data', 'products.json'), 'utf8')) as unknown[]).length;
   return { orders, orderIdSum, quarantined, byStatus, customers, products, ordersFiles: files.length };
@@ -135,14 +142,34 @@ describe('dip init, run and read commands', () => {
     assert.equal(Number(rows[0]?.n), expected.orders);
     assert.equal(Number(rows[0]?.s), expected.orderIdSum);
     const other = json<{ c: string | number; p: string | number; q: string | number }[]>(
-      ok(await runCli(['--json', 'query', 'select (select count(*) from bronze.customers) as c, (select count(*) from bronze.products) as p, (select count(*) from quarantine.orders) as q'], dir)),
+      ok(
+        await runCli(
+          [
+            '--json',
+            'query',
+            'select (select count(*) from bronze.customers) as c, (select count(*) from bronze.products) as p, (select count(*) from quarantine.orders) as q',
+          ],
+          dir,
+        ),
+      ),
     );
-    assert.deepEqual(other.map((o) => [Number(o.c), Number(o.p), Number(o.q)]), [[expected.customers, expected.products, expected.quarantined]]);
+    assert.deepEqual(
+      other.map((o) => [Number(o.c), Number(o.p), Number(o.q)]),
+      [[expected.customers, expected.products, expected.quarantined]],
+    );
   });
 
   it('query --format csv prints a header and one line per row', async () => {
-    const r = ok(await runCli(['query', '--format', 'csv', 'select status, count(*) as n from bronze.orders group by 1 order by 1'], dir));
-    const expectedCsv = ['status,n', ...[...expected.byStatus].sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, n]) => `${s},${n}`)].join('\n');
+    const r = ok(
+      await runCli(
+        ['query', '--format', 'csv', 'select status, count(*) as n from bronze.orders group by 1 order by 1'],
+        dir,
+      ),
+    );
+    const expectedCsv = [
+      'status,n',
+      ...[...expected.byStatus].sort(([a], [b]) => (a < b ? -1 : 1)).map(([s, n]) => `${s},${n}`),
+    ].join('\n');
     assert.equal(r.stdout, `${expectedCsv}\n`);
     const quoted = ok(await runCli(['query', '--format', 'csv', `select 'a,b' as x, 'say "hi"' as y, null as z`], dir));
     assert.equal(quoted.stdout, 'x,y,z\n"a,b","say ""hi""",\n');
@@ -155,9 +182,22 @@ describe('dip init, run and read commands', () => {
   });
 
   it('tables --json lists every zone table with rows and schema version', async () => {
-    const tables = json<{ name: string; rows: number; files: number; schemaVersion: number | null; zone: string; format: string }[]>(ok(await runCli(['tables', '--json'], dir)));
+    const tables = json<
+      { name: string; rows: number; files: number; schemaVersion: number | null; zone: string; format: string }[]
+    >(ok(await runCli(['tables', '--json'], dir)));
     const byName = new Map(tables.map((t) => [t.name, t]));
-    assert.deepEqual([...byName.keys()].sort(), ['bronze.customers', 'bronze.orders', 'bronze.products', 'quarantine.orders', 'raw.customers', 'raw.orders', 'raw.products', 'silver.customers', 'silver.customers__tags', 'silver.orders']);
+    assert.deepEqual([...byName.keys()].sort(), [
+      'bronze.customers',
+      'bronze.orders',
+      'bronze.products',
+      'quarantine.orders',
+      'raw.customers',
+      'raw.orders',
+      'raw.products',
+      'silver.customers',
+      'silver.customers__tags',
+      'silver.orders',
+    ]);
     assert.equal(byName.get('bronze.orders')?.rows, expected.orders);
     assert.equal(byName.get('bronze.orders')?.files, expected.ordersFiles);
     assert.equal(byName.get('bronze.orders')?.schemaVersion, 2, 'the second export adds coupon');
@@ -170,20 +210,34 @@ describe('dip init, run and read commands', () => {
 
   it('describe shows columns, schema versions and snapshots', async () => {
     const r = ok(await runCli(['describe', 'bronze.orders'], dir));
-    assert.match(r.stdout, new RegExp(`^bronze\\.orders · bronze · parquet · ${expected.orders} rows in ${expected.ordersFiles} files`));
+    assert.match(
+      r.stdout,
+      new RegExp(`^bronze\\.orders · bronze · parquet · ${expected.orders} rows in ${expected.ordersFiles} files`),
+    );
     assert.match(r.stdout, /primary key: order_id/);
     assert.match(r.stdout, /columns \(schema v2\):/);
     assert.match(r.stdout, /\border_id\s+BIGINT\b/);
-    assert.match(r.stdout, /schema versions:\n {2}v1 {2}commit \d+ .* 11 columns\n {2}v2 {2}commit \d+ .*\+coupon VARCHAR\n/);
+    assert.match(
+      r.stdout,
+      /schema versions:\n {2}v1 {2}commit \d+ .* 11 columns\n {2}v2 {2}commit \d+ .*\+coupon VARCHAR\n/,
+    );
     assert.match(r.stdout, /snapshots \(newest first\):/);
     const appends = r.stdout.split('\n').filter((l) => /^\d+\s+\S+\s+append\s+run_/.test(l));
     assert.equal(appends.length, expected.ordersFiles);
     assert.match(r.stdout, new RegExp(`${expected.quarantined} quarantined`));
 
-    const info = json<{ table: { name: string }; versions: { version: number }[]; commits: { operation: string }[] }>(ok(await runCli(['describe', 'bronze.orders', '--json'], dir)));
+    const info = json<{ table: { name: string }; versions: { version: number }[]; commits: { operation: string }[] }>(
+      ok(await runCli(['describe', 'bronze.orders', '--json'], dir)),
+    );
     assert.equal(info.table.name, 'bronze.orders');
-    assert.deepEqual(info.versions.map((v) => v.version), [1, 2]);
-    assert.deepEqual(info.commits.map((c) => c.operation), Array(expected.ordersFiles).fill('append'));
+    assert.deepEqual(
+      info.versions.map((v) => v.version),
+      [1, 2],
+    );
+    assert.deepEqual(
+      info.commits.map((c) => c.operation),
+      Array(expected.ordersFiles).fill('append'),
+    );
   });
 
   it('describe of an unknown table exits 6 and lists the known ones', async () => {
@@ -196,7 +250,12 @@ describe('dip init, run and read commands', () => {
     const status = json<{
       project: string;
       catalog: string;
-      runs: { id: string; pipeline: string; status: string; stats: { streams: Record<string, { rows: number; quarantined: number; files: number }> } }[];
+      runs: {
+        id: string;
+        pipeline: string;
+        status: string;
+        stats: { streams: Record<string, { rows: number; quarantined: number; files: number }> };
+      }[];
       lastFailure?: unknown;
     }>(ok(await runCli(['status', '--json'], dir)));
     assert.equal(status.project, 'demo');
@@ -207,7 +266,13 @@ describe('dip init, run and read commands', () => {
     assert.equal(run?.status, 'succeeded');
     assert.match(run?.id ?? '', /^run_/);
     const s = run?.stats.streams ?? {};
-    assert.deepEqual(Object.keys(s).sort(), ['exports.customers', 'exports.orders', 'exports.products', 'silver.customers', 'silver.orders']);
+    assert.deepEqual(Object.keys(s).sort(), [
+      'exports.customers',
+      'exports.orders',
+      'exports.products',
+      'silver.customers',
+      'silver.orders',
+    ]);
     assert.equal(s['silver.orders']?.rows, expected.orders, 'every order reached silver');
     assert.equal(s['silver.customers']?.rows, expected.customers);
     assert.equal(s['exports.orders']?.rows, expected.orders);
@@ -222,14 +287,22 @@ describe('dip init, run and read commands', () => {
   });
 
   it('a second run reads nothing new', async () => {
-    const r = json<{ status: string; stats: { streams: Record<string, { files: number; skippedFiles: number; rows: number }> } }[]>(ok(await runCli(['run', '--json'], dir)));
+    const r = json<
+      { status: string; stats: { streams: Record<string, { files: number; skippedFiles: number; rows: number }> } }[]
+    >(ok(await runCli(['run', '--json'], dir)));
     assert.equal(r[0]?.status, 'succeeded');
     assert.deepEqual(
-      { files: r[0]?.stats.streams['exports.orders']?.files, skipped: r[0]?.stats.streams['exports.orders']?.skippedFiles, rows: r[0]?.stats.streams['exports.orders']?.rows },
+      {
+        files: r[0]?.stats.streams['exports.orders']?.files,
+        skipped: r[0]?.stats.streams['exports.orders']?.skippedFiles,
+        rows: r[0]?.stats.streams['exports.orders']?.rows,
+      },
       { files: 0, skipped: expected.ordersFiles, rows: 0 },
     );
     assert.equal(r[0]?.stats.streams['silver.orders']?.rows, 0, 'silver had nothing new to build');
-    const n = json<{ n: string }[]>(ok(await runCli(['query', '--json', 'select count(*) as n from bronze.orders'], dir)));
+    const n = json<{ n: string }[]>(
+      ok(await runCli(['query', '--json', 'select count(*) as n from bronze.orders'], dir)),
+    );
     assert.equal(Number(n[0]?.n), expected.orders);
   });
 
@@ -247,8 +320,13 @@ describe('dip init, run and read commands', () => {
   });
 
   it('query --as-of reads an older commit; a bad --format or --as-of exits 3', async () => {
-    const first = json<{ n: string }[]>(ok(await runCli(['query', '--json', '--as-of', '1', 'select count(*) as n from bronze.orders'], dir)));
-    const firstFile = readFileSync(join(dir, 'data', 'orders', readdirSync(join(dir, 'data', 'orders')).sort()[0] ?? ''), 'utf8').trim().split('\n').length - 1;
+    const first = json<{ n: string }[]>(
+      ok(await runCli(['query', '--json', '--as-of', '1', 'select count(*) as n from bronze.orders'], dir)),
+    );
+    const firstFile =
+      readFileSync(join(dir, 'data', 'orders', readdirSync(join(dir, 'data', 'orders')).sort()[0] ?? ''), 'utf8')
+        .trim()
+        .split('\n').length - 1;
     assert.equal(Number(first[0]?.n), firstFile);
     const badFormat = await runCli(['query', '--format', 'xml', 'select 1'], dir);
     assert.equal(badFormat.code, 3);
@@ -264,7 +342,13 @@ describe('dip init, run and read commands', () => {
     await writeFile(orphan, 'not really parquet');
     const old = new Date(Date.now() - 2 * 3_600_000);
     await utimes(orphan, old, old);
-    const r = json<{ expiredFiles: number; orphanFiles: number; stagingFiles: number; bytesFreed: number; deleted: string[] }>(ok(await runCli(['gc', '--dry-run', '--json'], dir)));
+    const r = json<{
+      expiredFiles: number;
+      orphanFiles: number;
+      stagingFiles: number;
+      bytesFreed: number;
+      deleted: string[];
+    }>(ok(await runCli(['gc', '--dry-run', '--json'], dir)));
     assert.deepEqual(r, {
       expiredFiles: 0,
       orphanFiles: 1,
@@ -274,11 +358,16 @@ describe('dip init, run and read commands', () => {
     });
     assert.ok(existsSync(orphan), 'dry run deletes nothing');
     const text = ok(await runCli(['gc', '--dry-run'], dir));
-    assert.match(text.stdout, /gc would delete 1 files \(18 B\): 1 unreferenced, 0 past retention, 0 staging leftovers/);
+    assert.match(
+      text.stdout,
+      /gc would delete 1 files \(18 B\): 1 unreferenced, 0 past retention, 0 staging leftovers/,
+    );
     const real = json<{ deleted: string[] }>(ok(await runCli(['gc', '--json'], dir)));
     assert.deepEqual(real.deleted, ['bronze/exports/orders/date=2020-01-01/part-orphan.parquet']);
     assert.equal(existsSync(orphan), false);
-    const n = json<{ n: string }[]>(ok(await runCli(['query', '--json', 'select count(*) as n from bronze.orders'], dir)));
+    const n = json<{ n: string }[]>(
+      ok(await runCli(['query', '--json', 'select count(*) as n from bronze.orders'], dir)),
+    );
     assert.equal(Number(n[0]?.n), expected.orders);
   });
 
@@ -293,14 +382,31 @@ describe('dip init, run and read commands', () => {
     const r = ok(await runCli(['rollback', 'bronze.orders', '--to', '1', '--json'], dir));
     const commit = json<{ id: number; operation: string }>(r);
     assert.equal(commit.operation, 'rollback');
-    const firstFile = readFileSync(join(dir, 'data', 'orders', readdirSync(join(dir, 'data', 'orders')).sort()[0] ?? ''), 'utf8').trim().split('\n').length - 1;
-    const n = json<{ n: string }[]>(ok(await runCli(['query', '--json', 'select count(*) as n from bronze.orders'], dir)));
+    const firstFile =
+      readFileSync(join(dir, 'data', 'orders', readdirSync(join(dir, 'data', 'orders')).sort()[0] ?? ''), 'utf8')
+        .trim()
+        .split('\n').length - 1;
+    const n = json<{ n: string }[]>(
+      ok(await runCli(['query', '--json', 'select count(*) as n from bronze.orders'], dir)),
+    );
     assert.equal(Number(n[0]?.n), firstFile);
   });
 });
 
 describe('--help', () => {
-  const commands = ['init', 'run', 'status', 'tables', 'describe', 'query', 'replay', 'gc', 'compact', 'rollback', 'demo'];
+  const commands = [
+    'init',
+    'run',
+    'status',
+    'tables',
+    'describe',
+    'query',
+    'replay',
+    'gc',
+    'compact',
+    'rollback',
+    'demo',
+  ];
   it('works for every command, exit 0, without a project', async () => {
     const dir = await tempDir();
     const results = await Promise.all(commands.map((c) => runCli([c, '--help'], dir)));
@@ -334,11 +440,26 @@ describe('errors a user can make', () => {
     const dir = await tempDir();
     await writeFile(
       join(dir, 'dip.yaml'),
-      ['version: 1', 'pipelines:', '  shop:', '    sources:', '      s:', '        type: files', '        streams:', '          orders:', '            path: data/x.csv', '            primary_keys: [id]', ''].join('\n'),
+      [
+        'version: 1',
+        'pipelines:',
+        '  shop:',
+        '    sources:',
+        '      s:',
+        '        type: files',
+        '        streams:',
+        '          orders:',
+        '            path: data/x.csv',
+        '            primary_keys: [id]',
+        '',
+      ].join('\n'),
     );
     const r = await runCli(['run'], dir);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /dip\.yaml:10:13: pipelines\.shop\.sources\.s\.streams\.orders\.primary_keys: unknown key "primary_keys"/);
+    assert.match(
+      r.stderr,
+      /dip\.yaml:10:13: pipelines\.shop\.sources\.s\.streams\.orders\.primary_keys: unknown key "primary_keys"/,
+    );
     assert.match(r.stderr, /did you mean "primary_key"\?/);
   });
 
@@ -346,7 +467,18 @@ describe('errors a user can make', () => {
     const dir = await tempDir();
     await writeFile(
       join(dir, 'dip.yaml'),
-      ['version: 1', 'pipelines:', '  shop:', '    sources:', '      s:', '        type: files', '        streams:', '          orders:', '            path: data/nope/missing.csv', ''].join('\n'),
+      [
+        'version: 1',
+        'pipelines:',
+        '  shop:',
+        '    sources:',
+        '      s:',
+        '        type: files',
+        '        streams:',
+        '          orders:',
+        '            path: data/nope/missing.csv',
+        '',
+      ].join('\n'),
     );
     const r = await runCli(['run', '--quiet'], dir);
     assert.notEqual(r.code, 0);
@@ -358,7 +490,10 @@ describe('errors a user can make', () => {
     assert.equal(status.runs[0]?.status, 'failed');
     assert.match(status.runs[0]?.error ?? '', /missing\.csv/);
     // a glob matching nothing is not an error
-    await writeFile(join(dir, 'dip.yaml'), (readFileSync(join(dir, 'dip.yaml'), 'utf8')).replace('data/nope/missing.csv', 'data/nope/*.csv'));
+    await writeFile(
+      join(dir, 'dip.yaml'),
+      readFileSync(join(dir, 'dip.yaml'), 'utf8').replace('data/nope/missing.csv', 'data/nope/*.csv'),
+    );
     ok(await runCli(['run', '--quiet'], dir));
   });
 

@@ -112,7 +112,10 @@ describe('parseProject', () => {
   });
 
   it('names an unknown key, its line and the allowed keys', () => {
-    const text = MINIMAL.replace('path: data/orders.csv', 'path: data/orders.csv\n            csv:\n              delimeter: ";"');
+    const text = MINIMAL.replace(
+      'path: data/orders.csv',
+      'path: data/orders.csv\n            csv:\n              delimeter: ";"',
+    );
     const err = configError(() => parseProject(text, 'dip.yaml'));
     assert.ok(
       err.message.includes(
@@ -135,7 +138,10 @@ describe('parseProject', () => {
   });
 
   it('names the path, value and expected values of a wrong enum', () => {
-    const text = MINIMAL.replace('path: data/orders.csv', 'path: data/orders.csv\n            write_disposition: upsert');
+    const text = MINIMAL.replace(
+      'path: data/orders.csv',
+      'path: data/orders.csv\n            write_disposition: upsert',
+    );
     const err = configError(() => parseProject(text, 'shop/dip.yaml'));
     assert.equal(
       err.message,
@@ -191,13 +197,26 @@ describe('parseProject', () => {
   it('says which types a union accepts and how long a list must be', () => {
     const text = MINIMAL.replace('path: data/orders.csv', 'path: 5\n          refunds:\n            path: []');
     const err = configError(() => parseProject(text, 'dip.yaml'));
-    assert.ok(err.message.includes('dip.yaml:8:19: pipelines.shop.sources.files.streams.orders.path: got 5, expected a string or a list'), err.message);
-    assert.ok(err.message.includes('dip.yaml:10:13: pipelines.shop.sources.files.streams.refunds.path: got an empty list, expected at least 1 item'), err.message);
+    assert.ok(
+      err.message.includes(
+        'dip.yaml:8:19: pipelines.shop.sources.files.streams.orders.path: got 5, expected a string or a list',
+      ),
+      err.message,
+    );
+    assert.ok(
+      err.message.includes(
+        'dip.yaml:10:13: pipelines.shop.sources.files.streams.refunds.path: got an empty list, expected at least 1 item',
+      ),
+      err.message,
+    );
   });
 
   it('says what is missing from an empty file', () => {
     const err = configError(() => parseProject('# nothing yet\n', 'dip.yaml'));
-    assert.ok(err.message.includes('dip.yaml:1:1: pipelines: missing required key "pipelines" (expected a mapping)'), err.message);
+    assert.ok(
+      err.message.includes('dip.yaml:1:1: pipelines: missing required key "pipelines" (expected a mapping)'),
+      err.message,
+    );
   });
 
   it('caps the listed problems', () => {
@@ -234,7 +253,10 @@ describe('loadProject', () => {
   it('names the file in validation errors', async () => {
     const dir = project({ 'dip.yaml': `project: ''\n${MINIMAL}` });
     const err = await configErrorAsync(() => loadProject(path.join(dir, 'dip.yaml')));
-    assert.ok(err.message.includes(`${path.join(dir, 'dip.yaml')}:1:10: project: got "", expected at least 1 character`), err.message);
+    assert.ok(
+      err.message.includes(`${path.join(dir, 'dip.yaml')}:1:10: project: got "", expected at least 1 character`),
+      err.message,
+    );
   });
 
   it('reports a missing file and suggests dip init', async () => {
@@ -321,16 +343,28 @@ describe('secrets', () => {
   it('names the reference, never a secret, when an env var is unset', () => {
     const registry = new SecretRegistry();
     const err = configError(() =>
-      resolveSecrets('postgres://${env:PG_USER}:${env:PG_MISSING}@db', { baseDir: root, env: { PG_USER: SECRET }, registry }),
+      resolveSecrets('postgres://${env:PG_USER}:${env:PG_MISSING}@db', {
+        baseDir: root,
+        env: { PG_USER: SECRET },
+        registry,
+      }),
     );
-    assert.equal(err.message, 'Secret reference ${env:PG_MISSING} cannot be resolved: environment variable PG_MISSING is not set');
+    assert.equal(
+      err.message,
+      'Secret reference ${env:PG_MISSING} cannot be resolved: environment variable PG_MISSING is not set',
+    );
     assert.ok(!err.message.includes(SECRET));
     assert.ok(!JSON.stringify(err.details).includes(SECRET));
   });
 
   it('names the reference and path when a secret file is unreadable', () => {
-    const err = configError(() => resolveSecrets('${file:nope.txt}', { baseDir: root, registry: new SecretRegistry() }));
-    assert.equal(err.message, `Secret reference \${file:nope.txt} cannot be resolved: cannot read ${path.join(root, 'nope.txt')} (ENOENT)`);
+    const err = configError(() =>
+      resolveSecrets('${file:nope.txt}', { baseDir: root, registry: new SecretRegistry() }),
+    );
+    assert.equal(
+      err.message,
+      `Secret reference \${file:nope.txt} cannot be resolved: cannot read ${path.join(root, 'nope.txt')} (ENOENT)`,
+    );
   });
 
   it('redacts every occurrence, longest secret first', () => {
@@ -348,7 +382,10 @@ describe('secrets', () => {
 
 describe('defineProject', () => {
   it('validates and applies defaults', () => {
-    const source = defineSource({ type: 'files', streams: { orders: { path: 'o.csv', write_disposition: 'merge', primary_key: ['id'] } } });
+    const source = defineSource({
+      type: 'files',
+      streams: { orders: { path: 'o.csv', write_disposition: 'merge', primary_key: ['id'] } },
+    });
     const pipeline = definePipeline({ sources: { shop: source } });
     const config = defineProject({ project: 'coded', pipelines: { main: pipeline } });
     assert.equal(config.version, 1);
@@ -358,7 +395,13 @@ describe('defineProject', () => {
   });
 
   it('throws the same style of ConfigError as the YAML loader', () => {
-    const input = { pipelines: { main: { sources: { shop: { type: 'files', streams: { orders: { path: 'o.csv', write_disposition: 'upsert' } } } } } } };
+    const input = {
+      pipelines: {
+        main: {
+          sources: { shop: { type: 'files', streams: { orders: { path: 'o.csv', write_disposition: 'upsert' } } } },
+        },
+      },
+    };
     // The cast stands in for untyped input, e.g. assembled at runtime from JSON.
     const err = configError(() => defineProject(input as unknown as Parameters<typeof defineProject>[0]));
     assert.equal(

@@ -58,15 +58,27 @@ describe('PostgreSQL connection errors', postgresTestOptions(), () => {
     }
     const [noPassword, message] = await kindOf(source(at('guarded', 'postgres')));
     assert.deepEqual([noPassword, /client password must be a string/.test(message)], ['config', true], message);
-    assert.equal((await kindOf(source(`postgres://guarded:wrong@127.0.0.1:${(server as PostgresServer).port}/postgres`)))[0], 'config');
+    assert.equal(
+      (await kindOf(source(`postgres://guarded:wrong@127.0.0.1:${(server as PostgresServer).port}/postgres`)))[0],
+      'config',
+    );
     const [tls, tlsMessage] = await kindOf(source(`${at('postgres', 'postgres')}?sslmode=verify-full`));
-    assert.deepEqual([tls, tlsMessage.endsWith('The server does not support SSL connections')], ['config', true], tlsMessage);
+    assert.deepEqual(
+      [tls, tlsMessage.endsWith('The server does not support SSL connections')],
+      ['config', true],
+      tlsMessage,
+    );
   });
 
   it('the catalog reports the same kinds', async () => {
-    const [kind, message] = await kindOf(openCatalog({ kind: 'postgres', url: at('nobody', 'postgres'), schema: 'dip' }, '.'));
+    const [kind, message] = await kindOf(
+      openCatalog({ kind: 'postgres', url: at('nobody', 'postgres'), schema: 'dip' }, '.'),
+    );
     assert.equal(kind, 'config');
-    assert.match(message, /cannot open the PostgreSQL catalog at postgres:\/\/nobody@127\.0\.0\.1:\d+\/postgres \(schema dip\): role "nobody" does not exist/);
+    assert.match(
+      message,
+      /cannot open the PostgreSQL catalog at postgres:\/\/nobody@127\.0\.0\.1:\d+\/postgres \(schema dip\): role "nobody" does not exist/,
+    );
     const closed = `postgres://postgres@127.0.0.1:${await freePort('127.0.0.1')}/postgres`;
     assert.equal((await kindOf(openCatalog({ kind: 'postgres', url: closed, schema: 'dip' }, '.')))[0], 'transient');
   });
@@ -82,7 +94,12 @@ describe('a PostgreSQL catalog whose connections the server drops', postgresTest
     const catalog = await openCatalog({ kind: 'postgres', url, schema: 'dip_drop' }, '.');
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
-    const terminate = async () => (await admin.query(`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`)).rows[0].n as number;
+    const terminate = async () =>
+      (
+        await admin.query(
+          `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+        )
+      ).rows[0].n as number;
     const crashes: unknown[] = [];
     const onCrash = (err: unknown) => crashes.push(err);
     process.on('uncaughtException', onCrash);
@@ -113,9 +130,15 @@ describe('MariaDB connection errors', mariadbTestOptions(), () => {
     const port = (server as MariadbServer).port;
     const [kind, message] = await kindOf(source(`mysql://root:wrong@127.0.0.1:${port}/dip`));
     assert.equal(kind, 'config');
-    assert.match(message, /^src: cannot connect to MySQL at 127\.0\.0\.1:\d+: Access denied for user 'root'@'127\.0\.0\.1' \(using password: YES\)$/);
+    assert.match(
+      message,
+      /^src: cannot connect to MySQL at 127\.0\.0\.1:\d+: Access denied for user 'root'@'127\.0\.0\.1' \(using password: YES\)$/,
+    );
     assert.equal((await kindOf(source(`mysql://root@127.0.0.1:${port}/nowhere`)))[0], 'config');
-    const admin = await connectMysql(connectionOptions(connection(`mysql://root@127.0.0.1:${port}/dip`), '.', 'admin'), 'admin');
+    const admin = await connectMysql(
+      connectionOptions(connection(`mysql://root@127.0.0.1:${port}/dip`), '.', 'admin'),
+      'admin',
+    );
     try {
       await admin.query(`CREATE USER 'locked'@'%' IDENTIFIED BY 'pw' ACCOUNT LOCK`);
     } finally {

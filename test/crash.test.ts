@@ -147,17 +147,35 @@ pipelines:
     const raw = queryOne(dir, `select count(*) as n, count(distinct payload->>'id') as d from raw.entries`);
     assert.equal(Number(raw['n']), total, 'raw envelopes');
     assert.equal(Number(raw['d']), total, 'raw distinct ids');
-    const perFile = queryOne(dir, 'select count(distinct _dip_source_file) as files, max(c) as maxc, min(c) as minc from (select _dip_source_file, count(*) c from bronze.entries group by 1)');
-    assert.deepEqual([Number(perFile['files']), Number(perFile['maxc']), Number(perFile['minc'])], [FILES, ROWS_PER_FILE, ROWS_PER_FILE]);
+    const perFile = queryOne(
+      dir,
+      'select count(distinct _dip_source_file) as files, max(c) as maxc, min(c) as minc from (select _dip_source_file, count(*) c from bronze.entries group by 1)',
+    );
+    assert.deepEqual(
+      [Number(perFile['files']), Number(perFile['maxc']), Number(perFile['minc'])],
+      [FILES, ROWS_PER_FILE, ROWS_PER_FILE],
+    );
 
     // The merge stream equals the latest balance of every account, once each.
-    const balances = queryOne(dir, 'select count(*) as n, count(distinct account) as d, sum(balance) as s from bronze.balances');
+    const balances = queryOne(
+      dir,
+      'select count(*) as n, count(distinct account) as d, sum(balance) as s from bronze.balances',
+    );
     const balanceSum = [...expectedBalances.values()].reduce((a, b) => a + b, 0);
-    assert.deepEqual([Number(balances['n']), Number(balances['d']), Number(balances['s'])], [expectedBalances.size, expectedBalances.size, balanceSum]);
+    assert.deepEqual(
+      [Number(balances['n']), Number(balances['d']), Number(balances['s'])],
+      [expectedBalances.size, expectedBalances.size, balanceSum],
+    );
 
     // Silver, built after each run (and killed in the middle of builds too), holds the same.
-    const silver = queryOne(dir, 'select count(*) as n, count(distinct id) as d, sum(id) as s, count(*) filter (where note like \'note %\') as clear from silver.entries');
-    assert.deepEqual([Number(silver['n']), Number(silver['d']), BigInt(String(silver['s'])), Number(silver['clear'])], [total, total, expectedSum, 0]);
+    const silver = queryOne(
+      dir,
+      "select count(*) as n, count(distinct id) as d, sum(id) as s, count(*) filter (where note like 'note %') as clear from silver.entries",
+    );
+    assert.deepEqual(
+      [Number(silver['n']), Number(silver['d']), BigInt(String(silver['s'])), Number(silver['clear'])],
+      [total, total, expectedSum, 0],
+    );
     const silverBalances = queryOne(dir, 'select count(*) as n, sum(balance) as s from silver.balances');
     assert.deepEqual([Number(silverBalances['n']), Number(silverBalances['s'])], [expectedBalances.size, balanceSum]);
 
@@ -170,16 +188,32 @@ pipelines:
     assert.equal(status.runs.filter((x) => x.status === 'running').length, 0, 'no run is left looking alive');
 
     // A further run finds nothing new.
-    const again = JSON.parse(dip(dir, 'run', '--quiet', '--json')) as { stats: { streams: Record<string, { files: number; skippedFiles: number }> } }[];
-    assert.deepEqual(again[0]?.stats.streams['files.entries'], { ...again[0]?.stats.streams['files.entries'], files: 0, skippedFiles: FILES });
-    assert.deepEqual(again[0]?.stats.streams['files.balances'], { ...again[0]?.stats.streams['files.balances'], files: 0, skippedFiles: BALANCE_FILES });
+    const again = JSON.parse(dip(dir, 'run', '--quiet', '--json')) as {
+      stats: { streams: Record<string, { files: number; skippedFiles: number }> };
+    }[];
+    assert.deepEqual(again[0]?.stats.streams['files.entries'], {
+      ...again[0]?.stats.streams['files.entries'],
+      files: 0,
+      skippedFiles: FILES,
+    });
+    assert.deepEqual(again[0]?.stats.streams['files.balances'], {
+      ...again[0]?.stats.streams['files.balances'],
+      files: 0,
+      skippedFiles: BALANCE_FILES,
+    });
 
     // gc removes what the killed runs left behind, and nothing that is committed.
     const gc = JSON.parse(dip(dir, 'gc', '--json', '--grace', '0s')) as { deleted: string[] };
     const committed = JSON.parse(dip(dir, 'tables', '--json')) as { name: string; files: number }[];
     const committedFiles = committed.reduce((n, t) => n + t.files, 0);
-    const lakeFiles = (await listFiles(join(dir, '.dip', 'lake'))).filter((f) => /\/(raw|bronze|silver|quarantine)\//.test(f));
-    assert.equal(lakeFiles.length, committedFiles, `after gc (${gc.deleted.length} deleted) the lake holds only committed files`);
+    const lakeFiles = (await listFiles(join(dir, '.dip', 'lake'))).filter((f) =>
+      /\/(raw|bronze|silver|quarantine)\//.test(f),
+    );
+    assert.equal(
+      lakeFiles.length,
+      committedFiles,
+      `after gc (${gc.deleted.length} deleted) the lake holds only committed files`,
+    );
     const after = queryOne(dir, 'select count(*) as n, sum(id) as s from bronze.entries');
     assert.equal(Number(after['n']), total);
     assert.equal(BigInt(String(after['s'])), expectedSum);

@@ -9,7 +9,12 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DipError, type ErrorKind } from '../src/core/errors.js';
-import { runModuleTask, runShellTask, type TaskContext, type TaskFunctionArgs } from '../src/orchestrate/custom-tasks.js';
+import {
+  runModuleTask,
+  runShellTask,
+  type TaskContext,
+  type TaskFunctionArgs,
+} from '../src/orchestrate/custom-tasks.js';
 import { makeTempDir } from './support/project.js';
 
 let dir: string;
@@ -75,17 +80,20 @@ describe('shell tasks', () => {
     } finally {
       delete process.env['DIP_TEST_INHERITED'];
     }
-    assert.deepEqual(ctx.lines.filter((l) => l !== 'to stderr'), [
-      'DIP_RUN_ID=run_abc',
-      'DIP_TASK=export_report',
-      'DIP_PIPELINE=sales',
-      'DIP_ATTEMPT=2',
-      'DIP_INTERVAL_START=2026-03-01T00:00:00Z',
-      'DIP_INTERVAL_END=2026-03-02T00:00:00.250Z',
-      'DIP_TEST_INHERITED=', // issue 14 item 12: undeclared variables of ours are not passed to tasks
-      dir,
-      'no newline',
-    ]);
+    assert.deepEqual(
+      ctx.lines.filter((l) => l !== 'to stderr'),
+      [
+        'DIP_RUN_ID=run_abc',
+        'DIP_TASK=export_report',
+        'DIP_PIPELINE=sales',
+        'DIP_ATTEMPT=2',
+        'DIP_INTERVAL_START=2026-03-01T00:00:00Z',
+        'DIP_INTERVAL_END=2026-03-02T00:00:00.250Z',
+        'DIP_TEST_INHERITED=', // issue 14 item 12: undeclared variables of ours are not passed to tasks
+        dir,
+        'no newline',
+      ],
+    );
     assert.ok(ctx.lines.includes('to stderr'));
   });
 
@@ -96,11 +104,23 @@ describe('shell tasks', () => {
   });
 
   it('exit codes: non-zero is transient with the last stderr line, 127 is a config error, a signal is transient', async () => {
-    const failed = await rejectsWith(runShellTask('echo first >&2; echo "disk full" >&2; echo out; exit 3', context()), 'transient', /^shell task export_report exited with code 3: disk full$/);
+    const failed = await rejectsWith(
+      runShellTask('echo first >&2; echo "disk full" >&2; echo out; exit 3', context()),
+      'transient',
+      /^shell task export_report exited with code 3: disk full$/,
+    );
     assert.equal(failed.details['exitCode'], 3);
     await rejectsWith(runShellTask('exit 1', context()), 'transient', /^shell task export_report exited with code 1$/);
-    await rejectsWith(runShellTask('definitely-not-a-command-dip --flag', context()), 'config', /^shell task export_report exited with code 127 \(command not found\): .*definitely-not-a-command-dip.*not found/);
-    await rejectsWith(runShellTask('kill -9 $$', context()), 'transient', /^shell task export_report was killed by SIGKILL$/);
+    await rejectsWith(
+      runShellTask('definitely-not-a-command-dip --flag', context()),
+      'config',
+      /^shell task export_report exited with code 127 \(command not found\): .*definitely-not-a-command-dip.*not found/,
+    );
+    await rejectsWith(
+      runShellTask('kill -9 $$', context()),
+      'transient',
+      /^shell task export_report was killed by SIGKILL$/,
+    );
   });
 
   it('abort kills the process group (SIGTERM) within a second and is an interrupted error', async () => {
@@ -125,7 +145,9 @@ describe('shell tasks', () => {
     for (const pid of pids) assert.ok(processGone(pid), `process ${pid} is gone`);
   });
 
-  it('a process that ignores SIGTERM gets SIGKILL after the grace period; an aborted signal never starts the command', { timeout: 15_000 }, async () => {
+  it('a process that ignores SIGTERM gets SIGKILL after the grace period; an aborted signal never starts the command', {
+    timeout: 15_000,
+  }, async () => {
     const controller = new AbortController();
     const ctx = context({ signal: controller.signal });
     const running = runShellTask('trap "" TERM; echo ready; while :; do sleep 0.1; done', ctx);
@@ -138,12 +160,20 @@ describe('shell tasks', () => {
     assert.ok(took >= 4_500 && took < 8_000, `SIGKILL after about 5 s (${took} ms)`);
 
     const marker = join(dir, 'should-not-exist');
-    await rejectsWith(runShellTask(`touch ${marker}`, context({ signal: AbortSignal.abort() })), 'interrupted', /cancelled/);
+    await rejectsWith(
+      runShellTask(`touch ${marker}`, context({ signal: AbortSignal.abort() })),
+      'interrupted',
+      /cancelled/,
+    );
     assert.throws(() => readFileSync(marker), /ENOENT/);
   });
 
   it('a missing project directory is a config error', async () => {
-    await rejectsWith(runShellTask('true', context({ projectDir: join(dir, 'nope') })), 'config', /^shell task export_report: cannot start \/bin\/sh in .*nope/);
+    await rejectsWith(
+      runShellTask('true', context({ projectDir: join(dir, 'nope') })),
+      'config',
+      /^shell task export_report: cannot start \/bin\/sh in .*nope/,
+    );
   });
 });
 
@@ -188,7 +218,10 @@ export const helper = (): number => 1;
     const ctx = context();
     await runModuleTask('tasks/typed.ts', 'refresh', ctx);
     await runModuleTask(join(dir, 'tasks', 'typed.ts'), 'refresh', { ...ctx, interval: null });
-    assert.deepEqual(ctx.lines, ['refresh run_abc 2026-03-01T00:00:00.000Z 1 aborted=false', 'refresh run_abc none 0 aborted=false']);
+    assert.deepEqual(ctx.lines, [
+      'refresh run_abc 2026-03-01T00:00:00.000Z 1 aborted=false',
+      'refresh run_abc none 0 aborted=false',
+    ]);
   });
 
   it('errors thrown by the function propagate unchanged', async () => {
@@ -205,12 +238,30 @@ export const helper = (): number => 1;
     await rejectsWith(
       runModuleTask('tasks/report.mjs', 'run', context()),
       'config',
-      new RegExp(`^task export_report: module ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} has no export "run" \\(exports: default, fails, notAFunction\\)$`),
+      new RegExp(
+        `^task export_report: module ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} has no export "run" \\(exports: default, fails, notAFunction\\)$`,
+      ),
     );
-    await rejectsWith(runModuleTask('tasks/report.mjs', 'notAFunction', context()), 'config', /export "notAFunction" of .*report\.mjs is a number, not a function \(exports: default, fails, notAFunction\)/);
-    await rejectsWith(runModuleTask('tasks/typed.ts', 'default', context()), 'config', /typed\.ts has no export "default" \(exports: helper, refresh\)$/);
-    await rejectsWith(runModuleTask('tasks/missing.mjs', 'default', context()), 'config', /^task export_report: module .*tasks\/missing\.mjs not found \(module: tasks\/missing\.mjs, relative to /);
+    await rejectsWith(
+      runModuleTask('tasks/report.mjs', 'notAFunction', context()),
+      'config',
+      /export "notAFunction" of .*report\.mjs is a number, not a function \(exports: default, fails, notAFunction\)/,
+    );
+    await rejectsWith(
+      runModuleTask('tasks/typed.ts', 'default', context()),
+      'config',
+      /typed\.ts has no export "default" \(exports: helper, refresh\)$/,
+    );
+    await rejectsWith(
+      runModuleTask('tasks/missing.mjs', 'default', context()),
+      'config',
+      /^task export_report: module .*tasks\/missing\.mjs not found \(module: tasks\/missing\.mjs, relative to /,
+    );
     await writeFile(join(dir, 'tasks', 'broken.mjs'), 'export const = 1;\n');
-    await rejectsWith(runModuleTask('tasks/broken.mjs', 'default', context()), 'config', /^task export_report: cannot load module .*broken\.mjs: /);
+    await rejectsWith(
+      runModuleTask('tasks/broken.mjs', 'default', context()),
+      'config',
+      /^task export_report: cannot load module .*broken\.mjs: /,
+    );
   });
 });

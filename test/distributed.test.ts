@@ -33,18 +33,30 @@ function startWorker(dir: string, args: string[] = [], options: { clockSkewMs?: 
   const preload = options.clockSkewMs === undefined ? [] : ['--import', SKEWED_CLOCK];
   const child = spawn(process.execPath, [...preload, CLI, '-p', dir, 'worker', ...args], {
     cwd: dir,
-    env: { ...process.env, DIP_TASK_LEASE: '3s', NO_COLOR: '1', DIP_TEST_CLOCK_SKEW_MS: String(options.clockSkewMs ?? 0) },
+    env: {
+      ...process.env,
+      DIP_TASK_LEASE: '3s',
+      NO_COLOR: '1',
+      DIP_TEST_CLOCK_SKEW_MS: String(options.clockSkewMs ?? 0),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   assert.ok(child.pid, 'the worker did not start');
   return { child, pid: child.pid, output: () => output, exited };
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, intervalMs = 25): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined> | T | undefined,
+  intervalMs = 25,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -55,17 +67,30 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 }
 
 function started(w: Worker): Promise<true> {
-  return until(`worker ${w.pid} to start`, 60_000, () => {
-    if (w.output().includes('"msg":"worker started"')) return true;
-    if (w.child.exitCode !== null) throw new Error(`worker ${w.pid} exited: ${w.output()}`);
-    return undefined;
-  }, 50);
+  return until(
+    `worker ${w.pid} to start`,
+    60_000,
+    () => {
+      if (w.output().includes('"msg":"worker started"')) return true;
+      if (w.child.exitCode !== null) throw new Error(`worker ${w.pid} exited: ${w.output()}`);
+      return undefined;
+    },
+    50,
+  );
 }
 
-async function runningOn(url: string, schema: string, w: Worker, task: string): Promise<{ run_id: string; task: string }> {
+async function runningOn(
+  url: string,
+  schema: string,
+  w: Worker,
+  task: string,
+): Promise<{ run_id: string; task: string }> {
   return until(`${task} running on worker ${w.pid}`, 60_000, () =>
     withClient(url, async (c) => {
-      const r = await c.query<{ run_id: string; task: string }>(`SELECT run_id, task FROM ${schema}.dip_task_runs WHERE status = 'running' AND task = $1 AND lease_owner LIKE $2 LIMIT 1`, [task, `%:${w.pid}:%`]);
+      const r = await c.query<{ run_id: string; task: string }>(
+        `SELECT run_id, task FROM ${schema}.dip_task_runs WHERE status = 'running' AND task = $1 AND lease_owner LIKE $2 LIMIT 1`,
+        [task, `%:${w.pid}:%`],
+      );
       return r.rows[0];
     }),
   );
@@ -90,7 +115,9 @@ async function killAll(workers: Worker[]): Promise<void> {
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)));
+  const late = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)),
+  );
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
@@ -137,9 +164,15 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
     const lake = await (project as TestProject).lake();
     // Before the retry about one round in 13 deadlocked, so 10 rounds catch a regression about half the time.
     for (let round = 0; round < 10; round++) {
-      const opened = await Promise.allSettled(Array.from({ length: 8 }, () => TaskQueue.create(lake, { schema: `dip_race${round}_queue` })));
+      const opened = await Promise.allSettled(
+        Array.from({ length: 8 }, () => TaskQueue.create(lake, { schema: `dip_race${round}_queue` })),
+      );
       await Promise.all(opened.map((r) => (r.status === 'fulfilled' ? r.value.close() : undefined)));
-      assert.deepEqual(opened.filter((r) => r.status === 'rejected').map((r) => String(r.reason)), [], `round ${round}`);
+      assert.deepEqual(
+        opened.filter((r) => r.status === 'rejected').map((r) => String(r.reason)),
+        [],
+        `round ${round}`,
+      );
     }
   });
 
@@ -152,11 +185,20 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
       await queue.send([{ ...ref, notBefore: new Date(Date.now() + 60_000) }]); // a retry later: another delivery, not due yet
       await queue.send([{ runId: 'run_b', task: 'ingest.shop', priority: 10 }]);
       const jobs = [...(await queue.fetch(1)), ...(await queue.fetch(10))];
-      assert.deepEqual(jobs.map((j) => [j.ref?.runId, j.ref?.priority]), [['run_b', 10], ['run_a', 0]]);
+      assert.deepEqual(
+        jobs.map((j) => [j.ref?.runId, j.ref?.priority]),
+        [
+          ['run_b', 10],
+          ['run_a', 0],
+        ],
+      );
       // A job in hand (active) does not block sending its task again (a recovery).
       await queue.send([ref]);
       const again = await queue.fetch(10);
-      assert.deepEqual(again.map((j) => j.ref?.runId), ['run_a']);
+      assert.deepEqual(
+        again.map((j) => j.ref?.runId),
+        ['run_a'],
+      );
       await queue.complete([...jobs, ...again].map((j) => j.id));
       assert.deepEqual(await queue.fetch(10), []);
     } finally {
@@ -164,7 +206,9 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
     }
   });
 
-  it('runs a 30-interval backfill exactly once on 3 workers while one is SIGKILLed mid-task', { timeout: 300_000 }, async () => {
+  it('runs a 30-interval backfill exactly once on 3 workers while one is SIGKILLed mid-task', {
+    timeout: 300_000,
+  }, async () => {
     const p = project as TestProject;
     const url = (server as PostgresServer).url;
     const t0 = Date.now();
@@ -187,7 +231,11 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
       }
     })();
 
-    const plan = await orchestrator.backfill('p', { from: new Date(`${day(1)}T00:00:00Z`), to: new Date('2026-01-31T00:00:00Z'), parallel: 6 });
+    const plan = await orchestrator.backfill('p', {
+      from: new Date(`${day(1)}T00:00:00Z`),
+      to: new Date('2026-01-31T00:00:00Z'),
+      parallel: 6,
+    });
     assert.equal(plan.runIds.length, DAYS);
 
     // Kill worker #1 in the middle of a task (the 1 s shell task: it cannot finish before the kill).
@@ -197,7 +245,11 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
     const killedAt = Date.now();
     assert.equal((await victim.exited).signal, 'SIGKILL');
 
-    const runs = await withTimeout(waitForRuns(orchestrator.store, plan.runIds, { pollMs: 200 }), 240_000, 'the backfill to finish');
+    const runs = await withTimeout(
+      waitForRuns(orchestrator.store, plan.runIds, { pollMs: 200 }),
+      240_000,
+      'the backfill to finish',
+    );
     const finished = Date.now();
     ticking = false;
     await ticker;
@@ -210,8 +262,13 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
     // Exactly once in the lake.
     const [totals] = await p.rows(`SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS ids FROM bronze.orders`);
     assert.deepEqual(totals, { n: DAYS * ROWS_PER_DAY, ids: DAYS * ROWS_PER_DAY });
-    const perDay = await p.rows(`SELECT CAST(day AS VARCHAR) AS day, count(*)::INT AS n FROM bronze.orders GROUP BY 1 ORDER BY 1`);
-    assert.deepEqual(perDay, Array.from({ length: DAYS }, (_, i) => ({ day: day(i + 1), n: ROWS_PER_DAY })));
+    const perDay = await p.rows(
+      `SELECT CAST(day AS VARCHAR) AS day, count(*)::INT AS n FROM bronze.orders GROUP BY 1 ORDER BY 1`,
+    );
+    assert.deepEqual(
+      perDay,
+      Array.from({ length: DAYS }, (_, i) => ({ day: day(i + 1), n: ROWS_PER_DAY })),
+    );
 
     // The killed attempt counts as lost; a later attempt on another worker succeeded.
     const attempts: TaskAttemptRecord[] = [];
@@ -220,10 +277,14 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
     const killed = lost.find((a) => a.runId === target.run_id && a.task === target.task);
     assert.ok(killed, `the killed attempt of ${target.run_id}/${target.task} is lost (lost: ${JSON.stringify(lost)})`);
     assert.ok(killed.worker.includes(`:${victim.pid}:`));
-    const retried = attempts.find((a) => a.runId === killed.runId && a.task === killed.task && a.attempt > killed.attempt && a.status === 'succeeded');
+    const retried = attempts.find(
+      (a) =>
+        a.runId === killed.runId && a.task === killed.task && a.attempt > killed.attempt && a.status === 'succeeded',
+    );
     assert.ok(retried, 'a later attempt of the killed task succeeded');
     assert.ok(!retried.worker.includes(`:${victim.pid}:`), 'on another worker');
-    for (const a of lost) assert.ok(a.worker.includes(`:${victim.pid}:`), `only the killed worker lost attempts (${a.worker})`);
+    for (const a of lost)
+      assert.ok(a.worker.includes(`:${victim.pid}:`), `only the killed worker lost attempts (${a.worker})`);
 
     // No two attempts of one task overlapped.
     const byTask = new Map<string, TaskAttemptRecord[]>();
@@ -234,18 +295,33 @@ describe('dip worker: distributed execution on a PostgreSQL queue', postgresTest
       for (let i = 1; i < list.length; i++) {
         const prev = list[i - 1] as TaskAttemptRecord;
         const cur = list[i] as TaskAttemptRecord;
-        assert.ok(prev.endedAt && prev.endedAt.getTime() <= cur.startedAt.getTime(), `${key}: attempt ${cur.attempt} (${cur.worker}) started before attempt ${prev.attempt} (${prev.worker}) ended`);
+        assert.ok(
+          prev.endedAt && prev.endedAt.getTime() <= cur.startedAt.getTime(),
+          `${key}: attempt ${cur.attempt} (${cur.worker}) started before attempt ${prev.attempt} (${prev.worker}) ended`,
+        );
       }
     }
     // All three workers took part.
-    for (const w of workers) assert.ok(attempts.some((a) => a.worker.includes(`:${w.pid}:`)), `worker ${w.pid} ran tasks`);
+    for (const w of workers)
+      assert.ok(
+        attempts.some((a) => a.worker.includes(`:${w.pid}:`)),
+        `worker ${w.pid} ran tasks`,
+      );
 
     // The survivors stop gracefully.
     const survivors = workers.slice(1);
     const termAt = Date.now();
     for (const w of survivors) w.child.kill('SIGTERM');
-    const exits = await withTimeout(Promise.all(survivors.map((w) => w.exited)), 30_000, 'the workers to stop on SIGTERM');
-    assert.deepEqual(exits, survivors.map(() => ({ code: 0, signal: null })), survivors.map((w) => w.output().slice(-2000)).join('\n---\n'));
+    const exits = await withTimeout(
+      Promise.all(survivors.map((w) => w.exited)),
+      30_000,
+      'the workers to stop on SIGTERM',
+    );
+    assert.deepEqual(
+      exits,
+      survivors.map(() => ({ code: 0, signal: null })),
+      survivors.map((w) => w.output().slice(-2000)).join('\n---\n'),
+    );
     for (const w of survivors) assert.match(w.output(), /"msg":"worker stopped"/);
 
     const recoveredAfter = retried.startedAt.getTime() - killedAt;
@@ -267,7 +343,9 @@ describe('dip worker: graceful stop', postgresTestOptions(), () => {
   before(async () => {
     server = await startPostgres();
     // Runs until the file `go` exists.
-    project = await workersProject(server.url, schema, { q: { sources: {}, tasks: { long: { shell: 'test -f go && exit 0; sleep 30' } } } });
+    project = await workersProject(server.url, schema, {
+      q: { sources: {}, tasks: { long: { shell: 'test -f go && exit 0; sleep 30' } } },
+    });
   });
 
   after(async () => {
@@ -278,7 +356,9 @@ describe('dip worker: graceful stop', postgresTestOptions(), () => {
     await server?.stop();
   });
 
-  it('hands a running task back after the grace period, exits 0, and another worker runs it', { timeout: 120_000 }, async () => {
+  it('hands a running task back after the grace period, exits 0, and another worker runs it', {
+    timeout: 120_000,
+  }, async () => {
     const p = project as TestProject;
     const url = (server as PostgresServer).url;
     const lake = await p.lake();
@@ -293,22 +373,41 @@ describe('dip worker: graceful stop', postgresTestOptions(), () => {
 
     const termAt = Date.now();
     first.child.kill('SIGTERM');
-    assert.deepEqual(await withTimeout(first.exited, 20_000, 'the worker to stop'), { code: 0, signal: null }, first.output());
+    assert.deepEqual(
+      await withTimeout(first.exited, 20_000, 'the worker to stop'),
+      { code: 0, signal: null },
+      first.output(),
+    );
     const stopMs = Date.now() - termAt;
     assert.match(first.output(), /"msg":"task handed back"/);
     const [task] = await runtime.orchestrator.store.listTasks(run.id);
-    assert.deepEqual([task?.status, task?.attempt, task?.leaseOwner], ['queued', 0, null], 'queued again, the attempt not counted');
+    assert.deepEqual(
+      [task?.status, task?.attempt, task?.leaseOwner],
+      ['queued', 0, null],
+      'queued again, the attempt not counted',
+    );
 
     // The job sent on hand-back is what the next worker picks up.
     await p.write('go', '');
     const second = startWorker(p.dir);
     workers.push(second);
-    const [done] = await withTimeout(waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 100 }), 60_000, 'the run to finish');
+    const [done] = await withTimeout(
+      waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 100 }),
+      60_000,
+      'the run to finish',
+    );
     assert.equal(done?.status, 'succeeded', done?.error ?? '');
     const attempts = await runtime.orchestrator.store.listAttempts(run.id);
-    assert.deepEqual(attempts.map((a) => [a.attempt, a.status, a.worker.includes(`:${second.pid}:`)]), [[1, 'succeeded', true]]);
+    assert.deepEqual(
+      attempts.map((a) => [a.attempt, a.status, a.worker.includes(`:${second.pid}:`)]),
+      [[1, 'succeeded', true]],
+    );
     second.child.kill('SIGINT');
-    assert.deepEqual(await withTimeout(second.exited, 20_000, 'the second worker to stop'), { code: 0, signal: null }, second.output());
+    assert.deepEqual(
+      await withTimeout(second.exited, 20_000, 'the second worker to stop'),
+      { code: 0, signal: null },
+      second.output(),
+    );
     process.stderr.write(`graceful stop: SIGTERM → exit in ${stopMs} ms (grace 300 ms, then hand-back)\n`);
   });
 });
@@ -319,7 +418,10 @@ describe('dip worker on an embedded catalog', () => {
     try {
       const r = await runCli(['-p', p.dir, 'worker'], p.dir);
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, /dip worker needs a PostgreSQL catalog \(catalog: \{kind: postgres, url: …\}\); this project uses SQLite/);
+      assert.match(
+        r.stderr,
+        /dip worker needs a PostgreSQL catalog \(catalog: \{kind: postgres, url: …\}\); this project uses SQLite/,
+      );
     } finally {
       await p.dispose();
     }
@@ -395,18 +497,29 @@ describe('dip worker at startup', postgresTestOptions(), () => {
     await configure(`postgres://postgres@127.0.0.1:${(front as { port: number }).port}/postgres`);
     const down = await runCli(['-p', p.dir, 'worker', '--startup-wait', '0s'], p.dir);
     assert.equal(down.code, 75, down.stderr);
-    assert.match(down.stderr, /cannot open the (PostgreSQL catalog|task queue) at postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres/);
+    assert.match(
+      down.stderr,
+      /cannot open the (PostgreSQL catalog|task queue) at postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres/,
+    );
 
     // SIGTERM while waiting: a clean stop.
     const waiting = startWorker(p.dir, ['--startup-wait', '60s']);
     workers.push(waiting);
-    await until('the worker to wait', 30_000, () => (waiting.output().includes('not reachable yet') ? true : undefined));
+    await until('the worker to wait', 30_000, () =>
+      waiting.output().includes('not reachable yet') ? true : undefined,
+    );
     waiting.child.kill('SIGTERM');
-    assert.deepEqual(await withTimeout(waiting.exited, 10_000, 'the waiting worker to stop'), { code: 0, signal: null }, waiting.output());
+    assert.deepEqual(
+      await withTimeout(waiting.exited, 10_000, 'the waiting worker to stop'),
+      { code: 0, signal: null },
+      waiting.output(),
+    );
     assert.match(waiting.output(), /"msg":"stopped before the catalog and the queue were reachable"/);
   });
 
-  it('waits for a database that comes up after it, then runs tasks and stops on SIGTERM', { timeout: 120_000 }, async () => {
+  it('waits for a database that comes up after it, then runs tasks and stops on SIGTERM', {
+    timeout: 120_000,
+  }, async () => {
     const f = front as Awaited<ReturnType<typeof flakyFront>>;
     const p = await configure(`postgres://postgres@127.0.0.1:${f.port}/postgres`);
     const w = startWorker(p.dir, ['--startup-wait', '60s']);
@@ -420,13 +533,23 @@ describe('dip worker at startup', postgresTestOptions(), () => {
 
     const lake = await p.lake();
     const dispatcher = await createDispatcher(lake);
-    const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => (dispatcher as Dispatcher).dispatch(refs) });
+    const runtime = startRuntime(lake, {
+      concurrency: 0,
+      dispatch: (refs) => (dispatcher as Dispatcher).dispatch(refs),
+    });
     try {
       const run = await runtime.orchestrator.trigger('q');
-      const [done] = await withTimeout(waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 100 }), 60_000, 'the run to finish');
+      const [done] = await withTimeout(
+        waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 100 }),
+        60_000,
+        'the run to finish',
+      );
       assert.equal(done?.status, 'succeeded', done?.error ?? '');
       const attempts = await runtime.orchestrator.store.listAttempts(run.id);
-      assert.deepEqual(attempts.map((a) => [a.status, a.worker.includes(`:${w.pid}:`)]), [['succeeded', true]]);
+      assert.deepEqual(
+        attempts.map((a) => [a.status, a.worker.includes(`:${w.pid}:`)]),
+        [['succeeded', true]],
+      );
     } finally {
       await runtime.stop();
       await dispatcher?.close();
@@ -453,7 +576,9 @@ describe('dip worker on a machine whose clock is off', postgresTestOptions(), ()
     await server?.stop();
   });
 
-  it("judges leases by the catalog server's clock: a worker 10 minutes ahead takes over no live task", { timeout: 120_000 }, async () => {
+  it("judges leases by the catalog server's clock: a worker 10 minutes ahead takes over no live task", {
+    timeout: 120_000,
+  }, async () => {
     const p = project as TestProject;
     const lake = await p.lake();
     const dispatcher = (await createDispatcher(lake)) as Dispatcher;
@@ -470,13 +595,24 @@ describe('dip worker on a machine whose clock is off', postgresTestOptions(), ()
       workers.push(ahead);
       await started(ahead);
       const offset = Number(/"clock_offset_ms":(-?\d+)/.exec(ahead.output())?.[1]);
-      assert.ok(Math.abs(offset + 600_000) < 2_000, `the worker measured its clock 10 min ahead of the server's (offset ${offset} ms)`);
+      assert.ok(
+        Math.abs(offset + 600_000) < 2_000,
+        `the worker measured its clock 10 min ahead of the server's (offset ${offset} ms)`,
+      );
       assert.match(ahead.output(), /this machine's clock differs from the catalog server's/);
 
-      const [done] = await withTimeout(waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 100 }), 60_000, 'the run to finish');
+      const [done] = await withTimeout(
+        waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 100 }),
+        60_000,
+        'the run to finish',
+      );
       assert.equal(done?.status, 'succeeded', done?.error ?? '');
       const attempts = await runtime.orchestrator.store.listAttempts(run.id);
-      assert.deepEqual(attempts.map((a) => [a.attempt, a.status, a.worker.includes(`:${honest.pid}:`)]), [[1, 'succeeded', true]], 'one attempt, never taken over');
+      assert.deepEqual(
+        attempts.map((a) => [a.attempt, a.status, a.worker.includes(`:${honest.pid}:`)]),
+        [[1, 'succeeded', true]],
+        'one attempt, never taken over',
+      );
     } finally {
       await runtime.stop();
       await dispatcher.close();
@@ -501,7 +637,11 @@ describe('dip workers across a PostgreSQL crash and restart', postgresTestOption
         tasks: { settle: { shell: 'sleep 0.5', depends_on: ['ingest.shop'] } },
       },
     });
-    for (let d = 1; d <= days; d++) await project.write(`data/${day(d)}.csv`, `id,day\n${d * 100 + 1},${day(d)}\n${d * 100 + 2},${day(d)}\n${d * 100 + 3},${day(d)}\n`);
+    for (let d = 1; d <= days; d++)
+      await project.write(
+        `data/${day(d)}.csv`,
+        `id,day\n${d * 100 + 1},${day(d)}\n${d * 100 + 2},${day(d)}\n${d * 100 + 3},${day(d)}\n`,
+      );
   });
 
   after(async () => {
@@ -510,7 +650,9 @@ describe('dip workers across a PostgreSQL crash and restart', postgresTestOption
     await server?.stop();
   });
 
-  it('every interval lands exactly once; workers and the coordinator ride through the outage', { timeout: 300_000 }, async () => {
+  it('every interval lands exactly once; workers and the coordinator ride through the outage', {
+    timeout: 300_000,
+  }, async () => {
     const p = project as TestProject;
     const pgServer = server as PostgresServer;
     for (let i = 0; i < 2; i++) workers.push(startWorker(p.dir, ['--concurrency', '2']));
@@ -526,23 +668,40 @@ describe('dip workers across a PostgreSQL crash and restart', postgresTestOption
       }
     })();
     try {
-      const plan = await runtime.orchestrator.backfill('p', { from: new Date(`${day(1)}T00:00:00Z`), to: new Date(`${day(days + 1)}T00:00:00Z`), parallel: 4 });
+      const plan = await runtime.orchestrator.backfill('p', {
+        from: new Date(`${day(1)}T00:00:00Z`),
+        to: new Date(`${day(days + 1)}T00:00:00Z`),
+        parallel: 4,
+      });
       // Crash the database while tasks are running.
       await until('some runs to finish and tasks to be running', 60_000, async () => {
         const runs = await runtime.orchestrator.store.listRuns({ pipeline: 'p', limit: 100 });
-        return runs.filter((r) => r.status === 'succeeded').length >= 2 && runs.some((r) => r.status === 'running') ? true : undefined;
+        return runs.filter((r) => r.status === 'succeeded').length >= 2 && runs.some((r) => r.status === 'running')
+          ? true
+          : undefined;
       });
       const crashedAt = Date.now();
       await pgServer.restart(2_000);
-      const runs = await withTimeout(waitForRuns(runtime.orchestrator.store, plan.runIds, { pollMs: 200 }), 240_000, 'the backfill to finish after the restart');
+      const runs = await withTimeout(
+        waitForRuns(runtime.orchestrator.store, plan.runIds, { pollMs: 200 }),
+        240_000,
+        'the backfill to finish after the restart',
+      );
       const recoveredIn = Date.now() - crashedAt;
-      assert.deepEqual(runs.filter((r) => r.status !== 'succeeded').map((r) => [r.interval?.start.toISOString(), r.status, r.error]), [], 'every run succeeded');
+      assert.deepEqual(
+        runs.filter((r) => r.status !== 'succeeded').map((r) => [r.interval?.start.toISOString(), r.status, r.error]),
+        [],
+        'every run succeeded',
+      );
       const [totals] = await p.rows(`SELECT count(*)::INT AS n, count(DISTINCT id)::INT AS ids FROM bronze.orders`);
       assert.deepEqual(totals, { n: days * 3, ids: days * 3 }, 'each interval landed exactly once');
-      for (const w of workers) assert.equal(w.child.exitCode, null, `worker ${w.pid} survived the outage: ${w.output().slice(-1500)}`);
+      for (const w of workers)
+        assert.equal(w.child.exitCode, null, `worker ${w.pid} survived the outage: ${w.output().slice(-1500)}`);
       const attempts: TaskAttemptRecord[] = [];
       for (const id of plan.runIds) attempts.push(...(await runtime.orchestrator.store.listAttempts(id)));
-      process.stderr.write(`postgres restart: backfill of ${days} finished ${recoveredIn} ms after the crash (2 s down); ${attempts.length} attempts, ${attempts.filter((a) => a.status !== 'succeeded').length} not succeeded\n`);
+      process.stderr.write(
+        `postgres restart: backfill of ${days} finished ${recoveredIn} ms after the crash (2 s down); ${attempts.length} attempts, ${attempts.filter((a) => a.status !== 'succeeded').length} not succeeded\n`,
+      );
     } finally {
       ticking = false;
       await ticker;
@@ -551,6 +710,10 @@ describe('dip workers across a PostgreSQL crash and restart', postgresTestOption
     }
     for (const w of workers) w.child.kill('SIGTERM');
     const exits = await withTimeout(Promise.all(workers.map((w) => w.exited)), 30_000, 'the workers to stop');
-    assert.deepEqual(exits, workers.map(() => ({ code: 0, signal: null })), workers.map((w) => w.output().slice(-1500)).join('\n---\n'));
+    assert.deepEqual(
+      exits,
+      workers.map(() => ({ code: 0, signal: null })),
+      workers.map((w) => w.output().slice(-1500)).join('\n---\n'),
+    );
   });
 });

@@ -41,13 +41,20 @@ interface ErrorBody {
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields);
 
-async function requestToken(api: SocialApiEmulator, body: URLSearchParams, headers: Record<string, string> = {}): Promise<Reply<Record<string, unknown>>> {
+async function requestToken(
+  api: SocialApiEmulator,
+  body: URLSearchParams,
+  headers: Record<string, string> = {},
+): Promise<Reply<Record<string, unknown>>> {
   const res = await fetch(api.tokenUrl, { method: 'POST', body, headers });
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
 }
 
 async function token(api: SocialApiEmulator): Promise<string> {
-  const r = await requestToken(api, form({ grant_type: 'client_credentials', client_id: 'dip-demo', client_secret: 'dip-demo-secret' }));
+  const r = await requestToken(
+    api,
+    form({ grant_type: 'client_credentials', client_id: 'dip-demo', client_secret: 'dip-demo-secret' }),
+  );
   assert.equal(r.status, 200);
   return r.body['access_token'] as string;
 }
@@ -64,7 +71,11 @@ async function walk<T>(api: SocialApiEmulator, path: string, bearer: string): Pr
   let cursor: string | null = null;
   const sep = path.includes('?') ? '&' : '?';
   do {
-    const r: Reply<Page<T>> = await get<Page<T>>(api, cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path, bearer);
+    const r: Reply<Page<T>> = await get<Page<T>>(
+      api,
+      cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path,
+      bearer,
+    );
     assert.equal(r.status, 200, JSON.stringify(r.body));
     items.push(...r.body.data);
     pages++;
@@ -78,28 +89,44 @@ function assertPostOrder(posts: Post[]): void {
   for (let i = 1; i < posts.length; i++) {
     const a = posts[i - 1] as Post;
     const b = posts[i] as Post;
-    assert.ok(a.updated_at < b.updated_at || (a.updated_at === b.updated_at && a.id < b.id), `${a.id}@${a.updated_at} before ${b.id}@${b.updated_at}`);
+    assert.ok(
+      a.updated_at < b.updated_at || (a.updated_at === b.updated_at && a.id < b.id),
+      `${a.id}@${a.updated_at} before ${b.id}@${b.updated_at}`,
+    );
   }
 }
 
 describe('OAuth2 client credentials', () => {
   it('issues bearer tokens for the right credentials (form body or Basic) and refuses the rest', async () => {
     const api = await emulator({ posts: 10 });
-    const good = await requestToken(api, form({ grant_type: 'client_credentials', client_id: 'dip-demo', client_secret: 'dip-demo-secret' }));
+    const good = await requestToken(
+      api,
+      form({ grant_type: 'client_credentials', client_id: 'dip-demo', client_secret: 'dip-demo-secret' }),
+    );
     assert.equal(good.status, 200);
     assert.equal(good.body['token_type'], 'Bearer');
     assert.equal(good.body['expires_in'], 3600);
     assert.match(good.body['access_token'] as string, /^sat_[0-9a-f]{32}$/);
 
-    const basic = await requestToken(api, form({ grant_type: 'client_credentials' }), { authorization: `Basic ${Buffer.from('dip-demo:dip-demo-secret').toString('base64')}` });
+    const basic = await requestToken(api, form({ grant_type: 'client_credentials' }), {
+      authorization: `Basic ${Buffer.from('dip-demo:dip-demo-secret').toString('base64')}`,
+    });
     assert.equal(basic.status, 200);
     assert.notEqual(basic.body['access_token'], good.body['access_token']);
 
-    const wrong = await requestToken(api, form({ grant_type: 'client_credentials', client_id: 'dip-demo', client_secret: 'nope' }));
+    const wrong = await requestToken(
+      api,
+      form({ grant_type: 'client_credentials', client_id: 'dip-demo', client_secret: 'nope' }),
+    );
     assert.deepEqual([wrong.status, wrong.body['error']], [401, 'invalid_client']);
-    const wrongBasic = await requestToken(api, form({ grant_type: 'client_credentials' }), { authorization: `Basic ${Buffer.from('dip-demo:x').toString('base64')}` });
+    const wrongBasic = await requestToken(api, form({ grant_type: 'client_credentials' }), {
+      authorization: `Basic ${Buffer.from('dip-demo:x').toString('base64')}`,
+    });
     assert.deepEqual([wrongBasic.status, wrongBasic.body['error']], [401, 'invalid_client']);
-    const grant = await requestToken(api, form({ grant_type: 'password', client_id: 'dip-demo', client_secret: 'dip-demo-secret' }));
+    const grant = await requestToken(
+      api,
+      form({ grant_type: 'password', client_id: 'dip-demo', client_secret: 'dip-demo-secret' }),
+    );
     assert.deepEqual([grant.status, grant.body['error']], [400, 'unsupported_grant_type']);
 
     assert.equal((await get(api, '/posts', good.body['access_token'] as string)).status, 200);
@@ -135,13 +162,18 @@ describe('GET /posts', () => {
     assert.equal(new Set(items.map((p) => p.id)).size, 1234);
     assertPostOrder(items);
     assert.deepEqual(items, api.data.allPosts());
-    assert.deepEqual(new Set(items.map((p) => p.id)), new Set(Array.from({ length: 1234 }, (_, i) => `p_${String(i + 1).padStart(6, '0')}`)));
+    assert.deepEqual(
+      new Set(items.map((p) => p.id)),
+      new Set(Array.from({ length: 1234 }, (_, i) => `p_${String(i + 1).padStart(6, '0')}`)),
+    );
 
     const first = items[0] as Post;
     assert.match(first.created_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.ok(first.updated_at >= first.created_at && first.updated_at < '2026-11-01T00:00:00.000Z');
     assert.ok(first.hashtags.length > 0 && first.hashtags.every((h) => first.caption.includes(`#${h}`)));
-    assert.ok(first.media.every((m) => (m.type === 'video' ? typeof m.duration_s === 'number' : m.duration_s === null)));
+    assert.ok(
+      first.media.every((m) => (m.type === 'video' ? typeof m.duration_s === 'number' : m.duration_s === null)),
+    );
     assert.equal(first.author.id, first.account_id);
 
     assert.equal((await get<Page<Post>>(api, '/posts', bearer)).body.data.length, 50);
@@ -183,7 +215,12 @@ describe('GET /posts', () => {
       assert.ok(p.updated_at > start && p.updated_at <= changes.clock);
       const old = before.get(p.id);
       assert.equal(old === undefined, changes.created.includes(p.id));
-      if (old) assert.ok(p.metrics.views > old.metrics.views && p.metrics.likes >= old.metrics.likes && p.metrics.comments >= old.metrics.comments);
+      if (old)
+        assert.ok(
+          p.metrics.views > old.metrics.views &&
+            p.metrics.likes >= old.metrics.likes &&
+            p.metrics.comments >= old.metrics.comments,
+        );
     }
     assert.equal(api.data.postCount, 300 + changes.created.length);
 
@@ -203,14 +240,27 @@ describe('comments, insights and accounts', () => {
     const bearer = await token(api);
     const post = api.data.allPosts().find((p) => p.metrics.comments >= 30 && p.metrics.comments <= 300);
     assert.ok(post, 'a post with 30-300 comments');
-    const walkComments = async (id: string) => (await walk<Comment>(api, `/posts/${id}/comments?limit=7`, bearer)).items;
+    const walkComments = async (id: string) =>
+      (await walk<Comment>(api, `/posts/${id}/comments?limit=7`, bearer)).items;
     const comments = await walkComments(post.id);
     assert.equal(comments.length, post.metrics.comments);
     assert.equal(new Set(comments.map((c) => c.id)).size, comments.length);
-    assert.ok(comments.every((c) => c.post_id === post.id && c.text.length > 0 && c.created_at >= post.created_at && c.created_at <= post.updated_at));
-    for (let i = 1; i < comments.length; i++) assert.ok((comments[i - 1] as Comment).created_at <= (comments[i] as Comment).created_at);
+    assert.ok(
+      comments.every(
+        (c) =>
+          c.post_id === post.id &&
+          c.text.length > 0 &&
+          c.created_at >= post.created_at &&
+          c.created_at <= post.updated_at,
+      ),
+    );
+    for (let i = 1; i < comments.length; i++)
+      assert.ok((comments[i - 1] as Comment).created_at <= (comments[i] as Comment).created_at);
 
-    const grown = api.advance(3 * 3_600_000).updated.map((id) => api.data.getPost(id) as Post).find((p) => p.metrics.comments > 0 && p.metrics.comments <= 300);
+    const grown = api
+      .advance(3 * 3_600_000)
+      .updated.map((id) => api.data.getPost(id) as Post)
+      .find((p) => p.metrics.comments > 0 && p.metrics.comments <= 300);
     assert.ok(grown, 'an updated post with comments');
     const afterGrowth = await walkComments(grown.id);
     assert.equal(afterGrowth.length, grown.metrics.comments);
@@ -230,7 +280,8 @@ describe('comments, insights and accounts', () => {
     const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
     assert.deepEqual(Object.keys(r.body.data.by_age), ['13-17', '18-24', '25-34', '35-44', '45-54', '55+']);
     assert.equal(Object.keys(r.body.data.by_country).length, 10);
-    for (const dim of [r.body.data.by_country, r.body.data.by_age, r.body.data.by_gender]) assert.equal(sum(dim), post.metrics.views);
+    for (const dim of [r.body.data.by_country, r.body.data.by_age, r.body.data.by_gender])
+      assert.equal(sum(dim), post.metrics.views);
   });
 
   it('pages accounts by offset with the total', async () => {
@@ -238,13 +289,20 @@ describe('comments, insights and accounts', () => {
     const bearer = await token(api);
     const seen: string[] = [];
     for (let offset = 0; ; offset += 10) {
-      const r = await get<{ data: Account[]; total: number; offset: number; limit: number }>(api, `/accounts?offset=${offset}&limit=10`, bearer);
+      const r = await get<{ data: Account[]; total: number; offset: number; limit: number }>(
+        api,
+        `/accounts?offset=${offset}&limit=10`,
+        bearer,
+      );
       assert.equal(r.status, 200);
       assert.deepEqual([r.body.total, r.body.offset, r.body.limit], [23, offset, 10]);
       if (r.body.data.length === 0) break;
       seen.push(...r.body.data.map((a) => a.id));
     }
-    assert.deepEqual(seen, Array.from({ length: 23 }, (_, i) => `a_${String(i + 1).padStart(4, '0')}`));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 23 }, (_, i) => `a_${String(i + 1).padStart(4, '0')}`),
+    );
     const defaults = await get<{ data: Account[]; limit: number }>(api, '/accounts', bearer);
     assert.deepEqual([defaults.body.data.length, defaults.body.limit], [23, 50]);
   });
@@ -265,7 +323,11 @@ describe('rate limits, faults and latency', () => {
     assert.deepEqual([limited.status, limited.body.error], [429, 'rate_limited']);
     assert.equal(limited.headers.get('retry-after'), '1');
     assert.equal(limited.headers.get('x-ratelimit-remaining'), '0');
-    assert.equal((await get(api, '/accounts?limit=1', await token(api))).status, 200, 'another token has its own budget');
+    assert.equal(
+      (await get(api, '/accounts?limit=1', await token(api))).status,
+      200,
+      'another token has its own budget',
+    );
 
     await new Promise((r) => setTimeout(r, 550));
     assert.equal((await get(api, '/accounts?limit=1', bearer)).status, 200);
@@ -315,10 +377,14 @@ describe('rate limits, faults and latency', () => {
 
 describe('dip emulate social-api', () => {
   it('prints one JSON line with the URL and credentials, serves tokens, and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'social-api', '--port', '0', '--json', '--posts', '50'], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'emulate', 'social-api', '--port', '0', '--json', '--posts', '50'],
+      {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -328,13 +394,24 @@ describe('dip emulate social-api', () => {
         rl.once('line', resolve);
         void exited.then((code) => reject(new Error(`exited ${code} before printing: ${stderr}`)));
       });
-      const info = JSON.parse(line) as { url: string; token_url: string; client_id: string; client_secret: string; posts: number };
+      const info = JSON.parse(line) as {
+        url: string;
+        token_url: string;
+        client_id: string;
+        client_secret: string;
+        posts: number;
+      };
       assert.match(info.url, /^http:\/\/127\.0\.0\.1:\d+\/v1$/);
-      assert.deepEqual([info.token_url, info.client_id, info.client_secret, info.posts], [`${info.url}/oauth/token`, 'dip-demo', 'dip-demo-secret', 50]);
+      assert.deepEqual(
+        [info.token_url, info.client_id, info.client_secret, info.posts],
+        [`${info.url}/oauth/token`, 'dip-demo', 'dip-demo-secret', 50],
+      );
       const res = await fetch(info.token_url, {
         method: 'POST',
         body: form({ grant_type: 'client_credentials' }),
-        headers: { authorization: `Basic ${Buffer.from(`${info.client_id}:${info.client_secret}`).toString('base64')}` },
+        headers: {
+          authorization: `Basic ${Buffer.from(`${info.client_id}:${info.client_secret}`).toString('base64')}`,
+        },
       });
       assert.equal(res.status, 200);
       assert.equal(((await res.json()) as { token_type: string }).token_type, 'Bearer');

@@ -39,11 +39,16 @@ async function table(name: 'eucjp' | 'cp936'): Promise<Row[]> {
   return JSON.parse(await readFile(file, 'utf8')) as Row[];
 }
 
-const csvField = (v: string | number | null) => (v === null ? '' : typeof v === 'number' ? String(v) : `"${v.replaceAll('"', '""')}"`);
+const csvField = (v: string | number | null) =>
+  v === null ? '' : typeof v === 'number' ? String(v) : `"${v.replaceAll('"', '""')}"`;
 
 /** One CSV line per table row: code, first character, run length (empty when the row has none). */
 function codeCsv(rows: Row[]): string {
-  const lines = rows.map((r) => [csvField(String(r[0])), csvField(String(r[1]).slice(0, 1)), csvField(typeof r[2] === 'number' ? r[2] : null)].join(','));
+  const lines = rows.map((r) =>
+    [csvField(String(r[0])), csvField(String(r[1]).slice(0, 1)), csvField(typeof r[2] === 'number' ? r[2] : null)].join(
+      ',',
+    ),
+  );
   return `code,first_char,run\n${lines.join('\n')}\n`;
 }
 
@@ -84,7 +89,11 @@ describe('item 1: the ledger survives moving and copying the project', () => {
     assert.equal(totalRows(first), csvRows + jsonRows);
     const lake0 = await p.lake();
     const ledger = await lake0.catalog.getLedger('p', 'src', 'codes');
-    assert.deepEqual([...ledger.keys()].sort(), ['data/csv/cp936.csv', 'data/csv/eucjp.csv'], 'keys are relative to the project');
+    assert.deepEqual(
+      [...ledger.keys()].sort(),
+      ['data/csv/cp936.csv', 'data/csv/eucjp.csv'],
+      'keys are relative to the project',
+    );
     await lake0.close();
 
     const moved = `${p.dir}-moved`;
@@ -109,7 +118,8 @@ describe('item 1: the ledger survives moving and copying the project', () => {
     cleanup.push(copy);
     await cp(moved, copy, { recursive: true, preserveTimestamps: false });
     const later = new Date(Math.floor(Date.now() / 1000) * 1000 + 60_000); // whole seconds: utimes keeps them exactly
-    for (const f of ['data/csv/eucjp.csv', 'data/csv/cp936.csv', 'data/json/eucjp.ndjson']) await utimes(join(copy, f), later, later);
+    for (const f of ['data/csv/eucjp.csv', 'data/csv/cp936.csv', 'data/json/eucjp.ndjson'])
+      await utimes(join(copy, f), later, later);
     lake = await openAt(copy);
     try {
       const third = ok(await runPipeline(lake, 'p'));
@@ -118,7 +128,11 @@ describe('item 1: the ledger survives moving and copying the project', () => {
       // the new times are recorded: the next run recognises the files without hashing them
       const refreshed = await lake.catalog.getLedger('p', 'src', 'codes');
       assert.equal(refreshed.get('data/csv/eucjp.csv')?.modifiedMs, later.getTime());
-      assert.equal(refreshed.get('data/csv/eucjp.csv')?.sourceFile, join(p.dir, 'data/csv/eucjp.csv'), 'rows keep the name they were read under');
+      assert.equal(
+        refreshed.get('data/csv/eucjp.csv')?.sourceFile,
+        join(p.dir, 'data/csv/eucjp.csv'),
+        'rows keep the name they were read under',
+      );
       assert.equal(await num(lake, 'select count(*) from bronze.codes'), csvRows);
       assert.equal(await num(lake, 'select count(*) from raw.codes'), csvRows);
 
@@ -128,7 +142,13 @@ describe('item 1: the ledger survives moving and copying the project', () => {
       const fourth = ok(await runPipeline(lake, 'p'));
       assert.equal(fourth.stats.streams['src.codes']?.rows, 10);
       assert.equal(await num(lake, 'select count(*) from bronze.codes'), csvRows - cp936.length + 10);
-      assert.equal(await num(lake, `select count(*) from bronze.codes where _dip_source_file = '${join(moved, 'data/csv/cp936.csv')}'`), 0);
+      assert.equal(
+        await num(
+          lake,
+          `select count(*) from bronze.codes where _dip_source_file = '${join(moved, 'data/csv/cp936.csv')}'`,
+        ),
+        0,
+      );
     } finally {
       await lake.close();
     }
@@ -148,14 +168,20 @@ describe('item 1: the ledger survives moving and copying the project', () => {
     db.exec(`ALTER TABLE dip_ledger DROP COLUMN source_file`);
     db.prepare(`UPDATE dip_meta SET value = ? WHERE key = 'schema_version'`).run(String(version));
     const old = db.prepare(`SELECT path FROM dip_ledger ORDER BY path`).all() as { path: string }[];
-    assert.deepEqual(old.map((r) => r.path), [join(p.dir, 'data/csv/cp936.csv'), join(p.dir, 'data/csv/eucjp.csv'), join(p.dir, 'data/json/eucjp.ndjson')]);
+    assert.deepEqual(
+      old.map((r) => r.path),
+      [join(p.dir, 'data/csv/cp936.csv'), join(p.dir, 'data/csv/eucjp.csv'), join(p.dir, 'data/json/eucjp.ndjson')],
+    );
     db.close();
 
     // Opening the catalog with this dip migrates the keys under the project to relative ones.
     let lake = await openAt(p.dir);
     await lake.close();
     const migrated = new Database(dbFile, { readonly: true });
-    const rows = migrated.prepare(`SELECT path, source_file FROM dip_ledger ORDER BY path`).all() as { path: string; source_file: string }[];
+    const rows = migrated.prepare(`SELECT path, source_file FROM dip_ledger ORDER BY path`).all() as {
+      path: string;
+      source_file: string;
+    }[];
     migrated.close();
     assert.deepEqual(rows, [
       { path: 'data/csv/cp936.csv', source_file: join(p.dir, 'data/csv/cp936.csv') },
@@ -214,10 +240,15 @@ describe('item 6: JSON types unify across files', () => {
     await p.write('data/2-runs.json', JSON.stringify(runs.map((r) => ({ code: r[0], chars: r[1], run: r[2] }))));
     const r = ok(await p.run());
     assert.equal(r.stats.streams['src.eucjp']?.rows, eucjp.length);
-    const [col] = await p.rows(`select data_type from information_schema.columns where table_schema = 'bronze' and table_name = 'eucjp' and column_name = 'run'`);
+    const [col] = await p.rows(
+      `select data_type from information_schema.columns where table_schema = 'bronze' and table_name = 'eucjp' and column_name = 'run'`,
+    );
     assert.equal(col?.['data_type'], 'BIGINT');
     assert.equal(await p.num('select count(run) from bronze.eucjp'), runs.length);
-    assert.equal(await p.num('select sum(run) from bronze.eucjp'), runs.reduce((n, x) => n + Number(x[2]), 0));
+    assert.equal(
+      await p.num('select sum(run) from bronze.eucjp'),
+      runs.reduce((n, x) => n + Number(x[2]), 0),
+    );
   });
 
   it('mixed strings and numbers become plain text; a later strings-only file is accepted', async () => {
@@ -233,10 +264,14 @@ describe('item 6: JSON types unify across files', () => {
     const expected = items(mixed).length + items(strings).length;
     assert.equal(r.stats.streams['src.items']?.rows, expected);
     assert.equal(await p.count('bronze.items'), expected);
-    const [col] = await p.rows(`select data_type from information_schema.columns where table_schema = 'bronze' and table_name = 'items' and column_name = 'item'`);
+    const [col] = await p.rows(
+      `select data_type from information_schema.columns where table_schema = 'bronze' and table_name = 'items' and column_name = 'item'`,
+    );
     assert.equal(col?.['data_type'], 'VARCHAR');
     const first = mixed[0] as Row;
-    const [a, b] = await p.rows(`select item from bronze.items where code = '${String(first[0])}' order by pos limit 2`);
+    const [a, b] = await p.rows(
+      `select item from bronze.items where code = '${String(first[0])}' order by pos limit 2`,
+    );
     assert.equal(a?.['item'], String(first[1]), 'a string is its plain text, not quoted JSON');
     assert.equal(b?.['item'], String(first[2]), 'a number is its text');
     assert.equal(await p.num(`select count(*) from bronze.items where item like '"%'`), 0);
@@ -248,7 +283,13 @@ describe('item 6: JSON types unify across files', () => {
       plain: { path: 'plain/*.json' },
       strict: { path: 'strict/*.ndjson', json: { columns: { run: 'INTEGER' } } },
     });
-    await p.write('strict/1.ndjson', ndjson([{ code: 'a1a1', run: 9 }, { code: 'a2a1', run: '◆□' }]));
+    await p.write(
+      'strict/1.ndjson',
+      ndjson([
+        { code: 'a1a1', run: 9 },
+        { code: 'a2a1', run: '◆□' },
+      ]),
+    );
     const eucjp = await table('eucjp');
     const runs = eucjp.filter((r) => r.length > 2);
     await p.write('data/a.json', JSON.stringify(runs.map((r) => ({ code: r[0], run: String(r[2]) }))));
@@ -256,9 +297,20 @@ describe('item 6: JSON types unify across files', () => {
     await p.write('plain/2.json', JSON.stringify(runs.map((r) => ({ code: r[0], run: { n: r[2] } }))));
     const r = await p.run();
     assert.equal(r.stats.streams['src.runs']?.rows, runs.length);
-    const types = await p.rows(`select column_name, data_type from information_schema.columns where table_schema = 'bronze' and table_name = 'runs' and column_name in ('run', 'note') order by 1`);
-    assert.deepEqual(types.map((t) => [t['column_name'], t['data_type']]), [['note', 'VARCHAR'], ['run', 'INTEGER']]);
-    assert.equal(await p.num('select sum(run) from bronze.runs'), runs.reduce((n, x) => n + Number(x[2]), 0));
+    const types = await p.rows(
+      `select column_name, data_type from information_schema.columns where table_schema = 'bronze' and table_name = 'runs' and column_name in ('run', 'note') order by 1`,
+    );
+    assert.deepEqual(
+      types.map((t) => [t['column_name'], t['data_type']]),
+      [
+        ['note', 'VARCHAR'],
+        ['run', 'INTEGER'],
+      ],
+    );
+    assert.equal(
+      await p.num('select sum(run) from bronze.runs'),
+      runs.reduce((n, x) => n + Number(x[2]), 0),
+    );
     assert.equal(r.status, 'failed');
     const err = r.errors.find((e) => e.stream === 'src.plain');
     assert.ok(err);
@@ -267,9 +319,17 @@ describe('item 6: JSON types unify across files', () => {
     assert.doesNotMatch(err.message, /csv\.columns/);
     assert.equal(err.exitCode, 4);
     const strict = r.errors.find((e) => e.stream === 'src.strict');
-    assert.match(strict?.message ?? '', /strict\/1\.ndjson as ndjson: a value does not convert to a type declared in json\.columns \(run: INTEGER\): column run \(INTEGER\): value ◆□ does not convert$/);
+    assert.match(
+      strict?.message ?? '',
+      /strict\/1\.ndjson as ndjson: a value does not convert to a type declared in json\.columns \(run: INTEGER\): column run \(INTEGER\): value ◆□ does not convert$/,
+    );
     assert.equal(strict?.exitCode, 3);
-    assert.equal(await p.num(`select count(*) from information_schema.tables where table_schema = 'bronze' and table_name = 'strict'`), 0);
+    assert.equal(
+      await p.num(
+        `select count(*) from information_schema.tables where table_schema = 'bronze' and table_name = 'strict'`,
+      ),
+      0,
+    );
   });
 });
 
@@ -286,7 +346,10 @@ describe('item 7: empty inputs land nothing and decide no type', () => {
     assert.equal(first.stats.streams['src.codes']?.emptyFiles, 3);
     assert.equal(first.stats.streams['src.docs']?.emptyFiles, 2);
     assert.equal(first.stats.streams['src.codes']?.rows, 0);
-    assert.match((first.stats.streams['src.codes']?.warnings ?? []).join('\n'), /1-header\.csv holds no records: nothing landed/);
+    assert.match(
+      (first.stats.streams['src.codes']?.warnings ?? []).join('\n'),
+      /1-header\.csv holds no records: nothing landed/,
+    );
     const lake = await p.lake();
     assert.equal(await lake.catalog.getTable('bronze.codes'), undefined, 'no table from empty inputs');
     assert.equal(await lake.catalog.getTable('bronze.docs'), undefined);
@@ -299,14 +362,13 @@ describe('item 7: empty inputs land nothing and decide no type', () => {
     await p.write('json/2-real.json', JSON.stringify(cp936.map((r) => ({ code: r[0], len: String(r[1]).length }))));
     const third = ok(await p.run());
     assert.equal(third.stats.streams['src.codes']?.rows, 50);
-    const cols = await p.rows(`select table_name, column_name, data_type from information_schema.columns where table_schema = 'bronze' and column_name not like '\\_dip\\_%' escape '\\' order by table_name, ordinal_position`);
-    assert.deepEqual(cols.map((c) => `${String(c['table_name'])}.${String(c['column_name'])} ${String(c['data_type'])}`), [
-      'codes.code VARCHAR',
-      'codes.first_char VARCHAR',
-      'codes.run BIGINT',
-      'docs.code VARCHAR',
-      'docs.len BIGINT',
-    ]);
+    const cols = await p.rows(
+      `select table_name, column_name, data_type from information_schema.columns where table_schema = 'bronze' and column_name not like '\\_dip\\_%' escape '\\' order by table_name, ordinal_position`,
+    );
+    assert.deepEqual(
+      cols.map((c) => `${String(c['table_name'])}.${String(c['column_name'])} ${String(c['data_type'])}`),
+      ['codes.code VARCHAR', 'codes.first_char VARCHAR', 'codes.run BIGINT', 'docs.code VARCHAR', 'docs.len BIGINT'],
+    );
     assert.equal(await p.count('raw.codes'), 50);
   });
 
@@ -341,7 +403,9 @@ describe('item 9a: a glob matching no files', () => {
   it('warns in the run stats and the CLI summary, and exits 0', async () => {
     const p = await project({ codes: { path: 'incoming/*.csv' } });
     const r = ok(await p.run());
-    assert.deepEqual(r.stats.streams['src.codes']?.warnings, [`p.src.codes: path "incoming/*.csv" matched no files (relative to ${p.dir})`]);
+    assert.deepEqual(r.stats.streams['src.codes']?.warnings, [
+      `p.src.codes: path "incoming/*.csv" matched no files (relative to ${p.dir})`,
+    ]);
     const cli = await runCli(['run', '--quiet'], p.dir);
     assert.equal(cli.code, 0);
     assert.match(cli.stderr, /warning: p\.src\.codes: path "incoming\/\*\.csv" matched no files/);
@@ -359,4 +423,3 @@ describe('item 9a: a glob matching no files', () => {
     assert.match(cli.stderr, /matched no files/);
   });
 });
-

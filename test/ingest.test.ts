@@ -35,7 +35,14 @@ async function checksum(p: TestProject, table: string, cols?: string): Promise<s
   return String(rows[0]?.['h']);
 }
 
-async function assertAuditColumns(p: TestProject, table: string, runId: string, stream: string, files: string[], rows: number): Promise<void> {
+async function assertAuditColumns(
+  p: TestProject,
+  table: string,
+  runId: string,
+  stream: string,
+  files: string[],
+  rows: number,
+): Promise<void> {
   const [a] = await p.rows(`select count(*) as n,
       count(*) filter (where _dip_run_id = '${runId}') as run,
       count(*) filter (where _dip_source = 'p.src.${stream}') as src,
@@ -51,14 +58,29 @@ async function assertAuditColumns(p: TestProject, table: string, runId: string, 
 }
 
 /** Raw zone: one envelope per record, seq 1..n per file, the run id and the source file. */
-async function assertRawEnvelopes(p: TestProject, table: string, runId: string, perFile: Record<string, number>): Promise<void> {
-  const rows = await p.rows(`select position->>'file' as file, count(*) as n, sum(seq) as seqsum, min(seq) as lo, max(seq) as hi,
+async function assertRawEnvelopes(
+  p: TestProject,
+  table: string,
+  runId: string,
+  perFile: Record<string, number>,
+): Promise<void> {
+  const rows =
+    await p.rows(`select position->>'file' as file, count(*) as n, sum(seq) as seqsum, min(seq) as lo, max(seq) as hi,
       count(*) filter (where run_id = '${runId}') as run, count(*) filter (where payload is not null) as payloads,
       count(distinct position->>'record') as records
     from raw.${table} group by 1 order by 1`);
   const expected = Object.entries(perFile).sort(([a], [b]) => (a < b ? -1 : 1));
   assert.deepEqual(
-    rows.map((r) => [r['file'], Number(r['n']), Number(r['seqsum']), Number(r['lo']), Number(r['hi']), Number(r['run']), Number(r['payloads']), Number(r['records'])]),
+    rows.map((r) => [
+      r['file'],
+      Number(r['n']),
+      Number(r['seqsum']),
+      Number(r['lo']),
+      Number(r['hi']),
+      Number(r['run']),
+      Number(r['payloads']),
+      Number(r['records']),
+    ]),
     expected.map(([f, n]) => [f, n, (n * (n + 1)) / 2, 1, n, n, n, n]),
   );
 }
@@ -66,7 +88,10 @@ async function assertRawEnvelopes(p: TestProject, table: string, runId: string, 
 describe('formats', () => {
   it('CSV: custom delimiter, quoted commas and newlines, header, latin-1, null_values', async () => {
     const p = await project({
-      people: { path: 'data/people.csv', csv: { delimiter: ';', header: true, encoding: 'latin-1', null_values: ['NA', 'n/a'] } },
+      people: {
+        path: 'data/people.csv',
+        csv: { delimiter: ';', header: true, encoding: 'latin-1', null_values: ['NA', 'n/a'] },
+      },
     });
     const names = ['Café Müller', 'Smith, John', 'Ñoño; "Jr"', 'Zoë', 'plain'];
     const records = range(1, 61).map((id) => ({
@@ -79,7 +104,12 @@ describe('formats', () => {
     const lines = [
       'id;name;amount;note',
       ...records.map((r) =>
-        [r.id, quote(r.name), r.amount === null ? (r.id % 2 ? 'NA' : 'n/a') : r.amount, r.note === null ? 'NA' : quote(r.note)].join(';'),
+        [
+          r.id,
+          quote(r.name),
+          r.amount === null ? (r.id % 2 ? 'NA' : 'n/a') : r.amount,
+          r.note === null ? 'NA' : quote(r.note),
+        ].join(';'),
       ),
     ];
     const file = await p.write('data/people.csv', Buffer.from(`${lines.join('\n')}\n`, 'latin1'));
@@ -90,7 +120,10 @@ describe('formats', () => {
     assert.equal(await p.count('bronze.people'), 60);
     assert.equal(await p.num('select sum(id) from bronze.people'), sum(records.map((r) => r.id)));
     assert.equal(await p.num('select sum(amount) from bronze.people'), sum(records.map((r) => r.amount ?? 0)));
-    assert.equal(await p.num('select count(amount) from bronze.people'), records.filter((r) => r.amount !== null).length);
+    assert.equal(
+      await p.num('select count(amount) from bronze.people'),
+      records.filter((r) => r.amount !== null).length,
+    );
     assert.equal(await p.num('select count(note) from bronze.people'), records.filter((r) => r.note !== null).length);
     assert.equal(
       await checksum(p, 'bronze.people', `id::VARCHAR || ':' || name || ':' || coalesce(note, '∅')`),
@@ -101,7 +134,12 @@ describe('formats', () => {
     assert.deepEqual(five, { name: 'Café Müller', note: 'first line 5\nsecond, line' });
     const [twelve] = await p.rows(`select name from bronze.people where id = 12`);
     assert.deepEqual(twelve, { name: 'Ñoño; "Jr"' });
-    const types = Object.fromEntries((await p.rows(`select column_name, column_type as data_type from (describe bronze.people)`)).map((r) => [r['column_name'], r['data_type']]));
+    const types = Object.fromEntries(
+      (await p.rows(`select column_name, column_type as data_type from (describe bronze.people)`)).map((r) => [
+        r['column_name'],
+        r['data_type'],
+      ]),
+    );
     assert.equal(types['id'], 'BIGINT');
     assert.equal(types['amount'], 'BIGINT');
     assert.equal(types['name'], 'VARCHAR');
@@ -109,7 +147,9 @@ describe('formats', () => {
     await assertAuditColumns(p, 'bronze.people', result.runId, 'people', [file], 60);
     await assertRawEnvelopes(p, 'people', result.runId, { [file]: 60 });
     // CSV payloads keep the text as written (after decoding)
-    const [raw] = await p.rows(`select payload->>'name' as name, payload->>'id' as id, position->>'file' as file from raw.people where seq = 5`);
+    const [raw] = await p.rows(
+      `select payload->>'name' as name, payload->>'id' as id, position->>'file' as file from raw.people where seq = 5`,
+    );
     assert.deepEqual(raw, { name: 'Café Müller', id: '5', file });
   });
 
@@ -130,25 +170,40 @@ describe('formats', () => {
     assert.equal(await p.num('select sum(id) from bronze.customers'), 5050);
     assert.equal(await checksum(p, 'bronze.customers'), md5(records.map((r) => `${r.id}:${r.name}`).join('|')));
 
-    const types = Object.fromEntries((await p.rows(`select column_name, column_type as data_type from (describe bronze.customers)`)).map((r) => [r['column_name'], String(r['data_type'])]));
+    const types = Object.fromEntries(
+      (await p.rows(`select column_name, column_type as data_type from (describe bronze.customers)`)).map((r) => [
+        r['column_name'],
+        String(r['data_type']),
+      ]),
+    );
     assert.match(types['address'] ?? '', /^STRUCT\(/);
     assert.match(types['address'] ?? '', /city VARCHAR/);
     assert.equal(types['tags'], 'VARCHAR[]');
     assert.equal(types['scores'], 'BIGINT[]');
 
-    const byCity = await p.rows(`select address.city as city, count(*) as n from bronze.customers group by 1 order by 1`);
+    const byCity = await p.rows(
+      `select address.city as city, count(*) as n from bronze.customers group by 1 order by 1`,
+    );
     const expectedByCity = cities
       .map((c) => [c, records.filter((r) => r.address.city === c).length] as const)
       .sort(([a], [b]) => (a < b ? -1 : 1));
-    assert.deepEqual(byCity.map((r) => [r['city'], Number(r['n'])]), expectedByCity);
+    assert.deepEqual(
+      byCity.map((r) => [r['city'], Number(r['n'])]),
+      expectedByCity,
+    );
     assert.equal(await p.num('select sum(len(tags)) from bronze.customers'), sum(records.map((r) => r.tags.length)));
     assert.equal(await p.num('select sum(scores[2]) from bronze.customers'), sum(records.map((r) => r.id * 2)));
     assert.equal(await p.num('select sum(address.geo.lon) from bronze.customers'), -5050);
-    assert.equal(await p.num(`select count(*) from bronze.customers where list_contains(tags, 't2')`), records.filter((r) => r.tags.includes('t2')).length);
+    assert.equal(
+      await p.num(`select count(*) from bronze.customers where list_contains(tags, 't2')`),
+      records.filter((r) => r.tags.includes('t2')).length,
+    );
 
     await assertAuditColumns(p, 'bronze.customers', result.runId, 'customers', [file], 100);
     await assertRawEnvelopes(p, 'customers', result.runId, { [file]: 100 });
-    const [raw] = await p.rows(`select payload->'address'->>'city' as city, (payload->>'id')::INT as id from raw.customers where seq = 7`);
+    const [raw] = await p.rows(
+      `select payload->'address'->>'city' as city, (payload->>'id')::INT as id from raw.customers where seq = 7`,
+    );
     assert.deepEqual(raw, { city: records[6]?.address.city, id: 7 });
   });
 
@@ -161,7 +216,10 @@ describe('formats', () => {
     assert.equal(await p.count('bronze.products'), 40);
     assert.equal(await p.num('select sum(id) from bronze.products'), 820);
     assert.equal(await p.num('select sum(price) from bronze.products'), sum(records.map((r) => r.price)));
-    assert.equal(await p.num('select count(*) from bronze.products where active'), records.filter((r) => r.active).length);
+    assert.equal(
+      await p.num('select count(*) from bronze.products where active'),
+      records.filter((r) => r.active).length,
+    );
     assert.equal(await checksum(p, 'bronze.products'), md5(records.map((r) => `${r.id}:${r.name}`).join('|')));
     await assertAuditColumns(p, 'bronze.products', result.runId, 'products', [file], 40);
     await assertRawEnvelopes(p, 'products', result.runId, { [file]: 40 });
@@ -186,7 +244,14 @@ describe('formats', () => {
     assert.equal(await p.num('select sum(id) from bronze.events'), 125250);
     assert.equal(await p.num('select sum(kind) from bronze.events'), sum(range(1, 501).map((i) => i % 9)));
     assert.equal(await p.num('select count(distinct day) from bronze.events'), 30);
-    assert.equal(await checksum(p, 'bronze.events'), md5(range(1, 501).map((i) => `${i}:event ${i}`).join('|')));
+    assert.equal(
+      await checksum(p, 'bronze.events'),
+      md5(
+        range(1, 501)
+          .map((i) => `${i}:event ${i}`)
+          .join('|'),
+      ),
+    );
     await assertAuditColumns(p, 'bronze.events', result.runId, 'events', [file], 500);
     await assertRawEnvelopes(p, 'events', result.runId, { [file]: 500 });
   });
@@ -214,7 +279,13 @@ describe('bronze columns', () => {
 
   it('merge writes the source "date" values (not the partition date) into the merged file', async () => {
     const p = await project({ m: { path: 'data/m.ndjson', write_disposition: 'merge', primary_key: ['id'] } });
-    await p.write('data/m.ndjson', ndjson([{ id: 1, date: '2020-01-05' }, { id: 2, date: '2019-03-04' }]));
+    await p.write(
+      'data/m.ndjson',
+      ndjson([
+        { id: 1, date: '2020-01-05' },
+        { id: 2, date: '2019-03-04' },
+      ]),
+    );
     await p.runOk();
     const lake = await p.lake();
     const files = await lake.catalog.liveFiles('bronze.m');
@@ -240,10 +311,7 @@ describe('glob and ledger', () => {
     await p.write('data/ignored.txt', 'not matched by the glob\n');
 
     const first = await p.runOk();
-    assert.deepEqual(
-      pick(first.stats.streams['src.orders']),
-      { files: 3, skippedFiles: 0, rows: 60, commits: 3 },
-    );
+    assert.deepEqual(pick(first.stats.streams['src.orders']), { files: 3, skippedFiles: 0, rows: 60, commits: 3 });
     assert.equal(await p.num('select sum(id) from bronze.orders'), sum(range(1, 61)));
 
     const second = await p.runOk();
@@ -253,7 +321,9 @@ describe('glob and ledger', () => {
     await p.touch('data/b.csv');
     const third = await p.runOk();
     assert.deepEqual(pick(third.stats.streams['src.orders']), { files: 1, skippedFiles: 2, rows: 20, commits: 1 });
-    const [reread] = await p.rows(`select list(distinct _dip_source_file) as f from bronze.orders where _dip_run_id = '${third.runId}'`);
+    const [reread] = await p.rows(
+      `select list(distinct _dip_source_file) as f from bronze.orders where _dip_run_id = '${third.runId}'`,
+    );
     assert.deepEqual(reread?.['f'], [p.path('data/b.csv')]);
     // append: the changed file's new rows replace its earlier ones (no duplicates)
     assert.equal(await p.count('bronze.orders'), 60);
@@ -263,7 +333,10 @@ describe('glob and ledger', () => {
     const fourth = await p.runOk();
     assert.deepEqual(pick(fourth.stats.streams['src.orders']), { files: 1, skippedFiles: 3, rows: 5, commits: 1 });
     assert.equal(await p.count('bronze.orders'), 65);
-    assert.equal(await p.num(`select sum(id) from bronze.orders where _dip_run_id = '${fourth.runId}'`), sum(range(61, 66)));
+    assert.equal(
+      await p.num(`select sum(id) from bronze.orders where _dip_run_id = '${fourth.runId}'`),
+      sum(range(61, 66)),
+    );
 
     const fifth = await p.runOk();
     assert.deepEqual(pick(fifth.stats.streams['src.orders']), { files: 0, skippedFiles: 4, rows: 0, commits: 0 });
@@ -294,7 +367,14 @@ describe('write dispositions', () => {
     await p.write('data/a.json', recs(range(100, 105), 'new'));
     await p.runOk();
     assert.equal(await p.count('bronze.products'), 5);
-    assert.equal(await checksum(p, 'bronze.products'), md5(range(100, 105).map((i) => `${i}:new${i}`).join('|')));
+    assert.equal(
+      await checksum(p, 'bronze.products'),
+      md5(
+        range(100, 105)
+          .map((i) => `${i}:new${i}`)
+          .join('|'),
+      ),
+    );
     assert.equal(await p.num('select count(distinct _dip_source_file) from bronze.products'), 1);
 
     // no inputs left: nothing is committed and the table keeps its rows (an empty glob is
@@ -360,17 +440,27 @@ describe('write dispositions', () => {
     });
     await p.write('data/nokey.ndjson', ndjson([{ id: 1, name: 'a' }]));
     await p.write('data/wrongkey.ndjson', ndjson([{ id: 1, name: 'a' }]));
-    await p.write('data/nullkey.ndjson', ndjson([{ id: 1, name: 'a' }, { name: 'no id' }, { id: null, name: 'null id' }]));
+    await p.write(
+      'data/nullkey.ndjson',
+      ndjson([{ id: 1, name: 'a' }, { name: 'no id' }, { id: null, name: 'null id' }]),
+    );
     const r = await p.run();
     assert.equal(r.status, 'failed');
     const byStream = Object.fromEntries(r.errors.map((e) => [e.stream, e]));
     assert.deepEqual(Object.keys(byStream).sort(), ['src.nokey', 'src.nullkey', 'src.wrongkey']);
     assert.match(byStream['src.nokey']?.message ?? '', /bronze\.nokey: write_disposition merge needs primary_key/);
-    assert.match(byStream['src.wrongkey']?.message ?? '', /bronze\.wrongkey: merge column "customer_id" is not a column of the data \(columns: id, name\b/);
-    assert.match(byStream['src.nullkey']?.message ?? '', /bronze\.nullkey: 2 incoming records have no value for primary key \(id\)/);
+    assert.match(
+      byStream['src.wrongkey']?.message ?? '',
+      /bronze\.wrongkey: merge column "customer_id" is not a column of the data \(columns: id, name\b/,
+    );
+    assert.match(
+      byStream['src.nullkey']?.message ?? '',
+      /bronze\.nullkey: 2 incoming records have no value for primary key \(id\)/,
+    );
     // nothing committed for any of them
     const lake = await p.lake();
-    for (const t of ['bronze.nokey', 'bronze.wrongkey', 'bronze.nullkey']) assert.equal(await lake.catalog.getTable(t), undefined, `${t} not created`);
+    for (const t of ['bronze.nokey', 'bronze.wrongkey', 'bronze.nullkey'])
+      assert.equal(await lake.catalog.getTable(t), undefined, `${t} not created`);
   });
 });
 
@@ -399,7 +489,9 @@ describe('quarantine', () => {
     assert.equal(await p.num('select sum(id) from bronze.orders'), sum(goodIds));
     assert.equal(await p.num('select sum(qty) from bronze.orders'), sum(goodIds.map((i) => i % 5)));
 
-    const q = await p.rows(`select _dip_source_file as file, line, error_type, reason, raw, _dip_run_id as run from quarantine.orders order by line`);
+    const q = await p.rows(
+      `select _dip_source_file as file, line, error_type, reason, raw, _dip_run_id as run from quarantine.orders order by line`,
+    );
     assert.equal(q.length, 2);
     assert.deepEqual(
       q.map((x) => [x['file'], Number(x['line']), x['error_type'], x['run']]),
@@ -420,13 +512,19 @@ describe('quarantine', () => {
     const r = await p.runOk();
     assert.equal(r.stats.streams['src.m']?.rows, 3);
     assert.equal(r.stats.streams['src.m']?.quarantined, 1);
-    assert.deepEqual((await p.rows('select id, qty from bronze.m order by id')).map((x) => [Number(x['id']), x['qty']]), [
-      [1, 10],
-      [3, 30],
-      [4, null],
-    ]);
+    assert.deepEqual(
+      (await p.rows('select id, qty from bronze.m order by id')).map((x) => [Number(x['id']), x['qty']]),
+      [
+        [1, 10],
+        [3, 30],
+        [4, null],
+      ],
+    );
     const q = await p.rows('select line, error_type, column_name from quarantine.m');
-    assert.deepEqual(q.map((x) => [Number(x['line']), x['error_type'], x['column_name']]), [[3, 'CAST', 'qty']]);
+    assert.deepEqual(
+      q.map((x) => [Number(x['line']), x['error_type'], x['column_name']]),
+      [[3, 'CAST', 'qty']],
+    );
   });
 
   it('a malformed NDJSON line goes to quarantine with its line number', async () => {
@@ -454,23 +552,49 @@ describe('quarantine', () => {
 describe('schema evolution', () => {
   it('a file that adds a column makes schema version 2; old rows read NULL', async () => {
     const p = await project({ orders: { path: 'data/*.csv' } });
-    await p.write('data/1.csv', `id,name\n${range(1, 21).map((i) => `${i},n${i}`).join('\n')}\n`);
+    await p.write(
+      'data/1.csv',
+      `id,name\n${range(1, 21)
+        .map((i) => `${i},n${i}`)
+        .join('\n')}\n`,
+    );
     await p.runOk();
-    await p.write('data/2.csv', `id,name,coupon\n${range(21, 31).map((i) => `${i},n${i},C${i}`).join('\n')}\n`);
+    await p.write(
+      'data/2.csv',
+      `id,name,coupon\n${range(21, 31)
+        .map((i) => `${i},n${i},C${i}`)
+        .join('\n')}\n`,
+    );
     const r = await p.runOk();
     assert.equal(r.stats.streams['src.orders']?.rows, 10);
     const lake = await p.lake();
     const info = await lake.catalog.getTable('bronze.orders');
     assert.equal(info?.schemaVersion, 2);
     const versions = await lake.catalog.listSchemaVersions('bronze.orders');
-    assert.deepEqual(versions.map((v) => v.version), [1, 2]);
-    assert.equal(versions[0]?.schema.columns.some((c) => c.name === 'coupon'), false);
-    assert.deepEqual(versions[1]?.schema.columns.find((c) => c.name === 'coupon'), { name: 'coupon', type: 'VARCHAR' });
+    assert.deepEqual(
+      versions.map((v) => v.version),
+      [1, 2],
+    );
+    assert.equal(
+      versions[0]?.schema.columns.some((c) => c.name === 'coupon'),
+      false,
+    );
+    assert.deepEqual(
+      versions[1]?.schema.columns.find((c) => c.name === 'coupon'),
+      { name: 'coupon', type: 'VARCHAR' },
+    );
     assert.equal(await p.count('bronze.orders'), 30);
     assert.equal(await p.num('select count(*) from bronze.orders where coupon is null'), 20);
     assert.equal(await p.num('select sum(id) from bronze.orders where coupon is null'), sum(range(1, 21)));
     assert.equal(await p.num(`select count(*) from bronze.orders where coupon = 'C' || id::VARCHAR`), 10);
-    assert.equal(await checksum(p, 'bronze.orders'), md5(range(1, 31).map((i) => `${i}:n${i}`).join('|')));
+    assert.equal(
+      await checksum(p, 'bronze.orders'),
+      md5(
+        range(1, 31)
+          .map((i) => `${i}:n${i}`)
+          .join('|'),
+      ),
+    );
   });
 
   it('int → double in NDJSON widens the column as a new version', async () => {
@@ -482,14 +606,20 @@ describe('schema evolution', () => {
     assert.equal(r.stats.streams['src.m']?.rows, 10);
     const lake = await p.lake();
     const versions = await lake.catalog.listSchemaVersions('bronze.m');
-    assert.deepEqual(versions.map((v) => [v.version, v.schema.columns.find((c) => c.name === 'v')?.type]), [
-      [1, 'BIGINT'],
-      [2, 'DOUBLE'],
-    ]);
+    assert.deepEqual(
+      versions.map((v) => [v.version, v.schema.columns.find((c) => c.name === 'v')?.type]),
+      [
+        [1, 'BIGINT'],
+        [2, 'DOUBLE'],
+      ],
+    );
     const [t] = await p.rows(`select column_type as data_type from (describe bronze.m) where column_name = 'v'`);
     assert.equal(t?.['data_type'], 'DOUBLE');
     assert.equal(await p.count('bronze.m'), 20);
-    assert.equal(await p.num('select sum(v) from bronze.m'), sum(range(1, 11)) + sum(range(11, 21).map((i) => i + 0.5)));
+    assert.equal(
+      await p.num('select sum(v) from bronze.m'),
+      sum(range(1, 11)) + sum(range(11, 21).map((i) => i + 0.5)),
+    );
   });
 
   it('an incompatible type change fails the run, names table, column, types and file, and commits nothing of that file', async () => {

@@ -38,7 +38,10 @@ async function head(lake: Lake, table: string): Promise<number> {
 
 /** Every column of every row, ordered by id, as one string. */
 async function snapshot(p: TestProject, table: string, asOf?: { commit?: number; at?: Date }): Promise<string> {
-  const rows = await p.rows(`select md5(string_agg(t::VARCHAR, '|' order by id, _dip_run_id)) as h, count(*) as n from ${table} t`, asOf);
+  const rows = await p.rows(
+    `select md5(string_agg(t::VARCHAR, '|' order by id, _dip_run_id)) as h, count(*) as n from ${table} t`,
+    asOf,
+  );
   return `${String(rows[0]?.['n'])}:${String(rows[0]?.['h'])}`;
 }
 
@@ -54,7 +57,9 @@ function streamSpec(p: TestProject, lake: Lake, name: string): StreamSpec {
 
 /** Files of a table read directly (not through the query view), in row order. */
 async function directColumns(lake: Lake, path: string): Promise<string[]> {
-  const rows = await lake.engine.all(`describe select * from read_parquet('${lake.storage.uri(path)}', hive_partitioning=false)`);
+  const rows = await lake.engine.all(
+    `describe select * from read_parquet('${lake.storage.uri(path)}', hive_partitioning=false)`,
+  );
   return rows.map((r) => String(r['column_name']));
 }
 
@@ -85,8 +90,14 @@ describe('time travel and rollback', () => {
     assert.equal(await p.count('bronze.orders', { commit: c2 }), 50);
     assert.equal(await p.count('raw.orders', { commit: c1 }), 20);
     // a commit id before the table existed: the table is not there yet
-    await assert.rejects(p.rows('select count(*) from bronze.orders', { commit: 0 }), /no commit at or before commit 0/);
-    await assert.rejects(p.rows('select count(*) from bronze.orders', { at: new Date('2000-01-01T00:00:00Z') }), /no commit at or before 2000-01-01/);
+    await assert.rejects(
+      p.rows('select count(*) from bronze.orders', { commit: 0 }),
+      /no commit at or before commit 0/,
+    );
+    await assert.rejects(
+      p.rows('select count(*) from bronze.orders', { at: new Date('2000-01-01T00:00:00Z') }),
+      /no commit at or before 2000-01-01/,
+    );
 
     const rb = await rollbackTable(lake, 'bronze.orders', c1);
     assert.equal(rb.operation, 'rollback');
@@ -132,12 +143,18 @@ describe('compaction', () => {
     const order = await lake.engine.all(
       `select id from read_parquet('${lake.storage.uri(live[0]?.path ?? '')}', file_row_number=true, hive_partitioning=false) order by file_row_number`,
     );
-    assert.deepEqual(order.map((r) => Number(r['id'])), perFile.flat());
+    assert.deepEqual(
+      order.map((r) => Number(r['id'])),
+      perFile.flat(),
+    );
 
     // as of the previous commit the six old files are read, and they are still on disk
     assert.equal(await snapshot(p, 'bronze.orders', { commit: c0 }), s0);
     const old = await lake.catalog.liveFiles('bronze.orders', c0);
-    assert.deepEqual(old.map((f) => f.path), before.map((f) => f.path));
+    assert.deepEqual(
+      old.map((f) => f.path),
+      before.map((f) => f.path),
+    );
     for (const f of old) assert.ok(existsSync(lake.storage.uri(f.path)), `${f.path} kept for time travel`);
 
     // nothing left to compact
@@ -188,7 +205,8 @@ describe('garbage collection', () => {
     assert.ok(existsSync(lake.storage.uri(orphan)));
 
     const tables = await lake.catalog.listTables();
-    const counts = async () => Object.fromEntries(await Promise.all(tables.map(async (t) => [t.name, await p.count(t.name)] as const)));
+    const counts = async () =>
+      Object.fromEntries(await Promise.all(tables.map(async (t) => [t.name, await p.count(t.name)] as const)));
     const countsBefore = await counts();
     assert.deepEqual(countsBefore, {
       'bronze.orders': 20,
@@ -210,7 +228,8 @@ describe('garbage collection', () => {
     const kept = await collectGarbage(lake, { retentionMs: 7 * 86_400_000, orphanGraceMs: 0 });
     assert.deepEqual(kept.deleted, [orphan]);
     assert.equal(existsSync(lake.storage.uri(orphan)), false);
-    for (const f of [...replacedAway, ...compactedAway]) assert.ok(existsSync(lake.storage.uri(f)), `${f} kept within retention`);
+    for (const f of [...replacedAway, ...compactedAway])
+      assert.ok(existsSync(lake.storage.uri(f)), `${f} kept within retention`);
 
     // a young orphan is left alone (grace period)
     await lake.engine.run(`COPY (select 1 as id) TO '${lake.storage.uri(orphan)}' (FORMAT parquet)`);
@@ -248,9 +267,26 @@ const ORDER_COLUMNS = 'id, customer, qty, price, ordered_on, ordered_at, paid, c
 const CUSTOMER_COLUMNS = 'id, name, address, tags, score';
 
 function ordersCsv(ids: number[], withCoupon: boolean, bad = false): string {
-  const header = ['id', 'customer', 'qty', 'price', 'ordered_on', 'ordered_at', 'paid', ...(withCoupon ? ['coupon'] : [])];
+  const header = [
+    'id',
+    'customer',
+    'qty',
+    'price',
+    'ordered_on',
+    'ordered_at',
+    'paid',
+    ...(withCoupon ? ['coupon'] : []),
+  ];
   const lines = ids.map((i) => {
-    const f = [String(i), `"C, ${i % 7}"`, String(i % 5), (i * 1.5).toFixed(2), `2026-03-${String((i % 28) + 1).padStart(2, '0')}`, `2026-03-01 10:${String(i % 60).padStart(2, '0')}:00`, i % 2 ? 'true' : 'false'];
+    const f = [
+      String(i),
+      `"C, ${i % 7}"`,
+      String(i % 5),
+      (i * 1.5).toFixed(2),
+      `2026-03-${String((i % 28) + 1).padStart(2, '0')}`,
+      `2026-03-01 10:${String(i % 60).padStart(2, '0')}:00`,
+      i % 2 ? 'true' : 'false',
+    ];
     if (withCoupon) f.push(i % 3 ? `K${i}` : '');
     return f.join(',');
   });
@@ -260,7 +296,15 @@ function ordersCsv(ids: number[], withCoupon: boolean, bad = false): string {
 
 function customersNdjson(ids: number[]): string {
   return `${ids
-    .map((id) => JSON.stringify({ id, name: `Cust ${id}`, address: { city: ['Lyon', 'Osaka'][id % 2], zip: `Z${id}` }, tags: range(0, id % 3).map((t) => `t${t}`), score: id / 4 }))
+    .map((id) =>
+      JSON.stringify({
+        id,
+        name: `Cust ${id}`,
+        address: { city: ['Lyon', 'Osaka'][id % 2], zip: `Z${id}` },
+        tags: range(0, id % 3).map((t) => `t${t}`),
+        score: id / 4,
+      }),
+    )
     .join('\n')}\n`;
 }
 
@@ -294,12 +338,18 @@ describe('replay', () => {
     assert.equal(live.length, 2);
     assert.ok(live.every((f) => typeof f.meta['replayed_from'] === 'string'));
     // before the replay commit the original files are still what is read
-    assert.equal(await replayView(p, 'bronze.orders', ORDER_COLUMNS), await replayViewAsOf(p, 'bronze.orders', ORDER_COLUMNS, ordersHead));
+    assert.equal(
+      await replayView(p, 'bronze.orders', ORDER_COLUMNS),
+      await replayViewAsOf(p, 'bronze.orders', ORDER_COLUMNS, ordersHead),
+    );
 
     const r2 = await replayStream(lake, 'p', 'src', streamSpec(p, lake, 'customers'), {}, 'replay_test_1');
     assert.equal(r2.rows, 25);
     assert.equal(await replayView(p, 'bronze.customers', CUSTOMER_COLUMNS), customers0);
-    assert.equal(await p.num(`select count(*) from bronze.customers where address.city = 'Osaka'`), range(1, 26).filter((i) => i % 2).length);
+    assert.equal(
+      await p.num(`select count(*) from bronze.customers where address.city = 'Osaka'`),
+      range(1, 26).filter((i) => i % 2).length,
+    );
 
     // the sources are gone: replay needs only the raw zone
     await rm(p.path('data'), { recursive: true });
@@ -317,10 +367,16 @@ describe('replay', () => {
 
   it('keeps CSV rows whose date and timestamp formats were sniffed (day-first)', async () => {
     const p = await project({ d: { path: 'data/d.csv' } });
-    const days = range(1, 21).map((i) => ({ id: i, day: `${String((i % 28) + 1).padStart(2, '0')}/03/2026`, at: `${String((i % 28) + 1).padStart(2, '0')}/03/2026 10:${String(i).padStart(2, '0')}:00` }));
+    const days = range(1, 21).map((i) => ({
+      id: i,
+      day: `${String((i % 28) + 1).padStart(2, '0')}/03/2026`,
+      at: `${String((i % 28) + 1).padStart(2, '0')}/03/2026 10:${String(i).padStart(2, '0')}:00`,
+    }));
     await p.write('data/d.csv', `id,day,at\n${days.map((d) => `${d.id},${d.day},${d.at}`).join('\n')}\n`);
     await p.runOk();
-    const types = await p.rows(`select column_name as c, column_type as t from (describe bronze.d) where column_name in ('day', 'at') order by 1`);
+    const types = await p.rows(
+      `select column_name as c, column_type as t from (describe bronze.d) where column_name in ('day', 'at') order by 1`,
+    );
     assert.deepEqual(types, [
       { c: 'at', t: 'TIMESTAMP' },
       { c: 'day', t: 'DATE' },
@@ -350,7 +406,14 @@ describe('replay', () => {
     assert.deepEqual(dates, days);
     const v0 = await replayView(p, 'bronze.orders', 'id, name');
 
-    const mid = await replayStream(lake, 'p', 'src', streamSpec(p, lake, 'orders'), { from: days[1], to: days[1] }, 'replay_range');
+    const mid = await replayStream(
+      lake,
+      'p',
+      'src',
+      streamSpec(p, lake, 'orders'),
+      { from: days[1], to: days[1] },
+      'replay_range',
+    );
     assert.equal(mid.rawFiles, 1);
     assert.equal(mid.removedFiles, 1);
     assert.equal(mid.rows, 15);
@@ -362,7 +425,14 @@ describe('replay', () => {
       [p.path('data/1.csv')],
     );
 
-    const open = await replayStream(lake, 'p', 'src', streamSpec(p, lake, 'orders'), { from: days[1] }, 'replay_range_2');
+    const open = await replayStream(
+      lake,
+      'p',
+      'src',
+      streamSpec(p, lake, 'orders'),
+      { from: days[1] },
+      'replay_range_2',
+    );
     assert.equal(open.rawFiles, 2);
     assert.equal(open.rows, 20);
     assert.equal(await replayView(p, 'bronze.orders', 'id, name'), v0);
@@ -392,15 +462,19 @@ describe('changed inputs and lineage', () => {
     await p.touch('data/a.csv');
     const touched = await p.runOk();
     assert.equal(touched.stats.streams['src.orders']?.files, 1);
-    assert.deepEqual(await p.rows('select count(*)::INT as n, count(distinct id)::INT as d, sum(id)::INT as s from bronze.orders'), [
-      { n: 20, d: 20, s: sum(range(1, 21)) },
-    ]);
+    assert.deepEqual(
+      await p.rows('select count(*)::INT as n, count(distinct id)::INT as d, sum(id)::INT as s from bronze.orders'),
+      [{ n: 20, d: 20, s: sum(range(1, 21)) }],
+    );
     assert.equal(await p.num('select count(*) from raw.orders'), 20);
     await p.write('data/a.csv', csv(range(1, 6), 'v2'));
     await p.runOk();
-    assert.deepEqual(await p.rows('select count(*)::INT as n, sum(id)::INT as s, count(*) filter (where name like \'v2%\')::INT as v2 from bronze.orders'), [
-      { n: 15, s: sum(range(1, 6)) + sum(range(11, 21)), v2: 5 },
-    ]);
+    assert.deepEqual(
+      await p.rows(
+        "select count(*)::INT as n, sum(id)::INT as s, count(*) filter (where name like 'v2%')::INT as v2 from bronze.orders",
+      ),
+      [{ n: 15, s: sum(range(1, 6)) + sum(range(11, 21)), v2: 5 }],
+    );
   });
 
   it('a changed input inside a compacted file is rewritten out of it; the other inputs stay', async () => {
@@ -413,7 +487,9 @@ describe('changed inputs and lineage', () => {
     assert.equal((await lake.catalog.getTable('bronze.orders'))?.files, 1);
     await p.write('data/b.csv', csv(range(11, 14), 'v2'));
     await p.runOk();
-    assert.deepEqual(await p.rows('select count(*)::INT as n, sum(id)::INT as s from bronze.orders'), [{ n: 13, s: sum(range(1, 14)) }]);
+    assert.deepEqual(await p.rows('select count(*)::INT as n, sum(id)::INT as s from bronze.orders'), [
+      { n: 13, s: sum(range(1, 14)) },
+    ]);
   });
 
   it('replay after compaction rebuilds each row once', async () => {
@@ -445,9 +521,14 @@ describe('history horizon', () => {
     const gc = await collectGarbage(lake, { retentionMs: 0, orphanGraceMs: 0 });
     assert.equal(gc.expiredFiles, 2);
     assert.equal(await lake.catalog.historyHorizon(), compacted.commit?.id);
-    await assert.rejects(p.rows('select count(*) from bronze.orders', { commit: beforeCompact }), /older than the kept history/);
+    await assert.rejects(
+      p.rows('select count(*) from bronze.orders', { commit: beforeCompact }),
+      /older than the kept history/,
+    );
     await assert.rejects(rollbackTable(lake, 'bronze.orders', beforeCompact), /older than the kept history/);
     assert.equal(await p.num('select count(*) from bronze.orders'), 6);
-    assert.deepEqual(await p.rows('select count(*)::INT as n from bronze.orders', { commit: compacted.commit?.id }), [{ n: 6 }]);
+    assert.deepEqual(await p.rows('select count(*)::INT as n from bronze.orders', { commit: compacted.commit?.id }), [
+      { n: 6 },
+    ]);
   });
 });

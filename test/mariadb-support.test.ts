@@ -67,11 +67,20 @@ describe('throwaway MariaDB server', mariadbTestOptions(), () => {
     const conn = await mysql.createConnection({ host: s.host, port: s.port, user: s.user, database: s.database });
     try {
       const [logBin] = await conn.query<RowDataPacket[]>("SHOW VARIABLES LIKE 'log_bin'");
-      assert.deepEqual(logBin.map((r) => ({ ...r })), [{ Variable_name: 'log_bin', Value: 'ON' }]);
+      assert.deepEqual(
+        logBin.map((r) => ({ ...r })),
+        [{ Variable_name: 'log_bin', Value: 'ON' }],
+      );
       const [format] = await conn.query<RowDataPacket[]>("SHOW VARIABLES LIKE 'binlog_format'");
-      assert.deepEqual(format.map((r) => ({ ...r })), [{ Variable_name: 'binlog_format', Value: 'ROW' }]);
+      assert.deepEqual(
+        format.map((r) => ({ ...r })),
+        [{ Variable_name: 'binlog_format', Value: 'ROW' }],
+      );
       const [image] = await conn.query<RowDataPacket[]>("SHOW VARIABLES LIKE 'binlog_row_image'");
-      assert.deepEqual(image.map((r) => ({ ...r })), [{ Variable_name: 'binlog_row_image', Value: 'FULL' }]);
+      assert.deepEqual(
+        image.map((r) => ({ ...r })),
+        [{ Variable_name: 'binlog_row_image', Value: 'FULL' }],
+      );
       const [serverId] = await conn.query<RowDataPacket[]>('SELECT @@server_id AS id');
       assert.equal(serverId[0]?.id, 1);
       const [logs] = await conn.query<RowDataPacket[]>('SHOW BINARY LOGS');

@@ -41,10 +41,15 @@ describe('mysql cdc', mariadbTestOptions(), () => {
     return p;
   };
 
-  const texts = (rows: Record<string, unknown>[]): Row[] => rows.map((r) => Object.values(r).map((v) => (v === null || v === undefined ? null : String(v))));
+  const texts = (rows: Record<string, unknown>[]): Row[] =>
+    rows.map((r) => Object.values(r).map((v) => (v === null || v === undefined ? null : String(v))));
 
   const opCounts = async (p: TestProject, table: string) =>
-    Object.fromEntries((await p.rows(`SELECT _cdc_op AS op, count(*)::INTEGER AS n FROM bronze.${table}_changes GROUP BY 1 ORDER BY 1`)).map((r) => [r['op'], r['n']]));
+    Object.fromEntries(
+      (
+        await p.rows(`SELECT _cdc_op AS op, count(*)::INTEGER AS n FROM bronze.${table}_changes GROUP BY 1 ORDER BY 1`)
+      ).map((r) => [r['op'], r['n']]),
+    );
 
   describe('accounts and audit', () => {
     // Every column as exact text, in the source and in the lake (zero dates have no lake value: NULL).
@@ -61,7 +66,11 @@ describe('mysql cdc', mariadbTestOptions(), () => {
       assert.equal(lake.length, source.length, `${what}: row count`);
       assert.deepEqual(lake, source, what);
       const audit = texts(await exec('SELECT CAST(seq AS CHAR), what FROM audit ORDER BY seq'));
-      assert.deepEqual(texts(await p.rows('SELECT seq::VARCHAR, what FROM bronze.audit ORDER BY seq')), audit, `${what}: audit`);
+      assert.deepEqual(
+        texts(await p.rows('SELECT seq::VARCHAR, what FROM bronze.audit ORDER BY seq')),
+        audit,
+        `${what}: audit`,
+      );
     };
 
     let p: TestProject;
@@ -79,7 +88,10 @@ describe('mysql cdc', mariadbTestOptions(), () => {
         FROM seq_1_to_1000`,
       );
       // idle_timeout is long: a run without --follow ends when it reaches the binlog's end as of its start.
-      p = await project({ tables: ['accounts', 'audit'], cdc: { flush_interval: '100ms', idle_timeout: '60s', batch_records: 50 } });
+      p = await project({
+        tables: ['accounts', 'audit'],
+        cdc: { flush_interval: '100ms', idle_timeout: '60s', batch_records: 50 },
+      });
       const started = Date.now();
       const first = await p.runOk();
       assert.ok(Date.now() - started < 30_000, 'the run stopped at the end of the binlog, not on idle_timeout');
@@ -87,13 +99,43 @@ describe('mysql cdc', mariadbTestOptions(), () => {
       assert.equal(first.stats.streams['db.audit']?.rows, 0);
       assert.deepEqual(await opCounts(p, 'accounts'), { r: 1000 });
       await assertSame(p, 'after the snapshot');
-      const types = Object.fromEntries((await p.rows('SELECT column_name, column_type FROM (DESCRIBE bronze.accounts)')).map((r) => [r['column_name'], r['column_type']]));
+      const types = Object.fromEntries(
+        (await p.rows('SELECT column_name, column_type FROM (DESCRIBE bronze.accounts)')).map((r) => [
+          r['column_name'],
+          r['column_type'],
+        ]),
+      );
       assert.deepEqual(
-        [types['balance'], types['big'], types['opened'], types['seen'], types['note'], types['doc'], types['flag'], types['code'], types['amount']],
-        ['DECIMAL(14,4)', 'VARCHAR', 'TIMESTAMP', 'TIMESTAMP WITH TIME ZONE', 'BLOB', 'JSON', 'BOOLEAN', 'UBIGINT', 'UBIGINT'],
+        [
+          types['balance'],
+          types['big'],
+          types['opened'],
+          types['seen'],
+          types['note'],
+          types['doc'],
+          types['flag'],
+          types['code'],
+          types['amount'],
+        ],
+        [
+          'DECIMAL(14,4)',
+          'VARCHAR',
+          'TIMESTAMP',
+          'TIMESTAMP WITH TIME ZONE',
+          'BLOB',
+          'JSON',
+          'BOOLEAN',
+          'UBIGINT',
+          'UBIGINT',
+        ],
       );
       const lake = await p.lake();
-      const state = (await lake.catalog.getState('p', 'db', 'accounts')) as { binlog: string; position: number; lsn: string; snapshot_at: string };
+      const state = (await lake.catalog.getState('p', 'db', 'accounts')) as {
+        binlog: string;
+        position: number;
+        lsn: string;
+        snapshot_at: string;
+      };
       assert.match(state.binlog, /^binlog\.\d{6}$/);
       assert.equal(BigInt(state.lsn), (BigInt(Number(state.binlog.slice(-6))) << 32n) | BigInt(state.position));
       assert.equal(state.snapshot_at, `${state.binlog}:${state.position}`);
@@ -120,16 +162,33 @@ describe('mysql cdc', mariadbTestOptions(), () => {
       assert.deepEqual(await opCounts(p, 'accounts'), { c: 5, d: 11, r: 1000, u: 11 });
       assert.deepEqual(await opCounts(p, 'audit'), { c: 2 });
       await assertSame(p, 'after inserts, updates and deletes');
-      assert.deepEqual(texts(await p.rows(`SELECT opened::VARCHAR, seen::VARCHAR, born::VARCHAR FROM bronze.accounts WHERE id = 1004`)), [[null, null, null]]);
+      assert.deepEqual(
+        texts(
+          await p.rows(`SELECT opened::VARCHAR, seen::VARCHAR, born::VARCHAR FROM bronze.accounts WHERE id = 1004`),
+        ),
+        [[null, null, null]],
+      );
       // The key change is a delete of the old key and a create of the new one, in one transaction.
-      const moved = await p.rows(`SELECT _cdc_op AS op, id, _cdc_lsn::VARCHAR AS lsn, _cdc_before IS NOT NULL AS has_before FROM bronze.accounts_changes WHERE id IN (20, 5000) AND _cdc_op <> 'r' ORDER BY _cdc_seq`);
-      assert.deepEqual(moved.map((m) => [m['op'], m['id'], m['has_before']]), [['d', 20, true], ['c', 5000, false]]);
+      const moved = await p.rows(
+        `SELECT _cdc_op AS op, id, _cdc_lsn::VARCHAR AS lsn, _cdc_before IS NOT NULL AS has_before FROM bronze.accounts_changes WHERE id IN (20, 5000) AND _cdc_op <> 'r' ORDER BY _cdc_seq`,
+      );
+      assert.deepEqual(
+        moved.map((m) => [m['op'], m['id'], m['has_before']]),
+        [
+          ['d', 20, true],
+          ['c', 5000, false],
+        ],
+      );
       assert.equal(moved[0]?.['lsn'], moved[1]?.['lsn']);
       // The transaction touching both tables commits at one position in both change logs.
-      const [tx] = await p.rows(`SELECT (SELECT _cdc_lsn FROM bronze.accounts_changes WHERE id = 50 AND _cdc_op = 'u')::VARCHAR AS a, (SELECT min(_cdc_lsn) FROM bronze.audit_changes)::VARCHAR AS b, (SELECT max(_cdc_lsn) FROM bronze.audit_changes)::VARCHAR AS c`);
+      const [tx] = await p.rows(
+        `SELECT (SELECT _cdc_lsn FROM bronze.accounts_changes WHERE id = 50 AND _cdc_op = 'u')::VARCHAR AS a, (SELECT min(_cdc_lsn) FROM bronze.audit_changes)::VARCHAR AS b, (SELECT max(_cdc_lsn) FROM bronze.audit_changes)::VARCHAR AS c`,
+      );
       assert.ok(tx?.['a'] && tx['a'] === tx['b'] && tx['b'] === tx['c'], JSON.stringify(tx));
       // An update's before image travels with it.
-      const [upd] = await p.rows(`SELECT _cdc_before->>'$.balance' AS before, balance::VARCHAR AS after FROM bronze.accounts_changes WHERE id = 1 AND _cdc_op = 'u'`);
+      const [upd] = await p.rows(
+        `SELECT _cdc_before->>'$.balance' AS before, balance::VARCHAR AS after FROM bronze.accounts_changes WHERE id = 1 AND _cdc_op = 'u'`,
+      );
       assert.deepEqual(upd, { before: '-598.7655', after: '-598.7654' });
       // The state names the commit position of the last transaction in the lake.
       const state = (await (await p.lake()).catalog.getState('p', 'db', 'audit')) as { lsn: string };
@@ -142,7 +201,11 @@ describe('mysql cdc', mariadbTestOptions(), () => {
     });
 
     it('empties the current table on TRUNCATE, then keeps the rows inserted after it', async () => {
-      await exec('TRUNCATE TABLE accounts', "INSERT INTO accounts (id, owner, balance) VALUES (7, 'after truncate', 7), (8, 'eight', 8.5)", 'UPDATE accounts SET balance = 9 WHERE id = 8');
+      await exec(
+        'TRUNCATE TABLE accounts',
+        "INSERT INTO accounts (id, owner, balance) VALUES (7, 'after truncate', 7), (8, 'eight', 8.5)",
+        'UPDATE accounts SET balance = 9 WHERE id = 8',
+      );
       await p.runOk();
       await assertSame(p, 'after truncate');
       assert.equal(await p.count('bronze.accounts'), 2);
@@ -162,11 +225,15 @@ describe('mysql cdc', mariadbTestOptions(), () => {
       await exec("INSERT INTO accounts (id, owner) VALUES (3, 'three')", 'FLUSH BINARY LOGS');
       const [current] = await exec('SHOW MASTER STATUS');
       // MariaDB keeps the previous file until its binlog checkpoint has passed: retry the purge.
-      await waitUntil(async () => (await exec(`PURGE BINARY LOGS TO '${String(current?.['File'])}'`, 'SHOW BINARY LOGS')).length === 1, {
-        what: 'the older binlog files to be purged',
-        timeoutMs: 20_000,
-        intervalMs: 200,
-      });
+      await waitUntil(
+        async () =>
+          (await exec(`PURGE BINARY LOGS TO '${String(current?.['File'])}'`, 'SHOW BINARY LOGS')).length === 1,
+        {
+          what: 'the older binlog files to be purged',
+          timeoutMs: 20_000,
+          intervalMs: 200,
+        },
+      );
       const failed = await p.run();
       assert.equal(failed.status, 'failed');
       assert.match(failed.errors[0]?.message ?? '', /no longer has that binary log file .*dip state p --reset/);
@@ -223,7 +290,9 @@ describe('mysql cdc', mariadbTestOptions(), () => {
     assert.equal(streamed.length, 5);
     for (const [i, row] of snapshot.entries()) assert.deepEqual(streamed[i], row, `row ${i + 1}`);
     // …and they are the source's values, exactly.
-    const [one] = await p.rows(`SELECT d::VARCHAR AS d, d65, dt::VARCHAR AS dt, epoch_us(ts)::VARCHAR AS ts, tm, tm1, e, s, bt::VARCHAR AS bt, hex(bl) AS bl, g, bu::VARCHAR AS bu, u::VARCHAR AS u, i6, y::VARCHAR AS y FROM bronze.typed WHERE id = 101`);
+    const [one] = await p.rows(
+      `SELECT d::VARCHAR AS d, d65, dt::VARCHAR AS dt, epoch_us(ts)::VARCHAR AS ts, tm, tm1, e, s, bt::VARCHAR AS bt, hex(bl) AS bl, g, bu::VARCHAR AS bu, u::VARCHAR AS u, i6, y::VARCHAR AS y FROM bronze.typed WHERE id = 101`,
+    );
     assert.deepEqual(one, {
       d: '-12345678901234567890.0123456789',
       d65: '1234567890123456789012345678901234.123456789012345678901234567891',
@@ -241,7 +310,10 @@ describe('mysql cdc', mariadbTestOptions(), () => {
       i6: '::ffff:1.2.3.4',
       y: '2024',
     });
-    assert.deepEqual(texts(await p.rows(`SELECT dt::VARCHAR, ts::VARCHAR, dd::VARCHAR, e FROM bronze.typed WHERE id = 102`)), [[null, null, null, '']]);
+    assert.deepEqual(
+      texts(await p.rows(`SELECT dt::VARCHAR, ts::VARCHAR, dd::VARCHAR, e FROM bronze.typed WHERE id = 102`)),
+      [[null, null, null, '']],
+    );
   });
 
   it('resumes after an interrupted --follow run without duplicates or loss', { timeout: 120_000 }, async () => {
@@ -250,7 +322,10 @@ describe('mysql cdc', mariadbTestOptions(), () => {
       'CREATE TABLE tags (id INT PRIMARY KEY, name VARCHAR(20))',
       "INSERT INTO events SELECT seq, seq, 'start' FROM seq_1_to_200",
     );
-    const p = await project({ tables: ['events', 'tags'], cdc: { flush_interval: '100ms', idle_timeout: '60s', batch_records: 7 } });
+    const p = await project({
+      tables: ['events', 'tags'],
+      cdc: { flush_interval: '100ms', idle_timeout: '60s', batch_records: 7 },
+    });
     const committed: number[] = [];
     const controller = new AbortController();
     const onEvent = (e: RunEvent) => {
@@ -259,19 +334,31 @@ describe('mysql cdc', mariadbTestOptions(), () => {
     const following = p.run('p', { follow: true, signal: controller.signal, onEvent });
     following.catch(() => undefined);
     const total = () => committed.reduce((a, b) => a + b, 0);
-    await waitUntil(async () => total() >= 200, { what: 'the snapshot to be committed', timeoutMs: 30_000, intervalMs: 50 });
+    await waitUntil(async () => total() >= 200, {
+      what: 'the snapshot to be committed',
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
     // Changes, each its own transaction, while the follower runs; tags changes only early, so
     // on restart reading resumes from its older position and events skips what it has.
     await exec("INSERT INTO tags VALUES (1, 'one')", 'UPDATE events SET v = 0 WHERE id = 1');
     for (let i = 201; i <= 240; i++) await exec(`INSERT INTO events VALUES (${i}, ${i}, 'followed')`);
-    await exec("UPDATE events SET v = -v, note = 'updated' WHERE id <= 20", 'DELETE FROM events WHERE id BETWEEN 190 AND 199');
-    await waitUntil(async () => total() >= 200 + 1 + 40 + 20 + 10, { what: 'the changes to be committed', timeoutMs: 30_000, intervalMs: 50 });
+    await exec(
+      "UPDATE events SET v = -v, note = 'updated' WHERE id <= 20",
+      'DELETE FROM events WHERE id BETWEEN 190 AND 199',
+    );
+    await waitUntil(async () => total() >= 200 + 1 + 40 + 20 + 10, {
+      what: 'the changes to be committed',
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
     // More changes arrive while it is stopped mid-stream.
     await exec('INSERT INTO events VALUES (241, 241, NULL)');
     await sleep(30);
     controller.abort(new Error('interrupted by the test'));
     await assert.rejects(following);
-    const saved = async (stream: string) => BigInt(((await (await p.lake()).catalog.getState('p', 'db', stream)) as { lsn: string }).lsn);
+    const saved = async (stream: string) =>
+      BigInt(((await (await p.lake()).catalog.getState('p', 'db', stream)) as { lsn: string }).lsn);
     assert.ok((await saved('tags')) < (await saved('events')), 'tags stopped at an older position than events');
     await exec(
       "INSERT INTO events SELECT seq, seq, 'later' FROM seq_242_to_260",
@@ -282,13 +369,21 @@ describe('mysql cdc', mariadbTestOptions(), () => {
     );
     await p.reopen();
     await p.runOk();
-    const duplicates = await p.num(`SELECT count(*) FROM (SELECT id, _cdc_op, _cdc_lsn FROM bronze.events_changes GROUP BY ALL HAVING count(*) > 1)`);
+    const duplicates = await p.num(
+      `SELECT count(*) FROM (SELECT id, _cdc_op, _cdc_lsn FROM bronze.events_changes GROUP BY ALL HAVING count(*) > 1)`,
+    );
     assert.equal(duplicates, 0, 'no change event twice');
     assert.deepEqual(await opCounts(p, 'events'), { c: 41 + 19 + 1, d: 10 + 1 + 1, r: 200, u: 1 + 20 + 11 });
     assert.deepEqual(await opCounts(p, 'tags'), { c: 2 });
     const source = texts(await exec('SELECT CAST(id AS CHAR), CAST(v AS CHAR), note FROM events ORDER BY id'));
-    assert.deepEqual(texts(await p.rows('SELECT id::VARCHAR, v::VARCHAR, note FROM bronze.events ORDER BY id')), source);
-    assert.deepEqual(texts(await p.rows('SELECT id::VARCHAR, name FROM bronze.tags ORDER BY id')), [['1', 'one'], ['2', 'two']]);
+    assert.deepEqual(
+      texts(await p.rows('SELECT id::VARCHAR, v::VARCHAR, note FROM bronze.events ORDER BY id')),
+      source,
+    );
+    assert.deepEqual(texts(await p.rows('SELECT id::VARCHAR, name FROM bronze.tags ORDER BY id')), [
+      ['1', 'one'],
+      ['2', 'two'],
+    ]);
     // A run that finds nothing new for a table still moves its position to the end of what it read.
     await exec("INSERT INTO events VALUES (999, 999, 'last')");
     await p.runOk();
@@ -299,10 +394,15 @@ describe('mysql cdc', mariadbTestOptions(), () => {
     await exec('CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(20))');
     const p = await project({ tables: ['bulk'], cdc: { batch_records: 1000 } });
     await p.runOk();
-    await exec("INSERT INTO bulk SELECT seq, CONCAT('v', seq) FROM seq_1_to_25000", 'UPDATE bulk SET v = NULL WHERE id % 1000 = 0');
+    await exec(
+      "INSERT INTO bulk SELECT seq, CONCAT('v', seq) FROM seq_1_to_25000",
+      'UPDATE bulk SET v = NULL WHERE id % 1000 = 0',
+    );
     const r = await p.runOk();
     assert.equal(r.stats.streams['db.bulk']?.rows, 25_025);
-    const [stats] = await p.rows(`SELECT count(DISTINCT _cdc_lsn)::INTEGER AS positions, count(*)::INTEGER AS n, count(DISTINCT id)::INTEGER AS ids FROM bronze.bulk_changes`);
+    const [stats] = await p.rows(
+      `SELECT count(DISTINCT _cdc_lsn)::INTEGER AS positions, count(*)::INTEGER AS n, count(DISTINCT id)::INTEGER AS ids FROM bronze.bulk_changes`,
+    );
     assert.deepEqual(stats, { positions: 2, n: 25_025, ids: 25_000 });
     assert.equal(await p.num('SELECT count(*) FROM bronze.bulk WHERE v IS NULL'), 25);
     assert.equal(await p.count('bronze.bulk'), 25_000);
@@ -318,9 +418,18 @@ describe('mysql cdc', mariadbTestOptions(), () => {
       assert.equal(r.status, 'failed');
       return r.errors.map((e) => e.message).join('\n');
     };
-    assert.match(await broken('minimal', "SET SESSION binlog_row_image = 'MINIMAL'", 'UPDATE minimal SET v = 2'), /logged without every column .*binlog_row_image = MINIMAL.*dip state p --reset/);
-    assert.match(await broken('statement', "SET SESSION binlog_format = 'STATEMENT'", 'INSERT INTO statement VALUES (2, 2)'), /changed by a statement logged as SQL text.*binlog_format = STATEMENT/);
-    assert.match(await broken('altered', 'UPDATE altered SET v = 3', 'ALTER TABLE altered ADD COLUMN w INT'), /row images of dip\.altered in the binlog have 2 columns, the table has 3 now: its structure changed/);
+    assert.match(
+      await broken('minimal', "SET SESSION binlog_row_image = 'MINIMAL'", 'UPDATE minimal SET v = 2'),
+      /logged without every column .*binlog_row_image = MINIMAL.*dip state p --reset/,
+    );
+    assert.match(
+      await broken('statement', "SET SESSION binlog_format = 'STATEMENT'", 'INSERT INTO statement VALUES (2, 2)'),
+      /changed by a statement logged as SQL text.*binlog_format = STATEMENT/,
+    );
+    assert.match(
+      await broken('altered', 'UPDATE altered SET v = 3', 'ALTER TABLE altered ADD COLUMN w INT'),
+      /row images of dip\.altered in the binlog have 2 columns, the table has 3 now: its structure changed/,
+    );
   });
 
   it('explains what the server or the user lacks', async () => {
@@ -332,28 +441,47 @@ describe('mysql cdc', mariadbTestOptions(), () => {
     };
     await exec("SET GLOBAL binlog_format = 'STATEMENT'");
     try {
-      assert.match(await failure(await project({ tables: ['small'] })), /binlog_format is STATEMENT\. Set binlog_format = ROW/);
+      assert.match(
+        await failure(await project({ tables: ['small'] })),
+        /binlog_format is STATEMENT\. Set binlog_format = ROW/,
+      );
     } finally {
       await exec("SET GLOBAL binlog_format = 'ROW'");
     }
     await exec("SET GLOBAL binlog_row_image = 'MINIMAL'");
     try {
-      assert.match(await failure(await project({ tables: ['small'] })), /binlog_row_image is MINIMAL\. Set binlog_row_image = FULL/);
+      assert.match(
+        await failure(await project({ tables: ['small'] })),
+        /binlog_row_image is MINIMAL\. Set binlog_row_image = FULL/,
+      );
     } finally {
       await exec("SET GLOBAL binlog_row_image = 'FULL'");
     }
     const port = (server as MariadbServer).port;
     const as = (user: string) => ({ host: '127.0.0.1', port, user, password: 'pw', database: 'dip' });
     await exec("CREATE USER 'reader'@'%' IDENTIFIED BY 'pw'", "GRANT SELECT ON dip.* TO 'reader'@'%'");
-    assert.match(await failure(await project({ tables: ['small'] }, as('reader'))), /SHOW BINARY LOGS was refused: change data capture needs the REPLICATION CLIENT and REPLICATION SLAVE privileges/);
-    await exec("CREATE USER 'monitor'@'%' IDENTIFIED BY 'pw'", "GRANT SELECT ON dip.* TO 'monitor'@'%'", "GRANT BINLOG MONITOR ON *.* TO 'monitor'@'%'");
-    assert.match(await failure(await project({ tables: ['small'] }, as('monitor'))), /refused to stream its binary log: change data capture needs the REPLICATION SLAVE/);
+    assert.match(
+      await failure(await project({ tables: ['small'] }, as('reader'))),
+      /SHOW BINARY LOGS was refused: change data capture needs the REPLICATION CLIENT and REPLICATION SLAVE privileges/,
+    );
+    await exec(
+      "CREATE USER 'monitor'@'%' IDENTIFIED BY 'pw'",
+      "GRANT SELECT ON dip.* TO 'monitor'@'%'",
+      "GRANT BINLOG MONITOR ON *.* TO 'monitor'@'%'",
+    );
+    assert.match(
+      await failure(await project({ tables: ['small'] }, as('monitor'))),
+      /refused to stream its binary log: change data capture needs the REPLICATION SLAVE/,
+    );
 
     const off = await startMariadb({ settings: { 'skip-log-bin': 1 } });
     try {
       await withMariadb(off.url, (conn) => conn.query('CREATE TABLE small (id INT PRIMARY KEY)'));
       const p = await project({ tables: ['small'] }, { url: off.url });
-      assert.match(await failure(p), /binary logging is off on this server \(log_bin = OFF\)\. Enable log_bin .*binlog_format = ROW and binlog_row_image = FULL/);
+      assert.match(
+        await failure(p),
+        /binary logging is off on this server \(log_bin = OFF\)\. Enable log_bin .*binlog_format = ROW and binlog_row_image = FULL/,
+      );
     } finally {
       await off.stop();
     }

@@ -26,7 +26,9 @@ describe('mysql source', mariadbTestOptions(), () => {
 
   const exec = (...statements: string[]) => execMariadb(url(), ...statements);
 
-  const mysqlSource = (source: Record<string, unknown>) => ({ db: { type: 'mysql', connection: { url: url() }, ...source } });
+  const mysqlSource = (source: Record<string, unknown>) => ({
+    db: { type: 'mysql', connection: { url: url() }, ...source },
+  });
 
   const project = async (source: Record<string, unknown>) => {
     const p = await TestProject.withSources(mysqlSource(source));
@@ -41,7 +43,9 @@ describe('mysql source', mariadbTestOptions(), () => {
       "INSERT INTO big SELECT seq, ROUND(seq * 1.37 - 5000, 2), CONCAT('name ', seq) FROM seq_5001_to_10050",
       "INSERT INTO big SELECT seq, ROUND(seq * 1.37 - 5000, 2), IF(seq % 10 = 0, NULL, CONCAT('name \"', seq, '\", x')) FROM seq_1_to_5000",
     );
-    const [expected] = await exec('SELECT COUNT(*) AS n, CAST(SUM(id) AS CHAR) AS ids, CAST(SUM(amount) AS CHAR) AS amounts, SUM(name IS NULL) AS nulls FROM big');
+    const [expected] = await exec(
+      'SELECT COUNT(*) AS n, CAST(SUM(id) AS CHAR) AS ids, CAST(SUM(amount) AS CHAR) AS amounts, SUM(name IS NULL) AS nulls FROM big',
+    );
     const p = await project({
       tables: ['big'],
       extract: { chunk_rows: 1000 },
@@ -54,8 +58,17 @@ describe('mysql source', mariadbTestOptions(), () => {
     const [lake] = await p.rows(
       'select count(*)::VARCHAR as n, count(distinct id)::VARCHAR as d, sum(id)::VARCHAR as ids, sum(amount)::VARCHAR as amounts, count(*) filter (where name is null)::VARCHAR as nulls from bronze.big',
     );
-    assert.deepEqual(lake, { n: String(expected?.['n']), d: '10050', ids: expected?.['ids'], amounts: expected?.['amounts'], nulls: String(expected?.['nulls']) });
-    assert.deepEqual(await p.rows("select name from bronze.big where id in (7, 7001) order by id"), [{ name: 'name "7", x' }, { name: 'name 7001' }]);
+    assert.deepEqual(lake, {
+      n: String(expected?.['n']),
+      d: '10050',
+      ids: expected?.['ids'],
+      amounts: expected?.['amounts'],
+      nulls: String(expected?.['nulls']),
+    });
+    assert.deepEqual(await p.rows('select name from bronze.big where id in (7, 7001) order by id'), [
+      { name: 'name "7", x' },
+      { name: 'name 7001' },
+    ]);
     assert.equal(await p.count('bronze.small'), 100);
     assert.equal(await p.num('select sum(id) from bronze.small'), 5050);
 
@@ -101,7 +114,11 @@ describe('mysql source', mariadbTestOptions(), () => {
     assert.equal(r.stats.streams['db.types']?.quarantined, 0);
     const described = await p.rows('describe bronze.types');
     assert.deepEqual(
-      Object.fromEntries(described.filter((c) => !String(c['column_name']).startsWith('_dip_')).map((c) => [c['column_name'], c['column_type']])),
+      Object.fromEntries(
+        described
+          .filter((c) => !String(c['column_name']).startsWith('_dip_'))
+          .map((c) => [c['column_name'], c['column_type']]),
+      ),
       {
         id: 'INTEGER',
         b: 'BOOLEAN',
@@ -146,7 +163,11 @@ describe('mysql source', mariadbTestOptions(), () => {
         dt::VARCHAR dt, dtm::VARCHAR dtm, (ts AT TIME ZONE 'UTC')::VARCHAR ts, tm, yr::VARCHAR yr,
         hex(bin) bin, hex(vb) vb, hex(bl) bl, octet_length(bl)::VARCHAR bl_len, bt::VARCHAR bt, u::VARCHAR u, g
       from bronze.types order by id`);
-    const nulls = Object.fromEntries(Object.keys(rows[0] ?? {}).filter((k) => k !== 'id' && k !== 'f_min').map((k) => [k, null]));
+    const nulls = Object.fromEntries(
+      Object.keys(rows[0] ?? {})
+        .filter((k) => k !== 'id' && k !== 'f_min')
+        .map((k) => [k, null]),
+    );
     assert.deepEqual(rows[0], {
       id: 1,
       b: 'true',
@@ -226,7 +247,18 @@ describe('mysql source', mariadbTestOptions(), () => {
       g: 'POINT(-0.5 10000000000)',
     });
     assert.deepEqual(
-      { b: rows[3]?.['b'], c: rows[3]?.['c'], vc: rows[3]?.['vc'], t: rows[3]?.['t'], st: rows[3]?.['st'], j: rows[3]?.['j'], dt: rows[3]?.['dt'], dtm: rows[3]?.['dtm'], bt: rows[3]?.['bt'], bl: rows[3]?.['bl'] },
+      {
+        b: rows[3]?.['b'],
+        c: rows[3]?.['c'],
+        vc: rows[3]?.['vc'],
+        t: rows[3]?.['t'],
+        st: rows[3]?.['st'],
+        j: rows[3]?.['j'],
+        dt: rows[3]?.['dt'],
+        dtm: rows[3]?.['dtm'],
+        bt: rows[3]?.['bt'],
+        bl: rows[3]?.['bl'],
+      },
       // tinyint(1) is BOOLEAN: any non-zero value is true, as in MySQL conditions.
       // CHAR drops trailing spaces (MySQL's own reading of CHAR); VARCHAR keeps them.
       { b: 'true', c: '', vc: ' x ', t: '"', st: 'x,y,z', j: '"\\u00fc"', dt: null, dtm: null, bt: '1023', bl: 'FF' },
@@ -251,17 +283,28 @@ describe('mysql source', mariadbTestOptions(), () => {
         { name: 'audit', mode: 'incremental', cursor: 'updated_at', write_disposition: 'append', chunk_rows: 7 },
       ],
       queries: {
-        events_q: { sql: 'SELECT id, v, updated_at FROM events', mode: 'incremental', cursor: 'updated_at', primary_key: ['id'], lag: '3s', chunk_rows: 7 },
+        events_q: {
+          sql: 'SELECT id, v, updated_at FROM events',
+          mode: 'incremental',
+          cursor: 'updated_at',
+          primary_key: ['id'],
+          lag: '3s',
+          chunk_rows: 7,
+        },
       },
     };
     const p = await project(source);
-    const ids = async (table: string) => (await p.rows(`select id from bronze.${table} order by id`)).map((r) => Number(r['id']));
+    const ids = async (table: string) =>
+      (await p.rows(`select id from bronze.${table} order by id`)).map((r) => Number(r['id']));
     const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
     const first = await p.runOk();
     assert.deepEqual(await ids('events'), range(1, 65), 'row 66 is younger than the lag');
     assert.deepEqual(await ids('events_q'), range(1, 65), 'a query stream pages the same way');
-    assert.ok((first.stats.streams['db.events']?.files ?? 0) >= 9, `events read in chunks of about 7 rows (${first.stats.streams['db.events']?.files} units)`);
+    assert.ok(
+      (first.stats.streams['db.events']?.files ?? 0) >= 9,
+      `events read in chunks of about 7 rows (${first.stats.streams['db.events']?.files} units)`,
+    );
     assert.deepEqual(await ids('audit'), range(1, 30));
     assert.equal(first.stats.streams['db.audit']?.files, 5, '30 tied rows in chunks of 7, split by the key');
 
@@ -286,8 +329,13 @@ describe('mysql source', mariadbTestOptions(), () => {
       { id: 45, v: 1 },
       { id: 60, v: 1 },
     ]);
-    const versions = async () => (await p.rows("select concat(id, ':', version) as k from bronze.audit order by id, version")).map((r) => String(r['k']));
-    const expected = [...range(1, 50).map((i) => `${i}:1`), '3:2'].sort((a, b) => Number(a.split(':')[0]) - Number(b.split(':')[0]) || a.localeCompare(b));
+    const versions = async () =>
+      (await p.rows("select concat(id, ':', version) as k from bronze.audit order by id, version")).map((r) =>
+        String(r['k']),
+      );
+    const expected = [...range(1, 50).map((i) => `${i}:1`), '3:2'].sort(
+      (a, b) => Number(a.split(':')[0]) - Number(b.split(':')[0]) || a.localeCompare(b),
+    );
     assert.deepEqual(await versions(), expected, 'append keeps each version exactly once');
 
     const third = await p.runOk();
@@ -296,7 +344,10 @@ describe('mysql source', mariadbTestOptions(), () => {
     assert.deepEqual(await versions(), expected);
 
     // A different cursor makes the saved position meaningless: the stream says so.
-    await p.write('dip.yaml', `${JSON.stringify(projectWithSources(mysqlSource({ tables: [{ ...source.tables[0], cursor: 'id', lag: undefined }] })), null, 2)}\n`);
+    await p.write(
+      'dip.yaml',
+      `${JSON.stringify(projectWithSources(mysqlSource({ tables: [{ ...source.tables[0], cursor: 'id', lag: undefined }] })), null, 2)}\n`,
+    );
     await p.reopen();
     const changed = await p.run();
     assert.equal(changed.status, 'failed');
@@ -320,10 +371,17 @@ describe('mysql source', mariadbTestOptions(), () => {
       return true;
     });
 
-    const unknownColumn = await project({ tables: [{ name: 'order_lines', mode: 'incremental', cursor: 'updated_at' }] });
-    await assert.rejects(unknownColumn.run(), /db\.tables\[0\]\.cursor: no column "updated_at" \(columns: order_id, line, note\)/);
+    const unknownColumn = await project({
+      tables: [{ name: 'order_lines', mode: 'incremental', cursor: 'updated_at' }],
+    });
+    await assert.rejects(
+      unknownColumn.run(),
+      /db\.tables\[0\]\.cursor: no column "updated_at" \(columns: order_id, line, note\)/,
+    );
 
-    const refused = await TestProject.withSources({ db: { type: 'mysql', connection: { url: 'mysql://root:hunter2@127.0.0.1:1/dip' }, tables: ['orders'] } });
+    const refused = await TestProject.withSources({
+      db: { type: 'mysql', connection: { url: 'mysql://root:hunter2@127.0.0.1:1/dip' }, tables: ['orders'] },
+    });
     projects.push(refused);
     await assert.rejects(refused.run(), (err: Error) => {
       assert.match(err.message, /^db: cannot connect to MySQL at 127\.0\.0\.1:1: /);
@@ -331,7 +389,10 @@ describe('mysql source', mariadbTestOptions(), () => {
       return true;
     });
 
-    const pattern = await project({ tables: [{ pattern: 'order_*', exclude: ['*_totals'] }], extract: { chunk_rows: 5 } });
+    const pattern = await project({
+      tables: [{ pattern: 'order_*', exclude: ['*_totals'] }],
+      extract: { chunk_rows: 5 },
+    });
     const r = await pattern.runOk();
     assert.deepEqual(Object.keys(r.stats.streams).sort(), ['db.order_items', 'db.order_lines']);
     assert.equal(await pattern.count('bronze.order_items'), 12);

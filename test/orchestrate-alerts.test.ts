@@ -69,7 +69,11 @@ beforeEach(() => {
 
 async function project(pipelines: Record<string, unknown>): Promise<TestProject> {
   const p = await TestProject.create({});
-  const alerts = { dedup: '1h', webhooks: [{ url: hookUrl }], email: { host: '127.0.0.1', port: smtpPort, from: 'dip@example.com', to: ['oncall@example.com'] } };
+  const alerts = {
+    dedup: '1h',
+    webhooks: [{ url: hookUrl }],
+    email: { host: '127.0.0.1', port: smtpPort, from: 'dip@example.com', to: ['oncall@example.com'] },
+  };
   await p.write('dip.yaml', JSON.stringify({ ...projectConfig({}), pipelines, alerts }, null, 2));
   projects.push(p);
   return p;
@@ -85,16 +89,28 @@ const subjects = () => mails.map((m) => /^Subject: (.*)$/m.exec(m.raw)?.[1]).sor
 
 describe('orchestrator alerts', () => {
   it('one incident, one alert: a failing pipeline alerts once until it succeeds again', async () => {
-    const p = await project({ p: { sources: {}, retries: { attempts: 2, delay: '10ms', jitter: false }, tasks: { gate: { shell: 'test -f ok.flag' } } } });
+    const p = await project({
+      p: {
+        sources: {},
+        retries: { attempts: 2, delay: '10ms', jitter: false },
+        tasks: { gate: { shell: 'test -f ok.flag' } },
+      },
+    });
     const r = startRuntime(await p.lake(), { leaseMs: 5_000, pollMs: 20 });
     runtimes.push(r);
     const run1 = await r.orchestrator.trigger('p');
     assert.equal((await waitForRuns(r.orchestrator.store, [run1.id], { pollMs: 20 }))[0]?.status, 'failed');
     await until(() => hooks.length >= 2 && mails.length >= 2);
-    assert.deepEqual(hooks.map((h) => h.text.split('\n')[0]).sort(), ['Run of p failed', 'p · gate failed after 2 attempts']);
+    assert.deepEqual(hooks.map((h) => h.text.split('\n')[0]).sort(), [
+      'Run of p failed',
+      'p · gate failed after 2 attempts',
+    ]);
     assert.equal(mails.length, 2);
     assert.ok(subjects().includes('[dip] Run of p failed'));
-    assert.ok(mails.some((m) => m.raw.includes('=?UTF-8?Q?=5Bdip=5D_p_=C2=B7_gate_failed_after_2_a?=')), 'the retry alert, its subject MIME-encoded');
+    assert.ok(
+      mails.some((m) => m.raw.includes('=?UTF-8?Q?=5Bdip=5D_p_=C2=B7_gate_failed_after_2_a?=')),
+      'the retry alert, its subject MIME-encoded',
+    );
     assert.deepEqual(mails[0]?.to, ['oncall@example.com']);
     const failure = hooks.find((h) => h.text.startsWith('Run of p failed'));
     assert.match(JSON.stringify(failure?.body['blocks']), new RegExp(run1.id));
@@ -115,7 +131,11 @@ describe('orchestrator alerts', () => {
     const run4 = await r.orchestrator.trigger('p');
     await waitForRuns(r.orchestrator.store, [run4.id], { pollMs: 20 });
     await until(() => hooks.filter((h) => h.text.startsWith('Run of p failed')).length >= 2);
-    assert.equal(hooks.filter((h) => h.text.startsWith('Run of p failed')).length, 2, 'after a success, a new failure is a new incident');
+    assert.equal(
+      hooks.filter((h) => h.text.startsWith('Run of p failed')).length,
+      2,
+      'after a success, a new failure is a new incident',
+    );
   });
 
   it('an SLA breach alerts once; a quality failure alerts and is not retried', async () => {
@@ -132,13 +152,22 @@ describe('orchestrator alerts', () => {
     runtimes.push(r);
     await r.orchestrator.tick();
     await r.orchestrator.tick();
-    assert.deepEqual(hooks.map((h) => h.text.split('\n')[0]), ['bronze.orders is stale: no commit for ever (SLA 1h)']);
+    assert.deepEqual(
+      hooks.map((h) => h.text.split('\n')[0]),
+      ['bronze.orders is stale: no commit for ever (SLA 1h)'],
+    );
     await p.write('data/a.csv', 'id,amount\n1,5\n2,\n');
     const run = await r.orchestrator.trigger('p');
     const [done] = await waitForRuns(r.orchestrator.store, [run.id], { pollMs: 20 });
     assert.equal(done?.status, 'failed');
     const tasks = await r.orchestrator.store.listTasks(run.id);
-    assert.deepEqual(tasks.map((t) => [t.task, t.status, t.attempt]), [['ingest.shop', 'succeeded', 1], ['silver.orders', 'failed', 1]]);
+    assert.deepEqual(
+      tasks.map((t) => [t.task, t.status, t.attempt]),
+      [
+        ['ingest.shop', 'succeeded', 1],
+        ['silver.orders', 'failed', 1],
+      ],
+    );
     await until(() => hooks.some((h) => h.text.startsWith('Quality')));
     assert.ok(hooks.some((h) => h.text.startsWith('Quality checks failed in p · silver.orders')));
     // Fresh again: the SLA incident ends quietly (recovery is not in `on`), and later breaches alert anew.
@@ -147,15 +176,25 @@ describe('orchestrator alerts', () => {
     assert.deepEqual(hooks, []);
     clock.t = new Date(Date.now() + 2 * 3_600_000);
     await r.orchestrator.tick();
-    assert.match((hooks[0] as Hook | undefined)?.text ?? '', /^bronze\.orders is stale: no commit for 2\.0 h \(SLA 1h\)/);
+    assert.match(
+      (hooks[0] as Hook | undefined)?.text ?? '',
+      /^bronze\.orders is stale: no commit for 2\.0 h \(SLA 1h\)/,
+    );
   });
 });
 
 describe('data triggers', () => {
   it('new or changed files start a run; an upstream success starts the downstream pipeline with its interval', async () => {
     const p = await project({
-      up: { sources: { shop: { type: 'files', streams: { orders: { path: 'in/*.csv' } } } }, triggers: [{ files: 'in/*.csv' }] },
-      down: { sources: {}, triggers: [{ pipeline: 'up' }], tasks: { t: { shell: 'echo "$DIP_INTERVAL_START" > down.txt' } } },
+      up: {
+        sources: { shop: { type: 'files', streams: { orders: { path: 'in/*.csv' } } } },
+        triggers: [{ files: 'in/*.csv' }],
+      },
+      down: {
+        sources: {},
+        triggers: [{ pipeline: 'up' }],
+        tasks: { t: { shell: 'echo "$DIP_INTERVAL_START" > down.txt' } },
+      },
     });
     const lake = await p.lake();
     const o = Orchestrator.create(lake);
@@ -166,12 +205,22 @@ describe('data triggers', () => {
     await p.write('in/b.csv', 'id\n2\n');
     assert.equal((await o.tick()).triggered, 1);
     const ups = await o.store.listRuns({ pipeline: 'up' });
-    assert.deepEqual(ups.map((x) => x.trigger), ['files', 'files']);
-    assert.ok(ups.every((x) => x.interval && x.interval.start < x.interval.end), 'a file run covers the time since the previous trigger');
+    assert.deepEqual(
+      ups.map((x) => x.trigger),
+      ['files', 'files'],
+    );
+    assert.ok(
+      ups.every((x) => x.interval && x.interval.start < x.interval.end),
+      'a file run covers the time since the previous trigger',
+    );
     assert.equal(ups[1]?.interval?.end.getTime(), ups[0]?.interval?.start.getTime());
     const r = startRuntime(lake, { leaseMs: 5_000, pollMs: 20 });
     runtimes.push(r);
-    await waitForRuns(o.store, ups.map((x) => x.id), { pollMs: 20 });
+    await waitForRuns(
+      o.store,
+      ups.map((x) => x.id),
+      { pollMs: 20 },
+    );
     assert.equal(await p.count('bronze.orders'), 2);
     assert.equal((await o.tick()).triggered, 1, 'the upstream succeeded: the downstream runs once');
     assert.equal((await o.tick()).triggered, 0);

@@ -23,8 +23,12 @@ before(async () => {
     },
   };
   await p.write('dip.yaml', JSON.stringify(config, null, 2));
-  await p.write('tasks/score.ts', `export default async ({ interval, log }: { interval: { start: Date } | null; log: (l: string) => void }): Promise<void> => { const n: number = 2; log('scored ' + interval?.start.toISOString() + ' x' + n); };\n`);
-  for (const d of ['2026-02-01', '2026-02-02', '2026-02-03']) await p.write(`data/${d}.csv`, `id,day\n${d.slice(-1)}1,${d}\n${d.slice(-1)}2,${d}\n`);
+  await p.write(
+    'tasks/score.ts',
+    `export default async ({ interval, log }: { interval: { start: Date } | null; log: (l: string) => void }): Promise<void> => { const n: number = 2; log('scored ' + interval?.start.toISOString() + ' x' + n); };\n`,
+  );
+  for (const d of ['2026-02-01', '2026-02-02', '2026-02-03'])
+    await p.write(`data/${d}.csv`, `id,day\n${d.slice(-1)}1,${d}\n${d.slice(-1)}2,${d}\n`);
   await p.write('ok.flag', '');
 });
 after(async () => p.dispose());
@@ -33,14 +37,36 @@ const json = <T>(text: string): T => JSON.parse(text) as T;
 
 describe('dip backfill / trigger / runs', () => {
   it('backfill --dry-run lists the intervals; a backfill runs them; a second one has nothing to do', async () => {
-    const dry = await runCli(['backfill', 'daily', '--from', '2026-02-01', '--to', '2026-02-04', '--dry-run', '--json'], p.dir);
+    const dry = await runCli(
+      ['backfill', 'daily', '--from', '2026-02-01', '--to', '2026-02-04', '--dry-run', '--json'],
+      p.dir,
+    );
     assert.equal(dry.code, 0, dry.stderr);
-    assert.deepEqual(json<{ intervals: { start: string }[] }>(dry.stdout).intervals.map((i) => i.start), ['2026-02-01T00:00:00.000Z', '2026-02-02T00:00:00.000Z', '2026-02-03T00:00:00.000Z']);
-    const real = await runCli(['backfill', 'daily', '--from', '2026-02-01', '--to', '2026-02-04', '--parallel', '2', '--json'], p.dir);
+    assert.deepEqual(
+      json<{ intervals: { start: string }[] }>(dry.stdout).intervals.map((i) => i.start),
+      ['2026-02-01T00:00:00.000Z', '2026-02-02T00:00:00.000Z', '2026-02-03T00:00:00.000Z'],
+    );
+    const real = await runCli(
+      ['backfill', 'daily', '--from', '2026-02-01', '--to', '2026-02-04', '--parallel', '2', '--json'],
+      p.dir,
+    );
     assert.equal(real.code, 0, real.stderr);
-    const out = json<{ backfillId: string; runs: { status: string; tasks: { task: string; status: string; rows: number }[] }[] }>(real.stdout);
-    assert.deepEqual(out.runs.map((r) => r.status), ['succeeded', 'succeeded', 'succeeded']);
-    assert.deepEqual(out.runs[0]?.tasks.map((t) => [t.task, t.status, t.rows]), [['ingest.shop', 'succeeded', 2], ['score', 'succeeded', 0], ['gate', 'succeeded', 0]]);
+    const out = json<{
+      backfillId: string;
+      runs: { status: string; tasks: { task: string; status: string; rows: number }[] }[];
+    }>(real.stdout);
+    assert.deepEqual(
+      out.runs.map((r) => r.status),
+      ['succeeded', 'succeeded', 'succeeded'],
+    );
+    assert.deepEqual(
+      out.runs[0]?.tasks.map((t) => [t.task, t.status, t.rows]),
+      [
+        ['ingest.shop', 'succeeded', 2],
+        ['score', 'succeeded', 0],
+        ['gate', 'succeeded', 0],
+      ],
+    );
     assert.equal(await p.count('bronze.orders'), 6);
     const again = await runCli(['backfill', 'daily', '--from', '2026-02-01', '--to', '2026-02-04'], p.dir);
     assert.equal(again.code, 0);
@@ -53,10 +79,20 @@ describe('dip backfill / trigger / runs', () => {
     const { rm } = await import('node:fs/promises');
     await rm(p.path('ok.flag'));
     await p.write('data/2026-02-10.csv', 'id,day\n101,2026-02-10\n');
-    const failed = await runCli(['trigger', 'daily', '--interval-start', '2026-02-10', '--interval-end', '2026-02-11', '--json'], p.dir);
+    const failed = await runCli(
+      ['trigger', 'daily', '--interval-start', '2026-02-10', '--interval-end', '2026-02-11', '--json'],
+      p.dir,
+    );
     assert.equal(failed.code, 1, failed.stderr);
     const run = json<{ id: string; status: string; tasks: { task: string; status: string }[] }>(failed.stdout);
-    assert.deepEqual(run.tasks.map((t) => [t.task, t.status]), [['ingest.shop', 'succeeded'], ['score', 'succeeded'], ['gate', 'failed']]);
+    assert.deepEqual(
+      run.tasks.map((t) => [t.task, t.status]),
+      [
+        ['ingest.shop', 'succeeded'],
+        ['score', 'succeeded'],
+        ['gate', 'failed'],
+      ],
+    );
     const scoreLog = await runCli(['runs', 'logs', run.id, 'score'], p.dir);
     assert.match(scoreLog.stdout, /scored 2026-02-10T00:00:00\.000Z x2/, 'the TypeScript task ran under plain node');
     const gateLog = await runCli(['runs', 'logs', run.id, 'gate'], p.dir);
@@ -68,7 +104,14 @@ describe('dip backfill / trigger / runs', () => {
     assert.equal(rerun.code, 0, rerun.stderr);
     const resumed = json<{ status: string; attempt: number; tasks: { task: string; attempt: number }[] }>(rerun.stdout);
     assert.deepEqual([resumed.status, resumed.attempt], ['succeeded', 2]);
-    assert.deepEqual(resumed.tasks.map((t) => [t.task, t.attempt]), [['ingest.shop', 1], ['score', 1], ['gate', 2]]);
+    assert.deepEqual(
+      resumed.tasks.map((t) => [t.task, t.attempt]),
+      [
+        ['ingest.shop', 1],
+        ['score', 1],
+        ['gate', 2],
+      ],
+    );
     assert.equal(await p.count('bronze.orders'), 7);
   });
 
@@ -82,7 +125,10 @@ describe('dip backfill / trigger / runs', () => {
     assert.match(bad.stderr, /--from "yesterday": expected an ISO date or time/);
     const status = await runCli(['runs', 'list', '--status', 'done'], p.dir);
     assert.equal(status.code, 3);
-    assert.match(status.stderr, /--status "done": expected one of queued, running, succeeded, failed, cancelled, crashed/);
+    assert.match(
+      status.stderr,
+      /--status "done": expected one of queued, running, succeeded, failed, cancelled, crashed/,
+    );
     const unknown = await runCli(['trigger', 'nope'], p.dir);
     assert.equal(unknown.code, 6);
     assert.match(unknown.stderr, /no pipeline named "nope"/);
@@ -90,11 +136,17 @@ describe('dip backfill / trigger / runs', () => {
 
   it('dip run takes --interval-start/--interval-end for templated sources, and says so when they are missing', async () => {
     await p.write('data/2026-02-20.csv', 'id,day\n201,2026-02-20\n');
-    const ok = await runCli(['run', 'daily', '--interval-start', '2026-02-20', '--interval-end', '2026-02-21', '--no-silver', '--quiet'], p.dir);
+    const ok = await runCli(
+      ['run', 'daily', '--interval-start', '2026-02-20', '--interval-end', '2026-02-21', '--no-silver', '--quiet'],
+      p.dir,
+    );
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(await p.count('bronze.orders'), 8);
     const missing = await runCli(['run', 'daily', '--quiet'], p.dir);
     assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /uses \{interval\.start_date\} at pipelines\.daily\.sources\.shop\.streams\.orders\.path/);
+    assert.match(
+      missing.stderr,
+      /uses \{interval\.start_date\} at pipelines\.daily\.sources\.shop\.streams\.orders\.path/,
+    );
   });
 });

@@ -17,7 +17,13 @@ after(async () => {
   await engine.close();
 });
 
-const EMAILS = ['john.doe@example.com', 'a.b+tag@mail.example.org', 'Zoe_99@sub.domain.co.uk', 'x@y.io', 'first-last@company.de'];
+const EMAILS = [
+  'john.doe@example.com',
+  'a.b+tag@mail.example.org',
+  'Zoe_99@sub.domain.co.uk',
+  'x@y.io',
+  'first-last@company.de',
+];
 const PHONES = ['+1 (555) 123-4567', '+44 20 7946 0958', '+14155552671', '(555) 123-4567', '555-123-4567'];
 const CARDS = ['4111111111111111', '5500 0055 5555 5559', '378282246310005', '6011-1111-1111-1117', '4012888888881881'];
 const NOT_CARDS = ['4111111111111112', '1234567812345679', '5500005555555550', '6011111111111110', '4012888888881882'];
@@ -31,7 +37,10 @@ const BAD_IPS = ['256.1.1.1', '1.2.3', '300.1.1.1', '1.2.3.4.5', 'abc.def.ghi.jk
 async function table(name: string, columns: Record<string, readonly (string | null)[]>): Promise<void> {
   const names = Object.keys(columns);
   const n = Math.max(...Object.values(columns).map((v) => v.length));
-  const rows = Array.from({ length: n }, (_, i) => `(${names.map((c) => (columns[c]?.[i] == null ? 'NULL' : lit(columns[c]?.[i] as string))).join(', ')})`);
+  const rows = Array.from(
+    { length: n },
+    (_, i) => `(${names.map((c) => (columns[c]?.[i] == null ? 'NULL' : lit(columns[c]?.[i] as string))).join(', ')})`,
+  );
   await engine.run(`CREATE OR REPLACE TABLE ${name} (${names.map((c) => `"${c}" VARCHAR`).join(', ')})`);
   await engine.run(`INSERT INTO ${name} VALUES ${rows.join(', ')}`);
 }
@@ -52,7 +61,11 @@ describe('classifyValue', () => {
     assert.deepEqual(classifyValue('john.doe@example.com'), ['email']);
     assert.deepEqual(classifyValue('123-45-6789'), ['ssn']);
     assert.deepEqual(classifyValue('192.168.1.10'), ['ip']);
-    assert.deepEqual(classifyValue('192.168.100.200'), ['ip', 'phone'], 'an IP with 12 digits also looks like a dotted phone; column scoring prefers ip');
+    assert.deepEqual(
+      classifyValue('192.168.100.200'),
+      ['ip', 'phone'],
+      'an IP with 12 digits also looks like a dotted phone; column scoring prefers ip',
+    );
     assert.deepEqual(classifyValue('4111111111111111'), ['card']);
     assert.deepEqual(classifyValue('4111 1111 1111 111'), ['phone'], '15 digits failing Luhn');
     assert.deepEqual(classifyValue('+14155552671'), ['phone']);
@@ -87,9 +100,27 @@ describe('detectPii', () => {
     const columns = await engine.describe('SELECT * FROM people');
     const findings = await detectPii(engine, 'people', [...columns, { name: 'n', type: 'BIGINT' }]);
     assert.deepEqual(findings, [
-      { column: 'email', kind: 'email', matched: 5, sampled: 5, examples: ['Xxx_99@xxx.xxxxxx.xx.xx', 'x.x+xxx@xxxx.xxxxxxx.xxx', 'x@x.xx'] },
-      { column: 'phone', kind: 'phone', matched: 5, sampled: 5, examples: ['(999) 999-9999', '+9 (999) 999-9999', '+99 99 9999 9999'] },
-      { column: 'card', kind: 'card', matched: 5, sampled: 5, examples: ['9999 9999 9999 9999', '9999-9999-9999-9999', '999999999999999'] },
+      {
+        column: 'email',
+        kind: 'email',
+        matched: 5,
+        sampled: 5,
+        examples: ['Xxx_99@xxx.xxxxxx.xx.xx', 'x.x+xxx@xxxx.xxxxxxx.xxx', 'x@x.xx'],
+      },
+      {
+        column: 'phone',
+        kind: 'phone',
+        matched: 5,
+        sampled: 5,
+        examples: ['(999) 999-9999', '+9 (999) 999-9999', '+99 99 9999 9999'],
+      },
+      {
+        column: 'card',
+        kind: 'card',
+        matched: 5,
+        sampled: 5,
+        examples: ['9999 9999 9999 9999', '9999-9999-9999-9999', '999999999999999'],
+      },
       { column: 'ssn', kind: 'ssn', matched: 5, sampled: 5, examples: ['999-99-9999'] },
       { column: 'ip', kind: 'ip', matched: 5, sampled: 5, examples: ['99.9.9.999', '999.999.9.99', '999.999.999.999'] },
     ]);
@@ -97,7 +128,9 @@ describe('detectPii', () => {
 
   it('uses the threshold, skips nulls and blanks, and reads a query relation', async () => {
     // 4 e-mails of 5 non-empty values: 0.8 reaches the default threshold, 0.9 does not.
-    await table('contacts', { contact: ['a@example.com', null, 'b@example.com', '  ', 'c@example.com', '', 'd@example.com', 'Bob'] });
+    await table('contacts', {
+      contact: ['a@example.com', null, 'b@example.com', '  ', 'c@example.com', '', 'd@example.com', 'Bob'],
+    });
     const columns = [{ name: 'contact', type: 'VARCHAR' }];
     assert.deepEqual(await detectPii(engine, 'SELECT * FROM contacts', columns), [
       { column: 'contact', kind: 'email', matched: 4, sampled: 5, examples: ['x@xxxxxxx.xxx'] },

@@ -78,8 +78,14 @@ pipelines:
   it('ends with lake tables equal to the source tables', { timeout: 240_000 }, async () => {
     assert.ok(existsSync(pgbench), `pgbench not found at ${pgbench}`);
     const env = { ...process.env, CDC_TEST_PG_URL: server.url };
-    const follow = (): ChildProcess => spawn(process.execPath, [CLI, '-p', dir, 'run', 'bench', '--follow', '--quiet'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    const load = spawn(pgbench, ['-n', '-c', '4', '-j', '2', '-T', '14', '-R', '600', server.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const follow = (): ChildProcess =>
+      spawn(process.execPath, [CLI, '-p', dir, 'run', 'bench', '--follow', '--quiet'], {
+        env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+    const load = spawn(pgbench, ['-n', '-c', '4', '-j', '2', '-T', '14', '-R', '600', server.url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let loadOut = '';
     load.stdout?.on('data', (d: Buffer) => (loadOut += d.toString()));
     load.stderr?.on('data', (d: Buffer) => (loadOut += d.toString()));
@@ -113,8 +119,16 @@ pipelines:
     assert.equal(kills, 2);
 
     // Catch up with what is left, then compare.
-    const final = spawnSync(process.execPath, [CLI, '-p', dir, 'run', 'bench', '--quiet', '--json'], { env, encoding: 'utf8', timeout: 120_000 });
-    assert.equal(final.status, 0, `final run (status ${final.status}, signal ${final.signal}): ${final.stderr}\n${final.stdout.slice(-3000)}\n(follower: ${lastErr})`);
+    const final = spawnSync(process.execPath, [CLI, '-p', dir, 'run', 'bench', '--quiet', '--json'], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(
+      final.status,
+      0,
+      `final run (status ${final.status}, signal ${final.signal}): ${final.stderr}\n${final.stdout.slice(-3000)}\n(follower: ${lastErr})`,
+    );
     for (const [name, check] of Object.entries(CHECKS)) {
       const source = (await db.query<{ n: string; h: string }>(check.pg)).rows[0];
       const q = spawnSync(process.execPath, [CLI, '-p', dir, 'query', '--json', check.lake], { env, encoding: 'utf8' });
@@ -123,7 +137,18 @@ pipelines:
       assert.deepEqual(lake, source, `${name}: lake differs from source`);
     }
     // Changes were streamed (not only re-read by snapshots): most pgbench updates are events in the change log.
-    const q = spawnSync(process.execPath, [CLI, '-p', dir, 'query', '--json', `SELECT count(*)::INTEGER AS n FROM bronze.pgbench_accounts_changes WHERE _cdc_op = 'u'`], { env, encoding: 'utf8' });
+    const q = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        '-p',
+        dir,
+        'query',
+        '--json',
+        `SELECT count(*)::INTEGER AS n FROM bronze.pgbench_accounts_changes WHERE _cdc_op = 'u'`,
+      ],
+      { env, encoding: 'utf8' },
+    );
     const updates = (JSON.parse(q.stdout) as { n: number }[])[0]?.n ?? 0;
     process.stderr.write(`cdc under pgbench: ${updates} update events for ${processed} transactions\n`);
     assert.ok(updates >= processed / 2, `only ${updates} update events for ${processed} transactions`);
@@ -140,7 +165,9 @@ async function snapshotLanded(dir: string, timeoutMs: number): Promise<void> {
     try {
       const db = new Database(join(dir, '.dip', 'catalog.db'), { readonly: true, fileMustExist: true });
       try {
-        const row = db.prepare(`SELECT head_commit FROM dip_tables WHERE name = 'bronze.pgbench_accounts'`).get() as { head_commit: number | null } | undefined;
+        const row = db.prepare(`SELECT head_commit FROM dip_tables WHERE name = 'bronze.pgbench_accounts'`).get() as
+          | { head_commit: number | null }
+          | undefined;
         if (row?.head_commit != null) return;
       } finally {
         db.close();

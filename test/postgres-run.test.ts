@@ -13,7 +13,10 @@ import { type PostgresServer, postgresTestOptions, startPostgres } from './suppo
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 
 function dip(dir: string, env: NodeJS.ProcessEnv, ...args: string[]): string {
-  const r = spawnSync(process.execPath, [CLI, '-p', dir, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [CLI, '-p', dir, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
   assert.equal(r.status, 0, `dip ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -53,13 +56,20 @@ pipelines:
 
   it('lands the tables and keeps the ledger in PostgreSQL', async () => {
     const env = { DIP_TEST_PG_URL: server?.url ?? '' };
-    const first = JSON.parse(dip(dir, env, 'run', '--quiet', '--json')) as { status: string; stats: { streams: Record<string, { rows: number; files: number }> } }[];
+    const first = JSON.parse(dip(dir, env, 'run', '--quiet', '--json')) as {
+      status: string;
+      stats: { streams: Record<string, { rows: number; files: number }> };
+    }[];
     assert.equal(first[0]?.status, 'succeeded');
     assert.equal(first[0]?.stats.streams['files.items']?.rows, 300);
-    const counts = JSON.parse(dip(dir, env, 'query', '--json', 'select count(*) as n, sum(id) as s from bronze.items')) as { n: number; s: string }[];
+    const counts = JSON.parse(
+      dip(dir, env, 'query', '--json', 'select count(*) as n, sum(id) as s from bronze.items'),
+    ) as { n: number; s: string }[];
     assert.equal(Number(counts[0]?.n), 300);
     assert.equal(Number(counts[0]?.s), (300 * 301) / 2);
-    const second = JSON.parse(dip(dir, env, 'run', '--quiet', '--json')) as { stats: { streams: Record<string, { files: number; skippedFiles: number }> } }[];
+    const second = JSON.parse(dip(dir, env, 'run', '--quiet', '--json')) as {
+      stats: { streams: Record<string, { files: number; skippedFiles: number }> };
+    }[];
     assert.deepEqual(
       [second[0]?.stats.streams['files.items']?.files, second[0]?.stats.streams['files.items']?.skippedFiles],
       [0, 3],

@@ -32,11 +32,17 @@ describe('postgres source', postgresTestOptions(), () => {
     await server?.stop();
   });
 
-  const source = (extra: Record<string, unknown>) => ({ db: { type: 'postgres', connection: { url: server.url }, ...extra } });
+  const source = (extra: Record<string, unknown>) => ({
+    db: { type: 'postgres', connection: { url: server.url }, ...extra },
+  });
 
   it('full extract: parallel ranges from one snapshot land every row once', async () => {
-    await db.query(`CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(12,2), created timestamptz)`);
-    await db.query(`INSERT INTO orders SELECT i, 'c' || (i % 97), (i * 1.25)::numeric(12,2), timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute' FROM generate_series(1, 20000) i`);
+    await db.query(
+      `CREATE TABLE orders (id bigint PRIMARY KEY, customer text, amount numeric(12,2), created timestamptz)`,
+    );
+    await db.query(
+      `INSERT INTO orders SELECT i, 'c' || (i % 97), (i * 1.25)::numeric(12,2), timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute' FROM generate_series(1, 20000) i`,
+    );
     await db.query('ANALYZE orders');
     const p = await TestProject.withSources(source({ tables: ['orders'], extract: { chunk_rows: 3000, parallel: 2 } }));
     try {
@@ -44,8 +50,13 @@ describe('postgres source', postgresTestOptions(), () => {
       const stats = r.stats.streams['db.orders'];
       assert.ok((stats?.files ?? 0) >= 6, `expected several units, got ${stats?.files}`);
       assert.equal(stats?.rows, 20000);
-      const lake = (await p.rows(`SELECT count(*)::BIGINT AS n, sum(id)::BIGINT AS ids, sum(amount)::VARCHAR AS amount, max(created)::VARCHAR AS last FROM bronze.orders`))[0];
-      const src = (await db.query(`SELECT count(*) AS n, sum(id) AS ids, sum(amount)::text AS amount FROM orders`)).rows[0];
+      const lake = (
+        await p.rows(
+          `SELECT count(*)::BIGINT AS n, sum(id)::BIGINT AS ids, sum(amount)::VARCHAR AS amount, max(created)::VARCHAR AS last FROM bronze.orders`,
+        )
+      )[0];
+      const src = (await db.query(`SELECT count(*) AS n, sum(id) AS ids, sum(amount)::text AS amount FROM orders`))
+        .rows[0];
       assert.equal(String(lake?.['n']), src.n);
       assert.equal(String(lake?.['ids']), src.ids);
       assert.equal(lake?.['amount'], src.amount);
@@ -77,44 +88,90 @@ describe('postgres source', postgresTestOptions(), () => {
       const cols = await p.rows(`SELECT column_name, column_type AS data_type FROM (DESCRIBE bronze.typed)`);
       const types = Object.fromEntries(cols.map((c) => [c['column_name'], c['data_type']]));
       assert.deepEqual(
-        { b: types['b'], i2: types['i2'], i8: types['i8'], n: types['n'], nbig: types['nbig'], f4: types['f4'], f8: types['f8'], u: types['u'], j: types['j'], jb: types['jb'], d: types['d'], ts: types['ts'], tstz: types['tstz'], tm: types['tm'], iv: types['iv'], bin: types['bin'], ai: types['ai'], at: types['at'], an: types['an'], m: types['m'] },
-        { b: 'BOOLEAN', i2: 'SMALLINT', i8: 'BIGINT', n: 'DECIMAL(38,10)', nbig: 'VARCHAR', f4: 'FLOAT', f8: 'DOUBLE', u: 'UUID', j: 'JSON', jb: 'JSON', d: 'DATE', ts: 'TIMESTAMP', tstz: 'TIMESTAMP WITH TIME ZONE', tm: 'TIME', iv: 'INTERVAL', bin: 'BLOB', ai: 'INTEGER[]', at: 'VARCHAR[]', an: 'DECIMAL(6,2)[]', m: 'VARCHAR' },
+        {
+          b: types['b'],
+          i2: types['i2'],
+          i8: types['i8'],
+          n: types['n'],
+          nbig: types['nbig'],
+          f4: types['f4'],
+          f8: types['f8'],
+          u: types['u'],
+          j: types['j'],
+          jb: types['jb'],
+          d: types['d'],
+          ts: types['ts'],
+          tstz: types['tstz'],
+          tm: types['tm'],
+          iv: types['iv'],
+          bin: types['bin'],
+          ai: types['ai'],
+          at: types['at'],
+          an: types['an'],
+          m: types['m'],
+        },
+        {
+          b: 'BOOLEAN',
+          i2: 'SMALLINT',
+          i8: 'BIGINT',
+          n: 'DECIMAL(38,10)',
+          nbig: 'VARCHAR',
+          f4: 'FLOAT',
+          f8: 'DOUBLE',
+          u: 'UUID',
+          j: 'JSON',
+          jb: 'JSON',
+          d: 'DATE',
+          ts: 'TIMESTAMP',
+          tstz: 'TIMESTAMP WITH TIME ZONE',
+          tm: 'TIME',
+          iv: 'INTERVAL',
+          bin: 'BLOB',
+          ai: 'INTEGER[]',
+          at: 'VARCHAR[]',
+          an: 'DECIMAL(6,2)[]',
+          m: 'VARCHAR',
+        },
       );
-      const [one, two] = await p.rows(`SELECT b, i2, i8::VARCHAR AS i8, n::VARCHAR AS n, nbig, f4, f8, t, vc, ch, u::VARCHAR AS u, j::VARCHAR AS j, jb::VARCHAR AS jb,
+      const [one, two] =
+        await p.rows(`SELECT b, i2, i8::VARCHAR AS i8, n::VARCHAR AS n, nbig, f4, f8, t, vc, ch, u::VARCHAR AS u, j::VARCHAR AS j, jb::VARCHAR AS jb,
           d::VARCHAR AS d, ts::VARCHAR AS ts, tstz::VARCHAR AS tstz, tm::VARCHAR AS tm, iv::VARCHAR AS iv, hex(bin) AS bin, octet_length(bin) AS bylen,
           ai::VARCHAR AS ai, len("at") AS atn, "at"[1] AS at1, "at"[2] AS at2, "at"[3] IS NULL AS at3null, "at"[4] AS at4, an::VARCHAR AS an, m, ip
         FROM bronze.typed ORDER BY id`);
-      assert.deepEqual({ ...one, f4: Number(one?.['f4']).toFixed(5), bylen: Number(one?.['bylen']), atn: Number(one?.['atn']) }, {
-        b: true,
-        i2: -32768,
-        i8: '9223372036854775807',
-        n: '-1234567890123456789012345678.0123456789',
-        nbig: '12345678901234567890123456789012345678901234567890.123456789',
-        f4: '3.14159',
-        f8: 2.718281828459045,
-        t: 'comma, "quote"\nnew line',
-        vc: 'ünï',
-        ch: 'ab ',
-        u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-        j: '{"a": [1, 2]}',
-        jb: '{"b": {"c": null}}',
-        d: '2024-02-29',
-        ts: '2024-02-29 23:59:59.123456',
-        tstz: '2024-02-29 18:29:59.123456+00',
-        tm: '13:45:01.5',
-        iv: '1 year 2 months 3 days 04:05:06.5',
-        bin: '00FF10',
-        bylen: 3,
-        ai: '[1, NULL, 3]',
-        atn: 4,
-        at1: 'a,b',
-        at2: 'c"d',
-        at3null: true,
-        at4: '',
-        an: '[1.50, -2.25]',
-        m: 'happy',
-        ip: '192.168.0.1/24',
-      });
+      assert.deepEqual(
+        { ...one, f4: Number(one?.['f4']).toFixed(5), bylen: Number(one?.['bylen']), atn: Number(one?.['atn']) },
+        {
+          b: true,
+          i2: -32768,
+          i8: '9223372036854775807',
+          n: '-1234567890123456789012345678.0123456789',
+          nbig: '12345678901234567890123456789012345678901234567890.123456789',
+          f4: '3.14159',
+          f8: 2.718281828459045,
+          t: 'comma, "quote"\nnew line',
+          vc: 'ünï',
+          ch: 'ab ',
+          u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+          j: '{"a": [1, 2]}',
+          jb: '{"b": {"c": null}}',
+          d: '2024-02-29',
+          ts: '2024-02-29 23:59:59.123456',
+          tstz: '2024-02-29 18:29:59.123456+00',
+          tm: '13:45:01.5',
+          iv: '1 year 2 months 3 days 04:05:06.5',
+          bin: '00FF10',
+          bylen: 3,
+          ai: '[1, NULL, 3]',
+          atn: 4,
+          at1: 'a,b',
+          at2: 'c"d',
+          at3null: true,
+          at4: '',
+          an: '[1.50, -2.25]',
+          m: 'happy',
+          ip: '192.168.0.1/24',
+        },
+      );
       assert.equal(two?.['b'], null);
       assert.ok(Number.isNaN(Number(two?.['f4'])));
       assert.equal(Number(two?.['f8']), -Infinity);
@@ -130,9 +187,24 @@ describe('postgres source', postgresTestOptions(), () => {
   it('incremental: ties on the cursor across chunk boundaries and late commits, nothing missed or duplicated', async () => {
     await db.query(`CREATE TABLE events (id int PRIMARY KEY, updated_at timestamptz NOT NULL, v int)`);
     // 25 rows share one cursor value: every chunk boundary (7 rows) falls inside the tie
-    await db.query(`INSERT INTO events SELECT i, timestamptz '2024-01-01 00:00:00+00' + (CASE WHEN i <= 25 THEN 0 ELSE i END) * interval '1 second', i FROM generate_series(1, 40) i`);
+    await db.query(
+      `INSERT INTO events SELECT i, timestamptz '2024-01-01 00:00:00+00' + (CASE WHEN i <= 25 THEN 0 ELSE i END) * interval '1 second', i FROM generate_series(1, 40) i`,
+    );
     const p = await TestProject.withSources(
-      source({ mode: 'incremental', tables: [{ name: 'events', cursor: 'updated_at', chunk_rows: 7, lag: '1h' }, { name: 'events', stream: 'events_log', write_disposition: 'append', cursor: 'updated_at', chunk_rows: 7, lag: '1h' }] }),
+      source({
+        mode: 'incremental',
+        tables: [
+          { name: 'events', cursor: 'updated_at', chunk_rows: 7, lag: '1h' },
+          {
+            name: 'events',
+            stream: 'events_log',
+            write_disposition: 'append',
+            cursor: 'updated_at',
+            chunk_rows: 7,
+            lag: '1h',
+          },
+        ],
+      }),
     );
     try {
       const first = await p.runOk();
@@ -146,14 +218,25 @@ describe('postgres source', postgresTestOptions(), () => {
       const second = await p.runOk();
       // 43 is newer than now() - lag: it waits for a later run
       assert.equal(second.stats.streams['db.events']?.rows, 4);
-      assert.deepEqual((await p.rows(`SELECT list(id ORDER BY id) AS ids FROM bronze.events`))[0]?.['ids'], [...Array.from({ length: 42 }, (_, i) => i + 1)]);
-      assert.deepEqual((await p.rows(`SELECT v FROM bronze.events WHERE id IN (3, 30) ORDER BY id`)).map((r) => r['v']), [-3, -30]);
+      assert.deepEqual((await p.rows(`SELECT list(id ORDER BY id) AS ids FROM bronze.events`))[0]?.['ids'], [
+        ...Array.from({ length: 42 }, (_, i) => i + 1),
+      ]);
+      assert.deepEqual(
+        (await p.rows(`SELECT v FROM bronze.events WHERE id IN (3, 30) ORDER BY id`)).map((r) => r['v']),
+        [-3, -30],
+      );
       assert.equal(await p.count('bronze.events_log'), 44); // 40 first reads + 2 updated + 2 new, each once
-      assert.equal(await p.num(`SELECT count(*) FROM (SELECT id, v FROM bronze.events_log GROUP BY 1, 2 HAVING count(*) > 1)`), 0);
+      assert.equal(
+        await p.num(`SELECT count(*) FROM (SELECT id, v FROM bronze.events_log GROUP BY 1, 2 HAVING count(*) > 1)`),
+        0,
+      );
       const third = await p.runOk();
       assert.equal(third.stats.streams['db.events']?.rows, 0);
       // dip state shows the saved position; --reset makes the next run read from the start
-      const shown = JSON.parse(dipCli(p.dir, 'state', 'p', '--stream', 'events', '--json')) as { stream: string; value: { cursor_column: string; last: string[] } }[];
+      const shown = JSON.parse(dipCli(p.dir, 'state', 'p', '--stream', 'events', '--json')) as {
+        stream: string;
+        value: { cursor_column: string; last: string[] };
+      }[];
       assert.equal(shown[0]?.value.cursor_column, 'updated_at');
       assert.equal(shown[0]?.value.last[1], '42');
       dipCli(p.dir, 'state', 'p', '--stream', 'events', '--reset');
@@ -168,12 +251,22 @@ describe('postgres source', postgresTestOptions(), () => {
   });
 
   it('cdc: snapshot then changes (insert, update, key change, delete, truncate) keep the current table equal to the source', async () => {
-    await db.query(`CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric(12,2), tags text[], note bytea)`);
-    await db.query(`INSERT INTO accounts SELECT i, 'owner ' || i, i * 10, ARRAY['t' || i], '\\x0102' FROM generate_series(1, 500) i`);
+    await db.query(
+      `CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric(12,2), tags text[], note bytea)`,
+    );
+    await db.query(
+      `INSERT INTO accounts SELECT i, 'owner ' || i, i * 10, ARRAY['t' || i], '\\x0102' FROM generate_series(1, 500) i`,
+    );
     await db.query(`CREATE TABLE audit (seq bigserial PRIMARY KEY, what text)`);
-    const p = await TestProject.withSources(source({ mode: 'cdc', tables: ['accounts', 'audit'], cdc: { flush_interval: '200ms', idle_timeout: '2s' } }));
+    const p = await TestProject.withSources(
+      source({ mode: 'cdc', tables: ['accounts', 'audit'], cdc: { flush_interval: '200ms', idle_timeout: '2s' } }),
+    );
     const checksum = async () => {
-      const src = (await db.query(`SELECT count(*)::text AS n, coalesce(sum(hashtext(id || '|' || owner || '|' || balance::text || '|' || coalesce(array_to_string(tags, ','), '~') || '|' || encode(note, 'hex'))::bigint), 0)::text AS h FROM accounts`)).rows[0];
+      const src = (
+        await db.query(
+          `SELECT count(*)::text AS n, coalesce(sum(hashtext(id || '|' || owner || '|' || balance::text || '|' || coalesce(array_to_string(tags, ','), '~') || '|' || encode(note, 'hex'))::bigint), 0)::text AS h FROM accounts`,
+        )
+      ).rows[0];
       return src as { n: string; h: string };
     };
     try {
@@ -189,19 +282,40 @@ describe('postgres source', postgresTestOptions(), () => {
       const second = await p.runOk();
       assert.equal(second.status, 'succeeded');
       assert.equal(await p.count('bronze.accounts'), 491);
-      assert.deepEqual((await p.rows(`SELECT _cdc_op AS op, count(*)::INTEGER AS n FROM bronze.accounts_changes WHERE _cdc_op <> 'r' GROUP BY 1 ORDER BY 1`)).map((r) => [r['op'], r['n']]), [
-        ['c', 2],
-        ['d', 11],
-        ['u', 10],
-      ]);
-      const lake = (await p.rows(`SELECT count(*)::VARCHAR AS n, coalesce(sum(hash_pg), 0)::VARCHAR AS h FROM (SELECT id, owner, balance, tags, note, 0 AS hash_pg FROM bronze.accounts)`))[0];
+      assert.deepEqual(
+        (
+          await p.rows(
+            `SELECT _cdc_op AS op, count(*)::INTEGER AS n FROM bronze.accounts_changes WHERE _cdc_op <> 'r' GROUP BY 1 ORDER BY 1`,
+          )
+        ).map((r) => [r['op'], r['n']]),
+        [
+          ['c', 2],
+          ['d', 11],
+          ['u', 10],
+        ],
+      );
+      const lake = (
+        await p.rows(
+          `SELECT count(*)::VARCHAR AS n, coalesce(sum(hash_pg), 0)::VARCHAR AS h FROM (SELECT id, owner, balance, tags, note, 0 AS hash_pg FROM bronze.accounts)`,
+        )
+      )[0];
       assert.equal(lake?.['n'], (await checksum()).n);
-      const rows = await p.rows(`SELECT id, owner, balance::VARCHAR AS balance, array_to_string(tags, ',') AS tags, hex(note) AS note FROM bronze.accounts ORDER BY id`);
-      const src = (await db.query(`SELECT id, owner, balance::text AS balance, array_to_string(tags, ',') AS tags, upper(encode(note, 'hex')) AS note FROM accounts ORDER BY id`)).rows;
+      const rows = await p.rows(
+        `SELECT id, owner, balance::VARCHAR AS balance, array_to_string(tags, ',') AS tags, hex(note) AS note FROM bronze.accounts ORDER BY id`,
+      );
+      const src = (
+        await db.query(
+          `SELECT id, owner, balance::text AS balance, array_to_string(tags, ',') AS tags, upper(encode(note, 'hex')) AS note FROM accounts ORDER BY id`,
+        )
+      ).rows;
       assert.deepEqual(rows, src);
       assert.equal(await p.count('bronze.audit'), 2);
       // the slot's confirmed position moved past what the lake holds
-      const slot = (await db.query(`SELECT confirmed_flush_lsn >= pg_current_wal_lsn() - 100000 AS ok FROM pg_replication_slots WHERE slot_name = 'dip_p_db'`)).rows[0];
+      const slot = (
+        await db.query(
+          `SELECT confirmed_flush_lsn >= pg_current_wal_lsn() - 100000 AS ok FROM pg_replication_slots WHERE slot_name = 'dip_p_db'`,
+        )
+      ).rows[0];
       assert.equal(slot?.ok, true);
       await db.query(`TRUNCATE accounts`);
       await db.query(`INSERT INTO accounts VALUES (7, 'after truncate', 7, NULL, '\\x')`);
@@ -216,7 +330,13 @@ describe('postgres source', postgresTestOptions(), () => {
   it('cdc: deltas are merged among themselves and into the base without changing what readers see', async () => {
     await db.query(`CREATE TABLE counters (id int PRIMARY KEY, n int NOT NULL)`);
     await db.query(`INSERT INTO counters SELECT i, 0 FROM generate_series(1, 100) i`);
-    const p = await TestProject.withSources(source({ mode: 'cdc', tables: ['counters'], cdc: { slot: 'dip_counters', publication: 'dip_counters', idle_timeout: '2s' } }));
+    const p = await TestProject.withSources(
+      source({
+        mode: 'cdc',
+        tables: ['counters'],
+        cdc: { slot: 'dip_counters', publication: 'dip_counters', idle_timeout: '2s' },
+      }),
+    );
     try {
       await p.runOk();
       const lake = await p.lake();
@@ -234,10 +354,17 @@ describe('postgres source', postgresTestOptions(), () => {
       const src = (await db.query(`SELECT id, n FROM counters ORDER BY id`)).rows;
       assert.deepEqual(rows, src);
       // dip tables tells merged rows from changes not yet merged
-      const listed = (JSON.parse(dipCli(p.dir, 'tables', '--json')) as { name: string; rows: number; pendingChanges?: number }[]).find((t) => t.name === 'bronze.counters');
-      const base = (await lake.catalog.liveFiles('bronze.counters')).filter((f) => f.meta['cdc'] !== 'delta').reduce((n, f) => n + f.rows, 0);
+      const listed = (
+        JSON.parse(dipCli(p.dir, 'tables', '--json')) as { name: string; rows: number; pendingChanges?: number }[]
+      ).find((t) => t.name === 'bronze.counters');
+      const base = (await lake.catalog.liveFiles('bronze.counters'))
+        .filter((f) => f.meta['cdc'] !== 'delta')
+        .reduce((n, f) => n + f.rows, 0);
       assert.equal(listed?.rows, base);
-      assert.equal(listed?.pendingChanges, deltas.reduce((n, f) => n + f.rows, 0));
+      assert.equal(
+        listed?.pendingChanges,
+        deltas.reduce((n, f) => n + f.rows, 0),
+      );
       // dip compact joins the files into one; readers still see one row per key
       const compacted = await compactTable(lake, 'bronze.counters', { smallFileBytes: 1 << 30 });
       assert.ok(compacted.inputFiles >= 2);
@@ -250,15 +377,25 @@ describe('postgres source', postgresTestOptions(), () => {
   it('copies rows of any size, quarantines a value the lake type cannot hold, and reports a failing query', async () => {
     await db.query(`CREATE TABLE wide (id int PRIMARY KEY, price numeric(10,2), body text)`);
     // rows far larger than a network chunk, between ordinary ones
-    await db.query(`INSERT INTO wide SELECT i, i / 4.0, CASE WHEN i % 50 = 0 THEN repeat(md5(i::text), 40000) ELSE 'x' || i END FROM generate_series(1, 400) i`);
+    await db.query(
+      `INSERT INTO wide SELECT i, i / 4.0, CASE WHEN i % 50 = 0 THEN repeat(md5(i::text), 40000) ELSE 'x' || i END FROM generate_series(1, 400) i`,
+    );
     await db.query(`UPDATE wide SET price = 'NaN' WHERE id = 7`);
     const p = await TestProject.withSources(source({ tables: ['wide'] }));
     try {
       const r = await p.runOk();
       assert.equal(r.stats.streams['db.wide']?.rows, 399);
       assert.equal(r.stats.streams['db.wide']?.quarantined, 1);
-      const lake = (await p.rows(`SELECT sum(length(body))::BIGINT AS n, md5(string_agg(body, '' ORDER BY id)) AS h FROM bronze.wide`))[0];
-      const src = (await db.query(`SELECT sum(length(body))::bigint::text AS n, md5(string_agg(body, '' ORDER BY id)) AS h FROM wide WHERE id <> 7`)).rows[0];
+      const lake = (
+        await p.rows(
+          `SELECT sum(length(body))::BIGINT AS n, md5(string_agg(body, '' ORDER BY id)) AS h FROM bronze.wide`,
+        )
+      )[0];
+      const src = (
+        await db.query(
+          `SELECT sum(length(body))::bigint::text AS n, md5(string_agg(body, '' ORDER BY id)) AS h FROM wide WHERE id <> 7`,
+        )
+      ).rows[0];
       assert.deepEqual({ n: String(lake?.['n']), h: lake?.['h'] }, src);
       const q = await p.rows(`SELECT column_name, raw FROM quarantine.wide`);
       assert.equal(q.length, 1);
@@ -283,8 +420,14 @@ describe('postgres source', postgresTestOptions(), () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ tables: ['missing_table'] }, /no table or view public\.missing_table .*keyed/],
       [{ mode: 'incremental', tables: ['keyed'] }, /mode incremental needs cursor/],
-      [{ tables: [{ name: 'keyed', mode: 'incremental', cursor: 'nope' }] }, /cursor: no column "nope" \(columns: id, n\)/],
-      [{ tables: [{ name: 'keyed', mode: 'incremental', cursor: 'n', lag: '5m' }] }, /lag applies to a date or timestamp cursor; n is integer/],
+      [
+        { tables: [{ name: 'keyed', mode: 'incremental', cursor: 'nope' }] },
+        /cursor: no column "nope" \(columns: id, n\)/,
+      ],
+      [
+        { tables: [{ name: 'keyed', mode: 'incremental', cursor: 'n', lag: '5m' }] },
+        /lag applies to a date or timestamp cursor; n is integer/,
+      ],
       [{ mode: 'cdc', tables: ['nokey'] }, /needs a primary key .*REPLICA IDENTITY FULL/],
       [{ tables: [{ pattern: 'zz_*' }] }, /pattern "zz_\*" matches no table/],
     ];

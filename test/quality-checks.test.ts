@@ -52,7 +52,11 @@ async function rowResults(table: string, checks: unknown[], refs: Refs = noRefs)
 
 const NOW = new Date('2024-03-10T12:00:00Z');
 
-async function tableResults(table: string, checks: unknown[], ctx: { newRows?: number; history?: number[]; now?: Date } = {}): Promise<CheckResult[]> {
+async function tableResults(
+  table: string,
+  checks: unknown[],
+  ctx: { newRows?: number; history?: number[]; now?: Date } = {},
+): Promise<CheckResult[]> {
   const compiled = await compile(table, checks);
   assert.equal(compiled.row.length, 0);
   return evaluateTableChecks(engine, table, compiled.table, {
@@ -119,7 +123,10 @@ describe('row checks', () => {
     const min = only(results, 'range_views');
     assert.equal(min.failed, 1);
     assert.deepEqual(min.samples, ['views = -3 is below min 0']);
-    assert.equal(min.message, 'silver.people: range_views failed 1 of 5 rows (20.00%, mostly 1): views = -3 is below min 0');
+    assert.equal(
+      min.message,
+      'silver.people: range_views failed 1 of 5 rows (20.00%, mostly 1): views = -3 is below min 0',
+    );
     const open = only(results, 'views_open');
     assert.equal(open.failed, 3, '-3, 0 (bound itself) and 250');
     assert.deepEqual([...open.samples].sort(), [
@@ -129,7 +136,10 @@ describe('row checks', () => {
     ]);
     const dates = only(results, 'range_joined');
     assert.equal(dates.failed, 2);
-    assert.deepEqual([...dates.samples].sort(), ['joined = 2023-12-31 is below min 2024-01-01', 'joined = 2024-06-30 is above max 2024-03-31']);
+    assert.deepEqual([...dates.samples].sort(), [
+      'joined = 2023-12-31 is below min 2024-01-01',
+      'joined = 2024-06-30 is above max 2024-03-31',
+    ]);
   });
 
   it('format and regex: nulls pass, offending values quoted in the reason', async () => {
@@ -147,20 +157,56 @@ describe('row checks', () => {
     assert.deepEqual(phone.samples, ["phone = '12' is not a phone number (7 to 15 digits)"]);
     const code = only(results, 'regex_code');
     assert.equal(code.failed, 2);
-    assert.deepEqual([...code.samples].sort(), ["code = 'B-1' does not match [A-Z]-[0-9]{3}", "code = 'a-102' does not match [A-Z]-[0-9]{3}"]);
+    assert.deepEqual([...code.samples].sort(), [
+      "code = 'B-1' does not match [A-Z]-[0-9]{3}",
+      "code = 'a-102' does not match [A-Z]-[0-9]{3}",
+    ]);
   });
 
   it('format: every well-known format accepts and rejects what it should', async () => {
     const cases: Record<string, { good: string[]; bad: string[] }> = {
-      email: { good: ['a.b+c@example.co.uk', "o'hara@x.io"], bad: ['a@b', 'a b@example.com', '@example.com', 'a@-x.com'] },
-      url: { good: ['https://example.com', 'http://localhost:8080/a?b=c#d', 'HTTPS://x.y/z', 'http://[::1]:80/'], bad: ['ftp://x.com', 'example.com', 'http://', 'https://a b.com'] },
-      uuid: { good: ['123e4567-e89b-12d3-a456-426614174000', '123E4567-E89B-12D3-A456-426614174000'], bad: ['123e4567e89b12d3a456426614174000', '123e4567-e89b-12d3-a456-42661417400g'] },
-      ipv4: { good: ['0.0.0.0', '192.168.1.255', '255.255.255.255'], bad: ['256.1.1.1', '1.2.3', '01.2.3.4x', '1.2.3.4.5'] },
-      ipv6: { good: ['::1', '2001:db8::8a2e:370:7334', '2001:0db8:85a3:0000:0000:8a2e:0370:7334', '::ffff:192.0.2.128', 'fe80::1%eth0', '::'], bad: ['2001:db8:::1', '1:2:3:4:5:6:7:8:9', 'g::1', '192.168.0.1'] },
-      phone: { good: ['+44 20 7946 0958', '(555) 123-4567', '5551234567', '+1-555-123-4567'], bad: ['123456', '+1 555 abc 4567', '1234567890123456', 'call me'] },
-      iso_date: { good: ['2024-02-29', '1999-12-31'], bad: ['2023-02-29', '2024-13-01', '24-01-01', '2024-01-01T00:00:00Z'] },
+      email: {
+        good: ['a.b+c@example.co.uk', "o'hara@x.io"],
+        bad: ['a@b', 'a b@example.com', '@example.com', 'a@-x.com'],
+      },
+      url: {
+        good: ['https://example.com', 'http://localhost:8080/a?b=c#d', 'HTTPS://x.y/z', 'http://[::1]:80/'],
+        bad: ['ftp://x.com', 'example.com', 'http://', 'https://a b.com'],
+      },
+      uuid: {
+        good: ['123e4567-e89b-12d3-a456-426614174000', '123E4567-E89B-12D3-A456-426614174000'],
+        bad: ['123e4567e89b12d3a456426614174000', '123e4567-e89b-12d3-a456-42661417400g'],
+      },
+      ipv4: {
+        good: ['0.0.0.0', '192.168.1.255', '255.255.255.255'],
+        bad: ['256.1.1.1', '1.2.3', '01.2.3.4x', '1.2.3.4.5'],
+      },
+      ipv6: {
+        good: [
+          '::1',
+          '2001:db8::8a2e:370:7334',
+          '2001:0db8:85a3:0000:0000:8a2e:0370:7334',
+          '::ffff:192.0.2.128',
+          'fe80::1%eth0',
+          '::',
+        ],
+        bad: ['2001:db8:::1', '1:2:3:4:5:6:7:8:9', 'g::1', '192.168.0.1'],
+      },
+      phone: {
+        good: ['+44 20 7946 0958', '(555) 123-4567', '5551234567', '+1-555-123-4567'],
+        bad: ['123456', '+1 555 abc 4567', '1234567890123456', 'call me'],
+      },
+      iso_date: {
+        good: ['2024-02-29', '1999-12-31'],
+        bad: ['2023-02-29', '2024-13-01', '24-01-01', '2024-01-01T00:00:00Z'],
+      },
       iso_timestamp: {
-        good: ['2024-01-01T10:00:00Z', '2024-01-01 10:00', '2024-01-01T10:00:00.123456+05:30', '2024-01-01T23:59:59-0800'],
+        good: [
+          '2024-01-01T10:00:00Z',
+          '2024-01-01 10:00',
+          '2024-01-01T10:00:00.123456+05:30',
+          '2024-01-01T23:59:59-0800',
+        ],
         bad: ['2024-01-01', '2024-01-01T24:00:00Z', '2024-02-30T10:00:00Z', '2024-01-01T10:00:00+5'],
       },
     };
@@ -170,27 +216,40 @@ describe('row checks', () => {
       const [r] = await rowResults('fmt', [{ type: 'format', column: 'v', format }]);
       assert.ok(r);
       const offenders = r.samples.map((s) => /^v = '(.*)' is not /.exec(s)?.[1]);
-      assert.equal(r.failed, bad.length, `${format}: failed ${r.failed}, expected the ${bad.length} bad ones; samples ${JSON.stringify(r.samples)}`);
+      assert.equal(
+        r.failed,
+        bad.length,
+        `${format}: failed ${r.failed}, expected the ${bad.length} bad ones; samples ${JSON.stringify(r.samples)}`,
+      );
       assert.deepEqual([...offenders].sort(), [...bad].sort().slice(0, 5), format);
     }
   });
 
   it('relationships: missing keys fail, nulls pass; the lookup is a hash (mark) join', async () => {
     await engine.run(`CREATE TABLE authors AS SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (NULL, 'c')) AS t(id, name)`);
-    await engine.run(`CREATE TABLE posts AS SELECT * FROM (VALUES (10, 1), (11, 2), (12, 3), (13, NULL), (14, 3), (15, 7)) AS t(post_id, author_id)`);
+    await engine.run(
+      `CREATE TABLE posts AS SELECT * FROM (VALUES (10, 1), (11, 2), (12, 3), (13, NULL), (14, 3), (15, 7)) AS t(post_id, author_id)`,
+    );
     const asked: string[] = [];
     const refs = async (table: string, field: string) => {
       asked.push(`${table}.${field}`);
       return 'authors';
     };
-    const compiled = await compile('posts', [{ type: 'relationships', column: 'author_id', to: 'silver.authors', field: 'id' }], refs);
+    const compiled = await compile(
+      'posts',
+      [{ type: 'relationships', column: 'author_id', to: 'silver.authors', field: 'id' }],
+      refs,
+    );
     assert.deepEqual(asked, ['silver.authors.id']);
     const [r] = await evaluateRowChecks(engine, 'posts', compiled.row);
     assert.ok(r);
     assert.equal(r.name, 'relationships_author_id');
     assert.equal(r.evaluated, 6);
     assert.equal(r.failed, 3, 'author 3 twice and 7; null passes although authors.id holds a NULL');
-    assert.deepEqual(r.samples, ['author_id = 3 is not in silver.authors.id', 'author_id = 7 is not in silver.authors.id']);
+    assert.deepEqual(r.samples, [
+      'author_id = 3 is not in silver.authors.id',
+      'author_id = 7 is not in silver.authors.id',
+    ]);
     const check = compiled.row[0];
     assert.ok(check);
     const plan = await engine.all(`EXPLAIN SELECT count_if(${check.failSql}) FROM posts`);
@@ -201,15 +260,25 @@ describe('row checks', () => {
 
     // A text key referencing an integer key (and the other way round) compares by the column type.
     await engine.run(`CREATE TABLE tagged AS SELECT * FROM (VALUES ('1'), ('2'), ('x'), ('9')) AS t(author_code)`);
-    const text2int = await rowResults('tagged', [{ type: 'relationships', column: 'author_code', to: 'silver.authors', field: 'id' }], async () => 'authors');
+    const text2int = await rowResults(
+      'tagged',
+      [{ type: 'relationships', column: 'author_code', to: 'silver.authors', field: 'id' }],
+      async () => 'authors',
+    );
     assert.equal(text2int[0]?.failed, 2);
     await engine.run(`CREATE TABLE codes AS SELECT * FROM (VALUES ('1'), ('x')) AS t(code)`);
-    const int2text = await rowResults('posts', [{ type: 'relationships', column: 'author_id', to: 'silver.codes', field: 'code' }], async () => 'codes');
+    const int2text = await rowResults(
+      'posts',
+      [{ type: 'relationships', column: 'author_id', to: 'silver.codes', field: 'code' }],
+      async () => 'codes',
+    );
     assert.equal(int2text[0]?.failed, 4, 'only author 1 is among the codes');
   });
 
   it('expression: FALSE fails, NULL passes (SQL CHECK semantics); the reason shows the values', async () => {
-    await engine.run(`CREATE TABLE stats AS SELECT * FROM (VALUES (1, 5, 10), (2, 12, 3), (3, NULL, 4), (4, 7, 7)) AS t(id, likes, views)`);
+    await engine.run(
+      `CREATE TABLE stats AS SELECT * FROM (VALUES (1, 5, 10), (2, 12, 3), (3, NULL, 4), (4, 7, 7)) AS t(id, likes, views)`,
+    );
     const compiled = await compile('stats', [
       { type: 'expression', expression: 'likes <= views' },
       { type: 'expression', expression: "likes < views OR 'x' = 'y'" },
@@ -240,7 +309,10 @@ describe('row checks', () => {
     assert.deepEqual([a.passed, b.passed, c.passed], [true, true, false]);
     assert.equal(a.percent, 0.5);
     assert.equal(c.percent, 1.5);
-    assert.equal(a.message, 'silver.m: range_a passed: 1 of 200 rows failed (0.50%, mostly 0.99): a = -1 is below min 0');
+    assert.equal(
+      a.message,
+      'silver.m: range_a passed: 1 of 200 rows failed (0.50%, mostly 0.99): a = -1 is below min 0',
+    );
     assert.equal(c.message, 'silver.m: range_c failed 3 of 200 rows (1.50%, mostly 0.99): c = -1 is below min 0; …');
   });
 
@@ -258,7 +330,9 @@ describe('row checks', () => {
       { type: 'format', column: 'email', format: 'email', severity: 'warn' },
     ]);
     const errors = compiled.row.filter((c) => c.severity === 'error');
-    const rows = await engine.all(`SELECT id, ${anyFailureSql(errors)} AS q, ${failuresSql(compiled.row)} AS f FROM people ORDER BY id`);
+    const rows = await engine.all(
+      `SELECT id, ${anyFailureSql(errors)} AS q, ${failuresSql(compiled.row)} AS f FROM people ORDER BY id`,
+    );
     assert.deepEqual(
       rows.map((r) => r['q']),
       [false, true, false, false, false],
@@ -298,7 +372,10 @@ describe('table checks', () => {
     assert.equal(id.evaluated, 8);
     assert.equal(id.failed, 5, 'id 2 twice, id 3 three times');
     assert.deepEqual(id.samples, ['id = 3 (3 rows)', 'id = 2 (2 rows)']);
-    assert.equal(id.message, 'silver.events: unique_id failed 5 of 8 rows (62.50%, mostly 1): 2 duplicated values: id = 3 (3 rows); id = 2 (2 rows)');
+    assert.equal(
+      id.message,
+      'silver.events: unique_id failed 5 of 8 rows (62.50%, mostly 1): 2 duplicated values: id = 3 (3 rows); id = 2 (2 rows)',
+    );
     const pair = only(results, 'unique_id_k');
     assert.equal(pair.failed, 4);
     assert.deepEqual([...pair.samples].sort(), ['(id, k) = (2, b) (2 rows)', '(id, k) = (3, c) (2 rows)']);
@@ -335,7 +412,10 @@ describe('table checks', () => {
     ]);
     const at = only(results, 'freshness_at');
     assert.deepEqual([at.evaluated, at.failed, at.passed], [1, 0, true]);
-    assert.equal(at.message, 'silver.events: freshness_at passed: newest at = 2024-03-10 09:30:00+00 is 2h 30m old at 2024-03-10T12:00:00.000Z (max_age 6h)');
+    assert.equal(
+      at.message,
+      'silver.events: freshness_at passed: newest at = 2024-03-10 09:30:00+00 is 2h 30m old at 2024-03-10T12:00:00.000Z (max_age 6h)',
+    );
     const at1 = only(results, 'at_1h');
     assert.deepEqual([at1.failed, at1.passed], [1, false]);
     assert.match(at1.message, /failed: newest at = 2024-03-10 09:30:00\+00 is 2h 30m old .*\(max_age 1h\)/);
@@ -352,11 +432,28 @@ describe('table checks', () => {
   });
 
   it('schema: types case-insensitive with aliases, any, missing, wrong type, exact ignores _dip_ columns', async () => {
-    await engine.run(`CREATE TABLE shaped (id BIGINT, name VARCHAR, price DECIMAL(12,2), "at" TIMESTAMPTZ, _dip_run_id VARCHAR, extra INTEGER)`);
+    await engine.run(
+      `CREATE TABLE shaped (id BIGINT, name VARCHAR, price DECIMAL(12,2), "at" TIMESTAMPTZ, _dip_run_id VARCHAR, extra INTEGER)`,
+    );
     const results = await tableResults('shaped', [
-      { type: 'schema', columns: { id: 'bigint', NAME: 'text', price: 'decimal', at: 'timestamp with time zone' }, name: 'loose' },
-      { type: 'schema', columns: { id: 'int8', name: 'any', price: 'DECIMAL(12, 2)', at: 'TIMESTAMPTZ', extra: 'int' }, exact: true, name: 'exact_ok' },
-      { type: 'schema', columns: { id: 'INTEGER', missing: 'VARCHAR', price: 'DECIMAL(10,2)' }, exact: true, name: 'bad', severity: 'warn' },
+      {
+        type: 'schema',
+        columns: { id: 'bigint', NAME: 'text', price: 'decimal', at: 'timestamp with time zone' },
+        name: 'loose',
+      },
+      {
+        type: 'schema',
+        columns: { id: 'int8', name: 'any', price: 'DECIMAL(12, 2)', at: 'TIMESTAMPTZ', extra: 'int' },
+        exact: true,
+        name: 'exact_ok',
+      },
+      {
+        type: 'schema',
+        columns: { id: 'INTEGER', missing: 'VARCHAR', price: 'DECIMAL(10,2)' },
+        exact: true,
+        name: 'bad',
+        severity: 'warn',
+      },
     ]);
     const loose = only(results, 'loose');
     assert.deepEqual([loose.evaluated, loose.failed, loose.passed], [4, 0, true]);
@@ -371,7 +468,10 @@ describe('table checks', () => {
       'unexpected column name (VARCHAR)',
       'unexpected column at (TIMESTAMP WITH TIME ZONE)',
     ]);
-    assert.match(bad.message, /^silver\.shaped: bad failed 6 of 6 columns \(100\.00%, mostly 1\): id is BIGINT, expected INTEGER; missing column missing/);
+    assert.match(
+      bad.message,
+      /^silver\.shaped: bad failed 6 of 6 columns \(100\.00%, mostly 1\): id is BIGINT, expected INTEGER; missing column missing/,
+    );
     assert.match(bad.message, /unexpected column extra \(INTEGER\)$/);
     assert.ok(typeMatches('VARCHAR', 'VARCHAR(20)'));
     assert.ok(!typeMatches('DATE', 'TIMESTAMP'));
@@ -384,7 +484,10 @@ describe('table checks', () => {
     const [spike] = await tableResults('events', check, { newRows: 500, history });
     assert.ok(spike);
     assert.deepEqual([spike.evaluated, spike.failed, spike.passed], [1, 1, false]);
-    assert.equal(spike.message, 'silver.events: volume_anomaly failed: 500 new rows is an anomaly: z = 252.98 against the last 5 runs (mean 100.00, stddev 1.58, max_z 3)');
+    assert.equal(
+      spike.message,
+      'silver.events: volume_anomaly failed: 500 new rows is an anomaly: z = 252.98 against the last 5 runs (mean 100.00, stddev 1.58, max_z 3)',
+    );
     const [normal] = await tableResults('events', check, { newRows: 100, history });
     assert.ok(normal);
     assert.deepEqual([normal.failed, normal.passed], [0, true]);
@@ -392,7 +495,10 @@ describe('table checks', () => {
     const [young] = await tableResults('events', check, { newRows: 500, history: [100, 102] });
     assert.ok(young);
     assert.deepEqual([young.evaluated, young.failed, young.passed], [0, 0, true]);
-    assert.equal(young.message, 'silver.events: volume_anomaly passed: not enough history (2 of 5 runs): 500 new rows not judged');
+    assert.equal(
+      young.message,
+      'silver.events: volume_anomaly passed: not enough history (2 of 5 runs): 500 new rows not judged',
+    );
   });
 
   it('volume anomaly rule: window, constant history and the 10% guard', () => {
@@ -429,41 +535,74 @@ describe('compile errors and names', () => {
   });
 
   it('an unknown column is a ConfigError naming table, check and column, listing the columns', async () => {
+    await assert.rejects(compile('items', [{ type: 'range', column: 'viewz', min: 0 }]), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.message, 'silver.items: check range_viewz: unknown column "viewz" (columns: id, label, day)');
+      assert.equal(err.details['column'], 'viewz');
+      return true;
+    });
     await assert.rejects(
-      compile('items', [{ type: 'range', column: 'viewz', min: 0 }]),
-      (err: unknown) => {
-        assert.ok(err instanceof ConfigError);
-        assert.equal(err.message, 'silver.items: check range_viewz: unknown column "viewz" (columns: id, label, day)');
-        assert.equal(err.details['column'], 'viewz');
-        return true;
-      },
+      compile('items', [{ type: 'unique', columns: ['id', 'nope'], name: 'pk' }]),
+      /silver\.items: check pk: unknown column "nope"/,
     );
-    await assert.rejects(compile('items', [{ type: 'unique', columns: ['id', 'nope'], name: 'pk' }]), /silver\.items: check pk: unknown column "nope"/);
   });
 
   it('bounds and types that do not fit are ConfigErrors', async () => {
-    await assert.rejects(compile('items', [{ type: 'range', column: 'id', min: 'abc' }]), /check range_id: min "abc" is not a number, but column id is INTEGER/);
-    await assert.rejects(compile('items', [{ type: 'range', column: 'day', max: 5 }]), /check range_day: max 5 is a number, but column day is DATE/);
-    await assert.rejects(compile('items', [{ type: 'range', column: 'day', min: 'yesterday' }]), /min "yesterday" is not an ISO date/);
+    await assert.rejects(
+      compile('items', [{ type: 'range', column: 'id', min: 'abc' }]),
+      /check range_id: min "abc" is not a number, but column id is INTEGER/,
+    );
+    await assert.rejects(
+      compile('items', [{ type: 'range', column: 'day', max: 5 }]),
+      /check range_day: max 5 is a number, but column day is DATE/,
+    );
+    await assert.rejects(
+      compile('items', [{ type: 'range', column: 'day', min: 'yesterday' }]),
+      /min "yesterday" is not an ISO date/,
+    );
     await assert.rejects(compile('items', [{ type: 'range', column: 'id' }]), /check range_id: set min, max or both/);
-    await assert.rejects(compile('items', [{ type: 'freshness', column: 'label', max_age: '1d' }]), /check freshness_label: column label is VARCHAR; freshness needs a DATE, TIMESTAMP or TIMESTAMPTZ column/);
-    await assert.rejects(compile('items', [{ type: 'accepted_values', column: 'id', values: ['one'] }]), /value 'one' is not a number, but column id is INTEGER/);
-    await assert.rejects(compile('items', [{ type: 'volume_anomaly', window: 3 }]), /window 3 is smaller than min_history 5/);
+    await assert.rejects(
+      compile('items', [{ type: 'freshness', column: 'label', max_age: '1d' }]),
+      /check freshness_label: column label is VARCHAR; freshness needs a DATE, TIMESTAMP or TIMESTAMPTZ column/,
+    );
+    await assert.rejects(
+      compile('items', [{ type: 'accepted_values', column: 'id', values: ['one'] }]),
+      /value 'one' is not a number, but column id is INTEGER/,
+    );
+    await assert.rejects(
+      compile('items', [{ type: 'volume_anomaly', window: 3 }]),
+      /window 3 is smaller than min_history 5/,
+    );
     await assert.rejects(compile('items', [{ type: 'row_count' }]), /check row_count: set min, max or both/);
-    await assert.rejects(compile('items', [{ type: 'not_null', column: 'id', name: 'a' }, { type: 'unique', column: 'id', name: 'a' }]), /two checks are named "a"/);
+    await assert.rejects(
+      compile('items', [
+        { type: 'not_null', column: 'id', name: 'a' },
+        { type: 'unique', column: 'id', name: 'a' },
+      ]),
+      /two checks are named "a"/,
+    );
   });
 
   it('validateRowChecks turns SQL that does not bind into a ConfigError naming the check', async () => {
-    const ok = await compile('items', [{ type: 'expression', expression: 'id > 0' }, { type: 'regex', column: 'label', pattern: '[a-z]+' }]);
+    const ok = await compile('items', [
+      { type: 'expression', expression: 'id > 0' },
+      { type: 'regex', column: 'label', pattern: '[a-z]+' },
+    ]);
     await validateRowChecks(engine, 'items', ok.row);
     const typo = await compile('items', [{ type: 'expression', expression: 'idd > 0', name: 'positive' }]);
     await assert.rejects(validateRowChecks(engine, 'items', typo.row), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /^silver\.items: check positive \(expression\) is not valid SQL over the table: Binder Error: Referenced column "idd" not found/);
+      assert.match(
+        err.message,
+        /^silver\.items: check positive \(expression\) is not valid SQL over the table: Binder Error: Referenced column "idd" not found/,
+      );
       return true;
     });
     const badRegex = await compile('items', [{ type: 'regex', column: 'label', pattern: '(' }]);
-    await assert.rejects(validateRowChecks(engine, 'items', badRegex.row), /check regex_label \(regex\) is not valid SQL over the table: .*missing \)/);
+    await assert.rejects(
+      validateRowChecks(engine, 'items', badRegex.row),
+      /check regex_label \(regex\) is not valid SQL over the table: .*missing \)/,
+    );
   });
 
   it('default names: <type>_<columns>, suffixes on clashes, explicit names reserved first', async () => {
@@ -520,14 +659,21 @@ describe('report', () => {
   });
 
   it('formatReport lists every check with its numbers and a status line', async () => {
-    await engine.run(`CREATE TABLE rep AS SELECT i AS id, CASE WHEN i % 400 = 7 THEN -i ELSE i END AS views FROM range(1200) r(i)`);
+    await engine.run(
+      `CREATE TABLE rep AS SELECT i AS id, CASE WHEN i % 400 = 7 THEN -i ELSE i END AS views FROM range(1200) r(i)`,
+    );
     const compiled = await compile('rep', [
       { type: 'range', column: 'views', min: 0 },
       { type: 'not_null', column: 'id', severity: 'warn' },
       { type: 'row_count', min: 2000, severity: 'warn' },
     ]);
     const rows = await evaluateRowChecks(engine, 'rep', compiled.row);
-    const table = await evaluateTableChecks(engine, 'rep', compiled.table, { now: NOW, newRows: 1200, history: [], columns: await columnsOf('rep') });
+    const table = await evaluateTableChecks(engine, 'rep', compiled.table, {
+      now: NOW,
+      newRows: 1200,
+      history: [],
+      columns: await columnsOf('rep'),
+    });
     const report = summarize('silver.rep', 'run-42', NOW, 1200, [...rows, ...table]);
     assert.equal(report.status, 'failed');
     const text = formatReport(report);
@@ -536,10 +682,16 @@ describe('report', () => {
     assert.match(text, /check\s+type\s+severity\s+evaluated\s+failed\s+%\s+result\s+samples/);
     const range = lines.find((l) => l.startsWith('range_views'));
     assert.ok(range, text);
-    assert.match(range, /^range_views\s+range\s+error\s+1,200\s+3\s+0\.25%\s+FAIL\s+views = -(7|407|807) is below min 0/);
+    assert.match(
+      range,
+      /^range_views\s+range\s+error\s+1,200\s+3\s+0\.25%\s+FAIL\s+views = -(7|407|807) is below min 0/,
+    );
     assert.match(text, /^not_null_id\s+not_null\s+warn\s+1,200\s+0\s+0\.00%\s+pass\s*$/m);
     assert.match(text, /^row_count\s+row_count\s+warn\s+1\s+1\s+100\.00%\s+WARN\s+1,200 rows$/m);
-    assert.match(text, /^error\s+silver\.rep: range_views failed 3 of 1,200 rows \(0\.25%, mostly 1\): views = -\d+ is below min 0; views = -\d+ is below min 0; views = -\d+ is below min 0$/m);
+    assert.match(
+      text,
+      /^error\s+silver\.rep: range_views failed 3 of 1,200 rows \(0\.25%, mostly 1\): views = -\d+ is below min 0; views = -\d+ is below min 0; views = -\d+ is below min 0$/m,
+    );
     assert.match(text, /^warn\s+silver\.rep: row_count failed: 1,200 rows, expected at least 2,000$/m);
     assert.equal(lines.at(-1), 'status: failed (3 checks: 1 passed, 1 failed, 1 warned)');
   });

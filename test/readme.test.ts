@@ -19,19 +19,29 @@ it('the dip.yaml example in README.md validates', () => {
 
 it('the REST API example in README.md validates and plans its resources, parents first', async () => {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((b) => b.includes('type: rest'));
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1] ?? '')
+    .find((b) => b.includes('type: rest'));
   assert.ok(block, 'README.md has a REST example');
   const config = parseProject(block, 'README.md');
   const api = config.pipelines['social']?.sources['api'];
   assert.ok(api?.type === 'rest');
   const streams = createSource(api, '.', 'api').streams();
-  assert.deepEqual(streams.map((s) => s.name), ['posts', 'comments', 'accounts', 'daily_stats']);
-  assert.deepEqual(streams.map((s) => s.writeDisposition), ['merge', 'append', 'append', 'append']);
+  assert.deepEqual(
+    streams.map((s) => s.name),
+    ['posts', 'comments', 'accounts', 'daily_stats'],
+  );
+  assert.deepEqual(
+    streams.map((s) => s.writeDisposition),
+    ['merge', 'append', 'append', 'append'],
+  );
 });
 
 it('the database example in README.md validates', () => {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((b) => b.includes('type: postgres'));
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1] ?? '')
+    .find((b) => b.includes('type: postgres'));
   assert.ok(block, 'README.md has a database example');
   const config = parseProject(block, 'README.md');
   const pg = config.pipelines['shop_db']?.sources['pg'];
@@ -43,7 +53,9 @@ it('the database example in README.md validates', () => {
 
 it('the silver example in README.md validates', () => {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((b) => b.includes('silver:'));
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1] ?? '')
+    .find((b) => b.includes('silver:'));
   assert.ok(block, 'README.md has a silver example');
   const config = parseProject(block, 'README.md');
   const posts = config.pipelines['social']?.silver['posts'];
@@ -55,13 +67,26 @@ it('the silver example in README.md validates', () => {
 
 it('the scheduling example in README.md validates and derives its DAG', () => {
   const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
-  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').find((b) => b.includes('pools:'));
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1] ?? '')
+    .find((b) => b.includes('pools:'));
   assert.ok(block, 'README.md has a scheduling example');
   const config = parseProject(block, 'README.md');
   const dag = pipelineDag(config, 'crm');
-  assert.deepEqual(dag.tasks.map((t) => [t.name, t.deps]), [['ingest.api', []], ['silver.contacts', ['ingest.api']], ['export', ['silver.contacts']], ['score', ['export']]]);
+  assert.deepEqual(
+    dag.tasks.map((t) => [t.name, t.deps]),
+    [
+      ['ingest.api', []],
+      ['silver.contacts', ['ingest.api']],
+      ['export', ['silver.contacts']],
+      ['score', ['export']],
+    ],
+  );
   assert.equal(dag.tasks[0]?.pool, 'crm_api');
   assert.equal(dag.tasks[0]?.retry.timeoutMs, 600_000);
-  assert.deepEqual(pipelineDag(config, 'reports').tasks.map((t) => t.name), ['build']);
+  assert.deepEqual(
+    pipelineDag(config, 'reports').tasks.map((t) => t.name),
+    ['build'],
+  );
   assert.equal(config.pipelines['reports']?.triggers.length, 2);
 });

@@ -83,19 +83,26 @@ describe('static credentials', () => {
   }
 
   test('api_key in a header', async () => {
-    const r = await sent({ type: 'api_key', name: 'X-API-Key', value: 'k-123', in: 'header' }, '/items', { 'x-api-key': 'stale' });
+    const r = await sent({ type: 'api_key', name: 'X-API-Key', value: 'k-123', in: 'header' }, '/items', {
+      'x-api-key': 'stale',
+    });
     assert.equal(r.headers['x-api-key'], 'k-123');
     assert.deepEqual(r.auth.secrets(), ['k-123']);
   });
 
   test('api_key in the query replaces an existing parameter and keeps the others', async () => {
-    const r = await sent({ type: 'api_key', name: 'api_key', value: 'k 1&2', in: 'query' }, '/items?page=2&api_key=old');
+    const r = await sent(
+      { type: 'api_key', name: 'api_key', value: 'k 1&2', in: 'query' },
+      '/items?page=2&api_key=old',
+    );
     assert.equal(r.url, '/items?page=2&api_key=k+1%262');
     assert.equal(r.headers['x-api-key'], undefined);
   });
 
   test('api_key in a cookie merges with the cookies already set', async () => {
-    const r = await sent({ type: 'api_key', name: 'key', value: 'k-9', in: 'cookie' }, '/items', { cookie: 'session=abc; key=old' });
+    const r = await sent({ type: 'api_key', name: 'key', value: 'k-9', in: 'cookie' }, '/items', {
+      cookie: 'session=abc; key=old',
+    });
     assert.equal(r.headers['cookie'], 'session=abc; key=k-9');
     const alone = await sent({ type: 'api_key', name: 'key', value: 'k-9', in: 'cookie' });
     assert.equal(alone.headers['cookie'], 'key=k-9');
@@ -128,8 +135,13 @@ describe('static credentials', () => {
 
   test('an unknown placeholder is a config error naming the header and placeholder', () => {
     assert.throws(
-      () => createAuthenticator({ type: 'headers', headers: { 'X-Token': 'T {tokn}' }, secrets: { token: 'x' } }, { baseUrl: echo.url, state: memoryState() }),
-      (err: unknown) => err instanceof DipError && err.kind === 'config' && /X-Token/.test(err.message) && /\{tokn\}/.test(err.message),
+      () =>
+        createAuthenticator(
+          { type: 'headers', headers: { 'X-Token': 'T {tokn}' }, secrets: { token: 'x' } },
+          { baseUrl: echo.url, state: memoryState() },
+        ),
+      (err: unknown) =>
+        err instanceof DipError && err.kind === 'config' && /X-Token/.test(err.message) && /\{tokn\}/.test(err.message),
     );
   });
 
@@ -146,7 +158,13 @@ interface TokenRequest {
 }
 
 /** A token endpoint that counts requests and answers with the given function. */
-async function tokenServer(answer: (form: URLSearchParams, req: IncomingMessage, n: number) => { status: number; body: unknown; delayMs?: number }) {
+async function tokenServer(
+  answer: (
+    form: URLSearchParams,
+    req: IncomingMessage,
+    n: number,
+  ) => { status: number; body: unknown; delayMs?: number },
+) {
   const requests: TokenRequest[] = [];
   const server = await listen(async (req, body, res) => {
     const form = new URLSearchParams(body);
@@ -158,7 +176,10 @@ async function tokenServer(answer: (form: URLSearchParams, req: IncomingMessage,
   return { ...server, requests };
 }
 
-const clientCredentials = (tokenUrl: string, extra: Partial<Extract<RestAuthConfig, { type: 'oauth2_client_credentials' }>> = {}): RestAuthConfig => ({
+const clientCredentials = (
+  tokenUrl: string,
+  extra: Partial<Extract<RestAuthConfig, { type: 'oauth2_client_credentials' }>> = {},
+): RestAuthConfig => ({
   type: 'oauth2_client_credentials',
   token_url: tokenUrl,
   client_id: 'dip',
@@ -174,11 +195,18 @@ function bearerOf(req: HttpRequest): string {
 
 describe('oauth2 client credentials', () => {
   test('20 concurrent applies share one token request; no I/O before the first apply', async () => {
-    const server = await tokenServer((_f, _r, n) => ({ status: 200, body: { access_token: `at-${n}`, token_type: 'bearer', expires_in: 3600 }, delayMs: 50 }));
+    const server = await tokenServer((_f, _r, n) => ({
+      status: 200,
+      body: { access_token: `at-${n}`, token_type: 'bearer', expires_in: 3600 },
+      delayMs: 50,
+    }));
     try {
       const state = memoryState();
       let loads = 0;
-      const auth = createAuthenticator(clientCredentials(`${server.url}/oauth/token`), { baseUrl: server.url, state: { ...state, load: async () => (loads++, undefined) } });
+      const auth = createAuthenticator(clientCredentials(`${server.url}/oauth/token`), {
+        baseUrl: server.url,
+        state: { ...state, load: async () => (loads++, undefined) },
+      });
       await new Promise((r) => setTimeout(r, 20));
       assert.equal(server.requests.length, 0);
       const reqs = Array.from({ length: 20 }, () => request(`${server.url}/items`));
@@ -194,9 +222,15 @@ describe('oauth2 client credentials', () => {
   });
 
   test('an expired token is renewed', async () => {
-    const server = await tokenServer((_f, _r, n) => ({ status: 200, body: { access_token: `at-${n}`, expires_in: 1 } }));
+    const server = await tokenServer((_f, _r, n) => ({
+      status: 200,
+      body: { access_token: `at-${n}`, expires_in: 1 },
+    }));
     try {
-      const auth = createAuthenticator(clientCredentials(`${server.url}/token`, { refresh_before: '0s' }), { baseUrl: server.url, state: memoryState() });
+      const auth = createAuthenticator(clientCredentials(`${server.url}/token`, { refresh_before: '0s' }), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       const first = request(`${server.url}/items`);
       await auth.apply(first, signal);
       await new Promise((r) => setTimeout(r, 1100));
@@ -210,7 +244,10 @@ describe('oauth2 client credentials', () => {
   });
 
   test('a token is renewed refresh_before its expiry, or at half its lifetime when that is shorter', async () => {
-    const server = await tokenServer((_f, _r, n) => ({ status: 200, body: { access_token: `at-${n}`, expires_in: 2 } }));
+    const server = await tokenServer((_f, _r, n) => ({
+      status: 200,
+      body: { access_token: `at-${n}`, expires_in: 2 },
+    }));
     try {
       const ctx = { baseUrl: server.url, state: memoryState() };
       const early = createAuthenticator(clientCredentials(`${server.url}/token`, { refresh_before: '1s' }), ctx);
@@ -229,9 +266,15 @@ describe('oauth2 client credentials', () => {
   });
 
   test('onUnauthorized drops the token and fetches a new one, but stops a loop of rejected fresh tokens', async () => {
-    const server = await tokenServer((_f, _r, n) => ({ status: 200, body: { access_token: `at-${n}`, expires_in: 3600 } }));
+    const server = await tokenServer((_f, _r, n) => ({
+      status: 200,
+      body: { access_token: `at-${n}`, expires_in: 3600 },
+    }));
     try {
-      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), { baseUrl: server.url, state: memoryState() });
+      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       await auth.apply(request(`${server.url}/a`), signal);
       assert.equal(await auth.onUnauthorized?.(signal), true);
       assert.equal(server.requests.length, 2);
@@ -247,14 +290,21 @@ describe('oauth2 client credentials', () => {
   });
 
   test('a late 401 for a token already replaced neither fetches another nor counts against the current one', async () => {
-    const server = await tokenServer((_f, _r, n) => ({ status: 200, body: { access_token: `at-${n}`, expires_in: 3600 } }));
+    const server = await tokenServer((_f, _r, n) => ({
+      status: 200,
+      body: { access_token: `at-${n}`, expires_in: 3600 },
+    }));
     try {
-      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), { baseUrl: server.url, state: memoryState() });
+      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       const old = request(`${server.url}/a`);
       await auth.apply(old, signal);
       assert.equal(await auth.onUnauthorized?.(signal, old), true);
       assert.equal(server.requests.length, 2, 'the rejected token was replaced');
-      for (let i = 0; i < 5; i++) assert.equal(await auth.onUnauthorized?.(signal, old), true, 'late answers to the old token');
+      for (let i = 0; i < 5; i++)
+        assert.equal(await auth.onUnauthorized?.(signal, old), true, 'late answers to the old token');
       assert.equal(server.requests.length, 2, 'no token fetched for them');
       const current = request(`${server.url}/a`);
       await auth.apply(current, signal);
@@ -269,22 +319,39 @@ describe('oauth2 client credentials', () => {
   test('client_auth body and basic are what the server receives; scope, audience, extra params and a relative token_url', async () => {
     const server = await tokenServer((form, req) => {
       const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-      const [id, secret] = basic ? Buffer.from(basic, 'base64').toString().split(':') : [form.get('client_id'), form.get('client_secret')];
+      const [id, secret] = basic
+        ? Buffer.from(basic, 'base64').toString().split(':')
+        : [form.get('client_id'), form.get('client_secret')];
       const ok = id === 'dip' && secret === 'top-secret-value' && form.get('grant_type') === 'client_credentials';
-      return ok ? { status: 200, body: { access_token: 'at', expires_in: 3600 } } : { status: 401, body: { error: 'invalid_client' } };
+      return ok
+        ? { status: 200, body: { access_token: 'at', expires_in: 3600 } }
+        : { status: 401, body: { error: 'invalid_client' } };
     });
     try {
       const extra = { scope: 'read write', audience: 'https://api', extra_params: { resource: 'r1' } };
-      const body = createAuthenticator(clientCredentials('/oauth/token', { ...extra, client_auth: 'body' }), { baseUrl: `${server.url}/v2/`, state: memoryState() });
+      const body = createAuthenticator(clientCredentials('/oauth/token', { ...extra, client_auth: 'body' }), {
+        baseUrl: `${server.url}/v2/`,
+        state: memoryState(),
+      });
       await body.apply(request(`${server.url}/a`), signal);
-      const basic = createAuthenticator(clientCredentials(`${server.url}/oauth/token`, { client_auth: 'basic' }), { baseUrl: server.url, state: memoryState() });
+      const basic = createAuthenticator(clientCredentials(`${server.url}/oauth/token`, { client_auth: 'basic' }), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       await basic.apply(request(`${server.url}/a`), signal);
 
       const [viaBody, viaBasic] = server.requests;
       assert.deepEqual(viaBody, {
         path: '/v2/oauth/token',
         authorization: undefined,
-        form: { grant_type: 'client_credentials', scope: 'read write', audience: 'https://api', client_id: 'dip', client_secret: 'top-secret-value', resource: 'r1' },
+        form: {
+          grant_type: 'client_credentials',
+          scope: 'read write',
+          audience: 'https://api',
+          client_id: 'dip',
+          client_secret: 'top-secret-value',
+          resource: 'r1',
+        },
       });
       assert.deepEqual(viaBasic, {
         path: '/oauth/token',
@@ -298,9 +365,15 @@ describe('oauth2 client credentials', () => {
   });
 
   test('refused credentials are an input error with the OAuth error and without the secret', async () => {
-    const server = await tokenServer(() => ({ status: 401, body: { error: 'invalid_client', error_description: 'client secret top-secret-value is wrong' } }));
+    const server = await tokenServer(() => ({
+      status: 401,
+      body: { error: 'invalid_client', error_description: 'client secret top-secret-value is wrong' },
+    }));
     try {
-      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), { baseUrl: server.url, state: memoryState() });
+      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       const err = await expectDipError(auth.apply(request(`${server.url}/a`), signal), 'input');
       assert.match(err.message, /invalid_client/);
       assert.match(err.message, /HTTP 401/);
@@ -312,9 +385,14 @@ describe('oauth2 client credentials', () => {
   });
 
   test('5xx is retried; persistent 5xx and unreachable endpoints are transient', async () => {
-    const server = await tokenServer((_f, _r, n) => (n <= 2 ? { status: 503, body: {} } : { status: 200, body: { access_token: 'at-ok' } }));
+    const server = await tokenServer((_f, _r, n) =>
+      n <= 2 ? { status: 503, body: {} } : { status: 200, body: { access_token: 'at-ok' } },
+    );
     try {
-      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), { baseUrl: server.url, state: memoryState() });
+      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       const r = request(`${server.url}/a`);
       await auth.apply(r, signal);
       assert.equal(bearerOf(r), 'Bearer at-ok');
@@ -324,14 +402,20 @@ describe('oauth2 client credentials', () => {
     }
     const down = await tokenServer(() => ({ status: 502, body: {} }));
     try {
-      const auth = createAuthenticator(clientCredentials(`${down.url}/token`), { baseUrl: down.url, state: memoryState() });
+      const auth = createAuthenticator(clientCredentials(`${down.url}/token`), {
+        baseUrl: down.url,
+        state: memoryState(),
+      });
       await expectDipError(auth.apply(request(`${down.url}/a`), signal), 'transient');
       assert.equal(down.requests.length, 3);
     } finally {
       await down.close();
     }
     // The port of the closed server now refuses connections.
-    const auth = createAuthenticator(clientCredentials(`${down.url}/token`), { baseUrl: down.url, state: memoryState() });
+    const auth = createAuthenticator(clientCredentials(`${down.url}/token`), {
+      baseUrl: down.url,
+      state: memoryState(),
+    });
     const err = await expectDipError(auth.apply(request(`${down.url}/a`), signal), 'transient');
     assert.ok(!err.message.includes('top-secret-value'));
   });
@@ -339,7 +423,10 @@ describe('oauth2 client credentials', () => {
   test('secrets() holds the client secret and, once fetched, the access token', async () => {
     const server = await tokenServer(() => ({ status: 200, body: { access_token: 'at-secret-1', expires_in: 3600 } }));
     try {
-      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), { baseUrl: server.url, state: memoryState() });
+      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       assert.deepEqual(auth.secrets(), ['top-secret-value']);
       await auth.apply(request(`${server.url}/a`), signal);
       assert.deepEqual(auth.secrets().sort(), ['at-secret-1', 'top-secret-value']);
@@ -351,7 +438,10 @@ describe('oauth2 client credentials', () => {
   test('a caller that gives up does not cancel the token request the others wait for', async () => {
     const server = await tokenServer(() => ({ status: 200, body: { access_token: 'at-slow' }, delayMs: 150 }));
     try {
-      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), { baseUrl: server.url, state: memoryState() });
+      const auth = createAuthenticator(clientCredentials(`${server.url}/token`), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       const impatient = new AbortController();
       const a = auth.apply(request(`${server.url}/a`), impatient.signal);
       const b = request(`${server.url}/b`);
@@ -368,9 +458,16 @@ describe('oauth2 client credentials', () => {
 
   test('a bad token_url or refresh_before is a config error at creation', () => {
     const ctx: AuthContext = { baseUrl: 'not a url', state: memoryState() };
-    assert.throws(() => createAuthenticator(clientCredentials('/token'), ctx), (e: unknown) => e instanceof DipError && e.kind === 'config');
     assert.throws(
-      () => createAuthenticator(clientCredentials('https://x/token', { refresh_before: 'soon' }), { ...ctx, baseUrl: 'https://x' }),
+      () => createAuthenticator(clientCredentials('/token'), ctx),
+      (e: unknown) => e instanceof DipError && e.kind === 'config',
+    );
+    assert.throws(
+      () =>
+        createAuthenticator(clientCredentials('https://x/token', { refresh_before: 'soon' }), {
+          ...ctx,
+          baseUrl: 'https://x',
+        }),
       (e: unknown) => e instanceof DipError && e.kind === 'config' && /refresh_before/.test(e.message),
     );
   });
@@ -390,8 +487,10 @@ describe('oauth2 refresh token', () => {
     let issued = 0;
     const server = await tokenServer((form) => {
       const rt = form.get('refresh_token') ?? '';
-      if (form.get('grant_type') !== 'refresh_token' || form.get('client_id') !== 'dip') return { status: 400, body: { error: 'invalid_request' } };
-      if (!valid.has(rt)) return { status: 400, body: { error: 'invalid_grant', error_description: 'refresh token already used' } };
+      if (form.get('grant_type') !== 'refresh_token' || form.get('client_id') !== 'dip')
+        return { status: 400, body: { error: 'invalid_request' } };
+      if (!valid.has(rt))
+        return { status: 400, body: { error: 'invalid_grant', error_description: 'refresh token already used' } };
       issued += 1;
       const next = `rt-${issued}`;
       valid = new Set([next]);
@@ -429,7 +528,10 @@ describe('oauth2 refresh token', () => {
       const stored = opened(state.value) as { refresh_token: string; rotated_at: string };
       assert.equal(stored.refresh_token, 'rt-2');
       assert.ok(!Number.isNaN(Date.parse(stored.rotated_at)));
-      assert.deepEqual(server.requests.map((r) => r.form['refresh_token']), ['rt-0', 'rt-1']);
+      assert.deepEqual(
+        server.requests.map((r) => r.form['refresh_token']),
+        ['rt-0', 'rt-1'],
+      );
       assert.deepEqual(second.secrets().sort(), ['at-2', 'rt-0', 'rt-1', 'rt-2']);
 
       // The refresh on 401 continues the chain.
@@ -448,7 +550,10 @@ describe('oauth2 refresh token', () => {
       const r = request(`${server.url}/a`);
       await auth.apply(r, signal);
       assert.equal(bearerOf(r), 'Bearer at-1');
-      assert.deepEqual(server.requests.map((q) => q.form['refresh_token']), ['rt-revoked', 'rt-new']);
+      assert.deepEqual(
+        server.requests.map((q) => q.form['refresh_token']),
+        ['rt-revoked', 'rt-new'],
+      );
       assert.equal((opened(state.value) as { refresh_token: string }).refresh_token, 'rt-1');
     } finally {
       await server.close();
@@ -458,7 +563,10 @@ describe('oauth2 refresh token', () => {
   test('a spent refresh token is an input error naming invalid_grant', async () => {
     const server = await rotatingServer('rt-other');
     try {
-      const auth = createAuthenticator(refreshConfig(`${server.url}/token`, 'rt-spent'), { baseUrl: server.url, state: memoryState() });
+      const auth = createAuthenticator(refreshConfig(`${server.url}/token`, 'rt-spent'), {
+        baseUrl: server.url,
+        state: memoryState(),
+      });
       const err = await expectDipError(auth.apply(request(`${server.url}/a`), signal), 'input');
       assert.match(err.message, /invalid_grant/);
       assert.ok(!err.message.includes('rt-spent'), err.message);

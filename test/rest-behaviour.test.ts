@@ -25,7 +25,7 @@ describe('rate limits and failures', () => {
   it('429 with Retry-After and random 500s: every record once, budget kept, retries reported', async () => {
     const data = items(600);
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const window: number[] = [];
     const server = await api((req) => {
       const now = Date.now();
@@ -38,12 +38,31 @@ describe('rate limits and failures', () => {
     });
     const p = await project({
       base_url: server.url,
-      http: { rate_limit: { requests: 10, per: '1s' }, concurrency: { max: 6 }, retry: { attempts: 8, initial_delay: '20ms', max_delay: '200ms' } },
-      resources: { rows: { records: '$.data', paginator: { type: 'offset', limit: 20, total_path: '$.total' }, primary_key: ['id'] } },
+      http: {
+        rate_limit: { requests: 10, per: '1s' },
+        concurrency: { max: 6 },
+        retry: { attempts: 8, initial_delay: '20ms', max_delay: '200ms' },
+      },
+      resources: {
+        rows: {
+          records: '$.data',
+          paginator: { type: 'offset', limit: 20, total_path: '$.total' },
+          primary_key: ['id'],
+        },
+      },
     });
     const r = await p.runOk();
-    assert.deepEqual([await p.count('bronze.rows'), await p.num('select count(distinct id) from bronze.rows')], [600, 600]);
-    assert.ok(maxInWindow(server.requests.map((q) => q.at), 1000) <= 10, 'declared budget of 10 requests per second never exceeded');
+    assert.deepEqual(
+      [await p.count('bronze.rows'), await p.num('select count(distinct id) from bronze.rows')],
+      [600, 600],
+    );
+    assert.ok(
+      maxInWindow(
+        server.requests.map((q) => q.at),
+        1000,
+      ) <= 10,
+      'declared budget of 10 requests per second never exceeded',
+    );
     const failures = server.requests.length - 30;
     const stats = r.stats.streams['api.rows']?.source ?? {};
     assert.ok(failures > 0, 'the server failed some requests');
@@ -52,7 +71,10 @@ describe('rate limits and failures', () => {
 
   it('a pagination loop (the same cursor forever) fails with a clear error', async () => {
     const server = await api(() => ({ body: { data: items(5), next: 'abc' } }));
-    const p = await project({ base_url: server.url, resources: { loop: { records: '$.data', paginator: { type: 'cursor', cursor_path: '$.next', param: 'c' } } } });
+    const p = await project({
+      base_url: server.url,
+      resources: { loop: { records: '$.data', paginator: { type: 'cursor', cursor_path: '$.next', param: 'c' } } },
+    });
     const r = await p.run();
     assert.equal(r.status, 'failed');
     assert.match(r.errors[0]?.message ?? '', /pagination loop/);
@@ -62,7 +84,12 @@ describe('rate limits and failures', () => {
   it('max_pages stops a runaway listing with an error naming the limit', async () => {
     let n = 0;
     const server = await api(() => ({ body: { data: items(2, ++n * 10), next: String(n) } }));
-    const p = await project({ base_url: server.url, resources: { many: { records: '$.data', max_pages: 5, paginator: { type: 'cursor', cursor_path: '$.next', param: 'c' } } } });
+    const p = await project({
+      base_url: server.url,
+      resources: {
+        many: { records: '$.data', max_pages: 5, paginator: { type: 'cursor', cursor_path: '$.next', param: 'c' } },
+      },
+    });
     const r = await p.run();
     assert.match(r.errors[0]?.message ?? '', /max_pages=5/);
     assert.equal(server.requests.length, 5);
@@ -77,7 +104,9 @@ describe('incremental', () => {
       const sorted = [...data].sort((a, b) => a.updated_at.localeCompare(b.updated_at) || a.id - b.id);
       const rows = since ? sorted.filter((d) => d.updated_at >= since) : sorted;
       const cursor = Number(req.query.get('cursor') ?? 0);
-      return { body: { data: rows.slice(cursor, cursor + 10), next: cursor + 10 < rows.length ? String(cursor + 10) : null } };
+      return {
+        body: { data: rows.slice(cursor, cursor + 10), next: cursor + 10 < rows.length ? String(cursor + 10) : null },
+      };
     });
     const p = await project({
       base_url: server.url,
@@ -95,7 +124,9 @@ describe('incremental', () => {
     assert.equal(await p.count('bronze.rows'), 50);
     // 3 changed, 5 new; the last record (the current cursor value) is served again but skipped.
     const later = '2026-06-01T00:00:00.000Z';
-    data = data.map((d) => (d.id <= 3 ? { ...d, amount: -d.id, updated_at: later } : d)).concat(items(5, 51).map((d) => ({ ...d, updated_at: later })));
+    data = data
+      .map((d) => (d.id <= 3 ? { ...d, amount: -d.id, updated_at: later } : d))
+      .concat(items(5, 51).map((d) => ({ ...d, updated_at: later })));
     server.requests.length = 0;
     const r = await p.runOk();
     assert.equal(server.requests[0]?.query.get('since'), items(50)[49]?.updated_at);
@@ -111,7 +142,8 @@ describe('incremental', () => {
 
 describe('parent and child resources', () => {
   const posts = items(12).map((d) => ({ id: `p${d.id}`, title: d.name }));
-  const comments = (postId: string) => Array.from({ length: Number(postId.slice(1)) % 4 }, (_, i) => ({ id: `${postId}-c${i}`, text: `comment ${i}` }));
+  const comments = (postId: string) =>
+    Array.from({ length: Number(postId.slice(1)) % 4 }, (_, i) => ({ id: `${postId}-c${i}`, text: `comment ${i}` }));
 
   it('children are fetched per parent record, with parent fields copied in', async () => {
     const server = await api((req) => {
@@ -123,7 +155,11 @@ describe('parent and child resources', () => {
       base_url: server.url,
       http: { concurrency: { max: 4 } },
       resources: {
-        comments: { path: '/posts/{parent.id}/comments', records: '$.data', parent: { resource: 'posts', fields: { post_id: 'id', post_title: 'title' } } },
+        comments: {
+          path: '/posts/{parent.id}/comments',
+          records: '$.data',
+          parent: { resource: 'posts', fields: { post_id: 'id', post_title: 'title' } },
+        },
         posts: { records: '$.data', primary_key: ['id'] },
       },
     });
@@ -148,7 +184,11 @@ describe('parent and child resources', () => {
       http: { retry: { attempts: 2, initial_delay: '10ms' } },
       resources: {
         posts: { records: '$.data' },
-        comments: { path: '/posts/{parent.id}/comments', records: '$.data', parent: { resource: 'posts', fields: { post_id: 'id' } } },
+        comments: {
+          path: '/posts/{parent.id}/comments',
+          records: '$.data',
+          parent: { resource: 'posts', fields: { post_id: 'id' } },
+        },
       },
     });
     const first = await p.run();
@@ -159,7 +199,11 @@ describe('parent and child resources', () => {
     broken = false;
     server.requests.length = 0;
     await p.runOk('p', { retryFailed: true, streams: ['comments'] });
-    assert.deepEqual(server.requests.map((r) => r.path), ['/posts/p7/comments'], 'exactly the failed request again');
+    assert.deepEqual(
+      server.requests.map((r) => r.path),
+      ['/posts/p7/comments'],
+      'exactly the failed request again',
+    );
     assert.equal(await p.count('bronze.comments'), total);
     const state = (await (await p.lake()).catalog.getState('p', 'api', 'comments')) as { failed?: unknown[] };
     assert.equal(state.failed, undefined);
@@ -171,15 +215,27 @@ describe('time windows', () => {
     const server = await api((req) => ({ body: { data: [{ day: req.query.get('from'), to: req.query.get('to') }] } }));
     const p = await project({
       base_url: server.url,
-      resources: { daily: { records: '$.data', window: { start_param: 'from', end_param: 'to', from: '2026-01-01', to: '2026-01-05T00:00:00Z', step: '1d', format: 'date' } } },
+      resources: {
+        daily: {
+          records: '$.data',
+          window: {
+            start_param: 'from',
+            end_param: 'to',
+            from: '2026-01-01',
+            to: '2026-01-05T00:00:00Z',
+            step: '1d',
+            format: 'date',
+          },
+        },
+      },
     });
     await p.runOk();
-    assert.deepEqual((await p.rows('select day, "to" from bronze.daily order by day')).map((r) => `${String(r['day'])}..${String(r['to'])}`), [
-      '2026-01-01..2026-01-02',
-      '2026-01-02..2026-01-03',
-      '2026-01-03..2026-01-04',
-      '2026-01-04..2026-01-05',
-    ]);
+    assert.deepEqual(
+      (await p.rows('select day, "to" from bronze.daily order by day')).map(
+        (r) => `${String(r['day'])}..${String(r['to'])}`,
+      ),
+      ['2026-01-01..2026-01-02', '2026-01-02..2026-01-03', '2026-01-03..2026-01-04', '2026-01-04..2026-01-05'],
+    );
     const state = (await (await p.lake()).catalog.getState('p', 'api', 'daily')) as { windows_done_until?: string };
     assert.equal(state.windows_done_until, '2026-01-05T00:00:00.000Z');
     server.requests.length = 0;
@@ -200,34 +256,48 @@ describe('a child stream run on its own', () => {
       base_url: server.url,
       resources: {
         posts: {},
-        detail: { path: '/authors/{parent.author.id}/posts/{parent.id}', parent: { resource: 'posts', fields: { author_id: 'author.id' } } },
+        detail: {
+          path: '/authors/{parent.author.id}/posts/{parent.id}',
+          parent: { resource: 'posts', fields: { author_id: 'author.id' } },
+        },
       },
     });
     await p.runOk('p', { streams: ['detail'] });
-    assert.deepEqual((await p.rows('select seen, author_id from bronze.detail order by seen')).map((r) => `${String(r['seen'])} ${String(r['author_id'])}`), [
-      'a1/1 a1',
-      'a2/2 a2',
-      'a3/3 a3',
-      'a4/4 a4',
-      'a5/5 a5',
-    ]);
-    assert.equal((await (await p.lake()).catalog.getTable('bronze.posts')), undefined, 'the parent was read, not landed');
+    assert.deepEqual(
+      (await p.rows('select seen, author_id from bronze.detail order by seen')).map(
+        (r) => `${String(r['seen'])} ${String(r['author_id'])}`,
+      ),
+      ['a1/1 a1', 'a2/2 a2', 'a3/3 a3', 'a4/4 a4', 'a5/5 a5'],
+    );
+    assert.equal(await (await p.lake()).catalog.getTable('bronze.posts'), undefined, 'the parent was read, not landed');
   });
 });
 
 describe('resources in parallel', () => {
   it('independent resources are fetched at the same time; a child still waits for its parent', async () => {
-    const server = await api((req) => {
-      if (req.path.startsWith('/r')) return { body: [{ id: 1, resource: req.path }] };
-      if (req.path === '/parents') return { body: [{ id: 7 }] };
-      return { body: [{ child_of: req.path }] };
-    }, { latencyMs: 150 });
+    const server = await api(
+      (req) => {
+        if (req.path.startsWith('/r')) return { body: [{ id: 1, resource: req.path }] };
+        if (req.path === '/parents') return { body: [{ id: 7 }] };
+        return { body: [{ child_of: req.path }] };
+      },
+      { latencyMs: 150 },
+    );
     const p = await project({
       base_url: server.url,
-      resources: { r1: {}, r2: {}, r3: {}, parents: {}, kids: { path: '/parents/{parent.id}/kids', parent: { resource: 'parents' } } },
+      resources: {
+        r1: {},
+        r2: {},
+        r3: {},
+        parents: {},
+        kids: { path: '/parents/{parent.id}/kids', parent: { resource: 'parents' } },
+      },
     });
     await p.runOk();
-    assert.ok(server.maxInFlight >= 3, `requests of different resources overlapped (max in flight ${server.maxInFlight})`);
+    assert.ok(
+      server.maxInFlight >= 3,
+      `requests of different resources overlapped (max in flight ${server.maxInFlight})`,
+    );
     const parent = server.to('/parents')[0];
     const kid = server.to('/parents/7/kids')[0];
     assert.ok(parent && kid && kid.at >= parent.at + 150, 'the child was requested after its parent answered');

@@ -37,7 +37,13 @@ async function serve(handle: (req: IncomingMessage, res: ServerResponse, n: numb
   let inFlight = 0;
   let peak = 0;
   const server = createServer((req, res) => {
-    const hit: Hit = { n: hits.length + 1, at: performance.now(), wall: Date.now(), url: req.url ?? '', headers: req.headers };
+    const hit: Hit = {
+      n: hits.length + 1,
+      at: performance.now(),
+      wall: Date.now(),
+      url: req.url ?? '',
+      headers: req.headers,
+    };
     hits.push(hit);
     inFlight++;
     peak = Math.max(peak, inFlight);
@@ -98,9 +104,18 @@ describe('retry helpers', () => {
   const policy = { attempts: 5, initialDelayMs: 100, maxDelayMs: 500, multiplier: 2, jitter: false, timeoutMs: 1000 };
 
   it('backs off exponentially up to the cap, with full jitter when enabled', () => {
-    assert.deepEqual([1, 2, 3, 4, 5].map((a) => computeBackoff(policy, a)), [100, 200, 400, 500, 500]);
-    assert.equal(computeBackoff({ ...policy, jitter: true }, 3, () => 0.5), 200);
-    assert.equal(computeBackoff({ ...policy, jitter: true }, 3, () => 0), 0);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((a) => computeBackoff(policy, a)),
+      [100, 200, 400, 500, 500],
+    );
+    assert.equal(
+      computeBackoff({ ...policy, jitter: true }, 3, () => 0.5),
+      200,
+    );
+    assert.equal(
+      computeBackoff({ ...policy, jitter: true }, 3, () => 0),
+      0,
+    );
   });
 
   it('reads Retry-After as seconds or an HTTP date', () => {
@@ -144,8 +159,14 @@ describe('rate limit helpers', () => {
     assert.equal(rateLimitPauseUntil({ 'ratelimit-remaining': '0', 'ratelimit-reset': '2' }, now), now + 2000);
     assert.equal(rateLimitPauseUntil({ ratelimit: 'limit=100, remaining=0, reset=7' }, now), now + 7000);
     assert.equal(rateLimitPauseUntil({ ratelimit: '"default";r=0;t=4' }, now), now + 4000);
-    assert.equal(rateLimitPauseUntil({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1699999990' }, now), undefined);
-    assert.equal(rateLimitPauseUntil({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '86400' }, now), now + 600_000);
+    assert.equal(
+      rateLimitPauseUntil({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1699999990' }, now),
+      undefined,
+    );
+    assert.equal(
+      rateLimitPauseUntil({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '86400' }, now),
+      now + 600_000,
+    );
   });
 
   it('a sliding-window budget admits N requests per window, counted until their responses', () => {
@@ -188,7 +209,13 @@ describe('adaptive concurrency', () => {
       assert.equal(l.limit, expected);
     }
     for (let i = 0; i < 3; i++) l.record({ overloaded: false, startedAt: performance.now(), latencyMs: 5 });
-    assert.deepEqual(changes, [[4, 'overload'], [2, 'overload'], [1, 'overload'], [2, 'success'], [3, 'success']]);
+    assert.deepEqual(changes, [
+      [4, 'overload'],
+      [2, 'overload'],
+      [1, 'overload'],
+      [2, 'success'],
+      [3, 'success'],
+    ]);
   });
 
   it('steps down by one when median latency doubles', () => {
@@ -220,7 +247,9 @@ describe('adaptive concurrency', () => {
 
 describe('HttpClient against a local server', () => {
   it('waits for Retry-After on 429, then succeeds', async () => {
-    const s = await serve((_req, res, n) => (n === 1 ? reply(res, 429, 'slow down', { 'retry-after': '1' }) : reply(res, 200, 'ok')));
+    const s = await serve((_req, res, n) =>
+      n === 1 ? reply(res, 429, 'slow down', { 'retry-after': '1' }) : reply(res, 200, 'ok'),
+    );
     const { c, events } = client();
     const t0 = performance.now();
     const r = await c.send(get(`${s.url}/items`), never);
@@ -232,7 +261,9 @@ describe('HttpClient against a local server', () => {
     assert.equal(s.hits.length, 2);
     assert.ok(elapsed >= 1000, `elapsed ${elapsed}`);
     const retries = events.filter((e) => e.type === 'retry');
-    assert.deepEqual(retries, [{ type: 'retry', resource: 'items', url: `${s.url}/items`, attempt: 1, status: 429, error: null, delayMs: 1000 }]);
+    assert.deepEqual(retries, [
+      { type: 'retry', resource: 'items', url: `${s.url}/items`, attempt: 1, status: 429, error: null, delayMs: 1000 },
+    ]);
     assert.equal(c.stats().retries, 1);
     assert.deepEqual(c.stats().statusCounts, { '200': 1, '429': 1 });
   });
@@ -248,7 +279,9 @@ describe('HttpClient against a local server', () => {
 
   it('retries 500s with exponential backoff until success', async () => {
     const s = await serve((_req, res, n) => (n <= 3 ? reply(res, 500, 'boom') : reply(res, 200, '[]')));
-    const { c, events } = client({ retry: { attempts: 5, initialDelayMs: 10, maxDelayMs: 1000, multiplier: 2, jitter: false, timeoutMs: 2000 } });
+    const { c, events } = client({
+      retry: { attempts: 5, initialDelayMs: 10, maxDelayMs: 1000, multiplier: 2, jitter: false, timeoutMs: 2000 },
+    });
     const r = await c.send(get(`${s.url}/items`), never);
     assert.equal(r?.attempts, 4);
     assert.equal(s.hits.length, 4);
@@ -276,14 +309,22 @@ describe('HttpClient against a local server', () => {
     assert.ok((excerpt as string).startsWith('oops *** failed x'));
     assert.equal((excerpt as string).length, 300);
     assert.ok(!err.message.includes(secret));
-    assert.match(err.message, /^GET http:\/\/127\.0\.0\.1:\d+\/items\?token=\*\*\* failed after 3 attempts: HTTP 500 Internal Server Error: oops \*\*\* failed/);
+    assert.match(
+      err.message,
+      /^GET http:\/\/127\.0\.0\.1:\d+\/items\?token=\*\*\* failed after 3 attempts: HTTP 500 Internal Server Error: oops \*\*\* failed/,
+    );
   });
 
   it('never starts more requests than the budget in any window (measured by the server)', async () => {
     const s = await serve((_req, res) => setTimeout(() => reply(res, 200, '{}'), 5));
-    const { c, events } = client({ hostBudget: { requests: 10, perMs: 500 }, concurrency: { initial: 16, max: 16, min: 1 } });
+    const { c, events } = client({
+      hostBudget: { requests: 10, perMs: 500 },
+      concurrency: { initial: 16, max: 16, min: 1 },
+    });
     const t0 = performance.now();
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => c.send(get(`${s.url}/items?i=${i}`), never)));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => c.send(get(`${s.url}/items?i=${i}`), never)),
+    );
     const elapsed = performance.now() - t0;
     assert.equal(results.length, 40);
     assert.equal(s.hits.length, 40);
@@ -306,11 +347,16 @@ describe('HttpClient against a local server', () => {
     await Promise.all([0, 1, 2].map((i) => c.send(get(`${s.url}/fast?i=${i}`, 'fast'), never)));
     const slow = s.hits.filter((h) => h.url.startsWith('/slow')).map((h) => h.at);
     assert.equal(slow.length, 3);
-    assert.ok((slow[2] as number) - (slow[0] as number) >= 295, `third slow start after ${(slow[2] as number) - (slow[0] as number)} ms`);
+    assert.ok(
+      (slow[2] as number) - (slow[0] as number) >= 295,
+      `third slow start after ${(slow[2] as number) - (slow[0] as number)} ms`,
+    );
   });
 
   it('404 is ignored when configured, terminal by default, and 5xx can be made terminal', async () => {
-    const s = await serve((req, res) => (req.url?.startsWith('/gone') ? reply(res, 404, 'not here') : reply(res, 500, 'down')));
+    const s = await serve((req, res) =>
+      req.url?.startsWith('/gone') ? reply(res, 404, 'not here') : reply(res, 500, 'down'),
+    );
     const ignoring = client({ responseActions: { '404': 'ignore' } }).c;
     assert.equal(await ignoring.send(get(`${s.url}/gone`), never), null);
     assert.equal(s.hits.length, 1);
@@ -334,7 +380,9 @@ describe('HttpClient against a local server', () => {
   });
 
   it('401 asks the authenticator once and retries with fresh credentials', async () => {
-    const s = await serve((req, res) => (req.headers.authorization === 'Bearer fresh' ? reply(res, 200, 'ok') : reply(res, 401, 'expired')));
+    const s = await serve((req, res) =>
+      req.headers.authorization === 'Bearer fresh' ? reply(res, 200, 'ok') : reply(res, 401, 'expired'),
+    );
     let token = 'stale';
     let refreshes = 0;
     const authenticator = {
@@ -353,7 +401,10 @@ describe('HttpClient against a local server', () => {
     assert.equal(r?.status, 200);
     assert.equal(r?.attempts, 2);
     assert.equal(refreshes, 1);
-    assert.deepEqual(s.hits.map((h) => h.headers.authorization), ['Bearer stale', 'Bearer fresh']);
+    assert.deepEqual(
+      s.hits.map((h) => h.headers.authorization),
+      ['Bearer stale', 'Bearer fresh'],
+    );
     assert.deepEqual(request.headers, {}, 'the caller’s request is not modified');
 
     token = 'revoked';
@@ -376,7 +427,9 @@ describe('HttpClient against a local server', () => {
       const t = setTimeout(() => reply(res, 200, 'late'), 2000);
       res.on('close', () => clearTimeout(t));
     });
-    const { c, events } = client({ retry: { attempts: 2, initialDelayMs: 10, maxDelayMs: 10, multiplier: 1, jitter: false, timeoutMs: 200 } });
+    const { c, events } = client({
+      retry: { attempts: 2, initialDelayMs: 10, maxDelayMs: 10, multiplier: 1, jitter: false, timeoutMs: 200 },
+    });
     const t0 = performance.now();
     const err = await rejection(c.send(get(`${s.url}/slow`), never));
     const elapsed = performance.now() - t0;
@@ -402,7 +455,9 @@ describe('HttpClient against a local server', () => {
   });
 
   it('X-RateLimit-Remaining: 0 pauses the next request until the reset', async () => {
-    const s = await serve((_req, res, n) => reply(res, 200, 'ok', n === 1 ? { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1' } : {}));
+    const s = await serve((_req, res, n) =>
+      reply(res, 200, 'ok', n === 1 ? { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1' } : {}),
+    );
     const { c, events } = client();
     await c.send(get(`${s.url}/a`), never);
     await c.send(get(`${s.url}/b`), never);
@@ -419,7 +474,10 @@ describe('HttpClient against a local server', () => {
     const ac = new AbortController();
     const t0 = performance.now();
     setTimeout(() => ac.abort(), 100);
-    await assert.rejects(client().c.send(get(`${s.url}/x`), ac.signal), (e: unknown) => e instanceof DipError && e.kind === 'interrupted');
+    await assert.rejects(
+      client().c.send(get(`${s.url}/x`), ac.signal),
+      (e: unknown) => e instanceof DipError && e.kind === 'interrupted',
+    );
     assert.ok(performance.now() - t0 < 1000);
     assert.equal(s.hits.length, 1);
   });
@@ -430,7 +488,10 @@ describe('HttpClient against a local server', () => {
     await Promise.all(Array.from({ length: 40 }, (_, i) => c.send(get(`${s.url}/p?i=${i}`), never)));
     assert.equal(s.maxInFlight(), 5);
     assert.equal(c.stats().maxInFlight, 5);
-    assert.deepEqual(events.flatMap((e) => (e.type === 'concurrency' ? [e.limit] : [])), [4, 5]);
+    assert.deepEqual(
+      events.flatMap((e) => (e.type === 'concurrency' ? [e.limit] : [])),
+      [4, 5],
+    );
   });
 
   it('adaptive concurrency halves once on a burst of 503s', async () => {
@@ -440,7 +501,10 @@ describe('HttpClient against a local server', () => {
     assert.equal(s.hits.length, 16);
     assert.deepEqual(
       events.flatMap((e) => (e.type === 'concurrency' ? [[e.limit, e.reason]] : [])),
-      [[4, 'overload'], [5, 'success']],
+      [
+        [4, 'overload'],
+        [5, 'success'],
+      ],
     );
     assert.equal(c.stats().retries, 8);
   });

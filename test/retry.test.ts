@@ -26,10 +26,14 @@ describe('retries', () => {
   it('a terminal error is not retried', async () => {
     let calls = 0;
     await assert.rejects(
-      withRetries(async () => {
-        calls++;
-        throw new ConfigError('bad config');
-      }, policy, { sleep: async () => undefined }),
+      withRetries(
+        async () => {
+          calls++;
+          throw new ConfigError('bad config');
+        },
+        policy,
+        { sleep: async () => undefined },
+      ),
       ConfigError,
     );
     assert.equal(calls, 1);
@@ -37,9 +41,19 @@ describe('retries', () => {
 
   it('exhausted attempts report every failure; delays grow to the ceiling', async () => {
     const waits: number[] = [];
-    const err = await withRetries(async (n) => Promise.reject(new Error(`boom ${n}`)), policy, { sleep: async (ms) => void waits.push(ms) }).catch((e: unknown) => e);
+    const err = await withRetries(async (n) => Promise.reject(new Error(`boom ${n}`)), policy, {
+      sleep: async (ms) => void waits.push(ms),
+    }).catch((e: unknown) => e);
     assert.ok(err instanceof RetriesExhaustedError);
-    assert.deepEqual(err.attempts.map((a) => [a.attempt, a.error, a.delayMs]), [[1, 'boom 1', 1000], [2, 'boom 2', 2000], [3, 'boom 3', 3000], [4, 'boom 4', undefined]]);
+    assert.deepEqual(
+      err.attempts.map((a) => [a.attempt, a.error, a.delayMs]),
+      [
+        [1, 'boom 1', 1000],
+        [2, 'boom 2', 2000],
+        [3, 'boom 3', 3000],
+        [4, 'boom 4', undefined],
+      ],
+    );
     assert.deepEqual(waits, [1000, 2000, 3000]);
     assert.match(err.message, /failed after 4 attempts: boom 4/);
   });
@@ -65,9 +79,22 @@ describe('retries', () => {
 
   it('jitter spreads a delay evenly around it', () => {
     const p = { ...policy, jitter: 0.2 };
-    assert.equal(retryDelayMs(p, 1, () => 0), 800);
-    assert.equal(retryDelayMs(p, 1, () => 0.5), 1000);
-    assert.equal(retryDelayMs(p, 1, () => 1), 1200);
-    assert.equal(retryDelayMs(p, 9, () => 1), 3600, 'the ceiling, then jitter');
+    assert.equal(
+      retryDelayMs(p, 1, () => 0),
+      800,
+    );
+    assert.equal(
+      retryDelayMs(p, 1, () => 0.5),
+      1000,
+    );
+    assert.equal(
+      retryDelayMs(p, 1, () => 1),
+      1200,
+    );
+    assert.equal(
+      retryDelayMs(p, 9, () => 1),
+      3600,
+      'the ceiling, then jitter',
+    );
   });
 });

@@ -44,7 +44,11 @@ engine: { threads: 2, memory_limit: 512MB }
 /** Runs the CLI with a preloaded module (a seam hook), like runCli. */
 function runCliWith(preload: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', preload, CLI, ...args], { cwd, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', preload, CLI, ...args], {
+      cwd,
+      env: { ...process.env, NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -113,8 +117,14 @@ describe('runs that may have missed data do not exit 0', () => {
     const lake = await p.lake();
     const head = await lake.catalog.resolveAsOf({});
     assert.ok(head !== undefined && head > 0);
-    await assert.rejects(query(lake, 'select count(*) from bronze.o', { commit: head + 100 }), new RegExp(`no commit ${head + 100}: the head \\(newest commit\\) is commit ${head}$`));
-    assert.equal(Number(Object.values((await query(lake, 'select count(*) from bronze.o', { commit: head })).rows[0] ?? {})[0]), 2);
+    await assert.rejects(
+      query(lake, 'select count(*) from bronze.o', { commit: head + 100 }),
+      new RegExp(`no commit ${head + 100}: the head \\(newest commit\\) is commit ${head}$`),
+    );
+    assert.equal(
+      Number(Object.values((await query(lake, 'select count(*) from bronze.o', { commit: head })).rows[0] ?? {})[0]),
+      2,
+    );
     await p.reopen();
     const cli = await runCli(['query', 'select count(*) from bronze.o', '--as-of', String(head + 1)], p.dir);
     assert.equal(cli.code, 6);
@@ -139,7 +149,10 @@ describe('configuration mistakes are load-time errors with file:line', () => {
           old_orders: { path: "b/*.csv", table: orders }
 `);
     await assert.rejects(loadProject(p.dir), (err: Error) => {
-      assert.match(err.message, /dip\.yaml:18:\d+: pipelines\.legacy\.sources\.old\.streams\.old_orders\.table: table bronze\.orders is written by two pipelines, shop \(pipelines\.shop\.sources\.files\.streams\.orders, \S*dip\.yaml:12\) and legacy: their rows would mix in one table/);
+      assert.match(
+        err.message,
+        /dip\.yaml:18:\d+: pipelines\.legacy\.sources\.old\.streams\.old_orders\.table: table bronze\.orders is written by two pipelines, shop \(pipelines\.shop\.sources\.files\.streams\.orders, \S*dip\.yaml:12\) and legacy: their rows would mix in one table/,
+      );
       return true;
     });
     const cli = await runCli(['run'], p.dir);
@@ -169,7 +182,10 @@ describe('configuration mistakes are load-time errors with file:line', () => {
     sources:
       f: { type: files, streams: { orders: { path: "o/*.csv" } } }
 `);
-    await assert.rejects(loadProject(clash.dir), /dip\.yaml:\d+:\d+: pipelines\.files\.sources\.f\.streams\.orders: table bronze\.orders is written by two pipelines, db \(pipelines\.db\.sources\.pg\.tables\[0\], \S*dip\.yaml:9\) and files/);
+    await assert.rejects(
+      loadProject(clash.dir),
+      /dip\.yaml:\d+:\d+: pipelines\.files\.sources\.f\.streams\.orders: table bronze\.orders is written by two pipelines, db \(pipelines\.db\.sources\.pg\.tables\[0\], \S*dip\.yaml:9\) and files/,
+    );
   });
 
   it('pipeline trigger cycles, task cycles and a from: naming a missing table', async () => {
@@ -189,8 +205,14 @@ describe('configuration mistakes are load-time errors with file:line', () => {
 `);
     await assert.rejects(loadProject(triggers.dir), (err: Error) => {
       assert.match(err.message, /\(2 problems\)/);
-      assert.match(err.message, /dip\.yaml:8:\d+: pipelines\.a\.triggers\[0\]\.pipeline: pipeline triggers form a cycle: a → b → a \(each successful run would start the next, forever\)/);
-      assert.match(err.message, /dip\.yaml:17:\d+: pipelines\.c\.triggers\[0\]\.pipeline: no pipeline nope to run after \(pipelines: a, b, c\)/);
+      assert.match(
+        err.message,
+        /dip\.yaml:8:\d+: pipelines\.a\.triggers\[0\]\.pipeline: pipeline triggers form a cycle: a → b → a \(each successful run would start the next, forever\)/,
+      );
+      assert.match(
+        err.message,
+        /dip\.yaml:17:\d+: pipelines\.c\.triggers\[0\]\.pipeline: no pipeline nope to run after \(pipelines: a, b, c\)/,
+      );
       return true;
     });
 
@@ -210,7 +232,10 @@ describe('configuration mistakes are load-time errors with file:line', () => {
     await tasks.write('data/1.csv', 'id\n1\n');
     const run = await runCli(['run'], tasks.dir);
     assert.equal(run.code, 2);
-    assert.match(run.stderr, /dip\.yaml:11:\d+: pipelines\.p\.tasks\.export: tasks form a cycle: (export → notify → export|notify → export → notify)/);
+    assert.match(
+      run.stderr,
+      /dip\.yaml:11:\d+: pipelines\.p\.tasks\.export: tasks form a cycle: (export → notify → export|notify → export → notify)/,
+    );
     assert.equal(existsSync(tasks.lakeDir), false, 'the cycle is refused before anything is ingested');
 
     const from = await yamlProject(`${HEAD}pipelines:
@@ -224,7 +249,10 @@ describe('configuration mistakes are load-time errors with file:line', () => {
     await from.write('in/1.csv', 'id\n1\n');
     const r = await runCli(['run'], from.dir);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /dip\.yaml:12:\d+: pipelines\.p\.silver\.people\.from: usres is not a bronze table of this pipeline \(its streams land in: bronze\.users\)/);
+    assert.match(
+      r.stderr,
+      /dip\.yaml:12:\d+: pipelines\.p\.silver\.people\.from: usres is not a bronze table of this pipeline \(its streams land in: bronze\.users\)/,
+    );
     assert.equal(existsSync(from.lakeDir), false, 'bronze was not committed before the error');
   });
 });
@@ -232,9 +260,13 @@ describe('configuration mistakes are load-time errors with file:line', () => {
 describe('accounting', () => {
   it('dip status counts what a crashed run committed', async () => {
     const p = await project({ o: { path: 'data/*.csv' } });
-    for (let i = 0; i < 9; i++) await p.write(`data/a${i}.csv`, `id,v\n${Array.from({ length: 10 }, (_, k) => `${i * 10 + k},x`).join('\n')}\n`);
+    for (let i = 0; i < 9; i++)
+      await p.write(`data/a${i}.csv`, `id,v\n${Array.from({ length: 10 }, (_, k) => `${i * 10 + k},x`).join('\n')}\n`);
     // A last file big enough that the run is still busy with it when killed.
-    await p.write('data/z.csv', `id,v\n${Array.from({ length: 3_000_000 }, (_, k) => `${k},yyyyyyyyyyyyyyyyyyyy`).join('\n')}\n`);
+    await p.write(
+      'data/z.csv',
+      `id,v\n${Array.from({ length: 3_000_000 }, (_, k) => `${k},yyyyyyyyyyyyyyyyyyyy`).join('\n')}\n`,
+    );
     const child = spawn(process.execPath, [CLI, 'run', '--quiet', '--no-silver'], { cwd: p.dir, stdio: 'ignore' });
     const lake = await p.lake();
     const deadline = Date.now() + 60_000;
@@ -249,18 +281,32 @@ describe('accounting', () => {
     await p.reopen();
     const status = await runCli(['status', '--json'], p.dir);
     assert.equal(status.code, 0, status.stderr);
-    const runs = (JSON.parse(status.stdout) as { runs: { status: string; stats: { streams: Record<string, { rows: number; files: number; commits: number }> } }[] }).runs;
+    const runs = (
+      JSON.parse(status.stdout) as {
+        runs: {
+          status: string;
+          stats: { streams: Record<string, { rows: number; files: number; commits: number }> };
+        }[];
+      }
+    ).runs;
     assert.equal(runs[0]?.status, 'crashed');
     const committedRows = (await (await p.lake()).catalog.listTables()).find((x) => x.name === 'bronze.o')?.rows;
     assert.equal(committedRows, 90);
-    assert.deepEqual(runs[0]?.stats.streams['src.o'] && [runs[0].stats.streams['src.o'].rows, runs[0].stats.streams['src.o'].commits], [90, 9]);
+    assert.deepEqual(
+      runs[0]?.stats.streams['src.o'] && [runs[0].stats.streams['src.o'].rows, runs[0].stats.streams['src.o'].commits],
+      [90, 9],
+    );
     const text = await runCli(['status'], p.dir);
     assert.match(text.stdout, /crashed\s+\S+\s+\S+ s?\s*90\s/);
   });
 
   it('two concurrent runs of the same files: only the run whose commit landed a file counts its rows', async () => {
     const p = await project({ o: { path: 'data/*.csv' } });
-    for (let i = 0; i < 12; i++) await p.write(`data/f${String(i).padStart(2, '0')}.csv`, `id\n${Array.from({ length: 50 }, (_, k) => i * 50 + k).join('\n')}\n`);
+    for (let i = 0; i < 12; i++)
+      await p.write(
+        `data/f${String(i).padStart(2, '0')}.csv`,
+        `id\n${Array.from({ length: 50 }, (_, k) => i * 50 + k).join('\n')}\n`,
+      );
     const config = await loadProject(p.dir);
     for (let attempt = 0; ; attempt++) {
       const [a, b] = [await Lake.open(config), await Lake.open(config)];
@@ -276,11 +322,17 @@ describe('accounting', () => {
           await rm(p.path('.dip'), { recursive: true, force: true });
           continue;
         }
-        console.log(`concurrent runs: ${sa?.rows} + ${sb?.rows} rows reported, ${bronze} landed, ${overlap} files landed by the other run`);
+        console.log(
+          `concurrent runs: ${sa?.rows} + ${sb?.rows} rows reported, ${bronze} landed, ${overlap} files landed by the other run`,
+        );
         assert.equal((sa?.rows ?? 0) + (sb?.rows ?? 0), 600);
         assert.equal((sa?.files ?? 0) + (sb?.files ?? 0), 12);
         const saved = await a.catalog.listRuns({ limit: 2 });
-        assert.equal(saved.reduce((n, r) => n + (r.stats.streams['src.o']?.rows ?? 0), 0), 600, 'the run records (dip_rows_total) hold each row once');
+        assert.equal(
+          saved.reduce((n, r) => n + (r.stats.streams['src.o']?.rows ?? 0), 0),
+          600,
+          'the run records (dip_rows_total) hold each row once',
+        );
         break;
       } finally {
         await a.close();
@@ -301,7 +353,10 @@ describe('accounting', () => {
     console.log(`gc: dry run would delete ${dry.deleted.length}, real run deleted ${real.deleted.length}`);
     assert.ok(real.deleted.length >= 2, `real gc deleted ${real.deleted.length}`);
     assert.deepEqual([...dry.deleted].sort(), [...real.deleted].sort());
-    assert.deepEqual([dry.expiredFiles, dry.orphanFiles, dry.stagingFiles, dry.bytesFreed], [real.expiredFiles, real.orphanFiles, real.stagingFiles, real.bytesFreed]);
+    assert.deepEqual(
+      [dry.expiredFiles, dry.orphanFiles, dry.stagingFiles, dry.bytesFreed],
+      [real.expiredFiles, real.orphanFiles, real.stagingFiles, real.bytesFreed],
+    );
     assert.equal(await p.count('bronze.o'), 2);
     await p.reopen();
     const again = await runCli(['gc', '--dry-run', '--retention', '0s', '--grace', '0s'], p.dir);
@@ -321,19 +376,33 @@ describe('accounting', () => {
     assert.equal(run.code, 0, run.stderr);
     const preload = await gcOnPublishPreload(p.dir);
 
-    const compact = await runCliWith(preload, ['compact', 'bronze.o'], p.dir, { GC_ON_PUBLISH: 'bronze/', GC_OUT: p.path('gc-compact.json') });
+    const compact = await runCliWith(preload, ['compact', 'bronze.o'], p.dir, {
+      GC_ON_PUBLISH: 'bronze/',
+      GC_OUT: p.path('gc-compact.json'),
+    });
     assert.equal(compact.code, 0, compact.stderr);
     assert.match(compact.stdout, /bronze\.o: 3 files, 6 rows → 1 file \(commit \d+\)/);
     const gc1 = JSON.parse(await readFile(p.path('gc-compact.json'), 'utf8')) as { deleted: string[] };
-    assert.deepEqual(gc1.deleted.filter((f) => f.startsWith('bronze/')), [], 'the compacted file was not deleted before its commit');
+    assert.deepEqual(
+      gc1.deleted.filter((f) => f.startsWith('bronze/')),
+      [],
+      'the compacted file was not deleted before its commit',
+    );
     const count = await runCli(['query', 'select count(*) as n from bronze.o', '--format', 'csv'], p.dir);
     assert.equal(count.code, 0, count.stderr);
     assert.equal(count.stdout.trim(), 'n\n6');
 
-    const transform = await runCliWith(preload, ['transform', '--quiet'], p.dir, { GC_ON_PUBLISH: 'silver/', GC_OUT: p.path('gc-transform.json') });
+    const transform = await runCliWith(preload, ['transform', '--quiet'], p.dir, {
+      GC_ON_PUBLISH: 'silver/',
+      GC_OUT: p.path('gc-transform.json'),
+    });
     assert.equal(transform.code, 0, transform.stderr);
     const gc2 = JSON.parse(await readFile(p.path('gc-transform.json'), 'utf8')) as { deleted: string[] };
-    assert.deepEqual(gc2.deleted.filter((f) => f.startsWith('silver/')), [], 'the silver file was not deleted before its commit');
+    assert.deepEqual(
+      gc2.deleted.filter((f) => f.startsWith('silver/')),
+      [],
+      'the silver file was not deleted before its commit',
+    );
     const silver = await runCli(['query', 'select count(*) as n from silver.o', '--format', 'csv'], p.dir);
     assert.equal(silver.code, 0, silver.stderr);
     assert.equal(silver.stdout.trim(), 'n\n6');
@@ -360,15 +429,23 @@ describe('accounting', () => {
       clearInterval(sampler);
       const peakAfter = process.resourceUsage().maxRSS * 1024;
       const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-      console.log(`chatty task: ${((Date.now() - started) / 1000).toFixed(1)} s; RSS before ${mb(rssBefore)}, sampled peak during ${mb(peak)} (+${mb(peak - rssBefore)}); process peak RSS before ${mb(peakBefore)}, after ${mb(peakAfter)}`);
+      console.log(
+        `chatty task: ${((Date.now() - started) / 1000).toFixed(1)} s; RSS before ${mb(rssBefore)}, sampled peak during ${mb(peak)} (+${mb(peak - rssBefore)}); process peak RSS before ${mb(peakBefore)}, after ${mb(peakAfter)}`,
+      );
       assert.equal(done?.status, 'succeeded');
       const [attempt] = await lake.catalog.orchestration.listAttempts(run.id, 'chatty');
       assert.equal(attempt?.status, 'succeeded');
       const log = attempt?.log ?? '';
       assert.ok(log.length <= 64 * 1024 + 200, `log tail is ${log.length} characters`);
-      assert.match(log, /^\[… \d+ earlier lines \(\d+ characters\) not kept: the log keeps its last 65536 characters\]\n/);
+      assert.match(
+        log,
+        /^\[… \d+ earlier lines \(\d+ characters\) not kept: the log keeps its last 65536 characters\]\n/,
+      );
       assert.match(log, /last-line\n$/);
-      assert.ok(peak - rssBefore < 256 * 2 ** 20, `memory grew by ${mb(peak - rssBefore)} while the task printed 300 MB`);
+      assert.ok(
+        peak - rssBefore < 256 * 2 ** 20,
+        `memory grew by ${mb(peak - rssBefore)} while the task printed 300 MB`,
+      );
     } finally {
       await runtime.stop();
     }
@@ -379,7 +456,10 @@ describe('accounting', () => {
     await p.write('data/1.csv', 'id\n1\n');
     const r = await runCli(['run'], p.dir);
     assert.notEqual(r.code, 0);
-    const lines = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; msg: string });
+    const lines = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { level: string; msg: string });
     const failed = lines.find((l) => l.msg === 'stream_failed');
     assert.equal(failed?.level, 'error');
     assert.equal(lines.find((l) => l.msg === 'run_finished')?.level, 'error');
@@ -388,7 +468,11 @@ describe('accounting', () => {
   it('a full disk exits with the transient code (75), not 1', async () => {
     const p = await project({ o: { path: 'data/*.csv' } });
     // Incompressible rows, several times the 2 MiB the lake gets.
-    const rows = Array.from({ length: 60_000 }, (_, i) => `${i},${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`);
+    const rows = Array.from(
+      { length: 60_000 },
+      (_, i) =>
+        `${i},${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`,
+    );
     await p.write('data/1.csv', `id,v\n${rows.join('\n')}\n`);
     const mountPoint = p.path('small-disk');
     await mkdir(mountPoint);
@@ -403,7 +487,10 @@ describe('accounting', () => {
       } else {
         // Not root: the storage seam fails the way a full disk does.
         const preload = p.path('enospc.mjs');
-        await writeFile(preload, `import { LocalStorage } from ${JSON.stringify(STORAGE_MODULE)};\nLocalStorage.prototype.publish = async function () { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 }); };\n`);
+        await writeFile(
+          preload,
+          `import { LocalStorage } from ${JSON.stringify(STORAGE_MODULE)};\nLocalStorage.prototype.publish = async function () { throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 }); };\n`,
+        );
         r = await runCliWith(preload, ['run', '--quiet'], p.dir);
       }
       console.log(`disk full (${mounted ? '2 MiB tmpfs' : 'simulated ENOSPC at publish'}): exit ${r.code}`);

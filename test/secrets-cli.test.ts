@@ -36,7 +36,10 @@ it('a failing PostgreSQL catalog connection never prints the password from ${env
   for (const args of [['status'], ['run'], ['status', '--json']]) {
     const r = await runCli(args, dir, { DIP_TEST_CATALOG_URL: url });
     assert.notEqual(r.code, 0, `dip ${args.join(' ')} fails without a catalog`);
-    assert.ok(!`${r.stdout}${r.stderr}`.includes(secret), `dip ${args.join(' ')} output contains the password: ${r.stdout}${r.stderr}`);
+    assert.ok(
+      !`${r.stdout}${r.stderr}`.includes(secret),
+      `dip ${args.join(' ')} output contains the password: ${r.stdout}${r.stderr}`,
+    );
     assert.match(`${r.stdout}${r.stderr}`, /ECONNREFUSED|connect/i, 'the error still says what went wrong');
   }
   const missing = await runCli(['status'], dir, { DIP_TEST_CATALOG_URL: '' });

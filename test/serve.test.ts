@@ -31,7 +31,16 @@ async function project(pipelines: Record<string, unknown>, extra: Record<string,
 }
 
 async function start(p: TestProject, options: Partial<ServeOptions> = {}): Promise<RunningServer> {
-  const server = await serve(await p.lake(), { host: '127.0.0.1', port: 0, tickMs: 100, concurrency: 4, executor: 'in-process', leaseMs: 900, pollMs: 50, ...options });
+  const server = await serve(await p.lake(), {
+    host: '127.0.0.1',
+    port: 0,
+    tickMs: 100,
+    concurrency: 4,
+    executor: 'in-process',
+    leaseMs: 900,
+    pollMs: 50,
+    ...options,
+  });
   servers.push(server);
   return server;
 }
@@ -44,13 +53,27 @@ interface Res {
   json: any;
 }
 
-async function call(base: string, method: string, path: string, options: { body?: unknown; raw?: string; token?: string; authorization?: string } = {}): Promise<Res> {
+async function call(
+  base: string,
+  method: string,
+  path: string,
+  options: { body?: unknown; raw?: string; token?: string; authorization?: string } = {},
+): Promise<Res> {
   const headers: Record<string, string> = {};
   // Every POST says JSON (issue 14: a POST without Content-Type: application/json is 415).
-  if (options.body !== undefined || options.raw !== undefined || method === 'POST') headers['content-type'] = 'application/json';
+  if (options.body !== undefined || options.raw !== undefined || method === 'POST')
+    headers['content-type'] = 'application/json';
   if (options.token) headers['authorization'] = `Bearer ${options.token}`;
   if (options.authorization) headers['authorization'] = options.authorization;
-  const res = await fetch(`${base}${path}`, { method, headers, ...(options.raw !== undefined ? { body: options.raw } : options.body !== undefined ? { body: JSON.stringify(options.body) } : {}) });
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    ...(options.raw !== undefined
+      ? { body: options.raw }
+      : options.body !== undefined
+        ? { body: JSON.stringify(options.body) }
+        : {}),
+  });
   const text = await res.text();
   let json: unknown;
   try {
@@ -83,7 +106,9 @@ async function finished(base: string, id: string): Promise<Res['json']> {
 async function taskRunning(base: string, id: string, task: string): Promise<void> {
   await until(`${task} of ${id} to run`, async () => {
     const r = await call(base, 'GET', `/runs/${id}`);
-    return r.json.tasks.find((t: { task: string; status: string }) => t.task === task)?.status === 'running' ? true : undefined;
+    return r.json.tasks.find((t: { task: string; status: string }) => t.task === task)?.status === 'running'
+      ? true
+      : undefined;
   });
 }
 
@@ -131,10 +156,17 @@ describe('dip serve', () => {
         tasks: { report: { shell: 'echo "rows for $DIP_INTERVAL_START"; echo done', depends_on: ['silver.orders'] } },
       },
       slow: { max_active_runs: 1, sources: {}, tasks: { nap: { shell: 'sleep 5' } } },
-      flaky: { sources: {}, tasks: { a: { shell: 'echo step a' }, b: { shell: 'test -f ready.flag && echo b is ready', depends_on: ['a'], retries: { attempts: 1 } } } },
+      flaky: {
+        sources: {},
+        tasks: {
+          a: { shell: 'echo step a' },
+          b: { shell: 'test -f ready.flag && echo b is ready', depends_on: ['a'], retries: { attempts: 1 } },
+        },
+      },
       sched: { schedule: { every: '1d' }, sources: {}, tasks: { hello: { shell: 'echo scheduled' } } },
     });
-    for (const [i, d] of ['2026-03-01', '2026-03-02', '2026-03-03'].entries()) await p.write(`data/${d}.csv`, `id,day\n${i * 2 + 1},${d}\n${i * 2 + 2},${d}\n`);
+    for (const [i, d] of ['2026-03-01', '2026-03-02', '2026-03-03'].entries())
+      await p.write(`data/${d}.csv`, `id,day\n${i * 2 + 1},${d}\n${i * 2 + 2},${d}\n`);
     server = await start(p);
     base = server.address;
   });
@@ -165,7 +197,10 @@ describe('dip serve', () => {
     });
     const today = Math.floor(started / dayMs) * dayMs;
     assert.equal(run.trigger, 'schedule');
-    assert.deepEqual(run.interval, { start: new Date(today - dayMs).toISOString(), end: new Date(today).toISOString() });
+    assert.deepEqual(run.interval, {
+      start: new Date(today - dayMs).toISOString(),
+      end: new Date(today).toISOString(),
+    });
     assert.equal((await finished(base, run.id)).status, 'succeeded');
     // The pipeline with a start in the future has nothing due.
     assert.deepEqual((await call(base, 'GET', '/runs?pipeline=p')).json.runs, []);
@@ -202,7 +237,9 @@ describe('dip serve', () => {
   });
 
   it('POST /pipelines/:name/trigger queues a run for the interval; it runs to success with its tasks and rows', async () => {
-    const res = await call(base, 'POST', '/pipelines/p/trigger', { body: { interval_start: '2026-03-01', interval_end: '2026-03-02T00:00:00Z' } });
+    const res = await call(base, 'POST', '/pipelines/p/trigger', {
+      body: { interval_start: '2026-03-01', interval_end: '2026-03-02T00:00:00Z' },
+    });
     assert.equal(res.status, 201);
     assert.equal(res.json.pipeline, 'p');
     assert.equal(res.json.trigger, 'api');
@@ -214,7 +251,13 @@ describe('dip serve', () => {
     assert.equal(run.status, 'succeeded');
     assert.equal(run.error, null);
     assert.deepEqual(
-      run.tasks.map((t: { task: string; status: string; attempt: number; rows: number; deps: string[] }) => [t.task, t.status, t.attempt, t.rows, t.deps]),
+      run.tasks.map((t: { task: string; status: string; attempt: number; rows: number; deps: string[] }) => [
+        t.task,
+        t.status,
+        t.attempt,
+        t.rows,
+        t.deps,
+      ]),
       [
         ['ingest.shop', 'succeeded', 1, 2, []],
         ['silver.orders', 'succeeded', 1, 2, ['ingest.shop']],
@@ -233,7 +276,10 @@ describe('dip serve', () => {
     assert.equal(tasks.status, 200);
     assert.equal(tasks.json.run_id, firstRun);
     assert.deepEqual(
-      tasks.json.tasks.map((t: { task: string; attempts: { attempt: number; status: string }[] }) => [t.task, t.attempts.map((a) => [a.attempt, a.status])]),
+      tasks.json.tasks.map((t: { task: string; attempts: { attempt: number; status: string }[] }) => [
+        t.task,
+        t.attempts.map((a) => [a.attempt, a.status]),
+      ]),
       [
         ['ingest.shop', [[1, 'succeeded']]],
         ['silver.orders', [[1, 'succeeded']]],
@@ -266,7 +312,9 @@ describe('dip serve', () => {
   });
 
   it('POST /pipelines/:name/backfill: a dry run lists the exact intervals (covered ones skipped), a real one creates a run per interval', async () => {
-    const dry = await call(base, 'POST', '/pipelines/p/backfill', { body: { from: '2026-03-01', to: '2026-03-04', dry_run: true } });
+    const dry = await call(base, 'POST', '/pipelines/p/backfill', {
+      body: { from: '2026-03-01', to: '2026-03-04', dry_run: true },
+    });
     assert.equal(dry.status, 200);
     assert.deepEqual(dry.json, {
       backfill_id: null,
@@ -276,17 +324,23 @@ describe('dip serve', () => {
         { start: '2026-03-02T00:00:00.000Z', end: '2026-03-03T00:00:00.000Z' },
         { start: '2026-03-03T00:00:00.000Z', end: '2026-03-04T00:00:00.000Z' },
       ],
-      skipped: [{ interval: { start: '2026-03-01T00:00:00.000Z', end: '2026-03-02T00:00:00.000Z' }, status: 'succeeded' }],
+      skipped: [
+        { interval: { start: '2026-03-01T00:00:00.000Z', end: '2026-03-02T00:00:00.000Z' }, status: 'succeeded' },
+      ],
       run_ids: [],
     });
-    const hourly = await call(base, 'POST', '/pipelines/p/backfill', { body: { from: '2026-03-05T00:00:00Z', to: '2026-03-05T03:00:00Z', dry_run: true, every: '1h' } });
+    const hourly = await call(base, 'POST', '/pipelines/p/backfill', {
+      body: { from: '2026-03-05T00:00:00Z', to: '2026-03-05T03:00:00Z', dry_run: true, every: '1h' },
+    });
     assert.deepEqual(
       hourly.json.intervals.map((i: { start: string }) => i.start),
       ['2026-03-05T00:00:00.000Z', '2026-03-05T01:00:00.000Z', '2026-03-05T02:00:00.000Z'],
     );
     assert.equal((await call(base, 'GET', '/runs?pipeline=p')).json.runs.length, 1, 'a dry run creates nothing');
 
-    const real = await call(base, 'POST', '/pipelines/p/backfill', { body: { from: '2026-03-01', to: '2026-03-04', parallel: 2 } });
+    const real = await call(base, 'POST', '/pipelines/p/backfill', {
+      body: { from: '2026-03-01', to: '2026-03-04', parallel: 2 },
+    });
     assert.equal(real.status, 201);
     assert.equal(real.json.dry_run, false);
     assert.equal(real.json.run_ids.length, 2);
@@ -325,20 +379,43 @@ describe('dip serve', () => {
     const missing = await call(base, 'POST', '/pipelines/p/backfill', { body: { from: '2026-03-01' } });
     assert.equal(missing.status, 400);
     assert.deepEqual(missing.json, { error: { kind: 'input', message: "body must have required property 'to'" } });
-    const unknown = await call(base, 'POST', '/pipelines/p/backfill', { body: { from: '2026-03-01', to: '2026-03-02', dryrun: true } });
+    const unknown = await call(base, 'POST', '/pipelines/p/backfill', {
+      body: { from: '2026-03-01', to: '2026-03-02', dryrun: true },
+    });
     assert.equal(unknown.status, 400);
     assert.equal(unknown.json.error.message, 'body: unknown property "dryrun"');
     const noBody = await call(base, 'POST', '/pipelines/p/backfill');
     assert.equal(noBody.status, 400);
-    assert.equal((await call(base, 'POST', '/pipelines/p/backfill', { body: { from: 'soon', to: '2026-03-02' } })).status, 400);
-    const notDate = await call(base, 'POST', '/pipelines/p/backfill', { body: { from: 'yesterday-ish', to: '2026-03-02' } });
+    assert.equal(
+      (await call(base, 'POST', '/pipelines/p/backfill', { body: { from: 'soon', to: '2026-03-02' } })).status,
+      400,
+    );
+    const notDate = await call(base, 'POST', '/pipelines/p/backfill', {
+      body: { from: 'yesterday-ish', to: '2026-03-02' },
+    });
     assert.equal(notDate.status, 400);
     assert.match(notDate.json.error.message, /^from "yesterday-ish": expected an ISO date or date-time/);
-    const reversed = await call(base, 'POST', '/pipelines/p/backfill', { body: { from: '2026-03-05', to: '2026-03-01' } });
+    const reversed = await call(base, 'POST', '/pipelines/p/backfill', {
+      body: { from: '2026-03-05', to: '2026-03-01' },
+    });
     assert.equal(reversed.status, 400);
     assert.equal(reversed.json.error.kind, 'config');
-    assert.equal((await call(base, 'POST', '/pipelines/p/backfill', { body: { from: '2026-03-01', to: '2026-03-02', parallel: 0 } })).status, 400);
-    assert.equal((await call(base, 'POST', '/pipelines/p/backfill', { body: { from: '2026-03-01', to: '2026-03-02', every: 'often' } })).status, 400);
+    assert.equal(
+      (
+        await call(base, 'POST', '/pipelines/p/backfill', {
+          body: { from: '2026-03-01', to: '2026-03-02', parallel: 0 },
+        })
+      ).status,
+      400,
+    );
+    assert.equal(
+      (
+        await call(base, 'POST', '/pipelines/p/backfill', {
+          body: { from: '2026-03-01', to: '2026-03-02', every: 'often' },
+        })
+      ).status,
+      400,
+    );
     const halfInterval = await call(base, 'POST', '/pipelines/p/trigger', { body: { interval_start: '2026-03-01' } });
     assert.equal(halfInterval.status, 400);
     assert.equal(halfInterval.json.error.message, 'interval_start and interval_end go together');
@@ -349,7 +426,10 @@ describe('dip serve', () => {
     const nope = await call(base, 'POST', '/pipelines/nope/trigger', { body: {} });
     assert.equal(nope.status, 404);
     assert.equal(nope.json.error.kind, 'not_found');
-    assert.equal((await call(base, 'POST', '/pipelines/nope/backfill', { body: { from: '2026-03-01', to: '2026-03-02' } })).status, 404);
+    assert.equal(
+      (await call(base, 'POST', '/pipelines/nope/backfill', { body: { from: '2026-03-01', to: '2026-03-02' } })).status,
+      404,
+    );
     assert.equal((await call(base, 'POST', '/runs/run_nope/cancel')).status, 404);
     assert.equal((await call(base, 'POST', '/runs/run_nope/rerun')).status, 404);
     const route = await call(base, 'GET', '/nope');
@@ -367,7 +447,9 @@ describe('dip serve', () => {
     assert.equal(cancelled.status, 200);
     assert.equal(cancelled.json.status, 'cancelled');
     assert.deepEqual(
-      (await call(base, 'GET', `/runs/${second.json.id}`)).json.tasks.map((t: { task: string; status: string; attempt: number }) => [t.task, t.status, t.attempt]),
+      (await call(base, 'GET', `/runs/${second.json.id}`)).json.tasks.map(
+        (t: { task: string; status: string; attempt: number }) => [t.task, t.status, t.attempt],
+      ),
       [['nap', 'cancelled', 0]],
     );
     const again = await call(base, 'POST', `/runs/${second.json.id}/cancel`);
@@ -417,14 +499,19 @@ describe('dip serve', () => {
     );
     const attempts = (await call(base, 'GET', `/runs/${res.json.id}/tasks`)).json.tasks;
     assert.deepEqual(
-      attempts.map((t: { task: string; attempts: { attempt: number; status: string }[] }) => [t.task, t.attempts.map((a) => `${a.attempt}:${a.status}`)]),
+      attempts.map((t: { task: string; attempts: { attempt: number; status: string }[] }) => [
+        t.task,
+        t.attempts.map((a) => `${a.attempt}:${a.status}`),
+      ]),
       [
         ['a', ['1:succeeded']],
         ['b', ['1:failed', '2:succeeded']],
       ],
     );
     assert.deepEqual(logLines((await call(base, 'GET', `/runs/${res.json.id}/tasks/b/log`)).text), ['b is ready']);
-    assert.deepEqual(logLines((await call(base, 'GET', `/runs/${res.json.id}/tasks/b/log?attempt=1`)).text), ['failed: shell task b exited with code 1']);
+    assert.deepEqual(logLines((await call(base, 'GET', `/runs/${res.json.id}/tasks/b/log?attempt=1`)).text), [
+      'failed: shell task b exited with code 1',
+    ]);
   });
 
   it('GET /tables and /tables/:name: rows, files, last commit time and freshness', async () => {
@@ -440,7 +527,10 @@ describe('dip serve', () => {
     assert.equal(bronze.json.files, 3);
     assert.ok(bronze.json.bytes > 0);
     assert.ok(Date.parse(bronze.json.last_commit_at) >= started);
-    assert.ok(bronze.json.freshness_seconds >= 0 && bronze.json.freshness_seconds < 120, String(bronze.json.freshness_seconds));
+    assert.ok(
+      bronze.json.freshness_seconds >= 0 && bronze.json.freshness_seconds < 120,
+      String(bronze.json.freshness_seconds),
+    );
     assert.deepEqual(
       bronze.json.columns.map((c: { name: string }) => c.name).filter((n: string) => n === 'id' || n === 'day'),
       ['id', 'day'],
@@ -458,7 +548,9 @@ describe('dip serve', () => {
     assert.equal(res.status, 200);
     const doc = res.json;
     assert.equal(doc.openapi, '3.1.0');
-    const ops = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
+    const ops = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) =>
+      Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`),
+    );
     assert.deepEqual(ops.sort(), [
       'GET /health',
       'GET /metrics',
@@ -478,33 +570,71 @@ describe('dip serve', () => {
       'POST /runs/{id}/rerun',
     ]);
     const backfill = doc.paths['/pipelines/{name}/backfill'].post;
-    assert.deepEqual(backfill.parameters.map((x: { name: string; in: string; required: boolean }) => [x.name, x.in, x.required]), [['name', 'path', true]]);
+    assert.deepEqual(
+      backfill.parameters.map((x: { name: string; in: string; required: boolean }) => [x.name, x.in, x.required]),
+      [['name', 'path', true]],
+    );
     assert.equal(backfill.requestBody.required, true);
     assert.deepEqual(backfill.requestBody.content['application/json'].schema.required, ['from', 'to']);
-    assert.deepEqual(Object.keys(backfill.requestBody.content['application/json'].schema.properties).sort(), ['batch', 'dry_run', 'every', 'from', 'parallel', 'rerun', 'to']);
-    assert.deepEqual(Object.keys(backfill.responses).sort(), ['200', '201', '400', '401', '403', '404', '409', '415', '421', '500']);
+    assert.deepEqual(Object.keys(backfill.requestBody.content['application/json'].schema.properties).sort(), [
+      'batch',
+      'dry_run',
+      'every',
+      'from',
+      'parallel',
+      'rerun',
+      'to',
+    ]);
+    assert.deepEqual(Object.keys(backfill.responses).sort(), [
+      '200',
+      '201',
+      '400',
+      '401',
+      '403',
+      '404',
+      '409',
+      '415',
+      '421',
+      '500',
+    ]);
     assert.equal(doc.paths['/pipelines/{name}/trigger'].post.requestBody.required, false);
     const log = doc.paths['/runs/{id}/tasks/{task}/log'].get;
-    assert.deepEqual(log.parameters.map((x: { name: string; in: string; required: boolean }) => [x.name, x.in, x.required]), [
-      ['id', 'path', true],
-      ['task', 'path', true],
-      ['attempt', 'query', false],
-    ]);
+    assert.deepEqual(
+      log.parameters.map((x: { name: string; in: string; required: boolean }) => [x.name, x.in, x.required]),
+      [
+        ['id', 'path', true],
+        ['task', 'path', true],
+        ['attempt', 'query', false],
+      ],
+    );
     assert.ok(log.responses['200'].content['text/plain']);
     assert.deepEqual(
       doc.paths['/runs'].get.parameters.map((x: { name: string }) => x.name),
       ['pipeline', 'status', 'backfill_id', 'limit'],
     );
-    assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer', description: doc.components.securitySchemes.bearer.description });
+    assert.deepEqual(doc.components.securitySchemes.bearer, {
+      type: 'http',
+      scheme: 'bearer',
+      description: doc.components.securitySchemes.bearer.description,
+    });
     // No token configured: the bearer scheme is optional on writes; reads declare none.
-    for (const path of ['/pipelines/{name}/trigger', '/pipelines/{name}/backfill', '/runs/{id}/cancel', '/runs/{id}/rerun']) assert.deepEqual(doc.paths[path].post.security, [{ bearer: [] }, {}]);
+    for (const path of [
+      '/pipelines/{name}/trigger',
+      '/pipelines/{name}/backfill',
+      '/runs/{id}/cancel',
+      '/runs/{id}/rerun',
+    ])
+      assert.deepEqual(doc.paths[path].post.security, [{ bearer: [] }, {}]);
     assert.equal(doc.paths['/runs'].get.security, undefined);
   });
 
   it('GET /metrics: runs, durations, attempts, rows, bytes and errors of finished runs, queue depth, table freshness, process metrics', async () => {
     // Everything has ended; the sched run too.
     await until('no open runs', async () => {
-      const open = [...(await call(base, 'GET', '/runs?status=running')).json.runs, ...(await call(base, 'GET', '/runs?status=queued')).json.runs];
+      const open = [
+        ...(await call(base, 'GET', '/runs?status=running')).json.runs,
+        ...(await call(base, 'GET', '/runs?status=queued')).json.runs,
+      ];
       return open.length === 0 ? true : undefined;
     });
     const res = await call(base, 'GET', '/metrics');
@@ -523,12 +653,20 @@ describe('dip serve', () => {
     assert.equal(v('dip_task_attempts_total', { pipeline: 'p', task: 'report', outcome: 'succeeded' }), 3);
     assert.equal(v('dip_task_attempts_total', { pipeline: 'flaky', task: 'b', outcome: 'failed' }), 1);
     assert.equal(v('dip_task_attempts_total', { pipeline: 'flaky', task: 'b', outcome: 'succeeded' }), 1);
-    assert.equal(v('dip_task_attempts_total', { pipeline: 'flaky', task: 'a', outcome: 'succeeded' }), 1, 'the resumed run did not run a again');
+    assert.equal(
+      v('dip_task_attempts_total', { pipeline: 'flaky', task: 'a', outcome: 'succeeded' }),
+      1,
+      'the resumed run did not run a again',
+    );
     assert.equal(v('dip_task_attempts_total', { pipeline: 'slow', task: 'nap', outcome: 'cancelled' }), 1);
     assert.equal(v('dip_errors_total', { pipeline: 'flaky', kind: 'transient' }), 1);
     assert.equal(v('dip_rows_total', { pipeline: 'p', source: 'shop' }), 6);
     assert.ok((v('dip_bytes_total', { pipeline: 'p', source: 'shop' }) ?? 0) > 0);
-    assert.equal(v('dip_rows_total', { pipeline: 'p', source: 'silver' }), undefined, 'silver rows are derived, not ingested');
+    assert.equal(
+      v('dip_rows_total', { pipeline: 'p', source: 'silver' }),
+      undefined,
+      'silver rows are derived, not ingested',
+    );
     assert.equal(v('dip_queue_depth', { state: 'pending' }), 0);
     assert.equal(v('dip_queue_depth', { state: 'queued' }), 0);
     assert.equal(v('dip_queue_depth', { state: 'running' }), 0);
@@ -558,7 +696,11 @@ describe('dip serve', () => {
     assert.equal(m.get(series('dip_task_attempts_total', { pipeline: 'flaky', task: 'b', outcome: 'succeeded' })), 2);
     assert.equal(m.get(series('dip_errors_total', { pipeline: 'flaky', kind: 'transient' })), 1);
     const again = parseMetrics((await call(base, 'GET', '/metrics')).text);
-    assert.equal(again.get(series('dip_task_attempts_total', { pipeline: 'flaky', task: 'a', outcome: 'succeeded' })), 2, 'a second scrape counts nothing twice');
+    assert.equal(
+      again.get(series('dip_task_attempts_total', { pipeline: 'flaky', task: 'a', outcome: 'succeeded' })),
+      2,
+      'a second scrape counts nothing twice',
+    );
   });
 });
 
@@ -567,18 +709,31 @@ describe('dip serve: readiness before the first tick', () => {
     const p = await project({ q: { sources: {}, tasks: { t: { shell: 'true' } } } });
     const lake = await p.lake();
     const runtime = startRuntime(lake, { concurrency: 0 });
-    const status: { enabled: boolean; ticks: number; lastTickAt: Date | null; lastError: string | null } = { enabled: true, ticks: 0, lastTickAt: null, lastError: 'catalog locked' };
+    const status: { enabled: boolean; ticks: number; lastTickAt: Date | null; lastError: string | null } = {
+      enabled: true,
+      ticks: 0,
+      lastTickAt: null,
+      lastError: 'catalog locked',
+    };
     const app = await createServer(lake, runtime, { scheduler: status satisfies SchedulerStatus });
     try {
       const before = await app.inject({ method: 'GET', url: '/ready' });
       assert.equal(before.statusCode, 503);
-      assert.deepEqual(before.json(), { status: 'not_ready', catalog: 'ok', scheduler: { enabled: true, ticks: 0, last_tick_at: null, last_error: 'catalog locked' } });
+      assert.deepEqual(before.json(), {
+        status: 'not_ready',
+        catalog: 'ok',
+        scheduler: { enabled: true, ticks: 0, last_tick_at: null, last_error: 'catalog locked' },
+      });
       status.ticks = 1;
       status.lastError = null;
       status.lastTickAt = new Date('2026-03-01T00:00:00Z');
       const ready = await app.inject({ method: 'GET', url: '/ready' });
       assert.equal(ready.statusCode, 200);
-      assert.deepEqual(ready.json(), { status: 'ready', catalog: 'ok', scheduler: { enabled: true, ticks: 1, last_tick_at: '2026-03-01T00:00:00.000Z', last_error: null } });
+      assert.deepEqual(ready.json(), {
+        status: 'ready',
+        catalog: 'ok',
+        scheduler: { enabled: true, ticks: 1, last_tick_at: '2026-03-01T00:00:00.000Z', last_error: null },
+      });
       await lake.catalog.close();
       const down = await app.inject({ method: 'GET', url: '/ready' });
       assert.equal(down.statusCode, 503);
@@ -617,7 +772,9 @@ describe('dip serve: scheduler loop and metrics baseline', () => {
     const lake = await p.lake();
     const early = startRuntime(lake, { leaseMs: 900, pollMs: 50, concurrency: 1 });
     const before = await early.orchestrator.trigger('q');
-    await until('the early run', async () => ((await lake.catalog.orchestration.getRun(before.id))?.status === 'succeeded' ? true : undefined));
+    await until('the early run', async () =>
+      (await lake.catalog.orchestration.getRun(before.id))?.status === 'succeeded' ? true : undefined,
+    );
     await early.stop();
 
     const server = await start(p, { scheduler: false, defaultMetrics: false });
@@ -642,7 +799,14 @@ describe('dip serve: bearer token on writes', () => {
   let base: string;
 
   before(async () => {
-    p = await project({ slow: { max_active_runs: 1, schedule: { every: '1d', start: '2999-01-01' }, sources: {}, tasks: { nap: { shell: 'sleep 5' } } } });
+    p = await project({
+      slow: {
+        max_active_runs: 1,
+        schedule: { every: '1d', start: '2999-01-01' },
+        sources: {},
+        tasks: { nap: { shell: 'sleep 5' } },
+      },
+    });
     base = (await start(p, { token })).address;
   });
 
@@ -666,9 +830,20 @@ describe('dip serve: bearer token on writes', () => {
     for (const [path, body] of routes) {
       const none = await call(base, 'POST', path, { body });
       assert.equal(none.status, 401, path);
-      assert.deepEqual(none.json, { error: { kind: 'unauthorized', message: 'this endpoint needs Authorization: Bearer <serve.token>' } });
+      assert.deepEqual(none.json, {
+        error: { kind: 'unauthorized', message: 'this endpoint needs Authorization: Bearer <serve.token>' },
+      });
       assert.equal(none.headers.get('www-authenticate'), 'Bearer realm="dip"');
-      assert.equal((await call(base, 'POST', path, { body, authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` })).status, 401, path);
+      assert.equal(
+        (
+          await call(base, 'POST', path, {
+            body,
+            authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}`,
+          })
+        ).status,
+        401,
+        path,
+      );
       const wrong = await call(base, 'POST', path, { body, token: `${token}x` });
       assert.equal(wrong.status, 403, path);
       assert.equal(wrong.json.error.kind, 'forbidden');
@@ -680,21 +855,34 @@ describe('dip serve: bearer token on writes', () => {
     const second = await call(base, 'POST', '/pipelines/slow/trigger', { body: {}, token });
     assert.equal(second.status, 201);
     assert.equal(second.json.status, 'queued');
-    const plan = await call(base, 'POST', '/pipelines/slow/backfill', { body: { from: '2026-03-01', to: '2026-03-03', dry_run: true }, token });
+    const plan = await call(base, 'POST', '/pipelines/slow/backfill', {
+      body: { from: '2026-03-01', to: '2026-03-03', dry_run: true },
+      token,
+    });
     assert.equal(plan.status, 200);
     assert.equal(plan.json.intervals.length, 2);
     const cancelled = await call(base, 'POST', `/runs/${second.json.id}/cancel`, { token });
     assert.equal(cancelled.status, 200);
     assert.equal(cancelled.json.status, 'cancelled');
-    const rerun = await call(base, 'POST', `/runs/${second.json.id}/rerun`, { body: { all: true }, token: ` ${token}`.trim() });
+    const rerun = await call(base, 'POST', `/runs/${second.json.id}/rerun`, {
+      body: { all: true },
+      token: ` ${token}`.trim(),
+    });
     assert.equal(rerun.status, 200);
     assert.equal(rerun.json.status, 'queued');
-    for (const id of [second.json.id, first.json.id]) assert.equal((await call(base, 'POST', `/runs/${id}/cancel`, { token })).status, 200);
+    for (const id of [second.json.id, first.json.id])
+      assert.equal((await call(base, 'POST', `/runs/${id}/cancel`, { token })).status, 200);
   });
 
   it('the OpenAPI document requires the bearer scheme on every POST route', async () => {
     const doc = (await call(base, 'GET', '/openapi.json', { token })).json;
-    for (const path of ['/pipelines/{name}/trigger', '/pipelines/{name}/backfill', '/runs/{id}/cancel', '/runs/{id}/rerun']) assert.deepEqual(doc.paths[path].post.security, [{ bearer: [] }], path);
+    for (const path of [
+      '/pipelines/{name}/trigger',
+      '/pipelines/{name}/backfill',
+      '/runs/{id}/cancel',
+      '/runs/{id}/rerun',
+    ])
+      assert.deepEqual(doc.paths[path].post.security, [{ bearer: [] }], path);
   });
 });
 
@@ -704,10 +892,24 @@ describe('dip serve: listening beyond loopback', () => {
     const lake = await p.lake();
     await assert.rejects(
       serve(lake, { host: '0.0.0.0', port: 0, tickMs: 100, concurrency: 1, executor: 'in-process' }),
-      (err: unknown) => err instanceof DipError && err.kind === 'config' && /refusing to listen on 0\.0\.0\.0 without a token/.test(err.message),
+      (err: unknown) =>
+        err instanceof DipError &&
+        err.kind === 'config' &&
+        /refusing to listen on 0\.0\.0\.0 without a token/.test(err.message),
     );
-    await assert.rejects(serve(lake, { host: '0.0.0.0', port: 0, tickMs: 100, concurrency: 1, executor: 'in-process', token: ' ' }), /serve\.token is empty/);
-    const open = await serve(lake, { host: '0.0.0.0', port: 0, tickMs: 100, concurrency: 1, executor: 'in-process', token: 'tok', defaultMetrics: false });
+    await assert.rejects(
+      serve(lake, { host: '0.0.0.0', port: 0, tickMs: 100, concurrency: 1, executor: 'in-process', token: ' ' }),
+      /serve\.token is empty/,
+    );
+    const open = await serve(lake, {
+      host: '0.0.0.0',
+      port: 0,
+      tickMs: 100,
+      concurrency: 1,
+      executor: 'in-process',
+      token: 'tok',
+      defaultMetrics: false,
+    });
     try {
       const port = new URL(open.address).port;
       assert.equal((await call(`http://127.0.0.1:${port}`, 'GET', '/health')).status, 200);
@@ -718,8 +920,10 @@ describe('dip serve: listening beyond loopback', () => {
   });
 
   it('knows the loopback hosts', () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', 'LOCALHOST']) assert.equal(isLoopback(host), true, host);
-    for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.2', 'example.com', 'localhost.example.com']) assert.equal(isLoopback(host), false, host);
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', 'LOCALHOST'])
+      assert.equal(isLoopback(host), true, host);
+    for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.2', 'example.com', 'localhost.example.com'])
+      assert.equal(isLoopback(host), false, host);
   });
 });
 
@@ -752,18 +956,28 @@ describe('dip serve: graceful shutdown', () => {
     await taskRunning(server.address, res.json.id, 'nap');
     const t0 = Date.now();
     await server.close();
-    assert.ok(Date.now() - t0 < 1_900, `close took ${Date.now() - t0} ms; the task should have been handed back, not awaited`);
+    assert.ok(
+      Date.now() - t0 < 1_900,
+      `close took ${Date.now() - t0} ms; the task should have been handed back, not awaited`,
+    );
     const store = (await p.lake()).catalog.orchestration;
     const [task] = await store.listTasks(res.json.id);
     assert.deepEqual([task?.status, task?.attempt, task?.leaseOwner], ['queued', 0, null]);
     assert.deepEqual(await store.listAttempts(res.json.id, 'nap'), []);
-    assert.equal((await store.getRun(res.json.id))?.status, 'running', 'the run waits for another process to take the task');
+    assert.equal(
+      (await store.getRun(res.json.id))?.status,
+      'running',
+      'the run waits for another process to take the task',
+    );
   });
 });
 
 describe('dip serve (the CLI command)', () => {
   it('reads serve: from the project (token from ${env:…}), prints {address} with --json, and exits 0 on SIGTERM', async () => {
-    const p = await project({ q: { sources: {}, tasks: { t: { shell: 'echo hi' } } } }, { serve: { host: '127.0.0.1', port: 0, token: '${env:DIP_TEST_SERVE_TOKEN}', tick: '1s', concurrency: 1 } });
+    const p = await project(
+      { q: { sources: {}, tasks: { t: { shell: 'echo hi' } } } },
+      { serve: { host: '127.0.0.1', port: 0, token: '${env:DIP_TEST_SERVE_TOKEN}', tick: '1s', concurrency: 1 } },
+    );
     const code = `
       const { Command } = await import('commander');
       const { registerServe } = await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'src/cli/commands/serve.ts')).href)});
@@ -773,7 +987,12 @@ describe('dip serve (the CLI command)', () => {
     `;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
       cwd: REPO_ROOT,
-      env: { ...process.env, DIP_TEST_SERVE_TOKEN: 'cli-token', DIP_TEST_ARGS: JSON.stringify(['-p', p.dir, '--json', 'serve']), DIP_LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        DIP_TEST_SERVE_TOKEN: 'cli-token',
+        DIP_TEST_ARGS: JSON.stringify(['-p', p.dir, '--json', 'serve']),
+        DIP_LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -782,7 +1001,11 @@ describe('dip serve (the CLI command)', () => {
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     try {
-      const line = await until('the address on stdout', async () => (stdout.includes('\n') ? stdout.split('\n')[0] : undefined), 60_000);
+      const line = await until(
+        'the address on stdout',
+        async () => (stdout.includes('\n') ? stdout.split('\n')[0] : undefined),
+        60_000,
+      );
       const { address } = JSON.parse(line as string) as { address: string };
       assert.match(address, /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.equal((await call(address, 'GET', '/health')).status, 200);

@@ -11,7 +11,10 @@ import { TestProject, projectWithSources } from './support/project.js';
 import { type PostgresServer, postgresTestOptions, startPostgres } from './support/postgres.js';
 
 const SALT = 'cdc-silver-salt-0123456789';
-const sha = (s: string) => createHash('sha256').update(SALT + s).digest('hex');
+const sha = (s: string) =>
+  createHash('sha256')
+    .update(SALT + s)
+    .digest('hex');
 
 describe('silver over a CDC change log', postgresTestOptions(), () => {
   let server: PostgresServer;
@@ -30,10 +33,23 @@ describe('silver over a CDC change log', postgresTestOptions(), () => {
 
   it('updates, deletes and inserts land incrementally; silver equals the source, emails hashed', async () => {
     await db.query(`CREATE TABLE members (id int PRIMARY KEY, email text NOT NULL, tier text NOT NULL)`);
-    await db.query(`INSERT INTO members SELECT i, 'm' || i || '@club.test', CASE WHEN i % 3 = 0 THEN 'gold' ELSE 'basic' END FROM generate_series(1, 200) i`);
+    await db.query(
+      `INSERT INTO members SELECT i, 'm' || i || '@club.test', CASE WHEN i % 3 = 0 THEN 'gold' ELSE 'basic' END FROM generate_series(1, 200) i`,
+    );
     const p = await TestProject.withSources({});
     try {
-      const config = projectWithSources({ db: { type: 'postgres', connection: { url: server.url }, mode: 'cdc', tables: ['members'], cdc: { flush_interval: '200ms', idle_timeout: '2s' } } }, { raw: false });
+      const config = projectWithSources(
+        {
+          db: {
+            type: 'postgres',
+            connection: { url: server.url },
+            mode: 'cdc',
+            tables: ['members'],
+            cdc: { flush_interval: '200ms', idle_timeout: '2s' },
+          },
+        },
+        { raw: false },
+      );
       const pipeline = (config['pipelines'] as Record<string, Record<string, unknown>>)['p'] as Record<string, unknown>;
       pipeline['silver'] = {
         members: {
@@ -59,10 +75,18 @@ describe('silver over a CDC change log', postgresTestOptions(), () => {
       assert.equal(second.status, 'succeeded');
       const lake = await p.lake();
       const [report] = await lake.catalog.listQualityReports('silver.members');
-      assert.equal((report?.report as { mode?: string } | undefined)?.mode, 'incremental', 'the change log only grew: no rebuild');
+      assert.equal(
+        (report?.report as { mode?: string } | undefined)?.mode,
+        'incremental',
+        'the change log only grew: no rebuild',
+      );
 
       const silver = await p.rows(`SELECT id, email, tier FROM silver.members ORDER BY id`);
-      const src = (await db.query(`SELECT id, email, tier FROM members ORDER BY id`)).rows as { id: number; email: string; tier: string }[];
+      const src = (await db.query(`SELECT id, email, tier FROM members ORDER BY id`)).rows as {
+        id: number;
+        email: string;
+        tier: string;
+      }[];
       assert.equal(silver.length, 192);
       assert.deepEqual(
         silver.map((r) => [Number(r['id']), r['email'], r['tier']]),
@@ -70,7 +94,11 @@ describe('silver over a CDC change log', postgresTestOptions(), () => {
       );
       assert.equal(await p.num(`SELECT count(*) FROM silver.members WHERE id BETWEEN 50 AND 59`), 0);
       assert.deepEqual((await p.rows(`SELECT tier FROM silver.members WHERE id = 5`))[0], { tier: 'gold' });
-      assert.equal(await p.num(`SELECT count(*) FROM silver.members WHERE _dip_first_seen < _dip_last_seen`), 5, 'the five updated members span two arrivals');
+      assert.equal(
+        await p.num(`SELECT count(*) FROM silver.members WHERE _dip_first_seen < _dip_last_seen`),
+        5,
+        'the five updated members span two arrivals',
+      );
     } finally {
       await p.dispose();
     }

@@ -61,7 +61,12 @@ async function select(f: Flattened): Promise<Record<string, unknown>[]> {
   return engine.all(`${sql} ORDER BY "id"`);
 }
 
-const opts = (o: Partial<FlattenOptions>): FlattenOptions => ({ maxDepth: 3, arrays: 'child_table', naming: 'snake_case', ...o });
+const opts = (o: Partial<FlattenOptions>): FlattenOptions => ({
+  maxDepth: 3,
+  arrays: 'child_table',
+  naming: 'snake_case',
+  ...o,
+});
 
 describe('bronze types', () => {
   it('are the nested types DuckDB reads back from Parquet', () => {
@@ -84,17 +89,34 @@ describe('flattenColumns', () => {
       arrays: ['media STRUCT(url VARCHAR, kind VARCHAR)', 'hashtags VARCHAR'],
     });
     assert.deepEqual(await select(f), [
-      { id: '1', author: '{"id":10,"displayName":"Ann","profile":{"bio":"hi","links":["a.com","b.com"]}}', meta: '{"lang":"en"}', extra: '{"x": 1}' },
+      {
+        id: '1',
+        author: '{"id":10,"displayName":"Ann","profile":{"bio":"hi","links":["a.com","b.com"]}}',
+        meta: '{"lang":"en"}',
+        extra: '{"x": 1}',
+      },
       { id: '2', author: '{"id":11,"displayName":null,"profile":null}', meta: null, extra: null },
       { id: '3', author: null, meta: '{}', extra: 'null' },
-      { id: '4', author: '{"id":12,"displayName":"Bo","profile":{"bio":null,"links":[]}}', meta: null, extra: '[1, 2]' },
+      {
+        id: '4',
+        author: '{"id":12,"displayName":"Bo","profile":{"bio":null,"links":[]}}',
+        meta: null,
+        extra: '[1, 2]',
+      },
     ]);
   });
 
   it('depth 1: one level of parent__child columns, deeper objects as JSON', async () => {
     const f = flattenColumns(bronze, opts({ maxDepth: 1 }));
     assert.deepEqual(shape(f), {
-      columns: ['id BIGINT', 'author__id BIGINT', 'author__display_name VARCHAR', 'author__profile JSON', 'meta JSON', 'extra JSON'],
+      columns: [
+        'id BIGINT',
+        'author__id BIGINT',
+        'author__display_name VARCHAR',
+        'author__profile JSON',
+        'meta JSON',
+        'extra JSON',
+      ],
       arrays: ['media STRUCT(url VARCHAR, kind VARCHAR)', 'hashtags VARCHAR'],
     });
     assert.deepEqual(
@@ -124,19 +146,44 @@ describe('flattenColumns', () => {
     for (const maxDepth of [2, 3]) {
       const f = flattenColumns(bronze, opts({ maxDepth }));
       assert.deepEqual(shape(f), {
-        columns: ['id BIGINT', 'author__id BIGINT', 'author__display_name VARCHAR', 'author__profile__bio VARCHAR', 'meta JSON', 'extra JSON'],
+        columns: [
+          'id BIGINT',
+          'author__id BIGINT',
+          'author__display_name VARCHAR',
+          'author__profile__bio VARCHAR',
+          'meta JSON',
+          'extra JSON',
+        ],
         arrays: ['author__profile__links VARCHAR', 'media STRUCT(url VARCHAR, kind VARCHAR)', 'hashtags VARCHAR'],
       });
-      assert.deepEqual(f.arrays[0], { name: 'author__profile__links', sourcePath: ['author', 'profile', 'links'], expr: 'b."author"."profile"."links"', elementType: 'VARCHAR' });
+      assert.deepEqual(f.arrays[0], {
+        name: 'author__profile__links',
+        sourcePath: ['author', 'profile', 'links'],
+        expr: 'b."author"."profile"."links"',
+        elementType: 'VARCHAR',
+      });
       const rows = await select(f);
-      assert.deepEqual(rows.map((r) => r['author__profile__bio']), ['hi', null, null, null]);
+      assert.deepEqual(
+        rows.map((r) => r['author__profile__bio']),
+        ['hi', null, null, null],
+      );
     }
   });
 
   it('arrays as JSON or kept as lists', async () => {
     const asJson = flattenColumns(bronze, opts({ maxDepth: 2, arrays: 'json' }));
     assert.deepEqual(shape(asJson), {
-      columns: ['id BIGINT', 'author__id BIGINT', 'author__display_name VARCHAR', 'author__profile__bio VARCHAR', 'author__profile__links JSON', 'media JSON', 'hashtags JSON', 'meta JSON', 'extra JSON'],
+      columns: [
+        'id BIGINT',
+        'author__id BIGINT',
+        'author__display_name VARCHAR',
+        'author__profile__bio VARCHAR',
+        'author__profile__links JSON',
+        'media JSON',
+        'hashtags JSON',
+        'meta JSON',
+        'extra JSON',
+      ],
       arrays: [],
     });
     assert.deepEqual(
@@ -163,12 +210,18 @@ describe('flattenColumns', () => {
       ],
       arrays: [],
     });
-    assert.deepEqual((await select(asList)).map((r) => r['hashtags']), [['a', 'b'], [], null, ['c']]);
+    assert.deepEqual(
+      (await select(asList)).map((r) => r['hashtags']),
+      [['a', 'b'], [], null, ['c']],
+    );
   });
 
   it('naming: keep, and collisions get suffixes', () => {
     const kept = flattenColumns(bronze, opts({ maxDepth: 1, naming: 'keep' }));
-    assert.deepEqual(kept.columns.map((c) => c.name), ['id', 'author__id', 'author__displayName', 'author__profile', 'meta', 'extra']);
+    assert.deepEqual(
+      kept.columns.map((c) => c.name),
+      ['id', 'author__id', 'author__displayName', 'author__profile', 'meta', 'extra'],
+    );
     const clash = flattenColumns(
       [
         { name: 'author__id', type: 'INTEGER' },
@@ -178,18 +231,43 @@ describe('flattenColumns', () => {
       opts({ maxDepth: 1 }),
     );
     // snake_case collapses the top-level author__id; struct fields differing only in case get suffixes
-    assert.deepEqual(clash.columns.map((c) => c.name), ['author_id', 'author__id', 'author__id_2', 'author_id_2']);
-    const keptClash = flattenColumns([{ name: 'author__id', type: 'INTEGER' }, { name: 'author', type: 'STRUCT(id INTEGER)' }], opts({ maxDepth: 1, naming: 'keep' }));
-    assert.deepEqual(keptClash.columns.map((c) => c.name), ['author__id', 'author__id_2']);
+    assert.deepEqual(
+      clash.columns.map((c) => c.name),
+      ['author_id', 'author__id', 'author__id_2', 'author_id_2'],
+    );
+    const keptClash = flattenColumns(
+      [
+        { name: 'author__id', type: 'INTEGER' },
+        { name: 'author', type: 'STRUCT(id INTEGER)' },
+      ],
+      opts({ maxDepth: 1, naming: 'keep' }),
+    );
+    assert.deepEqual(
+      keptClash.columns.map((c) => c.name),
+      ['author__id', 'author__id_2'],
+    );
   });
 
   it('exclude: top-level names, dotted paths and flattened names; pruned inside JSON', async () => {
-    const f = flattenColumns(bronze, opts({ maxDepth: 1, exclude: ['extra', 'author.displayName', 'author__profile', 'nope'] }));
+    const f = flattenColumns(
+      bronze,
+      opts({ maxDepth: 1, exclude: ['extra', 'author.displayName', 'author__profile', 'nope'] }),
+    );
     assert.deepEqual(shape(f).columns, ['id BIGINT', 'author__id BIGINT', 'meta JSON']);
     assert.deepEqual(f.unmatchedExclude, ['nope']);
 
-    const pruned = flattenColumns(bronze, opts({ maxDepth: 0, arrays: 'json', exclude: ['author.displayName', 'author.profile.links', 'media.kind'] }));
-    assert.deepEqual(shape(pruned).columns, ['id BIGINT', 'author JSON', 'media JSON', 'hashtags JSON', 'meta JSON', 'extra JSON']);
+    const pruned = flattenColumns(
+      bronze,
+      opts({ maxDepth: 0, arrays: 'json', exclude: ['author.displayName', 'author.profile.links', 'media.kind'] }),
+    );
+    assert.deepEqual(shape(pruned).columns, [
+      'id BIGINT',
+      'author JSON',
+      'media JSON',
+      'hashtags JSON',
+      'meta JSON',
+      'extra JSON',
+    ]);
     assert.deepEqual(
       (await select(pruned)).map((r) => [r['author'], r['media']]),
       [
@@ -203,7 +281,10 @@ describe('flattenColumns', () => {
     const listed = flattenColumns(bronze, opts({ maxDepth: 2, arrays: 'list', exclude: ['media.kind'] }));
     const media = listed.columns.find((c) => c.name === 'media');
     assert.equal(media?.type, 'STRUCT(url VARCHAR)[]');
-    assert.deepEqual((await select(listed)).map((r) => r['media']), [[{ url: 'u1' }, { url: 'u2' }], [], null, [null, { url: 'u4' }]]);
+    assert.deepEqual(
+      (await select(listed)).map((r) => r['media']),
+      [[{ url: 'u1' }, { url: 'u2' }], [], null, [null, { url: 'u4' }]],
+    );
 
     const child = flattenColumns(bronze, opts({ maxDepth: 1, exclude: ['media.kind'] }));
     assert.deepEqual(child.arrays[0]?.excludePaths, [['kind']]);
@@ -216,7 +297,8 @@ describe('flattenColumns', () => {
 });
 
 describe('childTableSelect', () => {
-  const parent = () => `(SELECT md5(CAST(b.id AS VARCHAR)) AS pid, b.id, b."media" AS media, b."hashtags" AS hashtags, b."author"."profile"."links" AS author__profile__links FROM ${posts} AS b)`;
+  const parent = () =>
+    `(SELECT md5(CAST(b.id AS VARCHAR)) AS pid, b.id, b."media" AS media, b."hashtags" AS hashtags, b."author"."profile"."links" AS author__profile__links FROM ${posts} AS b)`;
   let ids: Record<string, string>;
 
   before(async () => {
@@ -265,7 +347,10 @@ describe('childTableSelect', () => {
       { _dip_parent_id: '1', _dip_list_idx: '1', value: 'b.com' },
     ]);
     const m = childTableSelect(parent(), media, 'p.id', { maxDepth: 3, naming: 'snake_case', parentIdType: 'BIGINT' });
-    assert.deepEqual(m.columns.map((c) => c.name), ['_dip_parent_id', '_dip_list_idx', 'url']);
+    assert.deepEqual(
+      m.columns.map((c) => c.name),
+      ['_dip_parent_id', '_dip_list_idx', 'url'],
+    );
     assert.deepEqual(await engine.describe(m.sql), m.columns);
   });
 
@@ -305,16 +390,47 @@ describe('childTableSelect', () => {
     ]);
     assert.deepEqual(await engine.describe(deep.sql), deep.columns);
     assert.deepEqual(await engine.all(`${deep.sql} ORDER BY 2`), [
-      { _dip_parent_id: 7, _dip_list_idx: '0', text: 'hey', tags: '["x","y"]', by__name: 'Cy', by__geo: '{"lat":1.5}', dip_list_idx: 9 },
-      { _dip_parent_id: 7, _dip_list_idx: '1', text: null, tags: null, by__name: null, by__geo: null, dip_list_idx: null },
+      {
+        _dip_parent_id: 7,
+        _dip_list_idx: '0',
+        text: 'hey',
+        tags: '["x","y"]',
+        by__name: 'Cy',
+        by__geo: '{"lat":1.5}',
+        dip_list_idx: 9,
+      },
+      {
+        _dip_parent_id: 7,
+        _dip_list_idx: '1',
+        text: null,
+        tags: null,
+        by__name: null,
+        by__geo: null,
+        dip_list_idx: null,
+      },
     ]);
     // names never take the place of the link columns
     const kept = childTableSelect(rel, arr, 'p.id', { maxDepth: 1, naming: 'keep' });
-    assert.deepEqual(kept.columns.map((c) => c.name), ['_dip_parent_id', '_dip_list_idx', 'text', 'tags', 'by', '_dip_list_idx_2']);
-    assert.deepEqual((await engine.describe(kept.sql)).map((c) => c.name), kept.columns.map((c) => c.name));
+    assert.deepEqual(
+      kept.columns.map((c) => c.name),
+      ['_dip_parent_id', '_dip_list_idx', 'text', 'tags', 'by', '_dip_list_idx_2'],
+    );
+    assert.deepEqual(
+      (await engine.describe(kept.sql)).map((c) => c.name),
+      kept.columns.map((c) => c.name),
+    );
     const flat0 = childTableSelect(rel, arr, 'p.id', { maxDepth: 0, naming: 'snake_case', parentIdType: 'INTEGER' });
-    assert.deepEqual(flat0.columns.map((c) => `${c.name} ${c.type}`), ['_dip_parent_id INTEGER', '_dip_list_idx BIGINT', 'value JSON']);
-    assert.deepEqual((await engine.all(`${flat0.sql} ORDER BY 2`)).map((r) => r['value']), ['{"text":"hey","tags":["x","y"],"by":{"name":"Cy","geo":{"lat":1.5}},"_dip_list_idx":9}', '{"text":null,"tags":null,"by":null,"_dip_list_idx":null}']);
+    assert.deepEqual(
+      flat0.columns.map((c) => `${c.name} ${c.type}`),
+      ['_dip_parent_id INTEGER', '_dip_list_idx BIGINT', 'value JSON'],
+    );
+    assert.deepEqual(
+      (await engine.all(`${flat0.sql} ORDER BY 2`)).map((r) => r['value']),
+      [
+        '{"text":"hey","tags":["x","y"],"by":{"name":"Cy","geo":{"lat":1.5}},"_dip_list_idx":9}',
+        '{"text":null,"tags":null,"by":null,"_dip_list_idx":null}',
+      ],
+    );
   });
 });
 
@@ -351,21 +467,47 @@ describe('parseDuckType / renderDuckType', () => {
   });
 
   it('parses into a tree', () => {
-    assert.deepEqual(parseDuckType('STRUCT(id INTEGER, "display Name" VARCHAR, "q""x" STRUCT(u DECIMAL(4,1))[], m MAP(VARCHAR, JSON), f INTEGER[3])'), {
-      kind: 'struct',
-      fields: [
-        { name: 'id', type: { kind: 'scalar', name: 'INTEGER' } },
-        { name: 'display Name', type: { kind: 'scalar', name: 'VARCHAR' } },
-        { name: 'q"x', type: { kind: 'list', element: { kind: 'struct', fields: [{ name: 'u', type: { kind: 'scalar', name: 'DECIMAL(4,1)' } }] } } },
-        { name: 'm', type: { kind: 'map', key: { kind: 'scalar', name: 'VARCHAR' }, value: { kind: 'scalar', name: 'JSON' } } },
-        { name: 'f', type: { kind: 'list', element: { kind: 'scalar', name: 'INTEGER' }, size: 3 } },
-      ],
+    assert.deepEqual(
+      parseDuckType(
+        'STRUCT(id INTEGER, "display Name" VARCHAR, "q""x" STRUCT(u DECIMAL(4,1))[], m MAP(VARCHAR, JSON), f INTEGER[3])',
+      ),
+      {
+        kind: 'struct',
+        fields: [
+          { name: 'id', type: { kind: 'scalar', name: 'INTEGER' } },
+          { name: 'display Name', type: { kind: 'scalar', name: 'VARCHAR' } },
+          {
+            name: 'q"x',
+            type: {
+              kind: 'list',
+              element: { kind: 'struct', fields: [{ name: 'u', type: { kind: 'scalar', name: 'DECIMAL(4,1)' } }] },
+            },
+          },
+          {
+            name: 'm',
+            type: { kind: 'map', key: { kind: 'scalar', name: 'VARCHAR' }, value: { kind: 'scalar', name: 'JSON' } },
+          },
+          { name: 'f', type: { kind: 'list', element: { kind: 'scalar', name: 'INTEGER' }, size: 3 } },
+        ],
+      },
+    );
+    assert.deepEqual(parseDuckType('  timestamp   with time zone '), {
+      kind: 'scalar',
+      name: 'timestamp with time zone',
     });
-    assert.deepEqual(parseDuckType('  timestamp   with time zone '), { kind: 'scalar', name: 'timestamp with time zone' });
   });
 
   it('rejects what is not a type', () => {
-    for (const bad of ['', 'STRUCT(', 'STRUCT()', 'INTEGER[', 'DECIMAL(18,3', 'MAP(VARCHAR)', 'INTEGER) x', 'STRUCT("a INTEGER)']) {
+    for (const bad of [
+      '',
+      'STRUCT(',
+      'STRUCT()',
+      'INTEGER[',
+      'DECIMAL(18,3',
+      'MAP(VARCHAR)',
+      'INTEGER) x',
+      'STRUCT("a INTEGER)',
+    ]) {
       assert.throws(() => parseDuckType(bad), ConfigError, bad);
     }
   });

@@ -24,7 +24,12 @@ after(async () => {
 
 const SALT = 'hardening-salt-0123456789';
 
-async function silverProject(streams: Record<string, StreamYaml>, silver: Record<string, unknown>, privacy: Record<string, unknown> = {}, raw = false): Promise<TestProject> {
+async function silverProject(
+  streams: Record<string, StreamYaml>,
+  silver: Record<string, unknown>,
+  privacy: Record<string, unknown> = {},
+  raw = false,
+): Promise<TestProject> {
   const p = await TestProject.create(streams, { raw });
   cleanups.push(() => p.dispose());
   const config = projectConfig(streams, { raw });
@@ -57,7 +62,11 @@ describe('silver: values that do not convert follow the column contract (issue 1
 
   for (const contract of [undefined, 'discard_row', 'freeze'] as const) {
     it(`contract ${contract ?? '(default evolve)'}: the row goes to quarantine with a reason naming column and value; the build succeeds`, async () => {
-      const table: Record<string, unknown> = { from: 'orders', primary_key: ['id'], columns: { amount: { type: 'DECIMAL(12,2)' } } };
+      const table: Record<string, unknown> = {
+        from: 'orders',
+        primary_key: ['id'],
+        columns: { amount: { type: 'DECIMAL(12,2)' } },
+      };
       if (contract) table['contract'] = contract;
       const p = await silverProject({ orders: { path: 'in/*.ndjson' } }, { orders: table }, { detect: 'off' });
       await p.write('in/a.ndjson', ndjson(rows));
@@ -78,12 +87,20 @@ describe('silver: values that do not convert follow the column contract (issue 1
   it('discard_value (per column): the value becomes null, the row lands, the report counts it and a warning names the column', async () => {
     const p = await silverProject(
       { orders: { path: 'in/*.ndjson' } },
-      { orders: { from: 'orders', primary_key: ['id'], columns: { amount: { type: 'DECIMAL(12,2)', contract: 'discard_value' } } } },
+      {
+        orders: {
+          from: 'orders',
+          primary_key: ['id'],
+          columns: { amount: { type: 'DECIMAL(12,2)', contract: 'discard_value' } },
+        },
+      },
       { detect: 'off' },
     );
     await p.write('in/a.ndjson', ndjson(rows));
     const warnings: string[] = [];
-    const r = await p.run('p', { onEvent: (e) => (e.type === 'silver_warning' ? warnings.push(e.message) : undefined) });
+    const r = await p.run('p', {
+      onEvent: (e) => (e.type === 'silver_warning' ? warnings.push(e.message) : undefined),
+    });
     assert.equal(r.status, 'succeeded', JSON.stringify(r.errors));
     assert.equal(await p.count('silver.orders'), 10);
     assert.equal(await p.num('select count(*) from silver.orders where amount is null'), 1);
@@ -92,7 +109,9 @@ describe('silver: values that do not convert follow the column contract (issue 1
     const report = await latestReport(p, 'silver.orders');
     const conv = report.checks.find((c) => c.name === 'type_amount');
     assert.deepEqual([conv?.evaluated, conv?.failed, conv?.passed], [10, 1, true]);
-    assert.deepEqual(warnings, ['1 value of amount did not convert and became null: amount: "abc" is not a valid DECIMAL(12,2) (set to null: contract discard_value)']);
+    assert.deepEqual(warnings, [
+      '1 value of amount did not convert and became null: amount: "abc" is not a valid DECIMAL(12,2) (set to null: contract discard_value)',
+    ]);
   });
 });
 
@@ -101,7 +120,13 @@ describe('silver: mostly over the table, min_rows (issue 14, item 8)', () => {
   const good = Array.from({ length: 100 }, (_, i) => ({ id: i + 1, qty: 1 + (i % 7) }));
   const second = Array.from({ length: 6 }, (_, i) => ({ id: 101 + i, qty: i === 0 ? 3 : -1 }));
   const third = Array.from({ length: 6 }, (_, i) => ({ id: 107 + i, qty: -2 }));
-  const table = (check: Record<string, unknown>) => ({ items: { from: 'items', primary_key: ['id'], checks: [{ type: 'range', column: 'qty', min: 0, mostly: 0.95, ...check }] } });
+  const table = (check: Record<string, unknown>) => ({
+    items: {
+      from: 'items',
+      primary_key: ['id'],
+      checks: [{ type: 'range', column: 'qty', min: 0, mostly: 0.95, ...check }],
+    },
+  });
 
   async function project(check: Record<string, unknown> = {}): Promise<TestProject> {
     return silverProject({ items: { path: 'in/*.ndjson' } }, table(check), { detect: 'off' });
@@ -126,7 +151,10 @@ describe('silver: mostly over the table, min_rows (issue 14, item 8)', () => {
     for (const p of [full, inc]) {
       assert.equal(await p.count('silver.items'), 101);
       assert.equal(await p.count('quarantine.silver__items'), 5);
-      assert.deepEqual((await p.rows('select id from quarantine.silver__items order by id')).map((r) => Number(r['id'])), [102, 103, 104, 105, 106]);
+      assert.deepEqual(
+        (await p.rows('select id from quarantine.silver__items order by id')).map((r) => Number(r['id'])),
+        [102, 103, 104, 105, 106],
+      );
       const check = (await latestReport(p, 'silver.items')).checks.find((c) => c.name === 'range_qty');
       assert.deepEqual(check?.total, { evaluated: 106, failed: 5 });
       assert.equal(check?.passed, true);
@@ -140,7 +168,10 @@ describe('silver: mostly over the table, min_rows (issue 14, item 8)', () => {
       const r = await p.run();
       assert.equal(r.status, 'failed');
       const message = r.errors.map((e) => e.message).join('\n');
-      assert.match(message, /range_qty failed 6 of 6 rows of this build, 11 of 112 since the last full build \(9\.82%, mostly 0\.95\): qty = -2(\.0)? is below min 0/);
+      assert.match(
+        message,
+        /range_qty failed 6 of 6 rows of this build, 11 of 112 since the last full build \(9\.82%, mostly 0\.95\): qty = -2(\.0)? is below min 0/,
+      );
       assert.equal(await p.count('silver.items'), 101);
       assert.equal(await p.count('quarantine.silver__items'), 5);
     }
@@ -180,22 +211,39 @@ describe('silver: PII detection (issue 14, item 15d)', () => {
     assert.equal(r.status, 'failed');
     const err = r.errors.find((e) => e.stream === 'silver.people');
     assert.ok(err, JSON.stringify(r.errors));
-    assert.match(err.message, /^silver\.people: column payment looks like card \(detector card: 20 of 20 sampled values, e\.g\. 9999 9999 9999 9999\) but has no mask; set columns\.payment\.mask/);
+    assert.match(
+      err.message,
+      /^silver\.people: column payment looks like card \(detector card: 20 of 20 sampled values, e\.g\. 9999 9999 9999 9999\) but has no mask; set columns\.payment\.mask/,
+    );
     assert.equal(err.exitCode, 2);
     for (const text of [err.message, err.cause ?? '']) {
-      assert.equal(text.replace(/\D/g, '').includes(CARD.replace(/\D/g, '')), false, 'the card number is not in the error');
+      assert.equal(
+        text.replace(/\D/g, '').includes(CARD.replace(/\D/g, '')),
+        false,
+        'the card number is not in the error',
+      );
       assert.equal(text.includes(CARD), false);
     }
-    assert.equal((await (await p.lake()).catalog.getTable('silver.people'))?.headCommit ?? null, null, 'nothing committed');
+    assert.equal(
+      (await (await p.lake()).catalog.getTable('silver.people'))?.headCommit ?? null,
+      null,
+      'nothing committed',
+    );
   });
 
   it('a card number written as a JSON number (BIGINT) fails the build too; ordinary numeric ids do not', async () => {
     const p = await silverProject({ people: { path: 'in/*.ndjson' } }, { people: { from: 'people' } });
     // 4539148803436467 passes Luhn; the ids 1000000000000000 + 7i: about one in ten would.
-    await p.write('in/a.ndjson', ndjson(Array.from({ length: 20 }, (_, i) => ({ id: 1_000_000_000_000_000 + 7 * i, pan: 4539148803436467 }))));
+    await p.write(
+      'in/a.ndjson',
+      ndjson(Array.from({ length: 20 }, (_, i) => ({ id: 1_000_000_000_000_000 + 7 * i, pan: 4539148803436467 }))),
+    );
     const r = await p.run();
     assert.equal(r.status, 'failed');
-    assert.match(r.errors[0]?.message ?? '', /^silver\.people: column pan looks like card \(detector card: 20 of 20 sampled values, e\.g\. 9999999999999999\)/);
+    assert.match(
+      r.errors[0]?.message ?? '',
+      /^silver\.people: column pan looks like card \(detector card: 20 of 20 sampled values, e\.g\. 9999999999999999\)/,
+    );
     assert.equal((r.errors[0]?.message ?? '').includes('4539148803436467'), false);
   });
 
@@ -203,7 +251,9 @@ describe('silver: PII detection (issue 14, item 15d)', () => {
     const emails = await silverProject({ people: { path: 'in/*.ndjson' } }, { people: { from: 'people' } });
     await emails.write('in/a.ndjson', ndjson(people.map((x) => ({ id: x.id, mail: `p${x.id}@corp.example` }))));
     const warnings: string[] = [];
-    const r = await emails.run('p', { onEvent: (e) => (e.type === 'silver_warning' ? warnings.push(e.message) : undefined) });
+    const r = await emails.run('p', {
+      onEvent: (e) => (e.type === 'silver_warning' ? warnings.push(e.message) : undefined),
+    });
     assert.equal(r.status, 'succeeded');
     assert.equal(warnings.filter((w) => /column mail looks like email/.test(w)).length, 1);
 
@@ -225,7 +275,10 @@ describe('silver: PII detection (issue 14, item 15d)', () => {
  * Every file under `dir` whose content holds one of `needles`: Parquet files read through DuckDB
  * (every value of every row, decompressed), gzip and zstd files decompressed, every file's bytes as they are.
  */
-async function filesHolding(dir: string, needles: readonly string[]): Promise<{ files: number; hits: Map<string, string[]> }> {
+async function filesHolding(
+  dir: string,
+  needles: readonly string[],
+): Promise<{ files: number; hits: Map<string, string[]> }> {
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
   const hits = new Map<string, string[]>(needles.map((n) => [n, []]));
@@ -272,7 +325,12 @@ describe('silver: quarantine holds no clear value of masked columns (issue 14, i
       { detect: 'off' },
     );
     const rows = [
-      ...Array.from({ length: 8 }, (_, i) => ({ id: i, email: `u${i}@ok.example`, age: 30 + i, contact: { phone: `+1 555 010${i} 0000`, city: `c${i}` } })),
+      ...Array.from({ length: 8 }, (_, i) => ({
+        id: i,
+        email: `u${i}@ok.example`,
+        age: 30 + i,
+        contact: { phone: `+1 555 010${i} 0000`, city: `c${i}` },
+      })),
       { id: 100, email: EMAIL, age: -5, contact: { phone: PHONE, city: 'Cleartown' } },
       { id: 101, email: BAD, age: 40, contact: { phone: '+1 555 0101 0101', city: 'Elsewhere' } },
     ];
@@ -281,9 +339,18 @@ describe('silver: quarantine holds no clear value of masked columns (issue 14, i
     assert.equal(r.status, 'succeeded', JSON.stringify(r.errors));
     assert.equal(r.stats.streams['silver.users']?.quarantined, 2);
 
-    const q = await p.rows(`select id, email, contact, age, _dip_check, _dip_reason, _dip_sealed from quarantine.silver__users order by id`);
+    const q = await p.rows(
+      `select id, email, contact, age, _dip_check, _dip_reason, _dip_sealed from quarantine.silver__users order by id`,
+    );
     assert.deepEqual(
-      q.map((x) => [Number(x['id']), x['email'], x['contact'], Number(x['age']), x['_dip_check'], String(x['_dip_reason']).replace('-5.0', '-5')]),
+      q.map((x) => [
+        Number(x['id']),
+        x['email'],
+        x['contact'],
+        Number(x['age']),
+        x['_dip_check'],
+        String(x['_dip_reason']).replace('-5.0', '-5'),
+      ]),
       [
         [100, null, null, -5, 'range_age', 'range_age: age = -5 is below min 0'],
         [101, null, null, 40, 'format_email', 'format_email: format failed on masked column email'],
@@ -293,21 +360,41 @@ describe('silver: quarantine holds no clear value of masked columns (issue 14, i
 
     const where = async () => {
       const found = await filesHolding(p.dir, [EMAIL, PHONE, BAD]);
-      return { files: found.files, hits: Object.fromEntries([...found.hits].map(([k, v]) => [k, v.map((f) => (f.startsWith('.dip/lake/bronze/') ? 'bronze' : f)).sort()])) };
+      return {
+        files: found.files,
+        hits: Object.fromEntries(
+          [...found.hits].map(([k, v]) => [k, v.map((f) => (f.startsWith('.dip/lake/bronze/') ? 'bronze' : f)).sort()]),
+        ),
+      };
     };
     const before = await where();
     assert.ok(before.files >= 6, `scanned ${before.files} files`);
-    assert.deepEqual(before.hits, { [EMAIL]: ['bronze', 'in/users.ndjson'], [PHONE]: ['bronze', 'in/users.ndjson'], [BAD]: ['bronze', 'in/users.ndjson'] });
+    assert.deepEqual(before.hits, {
+      [EMAIL]: ['bronze', 'in/users.ndjson'],
+      [PHONE]: ['bronze', 'in/users.ndjson'],
+      [BAD]: ['bronze', 'in/users.ndjson'],
+    });
 
     // Replay opens the sealed values: the fixed row lands with the hash of its clear e-mail; the
     // row that still fails is sealed again.
     const lake = await p.lake();
     const config = lake.project.config.pipelines['p'];
     assert.ok(config);
-    const replayed = await replayQuarantine(lake, 'p', config, 'users', { runId: newId('run'), set: { age: 'abs(age)' } });
+    const replayed = await replayQuarantine(lake, 'p', config, 'users', {
+      runId: newId('run'),
+      set: { age: 'abs(age)' },
+    });
     assert.deepEqual([replayed.newRows, replayed.stillQuarantined], [1, 1]);
-    assert.equal(await p.num(`select count(*) from silver.users where id = 100 and email = sha256('${SALT}' || '${EMAIL}') and contact__phone = '+* *** **** 7777' and age = 5`), 1);
-    assert.deepEqual((await p.rows(`select id, email from quarantine.silver__users`)).map((x) => [Number(x['id']), x['email']]), [[101, null]]);
+    assert.equal(
+      await p.num(
+        `select count(*) from silver.users where id = 100 and email = sha256('${SALT}' || '${EMAIL}') and contact__phone = '+* *** **** 7777' and age = 5`,
+      ),
+      1,
+    );
+    assert.deepEqual(
+      (await p.rows(`select id, email from quarantine.silver__users`)).map((x) => [Number(x['id']), x['email']]),
+      [[101, null]],
+    );
     const after = await where();
     assert.deepEqual(after.hits, before.hits);
 

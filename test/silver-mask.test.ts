@@ -54,9 +54,15 @@ async function tempDir(): Promise<string> {
 }
 
 /** The mask of each value, computed by DuckDB. */
-async function mask(policy: MaskPolicy, values: readonly (string | null)[], ctx: MaskContext = CTX): Promise<(string | null)[]> {
+async function mask(
+  policy: MaskPolicy,
+  values: readonly (string | null)[],
+  ctx: MaskContext = CTX,
+): Promise<(string | null)[]> {
   const rows = values.map((v, i) => `(${i}, ${v === null ? 'NULL' : lit(v)})`).join(', ');
-  const result = await engine.all(`SELECT ${maskExpression(policy, 'v', ctx, 'v')} AS m, typeof(${maskExpression(policy, 'v', ctx, 'v')}) AS t FROM (VALUES ${rows}) AS x(i, v) ORDER BY i`);
+  const result = await engine.all(
+    `SELECT ${maskExpression(policy, 'v', ctx, 'v')} AS m, typeof(${maskExpression(policy, 'v', ctx, 'v')}) AS t FROM (VALUES ${rows}) AS x(i, v) ORDER BY i`,
+  );
   for (const r of result) assert.equal(r['t'], 'VARCHAR');
   return result.map((r) => (r['m'] === null ? null : String(r['m'])));
 }
@@ -64,10 +70,25 @@ async function mask(policy: MaskPolicy, values: readonly (string | null)[], ctx:
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
 describe('mask policies', () => {
-  const VALUES = [null, '', 'a', '12', '12345', '+1 (555) 123-4567', '4111 1111 1111 1111', 'john.doe@example.com', 'José Ñúñez 42', '日本語', 'ǅemal'];
+  const VALUES = [
+    null,
+    '',
+    'a',
+    '12',
+    '12345',
+    '+1 (555) 123-4567',
+    '4111 1111 1111 1111',
+    'john.doe@example.com',
+    'José Ñúñez 42',
+    '日本語',
+    'ǅemal',
+  ];
 
   it('hash: salted SHA-256 hex of the value', async () => {
-    assert.deepEqual(await mask('hash', VALUES), VALUES.map((v) => (v === null ? null : sha256(SALT + v))));
+    assert.deepEqual(
+      await mask('hash', VALUES),
+      VALUES.map((v) => (v === null ? null : sha256(SALT + v))),
+    );
     assert.match((await mask('hash', ['x']))[0] ?? '', /^[0-9a-f]{64}$/);
   });
 
@@ -145,7 +166,10 @@ describe('mask policies', () => {
       '#####',
       'ab#def',
     ]);
-    assert.deepEqual(await mask({ partial: { keep_first: 0, keep_last: 4, char: '*' } }, ['123456789', '1234']), ['*****6789', '****']);
+    assert.deepEqual(await mask({ partial: { keep_first: 0, keep_last: 4, char: '*' } }, ['123456789', '1234']), [
+      '*****6789',
+      '****',
+    ]);
   });
 
   it('tokenize: deterministic tokens equal to tokenFor()', async () => {
@@ -155,12 +179,17 @@ describe('mask policies', () => {
     for (const t of tokens.slice(0, 4)) assert.match(t ?? '', /^tok_[0-9a-f]{32}$/);
     assert.throws(
       () => maskExpression('tokenize', 'v', { salt: SALT }, 'customer_email'),
-      (err: unknown) => err instanceof ConfigError && /^column customer_email: mask tokenize needs privacy\.vault in dip\.yaml/.test(err.message),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /^column customer_email: mask tokenize needs privacy\.vault in dip\.yaml/.test(err.message),
     );
   });
 
   it('null: always NULL', async () => {
-    assert.deepEqual(await mask('null', VALUES), VALUES.map(() => null));
+    assert.deepEqual(
+      await mask('null', VALUES),
+      VALUES.map(() => null),
+    );
   });
 
   it('masks non-text values through their VARCHAR form', async () => {
@@ -173,16 +202,25 @@ describe('mask policies', () => {
 
 describe('hash masks join across tables', () => {
   it('equal values hash alike with one salt, differently with another', async () => {
-    await engine.run(`CREATE OR REPLACE TABLE customers AS SELECT 'user' || i || '@example.com' AS email FROM range(1, 101) r(i)`);
+    await engine.run(
+      `CREATE OR REPLACE TABLE customers AS SELECT 'user' || i || '@example.com' AS email FROM range(1, 101) r(i)`,
+    );
     // Orders of users 51..150, two orders each: 50 customers in common, 100 joined rows.
-    await engine.run(`CREATE OR REPLACE TABLE orders AS SELECT 'user' || (50 + (i + 1) // 2) || '@example.com' AS email FROM range(1, 201) r(i)`);
-    const masked = (table: string, ctx: MaskContext) => `(SELECT ${maskExpression('hash', 'email', ctx, 'email')} AS h FROM ${table})`;
-    const joined = await engine.all(`SELECT count(*) AS n, count(DISTINCT c.h) AS d FROM ${masked('customers', CTX)} c JOIN ${masked('orders', CTX)} o ON c.h = o.h`);
+    await engine.run(
+      `CREATE OR REPLACE TABLE orders AS SELECT 'user' || (50 + (i + 1) // 2) || '@example.com' AS email FROM range(1, 201) r(i)`,
+    );
+    const masked = (table: string, ctx: MaskContext) =>
+      `(SELECT ${maskExpression('hash', 'email', ctx, 'email')} AS h FROM ${table})`;
+    const joined = await engine.all(
+      `SELECT count(*) AS n, count(DISTINCT c.h) AS d FROM ${masked('customers', CTX)} c JOIN ${masked('orders', CTX)} o ON c.h = o.h`,
+    );
     assert.deepEqual(joined, [{ n: '100', d: '50' }]);
     const clear = await engine.all('SELECT count(*) AS n FROM customers c JOIN orders o ON c.email = o.email');
     assert.deepEqual(clear, [{ n: '100' }]);
     const other = { salt: 'another-salt-of-16-chars' };
-    const crossSalt = await engine.all(`SELECT count(*) AS n FROM ${masked('customers', CTX)} c JOIN ${masked('orders', other)} o ON c.h = o.h`);
+    const crossSalt = await engine.all(
+      `SELECT count(*) AS n FROM ${masked('customers', CTX)} c JOIN ${masked('orders', other)} o ON c.h = o.h`,
+    );
     assert.deepEqual(crossSalt, [{ n: '0' }]);
     const [a, b] = [await mask('hash', ['user1@example.com']), await mask('hash', ['user1@example.com'], other)];
     assert.notEqual(a[0], b[0]);
@@ -192,7 +230,11 @@ describe('hash masks join across tables', () => {
 describe('token vault', () => {
   const ADMIN = roleKeys('pii_admin');
   const AUDITOR = roleKeys('auditor');
-  const options = (path = '.dip/vault.db', key = VAULT_KEY): VaultOptions => ({ path, key, recipients: [ADMIN.recipient, AUDITOR.recipient] });
+  const options = (path = '.dip/vault.db', key = VAULT_KEY): VaultOptions => ({
+    path,
+    key,
+    recipients: [ADMIN.recipient, AUDITOR.recipient],
+  });
   const VALUES = ['alice.secret@example.com', 'bob.hidden@example.org', 'Zoë Ünïcode-Ñame', '+1 (555) 987-6543'];
 
   async function sqlTokens(values: readonly string[]): Promise<{ token: string; value: string }[]> {
@@ -209,7 +251,10 @@ describe('token vault', () => {
     try {
       assert.equal(vault.tokenKey, CTX.tokenKey);
       assert.match(vault.tokenKey, /^[A-Za-z0-9_-]{22}$/, '128 bits, base64url');
-      assert.ok(!VAULT_KEY.includes(vault.tokenKey) && !vault.tokenKey.includes(VAULT_KEY), 'the token key is derived, not the raw key');
+      assert.ok(
+        !VAULT_KEY.includes(vault.tokenKey) && !vault.tokenKey.includes(VAULT_KEY),
+        'the token key is derived, not the raw key',
+      );
       assert.equal(vault.path, join(dir, '.dip', 'vault.db'));
       assert.ok(relative(lakeDir, vault.path).startsWith('..'), 'the vault file is not inside the lake');
 
@@ -220,7 +265,10 @@ describe('token vault', () => {
 
       const tokens = [...entries.map((e) => e.token), 'tok_00000000000000000000000000000000'];
       const clear = vault.detokenize(tokens, [ADMIN.key]);
-      assert.deepEqual([...clear], [...VALUES.map((v, i) => [tokens[i], v]), ['tok_00000000000000000000000000000000', undefined]]);
+      assert.deepEqual(
+        [...clear],
+        [...VALUES.map((v, i) => [tokens[i], v]), ['tok_00000000000000000000000000000000', undefined]],
+      );
       assert.deepEqual([...vault.detokenize(tokens.slice(0, 1), [AUDITOR.key])], [[tokens[0], VALUES[0]]]);
 
       assert.throws(
@@ -235,7 +283,8 @@ describe('token vault', () => {
     const files = ['vault.db', 'vault.db-wal'].map((f) => join(dir, '.dip', f)).filter((f) => existsSync(f));
     const bytes = Buffer.concat(files.map((f) => readFileSync(f)));
     assert.ok(bytes.length > 0);
-    for (const v of VALUES) assert.equal(bytes.indexOf(Buffer.from(v, 'utf8')), -1, `clear value ${v} found in the vault file`);
+    for (const v of VALUES)
+      assert.equal(bytes.indexOf(Buffer.from(v, 'utf8')), -1, `clear value ${v} found in the vault file`);
     assert.equal(bytes.indexOf(Buffer.from(VAULT_KEY, 'utf8')), -1, 'the key is not stored');
   });
 
@@ -257,7 +306,10 @@ describe('token vault', () => {
             return true;
           },
         );
-      refused([], 'detokenize refused: no private key given (pass --private-key <file> of a role of privacy.vault.roles)');
+      refused(
+        [],
+        'detokenize refused: no private key given (pass --private-key <file> of a role of privacy.vault.roles)',
+      );
       refused(
         [other.key],
         `detokenize refused: 1 of 1 token(s) are not encrypted for the given private key (key ${other.key.keyId}): ${entry!.token}; they are readable with the private key of: auditor (key ${AUDITOR.key.keyId}), pii_admin (key ${ADMIN.key.keyId})`,
@@ -268,7 +320,8 @@ describe('token vault', () => {
     const noRoles = await TokenVault.open({ ...options(), recipients: [] }, dir);
     try {
       assert.throws(() => noRoles.store('email', []), {
-        message: 'token vault: cannot store tokenized values: no role of privacy.vault.roles has a public_key, so no one could read the values back; run `dip vault keygen --role <name>` and add the role with its public_key',
+        message:
+          'token vault: cannot store tokenized values: no role of privacy.vault.roles has a public_key, so no one could read the values back; run `dip vault keygen --role <name>` and add the role with its public_key',
       });
     } finally {
       noRoles.close();
@@ -287,13 +340,19 @@ describe('token vault', () => {
     try {
       assert.equal(second.tokenKey, tokenKey);
       assert.equal(second.path, join(dir, 'secrets', 'tokens.db'));
-      const clear = second.detokenize(entries.map((e) => e.token), [ADMIN.key]);
+      const clear = second.detokenize(
+        entries.map((e) => e.token),
+        [ADMIN.key],
+      );
       assert.deepEqual([...clear.values()], VALUES);
       assert.equal(second.store('name', entries), 0);
     } finally {
       second.close();
     }
-    await assert.rejects(TokenVault.open(options('secrets/tokens.db', 'another-key-0123456789'), dir), (err: unknown) => err instanceof ConfigError && /created with another key/.test(err.message));
+    await assert.rejects(
+      TokenVault.open(options('secrets/tokens.db', 'another-key-0123456789'), dir),
+      (err: unknown) => err instanceof ConfigError && /created with another key/.test(err.message),
+    );
     assert.notEqual(TokenVault.deriveTokenKey('another-key-0123456789'), tokenKey);
   });
 
@@ -306,12 +365,24 @@ describe('token vault', () => {
       const raw: VaultConfig = {
         path: '.dip/vault.db',
         key: `\${env:${env}}`,
-        roles: { pii_admin: { public_key: 'admin.pub', private_key: '${env:DIP_TEST_UNSET_PRIVATE_KEY_MASK}' }, auditor: { public_key: AUDITOR.publicPem } },
+        roles: {
+          pii_admin: { public_key: 'admin.pub', private_key: '${env:DIP_TEST_UNSET_PRIVATE_KEY_MASK}' },
+          auditor: { public_key: AUDITOR.publicPem },
+        },
       };
       const resolved = runnerVaultOptions(raw, dir);
       assert.equal(resolved.key, VAULT_KEY);
-      assert.deepEqual(resolved.recipients?.map((r) => [r.role, r.keyId]), [['pii_admin', ADMIN.key.keyId], ['auditor', AUDITOR.key.keyId]]);
-      assert.throws(() => runnerVaultOptions({ ...raw, roles: { pii_admin: { secret: 'x' } } }, dir), /privacy\.vault\.roles\.pii_admin\.public_key is not set/);
+      assert.deepEqual(
+        resolved.recipients?.map((r) => [r.role, r.keyId]),
+        [
+          ['pii_admin', ADMIN.key.keyId],
+          ['auditor', AUDITOR.key.keyId],
+        ],
+      );
+      assert.throws(
+        () => runnerVaultOptions({ ...raw, roles: { pii_admin: { secret: 'x' } } }, dir),
+        /privacy\.vault\.roles\.pii_admin\.public_key is not set/,
+      );
     } finally {
       delete process.env[env];
     }
@@ -320,7 +391,11 @@ describe('token vault', () => {
 
 describe('dip vault detokenize', () => {
   /** Runs the command in a child process (a commander program with the global options main.ts has). */
-  function runVault(args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  function runVault(
+    args: string[],
+    cwd: string,
+    env: Record<string, string>,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     const script = `
       import { Command } from 'commander';
       import { registerVaultCommands } from ${JSON.stringify(join(REPO_ROOT, 'src/cli/commands/vault.ts'))};
@@ -333,7 +408,10 @@ describe('dip vault detokenize', () => {
         process.exitCode = typeof err.exitCode === 'number' ? err.exitCode : 1;
       }`;
     return new Promise((done, fail) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env },
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -357,14 +435,23 @@ describe('dip vault detokenize', () => {
       pipelines: { p: { sources: { src: { type: 'files', streams: { s: { path: 'data/*.csv' } } } } } },
       privacy: {
         salt: '${env:DIP_TEST_SALT}',
-        vault: { key: '${env:DIP_TEST_VAULT_KEY}', roles: { pii_admin: { public_key: admin.publicPem, private_key: '${file:admin.key}' }, auditor: { public_key: auditor.publicPem, secret: 'auditor-secret-2' } } },
+        vault: {
+          key: '${env:DIP_TEST_VAULT_KEY}',
+          roles: {
+            pii_admin: { public_key: admin.publicPem, private_key: '${file:admin.key}' },
+            auditor: { public_key: auditor.publicPem, secret: 'auditor-secret-2' },
+          },
+        },
       },
     };
     await writeFile(join(dir, 'dip.yaml'), JSON.stringify(project, null, 2));
     const vault = await TokenVault.open({ path: '.dip/vault.db', key: VAULT_KEY, recipients: [admin.recipient] }, dir);
     const values = ['alice.secret@example.com', 'tab\there'];
     const tokens = values.map((v) => tokenFor(vault.tokenKey, v));
-    vault.store('email', values.map((value, i) => ({ token: tokens[i]!, value })));
+    vault.store(
+      'email',
+      values.map((value, i) => ({ token: tokens[i]!, value })),
+    );
     vault.close();
 
     // Neither the vault key nor any role secret is needed: only the private key.
@@ -373,7 +460,11 @@ describe('dip vault detokenize', () => {
     assert.equal(ok.code, 0);
     assert.equal(ok.stdout, `${tokens[0]}\talice.secret@example.com\n${tokens[1]}\ttab\\there\n`);
 
-    const json = await runVault(['-p', dir, '--json', 'vault', 'detokenize', tokens[0]!, 'tok_unknown', '--private-key', join(dir, 'admin.key')], dir, {});
+    const json = await runVault(
+      ['-p', dir, '--json', 'vault', 'detokenize', tokens[0]!, 'tok_unknown', '--private-key', join(dir, 'admin.key')],
+      dir,
+      {},
+    );
     assert.equal(json.code, 6, 'a token not in the vault: not_found');
     assert.deepEqual(JSON.parse(json.stdout), [
       { token: tokens[0], found: true, value: 'alice.secret@example.com' },
@@ -381,7 +472,11 @@ describe('dip vault detokenize', () => {
     ]);
 
     // The auditor was added after these values were stored: its key opens nothing yet, its secret nothing ever.
-    const other = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--private-key', join(dir, 'auditor.key')], dir, { DIP_ROLE_SECRET: 'auditor-secret-2' });
+    const other = await runVault(
+      ['-p', dir, 'vault', 'detokenize', tokens[0]!, '--private-key', join(dir, 'auditor.key')],
+      dir,
+      { DIP_ROLE_SECRET: 'auditor-secret-2' },
+    );
     assert.equal(other.code, 2);
     assert.equal(other.stdout, '');
     assert.equal(
@@ -389,11 +484,20 @@ describe('dip vault detokenize', () => {
       `dip: detokenize refused: 1 of 1 token(s) are not encrypted for the given private key (key ${auditor.key.keyId}): ${tokens[0]}; they are readable with the private key of: pii_admin (key ${admin.key.keyId})\n`,
     );
 
-    const noKey = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'auditor'], dir, { DIP_ROLE_SECRET: 'auditor-secret-2' });
+    const noKey = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'auditor'], dir, {
+      DIP_ROLE_SECRET: 'auditor-secret-2',
+    });
     assert.equal(noKey.code, 2);
-    assert.equal(noKey.stderr, 'dip: no private key given: pass --private-key <file> or set DIP_ROLE_PRIVATE_KEY, or set privacy.vault.roles.auditor.private_key: ${file:…}\n');
+    assert.equal(
+      noKey.stderr,
+      'dip: no private key given: pass --private-key <file> or set DIP_ROLE_PRIVATE_KEY, or set privacy.vault.roles.auditor.private_key: ${file:…}\n',
+    );
 
-    const noSecretOption = await runVault(['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'pii_admin', '--secret', 'admin-secret-1'], dir, {});
+    const noSecretOption = await runVault(
+      ['-p', dir, 'vault', 'detokenize', tokens[0]!, '--role', 'pii_admin', '--secret', 'admin-secret-1'],
+      dir,
+      {},
+    );
     assert.notEqual(noSecretOption.code, 0, 'there is no --secret option');
     assert.equal(noSecretOption.stdout, '');
   });
@@ -402,9 +506,15 @@ describe('dip vault detokenize', () => {
     const dir = await tempDir();
     await writeFile(
       join(dir, 'dip.yaml'),
-      JSON.stringify({ version: 1, project: 'mask-test', pipelines: { p: { sources: { src: { type: 'files', streams: { s: { path: 'data/*.csv' } } } } } } }),
+      JSON.stringify({
+        version: 1,
+        project: 'mask-test',
+        pipelines: { p: { sources: { src: { type: 'files', streams: { s: { path: 'data/*.csv' } } } } } },
+      }),
     );
-    const r = await runVault(['-p', dir, 'vault', 'detokenize', 'tok_x', '--role', 'pii_admin'], dir, { DIP_ROLE_SECRET: 'x' });
+    const r = await runVault(['-p', dir, 'vault', 'detokenize', 'tok_x', '--role', 'pii_admin'], dir, {
+      DIP_ROLE_SECRET: 'x',
+    });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^dip: no token vault configured: add privacy\.vault \(key, roles\) to .*dip\.yaml\n$/);
   });
@@ -415,5 +525,10 @@ function roleKeys(role: string): { recipient: VaultRecipient; key: RoleKey; priv
   const pair = generateRoleKeyPair();
   const key = loadPrivateKey(pair.privatePem, '/', `${role} key`);
   const publicKey = loadPublicKey(pair.publicPem, '/', `${role} public key`);
-  return { recipient: { role, publicKey, keyId: keyIdOf(publicKey) }, key, privatePem: pair.privatePem, publicPem: pair.publicPem };
+  return {
+    recipient: { role, publicKey, keyId: keyIdOf(publicKey) },
+    key,
+    privatePem: pair.privatePem,
+    publicPem: pair.publicPem,
+  };
 }

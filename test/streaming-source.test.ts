@@ -22,7 +22,13 @@ it('an async stream of page units commits each with its state and disposes of it
   const p = await TestProject.create({ unused: { path: 'none/*.csv' } });
   projects.push(p);
   const lake = await p.lake();
-  const stream: StreamSpec = { name: 'posts', table: 'posts', writeDisposition: 'append', primaryKey: ['id'], schemaContract: 'evolve' };
+  const stream: StreamSpec = {
+    name: 'posts',
+    table: 'posts',
+    writeDisposition: 'append',
+    primaryKey: ['id'],
+    schemaContract: 'evolve',
+  };
   const disposed: number[] = [];
   const asked: number[] = [];
   const source: SourceInstance = {
@@ -67,7 +73,14 @@ it('an async stream of page units commits each with its state and disposes of it
 
   // A second run resumes from the committed state and asks for no page again.
   asked.length = 0;
-  await runStream(lake, source, { ...target, runId: 'run_stream_test_2' }, { ...stats, rows: 0 }, new AbortController().signal, () => undefined);
+  await runStream(
+    lake,
+    source,
+    { ...target, runId: 'run_stream_test_2' },
+    { ...stats, rows: 0 },
+    new AbortController().signal,
+    () => undefined,
+  );
   assert.deepEqual(asked, []);
   assert.equal(await p.num('select count(*) from bronze.posts'), 30);
 });

@@ -21,7 +21,11 @@ export async function openCatalog(config: CatalogConfig, baseDir: string): Promi
         return await PostgresCatalog.create({ url, schema: config.schema, projectDir: resolve(baseDir) });
       } catch (err) {
         if (err instanceof DipError) throw err;
-        throw new DipError(connectionErrorKind(err), `cannot open the PostgreSQL catalog at ${withoutPassword(url)} (schema ${config.schema}): ${errorMessage(err)}`, { cause: err });
+        throw new DipError(
+          connectionErrorKind(err),
+          `cannot open the PostgreSQL catalog at ${withoutPassword(url)} (schema ${config.schema}): ${errorMessage(err)}`,
+          { cause: err },
+        );
       }
     }
   }

@@ -28,12 +28,26 @@ const LOG_LIMIT = 64 * 1024;
 const iso = (d: Date): string => d.toISOString();
 
 export type ClaimResult =
-  | { ok: true; attempt: number; /** Attempts before this run attempt (a rerun's budget starts after them). */ floor: number; run: { id: string; pipeline: string; interval: Interval | null; attempt: number } }
+  | {
+      ok: true;
+      attempt: number /** Attempts before this run attempt (a rerun's budget starts after them). */;
+      floor: number;
+      run: { id: string; pipeline: string; interval: Interval | null; attempt: number };
+    }
   | { ok: false; reason: 'done' | 'not_ready' | 'leased' | 'pool_full' | 'missing'; retryAt?: Date };
 
 export type TaskOutcome =
   | { ok: true; rows: number; stats?: RunStats; log?: string }
-  | { ok: false; error: string; cause: string | null; retryable: boolean; retryDelayMs: number; cancelled?: boolean; kind?: string; log?: string };
+  | {
+      ok: false;
+      error: string;
+      cause: string | null;
+      retryable: boolean;
+      retryDelayMs: number;
+      cancelled?: boolean;
+      kind?: string;
+      log?: string;
+    };
 
 /** An attempt that ended, as observers read it (`attemptsEndedAfter`). */
 export interface EndedAttempt {
@@ -101,7 +115,21 @@ export class OrchestrationStore {
         await tx.execute(
           `INSERT INTO dip_runs (id, pipeline, status, started_at, host, pid, stats, orchestrated, trigger_kind, priority, interval_start, interval_end, queued_at, backfill_id, max_parallel, max_active, max_tasks)
            VALUES (?, ?, 'queued', ?, '', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          [id, run.pipeline, iso(now), JSON.stringify({ streams: {} }), run.trigger, run.priority, run.interval ? iso(run.interval.start) : null, run.interval ? iso(run.interval.end) : null, iso(now), run.backfillId ?? null, run.maxParallel ?? null, run.maxActive, run.maxTasks ?? null],
+          [
+            id,
+            run.pipeline,
+            iso(now),
+            JSON.stringify({ streams: {} }),
+            run.trigger,
+            run.priority,
+            run.interval ? iso(run.interval.start) : null,
+            run.interval ? iso(run.interval.end) : null,
+            iso(now),
+            run.backfillId ?? null,
+            run.maxParallel ?? null,
+            run.maxActive,
+            run.maxTasks ?? null,
+          ],
         );
         await insertTasks(tx, id, run, seq);
         seq += run.tasks.length;
@@ -110,10 +138,19 @@ export class OrchestrationStore {
     });
   }
 
-  async getSchedule(pipeline: string): Promise<{ lastEnd: Date | null; triggerState: Record<string, unknown> } | undefined> {
-    const rows = await this.db.query(`SELECT last_end, trigger_state FROM dip_schedules WHERE pipeline = ?`, [pipeline]);
+  async getSchedule(
+    pipeline: string,
+  ): Promise<{ lastEnd: Date | null; triggerState: Record<string, unknown> } | undefined> {
+    const rows = await this.db.query(`SELECT last_end, trigger_state FROM dip_schedules WHERE pipeline = ?`, [
+      pipeline,
+    ]);
     const r = rows[0];
-    return r ? { lastEnd: dateOrNull(r['last_end']), triggerState: JSON.parse(str(r['trigger_state'])) as Record<string, unknown> } : undefined;
+    return r
+      ? {
+          lastEnd: dateOrNull(r['last_end']),
+          triggerState: JSON.parse(str(r['trigger_state'])) as Record<string, unknown>,
+        }
+      : undefined;
   }
 
   /** Moves a schedule's mark or trigger state without creating runs; false when another scheduler moved it first. */
@@ -130,7 +167,13 @@ export class OrchestrationStore {
   }
 
   /** Takes the task under a lease when it is ready, its pool has a free slot and no live lease holds it. */
-  async claim(ref: { runId: string; task: string }, owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date): Promise<ClaimResult> {
+  async claim(
+    ref: { runId: string; task: string },
+    owner: string,
+    leaseMs: number,
+    poolSlots: (pool: string) => number,
+    now: Date,
+  ): Promise<ClaimResult> {
     return this.db.transaction((tx) => claimIn(tx, ref, owner, leaseMs, poolSlots, now));
   }
 
@@ -139,7 +182,13 @@ export class OrchestrationStore {
    * the given order under the same rules: a task delivered twice is claimed once (the second sees
    * the first's lease), and pool slots taken earlier in the batch count. One result per ref.
    */
-  async claimMany(refs: readonly { runId: string; task: string }[], owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date): Promise<ClaimResult[]> {
+  async claimMany(
+    refs: readonly { runId: string; task: string }[],
+    owner: string,
+    leaseMs: number,
+    poolSlots: (pool: string) => number,
+    now: Date,
+  ): Promise<ClaimResult[]> {
     if (refs.length === 0) return [];
     return this.db.transaction(async (tx) => {
       const out: ClaimResult[] = [];
@@ -149,7 +198,13 @@ export class OrchestrationStore {
   }
 
   /** Claims the next ready task (highest priority, then oldest) whose pool has room; undefined when none. */
-  async claimNext(owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date, limit = 1): Promise<{ ref: TaskRef; claim: Extract<ClaimResult, { ok: true }> }[]> {
+  async claimNext(
+    owner: string,
+    leaseMs: number,
+    poolSlots: (pool: string) => number,
+    now: Date,
+    limit = 1,
+  ): Promise<{ ref: TaskRef; claim: Extract<ClaimResult, { ok: true }> }[]> {
     return this.db.transaction(async (tx) => {
       const claimed: { ref: TaskRef; claim: Extract<ClaimResult, { ok: true }> }[] = [];
       const page = Math.max(limit * 4, 32);
@@ -175,12 +230,21 @@ export class OrchestrationStore {
   /** The earliest time a queued task becomes ready (a retry's backoff), for executors to sleep until. */
   async nextWake(now: Date): Promise<Date | null> {
     // Only future times: a due task blocked by its pool or mutex wakes nobody (its slot's release does).
-    const rows = await this.db.query(`SELECT MIN(not_before) AS t FROM dip_task_runs WHERE status = 'queued' AND not_before > ?`, [iso(now)]);
+    const rows = await this.db.query(
+      `SELECT MIN(not_before) AS t FROM dip_task_runs WHERE status = 'queued' AND not_before > ?`,
+      [iso(now)],
+    );
     return dateOrNull(rows[0]?.['t']);
   }
 
   /** Extends the lease; tells the holder whether the run was cancelled or the lease was lost. */
-  async heartbeat(ref: { runId: string; task: string }, owner: string, attempt: number, leaseMs: number, now: Date): Promise<{ lost: boolean; cancel: boolean }> {
+  async heartbeat(
+    ref: { runId: string; task: string },
+    owner: string,
+    attempt: number,
+    leaseMs: number,
+    now: Date,
+  ): Promise<{ lost: boolean; cancel: boolean }> {
     const changed = await this.db.execute(
       // An expired lease is not renewed: a claim may already count its slot or mutex as free.
       `UPDATE dip_task_runs SET lease_expires = ? WHERE run_id = ? AND task = ? AND lease_owner = ? AND attempt = ? AND status = 'running' AND lease_expires > ?`,
@@ -191,12 +255,21 @@ export class OrchestrationStore {
   }
 
   /** Records an attempt's outcome: success readies downstream tasks; failure retries or fails them; the last task ends the run. */
-  async finish(ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome, now: Date): Promise<FinishResult> {
+  async finish(
+    ref: { runId: string; task: string },
+    owner: string,
+    attempt: number,
+    outcome: TaskOutcome,
+    now: Date,
+  ): Promise<FinishResult> {
     return this.db.transaction((tx) => finishIn(tx, ref, owner, attempt, outcome, now));
   }
 
   /** Several outcomes in one transaction (group commit: one durable write for many finished tasks). */
-  async finishMany(items: { ref: { runId: string; task: string }; owner: string; attempt: number; outcome: TaskOutcome }[], now: Date): Promise<FinishResult[]> {
+  async finishMany(
+    items: { ref: { runId: string; task: string }; owner: string; attempt: number; outcome: TaskOutcome }[],
+    now: Date,
+  ): Promise<FinishResult[]> {
     return this.db.transaction(async (tx) => {
       const out: FinishResult[] = [];
       for (const i of items) out.push(await finishIn(tx, i.ref, i.owner, i.attempt, i.outcome, now));
@@ -214,7 +287,11 @@ export class OrchestrationStore {
       );
       if (changed) {
         // The attempt number is reused by the next claim.
-        await tx.execute(`DELETE FROM dip_task_attempts WHERE run_id = ? AND task = ? AND attempt = ?`, [ref.runId, ref.task, attempt]);
+        await tx.execute(`DELETE FROM dip_task_attempts WHERE run_id = ? AND task = ? AND attempt = ?`, [
+          ref.runId,
+          ref.task,
+          attempt,
+        ]);
         // A cancelled run does not take its task back: it ends.
         if ((await runOrThrow(tx, ref.runId)).cancelRequested) await cancelWaiting(tx, ref.runId, now);
       }
@@ -226,9 +303,15 @@ export class OrchestrationStore {
    * Tasks whose lease expired (their process died): the attempt counts as lost; the task is
    * queued again while attempts remain, else it fails. Returns tasks ready to dispatch.
    */
-  async recoverExpired(now: Date, onRecovered?: (recovered: RecoveredTask[]) => Promise<void> | void): Promise<TaskRef[]> {
+  async recoverExpired(
+    now: Date,
+    onRecovered?: (recovered: RecoveredTask[]) => Promise<void> | void,
+  ): Promise<TaskRef[]> {
     const recovered = await this.db.transaction(async (tx) => {
-      const expired = await tx.query(`SELECT run_id, task FROM dip_task_runs WHERE status = 'running' AND lease_expires < ?`, [iso(now)]);
+      const expired = await tx.query(
+        `SELECT run_id, task FROM dip_task_runs WHERE status = 'running' AND lease_expires < ?`,
+        [iso(now)],
+      );
       const out: RecoveredTask[] = [];
       for (const e of expired) {
         const r = await recoverIn(tx, { runId: str(e['run_id']), task: str(e['task']) }, now);
@@ -244,7 +327,11 @@ export class OrchestrationStore {
   async cancel(runId: string, now: Date): Promise<OrchestratedRun> {
     return this.db.transaction(async (tx) => {
       const run = await runOrThrow(tx, runId);
-      if (!['queued', 'running'].includes(run.status)) throw new DipError('conflict', `run ${runId} is already ${run.status}; only queued or running runs can be cancelled`);
+      if (!['queued', 'running'].includes(run.status))
+        throw new DipError(
+          'conflict',
+          `run ${runId} is already ${run.status}; only queued or running runs can be cancelled`,
+        );
       await tx.execute(`UPDATE dip_runs SET cancel_requested = 1 WHERE id = ?`, [runId]);
       await cancelWaiting(tx, runId, now);
       return runOrThrow(tx, runId);
@@ -258,8 +345,14 @@ export class OrchestrationStore {
   async rerun(runId: string, now: Date, options: { all?: boolean } = {}): Promise<OrchestratedRun> {
     return this.db.transaction(async (tx) => {
       const run = await runOrThrow(tx, runId);
-      if (['queued', 'running'].includes(run.status)) throw new DipError('conflict', `run ${runId} is still ${run.status}; cancel it or wait for it to end before re-running`);
-      const reset = options.all ? `status <> 'running'` : `status IN ('failed', 'upstream_failed', 'cancelled', 'pending', 'queued')`;
+      if (['queued', 'running'].includes(run.status))
+        throw new DipError(
+          'conflict',
+          `run ${runId} is still ${run.status}; cancel it or wait for it to end before re-running`,
+        );
+      const reset = options.all
+        ? `status <> 'running'`
+        : `status IN ('failed', 'upstream_failed', 'cancelled', 'pending', 'queued')`;
       await tx.execute(
         `UPDATE dip_task_runs SET status = 'pending', attempt_floor = attempt, not_before = NULL, lease_owner = NULL, lease_expires = NULL, ended_at = NULL, error = NULL, cause = NULL WHERE run_id = ? AND ${reset}`,
         [runId],
@@ -287,11 +380,14 @@ export class OrchestrationStore {
   async listRuns(filter: RunFilter = {}): Promise<OrchestratedRun[]> {
     const where = ['orchestrated = 1'];
     const params: SqlValue[] = [];
-    if (filter.pipeline) (where.push('pipeline = ?'), params.push(filter.pipeline));
-    if (filter.status) (where.push('status = ?'), params.push(filter.status));
-    if (filter.backfillId) (where.push('backfill_id = ?'), params.push(filter.backfillId));
+    if (filter.pipeline) where.push('pipeline = ?'), params.push(filter.pipeline);
+    if (filter.status) where.push('status = ?'), params.push(filter.status);
+    if (filter.backfillId) where.push('backfill_id = ?'), params.push(filter.backfillId);
     params.push(filter.limit ?? 50);
-    const rows = await this.db.query(`SELECT ${RUN_COLUMNS} FROM dip_runs WHERE ${where.join(' AND ')} ORDER BY queued_at DESC, id DESC LIMIT ?`, params);
+    const rows = await this.db.query(
+      `SELECT ${RUN_COLUMNS} FROM dip_runs WHERE ${where.join(' AND ')} ORDER BY queued_at DESC, id DESC LIMIT ?`,
+      params,
+    );
     return rows.map(toRun);
   }
 
@@ -300,7 +396,10 @@ export class OrchestrationStore {
     const out = new Map<string, OrchestratedRunStatus>();
     for (let i = 0; i < ids.length; i += 500) {
       const part = ids.slice(i, i + 500);
-      const rows = await this.db.query(`SELECT id, status FROM dip_runs WHERE id IN (${part.map(() => '?').join(', ')})`, part);
+      const rows = await this.db.query(
+        `SELECT id, status FROM dip_runs WHERE id IN (${part.map(() => '?').join(', ')})`,
+        part,
+      );
       for (const r of rows) out.set(str(r['id']), str(r['status']) as OrchestratedRunStatus);
     }
     return out;
@@ -310,19 +409,29 @@ export class OrchestrationStore {
   async countRuns(filter: { backfillId?: string; pipeline?: string } = {}): Promise<Record<string, number>> {
     const where = ['orchestrated = 1'];
     const params: SqlValue[] = [];
-    if (filter.pipeline) (where.push('pipeline = ?'), params.push(filter.pipeline));
-    if (filter.backfillId) (where.push('backfill_id = ?'), params.push(filter.backfillId));
-    const rows = await this.db.query(`SELECT status, COUNT(*) AS n FROM dip_runs WHERE ${where.join(' AND ')} GROUP BY status`, params);
+    if (filter.pipeline) where.push('pipeline = ?'), params.push(filter.pipeline);
+    if (filter.backfillId) where.push('backfill_id = ?'), params.push(filter.backfillId);
+    const rows = await this.db.query(
+      `SELECT status, COUNT(*) AS n FROM dip_runs WHERE ${where.join(' AND ')} GROUP BY status`,
+      params,
+    );
     return Object.fromEntries(rows.map((r) => [str(r['status']), num(r['n'])]));
   }
 
   /** Runs of the pipeline (queued, running or succeeded) whose interval overlaps [from, to): what a backfill need not run again. */
-  async coveredIntervals(pipeline: string, from: Date, to: Date): Promise<{ interval: Interval; status: OrchestratedRunStatus }[]> {
+  async coveredIntervals(
+    pipeline: string,
+    from: Date,
+    to: Date,
+  ): Promise<{ interval: Interval; status: OrchestratedRunStatus }[]> {
     const rows = await this.db.query(
       `SELECT interval_start, interval_end, status FROM dip_runs WHERE orchestrated = 1 AND pipeline = ? AND interval_start < ? AND interval_end > ? AND status IN ('queued', 'running', 'succeeded')`,
       [pipeline, iso(to), iso(from)],
     );
-    return rows.map((r) => ({ interval: { start: new Date(str(r['interval_start'])), end: new Date(str(r['interval_end'])) }, status: str(r['status']) as OrchestratedRunStatus }));
+    return rows.map((r) => ({
+      interval: { start: new Date(str(r['interval_start'])), end: new Date(str(r['interval_end'])) },
+      status: str(r['status']) as OrchestratedRunStatus,
+    }));
   }
 
   /** Every queued task of a running run, as it was dispatched (for re-sending jobs a queue may have lost). */
@@ -330,11 +439,18 @@ export class OrchestrationStore {
     const rows = await this.db.query(
       `SELECT t.run_id, t.task, t.priority, t.not_before FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id WHERE t.status = 'queued' AND r.status = 'running' ORDER BY t.priority DESC, t.seq`,
     );
-    return rows.map((r) => ({ runId: str(r['run_id']), task: str(r['task']), priority: num(r['priority']), ...(r['not_before'] ? { notBefore: new Date(str(r['not_before'])) } : {}) }));
+    return rows.map((r) => ({
+      runId: str(r['run_id']),
+      task: str(r['task']),
+      priority: num(r['priority']),
+      ...(r['not_before'] ? { notBefore: new Date(str(r['not_before'])) } : {}),
+    }));
   }
 
   async countTasks(): Promise<Record<string, number>> {
-    const rows = await this.db.query(`SELECT status, COUNT(*) AS n FROM dip_task_runs WHERE status IN ('pending', 'queued', 'running') GROUP BY status`);
+    const rows = await this.db.query(
+      `SELECT status, COUNT(*) AS n FROM dip_task_runs WHERE status IN ('pending', 'queued', 'running') GROUP BY status`,
+    );
     return Object.fromEntries(rows.map((r) => [str(r['status']), num(r['n'])]));
   }
 
@@ -345,8 +461,13 @@ export class OrchestrationStore {
 
   async listAttempts(runId: string, task?: string): Promise<TaskAttemptRecord[]> {
     const rows = task
-      ? await this.db.query(`SELECT * FROM dip_task_attempts WHERE run_id = ? AND task = ? ORDER BY attempt`, [runId, task])
-      : await this.db.query(`SELECT * FROM dip_task_attempts WHERE run_id = ? ORDER BY started_at, task, attempt`, [runId]);
+      ? await this.db.query(`SELECT * FROM dip_task_attempts WHERE run_id = ? AND task = ? ORDER BY attempt`, [
+          runId,
+          task,
+        ])
+      : await this.db.query(`SELECT * FROM dip_task_attempts WHERE run_id = ? ORDER BY started_at, task, attempt`, [
+          runId,
+        ]);
     return rows.map(toAttempt);
   }
 
@@ -376,7 +497,10 @@ export class OrchestrationStore {
 
   /** The alert ledger over dip_alerts: one incident (key) alerts once per window. */
   alertLedger(): AlertLedger {
-    return { claim: (key, at, windowMs) => this.claimAlert(key, at, windowMs), resolve: (key) => this.resolveAlert(key) };
+    return {
+      claim: (key, at, windowMs) => this.claimAlert(key, at, windowMs),
+      resolve: (key) => this.resolveAlert(key),
+    };
   }
 
   async claimAlert(key: string, at: Date, windowMs: number): Promise<boolean> {
@@ -387,8 +511,13 @@ export class OrchestrationStore {
         await tx.execute(`UPDATE dip_alerts SET suppressed = suppressed + 1 WHERE alert_key = ?`, [key]);
         return false;
       }
-      if (last) await tx.execute(`UPDATE dip_alerts SET last_sent_at = ?, sent = sent + 1 WHERE alert_key = ?`, [iso(at), key]);
-      else await tx.execute(`INSERT INTO dip_alerts (alert_key, first_at, last_sent_at, sent, suppressed) VALUES (?, ?, ?, 1, 0)`, [key, iso(at), iso(at)]);
+      if (last)
+        await tx.execute(`UPDATE dip_alerts SET last_sent_at = ?, sent = sent + 1 WHERE alert_key = ?`, [iso(at), key]);
+      else
+        await tx.execute(
+          `INSERT INTO dip_alerts (alert_key, first_at, last_sent_at, sent, suppressed) VALUES (?, ?, ?, 1, 0)`,
+          [key, iso(at), iso(at)],
+        );
       return true;
     });
   }
@@ -409,12 +538,29 @@ async function insertTasks(tx: SqlExecutor, runId: string, run: NewRun, seq: num
   const depRows: SqlValue[][] = [];
   run.tasks.forEach((t, i) => {
     for (const d of t.deps) {
-      if (!names.has(d)) throw new DipError('config', `task ${t.name} depends on ${d}, which is not a task of pipeline ${run.pipeline}`);
+      if (!names.has(d))
+        throw new DipError('config', `task ${t.name} depends on ${d}, which is not a task of pipeline ${run.pipeline}`);
       depRows.push([runId, d, t.name]);
     }
-    taskRows.push([runId, t.name, 'pending', 0, t.maxAttempts, JSON.stringify(t.deps), t.deps.length, t.pool, t.mutex, run.priority, seq + i]);
+    taskRows.push([
+      runId,
+      t.name,
+      'pending',
+      0,
+      t.maxAttempts,
+      JSON.stringify(t.deps),
+      t.deps.length,
+      t.pool,
+      t.mutex,
+      run.priority,
+      seq + i,
+    ]);
   });
-  await insertMany(tx, `INSERT INTO dip_task_runs (run_id, task, status, attempt, max_attempts, deps, waiting, pool, mutex, priority, seq) VALUES`, taskRows);
+  await insertMany(
+    tx,
+    `INSERT INTO dip_task_runs (run_id, task, status, attempt, max_attempts, deps, waiting, pool, mutex, priority, seq) VALUES`,
+    taskRows,
+  );
   await insertMany(tx, `INSERT INTO dip_task_deps (run_id, upstream, task) VALUES`, depRows);
 }
 
@@ -427,7 +573,11 @@ async function insertMany(tx: SqlExecutor, head: string, rows: SqlValue[][], chu
 }
 
 /** The distinct non-null values of a column among queued runs (of a pipeline), by index seeks rather than a scan. */
-async function distinctQueued(tx: SqlExecutor, column: 'pipeline' | 'backfill_id', pipeline: [string] | []): Promise<string[]> {
+async function distinctQueued(
+  tx: SqlExecutor,
+  column: 'pipeline' | 'backfill_id',
+  pipeline: [string] | [],
+): Promise<string[]> {
   const out: string[] = [];
   const scope = pipeline.length ? 'AND pipeline = ?' : '';
   for (let last: string | null = null; ; ) {
@@ -444,7 +594,10 @@ async function distinctQueued(tx: SqlExecutor, column: 'pipeline' | 'backfill_id
 
 /** max_active_runs of the pipeline's newest queued fresh run (runs carry the setting they were created with). */
 async function freshLimit(tx: SqlExecutor, pipeline: string): Promise<number> {
-  const rows = await tx.query(`SELECT max_active FROM dip_runs WHERE status = 'queued' AND pipeline = ? AND backfill_id IS NULL ORDER BY queued_at DESC LIMIT 1`, [pipeline]);
+  const rows = await tx.query(
+    `SELECT max_active FROM dip_runs WHERE status = 'queued' AND pipeline = ? AND backfill_id IS NULL ORDER BY queued_at DESC LIMIT 1`,
+    [pipeline],
+  );
   return rows[0] ? num(rows[0]['max_active']) : 0;
 }
 
@@ -468,7 +621,9 @@ async function advanceSchedule(tx: SqlExecutor, guard: ScheduleGuard, now: Date)
 async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise<TaskRef[]> {
   // Fresh runs count against max_active_runs among themselves: a backfill never holds them back.
   // A backfill's runs count against its own --parallel.
-  const running = await tx.query(`SELECT pipeline, backfill_id, COUNT(*) AS n FROM dip_runs WHERE orchestrated = 1 AND status = 'running' GROUP BY pipeline, backfill_id`);
+  const running = await tx.query(
+    `SELECT pipeline, backfill_id, COUNT(*) AS n FROM dip_runs WHERE orchestrated = 1 AND status = 'running' GROUP BY pipeline, backfill_id`,
+  );
   const freshRunning = new Map<string, number>();
   const backfillRunning = new Map<string, number>();
   for (const r of running) {
@@ -478,7 +633,7 @@ async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise
   const started: string[] = [];
   for (const p of pipeline ? [pipeline] : await distinctQueued(tx, 'pipeline', [])) {
     // Fresh runs: few, so the NULL-first ordering (the same on both databases) may sort.
-    const freshRoom = await freshLimit(tx, p) - (freshRunning.get(p) ?? 0);
+    const freshRoom = (await freshLimit(tx, p)) - (freshRunning.get(p) ?? 0);
     if (freshRoom > 0) {
       const rows = await tx.query(
         `SELECT id FROM dip_runs WHERE status = 'queued' AND orchestrated = 1 AND pipeline = ? AND backfill_id IS NULL
@@ -489,18 +644,30 @@ async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise
     }
     // Backfills: possibly many thousands of queued runs each, read oldest first through the index.
     for (const backfill of await distinctQueued(tx, 'backfill_id', [p])) {
-      const head = await tx.query(`SELECT max_parallel, max_active FROM dip_runs WHERE backfill_id = ? AND status = 'queued' LIMIT 1`, [backfill]);
-      const limit = head[0]?.['max_parallel'] === null || head[0]?.['max_parallel'] === undefined ? num(head[0]?.['max_active']) : num(head[0]['max_parallel']);
+      const head = await tx.query(
+        `SELECT max_parallel, max_active FROM dip_runs WHERE backfill_id = ? AND status = 'queued' LIMIT 1`,
+        [backfill],
+      );
+      const limit =
+        head[0]?.['max_parallel'] === null || head[0]?.['max_parallel'] === undefined
+          ? num(head[0]?.['max_active'])
+          : num(head[0]['max_parallel']);
       const room = limit - (backfillRunning.get(backfill) ?? 0);
       if (room <= 0) continue;
-      const rows = await tx.query(`SELECT id FROM dip_runs WHERE backfill_id = ? AND status = 'queued' ORDER BY interval_start LIMIT ?`, [backfill, room]);
+      const rows = await tx.query(
+        `SELECT id FROM dip_runs WHERE backfill_id = ? AND status = 'queued' ORDER BY interval_start LIMIT ?`,
+        [backfill, room],
+      );
       started.push(...rows.map((r) => str(r['id'])));
     }
   }
   const ready: TaskRef[] = [];
   for (const id of started) {
     await tx.execute(`UPDATE dip_runs SET status = 'running', started_at = ? WHERE id = ?`, [iso(now), id]);
-    const roots = await tx.query(`UPDATE dip_task_runs SET status = 'queued' WHERE run_id = ? AND status = 'pending' AND waiting = 0 RETURNING task, priority`, [id]);
+    const roots = await tx.query(
+      `UPDATE dip_task_runs SET status = 'queued' WHERE run_id = ? AND status = 'pending' AND waiting = 0 RETURNING task, priority`,
+      [id],
+    );
     for (const r of roots) ready.push({ runId: id, task: str(r['task']), priority: num(r['priority']) });
     // A resumed run whose remaining tasks all succeeded (nothing to do) ends at once.
     if (roots.length === 0) await maybeFinishRun(tx, id, now);
@@ -508,7 +675,14 @@ async function promoteIn(tx: SqlExecutor, now: Date, pipeline?: string): Promise
   return ready;
 }
 
-async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, owner: string, leaseMs: number, poolSlots: (pool: string) => number, now: Date): Promise<ClaimResult> {
+async function claimIn(
+  tx: SqlExecutor,
+  ref: { runId: string; task: string },
+  owner: string,
+  leaseMs: number,
+  poolSlots: (pool: string) => number,
+  now: Date,
+): Promise<ClaimResult> {
   const rows = await tx.query(
     `SELECT t.status, t.attempt, t.pool, t.mutex, t.not_before, t.lease_expires, r.pipeline, r.interval_start, r.interval_end, r.attempt AS run_attempt, r.max_tasks, r.cancel_requested, t.attempt_floor
      FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id WHERE t.run_id = ? AND t.task = ?`,
@@ -532,19 +706,31 @@ async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, ow
     return { ok: false, reason: 'done' };
   }
   const notBefore = dateOrNull(t['not_before']);
-  if (status === 'queued' && notBefore && notBefore > now) return { ok: false, reason: 'not_ready', retryAt: notBefore };
+  if (status === 'queued' && notBefore && notBefore > now)
+    return { ok: false, reason: 'not_ready', retryAt: notBefore };
   const pool = strOrNull(t['pool']);
   if (pool) {
-    const used = await tx.query(`SELECT COUNT(*) AS n FROM dip_task_runs WHERE pool = ? AND status = 'running' AND lease_expires > ? AND NOT (run_id = ? AND task = ?)`, [pool, iso(now), ref.runId, ref.task]);
-    if (num(used[0]?.['n']) >= poolSlots(pool)) return { ok: false, reason: 'pool_full', retryAt: new Date(now.getTime() + 500) };
+    const used = await tx.query(
+      `SELECT COUNT(*) AS n FROM dip_task_runs WHERE pool = ? AND status = 'running' AND lease_expires > ? AND NOT (run_id = ? AND task = ?)`,
+      [pool, iso(now), ref.runId, ref.task],
+    );
+    if (num(used[0]?.['n']) >= poolSlots(pool))
+      return { ok: false, reason: 'pool_full', retryAt: new Date(now.getTime() + 500) };
   }
   if (t['max_tasks'] !== null && t['max_tasks'] !== undefined) {
-    const busy = await tx.query(`SELECT COUNT(*) AS n FROM dip_task_runs WHERE run_id = ? AND status = 'running' AND lease_expires > ? AND task <> ?`, [ref.runId, iso(now), ref.task]);
-    if (num(busy[0]?.['n']) >= num(t['max_tasks'])) return { ok: false, reason: 'pool_full', retryAt: new Date(now.getTime() + 200) };
+    const busy = await tx.query(
+      `SELECT COUNT(*) AS n FROM dip_task_runs WHERE run_id = ? AND status = 'running' AND lease_expires > ? AND task <> ?`,
+      [ref.runId, iso(now), ref.task],
+    );
+    if (num(busy[0]?.['n']) >= num(t['max_tasks']))
+      return { ok: false, reason: 'pool_full', retryAt: new Date(now.getTime() + 200) };
   }
   const mutex = strOrNull(t['mutex']);
   if (mutex) {
-    const held = await tx.query(`SELECT COUNT(*) AS n FROM dip_task_runs WHERE mutex = ? AND status = 'running' AND lease_expires > ? AND NOT (run_id = ? AND task = ?)`, [mutex, iso(now), ref.runId, ref.task]);
+    const held = await tx.query(
+      `SELECT COUNT(*) AS n FROM dip_task_runs WHERE mutex = ? AND status = 'running' AND lease_expires > ? AND NOT (run_id = ? AND task = ?)`,
+      [mutex, iso(now), ref.runId, ref.task],
+    );
     if (num(held[0]?.['n']) > 0) return { ok: false, reason: 'pool_full', retryAt: new Date(now.getTime() + 200) };
   }
   const attempt = num(t['attempt']) + 1;
@@ -552,21 +738,41 @@ async function claimIn(tx: SqlExecutor, ref: { runId: string; task: string }, ow
     `UPDATE dip_task_runs SET status = 'running', attempt = ?, lease_owner = ?, lease_expires = ?, started_at = COALESCE(started_at, ?), not_before = NULL WHERE run_id = ? AND task = ?`,
     [attempt, owner, iso(new Date(now.getTime() + leaseMs)), iso(now), ref.runId, ref.task],
   );
-  await tx.execute(`INSERT INTO dip_task_attempts (run_id, task, attempt, status, worker, started_at) VALUES (?, ?, ?, 'running', ?, ?)`, [ref.runId, ref.task, attempt, owner, iso(now)]);
+  await tx.execute(
+    `INSERT INTO dip_task_attempts (run_id, task, attempt, status, worker, started_at) VALUES (?, ?, ?, 'running', ?, ?)`,
+    [ref.runId, ref.task, attempt, owner, iso(now)],
+  );
   const start = strOrNull(t['interval_start']);
   const end = strOrNull(t['interval_end']);
   return {
     ok: true,
     attempt,
     floor: num(t['attempt_floor']),
-    run: { id: ref.runId, pipeline: str(t['pipeline']), interval: start && end ? { start: new Date(start), end: new Date(end) } : null, attempt: num(t['run_attempt']) },
+    run: {
+      id: ref.runId,
+      pipeline: str(t['pipeline']),
+      interval: start && end ? { start: new Date(start), end: new Date(end) } : null,
+      attempt: num(t['run_attempt']),
+    },
   };
 }
 
-async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome, now: Date, failedAs: 'failed' | 'lost' = 'failed'): Promise<FinishResult> {
-  const rows = await tx.query(`SELECT status, attempt, attempt_floor, max_attempts, priority FROM dip_task_runs WHERE run_id = ? AND task = ? AND lease_owner = ? AND attempt = ?`, [ref.runId, ref.task, owner, attempt]);
+async function finishIn(
+  tx: SqlExecutor,
+  ref: { runId: string; task: string },
+  owner: string,
+  attempt: number,
+  outcome: TaskOutcome,
+  now: Date,
+  failedAs: 'failed' | 'lost' = 'failed',
+): Promise<FinishResult> {
+  const rows = await tx.query(
+    `SELECT status, attempt, attempt_floor, max_attempts, priority FROM dip_task_runs WHERE run_id = ? AND task = ? AND lease_owner = ? AND attempt = ?`,
+    [ref.runId, ref.task, owner, attempt],
+  );
   const t = rows[0];
-  if (!t || str(t['status']) !== 'running') return { status: t ? (str(t['status']) as TaskStatus) : 'failed', accepted: false, ready: [] };
+  if (!t || str(t['status']) !== 'running')
+    return { status: t ? (str(t['status']) as TaskStatus) : 'failed', accepted: false, ready: [] };
   const run = await runOrThrow(tx, ref.runId);
   const log = outcome.log !== undefined ? tail(outcome.log) : null;
   const attemptStatus = outcome.ok ? 'succeeded' : outcome.cancelled ? 'cancelled' : failedAs;
@@ -576,7 +782,18 @@ async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, o
     `UPDATE dip_task_attempts SET status = ?, ended_at = ?, rows = ?, error = ?, cause = ?, error_kind = ?, log = COALESCE(?, log),
        ended_seq = (SELECT COALESCE(MAX(ended_seq), 0) + 1 FROM dip_task_attempts)
      WHERE run_id = ? AND task = ? AND attempt = ?`,
-    [attemptStatus, iso(now), outcome.ok ? outcome.rows : 0, outcome.ok ? null : outcome.error, outcome.ok ? null : outcome.cause, errorKind, log, ref.runId, ref.task, attempt],
+    [
+      attemptStatus,
+      iso(now),
+      outcome.ok ? outcome.rows : 0,
+      outcome.ok ? null : outcome.error,
+      outcome.ok ? null : outcome.cause,
+      errorKind,
+      log,
+      ref.runId,
+      ref.task,
+      attempt,
+    ],
   );
   const ready: TaskRef[] = [];
   let status: TaskStatus;
@@ -598,7 +815,12 @@ async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, o
       );
       for (const r of next) ready.push({ runId: ref.runId, task: str(r['task']), priority: num(r['priority']) });
     }
-  } else if (outcome.retryable && !outcome.cancelled && !run.cancelRequested && attempt - num(t['attempt_floor']) < num(t['max_attempts'])) {
+  } else if (
+    outcome.retryable &&
+    !outcome.cancelled &&
+    !run.cancelRequested &&
+    attempt - num(t['attempt_floor']) < num(t['max_attempts'])
+  ) {
     status = 'queued';
     retryAt = new Date(now.getTime() + outcome.retryDelayMs);
     await tx.execute(
@@ -624,7 +846,11 @@ async function finishIn(tx: SqlExecutor, ref: { runId: string; task: string }, o
 }
 
 /** Counts the expired attempt of a running task as lost (retry, fail or cancel as usual). */
-async function recoverIn(tx: SqlExecutor, ref: { runId: string; task: string }, now: Date): Promise<RecoveredTask | undefined> {
+async function recoverIn(
+  tx: SqlExecutor,
+  ref: { runId: string; task: string },
+  now: Date,
+): Promise<RecoveredTask | undefined> {
   const rows = await tx.query(
     `SELECT t.attempt, t.attempt_floor, t.max_attempts, t.lease_owner, r.pipeline FROM dip_task_runs t JOIN dip_runs r ON r.id = t.run_id
      WHERE t.run_id = ? AND t.task = ? AND t.status = 'running' AND t.lease_expires < ?`,
@@ -635,13 +861,31 @@ async function recoverIn(tx: SqlExecutor, ref: { runId: string; task: string }, 
   const owner = str(t['lease_owner']);
   const attempt = num(t['attempt']);
   const message = `worker ${owner} stopped renewing its lease (killed or lost); the attempt is counted as failed`;
-  const result = await finishIn(tx, ref, owner, attempt, { ok: false, error: message, cause: null, retryable: true, retryDelayMs: 0 }, now, 'lost');
-  return { ref, pipeline: str(t['pipeline']), attempt: attempt - num(t['attempt_floor']), maxAttempts: num(t['max_attempts']), lostBy: owner, result };
+  const result = await finishIn(
+    tx,
+    ref,
+    owner,
+    attempt,
+    { ok: false, error: message, cause: null, retryable: true, retryDelayMs: 0 },
+    now,
+    'lost',
+  );
+  return {
+    ref,
+    pipeline: str(t['pipeline']),
+    attempt: attempt - num(t['attempt_floor']),
+    maxAttempts: num(t['max_attempts']),
+    lostBy: owner,
+    result,
+  };
 }
 
 /** A cancelled run's waiting tasks are cancelled; the run ends when nothing runs any more. */
 async function cancelWaiting(tx: SqlExecutor, runId: string, now: Date): Promise<void> {
-  await tx.execute(`UPDATE dip_task_runs SET status = 'cancelled', ended_at = ? WHERE run_id = ? AND status IN ('pending', 'queued')`, [iso(now), runId]);
+  await tx.execute(
+    `UPDATE dip_task_runs SET status = 'cancelled', ended_at = ? WHERE run_id = ? AND status IN ('pending', 'queued')`,
+    [iso(now), runId],
+  );
   await maybeFinishRun(tx, runId, now);
 }
 
@@ -663,22 +907,49 @@ async function failDownstream(tx: SqlExecutor, runId: string, task: string, now:
 
 /** Ends the run when none of its tasks is left to run; returns how it ended. */
 async function maybeFinishRun(tx: SqlExecutor, runId: string, now: Date): Promise<FinishResult['runFinished']> {
-  const open = await tx.query(`SELECT COUNT(*) AS n FROM dip_task_runs WHERE run_id = ? AND status IN ('pending', 'queued', 'running')`, [runId]);
+  const open = await tx.query(
+    `SELECT COUNT(*) AS n FROM dip_task_runs WHERE run_id = ? AND status IN ('pending', 'queued', 'running')`,
+    [runId],
+  );
   if (num(open[0]?.['n']) > 0) return undefined;
   const run = await runOrThrow(tx, runId);
   if (!['queued', 'running'].includes(run.status)) return undefined;
-  const tasks = await tx.query(`SELECT task, status, error, cause, rows, stats FROM dip_task_runs WHERE run_id = ? ORDER BY seq`, [runId]);
+  const tasks = await tx.query(
+    `SELECT task, status, error, cause, rows, stats FROM dip_task_runs WHERE run_id = ? ORDER BY seq`,
+    [runId],
+  );
   const failed = tasks.filter((t) => str(t['status']) === 'failed');
   const cancelled = tasks.some((t) => str(t['status']) === 'cancelled');
-  const status: OrchestratedRunStatus = failed.length ? 'failed' : cancelled || run.cancelRequested ? (tasks.every((t) => str(t['status']) === 'succeeded') ? 'succeeded' : 'cancelled') : 'succeeded';
-  const error = failed.length ? failed.map((t) => `${str(t['task'])}: ${str(t['error'])}`).join('\n') : status === 'cancelled' ? 'cancelled' : null;
-  const cause = failed.map((t) => strOrNull(t['cause'])).filter(Boolean).join('\n') || null;
+  const status: OrchestratedRunStatus = failed.length
+    ? 'failed'
+    : cancelled || run.cancelRequested
+      ? tasks.every((t) => str(t['status']) === 'succeeded')
+        ? 'succeeded'
+        : 'cancelled'
+      : 'succeeded';
+  const error = failed.length
+    ? failed.map((t) => `${str(t['task'])}: ${str(t['error'])}`).join('\n')
+    : status === 'cancelled'
+      ? 'cancelled'
+      : null;
+  const cause =
+    failed
+      .map((t) => strOrNull(t['cause']))
+      .filter(Boolean)
+      .join('\n') || null;
   const stats: RunStats = { streams: {} };
   for (const t of tasks) {
     const s = t['stats'] ? (JSON.parse(str(t['stats'])) as RunStats) : undefined;
     if (s) Object.assign(stats.streams, s.streams);
   }
-  await tx.execute(`UPDATE dip_runs SET status = ?, ended_at = ?, error = ?, cause = ?, stats = ? WHERE id = ?`, [status, iso(now), error, cause, JSON.stringify(stats), runId]);
+  await tx.execute(`UPDATE dip_runs SET status = ?, ended_at = ?, error = ?, cause = ?, stats = ? WHERE id = ?`, [
+    status,
+    iso(now),
+    error,
+    cause,
+    JSON.stringify(stats),
+    runId,
+  ]);
   return { id: runId, pipeline: run.pipeline, status, error };
 }
 
@@ -693,7 +964,8 @@ function tail(text: string): string {
 }
 
 /** What toRun reads (named, not `*`: such statements can be prepared; see the PostgreSQL driver). */
-const RUN_COLUMNS = 'id, pipeline, status, trigger_kind, priority, interval_start, interval_end, queued_at, started_at, ended_at, attempt, backfill_id, cancel_requested, error';
+const RUN_COLUMNS =
+  'id, pipeline, status, trigger_kind, priority, interval_start, interval_end, queued_at, started_at, ended_at, attempt, backfill_id, cancel_requested, error';
 
 function toRun(r: Row): OrchestratedRun {
   const start = strOrNull(r['interval_start']);

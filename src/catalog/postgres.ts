@@ -42,8 +42,10 @@ function statement(sql: string, params: readonly SqlValue[]): { text: string; va
 
 function executorFor(client: Pool | PoolClient): SqlExecutor {
   return {
-    query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) => (await client.query(statement(sql, params))).rows as T[],
-    execute: async (sql: string, params: readonly SqlValue[] = []) => (await client.query(statement(sql, params))).rowCount ?? 0,
+    query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) =>
+      (await client.query(statement(sql, params))).rows as T[],
+    execute: async (sql: string, params: readonly SqlValue[] = []) =>
+      (await client.query(statement(sql, params))).rowCount ?? 0,
   };
 }
 
@@ -125,7 +127,9 @@ export class PostgresCatalog extends SqlCatalog {
     let best: { rtt: number; offset: number } | undefined;
     for (let i = 0; i < CLOCK_SAMPLES; i++) {
       const sent = Date.now();
-      const [row] = await this.db.query<{ ms: string | number }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`);
+      const [row] = await this.db.query<{ ms: string | number }>(
+        `SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`,
+      );
       const received = Date.now();
       const offset = Number(row?.ms) - (sent + received) / 2;
       if (Number.isFinite(offset) && (!best || received - sent < best.rtt)) best = { rtt: received - sent, offset };
@@ -138,7 +142,12 @@ export class PostgresCatalog extends SqlCatalog {
     await super.close();
   }
 
-  static async create(opts: { url: string; schema: string; maxConnections?: number; projectDir?: string }): Promise<PostgresCatalog> {
+  static async create(opts: {
+    url: string;
+    schema: string;
+    maxConnections?: number;
+    projectDir?: string;
+  }): Promise<PostgresCatalog> {
     if (!/^[a-z_][a-z0-9_]*$/.test(opts.schema)) throw new Error(`invalid catalog schema name: ${opts.schema}`);
     const { default: pg } = await import('pg');
     const bootstrap = new pg.Client({ connectionString: opts.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });

@@ -59,7 +59,10 @@ export class SqlCatalog implements Catalog {
       const current = rows[0] ? Number(rows[0]['value']) : 0;
       // An older dip on a newer catalog would write rows without the columns newer code relies on.
       if (current > MIGRATIONS.length) {
-        throw new DipError('config', `the catalog's schema is version ${current}, newer than this dip knows (version ${MIGRATIONS.length}): a newer dip upgraded it; upgrade this installation (every process sharing a catalog must run the same dip version or newer)`);
+        throw new DipError(
+          'config',
+          `the catalog's schema is version ${current}, newer than this dip knows (version ${MIGRATIONS.length}): a newer dip upgraded it; upgrade this installation (every process sharing a catalog must run the same dip version or newer)`,
+        );
       }
       for (let v = current; v < MIGRATIONS.length; v++) {
         for (const step of MIGRATIONS[v] ?? []) {
@@ -110,7 +113,12 @@ export class SqlCatalog implements Catalog {
   }
 
   async commit(request: CommitRequest): Promise<CommitInfo> {
-    if (request.tables.length === 0 && !request.state?.length && !request.ledger?.length && !request.qualityReports?.length) {
+    if (
+      request.tables.length === 0 &&
+      !request.state?.length &&
+      !request.ledger?.length &&
+      !request.qualityReports?.length
+    ) {
       throw new DipError('internal', 'a commit must change at least one table, state or ledger entry');
     }
     return this.db.transaction(async (tx) => {
@@ -154,7 +162,18 @@ export class SqlCatalog implements Catalog {
            ON CONFLICT (pipeline, source, stream, path) DO UPDATE SET bytes = excluded.bytes,
              modified_ms = excluded.modified_ms, rows = excluded.rows, commit_id = excluded.commit_id,
              content_hash = excluded.content_hash, source_file = excluded.source_file`,
-          [l.pipeline, l.source, l.stream, l.path, l.bytes, Math.trunc(l.modifiedMs), l.rows ?? null, commitId, l.contentHash ?? null, l.sourceFile ?? null],
+          [
+            l.pipeline,
+            l.source,
+            l.stream,
+            l.path,
+            l.bytes,
+            Math.trunc(l.modifiedMs),
+            l.rows ?? null,
+            commitId,
+            l.contentHash ?? null,
+            l.sourceFile ?? null,
+          ],
         );
       }
       for (const q of request.qualityReports ?? []) await insertQualityReport(tx, q, commitId);
@@ -193,7 +212,9 @@ export class SqlCatalog implements Catalog {
           asOf.commit ?? Number.MAX_SAFE_INTEGER,
           asOf.at.toISOString(),
         ])
-      : await this.db.query(`SELECT MAX(id) AS id FROM dip_commits WHERE id <= ?`, [asOf.commit ?? Number.MAX_SAFE_INTEGER]);
+      : await this.db.query(`SELECT MAX(id) AS id FROM dip_commits WHERE id <= ?`, [
+          asOf.commit ?? Number.MAX_SAFE_INTEGER,
+        ]);
     return numOrNull(rows[0]?.['id']) ?? undefined;
   }
 
@@ -242,7 +263,9 @@ export class SqlCatalog implements Catalog {
         `DELETE FROM dip_files WHERE removed_commit IN (SELECT id FROM dip_commits WHERE committed_at < ?)`,
         [before.toISOString()],
       );
-      const newest = await tx.query(`SELECT MAX(id) AS id FROM dip_commits WHERE committed_at < ?`, [before.toISOString()]);
+      const newest = await tx.query(`SELECT MAX(id) AS id FROM dip_commits WHERE committed_at < ?`, [
+        before.toISOString(),
+      ]);
       await tx.execute(
         `INSERT INTO dip_meta (key, value) VALUES ('history_horizon', ?)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
@@ -252,7 +275,10 @@ export class SqlCatalog implements Catalog {
       const stillReferenced = new Set<string>();
       for (let i = 0; i < paths.length; i += 500) {
         const chunk = paths.slice(i, i + 500);
-        const rows = await tx.query(`SELECT DISTINCT path FROM dip_files WHERE path IN (${chunk.map(() => '?').join(',')})`, chunk);
+        const rows = await tx.query(
+          `SELECT DISTINCT path FROM dip_files WHERE path IN (${chunk.map(() => '?').join(',')})`,
+          chunk,
+        );
         for (const r of rows) stillReferenced.add(str(r['path']));
       }
       return paths.filter((p) => !stillReferenced.has(p));
@@ -278,8 +304,16 @@ export class SqlCatalog implements Catalog {
   }
 
   async listStates(pipeline: string): Promise<{ source: string; stream: string; value: unknown; commitId: number }[]> {
-    const rows = await this.db.query(`SELECT source, stream, value, commit_id FROM dip_state WHERE pipeline = ? ORDER BY source, stream`, [pipeline]);
-    return rows.map((r) => ({ source: str(r['source']), stream: str(r['stream']), value: JSON.parse(str(r['value'])), commitId: Number(r['commit_id']) }));
+    const rows = await this.db.query(
+      `SELECT source, stream, value, commit_id FROM dip_state WHERE pipeline = ? ORDER BY source, stream`,
+      [pipeline],
+    );
+    return rows.map((r) => ({
+      source: str(r['source']),
+      stream: str(r['stream']),
+      value: JSON.parse(str(r['value'])),
+      commitId: Number(r['commit_id']),
+    }));
   }
 
   async getLedger(pipeline: string, source: string, stream: string): Promise<Map<string, LedgerEntry>> {
@@ -314,7 +348,10 @@ export class SqlCatalog implements Catalog {
   }
 
   async listQualityReports(table: string, options: { limit?: number } = {}): Promise<QualityReportRecord[]> {
-    const rows = await this.db.query(`SELECT * FROM dip_quality_reports WHERE table_name = ? ORDER BY id DESC LIMIT ?`, [table, options.limit ?? 20]);
+    const rows = await this.db.query(
+      `SELECT * FROM dip_quality_reports WHERE table_name = ? ORDER BY id DESC LIMIT ?`,
+      [table, options.limit ?? 20],
+    );
     return rows.map(toQualityReport);
   }
 
@@ -325,33 +362,54 @@ export class SqlCatalog implements Catalog {
       `INSERT INTO dip_runs (id, pipeline, status, started_at, host, pid, stats, heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)`,
       [run.id, run.pipeline, startedAt, run.host, run.pid, JSON.stringify(stats), startedAt],
     );
-    return { ...run, status: 'running', startedAt: new Date(startedAt), endedAt: null, error: null, cause: null, stats, heartbeatAt: new Date(startedAt) };
+    return {
+      ...run,
+      status: 'running',
+      startedAt: new Date(startedAt),
+      endedAt: null,
+      error: null,
+      cause: null,
+      stats,
+      heartbeatAt: new Date(startedAt),
+    };
   }
 
   async updateRunStats(id: string, stats: RunStats): Promise<void> {
-    await this.db.execute(`UPDATE dip_runs SET stats = ?, heartbeat_at = ? WHERE id = ?`, [JSON.stringify(stats), this.clock().toISOString(), id]);
+    await this.db.execute(`UPDATE dip_runs SET stats = ?, heartbeat_at = ? WHERE id = ?`, [
+      JSON.stringify(stats),
+      this.clock().toISOString(),
+      id,
+    ]);
   }
 
   async heartbeat(id: string): Promise<void> {
-    await this.db.execute(`UPDATE dip_runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'`, [this.clock().toISOString(), id]);
+    await this.db.execute(`UPDATE dip_runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'`, [
+      this.clock().toISOString(),
+      id,
+    ]);
   }
 
   async finishRun(
     id: string,
     outcome: { status: Exclude<RunStatus, 'running'>; error?: string | null; cause?: string | null; stats: RunStats },
   ): Promise<void> {
-    await this.db.execute(`UPDATE dip_runs SET status = ?, ended_at = ?, error = ?, cause = ?, stats = ? WHERE id = ?`, [
-      outcome.status,
-      this.clock().toISOString(),
-      outcome.error ?? null,
-      outcome.cause ?? null,
-      JSON.stringify(outcome.stats),
-      id,
-    ]);
+    await this.db.execute(
+      `UPDATE dip_runs SET status = ?, ended_at = ?, error = ?, cause = ?, stats = ? WHERE id = ?`,
+      [
+        outcome.status,
+        this.clock().toISOString(),
+        outcome.error ?? null,
+        outcome.cause ?? null,
+        JSON.stringify(outcome.stats),
+        id,
+      ],
+    );
   }
 
   async markCrashedRuns(isAlive: ProcessProbe, options: { staleAfterMs?: number } = {}): Promise<number> {
-    const running = await this.db.query(`SELECT id, host, pid, started_at, heartbeat_at, stats FROM dip_runs WHERE status = 'running' AND orchestrated = 0`);
+    const running = await this.db.query(
+      `SELECT id, host, pid, started_at, heartbeat_at, stats FROM dip_runs WHERE status = 'running' AND orchestrated = 0`,
+    );
     const staleBefore = this.clock().getTime() - (options.staleAfterMs ?? DEFAULT_STALE_MS);
     let marked = 0;
     for (const r of running) {
@@ -364,7 +422,12 @@ export class SqlCatalog implements Catalog {
       const stats = await this.committedRunStats(id, JSON.parse(str(r['stats'] ?? '{"streams":{}}')) as RunStats);
       marked += await this.db.execute(
         `UPDATE dip_runs SET status = 'crashed', ended_at = ?, error = ?, stats = ? WHERE id = ? AND status = 'running'`,
-        [this.clock().toISOString(), 'the process ended before the run finished (killed or crashed); uncommitted work was discarded', JSON.stringify(stats), id],
+        [
+          this.clock().toISOString(),
+          'the process ended before the run finished (killed or crashed); uncommitted work was discarded',
+          JSON.stringify(stats),
+          id,
+        ],
       );
     }
     return marked;
@@ -372,7 +435,10 @@ export class SqlCatalog implements Catalog {
 
   /** A run's stream stats with rows, quarantined records, inputs and commits taken from what its commits landed. */
   private async committedRunStats(runId: string, saved: RunStats): Promise<RunStats> {
-    const commits = await this.db.query(`SELECT operation, summary FROM dip_commits WHERE run_id = ? AND operation <> 'state'`, [runId]);
+    const commits = await this.db.query(
+      `SELECT operation, summary FROM dip_commits WHERE run_id = ? AND operation <> 'state'`,
+      [runId],
+    );
     const streams: RunStats['streams'] = { ...saved.streams };
     const committed = new Map<string, { rows: number; quarantined: number; files: number; commits: number }>();
     for (const c of commits) {
@@ -433,7 +499,11 @@ export class SqlCatalog implements Catalog {
   }
 }
 
-async function insertQualityReport(tx: SqlExecutor, q: QualityReportInput, commitId: number | null): Promise<QualityReportRecord> {
+async function insertQualityReport(
+  tx: SqlExecutor,
+  q: QualityReportInput,
+  commitId: number | null,
+): Promise<QualityReportRecord> {
   const rows = await tx.query(
     `INSERT INTO dip_quality_reports (table_name, run_id, commit_id, created_at, status, rows, report) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`,
     [q.table, q.runId, commitId, now(), q.status, q.rows, JSON.stringify(q.report)],
@@ -455,9 +525,10 @@ function toQualityReport(r: Row): QualityReportRecord {
 }
 
 async function applyTableChange(tx: SqlExecutor, commitId: number, change: TableChange): Promise<void> {
-  let rows = await tx.query(`SELECT id, zone, format, head_commit, schema_version, primary_key FROM dip_tables WHERE name = ?`, [
-    change.table,
-  ]);
+  let rows = await tx.query(
+    `SELECT id, zone, format, head_commit, schema_version, primary_key FROM dip_tables WHERE name = ?`,
+    [change.table],
+  );
   if (!rows[0]) {
     rows = await tx.query(
       `INSERT INTO dip_tables (name, zone, format, primary_key, created_at) VALUES (?, ?, ?, ?, ?)
@@ -493,7 +564,10 @@ async function applyTableChange(tx: SqlExecutor, commitId: number, change: Table
     const current =
       version === null
         ? undefined
-        : await tx.query(`SELECT schema_json FROM dip_schema_versions WHERE table_id = ? AND version = ?`, [tableId, version]);
+        : await tx.query(`SELECT schema_json FROM dip_schema_versions WHERE table_id = ? AND version = ?`, [
+            tableId,
+            version,
+          ]);
     if (!current?.[0] || str(current[0]['schema_json']) !== text) {
       version = (version ?? 0) + 1;
       await tx.execute(
@@ -504,7 +578,10 @@ async function applyTableChange(tx: SqlExecutor, commitId: number, change: Table
   }
 
   if (change.remove === 'all') {
-    await tx.execute(`UPDATE dip_files SET removed_commit = ? WHERE table_id = ? AND removed_commit IS NULL`, [commitId, tableId]);
+    await tx.execute(`UPDATE dip_files SET removed_commit = ? WHERE table_id = ? AND removed_commit IS NULL`, [
+      commitId,
+      tableId,
+    ]);
   } else {
     for (const path of change.remove ?? []) {
       const changed = await tx.execute(
@@ -512,10 +589,13 @@ async function applyTableChange(tx: SqlExecutor, commitId: number, change: Table
         [commitId, tableId, path],
       );
       if (changed === 0) {
-        throw new CommitConflictError(`cannot remove ${path} from ${change.table}: it is not a live file of the table`, {
-          table: change.table,
-          path,
-        });
+        throw new CommitConflictError(
+          `cannot remove ${path} from ${change.table}: it is not a live file of the table`,
+          {
+            table: change.table,
+            path,
+          },
+        );
       }
     }
   }

@@ -21,7 +21,8 @@ class SqliteDriver implements SqlDriver {
 
   constructor(private readonly db: BetterSqlite3.Database) {
     this.executor = {
-      query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) => this.statement(sql).all(...params) as T[],
+      query: async <T extends Row>(sql: string, params: readonly SqlValue[] = []) =>
+        this.statement(sql).all(...params) as T[],
       execute: async (sql: string, params: readonly SqlValue[] = []) => this.statement(sql).run(...params).changes,
     };
   }

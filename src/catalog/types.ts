@@ -248,7 +248,10 @@ export interface Catalog {
 
   startRun(run: { id: string; pipeline: string; host: string; pid: number }): Promise<RunRecord>;
   updateRunStats(id: string, stats: RunStats): Promise<void>;
-  finishRun(id: string, outcome: { status: Exclude<RunStatus, 'running'>; error?: string | null; cause?: string | null; stats: RunStats }): Promise<void>;
+  finishRun(
+    id: string,
+    outcome: { status: Exclude<RunStatus, 'running'>; error?: string | null; cause?: string | null; stats: RunStats },
+  ): Promise<void>;
   /** Records that a running run's process is alive. */
   heartbeat(id: string): Promise<void>;
   /**

@@ -16,15 +16,24 @@ export interface CommandGroup {
 export const COMMAND_GROUPS: readonly CommandGroup[] = [
   { names: ['init'], load: async () => (await import('./commands/init.js')).registerInit },
   { names: ['run'], load: async () => (await import('./commands/run.js')).registerRun },
-  { names: ['trigger', 'backfill', 'runs'], load: async () => (await import('./commands/orchestrate.js')).registerOrchestration },
-  { names: ['transform', 'quality', 'quarantine'], load: async () => (await import('./commands/silver.js')).registerSilver },
+  {
+    names: ['trigger', 'backfill', 'runs'],
+    load: async () => (await import('./commands/orchestrate.js')).registerOrchestration,
+  },
+  {
+    names: ['transform', 'quality', 'quarantine'],
+    load: async () => (await import('./commands/silver.js')).registerSilver,
+  },
   { names: ['vault'], load: async () => (await import('./commands/vault.js')).registerVaultCommands },
   { names: ['status'], load: async () => (await import('./commands/status.js')).registerStatus },
   { names: ['state'], load: async () => (await import('./commands/state.js')).registerState },
   { names: ['tables', 'describe'], load: async () => (await import('./commands/tables.js')).registerTables },
   { names: ['query'], load: async () => (await import('./commands/query.js')).registerQuery },
   { names: ['replay'], load: async () => (await import('./commands/replay.js')).registerReplay },
-  { names: ['gc', 'compact', 'rollback'], load: async () => (await import('./commands/maintain.js')).registerMaintenance },
+  {
+    names: ['gc', 'compact', 'rollback'],
+    load: async () => (await import('./commands/maintain.js')).registerMaintenance,
+  },
   { names: ['demo'], load: async () => (await import('./commands/demo.js')).registerDemo },
   { names: ['emulate'], load: async () => (await import('./commands/emulate.js')).registerEmulate },
   { names: ['worker'], load: async () => (await import('./commands/worker.js')).registerWorker },
@@ -50,4 +59,3 @@ export function groupsFor(args: readonly string[]): readonly CommandGroup[] {
   }
   return version && !help ? [] : COMMAND_GROUPS;
 }
-

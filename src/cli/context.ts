@@ -14,7 +14,9 @@ export async function loadFromOptions(options: GlobalOptions): Promise<LoadedPro
   const { findProjectFile, loadProject } = await import('../config/load.js');
   const file = options.project ? resolve(options.project) : findProjectFile(process.cwd());
   if (!file) {
-    throw new ConfigError(`no dip.yaml found in ${process.cwd()} or its parents; create one with \`dip init\` or pass --project <path>`);
+    throw new ConfigError(
+      `no dip.yaml found in ${process.cwd()} or its parents; create one with \`dip init\` or pass --project <path>`,
+    );
   }
   return loadProject(file);
 }

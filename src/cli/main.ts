@@ -31,10 +31,15 @@ try {
     const message = secretRegistry.redact(errorMessage(err));
     const cause = describeCause(err);
     if (program.opts<{ json?: boolean }>().json) {
-      process.stdout.write(`${JSON.stringify({ error: { kind: err instanceof DipError ? err.kind : 'internal', message, cause } })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ error: { kind: err instanceof DipError ? err.kind : 'internal', message, cause } })}\n`,
+      );
     } else {
-      process.stderr.write(`dip: ${message}\n${cause && !message.includes(cause) ? `  cause: ${secretRegistry.redact(cause)}\n` : ''}`);
-      if (!(err instanceof DipError) && process.env['DIP_DEBUG']) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+      process.stderr.write(
+        `dip: ${message}\n${cause && !message.includes(cause) ? `  cause: ${secretRegistry.redact(cause)}\n` : ''}`,
+      );
+      if (!(err instanceof DipError) && process.env['DIP_DEBUG'])
+        process.stderr.write(`${(err as Error).stack ?? ''}\n`);
     }
     process.exitCode = err instanceof DipError ? err.exitCode : 1;
   }

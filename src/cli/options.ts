@@ -12,6 +12,9 @@ export function wholeNumber(text: string, flag: string, min = 0): number {
 export function assertKnown(kind: string, requested: readonly string[], known: readonly string[]): void {
   const unknown = requested.filter((n) => !known.includes(n));
   if (unknown.length) {
-    throw new DipError('not_found', `no ${kind} named ${unknown.map((n) => `"${n}"`).join(', ')} (${kind}s: ${known.join(', ') || '(none)'})`);
+    throw new DipError(
+      'not_found',
+      `no ${kind} named ${unknown.map((n) => `"${n}"`).join(', ')} (${kind}s: ${known.join(', ') || '(none)'})`,
+    );
   }
 }

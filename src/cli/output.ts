@@ -12,7 +12,11 @@ export function renderTable(columns: string[], rows: Cell[][], options: { maxWid
   const max = options.maxWidth ?? 60;
   const cells = rows.map((r) => r.map((c) => clip(text(c), max)));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] ?? '').length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   const out = [line(columns), widths.map((w) => '─'.repeat(w)).join('  ')];
   for (const r of cells) out.push(line(r));
   return out.join('\n');

@@ -15,7 +15,10 @@ function progressLog(log: ReturnType<typeof createLogger>, e: Extract<RunEvent, 
   const now = Date.now();
   if (now - (lastLogged.get(e.unit) ?? now - 10_001) < 10_000) return;
   lastLogged.set(e.unit, now);
-  log.info({ pipeline: e.pipeline, stream: e.stream, unit: e.unit, percent: Math.round(e.fraction * 100) }, 'unit_progress');
+  log.info(
+    { pipeline: e.pipeline, stream: e.stream, unit: e.unit, percent: Math.round(e.fraction * 100) },
+    'unit_progress',
+  );
 }
 
 export function progressSink(options: { tty: boolean; quiet: boolean }): { sink: RunEventSink; stop(): void } {
@@ -52,7 +55,10 @@ export function progressSink(options: { tty: boolean; quiet: boolean }): { sink:
     },
     cliProgress.Presets.shades_classic,
   );
-  const bars = new Map<string, { bar: cliProgressModule.SingleBar; rows: number; quarantined: number; done: number; sized: boolean }>();
+  const bars = new Map<
+    string,
+    { bar: cliProgressModule.SingleBar; rows: number; quarantined: number; done: number; sized: boolean }
+  >();
   return {
     sink: (e: RunEvent) => {
       if (e.type === 'stream_planned') {

@@ -162,7 +162,8 @@ export async function scaffoldProject(dir: string): Promise<string[]> {
     'data/orders/orders-2026-11-01.csv': ordersCsv(1, 400, false, 1),
     // a later export gains a column (schema evolution) and carries two malformed rows (quarantine)
     'data/orders/orders-2026-11-02.csv':
-      ordersCsv(2, 400, true, 2) + '200400,C-1003,P-100,three,24.50,2026-11-02 10:00:00,paid,\n200401,C-1004,P-101,1,21.00,2026-11-02 11:00:00,paid,,unexpected\n',
+      ordersCsv(2, 400, true, 2) +
+      '200400,C-1003,P-100,three,24.50,2026-11-02 10:00:00,paid,\n200401,C-1004,P-101,1,21.00,2026-11-02 11:00:00,paid,,unexpected\n',
     'data/customers/customers-2026-11-01.ndjson': customersNdjson(0, 40, 3),
     'data/products.json': `${JSON.stringify(
       PRODUCTS.map(([id, name, category, price]) => ({ product_id: id, name, category, price, active: true })),
@@ -186,9 +187,17 @@ export async function addNextDay(dir: string): Promise<string[]> {
   const files: Record<string, string> = {
     'data/orders/orders-2026-11-03.csv': ordersCsv(3, 400, true, 4),
     'data/customers/customers-2026-11-03.ndjson': customersNdjson(35, 45, 5, [
-      JSON.stringify({ customer_id: 'C-1001', name: 'Customer 1', email: 'customer1@example.com', address: { city: 'Lisbon', postcode: '10001' }, tags: [], deleted: true }),
+      JSON.stringify({
+        customer_id: 'C-1001',
+        name: 'Customer 1',
+        email: 'customer1@example.com',
+        address: { city: 'Lisbon', postcode: '10001' },
+        tags: [],
+        deleted: true,
+      }),
     ]),
   };
-  for (const [rel, content] of Object.entries(files)) await writeFile(join(dir, rel), content, { mode: PRIVATE_FILE_MODE });
+  for (const [rel, content] of Object.entries(files))
+    await writeFile(join(dir, rel), content, { mode: PRIVATE_FILE_MODE });
   return Object.keys(files);
 }

@@ -32,7 +32,12 @@ export function projectIssues(config: ProjectConfig, locate?: Locator, file?: st
     const pos = locate?.(path, 'key');
     return pos && file ? `${dottedPath(path)}, ${file}:${pos.line}` : dottedPath(path);
   };
-  return [...sharedTables(config, where), ...silverSources(config), ...triggerIssues(config), ...taskGraphIssues(config)];
+  return [
+    ...sharedTables(config, where),
+    ...silverSources(config),
+    ...triggerIssues(config),
+    ...taskGraphIssues(config),
+  ];
 }
 
 /** The bronze tables a pipeline's streams write, each with where it is declared; `complete` is false with database table patterns. */
@@ -44,8 +49,12 @@ function bronzeWriters(name: string, pipeline: PipelineConfig): { tables: Map<st
   };
   for (const [sourceName, source] of Object.entries(pipeline.sources)) {
     const at: Segment[] = ['pipelines', name, 'sources', sourceName];
-    if (source.type === 'files') for (const [s, st] of Object.entries(source.streams)) add(`bronze.${st.table ?? s}`, [...at, 'streams', s, ...(st.table ? ['table'] : [])]);
-    else if (source.type === 'rest') for (const [r, res] of Object.entries(source.resources)) add(`bronze.${res.table ?? r}`, [...at, 'resources', r, ...(res.table ? ['table'] : [])]);
+    if (source.type === 'files')
+      for (const [s, st] of Object.entries(source.streams))
+        add(`bronze.${st.table ?? s}`, [...at, 'streams', s, ...(st.table ? ['table'] : [])]);
+    else if (source.type === 'rest')
+      for (const [r, res] of Object.entries(source.resources))
+        add(`bronze.${res.table ?? r}`, [...at, 'resources', r, ...(res.table ? ['table'] : [])]);
     else {
       complete &&= !declaredStreamNames(source).patterns;
       source.tables.forEach((entry, i) => {
@@ -79,7 +88,8 @@ function sharedTables(config: ProjectConfig, where: (path: Segment[]) => string)
   };
   for (const [name, pipeline] of Object.entries(config.pipelines)) {
     for (const [table, path] of bronzeWriters(name, pipeline).tables) claim(table, { pipeline: name, path });
-    for (const table of Object.keys(pipeline.silver)) claim(`silver.${table}`, { pipeline: name, path: ['pipelines', name, 'silver', table] });
+    for (const table of Object.keys(pipeline.silver))
+      claim(`silver.${table}`, { pipeline: name, path: ['pipelines', name, 'silver', table] });
   }
   return issues;
 }
@@ -118,7 +128,11 @@ function triggerIssues(config: ProjectConfig): ProjectIssue[] {
     pipeline.triggers.forEach((t, index) => {
       if (!('pipeline' in t)) return;
       if (!Object.hasOwn(config.pipelines, t.pipeline)) {
-        issues.push({ path: ['pipelines', name, 'triggers', index, 'pipeline'], target: 'value', message: `no pipeline ${t.pipeline} to run after (pipelines: ${names.join(', ')})` });
+        issues.push({
+          path: ['pipelines', name, 'triggers', index, 'pipeline'],
+          target: 'value',
+          message: `no pipeline ${t.pipeline} to run after (pipelines: ${names.join(', ')})`,
+        });
         return;
       }
       downstream.set(t.pipeline, [...(downstream.get(t.pipeline) ?? []), { to: name, index }]);
@@ -156,7 +170,9 @@ function taskGraphIssues(config: ProjectConfig): ProjectIssue[] {
       pipelineDag(config, name);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      const path = Array.isArray(err.details['path']) ? (err.details['path'] as Segment[]) : ['pipelines', name, 'tasks'];
+      const path = Array.isArray(err.details['path'])
+        ? (err.details['path'] as Segment[])
+        : ['pipelines', name, 'tasks'];
       const reason = typeof err.details['reason'] === 'string' ? err.details['reason'] : err.message;
       issues.push({ path, target: 'key', message: reason });
     }

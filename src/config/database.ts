@@ -11,7 +11,9 @@ export const tlsSchema = z
     mode: z
       .enum(['disable', 'require', 'verify-ca', 'verify-full'])
       .default('disable')
-      .describe('disable: plain TCP; require: TLS without certificate checks; verify-ca: the server certificate must chain to `ca`; verify-full: and match the host name'),
+      .describe(
+        'disable: plain TCP; require: TLS without certificate checks; verify-ca: the server certificate must chain to `ca`; verify-full: and match the host name',
+      ),
     ca: z.string().optional().describe('PEM file of the CA that signed the server certificate (path, or ${file:…})'),
     cert: z.string().optional().describe('PEM client certificate file, for certificate authentication'),
     key: z.string().optional().describe('PEM client key file'),
@@ -34,21 +36,35 @@ export const connectionSchema = z
 
 export const extractModeSchema = z
   .enum(['full', 'incremental', 'cdc'])
-  .describe('full: the whole table every run; incremental: rows past the last cursor value; cdc: the change stream (PostgreSQL logical replication, MySQL/MariaDB binlog)');
+  .describe(
+    'full: the whole table every run; incremental: rows past the last cursor value; cdc: the change stream (PostgreSQL logical replication, MySQL/MariaDB binlog)',
+  );
 
 const tableOptions = {
   mode: extractModeSchema.optional().describe("Overrides the source's mode"),
   columns: z.array(z.string().min(1)).min(1).optional().describe('Columns to read (default: all)'),
   exclude_columns: z.array(z.string().min(1)).optional().describe('Columns never read (e.g. blobs, secrets)'),
-  cursor: z.string().min(1).optional().describe('incremental: the column whose growth marks new or changed rows (updated_at, id)'),
-  primary_key: z.array(z.string().min(1)).min(1).optional().describe("Columns identifying a row; default: the table's primary key"),
+  cursor: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('incremental: the column whose growth marks new or changed rows (updated_at, id)'),
+  primary_key: z
+    .array(z.string().min(1))
+    .min(1)
+    .optional()
+    .describe("Columns identifying a row; default: the table's primary key"),
   lag: duration
     .optional()
-    .describe('incremental on a timestamp cursor: read only rows older than this, so transactions that commit late are not skipped'),
+    .describe(
+      'incremental on a timestamp cursor: read only rows older than this, so transactions that commit late are not skipped',
+    ),
   where: z.string().min(1).optional().describe('SQL condition every read adds, e.g. "status <> \'draft\'"'),
   write_disposition: writeDispositionSchema
     .optional()
-    .describe('Default: replace for full; merge for incremental with a primary key, else append; cdc keeps a change log and a merged current table'),
+    .describe(
+      'Default: replace for full; merge for incremental with a primary key, else append; cdc keeps a change log and a merged current table',
+    ),
   chunk_rows: z.number().int().min(1).optional().describe("Rows per unit (overrides the source's extract.chunk_rows)"),
 };
 
@@ -64,7 +80,10 @@ export const dbTableSchema = z.union([
     .describe('One table'),
   z
     .strictObject({
-      pattern: z.string().min(1).describe('Glob over table names (* and ?), optionally schema-qualified: "billing_*", "sales.*"'),
+      pattern: z
+        .string()
+        .min(1)
+        .describe('Glob over table names (* and ?), optionally schema-qualified: "billing_*", "sales.*"'),
       exclude: z.array(z.string()).optional().describe('Table names or globs left out'),
       ...tableOptions,
     })
@@ -86,30 +105,45 @@ export const dbQuerySchema = z
 
 export const extractSchema = z
   .strictObject({
-    chunk_rows: z.number().int().min(1).default(500_000).describe('Rows per unit: each unit is staged and (append, incremental) committed on its own'),
+    chunk_rows: z
+      .number()
+      .int()
+      .min(1)
+      .default(500_000)
+      .describe('Rows per unit: each unit is staged and (append, incremental) committed on its own'),
     parallel: z
       .number()
       .int()
       .min(1)
       .max(16)
       .optional()
-      .describe('Full extracts: table ranges read at once, from one consistent snapshot (default: cores - 1, at least 1: staging needs a core too)'),
+      .describe(
+        'Full extracts: table ranges read at once, from one consistent snapshot (default: cores - 1, at least 1: staging needs a core too)',
+      ),
   })
   .default({ chunk_rows: 500_000 });
 
 export const cdcSchema = z
   .strictObject({
     slot: identifier.optional().describe('Replication slot (default: dip_<pipeline>_<source>)'),
-    publication: identifier.optional().describe('Publication (default: dip_<pipeline>_<source>); created for the cdc tables when missing'),
+    publication: identifier
+      .optional()
+      .describe('Publication (default: dip_<pipeline>_<source>); created for the cdc tables when missing'),
     batch_records: z.number().int().min(1).default(20_000).describe('A unit is committed at this many change events'),
     flush_interval: duration.default('500ms').describe('…or when its oldest event is this old'),
-    idle_timeout: duration.default('10s').describe('Without --follow: stop when no change arrived for this long after catching up'),
+    idle_timeout: duration
+      .default('10s')
+      .describe('Without --follow: stop when no change arrived for this long after catching up'),
   })
   .default({ batch_records: 20_000, flush_interval: '500ms', idle_timeout: '10s' });
 
 const databaseSource = {
   connection: connectionSchema,
-  schema: z.string().min(1).optional().describe('Schema of unqualified table names (PostgreSQL default: public; MySQL: the connection database)'),
+  schema: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Schema of unqualified table names (PostgreSQL default: public; MySQL: the connection database)'),
   mode: extractModeSchema.default('full'),
   tables: z.array(dbTableSchema).default([]).describe('Tables to read, by name or pattern'),
   queries: z.record(identifier, dbQuerySchema).default({}).describe('Streams read by custom SQL, by stream name'),
@@ -128,10 +162,16 @@ export const mysqlCdcSchema = z
       .min(1)
       .max(4_294_967_295)
       .optional()
-      .describe('Server id the binlog connection registers with, unique among the replicas of the server (default: derived from the pipeline and source names)'),
+      .describe(
+        'Server id the binlog connection registers with, unique among the replicas of the server (default: derived from the pipeline and source names)',
+      ),
     batch_records: z.number().int().min(1).default(20_000).describe('A unit is committed at this many change events'),
     flush_interval: duration.default('500ms').describe('…or when its oldest event is this old'),
-    idle_timeout: duration.default('10s').describe('Without --follow: stop when no binlog event arrived for this long (normally the run stops on reaching the end of the binlog as it was at start)'),
+    idle_timeout: duration
+      .default('10s')
+      .describe(
+        'Without --follow: stop when no binlog event arrived for this long (normally the run stops on reaching the end of the binlog as it was at start)',
+      ),
   })
   .default({ batch_records: 20_000, flush_interval: '500ms', idle_timeout: '10s' });
 
@@ -139,7 +179,11 @@ export const mysqlSourceSchema = z
   .strictObject({
     type: z.literal('mysql'),
     ...databaseSource,
-    mode: extractModeSchema.default('full').describe('full: the whole table every run; incremental: rows past the last cursor value; cdc: the binlog change stream'),
+    mode: extractModeSchema
+      .default('full')
+      .describe(
+        'full: the whole table every run; incremental: rows past the last cursor value; cdc: the binlog change stream',
+      ),
     cdc: mysqlCdcSchema,
   })
   .describe('MySQL and MariaDB tables and queries: streamed full extracts, incremental by cursor, binlog CDC');

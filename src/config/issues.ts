@@ -16,7 +16,10 @@ export interface ConfigIssue {
 /** `key` points at a mapping key (unknown or invalid names), `value` at what the key holds. */
 export type IssueTarget = 'key' | 'value';
 
-export type Locator = (path: readonly PropertyKey[], target: IssueTarget) => { line: number; column: number } | undefined;
+export type Locator = (
+  path: readonly PropertyKey[],
+  target: IssueTarget,
+) => { line: number; column: number } | undefined;
 
 export const MAX_REPORTED_ISSUES = 20;
 
@@ -50,14 +53,22 @@ export function describeIssues(
   const raw = issues.flatMap((iss) => describeIssue(schema, data, iss));
   const located = raw.map((r): ConfigIssue => {
     const pos = locate?.(r.path, r.target);
-    return pos ? { path: dottedPath(r.path), line: pos.line, column: pos.column, message: r.message } : { path: dottedPath(r.path), message: r.message };
+    return pos
+      ? { path: dottedPath(r.path), line: pos.line, column: pos.column, message: r.message }
+      : { path: dottedPath(r.path), message: r.message };
   });
   // File order reads best; Array.prototype.sort is stable so unlocated issues keep zod's order.
   return located.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
 }
 
 /** Parses `data` with `schema`, or throws one ConfigError describing every issue. */
-export function validateConfig<S extends z.ZodType>(schema: S, data: unknown, title: string, source: string, locate?: Locator): z.output<S> {
+export function validateConfig<S extends z.ZodType>(
+  schema: S,
+  data: unknown,
+  title: string,
+  source: string,
+  locate?: Locator,
+): z.output<S> {
   const result = schema.safeParse(data);
   if (result.success) return result.data;
   throw configIssuesError(title, source, describeIssues(schema, data, result.error.issues, locate));
@@ -94,14 +105,16 @@ function describeIssue(schema: z.core.$ZodType, data: unknown, iss: z.core.$ZodI
       }));
     }
     case 'invalid_type':
-      if (value === undefined) return one(`missing required key ${JSON.stringify(String(path.at(-1)))} (expected ${typeName(iss.expected)})`);
+      if (value === undefined)
+        return one(`missing required key ${JSON.stringify(String(path.at(-1)))} (expected ${typeName(iss.expected)})`);
       return one(`${got}, expected ${typeName(iss.expected)}`);
     case 'invalid_value':
       return one(`${got}, expected ${expectedValues(iss.values)}`);
     case 'invalid_union':
       if (iss.discriminator !== undefined && 'options' in iss && iss.options) {
         const expected = expectedValues(iss.options);
-        if (value === undefined) return one(`missing required key ${JSON.stringify(iss.discriminator)} (expected ${expected})`);
+        if (value === undefined)
+          return one(`missing required key ${JSON.stringify(iss.discriminator)} (expected ${expected})`);
         return one(`${got}, expected ${expected}`);
       }
       return one(`${got}, expected ${unionExpectation(iss.errors) ?? 'a different value'}`);
@@ -148,7 +161,13 @@ function typeName(expected: string): string {
   return names[expected] ?? expected;
 }
 
-function sizeExpectation(origin: string, words: string, op: string, limit: number | bigint, inclusive: boolean | undefined): string {
+function sizeExpectation(
+  origin: string,
+  words: string,
+  op: string,
+  limit: number | bigint,
+  inclusive: boolean | undefined,
+): string {
   const n = Number(limit);
   if (origin === 'array' || origin === 'set') return `${words} ${n} item${n === 1 ? '' : 's'}`;
   if (origin === 'string') return `${words} ${n} character${n === 1 ? '' : 's'}`;
@@ -182,7 +201,8 @@ function valueAt(data: unknown, path: readonly Segment[]): unknown {
 function showValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null (empty value)';
-  if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;
+  if (Array.isArray(value))
+    return value.length === 0 ? 'an empty list' : `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;
   if (typeof value === 'object') return 'a mapping';
   const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
@@ -191,7 +211,13 @@ function showValue(value: unknown): string {
 function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
   let cur = schema;
   for (;;) {
-    if (cur instanceof z.ZodOptional || cur instanceof z.ZodDefault || cur instanceof z.ZodNullable || cur instanceof z.ZodPrefault) cur = cur.unwrap();
+    if (
+      cur instanceof z.ZodOptional ||
+      cur instanceof z.ZodDefault ||
+      cur instanceof z.ZodNullable ||
+      cur instanceof z.ZodPrefault
+    )
+      cur = cur.unwrap();
     else if (cur instanceof z.ZodPipe) cur = cur.in;
     else return cur;
   }
@@ -201,7 +227,8 @@ function unwrap(schema: z.core.$ZodType): z.core.$ZodType {
 function selectBranch(schema: z.core.$ZodType, value: unknown): z.core.$ZodType | undefined {
   const s = unwrap(schema);
   if (!(s instanceof z.ZodDiscriminatedUnion)) return s;
-  const tag = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[s.def.discriminator] : undefined;
+  const tag =
+    value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[s.def.discriminator] : undefined;
   return s.options.find((o) => {
     const lit = o instanceof z.ZodObject ? o.shape[s.def.discriminator] : undefined;
     return lit instanceof z.ZodLiteral && lit.values.has(tag as z.core.util.Literal);

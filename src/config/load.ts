@@ -71,7 +71,12 @@ export function parseProject(text: string, file: string): ProjectConfig {
     throw new ConfigError(`Cannot parse ${file}: ${errorMessage(err)}`, { cause: err, details: { file } });
   }
   const locate = yamlLocator(doc, lineCounter);
-  return checkProject(validateConfig(projectConfigSchema, data, `Invalid project file ${file}`, file, locate), `Invalid project file ${file}`, file, locate);
+  return checkProject(
+    validateConfig(projectConfigSchema, data, `Invalid project file ${file}`, file, locate),
+    `Invalid project file ${file}`,
+    file,
+    locate,
+  );
 }
 
 /** The checks across the project (config/checks.ts), as located issues like the schema's. */
@@ -83,7 +88,9 @@ function checkProject(config: ProjectConfig, title: string, file: string, locate
     file,
     issues.map((i): ConfigIssue => {
       const pos = locate?.(i.path, i.target);
-      return pos ? { path: dottedPath(i.path), line: pos.line, column: pos.column, message: i.message } : { path: dottedPath(i.path), message: i.message };
+      return pos
+        ? { path: dottedPath(i.path), line: pos.line, column: pos.column, message: i.message }
+        : { path: dottedPath(i.path), message: i.message };
     }),
   );
 }
@@ -129,7 +136,11 @@ async function importProject(abs: string): Promise<ProjectConfig> {
       details: { file: abs },
     });
   }
-  return checkProject(validateConfig(projectConfigSchema, mod.default, `Invalid project exported by ${shown}`, shown), `Invalid project exported by ${shown}`, shown);
+  return checkProject(
+    validateConfig(projectConfigSchema, mod.default, `Invalid project exported by ${shown}`, shown),
+    `Invalid project exported by ${shown}`,
+    shown,
+  );
 }
 
 /** Relative to the working directory when inside it: shorter, and still clickable in terminals. */

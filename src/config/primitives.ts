@@ -11,4 +11,6 @@ export const duration = z.string().regex(DURATION, 'expected a duration such as 
 
 export const writeDispositionSchema = z
   .enum(['append', 'replace', 'merge'])
-  .describe('append adds rows; replace swaps the table for what this run read; merge upserts by primary key and applies deletes');
+  .describe(
+    'append adds rows; replace swaps the table for what this run read; merge upserts by primary key and applies deletes',
+  );

@@ -6,7 +6,9 @@
 import { z } from 'zod';
 import { duration, identifier } from './primitives.js';
 
-const templated = z.string().describe('Text; {name} placeholders are filled in ({incremental.start}, {parent.id}, {window.start}, {page})');
+const templated = z
+  .string()
+  .describe('Text; {name} placeholders are filled in ({incremental.start}, {parent.id}, {window.start}, {page})');
 
 export const restAuthSchema = z
   .discriminatedUnion('type', [
@@ -35,16 +37,32 @@ export const restAuthSchema = z
       token_url: z.string().min(1),
       client_id: z.string().min(1),
       client_secret: z.string().optional(),
-      refresh_token: z.string().min(1).describe('Initial refresh token; rotated tokens are kept in the catalog state, encrypted (AES-256-GCM) with state_key'),
+      refresh_token: z
+        .string()
+        .min(1)
+        .describe(
+          'Initial refresh token; rotated tokens are kept in the catalog state, encrypted (AES-256-GCM) with state_key',
+        ),
       client_auth: z.enum(['basic', 'body']).default('body'),
       refresh_before: duration.default('60s'),
       extra_params: z.record(z.string(), z.string()).optional(),
-      state_key: z.string().min(1).optional().describe('Key that encrypts the rotated refresh token in the catalog, by reference (e.g. ${env:DIP_STATE_KEY}); default: a random key kept in .dip/state-key (0600)'),
+      state_key: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          'Key that encrypts the rotated refresh token in the catalog, by reference (e.g. ${env:DIP_STATE_KEY}); default: a random key kept in .dip/state-key (0600)',
+        ),
     }),
     z.strictObject({
       type: z.literal('headers'),
-      headers: z.record(z.string(), z.string()).describe('Header templates, e.g. {Authorization: "Token token={secret}"}'),
-      secrets: z.record(z.string(), z.string()).default({}).describe('Values for the {name} placeholders of the header templates'),
+      headers: z
+        .record(z.string(), z.string())
+        .describe('Header templates, e.g. {Authorization: "Token token={secret}"}'),
+      secrets: z
+        .record(z.string(), z.string())
+        .default({})
+        .describe('Values for the {name} placeholders of the header templates'),
     }),
   ])
   .describe('How requests authenticate');
@@ -76,7 +94,10 @@ export const httpSettingsSchema = z
       .default({ max: 8 }),
     rate_limit: budgetSchema.optional().describe('Client-side budget for the whole host'),
     response_actions: z
-      .record(z.string().regex(/^([1-5]\d\d|[1-5]xx)$/, 'expected a status such as 404 or a class such as 5xx'), responseActionSchema)
+      .record(
+        z.string().regex(/^([1-5]\d\d|[1-5]xx)$/, 'expected a status such as 404 or a class such as 5xx'),
+        responseActionSchema,
+      )
       .default({})
       .describe('Per-status actions, e.g. {"404": ignore, "5xx": retry}; 429, 5xx and network errors retry by default'),
   })
@@ -110,7 +131,10 @@ export const paginatorSchema = z
       param: z.string().describe('Query parameter that carries the cursor'),
       has_more_path: jsonPath.optional().describe('A boolean that says whether more pages exist'),
     }),
-    z.strictObject({ type: z.literal('next_url'), next_path: jsonPath.describe('Where the next page URL is, e.g. $.links.next') }),
+    z.strictObject({
+      type: z.literal('next_url'),
+      next_path: jsonPath.describe('Where the next page URL is, e.g. $.links.next'),
+    }),
     z.strictObject({ type: z.literal('link_header'), rel: z.string().default('next') }),
     z.strictObject({
       type: z.literal('has_more'),
@@ -127,7 +151,12 @@ export const incrementalSchema = z
     param: z.string().optional().describe('Query parameter that receives the start value'),
     start: z.union([z.string(), z.number()]).optional().describe('Start value for the first run'),
     end_param: z.string().optional().describe('Query parameter that receives the run start time (upper bound)'),
-    lookback: z.union([duration, z.number()]).optional().describe('Re-read this much before the last value (late writes); a duration for times, a number for numeric cursors'),
+    lookback: z
+      .union([duration, z.number()])
+      .optional()
+      .describe(
+        'Re-read this much before the last value (late writes); a duration for times, a number for numeric cursors',
+      ),
     direction: z.enum(['max', 'min']).default('max'),
   })
   .describe('Incremental loading by a cursor field of the records');
@@ -151,8 +180,17 @@ const resourceFields = {
   params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
   headers: z.record(z.string(), z.string()).optional(),
   body: z.record(z.string(), z.unknown()).optional().describe('JSON body for POST; strings are templates'),
-  records: jsonPath.optional().describe('JSONPath to the records; default: the body if it is a list, else the first list in it. A non-empty response where it matches nothing fails the stream'),
-  allow_empty: z.boolean().optional().describe('Whether a 2xx response with an empty body is a page without records (default false: an empty body fails the stream; 204 No Content is always empty)'),
+  records: jsonPath
+    .optional()
+    .describe(
+      'JSONPath to the records; default: the body if it is a list, else the first list in it. A non-empty response where it matches nothing fails the stream',
+    ),
+  allow_empty: z
+    .boolean()
+    .optional()
+    .describe(
+      'Whether a 2xx response with an empty body is a page without records (default false: an empty body fails the stream; 204 No Content is always empty)',
+    ),
   format: formatSchema.optional(),
   paginator: paginatorSchema.optional(),
   primary_key: z.array(z.string().min(1)).optional(),
@@ -162,13 +200,21 @@ const resourceFields = {
   incremental: incrementalSchema.optional(),
   window: windowSchema.optional(),
   rate_limit: budgetSchema.optional().describe('Client-side budget for this resource (on top of the host budget)'),
-  max_pages: z.number().int().min(1).optional().describe('Stop after this many pages per partition (fails the stream when more remain)'),
+  max_pages: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('Stop after this many pages per partition (fails the stream when more remain)'),
   max_time: duration.optional().describe('Fail the stream when pagination runs longer than this'),
   batch_records: z.number().int().min(1).optional().describe('Records per commit (default 20000)'),
   response_actions: z.record(z.string(), responseActionSchema).optional(),
 };
 
-export const resourceDefaultsSchema = z.strictObject(resourceFields).partial().describe('Defaults every resource inherits');
+export const resourceDefaultsSchema = z
+  .strictObject(resourceFields)
+  .partial()
+  .describe('Defaults every resource inherits');
 
 export const restResourceSchema = z
   .strictObject({
@@ -177,7 +223,10 @@ export const restResourceSchema = z
     parent: z
       .strictObject({
         resource: identifier.describe('The parent resource; its records fill {parent.<field>} in path/params'),
-        fields: z.record(z.string(), z.string()).default({}).describe('Parent fields copied into child records: {child_column: parent_field}'),
+        fields: z
+          .record(z.string(), z.string())
+          .default({})
+          .describe('Parent fields copied into child records: {child_column: parent_field}'),
       })
       .optional(),
   })
@@ -196,7 +245,10 @@ export const restSourceSchema = z
       concurrency: { max: 8 },
       response_actions: {},
     }),
-    raw_headers: z.array(z.string()).default(['content-type', 'date', 'etag', 'x-request-id', 'x-ratelimit-remaining']).describe('Response headers kept in raw envelopes'),
+    raw_headers: z
+      .array(z.string())
+      .default(['content-type', 'date', 'etag', 'x-request-id', 'x-ratelimit-remaining'])
+      .describe('Response headers kept in raw envelopes'),
     defaults: resourceDefaultsSchema.default({}),
     resources: z.record(identifier, restResourceSchema).describe('Endpoints, by name; each is a stream'),
   })

@@ -35,7 +35,9 @@ export const jsonOptionsSchema = z
     columns: z
       .record(z.string(), z.string())
       .optional()
-      .describe('Declared column types (DuckDB type names) that override inference, e.g. {id: BIGINT, code: VARCHAR}; a declared column absent from a file is NULL'),
+      .describe(
+        'Declared column types (DuckDB type names) that override inference, e.g. {id: BIGINT, code: VARCHAR}; a declared column absent from a file is NULL',
+      ),
   })
   .describe('JSON and NDJSON reading options');
 
@@ -44,7 +46,10 @@ export const fileStreamSchema = z
     path: z
       .union([z.string(), z.array(z.string()).min(1)])
       .describe('File path or glob (relative to the project directory), or a list of them'),
-    format: z.enum(['csv', 'json', 'ndjson', 'parquet']).optional().describe('File format; from the extension when omitted'),
+    format: z
+      .enum(['csv', 'json', 'ndjson', 'parquet'])
+      .optional()
+      .describe('File format; from the extension when omitted'),
     csv: csvOptionsSchema.optional(),
     json: jsonOptionsSchema.optional(),
     require_files: z
@@ -61,7 +66,9 @@ export const fileStreamSchema = z
     schema_contract: z
       .enum(['evolve', 'freeze'])
       .default('evolve')
-      .describe('evolve: new columns and safe widening become a new schema version; freeze: any schema change fails the run'),
+      .describe(
+        'evolve: new columns and safe widening become a new schema version; freeze: any schema change fails the run',
+      ),
   })
   .describe('One stream read from files');
 
@@ -72,7 +79,12 @@ export const filesSourceSchema = z
   })
   .describe('Reads CSV, JSON, NDJSON and Parquet files from local paths and globs');
 
-export const sourceSchema = z.discriminatedUnion('type', [filesSourceSchema, restSourceSchema, postgresSourceSchema, mysqlSourceSchema]);
+export const sourceSchema = z.discriminatedUnion('type', [
+  filesSourceSchema,
+  restSourceSchema,
+  postgresSourceSchema,
+  mysqlSourceSchema,
+]);
 
 export const pipelineSchema = z
   .strictObject({
@@ -91,9 +103,7 @@ export const pipelineSchema = z
   .describe('A pipeline: sources, their streams and where they land');
 
 export const storageConfigSchema = z
-  .discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('local'), path: z.string().default('.dip/lake') }),
-  ])
+  .discriminatedUnion('kind', [z.strictObject({ kind: z.literal('local'), path: z.string().default('.dip/lake') })])
   .describe('Where lake files live');
 
 export const catalogConfigSchema = z
@@ -124,7 +134,10 @@ export const projectConfigSchema = z
       })
       .default({ memory_limit: '1GB' }),
     privacy: privacySchema.default({ detect: 'warn' }),
-    pools: z.record(identifier, poolSchema).default({}).describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
+    pools: z
+      .record(identifier, poolSchema)
+      .default({})
+      .describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
     alerts: alertsSchema.optional(),
     serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),

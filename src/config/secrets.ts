@@ -30,7 +30,10 @@ export function resolveSecrets(value: string, opts: ResolveSecretsOptions): stri
   const registry = opts.registry ?? secretRegistry;
   return value.replace(SECRET_REF, (ref: string, kind: string, name: string) => {
     const target = name.trim();
-    if (!target) throw new ConfigError(`Secret reference ${ref} is empty; expected \${env:NAME} or \${file:path}`, { details: { ref } });
+    if (!target)
+      throw new ConfigError(`Secret reference ${ref} is empty; expected \${env:NAME} or \${file:path}`, {
+        details: { ref },
+      });
     const secret = kind === 'env' ? fromEnv(ref, target, env) : fromFile(ref, path.resolve(opts.baseDir, target));
     registry.add(secret);
     return secret;
@@ -77,7 +80,14 @@ export function secretForms(secret: string): string[] {
   const component = safe(() => encodeURIComponent(secret));
   const strict = component?.replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   const form = new URLSearchParams({ v: secret }).toString().slice(2);
-  for (const f of [component, strict, form, safe(() => encodeURI(secret)), component?.replace(/%20/g, '+'), strict?.replace(/%20/g, '+')]) {
+  for (const f of [
+    component,
+    strict,
+    form,
+    safe(() => encodeURI(secret)),
+    component?.replace(/%20/g, '+'),
+    strict?.replace(/%20/g, '+'),
+  ]) {
     add(f);
     add(f?.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()));
   }
@@ -184,7 +194,9 @@ export class SecretRegistry {
     if (out.includes('=')) {
       out = out.replace(QUERY_PAIR, (whole, sep: string, name: string, value: string) => {
         if (value === '' || value === REDACTED) return whole;
-        return this.isSecretName(formDecode(name)) || this.carriesSecret(formDecode(value)) ? `${sep}${name}=${REDACTED}` : whole;
+        return this.isSecretName(formDecode(name)) || this.carriesSecret(formDecode(value))
+          ? `${sep}${name}=${REDACTED}`
+          : whole;
       });
     }
     if (out.includes('@')) out = out.replace(USERINFO, (_, head: string) => `${head}${REDACTED}@`);
@@ -194,7 +206,8 @@ export class SecretRegistry {
   /** A copy of `headers` with the values of secret headers (by name or value) masked, the rest redacted as text. */
   redactHeaders(headers: Record<string, string>): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const [name, value] of Object.entries(headers)) out[name] = this.isSecretName(name) ? REDACTED : this.redact(value);
+    for (const [name, value] of Object.entries(headers))
+      out[name] = this.isSecretName(name) ? REDACTED : this.redact(value);
     return out;
   }
 
@@ -227,7 +240,11 @@ export const secretRegistry = new SecretRegistry();
 export function redactDeep<T>(value: T, redactText: (text: string) => string = (t) => secretRegistry.redact(t)): T {
   if (typeof value === 'string') return redactText(value) as T;
   if (Array.isArray(value)) return value.map((v: unknown) => redactDeep(v, redactText)) as T;
-  if (value && typeof value === 'object' && (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)) {
+  if (
+    value &&
+    typeof value === 'object' &&
+    (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
+  ) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [redactText(k), redactDeep(v, redactText)])) as T;
   }
   return value;

@@ -18,7 +18,9 @@ export const schemaContractSchema = z
     schemaContractMode,
     z.strictObject({
       columns: schemaContractMode.default('evolve').describe('New columns'),
-      data_type: schemaContractMode.default('evolve').describe('Values whose type differs from the column type in force'),
+      data_type: schemaContractMode
+        .default('evolve')
+        .describe('Values whose type differs from the column type in force'),
     }),
   ])
   .describe('What a schema change in the bronze input does to the silver table');
@@ -52,36 +54,74 @@ export const silverColumnSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('Input column (after flattening and renaming) or SQL expression this column is computed from; default: the column of the same name'),
-    type: z.string().min(1).optional().describe('DuckDB type to cast to: BIGINT, DECIMAL(12,2), DATE, TIMESTAMPTZ, VARCHAR, BOOLEAN, …'),
-    format: z.string().min(1).optional().describe('strptime format used to parse text into DATE / TIMESTAMP / TIMESTAMPTZ, e.g. %d/%m/%Y %H:%M'),
-    timezone: z.string().min(1).optional().describe('Zone of timestamps that carry no offset (IANA name); they are converted to UTC. Default: the table timezone'),
+      .describe(
+        'Input column (after flattening and renaming) or SQL expression this column is computed from; default: the column of the same name',
+      ),
+    type: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('DuckDB type to cast to: BIGINT, DECIMAL(12,2), DATE, TIMESTAMPTZ, VARCHAR, BOOLEAN, …'),
+    format: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('strptime format used to parse text into DATE / TIMESTAMP / TIMESTAMPTZ, e.g. %d/%m/%Y %H:%M'),
+    timezone: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Zone of timestamps that carry no offset (IANA name); they are converted to UTC. Default: the table timezone',
+      ),
     keep_offset: z.boolean().optional().describe('Also keep the original UTC offset in <column>_offset (e.g. +02:00)'),
     trim: z.boolean().optional().describe('Trim whitespace (default: the table setting)'),
     empty_as_null: z.boolean().optional().describe('Empty strings become null (default: the table setting)'),
     case: z.enum(['lower', 'upper']).optional().describe('Change the case of text values'),
-    map: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional().describe('Value mapping, e.g. {A: active, I: inactive}; unmapped values are kept'),
-    pii: z.union([z.boolean(), piiKindSchema]).optional().describe('The column holds personal data; it must have a mask'),
+    map: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))
+      .optional()
+      .describe('Value mapping, e.g. {A: active, I: inactive}; unmapped values are kept'),
+    pii: z
+      .union([z.boolean(), piiKindSchema])
+      .optional()
+      .describe('The column holds personal data; it must have a mask'),
     mask: maskPolicySchema.optional(),
-    contract: schemaContractMode.optional().describe("What a value of another type does to this column (overrides the table's data_type contract)"),
+    contract: schemaContractMode
+      .optional()
+      .describe("What a value of another type does to this column (overrides the table's data_type contract)"),
     drop: z.boolean().optional().describe('Leave this column out of the silver table'),
   })
   .describe('One silver column: source, type, standardization and mask');
 
 const checkBase = {
   name: z.string().min(1).optional().describe('Name in reports and quarantine (default: <type>_<column>)'),
-  severity: z.enum(['warn', 'error']).default('error').describe('error: rows failing go to quarantine, and a breach fails the run without committing; warn: reported only'),
-  mostly: z.number().min(0).max(1).default(1).describe('Share of rows that must pass (0.99: up to 1% may fail and are quarantined)'),
+  severity: z
+    .enum(['warn', 'error'])
+    .default('error')
+    .describe(
+      'error: rows failing go to quarantine, and a breach fails the run without committing; warn: reported only',
+    ),
+  mostly: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(1)
+    .describe('Share of rows that must pass (0.99: up to 1% may fail and are quarantined)'),
   min_rows: z
     .number()
     .int()
     .min(0)
     .optional()
-    .describe('Rows needed before `mostly` is judged (default 0): with fewer rows evaluated in the scope the check passes; failing rows of an error check still go to quarantine'),
+    .describe(
+      'Rows needed before `mostly` is judged (default 0): with fewer rows evaluated in the scope the check passes; failing rows of an error check still go to quarantine',
+    ),
   scope: z
     .enum(['table', 'batch'])
     .optional()
-    .describe('Row checks: what `mostly` and `min_rows` are judged over. table (default): every row evaluated since the last full build, so incremental builds reach the verdict a full build of the same data reaches; batch: only the rows of this build'),
+    .describe(
+      'Row checks: what `mostly` and `min_rows` are judged over. table (default): every row evaluated since the last full build, so incremental builds reach the verdict a full build of the same data reaches; batch: only the rows of this build',
+    ),
 };
 
 const columnOrColumns = {
@@ -91,8 +131,12 @@ const columnOrColumns = {
 
 export const checkSchema = z
   .discriminatedUnion('type', [
-    z.strictObject({ type: z.literal('not_null'), ...checkBase, ...columnOrColumns }).describe('Values must be present'),
-    z.strictObject({ type: z.literal('unique'), ...checkBase, ...columnOrColumns }).describe('No two rows of the silver table share these values'),
+    z
+      .strictObject({ type: z.literal('not_null'), ...checkBase, ...columnOrColumns })
+      .describe('Values must be present'),
+    z
+      .strictObject({ type: z.literal('unique'), ...checkBase, ...columnOrColumns })
+      .describe('No two rows of the silver table share these values'),
     z
       .strictObject({
         type: z.literal('accepted_values'),
@@ -127,12 +171,19 @@ export const checkSchema = z
         type: z.literal('relationships'),
         ...checkBase,
         column: z.string().min(1),
-        to: z.string().regex(/^(silver|bronze|gold)\.[a-z_][a-z0-9_]*$/, 'expected a table such as silver.authors').describe('Referenced table'),
+        to: z
+          .string()
+          .regex(/^(silver|bronze|gold)\.[a-z_][a-z0-9_]*$/, 'expected a table such as silver.authors')
+          .describe('Referenced table'),
         field: z.string().min(1).describe('Referenced column'),
       })
       .describe('Every value exists in another table (foreign key); nulls pass'),
     z
-      .strictObject({ type: z.literal('expression'), ...checkBase, expression: z.string().min(1).describe('SQL condition each row must meet, e.g. likes <= views') })
+      .strictObject({
+        type: z.literal('expression'),
+        ...checkBase,
+        expression: z.string().min(1).describe('SQL condition each row must meet, e.g. likes <= views'),
+      })
       .describe('A custom row condition'),
     z
       .strictObject({
@@ -143,13 +194,20 @@ export const checkSchema = z
       })
       .describe('Bounds on the number of rows in the silver table'),
     z
-      .strictObject({ type: z.literal('freshness'), ...checkBase, column: z.string().min(1), max_age: duration.describe('Newest value must be at most this old') })
+      .strictObject({
+        type: z.literal('freshness'),
+        ...checkBase,
+        column: z.string().min(1),
+        max_age: duration.describe('Newest value must be at most this old'),
+      })
       .describe('The newest timestamp in a column is recent enough'),
     z
       .strictObject({
         type: z.literal('schema'),
         ...checkBase,
-        columns: z.record(z.string(), z.string()).describe('Columns that must exist, with their DuckDB type (use "any" to check presence only)'),
+        columns: z
+          .record(z.string(), z.string())
+          .describe('Columns that must exist, with their DuckDB type (use "any" to check presence only)'),
         exact: z.boolean().default(false).describe('No other columns allowed (audit columns excepted)'),
       })
       .describe('The silver table has these columns and types'),
@@ -157,7 +215,11 @@ export const checkSchema = z
       .strictObject({
         type: z.literal('volume_anomaly'),
         ...checkBase,
-        max_z: z.number().positive().default(3).describe('Largest accepted |z-score| of this run’s new rows against previous runs'),
+        max_z: z
+          .number()
+          .positive()
+          .default(3)
+          .describe('Largest accepted |z-score| of this run’s new rows against previous runs'),
         min_history: z.number().int().min(2).default(5).describe('Runs needed before the check judges'),
         window: z.number().int().min(2).default(30).describe('How many previous runs form the baseline'),
       })
@@ -167,7 +229,10 @@ export const checkSchema = z
 
 export const childTableSchema = z
   .strictObject({
-    expression: z.string().min(1).describe('SQL expression giving a LIST per row, e.g. regexp_extract_all(caption, \'#(\\w+)\', 1)'),
+    expression: z
+      .string()
+      .min(1)
+      .describe("SQL expression giving a LIST per row, e.g. regexp_extract_all(caption, '#(\\w+)', 1)"),
     column: identifier.default('value').describe('Column name of the list elements in the child table'),
   })
   .describe('A child table derived from an expression');
@@ -175,10 +240,25 @@ export const childTableSchema = z
 export const joinSchema = z
   .strictObject({
     alias: identifier.describe('Name the joined table is referred to by in `on` and `columns`'),
-    table: z.string().regex(/^(silver|bronze|gold)\.[a-z_][a-z0-9_]*$/, 'expected a table such as silver.authors').optional().describe('A lake table'),
-    file: z.string().min(1).optional().describe('A static reference file (CSV, JSON, NDJSON or Parquet), relative to the project'),
-    on: z.string().min(1).describe('Join condition, e.g. a.id = s.author_id (the silver row is `s`; unqualified names that both sides have are ambiguous)'),
-    columns: z.record(identifier, z.string().min(1)).describe('Columns added: name → SQL over the joined table, e.g. {author_country: a.country}'),
+    table: z
+      .string()
+      .regex(/^(silver|bronze|gold)\.[a-z_][a-z0-9_]*$/, 'expected a table such as silver.authors')
+      .optional()
+      .describe('A lake table'),
+    file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A static reference file (CSV, JSON, NDJSON or Parquet), relative to the project'),
+    on: z
+      .string()
+      .min(1)
+      .describe(
+        'Join condition, e.g. a.id = s.author_id (the silver row is `s`; unqualified names that both sides have are ambiguous)',
+      ),
+    columns: z
+      .record(identifier, z.string().min(1))
+      .describe('Columns added: name → SQL over the joined table, e.g. {author_country: a.country}'),
   })
   .refine((j) => (j.table === undefined) !== (j.file === undefined), { message: 'set exactly one of table or file' })
   .describe('A left join that adds columns; the joined side must be unique on the join key');
@@ -187,33 +267,65 @@ export const silverTableSchema = z
   .strictObject({
     from: z.string().min(1).describe('Bronze table refined into this one (its name, e.g. posts, or bronze.posts)'),
     description: z.string().optional(),
-    primary_key: z.array(z.string().min(1)).min(1).optional().describe('Silver columns identifying a record: rows are deduplicated and merged by it'),
+    primary_key: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Silver columns identifying a record: rows are deduplicated and merged by it'),
     dedup: z
       .strictObject({
-        sort_by: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional().describe('Column(s) whose greatest value is the latest record (default: arrival order)'),
-        deleted_column: z.string().min(1).optional().describe('Boolean column: when the latest record has it true the key is deleted from silver'),
+        sort_by: z
+          .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+          .optional()
+          .describe('Column(s) whose greatest value is the latest record (default: arrival order)'),
+        deleted_column: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Boolean column: when the latest record has it true the key is deleted from silver'),
       })
       .optional()
       .describe('Keep the latest record per primary key'),
-    naming: z.enum(['snake_case', 'keep']).default('snake_case').describe('Column names as snake_case (default) or as the source wrote them'),
+    naming: z
+      .enum(['snake_case', 'keep'])
+      .default('snake_case')
+      .describe('Column names as snake_case (default) or as the source wrote them'),
     trim: z.boolean().default(true).describe('Trim whitespace around text values'),
     empty_as_null: z.boolean().default(false).describe('Empty strings become null'),
     timezone: z.string().default('UTC').describe('Zone of naive timestamps (IANA name); every timestamp lands as UTC'),
     nested: z
       .strictObject({
-        max_depth: z.number().int().min(0).default(3).describe('Objects are flattened into parent__child columns to this depth; deeper objects stay JSON'),
-        arrays: z.enum(['child_table', 'json', 'list']).default('child_table').describe('child_table: <table>__<column> linked by _dip_parent_id/_dip_list_idx; json: a JSON column; list: a LIST column'),
+        max_depth: z
+          .number()
+          .int()
+          .min(0)
+          .default(3)
+          .describe('Objects are flattened into parent__child columns to this depth; deeper objects stay JSON'),
+        arrays: z
+          .enum(['child_table', 'json', 'list'])
+          .default('child_table')
+          .describe(
+            'child_table: <table>__<column> linked by _dip_parent_id/_dip_list_idx; json: a JSON column; list: a LIST column',
+          ),
       })
       .default({ max_depth: 3, arrays: 'child_table' }),
     contract: schemaContractSchema.default('evolve'),
     columns: z
       .record(z.string(), silverColumnSchema)
       .default({})
-      .describe('Per-column settings, by silver column name; `<child>.<column>` (e.g. contacts.email) masks a column of a child table'),
+      .describe(
+        'Per-column settings, by silver column name; `<child>.<column>` (e.g. contacts.email) masks a column of a child table',
+      ),
     exclude_columns: z.array(z.string().min(1)).default([]).describe('Input columns left out of silver'),
-    derive: z.record(identifier, z.string().min(1)).default({}).describe('Derived columns: name → SQL expression over silver columns, e.g. (likes+comments)/nullif(views,0)'),
+    derive: z
+      .record(identifier, z.string().min(1))
+      .default({})
+      .describe('Derived columns: name → SQL expression over silver columns, e.g. (likes+comments)/nullif(views,0)'),
     joins: z.array(joinSchema).default([]),
-    children: z.record(identifier, childTableSchema).default({}).describe('Child tables derived from expressions, named <table>__<name>'),
+    children: z
+      .record(identifier, childTableSchema)
+      .default({})
+      .describe('Child tables derived from expressions, named <table>__<name>'),
     checks: z.array(checkSchema).default([]),
   })
   .describe('A silver table: a bronze table refined');
@@ -221,7 +333,12 @@ export const silverTableSchema = z
 export const vaultSchema = z
   .strictObject({
     path: z.string().default('.dip/vault.db').describe('SQLite file of the token vault (outside the lake)'),
-    key: z.string().min(1).describe('Secret tokens are derived from (pipeline runners need it; it does not decrypt the vault); use ${env:NAME}'),
+    key: z
+      .string()
+      .min(1)
+      .describe(
+        'Secret tokens are derived from (pipeline runners need it; it does not decrypt the vault); use ${env:NAME}',
+      ),
     roles: z
       .record(
         identifier,
@@ -230,13 +347,21 @@ export const vaultSchema = z
             .string()
             .min(1)
             .optional()
-            .describe('X25519 public key (PEM) the role\'s values are encrypted for: a file path relative to dip.yaml, ${file:…}, ${env:…} or the PEM text; `dip vault keygen --role <name>` writes one'),
+            .describe(
+              "X25519 public key (PEM) the role's values are encrypted for: a file path relative to dip.yaml, ${file:…}, ${env:…} or the PEM text; `dip vault keygen --role <name>` writes one",
+            ),
           private_key: z
             .string()
             .min(1)
             .optional()
-            .describe('Where the role\'s private key is, for `dip vault detokenize --role`: ${file:…} or ${env:…}; resolved only there (runners do not need it)'),
-          secret: z.string().min(1).optional().describe('Deprecated: no longer grants anything; detokenize needs the role\'s private key'),
+            .describe(
+              "Where the role's private key is, for `dip vault detokenize --role`: ${file:…} or ${env:…}; resolved only there (runners do not need it)",
+            ),
+          secret: z
+            .string()
+            .min(1)
+            .optional()
+            .describe("Deprecated: no longer grants anything; detokenize needs the role's private key"),
         }),
       )
       .default({})
@@ -248,12 +373,18 @@ export const piiDetectLevel = z.enum(['off', 'warn', 'error']);
 
 export const privacySchema = z
   .strictObject({
-    salt: z.string().min(16).optional().describe('Salt for hash masks (use ${env:NAME}); default: a random salt kept in .dip/pii-salt'),
+    salt: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('Salt for hash masks (use ${env:NAME}); default: a random salt kept in .dip/pii-salt'),
     quarantine_key: z
       .string()
       .min(16)
       .optional()
-      .describe('Key that seals (encrypts) the input columns of masked columns in quarantined rows (use ${env:NAME}); default: a random key kept in .dip/quarantine-key'),
+      .describe(
+        'Key that seals (encrypts) the input columns of masked columns in quarantined rows (use ${env:NAME}); default: a random key kept in .dip/quarantine-key',
+      ),
     vault: vaultSchema.optional(),
     detect: z
       .union([

@@ -49,8 +49,10 @@ export function retryPolicy(config: RetryConfig | undefined, timeout: string | u
 
 /** The bronze tables a source writes; `complete` is false when database table patterns add more at run time. */
 export function sourceBronzeTables(source: SourceConfig): { names: string[]; complete: boolean } {
-  if (source.type === 'files') return { names: Object.entries(source.streams).map(([n, s]) => `bronze.${s.table ?? n}`), complete: true };
-  if (source.type === 'rest') return { names: Object.entries(source.resources).map(([n, r]) => `bronze.${r.table ?? n}`), complete: true };
+  if (source.type === 'files')
+    return { names: Object.entries(source.streams).map(([n, s]) => `bronze.${s.table ?? n}`), complete: true };
+  if (source.type === 'rest')
+    return { names: Object.entries(source.resources).map(([n, r]) => `bronze.${r.table ?? n}`), complete: true };
   const declared = declaredStreamNames(source);
   return { names: declared.names.map((n) => `bronze.${n}`), complete: !declared.patterns };
 }
@@ -67,23 +69,38 @@ function graphError(shownPath: string, path: (string | number)[], reason: string
 
 export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
   const pipeline = Object.hasOwn(project.pipelines, name) ? project.pipelines[name] : undefined;
-  if (!pipeline) throw new ConfigError(`no pipeline named "${name}" (pipelines: ${Object.keys(project.pipelines).join(', ') || 'none'})`);
+  if (!pipeline)
+    throw new ConfigError(
+      `no pipeline named "${name}" (pipelines: ${Object.keys(project.pipelines).join(', ') || 'none'})`,
+    );
   const where = `pipelines.${name}`;
   const tasks = derivedTasks(pipeline, where);
   const derivedNames = new Set(tasks.map((t) => t.name));
-  const openEnded = Object.entries(pipeline.sources).filter(([, s]) => !sourceBronzeTables(s).complete).map(([n]) => `ingest.${n}`);
+  const openEnded = Object.entries(pipeline.sources)
+    .filter(([, s]) => !sourceBronzeTables(s).complete)
+    .map(([n]) => `ingest.${n}`);
 
   for (const [taskName, cfg] of Object.entries(pipeline.tasks)) {
     const at = `${where}.tasks.${taskName}`;
     if ('shell' in cfg || 'module' in cfg) {
       if (derivedNames.has(taskName) || /^(ingest|silver)\./.test(taskName)) {
-        throw graphError(at, ['pipelines', name, 'tasks', taskName], 'the names ingest.<source> and silver.<table> belong to derived tasks; give a custom task another name');
+        throw graphError(
+          at,
+          ['pipelines', name, 'tasks', taskName],
+          'the names ingest.<source> and silver.<table> belong to derived tasks; give a custom task another name',
+        );
       }
-      if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(taskName)) throw graphError(at, ['pipelines', name, 'tasks', taskName], 'a task name uses letters, digits, _, . and -');
+      if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(taskName))
+        throw graphError(at, ['pipelines', name, 'tasks', taskName], 'a task name uses letters, digits, _, . and -');
       tasks.push(customTask(taskName, cfg, pipeline, at, ['pipelines', name, 'tasks', taskName]));
     } else {
       const task = tasks.find((t) => t.name === taskName);
-      if (!task) throw graphError(at, ['pipelines', name, 'tasks', taskName], `no task ${taskName} in this pipeline; settings need a derived task (${[...derivedNames].join(', ') || 'none'}) or a shell/module task`);
+      if (!task)
+        throw graphError(
+          at,
+          ['pipelines', name, 'tasks', taskName],
+          `no task ${taskName} in this pipeline; settings need a derived task (${[...derivedNames].join(', ') || 'none'}) or a shell/module task`,
+        );
       task.deps.push(...cfg.depends_on);
       task.pool = cfg.pool ?? task.pool;
       task.retry = retryPolicy(cfg.retries ?? pipeline.retries, cfg.timeout ?? pipeline.timeout, at);
@@ -100,12 +117,20 @@ export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
     }
     for (const d of t.deps) {
       if (!names.has(d)) {
-        throw graphError(`${where}.tasks.${t.name}.depends_on`, ['pipelines', name, 'tasks', t.name, 'depends_on'], `no task ${d} in this pipeline (tasks: ${[...names].join(', ')})`);
+        throw graphError(
+          `${where}.tasks.${t.name}.depends_on`,
+          ['pipelines', name, 'tasks', t.name, 'depends_on'],
+          `no task ${d} in this pipeline (tasks: ${[...names].join(', ')})`,
+        );
       }
     }
     t.deps = [...new Set(t.deps)];
     if (t.pool !== null && !project.pools[t.pool]) {
-      throw graphError(`${where}.tasks.${t.name}.pool`, ['pipelines', name, 'tasks', t.name, 'pool'], `no pool ${t.pool}; declare it under pools: (have: ${Object.keys(project.pools).join(', ') || 'none'})`);
+      throw graphError(
+        `${where}.tasks.${t.name}.pool`,
+        ['pipelines', name, 'tasks', t.name, 'pool'],
+        `no pool ${t.pool}; declare it under pools: (have: ${Object.keys(project.pools).join(', ') || 'none'})`,
+      );
     }
   }
   return { pipeline: name, tasks: topological(tasks, where, pipeline, name) };
@@ -123,22 +148,53 @@ function derivedTasks(pipeline: PipelineConfig, where: string): TaskDef[] {
     retry,
   }));
   for (const [table, cfg] of Object.entries(pipeline.silver)) {
-    const reads = [qualify(cfg.from, 'bronze'), ...cfg.joins.map((j) => j.table).filter((t): t is string => typeof t === 'string').map((t) => qualify(t, 'silver'))];
+    const reads = [
+      qualify(cfg.from, 'bronze'),
+      ...cfg.joins
+        .map((j) => j.table)
+        .filter((t): t is string => typeof t === 'string')
+        .map((t) => qualify(t, 'silver')),
+    ];
     for (const c of cfg.checks) if (c.type === 'relationships') reads.push(qualify(c.to, 'silver'));
-    tasks.push({ name: `silver.${table}`, run: { kind: 'silver', table }, deps: [], inputs: reads.filter((t) => t !== `silver.${table}`), outputs: [`silver.${table}`], pool: null, retry });
+    tasks.push({
+      name: `silver.${table}`,
+      run: { kind: 'silver', table },
+      deps: [],
+      inputs: reads.filter((t) => t !== `silver.${table}`),
+      outputs: [`silver.${table}`],
+      pool: null,
+      retry,
+    });
   }
   return tasks;
 }
 
-function customTask(name: string, cfg: CustomTaskConfig, pipeline: PipelineConfig, at: string, path: (string | number)[]): TaskDef {
-  for (const [key, list] of [['inputs', cfg.inputs], ['outputs', cfg.outputs]] as const) {
+function customTask(
+  name: string,
+  cfg: CustomTaskConfig,
+  pipeline: PipelineConfig,
+  at: string,
+  path: (string | number)[],
+): TaskDef {
+  for (const [key, list] of [
+    ['inputs', cfg.inputs],
+    ['outputs', cfg.outputs],
+  ] as const) {
     list.forEach((t, i) => {
-      if (!/^(raw|bronze|silver|gold)\.[A-Za-z_][A-Za-z0-9_]*$/.test(t)) throw graphError(at, [...path, key, i], `table "${t}" must be written zone.table (bronze, silver or gold), e.g. silver.orders`);
+      if (!/^(raw|bronze|silver|gold)\.[A-Za-z_][A-Za-z0-9_]*$/.test(t))
+        throw graphError(
+          at,
+          [...path, key, i],
+          `table "${t}" must be written zone.table (bronze, silver or gold), e.g. silver.orders`,
+        );
     });
   }
   return {
     name,
-    run: 'shell' in cfg ? { kind: 'shell', command: cfg.shell, env: cfg.env } : { kind: 'module', module: cfg.module, export: cfg.export },
+    run:
+      'shell' in cfg
+        ? { kind: 'shell', command: cfg.shell, env: cfg.env }
+        : { kind: 'module', module: cfg.module, export: cfg.export },
     deps: [...cfg.depends_on],
     inputs: cfg.inputs,
     outputs: cfg.outputs,
@@ -158,8 +214,15 @@ function topological(tasks: TaskDef[], where: string, pipeline: PipelineConfig, 
       const cycle = [...path.slice(path.indexOf(t.name)), t.name];
       // Point at a task of the cycle that dip.yaml declares (a custom task or a derived task's settings), else a silver table of it.
       const declared = cycle.find((c) => Object.hasOwn(pipeline.tasks, c));
-      const silver = cycle.find((c) => c.startsWith('silver.') && Object.hasOwn(pipeline.silver, c.slice('silver.'.length)));
-      const at = declared !== undefined ? ['pipelines', name, 'tasks', declared] : silver !== undefined ? ['pipelines', name, 'silver', silver.slice('silver.'.length)] : ['pipelines', name];
+      const silver = cycle.find(
+        (c) => c.startsWith('silver.') && Object.hasOwn(pipeline.silver, c.slice('silver.'.length)),
+      );
+      const at =
+        declared !== undefined
+          ? ['pipelines', name, 'tasks', declared]
+          : silver !== undefined
+            ? ['pipelines', name, 'silver', silver.slice('silver.'.length)]
+            : ['pipelines', name];
       throw graphError(where, at, `tasks form a cycle: ${cycle.join(' → ')}`);
     }
     state.set(t.name, 'visiting');

@@ -31,11 +31,19 @@ const CLIENT_TERMINAL = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 /** node-postgres reports these without a code. */
-const POSTGRES_CLIENT_TERMINAL = [/^SASL: .*password must be a string/, /^The server does not support SSL connections$/, /password authentication failed/];
+const POSTGRES_CLIENT_TERMINAL = [
+  /^SASL: .*password must be a string/,
+  /^The server does not support SSL connections$/,
+  /password authentication failed/,
+];
 
 /** 'config' for credentials, database names, privileges and TLS setup; 'transient' for everything else. */
 export function connectionErrorKind(err: unknown): Extract<ErrorKind, 'config' | 'transient'> {
-  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+  for (
+    let e: unknown = err, depth = 0;
+    e && typeof e === 'object' && depth < 5;
+    e = (e as { cause?: unknown }).cause, depth++
+  ) {
     const { code, errno, message } = e as { code?: unknown; errno?: unknown; message?: unknown };
     if (typeof errno === 'number' && MYSQL_TERMINAL.has(errno)) return 'config';
     if (typeof code === 'string') {
@@ -49,5 +57,7 @@ export function connectionErrorKind(err: unknown): Extract<ErrorKind, 'config' |
 
 /** The SQLSTATE (PostgreSQL) or driver code an error carries, if any. */
 export function sqlState(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
+    ? err.code
+    : undefined;
 }

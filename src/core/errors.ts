@@ -2,7 +2,16 @@
  * Typed errors. Every error a user can cause names what was wrong, where, and what was expected.
  * `transient` errors may be retried with backoff; everything else is terminal.
  */
-export type ErrorKind = 'config' | 'input' | 'schema' | 'conflict' | 'not_found' | 'quality' | 'transient' | 'interrupted' | 'internal';
+export type ErrorKind =
+  | 'config'
+  | 'input'
+  | 'schema'
+  | 'conflict'
+  | 'not_found'
+  | 'quality'
+  | 'transient'
+  | 'interrupted'
+  | 'internal';
 
 export const EXIT_CODES: Record<ErrorKind, number> = {
   config: 2,
@@ -76,15 +85,28 @@ const DISK_FULL_TEXT = /\b(ENOSPC|EDQUOT)\b|No space left on device|Disk quota e
  */
 export function classifyDiskFull(err: unknown): unknown {
   if (err instanceof DipError && err.kind !== 'internal') return err;
-  for (let cur: unknown = err, depth = 0; cur !== undefined && cur !== null && depth < 6; cur = cur instanceof Error ? cur.cause : undefined, depth++) {
+  for (
+    let cur: unknown = err, depth = 0;
+    cur !== undefined && cur !== null && depth < 6;
+    cur = cur instanceof Error ? cur.cause : undefined, depth++
+  ) {
     const code = (cur as NodeJS.ErrnoException).code;
     if ((typeof code === 'string' && DISK_FULL_CODES.has(code)) || DISK_FULL_TEXT.test(errorMessage(cur))) {
-      const shown = typeof code === 'string' && DISK_FULL_CODES.has(code) ? code : /EDQUOT|quota/i.test(errorMessage(cur)) ? 'EDQUOT' : 'ENOSPC';
+      const shown =
+        typeof code === 'string' && DISK_FULL_CODES.has(code)
+          ? code
+          : /EDQUOT|quota/i.test(errorMessage(cur))
+            ? 'EDQUOT'
+            : 'ENOSPC';
       const which = shown === 'EDQUOT' ? 'the disk quota is exhausted' : 'the disk is full';
-      return new DipError('transient', `${which} (${shown}): nothing of the failed unit was committed; free space and run again: ${errorMessage(err)}`, {
-        cause: err,
-        details: { disk_full: true },
-      });
+      return new DipError(
+        'transient',
+        `${which} (${shown}): nothing of the failed unit was committed; free space and run again: ${errorMessage(err)}`,
+        {
+          cause: err,
+          details: { disk_full: true },
+        },
+      );
     }
   }
   return err;

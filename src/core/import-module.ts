@@ -27,7 +27,10 @@ async function load(file: string): Promise<Record<string, unknown>> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw err;
     // A loader registered now would not help: Node remembers the failed import of this URL.
-    tsx ??= import('tsx/esm/api').then((api: { tsImport: TsImport }) => api.tsImport, () => undefined);
+    tsx ??= import('tsx/esm/api').then(
+      (api: { tsImport: TsImport }) => api.tsImport,
+      () => undefined,
+    );
     const tsImport = await tsx;
     if (!tsImport) throw err;
     return tsImport(url, import.meta.url);

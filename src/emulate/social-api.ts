@@ -13,7 +13,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SlidingWindow } from './rate-window.js';
-import { SocialDataset, mix, mulberry32, type AdvanceResult, type PostKey, type SocialDataOptions } from './social-data.js';
+import {
+  SocialDataset,
+  mix,
+  mulberry32,
+  type AdvanceResult,
+  type PostKey,
+  type SocialDataOptions,
+} from './social-data.js';
 
 export interface RateLimit {
   requests: number;
@@ -90,10 +97,22 @@ interface TokenState {
   window: SlidingWindow;
 }
 
-const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({ status, body: JSON.stringify(value), ...(headers ? { headers } : {}) });
+const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({
+  status,
+  body: JSON.stringify(value),
+  ...(headers ? { headers } : {}),
+});
 
 function emptyStats(): SocialApiStats {
-  return { requests: 0, byPath: {}, byStatus: {}, rateLimited: 0, serverErrors: 0, tokenRequests: 0, maxRequestsInWindow: 0 };
+  return {
+    requests: 0,
+    byPath: {},
+    byStatus: {},
+    rateLimited: 0,
+    serverErrors: 0,
+    tokenRequests: 0,
+    maxRequestsInWindow: 0,
+  };
 }
 
 function encodeCursor(text: string): string {
@@ -109,7 +128,8 @@ function decodeCursor(cursor: string, pattern: RegExp): RegExpExecArray {
 function wholeParam(params: URLSearchParams, name: string, fallback: number, min: number): number {
   const text = params.get(name);
   if (text === null || text === '') return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < min) throw new ApiError(400, 'invalid_request', `${name}=${text}: expected a whole number >= ${min}`);
+  if (!/^\d+$/.test(text) || Number(text) < min)
+    throw new ApiError(400, 'invalid_request', `${name}=${text}: expected a whole number >= ${min}`);
   return Number(text);
 }
 
@@ -263,8 +283,13 @@ export class SocialApiEmulator {
       this.syncClock();
       reply = key === '/v1/oauth/token' ? await this.token(req) : this.dataRequest(req, url, key, arrived);
     } catch (err) {
-      if (err instanceof ApiError) reply = json(err.status, { error: err.code, error_description: err.message }, err.headers);
-      else reply = json(500, { error: 'internal_error', error_description: err instanceof Error ? err.message : String(err) });
+      if (err instanceof ApiError)
+        reply = json(err.status, { error: err.code, error_description: err.message }, err.headers);
+      else
+        reply = json(500, {
+          error: 'internal_error',
+          error_description: err instanceof Error ? err.message : String(err),
+        });
     }
     c.byStatus[reply.status] = (c.byStatus[reply.status] ?? 0) + 1;
     if (reply.status === 429) c.rateLimited++;
@@ -278,7 +303,11 @@ export class SocialApiEmulator {
     }
     if (res.destroyed) return;
     const body = Buffer.from(reply.body, 'utf8');
-    res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, ...reply.headers });
+    res.writeHead(reply.status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': body.length,
+      ...reply.headers,
+    });
     res.end(body);
   }
 
@@ -291,21 +320,33 @@ export class SocialApiEmulator {
     const secret = basic?.secret ?? params.get('client_secret');
     const grant = params.get('grant_type');
     if (!grant) throw new ApiError(400, 'invalid_request', 'grant_type is required');
-    if (grant !== 'client_credentials') throw new ApiError(400, 'unsupported_grant_type', `grant_type ${grant} is not supported; use client_credentials`);
+    if (grant !== 'client_credentials')
+      throw new ApiError(400, 'unsupported_grant_type', `grant_type ${grant} is not supported; use client_credentials`);
     if (id !== this.clientId || secret !== this.clientSecret) {
-      throw new ApiError(401, 'invalid_client', 'unknown client or wrong secret', { 'www-authenticate': 'Basic realm="social-api"' });
+      throw new ApiError(401, 'invalid_client', 'unknown client or wrong secret', {
+        'www-authenticate': 'Basic realm="social-api"',
+      });
     }
     let token = 'sat_';
-    for (let i = 0; i < 4; i++) token += Math.floor(this.tokenRng() * 0x100000000).toString(16).padStart(8, '0');
+    for (let i = 0; i < 4; i++)
+      token += Math.floor(this.tokenRng() * 0x100000000)
+        .toString(16)
+        .padStart(8, '0');
     this.tokens.set(token, { expiresAt: Date.now() + this.tokenExpiresIn * 1000, window: new SlidingWindow() });
-    return json(200, { access_token: token, token_type: 'Bearer', expires_in: this.tokenExpiresIn }, { 'cache-control': 'no-store' });
+    return json(
+      200,
+      { access_token: token, token_type: 'Bearer', expires_in: this.tokenExpiresIn },
+      { 'cache-control': 'no-store' },
+    );
   }
 
   private authorize(req: IncomingMessage): TokenState {
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     const state = m?.[1] ? this.tokens.get(m[1]) : undefined;
     const fail = (description: string) =>
-      new ApiError(401, 'invalid_token', description, { 'www-authenticate': `Bearer realm="social-api", error="invalid_token"` });
+      new ApiError(401, 'invalid_token', description, {
+        'www-authenticate': `Bearer realm="social-api", error="invalid_token"`,
+      });
     if (!m?.[1]) throw fail('a bearer token is required');
     if (!state) throw fail('unknown access token');
     if (Date.now() >= state.expiresAt) {
@@ -318,7 +359,8 @@ export class SocialApiEmulator {
   /** Auth, then the rate budget, then fault injection, then the endpoint. */
   private dataRequest(req: IncomingMessage, url: URL, key: string, arrived: number): Reply {
     if (key === 'other') throw new ApiError(404, 'not_found', `no endpoint ${url.pathname}`);
-    if (req.method !== 'GET') throw new ApiError(405, 'invalid_request', `${req.method ?? ''} is not allowed; use GET`, { allow: 'GET' });
+    if (req.method !== 'GET')
+      throw new ApiError(405, 'invalid_request', `${req.method ?? ''} is not allowed; use GET`, { allow: 'GET' });
     const token = this.authorize(req);
     const limits = this.admit(token, arrived);
     const fail = this.errorRng() < this.errorRate;
@@ -343,7 +385,12 @@ export class SocialApiEmulator {
     };
     if (!d.admitted) {
       const seconds = Math.max(1, Math.ceil(d.freesInMs / 1000));
-      throw new ApiError(429, 'rate_limited', `over ${limit.requests} requests per ${limit.windowMs} ms; retry in ${seconds} s`, { ...headers, 'retry-after': String(seconds) });
+      throw new ApiError(
+        429,
+        'rate_limited',
+        `over ${limit.requests} requests per ${limit.windowMs} ms; retry in ${seconds} s`,
+        { ...headers, 'retry-after': String(seconds) },
+      );
     }
     this.counters.maxRequestsInWindow = Math.max(this.counters.maxRequestsInWindow, d.inWindow);
     return headers;
@@ -358,7 +405,10 @@ export class SocialApiEmulator {
         const offset = wholeParam(params, 'offset', 0, 0);
         const limit = limitParam(params);
         const rows = this.data.pageAccounts(offset, limit);
-        return { status: 200, body: `{"data":[${rows.join(',')}],"total":${this.data.accounts.length},"offset":${offset},"limit":${limit}}` };
+        return {
+          status: 200,
+          body: `{"data":[${rows.join(',')}],"total":${this.data.accounts.length},"offset":${offset},"limit":${limit}}`,
+        };
       }
       default: {
         const [, , , rawId, what] = url.pathname.split('/');
@@ -383,10 +433,14 @@ export class SocialApiEmulator {
     }
     const since = params.get('since');
     const sinceMs = since ? Date.parse(since) : undefined;
-    if (sinceMs !== undefined && Number.isNaN(sinceMs)) throw new ApiError(400, 'invalid_request', `since=${since}: expected an ISO 8601 timestamp`);
+    if (sinceMs !== undefined && Number.isNaN(sinceMs))
+      throw new ApiError(400, 'invalid_request', `since=${since}: expected an ISO 8601 timestamp`);
     const page = this.data.pagePosts(after, sinceMs, limit);
     const next = page.hasMore && page.last ? encodeCursor(`p:${page.last.updatedMs}:${page.last.id}`) : null;
-    return { status: 200, body: `{"data":[${page.json.join(',')}],"paging":${JSON.stringify({ next_cursor: next, has_more: page.hasMore })}}` };
+    return {
+      status: 200,
+      body: `{"data":[${page.json.join(',')}],"paging":${JSON.stringify({ next_cursor: next, has_more: page.hasMore })}}`,
+    };
   }
 
   private comments(postId: string, params: URLSearchParams): Reply {
@@ -396,7 +450,10 @@ export class SocialApiEmulator {
     const page = this.data.comments(postId, offset, limit);
     if (!page) throw new ApiError(404, 'not_found', `no post ${postId}`);
     const hasMore = offset + page.data.length < page.total;
-    return json(200, { data: page.data, paging: { next_cursor: hasMore ? encodeCursor(`c:${offset + page.data.length}`) : null, has_more: hasMore } });
+    return json(200, {
+      data: page.data,
+      paging: { next_cursor: hasMore ? encodeCursor(`c:${offset + page.data.length}`) : null, has_more: hasMore },
+    });
   }
 
   private insights(postId: string): Reply {

@@ -93,13 +93,114 @@ export const COUNTRIES = ['US', 'GB', 'CA', 'DE', 'FR', 'BR', 'IN', 'JP', 'MX', 
 export const AGE_BUCKETS = ['13-17', '18-24', '25-34', '35-44', '45-54', '55+'] as const;
 export const GENDERS = ['female', 'male', 'other'] as const;
 
-const ADJECTIVES = ['sunny', 'urban', 'wild', 'cozy', 'retro', 'lazy', 'daily', 'tiny', 'bold', 'quiet', 'happy', 'salty', 'neon', 'golden', 'misty'];
-const NOUNS = ['fox', 'chef', 'nomad', 'lens', 'kitchen', 'trail', 'studio', 'garden', 'beats', 'pixel', 'coder', 'wave', 'rider', 'atlas', 'bakery'];
-const TAGS = ['fyp', 'travel', 'food', 'recipe', 'fitness', 'diy', 'music', 'dance', 'tech', 'coding', 'fashion', 'beauty', 'pets', 'dogs', 'cats', 'nature', 'hiking', 'comedy', 'art', 'books', 'gaming', 'coffee', 'vegan', 'summer', 'tutorial', 'lifehack', 'photography', 'cars', 'football', 'asmr'];
-const OPENERS = ['POV: you finally tried', 'Day 3 of learning', 'Nobody talks about', 'My honest review of', 'Quick guide to', 'Trying the viral', 'Behind the scenes of', 'Rating every', 'How I fixed', 'You need to see'];
-const SUBJECTS = ['this ramen spot', 'sourdough', 'the new update', 'a sunrise hike', 'my tiny apartment', 'street food in Lisbon', 'a 5-minute workout', 'vintage cameras', 'our puppy', 'a budget setup'];
+const ADJECTIVES = [
+  'sunny',
+  'urban',
+  'wild',
+  'cozy',
+  'retro',
+  'lazy',
+  'daily',
+  'tiny',
+  'bold',
+  'quiet',
+  'happy',
+  'salty',
+  'neon',
+  'golden',
+  'misty',
+];
+const NOUNS = [
+  'fox',
+  'chef',
+  'nomad',
+  'lens',
+  'kitchen',
+  'trail',
+  'studio',
+  'garden',
+  'beats',
+  'pixel',
+  'coder',
+  'wave',
+  'rider',
+  'atlas',
+  'bakery',
+];
+const TAGS = [
+  'fyp',
+  'travel',
+  'food',
+  'recipe',
+  'fitness',
+  'diy',
+  'music',
+  'dance',
+  'tech',
+  'coding',
+  'fashion',
+  'beauty',
+  'pets',
+  'dogs',
+  'cats',
+  'nature',
+  'hiking',
+  'comedy',
+  'art',
+  'books',
+  'gaming',
+  'coffee',
+  'vegan',
+  'summer',
+  'tutorial',
+  'lifehack',
+  'photography',
+  'cars',
+  'football',
+  'asmr',
+];
+const OPENERS = [
+  'POV: you finally tried',
+  'Day 3 of learning',
+  'Nobody talks about',
+  'My honest review of',
+  'Quick guide to',
+  'Trying the viral',
+  'Behind the scenes of',
+  'Rating every',
+  'How I fixed',
+  'You need to see',
+];
+const SUBJECTS = [
+  'this ramen spot',
+  'sourdough',
+  'the new update',
+  'a sunrise hike',
+  'my tiny apartment',
+  'street food in Lisbon',
+  'a 5-minute workout',
+  'vintage cameras',
+  'our puppy',
+  'a budget setup',
+];
 const ENDINGS = ['', ' 🔥', ' 😂', ' ✨', '!', '…', ' (part 2)', ' — thoughts?'];
-const COMMENT_TEXTS = ['this is so good', 'need part 2', 'where is this??', 'saving this', 'obsessed 😍', 'tried it, works!', 'first', 'lol same', 'underrated', 'the ending 💀', 'how long did this take?', 'link please', 'can confirm', 'not me watching this at 3am', 'love the vibe'];
+const COMMENT_TEXTS = [
+  'this is so good',
+  'need part 2',
+  'where is this??',
+  'saving this',
+  'obsessed 😍',
+  'tried it, works!',
+  'first',
+  'lol same',
+  'underrated',
+  'the ending 💀',
+  'how long did this take?',
+  'link please',
+  'can confirm',
+  'not me watching this at 3am',
+  'love the vibe',
+];
 
 /** mulberry32: a tiny, fast 32-bit PRNG; values in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -260,9 +361,17 @@ export class SocialDataset {
   }
 
   /** One page of serialised posts after `after` (exclusive) with updated_at >= `sinceMs`. */
-  pagePosts(after: PostKey | undefined, sinceMs: number | undefined, limit: number): { json: string[]; last: PostKey | undefined; hasMore: boolean } {
+  pagePosts(
+    after: PostKey | undefined,
+    sinceMs: number | undefined,
+    limit: number,
+  ): { json: string[]; last: PostKey | undefined; hasMore: boolean } {
     let start = sinceMs === undefined ? 0 : this.firstIndex((p) => p.updatedMs >= sinceMs);
-    if (after) start = Math.max(start, this.firstIndex((p) => compareKeys(p, after) > 0));
+    if (after)
+      start = Math.max(
+        start,
+        this.firstIndex((p) => compareKeys(p, after) > 0),
+      );
     const page = this.ordered.slice(start, start + limit);
     const lastRecord = page[page.length - 1];
     return {
@@ -300,7 +409,12 @@ export class SocialDataset {
       const counts = apportion(p.metrics.views, weights);
       return Object.fromEntries(keys.map((k, i) => [k, counts[i] ?? 0]));
     };
-    return { post_id: p.id, by_country: dimension(COUNTRIES, 1.4), by_age: dimension(AGE_BUCKETS, 1.1), by_gender: dimension(GENDERS, 3) };
+    return {
+      post_id: p.id,
+      by_country: dimension(COUNTRIES, 1.4),
+      by_age: dimension(AGE_BUCKETS, 1.1),
+      by_gender: dimension(GENDERS, 3),
+    };
   }
 
   private firstIndex(pred: (p: PostRecord) => boolean): number {

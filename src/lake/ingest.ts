@@ -57,7 +57,11 @@ export async function stageUnit(
   const ingestedAt = new Date();
   const sourceName = `${target.pipeline}.${target.source}.${target.stream.name}`;
   const file = sourceFileOf(unit);
-  const local = { bronze: join(staging, `${newId('b')}.parquet`), raw: join(staging, `${newId('r')}.ndjson.zst`), q: join(staging, `${newId('q')}.parquet`) };
+  const local = {
+    bronze: join(staging, `${newId('b')}.parquet`),
+    raw: join(staging, `${newId('r')}.ndjson.zst`),
+    q: join(staging, `${newId('q')}.parquet`),
+  };
   if (!unit.input) {
     // Response pages without records (an empty last page): only the raw zone gets them.
     const out: StagedUnit = { unit, schema: tableSchema ?? { columns: [] }, changes: [], rows: 0, quarantined: 0 };
@@ -71,7 +75,14 @@ export async function stageUnit(
     if (!input.columns && !input.fields && (await holdsNoRecords(lake, input.path, prepared))) {
       // A 0-byte file, `[]`, a header line alone: the reader would invent a column (`column0`,
       // `json`) or type every column as text, and the table would keep that forever.
-      const out: StagedUnit = { unit, schema: tableSchema ?? { columns: [] }, changes: [], rows: 0, quarantined: 0, empty: true };
+      const out: StagedUnit = {
+        unit,
+        schema: tableSchema ?? { columns: [] },
+        changes: [],
+        rows: 0,
+        quarantined: 0,
+        empty: true,
+      };
       if (target.rawEnabled && unit.rawPages) out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt);
       return out;
     }
@@ -80,11 +91,20 @@ export async function stageUnit(
     let enforced: Record<string, string> | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        const described = (await lake.engine.describe(`SELECT * FROM ${prepared.typed}`)).filter((c) => !isAudit(c.name));
+        const described = (await lake.engine.describe(`SELECT * FROM ${prepared.typed}`)).filter(
+          (c) => !isAudit(c.name),
+        );
         const isJson = (input.format === 'json' || input.format === 'ndjson') && !input.fields;
-        const { columns, relation } = isJson ? await unifyJsonColumns(lake, prepared.typed, described, tableSchema, input.json?.columns) : { columns: described, relation: prepared.typed };
-        evolution = evolveSchema(tableSchema, [...columns.map(({ name, type }) => ({ name, type })), ...AUDIT_COLUMNS], target.stream.schemaContract);
-        const enforce = input.format === 'csv' && !input.columns && !enforced ? typeOverrides(evolution.incompatible) : undefined;
+        const { columns, relation } = isJson
+          ? await unifyJsonColumns(lake, prepared.typed, described, tableSchema, input.json?.columns)
+          : { columns: described, relation: prepared.typed };
+        evolution = evolveSchema(
+          tableSchema,
+          [...columns.map(({ name, type }) => ({ name, type })), ...AUDIT_COLUMNS],
+          target.stream.schemaContract,
+        );
+        const enforce =
+          input.format === 'csv' && !input.columns && !enforced ? typeOverrides(evolution.incompatible) : undefined;
         if (enforce) {
           // CSV types are sniffed: a stray bad value makes a whole column look like text. Read
           // such columns with the table's type instead, so only the bad records are refused.
@@ -108,7 +128,8 @@ export async function stageUnit(
         );
         break;
       } catch (err) {
-        if (err instanceof DipError || attempt >= 3 || failsDeclaredType(err, input.json?.columns)) throw wrapReadError(err, unit, Object.values(local));
+        if (err instanceof DipError || attempt >= 3 || failsDeclaredType(err, input.json?.columns))
+          throw wrapReadError(err, unit, Object.values(local));
         const next = await prepared.recover(err);
         if (!next) throw wrapReadError(err, unit, Object.values(local));
         prepared = next;
@@ -120,7 +141,9 @@ export async function stageUnit(
     // A record with two bad fields is one refused record (with two quarantine rows of reasons).
     const quarantined = new Set(rejected.map((r, i) => r.line ?? `#${i}`)).size;
     if (enforced && rows === 0 && quarantined > 0) {
-      const columns = Object.entries(enforced).map(([c, t]) => `  column ${c}: table has ${t}, and no record of ${file} converts to it`);
+      const columns = Object.entries(enforced).map(
+        ([c, t]) => `  column ${c}: table has ${t}, and no record of ${file} converts to it`,
+      );
       throw new SchemaChangeError(
         `incompatible schema change for bronze.${target.stream.table} from ${file}:\n${columns.join('\n')}\n(the column's type changed; declare it as text with csv.columns or load into a new table)`,
         { table: `bronze.${target.stream.table}`, file, columns: enforced },
@@ -138,24 +161,38 @@ export async function stageUnit(
       out.mergeInput = `${local.bronze}.merge-input.parquet`;
       await rename(local.bronze, out.mergeInput);
     } else {
-      out.bronze = await publish(lake, local.bronze, dataFilePath('bronze', target.source, target.stream.table, ingestedAt, EXT.parquet), rows, {
-        run_id: target.runId,
-        source_file: file,
-        position: unit.position,
-        typing,
-      });
+      out.bronze = await publish(
+        lake,
+        local.bronze,
+        dataFilePath('bronze', target.source, target.stream.table, ingestedAt, EXT.parquet),
+        rows,
+        {
+          run_id: target.runId,
+          source_file: file,
+          position: unit.position,
+          typing,
+        },
+      );
     }
     if (quarantined > 0) {
       await writeQuarantine(lake, local.q, rejected, target, sourceName, file, ingestedAt);
-      out.quarantine = await publish(lake, local.q, dataFilePath('quarantine', target.source, target.stream.table, ingestedAt, EXT.parquet), rejected.length, {
-        run_id: target.runId,
-        source_file: file,
-      });
+      out.quarantine = await publish(
+        lake,
+        local.q,
+        dataFilePath('quarantine', target.source, target.stream.table, ingestedAt, EXT.parquet),
+        rejected.length,
+        {
+          run_id: target.runId,
+          source_file: file,
+        },
+      );
     }
     if (target.rawEnabled && unit.rawPages) {
       out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, typing);
     } else if (target.rawEnabled) {
-      const rawRows = await writeRaw(lake, local.raw, prepared, target, file, ingestedAt, (f) => onProgress(bronzeShare + f * (1 - bronzeShare)));
+      const rawRows = await writeRaw(lake, local.raw, prepared, target, file, ingestedAt, (f) =>
+        onProgress(bronzeShare + f * (1 - bronzeShare)),
+      );
       out.raw = await publishRaw(lake, local.raw, rawRows, unit, target, ingestedAt, { format: input.format, typing });
     }
     return out;
@@ -169,16 +206,37 @@ export async function stageUnit(
  * Raw envelopes of whole response pages the source wrote (API sources): numbered, stamped
  * with the run, compressed and published like any raw file.
  */
-async function stageRawPages(lake: Lake, localFile: string, unit: ReadUnit, target: IngestTarget, receivedAt: Date, typing: Record<string, string> = {}): Promise<NewFile> {
+async function stageRawPages(
+  lake: Lake,
+  localFile: string,
+  unit: ReadUnit,
+  target: IngestTarget,
+  receivedAt: Date,
+  typing: Record<string, string> = {},
+): Promise<NewFile> {
   const pages = unit.rawPages as string;
   // Copied as written (no JSON parsing), only compressed; lines are at most the whole file.
   const maxLine = Math.max(1 << 21, (await stat(pages)).size + 1024);
-  const rows = await lake.engine.copy(`COPY (SELECT text FROM ${lineScan(pages, maxLine)}) TO ${lit(localFile)} (${LINES_COPY_OPTIONS}, COMPRESSION zstd)`);
-  return publishRaw(lake, localFile, rows, unit, target, receivedAt, { envelope: 'page', format: unit.input?.format ?? 'json', typing });
+  const rows = await lake.engine.copy(
+    `COPY (SELECT text FROM ${lineScan(pages, maxLine)}) TO ${lit(localFile)} (${LINES_COPY_OPTIONS}, COMPRESSION zstd)`,
+  );
+  return publishRaw(lake, localFile, rows, unit, target, receivedAt, {
+    envelope: 'page',
+    format: unit.input?.format ?? 'json',
+    typing,
+  });
 }
 
 /** Publishes a raw-zone file with the metadata replay and lineage read. */
-function publishRaw(lake: Lake, localFile: string, rows: number, unit: ReadUnit, target: IngestTarget, at: Date, meta: Record<string, unknown>): Promise<NewFile> {
+function publishRaw(
+  lake: Lake,
+  localFile: string,
+  rows: number,
+  unit: ReadUnit,
+  target: IngestTarget,
+  at: Date,
+  meta: Record<string, unknown>,
+): Promise<NewFile> {
   return publish(lake, localFile, dataFilePath('raw', target.source, target.stream.table, at, EXT.rawNdjson), rows, {
     run_id: target.runId,
     source_file: sourceFileOf(unit),
@@ -203,7 +261,13 @@ function constant(value: string): string {
   return `${lit(value)}::ENUM(${lit(value)})`;
 }
 
-async function publish(lake: Lake, localFile: string, path: string, rows: number, meta: Record<string, unknown>): Promise<NewFile> {
+async function publish(
+  lake: Lake,
+  localFile: string,
+  path: string,
+  rows: number,
+  meta: Record<string, unknown>,
+): Promise<NewFile> {
   const stored = await lake.storage.publish(localFile, path);
   return { path, rows, bytes: stored.bytes, meta };
 }
@@ -258,7 +322,10 @@ async function writeQuarantine(
     for (let i = 0; i < rejected.length; i += 500) {
       const values = rejected
         .slice(i, i + 500)
-        .map((r) => `(${r.line ?? 'NULL'}, ${r.column === null ? 'NULL' : lit(r.column)}, ${lit(r.errorType)}, ${lit(r.reason)}, ${r.raw === null ? 'NULL' : lit(r.raw)})`)
+        .map(
+          (r) =>
+            `(${r.line ?? 'NULL'}, ${r.column === null ? 'NULL' : lit(r.column)}, ${lit(r.errorType)}, ${lit(r.reason)}, ${r.raw === null ? 'NULL' : lit(r.raw)})`,
+        )
         .join(', ');
       await lake.engine.run(`INSERT INTO ${table} VALUES ${values}`);
     }
@@ -273,7 +340,9 @@ async function writeQuarantine(
 }
 
 /** Column → table type, for incompatible columns that exist in the table (not new ones). */
-function typeOverrides(incompatible: ReturnType<typeof evolveSchema>['incompatible']): Record<string, string> | undefined {
+function typeOverrides(
+  incompatible: ReturnType<typeof evolveSchema>['incompatible'],
+): Record<string, string> | undefined {
   const known = incompatible.filter((c) => c.tableType !== '(absent)' && !c.column.startsWith('_dip_'));
   return known.length ? Object.fromEntries(known.map((c) => [c.column, c.tableType])) : undefined;
 }
@@ -303,7 +372,9 @@ async function assertCompatible(
          WHERE x IS NOT NULL AND TRY_CAST(v AS ${c.tableType}) IS NULL ORDER BY n LIMIT 1`,
       )
       .catch(() => []);
-    const at = first[0] ? `; first misfit: record ${String(first[0]['n'])}, value ${JSON.stringify(first[0]['v'])}` : '';
+    const at = first[0]
+      ? `; first misfit: record ${String(first[0]['n'])}, value ${JSON.stringify(first[0]['v'])}`
+      : '';
     lines.push(`  column ${c.column}: table has ${c.tableType}, ${file} has ${c.batchType}${at}`);
   }
   const hint =
@@ -324,9 +395,18 @@ function wrapReadError(err: unknown, unit: ReadUnit, outputs: readonly string[])
   const message = errorMessage(err);
   const declared = unit.input?.json?.columns;
   if (failsDeclaredType(err, declared) && declared) {
-    const list = Object.entries(declared).map(([c, t]) => `${c}: ${t}`).join(', ');
-    const what = message.slice(message.indexOf(DECLARED_MISFIT) + DECLARED_MISFIT.length).split('\n')[0]?.trim();
-    return new DipError('input', `cannot read ${unit.label} as ${format}: a value does not convert to a type declared in json.columns (${list}):${what ? ` ${what}` : ''}`, { cause: err });
+    const list = Object.entries(declared)
+      .map(([c, t]) => `${c}: ${t}`)
+      .join(', ');
+    const what = message
+      .slice(message.indexOf(DECLARED_MISFIT) + DECLARED_MISFIT.length)
+      .split('\n')[0]
+      ?.trim();
+    return new DipError(
+      'input',
+      `cannot read ${unit.label} as ${format}: a value does not convert to a type declared in json.columns (${list}):${what ? ` ${what}` : ''}`,
+      { cause: err },
+    );
   }
   // Failing to write our own staging files is the machine's problem, not the input's.
   if (outputs.some((o) => message.includes(o)) || /No space left|Disk full|Read-only file system/i.test(message)) {
@@ -380,7 +460,8 @@ async function holdsNoRecords(lake: Lake, path: string, prepared: PreparedInput)
   }
 }
 
-const SCALAR_TYPES = /^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL\(.*\)|DATE|TIME|TIMESTAMP.*|UUID|VARCHAR)$/;
+const SCALAR_TYPES =
+  /^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL\(.*\)|DATE|TIME|TIMESTAMP.*|UUID|VARCHAR)$/;
 
 /** A batch column as written: its name, its type and the expression producing it from the read relation. */
 interface BatchColumn {
@@ -409,7 +490,10 @@ async function unifyJsonColumns(
   const facts = new Map<string, { values: number; scalar: boolean }>();
   if (untyped.length > 0) {
     const agg = untyped
-      .map((c, i) => `count(${ident(c.name)}) AS n${i}, coalesce(bool_and(json_type(${ident(c.name)}) NOT IN ('OBJECT', 'ARRAY')), true) AS s${i}`)
+      .map(
+        (c, i) =>
+          `count(${ident(c.name)}) AS n${i}, coalesce(bool_and(json_type(${ident(c.name)}) NOT IN ('OBJECT', 'ARRAY')), true) AS s${i}`,
+      )
       .join(', ');
     const row = (await lake.engine.all(`SELECT ${agg} FROM ${typed}`))[0] ?? {};
     untyped.forEach((c, i) => facts.set(c.name, { values: Number(row[`n${i}`]), scalar: Boolean(row[`s${i}`]) }));
@@ -423,7 +507,12 @@ async function unifyJsonColumns(
       const nested = /^(STRUCT|MAP|UNION)\(|\[\d*\]$/.test(c.type);
       const toText = /^(VARCHAR|TEXT|STRING|JSON)$/i.test(want.trim());
       // Scalars as their plain text; objects and arrays as JSON text (not DuckDB's struct notation).
-      const src = c.type === 'JSON' && SCALAR_TYPES.test(want.toUpperCase()) ? `json_extract_string(${col}, '$')` : nested && toText ? `to_json(${col})` : col;
+      const src =
+        c.type === 'JSON' && SCALAR_TYPES.test(want.toUpperCase())
+          ? `json_extract_string(${col}, '$')`
+          : nested && toText
+            ? `to_json(${col})`
+            : col;
       // A value that does not convert fails the file naming the declared column (DECLARED_MISFIT).
       const expr = `CASE WHEN ${src} IS NOT NULL AND TRY_CAST(${src} AS ${want}) IS NULL
         THEN error(${lit(`${DECLARED_MISFIT} column ${c.name} (${want}): value `)} || left(CAST(${src} AS VARCHAR), 60) || ' does not convert')

@@ -22,8 +22,16 @@ export class Lake {
     try {
       const staging = await storage.stagingDir();
       const engine = Engine.start(
-        { threads: config.engine.threads, memoryLimit: config.engine.memory_limit, tempDirectory: join(staging, 'duckdb-spill') },
-        (err) => new ConfigError(`${project.file}: engine settings were refused by DuckDB (engine: ${JSON.stringify(config.engine)}): ${errorMessage(err)}`, { cause: err }),
+        {
+          threads: config.engine.threads,
+          memoryLimit: config.engine.memory_limit,
+          tempDirectory: join(staging, 'duckdb-spill'),
+        },
+        (err) =>
+          new ConfigError(
+            `${project.file}: engine settings were refused by DuckDB (engine: ${JSON.stringify(config.engine)}): ${errorMessage(err)}`,
+            { cause: err },
+          ),
       );
       return new Lake(project, storage, catalog, engine);
     } catch (err) {

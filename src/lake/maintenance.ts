@@ -42,13 +42,16 @@ export async function collectGarbage(lake: Lake, options: GcOptions): Promise<Gc
   const writersSince = Math.min(...running.map((r) => r.startedAt.getTime()), Number.POSITIVE_INFINITY);
   // A dry run forgets nothing, so the expiring files are still referenced: they count as the
   // real run would count them.
-  const expired = new Set(await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs), { dryRun: options.dryRun ?? false }));
+  const expired = new Set(
+    await lake.catalog.expireRemovedFiles(new Date(now - options.retentionMs), { dryRun: options.dryRun ?? false }),
+  );
   const referenced = await lake.catalog.referencedPaths();
   for (const path of await stagedPaths(lake)) referenced.add(path);
   const doomed: string[] = [];
   for await (const obj of lake.storage.list('')) {
     if (referenced.has(obj.path) && !expired.has(obj.path)) continue;
-    if (now - obj.modifiedAt.getTime() < options.orphanGraceMs || obj.modifiedAt.getTime() >= writersSince - 1000) continue;
+    if (now - obj.modifiedAt.getTime() < options.orphanGraceMs || obj.modifiedAt.getTime() >= writersSince - 1000)
+      continue;
     if (obj.path.startsWith(`${STAGING_PREFIX}/`)) result.stagingFiles++;
     else if (expired.has(obj.path)) result.expiredFiles++;
     else if (isLakeData(obj.path)) result.orphanFiles++;
@@ -69,7 +72,13 @@ async function stagedPaths(lake: Lake): Promise<string[]> {
   const out: string[] = [];
   for (const pipeline of Object.keys(lake.project.config.pipelines)) {
     for (const s of await lake.catalog.listStates(pipeline)) {
-      const staged = (s.value as { _dip_staged?: { units?: { bronze?: { path: string }; raw?: { path: string }; quarantine?: { path: string } }[] } } | null)?._dip_staged;
+      const staged = (
+        s.value as {
+          _dip_staged?: {
+            units?: { bronze?: { path: string }; raw?: { path: string }; quarantine?: { path: string } }[];
+          };
+        } | null
+      )?._dip_staged;
       for (const u of staged?.units ?? []) for (const f of [u.bronze, u.raw, u.quarantine]) if (f) out.push(f.path);
     }
   }
@@ -105,7 +114,12 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
   if (info.format !== 'parquet') return { table, inputFiles: 0, rows: 0, commit: undefined };
   const small = (await lake.catalog.liveFiles(table)).filter((f) => f.bytes < options.smallFileBytes);
   if (small.length < 2 || options.dryRun) {
-    return { table, inputFiles: small.length < 2 ? 0 : small.length, rows: small.reduce((n, f) => n + f.rows, 0), commit: undefined };
+    return {
+      table,
+      inputFiles: small.length < 2 ? 0 : small.length,
+      rows: small.reduce((n, f) => n + f.rows, 0),
+      commit: undefined,
+    };
   }
   // The compacted file is published before its commit: registered as a writer, gc leaves it alone.
   return asRegisteredWriter(lake, '(compact)', () => compactFiles(lake, table, info, small));
@@ -126,7 +140,11 @@ async function compactFiles(lake: Lake, table: string, info: TableInfo, small: D
   );
   const rows = compacted.rows;
   const expectedRows = small.reduce((n, f) => n + f.rows, 0);
-  if (rows !== expectedRows) throw new DipError('internal', `compaction of ${table} read ${rows} rows, the catalog says ${expectedRows}; nothing was changed`);
+  if (rows !== expectedRows)
+    throw new DipError(
+      'internal',
+      `compaction of ${table} read ${rows} rows, the catalog says ${expectedRows}; nothing was changed`,
+    );
   const commit = await lake.catalog.commit({
     operation: 'compact',
     tables: [
@@ -149,7 +167,10 @@ export async function rollbackTable(lake: Lake, table: string, toCommit: number)
   const info = await lake.catalog.getTable(table);
   if (!info) throw new DipError('not_found', `no table named ${table}`);
   if (info.headCommit !== null && toCommit > info.headCommit) {
-    throw new DipError('not_found', `${table} has no commit ${toCommit} to roll back to (its latest is ${info.headCommit})`);
+    throw new DipError(
+      'not_found',
+      `${table} has no commit ${toCommit} to roll back to (its latest is ${info.headCommit})`,
+    );
   }
   await assertReadable(lake, toCommit);
   const schema = await lake.catalog.schemaAt(table, toCommit);
@@ -164,7 +185,12 @@ export async function rollbackTable(lake: Lake, table: string, toCommit: number)
         format: info.format,
         schema: schema.schema,
         remove: 'all',
-        add: files.map((f) => ({ path: f.path, rows: f.rows, bytes: f.bytes, meta: { ...f.meta, restored_from_commit: f.addedCommit } })),
+        add: files.map((f) => ({
+          path: f.path,
+          rows: f.rows,
+          bytes: f.bytes,
+          meta: { ...f.meta, restored_from_commit: f.addedCommit },
+        })),
         expectedHead: info.headCommit,
       },
     ],

@@ -25,7 +25,11 @@ export function mergeOnReadKey(files: readonly { meta: Record<string, unknown> }
  * The rows a merge-on-read table holds: the latest change per key, deleted keys gone; with
  * `keepDeleted`, deletions stay as rows (merging deltas, which must still hide older rows).
  */
-export function latestRowsSql(relation: string, key: readonly string[], options: { keepDeleted?: boolean } = {}): string {
+export function latestRowsSql(
+  relation: string,
+  key: readonly string[],
+  options: { keepDeleted?: boolean } = {},
+): string {
   const deleted = options.keepDeleted ? '' : ` AND NOT coalesce(${ident(CDC_COLUMNS.deleted)}, false)`;
   return `SELECT * EXCLUDE (_dip_rank) FROM (
     SELECT *, row_number() OVER (PARTITION BY ${key.map(ident).join(', ')} ORDER BY ${ident(CDC_COLUMNS.lsn)} DESC, ${ident(CDC_COLUMNS.seq)} DESC) AS _dip_rank
@@ -70,7 +74,10 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
   const columns = (await lake.engine.describe(`SELECT * FROM ${scan}`)).map((c) => c.name);
   for (const k of [...m.primaryKey, ...(m.deletedColumn ? [m.deletedColumn] : [])]) {
     if (!columns.includes(k)) {
-      throw new DipError('config', `bronze.${m.table}: merge column "${k}" is not a column of the data (columns: ${columns.filter((c) => !c.startsWith('_dip_') && c !== 'filename' && c !== 'file_row_number').join(', ')})`);
+      throw new DipError(
+        'config',
+        `bronze.${m.table}: merge column "${k}" is not a column of the data (columns: ${columns.filter((c) => !c.startsWith('_dip_') && c !== 'filename' && c !== 'file_row_number').join(', ')})`,
+      );
     }
   }
   const pk = m.primaryKey.map(ident).join(', ');
@@ -82,7 +89,10 @@ export async function mergeFiles(lake: Lake, m: MergeInput): Promise<NewFile | u
   if (nullKeys.length > 0) {
     const where = nullKeys.map((r) => `${String(r['n'])} in ${String(r['file'])}`).join(', ');
     const total = nullKeys.reduce((n, r) => n + Number(r['n']), 0);
-    throw new DipError('input', `bronze.${m.table}: ${total} incoming records have no value for primary key (${m.primaryKey.join(', ')}) (${where}); merge cannot place them`);
+    throw new DipError(
+      'input',
+      `bronze.${m.table}: ${total} incoming records have no value for primary key (${m.primaryKey.join(', ')}) (${where}); merge cannot place them`,
+    );
   }
   const deleted = m.deletedColumn ? `AND NOT coalesce(TRY_CAST(${ident(m.deletedColumn)} AS BOOLEAN), false)` : '';
   return writeLakeFile(

@@ -17,18 +17,27 @@ export interface QueryResult {
  * Makes every committed table queryable as `<zone>.<table>` (a view over exactly the files
  * live at the chosen commit), so SQL only ever sees committed data.
  */
-export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: number | undefined; tables: TableInfo[] }> {
+export async function attachTables(
+  lake: Lake,
+  asOf?: AsOf,
+): Promise<{ commit: number | undefined; tables: TableInfo[] }> {
   // Every table is read at one commit, so a commit landing meanwhile is wholly in or out.
   const commit = await lake.catalog.resolveAsOf(asOf ?? {});
   if (asOf?.commit !== undefined) {
     // A commit that does not exist yet is a typo or a copy from another catalog, not "the head".
     const head = await lake.catalog.resolveAsOf({});
     if (head === undefined || asOf.commit > head) {
-      throw new DipError('not_found', `no commit ${asOf.commit}: the head (newest commit) is ${head === undefined ? 'none yet (nothing was ever committed)' : `commit ${head}`}`);
+      throw new DipError(
+        'not_found',
+        `no commit ${asOf.commit}: the head (newest commit) is ${head === undefined ? 'none yet (nothing was ever committed)' : `commit ${head}`}`,
+      );
     }
   }
   if (asOf && commit === undefined) {
-    throw new DipError('not_found', `no commit at or before ${asOf.commit !== undefined ? `commit ${asOf.commit}` : asOf.at?.toISOString()}`);
+    throw new DipError(
+      'not_found',
+      `no commit at or before ${asOf.commit !== undefined ? `commit ${asOf.commit}` : asOf.at?.toISOString()}`,
+    );
   }
   if (asOf && commit !== undefined) await assertReadable(lake, commit);
   const tables = await lake.catalog.listTables();
@@ -43,17 +52,31 @@ export async function attachTables(lake: Lake, asOf?: AsOf): Promise<{ commit: n
       await lake.engine.run(`DROP VIEW IF EXISTS ${view}`);
       continue;
     }
-    const sql = scanSql(lake, t.format, files.map((f) => f.path), schema?.columns ?? []);
+    const sql = scanSql(
+      lake,
+      t.format,
+      files.map((f) => f.path),
+      schema?.columns ?? [],
+    );
     const key = mergeOnReadKey(files);
-    await lake.engine.run(`CREATE OR REPLACE VIEW ${view} AS ${key && files.length ? latestRowsSql(`(${sql})`, key) : sql}`);
+    await lake.engine.run(
+      `CREATE OR REPLACE VIEW ${view} AS ${key && files.length ? latestRowsSql(`(${sql})`, key) : sql}`,
+    );
   }
   return { commit, tables };
 }
 
 /** SQL reading a set of lake files; an empty set reads as an empty relation of the schema. */
-export function scanSql(lake: Lake, format: 'parquet' | 'ndjson', paths: string[], columns: { name: string; type: string }[]): string {
+export function scanSql(
+  lake: Lake,
+  format: 'parquet' | 'ndjson',
+  paths: string[],
+  columns: { name: string; type: string }[],
+): string {
   if (paths.length === 0) {
-    const cols = columns.length ? columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`).join(', ') : 'NULL AS no_columns';
+    const cols = columns.length
+      ? columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`).join(', ')
+      : 'NULL AS no_columns';
     return `SELECT ${cols} WHERE false`;
   }
   const uris = paths.map((p) => lake.storage.uri(p));

@@ -48,10 +48,14 @@ export interface PreparedInput {
 export async function prepareInput(engine: Engine, input: FileInput, stagingDir: string): Promise<PreparedInput> {
   switch (input.format) {
     case 'csv':
-      return input.columns ? prepareSourceCsv(engine, input.path, input.columns) : prepareCsv(engine, input.path, input.csv);
+      return input.columns
+        ? prepareSourceCsv(engine, input.path, input.columns)
+        : prepareCsv(engine, input.path, input.csv);
     case 'ndjson':
     case 'json':
-      return input.fields ? prepareKnownJson(engine, input.path, input.format, stagingDir, input.fields) : prepareJson(engine, input.path, input.format, stagingDir, 20480);
+      return input.fields
+        ? prepareKnownJson(engine, input.path, input.format, stagingDir, input.fields)
+        : prepareJson(engine, input.path, input.format, stagingDir, 20480);
     case 'parquet': {
       const rel = `read_parquet(${lit(input.path)}, hive_partitioning=false)`;
       return simple(rel, rel);
@@ -62,7 +66,14 @@ export async function prepareInput(engine: Engine, input: FileInput, stagingDir:
 const NO_TYPING = async (): Promise<Record<string, string>> => ({});
 
 function simple(typed: string, raw: string): PreparedInput {
-  return { typed, raw, typing: NO_TYPING, rejected: async () => [], recover: async () => undefined, cleanup: async () => {} };
+  return {
+    typed,
+    raw,
+    typing: NO_TYPING,
+    rejected: async () => [],
+    recover: async () => undefined,
+    cleanup: async () => {},
+  };
 }
 
 function csvParams(o: CsvOptions | undefined): string[] {
@@ -84,15 +95,31 @@ function csvParams(o: CsvOptions | undefined): string[] {
  * CSV a source wrote with known columns and types (a database extract): no sniffing, RFC 4180
  * quoting, and a quoted empty field is an empty string while an unquoted one is NULL.
  */
-async function prepareSourceCsv(engine: Engine, path: string, columns: readonly { name: string; type: string }[]): Promise<PreparedInput> {
-  const base = ['hive_partitioning=false', 'header=true', 'auto_detect=false', "delim=','", `quote='"'`, `escape='"'`, 'allow_quoted_nulls=false'];
-  const spec = (type: (c: { type: string }) => string) => `columns={${columns.map((c) => `${lit(c.name)}: ${lit(type(c))}`).join(', ')}}`;
+async function prepareSourceCsv(
+  engine: Engine,
+  path: string,
+  columns: readonly { name: string; type: string }[],
+): Promise<PreparedInput> {
+  const base = [
+    'hive_partitioning=false',
+    'header=true',
+    'auto_detect=false',
+    "delim=','",
+    `quote='"'`,
+    `escape='"'`,
+    'allow_quoted_nulls=false',
+  ];
+  const spec = (type: (c: { type: string }) => string) =>
+    `columns={${columns.map((c) => `${lit(c.name)}: ${lit(type(c))}`).join(', ')}}`;
   const params = { base, typed: [spec((c) => c.type)], raw: [spec(() => 'VARCHAR')] };
   // The source rendered every value from its declared type, so the fast read (no rejects
   // table) nearly always succeeds; a value that does not convert (a numeric NaN bound for
   // DECIMAL, a BC date) makes the read start over keeping rejects, to quarantine just it.
   return {
-    ...simple(`read_csv(${[lit(path), ...base, ...params.typed].join(', ')})`, `read_csv(${[lit(path), ...base, ...params.raw].join(', ')})`),
+    ...simple(
+      `read_csv(${[lit(path), ...base, ...params.typed].join(', ')})`,
+      `read_csv(${[lit(path), ...base, ...params.raw].join(', ')})`,
+    ),
     recover: async () => ({ ...(await prepareCsv(engine, path, undefined, params)), typing: NO_TYPING }),
   };
 }
@@ -103,7 +130,13 @@ async function prepareCsv(
   options: CsvOptions | undefined,
   params: { base: string[]; typed: string[]; raw: string[] } = {
     base: csvParams(options),
-    typed: options?.columns ? [`types={${Object.entries(options.columns).map(([k, v]) => `${lit(k)}: ${lit(v)}`).join(', ')}}`] : [],
+    typed: options?.columns
+      ? [
+          `types={${Object.entries(options.columns)
+            .map(([k, v]) => `${lit(k)}: ${lit(v)}`)
+            .join(', ')}}`,
+        ]
+      : [],
     raw: ['all_varchar=true'],
   },
 ): Promise<PreparedInput> {
@@ -115,14 +148,16 @@ async function prepareCsv(
   const rawRejects = `dip_rawrej_${id}`;
   const raw = `read_csv(${[lit(path), ...base, ...params.raw, 'store_rejects=true', `rejects_table=${lit(rawRejects)}`, `rejects_scan=${lit(rawRejects + '_scan')}`].join(', ')})`;
   const drop = async () => {
-    for (const t of [rejectsTable, rejectsScan, rawRejects, rawRejects + '_scan']) await engine.run(`DROP TABLE IF EXISTS ${t}`);
+    for (const t of [rejectsTable, rejectsScan, rawRejects, rawRejects + '_scan'])
+      await engine.run(`DROP TABLE IF EXISTS ${t}`);
   };
   return {
     typed,
     raw,
     probe: `read_csv(${[lit(path), ...base, 'all_varchar=true'].join(', ')})`,
     // Sniffing the formats costs a pass over the sample: only when a column needs them.
-    typing: (columns) => (columns.some((c) => TEMPORAL_TYPES.test(c.type)) ? csvTyping(engine, path, base, options) : NO_TYPING()),
+    typing: (columns) =>
+      columns.some((c) => TEMPORAL_TYPES.test(c.type)) ? csvTyping(engine, path, base, options) : NO_TYPING(),
     async rejected() {
       const exists = await engine.all(`SELECT 1 FROM duckdb_tables() WHERE table_name = ${lit(rejectsTable)}`);
       if (exists.length === 0) return [];
@@ -146,13 +181,22 @@ async function prepareCsv(
  * The date and timestamp formats the CSV reader applies (declared, else sniffed), recorded
  * with the raw file so replay parses the text the same way.
  */
-async function csvTyping(engine: Engine, path: string, base: string[], options: CsvOptions | undefined): Promise<Record<string, string>> {
+async function csvTyping(
+  engine: Engine,
+  path: string,
+  base: string[],
+  options: CsvOptions | undefined,
+): Promise<Record<string, string>> {
   const typing: Record<string, string> = {};
   if (options?.date_format) typing['dateformat'] = options.date_format;
   if (options?.timestamp_format) typing['timestampformat'] = options.timestamp_format;
   if (typing['dateformat'] && typing['timestampformat']) return typing;
   const params = base.filter((p) => !p.startsWith('hive_partitioning'));
-  const sniffed = (await engine.all(`SELECT DateFormat AS d, TimestampFormat AS t FROM sniff_csv(${[lit(path), ...params].join(', ')})`))[0];
+  const sniffed = (
+    await engine.all(
+      `SELECT DateFormat AS d, TimestampFormat AS t FROM sniff_csv(${[lit(path), ...params].join(', ')})`,
+    )
+  )[0];
   if (sniffed?.['d'] && !typing['dateformat']) typing['dateformat'] = String(sniffed['d']);
   if (sniffed?.['t'] && !typing['timestampformat']) typing['timestampformat'] = String(sniffed['t']);
   return typing;
@@ -168,14 +212,26 @@ const KNOWN_FIELDS_SAMPLE = 2048;
  * names its columns explicitly (one inference, not one per statement). If the sample missed
  * a field, the whole file is sampled instead: an explicit column list would drop that field.
  */
-async function prepareKnownJson(engine: Engine, path: string, format: 'json' | 'ndjson', stagingDir: string, fields: readonly string[]): Promise<PreparedInput> {
+async function prepareKnownJson(
+  engine: Engine,
+  path: string,
+  format: 'json' | 'ndjson',
+  stagingDir: string,
+  fields: readonly string[],
+): Promise<PreparedInput> {
   const fmt = format === 'json' ? 'array' : 'newline_delimited';
-  const columns = await engine.describe(`SELECT * FROM read_json(${lit(path)}, format=${lit(fmt)}, sample_size=${KNOWN_FIELDS_SAMPLE}, hive_partitioning=false)`);
+  const columns = await engine.describe(
+    `SELECT * FROM read_json(${lit(path)}, format=${lit(fmt)}, sample_size=${KNOWN_FIELDS_SAMPLE}, hive_partitioning=false)`,
+  );
   const sampled = new Set(columns.map((c) => c.name));
-  if (fields.length !== sampled.size || fields.some((f) => !sampled.has(f))) return prepareJson(engine, path, format, stagingDir, -1);
+  if (fields.length !== sampled.size || fields.some((f) => !sampled.has(f)))
+    return prepareJson(engine, path, format, stagingDir, -1);
   const spec = columns.map((c) => `${lit(c.name)}: ${lit(c.type)}`).join(', ');
   const prepared = await prepareJson(engine, path, format, stagingDir, KNOWN_FIELDS_SAMPLE);
-  return { ...prepared, typed: `read_json(${lit(path)}, format=${lit(fmt)}, columns={${spec}}, hive_partitioning=false)` };
+  return {
+    ...prepared,
+    typed: `read_json(${lit(path)}, format=${lit(fmt)}, columns={${spec}}, hive_partitioning=false)`,
+  };
 }
 
 async function prepareJson(
@@ -200,7 +256,10 @@ async function prepareJson(
     rejected: async () => rejected,
     async recover(error) {
       const message = errorMessage(error);
-      if (/Could not convert|Failed to cast|conversion|unknown key|transform error/i.test(message) && sampleSize !== -1) {
+      if (
+        /Could not convert|Failed to cast|conversion|unknown key|transform error/i.test(message) &&
+        sampleSize !== -1
+      ) {
         // A type that changed after the sampled rows: sample the whole file instead.
         return prepareJson(engine, path, format, stagingDir, -1, rejected, cleanupFiles);
       }
@@ -224,12 +283,16 @@ async function prepareJson(
 /** Copies the valid lines of an NDJSON file to `cleanPath` and returns the invalid ones. */
 async function splitNdjson(engine: Engine, path: string, cleanPath: string): Promise<RejectedRecord[]> {
   const lines = `(SELECT row_number() OVER () AS line, text FROM ${lineScan(path)})`;
-  await engine.run(`CREATE OR REPLACE TEMP TABLE dip_ndjson_lines AS SELECT line, text, json_valid(text) AS ok FROM ${lines}`);
+  await engine.run(
+    `CREATE OR REPLACE TEMP TABLE dip_ndjson_lines AS SELECT line, text, json_valid(text) AS ok FROM ${lines}`,
+  );
   try {
     await engine.copy(
       `COPY (SELECT text FROM dip_ndjson_lines WHERE ok AND trim(text) <> '' ORDER BY line) TO ${lit(cleanPath)} (${LINES_COPY_OPTIONS})`,
     );
-    const bad = await engine.all(`SELECT line, text FROM dip_ndjson_lines WHERE NOT ok AND trim(text) <> '' ORDER BY line`);
+    const bad = await engine.all(
+      `SELECT line, text FROM dip_ndjson_lines WHERE NOT ok AND trim(text) <> '' ORDER BY line`,
+    );
     return bad.map((r) => ({
       line: Number(r['line']),
       column: null,

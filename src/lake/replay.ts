@@ -36,7 +36,8 @@ function typedField(col: Column, typing: Record<string, string>): { expr: string
   if (col.type === 'JSON') return { expr: `payload->${key} AS ${ident(col.name)}`, check: undefined };
   let expr: string;
   if (NESTED.test(col.type)) expr = `TRY_CAST(payload->${key} AS ${col.type})`;
-  else if (col.type === 'DATE' && typing['dateformat']) expr = `TRY_STRPTIME(${text}, ${lit(typing['dateformat'])})::DATE`;
+  else if (col.type === 'DATE' && typing['dateformat'])
+    expr = `TRY_STRPTIME(${text}, ${lit(typing['dateformat'])})::DATE`;
   else if (TEMPORAL.has(col.type) && col.type !== 'DATE' && typing['timestampformat']) {
     expr = `TRY_STRPTIME(${text}, ${lit(typing['timestampformat'])})::${col.type}`;
   } else expr = `TRY_CAST(${text} AS ${col.type})`;
@@ -48,11 +49,21 @@ function typedField(col: Column, typing: Record<string, string>): { expr: string
  * table's current schema and swapped in for the bronze files they produced, in one commit.
  * Records that fail typing are left out, as they were quarantined at first ingest.
  */
-export async function replayStream(lake: Lake, pipeline: string, source: string, stream: StreamSpec, range: ReplayRange, runId: string): Promise<ReplayResult> {
+export async function replayStream(
+  lake: Lake,
+  pipeline: string,
+  source: string,
+  stream: StreamSpec,
+  range: ReplayRange,
+  runId: string,
+): Promise<ReplayResult> {
   const bronze = qualifiedTable('bronze', stream.table);
   const rawTable = qualifiedTable('raw', stream.table);
   if (stream.currentState) {
-    throw new DipError('input', `${bronze} is a change-data-capture log: its raw events are kept for audit, but replay does not rebuild change logs yet (re-snapshot with dip state reset instead)`);
+    throw new DipError(
+      'input',
+      `${bronze} is a change-data-capture log: its raw events are kept for audit, but replay does not rebuild change logs yet (re-snapshot with dip state reset instead)`,
+    );
   }
   const info = await lake.catalog.getTable(bronze);
   const schema = (await lake.catalog.schemaAt(bronze))?.schema;
@@ -61,7 +72,8 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
     (f) => f.meta['pipeline'] === undefined || f.meta['pipeline'] === pipeline,
   );
   let raws = pipelineRaws;
-  if (raws.length === 0) throw new DipError('not_found', `${rawTable} holds no raw files: was the raw zone disabled for ${pipeline}?`);
+  if (raws.length === 0)
+    throw new DipError('not_found', `${rawTable} holds no raw files: was the raw zone disabled for ${pipeline}?`);
   if (stream.writeDisposition === 'replace') {
     // The raw files of the replacement in force: all added by its commit (a resumed replace
     // commits batches staged by the interrupted run beside its own).
@@ -83,10 +95,12 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
       for (const f of live) {
         const refs = lineage(f).map(refKey);
         if (!refs.some((k) => keys.has(k))) continue;
-        for (const k of refs) if (!keys.has(k) && allRaws.has(k)) (keys.add(k), (grew = true));
+        for (const k of refs) if (!keys.has(k) && allRaws.has(k)) keys.add(k), (grew = true);
       }
     }
-    raws = [...new Set([...keys].flatMap((k) => (allRaws.has(k) ? [allRaws.get(k) as DataFile] : [])))].sort((a, b) => a.addedCommit - b.addedCommit || a.id - b.id);
+    raws = [...new Set([...keys].flatMap((k) => (allRaws.has(k) ? [allRaws.get(k) as DataFile] : [])))].sort(
+      (a, b) => a.addedCommit - b.addedCommit || a.id - b.id,
+    );
     removed = live.filter((f) => lineage(f).some((r) => keys.has(refKey(r))));
   }
 
@@ -110,7 +124,12 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
       FROM ${pages ? pageRecords(scan) : `(SELECT *, 0 AS record_index FROM ${scan})`}
       ${checks.length ? `WHERE ${checks.join(' AND ')}` : ''}
       ORDER BY seq, record_index`,
-      { zone: 'bronze', source, table: stream.table, date: new Date(`${String(raw.meta['ingest_date'] ?? new Date().toISOString().slice(0, 10))}T00:00:00Z`) },
+      {
+        zone: 'bronze',
+        source,
+        table: stream.table,
+        date: new Date(`${String(raw.meta['ingest_date'] ?? new Date().toISOString().slice(0, 10))}T00:00:00Z`),
+      },
       { run_id: raw.meta['run_id'], source_file: raw.meta['source_file'], replayed_from: raw.path },
     );
     produced.push(file);
@@ -143,7 +162,15 @@ export async function replayStream(lake: Lake, pipeline: string, source: string,
     runId,
     operation: 'replay',
     tables: [change],
-    summary: { pipeline, source, stream: stream.name, rawFiles: raws.length, rows, from: range.from ?? null, to: range.to ?? null },
+    summary: {
+      pipeline,
+      source,
+      stream: stream.name,
+      rawFiles: raws.length,
+      rows,
+      from: range.from ?? null,
+      to: range.to ?? null,
+    },
   });
   return { table: bronze, rawFiles: raws.length, rows, removedFiles: removed.length, commit };
 }
@@ -176,10 +203,14 @@ function pageRecords(scan: string): string {
 
 async function assertReplayablePages(lake: Lake, scan: string, path: string): Promise<void> {
   const records = `json_extract_string(position, 'records')`;
-  const rows = await lake.engine.all(`SELECT count(*) AS n, any_value(json_extract_string(position, 'url')) AS url FROM ${scan}
+  const rows =
+    await lake.engine.all(`SELECT count(*) AS n, any_value(json_extract_string(position, 'url')) AS url FROM ${scan}
     WHERE (${records} IS NULL OR ${records} = 'csv') AND coalesce(TRY_CAST(json_extract_string(position, 'status') AS INT), 0) <> 0`);
   if (Number(rows[0]?.['n'] ?? 0) > 0) {
-    throw new DipError('input', `cannot replay ${path}: its pages (e.g. ${String(rows[0]?.['url'])}) are CSV or were selected with a JSONPath that is not a plain path; re-run the source instead`);
+    throw new DipError(
+      'input',
+      `cannot replay ${path}: its pages (e.g. ${String(rows[0]?.['url'])}) are CSV or were selected with a JSONPath that is not a plain path; re-run the source instead`,
+    );
   }
 }
 

@@ -69,15 +69,23 @@ export function commonType(a: string, b: string): string | undefined {
     return 'DOUBLE';
   }
   const temporal = ['DATE', 'TIMESTAMP', 'TIMESTAMP_NS'];
-  if (temporal.includes(a) && temporal.includes(b)) return a === 'TIMESTAMP_NS' || b === 'TIMESTAMP_NS' ? 'TIMESTAMP_NS' : 'TIMESTAMP';
-  if ((a === 'TIMESTAMP WITH TIME ZONE' && temporal.includes(b)) || (b === 'TIMESTAMP WITH TIME ZONE' && temporal.includes(a))) {
+  if (temporal.includes(a) && temporal.includes(b))
+    return a === 'TIMESTAMP_NS' || b === 'TIMESTAMP_NS' ? 'TIMESTAMP_NS' : 'TIMESTAMP';
+  if (
+    (a === 'TIMESTAMP WITH TIME ZONE' && temporal.includes(b)) ||
+    (b === 'TIMESTAMP WITH TIME ZONE' && temporal.includes(a))
+  ) {
     return 'TIMESTAMP WITH TIME ZONE';
   }
   return undefined;
 }
 
 /** Compares a batch's columns with the table's current schema (undefined: a new table). */
-export function evolveSchema(current: TableSchema | undefined, batch: readonly Column[], contract: SchemaContract): EvolutionResult {
+export function evolveSchema(
+  current: TableSchema | undefined,
+  batch: readonly Column[],
+  contract: SchemaContract,
+): EvolutionResult {
   const writeTypes = new Map<string, string>();
   if (!current) {
     for (const c of batch) writeTypes.set(c.name, c.type);

@@ -18,12 +18,19 @@ export async function supersedeSource(lake: Lake, change: TableChange, sourceFil
     if (!refs.some((r) => r.source_file === sourceFile)) continue;
     remove.push(file.path);
     const others = refs.filter((r) => r.source_file !== sourceFile);
-    if (others.length > 0 && change.format === 'parquet') change.add.push(await rewriteWithout(lake, change, file.path, sourceFile, others));
+    if (others.length > 0 && change.format === 'parquet')
+      change.add.push(await rewriteWithout(lake, change, file.path, sourceFile, others));
   }
   change.remove = remove;
 }
 
-function rewriteWithout(lake: Lake, change: TableChange, path: string, sourceFile: string, others: unknown[]): Promise<NewFile> {
+function rewriteWithout(
+  lake: Lake,
+  change: TableChange,
+  path: string,
+  sourceFile: string,
+  others: unknown[],
+): Promise<NewFile> {
   return writeLakeFile(
     lake,
     `SELECT * FROM ${parquetScan([lake.storage.uri(path)])} WHERE _dip_source_file IS DISTINCT FROM ${lit(sourceFile)}`,

@@ -20,7 +20,12 @@ export interface LakeFileTarget {
  * storage publishes it durably, and the caller commits the returned file. The staging file is
  * removed whatever happens.
  */
-export async function writeLakeFile(lake: Lake, selectSql: string, target: LakeFileTarget, meta: Record<string, unknown>): Promise<NewFile> {
+export async function writeLakeFile(
+  lake: Lake,
+  selectSql: string,
+  target: LakeFileTarget,
+  meta: Record<string, unknown>,
+): Promise<NewFile> {
   const local = join(await lake.storage.stagingDir(), `${newId('w')}.parquet`);
   try {
     const rows = await lake.engine.copy(`COPY (${selectSql}) TO ${lit(local)} (${PARQUET_COPY_OPTIONS})`);

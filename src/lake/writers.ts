@@ -18,7 +18,12 @@ const HEARTBEAT_MS = 30_000;
  * as succeeded or failed when it ends; a killed process leaves it `running` until
  * `markCrashedRuns` sees the process gone.
  */
-export async function asRegisteredWriter<T>(lake: Lake, label: string, work: (runId: string) => Promise<T>, stats: (result: T) => RunStats = () => ({ streams: {} })): Promise<T> {
+export async function asRegisteredWriter<T>(
+  lake: Lake,
+  label: string,
+  work: (runId: string) => Promise<T>,
+  stats: (result: T) => RunStats = () => ({ streams: {} }),
+): Promise<T> {
   const runId = newId('run_');
   await lake.catalog.startRun({ id: runId, pipeline: label, host: hostname(), pid: process.pid });
   const heartbeat = setInterval(() => void lake.catalog.heartbeat(runId).catch(() => undefined), HEARTBEAT_MS);
@@ -28,7 +33,14 @@ export async function asRegisteredWriter<T>(lake: Lake, label: string, work: (ru
     await lake.catalog.finishRun(runId, { status: 'succeeded', stats: stats(result) });
     return result;
   } catch (err) {
-    await lake.catalog.finishRun(runId, { status: 'failed', error: errorMessage(err), cause: describeCause(err) ?? null, stats: { streams: {} } }).catch(() => undefined);
+    await lake.catalog
+      .finishRun(runId, {
+        status: 'failed',
+        error: errorMessage(err),
+        cause: describeCause(err) ?? null,
+        stats: { streams: {} },
+      })
+      .catch(() => undefined);
     throw err;
   } finally {
     clearInterval(heartbeat);

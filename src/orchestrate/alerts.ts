@@ -85,7 +85,9 @@ export class Alerter {
       return skipped;
     }
 
-    const jobs = config.webhooks.map((hook, i) => this.attempt(`webhook:${i + 1}`, alert, () => this.postWebhook(hook.url, hook.headers, alert)));
+    const jobs = config.webhooks.map((hook, i) =>
+      this.attempt(`webhook:${i + 1}`, alert, () => this.postWebhook(hook.url, hook.headers, alert)),
+    );
     const email = config.email;
     if (email) jobs.push(this.attempt('email', alert, () => this.sendEmail(email, alert)));
     const deliveries = await Promise.all(jobs);
@@ -117,7 +119,8 @@ export class Alerter {
   private async postWebhook(urlRef: string, headerRefs: Record<string, string>, alert: Alert): Promise<void> {
     const url = this.resolve(urlRef);
     const parsed = new URL(url);
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`webhook URL must be http(s), got ${parsed.protocol}`);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw new Error(`webhook URL must be http(s), got ${parsed.protocol}`);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     for (const [name, value] of Object.entries(headerRefs)) headers[name.toLowerCase()] = this.resolve(value);
     const body = JSON.stringify(slackPayload(alert));
@@ -140,7 +143,13 @@ export class Alerter {
       host: email.host,
       port: email.port,
       secure: email.secure,
-      auth: email.user === undefined ? undefined : { user: this.resolve(email.user), pass: email.password === undefined ? undefined : this.resolve(email.password) },
+      auth:
+        email.user === undefined
+          ? undefined
+          : {
+              user: this.resolve(email.user),
+              pass: email.password === undefined ? undefined : this.resolve(email.password),
+            },
       connectionTimeout: 10_000,
       greetingTimeout: 10_000,
       socketTimeout: 30_000,
@@ -160,7 +169,12 @@ export class Alerter {
 }
 
 /** One POST; undefined on a 2xx, otherwise what went wrong and whether a retry can help. */
-async function postOnce(url: string, headers: Record<string, string>, body: string, timeoutMs: number): Promise<{ error: string; retryable: boolean } | undefined> {
+async function postOnce(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  timeoutMs: number,
+): Promise<{ error: string; retryable: boolean } | undefined> {
   const { request } = await import('undici'); // only when an alert is sent: start-up of every command that orchestrates
   const signal = AbortSignal.timeout(timeoutMs);
   try {
@@ -216,9 +230,20 @@ export interface SlackPayload {
  * mrkdwn fields (10 per section, Slack's limit) and a context line (kind, pipeline, time).
  */
 export function slackPayload(alert: Alert): SlackPayload {
-  const blocks: SlackBlock[] = [{ type: 'header', text: { type: 'plain_text', text: truncate(oneLine(alert.title) || KIND_LABEL[alert.kind], 150) } }];
-  if (alert.text) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(slackEscape(alert.text), 3000) } });
-  const fields = Object.entries(alert.fields).map(([name, value]): SlackText => ({ type: 'mrkdwn', text: truncate(`*${slackEscape(name)}*\n${slackEscape(value)}`, 2000) }));
+  const blocks: SlackBlock[] = [
+    {
+      type: 'header',
+      text: { type: 'plain_text', text: truncate(oneLine(alert.title) || KIND_LABEL[alert.kind], 150) },
+    },
+  ];
+  if (alert.text)
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(slackEscape(alert.text), 3000) } });
+  const fields = Object.entries(alert.fields).map(
+    ([name, value]): SlackText => ({
+      type: 'mrkdwn',
+      text: truncate(`*${slackEscape(name)}*\n${slackEscape(value)}`, 2000),
+    }),
+  );
   for (let i = 0; i < fields.length; i += 10) blocks.push({ type: 'section', fields: fields.slice(i, i + 10) });
   blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: slackEscape(footer(alert)) }] });
   return { text: truncate(slackEscape(alert.text ? `${alert.title}\n${alert.text}` : alert.title), 3000), blocks };
@@ -237,7 +262,12 @@ export function emailMessage(alert: Alert, email: Pick<EmailConfig, 'from' | 'to
   const fields = Object.entries(alert.fields);
   const lines = fields.map(([name, value]) => `${name}: ${value.replace(/\r?\n/g, '\n  ')}`).join('\n');
   const text = [alert.text, lines, footer(alert)].filter((part) => part !== '').join('\n\n') + '\n';
-  const rows = fields.map(([name, value]) => `<tr><th align="left" valign="top">${htmlEscape(name)}</th><td style="white-space:pre-wrap">${htmlEscape(value)}</td></tr>`).join('');
+  const rows = fields
+    .map(
+      ([name, value]) =>
+        `<tr><th align="left" valign="top">${htmlEscape(name)}</th><td style="white-space:pre-wrap">${htmlEscape(value)}</td></tr>`,
+    )
+    .join('');
   const html = [
     `<h2>${htmlEscape(alert.title)}</h2>`,
     alert.text ? `<p style="white-space:pre-wrap">${htmlEscape(alert.text)}</p>` : '',
@@ -248,7 +278,9 @@ export function emailMessage(alert: Alert, email: Pick<EmailConfig, 'from' | 'to
 }
 
 function footer(alert: Alert): string {
-  return [KIND_LABEL[alert.kind], alert.pipeline === null ? '' : `pipeline ${alert.pipeline}`, alert.at.toISOString()].filter(Boolean).join(' · ');
+  return [KIND_LABEL[alert.kind], alert.pipeline === null ? '' : `pipeline ${alert.pipeline}`, alert.at.toISOString()]
+    .filter(Boolean)
+    .join(' · ');
 }
 
 function slackEscape(text: string): string {

@@ -38,10 +38,20 @@ export interface AttemptOptions {
   handBack: AbortSignal;
   hooks?: AttemptHooks;
   /** Records the outcome (default: its own transaction; the executor batches them). */
-  finish?: (ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome) => Promise<FinishResult>;
+  finish?: (
+    ref: { runId: string; task: string },
+    owner: string,
+    attempt: number,
+    outcome: TaskOutcome,
+  ) => Promise<FinishResult>;
 }
 
-export async function runAttempt(lake: Lake, ref: { runId: string; task: string }, claim: Extract<ClaimResult, { ok: true }>, options: AttemptOptions): Promise<FinishResult | 'handed_back' | 'lost'> {
+export async function runAttempt(
+  lake: Lake,
+  ref: { runId: string; task: string },
+  claim: Extract<ClaimResult, { ok: true }>,
+  options: AttemptOptions,
+): Promise<FinishResult | 'handed_back' | 'lost'> {
   const store: OrchestrationStore = lake.catalog.orchestration;
   const { owner, leaseMs, clock } = options;
   const started = Date.now();
@@ -61,23 +71,35 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
   let fence: NodeJS.Timeout | undefined;
   const renewedUntil = (untilMs: number) => {
     clearTimeout(fence);
-    fence = setTimeout(() => loseLease(`could not renew the lease on ${ref.task} in time (the catalog did not answer); stopped so that another worker can take the task over`), Math.max(0, untilMs - fenceMarginMs - clock().getTime()));
+    fence = setTimeout(
+      () =>
+        loseLease(
+          `could not renew the lease on ${ref.task} in time (the catalog did not answer); stopped so that another worker can take the task over`,
+        ),
+      Math.max(0, untilMs - fenceMarginMs - clock().getTime()),
+    );
   };
   renewedUntil(clock().getTime() + leaseMs);
   // Every third of the lease, and at least every 5 s so a cancel is noticed quickly.
-  const heartbeat = setInterval(() => {
-    const sentAt = clock().getTime();
-    void store.heartbeat(ref, owner, claim.attempt, leaseMs, new Date(sentAt)).then(
-      ({ lost: gone, cancel }) => {
-        if (gone) loseLease(`the lease on ${ref.task} was lost (it expired, or another worker took the task over)`);
-        else {
-          if (!lost) renewedUntil(sentAt + leaseMs);
-          if (cancel) controller.abort(new DipError('interrupted', `run ${ref.runId} was cancelled`, { details: { cancelled: true } }));
-        }
-      },
-      () => undefined,
-    );
-  }, Math.max(50, Math.min(5_000, Math.floor(leaseMs / 3))));
+  const heartbeat = setInterval(
+    () => {
+      const sentAt = clock().getTime();
+      void store.heartbeat(ref, owner, claim.attempt, leaseMs, new Date(sentAt)).then(
+        ({ lost: gone, cancel }) => {
+          if (gone) loseLease(`the lease on ${ref.task} was lost (it expired, or another worker took the task over)`);
+          else {
+            if (!lost) renewedUntil(sentAt + leaseMs);
+            if (cancel)
+              controller.abort(
+                new DipError('interrupted', `run ${ref.runId} was cancelled`, { details: { cancelled: true } }),
+              );
+          }
+        },
+        () => undefined,
+      );
+    },
+    Math.max(50, Math.min(5_000, Math.floor(leaseMs / 3))),
+  );
   const handBack = () => controller.abort(new DipError('interrupted', 'handed back: the process is shutting down'));
   options.handBack.addEventListener('abort', handBack, { once: true });
 
@@ -88,14 +110,33 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
   try {
     const dag = options.dag(claim.run.pipeline);
     task = dag.tasks.find((t) => t.name === ref.task);
-    if (!task) throw new DipError('config', `pipeline ${claim.run.pipeline} has no task ${ref.task} any more (tasks: ${dag.tasks.map((t) => t.name).join(', ')})`);
+    if (!task)
+      throw new DipError(
+        'config',
+        `pipeline ${claim.run.pipeline} has no task ${ref.task} any more (tasks: ${dag.tasks.map((t) => t.name).join(', ')})`,
+      );
     const timeoutMs = task.retry.timeoutMs;
     if (timeoutMs !== undefined) {
-      timer = setTimeout(() => controller.abort(new DipError('transient', `${ref.task} timed out after ${timeoutMs} ms (attempt ${claim.attempt})`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          controller.abort(
+            new DipError('transient', `${ref.task} timed out after ${timeoutMs} ms (attempt ${claim.attempt})`),
+          ),
+        timeoutMs,
+      );
     }
-    const running = runTask(lake, task, { runId: ref.runId, pipeline: claim.run.pipeline, interval: claim.run.interval, attempt: claim.attempt, signal: controller.signal, log });
+    const running = runTask(lake, task, {
+      runId: ref.runId,
+      pipeline: claim.run.pipeline,
+      interval: claim.run.interval,
+      attempt: claim.attempt,
+      signal: controller.signal,
+      log,
+    });
     // A task that ignores its signal still loses the race to the abort.
-    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
+    const aborted = new Promise<never>((_, reject) =>
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }),
+    );
     const value = await Promise.race([running, aborted]);
     outcome = { ok: true, rows: value.rows, stats: value.stats };
   } catch (caught) {
@@ -125,7 +166,9 @@ export async function runAttempt(lake: Lake, ref: { runId: string; task: string 
     return 'handed_back';
   }
   const recorded = { ...outcome, log: logTail.text() };
-  const result = options.finish ? await options.finish(ref, owner, claim.attempt, recorded) : await store.finish(ref, owner, claim.attempt, recorded, clock());
+  const result = options.finish
+    ? await options.finish(ref, owner, claim.attempt, recorded)
+    : await store.finish(ref, owner, claim.attempt, recorded, clock());
   await options.hooks?.onFinished?.({
     runId: ref.runId,
     pipeline: claim.run.pipeline,

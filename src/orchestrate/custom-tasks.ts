@@ -46,13 +46,25 @@ export const KILL_GRACE_MS = 5_000;
 const MAX_LINE = 64 * 1024;
 
 /** Variables of ours a shell task sees (besides LC_*): enough to find programs and speak the locale, no credentials. */
-export const SAFE_ENV_NAMES = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'TZ', 'TMPDIR', 'TERM'] as const;
+export const SAFE_ENV_NAMES = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'TMPDIR',
+  'TERM',
+] as const;
 
 /** The part of our environment passed to shell tasks: SAFE_ENV_NAMES and LC_*, nothing else (no tokens, no passwords). */
 export function safeBaseEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && ((SAFE_ENV_NAMES as readonly string[]).includes(name) || name.startsWith('LC_'))) out[name] = value;
+    if (value !== undefined && ((SAFE_ENV_NAMES as readonly string[]).includes(name) || name.startsWith('LC_')))
+      out[name] = value;
   }
   return out;
 }
@@ -145,21 +157,30 @@ export async function runShellTask(command: string, ctx: TaskContext): Promise<v
   ctx.signal.addEventListener('abort', onAbort, { once: true });
 
   try {
-    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', (err) => {
-        reject(new DipError('config', `${what}: cannot start /bin/sh in ${ctx.projectDir}: ${errorMessage(err)}`, { cause: err }));
-      });
-      // 'close': the process exited and its output is read to the end.
-      child.once('close', (c, s) => resolve({ code: c, signal: s }));
-    });
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+      (resolve, reject) => {
+        child.once('error', (err) => {
+          reject(
+            new DipError('config', `${what}: cannot start /bin/sh in ${ctx.projectDir}: ${errorMessage(err)}`, {
+              cause: err,
+            }),
+          );
+        });
+        // 'close': the process exited and its output is read to the end.
+        child.once('close', (c, s) => resolve({ code: c, signal: s }));
+      },
+    );
     if (code === 0 && signal === null) return;
     if (killed) throw cancelled(ctx, what);
     const detail = lastStderr ? `: ${lastStderr.slice(0, 500)}` : '';
     if (code === 127 || code === 126) {
       const problem = code === 127 ? 'command not found' : 'command not executable';
-      throw new DipError('config', `${what} exited with code ${code} (${problem})${detail}`, { details: { exitCode: code } });
+      throw new DipError('config', `${what} exited with code ${code} (${problem})${detail}`, {
+        details: { exitCode: code },
+      });
     }
-    if (code !== null) throw new DipError('transient', `${what} exited with code ${code}${detail}`, { details: { exitCode: code } });
+    if (code !== null)
+      throw new DipError('transient', `${what} exited with code ${code}${detail}`, { details: { exitCode: code } });
     throw new DipError('transient', `${what} was killed by ${signal ?? 'a signal'}${detail}`, { details: { signal } });
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);
@@ -192,7 +213,11 @@ export async function runModuleTask(modulePath: string, exportName: string, ctx:
   const file = path.resolve(ctx.projectDir, modulePath);
   const what = `task ${ctx.task}`;
   if (!existsSync(file) || !statSync(file).isFile()) {
-    throw new DipError('config', `${what}: module ${file} not found (module: ${modulePath}, relative to ${ctx.projectDir})`, { details: { file } });
+    throw new DipError(
+      'config',
+      `${what}: module ${file} not found (module: ${modulePath}, relative to ${ctx.projectDir})`,
+      { details: { file } },
+    );
   }
   let mod: Record<string, unknown>;
   try {
@@ -206,12 +231,20 @@ export async function runModuleTask(modulePath: string, exportName: string, ctx:
   }
   const fn = exportOf(mod, exportName);
   if (fn === undefined) {
-    throw new DipError('config', `${what}: module ${file} has no export "${exportName}" (exports: ${describeExports(mod)})`, { details: { file, export: exportName } });
+    throw new DipError(
+      'config',
+      `${what}: module ${file} has no export "${exportName}" (exports: ${describeExports(mod)})`,
+      { details: { file, export: exportName } },
+    );
   }
   if (typeof fn !== 'function') {
-    throw new DipError('config', `${what}: export "${exportName}" of ${file} is a ${fn === null ? 'null' : typeof fn}, not a function (exports: ${describeExports(mod)})`, {
-      details: { file, export: exportName },
-    });
+    throw new DipError(
+      'config',
+      `${what}: export "${exportName}" of ${file} is a ${fn === null ? 'null' : typeof fn}, not a function (exports: ${describeExports(mod)})`,
+      {
+        details: { file, export: exportName },
+      },
+    );
   }
   if (ctx.signal.aborted) throw cancelled(ctx, what);
   const args: TaskFunctionArgs = {

@@ -81,13 +81,18 @@ export class TaskExecutor {
     await this.loop;
     const all = Promise.allSettled([...this.running]);
     const timer = new Promise((r) => setTimeout(r, graceMs).unref());
-    if (this.running.size && (await Promise.race([all.then(() => 'done'), timer.then(() => 'late')])) === 'late') this.handBack.abort();
+    if (this.running.size && (await Promise.race([all.then(() => 'done'), timer.then(() => 'late')])) === 'late')
+      this.handBack.abort();
     await all;
   }
 
   /** Outcomes that arrive while a write is in flight go together in the next one (group commit). */
-  private finish = (ref: { runId: string; task: string }, owner: string, attempt: number, outcome: TaskOutcome): Promise<FinishResult> =>
-    this.finishes.submit({ ref, owner, attempt, outcome });
+  private finish = (
+    ref: { runId: string; task: string },
+    owner: string,
+    attempt: number,
+    outcome: TaskOutcome,
+  ): Promise<FinishResult> => this.finishes.submit({ ref, owner, attempt, outcome });
 
   private async run(): Promise<void> {
     const pollMs = this.options.pollMs ?? 1000;
@@ -123,7 +128,15 @@ export class TaskExecutor {
     if (free <= 0) return { full: false };
     const batch = await this.lake.catalog.orchestration.claimNext(this.owner, leaseMs, poolSlots, this.clock(), free);
     for (const { ref, claim } of batch) {
-      const p: Promise<unknown> = runAttempt(this.lake, ref, claim, { owner: this.owner, leaseMs, dag: this.options.dag, clock: this.clock, handBack: this.handBack.signal, finish: this.finish, ...(this.options.hooks ? { hooks: this.options.hooks } : {}) })
+      const p: Promise<unknown> = runAttempt(this.lake, ref, claim, {
+        owner: this.owner,
+        leaseMs,
+        dag: this.options.dag,
+        clock: this.clock,
+        handBack: this.handBack.signal,
+        finish: this.finish,
+        ...(this.options.hooks ? { hooks: this.options.hooks } : {}),
+      })
         .catch((err: unknown) => this.options.log?.(`task ${ref.task} of ${ref.runId}: ${errorMessage(err)}`))
         .finally(() => {
           this.running.delete(p);

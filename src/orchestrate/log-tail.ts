@@ -40,6 +40,8 @@ export class LogTail {
 
   text(): string {
     const body = this.lines.slice(this.head).join('');
-    return this.droppedChars > 0 ? `[… ${this.droppedLines} earlier lines (${this.droppedChars} characters) not kept: the log keeps its last ${this.limit} characters]\n${body}` : body;
+    return this.droppedChars > 0
+      ? `[… ${this.droppedLines} earlier lines (${this.droppedChars} characters) not kept: the log keeps its last ${this.limit} characters]\n${body}`
+      : body;
   }
 }

@@ -17,7 +17,14 @@ import { readsDisjointSlices } from './source-slices.js';
 import { pipelineDag, type PipelineDag } from '../config/task-graph.js';
 import { dueIntervals, intervalsBetween, type Interval, type ScheduleSpec } from './schedule.js';
 import { fileTriggerFingerprint } from './triggers.js';
-import { PRIORITY, type Alert, type NewRun, type OrchestratedRun, type RunTrigger, type TaskRef } from '../catalog/orchestration-types.js';
+import {
+  PRIORITY,
+  type Alert,
+  type NewRun,
+  type OrchestratedRun,
+  type RunTrigger,
+  type TaskRef,
+} from '../catalog/orchestration-types.js';
 
 export interface OrchestratorOptions {
   clock?: () => Date;
@@ -88,7 +95,11 @@ export class Orchestrator {
   private pipeline(name: string): PipelineConfig {
     // Own properties only: a name from a URL or a command line such as __proto__ is no pipeline.
     const p = Object.hasOwn(this.config.pipelines, name) ? this.config.pipelines[name] : undefined;
-    if (!p) throw new DipError('not_found', `no pipeline named "${name}" (pipelines: ${Object.keys(this.config.pipelines).join(', ') || 'none'})`);
+    if (!p)
+      throw new DipError(
+        'not_found',
+        `no pipeline named "${name}" (pipelines: ${Object.keys(this.config.pipelines).join(', ') || 'none'})`,
+      );
     return p;
   }
 
@@ -106,14 +117,25 @@ export class Orchestrator {
     return null;
   }
 
-  private newRun(pipeline: string, interval: Interval | null, trigger: RunTrigger, extra: Partial<NewRun> = {}): NewRun {
+  private newRun(
+    pipeline: string,
+    interval: Interval | null,
+    trigger: RunTrigger,
+    extra: Partial<NewRun> = {},
+  ): NewRun {
     const dag = this.dag(pipeline);
     return {
       pipeline,
       interval,
       trigger,
       priority: trigger === 'backfill' ? PRIORITY.backfill : PRIORITY.fresh,
-      tasks: dag.tasks.map((t) => ({ name: t.name, deps: t.deps, pool: t.pool, mutex: this.mutexOf(pipeline, t.run), maxAttempts: t.retry.attempts })),
+      tasks: dag.tasks.map((t) => ({
+        name: t.name,
+        deps: t.deps,
+        pool: t.pool,
+        mutex: this.mutexOf(pipeline, t.run),
+        maxAttempts: t.retry.attempts,
+      })),
       maxActive: this.pipeline(pipeline).max_active_runs,
       maxTasks: this.pipeline(pipeline).max_parallel_tasks,
       ...extra,
@@ -121,9 +143,15 @@ export class Orchestrator {
   }
 
   /** Queues a run now (manual or API), for an interval or none, and starts it if the pipeline has room. */
-  async trigger(pipeline: string, options: { interval?: Interval | null; trigger?: RunTrigger } = {}): Promise<OrchestratedRun> {
+  async trigger(
+    pipeline: string,
+    options: { interval?: Interval | null; trigger?: RunTrigger } = {},
+  ): Promise<OrchestratedRun> {
     this.pipeline(pipeline);
-    const [id] = await this.store.createRuns([this.newRun(pipeline, options.interval ?? null, options.trigger ?? 'manual')], this.clock());
+    const [id] = await this.store.createRuns(
+      [this.newRun(pipeline, options.interval ?? null, options.trigger ?? 'manual')],
+      this.clock(),
+    );
     await this.promote();
     return (await this.store.getRun(id as string)) as OrchestratedRun;
   }
@@ -135,12 +163,33 @@ export class Orchestrator {
    */
   async backfill(
     pipeline: string,
-    options: { from: Date; to: Date; parallel?: number; dryRun?: boolean; every?: string; rerun?: boolean; batch?: number; maxIntervals?: { limit: number; setting: string } },
+    options: {
+      from: Date;
+      to: Date;
+      parallel?: number;
+      dryRun?: boolean;
+      every?: string;
+      rerun?: boolean;
+      batch?: number;
+      maxIntervals?: { limit: number; setting: string };
+    },
   ): Promise<BackfillPlan> {
     const p = this.pipeline(pipeline);
-    if (!(options.from < options.to)) throw new DipError('config', `backfill: --from (${options.from.toISOString()}) must be before --to (${options.to.toISOString()})`);
-    const spec: ScheduleSpec | undefined = options.every ? { every: options.every } : p.schedule ? scheduleSpec(p.schedule) : undefined;
-    if (!spec) throw new DipError('config', `backfill: pipeline ${pipeline} has no schedule to cut intervals from; add schedule: to it or pass --every <duration>`);
+    if (!(options.from < options.to))
+      throw new DipError(
+        'config',
+        `backfill: --from (${options.from.toISOString()}) must be before --to (${options.to.toISOString()})`,
+      );
+    const spec: ScheduleSpec | undefined = options.every
+      ? { every: options.every }
+      : p.schedule
+        ? scheduleSpec(p.schedule)
+        : undefined;
+    if (!spec)
+      throw new DipError(
+        'config',
+        `backfill: pipeline ${pipeline} has no schedule to cut intervals from; add schedule: to it or pass --every <duration>`,
+      );
     const all = intervalsBetween(spec, options.from, options.to).filter((i) => i.start >= options.from);
     const covered = options.rerun ? [] : await this.store.coveredIntervals(pipeline, options.from, options.to);
     const coveredBy = (i: Interval) => covered.find((c) => c.interval.start <= i.start && c.interval.end >= i.end);
@@ -160,7 +209,13 @@ export class Orchestrator {
     if (options.dryRun || intervals.length === 0) return { backfillId: null, pipeline, intervals, skipped, runIds: [] };
     const backfillId = newId('bf_');
     const parallel = Math.max(1, options.parallel ?? 1);
-    const runs = intervals.map((i) => this.newRun(pipeline, i, 'backfill', { backfillId, maxParallel: parallel, maxActive: Math.max(parallel, p.max_active_runs) }));
+    const runs = intervals.map((i) =>
+      this.newRun(pipeline, i, 'backfill', {
+        backfillId,
+        maxParallel: parallel,
+        maxActive: Math.max(parallel, p.max_active_runs),
+      }),
+    );
     const runIds = await this.store.createRuns(runs, this.clock());
     await this.promote();
     return { backfillId, pipeline, intervals, skipped, runIds };
@@ -201,8 +256,24 @@ export class Orchestrator {
     return this.store.recoverExpired(this.clock(), async (recovered) => {
       for (const r of recovered) {
         this.log(`recovered ${r.ref.task} of ${r.ref.runId} from ${r.lostBy}`, { status: r.result.status });
-        const outcome = { ok: false as const, error: `the worker ${r.lostBy} died or lost its lease`, cause: null, retryable: true, retryDelayMs: 0 };
-        await this.onAttemptFinished({ runId: r.ref.runId, pipeline: r.pipeline, task: r.ref.task, attempt: r.attempt, maxAttempts: r.maxAttempts, outcome, errorKind: 'transient', result: { ...r.result, ready: [] }, durationMs: 0 });
+        const outcome = {
+          ok: false as const,
+          error: `the worker ${r.lostBy} died or lost its lease`,
+          cause: null,
+          retryable: true,
+          retryDelayMs: 0,
+        };
+        await this.onAttemptFinished({
+          runId: r.ref.runId,
+          pipeline: r.pipeline,
+          task: r.ref.task,
+          attempt: r.attempt,
+          maxAttempts: r.maxAttempts,
+          outcome,
+          errorKind: 'transient',
+          result: { ...r.result, ready: [] },
+          durationMs: 0,
+        });
       }
     });
   }
@@ -241,8 +312,16 @@ export class Orchestrator {
     const due = dueIntervals(spec, lastEnd ?? undefined, now).filter((i) => !start || i.start >= start);
     const last = due.at(-1);
     if (!last) return 0;
-    const ids = await this.store.createRuns(due.map((i) => this.newRun(name, i, 'schedule')), now, { pipeline: name, lastEnd: { expected: state?.lastEnd ?? null, next: last.end } });
-    if (ids.length) this.log(`scheduled ${ids.length} run(s) of ${name}`, { from: due[0]?.start.toISOString(), to: last.end.toISOString() });
+    const ids = await this.store.createRuns(
+      due.map((i) => this.newRun(name, i, 'schedule')),
+      now,
+      { pipeline: name, lastEnd: { expected: state?.lastEnd ?? null, next: last.end } },
+    );
+    if (ids.length)
+      this.log(`scheduled ${ids.length} run(s) of ${name}`, {
+        from: due[0]?.start.toISOString(),
+        to: last.end.toISOString(),
+      });
     return ids.length;
   }
 
@@ -262,7 +341,9 @@ export class Orchestrator {
       } else {
         const key = `pipeline:${t.pipeline}`;
         const seen = next[key] as { lastRunEnded: string } | undefined;
-        const upstream = (await this.lake.catalog.listRuns({ pipeline: t.pipeline, limit: 20 })).filter((r) => r.status === 'succeeded' && r.endedAt && (!seen || r.endedAt.toISOString() > seen.lastRunEnded));
+        const upstream = (await this.lake.catalog.listRuns({ pipeline: t.pipeline, limit: 20 })).filter(
+          (r) => r.status === 'succeeded' && r.endedAt && (!seen || r.endedAt.toISOString() > seen.lastRunEnded),
+        );
         const newest = upstream[0];
         if (newest?.endedAt) {
           const source = await this.store.getRun(newest.id);
@@ -275,7 +356,8 @@ export class Orchestrator {
     }
     const guard = { pipeline: name, triggerState: { expected: state.triggerState, next } };
     const ids = runs.length ? await this.store.createRuns(runs, now, guard) : [];
-    if (!runs.length && JSON.stringify(next) !== JSON.stringify(state.triggerState)) await this.store.advanceSchedule(guard, now);
+    if (!runs.length && JSON.stringify(next) !== JSON.stringify(state.triggerState))
+      await this.store.advanceSchedule(guard, now);
     return ids.length;
   }
 
@@ -294,12 +376,22 @@ export class Orchestrator {
           key,
           pipeline: name,
           title: `${table} is stale: no commit for ${commit ? formatAge(age) : 'ever'} (SLA ${maxAge})`,
-          text: commit ? `The last commit to ${table} was ${commit.committedAt.toISOString()}.` : `${table} has no commit yet.`,
+          text: commit
+            ? `The last commit to ${table} was ${commit.committedAt.toISOString()}.`
+            : `${table} has no commit yet.`,
           fields: { table, sla: maxAge, last_commit: commit?.committedAt.toISOString() ?? 'never' },
           at: now,
         });
       } else if (this.slaBreached.delete(key)) {
-        await this.alert({ kind: 'recovery', key, pipeline: name, title: `${table} is fresh again`, text: `${table} was committed ${formatAge(age)} ago.`, fields: { table }, at: now });
+        await this.alert({
+          kind: 'recovery',
+          key,
+          pipeline: name,
+          title: `${table} is fresh again`,
+          text: `${table} was committed ${formatAge(age)} ago.`,
+          fields: { table },
+          at: now,
+        });
       }
     }
     return breaches;
@@ -315,19 +407,47 @@ export class Orchestrator {
     if (!failedTask && !finished) return;
     const at = this.clock();
     const run = await this.store.getRun(event.runId);
-    const fields: Record<string, string> = { run: event.runId, task: event.task, attempt: `${event.attempt} of ${event.maxAttempts}` };
+    const fields: Record<string, string> = {
+      run: event.runId,
+      task: event.task,
+      attempt: `${event.attempt} of ${event.maxAttempts}`,
+    };
     if (run?.interval) fields['interval'] = `${run.interval.start.toISOString()} → ${run.interval.end.toISOString()}`;
     if (!outcome.ok && failedTask) {
       fields['error'] = outcome.error;
       if (event.errorKind === 'quality') {
-        await this.alert({ kind: 'quality', key: `quality:${event.pipeline}:${event.task}`, pipeline: event.pipeline, title: `Quality checks failed in ${event.pipeline} · ${event.task}`, text: outcome.error, fields, at });
+        await this.alert({
+          kind: 'quality',
+          key: `quality:${event.pipeline}:${event.task}`,
+          pipeline: event.pipeline,
+          title: `Quality checks failed in ${event.pipeline} · ${event.task}`,
+          text: outcome.error,
+          fields,
+          at,
+        });
       } else if (outcome.retryable) {
         // Failed although retryable: the attempts ran out.
-        await this.alert({ kind: 'retry_exhausted', key: `retry_exhausted:${event.pipeline}:${event.task}`, pipeline: event.pipeline, title: `${event.pipeline} · ${event.task} failed after ${event.attempt} attempts`, text: outcome.error, fields, at });
+        await this.alert({
+          kind: 'retry_exhausted',
+          key: `retry_exhausted:${event.pipeline}:${event.task}`,
+          pipeline: event.pipeline,
+          title: `${event.pipeline} · ${event.task} failed after ${event.attempt} attempts`,
+          text: outcome.error,
+          fields,
+          at,
+        });
       }
     }
     if (finished?.status === 'failed') {
-      await this.alert({ kind: 'failure', key: `failure:${finished.pipeline}`, pipeline: finished.pipeline, title: `Run of ${finished.pipeline} failed`, text: finished.error ?? 'failed', fields: { ...fields, error: finished.error ?? '' }, at });
+      await this.alert({
+        kind: 'failure',
+        key: `failure:${finished.pipeline}`,
+        pipeline: finished.pipeline,
+        title: `Run of ${finished.pipeline} failed`,
+        text: finished.error ?? 'failed',
+        fields: { ...fields, error: finished.error ?? '' },
+        at,
+      });
     } else if (finished?.status === 'succeeded') {
       // A success ends the pipeline's failure incident: the next failure alerts again.
       await this.store.resolveAlert(`failure:${finished.pipeline}`);

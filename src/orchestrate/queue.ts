@@ -83,7 +83,14 @@ async function ensureQueue(boss: PgBoss): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     if (await boss.getQueue(QUEUE_NAME)) return;
     try {
-      await boss.createQueue(QUEUE_NAME, { name: QUEUE_NAME, policy: 'short', retryLimit: JOB_RETRY_LIMIT, retryDelay: 1, retryBackoff: true, expireInSeconds: JOB_EXPIRE_SECONDS });
+      await boss.createQueue(QUEUE_NAME, {
+        name: QUEUE_NAME,
+        policy: 'short',
+        retryLimit: JOB_RETRY_LIMIT,
+        retryDelay: 1,
+        retryBackoff: true,
+        expireInSeconds: JOB_EXPIRE_SECONDS,
+      });
       return;
     } catch (err) {
       if (attempt >= CREATE_ATTEMPTS || sqlState(err) !== DEADLOCK) throw err;
@@ -105,21 +112,44 @@ export class TaskQueue {
     const catalog = postgresCatalog(lake.project.config.catalog, options.purpose);
     const url = resolveSecrets(catalog.url, { baseDir: lake.project.dir });
     const schema = options.schema ?? `${catalog.schema}_queue`;
-    if (!/^[a-z_][a-z0-9_]{0,49}$/.test(schema)) throw new DipError('config', `task queue schema "${schema}": expected a lower-case identifier of at most 50 characters (the catalog schema plus _queue)`);
+    if (!/^[a-z_][a-z0-9_]{0,49}$/.test(schema))
+      throw new DipError(
+        'config',
+        `task queue schema "${schema}": expected a lower-case identifier of at most 50 characters (the catalog schema plus _queue)`,
+      );
     const { default: Boss } = await import('pg-boss');
     // pg-boss hands its options to pg.Pool, whose connectionTimeoutMillis its typings omit: a server
     // that accepts TCP but never answers then fails the open (and the startup wait goes on).
-    const poolOptions: PgBoss.ConstructorOptions & { connectionTimeoutMillis: number } = { connectionString: url, schema, max: 3, application_name: 'dip-queue', schedule: false, supervise: true, migrate: true, connectionTimeoutMillis: 15_000 };
+    const poolOptions: PgBoss.ConstructorOptions & { connectionTimeoutMillis: number } = {
+      connectionString: url,
+      schema,
+      max: 3,
+      application_name: 'dip-queue',
+      schedule: false,
+      supervise: true,
+      migrate: true,
+      connectionTimeoutMillis: 15_000,
+    };
     const boss = new Boss(poolOptions);
     // pg-boss reports pool and polling errors as events (some as plain objects); it retries by itself.
-    boss.on('error', (err: unknown) => options.log?.('task queue error', { error: typeof err === 'object' && err !== null && 'message' in err ? String(err.message) : String(err) }, 'warn'));
+    boss.on('error', (err: unknown) =>
+      options.log?.(
+        'task queue error',
+        { error: typeof err === 'object' && err !== null && 'message' in err ? String(err.message) : String(err) },
+        'warn',
+      ),
+    );
     try {
       await boss.start();
       await ensureQueue(boss);
     } catch (err) {
       await boss.stop({ graceful: false }).catch(() => undefined);
       await closeDb(boss);
-      throw new DipError(connectionErrorKind(err), `cannot open the task queue at ${withoutPassword(url)} (schema ${schema}): ${errorMessage(err)}`, { cause: err });
+      throw new DipError(
+        connectionErrorKind(err),
+        `cannot open the task queue at ${withoutPassword(url)} (schema ${schema}): ${errorMessage(err)}`,
+        { cause: err },
+      );
     }
     return new TaskQueue(boss, schema);
   }
@@ -144,7 +174,9 @@ export class TaskQueue {
   async fetch(max: number): Promise<TaskJob[]> {
     const jobs = await this.boss.fetch<unknown>(QUEUE_NAME, { batchSize: Math.max(1, max), priority: true });
     // pg-boss picks the highest priorities but returns them in no particular order.
-    return jobs.map((job) => ({ id: job.id, ref: refOf(job.data) })).sort((a, b) => (b.ref?.priority ?? 0) - (a.ref?.priority ?? 0));
+    return jobs
+      .map((job) => ({ id: job.id, ref: refOf(job.data) }))
+      .sort((a, b) => (b.ref?.priority ?? 0) - (a.ref?.priority ?? 0));
   }
 
   async complete(ids: readonly string[]): Promise<void> {
@@ -168,8 +200,15 @@ export class TaskQueue {
 }
 
 /** The PostgreSQL catalog settings the queue lives next to; a config error on any other catalog. */
-export function postgresCatalog(catalog: CatalogConfig, purpose = 'dip worker'): Extract<CatalogConfig, { kind: 'postgres' }> {
-  if (catalog.kind !== 'postgres') throw new DipError('config', `${purpose} needs a PostgreSQL catalog (catalog: {kind: postgres, url: …}); this project uses SQLite`);
+export function postgresCatalog(
+  catalog: CatalogConfig,
+  purpose = 'dip worker',
+): Extract<CatalogConfig, { kind: 'postgres' }> {
+  if (catalog.kind !== 'postgres')
+    throw new DipError(
+      'config',
+      `${purpose} needs a PostgreSQL catalog (catalog: {kind: postgres, url: …}); this project uses SQLite`,
+    );
   return catalog;
 }
 
@@ -203,7 +242,14 @@ function refOf(data: unknown): TaskRef | undefined {
 /** pg-boss opens its pool in start(); a start that failed half-way leaves it open. */
 async function closeDb(boss: PgBoss): Promise<void> {
   const db: unknown = boss.getDb();
-  if (typeof db === 'object' && db !== null && 'close' in db && typeof db.close === 'function' && 'opened' in db && db.opened) {
+  if (
+    typeof db === 'object' &&
+    db !== null &&
+    'close' in db &&
+    typeof db.close === 'function' &&
+    'opened' in db &&
+    db.opened
+  ) {
     await (db.close as () => Promise<void>).call(db).catch(() => undefined);
   }
 }
@@ -253,12 +299,19 @@ const MIN_POLL_MS = 20;
 export async function runWorker(lake: Lake, options: WorkerOptions): Promise<void> {
   let queue = options.queue;
   try {
-    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new DipError('input', `worker concurrency ${options.concurrency}: expected a whole number of at least 1`);
-    if (!(options.leaseMs > 0)) throw new DipError('input', `worker lease ${options.leaseMs} ms: expected a positive duration`);
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1)
+      throw new DipError('input', `worker concurrency ${options.concurrency}: expected a whole number of at least 1`);
+    if (!(options.leaseMs > 0))
+      throw new DipError('input', `worker lease ${options.leaseMs} ms: expected a positive duration`);
     const q = (queue ??= await TaskQueue.create(lake, { log: options.log }));
     let worker: QueueWorker | undefined;
     // No executor here: the runtime gives the orchestrator (ready tasks go to the queue) and alerts.
-    const runtime = startRuntime(lake, { concurrency: 0, dispatch: (refs) => (worker ? worker.dispatch(refs) : q.send(refs)), log: options.log, ...(options.clock ? { clock: options.clock } : {}) });
+    const runtime = startRuntime(lake, {
+      concurrency: 0,
+      dispatch: (refs) => (worker ? worker.dispatch(refs) : q.send(refs)),
+      log: options.log,
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
     try {
       worker = new QueueWorker(lake, q, runtime.orchestrator, options);
       await worker.run();
@@ -330,8 +383,18 @@ class QueueWorker {
   async run(): Promise<void> {
     const { concurrency, leaseMs, signal } = this.options;
     const offset = this.lake.catalog.clockOffsetMs;
-    if (Math.abs(offset) > 1_000) this.log("this machine's clock differs from the catalog server's; leases, schedules and backoffs follow the server's", { clock_offset_ms: offset }, 'warn');
-    this.log('worker started', { concurrency, lease_ms: leaseMs, queue: `${this.queue.schema}.${QUEUE_NAME}`, clock_offset_ms: offset });
+    if (Math.abs(offset) > 1_000)
+      this.log(
+        "this machine's clock differs from the catalog server's; leases, schedules and backoffs follow the server's",
+        { clock_offset_ms: offset },
+        'warn',
+      );
+    this.log('worker started', {
+      concurrency,
+      lease_ms: leaseMs,
+      queue: `${this.queue.schema}.${QUEUE_NAME}`,
+      clock_offset_ms: offset,
+    });
     const sweeping = this.sweepLoop();
     await this.pullLoop();
     this.log('worker stopping: taking no new tasks', { running: this.running.size });
@@ -394,7 +457,8 @@ class QueueWorker {
       if (!job.ref) {
         this.log('dropping a job that is not a task', { job: job.id }, 'warn');
         done.push(job.id);
-      } else if (this.options.signal.aborted) again.push({ job: job.id, ref: job.ref, startAfter: job.ref.notBefore ?? undefined });
+      } else if (this.options.signal.aborted)
+        again.push({ job: job.id, ref: job.ref, startAfter: job.ref.notBefore ?? undefined });
       else claimable.push({ job: job.id, ref: job.ref });
     }
     const decide = ({ job, ref }: { job: string; ref: TaskRef }, claim: ClaimResult) => {
@@ -408,7 +472,8 @@ class QueueWorker {
       if (later) again.push({ job, ...later });
       else done.push(job);
     };
-    const claim = (refs: TaskRef[]) => this.store.claimMany(refs, this.owner, this.options.leaseMs, this.orchestrator.poolSlots, this.clock());
+    const claim = (refs: TaskRef[]) =>
+      this.store.claimMany(refs, this.owner, this.options.leaseMs, this.orchestrator.poolSlots, this.clock());
     let decided = 0;
     try {
       if (this.oneByOne) {
@@ -423,8 +488,17 @@ class QueueWorker {
       }
     } catch (err) {
       const failed = claimable.slice(decided);
-      this.log('cannot claim tasks; the queue retries their jobs', { tasks: failed.map((c) => `${c.ref.runId}/${c.ref.task}`), error: errorMessage(err) }, 'warn');
-      await this.queue.fail(failed.map((c) => c.job), err).catch(() => undefined);
+      this.log(
+        'cannot claim tasks; the queue retries their jobs',
+        { tasks: failed.map((c) => `${c.ref.runId}/${c.ref.task}`), error: errorMessage(err) },
+        'warn',
+      );
+      await this.queue
+        .fail(
+          failed.map((c) => c.job),
+          err,
+        )
+        .catch(() => undefined);
       taken.ok = false;
     }
     if (again.length) {
@@ -432,8 +506,17 @@ class QueueWorker {
         await this.queue.deferMany(again);
         done.push(...again.map((a) => a.job));
       } catch (err) {
-        this.log('cannot send tasks again; the queue retries their jobs', { jobs: again.length, error: errorMessage(err) }, 'warn');
-        await this.queue.fail(again.map((a) => a.job), err).catch(() => undefined);
+        this.log(
+          'cannot send tasks again; the queue retries their jobs',
+          { jobs: again.length, error: errorMessage(err) },
+          'warn',
+        );
+        await this.queue
+          .fail(
+            again.map((a) => a.job),
+            err,
+          )
+          .catch(() => undefined);
       }
     }
     await this.queue.complete(done);
@@ -441,7 +524,10 @@ class QueueWorker {
   }
 
   /** For a task not claimed: the job that replaces its job (it arrived early), or undefined (drop it). */
-  private later(ref: TaskRef, claim: Extract<ClaimResult, { ok: false }>): { ref: TaskRef; startAfter: Date } | undefined {
+  private later(
+    ref: TaskRef,
+    claim: Extract<ClaimResult, { ok: false }>,
+  ): { ref: TaskRef; startAfter: Date } | undefined {
     switch (claim.reason) {
       case 'done': // finished already (a duplicate delivery)
       case 'missing': // the run is gone
@@ -488,7 +574,15 @@ class QueueWorker {
   }
 
   private async finished(e: AttemptFinished): Promise<void> {
-    const fields: Record<string, unknown> = { run: e.runId, task: e.task, attempt: e.attempt, of: e.maxAttempts, status: e.result.status, accepted: e.result.accepted, ms: e.durationMs };
+    const fields: Record<string, unknown> = {
+      run: e.runId,
+      task: e.task,
+      attempt: e.attempt,
+      of: e.maxAttempts,
+      status: e.result.status,
+      accepted: e.result.accepted,
+      ms: e.durationMs,
+    };
     if (!e.outcome.ok) fields['error'] = e.outcome.error;
     else fields['rows'] = e.outcome.rows;
     this.log('task finished', fields, e.outcome.ok || !e.result.accepted ? 'info' : 'warn');
@@ -502,7 +596,10 @@ class QueueWorker {
     this.log('waiting for running tasks', { running: this.running.size, grace_ms: graceMs });
     const all = Promise.allSettled([...this.running]);
     const grace = new AbortController();
-    const late = await Promise.race([all.then(() => false), sleep(graceMs, grace.signal).then(() => !grace.signal.aborted)]);
+    const late = await Promise.race([
+      all.then(() => false),
+      sleep(graceMs, grace.signal).then(() => !grace.signal.aborted),
+    ]);
     grace.abort();
     if (late) {
       this.log('grace period over: handing running tasks back', { running: this.running.size }, 'warn');
@@ -536,7 +633,6 @@ class QueueWorker {
     }
   }
 }
-
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

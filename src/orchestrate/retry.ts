@@ -42,8 +42,15 @@ export interface RetryHooks {
 
 /** The attempts ran out: the last error, with every attempt's outcome. */
 export class RetriesExhaustedError extends DipError {
-  constructor(readonly attempts: AttemptRecord[], cause: unknown) {
-    super(cause instanceof DipError ? cause.kind : 'internal', `failed after ${attempts.length} attempt${attempts.length === 1 ? '' : 's'}: ${errorMessage(cause)}`, { cause, details: { attempts } });
+  constructor(
+    readonly attempts: AttemptRecord[],
+    cause: unknown,
+  ) {
+    super(
+      cause instanceof DipError ? cause.kind : 'internal',
+      `failed after ${attempts.length} attempt${attempts.length === 1 ? '' : 's'}: ${errorMessage(cause)}`,
+      { cause, details: { attempts } },
+    );
     this.name = 'RetriesExhaustedError';
   }
 }
@@ -51,10 +58,14 @@ export class RetriesExhaustedError extends DipError {
 const realSleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
   });
 
 /**
@@ -62,7 +73,11 @@ const realSleep = (ms: number, signal?: AbortSignal) =>
  * attempts run out (RetriesExhaustedError). Each attempt gets a signal that aborts on timeout
  * or when the caller's signal aborts.
  */
-export async function withRetries<T>(task: (attempt: number, signal: AbortSignal) => Promise<T>, policy: RetryPolicy, hooks: RetryHooks = {}): Promise<{ value: T; attempts: number }> {
+export async function withRetries<T>(
+  task: (attempt: number, signal: AbortSignal) => Promise<T>,
+  policy: RetryPolicy,
+  hooks: RetryHooks = {},
+): Promise<{ value: T; attempts: number }> {
   const sleep = hooks.sleep ?? realSleep;
   const records: AttemptRecord[] = [];
   for (let attempt = 1; ; attempt++) {
@@ -73,18 +88,19 @@ export async function withRetries<T>(task: (attempt: number, signal: AbortSignal
     let timer: NodeJS.Timeout | undefined;
     try {
       const running = task(attempt, controller.signal);
-      const value = policy.timeoutMs === undefined
-        ? await running
-        : await Promise.race([
-            running,
-            new Promise<never>((_, reject) => {
-              timer = setTimeout(() => {
-                const err = new DipError('transient', `attempt ${attempt} timed out after ${policy.timeoutMs} ms`);
-                reject(err); // first: a task that settles on abort must not win the race
-                controller.abort(err);
-              }, policy.timeoutMs);
-            }),
-          ]);
+      const value =
+        policy.timeoutMs === undefined
+          ? await running
+          : await Promise.race([
+              running,
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(() => {
+                  const err = new DipError('transient', `attempt ${attempt} timed out after ${policy.timeoutMs} ms`);
+                  reject(err); // first: a task that settles on abort must not win the race
+                  controller.abort(err);
+                }, policy.timeoutMs);
+              }),
+            ]);
       return { value, attempts: attempt };
     } catch (err) {
       if (hooks.signal?.aborted) throw err;

@@ -45,7 +45,10 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
   const serve = lake.project.config.serve;
   const concurrency = options.concurrency ?? serve.concurrency;
   const leaseMs = options.leaseMs ?? leaseMsFrom(undefined);
-  const alerter = Alerter.create(lake.project.config.alerts, lake.catalog.orchestration.alertLedger(), { baseDir: lake.project.dir, ...(options.log ? { log: options.log } : {}) });
+  const alerter = Alerter.create(lake.project.config.alerts, lake.catalog.orchestration.alertLedger(), {
+    baseDir: lake.project.dir,
+    ...(options.log ? { log: options.log } : {}),
+  });
   let executor: TaskExecutor | undefined;
   const listeners = new Set<(event: AttemptFinished) => void>();
   const orchestrator = Orchestrator.create(lake, {
@@ -97,7 +100,11 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
 }
 
 /** Waits until every run ended (any terminal status); `onProgress` sees the counts as they change. */
-export async function waitForRuns(store: OrchestrationStore, ids: readonly string[], options: { pollMs?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<OrchestratedRun[]> {
+export async function waitForRuns(
+  store: OrchestrationStore,
+  ids: readonly string[],
+  options: { pollMs?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {},
+): Promise<OrchestratedRun[]> {
   const pending = new Set(ids);
   while (pending.size) {
     options.signal?.throwIfAborted();

@@ -50,14 +50,18 @@ export function ticksOf(spec: ScheduleSpec): Ticks {
     try {
       new Intl.DateTimeFormat('en-US', { timeZone: spec.timezone });
     } catch {
-      throw new ConfigError(`schedule: time zone "${spec.timezone}" is not an IANA zone name (e.g. Europe/Berlin, America/New_York, UTC)`);
+      throw new ConfigError(
+        `schedule: time zone "${spec.timezone}" is not an IANA zone name (e.g. Europe/Berlin, America/New_York, UTC)`,
+      );
     }
   }
   let cron: Cron;
   try {
     cron = new Cron(expression, { timezone: spec.timezone ?? 'UTC', paused: true });
   } catch (err) {
-    throw new ConfigError(`schedule: "${expression}"${spec.timezone ? ` in ${spec.timezone}` : ''} is not a valid cron schedule: ${(err as Error).message}`);
+    throw new ConfigError(
+      `schedule: "${expression}"${spec.timezone ? ` in ${spec.timezone}` : ''} is not a valid cron schedule: ${(err as Error).message}`,
+    );
   }
   const next = (t: Date): Date => {
     const n = cron.nextRun(t);
@@ -87,7 +91,10 @@ export function intervalsBetween(spec: ScheduleSpec, from: Date, to: Date): Inte
   for (let end = ticks.next(start); end <= to; end = ticks.next(end)) {
     if (end > from) out.push({ start, end });
     start = end;
-    if (out.length > MAX_INTERVALS) throw new ConfigError(`schedule: more than ${MAX_INTERVALS} intervals between ${from.toISOString()} and ${to.toISOString()}`);
+    if (out.length > MAX_INTERVALS)
+      throw new ConfigError(
+        `schedule: more than ${MAX_INTERVALS} intervals between ${from.toISOString()} and ${to.toISOString()}`,
+      );
   }
   return out;
 }

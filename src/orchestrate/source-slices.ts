@@ -17,11 +17,18 @@ export function readsDisjointSlices(source: SourceConfig): boolean {
     }
     case 'rest': {
       const resources = Object.values(source.resources);
-      return resources.length > 0 && resources.every((r) => r.incremental === undefined && r.window === undefined && cutByInterval(r));
+      return (
+        resources.length > 0 &&
+        resources.every((r) => r.incremental === undefined && r.window === undefined && cutByInterval(r))
+      );
     }
     case 'postgres':
     case 'mysql': {
-      const tables = source.tables.map((t) => (typeof t === 'string' ? { mode: source.mode, sliced: false } : { mode: t.mode ?? source.mode, sliced: cutByInterval(t.where) }));
+      const tables = source.tables.map((t) =>
+        typeof t === 'string'
+          ? { mode: source.mode, sliced: false }
+          : { mode: t.mode ?? source.mode, sliced: cutByInterval(t.where) },
+      );
       const queries = Object.values(source.queries).map((q) => ({ mode: q.mode, sliced: cutByInterval(q.sql) }));
       const streams = [...tables, ...queries];
       return streams.length > 0 && streams.every((s) => s.mode === 'full' && s.sliced);

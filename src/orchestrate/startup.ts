@@ -21,7 +21,12 @@ export interface StartupWait {
  * `open()` until it succeeds, a non-transient error, the wait runs out or the signal aborts.
  * `dispose` closes what an attempt abandoned by the signal opens after all.
  */
-export async function openWhenReachable<T>(what: string, open: () => Promise<T>, options: StartupWait, dispose?: (value: T) => Promise<void>): Promise<T> {
+export async function openWhenReachable<T>(
+  what: string,
+  open: () => Promise<T>,
+  options: StartupWait,
+  dispose?: (value: T) => Promise<void>,
+): Promise<T> {
   const started = Date.now();
   let delay = options.initialDelayMs ?? 500;
   for (let attempt = 1; ; attempt++) {
@@ -31,10 +36,23 @@ export async function openWhenReachable<T>(what: string, open: () => Promise<T>,
       if (!(err instanceof DipError) || err.kind !== 'transient') throw err;
       if (options.signal?.aborted) throw interrupted(what);
       const waited = Date.now() - started;
-      if (waited >= options.waitMs) throw attempt === 1 ? err : new DipError('transient', `${err.message} (still failing after ${attempt} attempts over ${(waited / 1000).toFixed(1)} s; --startup-wait sets how long to wait)`, { cause: err.cause ?? err });
+      if (waited >= options.waitMs)
+        throw attempt === 1
+          ? err
+          : new DipError(
+              'transient',
+              `${err.message} (still failing after ${attempt} attempts over ${(waited / 1000).toFixed(1)} s; --startup-wait sets how long to wait)`,
+              { cause: err.cause ?? err },
+            );
       // The last pause ends at the deadline, for one last attempt.
       const pause = Math.min(delay, options.waitMs - waited);
-      options.log(`${what} not reachable yet; trying again`, { error: errorMessage(err), attempt, retry_in_ms: pause, waited_ms: waited, gives_up_after_ms: options.waitMs });
+      options.log(`${what} not reachable yet; trying again`, {
+        error: errorMessage(err),
+        attempt,
+        retry_in_ms: pause,
+        waited_ms: waited,
+        gives_up_after_ms: options.waitMs,
+      });
       await sleep(pause, options.signal);
       if (options.signal?.aborted) throw interrupted(what);
       delay = Math.min(delay * 2, options.maxDelayMs ?? 5_000);
@@ -47,7 +65,12 @@ function interrupted(what: string): DipError {
 }
 
 /** The attempt, or an `interrupted` error as soon as the signal aborts (what it opens later is disposed of). */
-function unlessAborted<T>(what: string, attempt: Promise<T>, signal: AbortSignal | undefined, dispose: ((value: T) => Promise<void>) | undefined): Promise<T> {
+function unlessAborted<T>(
+  what: string,
+  attempt: Promise<T>,
+  signal: AbortSignal | undefined,
+  dispose: ((value: T) => Promise<void>) | undefined,
+): Promise<T> {
   if (!signal) return attempt;
   return new Promise<T>((resolve, reject) => {
     let settled = false;

@@ -43,7 +43,8 @@ export async function runTask(lake: Lake, task: TaskDef, ctx: TaskRunContext): P
   const log = (line: string): void => ctx.log(redact(line));
   try {
     // Resolved into a registry of the task's own: a value passed through (a host name) is masked in this log only.
-    const env = task.run.kind === 'shell' ? resolveTaskEnv(task.run.env, lake.project.dir, own, `task ${task.name}`) : undefined;
+    const env =
+      task.run.kind === 'shell' ? resolveTaskEnv(task.run.env, lake.project.dir, own, `task ${task.name}`) : undefined;
     return await runTaskKind(lake, task, { ...ctx, log }, env);
   } catch (err) {
     redactError(err, redact);
@@ -51,7 +52,12 @@ export async function runTask(lake: Lake, task: TaskDef, ctx: TaskRunContext): P
   }
 }
 
-function resolveTaskEnv(env: Record<string, string>, baseDir: string, registry: SecretRegistry, where: string): Record<string, string> {
+function resolveTaskEnv(
+  env: Record<string, string>,
+  baseDir: string,
+  registry: SecretRegistry,
+  where: string,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
     try {
@@ -73,20 +79,44 @@ function redactError(err: unknown, redact: (text: string) => string): void {
   }
 }
 
-async function runTaskKind(lake: Lake, task: TaskDef, ctx: TaskRunContext, env: Record<string, string> | undefined): Promise<TaskResult> {
-  const options = { runId: ctx.runId, signal: ctx.signal, onEvent: ctx.onEvent ?? eventsToLog(ctx.log), ...(ctx.now ? { now: ctx.now } : {}) };
+async function runTaskKind(
+  lake: Lake,
+  task: TaskDef,
+  ctx: TaskRunContext,
+  env: Record<string, string> | undefined,
+): Promise<TaskResult> {
+  const options = {
+    runId: ctx.runId,
+    signal: ctx.signal,
+    onEvent: ctx.onEvent ?? eventsToLog(ctx.log),
+    ...(ctx.now ? { now: ctx.now } : {}),
+  };
   switch (task.run.kind) {
     case 'ingest': {
       const source = pipelineNamed(lake.project, ctx.pipeline).sources[task.run.source];
       if (!source) throw new DipError('config', `pipeline ${ctx.pipeline} has no source ${task.run.source}`);
-      const rendered = renderIntervalTemplates(source, ctx.interval, `pipelines.${ctx.pipeline}.sources.${task.run.source}`);
+      const rendered = renderIntervalTemplates(
+        source,
+        ctx.interval,
+        `pipelines.${ctx.pipeline}.sources.${task.run.source}`,
+      );
       return outcome(await ingestSources(lake, ctx.pipeline, { [task.run.source]: rendered }, options), task.name);
     }
     case 'silver':
       return outcome(await buildSilverTable(lake, ctx.pipeline, task.run.table, options), task.name);
     case 'shell':
     case 'module': {
-      const custom = { runId: ctx.runId, task: task.name, pipeline: ctx.pipeline, interval: ctx.interval, attempt: ctx.attempt, projectDir: lake.project.dir, signal: ctx.signal, log: ctx.log, ...(env ? { env } : {}) };
+      const custom = {
+        runId: ctx.runId,
+        task: task.name,
+        pipeline: ctx.pipeline,
+        interval: ctx.interval,
+        attempt: ctx.attempt,
+        projectDir: lake.project.dir,
+        signal: ctx.signal,
+        log: ctx.log,
+        ...(env ? { env } : {}),
+      };
       if (task.run.kind === 'shell') await runShellTask(task.run.command, custom);
       else await runModuleTask(task.run.module, task.run.export, custom);
       return { rows: 0, stats: { streams: {} } };
@@ -99,9 +129,14 @@ function outcome(work: TaskWork, task: string): TaskResult {
   const first = work.errors[0];
   if (!first) return { rows, stats: work.stats };
   // Retry when any failure may pass (a lost commit race included: another run wrote the table first).
-  const transient = work.errors.find((e) => e.exitCode === EXIT_CODES.transient || e.exitCode === EXIT_CODES.internal || e.exitCode === EXIT_CODES.conflict);
+  const transient = work.errors.find(
+    (e) =>
+      e.exitCode === EXIT_CODES.transient || e.exitCode === EXIT_CODES.internal || e.exitCode === EXIT_CODES.conflict,
+  );
   const kind = transient ? 'transient' : kindOf(first.exitCode);
-  throw new DipError(kind, `${work.errors.map((e) => `${e.stream}: ${e.message}`).join('; ')}`, { details: { stats: work.stats, errors: work.errors } });
+  throw new DipError(kind, `${work.errors.map((e) => `${e.stream}: ${e.message}`).join('; ')}`, {
+    details: { stats: work.stats, errors: work.errors },
+  });
 }
 
 function kindOf(exitCode: number): ErrorKind {

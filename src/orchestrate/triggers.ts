@@ -3,7 +3,10 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { glob } from 'tinyglobby';
 
-export async function fileTriggerFingerprint(baseDir: string, pattern: string): Promise<{ files: number; hash: string }> {
+export async function fileTriggerFingerprint(
+  baseDir: string,
+  pattern: string,
+): Promise<{ files: number; hash: string }> {
   const paths = (await glob(pattern, { cwd: baseDir, absolute: true, onlyFiles: true })).sort();
   const hash = createHash('sha256');
   let files = 0;

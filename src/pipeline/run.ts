@@ -2,7 +2,15 @@ import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { CommitRequest, NewFile, RunStats, StreamStats, TableChange, TableSchema } from '../catalog/types.js';
 import { secretRegistry } from '../config/secrets.js';
-import { CommitConflictError, DipError, EXIT_CODES, SchemaChangeError, classifyDiskFull, describeCause, errorMessage } from '../core/errors.js';
+import {
+  CommitConflictError,
+  DipError,
+  EXIT_CODES,
+  SchemaChangeError,
+  classifyDiskFull,
+  describeCause,
+  errorMessage,
+} from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { processAlive } from '../core/process.js';
 import { stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
@@ -42,7 +50,10 @@ export const WARNED_STRICT_EXIT_CODE = EXIT_CODES.input;
 export function allQuarantinedWarnings(stats: RunStats): string[] {
   return Object.entries(stats.streams)
     .filter(([key, s]) => !key.startsWith('silver.') && s.rows === 0 && s.quarantined > 0)
-    .map(([key, s]) => `${key}: all ${s.quarantined} records read were quarantined, none landed (dip query "select * from quarantine.<table>")`);
+    .map(
+      ([key, s]) =>
+        `${key}: all ${s.quarantined} records read were quarantined, none landed (dip query "select * from quarantine.<table>")`,
+    );
 }
 
 export interface RunOptions {
@@ -91,14 +102,41 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   const heartbeat = setInterval(() => void lake.catalog.heartbeat(runId).catch(() => undefined), HEARTBEAT_MS);
   heartbeat.unref();
   try {
-    const context: RunContext = { lake, pipeline: name, runId, rawEnabled: pipeline.raw?.enabled ?? true, stats, errors, signal, emit, only: options.streams, retryFailed: options.retryFailed ?? false, follow: options.follow ?? false, persistStats: true };
-    await runSources(context, Object.fromEntries(Object.entries(pipeline.sources).map(([n, s]) => [n, renderIntervalTemplates(s, options.interval ?? null, `pipelines.${name}.sources.${n}`)])));
-    if (options.silver !== false && !options.follow && Object.keys(pipeline.silver).length > 0) await buildSilver(context, pipeline, options.now);
+    const context: RunContext = {
+      lake,
+      pipeline: name,
+      runId,
+      rawEnabled: pipeline.raw?.enabled ?? true,
+      stats,
+      errors,
+      signal,
+      emit,
+      only: options.streams,
+      retryFailed: options.retryFailed ?? false,
+      follow: options.follow ?? false,
+      persistStats: true,
+    };
+    await runSources(
+      context,
+      Object.fromEntries(
+        Object.entries(pipeline.sources).map(([n, s]) => [
+          n,
+          renderIntervalTemplates(s, options.interval ?? null, `pipelines.${name}.sources.${n}`),
+        ]),
+      ),
+    );
+    if (options.silver !== false && !options.follow && Object.keys(pipeline.silver).length > 0)
+      await buildSilver(context, pipeline, options.now);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
     const reason = signal.aborted ? signal.reason : classifyDiskFull(err);
     const cause = describeCause(reason);
-    await lake.catalog.finishRun(runId, { status: 'failed', error: secretRegistry.redact(errorMessage(reason)), cause: cause === undefined ? null : secretRegistry.redact(cause), stats });
+    await lake.catalog.finishRun(runId, {
+      status: 'failed',
+      error: secretRegistry.redact(errorMessage(reason)),
+      cause: cause === undefined ? null : secretRegistry.redact(cause),
+      stats,
+    });
     throw reason;
   } finally {
     clearInterval(heartbeat);
@@ -113,8 +151,16 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   }
   await lake.catalog.finishRun(runId, {
     status,
-    error: errors.length ? errors.map((e) => `${e.stream}: ${e.message}`).join('\n') : warnings.length ? warnings.join('\n') : null,
-    cause: errors.map((e) => e.cause).filter(Boolean).join('\n') || null,
+    error: errors.length
+      ? errors.map((e) => `${e.stream}: ${e.message}`).join('\n')
+      : warnings.length
+        ? warnings.join('\n')
+        : null,
+    cause:
+      errors
+        .map((e) => e.cause)
+        .filter(Boolean)
+        .join('\n') || null,
     stats,
   });
   emit({ type: 'run_finished', runId, pipeline: name, status });
@@ -130,7 +176,14 @@ async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date 
     const key = `silver.${table}`;
     const s = (stats.streams[key] = emptyStats());
     try {
-      const [result] = await runSilver(lake, name, pipeline, { runId, tables: [table], now, signal, onEvent: (e) => emit(e), declaredBronze: bronzeTableNames(pipeline) });
+      const [result] = await runSilver(lake, name, pipeline, {
+        runId,
+        tables: [table],
+        now,
+        signal,
+        onEvent: (e) => emit(e),
+        declaredBronze: bronzeTableNames(pipeline),
+      });
       if (result) {
         s.rows = result.newRows;
         s.files = result.files;
@@ -141,7 +194,12 @@ async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date 
       if (signal.aborted) throw caught;
       const err = classifyDiskFull(caught);
       const message = errorMessage(err);
-      errors.push({ stream: key, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
+      errors.push({
+        stream: key,
+        message,
+        cause: describeCause(err),
+        exitCode: err instanceof DipError ? err.exitCode : 1,
+      });
       emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
     }
     if (ctx.persistStats) await lake.catalog.updateRunStats(runId, stats);
@@ -165,20 +223,58 @@ export interface TaskWorkOptions {
  * Ingests the given sources of a pipeline under an existing (orchestrated) run, which keeps its
  * own record: the caller passes the source configs with the run's interval already rendered.
  */
-export async function ingestSources(lake: Lake, name: string, sources: Record<string, SourceConfig>, options: TaskWorkOptions): Promise<TaskWork> {
+export async function ingestSources(
+  lake: Lake,
+  name: string,
+  sources: Record<string, SourceConfig>,
+  options: TaskWorkOptions,
+): Promise<TaskWork> {
   const pipeline = pipelineNamed(lake.project, name);
   const work: TaskWork = { stats: { streams: {} }, errors: [] };
-  const context: RunContext = { lake, pipeline: name, runId: options.runId, rawEnabled: pipeline.raw?.enabled ?? true, ...work, signal: options.signal, emit: options.onEvent ?? (() => undefined), only: undefined, retryFailed: false, follow: false, persistStats: false };
+  const context: RunContext = {
+    lake,
+    pipeline: name,
+    runId: options.runId,
+    rawEnabled: pipeline.raw?.enabled ?? true,
+    ...work,
+    signal: options.signal,
+    emit: options.onEvent ?? (() => undefined),
+    only: undefined,
+    retryFailed: false,
+    follow: false,
+    persistStats: false,
+  };
   await runSources(context, sources);
   return work;
 }
 
 /** Builds one silver table of a pipeline under an existing (orchestrated) run. */
-export async function buildSilverTable(lake: Lake, name: string, table: string, options: TaskWorkOptions): Promise<TaskWork> {
+export async function buildSilverTable(
+  lake: Lake,
+  name: string,
+  table: string,
+  options: TaskWorkOptions,
+): Promise<TaskWork> {
   const pipeline = pipelineNamed(lake.project, name);
   const work: TaskWork = { stats: { streams: {} }, errors: [] };
-  const context: RunContext = { lake, pipeline: name, runId: options.runId, rawEnabled: true, ...work, signal: options.signal, emit: options.onEvent ?? (() => undefined), only: undefined, retryFailed: false, follow: false, persistStats: false };
-  await buildSilver(context, { ...pipeline, silver: Object.fromEntries(Object.entries(pipeline.silver).filter(([t]) => t === table)) }, options.now);
+  const context: RunContext = {
+    lake,
+    pipeline: name,
+    runId: options.runId,
+    rawEnabled: true,
+    ...work,
+    signal: options.signal,
+    emit: options.onEvent ?? (() => undefined),
+    only: undefined,
+    retryFailed: false,
+    follow: false,
+    persistStats: false,
+  };
+  await buildSilver(
+    context,
+    { ...pipeline, silver: Object.fromEntries(Object.entries(pipeline.silver).filter(([t]) => t === table)) },
+    options.now,
+  );
   return work;
 }
 
@@ -205,24 +301,38 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
     try {
       await source.discover?.(signal);
       const streams = source.streams().filter((s) => !only || only.includes(s.name));
-      await runConcurrently(streams, source.streamConcurrency ?? 1, (s) => source.dependsOn?.(s) ?? [], async (stream) => {
-        const key = `${sourceName}.${stream.name}`;
-        const streamStats = (stats.streams[key] = emptyStats());
-        const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled, runId };
-        try {
-          await runStream(lake, source, target, streamStats, signal, emit, { retryFailed, follow, streams: streams.map((s) => s.name) });
-        } catch (caught) {
-          if (signal.aborted) throw caught;
-          const err = classifyDiskFull(caught);
-          const message = errorMessage(err);
-          errors.push({ stream: key, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
-          emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
-        } finally {
-          const metrics = source.metrics?.(stream);
-          if (metrics) streamStats.source = metrics;
-        }
-        if (ctx.persistStats) await lake.catalog.updateRunStats(runId, stats);
-      });
+      await runConcurrently(
+        streams,
+        source.streamConcurrency ?? 1,
+        (s) => source.dependsOn?.(s) ?? [],
+        async (stream) => {
+          const key = `${sourceName}.${stream.name}`;
+          const streamStats = (stats.streams[key] = emptyStats());
+          const target: IngestTarget = { pipeline: name, source: sourceName, stream, rawEnabled, runId };
+          try {
+            await runStream(lake, source, target, streamStats, signal, emit, {
+              retryFailed,
+              follow,
+              streams: streams.map((s) => s.name),
+            });
+          } catch (caught) {
+            if (signal.aborted) throw caught;
+            const err = classifyDiskFull(caught);
+            const message = errorMessage(err);
+            errors.push({
+              stream: key,
+              message,
+              cause: describeCause(err),
+              exitCode: err instanceof DipError ? err.exitCode : 1,
+            });
+            emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
+          } finally {
+            const metrics = source.metrics?.(stream);
+            if (metrics) streamStats.source = metrics;
+          }
+          if (ctx.persistStats) await lake.catalog.updateRunStats(runId, stats);
+        },
+      );
     } finally {
       await source.close();
     }
@@ -233,7 +343,12 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
  * Runs `work` for every stream, at most `limit` at a time, each only after the streams it
  * depends on (among those being run) have finished, in the given order otherwise.
  */
-async function runConcurrently(streams: StreamSpec[], limit: number, dependsOn: (s: StreamSpec) => string[], work: (s: StreamSpec) => Promise<void>): Promise<void> {
+async function runConcurrently(
+  streams: StreamSpec[],
+  limit: number,
+  dependsOn: (s: StreamSpec) => string[],
+  work: (s: StreamSpec) => Promise<void>,
+): Promise<void> {
   const names = new Set(streams.map((s) => s.name));
   const finished = new Map<string, Promise<void>>();
   const slots: Promise<void>[] = [];
@@ -248,7 +363,9 @@ async function runConcurrently(streams: StreamSpec[], limit: number, dependsOn: 
     waiters.shift()?.();
   };
   for (const stream of streams) {
-    const deps = dependsOn(stream).filter((d) => names.has(d)).map((d) => finished.get(d) ?? Promise.resolve());
+    const deps = dependsOn(stream)
+      .filter((d) => names.has(d))
+      .map((d) => finished.get(d) ?? Promise.resolve());
     const done = (async () => {
       await Promise.all(deps);
       await acquire();
@@ -258,7 +375,10 @@ async function runConcurrently(streams: StreamSpec[], limit: number, dependsOn: 
         release();
       }
     })();
-    finished.set(stream.name, done.catch(() => undefined));
+    finished.set(
+      stream.name,
+      done.catch(() => undefined),
+    );
     slots.push(done);
   }
   // Wait for every stream, then surface the first failure (an interruption).
@@ -283,7 +403,8 @@ export async function runStream(
 ): Promise<void> {
   const { pipeline, source: sourceName, stream } = target;
   // replace re-reads every input each run: the table must equal what the inputs hold now.
-  const ledger = stream.writeDisposition === 'replace' ? new Map() : await lake.catalog.getLedger(pipeline, sourceName, stream.name);
+  const ledger =
+    stream.writeDisposition === 'replace' ? new Map() : await lake.catalog.getLedger(pipeline, sourceName, stream.name);
   const stored = await lake.catalog.getState(pipeline, sourceName, stream.name);
   // A replace killed mid-way left its batches staged: the source resumes after them.
   const { state, staged: stagedBefore } = await unstage(lake, target, stored);
@@ -341,7 +462,9 @@ export async function runStream(
       await commitState(lake, target, stagedState(toStage.state, batch.slice(0, toStage.units), toStage.schema));
       toStage = undefined;
     }
-    const perUnit = stream.writeDisposition === 'append' || (discovered && unit.state !== undefined && stream.writeDisposition === 'merge');
+    const perUnit =
+      stream.writeDisposition === 'append' ||
+      (discovered && unit.state !== undefined && stream.writeDisposition === 'merge');
     const stagesDurably = discovered && unit.state !== undefined && stream.writeDisposition === 'replace';
     if (!unit.input && !unit.rawPages) {
       // Nothing to read, only state to record (e.g. an API listing that ended on an empty page).
@@ -349,7 +472,13 @@ export async function runStream(
       if (unit.ledgerRefresh?.length) {
         // Another run refreshing the same entries first is as good.
         await lake.catalog
-          .commit({ runId: target.runId, operation: 'state', tables: [], ledger: unit.ledgerRefresh, summary: { pipeline, source: sourceName, stream: stream.name, rows: 0 } })
+          .commit({
+            runId: target.runId,
+            operation: 'state',
+            tables: [],
+            ledger: unit.ledgerRefresh,
+            summary: { pipeline, source: sourceName, stream: stream.name, rows: 0 },
+          })
           .catch((err: unknown) => {
             if (!(err instanceof CommitConflictError && err.details['reason'] === 'already_ingested')) throw err;
           });
@@ -357,7 +486,16 @@ export async function runStream(
       }
       if (perUnit) {
         const commit = unit.state === undefined ? null : await commitState(lake, target, unit.state);
-        emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: 0, bytes: 0, quarantined: 0, commit });
+        emit({
+          type: 'unit_committed',
+          pipeline,
+          stream: streamKey,
+          unit: unit.label,
+          rows: 0,
+          bytes: 0,
+          quarantined: 0,
+          commit,
+        });
       } else if (unit.state !== undefined) pendingState = { value: unit.state };
       continue;
     }
@@ -365,12 +503,24 @@ export async function runStream(
       emit({ type: 'unit_progress', pipeline, stream: streamKey, unit: unit.label, fraction, bytes: unit.bytes }),
     ).finally(() => unit.dispose?.()); // everything the unit holds is staged (or failed) by now
     if (staged.changes.length) {
-      emit({ type: 'schema_changed', table: bronzeName, changes: staged.changes.map((c) => (c.kind === 'add_column' ? `+${c.column} ${c.to}` : `${c.column} ${c.from} → ${c.to}`)) });
+      emit({
+        type: 'schema_changed',
+        table: bronzeName,
+        changes: staged.changes.map((c) =>
+          c.kind === 'add_column' ? `+${c.column} ${c.to}` : `${c.column} ${c.from} → ${c.to}`,
+        ),
+      });
     }
     schema = staged.schema;
     if (staged.empty) {
       stats.emptyFiles = (stats.emptyFiles ?? 0) + 1;
-      warnStream(stats, emit, pipeline, streamKey, `${unit.label} holds no records: nothing landed and no column type was decided (recorded as read)`);
+      warnStream(
+        stats,
+        emit,
+        pipeline,
+        streamKey,
+        `${unit.label} holds no records: nothing landed and no column type was decided (recorded as read)`,
+      );
     }
     // Rows count once they are committed, and only by the run whose commit landed them: a unit
     // another run committed first (`commit === null`) is not this run's.
@@ -382,7 +532,8 @@ export async function runStream(
     };
     let commit: number | null = null;
     if (stream.writeDisposition === 'append') {
-      const supersedes = unit.supersedes ?? (unit.ledger && ledger.has(unit.ledger.path) ? unit.ledger.path : undefined);
+      const supersedes =
+        unit.supersedes ?? (unit.ledger && ledger.has(unit.ledger.path) ? unit.ledger.path : undefined);
       commit = await commitUnits(lake, target, [staged], { kind: 'append', supersedes });
       if (commit !== null) {
         stats.commits += 1;
@@ -399,10 +550,28 @@ export async function runStream(
       pendingStats.push(landed);
       batch.push(staged); // committed together at the end of the stream
       if (stagesDurably) toStage = { state: unit.state, units: batch.length, schema: staged.schema };
-      emit({ type: 'unit_staged', pipeline, stream: streamKey, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
+      emit({
+        type: 'unit_staged',
+        pipeline,
+        stream: streamKey,
+        unit: unit.label,
+        rows: staged.rows,
+        bytes: unit.bytes,
+        quarantined: staged.quarantined,
+        commit,
+      });
       continue;
     }
-    emit({ type: 'unit_committed', pipeline, stream: streamKey, unit: unit.label, rows: staged.rows, bytes: unit.bytes, quarantined: staged.quarantined, commit });
+    emit({
+      type: 'unit_committed',
+      pipeline,
+      stream: streamKey,
+      unit: unit.label,
+      rows: staged.rows,
+      bytes: unit.bytes,
+      quarantined: staged.quarantined,
+      commit,
+    });
   }
   let commit: number | null = null;
   if (pendingState && batch.length === 0) commit = await commitState(lake, target, pendingState.value);
@@ -436,14 +605,28 @@ const STAGED_KEY = '_dip_staged';
 
 interface StagedList {
   schema: TableSchema;
-  units: { label: string; bronze?: NewFile | undefined; raw?: NewFile | undefined; quarantine?: NewFile | undefined; rows: number; quarantined: number }[];
+  units: {
+    label: string;
+    bronze?: NewFile | undefined;
+    raw?: NewFile | undefined;
+    quarantine?: NewFile | undefined;
+    rows: number;
+    quarantined: number;
+  }[];
 }
 
 /** The source's state with the staged batches listed beside it (committed per staged unit). */
 function stagedState(state: unknown, batch: StagedUnit[], schema: TableSchema): unknown {
   const list: StagedList = {
     schema,
-    units: batch.map((u) => ({ label: u.unit.label, bronze: u.bronze, raw: u.raw, quarantine: u.quarantine, rows: u.rows, quarantined: u.quarantined })),
+    units: batch.map((u) => ({
+      label: u.unit.label,
+      bronze: u.bronze,
+      raw: u.raw,
+      quarantine: u.quarantine,
+      rows: u.rows,
+      quarantined: u.quarantined,
+    })),
   };
   return { ...(state as Record<string, unknown>), [STAGED_KEY]: list };
 }
@@ -453,18 +636,29 @@ function stagedState(state: unknown, batch: StagedUnit[], schema: TableSchema): 
  * run staged. Staged files must still exist (gc keeps files listed in stream states); if one
  * is gone the stream cannot resume and says how to start over.
  */
-async function unstage(lake: Lake, target: IngestTarget, stored: unknown): Promise<{ state: unknown; staged: { schema: TableSchema; units: StagedUnit[] } | undefined }> {
-  if (stored === null || typeof stored !== 'object' || !(STAGED_KEY in stored)) return { state: stored, staged: undefined };
+async function unstage(
+  lake: Lake,
+  target: IngestTarget,
+  stored: unknown,
+): Promise<{ state: unknown; staged: { schema: TableSchema; units: StagedUnit[] } | undefined }> {
+  if (stored === null || typeof stored !== 'object' || !(STAGED_KEY in stored))
+    return { state: stored, staged: undefined };
   const { [STAGED_KEY]: list, ...state } = stored as Record<string, unknown> & { [STAGED_KEY]: StagedList };
   const name = `${target.pipeline}.${target.source}.${target.stream.name}`;
   if (target.stream.writeDisposition !== 'replace') {
     // Its state resumes after batches that were never committed: resuming would skip them.
-    throw new DipError('config', `${name}: an interrupted replace run staged ${list.units.length} batch(es) and the stream is now write_disposition ${target.stream.writeDisposition}; run it once more as replace, or start over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`);
+    throw new DipError(
+      'config',
+      `${name}: an interrupted replace run staged ${list.units.length} batch(es) and the stream is now write_disposition ${target.stream.writeDisposition}; run it once more as replace, or start over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`,
+    );
   }
   for (const u of list.units) {
     for (const f of [u.bronze, u.raw, u.quarantine]) {
       if (f && !(await fileExists(lake, f.path))) {
-        throw new DipError('input', `${name}: a batch staged by an interrupted run is gone (${f.path}); start the stream over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`);
+        throw new DipError(
+          'input',
+          `${name}: a batch staged by an interrupted run is gone (${f.path}); start the stream over with: dip state ${target.pipeline} --stream ${target.stream.name} --reset`,
+        );
       }
     }
   }
@@ -499,18 +693,28 @@ function sourceStateStore(lake: Lake, target: IngestTarget): StateStore {
   return {
     load: () => lake.catalog.getState(key.pipeline, key.source, key.stream),
     save: async (value) => {
-      await lake.catalog.commit({ runId: target.runId, operation: 'state', tables: [], state: [{ ...key, value }], summary: { ...key, rows: 0 } });
+      await lake.catalog.commit({
+        runId: target.runId,
+        operation: 'state',
+        tables: [],
+        state: [{ ...key, value }],
+        summary: { ...key, rows: 0 },
+      });
     },
   };
 }
 
 type CommitMode =
   /** `supersedes`: a source file committed before in another version, whose rows this unit replaces. */
-  | { kind: 'append'; supersedes?: string | undefined }
-  | { kind: 'replace' | 'merge'; expectedHead: number | null };
+  { kind: 'append'; supersedes?: string | undefined } | { kind: 'replace' | 'merge'; expectedHead: number | null };
 
 /** Commits staged units; returns the commit id, or null when another run already landed the input. */
-async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[], mode: CommitMode): Promise<number | null> {
+async function commitUnits(
+  lake: Lake,
+  target: IngestTarget,
+  units: StagedUnit[],
+  mode: CommitMode,
+): Promise<number | null> {
   const { stream } = target;
   const names = {
     bronze: qualifiedTable('bronze', stream.table),
@@ -525,7 +729,13 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     schema: units[units.length - 1]?.schema,
     add: units.flatMap((u) => (u.bronze ? [u.bronze] : [])),
   };
-  const raw: TableChange = { table: names.raw, zone: 'raw', format: 'ndjson', schema: RAW_SCHEMA, add: units.flatMap((u) => (u.raw ? [u.raw] : [])) };
+  const raw: TableChange = {
+    table: names.raw,
+    zone: 'raw',
+    format: 'ndjson',
+    schema: RAW_SCHEMA,
+    add: units.flatMap((u) => (u.raw ? [u.raw] : [])),
+  };
   const quarantine: TableChange = {
     table: names.quarantine,
     zone: 'quarantine',
@@ -559,15 +769,21 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     }).finally(() => Promise.all(inputs.map((f) => rm(f, { force: true }))));
     bronze.add = merged ? [merged] : [];
   }
-  const current = stream.currentState && mode.kind === 'append' ? await currentStateChange(lake, target, units, bronze) : undefined;
+  const current =
+    stream.currentState && mode.kind === 'append' ? await currentStateChange(lake, target, units, bronze) : undefined;
   // An append of response pages without records touches only the raw zone.
   // So does a merge whose pages held no records (nothing to upsert).
   // Empty inputs decide no schema: alone, they create no table and change none (a replace still empties it).
   const onlyEmpty = units.every((u) => u.empty) && !(await lake.catalog.getTable(names.bronze));
   const bronzeTouched =
     !onlyEmpty &&
-    (mode.kind === 'replace' || (mode.kind === 'merge' ? mergeInputs.length > 0 : bronze.add.length > 0 || units.every((u) => u.unit.input !== undefined && !u.empty)));
-  const changes = [bronze, raw, quarantine].filter((c) => (c === bronze ? bronzeTouched : c.add.length > 0 || (c.remove !== undefined && c.remove.length > 0)));
+    (mode.kind === 'replace' ||
+      (mode.kind === 'merge'
+        ? mergeInputs.length > 0
+        : bronze.add.length > 0 || units.every((u) => u.unit.input !== undefined && !u.empty)));
+  const changes = [bronze, raw, quarantine].filter((c) =>
+    c === bronze ? bronzeTouched : c.add.length > 0 || (c.remove !== undefined && c.remove.length > 0),
+  );
   if (current) changes.push(current);
   const request: CommitRequest = {
     runId: target.runId,
@@ -584,7 +800,10 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     },
   };
   const lastState = [...units].reverse().find((u) => u.unit.state !== undefined);
-  if (lastState) request.state = [{ pipeline: target.pipeline, source: target.source, stream: stream.name, value: lastState.unit.state }];
+  if (lastState)
+    request.state = [
+      { pipeline: target.pipeline, source: target.source, stream: stream.name, value: lastState.unit.state },
+    ];
   const currentTable = current;
   for (let attempt = 0; ; attempt++) {
     // Evolve from the schema in force right now, not the one this stream started with: a
@@ -593,10 +812,13 @@ async function commitUnits(lake: Lake, target: IngestTarget, units: StagedUnit[]
     const evolved = evolveSchema(current?.schema, bronze.schema?.columns ?? [], stream.schemaContract);
     if (evolved.incompatible.length) {
       const c = evolved.incompatible[0];
-      throw new SchemaChangeError(`incompatible schema change for ${names.bronze}: column ${c?.column} is ${c?.tableType} in the table and ${c?.batchType} in this batch (changed by a concurrent commit)`, {
-        table: names.bronze,
-        incompatible: evolved.incompatible,
-      });
+      throw new SchemaChangeError(
+        `incompatible schema change for ${names.bronze}: column ${c?.column} is ${c?.tableType} in the table and ${c?.batchType} in this batch (changed by a concurrent commit)`,
+        {
+          table: names.bronze,
+          incompatible: evolved.incompatible,
+        },
+      );
     }
     bronze.schema = evolved.schema;
     bronze.expectedSchemaVersion = current?.version ?? null;
@@ -633,7 +855,12 @@ const CDC_MIN_BASE_MERGE_ROWS = 50_000;
  * delta file, or merged into a new base file. A snapshot unit, or a unit holding a TRUNCATE,
  * replaces the table with its rows (those after the TRUNCATE) instead.
  */
-async function currentStateChange(lake: Lake, target: IngestTarget, units: StagedUnit[], changeLog: TableChange): Promise<TableChange | undefined> {
+async function currentStateChange(
+  lake: Lake,
+  target: IngestTarget,
+  units: StagedUnit[],
+  changeLog: TableChange,
+): Promise<TableChange | undefined> {
   const { stream } = target;
   const tableName = (stream.currentState as { table: string }).table;
   const name = qualifiedTable('bronze', tableName);
@@ -646,8 +873,16 @@ async function currentStateChange(lake: Lake, target: IngestTarget, units: Stage
   const deltas = live.filter((f) => f.meta['cdc'] === 'delta');
   const deltaRows = deltas.reduce((n, f) => n + f.rows, 0) + changeLog.add.reduce((n, f) => n + f.rows, 0);
   const baseRows = live.filter((f) => f.meta['cdc'] !== 'delta').reduce((n, f) => n + f.rows, 0);
-  const merge = resets || live.length === 0 || deltaRows >= Math.max(baseRows * CDC_BASE_MERGE_SHARE, CDC_MIN_BASE_MERGE_ROWS);
-  const change: TableChange = { table: name, zone: 'bronze', format: 'parquet', primaryKey: stream.primaryKey, add: [], expectedHead: table?.headCommit ?? null };
+  const merge =
+    resets || live.length === 0 || deltaRows >= Math.max(baseRows * CDC_BASE_MERGE_SHARE, CDC_MIN_BASE_MERGE_ROWS);
+  const change: TableChange = {
+    table: name,
+    zone: 'bronze',
+    format: 'parquet',
+    primaryKey: stream.primaryKey,
+    add: [],
+    expectedHead: table?.headCommit ?? null,
+  };
   if (!merge) {
     const mergeDeltas = deltas.length + 1 >= CDC_MAX_DELTA_FILES;
     const changes = `SELECT * FROM ${parquetScan(mergeDeltas ? [...deltas.map((f) => lake.storage.uri(f.path)), ...incoming] : incoming)} WHERE ${CDC_COLUMNS.op} <> 't'`;

@@ -44,7 +44,11 @@ export interface VolumeVerdict {
 }
 
 /** Judges `newRows` against the last `window` values of `history` (oldest first). */
-export function volumeAnomaly(newRows: number, history: readonly number[], options: VolumeAnomalyOptions): VolumeVerdict {
+export function volumeAnomaly(
+  newRows: number,
+  history: readonly number[],
+  options: VolumeAnomalyOptions,
+): VolumeVerdict {
   const base = history.slice(-options.window).filter((n) => Number.isFinite(n));
   const n = base.length;
   const mean = n ? base.reduce((a, b) => a + b, 0) / n : 0;

@@ -99,12 +99,45 @@ export function checkLevel(type: CheckType): CheckLevel {
 type TypeKind = 'numeric' | 'temporal' | 'text' | 'boolean' | 'other';
 
 const NUMERIC = new Set([
-  'TINYINT', 'SMALLINT', 'INTEGER', 'INT', 'BIGINT', 'HUGEINT', 'UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT', 'UHUGEINT',
-  'INT1', 'INT2', 'INT4', 'INT8', 'SHORT', 'LONG', 'SIGNED', 'FLOAT', 'FLOAT4', 'FLOAT8', 'REAL', 'DOUBLE', 'DECIMAL', 'NUMERIC',
-  'VARINT', 'BIGNUM',
+  'TINYINT',
+  'SMALLINT',
+  'INTEGER',
+  'INT',
+  'BIGINT',
+  'HUGEINT',
+  'UTINYINT',
+  'USMALLINT',
+  'UINTEGER',
+  'UBIGINT',
+  'UHUGEINT',
+  'INT1',
+  'INT2',
+  'INT4',
+  'INT8',
+  'SHORT',
+  'LONG',
+  'SIGNED',
+  'FLOAT',
+  'FLOAT4',
+  'FLOAT8',
+  'REAL',
+  'DOUBLE',
+  'DECIMAL',
+  'NUMERIC',
+  'VARINT',
+  'BIGNUM',
 ]);
 /** Types freshness accepts (a point in time). */
-const INSTANT = new Set(['DATE', 'TIMESTAMP', 'DATETIME', 'TIMESTAMPTZ', 'TIMESTAMP WITH TIME ZONE', 'TIMESTAMP_S', 'TIMESTAMP_MS', 'TIMESTAMP_NS']);
+const INSTANT = new Set([
+  'DATE',
+  'TIMESTAMP',
+  'DATETIME',
+  'TIMESTAMPTZ',
+  'TIMESTAMP WITH TIME ZONE',
+  'TIMESTAMP_S',
+  'TIMESTAMP_MS',
+  'TIMESTAMP_NS',
+]);
 const TEXT = new Set(['VARCHAR', 'TEXT', 'STRING', 'CHAR', 'BPCHAR', 'NVARCHAR']);
 
 /** `DECIMAL(12, 2)` → { base: 'DECIMAL', params: '12,2' }; nested types keep everything in base. */
@@ -249,14 +282,21 @@ interface Where {
 }
 
 function configError(where: Where, text: string, details: Record<string, unknown> = {}): ConfigError {
-  return new ConfigError(`${where.table}: check ${where.check}: ${text}`, { details: { table: where.table, check: where.check, ...details } });
+  return new ConfigError(`${where.table}: check ${where.check}: ${text}`, {
+    details: { table: where.table, check: where.check, ...details },
+  });
 }
 
 function resolveColumn(where: Where, name: string): SilverColumn {
-  const col = where.columns.find((c) => c.name === name) ?? where.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+  const col =
+    where.columns.find((c) => c.name === name) ??
+    where.columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
   if (col) return col;
   const known = where.columns.map((c) => c.name);
-  throw configError(where, `unknown column "${name}" (columns: ${known.length ? known.join(', ') : 'none'})`, { column: name, columns: known });
+  throw configError(where, `unknown column "${name}" (columns: ${known.length ? known.join(', ') : 'none'})`, {
+    column: name,
+    columns: known,
+  });
 }
 
 function columnList(check: { column?: string | undefined; columns?: string[] | undefined }): string[] {
@@ -287,7 +327,10 @@ function checkNames(table: string, checks: readonly CheckConfig[]): string[] {
   const used = new Set<string>();
   for (const c of checks) {
     if (c.name === undefined) continue;
-    if (used.has(c.name)) throw new ConfigError(`${table}: two checks are named "${c.name}"; check names must be unique within a table`, { details: { table, check: c.name } });
+    if (used.has(c.name))
+      throw new ConfigError(`${table}: two checks are named "${c.name}"; check names must be unique within a table`, {
+        details: { table, check: c.name },
+      });
     used.add(c.name);
   }
   let expressions = 0;
@@ -329,18 +372,31 @@ function boundSql(where: Where, col: SilverColumn, which: 'min' | 'max', bound: 
   const kind = typeKind(col.type);
   if (kind === 'numeric') {
     const n = typeof bound === 'number' ? bound : bound.trim() === '' ? NaN : Number(bound);
-    if (!Number.isFinite(n)) throw configError(where, `${which} ${JSON.stringify(bound)} is not a number, but column ${col.name} is ${col.type}`, { column: col.name });
+    if (!Number.isFinite(n))
+      throw configError(
+        where,
+        `${which} ${JSON.stringify(bound)} is not a number, but column ${col.name} is ${col.type}`,
+        { column: col.name },
+      );
     return String(n);
   }
   if (typeof bound === 'number') {
-    throw configError(where, `${which} ${bound} is a number, but column ${col.name} is ${col.type}; give the bound as text${kind === 'temporal' ? ' such as 2024-01-01' : ''}`, {
-      column: col.name,
-    });
+    throw configError(
+      where,
+      `${which} ${bound} is a number, but column ${col.name} is ${col.type}; give the bound as text${kind === 'temporal' ? ' such as 2024-01-01' : ''}`,
+      {
+        column: col.name,
+      },
+    );
   }
   if (kind === 'temporal' && !/^\d{4}-\d{2}-\d{2}/.test(bound.trim()) && !/^\d{2}:\d{2}/.test(bound.trim())) {
-    throw configError(where, `${which} "${bound}" is not an ISO date or timestamp (such as 2024-01-01 or 2024-01-01T00:00:00Z), as column ${col.name} (${col.type}) needs`, {
-      column: col.name,
-    });
+    throw configError(
+      where,
+      `${which} "${bound}" is not an ISO date or timestamp (such as 2024-01-01 or 2024-01-01T00:00:00Z), as column ${col.name} (${col.type}) needs`,
+      {
+        column: col.name,
+      },
+    );
   }
   return `CAST(${lit(bound)} AS ${col.type})`;
 }
@@ -350,7 +406,10 @@ function acceptedLiteral(where: Where, col: SilverColumn, v: string | number | b
   if (kind === 'text') return lit(String(v));
   if (kind === 'numeric') {
     const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-    if (!Number.isFinite(n)) throw configError(where, `value ${shownValue(v)} is not a number, but column ${col.name} is ${col.type}`, { column: col.name });
+    if (!Number.isFinite(n))
+      throw configError(where, `value ${shownValue(v)} is not a number, but column ${col.name} is ${col.type}`, {
+        column: col.name,
+      });
     return String(n);
   }
   if (kind === 'boolean' && typeof v === 'boolean') return v ? 'TRUE' : 'FALSE';
@@ -366,7 +425,8 @@ function referencedColumns(expression: string, columns: readonly SilverColumn[])
     const col =
       quoted !== undefined
         ? columns.find((c) => c.name === quoted.replaceAll('""', '"'))
-        : columns.find((c) => c.name === m[2]) ?? columns.find((c) => c.name.toLowerCase() === (m[2] ?? '').toLowerCase());
+        : (columns.find((c) => c.name === m[2]) ??
+          columns.find((c) => c.name.toLowerCase() === (m[2] ?? '').toLowerCase()));
     if (col && !found.has(col.name)) found.set(col.name, col);
   }
   return [...found.values()].slice(0, 8);
@@ -399,7 +459,9 @@ async function compileRow(
       const col = resolveColumn(where, check.column);
       const c = ident(col.name);
       const values = check.values.map((v) => acceptedLiteral(where, col, v));
-      const listed = check.values.slice(0, 10).map(shownValue).join(', ') + (check.values.length > 10 ? `, … (${check.values.length} values)` : '');
+      const listed =
+        check.values.slice(0, 10).map(shownValue).join(', ') +
+        (check.values.length > 10 ? `, … (${check.values.length} values)` : '');
       return {
         columns: [col.name],
         failSql: neverNull(`${c} IS NOT NULL AND NOT coalesce(${c} IN (${values.join(', ')}), false)`),
@@ -409,11 +471,14 @@ async function compileRow(
     }
     case 'range': {
       const col = resolveColumn(where, check.column);
-      if (check.min === undefined && check.max === undefined) throw configError(where, 'set min, max or both', { column: col.name });
+      if (check.min === undefined && check.max === undefined)
+        throw configError(where, 'set min, max or both', { column: col.name });
       const c = ident(col.name);
       const ex = check.exclusive;
-      const low = check.min === undefined ? undefined : `${c} ${ex ? '<=' : '<'} ${boundSql(where, col, 'min', check.min)}`;
-      const high = check.max === undefined ? undefined : `${c} ${ex ? '>=' : '>'} ${boundSql(where, col, 'max', check.max)}`;
+      const low =
+        check.min === undefined ? undefined : `${c} ${ex ? '<=' : '<'} ${boundSql(where, col, 'min', check.min)}`;
+      const high =
+        check.max === undefined ? undefined : `${c} ${ex ? '>=' : '>'} ${boundSql(where, col, 'max', check.max)}`;
       const lowText = ` is ${ex ? 'not above exclusive' : 'below'} min ${String(check.min)}`;
       const highText = ` is ${ex ? 'not below exclusive' : 'above'} max ${String(check.max)}`;
       const prefix = `concat(${lit(`${col.name} = `)}, ${shownSql(col)}, `;
@@ -442,7 +507,9 @@ async function compileRow(
       const v = typeKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
       return {
         columns: [col.name],
-        failSql: neverNull(`${ident(col.name)} IS NOT NULL AND NOT coalesce(regexp_full_match(${v}, ${lit(check.pattern)}), false)`),
+        failSql: neverNull(
+          `${ident(col.name)} IS NOT NULL AND NOT coalesce(regexp_full_match(${v}, ${lit(check.pattern)}), false)`,
+        ),
         reasonSql: `concat(${lit(`${col.name} = `)}, ${shownSql(col)}, ${lit(` does not match ${check.pattern}`)})`,
         valueSql: valueSql(col),
       };
@@ -464,11 +531,15 @@ async function compileRow(
     }
     case 'expression': {
       const cols = referencedColumns(check.expression, where.columns);
-      const values = cols.length ? `concat_ws(', ', ${cols.map((c) => `${lit(`${c.name} = `)} || ${shownSql(c)}`).join(', ')})` : undefined;
+      const values = cols.length
+        ? `concat_ws(', ', ${cols.map((c) => `${lit(`${c.name} = `)} || ${shownSql(c)}`).join(', ')})`
+        : undefined;
       return {
         columns: cols.map((c) => c.name),
         failSql: neverNull(`NOT (${check.expression})`),
-        reasonSql: values ? `concat(${lit(`not met: ${check.expression} (`)}, ${values}, ')')` : lit(`not met: ${check.expression}`),
+        reasonSql: values
+          ? `concat(${lit(`not met: ${check.expression} (`)}, ${values}, ')')`
+          : lit(`not met: ${check.expression}`),
         valueSql: values ?? 'CAST(NULL AS VARCHAR)',
       };
     }
@@ -487,18 +558,26 @@ function compileTable(where: Where, check: CheckConfig): string[] {
     case 'freshness': {
       const col = resolveColumn(where, check.column);
       if (!INSTANT.has(splitType(col.type).base)) {
-        throw configError(where, `column ${col.name} is ${col.type}; freshness needs a DATE, TIMESTAMP or TIMESTAMPTZ column`, { column: col.name, columnType: col.type });
+        throw configError(
+          where,
+          `column ${col.name} is ${col.type}; freshness needs a DATE, TIMESTAMP or TIMESTAMPTZ column`,
+          { column: col.name, columnType: col.type },
+        );
       }
       durationMs(check.max_age, `${where.table}: check ${where.check}: max_age`);
       return [col.name];
     }
     case 'row_count':
       if (check.min === undefined && check.max === undefined) throw configError(where, 'set min, max or both');
-      if (check.min !== undefined && check.max !== undefined && check.min > check.max) throw configError(where, `min ${check.min} is greater than max ${check.max}`);
+      if (check.min !== undefined && check.max !== undefined && check.min > check.max)
+        throw configError(where, `min ${check.min} is greater than max ${check.max}`);
       return [];
     case 'volume_anomaly':
       if (check.window < check.min_history) {
-        throw configError(where, `window ${check.window} is smaller than min_history ${check.min_history}, so the check could never judge`);
+        throw configError(
+          where,
+          `window ${check.window} is smaller than min_history ${check.min_history}, so the check could never judge`,
+        );
       }
       return [];
     case 'schema':
@@ -526,9 +605,18 @@ export async function compileChecks(
   for (const [i, check] of checks.entries()) {
     const name = names[i] as string;
     const where: Where = { table, check: name, columns };
-    const common = { name, type: check.type, severity: check.severity ?? 'error', mostly: check.mostly ?? 1, minRows: check.min_rows ?? 0, table };
-    if (checkLevel(check.type) === 'row') out.row.push({ ...common, scope: check.scope ?? 'table', ...(await compileRow(where, check, refRelation)) });
-    else if (check.scope !== undefined) throw configError(where, `scope applies to row checks only; ${check.type} always judges the whole table`);
+    const common = {
+      name,
+      type: check.type,
+      severity: check.severity ?? 'error',
+      mostly: check.mostly ?? 1,
+      minRows: check.min_rows ?? 0,
+      table,
+    };
+    if (checkLevel(check.type) === 'row')
+      out.row.push({ ...common, scope: check.scope ?? 'table', ...(await compileRow(where, check, refRelation)) });
+    else if (check.scope !== undefined)
+      throw configError(where, `scope applies to row checks only; ${check.type} always judges the whole table`);
     else out.table.push({ ...common, columns: compileTable(where, check), config: check });
   }
   return out;
@@ -558,7 +646,9 @@ export function rowCheckResults(row: JsonRow, checks: readonly CompiledRowCheck[
   return checks.map((c, i) => {
     const failed = Number(row[`f${i}`] ?? 0);
     const raw = row[`s${i}`];
-    const samples = Array.isArray(raw) ? raw.filter((s): s is string => typeof s === 'string').slice(0, MAX_SAMPLES) : [];
+    const samples = Array.isArray(raw)
+      ? raw.filter((s): s is string => typeof s === 'string').slice(0, MAX_SAMPLES)
+      : [];
     return {
       name: c.name,
       type: c.type,
@@ -568,7 +658,16 @@ export function rowCheckResults(row: JsonRow, checks: readonly CompiledRowCheck[
       evaluated,
       failed,
       ...verdict(evaluated, failed, c.mostly, c.minRows ?? 0),
-      message: countedMessage(c.table, c.name, 'rows', evaluated, failed, c.mostly, sampleText(samples, failed), c.minRows ?? 0),
+      message: countedMessage(
+        c.table,
+        c.name,
+        'rows',
+        evaluated,
+        failed,
+        c.mostly,
+        sampleText(samples, failed),
+        c.minRows ?? 0,
+      ),
       samples,
       ...(c.minRows ? { minRows: c.minRows } : {}),
       ...(c.scope ? { scope: c.scope } : {}),
@@ -597,10 +696,15 @@ export function judgeOverTable(
   const out = results.map((r, i) => {
     const c = checks[i];
     if (!c) return r;
-    const prev = Object.hasOwn(before, c.name) ? (before[c.name] as { evaluated: number; failed: number }) : { evaluated: 0, failed: 0 };
+    const prev = Object.hasOwn(before, c.name)
+      ? (before[c.name] as { evaluated: number; failed: number })
+      : { evaluated: 0, failed: 0 };
     const total = replayedFailures
       ? c.severity === 'error'
-        ? { evaluated: Math.max(prev.evaluated, r.evaluated), failed: Math.max(0, prev.failed - (replayedFailures[c.name] ?? 0)) + r.failed }
+        ? {
+            evaluated: Math.max(prev.evaluated, r.evaluated),
+            failed: Math.max(0, prev.failed - (replayedFailures[c.name] ?? 0)) + r.failed,
+          }
         : { evaluated: Math.max(prev.evaluated, r.evaluated), failed: Math.max(prev.failed, r.failed) }
       : { evaluated: prev.evaluated + r.evaluated, failed: prev.failed + r.failed };
     totals[c.name] = total;
@@ -623,7 +727,11 @@ export function judgeOverTable(
 }
 
 /** Evaluates the row checks over `relationSql` (anything usable after FROM) in one aggregate query. */
-export async function evaluateRowChecks(engine: Engine, relationSql: string, checks: readonly CompiledRowCheck[]): Promise<CheckResult[]> {
+export async function evaluateRowChecks(
+  engine: Engine,
+  relationSql: string,
+  checks: readonly CompiledRowCheck[],
+): Promise<CheckResult[]> {
   if (!checks.length) return [];
   const [row] = await engine.all(rowChecksSql(relationSql, checks));
   return rowCheckResults(row ?? {}, checks);
@@ -634,16 +742,23 @@ export async function evaluateRowChecks(engine: Engine, relationSql: string, che
  * expression, an invalid regex or a referenced table that does not bind becomes a ConfigError
  * naming table and check — instead of a bare DuckDB error from the silver query.
  */
-export async function validateRowChecks(engine: Engine, relationSql: string, checks: readonly CompiledRowCheck[]): Promise<void> {
+export async function validateRowChecks(
+  engine: Engine,
+  relationSql: string,
+  checks: readonly CompiledRowCheck[],
+): Promise<void> {
   for (const c of checks) {
     try {
       await engine.all(`SELECT ${c.failSql} AS f, ${c.reasonSql} AS r, ${c.valueSql} AS v FROM ${relationSql} LIMIT 0`);
     } catch (err) {
       const text = err instanceof Error ? err.message : String(err);
-      throw new ConfigError(`${c.table}: check ${c.name} (${c.type}) is not valid SQL over the table: ${text.split('\n')[0] ?? text}`, {
-        cause: err,
-        details: { table: c.table, check: c.name },
-      });
+      throw new ConfigError(
+        `${c.table}: check ${c.name} (${c.type}) is not valid SQL over the table: ${text.split('\n')[0] ?? text}`,
+        {
+          cause: err,
+          details: { table: c.table, check: c.name },
+        },
+      );
     }
   }
 }
@@ -656,7 +771,10 @@ export function anyFailureSql(checks: readonly CompiledRowCheck[]): string {
 /** SQL `STRUCT("check" VARCHAR, reason VARCHAR)[]`: the checks the row fails, with reasons (empty list when none). */
 export function failuresSql(checks: readonly CompiledRowCheck[]): string {
   if (!checks.length) return `CAST([] AS STRUCT("check" VARCHAR, reason VARCHAR)[])`;
-  const items = checks.map((c) => `CASE WHEN ${c.failSql} THEN {'check': ${lit(c.name)}, 'reason': coalesce(${c.reasonSql}, ${lit(`${c.name} failed`)})} END`);
+  const items = checks.map(
+    (c) =>
+      `CASE WHEN ${c.failSql} THEN {'check': ${lit(c.name)}, 'reason': coalesce(${c.reasonSql}, ${lit(`${c.name} failed`)})} END`,
+  );
   return `list_filter([${items.join(', ')}], x -> x IS NOT NULL)`;
 }
 
@@ -726,8 +844,15 @@ async function evaluateTable(
       const groups = Number(row?.['groups'] ?? 0);
       const raw = row?.['samples'];
       const samples = Array.isArray(raw) ? raw.map(String) : [];
-      const detail = groups ? `${fmtCount(groups)} duplicated ${groups === 1 ? 'value' : 'values'}: ${sampleText(samples, groups)}` : '';
-      return { evaluated, failed, samples, message: countedMessage(table, name, 'rows', evaluated, failed, check.mostly, detail, check.minRows ?? 0) };
+      const detail = groups
+        ? `${fmtCount(groups)} duplicated ${groups === 1 ? 'value' : 'values'}: ${sampleText(samples, groups)}`
+        : '';
+      return {
+        evaluated,
+        failed,
+        samples,
+        message: countedMessage(table, name, 'rows', evaluated, failed, check.mostly, detail, check.minRows ?? 0),
+      };
     }
     case 'row_count': {
       const n = await rowCount();
@@ -751,13 +876,22 @@ async function evaluateTable(
       const column = check.columns[0] as string;
       const type = ctx.columns.find((c) => c.name === column)?.type ?? '';
       const c = ident(column);
-      const instant = /TIMESTAMPTZ|WITH TIME ZONE|^DATE$/i.test(type.trim()) ? `max(${c})` : `CAST(max(${c}) AS TIMESTAMP)`;
-      const [row] = await engine.all(`SELECT CAST(max(${c}) AS VARCHAR) AS newest, epoch(${instant}) AS e FROM ${relationSql}`);
+      const instant = /TIMESTAMPTZ|WITH TIME ZONE|^DATE$/i.test(type.trim())
+        ? `max(${c})`
+        : `CAST(max(${c}) AS TIMESTAMP)`;
+      const [row] = await engine.all(
+        `SELECT CAST(max(${c}) AS VARCHAR) AS newest, epoch(${instant}) AS e FROM ${relationSql}`,
+      );
       const maxAge = durationMs(cfg.max_age, `${table}: check ${name}: max_age`);
       const newest = row?.['newest'];
       const epoch = row?.['e'];
       if (newest === null || newest === undefined || epoch === null || epoch === undefined) {
-        return { evaluated: 1, failed: 1, samples: [], message: `${table}: ${name} failed: ${column} has no values (max_age ${cfg.max_age})` };
+        return {
+          evaluated: 1,
+          failed: 1,
+          samples: [],
+          message: `${table}: ${name} failed: ${column} has no values (max_age ${cfg.max_age})`,
+        };
       }
       const age = ctx.now.getTime() - Number(epoch) * 1000;
       const failed = age > maxAge ? 1 : 0;
@@ -772,7 +906,8 @@ async function evaluateTable(
     case 'schema': {
       const problems: string[] = [];
       let evaluated = 0;
-      const find = (n: string) => ctx.columns.find((c) => c.name === n) ?? ctx.columns.find((c) => c.name.toLowerCase() === n.toLowerCase());
+      const find = (n: string) =>
+        ctx.columns.find((c) => c.name === n) ?? ctx.columns.find((c) => c.name.toLowerCase() === n.toLowerCase());
       const required = new Set<string>();
       for (const [colName, expected] of Object.entries(cfg.columns)) {
         evaluated++;
@@ -802,7 +937,11 @@ async function evaluateTable(
       };
     }
     case 'volume_anomaly': {
-      const v = volumeAnomaly(ctx.newRows, ctx.history, { max_z: cfg.max_z, min_history: cfg.min_history, window: cfg.window });
+      const v = volumeAnomaly(ctx.newRows, ctx.history, {
+        max_z: cfg.max_z,
+        min_history: cfg.min_history,
+        window: cfg.window,
+      });
       const failed = v.passed ? 0 : 1;
       return {
         evaluated: v.judged ? 1 : 0,
@@ -831,7 +970,8 @@ export async function evaluateTableChecks(
   ctx: TableCheckContext,
 ): Promise<CheckResult[]> {
   let count: Promise<number> | undefined;
-  const rowCount = () => (count ??= engine.all(`SELECT count(*) AS n FROM ${relationSql}`).then((r) => Number(r[0]?.['n'] ?? 0)));
+  const rowCount = () =>
+    (count ??= engine.all(`SELECT count(*) AS n FROM ${relationSql}`).then((r) => Number(r[0]?.['n'] ?? 0)));
   const results: CheckResult[] = [];
   for (const check of checks) {
     const o = await evaluateTable(engine, relationSql, check, ctx, rowCount);

@@ -61,7 +61,11 @@ export function percentOf(evaluated: number, failed: number): number {
 
 export function summarize(table: string, runId: string, at: Date, rows: number, checks: CheckResult[]): QualityReport {
   const failing = checks.filter((c) => !c.passed);
-  const status: QualityStatus = failing.some((c) => c.severity === 'error') ? 'failed' : failing.length ? 'warned' : 'passed';
+  const status: QualityStatus = failing.some((c) => c.severity === 'error')
+    ? 'failed'
+    : failing.length
+      ? 'warned'
+      : 'passed';
   return { table, runId, at: at.toISOString(), rows, checks, status };
 }
 
@@ -109,7 +113,12 @@ export function countedMessage(
 }
 
 /** The CheckResult fields derived from the counts. */
-export function verdict(evaluated: number, failed: number, mostly: number, minRows = 0): { percent: number; passed: boolean } {
+export function verdict(
+  evaluated: number,
+  failed: number,
+  mostly: number,
+  minRows = 0,
+): { percent: number; passed: boolean } {
   return { percent: percentOf(evaluated, failed), passed: withinMostly(evaluated, failed, mostly, minRows) };
 }
 

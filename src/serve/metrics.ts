@@ -71,14 +71,55 @@ export class DipMetrics {
     this.clock = options.clock ?? (() => new Date());
     this.since = this.clock().getTime();
     const registers = [this.registry];
-    this.runsTotal = new Counter({ name: 'dip_runs_total', help: 'Runs finished since this process started, by pipeline and final status', labelNames: ['pipeline', 'status'], registers });
-    this.runDuration = new Histogram({ name: 'dip_run_duration_seconds', help: 'Duration of the runs finished since this process started', labelNames: ['pipeline', 'status'], buckets: DURATION_BUCKETS, registers });
-    this.attempts = new Counter({ name: 'dip_task_attempts_total', help: 'Task attempts ended since this process started (by any process), by outcome (succeeded, failed, cancelled, lost)', labelNames: ['pipeline', 'task', 'outcome'], registers });
-    this.rows = new Counter({ name: 'dip_rows_total', help: 'Rows ingested by the runs finished since this process started, by source', labelNames: ['pipeline', 'source'], registers });
-    this.bytes = new Counter({ name: 'dip_bytes_total', help: 'Bytes ingested by the runs finished since this process started, by source', labelNames: ['pipeline', 'source'], registers });
-    this.errors = new Counter({ name: 'dip_errors_total', help: 'Failed task attempts since this process started (by any process), by error kind', labelNames: ['pipeline', 'kind'], registers });
-    this.freshness = new Gauge({ name: 'dip_table_freshness_seconds', help: 'Seconds since the last commit to the table', labelNames: ['table'], registers });
-    this.queueDepth = new Gauge({ name: 'dip_queue_depth', help: 'Task runs waiting or running, by state (pending: upstreams not done; queued: ready; running)', labelNames: ['state'], registers });
+    this.runsTotal = new Counter({
+      name: 'dip_runs_total',
+      help: 'Runs finished since this process started, by pipeline and final status',
+      labelNames: ['pipeline', 'status'],
+      registers,
+    });
+    this.runDuration = new Histogram({
+      name: 'dip_run_duration_seconds',
+      help: 'Duration of the runs finished since this process started',
+      labelNames: ['pipeline', 'status'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.attempts = new Counter({
+      name: 'dip_task_attempts_total',
+      help: 'Task attempts ended since this process started (by any process), by outcome (succeeded, failed, cancelled, lost)',
+      labelNames: ['pipeline', 'task', 'outcome'],
+      registers,
+    });
+    this.rows = new Counter({
+      name: 'dip_rows_total',
+      help: 'Rows ingested by the runs finished since this process started, by source',
+      labelNames: ['pipeline', 'source'],
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'dip_bytes_total',
+      help: 'Bytes ingested by the runs finished since this process started, by source',
+      labelNames: ['pipeline', 'source'],
+      registers,
+    });
+    this.errors = new Counter({
+      name: 'dip_errors_total',
+      help: 'Failed task attempts since this process started (by any process), by error kind',
+      labelNames: ['pipeline', 'kind'],
+      registers,
+    });
+    this.freshness = new Gauge({
+      name: 'dip_table_freshness_seconds',
+      help: 'Seconds since the last commit to the table',
+      labelNames: ['table'],
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: 'dip_queue_depth',
+      help: 'Task runs waiting or running, by state (pending: upstreams not done; queued: ready; running)',
+      labelNames: ['state'],
+      registers,
+    });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -166,14 +207,17 @@ export class DipMetrics {
     const counted: Counted = { endedAt, seen: this.generation, streams: new Map() };
     this.counted.set(run.id, counted);
     if (endedAt >= this.since) this.record(run, before, counted);
-    else for (const [key, s] of Object.entries(run.stats.streams)) counted.streams.set(key, { rows: s.rows, bytes: s.bytes });
+    else
+      for (const [key, s] of Object.entries(run.stats.streams))
+        counted.streams.set(key, { rows: s.rows, bytes: s.bytes });
     return true;
   }
 
   private record(run: RunRecord, before: Counted | undefined, counted: Counted): void {
     const labels = { pipeline: run.pipeline, status: run.status };
     this.runsTotal.inc(labels);
-    if (run.endedAt) this.runDuration.observe(labels, Math.max(0, (run.endedAt.getTime() - run.startedAt.getTime()) / 1000));
+    if (run.endedAt)
+      this.runDuration.observe(labels, Math.max(0, (run.endedAt.getTime() - run.startedAt.getTime()) / 1000));
     const pipelines = this.lake.project.config.pipelines;
     const sources = Object.hasOwn(pipelines, run.pipeline) ? pipelines[run.pipeline]?.sources : undefined;
     for (const [key, s] of Object.entries(run.stats.streams)) {

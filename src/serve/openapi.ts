@@ -12,7 +12,10 @@ export interface RouteRecord {
   schema: Partial<RouteSchema> | undefined;
 }
 
-export type OpenApiDocument = Record<string, unknown> & { openapi: string; paths: Record<string, Record<string, unknown>> };
+export type OpenApiDocument = Record<string, unknown> & {
+  openapi: string;
+  paths: Record<string, Record<string, unknown>>;
+};
 
 /** Starts collecting routes; call before any route is registered. */
 export function collectRoutes(app: FastifyInstance): RouteRecord[] {
@@ -34,7 +37,10 @@ const ERROR_RESPONSE = { $ref: '#/components/responses/Error' };
  * bearer: a token is configured, so every route but `open` needs it; without one, reads declare
  * no security and writes an optional bearer.
  */
-export function openApiDocument(routes: readonly RouteRecord[], options: { title: string; version: string; bearer: boolean; open: ReadonlySet<string> }): OpenApiDocument {
+export function openApiDocument(
+  routes: readonly RouteRecord[],
+  options: { title: string; version: string; bearer: boolean; open: ReadonlySet<string> },
+): OpenApiDocument {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
     const path = route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
@@ -52,9 +58,16 @@ export function openApiDocument(routes: readonly RouteRecord[], options: { title
       operation['requestBody'] = { required, content: { 'application/json': { schema: schema.body } } };
     }
     const success = schema.success ?? { status: 200, description: 'OK' };
-    const content = { [success.contentType ?? 'application/json']: { schema: success.contentType?.startsWith('text/') ? { type: 'string' } : { type: 'object' } } };
-    const responses: Record<string, unknown> = { [String(success.status)]: { description: success.description, content } };
-    if (success.alternative) responses[String(success.alternative.status)] = { description: success.alternative.description, content };
+    const content = {
+      [success.contentType ?? 'application/json']: {
+        schema: success.contentType?.startsWith('text/') ? { type: 'string' } : { type: 'object' },
+      },
+    };
+    const responses: Record<string, unknown> = {
+      [String(success.status)]: { description: success.description, content },
+    };
+    if (success.alternative)
+      responses[String(success.alternative.status)] = { description: success.alternative.description, content };
     if (schema.body || schema.params || schema.querystring) responses['400'] = ERROR_RESPONSE;
     if (schema.params) responses['404'] = ERROR_RESPONSE;
     const guarded = options.bearer && !options.open.has(route.url);
@@ -75,26 +88,47 @@ export function openApiDocument(routes: readonly RouteRecord[], options: { title
   }
   return {
     openapi: '3.1.0',
-    info: { title: options.title, version: options.version, description:
+    info: {
+      title: options.title,
+      version: options.version,
+      description:
         'DIP: the scheduler, runs, pipelines and tables of one project. GET routes are read-only; POST routes change state and take application/json. With a token configured, every route but /health and /ready (and those serve.public opens) needs it.',
     },
     paths,
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'serve.token of the project (e.g. ${env:DIP_API_TOKEN})' } },
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'serve.token of the project (e.g. ${env:DIP_API_TOKEN})',
+        },
+      },
       schemas: {
         Error: {
           type: 'object',
           properties: {
             error: {
               type: 'object',
-              properties: { kind: { type: 'string', description: 'not_found, input, config, conflict, unauthorized, forbidden, misdirected, unsupported_media_type, internal, …' }, message: { type: 'string' } },
+              properties: {
+                kind: {
+                  type: 'string',
+                  description:
+                    'not_found, input, config, conflict, unauthorized, forbidden, misdirected, unsupported_media_type, internal, …',
+                },
+                message: { type: 'string' },
+              },
               required: ['kind', 'message'],
             },
           },
           required: ['error'],
         },
       },
-      responses: { Error: { description: 'An error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } },
+      responses: {
+        Error: {
+          description: 'An error',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+        },
+      },
     },
   };
 }
@@ -105,7 +139,13 @@ function parametersOf(schema: JsonSchema | undefined, where: 'path' | 'query'): 
   const required = new Set(Array.isArray(schema['required']) ? (schema['required'] as unknown[]).map(String) : []);
   return Object.entries(properties as Record<string, JsonSchema>).map(([name, prop]) => {
     const { description, ...rest } = prop;
-    return { name, in: where, required: where === 'path' || required.has(name), ...(typeof description === 'string' ? { description } : {}), schema: rest };
+    return {
+      name,
+      in: where,
+      required: where === 'path' || required.has(name),
+      ...(typeof description === 'string' ? { description } : {}),
+      schema: rest,
+    };
   });
 }
 

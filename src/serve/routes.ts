@@ -19,13 +19,21 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
 }
 
 function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const health: RouteSchema = { summary: 'Liveness: the process answers', tags: ['service'], success: { status: 200, description: '{ status: "ok" }' } };
+  const health: RouteSchema = {
+    summary: 'Liveness: the process answers',
+    tags: ['service'],
+    success: { status: 200, description: '{ status: "ok" }' },
+  };
   app.get('/health', { schema: health }, async () => ({ status: 'ok' }));
 
   const ready: RouteSchema = {
     summary: 'Readiness: the catalog answers and the scheduler has ticked at least once',
     tags: ['service'],
-    success: { status: 200, description: 'Ready', alternative: { status: 503, description: 'Not ready (yet): see catalog and scheduler' } },
+    success: {
+      status: 200,
+      description: 'Ready',
+      alternative: { status: 503, description: 'Not ready (yet): see catalog and scheduler' },
+    },
   };
   app.get('/ready', { schema: ready }, async (_req, reply) => {
     const catalog = await catalogAnswers(ctx);
@@ -34,15 +42,28 @@ function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = {
       status: catalog.ok && scheduled ? 'ready' : 'not_ready',
       catalog: catalog.ok ? 'ok' : `unavailable: ${catalog.error}`,
-      scheduler: { enabled: s.enabled, ticks: s.ticks, last_tick_at: s.lastTickAt?.toISOString() ?? null, last_error: s.lastError },
+      scheduler: {
+        enabled: s.enabled,
+        ticks: s.ticks,
+        last_tick_at: s.lastTickAt?.toISOString() ?? null,
+        last_error: s.lastError,
+      },
     };
     return reply.status(catalog.ok && scheduled ? 200 : 503).send(body);
   });
 
-  const openapi: RouteSchema = { summary: 'This API as an OpenAPI 3.1 document', tags: ['service'], success: { status: 200, description: 'The OpenAPI document' } };
+  const openapi: RouteSchema = {
+    summary: 'This API as an OpenAPI 3.1 document',
+    tags: ['service'],
+    success: { status: 200, description: 'The OpenAPI document' },
+  };
   app.get('/openapi.json', { schema: openapi }, async () => ctx.openapi());
 
-  const metrics: RouteSchema = { summary: 'Prometheus metrics (text exposition format)', tags: ['service'], success: { status: 200, description: 'Metrics', contentType: 'text/plain' } };
+  const metrics: RouteSchema = {
+    summary: 'Prometheus metrics (text exposition format)',
+    tags: ['service'],
+    success: { status: 200, description: 'Metrics', contentType: 'text/plain' },
+  };
   app.get('/metrics', { schema: metrics }, async (_req, reply) => {
     const text = await ctx.metrics.render();
     return reply.type(ctx.metrics.contentType).send(text);
@@ -69,20 +90,32 @@ function registerTableRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const catalog = ctx.lake.catalog;
   const headOf = async (commit: number | null) => (commit === null ? undefined : catalog.getCommit(commit));
 
-  const list: RouteSchema = { summary: 'Tables of every zone with rows, files, bytes, last commit time and freshness', tags: ['tables'], success: { status: 200, description: '{ tables: [...] }' } };
+  const list: RouteSchema = {
+    summary: 'Tables of every zone with rows, files, bytes, last commit time and freshness',
+    tags: ['tables'],
+    success: { status: 200, description: '{ tables: [...] }' },
+  };
   app.get('/tables', { schema: list }, async () => {
     const now = ctx.clock();
     const tables = await catalog.listTables();
     return { tables: await Promise.all(tables.map(async (t) => tableView(t, await headOf(t.headCommit), now))) };
   });
 
-  const one: RouteSchema = { summary: 'One table (zone.table) with its current columns', tags: ['tables'], params: tableParams, success: { status: 200, description: 'The table' } };
+  const one: RouteSchema = {
+    summary: 'One table (zone.table) with its current columns',
+    tags: ['tables'],
+    params: tableParams,
+    success: { status: 200, description: 'The table' },
+  };
   app.get<{ Params: { name: string } }>('/tables/:name', { schema: one }, async (req) => {
     const name = req.params.name;
     const table = await catalog.getTable(name);
     if (!table) {
       const known = (await catalog.listTables()).map((t) => t.name);
-      throw new DipError('not_found', `no table ${name} (tables: ${known.join(', ') || 'none'}); name it as zone.table, e.g. bronze.orders`);
+      throw new DipError(
+        'not_found',
+        `no table ${name} (tables: ${known.join(', ') || 'none'}); name it as zone.table, e.g. bronze.orders`,
+      );
     }
     const [head, schema] = await Promise.all([headOf(table.headCommit), catalog.schemaAt(name)]);
     return { ...tableView(table, head, ctx.clock()), columns: schema?.schema.columns ?? [] };

@@ -51,7 +51,10 @@ export const runParams: JsonSchema = {
 
 export const taskLogParams: JsonSchema = {
   type: 'object',
-  properties: { id: { type: 'string', minLength: 1, description: 'Run id' }, task: { type: 'string', minLength: 1, description: 'Task name, e.g. ingest.shop' } },
+  properties: {
+    id: { type: 'string', minLength: 1, description: 'Run id' },
+    task: { type: 'string', minLength: 1, description: 'Task name, e.g. ingest.shop' },
+  },
   required: ['id', 'task'],
 };
 
@@ -81,7 +84,10 @@ export const logQuery: JsonSchema = {
 export const triggerBody: JsonSchema = {
   type: 'object',
   properties: {
-    interval_start: { ...instant, description: `Start of the data interval the run covers; with interval_end. ${String(instant['description'])}` },
+    interval_start: {
+      ...instant,
+      description: `Start of the data interval the run covers; with interval_end. ${String(instant['description'])}`,
+    },
     interval_end: { ...instant, description: 'End of the data interval (exclusive); with interval_start' },
   },
   additionalProperties: false,
@@ -95,8 +101,16 @@ export const backfillBody: JsonSchema = {
     parallel: { type: 'integer', minimum: 1, maximum: 1000, default: 1, description: 'Runs of this backfill at once' },
     dry_run: { type: 'boolean', default: false, description: 'List the intervals and create nothing' },
     batch: { type: 'integer', minimum: 1, default: 1, description: 'One run per this many consecutive intervals' },
-    every: { type: 'string', pattern: '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d|w)$', description: 'Cut intervals of this length (e.g. 1h) instead of the pipeline schedule' },
-    rerun: { type: 'boolean', default: false, description: 'Also run intervals that already have a queued, running or succeeded run' },
+    every: {
+      type: 'string',
+      pattern: '^\\d+(\\.\\d+)?\\s*(ms|s|m|h|d|w)$',
+      description: 'Cut intervals of this length (e.g. 1h) instead of the pipeline schedule',
+    },
+    rerun: {
+      type: 'boolean',
+      default: false,
+      description: 'Also run intervals that already have a queued, running or succeeded run',
+    },
   },
   required: ['from', 'to'],
   additionalProperties: false,
@@ -104,7 +118,9 @@ export const backfillBody: JsonSchema = {
 
 export const rerunBody: JsonSchema = {
   type: 'object',
-  properties: { all: { type: 'boolean', default: false, description: 'Run every task again, not only those that did not succeed' } },
+  properties: {
+    all: { type: 'boolean', default: false, description: 'Run every task again, not only those that did not succeed' },
+  },
   additionalProperties: false,
 };
 

@@ -102,7 +102,11 @@ export function hostPolicy(listenHost: string, allowedHosts: readonly string[] =
     },
     describe(): string {
       if (any) return 'any host';
-      const parts = [wildcard ? 'any IP address' : listen, ...(loopbackOk ? ['localhost', '127.0.0.1', '::1'] : []), ...names];
+      const parts = [
+        wildcard ? 'any IP address' : listen,
+        ...(loopbackOk ? ['localhost', '127.0.0.1', '::1'] : []),
+        ...names,
+      ];
       return [...new Set(parts)].join(', ');
     },
   };
@@ -111,7 +115,11 @@ export function hostPolicy(listenHost: string, allowedHosts: readonly string[] =
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 export function checkedToken(token: string): string {
-  if (token.trim() === '') throw new DipError('config', 'serve.token is empty; set a secret (e.g. ${env:DIP_API_TOKEN}) or leave it out on loopback');
+  if (token.trim() === '')
+    throw new DipError(
+      'config',
+      'serve.token is empty; set a secret (e.g. ${env:DIP_API_TOKEN}) or leave it out on loopback',
+    );
   return token;
 }
 
@@ -123,18 +131,26 @@ export interface GuardOptions {
   open: ReadonlySet<string>;
 }
 
-const send = (reply: FastifyReply, status: number, kind: GuardErrorKind, message: string): FastifyReply => reply.status(status).send({ error: { kind, message } } satisfies GuardError);
+const send = (reply: FastifyReply, status: number, kind: GuardErrorKind, message: string): FastifyReply =>
+  reply.status(status).send({ error: { kind, message } } satisfies GuardError);
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** The onRequest hook: Host, then token, then content type (see the file comment). */
-export function requestGuard(options: GuardOptions): (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
+export function requestGuard(
+  options: GuardOptions,
+): (req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
   const expected = options.token === undefined ? undefined : digest(options.token);
   return async (req, reply) => {
     const host = req.headers.host;
     // HTTP/1.1 requires a Host (Node refuses requests without one); a browser always sends it.
     if (host !== undefined && !options.hosts.allows(host)) {
-      return send(reply, 421, 'misdirected', `Host "${host.slice(0, 200)}" is not a name of this server (accepted: ${options.hosts.describe()}); add it to serve.allowed_hosts if clients reach dip serve by that name`);
+      return send(
+        reply,
+        421,
+        'misdirected',
+        `Host "${host.slice(0, 200)}" is not a name of this server (accepted: ${options.hosts.describe()}); add it to serve.allowed_hosts if clients reach dip serve by that name`,
+      );
     }
     const route = req.routeOptions.url;
     if (expected !== undefined && !(route !== undefined && options.open.has(route))) {
@@ -151,7 +167,12 @@ export function requestGuard(options: GuardOptions): (req: FastifyRequest, reply
     if (route !== undefined && STATE_CHANGING.has(req.method)) {
       const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
       if (type !== 'application/json') {
-        return send(reply, 415, 'unsupported_media_type', `${req.method} ${route} needs Content-Type: application/json (got ${type === '' ? 'none' : type}); send {} when there is nothing to say`);
+        return send(
+          reply,
+          415,
+          'unsupported_media_type',
+          `${req.method} ${route} needs Content-Type: application/json (got ${type === '' ? 'none' : type}); send {} when there is nothing to say`,
+        );
       }
     }
     return undefined;

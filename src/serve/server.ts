@@ -18,7 +18,16 @@ import { DipMetrics, observeAttempts } from './metrics.js';
 import { collectRoutes, openApiDocument } from './openapi.js';
 import { registerRoutes } from './routes.js';
 import { NO_SCHEDULER, SchedulerLoop, type SchedulerStatus, type ServeLog } from './scheduler.js';
-import { checkedToken, DEFAULT_MAX_BACKFILL_INTERVALS, hostPolicy, isLoopback, openPaths, requestGuard, type GuardErrorKind, type PublicRouteName } from './security.js';
+import {
+  checkedToken,
+  DEFAULT_MAX_BACKFILL_INTERVALS,
+  hostPolicy,
+  isLoopback,
+  openPaths,
+  requestGuard,
+  type GuardErrorKind,
+  type PublicRouteName,
+} from './security.js';
 
 export type { ServeLog } from './scheduler.js';
 export { isLoopback } from './security.js';
@@ -62,13 +71,21 @@ const STATUS: Partial<Record<ErrorKind, number>> = { not_found: 404, config: 400
 const silent: ServeLog = () => undefined;
 
 /** Builds the API on a started runtime (does not listen). */
-export async function createServer(lake: Lake, runtime: Runtime, options: ServerOptions = {}): Promise<FastifyInstance> {
+export async function createServer(
+  lake: Lake,
+  runtime: Runtime,
+  options: ServerOptions = {},
+): Promise<FastifyInstance> {
   const log = options.log ?? silent;
   const clock = options.clock ?? lake.catalog.clock;
   const token = options.token === undefined ? undefined : checkedToken(options.token);
   const metrics = options.metrics ?? (await DipMetrics.create(lake, { clock }));
   const maxBackfillIntervals = options.maxBackfillIntervals ?? DEFAULT_MAX_BACKFILL_INTERVALS;
-  if (!Number.isInteger(maxBackfillIntervals) || maxBackfillIntervals < 1) throw new DipError('config', `serve.max_backfill_intervals must be a whole number of at least 1 (got ${maxBackfillIntervals})`);
+  if (!Number.isInteger(maxBackfillIntervals) || maxBackfillIntervals < 1)
+    throw new DipError(
+      'config',
+      `serve.max_backfill_intervals must be a whole number of at least 1 (got ${maxBackfillIntervals})`,
+    );
   const open = openPaths(options.publicRoutes ?? []);
   const app = Fastify({
     logger: false,
@@ -80,7 +97,10 @@ export async function createServer(lake: Lake, runtime: Runtime, options: Server
   const detach = observeAttempts(runtime, metrics);
   app.addHook('onClose', async () => detach());
 
-  app.addHook('onRequest', requestGuard({ hosts: hostPolicy(options.listenHost ?? '127.0.0.1', options.allowedHosts ?? []), token, open }));
+  app.addHook(
+    'onRequest',
+    requestGuard({ hosts: hostPolicy(options.listenHost ?? '127.0.0.1', options.allowedHosts ?? []), token, open }),
+  );
   // POSTs must be JSON (see security.ts); an empty JSON body is an empty object, as no body is.
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
@@ -98,7 +118,14 @@ export async function createServer(lake: Lake, runtime: Runtime, options: Server
     if (status >= 500) log('error', `${req.method} ${req.url}: ${body.error.message}`);
     return reply.status(status).send(body);
   });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { kind: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}; see /openapi.json` } } satisfies ApiError));
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send({
+      error: {
+        kind: 'not_found',
+        message: `no route ${req.method} ${req.url.split('?')[0] ?? ''}; see /openapi.json`,
+      },
+    } satisfies ApiError),
+  );
 
   let document: ReturnType<typeof openApiDocument> | undefined;
   registerRoutes(app, {
@@ -108,7 +135,13 @@ export async function createServer(lake: Lake, runtime: Runtime, options: Server
     metrics,
     scheduler: options.scheduler ?? NO_SCHEDULER,
     maxBackfillIntervals,
-    openapi: () => (document ??= openApiDocument(routes, { title: `DIP API · ${lake.project.config.project}`, version: API_VERSION, bearer: token !== undefined, open })),
+    openapi: () =>
+      (document ??= openApiDocument(routes, {
+        title: `DIP API · ${lake.project.config.project}`,
+        version: API_VERSION,
+        bearer: token !== undefined,
+        open,
+      })),
   });
   await app.ready();
   return app;
@@ -153,11 +186,18 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
   const token = options.token === undefined ? undefined : checkedToken(options.token);
   if (token === undefined && !isLoopback(options.host)) {
     if (!options.allowUnauthenticated) {
-      throw new DipError('config', `serve: refusing to listen on ${options.host} without a token: every endpoint (runs, logs, tables, triggers) would be open to the network. Set serve.token (e.g. \${env:DIP_API_TOKEN}) or --token, listen on 127.0.0.1, or (behind a proxy that authenticates) set serve.allow_unauthenticated: true`);
+      throw new DipError(
+        'config',
+        `serve: refusing to listen on ${options.host} without a token: every endpoint (runs, logs, tables, triggers) would be open to the network. Set serve.token (e.g. \${env:DIP_API_TOKEN}) or --token, listen on 127.0.0.1, or (behind a proxy that authenticates) set serve.allow_unauthenticated: true`,
+      );
     }
-    log('warn', `dip serve: listening on ${options.host} without a token (serve.allow_unauthenticated): anyone who reaches this address can read runs, logs and tables and trigger runs`);
+    log(
+      'warn',
+      `dip serve: listening on ${options.host} without a token (serve.allow_unauthenticated): anyone who reaches this address can read runs, logs and tables and trigger runs`,
+    );
   }
-  if (!(options.tickMs > 0)) throw new DipError('config', `serve.tick must be longer than 0 (got ${options.tickMs} ms)`);
+  if (!(options.tickMs > 0))
+    throw new DipError('config', `serve.tick must be longer than 0 (got ${options.tickMs} ms)`);
   const clock = options.clock ?? lake.catalog.clock;
   // Before the runtime: attempts it ends are counted.
   const metrics = await DipMetrics.create(lake, { clock, defaultMetrics: options.defaultMetrics ?? true });
@@ -175,7 +215,9 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
       : new SchedulerLoop(
           async () => {
             await runtime.orchestrator.tick();
-            await metrics.poll().catch((err: unknown) => log('warn', `metrics: cannot read finished runs: ${errorMessage(err)}`));
+            await metrics
+              .poll()
+              .catch((err: unknown) => log('warn', `metrics: cannot read finished runs: ${errorMessage(err)}`));
           },
           options.tickMs,
           log,
@@ -197,24 +239,48 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
     scheduler?.start();
     const address = await app.listen({ host: options.host, port: options.port });
     // Fastify's URL says 127.0.0.1 for 0.0.0.0; the sockets say what is really listening.
-    const listen = app.addresses().map((a) => (typeof a === 'string' ? a : a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`));
-    log('info', `dip serve listening on ${listen.join(', ')} (${address})`, { scheduler: Boolean(scheduler), executor: options.executor, concurrency: options.concurrency, token: token !== undefined });
+    const listen = app
+      .addresses()
+      .map((a) =>
+        typeof a === 'string' ? a : a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`,
+      );
+    log('info', `dip serve listening on ${listen.join(', ')} (${address})`, {
+      scheduler: Boolean(scheduler),
+      executor: options.executor,
+      concurrency: options.concurrency,
+      token: token !== undefined,
+    });
     let closing: Promise<void> | undefined;
     const server = app;
     return {
       address,
       listen,
-      close: (closeOptions = {}) => (closing ??= shutdown(server, runtime, scheduler, closeOptions.graceMs ?? options.graceMs ?? DEFAULT_GRACE_MS, log)),
+      close: (closeOptions = {}) =>
+        (closing ??= shutdown(
+          server,
+          runtime,
+          scheduler,
+          closeOptions.graceMs ?? options.graceMs ?? DEFAULT_GRACE_MS,
+          log,
+        )),
     };
   } catch (err) {
     await scheduler?.stop();
     await app?.close();
     await runtime.stop(0);
-    throw err instanceof Error && (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? new DipError('config', `serve: ${options.host}:${options.port} is in use; pick another --port`, { cause: err }) : err;
+    throw err instanceof Error && (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+      ? new DipError('config', `serve: ${options.host}:${options.port} is in use; pick another --port`, { cause: err })
+      : err;
   }
 }
 
-async function shutdown(app: FastifyInstance, runtime: Runtime, scheduler: SchedulerLoop | undefined, graceMs: number, log: ServeLog): Promise<void> {
+async function shutdown(
+  app: FastifyInstance,
+  runtime: Runtime,
+  scheduler: SchedulerLoop | undefined,
+  graceMs: number,
+  log: ServeLog,
+): Promise<void> {
   log('info', 'dip serve: shutting down', { graceMs });
   await scheduler?.stop();
   await app.close();
@@ -223,19 +289,25 @@ async function shutdown(app: FastifyInstance, runtime: Runtime, scheduler: Sched
 }
 
 function toApiError(err: FastifyError | DipError | Error): { status: number; body: ApiError } {
-  if (err instanceof DipError) return { status: STATUS[err.kind] ?? 500, body: { error: { kind: err.kind, message: secretRegistry.redact(err.message) } } };
+  if (err instanceof DipError)
+    return {
+      status: STATUS[err.kind] ?? 500,
+      body: { error: { kind: err.kind, message: secretRegistry.redact(err.message) } },
+    };
   const fastify = err as FastifyError;
   if (fastify.validation) {
     const where = fastify.validationContext ?? 'request';
     const details = fastify.validation.map((v) => {
       const at = `${where}${v.instancePath.replaceAll('/', '.')}`;
       const extra = v.params['additionalProperty'];
-      if (v.keyword === 'additionalProperties' && typeof extra === 'string') return `${at}: unknown property "${extra}"`;
+      if (v.keyword === 'additionalProperties' && typeof extra === 'string')
+        return `${at}: unknown property "${extra}"`;
       return `${at} ${v.message ?? v.keyword}`;
     });
     return { status: 400, body: { error: { kind: 'input', message: details.join('; ') } } };
   }
   const status = typeof fastify.statusCode === 'number' ? fastify.statusCode : 500;
-  if (status >= 400 && status < 500) return { status, body: { error: { kind: status === 404 ? 'not_found' : 'input', message: err.message } } };
+  if (status >= 400 && status < 500)
+    return { status, body: { error: { kind: status === 404 ? 'not_found' : 'input', message: err.message } } };
   return { status: 500, body: { error: { kind: 'internal', message: secretRegistry.redact(err.message) } } };
 }

@@ -36,7 +36,8 @@ export interface RunView {
   error: string | null;
 }
 
-const seconds = (start: Date | null, end: Date | null): number | null => (start && end ? (end.getTime() - start.getTime()) / 1000 : null);
+const seconds = (start: Date | null, end: Date | null): number | null =>
+  start && end ? (end.getTime() - start.getTime()) / 1000 : null;
 
 export function runView(r: OrchestratedRun): RunView {
   return {
@@ -104,7 +105,17 @@ export interface AttemptView {
 }
 
 export function attemptView(a: TaskAttemptRecord): AttemptView {
-  return { attempt: a.attempt, status: a.status, worker: a.worker, started_at: a.startedAt.toISOString(), ended_at: iso(a.endedAt), rows: a.rows, error: a.error, error_kind: a.errorKind, cause: a.cause };
+  return {
+    attempt: a.attempt,
+    status: a.status,
+    worker: a.worker,
+    started_at: a.startedAt.toISOString(),
+    ended_at: iso(a.endedAt),
+    rows: a.rows,
+    error: a.error,
+    error_kind: a.errorKind,
+    cause: a.cause,
+  };
 }
 
 export interface TaskView {
@@ -187,5 +198,11 @@ export interface DagTaskView {
 }
 
 export function dagView(dag: PipelineDag): DagTaskView[] {
-  return dag.tasks.map((t) => ({ name: t.name, kind: t.run.kind, deps: [...t.deps], pool: t.pool, max_attempts: t.retry.attempts }));
+  return dag.tasks.map((t) => ({
+    name: t.name,
+    kind: t.run.kind,
+    deps: [...t.deps],
+    pool: t.pool,
+    max_attempts: t.retry.attempts,
+  }));
 }

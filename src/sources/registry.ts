@@ -6,7 +6,12 @@ import { mysqlConnector } from './mysql/index.js';
 import type { SourceInstance } from './types.js';
 
 /** Every connector DIP ships, by `type`. */
-export const connectors = { files: filesConnector, rest: restConnector, postgres: postgresConnector, mysql: mysqlConnector } as const;
+export const connectors = {
+  files: filesConnector,
+  rest: restConnector,
+  postgres: postgresConnector,
+  mysql: mysqlConnector,
+} as const;
 
 export function createSource(config: SourceConfig, baseDir: string, sourceName: string): SourceInstance {
   switch (config.type) {

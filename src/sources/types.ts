@@ -12,7 +12,6 @@ import type { InputFormat, ReadUnit, StreamSpec } from '../lake/units.js';
 // The unit types belong to the lake (it reads and commits them); connectors produce them.
 export type { FileInput, InputFormat, ReadUnit, StreamSpec } from '../lake/units.js';
 
-
 /** Durable state outside any stream (e.g. rotated OAuth refresh tokens), kept in the catalog. */
 export interface StateStore {
   load(): Promise<unknown>;

@@ -22,7 +22,10 @@ export interface ContractResult {
   dropped: string[];
 }
 
-export function contractModes(config: SilverTableConfig): { columns: SchemaContractMode; dataType: SchemaContractMode } {
+export function contractModes(config: SilverTableConfig): {
+  columns: SchemaContractMode;
+  dataType: SchemaContractMode;
+} {
   const c = config.contract;
   return typeof c === 'string' ? { columns: c, dataType: c } : { columns: c.columns, dataType: c.data_type };
 }
@@ -42,7 +45,12 @@ export async function applyContract(
        FROM ${clear} WHERE ${condition} LIMIT 1`,
     );
     const r = rows[0];
-    return r ? { n: Number(r['n']), text: `value ${JSON.stringify(r['value'])} at row ${String(r['row'])} of ${String(r['file'])} (source file ${String(r['source'])})` } : undefined;
+    return r
+      ? {
+          n: Number(r['n']),
+          text: `value ${JSON.stringify(r['value'])} at row ${String(r['row'])} of ${String(r['file'])} (source file ${String(r['source'])})`,
+        }
+      : undefined;
   };
 
   for (const col of plan.columns) {
@@ -65,7 +73,15 @@ export async function applyContract(
           break;
         case 'discard_row':
           out.dropped.push(col.name);
-          out.checks.push(contractCheck(table, `contract_new_column_${col.name}`, `${ident(col.name)} IS NOT NULL`, `${col.name} is a new column (${outType}) and the contract discards rows that carry it`, col.name));
+          out.checks.push(
+            contractCheck(
+              table,
+              `contract_new_column_${col.name}`,
+              `${ident(col.name)} IS NOT NULL`,
+              `${col.name} is a new column (${outType}) and the contract discards rows that carry it`,
+              col.name,
+            ),
+          );
           break;
       }
       continue;
@@ -80,7 +96,8 @@ export async function applyContract(
       continue;
     }
     const offending = await firstRecord(unfit, col.name);
-    const castBack = () => plan.outputExpr.set(col.name, `TRY_CAST(${plan.outputExpr.get(col.name) ?? ident(col.name)} AS ${before})`);
+    const castBack = () =>
+      plan.outputExpr.set(col.name, `TRY_CAST(${plan.outputExpr.get(col.name) ?? ident(col.name)} AS ${before})`);
     if (!offending) {
       castBack(); // every value still fits the column's type
       continue;
@@ -93,8 +110,12 @@ export async function applyContract(
       );
     }
     castBack();
-    if (mode === 'discard_value') out.changes.push(`column ${col.name}: ${offending.n} values that do not fit ${before} set to null`);
-    else out.checks.push(contractCheck(table, `contract_type_${col.name}`, unfit, `${col.name} is not a ${before}`, col.name));
+    if (mode === 'discard_value')
+      out.changes.push(`column ${col.name}: ${offending.n} values that do not fit ${before} set to null`);
+    else
+      out.checks.push(
+        contractCheck(table, `contract_type_${col.name}`, unfit, `${col.name} is not a ${before}`, col.name),
+      );
   }
   return out;
 }

@@ -38,7 +38,9 @@ class Parser {
   constructor(readonly text: string) {}
 
   fail(expected: string): never {
-    throw new ConfigError(`invalid DuckDB type ${JSON.stringify(this.text)}: expected ${expected} at position ${this.pos}`);
+    throw new ConfigError(
+      `invalid DuckDB type ${JSON.stringify(this.text)}: expected ${expected} at position ${this.pos}`,
+    );
   }
 
   skipSpace(): void {

@@ -4,7 +4,14 @@
  * JSON, lists go to child tables, JSON or stay lists. Pure SQL builders: nothing here runs a query.
  */
 import { ident } from '../lake/sql.js';
-import { isJsonType, parseDuckType, renderDuckType, withFieldType, type DuckType, type StructField } from './duck-types.js';
+import {
+  isJsonType,
+  parseDuckType,
+  renderDuckType,
+  withFieldType,
+  type DuckType,
+  type StructField,
+} from './duck-types.js';
 import { pathName, uniqueNames, type NamingMode } from './naming.js';
 
 export interface FlatColumn {
@@ -121,7 +128,13 @@ function samePath(a: readonly string[], b: readonly string[]): boolean {
  * A value with excluded descendants removed: structs rebuilt with struct_pack (null stays null),
  * lists through list_transform. Returns the SQL and the type of the result.
  */
-function prune(expr: string, type: DuckType, path: readonly string[], ex: Excluder, lambdaDepth = 0): { expr: string; type: DuckType } {
+function prune(
+  expr: string,
+  type: DuckType,
+  path: readonly string[],
+  ex: Excluder,
+  lambdaDepth = 0,
+): { expr: string; type: DuckType } {
   if (!ex.excludesBelow(type, path)) return { expr, type };
   if (type.kind === 'struct') {
     const fields: StructField[] = [];
@@ -173,7 +186,15 @@ interface WalkOptions {
  * Appends the output columns of one node (a top-level column, a struct field or a list element)
  * in source order; `depth` is the number of struct levels already flattened above it.
  */
-function walk(path: string[], expr: string, type: DuckType, depth: number, opts: WalkOptions, ex: Excluder, out: Item[]): void {
+function walk(
+  path: string[],
+  expr: string,
+  type: DuckType,
+  depth: number,
+  opts: WalkOptions,
+  ex: Excluder,
+  out: Item[],
+): void {
   if (ex.excluded(path)) return;
   switch (type.kind) {
     case 'struct':
@@ -185,7 +206,13 @@ function walk(path: string[], expr: string, type: DuckType, depth: number, opts:
       return;
     case 'list':
       if (opts.arrays === 'child_table') {
-        out.push({ kind: 'array', path, expr, elementType: renderDuckType(type.element), excludePaths: ex.excludedBelow(type, path) });
+        out.push({
+          kind: 'array',
+          path,
+          expr,
+          elementType: renderDuckType(type.element),
+          excludePaths: ex.excludedBelow(type, path),
+        });
       } else if (opts.arrays === 'json') {
         out.push(jsonItem(path, expr, type, ex));
       } else {

@@ -20,7 +20,6 @@ export interface MaskContext {
 /** Characters of a token after the `tok_` prefix (hex digits of the SHA-256). */
 export const TOKEN_HEX_CHARS = 32;
 
-
 /**
  * The macros the mask expressions call. Run each statement once per engine before the silver
  * SELECT (they are `CREATE OR REPLACE TEMP MACRO`, so running them again is harmless).
@@ -97,7 +96,9 @@ export function maskExpression(policy: MaskPolicy, valueSql: string, ctx: MaskCo
       return `dip_mask_redact(${v})`;
     case 'tokenize':
       if (ctx.tokenKey === undefined || ctx.tokenKey === '') {
-        throw new ConfigError(`column ${column}: mask tokenize needs privacy.vault in dip.yaml (the token vault that keeps the clear values)`);
+        throw new ConfigError(
+          `column ${column}: mask tokenize needs privacy.vault in dip.yaml (the token vault that keeps the clear values)`,
+        );
       }
       return tokenSql(ctx.tokenKey, v);
     case 'null':

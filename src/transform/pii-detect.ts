@@ -124,7 +124,8 @@ export async function detectPii(
 ): Promise<PiiFinding[]> {
   const sample = options.sample ?? 1000;
   const threshold = options.threshold ?? 0.8;
-  if (!Number.isSafeInteger(sample) || sample < 1) throw new RangeError(`detectPii: sample must be a whole number ≥ 1, got ${sample}`);
+  if (!Number.isSafeInteger(sample) || sample < 1)
+    throw new RangeError(`detectPii: sample must be a whole number ≥ 1, got ${sample}`);
   // Whole numbers of 13 to 19 digits can be card numbers too (a JSON number): judged as cards only.
   const text = columns.filter((c) => isText(c.type) || (options.wholeNumbers === true && isWholeNumber(c.type)));
   if (text.length === 0) return [];
@@ -155,7 +156,12 @@ function isWholeNumber(type: string): boolean {
   return t === 'BIGINT' || t === 'UBIGINT' || t === 'HUGEINT' || t === 'UHUGEINT' || /^DECIMAL\(\d+,\s*0\)$/.test(t);
 }
 
-function judgeColumn(column: string, values: readonly string[], threshold: number, only?: readonly DetectedPii[]): PiiFinding | undefined {
+function judgeColumn(
+  column: string,
+  values: readonly string[],
+  threshold: number,
+  only?: readonly DetectedPii[],
+): PiiFinding | undefined {
   const matches = new Map<DetectedPii, string[]>((only ?? KIND_ORDER).map((k) => [k, []]));
   for (const value of values) for (const kind of classifyValue(value)) matches.get(kind)?.push(value);
   let best: { kind: DetectedPii; hits: string[] } | undefined;

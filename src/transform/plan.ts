@@ -25,7 +25,14 @@ export const SILVER_AUDIT = {
   sourceFile: '_dip_source_file',
 } as const;
 
-const BRONZE_AUDIT = new Set(['_dip_run_id', '_dip_ingested_at', '_dip_source', '_dip_source_file', POSITION_COLUMNS.file, POSITION_COLUMNS.row]);
+const BRONZE_AUDIT = new Set([
+  '_dip_run_id',
+  '_dip_ingested_at',
+  '_dip_source',
+  '_dip_source_file',
+  POSITION_COLUMNS.file,
+  POSITION_COLUMNS.row,
+]);
 
 export interface ChildPlan {
   /** Child table name suffix: silver.<table>__<name>. */
@@ -87,13 +94,16 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     exclude: config.exclude_columns,
   });
   const arrays: ArrayColumn[] = flat.arrays;
-  const audit = ['_dip_ingested_at', '_dip_source_file', POSITION_COLUMNS.file, POSITION_COLUMNS.row].filter((c) => inputs.inputColumns.some((i) => i.name === c));
+  const audit = ['_dip_ingested_at', '_dip_source_file', POSITION_COLUMNS.file, POSITION_COLUMNS.row].filter((c) =>
+    inputs.inputColumns.some((i) => i.name === c),
+  );
   const flatSelect = [
     ...flat.columns.map((c) => `${c.expr} AS ${ident(c.name)}`),
     ...arrays.map((a) => `${a.expr} AS ${ident(a.name)}`),
     ...audit.map((c) => `b.${ident(c)}`),
   ];
-  const flatSql = (input: string, extra: readonly string[] = []) => `SELECT ${[...flatSelect, ...extra.map((c) => `b.${ident(c)}`)].join(', ')} FROM ${input} AS b`;
+  const flatSql = (input: string, extra: readonly string[] = []) =>
+    `SELECT ${[...flatSelect, ...extra.map((c) => `b.${ident(c)}`)].join(', ')} FROM ${input} AS b`;
 
   // Columns computed from another column or expression (`from`) join the flattened ones.
   const flatNames = new Set(flat.columns.map((c) => c.name));
@@ -102,7 +112,9 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     if (fromExprs.length === 0) return flatSql(input, extra);
     const replaced = fromExprs.filter(([n]) => flatNames.has(n));
     const added = fromExprs.filter(([n]) => !flatNames.has(n));
-    const replace = replaced.length ? ` REPLACE (${replaced.map(([n, c]) => `(${c.from}) AS ${ident(n)}`).join(', ')})` : '';
+    const replace = replaced.length
+      ? ` REPLACE (${replaced.map(([n, c]) => `(${c.from}) AS ${ident(n)}`).join(', ')})`
+      : '';
     return `SELECT *${replace}${added.map(([n, c]) => `, (${c.from}) AS ${ident(n)}`).join('')} FROM (${flatSql(input, extra)}) AS f`;
   };
   const empty = `(SELECT * FROM ${inputTypesRelation(inputs.inputColumns)} LIMIT 0)`;
@@ -110,7 +122,9 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   try {
     srcColumns = await engine.describe(srcSql(empty));
   } catch (err) {
-    throw new ConfigError(`${where}: a column's \`from\` expression is not valid SQL over the input columns (${flat.columns.map((c) => c.name).join(', ')}): ${(err as Error).message}`);
+    throw new ConfigError(
+      `${where}: a column's \`from\` expression is not valid SQL over the input columns (${flat.columns.map((c) => c.name).join(', ')}): ${(err as Error).message}`,
+    );
   }
   const srcTypes = new Map(srcColumns.map((c) => [c.name, c.type]));
 
@@ -121,15 +135,22 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
       // `<child>.<column>`: a column of the child table silver.<table>__<child>.
       const child = name.slice(0, dot);
       if (!childNames.has(child)) {
-        throw new ConfigError(`${where}: columns.${name}: ${child} is not a child table of this table (child tables: ${[...childNames].join(', ') || 'none'})`);
+        throw new ConfigError(
+          `${where}: columns.${name}: ${child} is not a child table of this table (child tables: ${[...childNames].join(', ') || 'none'})`,
+        );
       }
       const other = Object.keys(cfg).filter((k) => k !== 'mask' && k !== 'pii');
-      if (other.length) throw new ConfigError(`${where}: columns.${name}: only mask and pii apply to child table columns (got ${other.join(', ')})`);
+      if (other.length)
+        throw new ConfigError(
+          `${where}: columns.${name}: only mask and pii apply to child table columns (got ${other.join(', ')})`,
+        );
       if (cfg.pii && !cfg.mask) throw new ConfigError(`${where}: columns.${name} is declared pii but has no mask`);
       continue;
     }
     if (!srcTypes.has(name)) {
-      throw new ConfigError(`${where}: columns.${name} is not a column of bronze.${bronzeName(config.from)} after flattening and naming (columns: ${[...srcTypes.keys()].filter((n) => !n.startsWith('_dip_') && !arrays.some((a) => a.name === n)).join(', ')})`);
+      throw new ConfigError(
+        `${where}: columns.${name} is not a column of bronze.${bronzeName(config.from)} after flattening and naming (columns: ${[...srcTypes.keys()].filter((n) => !n.startsWith('_dip_') && !arrays.some((a) => a.name === n)).join(', ')})`,
+      );
     }
   }
 
@@ -164,25 +185,39 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   });
   // A conversion's failure is judged on the unconverted value, so keep it beside the converted one.
   const stdSelect = [
-    ...std.flatMap((s) => [`${s.expr} AS ${ident(s.name)}`, ...(s.offset ? [`${s.offset.expr} AS ${ident(s.offset.name)}`] : [])]),
+    ...std.flatMap((s) => [
+      `${s.expr} AS ${ident(s.name)}`,
+      ...(s.offset ? [`${s.offset.expr} AS ${ident(s.offset.name)}`] : []),
+    ]),
     ...conversions.map((c, i) => `${c.failSql} AS ${ident(`_dip_conv_${i}`)}`),
     ...conversions.map((c, i) => `CASE WHEN ${c.failSql} THEN ${c.reasonSql} END AS ${ident(`_dip_convr_${i}`)}`),
     ...arrays.map((a) => ident(a.name)),
     ...audit.map(ident),
   ];
-  const stdSql = (input: string, extra: readonly string[] = []) => `SELECT ${[...stdSelect, ...extra.map(ident)].join(', ')} FROM (${srcSql(input, extra)}) AS s`;
-  const convChecks: CompiledRowCheck[] = conversions.map((c, i) => ({ ...c, failSql: ident(`_dip_conv_${i}`), reasonSql: ident(`_dip_convr_${i}`) }));
+  const stdSql = (input: string, extra: readonly string[] = []) =>
+    `SELECT ${[...stdSelect, ...extra.map(ident)].join(', ')} FROM (${srcSql(input, extra)}) AS s`;
+  const convChecks: CompiledRowCheck[] = conversions.map((c, i) => ({
+    ...c,
+    failSql: ident(`_dip_conv_${i}`),
+    reasonSql: ident(`_dip_convr_${i}`),
+  }));
 
   // Derived columns and joins see the standardized columns by name.
-  const joins = await Promise.all(
-    config.joins.map(async (j) => ({ j, relation: await inputs.joinRelation(j) })),
-  );
+  const joins = await Promise.all(config.joins.map(async (j) => ({ j, relation: await inputs.joinRelation(j) })));
   const derived = Object.entries(config.derive);
   const children: ChildPlan[] = [];
   for (const [name, child] of Object.entries(config.children)) {
     children.push({ name, column: `_dip_child_${name}`, elementType: '', valueColumn: child.column, masks: new Map() });
   }
-  for (const a of arrays) children.push({ name: a.name, column: a.name, elementType: a.elementType, valueColumn: 'value', array: a, masks: new Map() });
+  for (const a of arrays)
+    children.push({
+      name: a.name,
+      column: a.name,
+      elementType: a.elementType,
+      valueColumn: 'value',
+      array: a,
+      masks: new Map(),
+    });
   for (const child of children) {
     for (const [key, cfg] of Object.entries(config.columns)) {
       if (!key.startsWith(`${child.name}.`) || !cfg.mask) continue;
@@ -192,8 +227,13 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   }
   const derSql = (input: string, extra: readonly string[] = []) => {
     const joinCols = joins.flatMap(({ j }) => Object.entries(j.columns).map(([n, e]) => `${e} AS ${ident(n)}`));
-    const childCols = Object.entries(config.children).map(([name, c]) => `(${c.expression}) AS ${ident(`_dip_child_${name}`)}`);
-    const from = [`(${stdSql(input, extra)}) AS s`, ...joins.map(({ j, relation }) => `LEFT JOIN ${relation} AS ${ident(j.alias)} ON ${j.on}`)].join(' ');
+    const childCols = Object.entries(config.children).map(
+      ([name, c]) => `(${c.expression}) AS ${ident(`_dip_child_${name}`)}`,
+    );
+    const from = [
+      `(${stdSql(input, extra)}) AS s`,
+      ...joins.map(({ j, relation }) => `LEFT JOIN ${relation} AS ${ident(j.alias)} ON ${j.on}`),
+    ].join(' ');
     // Derived expressions may use each other in declaration order.
     let sql = `SELECT s.*${joinCols.map((c) => `, ${c}`).join('')}${childCols.map((c) => `, ${c}`).join('')} FROM ${from}`;
     for (const [name, expr] of derived) sql = `SELECT *, (${expr}) AS ${ident(name)} FROM (${sql}) AS d`;
@@ -203,17 +243,26 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   try {
     clearColumns = await engine.describe(derSql(empty));
   } catch (err) {
-    throw new ConfigError(`${where}: derive, joins or children do not compile against the silver columns (${std.map((s) => s.name).join(', ')}): ${(err as Error).message}`);
+    throw new ConfigError(
+      `${where}: derive, joins or children do not compile against the silver columns (${std.map((s) => s.name).join(', ')}): ${(err as Error).message}`,
+    );
   }
   for (const child of children) {
     const col = clearColumns.find((c) => c.name === child.column);
     if (!child.elementType) {
       const m = col ? /^(.*)\[\]$/.exec(col.type) : null;
-      if (!m) throw new ConfigError(`${where}: children.${child.name}.expression must give a LIST, it gives ${col?.type ?? 'nothing'}`);
+      if (!m)
+        throw new ConfigError(
+          `${where}: children.${child.name}.expression must give a LIST, it gives ${col?.type ?? 'nothing'}`,
+        );
       child.elementType = m[1] as string;
     }
   }
-  const hidden = new Set([...children.map((c) => c.column), ...audit, ...conversions.flatMap((_, i) => [`_dip_conv_${i}`, `_dip_convr_${i}`])]);
+  const hidden = new Set([
+    ...children.map((c) => c.column),
+    ...audit,
+    ...conversions.flatMap((_, i) => [`_dip_conv_${i}`, `_dip_convr_${i}`]),
+  ]);
   const columns = clearColumns.filter((c) => !hidden.has(c.name));
 
   const masked = new Set<string>();
@@ -221,7 +270,9 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   for (const c of columns) {
     const cfg = config.columns[c.name];
     if (cfg?.pii && !cfg.mask) {
-      throw new ConfigError(`${where}: columns.${c.name} is declared pii but has no mask (set mask: hash | last4 | email | redact | tokenize | null, or a partial mask)`);
+      throw new ConfigError(
+        `${where}: columns.${c.name} is declared pii but has no mask (set mask: hash | last4 | email | redact | tokenize | null, or a partial mask)`,
+      );
     }
     if (cfg?.mask) {
       outputExpr.set(c.name, maskExpression(cfg.mask, ident(c.name), inputs.mask, c.name));
@@ -230,12 +281,22 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
   }
 
   const primaryKey = config.primary_key ?? [];
-  const sortBy = config.dedup?.sort_by === undefined ? [] : Array.isArray(config.dedup.sort_by) ? config.dedup.sort_by : [config.dedup.sort_by];
+  const sortBy =
+    config.dedup?.sort_by === undefined
+      ? []
+      : Array.isArray(config.dedup.sort_by)
+        ? config.dedup.sort_by
+        : [config.dedup.sort_by];
   const deletedColumn = config.dedup?.deleted_column;
   const names = new Set(columns.map((c) => c.name));
-  for (const [what, list] of [['primary_key', primaryKey], ['dedup.sort_by', sortBy], ['dedup.deleted_column', deletedColumn ? [deletedColumn] : []]] as const) {
+  for (const [what, list] of [
+    ['primary_key', primaryKey],
+    ['dedup.sort_by', sortBy],
+    ['dedup.deleted_column', deletedColumn ? [deletedColumn] : []],
+  ] as const) {
     for (const k of list) {
-      if (!names.has(k)) throw new ConfigError(`${where}: ${what} "${k}" is not a silver column (columns: ${[...names].join(', ')})`);
+      if (!names.has(k))
+        throw new ConfigError(`${where}: ${what} "${k}" is not a silver column (columns: ${[...names].join(', ')})`);
     }
   }
   if (config.dedup && primaryKey.length === 0) throw new ConfigError(`${where}: dedup needs primary_key`);
@@ -245,7 +306,9 @@ export async function planSilver(inputs: PlanInputs): Promise<SilverPlan> {
     flat.columns,
     arrays,
     [...masked].map((name) => ({ name, from: config.columns[name]?.from })),
-    children.filter((c) => c.masks.size > 0).map((c) => ({ array: c.array, expression: config.children[c.name]?.expression })),
+    children
+      .filter((c) => c.masks.size > 0)
+      .map((c) => ({ array: c.array, expression: config.children[c.name]?.expression })),
   );
 
   return {

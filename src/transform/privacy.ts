@@ -70,7 +70,13 @@ export function detectLevels(detect: PiiDetectConfig): Record<DetectedPii, PiiDe
   const o = typeof detect === 'string' ? { default: detect } : detect;
   const base = o.default ?? 'warn';
   const cardDefault: PiiDetectLevel = base === 'warn' ? 'error' : base;
-  return { email: o.email ?? base, phone: o.phone ?? base, ssn: o.ssn ?? base, ip: o.ip ?? base, card: o.card ?? cardDefault };
+  return {
+    email: o.email ?? base,
+    phone: o.phone ?? base,
+    ssn: o.ssn ?? base,
+    ip: o.ip ?? base,
+    card: o.card ?? cardDefault,
+  };
 }
 
 export async function privacyContext(project: LoadedProject): Promise<PrivacyContext> {
@@ -86,10 +92,16 @@ export async function privacyContext(project: LoadedProject): Promise<PrivacyCon
   return {
     mask: { salt, tokenKey },
     detect: detectLevels(cfg.detect),
-    fingerprint: createHash('sha256').update(salt).update(tokenKey ?? '').digest('hex'),
+    fingerprint: createHash('sha256')
+      .update(salt)
+      .update(tokenKey ?? '')
+      .digest('hex'),
     async openVault() {
       if (!vaultConfig) return undefined;
-      vault ??= await TokenVault.open({ path: vaultConfig.path, key: vaultKey, recipients: vaultRecipients(vaultConfig, project.dir) }, project.dir);
+      vault ??= await TokenVault.open(
+        { path: vaultConfig.path, key: vaultKey, recipients: vaultRecipients(vaultConfig, project.dir) },
+        project.dir,
+      );
       return vault;
     },
     async sealer() {

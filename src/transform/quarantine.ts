@@ -32,23 +32,36 @@ export const REJECTS = '_dip_rejects';
  * fails) into a temp table keyed by input position; the report and the rejected rows both come
  * from it, so the checks (regexes, lookups) run once per row.
  */
-export async function flagRows(lake: Lake, clear: string, checks: readonly CompiledRowCheck[]): Promise<{ results: CheckResult[]; rows: number }> {
+export async function flagRows(
+  lake: Lake,
+  clear: string,
+  checks: readonly CompiledRowCheck[],
+): Promise<{ results: CheckResult[]; rows: number }> {
   // Flags first, in an inner SELECT: a check with a subquery (relationships) cannot be referred to by alias.
   const flags = checks.map((c, i) => `coalesce(${c.failSql}, false) AS _dq_f${i}`);
   const reasons = checks.map((c, i) => `CASE WHEN _dq_f${i} THEN ${c.reasonSql} END AS _dq_r${i}`);
   // Positions only for rows that fail something: a path per row of millions would not fit in memory.
   const stored = checks.map((c, i) => ({ ...c, failSql: `_dq_f${i}`, reasonSql: `_dq_r${i}` }));
   const anyFlag = anyFailureSql(stored);
-  const pos = [`CASE WHEN ${anyFlag} THEN ${POSITION_COLUMNS.file} END AS f`, `CASE WHEN ${anyFlag} THEN ${POSITION_COLUMNS.row} END AS r`];
+  const pos = [
+    `CASE WHEN ${anyFlag} THEN ${POSITION_COLUMNS.file} END AS f`,
+    `CASE WHEN ${anyFlag} THEN ${POSITION_COLUMNS.row} END AS r`,
+  ];
   const inner = `SELECT *${flags.map((f) => `, ${f}`).join('')} FROM ${clear}`;
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${FLAGS} AS SELECT ${[...checks.map((_, i) => `_dq_f${i}`), ...reasons, ...pos].join(', ')} FROM (${inner}) AS _dq`);
+  await lake.engine.run(
+    `CREATE OR REPLACE TEMP TABLE ${FLAGS} AS SELECT ${[...checks.map((_, i) => `_dq_f${i}`), ...reasons, ...pos].join(', ')} FROM (${inner}) AS _dq`,
+  );
   try {
     const results = checks.length ? await evaluateRowChecks(lake.engine, FLAGS, stored) : [];
-    const rows = results[0]?.evaluated ?? Number((await lake.engine.all(`SELECT count(*) AS n FROM ${FLAGS}`))[0]?.['n'] ?? 0);
+    const rows =
+      results[0]?.evaluated ?? Number((await lake.engine.all(`SELECT count(*) AS n FROM ${FLAGS}`))[0]?.['n'] ?? 0);
     const errors = checks.map((c, i) => ({ c, i })).filter(({ c }) => c.severity === 'error');
     const any = anyFailureSql(stored.filter((c) => c.severity === 'error'));
     const names = errors.map(({ c, i }) => `CASE WHEN _dq_f${i} THEN ${lit(c.name)} END`).join(', ') || 'NULL';
-    const why = errors.map(({ c, i }) => `CASE WHEN _dq_f${i} THEN ${lit(`${c.name}: `)} || coalesce(_dq_r${i}, 'failed') END`).join(', ') || 'NULL';
+    const why =
+      errors
+        .map(({ c, i }) => `CASE WHEN _dq_f${i} THEN ${lit(`${c.name}: `)} || coalesce(_dq_r${i}, 'failed') END`)
+        .join(', ') || 'NULL';
     await lake.engine.run(
       `CREATE OR REPLACE TEMP TABLE ${REJECTS} AS SELECT f, r, concat_ws(', ', ${names}) AS checks, concat_ws('; ', ${why}) AS reasons FROM ${FLAGS} WHERE ${any}`,
     );
@@ -76,23 +89,36 @@ export interface QuarantineSeal {
  * why. Input columns that feed a masked column are null in the file; their values are kept only
  * sealed (AES-256-GCM, as JSON) in `_dip_sealed`, so quarantine holds no clear PII of masked columns.
  */
-export async function writeQuarantine(ctx: BuildTarget, name: string, inputRelation: string, at: Date, seal?: QuarantineSeal): Promise<NewFile> {
+export async function writeQuarantine(
+  ctx: BuildTarget,
+  name: string,
+  inputRelation: string,
+  at: Date,
+  seal?: QuarantineSeal,
+): Promise<NewFile> {
   const { lake } = ctx;
   const join = `FROM ${inputRelation} AS i JOIN ${REJECTS} AS q ON i.${POSITION_COLUMNS.file} = q.f AND i.${POSITION_COLUMNS.row} = q.r`;
   const meta = `q.checks AS ${QUARANTINE_META.check}, q.reasons AS ${QUARANTINE_META.reason},
       ${lit(at.toISOString())}::TIMESTAMPTZ AS ${QUARANTINE_META.at}, ${lit(ctx.runId)} AS ${QUARANTINE_META.runId}`;
   const target = { zone: 'quarantine' as const, source: ctx.pipeline, table: `silver__${name}` };
-  if (!seal || seal.columns.length === 0) return writeLakeFile(lake, `SELECT i.*, ${meta} ${join}`, target, { run_id: ctx.runId });
+  if (!seal || seal.columns.length === 0)
+    return writeLakeFile(lake, `SELECT i.*, ${meta} ${join}`, target, { run_id: ctx.runId });
   // The clear values go through Node in chunks (a temp table, not a file, holds them meanwhile).
-  await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${CLEAR_ROWS} AS SELECT row_number() OVER () AS n, q.f AS f, q.r AS r, to_json({${seal.columns.map((c) => `${lit(c.name)}: i.${ident(c.name)}`).join(', ')}})::VARCHAR AS j ${join}`);
+  await lake.engine.run(
+    `CREATE OR REPLACE TEMP TABLE ${CLEAR_ROWS} AS SELECT row_number() OVER () AS n, q.f AS f, q.r AS r, to_json({${seal.columns.map((c) => `${lit(c.name)}: i.${ident(c.name)}`).join(', ')}})::VARCHAR AS j ${join}`,
+  );
   await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${SEALED_ROWS} (n BIGINT, s VARCHAR)`);
   try {
     for (let from = 1; ; from += SEAL_CHUNK) {
-      const clear = await lake.engine.all(`SELECT n, j FROM ${CLEAR_ROWS} WHERE n >= ${from} AND n < ${from + SEAL_CHUNK}`);
+      const clear = await lake.engine.all(
+        `SELECT n, j FROM ${CLEAR_ROWS} WHERE n >= ${from} AND n < ${from + SEAL_CHUNK}`,
+      );
       if (clear.length === 0) break;
       // Sealed values are base64url: one comma-separated literal parses far faster than a VALUES row each.
       const sealed = clear.map((row) => `${Number(row['n'])}:${seal.sealer.seal(String(row['j']))}`);
-      await lake.engine.run(`INSERT INTO ${SEALED_ROWS} SELECT CAST(split_part(x, ':', 1) AS BIGINT), substr(x, strpos(x, ':') + 1) FROM (SELECT unnest(string_split(${lit(sealed.join(','))}, ',')) AS x)`);
+      await lake.engine.run(
+        `INSERT INTO ${SEALED_ROWS} SELECT CAST(split_part(x, ':', 1) AS BIGINT), substr(x, strpos(x, ':') + 1) FROM (SELECT unnest(string_split(${lit(sealed.join(','))}, ',')) AS x)`,
+      );
     }
     const nulls = seal.columns.map((c) => `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`).join(', ');
     const positions = `(SELECT c.f, c.r, s.s FROM ${CLEAR_ROWS} AS c JOIN ${SEALED_ROWS} AS s USING (n))`;
@@ -107,7 +133,9 @@ export async function writeQuarantine(ctx: BuildTarget, name: string, inputRelat
 async function insertRows(lake: Lake, table: string, rows: readonly [string, number, string][]): Promise<void> {
   for (let i = 0; i < rows.length; i += 500) {
     const chunk = rows.slice(i, i + 500);
-    await lake.engine.run(`INSERT INTO ${table} VALUES ${chunk.map(([f, r, s]) => `(${lit(f)}, ${r}, ${lit(s)})`).join(', ')}`);
+    await lake.engine.run(
+      `INSERT INTO ${table} VALUES ${chunk.map(([f, r, s]) => `(${lit(f)}, ${r}, ${lit(s)})`).join(', ')}`,
+    );
   }
 }
 
@@ -116,10 +144,16 @@ async function insertRows(lake: Lake, table: string, rows: readonly [string, num
  * `_dip_sealed`; `dispose` drops the temp table holding the opened values. Rows written before
  * sealing existed pass through as they are.
  */
-export async function unsealedQuarantine(lake: Lake, scan: string, sealer: () => Promise<Sealer>): Promise<{ relation: string; dispose: () => Promise<void> }> {
+export async function unsealedQuarantine(
+  lake: Lake,
+  scan: string,
+  sealer: () => Promise<Sealer>,
+): Promise<{ relation: string; dispose: () => Promise<void> }> {
   const columns = await lake.engine.describe(`SELECT * FROM ${scan}`);
   if (!columns.some((c) => c.name === SEALED_COLUMN)) return { relation: scan, dispose: async () => undefined };
-  const sealed = await lake.engine.all(`SELECT ${POSITION_COLUMNS.file} AS f, ${POSITION_COLUMNS.row} AS r, ${SEALED_COLUMN} AS s FROM ${scan} WHERE ${SEALED_COLUMN} IS NOT NULL`);
+  const sealed = await lake.engine.all(
+    `SELECT ${POSITION_COLUMNS.file} AS f, ${POSITION_COLUMNS.row} AS r, ${SEALED_COLUMN} AS s FROM ${scan} WHERE ${SEALED_COLUMN} IS NOT NULL`,
+  );
   const open = sealed.length ? await sealer() : undefined;
   const keys = new Set<string>();
   const rows: [string, number, string][] = sealed.map((row) => {
@@ -134,7 +168,9 @@ export async function unsealedQuarantine(lake: Lake, scan: string, sealer: () =>
     .filter((c) => keys.has(c.name))
     .map((c) => {
       const path = lit(`$.${JSON.stringify(c.name)}`);
-      const value = nested(c.type) ? `CAST(json_extract(u.j, ${path}) AS ${c.type})` : `CAST(json_extract_string(u.j, ${path}) AS ${c.type})`;
+      const value = nested(c.type)
+        ? `CAST(json_extract(u.j, ${path}) AS ${c.type})`
+        : `CAST(json_extract_string(u.j, ${path}) AS ${c.type})`;
       return `CASE WHEN u.j IS NULL THEN q.${ident(c.name)} ELSE ${value} END AS ${ident(c.name)}`;
     });
   const replace = restore.length ? ` REPLACE (${restore.join(', ')})` : '';
@@ -145,4 +181,3 @@ export async function unsealedQuarantine(lake: Lake, scan: string, sealer: () =>
     },
   };
 }
-

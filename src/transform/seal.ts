@@ -18,7 +18,15 @@ export interface Sealer {
 }
 
 export function sealerFromSecret(secret: string): Sealer {
-  const key = Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.from('dip-quarantine', 'utf8'), Buffer.from(INFO, 'utf8'), 32));
+  const key = Buffer.from(
+    hkdfSync(
+      'sha256',
+      Buffer.from(secret, 'utf8'),
+      Buffer.from('dip-quarantine', 'utf8'),
+      Buffer.from(INFO, 'utf8'),
+      32,
+    ),
+  );
   return {
     seal(text) {
       const iv = randomBytes(12);
@@ -27,14 +35,19 @@ export function sealerFromSecret(secret: string): Sealer {
       return PREFIX + Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64url');
     },
     unseal(sealed) {
-      if (!sealed.startsWith(PREFIX)) throw new DipError('input', `a sealed quarantine value does not start with ${PREFIX}`);
+      if (!sealed.startsWith(PREFIX))
+        throw new DipError('input', `a sealed quarantine value does not start with ${PREFIX}`);
       const raw = Buffer.from(sealed.slice(PREFIX.length), 'base64url');
       try {
         const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
         decipher.setAuthTag(raw.subarray(12, 28));
         return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
       } catch (err) {
-        throw new DipError('config', 'a sealed quarantine row does not open with this project\'s quarantine key (privacy.quarantine_key or .dip/quarantine-key): was the key changed or the project moved without it?', { cause: err });
+        throw new DipError(
+          'config',
+          "a sealed quarantine row does not open with this project's quarantine key (privacy.quarantine_key or .dip/quarantine-key): was the key changed or the project moved without it?",
+          { cause: err },
+        );
       }
     },
   };

@@ -15,14 +15,28 @@ import { liveRowsSql, mergeOnReadKey } from '../lake/merge.js';
 import { parquetScan } from '../lake/scan.js';
 import { ident, lit } from '../lake/sql.js';
 import { writeLakeFile } from '../lake/write-file.js';
-import { compileChecks, evaluateTableChecks, judgeOverTable, validateRowChecks, type CheckTotals, type CompiledRowCheck } from '../quality/checks.js';
+import {
+  compileChecks,
+  evaluateTableChecks,
+  judgeOverTable,
+  validateRowChecks,
+  type CheckTotals,
+  type CompiledRowCheck,
+} from '../quality/checks.js';
 import { summarize, type CheckResult, type QualityReport } from '../quality/report.js';
 import { applyContract } from './contract.js';
 import { detectPii } from './pii-detect.js';
 import { maskMacrosSql } from './mask.js';
 import { POSITION_COLUMNS, bronzeName, planSilver, type SilverPlan } from './plan.js';
 import { privacyContext, type PrivacyContext } from './privacy.js';
-import { QUARANTINE_META, REJECTS, flagRows, quarantineTableName, unsealedQuarantine, writeQuarantine } from './quarantine.js';
+import {
+  QUARANTINE_META,
+  REJECTS,
+  flagRows,
+  quarantineTableName,
+  unsealedQuarantine,
+  writeQuarantine,
+} from './quarantine.js';
 import { writeSilver, type BuildTarget, type SilverMode } from './write.js';
 
 export type { SilverMode };
@@ -38,7 +52,6 @@ export interface SilverState {
   /** Rows evaluated and failed per row check since the last full build (scope: table thresholds). */
   checks?: CheckTotals | undefined;
 }
-
 
 export interface SilverOptions {
   runId: string;
@@ -80,7 +93,10 @@ export interface SilverTableResult {
 
 /** A run failed its data quality checks: nothing was committed, the report was kept. */
 export class QualityFailedError extends DipError {
-  constructor(message: string, readonly report: QualityReport) {
+  constructor(
+    message: string,
+    readonly report: QualityReport,
+  ) {
     super('quality', message, { details: { table: report.table } });
     this.name = 'QualityFailedError';
   }
@@ -90,7 +106,10 @@ export function silverTables(pipeline: PipelineConfig, only?: readonly string[])
   const all = Object.entries(pipeline.silver);
   if (only) {
     const unknown = only.filter((t) => !pipeline.silver[t]);
-    if (unknown.length) throw new ConfigError(`no silver table ${unknown.join(', ')} in this pipeline (silver tables: ${all.map(([n]) => n).join(', ') || 'none'})`);
+    if (unknown.length)
+      throw new ConfigError(
+        `no silver table ${unknown.join(', ')} in this pipeline (silver tables: ${all.map(([n]) => n).join(', ') || 'none'})`,
+      );
   }
   return orderByDependencies(all.filter(([n]) => !only || only.includes(n)));
 }
@@ -108,7 +127,8 @@ function orderByDependencies(tables: [string, SilverTableConfig][]): [string, Si
   const visit = (entry: [string, SilverTableConfig], path: string[]) => {
     const [name, cfg] = entry;
     if (done.has(name)) return;
-    if (path.includes(name)) throw new ConfigError(`silver tables depend on each other in a cycle: ${[...path, name].join(' → ')}`);
+    if (path.includes(name))
+      throw new ConfigError(`silver tables depend on each other in a cycle: ${[...path, name].join(' → ')}`);
     for (const d of deps(cfg)) {
       const dep = tables.find(([n]) => n === d);
       if (dep) visit(dep, [...path, name]);
@@ -121,12 +141,19 @@ function orderByDependencies(tables: [string, SilverTableConfig][]): [string, Si
 }
 
 /** Builds every (chosen) silver table of a pipeline; stops at the first table that fails. */
-export async function runSilver(lake: Lake, pipelineName: string, pipeline: PipelineConfig, options: SilverOptions): Promise<SilverTableResult[]> {
+export async function runSilver(
+  lake: Lake,
+  pipelineName: string,
+  pipeline: PipelineConfig,
+  options: SilverOptions,
+): Promise<SilverTableResult[]> {
   const privacy = await privacyContext(lake.project);
   const results: SilverTableResult[] = [];
   for (const [name, cfg] of silverTables(pipeline, options.tables)) {
     options.signal?.throwIfAborted();
-    results.push(await buildSilverTable({ lake, pipeline: pipelineName, runId: options.runId, privacy, options }, name, cfg));
+    results.push(
+      await buildSilverTable({ lake, pipeline: pipelineName, runId: options.runId, privacy, options }, name, cfg),
+    );
   }
   return results;
 }
@@ -156,7 +183,12 @@ interface InputSelection {
   replayedFailures?: Record<string, number> | undefined;
 }
 
-async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConfig, definition: string): Promise<InputSelection | 'up_to_date' | 'no_bronze'> {
+async function selectInput(
+  ctx: BuildContext,
+  name: string,
+  cfg: SilverTableConfig,
+  definition: string,
+): Promise<InputSelection | 'up_to_date' | 'no_bronze'> {
   const { lake } = ctx;
   const bronze = `bronze.${bronzeName(cfg.from)}`;
   const info = await lake.catalog.getTable(bronze);
@@ -168,7 +200,8 @@ async function selectInput(ctx: BuildContext, name: string, cfg: SilverTableConf
   const key = mergeOnReadKey(live);
   let files = live;
   let mode: SilverMode = 'full';
-  const sameDefinition = !ctx.options.fullRefresh && state !== undefined && silver?.headCommit != null && state.definition === definition;
+  const sameDefinition =
+    !ctx.options.fullRefresh && state !== undefined && silver?.headCommit != null && state.definition === definition;
   if (sameDefinition && state && !key) {
     const before = await lake.catalog.liveFiles(bronze, state.bronzeCommit);
     const now = new Set(live.map((f) => f.path));
@@ -203,9 +236,21 @@ async function buildSilverTable(ctx: BuildContext, name: string, cfg: SilverTabl
   if (input === 'no_bronze' || input === 'up_to_date') {
     const declared = ctx.options.declaredBronze;
     if (input === 'no_bronze' && declared?.complete && !declared.names.includes(bronzeName(cfg.from))) {
-      throw new ConfigError(`silver.${name}: from: ${cfg.from} is not a bronze table of this pipeline (its streams land in: ${declared.names.map((n) => `bronze.${n}`).join(', ') || 'none'})`);
+      throw new ConfigError(
+        `silver.${name}: from: ${cfg.from} is not a bronze table of this pipeline (its streams land in: ${declared.names.map((n) => `bronze.${n}`).join(', ') || 'none'})`,
+      );
     }
-    return { table: `silver.${name}`, mode: 'up_to_date', files: 0, inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: input === 'no_bronze' ? [`bronze.${bronzeName(cfg.from)} has no data yet`] : [] };
+    return {
+      table: `silver.${name}`,
+      mode: 'up_to_date',
+      files: 0,
+      inputRows: 0,
+      rows: silver?.rows ?? 0,
+      newRows: 0,
+      quarantined: 0,
+      commit: null,
+      warnings: input === 'no_bronze' ? [`bronze.${bronzeName(cfg.from)} has no data yet`] : [],
+    };
   }
   return buildFrom(ctx, name, cfg, definition, input);
 }
@@ -216,24 +261,48 @@ export async function replayQuarantine(
   pipelineName: string,
   pipeline: PipelineConfig,
   table: string,
-  options: SilverOptions & { check?: string | undefined; where?: string | undefined; set?: Record<string, string> | undefined },
+  options: SilverOptions & {
+    check?: string | undefined;
+    where?: string | undefined;
+    set?: Record<string, string> | undefined;
+  },
 ): Promise<SilverTableResult & { stillQuarantined: number }> {
   const cfg = pipeline.silver[table];
-  if (!cfg) throw new ConfigError(`no silver table ${table} in pipeline ${pipelineName} (silver tables: ${Object.keys(pipeline.silver).join(', ') || 'none'})`);
+  if (!cfg)
+    throw new ConfigError(
+      `no silver table ${table} in pipeline ${pipelineName} (silver tables: ${Object.keys(pipeline.silver).join(', ') || 'none'})`,
+    );
   const privacy = await privacyContext(lake.project);
   const qTable = quarantineTableName(table);
   const files = await lake.catalog.liveFiles(qTable);
   const silver = await lake.catalog.getTable(`silver.${table}`);
   const state = (await lake.catalog.getState(pipelineName, SILVER_STATE_SOURCE, table)) as SilverState | undefined;
   if (files.length === 0 || !state || !silver) {
-    return { table: `silver.${table}`, mode: 'replay', files: 0, inputRows: 0, rows: silver?.rows ?? 0, newRows: 0, quarantined: 0, commit: null, warnings: ['nothing in quarantine'], stillQuarantined: 0 };
+    return {
+      table: `silver.${table}`,
+      mode: 'replay',
+      files: 0,
+      inputRows: 0,
+      rows: silver?.rows ?? 0,
+      newRows: 0,
+      quarantined: 0,
+      commit: null,
+      warnings: ['nothing in quarantine'],
+      stillQuarantined: 0,
+    };
   }
   const scan = parquetScan(files.map((f) => lake.storage.uri(f.path)));
   // Sealed values of masked columns are opened for the replay (in memory only); rows that still
   // fail are sealed again, the rows not replayed are kept as they are.
   const opened = await unsealedQuarantine(lake, scan, () => privacy.sealer());
   try {
-    return await replayOpened(lake, pipelineName, cfg, table, options, { privacy, files, state, scan, base: opened.relation });
+    return await replayOpened(lake, pipelineName, cfg, table, options, {
+      privacy,
+      files,
+      state,
+      scan,
+      base: opened.relation,
+    });
   } finally {
     await opened.dispose();
   }
@@ -244,12 +313,17 @@ async function replayOpened(
   pipelineName: string,
   cfg: SilverTableConfig,
   table: string,
-  options: SilverOptions & { check?: string | undefined; where?: string | undefined; set?: Record<string, string> | undefined },
+  options: SilverOptions & {
+    check?: string | undefined;
+    where?: string | undefined;
+    set?: Record<string, string> | undefined;
+  },
   q: { privacy: PrivacyContext; files: DataFile[]; state: SilverState; scan: string; base: string },
 ): Promise<SilverTableResult & { stillQuarantined: number }> {
   const { privacy, files, state, scan, base } = q;
   const selected: string[] = [];
-  if (options.check) selected.push(`list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(options.check)})`);
+  if (options.check)
+    selected.push(`list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(options.check)})`);
   if (options.where) selected.push(`(${options.where})`);
   const pick = selected.length ? selected.join(' AND ') : 'true';
   const fixes = Object.entries(options.set ?? {});
@@ -261,7 +335,9 @@ async function replayOpened(
   // The rows not replayed stay as stored (sealed): the complement of the picked positions.
   const kept = `(SELECT s.* FROM ${scan} AS s ANTI JOIN (SELECT ${POSITION_COLUMNS.file} AS _f, ${POSITION_COLUMNS.row} AS _r FROM ${base} WHERE ${picked}) AS k ON s.${POSITION_COLUMNS.file} = k._f AND s.${POSITION_COLUMNS.row} = k._r)`;
   const replayedFailures: Record<string, number> = {};
-  for (const r of await lake.engine.all(`SELECT c, count(*) AS n FROM (SELECT unnest(string_split(${QUARANTINE_META.check}, ', ')) AS c FROM ${base} WHERE ${picked}) GROUP BY c`)) {
+  for (const r of await lake.engine.all(
+    `SELECT c, count(*) AS n FROM (SELECT unnest(string_split(${QUARANTINE_META.check}, ', ')) AS c FROM ${base} WHERE ${picked}) GROUP BY c`,
+  )) {
     replayedFailures[String(r['c'])] = Number(r['n']);
   }
   const result = await buildFrom(
@@ -269,13 +345,29 @@ async function replayOpened(
     table,
     cfg,
     state.definition,
-    { mode: 'replay', relation, files: files.length, bronzeCommit: state.bronzeCommit, replayedQuarantine: files, contract: true, totals: state.checks ?? {}, replayedFailures },
+    {
+      mode: 'replay',
+      relation,
+      files: files.length,
+      bronzeCommit: state.bronzeCommit,
+      replayedQuarantine: files,
+      contract: true,
+      totals: state.checks ?? {},
+      replayedFailures,
+    },
     kept,
   );
   return { ...result, stillQuarantined: result.quarantined };
 }
 
-async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig, definition: string, input: InputSelection, keptQuarantine?: string): Promise<SilverTableResult> {
+async function buildFrom(
+  ctx: BuildContext,
+  name: string,
+  cfg: SilverTableConfig,
+  definition: string,
+  input: InputSelection,
+  keptQuarantine?: string,
+): Promise<SilverTableResult> {
   const { lake, options } = ctx;
   const table = `silver.${name}`;
   const runId = options.runId;
@@ -301,7 +393,8 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
   const inputColumns = await lake.engine.describe(`SELECT * FROM ${input.relation}`);
   const relationOf = async (t: string) => {
     const files = await lake.catalog.liveFiles(t);
-    if (files.length === 0) throw new ConfigError(`${table}: ${t} has no data (it is referenced by a join or relationships check)`);
+    if (files.length === 0)
+      throw new ConfigError(`${table}: ${t} has no data (it is referenced by a join or relationships check)`);
     return liveRowsSql(parquetScan(files.map((f) => lake.storage.uri(f.path))), files);
   };
   const plan = await planSilver({
@@ -322,20 +415,45 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
       : { checks: [] as CompiledRowCheck[], changes: [] as string[], dropped: [] as string[] };
   for (const c of contract.changes) warn(`schema change: ${c}`);
 
-  const compiled = await compileChecks(table, cfg.checks, plan.columns, async (t, field) => `(SELECT ${ident(field)} FROM ${await relationOf(t)})`);
+  const compiled = await compileChecks(
+    table,
+    cfg.checks,
+    plan.columns,
+    async (t, field) => `(SELECT ${ident(field)} FROM ${await relationOf(t)})`,
+  );
   // Reports and quarantine reasons must not carry clear values of masked columns.
-  const guarded = compiled.row.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.type} failed on masked column ${c.columns.join(', ')}`) } : c));
-  const conversions = plan.conversions.map((c) => (c.columns.some((col) => plan.masked.has(col)) ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.columns.join(', ')}: value does not convert (masked column)`) } : c));
+  const guarded = compiled.row.map((c) =>
+    c.columns.some((col) => plan.masked.has(col))
+      ? { ...c, valueSql: `'(masked)'`, reasonSql: lit(`${c.type} failed on masked column ${c.columns.join(', ')}`) }
+      : c,
+  );
+  const conversions = plan.conversions.map((c) =>
+    c.columns.some((col) => plan.masked.has(col))
+      ? {
+          ...c,
+          valueSql: `'(masked)'`,
+          reasonSql: lit(`${c.columns.join(', ')}: value does not convert (masked column)`),
+        }
+      : c,
+  );
   const rowChecks = [...conversions, ...contract.checks, ...guarded];
   await validateRowChecks(lake.engine, clear, rowChecks);
   const flagged = await timed('checks', () => flagRows(lake, clear, rowChecks));
   const inputRows = flagged.rows;
   // scope: table thresholds judge every row since the last full build, this build included.
-  const judged = judgeOverTable(flagged.results, rowChecks, input.mode === 'full' ? {} : (input.totals ?? {}), input.replayedFailures);
+  const judged = judgeOverTable(
+    flagged.results,
+    rowChecks,
+    input.mode === 'full' ? {} : (input.totals ?? {}),
+    input.replayedFailures,
+  );
   const rowResults = judged.results;
   for (const r of rowResults) {
     const conversion = r.severity === 'warn' && r.failed > 0 ? conversions.find((c) => c.name === r.name) : undefined;
-    if (conversion) warn(`${r.failed} ${r.failed === 1 ? 'value' : 'values'} of ${conversion.columns.join(', ')} did not convert and became null: ${r.samples.slice(0, 3).join('; ')}`);
+    if (conversion)
+      warn(
+        `${r.failed} ${r.failed === 1 ? 'value' : 'values'} of ${conversion.columns.join(', ')} did not convert and became null: ${r.samples.slice(0, 3).join('; ')}`,
+      );
   }
   const anyRejected = rowResults.some((r) => r.severity === 'error' && r.failed > 0);
   // Rows refused by error checks, by input position: every later step leaves them out by an anti join.
@@ -343,13 +461,22 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
 
   const failReport = async (checks: CheckResult[], rows: number) => {
     const report = summarize(table, runId, now, rows, checks);
-    await lake.catalog.saveQualityReport({ table, runId, status: report.status, rows, report: { ...report, mode: input.mode } as unknown as Record<string, unknown> });
+    await lake.catalog.saveQualityReport({
+      table,
+      runId,
+      status: report.status,
+      rows,
+      report: { ...report, mode: input.mode } as unknown as Record<string, unknown>,
+    });
     return report;
   };
   const breached = rowResults.filter((r) => r.severity === 'error' && !r.passed);
   if (breached.length) {
     const report = await failReport(rowResults, inputRows);
-    throw new QualityFailedError(`${table}: data quality checks failed, nothing was committed:\n${breached.map((r) => `  ${r.message}`).join('\n')}`, report);
+    throw new QualityFailedError(
+      `${table}: data quality checks failed, nothing was committed:\n${breached.map((r) => `  ${r.message}`).join('\n')}`,
+      report,
+    );
   }
 
   // Columns that look like PII but have no mask: a warning or an error per kind (privacy.detect;
@@ -364,26 +491,44 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
       const column = `${prefix}${f.column}`;
       const message = `column ${column} looks like ${f.kind} (detector ${f.kind}: ${f.matched} of ${f.sampled} sampled values, e.g. ${f.examples.join(', ')}) but has no mask; set columns.${column}.mask, or pii: false if it is not personal data`;
       if (level === 'error') {
-        throw new ConfigError(`${table}: ${message}${f.kind === 'card' ? ' (card numbers fail the build by default; privacy.detect: {card: warn} only warns)' : ''}`, { details: { table, column, detector: f.kind } });
+        throw new ConfigError(
+          `${table}: ${message}${f.kind === 'card' ? ' (card numbers fail the build by default; privacy.detect: {card: warn} only warns)' : ''}`,
+          { details: { table, column, detector: f.kind } },
+        );
       }
       warn(message);
     }
   };
-  await timed('pii_detection', () => judgePii(clear, plan.columns.filter((c) => !plan.masked.has(c.name))));
+  await timed('pii_detection', () =>
+    judgePii(
+      clear,
+      plan.columns.filter((c) => !plan.masked.has(c.name)),
+    ),
+  );
 
   await storeTokens(ctx, cfg, plan, passing, warn);
-  const written = await timed('write', () => writeSilver(ctx, name, cfg, plan, passing, input, contract.dropped, judgePii));
+  const written = await timed('write', () =>
+    writeSilver(ctx, name, cfg, plan, passing, input, contract.dropped, judgePii),
+  );
   const quarantineFiles: NewFile[] = [];
   // Input columns of masked columns are sealed in the quarantined copy (no clear PII there).
   const sensitive = inputColumns.filter((c) => plan.sensitiveInputs.includes(c.name));
   const seal = sensitive.length ? { columns: sensitive, sealer: await ctx.privacy.sealer() } : undefined;
-  if (anyRejected) quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now, seal)));
+  if (anyRejected)
+    quarantineFiles.push(await timed('quarantine', () => writeQuarantine(ctx, name, input.relation, now, seal)));
   const quarantined = quarantineFiles[0]?.rows ?? 0;
   await lake.engine.run(`DROP TABLE IF EXISTS ${REJECTS}`);
   if (keptQuarantine) {
     const keptRows = await lake.engine.all(`SELECT count(*) AS n FROM ${keptQuarantine}`);
     if (Number(keptRows[0]?.['n'] ?? 0) > 0) {
-      quarantineFiles.push(await writeLakeFile(lake, `SELECT * FROM ${keptQuarantine}`, { zone: 'quarantine', source: ctx.pipeline, table: `silver__${name}` }, { run_id: runId, kept: true }));
+      quarantineFiles.push(
+        await writeLakeFile(
+          lake,
+          `SELECT * FROM ${keptQuarantine}`,
+          { zone: 'quarantine', source: ctx.pipeline, table: `silver__${name}` },
+          { run_id: runId, kept: true },
+        ),
+      );
     }
   }
 
@@ -392,26 +537,52 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     .filter((r) => r.commitId !== null)
     .map((r) => Number((r.report as { newRows?: number }).newRows ?? r.rows))
     .reverse();
-  const tableResults = await timed('table_checks', () => evaluateTableChecks(lake.engine, silverRelation, compiled.table, { now, newRows: written.newRows, history, columns: written.schema.columns }));
-  const report = { ...summarize(table, runId, now, inputRows, [...rowResults, ...tableResults]), newRows: written.newRows, mode: input.mode };
+  const tableResults = await timed('table_checks', () =>
+    evaluateTableChecks(lake.engine, silverRelation, compiled.table, {
+      now,
+      newRows: written.newRows,
+      history,
+      columns: written.schema.columns,
+    }),
+  );
+  const report = {
+    ...summarize(table, runId, now, inputRows, [...rowResults, ...tableResults]),
+    newRows: written.newRows,
+    mode: input.mode,
+  };
   if (report.status === 'failed') {
     await lake.storage.delete([...written.files.map((f) => f.path), ...quarantineFiles.map((f) => f.path)]);
-    await lake.catalog.saveQualityReport({ table, runId, status: report.status, rows: inputRows, report: report as unknown as Record<string, unknown> });
+    await lake.catalog.saveQualityReport({
+      table,
+      runId,
+      status: report.status,
+      rows: inputRows,
+      report: report as unknown as Record<string, unknown>,
+    });
     const breachedTable = tableResults.filter((r) => r.severity === 'error' && !r.passed);
-    throw new QualityFailedError(`${table}: data quality checks failed, nothing was committed:\n${breachedTable.map((r) => `  ${r.message}`).join('\n')}`, report);
+    throw new QualityFailedError(
+      `${table}: data quality checks failed, nothing was committed:\n${breachedTable.map((r) => `  ${r.message}`).join('\n')}`,
+      report,
+    );
   }
   for (const r of [...rowResults, ...tableResults]) if (!r.passed) warn(r.message);
 
   const changes: TableChange[] = [...written.changes];
   const qName = quarantineTableName(name);
   if (quarantineFiles.length || input.replayedQuarantine) {
-    const qSchema = quarantineFiles.length ? await lake.engine.describe(`SELECT * FROM ${parquetScan(quarantineFiles.map((f) => lake.storage.uri(f.path)))}`) : undefined;
+    const qSchema = quarantineFiles.length
+      ? await lake.engine.describe(`SELECT * FROM ${parquetScan(quarantineFiles.map((f) => lake.storage.uri(f.path)))}`)
+      : undefined;
     changes.push({
       table: qName,
       zone: 'quarantine',
       format: 'parquet',
       add: quarantineFiles,
-      ...(input.mode === 'full' ? { remove: 'all' as const } : input.replayedQuarantine ? { remove: input.replayedQuarantine.map((f) => f.path) } : {}),
+      ...(input.mode === 'full'
+        ? { remove: 'all' as const }
+        : input.replayedQuarantine
+          ? { remove: input.replayedQuarantine.map((f) => f.path) }
+          : {}),
       ...(qSchema ? { schema: { columns: qSchema } } : {}),
     });
   }
@@ -419,29 +590,61 @@ async function buildFrom(ctx: BuildContext, name: string, cfg: SilverTableConfig
     runId,
     operation: written.operation,
     tables: changes,
-    state: [{ pipeline: ctx.pipeline, source: SILVER_STATE_SOURCE, stream: name, value: { bronzeCommit: input.bronzeCommit, definition, checks: judged.totals } satisfies SilverState }],
+    state: [
+      {
+        pipeline: ctx.pipeline,
+        source: SILVER_STATE_SOURCE,
+        stream: name,
+        value: { bronzeCommit: input.bronzeCommit, definition, checks: judged.totals } satisfies SilverState,
+      },
+    ],
     summary: { rows: written.newRows, quarantined, mode: input.mode, input_rows: inputRows },
-    qualityReports: [{ table, runId, status: report.status, rows: inputRows, report: report as unknown as Record<string, unknown> }],
+    qualityReports: [
+      { table, runId, status: report.status, rows: inputRows, report: report as unknown as Record<string, unknown> },
+    ],
   };
   const commit = await lake.catalog.commit(request);
-  const result: SilverTableResult = { table, mode: input.mode, files: input.files, inputRows, rows: written.rows, newRows: written.newRows, quarantined, commit: commit.id, warnings, report, timings };
+  const result: SilverTableResult = {
+    table,
+    mode: input.mode,
+    files: input.files,
+    inputRows,
+    rows: written.rows,
+    newRows: written.newRows,
+    quarantined,
+    commit: commit.id,
+    warnings,
+    report,
+    timings,
+  };
   emit({ type: 'silver_committed', table, result });
   return result;
 }
 
 /** Tokenized values go into the vault before the tokens can appear in a commit. */
-async function storeTokens(ctx: BuildContext, cfg: SilverTableConfig, plan: SilverPlan, passing: string, warn: (message: string) => void): Promise<void> {
+async function storeTokens(
+  ctx: BuildContext,
+  cfg: SilverTableConfig,
+  plan: SilverPlan,
+  passing: string,
+  warn: (message: string) => void,
+): Promise<void> {
   const columns = plan.columns.filter((c) => cfg.columns[c.name]?.mask === 'tokenize').map((c) => c.name);
   if (columns.length === 0) return;
   const vault = await ctx.privacy.openVault();
   if (!vault) throw new ConfigError(`silver: mask tokenize needs privacy.vault in dip.yaml`);
   const legacy = vault.legacyEntries();
-  if (legacy) warn(`token vault ${vault.path} holds ${legacy} entries in the deprecated format any holder of privacy.vault.key can decrypt; run \`dip vault migrate\` to encrypt them for the roles' public keys`);
+  if (legacy)
+    warn(
+      `token vault ${vault.path} holds ${legacy} entries in the deprecated format any holder of privacy.vault.key can decrypt; run \`dip vault migrate\` to encrypt them for the roles' public keys`,
+    );
   for (const column of columns) {
     const rows = await ctx.lake.engine.all(
       `SELECT DISTINCT CAST(${ident(column)} AS VARCHAR) AS v, ${plan.outputExpr.get(column) ?? ident(column)} AS t FROM ${passing} WHERE ${ident(column)} IS NOT NULL`,
     );
-    vault.store(column, rows.map((r) => ({ token: String(r['t']), value: String(r['v']) })));
+    vault.store(
+      column,
+      rows.map((r) => ({ token: String(r['t']), value: String(r['v']) })),
+    );
   }
 }
-

@@ -49,7 +49,18 @@ export interface StandardizeDefaults {
 // ---------------------------------------------------------------------------------------------
 // Types
 
-type Kind = 'text' | 'json' | 'integer' | 'float' | 'decimal' | 'boolean' | 'date' | 'time' | 'timestamp' | 'timestamptz' | 'other';
+type Kind =
+  | 'text'
+  | 'json'
+  | 'integer'
+  | 'float'
+  | 'decimal'
+  | 'boolean'
+  | 'date'
+  | 'time'
+  | 'timestamp'
+  | 'timestamptz'
+  | 'other';
 
 interface TypeInfo {
   /** DuckDB's name of the type (what DESCRIBE shows). */
@@ -96,7 +107,8 @@ function typeInfo(text: string): TypeInfo {
   if (known) return known;
   const m = /^(DECIMAL|NUMERIC)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$/.exec(norm);
   if (m) return { type: `DECIMAL(${m[2] ?? 18},${m[2] === undefined ? 3 : (m[3] ?? 0)})`, kind: 'decimal' };
-  if (/^(VARCHAR|CHAR|CHARACTER VARYING|CHARACTER)\s*\(\s*\d+\s*\)$/.test(norm)) return { type: 'VARCHAR', kind: 'text' };
+  if (/^(VARCHAR|CHAR|CHARACTER VARYING|CHARACTER)\s*\(\s*\d+\s*\)$/.test(norm))
+    return { type: 'VARCHAR', kind: 'text' };
   return { type: text.trim().replace(/\s+/g, ' '), kind: 'other' };
 }
 
@@ -112,7 +124,8 @@ function castCannotFail(from: TypeInfo, to: TypeInfo): boolean {
     const b = INT_RANK[to.type];
     return a !== undefined && b !== undefined && a <= b;
   }
-  if ((from.kind === 'integer' || from.kind === 'float' || from.kind === 'decimal') && to.type === 'DOUBLE') return true;
+  if ((from.kind === 'integer' || from.kind === 'float' || from.kind === 'decimal') && to.type === 'DOUBLE')
+    return true;
   if (from.type === 'FLOAT' && to.type === 'DOUBLE') return true;
   return false;
 }
@@ -121,7 +134,26 @@ function castCannotFail(from: TypeInfo, to: TypeInfo): boolean {
 // Time zones
 
 /** Names DuckDB (ICU) gives UTC under; the session may be set to any of them. */
-const UTC_NAMES = ['UTC', 'Etc/UTC', 'Etc/UCT', 'UCT', 'Etc/Universal', 'Universal', 'Etc/Zulu', 'Zulu', 'GMT', 'Etc/GMT', 'GMT0', 'Etc/GMT0', 'GMT+0', 'GMT-0', 'Etc/GMT+0', 'Etc/GMT-0', 'Greenwich', 'Etc/Greenwich'];
+const UTC_NAMES = [
+  'UTC',
+  'Etc/UTC',
+  'Etc/UCT',
+  'UCT',
+  'Etc/Universal',
+  'Universal',
+  'Etc/Zulu',
+  'Zulu',
+  'GMT',
+  'Etc/GMT',
+  'GMT0',
+  'Etc/GMT0',
+  'GMT+0',
+  'GMT-0',
+  'Etc/GMT+0',
+  'Etc/GMT-0',
+  'Greenwich',
+  'Etc/Greenwich',
+];
 const UTC_SET = new Set(UTC_NAMES.map((n) => n.toLowerCase()));
 
 interface Zone {
@@ -134,7 +166,9 @@ interface Zone {
 function resolveZone(zone: string, column: string, fromColumn: boolean, known: ReadonlySet<string> | undefined): Zone {
   const unknown = () => {
     const where = fromColumn ? `columns.${column}.timezone` : `timezone (used by column ${column})`;
-    return new ConfigError(`${where}: unknown time zone ${JSON.stringify(zone)}; expected an IANA name such as UTC, Europe/Paris or America/New_York`);
+    return new ConfigError(
+      `${where}: unknown time zone ${JSON.stringify(zone)}; expected an IANA name such as UTC, Europe/Paris or America/New_York`,
+    );
   };
   let canonical: string;
   try {
@@ -205,7 +239,8 @@ function valueText(v: MapValue): string {
 /** A key as a literal of the input's kind, or undefined when it is not one. */
 function typedKey(key: string, input: TypeInfo): string | undefined {
   if (input.kind === 'integer') return /^-?\d+$/.test(key) ? key : undefined;
-  if (input.kind === 'float' || input.kind === 'decimal') return /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(key) ? key : undefined;
+  if (input.kind === 'float' || input.kind === 'decimal')
+    return /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(key) ? key : undefined;
   if (input.kind === 'boolean') return /^(true|false)$/i.test(key) ? key.toUpperCase() : undefined;
   return undefined;
 }
@@ -241,7 +276,8 @@ export function standardizeColumn(
   const input = typeInfo(inputType);
   const declared = cfg?.type === undefined ? undefined : declaredType(cfg.type, where);
   const format = cfg?.format;
-  const zoneOf = () => resolveZone(cfg?.timezone ?? defaults.timezone, name, cfg?.timezone !== undefined, defaults.zones);
+  const zoneOf = () =>
+    resolveZone(cfg?.timezone ?? defaults.timezone, name, cfg?.timezone !== undefined, defaults.zones);
   if (cfg?.timezone !== undefined) zoneOf(); // an invalid column zone is an error even when unused
 
   // 1. The text stage (VARCHAR in, VARCHAR out), for text inputs and for lookups in a map.
@@ -260,24 +296,44 @@ export function standardizeColumn(
   let target: TypeInfo | undefined = declared;
   if (cfg?.map && hasMap) {
     const entries = foldKeys(Object.entries(cfg.map), current.kind === 'text' ? cfg.case : undefined, where);
-    const implied = target ?? impliedMapType(entries.map(([, v]) => v), current);
+    const implied =
+      target ??
+      impliedMapType(
+        entries.map(([, v]) => v),
+        current,
+      );
     target = implied;
     const keys = entries.map(([k]) => typedKey(k, current));
-    if (current.kind !== 'text' && keys.every((k) => k !== undefined) && (implied.type === current.type || implied.kind === 'text')) {
+    if (
+      current.kind !== 'text' &&
+      keys.every((k) => k !== undefined) &&
+      (implied.type === current.type || implied.kind === 'text')
+    ) {
       // Typed lookup: no cast of the input unless the result is text.
-      const asTarget = (v: MapValue) => (v === null ? 'NULL' : implied.kind === 'text' ? lit(String(v)) : `CAST(${lit(String(v))} AS ${implied.type})`);
+      const asTarget = (v: MapValue) =>
+        v === null ? 'NULL' : implied.kind === 'text' ? lit(String(v)) : `CAST(${lit(String(v))} AS ${implied.type})`;
       const otherwise = implied.kind === 'text' ? `CAST(${value} AS VARCHAR)` : value;
-      value = caseWhen(value, entries.map(([, v], i) => [keys[i] as string, asTarget(v)]), otherwise);
+      value = caseWhen(
+        value,
+        entries.map(([, v], i) => [keys[i] as string, asTarget(v)]),
+        otherwise,
+      );
       current = implied;
     } else {
       const text = current.kind === 'text' ? value : `CAST(${value} AS VARCHAR)`;
-      value = caseWhen(text, entries.map(([k, v]) => [lit(k), valueText(v)]), text);
+      value = caseWhen(
+        text,
+        entries.map(([k, v]) => [lit(k), valueText(v)]),
+        text,
+      );
       current = ALIASES['VARCHAR'] as TypeInfo;
     }
   }
 
   if (format !== undefined && (target === undefined || !TEMPORAL_KINDS.has(target.kind))) {
-    throw new ConfigError(`${where}.format needs type DATE, TIME, TIMESTAMP or TIMESTAMPTZ (it is ${target ? target.type : 'not declared'})`);
+    throw new ConfigError(
+      `${where}.format needs type DATE, TIME, TIMESTAMP or TIMESTAMPTZ (it is ${target ? target.type : 'not declared'})`,
+    );
   }
 
   // 2. The conversion.
@@ -304,7 +360,9 @@ export function standardizeColumn(
       offsetMinutes = zoneOffsetMinutes(instant, zone);
     } else {
       const text = textOf(value, current, format, where, target);
-      const expectation = format ? `does not match format ${format}` : `is not a valid ${displayType(cfg?.type ?? 'TIMESTAMP')}`;
+      const expectation = format
+        ? `does not match format ${format}`
+        : `is not a valid ${displayType(cfg?.type ?? 'TIMESTAMP')}`;
       let expr: string;
       if (format) {
         const parsed = `try_strptime(${text}, ${lit(format)})`;
@@ -326,8 +384,17 @@ export function standardizeColumn(
     } else {
       const text = textOf(value, current, format, where, target);
       const parsed = format ? `try_strptime(${text}, ${lit(format)})` : undefined;
-      const asDate = parsed === undefined ? `TRY_CAST(${text} AS DATE)` : formatHasOffset(format ?? '') ? `CAST(timezone(${lit(zoneOf().name)}, ${parsed}) AS DATE)` : `CAST(${parsed} AS DATE)`;
-      conversion = { expr: asDate, type: 'DATE', expectation: format ? `does not match format ${format}` : `is not a valid ${displayType(cfg?.type ?? 'DATE')}` };
+      const asDate =
+        parsed === undefined
+          ? `TRY_CAST(${text} AS DATE)`
+          : formatHasOffset(format ?? '')
+            ? `CAST(timezone(${lit(zoneOf().name)}, ${parsed}) AS DATE)`
+            : `CAST(${parsed} AS DATE)`;
+      conversion = {
+        expr: asDate,
+        type: 'DATE',
+        expectation: format ? `does not match format ${format}` : `is not a valid ${displayType(cfg?.type ?? 'DATE')}`,
+      };
     }
     out.type = 'DATE';
   } else if (target && target.kind === 'time') {
@@ -337,8 +404,17 @@ export function standardizeColumn(
     else {
       const text = textOf(value, current, format, where, target);
       const parsed = format ? `try_strptime(${text}, ${lit(format)})` : undefined;
-      const asTime = parsed === undefined ? `TRY_CAST(${text} AS TIME)` : formatHasOffset(format ?? '') ? `CAST(timezone(${lit(zoneOf().name)}, ${parsed}) AS TIME)` : `CAST(${parsed} AS TIME)`;
-      conversion = { expr: asTime, type: 'TIME', expectation: format ? `does not match format ${format}` : `is not a valid ${displayType(cfg?.type ?? 'TIME')}` };
+      const asTime =
+        parsed === undefined
+          ? `TRY_CAST(${text} AS TIME)`
+          : formatHasOffset(format ?? '')
+            ? `CAST(timezone(${lit(zoneOf().name)}, ${parsed}) AS TIME)`
+            : `CAST(${parsed} AS TIME)`;
+      conversion = {
+        expr: asTime,
+        type: 'TIME',
+        expectation: format ? `does not match format ${format}` : `is not a valid ${displayType(cfg?.type ?? 'TIME')}`,
+      };
     }
     out.type = 'TIME';
   } else if (target && target.type !== current.type) {
@@ -348,7 +424,11 @@ export function standardizeColumn(
     } else if (castCannotFail(current, target)) {
       out.expr = `CAST(${value} AS ${target.type})`;
     } else {
-      conversion = { expr: `TRY_CAST(${value} AS ${target.type})`, type: target.type, expectation: `is not a valid ${displayType(cfg?.type ?? target.type)}` };
+      conversion = {
+        expr: `TRY_CAST(${value} AS ${target.type})`,
+        type: target.type,
+        expectation: `is not a valid ${displayType(cfg?.type ?? target.type)}`,
+      };
     }
     out.type = target.type;
   }
@@ -386,7 +466,13 @@ function displayType(text: string): string {
 }
 
 /** The text a temporal conversion parses; numbers need a format (no guessing epochs or yyyymmdd). */
-function textOf(value: string, current: TypeInfo, format: string | undefined, where: string, target: TypeInfo | undefined): string {
+function textOf(
+  value: string,
+  current: TypeInfo,
+  format: string | undefined,
+  where: string,
+  target: TypeInfo | undefined,
+): string {
   if (current.kind === 'text') return value;
   if (NUMERIC_KINDS.has(current.kind) && format === undefined) {
     throw new ConfigError(
@@ -397,7 +483,13 @@ function textOf(value: string, current: TypeInfo, format: string | undefined, wh
 }
 
 /** Minutes of the offset written in timestamp text; naive text: the zone's offset at the instant. */
-function textOffsetMinutes(text: string, instant: string, format: string | undefined, zone: Zone, where: string): string {
+function textOffsetMinutes(
+  text: string,
+  instant: string,
+  format: string | undefined,
+  zone: Zone,
+  where: string,
+): string {
   if (format === undefined) {
     // Text with an offset: its wall time (a TIMESTAMP cast ignores the offset) minus the instant.
     const written = `((epoch_us(TRY_CAST(${text} AS TIMESTAMP)) - epoch_us(${instant})) // 60000000)`;
@@ -413,13 +505,19 @@ function textOffsetMinutes(text: string, instant: string, format: string | undef
 }
 
 /** Map entries with keys case-folded like the text they are compared with. */
-function foldKeys(entries: [string, MapValue][], kase: 'lower' | 'upper' | undefined, where: string): [string, MapValue][] {
+function foldKeys(
+  entries: [string, MapValue][],
+  kase: 'lower' | 'upper' | undefined,
+  where: string,
+): [string, MapValue][] {
   if (!kase) return entries;
   const out = new Map<string, MapValue>();
   for (const [k, v] of entries) {
     const key = kase === 'lower' ? k.toLowerCase() : k.toUpperCase();
     if (out.has(key) && out.get(key) !== v) {
-      throw new ConfigError(`${where}.map: keys differing only in case map to different values (${JSON.stringify(key)}), but case: ${kase} makes them equal`);
+      throw new ConfigError(
+        `${where}.map: keys differing only in case map to different values (${JSON.stringify(key)}), but case: ${kase} makes them equal`,
+      );
     }
     out.set(key, v);
   }

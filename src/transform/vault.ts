@@ -48,7 +48,10 @@ import { TOKEN_HEX_CHARS } from './mask.js';
 
 /** The token of `value`: what the tokenize mask computes in SQL (`tokenSql` in mask.ts). */
 export function tokenFor(tokenKey: string, value: string): string {
-  return `tok_${createHash('sha256').update(tokenKey + value, 'utf8').digest('hex').slice(0, TOKEN_HEX_CHARS)}`;
+  return `tok_${createHash('sha256')
+    .update(tokenKey + value, 'utf8')
+    .digest('hex')
+    .slice(0, TOKEN_HEX_CHARS)}`;
 }
 
 const HKDF_SALT = 'dip-token-vault';
@@ -59,7 +62,9 @@ const CHECK_INFO = 'dip vault key check v1';
 const WRAP_INFO = 'dip vault data key wrap v2';
 
 function derive(key: string, info: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', Buffer.from(key, 'utf8'), Buffer.from(HKDF_SALT, 'utf8'), Buffer.from(info, 'utf8'), 32));
+  return Buffer.from(
+    hkdfSync('sha256', Buffer.from(key, 'utf8'), Buffer.from(HKDF_SALT, 'utf8'), Buffer.from(info, 'utf8'), 32),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -82,7 +87,10 @@ export interface RoleKey {
 }
 
 export function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** A new X25519 key pair for a role, as PEM (private: PKCS#8, public: SPKI). */
@@ -101,7 +109,8 @@ export function generateRoleKeyPair(): { privatePem: string; publicPem: string; 
  */
 function keyText(value: string, baseDir: string, field: string, secret: boolean): string {
   const trimmed = value.trim();
-  if (hasSecretRef(trimmed)) return resolveSecrets(trimmed, { baseDir, registry: secret ? secretRegistry : new SecretRegistry() });
+  if (hasSecretRef(trimmed))
+    return resolveSecrets(trimmed, { baseDir, registry: secret ? secretRegistry : new SecretRegistry() });
   if (trimmed.startsWith('-----BEGIN')) {
     if (secret) secretRegistry.add(trimmed);
     return trimmed;
@@ -112,7 +121,9 @@ function keyText(value: string, baseDir: string, field: string, secret: boolean)
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new ConfigError(`${field}: cannot read the key file ${file} (${code}); expected a PEM file path, \${file:…}, \${env:…} or PEM text`);
+    throw new ConfigError(
+      `${field}: cannot read the key file ${file} (${code}); expected a PEM file path, \${file:…}, \${env:…} or PEM text`,
+    );
   }
   if (secret) secretRegistry.add(text.trim());
   return text;
@@ -120,7 +131,9 @@ function keyText(value: string, baseDir: string, field: string, secret: boolean)
 
 function requireX25519(key: KeyObject, field: string, what: string): void {
   if (key.asymmetricKeyType !== 'x25519') {
-    throw new ConfigError(`${field}: expected an X25519 ${what} key (as \`dip vault keygen\` writes), got ${key.asymmetricKeyType ?? 'an unknown'} key`);
+    throw new ConfigError(
+      `${field}: expected an X25519 ${what} key (as \`dip vault keygen\` writes), got ${key.asymmetricKeyType ?? 'an unknown'} key`,
+    );
   }
 }
 
@@ -147,7 +160,15 @@ export function loadPrivateKey(value: string, baseDir: string, field: string): R
     throw new ConfigError(`${field}: not a PEM private key; expected the .key file \`dip vault keygen\` writes`);
   }
   requireX25519(key, field, 'private');
-  return { privateKey: key, keyId: keyIdOf(createPublicKey(key)), label: hasSecretRef(value) ? value.trim() : value.trim().startsWith('-----BEGIN') ? field : path.resolve(baseDir, value.trim()) };
+  return {
+    privateKey: key,
+    keyId: keyIdOf(createPublicKey(key)),
+    label: hasSecretRef(value)
+      ? value.trim()
+      : value.trim().startsWith('-----BEGIN')
+        ? field
+        : path.resolve(baseDir, value.trim()),
+  };
 }
 
 /** The roles of privacy.vault.roles with their public keys; a role without one is a configuration error. */
@@ -156,8 +177,12 @@ export function vaultRecipients(vault: VaultConfig, projectDir: string): VaultRe
   for (const [role, cfg] of Object.entries(vault.roles)) {
     const field = `privacy.vault.roles.${role}.public_key`;
     if (!cfg.public_key) {
-      const legacy = cfg.secret ? ' (`secret` no longer grants detokenize: values are readable only with a private key)' : '';
-      throw new ConfigError(`${field} is not set${legacy}; run \`dip vault keygen --role ${role}\` and set public_key to the .pub file it writes`);
+      const legacy = cfg.secret
+        ? ' (`secret` no longer grants detokenize: values are readable only with a private key)'
+        : '';
+      throw new ConfigError(
+        `${field} is not set${legacy}; run \`dip vault keygen --role ${role}\` and set public_key to the .pub file it writes`,
+      );
     }
     const publicKey = loadPublicKey(cfg.public_key, projectDir, field);
     recipients.push({ role, publicKey, keyId: keyIdOf(publicKey) });
@@ -206,7 +231,11 @@ interface WrapRow {
   tag: Buffer;
 }
 
-function wrapDataKey(dataKey: string, dek: Buffer, recipient: VaultRecipient): Omit<WrapRow, 'data_key' | 'role' | 'key_id'> {
+function wrapDataKey(
+  dataKey: string,
+  dek: Buffer,
+  recipient: VaultRecipient,
+): Omit<WrapRow, 'data_key' | 'role' | 'key_id'> {
   const ephemeral = generateKeyPairSync('x25519');
   const epk = ephemeral.publicKey.export({ type: 'spki', format: 'der' });
   const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: recipient.publicKey });
@@ -217,7 +246,10 @@ function wrapDataKey(dataKey: string, dek: Buffer, recipient: VaultRecipient): O
 
 function unwrapDataKey(row: WrapRow, key: RoleKey): Buffer {
   const publicKey = createPublicKey(key.privateKey);
-  const shared = diffieHellman({ privateKey: key.privateKey, publicKey: createPublicKey({ key: row.epk, format: 'der', type: 'spki' }) });
+  const shared = diffieHellman({
+    privateKey: key.privateKey,
+    publicKey: createPublicKey({ key: row.epk, format: 'der', type: 'spki' }),
+  });
   const kek = wrapKeyFor(shared, row.epk, publicKey.export({ type: 'spki', format: 'der' }));
   return unseal(kek, { iv: row.iv, ciphertext: row.wrapped, tag: row.tag }, wrapAad(row.data_key, row.key_id));
 }
@@ -254,7 +286,9 @@ interface EntryRow {
 export class TokenVault {
   private readonly insert: BetterSqlite3.Statement<[string, string, Buffer, Buffer, Buffer, string, string]>;
   private readonly select: BetterSqlite3.Statement<[string], EntryRow>;
-  private readonly insertWrap: BetterSqlite3.Statement<[string, string, string, Buffer, Buffer, Buffer, Buffer, string]>;
+  private readonly insertWrap: BetterSqlite3.Statement<
+    [string, string, string, Buffer, Buffer, Buffer, Buffer, string]
+  >;
   private readonly selectWraps: BetterSqlite3.Statement<[string], WrapRow>;
 
   private constructor(
@@ -264,15 +298,22 @@ export class TokenVault {
     /** Absolute path of the vault file. */
     readonly path: string,
   ) {
-    this.insert = db.prepare('INSERT OR IGNORE INTO vault_tokens (token, "column", ciphertext, iv, tag, created_at, data_key) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.insert = db.prepare(
+      'INSERT OR IGNORE INTO vault_tokens (token, "column", ciphertext, iv, tag, created_at, data_key) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
     this.select = db.prepare('SELECT ciphertext, iv, tag, data_key FROM vault_tokens WHERE token = ?');
-    this.insertWrap = db.prepare('INSERT OR REPLACE INTO vault_key_wraps (data_key, role, key_id, epk, iv, wrapped, tag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    this.selectWraps = db.prepare('SELECT data_key, role, key_id, epk, iv, wrapped, tag FROM vault_key_wraps WHERE data_key = ?');
+    this.insertWrap = db.prepare(
+      'INSERT OR REPLACE INTO vault_key_wraps (data_key, role, key_id, epk, iv, wrapped, tag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.selectWraps = db.prepare(
+      'SELECT data_key, role, key_id, epk, iv, wrapped, tag FROM vault_key_wraps WHERE data_key = ?',
+    );
   }
 
   /** The token key `key` gives (what `tokenKey` of a vault opened with it returns), without opening the vault. */
   static deriveTokenKey(key: string): string {
-    if (!key) throw new ConfigError('privacy.vault.key is empty; set it to a secret reference such as ${env:DIP_VAULT_KEY}');
+    if (!key)
+      throw new ConfigError('privacy.vault.key is empty; set it to a secret reference such as ${env:DIP_VAULT_KEY}');
     // 16 bytes (128 bits) as 22 base64url characters: short, so that SHA-256(tokenKey ‖ value)
     // stays within one 64-byte block for values up to 33 bytes (each extra block costs as much).
     return derive(key, TOKEN_KEY_INFO).subarray(0, 16).toString('base64url');
@@ -280,13 +321,15 @@ export class TokenVault {
 
   /** The token key (for stores); only a vault opened with privacy.vault.key has it. */
   get tokenKey(): string {
-    if (!this.key) throw new ConfigError('token vault opened without privacy.vault.key: it can detokenize and rewrap, not store');
+    if (!this.key)
+      throw new ConfigError('token vault opened without privacy.vault.key: it can detokenize and rewrap, not store');
     return TokenVault.deriveTokenKey(this.key);
   }
 
   /** Opens (creating if needed, 0600) the vault at `options.path`, relative to `projectDir`. */
   static async open(options: VaultOptions, projectDir: string): Promise<TokenVault> {
-    if (options.key !== undefined && !options.key) throw new ConfigError('privacy.vault.key is empty; set it to a secret reference such as ${env:DIP_VAULT_KEY}');
+    if (options.key !== undefined && !options.key)
+      throw new ConfigError('privacy.vault.key is empty; set it to a secret reference such as ${env:DIP_VAULT_KEY}');
     const file = path.resolve(projectDir, options.path);
     // 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
     ensurePrivateFileSync(file, [`${file}-wal`, `${file}-shm`, `${file}-journal`]);
@@ -326,7 +369,9 @@ export class TokenVault {
         db.prepare("INSERT OR IGNORE INTO vault_meta (name, value) VALUES ('key_check', ?)").run(check);
         const stored = db.prepare<[], { value: string }>("SELECT value FROM vault_meta WHERE name = 'key_check'").get();
         if (stored?.value !== check) {
-          throw new ConfigError(`token vault ${file} was created with another key: privacy.vault.key does not match (its tokens would not match the stored ones)`);
+          throw new ConfigError(
+            `token vault ${file} was created with another key: privacy.vault.key does not match (its tokens would not match the stored ones)`,
+          );
         }
       }
     } catch (err) {
@@ -338,7 +383,9 @@ export class TokenVault {
 
   /** How many entries are still in the legacy format (readable with privacy.vault.key alone); `migrateLegacy` converts them. */
   legacyEntries(): number {
-    return this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vault_tokens WHERE data_key IS NULL').get()?.n ?? 0;
+    return (
+      this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vault_tokens WHERE data_key IS NULL').get()?.n ?? 0
+    );
   }
 
   /**
@@ -354,7 +401,10 @@ export class TokenVault {
       let added = 0;
       for (const { token, value } of items) {
         if (tokenFor(tokenKey, value) !== token) {
-          throw new DipError('internal', `token vault: token ${token} of column ${column} is not the token of its value (was it computed with another key?)`);
+          throw new DipError(
+            'internal',
+            `token vault: token ${token} of column ${column} is not the token of its value (was it computed with another key?)`,
+          );
         }
         if (this.select.get(token)) continue;
         batch ??= this.newDataKey(now);
@@ -373,7 +423,10 @@ export class TokenVault {
    * them or is still in the legacy format.
    */
   detokenize(tokens: readonly string[], keys: readonly RoleKey[]): Map<string, string | undefined> {
-    if (keys.length === 0) throw new ConfigError('detokenize refused: no private key given (pass --private-key <file> of a role of privacy.vault.roles)');
+    if (keys.length === 0)
+      throw new ConfigError(
+        'detokenize refused: no private key given (pass --private-key <file> of a role of privacy.vault.roles)',
+      );
     const dataKeys = new Map<string, Buffer | undefined>();
     const out = new Map<string, string | undefined>();
     const legacy: string[] = [];
@@ -404,7 +457,8 @@ export class TokenVault {
     }
     if (unreadable.length) {
       const holders = new Set<string>();
-      for (const { dataKey } of unreadable) for (const w of this.selectWraps.all(dataKey)) holders.add(`${w.role} (key ${w.key_id})`);
+      for (const { dataKey } of unreadable)
+        for (const w of this.selectWraps.all(dataKey)) holders.add(`${w.role} (key ${w.key_id})`);
       const given = keys.map((k) => `key ${k.keyId}`).join(', ');
       throw new ConfigError(
         `detokenize refused: ${unreadable.length} of ${tokens.length} token(s) are not encrypted for the given private key (${given}): ${unreadable.map((u) => u.token).join(', ')}; ` +
@@ -420,13 +474,20 @@ export class TokenVault {
    * Values are not re-encrypted: their data keys stay, only who can open them changes.
    */
   rewrap(keys: readonly RoleKey[]): RewrapResult {
-    if (keys.length === 0) throw new ConfigError('rewrap refused: no private key given (pass --private-key <file> of a key the entries are encrypted for)');
+    if (keys.length === 0)
+      throw new ConfigError(
+        'rewrap refused: no private key given (pass --private-key <file> of a key the entries are encrypted for)',
+      );
     this.requireRecipients('rewrap');
     const now = new Date().toISOString();
     const run = this.db.transaction(() => {
       const result: RewrapResult = { dataKeys: 0, unopened: 0, added: 0, removed: 0 };
-      const ids = this.db.prepare<[], { data_key: string }>('SELECT DISTINCT data_key FROM vault_key_wraps ORDER BY data_key').all();
-      const remove = this.db.prepare<[string, string, string]>('DELETE FROM vault_key_wraps WHERE data_key = ? AND role = ? AND key_id <> ?');
+      const ids = this.db
+        .prepare<[], { data_key: string }>('SELECT DISTINCT data_key FROM vault_key_wraps ORDER BY data_key')
+        .all();
+      const remove = this.db.prepare<[string, string, string]>(
+        'DELETE FROM vault_key_wraps WHERE data_key = ? AND role = ? AND key_id <> ?',
+      );
       for (const { data_key: id } of ids) {
         const dek = this.openDataKey(id, keys);
         if (!dek) {
@@ -457,21 +518,34 @@ export class TokenVault {
    * ciphertexts are overwritten on disk (secure_delete, checkpoint, VACUUM).
    */
   migrateLegacy(): number {
-    if (!this.key) throw new ConfigError('dip vault migrate needs privacy.vault.key (legacy entries were encrypted with a key derived from it)');
+    if (!this.key)
+      throw new ConfigError(
+        'dip vault migrate needs privacy.vault.key (legacy entries were encrypted with a key derived from it)',
+      );
     this.requireRecipients('migrate legacy entries');
     const legacyKey = derive(this.key, LEGACY_ENCRYPTION_KEY_INFO);
     const now = new Date().toISOString();
     const run = this.db.transaction(() => {
-      const rows = this.db.prepare<[], EntryRow & { token: string }>('SELECT token, ciphertext, iv, tag, data_key FROM vault_tokens WHERE data_key IS NULL').all();
+      const rows = this.db
+        .prepare<[], EntryRow & { token: string }>(
+          'SELECT token, ciphertext, iv, tag, data_key FROM vault_tokens WHERE data_key IS NULL',
+        )
+        .all();
       if (rows.length === 0) return 0;
       const batch = this.newDataKey(now);
-      const update = this.db.prepare<[Buffer, Buffer, Buffer, string, string]>('UPDATE vault_tokens SET ciphertext = ?, iv = ?, tag = ?, data_key = ? WHERE token = ?');
+      const update = this.db.prepare<[Buffer, Buffer, Buffer, string, string]>(
+        'UPDATE vault_tokens SET ciphertext = ?, iv = ?, tag = ?, data_key = ? WHERE token = ?',
+      );
       for (const row of rows) {
         let clear: Buffer;
         try {
           clear = unseal(legacyKey, row, row.token);
         } catch (err) {
-          throw new DipError('internal', `token vault ${this.path}: the legacy entry ${row.token} cannot be decrypted (the vault entry is damaged)`, { cause: err });
+          throw new DipError(
+            'internal',
+            `token vault ${this.path}: the legacy entry ${row.token} cannot be decrypted (the vault entry is damaged)`,
+            { cause: err },
+          );
         }
         const sealed = seal(batch.dek, clear, valueAad(row.token, batch.id));
         clear.fill(0);
@@ -517,7 +591,11 @@ export class TokenVault {
         try {
           return unwrapDataKey(w, key);
         } catch (err) {
-          throw new DipError('internal', `token vault ${this.path}: data key ${id} cannot be unwrapped with key ${key.keyId} (the vault entry is damaged)`, { cause: err });
+          throw new DipError(
+            'internal',
+            `token vault ${this.path}: data key ${id} cannot be unwrapped with key ${key.keyId} (the vault entry is damaged)`,
+            { cause: err },
+          );
         }
       }
     }
@@ -528,7 +606,11 @@ export class TokenVault {
     try {
       return unseal(dek, row, valueAad(token, dataKey));
     } catch (err) {
-      throw new DipError('internal', `token vault ${this.path}: the value of ${token} cannot be decrypted (the vault entry is damaged)`, { cause: err });
+      throw new DipError(
+        'internal',
+        `token vault ${this.path}: the value of ${token} cannot be decrypted (the vault entry is damaged)`,
+        { cause: err },
+      );
     }
   }
 
@@ -545,7 +627,11 @@ export class TokenVault {
  * is set, every role's public key (the vault needs them to store values). No private key, no
  * role secret is resolved.
  */
-export function runnerVaultOptions(vault: VaultConfig, projectDir: string, options: { recipients?: boolean } = {}): VaultOptions {
+export function runnerVaultOptions(
+  vault: VaultConfig,
+  projectDir: string,
+  options: { recipients?: boolean } = {},
+): VaultOptions {
   return {
     path: vault.path,
     key: resolveSecrets(vault.key, { baseDir: projectDir }),

@@ -48,7 +48,11 @@ function keyIdSql(key: readonly string[], alias: string): string {
  * (copy-on-write). Without a key: the new rows are appended.
  */
 /** Judges unmasked columns of a relation for PII; `prefix` names a child table's columns (`<child>.`). */
-export type PiiJudge = (relation: string, columns: readonly { name: string; type: string }[], prefix: string) => Promise<void>;
+export type PiiJudge = (
+  relation: string,
+  columns: readonly { name: string; type: string }[],
+  prefix: string,
+) => Promise<void>;
 
 export async function writeSilver(
   ctx: BuildTarget,
@@ -82,12 +86,23 @@ export async function writeSilver(
     // Files by hash, not path: a path per row of millions would not fit in memory.
     const pos = `hash(${POSITION_COLUMNS.file}) AS _f, ${POSITION_COLUMNS.row} AS _r`;
     const newKeys = `SELECT ${keyCols.map((c) => `${out(c)} AS ${ident(c)}`).join(', ')}, 1 AS _b, _dip_ingested_at AS _i, _dip_ingested_at AS _fs, _dip_ingested_at AS _ls, ${pos} FROM ${passing}`;
-    const curScan = current.length ? parquetScan(current.map((f) => lake.storage.uri(f.path)), ['filename=true', 'file_row_number=true']) : undefined;
+    const curScan = current.length
+      ? parquetScan(
+          current.map((f) => lake.storage.uri(f.path)),
+          ['filename=true', 'file_row_number=true'],
+        )
+      : undefined;
     const curKeys = curScan
       ? ` UNION ALL BY NAME SELECT ${keyCols.map(ident).join(', ')}, 0 AS _b, NULL::TIMESTAMPTZ AS _i, ${SILVER_AUDIT.firstSeen} AS _fs, ${SILVER_AUDIT.lastSeen} AS _ls, hash(filename) AS _f, file_row_number AS _r FROM ${curScan}`
       : '';
     // Latest by the sort columns (nulls lowest), then this build over the table, then arrival.
-    const order = [...plan.sortBy.flatMap((c, i) => [`n${i} := ${ident(c)} IS NOT NULL`, `s${i} := ${ident(c)}`]), 'b := _b', 'i := _i', 'f := _f', 'r := _r'].join(', ');
+    const order = [
+      ...plan.sortBy.flatMap((c, i) => [`n${i} := ${ident(c)} IS NOT NULL`, `s${i} := ${ident(c)}`]),
+      'b := _b',
+      'i := _i',
+      'f := _f',
+      'r := _r',
+    ].join(', ');
     const deleted = plan.deletedColumn ? `coalesce(TRY_CAST(${ident(plan.deletedColumn)} AS BOOLEAN), false)` : 'false';
     await lake.engine.run(
       `CREATE OR REPLACE TEMP TABLE ${WINNERS} AS
@@ -105,7 +120,9 @@ export async function writeSilver(
       : '';
     rowsSql = `${fresh}${kept}`;
     operation = current.length ? 'merge' : 'replace';
-    newRowCount = Number((await lake.engine.all(`SELECT count(*) AS n FROM ${WINNERS} WHERE b = 1 AND NOT d`))[0]?.['n'] ?? 0);
+    newRowCount = Number(
+      (await lake.engine.all(`SELECT count(*) AS n FROM ${WINNERS} WHERE b = 1 AND NOT d`))[0]?.['n'] ?? 0,
+    );
   } else {
     rowsSql = `SELECT ${[...masked, ...childCols].join(', ')}, ${sourceFile},
         md5(concat_ws(':', ${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row})) AS ${SILVER_AUDIT.id},
@@ -164,7 +181,15 @@ export async function writeSilver(
  * Child tables: rows of the lists on this build's rows (`_dip_silver_out` with _dip_batch 1);
  * with a key, children of parents this build replaced or deleted go, the others stay.
  */
-async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableConfig, plan: SilverPlan, keyed: boolean, full: boolean, judgePii: PiiJudge): Promise<TableChange[]> {
+async function writeChildren(
+  ctx: BuildTarget,
+  name: string,
+  cfg: SilverTableConfig,
+  plan: SilverPlan,
+  keyed: boolean,
+  full: boolean,
+  judgePii: PiiJudge,
+): Promise<TableChange[]> {
   const { lake } = ctx;
   const out: TableChange[] = [];
   for (const child of plan.children) {
@@ -173,7 +198,12 @@ async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableCon
     const head = (await lake.catalog.getTable(childTable))?.headCommit ?? null;
     const fresh = childTableSelect(
       `(SELECT * FROM _dip_silver_out WHERE _dip_batch = 1)`,
-      child.array ?? { name: child.column, sourcePath: [child.name], expr: ident(child.column), elementType: child.elementType },
+      child.array ?? {
+        name: child.column,
+        sourcePath: [child.name],
+        expr: ident(child.column),
+        elementType: child.elementType,
+      },
       ident(SILVER_AUDIT.id),
       { maxDepth: cfg.nested.max_depth, naming: cfg.naming },
     );
@@ -185,7 +215,9 @@ async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableCon
       const names = new Set(fresh.columns.map((c) => (c.name === 'value' ? child.valueColumn : c.name)));
       const unknown = [...child.masks.keys()].filter((c) => !names.has(c));
       if (unknown.length) {
-        throw new ConfigError(`silver.${name}: columns.${child.name}.${unknown[0]} is not a column of silver.${name}__${child.name} (columns: ${[...names].join(', ')})`);
+        throw new ConfigError(
+          `silver.${name}: columns.${child.name}.${unknown[0]} is not a column of silver.${name}__${child.name} (columns: ${[...names].join(', ')})`,
+        );
       }
       sql = `SELECT * REPLACE (${[...child.masks].map(([c, expr]) => `${expr} AS ${ident(c)}`).join(', ')}) FROM (${sql})`;
     }
@@ -199,11 +231,24 @@ async function writeChildren(ctx: BuildTarget, name: string, cfg: SilverTableCon
       const kept = `SELECT * FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))} WHERE _dip_parent_id NOT IN (${touched})`;
       sql = `${kept} UNION ALL BY NAME ${sql}`;
     }
-    const file = await writeLakeFile(lake, sql, { zone: 'silver', source: ctx.pipeline, table: `${name}__${child.name}` }, { run_id: ctx.runId, parent: `silver.${name}` });
-    const schema = { columns: await lake.engine.describe(`SELECT * FROM ${parquetScan([lake.storage.uri(file.path)])}`) };
+    const file = await writeLakeFile(
+      lake,
+      sql,
+      { zone: 'silver', source: ctx.pipeline, table: `${name}__${child.name}` },
+      { run_id: ctx.runId, parent: `silver.${name}` },
+    );
+    const schema = {
+      columns: await lake.engine.describe(`SELECT * FROM ${parquetScan([lake.storage.uri(file.path)])}`),
+    };
     const replace = keyed || full;
-    out.push({ table: childTable, zone: 'silver', format: 'parquet', schema, add: [file], ...(replace ? { remove: 'all' as const, expectedHead: head } : {}) });
+    out.push({
+      table: childTable,
+      zone: 'silver',
+      format: 'parquet',
+      schema,
+      add: [file],
+      ...(replace ? { remove: 'all' as const, expectedHead: head } : {}),
+    });
   }
   return out;
 }
-

@@ -45,7 +45,15 @@ export class TestApi {
         self.inFlight++;
         self.maxInFlight = Math.max(self.maxInFlight, self.inFlight);
         const u = new URL(req.url ?? '/', self.url);
-        const request: ApiRequest = { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams, headers: req.headers, body: Buffer.concat(chunks).toString(), at: Date.now(), inFlight: self.inFlight };
+        const request: ApiRequest = {
+          method: req.method ?? 'GET',
+          path: u.pathname,
+          query: u.searchParams,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString(),
+          at: Date.now(),
+          inFlight: self.inFlight,
+        };
         self.requests.push(request);
         const reply = async () => {
           if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
@@ -85,7 +93,12 @@ export class TestApi {
 export function items(n: number, from = 1): { id: number; name: string; amount: number; updated_at: string }[] {
   return Array.from({ length: n }, (_, i) => {
     const id = from + i;
-    return { id, name: `item ${id}`, amount: id * 3, updated_at: new Date(Date.UTC(2026, 0, 1) + id * 60_000).toISOString() };
+    return {
+      id,
+      name: `item ${id}`,
+      amount: id * 3,
+      updated_at: new Date(Date.UTC(2026, 0, 1) + id * 60_000).toISOString(),
+    };
   });
 }
 

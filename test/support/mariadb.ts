@@ -166,7 +166,9 @@ export async function startMariadb(options: StartMariadbOptions = {}): Promise<M
   } catch (err) {
     await rm(baseDir, { recursive: true, force: true });
     exitCleanup.release();
-    throw new Error(`mariadb-install-db failed in ${dataDir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`mariadb-install-db failed in ${dataDir}: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
   }
 
   // The port is picked, released, then bound by mariadbd: another process may win the race,
@@ -271,7 +273,9 @@ async function launch(p: {
     );
     const conn = await mysql.createConnection({ host: HOST, port: p.port, user: 'root' });
     try {
-      await conn.query(`CREATE DATABASE IF NOT EXISTS \`${DATABASE}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+      await conn.query(
+        `CREATE DATABASE IF NOT EXISTS \`${DATABASE}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+      );
     } finally {
       await conn.end().catch(() => undefined);
     }

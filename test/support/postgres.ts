@@ -68,7 +68,10 @@ export function findPostgresBinDir(): string | undefined {
   const fromEnv = process.env.DIP_PG_BINDIR;
   if (fromEnv) return hasServerBinaries(fromEnv) ? fromEnv : undefined;
   try {
-    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dir = execFileSync('pg_config', ['--bindir'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     if (dir && hasServerBinaries(dir)) return dir;
   } catch {
     // no pg_config on PATH
@@ -103,7 +106,8 @@ export function postgresProbe(): ServiceProbe {
   } else {
     reason = privilegeDropProblem(osUserName());
   }
-  cachedProbe = reason === undefined ? { name: 'PostgreSQL', available: true } : { name: 'PostgreSQL', available: false, reason };
+  cachedProbe =
+    reason === undefined ? { name: 'PostgreSQL', available: true } : { name: 'PostgreSQL', available: false, reason };
   return cachedProbe;
 }
 
@@ -152,7 +156,16 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     const port = await freePort('127.0.0.1');
     try {
       const child = await launch({ binDir, dataDir, baseDir, logFile, port, user, options });
-      return makeHandle({ binDir, dataDir, baseDir, port, user, child, exitCleanup, relaunch: () => launch({ binDir, dataDir, baseDir, logFile, port, user, options }) });
+      return makeHandle({
+        binDir,
+        dataDir,
+        baseDir,
+        port,
+        user,
+        child,
+        exitCleanup,
+        relaunch: () => launch({ binDir, dataDir, baseDir, logFile, port, user, options }),
+      });
     } catch (err) {
       lastError = err;
       const message = err instanceof Error ? err.message : String(err);

@@ -26,7 +26,10 @@ export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
 export type StreamYaml = Record<string, unknown> & { path: string | string[] };
 
 /** A dip.yaml with one pipeline `p`, one files source `src` and the given streams. */
-export function projectConfig(streams: Record<string, StreamYaml>, extra: { raw?: boolean } = {}): Record<string, unknown> {
+export function projectConfig(
+  streams: Record<string, StreamYaml>,
+  extra: { raw?: boolean } = {},
+): Record<string, unknown> {
   const pipeline: Record<string, unknown> = { sources: { src: { type: 'files', streams } } };
   if (extra.raw === false) pipeline['raw'] = { enabled: false };
   return {
@@ -40,7 +43,10 @@ export function projectConfig(streams: Record<string, StreamYaml>, extra: { raw?
 }
 
 /** A dip.yaml with one pipeline `p` and the given sources (any type), as written in dip.yaml. */
-export function projectWithSources(sources: Record<string, unknown>, extra: { raw?: boolean } = {}): Record<string, unknown> {
+export function projectWithSources(
+  sources: Record<string, unknown>,
+  extra: { raw?: boolean } = {},
+): Record<string, unknown> {
   const config = projectConfig({}, extra);
   const pipeline = (config['pipelines'] as Record<string, Record<string, unknown>>)['p'] as Record<string, unknown>;
   pipeline['sources'] = sources;

@@ -119,7 +119,8 @@ export async function waitUntil<T>(check: () => Promise<T | undefined | false>, 
   let lastError: unknown;
   for (;;) {
     const aborted = options.abort?.();
-    if (aborted !== undefined) throw new Error(withDiagnostics(`gave up waiting for ${options.what}: ${aborted}`, options));
+    if (aborted !== undefined)
+      throw new Error(withDiagnostics(`gave up waiting for ${options.what}: ${aborted}`, options));
     try {
       const result = await check();
       if (result !== undefined && result !== false) return result;
@@ -177,7 +178,14 @@ export const isRoot = (): boolean => typeof process.getuid === 'function' && pro
 /** The first executable named `name` on PATH (or at an absolute path); undefined when none. */
 export function findExecutable(name: string, extraDirs: readonly string[] = []): string | undefined {
   if (name.includes('/')) return isExecutable(name) ? name : undefined;
-  const dirs = [...extraDirs, ...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+  const dirs = [
+    ...extraDirs,
+    ...(process.env.PATH ?? '').split(':').filter(Boolean),
+    '/usr/sbin',
+    '/sbin',
+    '/usr/bin',
+    '/bin',
+  ];
   for (const dir of dirs) {
     const candidate = join(dir, name);
     if (isExecutable(candidate)) return candidate;
@@ -199,7 +207,11 @@ function isExecutable(path: string): boolean {
  * as ourselves) or are that user already; `setpriv` (execs in place, so the child pid is the
  * server itself) or `runuser` when root.
  */
-export function asUser(user: OsUser | undefined, command: string, args: readonly string[]): { command: string; args: string[] } {
+export function asUser(
+  user: OsUser | undefined,
+  command: string,
+  args: readonly string[],
+): { command: string; args: string[] } {
   if (user === undefined || !isRoot() || user.uid === 0) return { command, args: [...args] };
   const setpriv = findExecutable('setpriv');
   if (setpriv) {
@@ -210,14 +222,17 @@ export function asUser(user: OsUser | undefined, command: string, args: readonly
   }
   const runuser = findExecutable('runuser');
   if (runuser) return { command: runuser, args: ['-u', user.name, '--', command, ...args] };
-  throw new ServiceUnavailableError(`running ${command} as ${user.name} needs setpriv or runuser (util-linux), found neither`);
+  throw new ServiceUnavailableError(
+    `running ${command} as ${user.name} needs setpriv or runuser (util-linux), found neither`,
+  );
 }
 
 /** How we can run a server as a non-root user; a reason string when we cannot. */
 export function privilegeDropProblem(userName: string): string | undefined {
   if (!isRoot()) return undefined;
   if (!lookupOsUser(userName)) return `running as root and there is no "${userName}" OS user to run the server as`;
-  if (!findExecutable('setpriv') && !findExecutable('runuser')) return 'running as root and neither setpriv nor runuser is installed';
+  if (!findExecutable('setpriv') && !findExecutable('runuser'))
+    return 'running as root and neither setpriv nor runuser is installed';
   return undefined;
 }
 
@@ -237,15 +252,23 @@ export function run(
     execFile(
       cmd.command,
       cmd.args,
-      { cwd: options.cwd, env: options.env ?? process.env, timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024 },
+      {
+        cwd: options.cwd,
+        env: options.env ?? process.env,
+        timeout: options.timeoutMs ?? 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         if (err) {
           const code = (err as { code?: unknown }).code;
           const output = `${stdout}${stderr}`.trim();
           reject(
-            new Error(`${[command, ...args].join(' ')} failed (exit ${String(code ?? err.message)})${output ? `:\n${output}` : ''}`, {
-              cause: err,
-            }),
+            new Error(
+              `${[command, ...args].join(' ')} failed (exit ${String(code ?? err.message)})${output ? `:\n${output}` : ''}`,
+              {
+                cause: err,
+              },
+            ),
           );
         } else {
           resolve({ stdout, stderr });

@@ -21,9 +21,12 @@ const DEMO_MARKER = '.dip-demo';
 async function clearDemoDir(abs: string): Promise<void> {
   const entries = await readdir(abs).catch(() => [] as string[]);
   if (entries.length === 0) return;
-  const ours = entries.includes(DEMO_MARKER) || (await readFile(join(abs, 'dip.yaml'), 'utf8').catch(() => '')) === PROJECT_YAML;
+  const ours =
+    entries.includes(DEMO_MARKER) || (await readFile(join(abs, 'dip.yaml'), 'utf8').catch(() => '')) === PROJECT_YAML;
   if (!ours) {
-    throw new ConfigError(`${abs} is not empty and was not made by \`dip demo\`; pass a new directory (dip demo <dir>)`);
+    throw new ConfigError(
+      `${abs} is not empty and was not made by \`dip demo\`; pass a new directory (dip demo <dir>)`,
+    );
   }
   await rm(abs, { recursive: true, force: true });
 }
@@ -34,7 +37,12 @@ async function show(lake: Lake, title: string, sql: string): Promise<void> {
   const r = await query(lake, sql);
   const names = r.columns.map((c) => c.name);
   say(`\n▸ ${title}\n  $ dip query "${sql.replace(/\s+/g, ' ')}"`);
-  say(renderTable(names, r.rows.map((row) => names.map((n) => row[n]))).replace(/^/gm, '  '));
+  say(
+    renderTable(
+      names,
+      r.rows.map((row) => names.map((n) => row[n])),
+    ).replace(/^/gm, '  '),
+  );
 }
 
 /**
@@ -43,7 +51,10 @@ async function show(lake: Lake, title: string, sql: string): Promise<void> {
  * its data moved on.
  */
 async function socialSteps(abs: string, report: (r: RunResult) => RunResult): Promise<RunResult[]> {
-  const [{ SocialApiEmulator }, { runPipeline }] = await Promise.all([import('../../emulate/social-api.js'), import('../../pipeline/run.js')]);
+  const [{ SocialApiEmulator }, { runPipeline }] = await Promise.all([
+    import('../../emulate/social-api.js'),
+    import('../../pipeline/run.js'),
+  ]);
   const api = await SocialApiEmulator.start({ seed: 7, posts: 150, errorRate: 0.03 });
   try {
     process.env['SOCIAL_CLIENT_SECRET'] = api.clientSecret;
@@ -52,11 +63,19 @@ async function socialSteps(abs: string, report: (r: RunResult) => RunResult): Pr
     try {
       say(`\n4) a REST API (the social metrics emulator at ${api.url}): OAuth2, cursor pages, comments per post`);
       const first = report(await runPipeline(lake, 'social'));
-      await show(lake, 'silver posts: nested author and metrics flattened, engagement derived, media and hashtags as child tables', `select id, metrics__views as views, engagement_rate, (select count(*) from silver.posts__hashtags h where h._dip_parent_id = p._dip_id) as tags, (select count(*) from silver.posts__media m where m._dip_parent_id = p._dip_id) as media from silver.posts p order by views desc limit 3`);
+      await show(
+        lake,
+        'silver posts: nested author and metrics flattened, engagement derived, media and hashtags as child tables',
+        `select id, metrics__views as views, engagement_rate, (select count(*) from silver.posts__hashtags h where h._dip_parent_id = p._dip_id) as tags, (select count(*) from silver.posts__media m where m._dip_parent_id = p._dip_id) as media from silver.posts p order by views desc limit 3`,
+      );
       api.advance(6 * 3_600_000);
       say('\n5) six hours later: posts changed and new ones appeared; the incremental run fetches only those');
       const second = report(await runPipeline(lake, 'social'));
-      await show(lake, 'each response page is kept raw (URL without secrets, status, headers)', `select seq, json_extract_string(position, 'url') as url, json_extract_string(position, 'status') as status from raw.posts order by received_at desc, seq limit 2`);
+      await show(
+        lake,
+        'each response page is kept raw (URL without secrets, status, headers)',
+        `select seq, json_extract_string(position, 'url') as url, json_extract_string(position, 'status') as status from raw.posts order by received_at desc, seq limit 2`,
+      );
       return [first, second];
     } finally {
       await lake.close();
@@ -82,8 +101,15 @@ async function orchestratedStep(lake: Lake): Promise<void> {
     const [done] = await waitForRuns(runtime.orchestrator.store, [run.id], { pollMs: 50 });
     if (!narrate) return;
     const tasks = await runtime.orchestrator.store.listTasks(run.id);
-    say(`\n3) the orchestrator runs the pipeline as a DAG (dip trigger shop; dip serve schedules it "0 2 * * *"): ${done?.status}`);
-    say(renderTable(['task', 'after', 'status', 'attempts', 'new rows'], tasks.map((t) => [t.task, t.deps.join(', '), t.status, t.attempt, formatCount(t.rows)])).replace(/^/gm, '  '));
+    say(
+      `\n3) the orchestrator runs the pipeline as a DAG (dip trigger shop; dip serve schedules it "0 2 * * *"): ${done?.status}`,
+    );
+    say(
+      renderTable(
+        ['task', 'after', 'status', 'attempts', 'new rows'],
+        tasks.map((t) => [t.task, t.deps.join(', '), t.status, t.attempt, formatCount(t.rows)]),
+      ).replace(/^/gm, '  '),
+    );
   } finally {
     await runtime.stop();
   }
@@ -98,7 +124,9 @@ async function openLake(abs: string): Promise<Lake> {
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('scaffold a sample shop project, ingest two days of exports, and show what landed (what `npm start` runs)')
+    .description(
+      'scaffold a sample shop project, ingest two days of exports, and show what landed (what `npm start` runs)',
+    )
     .argument('[dir]', 'where to put the demo project (recreated each time)', 'demo-project')
     .action(async (dir: string, _opts: unknown, cmd: Command) => {
       narrate = !cmd.optsWithGlobals<GlobalOptions>().json;
@@ -116,26 +144,67 @@ export function registerDemo(program: Command): void {
       try {
         say('\n1) first run: orders (CSV), customers (NDJSON), products (JSON) → raw + bronze');
         const first = report(await runPipeline(lake, 'shop'));
-        await show(lake, 'revenue by status, straight from bronze', `select status, count(*) as orders, round(sum(quantity * unit_price), 2) as revenue from bronze.orders group by status order by status`);
-        await show(lake, 'malformed rows were quarantined with file, line and reason', `select regexp_extract(_dip_source_file, '[^/]+$') as file, line, error_type, reason from quarantine.orders order by line`);
+        await show(
+          lake,
+          'revenue by status, straight from bronze',
+          `select status, count(*) as orders, round(sum(quantity * unit_price), 2) as revenue from bronze.orders group by status order by status`,
+        );
+        await show(
+          lake,
+          'malformed rows were quarantined with file, line and reason',
+          `select regexp_extract(_dip_source_file, '[^/]+$') as file, line, error_type, reason from quarantine.orders order by line`,
+        );
 
         const added = await addNextDay(abs);
         say(`\n2) a day later new exports arrive (${added.join(', ')}); the second run reads only those`);
         const second = report(await runPipeline(lake, 'shop'));
-        await show(lake, 'customers merged by key: updates applied, C-1001 deleted', `select count(*) as customers, count(*) filter (where customer_id = 'C-1001') as c1001_rows, max(address.city) as some_city from bronze.customers`);
-        await show(lake, 'the orders table evolved: coupon was added as schema v2', `select _dip_source_file like '%11-01%' as first_file, count(*) as orders, count(coupon) as with_coupon from bronze.orders group by all order by 1`);
-        await show(lake, 'every record is also kept raw, as it arrived', `select seq, payload, run_id from raw.orders order by received_at, seq limit 2`);
-        await show(lake, 'silver: typed, UTC, mapped, deduplicated and checked (the orders with quantity "three" never got here)', `select order_id, ordered_at, status, amount, _dip_first_seen is not null as audited from silver.orders order by order_id limit 3`);
-        await show(lake, 'silver customers: email is a salted hash, address flattened, tags a child table', `select customer_id, left(email, 16) || '…' as email, address__city, (select count(*) from silver.customers__tags t where t._dip_parent_id = c._dip_id) as tags from silver.customers c order by customer_id limit 3`);
+        await show(
+          lake,
+          'customers merged by key: updates applied, C-1001 deleted',
+          `select count(*) as customers, count(*) filter (where customer_id = 'C-1001') as c1001_rows, max(address.city) as some_city from bronze.customers`,
+        );
+        await show(
+          lake,
+          'the orders table evolved: coupon was added as schema v2',
+          `select _dip_source_file like '%11-01%' as first_file, count(*) as orders, count(coupon) as with_coupon from bronze.orders group by all order by 1`,
+        );
+        await show(
+          lake,
+          'every record is also kept raw, as it arrived',
+          `select seq, payload, run_id from raw.orders order by received_at, seq limit 2`,
+        );
+        await show(
+          lake,
+          'silver: typed, UTC, mapped, deduplicated and checked (the orders with quantity "three" never got here)',
+          `select order_id, ordered_at, status, amount, _dip_first_seen is not null as audited from silver.orders order by order_id limit 3`,
+        );
+        await show(
+          lake,
+          'silver customers: email is a salted hash, address flattened, tags a child table',
+          `select customer_id, left(email, 16) || '…' as email, address__city, (select count(*) from silver.customers__tags t where t._dip_parent_id = c._dip_id) as tags from silver.customers c order by customer_id limit 3`,
+        );
         await showQuality(lake, 'silver.orders');
         await orchestratedStep(lake);
         const social = await socialSteps(abs, report);
         const tables = await lake.catalog.listTables();
         if (!narrate) return printJson({ project: abs, runs: [first, second, ...social], tables });
         say('\n▸ tables');
-        say(renderTable(['table', 'rows', 'files', 'schema'], tables.map((t) => [t.name, formatCount(t.rows), t.files, `v${t.schemaVersion ?? '-'}`])).replace(/^/gm, '  '));
+        say(
+          renderTable(
+            ['table', 'rows', 'files', 'schema'],
+            tables.map((t) => [t.name, formatCount(t.rows), t.files, `v${t.schemaVersion ?? '-'}`]),
+          ).replace(/^/gm, '  '),
+        );
         say(`\nlook around (from this repository; with DIP installed, plain \`dip …\` inside ${dir}):`);
-        for (const cmd of ['status', 'runs list', 'tables', 'describe silver.orders', 'quality silver.orders', 'quarantine list', 'query "select * from silver.customers limit 5"']) {
+        for (const cmd of [
+          'status',
+          'runs list',
+          'tables',
+          'describe silver.orders',
+          'quality silver.orders',
+          'quarantine list',
+          'query "select * from silver.customers limit 5"',
+        ]) {
           say(`  npm run dip -- -p ${dir} ${cmd}`);
         }
       } finally {

@@ -16,7 +16,8 @@ interface SocialApiFlags {
 
 function fraction(text: string, flag: string): number {
   const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new DipError('input', `${flag} "${text}": expected a number from 0 to 1`);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1)
+    throw new DipError('input', `${flag} "${text}": expected a number from 0 to 1`);
   return n;
 }
 
@@ -28,16 +29,23 @@ export function parseRateLimit(text: string): RateLimit | null {
   const requests = Number(m?.[1]);
   const windowMs = Number(m?.[2]) * unit;
   if (!m || requests < 1 || windowMs < 1) {
-    throw new DipError('input', `--rate-limit "${text}": expected <requests>/<window>, e.g. 600/60s, 100/1m, 10/500ms, or off`);
+    throw new DipError(
+      'input',
+      `--rate-limit "${text}": expected <requests>/<window>, e.g. 600/60s, 100/1m, 10/500ms, or off`,
+    );
   }
   return { requests, windowMs };
 }
 
 export function registerEmulate(program: Command): void {
-  const emulate = program.command('emulate').description('local emulators of external APIs, for demos, tests and benchmarks');
+  const emulate = program
+    .command('emulate')
+    .description('local emulators of external APIs, for demos, tests and benchmarks');
   emulate
     .command('social-api')
-    .description('serve a TikTok/Instagram-style metrics API (OAuth2 client credentials, cursor pages, rate limits) until Ctrl-C')
+    .description(
+      'serve a TikTok/Instagram-style metrics API (OAuth2 client credentials, cursor pages, rate limits) until Ctrl-C',
+    )
     .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', '8787')
     .option('--seed <n>', 'seed of the generated data', '1')
     .option('--posts <n>', 'initial number of posts', '500')
@@ -48,7 +56,8 @@ export function registerEmulate(program: Command): void {
     .action(async (opts: SocialApiFlags, cmd: Command) => {
       const json = Boolean(cmd.optsWithGlobals<GlobalOptions>().json);
       const speed = opts.speed === undefined ? undefined : Number(opts.speed);
-      if (speed !== undefined && !(speed > 0)) throw new DipError('input', `--speed "${opts.speed}": expected a positive number`);
+      if (speed !== undefined && !(speed > 0))
+        throw new DipError('input', `--speed "${opts.speed}": expected a positive number`);
       const port = wholeNumber(opts.port, '--port');
       if (port > 65535) throw new DipError('input', `--port "${opts.port}": expected a port number up to 65535`);
       const api = await SocialApiEmulator.start({
@@ -61,7 +70,13 @@ export function registerEmulate(program: Command): void {
         ...(speed ? { clockSpeed: speed } : {}),
       }).catch((err: unknown) => {
         const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-        throw new DipError(inUse ? 'config' : 'internal', inUse ? `port ${opts.port} is in use; pick another with --port (0: any free port)` : 'the emulator could not start', { cause: err });
+        throw new DipError(
+          inUse ? 'config' : 'internal',
+          inUse
+            ? `port ${opts.port} is in use; pick another with --port (0: any free port)`
+            : 'the emulator could not start',
+          { cause: err },
+        );
       });
       const info = {
         url: api.url,
@@ -101,7 +116,9 @@ export function registerEmulate(program: Command): void {
       await api.close();
       if (!json) {
         const s = api.stats();
-        process.stderr.write(`stopped after ${s.requests} requests (${s.tokenRequests} token, ${s.rateLimited} rate-limited, ${s.serverErrors} answered 500)\n`);
+        process.stderr.write(
+          `stopped after ${s.requests} requests (${s.tokenRequests} token, ${s.rateLimited} rate-limited, ${s.serverErrors} answered 500)\n`,
+        );
       }
     });
 }

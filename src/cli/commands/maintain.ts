@@ -7,7 +7,8 @@ import { formatBytes, formatCount, printJson } from '../output.js';
 
 function duration(text: string, flag: string): number {
   const ms = parseDuration(text);
-  if (ms === undefined) throw new DipError('input', `${flag} "${text}": expected a duration such as 30s, 15m, 12h or 7d`);
+  if (ms === undefined)
+    throw new DipError('input', `${flag} "${text}": expected a duration such as 30s, 15m, 12h or 7d`);
   return ms;
 }
 
@@ -24,12 +25,20 @@ export function registerMaintenance(program: Command): void {
     .command('gc')
     .description('delete files no commit references, and files removed from tables longer ago than the retention')
     .option('--retention <duration>', 'keep removed files (time travel) this long', '7d')
-    .option('--grace <duration>', 'leave unreferenced files younger than this (a writer may be about to commit them)', '1h')
+    .option(
+      '--grace <duration>',
+      'leave unreferenced files younger than this (a writer may be about to commit them)',
+      '1h',
+    )
     .option('--dry-run', 'only report what would be deleted')
     .action(async (opts: { retention: string; grace: string; dryRun?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const result = await withLake(global, (lake) =>
-        collectGarbage(lake, { retentionMs: duration(opts.retention, '--retention'), orphanGraceMs: duration(opts.grace, '--grace'), dryRun: Boolean(opts.dryRun) }),
+        collectGarbage(lake, {
+          retentionMs: duration(opts.retention, '--retention'),
+          orphanGraceMs: duration(opts.grace, '--grace'),
+          dryRun: Boolean(opts.dryRun),
+        }),
       );
       if (global.json) return printJson(result);
       const verb = opts.dryRun ? 'would delete' : 'deleted';
@@ -40,16 +49,21 @@ export function registerMaintenance(program: Command): void {
 
   program
     .command('compact')
-    .description('rewrite each table\'s small files into one, in one commit')
+    .description("rewrite each table's small files into one, in one commit")
     .argument('[tables...]', 'tables to compact (default: all Parquet tables)')
     .option('--small <size>', 'files below this size are compacted', '64MB')
     .option('--dry-run', 'only report what would be compacted')
     .action(async (names: string[], opts: { small: string; dryRun?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const results = await withLake(global, async (lake) => {
-        const tables = names.length ? names : (await lake.catalog.listTables()).filter((t) => t.format === 'parquet').map((t) => t.name);
+        const tables = names.length
+          ? names
+          : (await lake.catalog.listTables()).filter((t) => t.format === 'parquet').map((t) => t.name);
         const out = [];
-        for (const t of tables) out.push(await compactTable(lake, t, { smallFileBytes: size(opts.small, '--small'), dryRun: Boolean(opts.dryRun) }));
+        for (const t of tables)
+          out.push(
+            await compactTable(lake, t, { smallFileBytes: size(opts.small, '--small'), dryRun: Boolean(opts.dryRun) }),
+          );
         return out;
       });
       if (global.json) return printJson(results);
@@ -69,7 +83,8 @@ export function registerMaintenance(program: Command): void {
     .requiredOption('--to <commit>', 'the commit id to restore')
     .action(async (table: string, opts: { to: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      if (!/^\d+$/.test(opts.to)) throw new DipError('input', `--to "${opts.to}": expected a commit id (see dip describe ${table})`);
+      if (!/^\d+$/.test(opts.to))
+        throw new DipError('input', `--to "${opts.to}": expected a commit id (see dip describe ${table})`);
       const commit = await withLake(global, (lake) => rollbackTable(lake, table, Number(opts.to)));
       if (global.json) return printJson(commit);
       process.stdout.write(`${table} rolled back to commit ${opts.to} as commit ${commit.id}\n`);

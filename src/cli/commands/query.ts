@@ -11,7 +11,10 @@ export function parseAsOf(text: string | undefined): AsOf | undefined {
   if (/^\d+$/.test(text)) return { commit: Number(text) };
   const at = new Date(text);
   if (Number.isNaN(at.getTime())) {
-    throw new DipError('input', `--as-of "${text}": expected a commit id (e.g. 12) or an ISO timestamp (e.g. 2026-11-22T10:00:00Z)`);
+    throw new DipError(
+      'input',
+      `--as-of "${text}": expected a commit id (e.g. 12) or an ISO timestamp (e.g. 2026-11-22T10:00:00Z)`,
+    );
   }
   return { at };
 }
@@ -28,7 +31,8 @@ export function registerQuery(program: Command): void {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const format = global.json ? 'json' : opts.format;
       const limit = wholeNumber(opts.limit, '--limit', 1);
-      if (!['table', 'csv', 'json'].includes(format)) throw new DipError('input', `--format ${format}: expected table, csv or json`);
+      if (!['table', 'csv', 'json'].includes(format))
+        throw new DipError('input', `--format ${format}: expected table, csv or json`);
       const result = await withLake(global, (lake) => query(lake, sql, parseAsOf(opts.asOf)));
       const names = result.columns.map((c) => c.name);
       if (format === 'json') return printJson(result.rows);
@@ -39,6 +43,8 @@ export function registerQuery(program: Command): void {
       }
       process.stdout.write(`${renderTable(names, rows.slice(0, limit))}\n`);
       const more = rows.length > limit ? ` (showing ${limit}; use --format csv for all)` : '';
-      process.stdout.write(`(${rows.length} row${rows.length === 1 ? '' : 's'}${more}${opts.asOf !== undefined && result.commit !== undefined ? `, as of commit ${result.commit}` : ''})\n`);
+      process.stdout.write(
+        `(${rows.length} row${rows.length === 1 ? '' : 's'}${more}${opts.asOf !== undefined && result.commit !== undefined ? `, as of commit ${result.commit}` : ''})\n`,
+      );
     });
 }

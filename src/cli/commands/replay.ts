@@ -15,19 +15,24 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 export function registerReplay(program: Command): void {
   program
     .command('replay')
-    .description('rebuild a pipeline\'s bronze tables from the raw zone alone (no source is read)')
+    .description("rebuild a pipeline's bronze tables from the raw zone alone (no source is read)")
     .argument('<pipeline>', 'pipeline to replay')
     .option('--from <date>', 'first ingest date (YYYY-MM-DD) of raw files to replay')
     .option('--to <date>', 'last ingest date (YYYY-MM-DD) of raw files to replay')
     .option('--stream <names...>', 'only these streams')
     .action(async (name: string, opts: { from?: string; to?: string; stream?: string[] }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      for (const [flag, v] of [['--from', opts.from], ['--to', opts.to]] as const) {
-        if (v !== undefined && !DATE.test(v)) throw new DipError('input', `${flag} "${v}": expected a date as YYYY-MM-DD`);
+      for (const [flag, v] of [
+        ['--from', opts.from],
+        ['--to', opts.to],
+      ] as const) {
+        if (v !== undefined && !DATE.test(v))
+          throw new DipError('input', `${flag} "${v}": expected a date as YYYY-MM-DD`);
       }
       const results = await withLake(global, async (lake) => {
         const pipeline = pipelineNamed(lake.project, name);
-        if (opts.stream && streamNames(pipeline).complete) assertKnown('stream', opts.stream, streamNames(pipeline).names);
+        if (opts.stream && streamNames(pipeline).complete)
+          assertKnown('stream', opts.stream, streamNames(pipeline).names);
         // Registered as a running writer, so gc leaves the files it publishes before committing alone.
         return asRegisteredWriter(lake, name, (runId) => replayAll(lake, name, pipeline, opts, runId));
       });
@@ -42,7 +47,13 @@ export function registerReplay(program: Command): void {
     });
 }
 
-async function replayAll(lake: Lake, name: string, pipeline: PipelineConfig, opts: { from?: string; to?: string; stream?: string[] }, runId: string): Promise<ReplayResult[]> {
+async function replayAll(
+  lake: Lake,
+  name: string,
+  pipeline: PipelineConfig,
+  opts: { from?: string; to?: string; stream?: string[] },
+  runId: string,
+): Promise<ReplayResult[]> {
   const out: ReplayResult[] = [];
   for (const [sourceName, cfg] of Object.entries(pipeline.sources)) {
     const source = await openSource(cfg, lake.project.dir, sourceName);

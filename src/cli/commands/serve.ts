@@ -27,24 +27,47 @@ interface ServeCliOptions {
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('the scheduler, the task executor, a REST API (/openapi.json), Prometheus /metrics, /health and /ready in one process, until SIGINT/SIGTERM')
-    .option('--host <host>', 'address to listen on (default: serve.host, 127.0.0.1); beyond loopback a token is required (or --allow-unauthenticated)')
+    .description(
+      'the scheduler, the task executor, a REST API (/openapi.json), Prometheus /metrics, /health and /ready in one process, until SIGINT/SIGTERM',
+    )
+    .option(
+      '--host <host>',
+      'address to listen on (default: serve.host, 127.0.0.1); beyond loopback a token is required (or --allow-unauthenticated)',
+    )
     .option('--port <port>', 'port (default: serve.port, 8420; 0 picks a free one)')
-    .option('--token <token>', 'bearer token every route but /health and /ready needs (default: serve.token); ${env:NAME} and ${file:path} are resolved')
-    .option('--allow-unauthenticated', 'listen beyond loopback without a token (default: serve.allow_unauthenticated, false); only behind a proxy that authenticates')
+    .option(
+      '--token <token>',
+      'bearer token every route but /health and /ready needs (default: serve.token); ${env:NAME} and ${file:path} are resolved',
+    )
+    .option(
+      '--allow-unauthenticated',
+      'listen beyond loopback without a token (default: serve.allow_unauthenticated, false); only behind a proxy that authenticates',
+    )
     .option('--concurrency <n>', 'tasks this process runs at once (default: serve.concurrency)')
     .option('--no-scheduler', 'no scheduler loop here (another process schedules): only the API and the executor')
-    .option('--grace <duration>', 'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back', '30s')
-    .option('--startup-wait <duration>', 'how long to keep trying an unreachable catalog or task queue at startup (a wrong password or database fails at once; 0s: no waiting)', '60s')
+    .option(
+      '--grace <duration>',
+      'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back',
+      '30s',
+    )
+    .option(
+      '--startup-wait <duration>',
+      'how long to keep trying an unreachable catalog or task queue at startup (a wrong password or database fails at once; 0s: no waiting)',
+      '60s',
+    )
     .action(async (opts: ServeCliOptions, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       // Imported here, not at the top: `dip --help` does not load the queue, the orchestrator or pino.
-      const [{ createLogger }, { openWhenReachable }] = await Promise.all([import('../../observe/log.js'), import('../../orchestrate/startup.js')]);
+      const [{ createLogger }, { openWhenReachable }] = await Promise.all([
+        import('../../observe/log.js'),
+        import('../../orchestrate/startup.js'),
+      ]);
       const project = await loadFromOptions(global);
       const config = project.config.serve;
       const port = opts.port === undefined ? config.port : wholeNumber(opts.port, '--port');
       if (port > 65535) throw new DipError('input', `--port ${port}: expected 0 to 65535`);
-      const concurrency = opts.concurrency === undefined ? config.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
+      const concurrency =
+        opts.concurrency === undefined ? config.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
       const graceMs = durationMs(opts.grace, '--grace');
       const startupWaitMs = durationMs(opts.startupWait, '--startup-wait');
       const tokenRef = opts.token ?? config.token;
@@ -57,13 +80,26 @@ export function registerServe(program: Command): void {
       const signals = untilSignal(log);
       const stopped = new AbortController();
       void signals.received.then(() => stopped.abort());
-      const wait = { waitMs: startupWaitMs, signal: stopped.signal, log: (message: string, fields: Record<string, unknown>) => log('warn', message, fields) };
+      const wait = {
+        waitMs: startupWaitMs,
+        signal: stopped.signal,
+        log: (message: string, fields: Record<string, unknown>) => log('warn', message, fields),
+      };
 
       try {
-        const queueLog = (message: string, fields?: Record<string, unknown>, level: 'info' | 'warn' | 'error' = 'info') => log(level, message, fields);
+        const queueLog = (
+          message: string,
+          fields?: Record<string, unknown>,
+          level: 'info' | 'warn' | 'error' = 'info',
+        ) => log(level, message, fields);
         let opened: { lake: Lake; dispatcher: Dispatcher | undefined };
         try {
-          opened = await openWhenReachable('the catalog or the task queue', () => openLakeAndDispatcher(project, queueLog), wait, closeBoth);
+          opened = await openWhenReachable(
+            'the catalog or the task queue',
+            () => openLakeAndDispatcher(project, queueLog),
+            wait,
+            closeBoth,
+          );
         } catch (err) {
           if (!(err instanceof DipError && err.kind === 'interrupted')) throw err;
           log('info', 'stopped before the catalog and the queue were reachable');
@@ -91,8 +127,13 @@ export function registerServe(program: Command): void {
           });
           if (global.json) print(`${JSON.stringify({ address: server.address, listen: server.listen })}\n`);
           else {
-            const executor = config.executor === 'workers' ? 'tasks go to dip worker processes' : `executor runs ${concurrency} task(s) at once`;
-            print(`dip serve: listening on ${server.listen.join(', ')} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}, ${token ? 'every route but /health and /ready needs the token' : 'no token'}); API: ${server.address}/openapi.json\n`);
+            const executor =
+              config.executor === 'workers'
+                ? 'tasks go to dip worker processes'
+                : `executor runs ${concurrency} task(s) at once`;
+            print(
+              `dip serve: listening on ${server.listen.join(', ')} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}, ${token ? 'every route but /health and /ready needs the token' : 'no token'}); API: ${server.address}/openapi.json\n`,
+            );
           }
           await signals.received;
           await server.close();
@@ -115,7 +156,9 @@ function untilSignal(log: ServeLog): { received: Promise<NodeJS.Signals>; dispos
   const received = new Promise<NodeJS.Signals>((resolve) => {
     onSignal = (signal) => {
       dispose();
-      log('info', 'signal received: no new requests or runs; running tasks finish (send it again to exit at once)', { signal });
+      log('info', 'signal received: no new requests or runs; running tasks finish (send it again to exit at once)', {
+        signal,
+      });
       resolve(signal);
     };
   });
@@ -125,8 +168,14 @@ function untilSignal(log: ServeLog): { received: Promise<NodeJS.Signals>; dispos
 }
 
 /** The lake, then (serve.executor: workers) the task queue; on failure nothing stays open. */
-async function openLakeAndDispatcher(project: LoadedProject, log: QueueLog): Promise<{ lake: Lake; dispatcher: Dispatcher | undefined }> {
-  const [{ Lake }, { createDispatcher }] = await Promise.all([import('../../lake/lake.js'), import('../../orchestrate/queue.js')]);
+async function openLakeAndDispatcher(
+  project: LoadedProject,
+  log: QueueLog,
+): Promise<{ lake: Lake; dispatcher: Dispatcher | undefined }> {
+  const [{ Lake }, { createDispatcher }] = await Promise.all([
+    import('../../lake/lake.js'),
+    import('../../orchestrate/queue.js'),
+  ]);
   const lake = await Lake.open(project);
   try {
     return { lake, dispatcher: await createDispatcher(lake, { log }) };

@@ -11,10 +11,15 @@ import { printJson, renderTable } from '../output.js';
 export function registerState(program: Command): void {
   program
     .command('state')
-    .description("show a pipeline's stream states (cursors, CDC positions); --reset forgets them so the next run reads from the start")
+    .description(
+      "show a pipeline's stream states (cursors, CDC positions); --reset forgets them so the next run reads from the start",
+    )
     .argument('<pipeline>')
     .option('--stream <names...>', 'only these streams')
-    .option('--reset', 'forget the state of the chosen streams (committed as a state-only commit; history keeps the old value)')
+    .option(
+      '--reset',
+      'forget the state of the chosen streams (committed as a state-only commit; history keeps the old value)',
+    )
     .action(async (name: string, opts: { stream?: string[]; reset?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const rows = await withLake(global, async (lake) => {
@@ -22,7 +27,11 @@ export function registerState(program: Command): void {
         const all = (await lake.catalog.listStates(name)).filter((s) => s.value !== null && s.stream !== '_source');
         const chosen = opts.stream ? all.filter((s) => opts.stream?.includes(s.stream)) : all;
         const unknown = (opts.stream ?? []).filter((s) => !all.some((a) => a.stream === s));
-        if (unknown.length) throw new DipError('not_found', `no saved state for stream ${unknown.join(', ')} of ${name} (streams with state: ${all.map((s) => s.stream).join(', ') || '(none)'})`);
+        if (unknown.length)
+          throw new DipError(
+            'not_found',
+            `no saved state for stream ${unknown.join(', ')} of ${name} (streams with state: ${all.map((s) => s.stream).join(', ') || '(none)'})`,
+          );
         if (opts.reset && chosen.length) {
           await lake.catalog.commit({
             runId: 'state-reset',
@@ -35,7 +44,13 @@ export function registerState(program: Command): void {
         return chosen;
       });
       if (global.json) return printJson(rows.map((r) => ({ ...r, reset: Boolean(opts.reset) })));
-      process.stdout.write(`${renderTable(['source', 'stream', 'state', 'commit'], rows.map((r) => [r.source, r.stream, JSON.stringify(r.value), r.commitId]))}\n`);
-      if (opts.reset) process.stdout.write(`reset ${rows.length} stream state(s); the next run reads them from the start\n`);
+      process.stdout.write(
+        `${renderTable(
+          ['source', 'stream', 'state', 'commit'],
+          rows.map((r) => [r.source, r.stream, JSON.stringify(r.value), r.commitId]),
+        )}\n`,
+      );
+      if (opts.reset)
+        process.stdout.write(`reset ${rows.length} stream state(s); the next run reads them from the start\n`);
     });
 }

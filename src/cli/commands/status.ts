@@ -14,8 +14,17 @@ export function registerStatus(program: Command): void {
       const status = await withLake(global, async (lake) => {
         await lake.catalog.markCrashedRuns(processAlive);
         const runs = await lake.catalog.listRuns({ limit: wholeNumber(opts.runs, '--runs', 1) });
-        const lastFailure = (await lake.catalog.listRuns({ limit: 200 })).find((r) => r.status === 'failed' || r.status === 'crashed');
-        return { project: lake.project.config.project, lake: lake.storage.location, catalog: lake.catalog.kind, runs, tables: await lake.catalog.listTables(), lastFailure };
+        const lastFailure = (await lake.catalog.listRuns({ limit: 200 })).find(
+          (r) => r.status === 'failed' || r.status === 'crashed',
+        );
+        return {
+          project: lake.project.config.project,
+          lake: lake.storage.location,
+          catalog: lake.catalog.kind,
+          runs,
+          tables: await lake.catalog.listTables(),
+          lastFailure,
+        };
       });
       if (global.json) return printJson(status);
       process.stdout.write(`project ${status.project} · lake ${status.lake} · catalog ${status.catalog}\n\nruns:\n`);
@@ -37,11 +46,16 @@ export function registerStatus(program: Command): void {
         )}\n\ntables:\n`,
       );
       process.stdout.write(
-        `${renderTable(['table', 'rows', 'files', 'size'], status.tables.map((t) => [t.name, formatCount(t.rows), formatCount(t.files), formatBytes(t.bytes)]))}\n`,
+        `${renderTable(
+          ['table', 'rows', 'files', 'size'],
+          status.tables.map((t) => [t.name, formatCount(t.rows), formatCount(t.files), formatBytes(t.bytes)]),
+        )}\n`,
       );
       if (status.lastFailure) {
         const f = status.lastFailure;
-        process.stdout.write(`\nlast error (${f.status} run ${f.id} of ${f.pipeline}, ${f.startedAt.toISOString()}):\n  ${f.error ?? ''}\n${f.cause ? `  cause: ${f.cause}\n` : ''}`);
+        process.stdout.write(
+          `\nlast error (${f.status} run ${f.id} of ${f.pipeline}, ${f.startedAt.toISOString()}):\n  ${f.error ?? ''}\n${f.cause ? `  cause: ${f.cause}\n` : ''}`,
+        );
       }
     });
 }

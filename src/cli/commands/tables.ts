@@ -9,7 +9,9 @@ import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
 export function registerTables(program: Command): void {
   program
     .command('tables')
-    .description('list committed tables with rows (CDC current tables: merged rows + changes not yet merged), files, size and schema version')
+    .description(
+      'list committed tables with rows (CDC current tables: merged rows + changes not yet merged), files, size and schema version',
+    )
     .action(async (_opts: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const tables = await withLake(global, async (lake) => {
@@ -32,7 +34,9 @@ export function registerTables(program: Command): void {
           ['table', 'rows', 'files', 'size', 'schema', 'head commit'],
           tables.map((t) => [
             t.name,
-            t.pendingChanges ? `${formatCount(t.rows)} + ${formatCount(t.pendingChanges)} changes` : formatCount(t.rows),
+            t.pendingChanges
+              ? `${formatCount(t.rows)} + ${formatCount(t.pendingChanges)} changes`
+              : formatCount(t.rows),
             formatCount(t.files),
             formatBytes(t.bytes),
             t.schemaVersion === null ? '' : `v${t.schemaVersion}`,
@@ -64,20 +68,31 @@ export function registerTables(program: Command): void {
       if (global.json) return printJson(info);
       const { table, versions, commits } = info;
       const current = versions[versions.length - 1];
-      process.stdout.write(`${table.name} · ${table.zone} · ${table.format} · ${formatCount(table.rows)} rows in ${table.files} files (${formatBytes(table.bytes)})\n`);
+      process.stdout.write(
+        `${table.name} · ${table.zone} · ${table.format} · ${formatCount(table.rows)} rows in ${table.files} files (${formatBytes(table.bytes)})\n`,
+      );
       if (table.primaryKey.length) process.stdout.write(`primary key: ${table.primaryKey.join(', ')}\n`);
       if (current) {
         process.stdout.write(`\ncolumns (schema v${current.version}):\n`);
-        process.stdout.write(`${renderTable(['column', 'type'], current.schema.columns.map((c) => [c.name, c.type]))}\n`);
+        process.stdout.write(
+          `${renderTable(
+            ['column', 'type'],
+            current.schema.columns.map((c) => [c.name, c.type]),
+          )}\n`,
+        );
       }
       process.stdout.write('\nschema versions:\n');
       let prev: Map<string, string> | undefined;
       for (const v of versions) {
         const cols = new Map(v.schema.columns.map((c) => [c.name, c.type]));
         const diff = prev
-          ? [...cols].flatMap(([n, t]) => (!prev?.has(n) ? [`+${n} ${t}`] : prev.get(n) !== t ? [`${n} ${prev.get(n)} → ${t}`] : []))
+          ? [...cols].flatMap(([n, t]) =>
+              !prev?.has(n) ? [`+${n} ${t}`] : prev.get(n) !== t ? [`${n} ${prev.get(n)} → ${t}`] : [],
+            )
           : [`${cols.size} columns`];
-        process.stdout.write(`  v${v.version}  commit ${v.commitId}  ${v.createdAt.toISOString()}  ${diff.join(', ') || '(same columns)'}\n`);
+        process.stdout.write(
+          `  v${v.version}  commit ${v.commitId}  ${v.createdAt.toISOString()}  ${diff.join(', ') || '(same columns)'}\n`,
+        );
         prev = cols;
       }
       process.stdout.write('\nsnapshots (newest first):\n');

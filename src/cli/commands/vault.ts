@@ -6,7 +6,14 @@ import type { LoadedProject } from '../../config/load.js';
 import type { VaultConfig } from '../../config/silver.js';
 import { ConfigError, DipError, EXIT_CODES } from '../../core/errors.js';
 import { mkdirPrivate, PRIVATE_FILE_MODE } from '../../core/private-files.js';
-import { generateRoleKeyPair, loadPrivateKey, runnerVaultOptions, TokenVault, vaultRecipients, type RoleKey } from '../../transform/vault.js';
+import {
+  generateRoleKeyPair,
+  loadPrivateKey,
+  runnerVaultOptions,
+  TokenVault,
+  vaultRecipients,
+  type RoleKey,
+} from '../../transform/vault.js';
 import { loadFromOptions, type GlobalOptions } from '../context.js';
 import { printJson } from '../output.js';
 
@@ -24,8 +31,13 @@ async function vaultProject(global: GlobalOptions): Promise<{ project: LoadedPro
 }
 
 /** The private keys given by option, environment or the role's private_key setting, in that order. */
-function privateKeys(project: LoadedProject, config: VaultConfig, opts: { privateKey: string[]; role?: string }): RoleKey[] {
-  if (opts.privateKey.length) return opts.privateKey.map((k, i) => loadPrivateKey(k, process.cwd(), `--private-key #${i + 1}`));
+function privateKeys(
+  project: LoadedProject,
+  config: VaultConfig,
+  opts: { privateKey: string[]; role?: string },
+): RoleKey[] {
+  if (opts.privateKey.length)
+    return opts.privateKey.map((k, i) => loadPrivateKey(k, process.cwd(), `--private-key #${i + 1}`));
   const env = process.env[ROLE_PRIVATE_KEY_ENV];
   if (env) return [loadPrivateKey(env, process.cwd(), ROLE_PRIVATE_KEY_ENV)];
   const role = opts.role;
@@ -33,7 +45,9 @@ function privateKeys(project: LoadedProject, config: VaultConfig, opts: { privat
     const setting = Object.hasOwn(config.roles, role) ? config.roles[role]?.private_key : undefined;
     if (setting) return [loadPrivateKey(setting, project.dir, `privacy.vault.roles.${role}.private_key`)];
   }
-  const where = role ? `, or set privacy.vault.roles.${role}.private_key: \${file:…}` : ' (or --role with privacy.vault.roles.<role>.private_key)';
+  const where = role
+    ? `, or set privacy.vault.roles.${role}.private_key: \${file:…}`
+    : ' (or --role with privacy.vault.roles.<role>.private_key)';
   throw new ConfigError(`no private key given: pass --private-key <file> or set ${ROLE_PRIVATE_KEY_ENV}${where}`);
 }
 
@@ -69,7 +83,9 @@ export function registerVaultCommands(program: Command): void {
       }
       const missing = tokens.filter((t) => values.get(t) === undefined);
       if (global.json) {
-        printJson(tokens.map((token) => ({ token, found: values.get(token) !== undefined, value: values.get(token) ?? null })));
+        printJson(
+          tokens.map((token) => ({ token, found: values.get(token) !== undefined, value: values.get(token) ?? null })),
+        );
         if (missing.length) process.exitCode = EXIT_CODES.not_found;
         return;
       }
@@ -79,18 +95,26 @@ export function registerVaultCommands(program: Command): void {
       });
       process.stdout.write(lines.join(''));
       if (missing.length) {
-        throw new DipError('not_found', `${missing.length} of ${tokens.length} token(s) not in the vault ${store.path}: ${missing.join(', ')}`);
+        throw new DipError(
+          'not_found',
+          `${missing.length} of ${tokens.length} token(s) not in the vault ${store.path}: ${missing.join(', ')}`,
+        );
       }
     });
 
   vault
     .command('keygen')
-    .description("write a role's key pair: <role>.key (private, 0600: keep it off the pipeline runners) and <role>.pub (for dip.yaml)")
+    .description(
+      "write a role's key pair: <role>.key (private, 0600: keep it off the pipeline runners) and <role>.pub (for dip.yaml)",
+    )
     .requiredOption('--role <role>', 'role name, as under privacy.vault.roles')
     .option('--out <dir>', 'directory to write the two files to', '.')
     .action(async (opts: { role: string; out: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.role)) throw new ConfigError(`--role ${JSON.stringify(opts.role)}: expected a name of letters, digits and _ (as under privacy.vault.roles)`);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.role))
+        throw new ConfigError(
+          `--role ${JSON.stringify(opts.role)}: expected a name of letters, digits and _ (as under privacy.vault.roles)`,
+        );
       const dir = resolve(opts.out);
       await mkdirPrivate(dir);
       const pair = generateRoleKeyPair();
@@ -98,16 +122,24 @@ export function registerVaultCommands(program: Command): void {
       const publicFile = resolve(dir, `${opts.role}.pub`);
       const write = async (file: string, text: string) => {
         await writeFile(file, text, { flag: 'wx', mode: PRIVATE_FILE_MODE }).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'EEXIST') throw new ConfigError(`${file} already exists; not overwriting a key (to rotate, write the new pair elsewhere with --out)`);
+          if (err.code === 'EEXIST')
+            throw new ConfigError(
+              `${file} already exists; not overwriting a key (to rotate, write the new pair elsewhere with --out)`,
+            );
           throw err;
         });
       };
       await write(privateFile, pair.privatePem);
       await write(publicFile, pair.publicPem);
-      const projectDir = global.project ? (statSync(resolve(global.project), { throwIfNoEntry: false })?.isDirectory() ? resolve(global.project) : dirname(resolve(global.project))) : process.cwd();
+      const projectDir = global.project
+        ? statSync(resolve(global.project), { throwIfNoEntry: false })?.isDirectory()
+          ? resolve(global.project)
+          : dirname(resolve(global.project))
+        : process.cwd();
       const rel = relative(projectDir, publicFile);
       const shown = rel && !rel.startsWith('..') && !rel.startsWith(sep) ? rel : publicFile;
-      if (global.json) return printJson({ role: opts.role, key_id: pair.keyId, private_key: privateFile, public_key: publicFile });
+      if (global.json)
+        return printJson({ role: opts.role, key_id: pair.keyId, private_key: privateFile, public_key: publicFile });
       process.stdout.write(
         `wrote ${privateFile} (private key, 0600): give it only to who may detokenize; pipeline runners must not have it\n` +
           `wrote ${publicFile} (public key ${pair.keyId})\n\n` +
@@ -119,14 +151,19 @@ export function registerVaultCommands(program: Command): void {
 
   vault
     .command('rewrap')
-    .description("make the entries the given private key opens readable by every role's current public key, and drop the roles' old-key wraps (key rotation, new roles)")
+    .description(
+      "make the entries the given private key opens readable by every role's current public key, and drop the roles' old-key wraps (key rotation, new roles)",
+    )
     .option('--role <role>', 'role whose privacy.vault.roles.<role>.private_key to use when no --private-key is given')
     .option('--private-key <key>', PRIVATE_KEY_HELP, collect, [])
     .action(async (opts: { role?: string; privateKey: string[] }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       const { project, config } = await vaultProject(global);
       const keys = privateKeys(project, config, opts);
-      const store = await TokenVault.open({ path: config.path, recipients: vaultRecipients(config, project.dir) }, project.dir);
+      const store = await TokenVault.open(
+        { path: config.path, recipients: vaultRecipients(config, project.dir) },
+        project.dir,
+      );
       try {
         const r = store.rewrap(keys);
         if (global.json) return printJson(r);

@@ -17,23 +17,40 @@ interface WorkerCliOptions {
 export function registerWorker(program: Command): void {
   program
     .command('worker')
-    .description('run tasks from the PostgreSQL task queue (catalog: postgres, serve.executor: workers) until SIGINT/SIGTERM; start any number, on any machine')
+    .description(
+      'run tasks from the PostgreSQL task queue (catalog: postgres, serve.executor: workers) until SIGINT/SIGTERM; start any number, on any machine',
+    )
     .option('--concurrency <n>', 'tasks at once (default: serve.concurrency)')
-    .option('--lease <duration>', "lease on a running task, renewed while it runs; a dead worker's task is retried once it expires (default: $DIP_TASK_LEASE or 30s)")
-    .option('--grace <duration>', 'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back to other workers', '30s')
-    .option('--startup-wait <duration>', 'how long to keep trying an unreachable catalog or queue at startup (a wrong password or database fails at once; 0s: no waiting)', '60s')
+    .option(
+      '--lease <duration>',
+      "lease on a running task, renewed while it runs; a dead worker's task is retried once it expires (default: $DIP_TASK_LEASE or 30s)",
+    )
+    .option(
+      '--grace <duration>',
+      'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back to other workers',
+      '30s',
+    )
+    .option(
+      '--startup-wait <duration>',
+      'how long to keep trying an unreachable catalog or queue at startup (a wrong password or database fails at once; 0s: no waiting)',
+      '60s',
+    )
     .action(async (opts: WorkerCliOptions, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       // Imported here, not at the top: `dip --help` does not load the queue, the orchestrator or pino.
-      const [{ createLogger }, { postgresCatalog, runWorker }, { leaseMsFrom }, { openWhenReachable }] = await Promise.all([
-        import('../../observe/log.js'),
-        import('../../orchestrate/queue.js'),
-        import('../../orchestrate/runtime.js'),
-        import('../../orchestrate/startup.js'),
-      ]);
+      const [{ createLogger }, { postgresCatalog, runWorker }, { leaseMsFrom }, { openWhenReachable }] =
+        await Promise.all([
+          import('../../observe/log.js'),
+          import('../../orchestrate/queue.js'),
+          import('../../orchestrate/runtime.js'),
+          import('../../orchestrate/startup.js'),
+        ]);
       const project = await loadFromOptions(global);
       postgresCatalog(project.config.catalog);
-      const concurrency = opts.concurrency === undefined ? project.config.serve.concurrency : wholeNumber(opts.concurrency, '--concurrency', 1);
+      const concurrency =
+        opts.concurrency === undefined
+          ? project.config.serve.concurrency
+          : wholeNumber(opts.concurrency, '--concurrency', 1);
       const leaseMs = leaseMsFrom(opts.lease);
       const graceMs = durationMs(opts.grace, '--grace');
       const startupWaitMs = durationMs(opts.startupWait, '--startup-wait');
@@ -41,12 +58,19 @@ export function registerWorker(program: Command): void {
       const logger = createLogger();
       const log: QueueLog = (message, fields = {}, level = 'info') => logger[level](fields, message);
       if (project.config.serve.executor !== 'workers') {
-        log('serve.executor is not "workers": schedulers of this project run tasks in-process and send none to the queue; this worker only recovers and runs what is queued', {}, 'warn');
+        log(
+          'serve.executor is not "workers": schedulers of this project run tasks in-process and send none to the queue; this worker only recovers and runs what is queued',
+          {},
+          'warn',
+        );
       }
 
       const stop = new AbortController();
       const onSignal = (signal: NodeJS.Signals) => {
-        log('signal received: finishing running tasks, then stopping (send it again to exit at once)', { signal, grace_ms: graceMs });
+        log('signal received: finishing running tasks, then stopping (send it again to exit at once)', {
+          signal,
+          grace_ms: graceMs,
+        });
         stop.abort();
         // A second signal gets the default behaviour: exit at once (leases then expire and other workers retry).
         process.off('SIGINT', onSignal);
@@ -86,7 +110,10 @@ export function registerWorker(program: Command): void {
  * open, and an error no wait can fix (a wrong password) wins over a transient one.
  */
 async function openLakeAndQueue(project: LoadedProject, log: QueueLog): Promise<{ lake: Lake; queue: TaskQueue }> {
-  const [{ Lake }, { TaskQueue }] = await Promise.all([import('../../lake/lake.js'), import('../../orchestrate/queue.js')]);
+  const [{ Lake }, { TaskQueue }] = await Promise.all([
+    import('../../lake/lake.js'),
+    import('../../orchestrate/queue.js'),
+  ]);
   const [lake, queue] = await Promise.allSettled([Lake.open(project), TaskQueue.create({ project }, { log })]);
   if (lake.status === 'fulfilled' && queue.status === 'fulfilled') return { lake: lake.value, queue: queue.value };
   if (lake.status === 'fulfilled') await lake.value.close().catch(() => undefined);

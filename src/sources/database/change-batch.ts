@@ -56,13 +56,29 @@ export function changeColumns(stream: DbStream): { name: string; type: string }[
  * The SELECT list of an initial snapshot: the table's columns as the extract renders them,
  * then the CDC columns as constants (op 'r' at the snapshot's position, not deleted).
  */
-export function snapshotSelectList(stream: DbStream, quote: (name: string) => string, position: bigint, falseLiteral: string): string {
+export function snapshotSelectList(
+  stream: DbStream,
+  quote: (name: string) => string,
+  position: bigint,
+  falseLiteral: string,
+): string {
   const constants = [`'r'`, position.toString(), '0', 'NULL', 'NULL', falseLiteral, 'NULL'];
-  return [selectList(stream.columns, quote), ...CDC_COLUMN_TYPES.map((c, i) => `${constants[i] as string} AS ${quote(c.name)}`)].join(', ');
+  return [
+    selectList(stream.columns, quote),
+    ...CDC_COLUMN_TYPES.map((c, i) => `${constants[i] as string} AS ${quote(c.name)}`),
+  ].join(', ');
 }
 
 /** The unit holding a table's initial snapshot: it replaces the current-state table. */
-export async function snapshotUnit(stream: DbStream, table: string, path: string, at: string, lsn: bigint, state: unknown, position: Record<string, unknown> = {}): Promise<CdcUnit> {
+export async function snapshotUnit(
+  stream: DbStream,
+  table: string,
+  path: string,
+  at: string,
+  lsn: bigint,
+  state: unknown,
+  position: Record<string, unknown> = {},
+): Promise<CdcUnit> {
   return {
     label: `${table} snapshot at ${at}`,
     input: { path, format: 'csv', columns: changeColumns(stream) },
@@ -127,9 +143,23 @@ export class ChangeBatcher {
     });
     const before = e.before ? JSON.stringify(e.before) : null;
     const ts = microsText(e.commitMicros);
-    this.rowText += csvLine([...values, e.op, e.commitLsn.toString(), String(this.count), String(e.txid), ts, String(e.op === 'd'), before]);
+    this.rowText += csvLine([
+      ...values,
+      e.op,
+      e.commitLsn.toString(),
+      String(this.count),
+      String(e.txid),
+      ts,
+      String(e.op === 'd'),
+      before,
+    ]);
     const lsn = this.dialect.position(e.commitLsn);
-    const payload = { op: e.op, before: e.before, after: e.op === 'd' || e.op === 't' ? null : e.row, source: { lsn, txid: e.txid, ts, table: this.table } };
+    const payload = {
+      op: e.op,
+      before: e.before,
+      after: e.op === 'd' || e.op === 't' ? null : e.row,
+      source: { lsn, txid: e.txid, ts, table: this.table },
+    };
     this.pageText += `{"seq":${this.count},${this.constants},"received_at":${JSON.stringify(new Date().toISOString())},"position":${JSON.stringify({ lsn, table: this.table, op: e.op })},"payload":${JSON.stringify(payload)}}\n`;
     if (this.rowText.length + this.pageText.length > BUFFER_BYTES) await this.drain();
   }
@@ -152,7 +182,13 @@ export class ChangeBatcher {
       input: { path: rowsPath, format: 'csv', columns: changeColumns(this.stream) },
       rawPages: pagesPath,
       bytes: this.bytes,
-      position: { table: this.table, from: this.dialect.position(this.firstLsn ?? 0n), to: this.dialect.position(this.lastLsn), events: this.count, columns: columnTypes(this.stream.columns) },
+      position: {
+        table: this.table,
+        from: this.dialect.position(this.firstLsn ?? 0n),
+        to: this.dialect.position(this.lastLsn),
+        events: this.count,
+        columns: columnTypes(this.stream.columns),
+      },
       state: state(this.lastLsn),
       snapshot: this.truncated,
       lsn: this.lastLsn,

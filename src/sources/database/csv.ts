@@ -21,7 +21,10 @@ export function csvLine(values: readonly (string | null)[]): string {
   return `${line}\n`;
 }
 
-const BYTE_ESCAPES: readonly string[] = Array.from({ length: 256 }, (_, b) => `\\x${b.toString(16).toUpperCase().padStart(2, '0')}`);
+const BYTE_ESCAPES: readonly string[] = Array.from(
+  { length: 256 },
+  (_, b) => `\\x${b.toString(16).toUpperCase().padStart(2, '0')}`,
+);
 
 /** Bytes as the text DuckDB casts to the same BLOB: `\xHH` for every byte. */
 export function blobText(buf: Uint8Array): string {

@@ -13,13 +13,18 @@ import type { DbCatalog, DbColumn, DbStream, DbTable } from './types.js';
 
 /** `*` and `?` globs, anchored, case-insensitive (database names rarely differ by case only). */
 export function globRegex(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replaceAll('*', '.*')
+    .replaceAll('?', '.');
   return new RegExp(`^${body}$`, 'i');
 }
 
 function splitName(qualified: string, defaultSchema: string): { schema: string; name: string } {
   const dot = qualified.indexOf('.');
-  return dot < 0 ? { schema: defaultSchema, name: qualified } : { schema: qualified.slice(0, dot), name: qualified.slice(dot + 1) };
+  return dot < 0
+    ? { schema: defaultSchema, name: qualified }
+    : { schema: qualified.slice(0, dot), name: qualified.slice(dot + 1) };
 }
 
 type TableOptions = Exclude<DbTableConfig, string>;
@@ -34,7 +39,11 @@ interface Candidate {
   at: string;
 }
 
-export async function resolveStreams(config: DatabaseSourceConfig, sourceLabel: string, db: DbCatalog): Promise<DbStream[]> {
+export async function resolveStreams(
+  config: DatabaseSourceConfig,
+  sourceLabel: string,
+  db: DbCatalog,
+): Promise<DbStream[]> {
   const defaultSchema = config.schema ?? (await db.defaultSchema());
   const candidates: Candidate[] = [];
   for (const [i, entry] of config.tables.entries()) {
@@ -43,8 +52,17 @@ export async function resolveStreams(config: DatabaseSourceConfig, sourceLabel: 
     if (typeof entry === 'string' || 'name' in entry) {
       const qualified = typeof entry === 'string' ? entry : entry.name;
       const { schema, name } = splitName(qualified, defaultSchema);
-      const stream = (typeof entry === 'string' ? undefined : entry.stream) ?? streamNameOf(schema === defaultSchema ? name : `${schema}_${name}`);
-      candidates.push({ schema, name, stream, destination: (typeof entry === 'string' ? undefined : entry.table) ?? stream, options, at });
+      const stream =
+        (typeof entry === 'string' ? undefined : entry.stream) ??
+        streamNameOf(schema === defaultSchema ? name : `${schema}_${name}`);
+      candidates.push({
+        schema,
+        name,
+        stream,
+        destination: (typeof entry === 'string' ? undefined : entry.table) ?? stream,
+        options,
+        at,
+      });
       continue;
     }
     const { schema, name: glob } = splitName(entry.pattern, defaultSchema);
@@ -52,7 +70,9 @@ export async function resolveStreams(config: DatabaseSourceConfig, sourceLabel: 
     const exclude = (entry.exclude ?? []).map(globRegex);
     const names = (await db.listTables(schema)).filter((t) => include.test(t) && !exclude.some((x) => x.test(t)));
     if (names.length === 0) {
-      throw new ConfigError(`${at}: pattern "${entry.pattern}" matches no table in schema ${schema} (tables: ${(await db.listTables(schema)).join(', ') || '(none)'})`);
+      throw new ConfigError(
+        `${at}: pattern "${entry.pattern}" matches no table in schema ${schema} (tables: ${(await db.listTables(schema)).join(', ') || '(none)'})`,
+      );
     }
     for (const name of names.sort()) {
       const stream = streamNameOf(schema === defaultSchema ? name : `${schema}_${name}`);
@@ -71,7 +91,9 @@ export async function resolveStreams(config: DatabaseSourceConfig, sourceLabel: 
     const table = await db.describeTable(c.schema, c.name);
     if (!table) {
       const known = await db.listTables(c.schema);
-      throw new ConfigError(`${c.at}: no table or view ${c.schema}.${c.name} in the database (in ${c.schema}: ${known.slice(0, 30).join(', ') || '(none)'})`);
+      throw new ConfigError(
+        `${c.at}: no table or view ${c.schema}.${c.name} in the database (in ${c.schema}: ${known.slice(0, 30).join(', ') || '(none)'})`,
+      );
     }
     streams.push(tableStream(config, c, table));
   }
@@ -157,11 +179,17 @@ function finish(at: string, d: StreamDraft): DbStream {
     cursor = d.columns.find((c) => c.name === d.cursorName);
   }
   if (d.lag !== undefined && !(cursor && /^(DATE|TIMESTAMP)/.test(cursor.lakeType))) {
-    throw new ConfigError(`${at}: lag applies to a date or timestamp cursor; ${cursor ? `${cursor.name} is ${cursor.sourceType}` : 'the stream has no cursor'}`);
+    throw new ConfigError(
+      `${at}: lag applies to a date or timestamp cursor; ${cursor ? `${cursor.name} is ${cursor.sourceType}` : 'the stream has no cursor'}`,
+    );
   }
-  const writeDisposition = d.writeDisposition ?? (d.mode === 'full' ? 'replace' : d.mode === 'cdc' || d.primaryKey.length > 0 ? 'merge' : 'append');
+  const writeDisposition =
+    d.writeDisposition ??
+    (d.mode === 'full' ? 'replace' : d.mode === 'cdc' || d.primaryKey.length > 0 ? 'merge' : 'append');
   if (writeDisposition === 'merge' && d.primaryKey.length === 0) {
-    throw new ConfigError(`${at}: write_disposition merge needs a primary key; the ${d.table ? 'table has none' : 'query declares none'} (set primary_key: [..])`);
+    throw new ConfigError(
+      `${at}: write_disposition merge needs a primary key; the ${d.table ? 'table has none' : 'query declares none'} (set primary_key: [..])`,
+    );
   }
   const spec: StreamSpec = {
     name: d.name,
@@ -187,5 +215,8 @@ function finish(at: string, d: StreamDraft): DbStream {
 function checkColumns(at: string, field: string, names: readonly string[], columns: readonly DbColumn[]): void {
   const known = columns.map((c) => c.name);
   const missing = names.filter((n) => !known.includes(n));
-  if (missing.length) throw new ConfigError(`${at}.${field}: no column ${missing.map((m) => `"${m}"`).join(', ')} (columns: ${known.join(', ')})`);
+  if (missing.length)
+    throw new ConfigError(
+      `${at}.${field}: no column ${missing.map((m) => `"${m}"`).join(', ')} (columns: ${known.join(', ')})`,
+    );
 }

@@ -55,7 +55,10 @@ export class DatabaseSource implements SourceInstance {
       case 'incremental':
         return { units: this.dialect.incremental(s, ctx), skipped: 0 };
       case 'cdc':
-        this.feed ??= this.dialect.changeFeed((this.dbStreams ?? []).filter((d) => d.mode === 'cdc'), ctx);
+        this.feed ??= this.dialect.changeFeed(
+          (this.dbStreams ?? []).filter((d) => d.mode === 'cdc'),
+          ctx,
+        );
         return { units: this.feed.units(s, ctx), skipped: 0 };
     }
   }

@@ -68,9 +68,16 @@ export function columnTypes(columns: readonly DbColumn[]): Record<string, string
  * The columns an incremental read orders by (cursor, then primary key) and where the last run
  * stopped; a saved position for another cursor column is an error, not a silent restart.
  */
-export function incrementalStart(s: DbStream, state: unknown, label: string): { cursor: DbColumn; keys: DbColumn[]; last: (string | null)[] | null } {
+export function incrementalStart(
+  s: DbStream,
+  state: unknown,
+  label: string,
+): { cursor: DbColumn; keys: DbColumn[]; last: (string | null)[] | null } {
   const cursor = s.cursor as DbColumn;
-  const keys = [cursor, ...s.spec.primaryKey.filter((k) => k !== cursor.name).map((k) => s.columns.find((c) => c.name === k) as DbColumn)];
+  const keys = [
+    cursor,
+    ...s.spec.primaryKey.filter((k) => k !== cursor.name).map((k) => s.columns.find((c) => c.name === k) as DbColumn),
+  ];
   const prior = (state ?? undefined) as IncrementalState | undefined;
   if (prior && prior.cursor_column !== cursor.name) {
     throw new DipError(
@@ -82,7 +89,14 @@ export function incrementalStart(s: DbStream, state: unknown, label: string): { 
 }
 
 /** A unit of a CSV file the source wrote with the stream's columns (removed once staged). */
-export function csvUnit(s: DbStream, path: string, bytes: number, label: string, position: Record<string, unknown>, state?: unknown): ReadUnit {
+export function csvUnit(
+  s: DbStream,
+  path: string,
+  bytes: number,
+  label: string,
+  position: Record<string, unknown>,
+  state?: unknown,
+): ReadUnit {
   return {
     label,
     input: { path, format: 'csv', columns: s.columns.map((c) => ({ name: c.name, type: c.lakeType })) },
@@ -104,7 +118,12 @@ export function databaseStreamConcurrency(streams: readonly DbStream[] | undefin
 }
 
 /** CDC streams share one feed: a run must read all of them or none. */
-export function assertCdcStreamsTogether(cdcStreams: readonly DbStream[], ctx: PlanContext, label: string, feed: string): void {
+export function assertCdcStreamsTogether(
+  cdcStreams: readonly DbStream[],
+  ctx: PlanContext,
+  label: string,
+  feed: string,
+): void {
   const missing = cdcStreams.filter((d) => !ctx.streams.includes(d.spec.name)).map((d) => d.spec.name);
   if (missing.length) {
     throw new ConfigError(

@@ -37,9 +37,13 @@ export async function discoverFiles(patterns: readonly string[], baseDir: string
       try {
         s = await stat(path);
       } catch {
-        throw new DipError('input', `${label}: file not found: ${path} (from path "${pattern}", relative to ${baseDir})`, {
-          details: { path, pattern },
-        });
+        throw new DipError(
+          'input',
+          `${label}: file not found: ${path} (from path "${pattern}", relative to ${baseDir})`,
+          {
+            details: { path, pattern },
+          },
+        );
       }
       if (!s.isFile()) throw new DipError('input', `${label}: ${path} is not a file (from path "${pattern}")`);
       found.set(path, { path, bytes: s.size, modifiedMs: Math.trunc(s.mtimeMs) });

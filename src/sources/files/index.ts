@@ -1,7 +1,15 @@
 import { extname } from 'node:path';
 import { DipError } from '../../core/errors.js';
 import { filesSourceSchema, type FileStreamConfig } from '../../config/schema.js';
-import { defineConnector, type InputFormat, type PlanContext, type ReadUnit, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
+import {
+  defineConnector,
+  type InputFormat,
+  type PlanContext,
+  type ReadUnit,
+  type SourceInstance,
+  type StreamPlan,
+  type StreamSpec,
+} from '../types.js';
 import type { LedgerEntry } from '../../catalog/types.js';
 import { ledgerKey } from '../../catalog/ddl.js';
 import { HASH_MAX_BYTES, discoverFiles, hashFile } from './discover.js';
@@ -52,7 +60,9 @@ export const filesConnector = defineConnector({
         const { files, unmatched } = await discoverFiles(patterns, baseDir, label);
         const warnings = unmatched.map((p) => `${label}: path "${p}" matched no files (relative to ${baseDir})`);
         if (unmatched.length > 0 && cfg.require_files) {
-          throw new DipError('input', `${warnings.join('; ')}; the stream declares require_files: true`, { details: { patterns: unmatched } });
+          throw new DipError('input', `${warnings.join('; ')}; the stream declares require_files: true`, {
+            details: { patterns: unmatched },
+          });
         }
         const legacy = legacyEntries(ctx.ledger);
         const units: ReadUnit[] = [];
@@ -82,8 +92,17 @@ export const filesConnector = defineConnector({
             }
           }
           // replace keeps no ledger: nothing to hash for.
-          if (contentHash === undefined && f.bytes <= HASH_MAX_BYTES && stream.writeDisposition !== 'replace') contentHash = await hashFile(f.path);
-          const ledger: LedgerEntry = { pipeline: ctx.pipeline, source: ctx.source, stream: stream.name, path: key, bytes: f.bytes, modifiedMs: f.modifiedMs, sourceFile: f.path };
+          if (contentHash === undefined && f.bytes <= HASH_MAX_BYTES && stream.writeDisposition !== 'replace')
+            contentHash = await hashFile(f.path);
+          const ledger: LedgerEntry = {
+            pipeline: ctx.pipeline,
+            source: ctx.source,
+            stream: stream.name,
+            path: key,
+            bytes: f.bytes,
+            modifiedMs: f.modifiedMs,
+            sourceFile: f.path,
+          };
           if (contentHash !== undefined) ledger.contentHash = contentHash;
           units.push({
             label: f.path,
@@ -96,7 +115,13 @@ export const filesConnector = defineConnector({
           });
         }
         const total = { units: units.length, bytes: units.reduce((n, u) => n + u.bytes, 0) };
-        if (refresh.length > 0) units.unshift({ label: `${refresh.length} inputs recognised by content`, bytes: 0, position: {}, ledgerRefresh: refresh });
+        if (refresh.length > 0)
+          units.unshift({
+            label: `${refresh.length} inputs recognised by content`,
+            bytes: 0,
+            position: {},
+            ledgerRefresh: refresh,
+          });
         return { units, skipped, warnings, total };
       },
       async close() {},

@@ -11,7 +11,8 @@ import { toColumn, type MysqlValue } from './types.js';
 
 export { quoteIdent, quoteQualified } from './types.js';
 
-const text = (v: MysqlValue | undefined): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : v.toString('utf8'));
+const text = (v: MysqlValue | undefined): string =>
+  v === null || v === undefined ? '' : typeof v === 'string' ? v : v.toString('utf8');
 
 // Protocol column types (include/mysql_com.h: enum_field_types).
 const T = {
@@ -100,7 +101,10 @@ export class MysqlCatalog implements DbCatalog {
   async defaultSchema(): Promise<string> {
     const rows = await this.conn.records('SELECT DATABASE() AS s');
     const schema = text(rows[0]?.['s']);
-    if (!schema) throw new ConfigError(`${this.conn.label}: no database selected; set connection.database (or a database in the url), or the source's schema`);
+    if (!schema)
+      throw new ConfigError(
+        `${this.conn.label}: no database selected; set connection.database (or a database in the url), or the source's schema`,
+      );
     return schema;
   }
 

@@ -152,7 +152,11 @@ export async function connect(options: ConnectionOptions, label: string): Promis
     for (const statement of SESSION_STATEMENTS) await session.query(statement);
   } catch (err) {
     conn.destroy();
-    throw new DipError(connectionErrorKind(err), `${label}: cannot connect to MySQL at ${serverOf(options)}: ${errorMessage(err)}`, { cause: err });
+    throw new DipError(
+      connectionErrorKind(err),
+      `${label}: cannot connect to MySQL at ${serverOf(options)}: ${errorMessage(err)}`,
+      { cause: err },
+    );
   }
   return session;
 }

@@ -72,7 +72,13 @@ interface Chunk {
  * Streams one SELECT into a CSV file with a header line; the file is removed when it fails.
  * Backpressure flows from the file through the pipeline to the socket.
  */
-export async function readToCsv(conn: MysqlConnection, sql: string, columns: readonly DbColumn[], path: string, signal: AbortSignal): Promise<Chunk> {
+export async function readToCsv(
+  conn: MysqlConnection,
+  sql: string,
+  columns: readonly DbColumn[],
+  path: string,
+  signal: AbortSignal,
+): Promise<Chunk> {
   const renderers = columns.map(valueRenderer);
   let rows = 0;
   let last: MysqlRow | undefined;
@@ -83,7 +89,8 @@ export async function readToCsv(conn: MysqlConnection, sql: string, columns: rea
       rows++;
       last = row;
       const values = new Array<string | null>(renderers.length);
-      for (let i = 0; i < renderers.length; i++) values[i] = (renderers[i] as (typeof renderers)[number])(row[i] ?? null);
+      for (let i = 0; i < renderers.length; i++)
+        values[i] = (renderers[i] as (typeof renderers)[number])(row[i] ?? null);
       pending += csvLine(values);
       if (pending.length < FLUSH_CHARS) return done();
       const out = pending;
@@ -103,10 +110,11 @@ export async function readToCsv(conn: MysqlConnection, sql: string, columns: rea
   return { rows, bytes: (await stat(path)).size, last };
 }
 
-
 function readError(label: string, s: DbStream, what: string, err: unknown): Error {
   if (err instanceof DipError || (err instanceof Error && err.name === 'AbortError')) return err as Error;
-  return new DipError('transient', `${label}: reading ${streamTarget(s)} (${what}) failed: ${errorMessage(err)}`, { cause: err });
+  return new DipError('transient', `${label}: reading ${streamTarget(s)} (${what}) failed: ${errorMessage(err)}`, {
+    cause: err,
+  });
 }
 
 /** A REPEATABLE READ, READ ONLY transaction whose snapshot is taken now, not at the first read. */
@@ -158,7 +166,13 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
         const path = csvPath(ctx);
         let chunk: Chunk;
         try {
-          chunk = await readToCsv(conn, `${select}${whereClause(conditions)} ORDER BY ${order} LIMIT ${s.chunkRows}`, s.columns, path, ctx.signal);
+          chunk = await readToCsv(
+            conn,
+            `${select}${whereClause(conditions)} ORDER BY ${order} LIMIT ${s.chunkRows}`,
+            s.columns,
+            path,
+            ctx.signal,
+          );
         } catch (err) {
           throw readError(o.label, s, last ? `after ${JSON.stringify(last)}` : 'first chunk', err);
         }
@@ -169,7 +183,13 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
         }
         const lastRow = chunk.last;
         const through = lastRow ? keyIndexes.map((i) => stateValue(lastRow[i] ?? null)) : null;
-        yield csvUnit(s, path, chunk.bytes, `${target} chunk ${n}`, { table: target, chunk: n, after: last, through, rows: chunk.rows });
+        yield csvUnit(s, path, chunk.bytes, `${target} chunk ${n}`, {
+          table: target,
+          chunk: n,
+          after: last,
+          through,
+          rows: chunk.rows,
+        });
         if (chunk.rows < s.chunkRows || !through) break;
         last = through;
       }
@@ -201,7 +221,9 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
     if (s.lagMs !== undefined) {
       // The bound is fixed once, in the session's UTC, as a value of the cursor's kind.
       const as = cursor.lakeType === 'DATE' ? 'DATE' : 'DATETIME(6)';
-      const r = await conn.query(`SELECT CAST(NOW(6) - INTERVAL ${Math.round(s.lagMs * 1000)} MICROSECOND AS ${as}) AS upper_bound`);
+      const r = await conn.query(
+        `SELECT CAST(NOW(6) - INTERVAL ${Math.round(s.lagMs * 1000)} MICROSECOND AS ${as}) AS upper_bound`,
+      );
       const upper = stateValue(r.rows[0]?.[0] ?? null);
       conditions.push(`${quoteIdent(cursor.name)} <= ${lit(upper, cursor)}`);
     }
@@ -216,10 +238,14 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
       let end: (string | null)[];
       try {
         // The chunk's last key: found by the index on (cursor, key) when there is one.
-        const probe = await conn.query(`SELECT ${keySelect} FROM ${from} WHERE ${filter} ORDER BY ${order} LIMIT 1 OFFSET ${s.chunkRows - 1}`);
+        const probe = await conn.query(
+          `SELECT ${keySelect} FROM ${from} WHERE ${filter} ORDER BY ${order} LIMIT 1 OFFSET ${s.chunkRows - 1}`,
+        );
         let row = probe.rows[0];
         if (!row) {
-          const tail = await conn.query(`SELECT ${keySelect} FROM ${from} WHERE ${filter} ORDER BY ${keys.map((k) => `${quoteIdent(k.name)} DESC`).join(', ')} LIMIT 1`);
+          const tail = await conn.query(
+            `SELECT ${keySelect} FROM ${from} WHERE ${filter} ORDER BY ${keys.map((k) => `${quoteIdent(k.name)} DESC`).join(', ')} LIMIT 1`,
+          );
           row = tail.rows[0];
         }
         if (!row) break;
@@ -231,12 +257,25 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
       const path = csvPath(ctx);
       let chunk: Chunk;
       try {
-        chunk = await readToCsv(conn, `SELECT ${selectList(s.columns, quoteIdent)} FROM ${from} WHERE ${filter} AND ${keyThrough(keys, end, lit)}`, s.columns, path, ctx.signal);
+        chunk = await readToCsv(
+          conn,
+          `SELECT ${selectList(s.columns, quoteIdent)} FROM ${from} WHERE ${filter} AND ${keyThrough(keys, end, lit)}`,
+          s.columns,
+          path,
+          ctx.signal,
+        );
       } catch (err) {
         throw readError(o.label, s, `after ${JSON.stringify(last)}`, err);
       }
       const state: IncrementalState = { cursor_column: cursor.name, last: end };
-      yield csvUnit(s, path, chunk.bytes, `${target} ${cursor.name} ≤ ${end[0]}`, { table: target, after: last, through: end, rows: chunk.rows }, state);
+      yield csvUnit(
+        s,
+        path,
+        chunk.bytes,
+        `${target} ${cursor.name} ≤ ${end[0]}`,
+        { table: target, after: last, through: end, rows: chunk.rows },
+        state,
+      );
       last = end;
     }
     await conn.query('COMMIT');

@@ -15,7 +15,8 @@ import { fullUnits, incrementalUnits } from './extract.js';
 
 export const mysqlConnector = defineConnector({
   name: 'mysql',
-  description: 'MySQL and MariaDB tables and queries: streamed full extracts in primary-key chunks, incremental by cursor, CDC from the binlog',
+  description:
+    'MySQL and MariaDB tables and queries: streamed full extracts in primary-key chunks, incremental by cursor, CDC from the binlog',
   spec: mysqlSourceSchema,
   capabilities: { incremental: true, fileLedger: false, formats: ['csv'] },
   create(config, { sourceName, baseDir }): SourceInstance {
@@ -33,7 +34,8 @@ export const mysqlConnector = defineConnector({
       },
       full: (s, ctx) => fullUnits(s, ctx, { connection: connection(), label: sourceName }),
       incremental: (s, ctx) => incrementalUnits(s, ctx, { connection: connection(), label: sourceName }),
-      changeFeed: (streams, ctx) => new MysqlCdcSession({ config, connection: connection(), label: sourceName, streams, pipeline: ctx.pipeline }),
+      changeFeed: (streams, ctx) =>
+        new MysqlCdcSession({ config, connection: connection(), label: sourceName, streams, pipeline: ctx.pipeline }),
     });
   },
 });

@@ -38,7 +38,17 @@ export function quoteQualified(schema: string, name: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(name)}`;
 }
 
-const SPATIAL = new Set(['geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon', 'geometrycollection', 'geomcollection']);
+const SPATIAL = new Set([
+  'geometry',
+  'point',
+  'linestring',
+  'polygon',
+  'multipoint',
+  'multilinestring',
+  'multipolygon',
+  'geometrycollection',
+  'geomcollection',
+]);
 const BINARY = new Set(['binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob']);
 const INTEGERS = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bigint']);
 const DECIMALS = new Set(['decimal', 'numeric', 'fixed', 'dec']);
@@ -150,7 +160,8 @@ export function valueRenderer(column: DbColumn): (value: MysqlValue) => string |
  */
 export function binlogValue(value: unknown, bit = false): MysqlValue {
   if (value === null || value === undefined) return null;
-  if (Buffer.isBuffer(value)) return bit ? (value.length ? BigInt(`0x${value.toString('hex')}`).toString() : '0') : value;
+  if (Buffer.isBuffer(value))
+    return bit ? (value.length ? BigInt(`0x${value.toString('hex')}`).toString() : '0') : value;
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   if (typeof value === 'boolean') return value ? '1' : '0';
@@ -164,7 +175,8 @@ export function binlogValue(value: unknown, bit = false): MysqlValue {
  */
 export function binlogRenderer(column: DbColumn): (value: unknown) => string | null {
   if (column.lakeType === 'BLOB') {
-    return (v) => (v === null || v === undefined ? null : (Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8')).toString('hex'));
+    return (v) =>
+      v === null || v === undefined ? null : (Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8')).toString('hex');
   }
   const render = valueRenderer(column);
   const bit = baseType(column.sourceType) === 'bit';
@@ -193,12 +205,28 @@ const HEX = /^(?:[0-9a-f]{2})*$/i;
 export function keyLiteral(column: DbColumn, value: string | null, escapeString: (text: string) => string): string {
   if (value === null) return 'NULL';
   const base = baseType(column.sourceType);
-  if (INTEGERS.has(base) || DECIMALS.has(base) || FLOATS.has(base) || base === 'bit' || base === 'year' || base === 'bool' || base === 'boolean') {
-    if (!NUMBER.test(value)) throw new DipError('config', `${column.name}: the saved position ${JSON.stringify(value)} is not a number; reset the stream's state (dip state reset)`);
+  if (
+    INTEGERS.has(base) ||
+    DECIMALS.has(base) ||
+    FLOATS.has(base) ||
+    base === 'bit' ||
+    base === 'year' ||
+    base === 'bool' ||
+    base === 'boolean'
+  ) {
+    if (!NUMBER.test(value))
+      throw new DipError(
+        'config',
+        `${column.name}: the saved position ${JSON.stringify(value)} is not a number; reset the stream's state (dip state reset)`,
+      );
     return value;
   }
   if (BINARY.has(base)) {
-    if (!HEX.test(value)) throw new DipError('config', `${column.name}: the saved position ${JSON.stringify(value)} is not hex; reset the stream's state (dip state reset)`);
+    if (!HEX.test(value))
+      throw new DipError(
+        'config',
+        `${column.name}: the saved position ${JSON.stringify(value)} is not hex; reset the stream's state (dip state reset)`,
+      );
     return `X'${value}'`;
   }
   return escapeString(value);

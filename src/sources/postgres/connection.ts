@@ -22,7 +22,10 @@ export const SESSION_SETTINGS: Record<string, string> = {
   client_encoding: 'UTF8',
 };
 
-const sessionOptions = () => Object.entries(SESSION_SETTINGS).map(([k, v]) => `-c ${k}=${v.replaceAll(' ', '\\ ')}`).join(' ');
+const sessionOptions = () =>
+  Object.entries(SESSION_SETTINGS)
+    .map(([k, v]) => `-c ${k}=${v.replaceAll(' ', '\\ ')}`)
+    .join(' ');
 
 export function clientConfig(c: ConnectionConfig, baseDir: string, label: string): ClientConfig {
   const resolved = resolveSecretsDeep(c, { baseDir });
@@ -40,7 +43,11 @@ export function clientConfig(c: ConnectionConfig, baseDir: string, label: string
   const tls = tlsFiles(resolved.tls, baseDir, label);
   if (tls) {
     const { verify, verifyHost, ...pem } = tls;
-    config.ssl = { rejectUnauthorized: verify, ...pem, ...(verify && !verifyHost ? { checkServerIdentity: () => undefined } : {}) };
+    config.ssl = {
+      rejectUnauthorized: verify,
+      ...pem,
+      ...(verify && !verifyHost ? { checkServerIdentity: () => undefined } : {}),
+    };
   }
   return config;
 }
@@ -53,10 +60,13 @@ export async function connect(config: ClientConfig, label: string): Promise<pg.C
   } catch (err) {
     await client.end().catch(() => undefined);
     const where = config.host ? `${config.host}:${config.port ?? 5432}` : 'the server in connection.url';
-    throw new DipError(connectionErrorKind(err), `${label}: cannot connect to PostgreSQL at ${where}: ${errorMessage(err)}`, { cause: err });
+    throw new DipError(
+      connectionErrorKind(err),
+      `${label}: cannot connect to PostgreSQL at ${where}: ${errorMessage(err)}`,
+      { cause: err },
+    );
   }
   // A dropped connection must fail the read in progress, not crash the process.
   client.on('error', () => undefined);
   return client;
 }
-

@@ -14,7 +14,10 @@ const COPY_DATA = 0x64; // d
 const GATHER_BYTES = 1 << 20;
 const ERROR_RESPONSE = 0x45; // E
 /** Messages the server may send between CopyData messages; anything else ends the copy. */
-const INTERSPERSED = new Set([0x48 /* H CopyOutResponse */, 0x53 /* S ParameterStatus */, 0x4e /* N NoticeResponse */, 0x41 /* A NotificationResponse */]);
+const INTERSPERSED = new Set([
+  0x48 /* H CopyOutResponse */, 0x53 /* S ParameterStatus */, 0x4e /* N NoticeResponse */,
+  0x41 /* A NotificationResponse */,
+]);
 
 interface CopyToInternals {
   _buffer: { push(chunk: Buffer): void };
@@ -23,7 +26,10 @@ interface CopyToInternals {
   push(chunk: Buffer | null): boolean;
 }
 
-type CopyToClass = new (text: string, options?: object) => Readable & CopyToInternals & { _parse(chunk: Buffer): boolean | undefined };
+type CopyToClass = new (
+  text: string,
+  options?: object,
+) => Readable & CopyToInternals & { _parse(chunk: Buffer): boolean | undefined };
 
 function baseClass(): CopyToClass {
   // copy-to.js exports a factory; its class is the prototype's constructor of what it returns.
@@ -51,7 +57,8 @@ function fastClass(): CopyToClass {
         this.gatheredBytes += data.length;
       }
       if (this.gatheredBytes === 0 || (!flush && this.gatheredBytes < GATHER_BYTES)) return true;
-      const out = this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
+      const out =
+        this.gathered.length === 1 ? (this.gathered[0] as Buffer) : Buffer.concat(this.gathered, this.gatheredBytes);
       this.gathered = [];
       this.gatheredBytes = 0;
       return this.push(out);

@@ -35,8 +35,15 @@ function fromClause(s: DbStream): string {
 const csvCopy = (select: string) => `COPY (${select}) TO STDOUT (FORMAT csv, HEADER true)`;
 
 /** Copies one SELECT to a local CSV file; returns its size in bytes. */
-export async function copyToFile(client: pg.Client, select: string, path: string, signal: AbortSignal): Promise<number> {
-  const source = client.query(copyOut(csvCopy(select)) as unknown as pg.Submittable) as unknown as NodeJS.ReadableStream;
+export async function copyToFile(
+  client: pg.Client,
+  select: string,
+  path: string,
+  signal: AbortSignal,
+): Promise<number> {
+  const source = client.query(
+    copyOut(csvCopy(select)) as unknown as pg.Submittable,
+  ) as unknown as NodeJS.ReadableStream;
   try {
     await pipeline(source, createWriteStream(path), { signal });
   } catch (err) {
@@ -45,7 +52,6 @@ export async function copyToFile(client: pg.Client, select: string, path: string
   }
   return (await stat(path)).size;
 }
-
 
 interface Range {
   label: string;
@@ -92,7 +98,8 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
   const pending: { range: Range; path: string; done: Promise<number> }[] = [];
   try {
     await coordinator.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const snapshot = (await coordinator.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]?.id as string;
+    const snapshot = (await coordinator.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]
+      ?.id as string;
     const ranges = await ctidRanges(coordinator, s, o.parallel);
     const connections = Math.min(o.parallel, ranges.length);
     for (let i = 1; i < connections; i++) {
@@ -103,7 +110,8 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
     }
     const free: pg.Client[] = [coordinator, ...workers];
     const waiting: ((c: pg.Client) => void)[] = [];
-    const acquire = () => new Promise<pg.Client>((resolve) => (free.length ? resolve(free.pop() as pg.Client) : waiting.push(resolve)));
+    const acquire = () =>
+      new Promise<pg.Client>((resolve) => (free.length ? resolve(free.pop() as pg.Client) : waiting.push(resolve)));
     const release = (c: pg.Client) => (waiting.length ? (waiting.shift() as (c: pg.Client) => void)(c) : free.push(c));
     const where = s.where ? ` AND (${s.where})` : '';
     const start = (range: Range) => {
@@ -124,7 +132,11 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
         throw readError(o.label, s, head.range.label, err);
       }
       if (next < ranges.length) start(ranges[next++] as Range);
-      yield csvUnit(s, head.path, bytes, `${streamTarget(s)} ${head.range.label}`, { table: streamTarget(s), range: head.range.label, snapshot });
+      yield csvUnit(s, head.path, bytes, `${streamTarget(s)} ${head.range.label}`, {
+        table: streamTarget(s),
+        range: head.range.label,
+        snapshot,
+      });
     }
   } finally {
     await Promise.allSettled(pending.map((p) => p.done.then(() => rm(p.path, { force: true }))));
@@ -136,7 +148,9 @@ const streamTarget = (s: DbStream) => (s.table ? `${s.table.schema}.${s.table.na
 
 function readError(label: string, s: DbStream, what: string, err: unknown): Error {
   if (err instanceof DipError || (err instanceof Error && err.name === 'AbortError')) return err as Error;
-  return new DipError('transient', `${label}: reading ${streamTarget(s)} (${what}) failed: ${errorMessage(err)}`, { cause: err });
+  return new DipError('transient', `${label}: reading ${streamTarget(s)} (${what}) failed: ${errorMessage(err)}`, {
+    cause: err,
+  });
 }
 
 /**
@@ -149,13 +163,20 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
   const client = await connect(o.client, o.label);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const literal = (value: string | null, c: DbColumn) => (value === null ? 'NULL' : `${client.escapeLiteral(value)}::${c.sourceType}`);
+    const literal = (value: string | null, c: DbColumn) =>
+      value === null ? 'NULL' : `${client.escapeLiteral(value)}::${c.sourceType}`;
     const tuple = `(${keys.map((k) => quoteIdent(k.name)).join(', ')})`;
-    const tupleOf = (values: (string | null)[]) => `(${values.map((v, i) => literal(v, keys[i] as DbColumn)).join(', ')})`;
+    const tupleOf = (values: (string | null)[]) =>
+      `(${values.map((v, i) => literal(v, keys[i] as DbColumn)).join(', ')})`;
     const conditions = [`${quoteIdent(cursor.name)} IS NOT NULL`];
     if (s.where) conditions.push(`(${s.where})`);
     if (s.lagMs !== undefined) {
-      const upper = (await client.query<{ u: string }>(`SELECT (now() - make_interval(secs => $1))::${cursor.sourceType}::text AS u`, [s.lagMs / 1000])).rows[0]?.u as string;
+      const upper = (
+        await client.query<{ u: string }>(
+          `SELECT (now() - make_interval(secs => $1))::${cursor.sourceType}::text AS u`,
+          [s.lagMs / 1000],
+        )
+      ).rows[0]?.u as string;
       conditions.push(`${quoteIdent(cursor.name)} <= ${literal(upper, cursor)}`);
     }
     const from = fromClause(s);
@@ -167,10 +188,14 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
       const after = last ? [...conditions, `${tuple} > ${tupleOf(last)}`] : conditions;
       const filter = after.join(' AND ');
       // The chunk's last key: found by the index on (cursor, key) when there is one.
-      const probe = await client.query<Record<string, string | null>>(`SELECT ${keyText} FROM ${from} WHERE ${filter} ORDER BY ${order} OFFSET ${s.chunkRows - 1} LIMIT 1`);
+      const probe = await client.query<Record<string, string | null>>(
+        `SELECT ${keyText} FROM ${from} WHERE ${filter} ORDER BY ${order} OFFSET ${s.chunkRows - 1} LIMIT 1`,
+      );
       let end = probe.rows[0] ? keys.map((_, i) => probe.rows[0]?.[`k${i}`] ?? null) : undefined;
       if (!end) {
-        const tail = await client.query<Record<string, string | null>>(`SELECT ${keyText} FROM ${from} WHERE ${filter} ORDER BY ${keys.map((k) => `${quoteIdent(k.name)} DESC`).join(', ')} LIMIT 1`);
+        const tail = await client.query<Record<string, string | null>>(
+          `SELECT ${keyText} FROM ${from} WHERE ${filter} ORDER BY ${keys.map((k) => `${quoteIdent(k.name)} DESC`).join(', ')} LIMIT 1`,
+        );
         if (!tail.rows[0]) return;
         end = keys.map((_, i) => tail.rows[0]?.[`k${i}`] ?? null);
       }
@@ -183,7 +208,14 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
         throw readError(o.label, s, `after ${JSON.stringify(last)}`, err);
       }
       const state: IncrementalState = { cursor_column: cursor.name, last: end };
-      yield csvUnit(s, path, bytes, `${streamTarget(s)} ${cursor.name} ≤ ${end[0]}`, { table: streamTarget(s), after: last, through: end }, state);
+      yield csvUnit(
+        s,
+        path,
+        bytes,
+        `${streamTarget(s)} ${cursor.name} ≤ ${end[0]}`,
+        { table: streamTarget(s), after: last, through: end },
+        state,
+      );
       last = end;
     }
   } finally {

@@ -22,7 +22,11 @@ export const postgresConnector = defineConnector({
     let client: pg.ClientConfig | undefined;
     // Secrets are resolved (and TLS files read) when the database is first needed, not here.
     const connection = () => (client ??= clientConfig(config.connection, baseDir, sourceName));
-    const extract = (): ExtractOptions => ({ client: connection(), label: sourceName, parallel: config.extract.parallel ?? Math.max(1, Math.min(8, availableParallelism() - 1)) });
+    const extract = (): ExtractOptions => ({
+      client: connection(),
+      label: sourceName,
+      parallel: config.extract.parallel ?? Math.max(1, Math.min(8, availableParallelism() - 1)),
+    });
     return new DatabaseSource(config, sourceName, {
       async withCatalog(fn) {
         const c = await connect(connection(), sourceName);
@@ -34,7 +38,8 @@ export const postgresConnector = defineConnector({
       },
       full: (s, ctx) => fullUnits(s, ctx, extract()),
       incremental: (s, ctx) => incrementalUnits(s, ctx, extract()),
-      changeFeed: (streams, ctx) => new CdcSession({ config, client: connection(), label: sourceName, streams, pipeline: ctx.pipeline }),
+      changeFeed: (streams, ctx) =>
+        new CdcSession({ config, client: connection(), label: sourceName, streams, pipeline: ctx.pipeline }),
     });
   },
 });

@@ -43,7 +43,22 @@ const SCALARS: Record<string, string> = {
 };
 
 /** Element types whose array_to_json text DuckDB casts to a LIST of the element's lake type. */
-const LIST_ELEMENTS = new Set(['bool', 'int2', 'int4', 'int8', 'float4', 'float8', 'numeric', 'text', 'varchar', 'bpchar', 'uuid', 'date', 'timestamp', 'timestamptz']);
+const LIST_ELEMENTS = new Set([
+  'bool',
+  'int2',
+  'int4',
+  'int8',
+  'float4',
+  'float8',
+  'numeric',
+  'text',
+  'varchar',
+  'bpchar',
+  'uuid',
+  'date',
+  'timestamp',
+  'timestamptz',
+]);
 
 /** DECIMAL(p,s) for numeric(p,s) with p ≤ 38 (DuckDB's limit); exact text otherwise. */
 function numericType(formatted: string): string {
@@ -55,7 +70,8 @@ function numericType(formatted: string): string {
 export function lakeType(t: PgTypeInfo): string {
   if (t.typname.startsWith('_') && t.element) {
     if (!LIST_ELEMENTS.has(t.element)) return 'JSON';
-    const element = t.element === 'numeric' ? numericType(t.formatted.replace(/\[\]$/, '')) : (SCALARS[t.element] as string);
+    const element =
+      t.element === 'numeric' ? numericType(t.formatted.replace(/\[\]$/, '')) : (SCALARS[t.element] as string);
     return `${element}[]`;
   }
   if (t.typname === 'numeric') return numericType(t.formatted);

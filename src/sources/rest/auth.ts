@@ -11,7 +11,14 @@ import { DipError, errorMessage } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import type { Authenticator, HttpRequest, StateStore } from './http/types.js';
 import { redact as redactForms, secretRegistry } from '../../config/secrets.js';
-import { decryptState, deriveStateKey, encryptState, isEncryptedState, projectStateKey, type StateKey } from './state-crypto.js';
+import {
+  decryptState,
+  deriveStateKey,
+  encryptState,
+  isEncryptedState,
+  projectStateKey,
+  type StateKey,
+} from './state-crypto.js';
 
 export interface TokenRequestInit {
   method: string;
@@ -97,7 +104,10 @@ function staticHeaders(headers: Record<string, string>, secrets: string[]): Auth
   };
 }
 
-function renderHeaderTemplates(templates: Record<string, string>, secrets: Record<string, string>): Record<string, string> {
+function renderHeaderTemplates(
+  templates: Record<string, string>,
+  secrets: Record<string, string>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [header, template] of Object.entries(templates)) {
     out[header] = template.replace(/\{([^{}]+)\}/g, (_, name: string) => {
@@ -231,7 +241,10 @@ class OAuth2Authenticator implements Authenticator {
       form.set('grant_type', 'refresh_token');
       form.set('refresh_token', usedRefreshToken);
     }
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    };
     if (c.client_auth === 'basic') headers['authorization'] = basicClientAuth(c.client_id, c.client_secret ?? '');
     else {
       form.set('client_id', c.client_id);
@@ -245,7 +258,12 @@ class OAuth2Authenticator implements Authenticator {
       body = await this.post(form.toString(), headers, signal);
     } catch (err) {
       // The stored (rotated) token may be stale while the configured one was renewed by hand.
-      if (usedRefreshToken !== undefined && c.type === 'oauth2_refresh_token' && usedRefreshToken !== c.refresh_token && isInvalidGrant(err)) {
+      if (
+        usedRefreshToken !== undefined &&
+        c.type === 'oauth2_refresh_token' &&
+        usedRefreshToken !== c.refresh_token &&
+        isInvalidGrant(err)
+      ) {
         this.refreshToken = c.refresh_token;
         return this.requestToken(signal);
       }
@@ -291,20 +309,33 @@ class OAuth2Authenticator implements Authenticator {
   private stateKey(): StateKey {
     if (this.key !== undefined) return this.key;
     const c = this.config;
-    if (c.type === 'oauth2_refresh_token' && c.state_key !== undefined) this.key = deriveStateKey(c.state_key, 'auth.state_key');
+    if (c.type === 'oauth2_refresh_token' && c.state_key !== undefined)
+      this.key = deriveStateKey(c.state_key, 'auth.state_key');
     else if (this.context.projectDir !== undefined) this.key = projectStateKey(this.context.projectDir);
-    else throw new DipError('config', 'auth (oauth2_refresh_token): no key to encrypt the rotated refresh token with; set auth.state_key (e.g. ${env:DIP_STATE_KEY})');
+    else
+      throw new DipError(
+        'config',
+        'auth (oauth2_refresh_token): no key to encrypt the rotated refresh token with; set auth.state_key (e.g. ${env:DIP_STATE_KEY})',
+      );
     return this.key;
   }
 
   /** POSTs the form, retrying network failures, 429 and 5xx; returns the JSON body of a 2xx. */
-  private async post(body: string, headers: Record<string, string>, signal: AbortSignal): Promise<Record<string, unknown>> {
+  private async post(
+    body: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     let lastProblem = '';
     for (let attempt = 1; attempt <= TOKEN_ATTEMPTS; attempt++) {
       if (attempt > 1) await sleep(TOKEN_BACKOFF_MS * 2 ** (attempt - 2), signal);
       let res: TokenResponse;
       try {
-        res = await this.fetchToken(this.tokenUrl, { method: 'POST', headers, body }, AbortSignal.any([signal, AbortSignal.timeout(TOKEN_TIMEOUT_MS)]));
+        res = await this.fetchToken(
+          this.tokenUrl,
+          { method: 'POST', headers, body },
+          AbortSignal.any([signal, AbortSignal.timeout(TOKEN_TIMEOUT_MS)]),
+        );
       } catch (err) {
         if (signal.aborted) throw interrupted(signal);
         lastProblem = this.redact(errorMessage(err));
@@ -313,7 +344,11 @@ class OAuth2Authenticator implements Authenticator {
       const text = res.body.toString('utf8');
       if (res.status >= 200 && res.status < 300) {
         const json = parseJsonObject(text);
-        if (json === undefined) throw new DipError('input', `OAuth token endpoint ${this.tokenUrl} answered HTTP ${res.status} without a JSON object: ${this.excerpt(text)}`);
+        if (json === undefined)
+          throw new DipError(
+            'input',
+            `OAuth token endpoint ${this.tokenUrl} answered HTTP ${res.status} without a JSON object: ${this.excerpt(text)}`,
+          );
         return json;
       }
       if (res.status === 408 || res.status === 429 || res.status >= 500) {
@@ -323,12 +358,20 @@ class OAuth2Authenticator implements Authenticator {
       const json = parseJsonObject(text);
       const error = typeof json?.['error'] === 'string' ? json['error'] : undefined;
       const description = typeof json?.['error_description'] === 'string' ? json['error_description'] : undefined;
-      const detail = error !== undefined ? [error, description].filter((s) => s !== undefined).join(': ') : this.excerpt(text);
-      throw new DipError('input', this.redact(`OAuth token endpoint ${this.tokenUrl} refused the token request (HTTP ${res.status}): ${detail}`), {
-        details: { status: res.status, ...(error !== undefined ? { error } : {}) },
-      });
+      const detail =
+        error !== undefined ? [error, description].filter((s) => s !== undefined).join(': ') : this.excerpt(text);
+      throw new DipError(
+        'input',
+        this.redact(`OAuth token endpoint ${this.tokenUrl} refused the token request (HTTP ${res.status}): ${detail}`),
+        {
+          details: { status: res.status, ...(error !== undefined ? { error } : {}) },
+        },
+      );
     }
-    throw new DipError('transient', `OAuth token endpoint ${this.tokenUrl} failed ${TOKEN_ATTEMPTS} times; last: ${lastProblem}`);
+    throw new DipError(
+      'transient',
+      `OAuth token endpoint ${this.tokenUrl} failed ${TOKEN_ATTEMPTS} times; last: ${lastProblem}`,
+    );
   }
 
   /** Every encoded form (form-encoded as in the token request body, base64…) of every credential. */
@@ -350,7 +393,9 @@ function basicClientAuth(id: string, secret: string): string {
 
 /** Absolute URLs as they are; others join base_url the way resource paths do. */
 function resolveTokenUrl(baseUrl: string, tokenUrl: string): string {
-  const joined = /^[a-z][a-z0-9+.-]*:\/\//i.test(tokenUrl) ? tokenUrl : `${baseUrl.replace(/\/+$/, '')}/${tokenUrl.replace(/^\/+/, '')}`;
+  const joined = /^[a-z][a-z0-9+.-]*:\/\//i.test(tokenUrl)
+    ? tokenUrl
+    : `${baseUrl.replace(/\/+$/, '')}/${tokenUrl.replace(/^\/+/, '')}`;
   try {
     return new URL(joined).toString();
   } catch {
@@ -366,14 +411,21 @@ function expiresInSeconds(value: unknown): number {
 function parseJsonObject(text: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
 }
 
 function isStoredRefreshToken(value: unknown): value is StoredRefreshToken {
-  return typeof value === 'object' && value !== null && typeof (value as { refresh_token?: unknown }).refresh_token === 'string' && (value as { refresh_token: string }).refresh_token !== '';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { refresh_token?: unknown }).refresh_token === 'string' &&
+    (value as { refresh_token: string }).refresh_token !== ''
+  );
 }
 
 function isInvalidGrant(err: unknown): boolean {

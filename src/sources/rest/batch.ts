@@ -74,7 +74,9 @@ export class UnitBatcher {
         copy: Object.keys(page.partition.copy).length ? page.partition.copy : undefined,
       };
       const payload = this.o.format === 'json' ? page.text : JSON.stringify(page.text);
-      await b.pages.write(`{"seq":${b.pageCount + 1},${this.constants},"received_at":${JSON.stringify(page.receivedAt)},"position":${JSON.stringify(position)},"payload":${payload}}\n`);
+      await b.pages.write(
+        `{"seq":${b.pageCount + 1},${this.constants},"received_at":${JSON.stringify(page.receivedAt)},"position":${JSON.stringify(position)},"payload":${payload}}\n`,
+      );
     }
     b.recordCount += records.length;
     b.pageCount += 1;
@@ -113,7 +115,9 @@ export class UnitBatcher {
     await Promise.all([b.records.close(), b.pages.close()]);
     const files = [b.recordsPath, b.pagesPath];
     this.seq += 1;
-    const label = b.pageCount ? `${this.o.resource} batch ${this.seq} (${b.pageCount} pages, ${b.recordCount} records)` : `${this.o.resource} state`;
+    const label = b.pageCount
+      ? `${this.o.resource} batch ${this.seq} (${b.pageCount} pages, ${b.recordCount} records)`
+      : `${this.o.resource} state`;
     return {
       label,
       input: b.recordCount ? { path: b.recordsPath, format: 'ndjson', fields: [...b.fields] } : undefined,

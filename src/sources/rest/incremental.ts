@@ -61,7 +61,10 @@ export class CursorTracker {
   accept(record: Record<string, unknown>): boolean {
     const value = asValue(fieldOf(record, this.config.cursor_field));
     if (value === undefined) {
-      throw new DipError('input', `${this.where}: record has no usable cursor field ${this.config.cursor_field}: ${JSON.stringify(record).slice(0, 160)}`);
+      throw new DipError(
+        'input',
+        `${this.where}: record has no usable cursor field ${this.config.cursor_field}: ${JSON.stringify(record).slice(0, 160)}`,
+      );
     }
     this.observe(value, record);
     if (!this.last || this.config.lookback !== undefined) return true;
@@ -91,7 +94,11 @@ export class CursorTracker {
 }
 
 /** The later of two marks (the last value of a partition after a pass). */
-export function laterMark(a: CursorMark | undefined, b: CursorMark | undefined, direction: 'max' | 'min'): CursorMark | undefined {
+export function laterMark(
+  a: CursorMark | undefined,
+  b: CursorMark | undefined,
+  direction: 'max' | 'min',
+): CursorMark | undefined {
   if (!a) return b;
   if (!b) return a;
   const c = compareCursor(a.value, b.value) * (direction === 'min' ? -1 : 1);

@@ -5,7 +5,14 @@
  */
 import { restSourceSchema, type RestSourceConfig } from '../../config/rest.js';
 import { hasSecretRef, redact, resolveSecrets, resolveSecretsDeep, secretRegistry } from '../../config/secrets.js';
-import { defineConnector, type PlanContext, type ReadUnit, type SourceInstance, type StreamPlan, type StreamSpec } from '../types.js';
+import {
+  defineConnector,
+  type PlanContext,
+  type ReadUnit,
+  type SourceInstance,
+  type StreamPlan,
+  type StreamSpec,
+} from '../types.js';
 import { createAuthenticator } from './auth.js';
 import { HttpClient } from './http/client.js';
 import type { HttpEvent } from './http/types.js';
@@ -49,7 +56,13 @@ class RestSource implements SourceInstance {
       const c = this.config;
       const opts = { baseDir: this.baseDir };
       registerSecretNames(c);
-      this.config = { ...c, base_url: resolveSecrets(c.base_url, opts), headers: resolveSecretsDeep(c.headers, opts), params: resolveSecretsDeep(c.params, opts), auth: resolveSecretsDeep(c.auth, opts) };
+      this.config = {
+        ...c,
+        base_url: resolveSecrets(c.base_url, opts),
+        headers: resolveSecretsDeep(c.headers, opts),
+        params: resolveSecretsDeep(c.params, opts),
+        auth: resolveSecretsDeep(c.auth, opts),
+      };
       this.resources = resolveResources(this.config, this.name);
       this.secretsResolved = true;
     }
@@ -102,7 +115,13 @@ class RestSource implements SourceInstance {
   private http(ctx: PlanContext): HttpClient {
     if (this.client) return this.client;
     const h = this.config.http;
-    const authenticator = this.config.auth ? createAuthenticator(this.config.auth, { baseUrl: this.config.base_url, state: ctx.sourceState, projectDir: this.baseDir }) : undefined;
+    const authenticator = this.config.auth
+      ? createAuthenticator(this.config.auth, {
+          baseUrl: this.config.base_url,
+          state: ctx.sourceState,
+          projectDir: this.baseDir,
+        })
+      : undefined;
     if (authenticator) {
       this.secrets = () => authenticator.secrets();
       // Literal credentials (not ${env:…} references) are secrets too, for every log and error printer.
@@ -126,7 +145,9 @@ class RestSource implements SourceInstance {
       },
       responseActions: h.response_actions,
       resourceResponseActions: Object.fromEntries(this.resources.map((r) => [r.name, r.responseActions])),
-      hostBudget: h.rate_limit ? { requests: h.rate_limit.requests, perMs: durationMs(h.rate_limit.per, 'http.rate_limit.per') } : undefined,
+      hostBudget: h.rate_limit
+        ? { requests: h.rate_limit.requests, perMs: durationMs(h.rate_limit.per, 'http.rate_limit.per') }
+        : undefined,
       resourceBudgets: budgets,
       concurrency: { initial: h.concurrency.initial ?? Math.min(4, h.concurrency.max), max: h.concurrency.max, min: 1 },
       authenticator,
@@ -147,7 +168,8 @@ function registerSecretNames(c: RestSourceConfig): void {
   if (auth?.type === 'api_key') secretRegistry.addName(auth.name);
   if (auth?.type === 'headers') for (const h of Object.keys(auth.headers)) secretRegistry.addName(h);
   const refs = (entries: Record<string, unknown> | undefined): void => {
-    for (const [name, value] of Object.entries(entries ?? {})) if (typeof value === 'string' && hasSecretRef(value)) secretRegistry.addName(name);
+    for (const [name, value] of Object.entries(entries ?? {}))
+      if (typeof value === 'string' && hasSecretRef(value)) secretRegistry.addName(name);
   };
   refs(c.params);
   refs(c.headers);

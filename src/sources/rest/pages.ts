@@ -54,17 +54,27 @@ export interface PageReaderOptions {
   where: string;
 }
 
-export async function* readPartition(o: PageReaderOptions, partition: Partition, signal: AbortSignal): AsyncGenerator<Page> {
+export async function* readPartition(
+  o: PageReaderOptions,
+  partition: Partition,
+  signal: AbortSignal,
+): AsyncGenerator<Page> {
   const started = Date.now();
   const seenRequests = new Set<string>();
   let lastBodyHash: string | undefined;
   const request: PageRequest = partition.resume ?? o.paginator.first();
   const guard = (r: PageRequest, page: Page) => {
     if (o.maxPages !== undefined && r.page > o.maxPages) {
-      throw new DipError('input', `${o.where}: more than max_pages=${o.maxPages} pages (next: ${page.url}); raise max_pages or narrow the request`);
+      throw new DipError(
+        'input',
+        `${o.where}: more than max_pages=${o.maxPages} pages (next: ${page.url}); raise max_pages or narrow the request`,
+      );
     }
     if (o.maxTimeMs !== undefined && Date.now() - started > o.maxTimeMs) {
-      throw new DipError('input', `${o.where}: pagination ran longer than max_time (${o.maxTimeMs} ms) at page ${r.page} (${page.url})`);
+      throw new DipError(
+        'input',
+        `${o.where}: pagination ran longer than max_time (${o.maxTimeMs} ms) at page ${r.page} (${page.url})`,
+      );
     }
   };
   const signatureOf = (r: PageRequest) => JSON.stringify([r.url ?? '', r.params]);
@@ -80,7 +90,10 @@ export async function* readPartition(o: PageReaderOptions, partition: Partition,
       // request it made before, would loop forever: stop with the evidence instead.
       const hash = page.text && page.records.length ? createHash('sha1').update(page.text).digest('hex') : undefined;
       if (hash && hash === lastBodyHash) {
-        throw new DipError('input', `${o.where}: pagination loop: page ${page.request.page} (${page.url}) has exactly the same content as the page before`);
+        throw new DipError(
+          'input',
+          `${o.where}: pagination loop: page ${page.request.page} (${page.url}) has exactly the same content as the page before`,
+        );
       }
       lastBodyHash = hash;
       if (o.paginator.addressable && o.parallel > 1 && page.next) {
@@ -93,7 +106,10 @@ export async function* readPartition(o: PageReaderOptions, partition: Partition,
         guard(next, page);
         const signature = signatureOf(next);
         if (seenRequests.has(signature)) {
-          throw new DipError('input', `${o.where}: pagination loop: after page ${page.request.page} (${page.url}) the API pointed back to a page already read (${next.url ?? JSON.stringify(next.params)}); it returned the same cursor/next link again`);
+          throw new DipError(
+            'input',
+            `${o.where}: pagination loop: after page ${page.request.page} (${page.url}) the API pointed back to a page already read (${next.url ?? JSON.stringify(next.params)}); it returned the same cursor/next link again`,
+          );
         }
         seenRequests.add(signature);
         // Requested before this page is handed on: the round trip overlaps the work on this one.
@@ -148,14 +164,32 @@ async function* readAhead(
   }
 }
 
-async function fetchPage(o: PageReaderOptions, partition: Partition, request: PageRequest, signal: AbortSignal): Promise<Page> {
+async function fetchPage(
+  o: PageReaderOptions,
+  partition: Partition,
+  request: PageRequest,
+  signal: AbortSignal,
+): Promise<Page> {
   const http = buildRequest(o.template, partition, request);
   const response = await o.sender.send(http, signal);
   const url = o.redact(http.url);
   const receivedAt = new Date().toISOString();
   if (!response) {
     // The response action said ignore: the partition has no records and ends here.
-    return { partition, request, url, status: 0, headers: {}, text: undefined, body: null, records: [], recordsPath: undefined, next: null, receivedAt, attempts: 1 };
+    return {
+      partition,
+      request,
+      url,
+      status: 0,
+      headers: {},
+      text: undefined,
+      body: null,
+      records: [],
+      recordsPath: undefined,
+      next: null,
+      receivedAt,
+      attempts: 1,
+    };
   }
   const headers: Record<string, string> = {};
   for (const h of o.keepHeaders) {
@@ -166,7 +200,10 @@ async function fetchPage(o: PageReaderOptions, partition: Partition, request: Pa
   if (rawBody.trim() === '' && response.status !== 204 && !o.allowEmpty) {
     // An empty body is as often a proxy, a maintenance page or an expired session as it is
     // "nothing here": the stream must say it can happen.
-    throw new DipError('input', `${o.where}: ${url} answered ${response.status} with an empty body; if this endpoint can answer empty when it has no records, set allow_empty: true on the resource`);
+    throw new DipError(
+      'input',
+      `${o.where}: ${url} answered ${response.status} with an empty body; if this endpoint can answer empty when it has no records, set allow_empty: true on the resource`,
+    );
   }
   // Secrets the API echoes (next links carrying the api key…) never reach the raw zone or records.
   const raw = redactPayload(rawBody, o.format, o.redact);
@@ -180,7 +217,11 @@ async function fetchPage(o: PageReaderOptions, partition: Partition, request: Pa
     records = [];
   } else if (o.format === 'ndjson') {
     text = raw;
-    records = raw.split('\n').flatMap((line, i) => (line.trim() ? [parseJson(line, `${o.where}: ${url} line ${i + 1}`) as Record<string, unknown>] : []));
+    records = raw
+      .split('\n')
+      .flatMap((line, i) =>
+        line.trim() ? [parseJson(line, `${o.where}: ${url} line ${i + 1}`) as Record<string, unknown>] : [],
+      );
     body = records;
   } else {
     body = raw.trim() === '' ? null : parseJson(raw, `${o.where}: ${url}`);
@@ -190,13 +231,29 @@ async function fetchPage(o: PageReaderOptions, partition: Partition, request: Pa
   }
   const view: PageView = { body, headers: response.headers, records };
   const next = o.format === 'csv' && raw.trim().split('\n').length <= 1 ? null : o.paginator.next(request, view);
-  return { partition, request, url, status: response.status, headers, text, body, records, recordsPath, next, receivedAt, attempts: response.attempts };
+  return {
+    partition,
+    request,
+    url,
+    status: response.status,
+    headers,
+    text,
+    body,
+    records,
+    recordsPath,
+    next,
+    receivedAt,
+    attempts: response.attempts,
+  };
 }
 
 function parseJson(text: string, where: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new DipError('input', `${where}: response is not valid JSON (${(err as Error).message}): ${text.slice(0, 200)}`);
+    throw new DipError(
+      'input',
+      `${where}: response is not valid JSON (${(err as Error).message}): ${text.slice(0, 200)}`,
+    );
   }
 }

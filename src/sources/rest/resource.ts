@@ -2,7 +2,13 @@
  * A resource with the source's defaults applied and checked: what the connector needs to
  * plan its partitions and build its requests.
  */
-import type { IncrementalConfig, PaginatorConfig, RestResourceConfig, RestSourceConfig, WindowConfig } from '../../config/rest.js';
+import type {
+  IncrementalConfig,
+  PaginatorConfig,
+  RestResourceConfig,
+  RestSourceConfig,
+  WindowConfig,
+} from '../../config/rest.js';
 import { DipError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import type { StreamSpec } from '../types.js';
@@ -38,7 +44,10 @@ export function resolveResources(config: RestSourceConfig, source: string): Reso
   for (const r of resolved) {
     if (!r.parent) continue;
     if (!byName.has(r.parent.resource)) {
-      throw new DipError('config', `source ${source}, resource ${r.name}: parent ${r.parent.resource} is not a resource of this source (have: ${[...byName.keys()].join(', ')})`);
+      throw new DipError(
+        'config',
+        `source ${source}, resource ${r.name}: parent ${r.parent.resource} is not a resource of this source (have: ${[...byName.keys()].join(', ')})`,
+      );
     }
   }
   // Parents first, so a child reads the parent records its run just fetched.
@@ -46,7 +55,11 @@ export function resolveResources(config: RestSourceConfig, source: string): Reso
   const visiting = new Set<string>();
   const visit = (r: ResolvedResource) => {
     if (ordered.includes(r)) return;
-    if (visiting.has(r.name)) throw new DipError('config', `source ${source}: resources ${[...visiting].join(' → ')} → ${r.name} form a parent cycle`);
+    if (visiting.has(r.name))
+      throw new DipError(
+        'config',
+        `source ${source}: resources ${[...visiting].join(' → ')} → ${r.name} form a parent cycle`,
+      );
     visiting.add(r.name);
     if (r.parent) visit(byName.get(r.parent.resource) as ResolvedResource);
     visiting.delete(r.name);
@@ -73,20 +86,45 @@ function resolveOne(config: RestSourceConfig, name: string, own: RestResourceCon
     throw new DipError('config', `${where}: write_disposition merge needs primary_key`);
   }
   if (incremental?.lookback !== undefined && writeDisposition === 'append') {
-    throw new DipError('config', `${where}: incremental.lookback re-reads records already loaded; use write_disposition: merge with a primary_key (append would duplicate them)`);
+    throw new DipError(
+      'config',
+      `${where}: incremental.lookback re-reads records already loaded; use write_disposition: merge with a primary_key (append would duplicate them)`,
+    );
   }
-  if (format === 'csv' && (incremental || own.parent || !['single', 'link_header', 'next_url'].includes(paginator.type))) {
-    throw new DipError('config', `${where}: CSV responses support paginators single and link_header, without incremental or parent (records are read by DuckDB, not here)`);
+  if (
+    format === 'csv' &&
+    (incremental || own.parent || !['single', 'link_header', 'next_url'].includes(paginator.type))
+  ) {
+    throw new DipError(
+      'config',
+      `${where}: CSV responses support paginators single and link_header, without incremental or parent (records are read by DuckDB, not here)`,
+    );
   }
-  const templates = [path, ...Object.values(params).map(String), ...Object.values(headers), JSON.stringify(own.body ?? d.body ?? {})];
-  const uses = [...new Set(templates.flatMap(placeholders).filter((p) => p.startsWith('parent.')).map((p) => p.slice('parent.'.length)))];
+  const templates = [
+    path,
+    ...Object.values(params).map(String),
+    ...Object.values(headers),
+    JSON.stringify(own.body ?? d.body ?? {}),
+  ];
+  const uses = [
+    ...new Set(
+      templates
+        .flatMap(placeholders)
+        .filter((p) => p.startsWith('parent.'))
+        .map((p) => p.slice('parent.'.length)),
+    ),
+  ];
   if (own.parent && uses.length === 0 && Object.keys(own.parent.fields).length === 0) {
-    throw new DipError('config', `${where}: a child resource must use its parent, e.g. path: /posts/{parent.id}/comments`);
+    throw new DipError(
+      'config',
+      `${where}: a child resource must use its parent, e.g. path: /posts/{parent.id}/comments`,
+    );
   }
   if (!own.parent && uses.length) {
     throw new DipError('config', `${where}: uses {parent.${uses[0]}} but declares no parent`);
   }
-  const duration = (text: string | undefined, field: string) => (text === undefined ? undefined : durationMs(text, `${where}: ${field}`));
+  const duration = (text: string | undefined, field: string) =>
+    text === undefined ? undefined : durationMs(text, `${where}: ${field}`);
   const rate = pick('rate_limit');
   return {
     name,

@@ -8,7 +8,9 @@ export function compilePath(path: string): (value: unknown) => unknown {
   const trimmed = path.trim();
   if (trimmed === '$' || trimmed === '') return (v) => v;
   if (SIMPLE.test(trimmed)) {
-    const steps = [...trimmed.replace(/^\$/, '').matchAll(/\.?([A-Za-z_][\w-]*)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : (m[1] as string)));
+    const steps = [...trimmed.replace(/^\$/, '').matchAll(/\.?([A-Za-z_][\w-]*)|\[(\d+)\]/g)].map((m) =>
+      m[2] !== undefined ? Number(m[2]) : (m[1] as string),
+    );
     return (value) => {
       let v: unknown = value;
       for (const step of steps) {
@@ -52,13 +54,19 @@ export function recordSelector(path: string | undefined, where: string): (body: 
     if (value === undefined && at && body !== null && body !== undefined) {
       // The response has content but the selector finds nothing: a wrong path (or an error
       // document in a 200), never "no records". An explicit null or [] is no records.
-      throw new DipError('input', `${where}: records selector ${path} matches nothing in the response; ${keysPresent(body, path as string)}`);
+      throw new DipError(
+        'input',
+        `${where}: records selector ${path} matches nothing in the response; ${keysPresent(body, path as string)}`,
+      );
     }
     if (value === undefined || value === null) return { records: [], path: used };
     const list = Array.isArray(value) ? value : [value];
     for (const r of list) {
       if (r === null || typeof r !== 'object' || Array.isArray(r)) {
-        throw new DipError('input', `${where}: records at ${path ?? '(auto)'} must be JSON objects, found ${JSON.stringify(r)?.slice(0, 80)}`);
+        throw new DipError(
+          'input',
+          `${where}: records at ${path ?? '(auto)'} must be JSON objects, found ${JSON.stringify(r)?.slice(0, 80)}`,
+        );
       }
     }
     return { records: list as Record<string, unknown>[], path: used };
@@ -85,7 +93,12 @@ export function duckdbPath(path: string | undefined): string | undefined {
 
 /** The keys found where a JSONPath stops matching: `at $.paging: next, previous`. */
 export function keysPresent(body: unknown, path: string): string {
-  const steps = [...path.trim().replace(/^\$/, '').matchAll(/\.?([A-Za-z_][\w-]*)|\[(\d+)\]/g)].map((m) => (m[2] !== undefined ? Number(m[2]) : (m[1] as string)));
+  const steps = [
+    ...path
+      .trim()
+      .replace(/^\$/, '')
+      .matchAll(/\.?([A-Za-z_][\w-]*)|\[(\d+)\]/g),
+  ].map((m) => (m[2] !== undefined ? Number(m[2]) : (m[1] as string)));
   let v: unknown = body;
   let at = '$';
   for (const step of steps) {

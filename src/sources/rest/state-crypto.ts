@@ -58,12 +58,22 @@ export function projectStateKey(projectDir: string): StateKey {
 
 function stateKeyError(file: string, err: unknown): DipError {
   const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-  return new DipError('config', `cannot read or create the state key ${file} (${code}); set auth.state_key (e.g. \${env:DIP_STATE_KEY}) or make the file readable`);
+  return new DipError(
+    'config',
+    `cannot read or create the state key ${file} (${code}); set auth.state_key (e.g. \${env:DIP_STATE_KEY}) or make the file readable`,
+  );
 }
 
 export function isEncryptedState(value: unknown): value is EncryptedState {
   const v = value as Partial<EncryptedState> | null;
-  return typeof v === 'object' && v !== null && v.encrypted === ALGORITHM && typeof v.iv === 'string' && typeof v.tag === 'string' && typeof v.data === 'string';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    v.encrypted === ALGORITHM &&
+    typeof v.iv === 'string' &&
+    typeof v.tag === 'string' &&
+    typeof v.data === 'string'
+  );
 }
 
 export function encryptState(value: unknown, key: StateKey): EncryptedState {
@@ -71,7 +81,13 @@ export function encryptState(value: unknown, key: StateKey): EncryptedState {
   const cipher = createCipheriv(ALGORITHM, key.key, iv);
   cipher.setAAD(AAD);
   const data = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
-  return { encrypted: ALGORITHM, key_id: key.id, iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') };
+  return {
+    encrypted: ALGORITHM,
+    key_id: key.id,
+    iv: iv.toString('base64'),
+    tag: cipher.getAuthTag().toString('base64'),
+    data: data.toString('base64'),
+  };
 }
 
 /** The clear value; a config error naming both keys (by id) when this key did not write it. */
@@ -80,7 +96,9 @@ export function decryptState(state: EncryptedState, key: StateKey, what: string)
     const decipher = createDecipheriv(ALGORITHM, key.key, Buffer.from(state.iv, 'base64'));
     decipher.setAAD(AAD);
     decipher.setAuthTag(Buffer.from(state.tag, 'base64'));
-    const clear = Buffer.concat([decipher.update(Buffer.from(state.data, 'base64')), decipher.final()]).toString('utf8');
+    const clear = Buffer.concat([decipher.update(Buffer.from(state.data, 'base64')), decipher.final()]).toString(
+      'utf8',
+    );
     return JSON.parse(clear) as unknown;
   } catch {
     throw new DipError(

@@ -31,7 +31,14 @@ export interface RestCounters {
   failed_requests: number;
 }
 
-export const emptyCounters = (): RestCounters => ({ requests: 0, retries: 0, pages: 0, throttled_ms: 0, skipped_records: 0, failed_requests: 0 });
+export const emptyCounters = (): RestCounters => ({
+  requests: 0,
+  retries: 0,
+  pages: 0,
+  throttled_ms: 0,
+  skipped_records: 0,
+  failed_requests: 0,
+});
 
 /** Records of a parent resource fetched in this run, reduced to the fields its children use. */
 export interface ParentFeed {
@@ -76,7 +83,9 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
   };
   const partitions = await planPartitions(o, resource, base, pass);
   const done = new Set(pass.done);
-  const pending = partitions.filter((p) => !done.has(p.key)).map((p) => ({ ...p, resume: pass.resume[p.key] ?? p.resume }));
+  const pending = partitions
+    .filter((p) => !done.has(p.key))
+    .map((p) => ({ ...p, resume: pass.resume[p.key] ?? p.resume }));
   const batcher = new UnitBatcher(
     {
       dir: ctx.stagingDir,
@@ -100,7 +109,11 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
   // Pages of concurrent partitions enter the batcher one at a time, in arrival order.
   const batching = new Serial();
   const exclusive = (fn: () => Promise<void>) => batching.run(fn);
-  const readPage = async (partition: Partition, page: Parameters<UnitBatcher['add']>[0], tracker: CursorTracker | undefined) => {
+  const readPage = async (
+    partition: Partition,
+    page: Parameters<UnitBatcher['add']>[0],
+    tracker: CursorTracker | undefined,
+  ) => {
     o.counters.pages += 1;
     let records = page.records;
     if (tracker) {
@@ -115,10 +128,20 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
     });
   };
   const reader = readerOptions(o, resource);
-  const multi = partitions.length > 1 || resource.parent !== undefined || resource.window !== undefined || pass.retry_failed === true;
+  const multi =
+    partitions.length > 1 ||
+    resource.parent !== undefined ||
+    resource.window !== undefined ||
+    pass.retry_failed === true;
   const readOne = async (partition: Partition) => {
     const tracker = resource.incremental
-      ? new CursorTracker(resource.incremental, keyOf(resource), base.incremental?.[partition.key], `${resource.name}`, pass.max[partition.key])
+      ? new CursorTracker(
+          resource.incremental,
+          keyOf(resource),
+          base.incremental?.[partition.key],
+          `${resource.name}`,
+          pass.max[partition.key],
+        )
       : undefined;
     try {
       for await (const page of readPartition(reader, partition, signal)) await readPage(partition, page, tracker);
@@ -151,9 +174,13 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
     if (feed) feed.complete = true;
     if (pass.failed.length) {
       const first = pass.failed[0] as FailedRequest;
-      throw new DipError('transient', `${pass.failed.length} request(s) of ${resource.name} still failed after retries (first: ${first.url}: ${first.error}); the rest is committed. Re-fetch exactly those with: dip run ${ctx.pipeline} --retry-failed`, {
-        details: { failed: pass.failed.map((f) => ({ url: f.url, status: f.status })) },
-      });
+      throw new DipError(
+        'transient',
+        `${pass.failed.length} request(s) of ${resource.name} still failed after retries (first: ${first.url}: ${first.error}); the rest is committed. Re-fetch exactly those with: dip run ${ctx.pipeline} --retry-failed`,
+        {
+          details: { failed: pass.failed.map((f) => ({ url: f.url, status: f.status })) },
+        },
+      );
     }
   })();
   producer.then(
@@ -171,7 +198,12 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
   }
 }
 
-function finalState(base: RestStreamState, pass: PassState, partitions: Partition[], resource: ResolvedResource): RestStreamState {
+function finalState(
+  base: RestStreamState,
+  pass: PassState,
+  partitions: Partition[],
+  resource: ResolvedResource,
+): RestStreamState {
   const incremental: Record<string, CursorMark> = { ...base.incremental };
   const direction = resource.incremental?.direction ?? 'max';
   for (const [key, mark] of Object.entries(pass.max)) {
@@ -206,7 +238,15 @@ function failure(partition: Partition, resume: Partition['resume'], err: HttpReq
 function readerOptions(o: StreamUnitsOptions, r: ResolvedResource): PageReaderOptions {
   const where = `${o.ctx.pipeline}.${o.ctx.source}.${r.name}`;
   return {
-    template: { resource: r.name, baseUrl: o.source.base_url, path: r.path, method: r.method, params: r.params, headers: r.headers, body: r.body },
+    template: {
+      resource: r.name,
+      baseUrl: o.source.base_url,
+      path: r.path,
+      method: r.method,
+      params: r.params,
+      headers: r.headers,
+      body: r.body,
+    },
     paginator: createPaginator(r.paginator, where),
     format: r.format,
     select: recordSelector(r.records, where),
@@ -226,8 +266,17 @@ function isParent(r: ResolvedResource, all: ResolvedResource[]): boolean {
 }
 
 /** Reduces a parent record to the fields its children use (placeholders, copied fields), so a large parent listing stays small in memory. */
-function childFields(parent: ResolvedResource, all: ResolvedResource[]): (record: Record<string, unknown>) => Record<string, unknown> {
-  const fields = [...new Set(all.flatMap((c) => (c.parent?.resource === parent.name ? [...c.parent.uses, ...Object.values(c.parent.fields)] : [])))];
+function childFields(
+  parent: ResolvedResource,
+  all: ResolvedResource[],
+): (record: Record<string, unknown>) => Record<string, unknown> {
+  const fields = [
+    ...new Set(
+      all.flatMap((c) =>
+        c.parent?.resource === parent.name ? [...c.parent.uses, ...Object.values(c.parent.fields)] : [],
+      ),
+    ),
+  ];
   return (record) => {
     const out: Record<string, unknown> = {};
     for (const f of fields) {
@@ -245,9 +294,20 @@ function keyOf(r: ResolvedResource): (record: Record<string, unknown>) => string
   return (rec) => createHash('sha1').update(JSON.stringify(rec)).digest('base64url');
 }
 
-async function planPartitions(o: StreamUnitsOptions, r: ResolvedResource, base: RestStreamState, pass: PassState): Promise<Partition[]> {
+async function planPartitions(
+  o: StreamUnitsOptions,
+  r: ResolvedResource,
+  base: RestStreamState,
+  pass: PassState,
+): Promise<Partition[]> {
   if (pass.retry_failed) {
-    return (base.failed ?? []).map((f) => ({ key: f.partition, vars: f.vars, params: f.params, copy: f.copy, resume: f.resume }));
+    return (base.failed ?? []).map((f) => ({
+      key: f.partition,
+      vars: f.vars,
+      params: f.params,
+      copy: f.copy,
+      resume: f.resume,
+    }));
   }
   let partitions: Partition[] = [{ key: '', vars: {}, params: {}, copy: {} }];
   if (r.window) partitions = windowPartitions(r, base, pass);
@@ -275,7 +335,8 @@ function windowPartitions(r: ResolvedResource, base: RestStreamState, pass: Pass
   const w = r.window as NonNullable<ResolvedResource['window']>;
   const step = durationMs(w.step, `resource ${r.name}: window.step`);
   const from = Date.parse(base.windows_done_until ?? w.from);
-  if (Number.isNaN(from)) throw new DipError('config', `resource ${r.name}: window.from ${w.from} is not an ISO date/time`);
+  if (Number.isNaN(from))
+    throw new DipError('config', `resource ${r.name}: window.from ${w.from} is not an ISO date/time`);
   const to = Date.parse(pass.window_to as string);
   const format = (ms: number) => {
     const d = new Date(ms);
@@ -287,7 +348,12 @@ function windowPartitions(r: ResolvedResource, base: RestStreamState, pass: Pass
   const out: Partition[] = [];
   for (let s = from; s < to; s += step) {
     const e = Math.min(s + step, to);
-    out.push({ key: new Date(s).toISOString(), vars: { window: { start: format(s), end: format(e) } }, params: { [w.start_param]: format(s), [w.end_param]: format(e) }, copy: {} });
+    out.push({
+      key: new Date(s).toISOString(),
+      vars: { window: { start: format(s), end: format(e) } },
+      params: { [w.start_param]: format(s), [w.end_param]: format(e) },
+      copy: {},
+    });
   }
   return out;
 }
@@ -312,7 +378,14 @@ async function parentPartitions(o: StreamUnitsOptions, r: ResolvedResource): Pro
 /** The parent's records when its stream did not run to completion in this run: read, not committed. */
 async function fetchParent(o: StreamUnitsOptions, name: string): Promise<ParentFeed> {
   const parent = o.resources.find((x) => x.name === name) as ResolvedResource;
-  const pass: PassState = { started_at: new Date().toISOString(), done: [], resume: {}, max: {}, failed: [], window_to: parent.window ? windowEnd(parent.window.to) : undefined };
+  const pass: PassState = {
+    started_at: new Date().toISOString(),
+    done: [],
+    resume: {},
+    max: {},
+    failed: [],
+    window_to: parent.window ? windowEnd(parent.window.to) : undefined,
+  };
   const rows: Record<string, unknown>[] = [];
   const pick = childFields(parent, o.resources);
   const reader = readerOptions(o, parent);

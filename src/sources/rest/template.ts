@@ -27,7 +27,10 @@ export function fill(template: string, vars: TemplateVars, where: string, encode
     const value = lookup(vars, name);
     if (value === undefined || value === null) {
       const known = Object.keys(vars).filter((k) => vars[k] !== undefined);
-      throw new DipError('config', `${where}: placeholder {${name}} has no value (known here: ${known.map((k) => `{${k}.…}`).join(', ') || 'none'})`);
+      throw new DipError(
+        'config',
+        `${where}: placeholder {${name}} has no value (known here: ${known.map((k) => `{${k}.…}`).join(', ') || 'none'})`,
+      );
     }
     const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
     return encode ? encodeURIComponent(text) : text;
@@ -38,6 +41,7 @@ export function fill(template: string, vars: TemplateVars, where: string, encode
 export function fillDeep(value: unknown, vars: TemplateVars, where: string): unknown {
   if (typeof value === 'string') return fill(value, vars, where);
   if (Array.isArray(value)) return value.map((v) => fillDeep(v, vars, where));
-  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fillDeep(v, vars, where)]));
+  if (value && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fillDeep(v, vars, where)]));
   return value;
 }

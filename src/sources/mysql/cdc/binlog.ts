@@ -44,14 +44,22 @@ interface RawParser {
 interface RawColumn {
   name: string;
   type: number;
-  metadata?: { decimals?: number; precision?: number; size?: number; length_size?: number; max_length?: number } | undefined;
+  metadata?:
+    | { decimals?: number; precision?: number; size?: number; length_size?: number; max_length?: number }
+    | undefined;
 }
 
 interface RawColumnSchema {
   COLUMN_TYPE: string;
 }
 
-type ReadValue = (parser: RawParser, column: RawColumn, schema: RawColumnSchema, tableMap: unknown, zongji: unknown) => unknown;
+type ReadValue = (
+  parser: RawParser,
+  column: RawColumn,
+  schema: RawColumnSchema,
+  tableMap: unknown,
+  zongji: unknown,
+) => unknown;
 
 interface RawTableMapEvent {
   tableId: number;
@@ -93,7 +101,6 @@ function allColumns(bitmap: Buffer | undefined, columns: number): boolean {
 }
 
 type ZongJiConstructor = new (config: Record<string, unknown>) => RawZongJi;
-
 
 // Protocol column types (include/mysql_com.h: enum_field_types).
 const T = {
@@ -177,7 +184,9 @@ let zongji: ZongJiConstructor | undefined;
 /** The library, loaded on first use (only CDC needs it), with its value reader replaced. */
 function library(): ZongJiConstructor {
   if (zongji) return zongji;
-  const common = require('@powersync/mysql-zongji/lib/common.js') as { readMysqlValue: ReadValue & { dipExact?: true } };
+  const common = require('@powersync/mysql-zongji/lib/common.js') as {
+    readMysqlValue: ReadValue & { dipExact?: true };
+  };
   if (!common.readMysqlValue.dipExact) {
     const reader = exactReader(common.readMysqlValue) as ReadValue & { dipExact?: true };
     reader.dipExact = true;
@@ -189,7 +198,12 @@ function library(): ZongJiConstructor {
 
 /** Connection settings for the library's mysqljs driver, from the source's mysql2 options. */
 export function binlogConnection(o: ConnectionOptions): Record<string, unknown> {
-  const c: Record<string, unknown> = { dateStrings: true, supportBigNumbers: true, bigNumberStrings: true, charset: 'UTF8MB4_UNICODE_CI' };
+  const c: Record<string, unknown> = {
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    charset: 'UTF8MB4_UNICODE_CI',
+  };
   if (o.connectTimeout !== undefined) c['connectTimeout'] = o.connectTimeout;
   if (o.uri) {
     const u = new URL(o.uri);
@@ -222,7 +236,13 @@ interface EventBase {
 export type BinlogEvent =
   | (EventBase & { kind: 'rotate'; file: string; position: number })
   | (EventBase & { kind: 'insert' | 'delete'; schema: string; table: string; full: boolean; rows: RowImage[] })
-  | (EventBase & { kind: 'update'; schema: string; table: string; full: boolean; rows: { before: RowImage; after: RowImage }[] })
+  | (EventBase & {
+      kind: 'update';
+      schema: string;
+      table: string;
+      full: boolean;
+      rows: { before: RowImage; after: RowImage }[];
+    })
   | (EventBase & { kind: 'xid'; xid: number })
   | (EventBase & { kind: 'query'; schema: string; query: string })
   | (EventBase & { kind: 'other'; name: string });
@@ -245,8 +265,14 @@ function toEvent(raw: RawEvent): BinlogEvent {
       // Columns left out of a row image (binlog_row_image MINIMAL or NOBLOB in some session) read as NULL: say so.
       const full = allColumns(raw.columns_present_bitmap, columns) && allColumns(raw.columns_present_bitmap2, columns);
       const where = { schema: table?.parentSchema ?? '', table: table?.tableName ?? '', full };
-      if (name === 'updaterows') return { ...base, ...where, kind: 'update', rows: (raw.rows ?? []) as { before: RowImage; after: RowImage }[] };
-      return { ...base, ...where, kind: name === 'writerows' ? 'insert' : 'delete', rows: (raw.rows ?? []) as RowImage[] };
+      if (name === 'updaterows')
+        return { ...base, ...where, kind: 'update', rows: (raw.rows ?? []) as { before: RowImage; after: RowImage }[] };
+      return {
+        ...base,
+        ...where,
+        kind: name === 'writerows' ? 'insert' : 'delete',
+        rows: (raw.rows ?? []) as RowImage[],
+      };
     }
     default:
       return { ...base, kind: 'other', name };
@@ -329,6 +355,8 @@ export class TableChangedError extends Error {
     readonly binlogColumns: number,
     readonly tableColumns: number,
   ) {
-    super(`row images of ${schema}.${table} in the binlog have ${binlogColumns} columns, the table has ${tableColumns} now`);
+    super(
+      `row images of ${schema}.${table} in the binlog have ${binlogColumns} columns, the table has ${tableColumns} now`,
+    );
   }
 }

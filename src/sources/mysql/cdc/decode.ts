@@ -61,7 +61,8 @@ export function fractionMicros(bytes: Buffer, decimals: number): number {
   return bytes.readUIntBE(0, size) * 10 ** (2 * (3 - size));
 }
 
-const fractionText = (micros: number, decimals: number): string => (decimals > 0 ? `.${String(micros).padStart(6, '0').slice(0, decimals)}` : '');
+const fractionText = (micros: number, decimals: number): string =>
+  decimals > 0 ? `.${String(micros).padStart(6, '0').slice(0, decimals)}` : '';
 const pad2 = (n: number): string => String(n).padStart(2, '0');
 
 /** TIMESTAMP (seconds since the epoch) as UTC text; 0 is the zero timestamp. */
@@ -230,7 +231,9 @@ export function geometryText(value: Buffer): string {
         return `MULTIPOLYGON(${Array.from({ length: u32() }, () => parse().replace(/^POLYGON/, '')).join(',')})`;
       case 7: {
         const n = u32();
-        return n === 0 ? 'GEOMETRYCOLLECTION EMPTY' : `GEOMETRYCOLLECTION(${Array.from({ length: n }, parse).join(',')})`;
+        return n === 0
+          ? 'GEOMETRYCOLLECTION EMPTY'
+          : `GEOMETRYCOLLECTION(${Array.from({ length: n }, parse).join(',')})`;
       }
       default:
         throw new Error(`unknown WKB geometry type ${type}`);
@@ -249,7 +252,13 @@ export function uuidText(stored: Buffer): string {
   const version = (b[8] as number) >> 4;
   const swapped = version >= 1 && version <= 5 && ((b[6] as number) & 0x80) !== 0;
   const hex = swapped
-    ? Buffer.concat([b.subarray(12, 16), b.subarray(10, 12), b.subarray(8, 10), b.subarray(6, 8), b.subarray(0, 6)]).toString('hex')
+    ? Buffer.concat([
+        b.subarray(12, 16),
+        b.subarray(10, 12),
+        b.subarray(8, 10),
+        b.subarray(6, 8),
+        b.subarray(0, 6),
+      ]).toString('hex')
     : b.toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

@@ -39,13 +39,19 @@ export function positionText(base: string, value: bigint): string {
   return `${positionFile(base, value)}:${positionOffset(value)}`;
 }
 
-const text = (v: MysqlValue | undefined): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : v.toString('utf8'));
+const text = (v: MysqlValue | undefined): string =>
+  v === null || v === undefined ? '' : typeof v === 'string' ? v : v.toString('utf8');
 
-const REPLICATION_GRANT = 'GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO <user> (MariaDB 10.5+: REPLICATION SLAVE, BINLOG MONITOR; MySQL 8.4: REPLICATION SLAVE, REPLICATION CLIENT)';
+const REPLICATION_GRANT =
+  'GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO <user> (MariaDB 10.5+: REPLICATION SLAVE, BINLOG MONITOR; MySQL 8.4: REPLICATION SLAVE, REPLICATION CLIENT)';
 
 export function isPrivilegeError(err: unknown): boolean {
   const e = err as { code?: string; errno?: number } | undefined;
-  return e?.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' || e?.errno === 1227 || e?.code === 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR';
+  return (
+    e?.code === 'ER_SPECIFIC_ACCESS_DENIED_ERROR' ||
+    e?.errno === 1227 ||
+    e?.code === 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR'
+  );
 }
 
 /** Binary logging on, row-based, full row images; otherwise says what to set. */
@@ -54,22 +60,31 @@ export async function checkBinlog(conn: MysqlConnection, label: string): Promise
     `SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image', 'log_bin_compress', 'binlog_transaction_compression')`,
   );
   const vars = new Map(rows.map((r) => [text(r['Variable_name']).toLowerCase(), text(r['Value']).toUpperCase()]));
-  const settings = 'log_bin (e.g. log_bin = mysql-bin), binlog_format = ROW and binlog_row_image = FULL in the server configuration, and a unique server_id, then restart the server';
+  const settings =
+    'log_bin (e.g. log_bin = mysql-bin), binlog_format = ROW and binlog_row_image = FULL in the server configuration, and a unique server_id, then restart the server';
   if (vars.get('log_bin') !== 'ON' && vars.get('log_bin') !== '1') {
-    throw new ConfigError(`${label}: change data capture reads the binary log, and binary logging is off on this server (log_bin = OFF). Enable ${settings}`);
+    throw new ConfigError(
+      `${label}: change data capture reads the binary log, and binary logging is off on this server (log_bin = OFF). Enable ${settings}`,
+    );
   }
   const format = vars.get('binlog_format');
   if (format !== undefined && format !== 'ROW') {
-    throw new ConfigError(`${label}: change data capture needs row-based binary logging; binlog_format is ${format}. Set binlog_format = ROW (SET GLOBAL binlog_format = 'ROW' and in the configuration; sessions must not override it) and binlog_row_image = FULL`);
+    throw new ConfigError(
+      `${label}: change data capture needs row-based binary logging; binlog_format is ${format}. Set binlog_format = ROW (SET GLOBAL binlog_format = 'ROW' and in the configuration; sessions must not override it) and binlog_row_image = FULL`,
+    );
   }
   const image = vars.get('binlog_row_image');
   if (image !== undefined && image !== 'FULL') {
-    throw new ConfigError(`${label}: change data capture needs every column in the binary log's row images; binlog_row_image is ${image}. Set binlog_row_image = FULL (SET GLOBAL binlog_row_image = 'FULL' and in the configuration)`);
+    throw new ConfigError(
+      `${label}: change data capture needs every column in the binary log's row images; binlog_row_image is ${image}. Set binlog_row_image = FULL (SET GLOBAL binlog_row_image = 'FULL' and in the configuration)`,
+    );
   }
   // Compressed events are not decoded: their changes would be missed.
   for (const name of ['log_bin_compress', 'binlog_transaction_compression']) {
     if (vars.get(name) === 'ON' || vars.get(name) === '1') {
-      throw new ConfigError(`${label}: change data capture cannot read compressed binary log events, and ${name} is ON. Set ${name} = OFF`);
+      throw new ConfigError(
+        `${label}: change data capture cannot read compressed binary log events, and ${name} is ON. Set ${name} = OFF`,
+      );
     }
   }
 }
@@ -99,17 +114,25 @@ export async function currentPosition(conn: MysqlConnection, label: string): Pro
   }
   const row = rows[0];
   if (!row || !text(row['File'])) {
-    throw new ConfigError(`${label}: the server reports no binary log position (binary logging is off?). Enable log_bin, binlog_format = ROW and binlog_row_image = FULL`);
+    throw new ConfigError(
+      `${label}: the server reports no binary log position (binary logging is off?). Enable log_bin, binlog_format = ROW and binlog_row_image = FULL`,
+    );
   }
   return { file: text(row['File']), offset: Number(text(row['Position'])) };
 }
 
 function binlogQueryError(label: string, statement: string, err: unknown): Error {
   if (isPrivilegeError(err)) {
-    return new ConfigError(`${label}: ${statement} was refused: change data capture needs the REPLICATION CLIENT and REPLICATION SLAVE privileges (${REPLICATION_GRANT}): ${errorMessage(err)}`, { cause: err });
+    return new ConfigError(
+      `${label}: ${statement} was refused: change data capture needs the REPLICATION CLIENT and REPLICATION SLAVE privileges (${REPLICATION_GRANT}): ${errorMessage(err)}`,
+      { cause: err },
+    );
   }
   if ((err as { errno?: number }).errno === 1381) {
-    return new ConfigError(`${label}: binary logging is off on this server. Enable log_bin, binlog_format = ROW and binlog_row_image = FULL`, { cause: err });
+    return new ConfigError(
+      `${label}: binary logging is off on this server. Enable log_bin, binlog_format = ROW and binlog_row_image = FULL`,
+      { cause: err },
+    );
   }
   return new DipError('transient', `${label}: ${statement} failed: ${errorMessage(err)}`, { cause: err });
 }
@@ -133,7 +156,12 @@ export function replicationPrivilegeMessage(label: string, detail: string): stri
 export async function beginSnapshotAt(conn: MysqlConnection, label: string): Promise<BinlogPosition> {
   await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
   await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
-  const status = new Map((await conn.records(`SHOW STATUS LIKE 'binlog_snapshot_%'`)).map((r) => [text(r['Variable_name']).toLowerCase(), text(r['Value'])]));
+  const status = new Map(
+    (await conn.records(`SHOW STATUS LIKE 'binlog_snapshot_%'`)).map((r) => [
+      text(r['Variable_name']).toLowerCase(),
+      text(r['Value']),
+    ]),
+  );
   const file = status.get('binlog_snapshot_file');
   const position = status.get('binlog_snapshot_position');
   if (file && position) return { file, offset: Number(position) };

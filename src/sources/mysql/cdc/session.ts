@@ -28,7 +28,15 @@ import { newId } from '../../../core/ids.js';
 import { Serial } from '../../../core/serial.js';
 import { durationMs } from '../../../core/time.js';
 import { CDC_COLUMN_TYPES } from '../../../lake/zone-schemas.js';
-import { ChangeBatcher, snapshotSelectList, snapshotUnit, type CdcUnit, type ChangeDialect, type ChangeEvent, type Tuple } from '../../database/change-batch.js';
+import {
+  ChangeBatcher,
+  snapshotSelectList,
+  snapshotUnit,
+  type CdcUnit,
+  type ChangeDialect,
+  type ChangeEvent,
+  type Tuple,
+} from '../../database/change-batch.js';
 import type { DbColumn, DbStream, DbTable } from '../../database/types.js';
 import { assertCdcStreamsTogether } from '../../database/types.js';
 import type { PlanContext, ReadUnit } from '../../types.js';
@@ -101,8 +109,14 @@ export function defaultServerId(pipeline: string, source: string): number {
 }
 
 const IDENT = String.raw`(?:\`(?:[^\`]|\`\`)+\`|[\w$]+)`;
-const TRUNCATE = new RegExp(String.raw`^TRUNCATE\s+(?:TABLE\s+)?(${IDENT})(?:\s*\.\s*(${IDENT}))?\s*(?:\/\*[^]*?\*\/)?\s*;?$`, 'i');
-const STATEMENT_DML = new RegExp(String.raw`^(?:INSERT|REPLACE)(?:\s+(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE))*\s+(?:INTO\s+)?(${IDENT})(?:\s*\.\s*(${IDENT}))?|^(?:UPDATE|DELETE)(?:\s+(?:LOW_PRIORITY|IGNORE|QUICK))*\s+(?:FROM\s+)?(${IDENT})(?:\s*\.\s*(${IDENT}))?`, 'i');
+const TRUNCATE = new RegExp(
+  String.raw`^TRUNCATE\s+(?:TABLE\s+)?(${IDENT})(?:\s*\.\s*(${IDENT}))?\s*(?:\/\*[^]*?\*\/)?\s*;?$`,
+  'i',
+);
+const STATEMENT_DML = new RegExp(
+  String.raw`^(?:INSERT|REPLACE)(?:\s+(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE))*\s+(?:INTO\s+)?(${IDENT})(?:\s*\.\s*(${IDENT}))?|^(?:UPDATE|DELETE)(?:\s+(?:LOW_PRIORITY|IGNORE|QUICK))*\s+(?:FROM\s+)?(${IDENT})(?:\s*\.\s*(${IDENT}))?`,
+  'i',
+);
 const unquote = (name: string): string => (name.startsWith('`') ? name.slice(1, -1).replaceAll('``', '`') : name);
 
 /** A statement without its leading comments (`/* … *\/`, `-- …`, `# …`). */
@@ -180,7 +194,12 @@ export class MysqlCdcSession {
       through: state ? BigInt(state.lsn) : 0n,
       snapshotAt: state?.snapshot_at ?? '',
       queue: new AsyncQueue<CdcUnit>(QUEUE_UNITS),
-      batch: new ChangeBatcher(s, ctx.stagingDir, { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId }, this.dialect),
+      batch: new ChangeBatcher(
+        s,
+        ctx.stagingDir,
+        { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId },
+        this.dialect,
+      ),
       render: s.columns.map(binlogRenderer),
     };
     this.feeds.set(s.spec.name, feed);
@@ -242,17 +261,37 @@ export class MysqlCdcSession {
       const snapshotAt = `${at.file}:${at.offset}`;
       for (const f of feeds) {
         const path = join(f.ctx.stagingDir, `${newId('snap')}.csv`);
-        const cdcColumns: DbColumn[] = CDC_COLUMN_TYPES.map((c) => ({ name: c.name, sourceType: c.type, lakeType: c.type, select: '' }));
+        const cdcColumns: DbColumn[] = CDC_COLUMN_TYPES.map((c) => ({
+          name: c.name,
+          sourceType: c.type,
+          lakeType: c.type,
+          select: '',
+        }));
         const table = `${f.table.schema}.${f.table.name}`;
         let rows: number;
         try {
-          rows = (await readToCsv(conn, `SELECT ${snapshotSelectList(f.stream, quoteIdent, position, '0')} FROM ${quoteQualified(f.table.schema, f.table.name)}`, [...f.stream.columns, ...cdcColumns], path, f.ctx.signal)).rows;
+          rows = (
+            await readToCsv(
+              conn,
+              `SELECT ${snapshotSelectList(f.stream, quoteIdent, position, '0')} FROM ${quoteQualified(f.table.schema, f.table.name)}`,
+              [...f.stream.columns, ...cdcColumns],
+              path,
+              f.ctx.signal,
+            )
+          ).rows;
         } catch (err) {
           if (err instanceof DipError || (err instanceof Error && err.name === 'AbortError')) throw err;
-          throw new DipError('transient', `${label}: snapshot of ${table} failed: ${errorMessage(err)}`, { cause: err });
+          throw new DipError('transient', `${label}: snapshot of ${table} failed: ${errorMessage(err)}`, {
+            cause: err,
+          });
         }
         // Transactions in the binlog after the snapshot's position are exactly those it does not see.
-        const state: MysqlCdcState = { binlog: at.file, position: at.offset, lsn: position.toString(), snapshot_at: snapshotAt };
+        const state: MysqlCdcState = {
+          binlog: at.file,
+          position: at.offset,
+          lsn: position.toString(),
+          snapshot_at: snapshotAt,
+        };
         units.push([f, await snapshotUnit(f.stream, table, path, snapshotAt, position, state, { rows })]);
         f.committed = position;
         f.through = position;
@@ -276,7 +315,12 @@ export class MysqlCdcSession {
     this.offset = positionOffset(start);
     this.lastEventAt = Date.now();
     const following = [...this.feeds.values()].some((f) => f.ctx.follow);
-    this.timers.push(setInterval(() => void this.serial.run(() => this.tick(following)).catch((err: unknown) => this.fail(err)), Math.max(50, Math.min(this.flushMs / 2, 250))));
+    this.timers.push(
+      setInterval(
+        () => void this.serial.run(() => this.tick(following)).catch((err: unknown) => this.fail(err)),
+        Math.max(50, Math.min(this.flushMs / 2, 250)),
+      ),
+    );
     // Even with nothing to read the dump starts (a rotate event comes first, then the run
     // ends): a missing REPLICATION SLAVE privilege shows on the first run, not the first change.
     const tables: Record<string, string[]> = {};
@@ -372,12 +416,15 @@ export class MysqlCdcSession {
     }
     const tuple = (image: RowImage): Tuple => {
       const t: Tuple = {};
-      feed.stream.columns.forEach((c, i) => (t[c.name] = (feed.render[i] as (v: unknown) => string | null)(image[c.name])));
+      feed.stream.columns.forEach(
+        (c, i) => (t[c.name] = (feed.render[i] as (v: unknown) => string | null)(image[c.name])),
+      );
       return t;
     };
     const txn = (this.txn ??= { buffer: new TxnBuffer(feed.ctx.stagingDir), touched: new Set() });
     txn.touched.add(feed);
-    const add = (op: ChangeEvent['op'], row: Tuple, before: Tuple | null) => txn.buffer.add({ stream: feed.stream.spec.name, op, row, before });
+    const add = (op: ChangeEvent['op'], row: Tuple, before: Tuple | null) =>
+      txn.buffer.add({ stream: feed.stream.spec.name, op, row, before });
     if (e.kind === 'update') {
       for (const r of e.rows) {
         const before = tuple(r.before);
@@ -420,13 +467,22 @@ export class MysqlCdcSession {
     if (/^COMMIT$/i.test(sql)) return this.commit(this.at(e.next), 0, e.timestamp);
     const truncate = TRUNCATE.exec(sql);
     if (truncate) {
-      const [schema, table] = truncate[2] ? [unquote(truncate[1] as string), unquote(truncate[2])] : [e.schema, unquote(truncate[1] as string)];
+      const [schema, table] = truncate[2]
+        ? [unquote(truncate[1] as string), unquote(truncate[2])]
+        : [e.schema, unquote(truncate[1] as string)];
       const feed = this.feedOf(schema, table);
       if (!feed || start < feed.committed) return;
       // TRUNCATE commits implicitly: it is a transaction of its own.
       if (this.txn) await this.commit(start, 0, e.timestamp);
       const lsn = this.at(e.next);
-      await feed.batch.add({ op: 't', row: {}, before: null, commitLsn: lsn, txid: 0, commitMicros: BigInt(e.timestamp) * 1000n });
+      await feed.batch.add({
+        op: 't',
+        row: {},
+        before: null,
+        commitLsn: lsn,
+        txid: 0,
+        commitMicros: BigInt(e.timestamp) * 1000n,
+      });
       feed.batch.committed(lsn);
       return;
     }
@@ -448,14 +504,20 @@ export class MysqlCdcSession {
     if (this.closed || this.finished) return;
     // A unit still waiting for the engine: keep adding to the open batch rather than queueing
     // another behind it (the next unit then holds everything that arrived meanwhile).
-    for (const f of this.feeds.values()) if (f.batch.size > 0 && f.queue.size === 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
+    for (const f of this.feeds.values())
+      if (f.batch.size > 0 && f.queue.size === 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
     // The end-of-binlog target normally ends the run; silence means there is nothing more to read.
     if (!following && !this.txn && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
     else if (following && Date.now() - this.lastAdvance >= ADVANCE_MS) await this.advance();
   }
 
   private stateAt(f: Feed, lsn: bigint): MysqlCdcState {
-    return { binlog: positionFile(this.base, lsn), position: positionOffset(lsn), lsn: lsn.toString(), snapshot_at: f.snapshotAt };
+    return {
+      binlog: positionFile(this.base, lsn),
+      position: positionOffset(lsn),
+      lsn: lsn.toString(),
+      snapshot_at: f.snapshotAt,
+    };
   }
 
   private async flush(f: Feed): Promise<void> {
@@ -476,7 +538,13 @@ export class MysqlCdcSession {
     for (const f of this.feeds.values()) {
       if (f.batch.size > 0 || at <= f.through) continue;
       const to = positionText(this.base, at);
-      await f.queue.push({ label: `${f.table.schema}.${f.table.name} no changes to ${to}`, bytes: 0, position: { table: `${f.table.schema}.${f.table.name}`, to }, state: this.stateAt(f, at), lsn: at });
+      await f.queue.push({
+        label: `${f.table.schema}.${f.table.name} no changes to ${to}`,
+        bytes: 0,
+        position: { table: `${f.table.schema}.${f.table.name}`, to },
+        state: this.stateAt(f, at),
+        lsn: at,
+      });
       f.through = at;
     }
   }
@@ -512,7 +580,8 @@ export class MysqlCdcSession {
     }
     const message = errorMessage(err);
     const errno = (err as { errno?: number } | undefined)?.errno;
-    if (isPrivilegeError(err) || /REPLICATION SLAVE|REPLICA privilege/i.test(message)) return new ConfigError(replicationPrivilegeMessage(label, message), { cause: err });
+    if (isPrivilegeError(err) || /REPLICATION SLAVE|REPLICA privilege/i.test(message))
+      return new ConfigError(replicationPrivilegeMessage(label, message), { cause: err });
     if (/same server[_ ]id|server_uuid\/server_id/i.test(message)) {
       return new ConfigError(
         `${label}: another replica connected to the server with server id ${this.serverId} (another dip run of this pipeline, or a replica using that id): stop the other run, or set cdc.server_id to a number no other replica of this server uses: ${message}`,
@@ -546,5 +615,11 @@ const tableKey = (schema: string, table: string): string => `${schema}.${table}`
 
 function isCdcState(value: unknown): value is MysqlCdcState {
   const v = value as Partial<MysqlCdcState> | null | undefined;
-  return typeof v === 'object' && v !== null && typeof v.binlog === 'string' && typeof v.lsn === 'string' && /^\d+$/.test(v.lsn);
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.binlog === 'string' &&
+    typeof v.lsn === 'string' &&
+    /^\d+$/.test(v.lsn)
+  );
 }

@@ -42,7 +42,14 @@ export type PgoutputMessage =
   | { tag: 'update'; relation: Relation; key: Tuple | null; old: Tuple | null; new: Tuple }
   | { tag: 'delete'; relation: Relation; key: Tuple | null; old: Tuple | null }
   | { tag: 'truncate'; cascade: boolean; restartIdentity: boolean; relations: Relation[] }
-  | { tag: 'message'; flags: number; transactional: boolean; messageLsn: string | null; prefix: string; content: Uint8Array }
+  | {
+      tag: 'message';
+      flags: number;
+      transactional: boolean;
+      messageLsn: string | null;
+      prefix: string;
+      content: Uint8Array;
+    }
   | { tag: 'type' | 'origin' };
 
 interface ParserInternals {

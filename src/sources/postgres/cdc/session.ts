@@ -29,10 +29,26 @@ import type { PlanContext, ReadUnit } from '../../types.js';
 import { quoteIdent, quoteQualified } from '../catalog.js';
 import { connect } from '../connection.js';
 import { copyToFile } from '../extract.js';
-import { ChangeBatcher, snapshotSelectList, snapshotUnit, type CdcUnit, type ChangeDialect, type ChangeEvent, type Tuple } from '../../database/change-batch.js';
+import {
+  ChangeBatcher,
+  snapshotSelectList,
+  snapshotUnit,
+  type CdcUnit,
+  type ChangeDialect,
+  type ChangeEvent,
+  type Tuple,
+} from '../../database/change-batch.js';
 import { bigintToLsn, createPgoutputPlugin, lsnToBigint, type PgoutputMessage, type Relation } from './pgoutput.js';
 import { converterFor } from './values.js';
-import { checkReplicaIdentity, checkWalLevel, createSlotWithSnapshot, dropSlot, emitWatermark, ensurePublication, slotExists } from './slot.js';
+import {
+  checkReplicaIdentity,
+  checkWalLevel,
+  createSlotWithSnapshot,
+  dropSlot,
+  emitWatermark,
+  ensurePublication,
+  slotExists,
+} from './slot.js';
 
 export interface CdcSessionOptions {
   config: PostgresSourceConfig;
@@ -135,7 +151,12 @@ export class CdcSession {
       state,
       committedLsn: state ? lsnToBigint(state.lsn) : 0n,
       queue: new AsyncQueue<CdcUnit>(QUEUE_UNITS),
-      batch: new ChangeBatcher(s, ctx.stagingDir, { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId }, PG_CHANGES),
+      batch: new ChangeBatcher(
+        s,
+        ctx.stagingDir,
+        { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId },
+        PG_CHANGES,
+      ),
     };
     this.feeds.set(s.spec.name, feed);
     this.byTable.set(`${table.schema}.${table.name}`, feed);
@@ -151,14 +172,26 @@ export class CdcSession {
     const client = await connect(this.o.client, label);
     try {
       await checkWalLevel(client, label);
-      await checkReplicaIdentity(client, label, feeds.map((f) => f.table));
-      await ensurePublication(client, label, publication, feeds.map((f) => f.table));
+      await checkReplicaIdentity(
+        client,
+        label,
+        feeds.map((f) => f.table),
+      );
+      await ensurePublication(
+        client,
+        label,
+        publication,
+        feeds.map((f) => f.table),
+      );
       const existing = await this.waitForSlot(client);
-      const resumable = existing && feeds.every((f) => f.state?.slot === this.slot && f.state.point === feeds[0]?.state?.point);
+      const resumable =
+        existing && feeds.every((f) => f.state?.slot === this.slot && f.state.point === feeds[0]?.state?.point);
       let startLsn: string;
       if (resumable) {
         this.point = feeds[0]?.state?.point as string;
-        startLsn = bigintToLsn(feeds.reduce((min, f) => (f.committedLsn < min ? f.committedLsn : min), feeds[0]?.committedLsn ?? 0n));
+        startLsn = bigintToLsn(
+          feeds.reduce((min, f) => (f.committedLsn < min ? f.committedLsn : min), feeds[0]?.committedLsn ?? 0n),
+        );
       } else {
         // A new slot, or a stream without a snapshot from the existing one (added since, or a
         // crash during the first snapshot): every table is read again at a new consistent point.
@@ -188,11 +221,16 @@ export class CdcSession {
       const slot = await slotExists(client, this.slot);
       if (!slot) return false;
       if (slot.plugin !== 'pgoutput') {
-        throw new ConfigError(`${this.o.label}: replication slot ${this.slot} exists with plugin ${slot.plugin}, not pgoutput; drop it or set cdc.slot to another name`);
+        throw new ConfigError(
+          `${this.o.label}: replication slot ${this.slot} exists with plugin ${slot.plugin}, not pgoutput; drop it or set cdc.slot to another name`,
+        );
       }
       if (!slot.active) return true;
       if (Date.now() > deadline) {
-        throw new DipError('conflict', `${this.o.label}: replication slot ${this.slot} is in use by server process ${slot.activePid} (another dip run of this pipeline?)`);
+        throw new DipError(
+          'conflict',
+          `${this.o.label}: replication slot ${this.slot} is in use by server process ${slot.activePid} (another dip run of this pipeline?)`,
+        );
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -211,7 +249,12 @@ export class CdcSession {
       for (const f of feeds) {
         const path = join(f.ctx.stagingDir, `${newId('snap')}.csv`);
         const table = `${f.table.schema}.${f.table.name}`;
-        await copyToFile(reader, `SELECT ${snapshotSelectList(f.stream, quoteIdent, point, 'false')} FROM ${quoteQualified(f.table.schema, f.table.name)}`, path, f.ctx.signal);
+        await copyToFile(
+          reader,
+          `SELECT ${snapshotSelectList(f.stream, quoteIdent, point, 'false')} FROM ${quoteQualified(f.table.schema, f.table.name)}`,
+          path,
+          f.ctx.signal,
+        );
         // Transactions decoded from the slot are exactly those the snapshot does not see: none is skipped.
         const state: CdcState = { slot: this.slot, point: created.consistentPoint, lsn: bigintToLsn(point - 1n) };
         units.push([f, await snapshotUnit(f.stream, table, path, created.consistentPoint, point - 1n, state)]);
@@ -227,9 +270,14 @@ export class CdcSession {
   }
 
   private stream(publication: string, startLsn: string): void {
-    const service = new LogicalReplicationService(this.o.client, { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } });
+    const service = new LogicalReplicationService(this.o.client, {
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      flowControl: { enabled: true },
+    });
     this.service = service;
-    service.on('data', (_lsn: string, message: PgoutputMessage) => this.serial.run(() => this.onMessage(message)).catch((err: unknown) => this.fail(err)));
+    service.on('data', (_lsn: string, message: PgoutputMessage) =>
+      this.serial.run(() => this.onMessage(message)).catch((err: unknown) => this.fail(err)),
+    );
     service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
       // A keepalive carries the position the server has sent everything up to.
       const sent = lsnToBigint(lsn);
@@ -239,7 +287,12 @@ export class CdcSession {
     });
     service.on('error', (err: Error) => this.fail(err));
     service.subscribe(createPgoutputPlugin(publication), this.slot, startLsn).catch((err: unknown) => this.fail(err));
-    this.timers.push(setInterval(() => void this.serial.run(() => this.tick()).catch((err: unknown) => this.fail(err)), Math.max(50, Math.min(this.flushMs / 2, 250))));
+    this.timers.push(
+      setInterval(
+        () => void this.serial.run(() => this.tick()).catch((err: unknown) => this.fail(err)),
+        Math.max(50, Math.min(this.flushMs / 2, 250)),
+      ),
+    );
     this.timers.push(setInterval(() => void this.acknowledge(false), ACK_INTERVAL_MS));
   }
 
@@ -247,7 +300,12 @@ export class CdcSession {
     if (this.finished) return;
     switch (m.tag) {
       case 'begin':
-        this.txn = { commitLsn: lsnToBigint(m.commitLsn ?? '0/0'), xid: m.xid, micros: BigInt(m.commitTime), touched: new Set() };
+        this.txn = {
+          commitLsn: lsnToBigint(m.commitLsn ?? '0/0'),
+          xid: m.xid,
+          micros: BigInt(m.commitTime),
+          touched: new Set(),
+        };
         return;
       case 'relation':
         this.relations.set(m.relationOid, this.byTable.get(`${m.schema}.${m.name}`));
@@ -281,7 +339,8 @@ export class CdcSession {
         return;
       }
       case 'message':
-        if (m.prefix === 'dip' && this.watermark && Buffer.from(m.content).toString('utf8') === this.watermark) await this.finish();
+        if (m.prefix === 'dip' && this.watermark && Buffer.from(m.content).toString('utf8') === this.watermark)
+          await this.finish();
         return;
       default:
         return;
@@ -312,7 +371,8 @@ export class CdcSession {
     if (this.closed || this.txn) return;
     // A unit still waiting for the engine: keep adding to the open batch rather than queueing
     // another behind it (the next unit then holds everything that arrived meanwhile).
-    for (const f of this.feeds.values()) if (f.batch.size > 0 && f.queue.size === 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
+    for (const f of this.feeds.values())
+      if (f.batch.size > 0 && f.queue.size === 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
     const following = [...this.feeds.values()].some((f) => f.ctx.follow);
     // No watermark (not permitted), or the server went quiet: stop after idle_timeout without changes.
     if (!following && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
@@ -327,7 +387,9 @@ export class CdcSession {
   }
 
   private async flush(f: Feed): Promise<void> {
-    const unit = await f.batch.flush((lsn): CdcState => ({ slot: this.slot, point: this.point, lsn: bigintToLsn(lsn) }));
+    const unit = await f.batch.flush(
+      (lsn): CdcState => ({ slot: this.slot, point: this.point, lsn: bigintToLsn(lsn) }),
+    );
     if (unit) await f.queue.push(unit);
   }
 
@@ -373,7 +435,10 @@ export class CdcSession {
 
   private fail(err: unknown): void {
     if (this.closed) return;
-    const error = err instanceof DipError ? err : new DipError('transient', `${this.o.label}: change stream failed: ${errorMessage(err)}`, { cause: err });
+    const error =
+      err instanceof DipError
+        ? err
+        : new DipError('transient', `${this.o.label}: change stream failed: ${errorMessage(err)}`, { cause: err });
     for (const f of this.feeds.values()) f.queue.fail(error);
   }
 
@@ -393,7 +458,12 @@ export class CdcSession {
 }
 
 function isCdcState(value: unknown): value is CdcState {
-  return typeof value === 'object' && value !== null && typeof (value as CdcState).lsn === 'string' && typeof (value as CdcState).slot === 'string';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as CdcState).lsn === 'string' &&
+    typeof (value as CdcState).slot === 'string'
+  );
 }
 
 function keyChanged(primaryKey: readonly string[], old: Tuple, next: Tuple): boolean {

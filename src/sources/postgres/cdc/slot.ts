@@ -18,9 +18,16 @@ export async function checkWalLevel(client: pg.Client, label: string): Promise<v
 }
 
 /** Every CDC table must say which row an update or delete is about. */
-export async function checkReplicaIdentity(client: pg.Client, label: string, tables: readonly DbTable[]): Promise<void> {
+export async function checkReplicaIdentity(
+  client: pg.Client,
+  label: string,
+  tables: readonly DbTable[],
+): Promise<void> {
   for (const t of tables) {
-    const r = await client.query<{ ident: string }>(`SELECT relreplident AS ident FROM pg_class WHERE oid = $1::regclass`, [quoteQualified(t.schema, t.name)]);
+    const r = await client.query<{ ident: string }>(
+      `SELECT relreplident AS ident FROM pg_class WHERE oid = $1::regclass`,
+      [quoteQualified(t.schema, t.name)],
+    );
     const ident = r.rows[0]?.ident;
     if (ident === 'n' || (ident === 'd' && t.primaryKey.length === 0)) {
       throw new ConfigError(
@@ -31,18 +38,31 @@ export async function checkReplicaIdentity(client: pg.Client, label: string, tab
 }
 
 /** Creates the publication for the tables, or adds the ones it lacks. */
-export async function ensurePublication(client: pg.Client, label: string, name: string, tables: readonly DbTable[]): Promise<void> {
+export async function ensurePublication(
+  client: pg.Client,
+  label: string,
+  name: string,
+  tables: readonly DbTable[],
+): Promise<void> {
   const wanted = tables.map((t) => quoteQualified(t.schema, t.name));
-  const exists = await client.query<{ all: boolean }>('SELECT puballtables AS all FROM pg_publication WHERE pubname = $1', [name]);
+  const exists = await client.query<{ all: boolean }>(
+    'SELECT puballtables AS all FROM pg_publication WHERE pubname = $1',
+    [name],
+  );
   try {
     if (!exists.rows[0]) {
       await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${wanted.join(', ')}`);
       return;
     }
     if (exists.rows[0].all) return;
-    const have = await client.query<{ schemaname: string; tablename: string }>('SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1', [name]);
+    const have = await client.query<{ schemaname: string; tablename: string }>(
+      'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
+      [name],
+    );
     const known = new Set(have.rows.map((r) => `${r.schemaname}.${r.tablename}`));
-    const missing = tables.filter((t) => !known.has(`${t.schema}.${t.name}`)).map((t) => quoteQualified(t.schema, t.name));
+    const missing = tables
+      .filter((t) => !known.has(`${t.schema}.${t.name}`))
+      .map((t) => quoteQualified(t.schema, t.name));
     if (missing.length) await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${missing.join(', ')}`);
   } catch (err) {
     throw new DipError(
@@ -53,14 +73,23 @@ export async function ensurePublication(client: pg.Client, label: string, name: 
   }
 }
 
-export async function slotExists(client: pg.Client, slot: string): Promise<{ plugin: string; active: boolean; activePid: number | null } | undefined> {
-  const r = await client.query<{ plugin: string; active: boolean; active_pid: number | null }>('SELECT plugin, active, active_pid FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+export async function slotExists(
+  client: pg.Client,
+  slot: string,
+): Promise<{ plugin: string; active: boolean; activePid: number | null } | undefined> {
+  const r = await client.query<{ plugin: string; active: boolean; active_pid: number | null }>(
+    'SELECT plugin, active, active_pid FROM pg_replication_slots WHERE slot_name = $1',
+    [slot],
+  );
   const row = r.rows[0];
   return row ? { plugin: row.plugin, active: row.active, activePid: row.active_pid } : undefined;
 }
 
 export async function dropSlot(client: pg.Client, slot: string): Promise<void> {
-  await client.query('SELECT pg_drop_replication_slot($1) WHERE EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)', [slot]);
+  await client.query(
+    'SELECT pg_drop_replication_slot($1) WHERE EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)',
+    [slot],
+  );
 }
 
 /**
@@ -73,25 +102,41 @@ export interface CreatedSlot {
   release(): Promise<void>;
 }
 
-export async function createSlotWithSnapshot(config: pg.ClientConfig, label: string, slot: string): Promise<CreatedSlot> {
+export async function createSlotWithSnapshot(
+  config: pg.ClientConfig,
+  label: string,
+  slot: string,
+): Promise<CreatedSlot> {
   const client = new pg.Client({ ...config, replication: 'database' } as pg.ClientConfig);
   await client.connect();
   client.on('error', () => undefined);
   try {
-    const r = await client.query<{ consistent_point: string; snapshot_name: string }>(`CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`);
+    const r = await client.query<{ consistent_point: string; snapshot_name: string }>(
+      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+    );
     const row = r.rows[0];
     if (!row) throw new Error('CREATE_REPLICATION_SLOT returned no row');
-    return { consistentPoint: row.consistent_point, snapshot: row.snapshot_name, release: () => client.end().catch(() => undefined) };
+    return {
+      consistentPoint: row.consistent_point,
+      snapshot: row.snapshot_name,
+      release: () => client.end().catch(() => undefined),
+    };
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw new DipError('config', `${label}: cannot create replication slot ${slot}: ${errorMessage(err)} (the user needs the REPLICATION attribute, and max_replication_slots a free slot)`, { cause: err });
+    throw new DipError(
+      'config',
+      `${label}: cannot create replication slot ${slot}: ${errorMessage(err)} (the user needs the REPLICATION attribute, and max_replication_slots a free slot)`,
+      { cause: err },
+    );
   }
 }
 
 /** The server's WAL position now, as a non-transactional logical message the stream will carry. */
 export async function emitWatermark(client: pg.Client, token: string): Promise<string | undefined> {
   try {
-    const r = await client.query<{ lsn: string }>(`SELECT pg_logical_emit_message(false, 'dip', $1)::text AS lsn`, [token]);
+    const r = await client.query<{ lsn: string }>(`SELECT pg_logical_emit_message(false, 'dip', $1)::text AS lsn`, [
+      token,
+    ]);
     return r.rows[0]?.lsn;
   } catch {
     return undefined; // not permitted: the stream stops on idleness instead

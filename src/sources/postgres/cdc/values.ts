@@ -26,7 +26,8 @@ function arrayJson(text: string, elementType: string): string {
     if (elementType === 'JSON') return v;
     return JSON.stringify(v);
   };
-  const render = (value: unknown): string => (Array.isArray(value) ? `[${value.map(render).join(',')}]` : element(value as string | null));
+  const render = (value: unknown): string =>
+    Array.isArray(value) ? `[${value.map(render).join(',')}]` : element(value as string | null);
   return render(parseArray(text, (v) => v));
 }
 
@@ -34,7 +35,11 @@ function arrayJson(text: string, elementType: string): string {
 export function converterFor(column: DbColumn): ValueConverter | undefined {
   if (column.lakeType === 'BLOB') return byteaText;
   if (column.sourceType.endsWith('[]')) {
-    const elementType = column.lakeType.endsWith('[]') ? column.lakeType.slice(0, -2) : /^jsonb?\[\]$/.test(column.sourceType) ? 'JSON' : 'VARCHAR';
+    const elementType = column.lakeType.endsWith('[]')
+      ? column.lakeType.slice(0, -2)
+      : /^jsonb?\[\]$/.test(column.sourceType)
+        ? 'JSON'
+        : 'VARCHAR';
     return (text) => arrayJson(text, elementType);
   }
   return undefined;

@@ -62,7 +62,14 @@ export function isHttpFailure(err: unknown): err is HttpRequestError {
 }
 
 type AttemptResult =
-  | { kind: 'response'; status: number; headers: Record<string, string>; body: Buffer; elapsedMs: number; sent?: HttpRequest }
+  | {
+      kind: 'response';
+      status: number;
+      headers: Record<string, string>;
+      body: Buffer;
+      elapsedMs: number;
+      sent?: HttpRequest;
+    }
   | { kind: 'error'; error: unknown; timedOut: boolean; elapsedMs: number };
 
 /** Waits for `promise`, or rejects with an `interrupted` DipError when the signal fires first. */
@@ -186,7 +193,8 @@ export class HttpClient {
         const redirect = status < 400 && location ? ` (redirect to ${this.redactText(location)} not followed)` : '';
         throw this.failure('input', request, attempt, status, excerpt, `${httpStatus(status)}${redirect}`);
       }
-      if (attempt >= maxAttempts) throw this.failure('transient', request, attempt, status, excerpt, httpStatus(status));
+      if (attempt >= maxAttempts)
+        throw this.failure('transient', request, attempt, status, excerpt, httpStatus(status));
       failures++;
       let delay = this.backoffMs(failures);
       const retryAfter = parseRetryAfter(headers['retry-after']);
@@ -234,7 +242,14 @@ export class HttpClient {
       if (result.kind === 'response') {
         const { status } = result;
         this.statusCounts[String(status)] = (this.statusCounts[String(status)] ?? 0) + 1;
-        this.emit({ type: 'response', resource: request.resource, url: this.redactText(request.url), status, elapsedMs: Math.round(result.elapsedMs), bytes: result.body.length });
+        this.emit({
+          type: 'response',
+          resource: request.resource,
+          url: this.redactText(request.url),
+          status,
+          elapsedMs: Math.round(result.elapsedMs),
+          bytes: result.body.length,
+        });
         const overloaded = status === 429 || status >= 500;
         this.limiter.record({ overloaded, startedAt, latencyMs: status < 300 ? result.elapsedMs : undefined });
       } else if (result.timedOut) {
@@ -275,7 +290,13 @@ export class HttpClient {
     if (reason !== undefined) {
       const waited = performance.now() - began;
       this.counters.throttledMs += waited;
-      this.emit({ type: 'throttled', resource: request.resource, url: this.redactText(request.url), waitMs: Math.round(waited), reason });
+      this.emit({
+        type: 'throttled',
+        resource: request.resource,
+        url: this.redactText(request.url),
+        waitMs: Math.round(waited),
+        reason,
+      });
     }
     return () => {
       const at = performance.now();
@@ -305,7 +326,13 @@ export class HttpClient {
       });
       settle();
       const body = Buffer.from(await res.body.arrayBuffer());
-      return { kind: 'response', status: res.statusCode, headers: normalizeHeaders(res.headers), body, elapsedMs: performance.now() - started };
+      return {
+        kind: 'response',
+        status: res.statusCode,
+        headers: normalizeHeaders(res.headers),
+        body,
+        elapsedMs: performance.now() - started,
+      };
     } catch (error) {
       if (signal.aborted) throw interrupted(signal);
       return { kind: 'error', error, timedOut, elapsedMs: performance.now() - started };
@@ -325,17 +352,45 @@ export class HttpClient {
     return computeBackoff(this.options.retry, failures, this.options.random);
   }
 
-  private async backoff(request: HttpRequest, attempt: number, status: number | null, error: string | null, delayMs: number, signal: AbortSignal): Promise<void> {
+  private async backoff(
+    request: HttpRequest,
+    attempt: number,
+    status: number | null,
+    error: string | null,
+    delayMs: number,
+    signal: AbortSignal,
+  ): Promise<void> {
     this.counters.retries++;
-    this.emit({ type: 'retry', resource: request.resource, url: this.redactText(request.url), attempt, status, error, delayMs });
+    this.emit({
+      type: 'retry',
+      resource: request.resource,
+      url: this.redactText(request.url),
+      attempt,
+      status,
+      error,
+      delayMs,
+    });
     await sleep(delayMs, signal);
   }
 
-  private failure(kind: 'transient' | 'input', request: HttpRequest, attempts: number, status: number | null, bodyExcerpt: string, reason: string, cause?: unknown): HttpRequestError {
+  private failure(
+    kind: 'transient' | 'input',
+    request: HttpRequest,
+    attempts: number,
+    status: number | null,
+    bodyExcerpt: string,
+    reason: string,
+    cause?: unknown,
+  ): HttpRequestError {
     const url = this.redactText(request.url);
     const tries = kind === 'transient' ? ` after ${attempts} attempt${attempts === 1 ? '' : 's'}` : '';
     const message = `${request.method} ${url} failed${tries}: ${reason}${bodyExcerpt ? `: ${bodyExcerpt}` : ''}`;
-    return new HttpRequestError(kind, message, { method: request.method, url, resource: request.resource, status, bodyExcerpt, attempts }, cause);
+    return new HttpRequestError(
+      kind,
+      message,
+      { method: request.method, url, resource: request.resource, status, bodyExcerpt, attempts },
+      cause,
+    );
   }
 
   /** The start of a body as one line, redacted, at most 300 characters. */

@@ -7,7 +7,11 @@
 import { REDACTED, redactDeep, secretRegistry } from '../../../config/secrets.js';
 
 /** The payload text with secrets masked; unchanged (the same string) when it holds none. */
-export function redactPayload(raw: string, format: 'json' | 'ndjson' | 'csv', redact: (text: string) => string): string {
+export function redactPayload(
+  raw: string,
+  format: 'json' | 'ndjson' | 'csv',
+  redact: (text: string) => string,
+): string {
   const masked = redact(raw);
   if (masked === raw || format === 'csv') return masked;
   if (format === 'json') return redactJsonText(raw, masked, redact);

@@ -56,8 +56,22 @@ export interface ConcurrencyOptions {
 
 /** Reported to the source (and on to run stats and logs). URLs are already redacted. */
 export type HttpEvent =
-  | { type: 'retry'; resource: string; url: string; attempt: number; status: number | null; error: string | null; delayMs: number }
-  | { type: 'throttled'; resource: string; url: string; waitMs: number; reason: 'budget' | 'retry_after' | 'rate_limit_headers' }
+  | {
+      type: 'retry';
+      resource: string;
+      url: string;
+      attempt: number;
+      status: number | null;
+      error: string | null;
+      delayMs: number;
+    }
+  | {
+      type: 'throttled';
+      resource: string;
+      url: string;
+      waitMs: number;
+      reason: 'budget' | 'retry_after' | 'rate_limit_headers';
+    }
   | { type: 'concurrency'; limit: number; reason: string }
   | { type: 'response'; resource: string; url: string; status: number; elapsedMs: number; bytes: number };
 
