@@ -1,0 +1,23 @@
+import { ident, lit } from '../../lake/sql.js';
+import { typeKind } from './column-types.js';
+import { columnCheckName, neverNull, resolveColumn, shownSql, valueSql } from './shared.js';
+import type { RowCheckKind } from './types.js';
+
+/** The `regex` check (row level): its default name, its compilation to SQL over a row. */
+export const regexCheck: RowCheckKind<'regex'> = {
+  type: 'regex',
+  level: 'row',
+  defaultName: (check) => columnCheckName(check),
+  compile(where, check) {
+    const col = resolveColumn(where, check.column);
+    const v = typeKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
+    return {
+      columns: [col.name],
+      failSql: neverNull(
+        `${ident(col.name)} IS NOT NULL AND NOT coalesce(regexp_full_match(${v}, ${lit(check.pattern)}), false)`,
+      ),
+      reasonSql: `concat(${lit(`${col.name} = `)}, ${shownSql(col)}, ${lit(` does not match ${check.pattern}`)})`,
+      valueSql: valueSql(col),
+    };
+  },
+};
