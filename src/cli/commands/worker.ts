@@ -38,10 +38,11 @@ export function registerWorker(program: Command): void {
     .action(async (opts: WorkerCliOptions, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       // Imported here, not at the top: `dip --help` does not load the queue, the orchestrator or pino.
-      const [{ createLogger }, { postgresCatalog, runWorker }, { leaseMsFrom }, { openWhenReachable }] =
+      const [{ createLogger }, { postgresCatalog }, { runWorker }, { leaseMsFrom }, { openWhenReachable }] =
         await Promise.all([
           import('../../observe/log.js'),
           import('../../orchestrate/queue.js'),
+          import('../../orchestrate/worker.js'),
           import('../../orchestrate/runtime.js'),
           import('../../orchestrate/startup.js'),
         ]);
