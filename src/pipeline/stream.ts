@@ -1,6 +1,6 @@
 import type { StreamStats } from '../catalog/types.js';
 import { CommitConflictError } from '../core/errors.js';
-import { commitState, commitUnits, stagedState, unstage } from '../lake/commit/index.js';
+import { commitState, commitTiming, commitUnits, stagedState, unstage } from '../lake/commit/index.js';
 import { stageUnit, type IngestTarget, type StagedUnit } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
 import { qualifiedTable } from '../lake/paths.js';
@@ -83,10 +83,9 @@ export async function runStream(
       await commitState(lake, target, stagedState(toStage.state, batch.slice(0, toStage.units), toStage.schema));
       toStage = undefined;
     }
-    const perUnit =
-      stream.writeDisposition === 'append' ||
-      (discovered && unit.state !== undefined && stream.writeDisposition === 'merge');
-    const stagesDurably = discovered && unit.state !== undefined && stream.writeDisposition === 'replace';
+    const timing = commitTiming(stream.writeDisposition, discovered && unit.state !== undefined);
+    const perUnit = timing === 'unit';
+    const stagesDurably = timing === 'stream-staged';
     if (!unit.input && !unit.rawPages) {
       // Nothing to read, only state to record (e.g. an API listing that ended on an empty page).
       await unit.dispose?.();

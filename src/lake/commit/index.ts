@@ -33,6 +33,22 @@ export const COMMIT_STRATEGIES: {
   merge: (lake, target, units, mode) => prepareMerge(lake, target, units, mode.expectedHead),
 };
 
+/**
+ * When a stream's unit is committed: with its own commit (`unit`), or with the others at the end
+ * of the stream (`stream`), then listed durably in the stream state as it is staged
+ * (`stream-staged`). Appends commit each unit; units that carry the state resuming after them
+ * (API pages, database chunks) commit per unit under merge (a killed run keeps what it merged)
+ * and are staged durably under replace (readers never see half a replacement). File replace and
+ * merge streams commit once, at the end.
+ */
+export function commitTiming(
+  disposition: CommitMode['kind'],
+  carriesState: boolean,
+): 'unit' | 'stream' | 'stream-staged' {
+  if (disposition === 'append' || (carriesState && disposition === 'merge')) return 'unit';
+  return carriesState && disposition === 'replace' ? 'stream-staged' : 'stream';
+}
+
 /** Commits staged units; returns the commit id, or null when another run already landed the input. */
 export async function commitUnits(
   lake: Lake,
