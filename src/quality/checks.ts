@@ -11,6 +11,9 @@
  * NULL semantics: every row check but not_null lets nulls pass (add not_null for them). An
  * `expression` check fails only when the condition is FALSE — NULL passes — as with SQL CHECK
  * constraints (and dbt's expression_is_true): `likes <= views` with views NULL is not judged.
+ *
+ * Each check kind is one module in `checks/` (its default name, compilation and, for table
+ * checks, evaluation), listed in `checks/registry.ts`; this module compiles a table's checks.
  */
 import type { CheckConfig } from '../config/silver.js';
 import type { Engine } from '../lake/engine.js';
