@@ -9,7 +9,11 @@ export function qualityTableName(table: string): string {
 }
 
 /** The latest `runs` reports of a table; not_found when it has none. */
-export async function qualityReports(lake: Lake, table: string, options: { runs: number }): Promise<QualityReportRecord[]> {
+export async function qualityReports(
+  lake: Lake,
+  table: string,
+  options: { runs: number },
+): Promise<QualityReportRecord[]> {
   const name = qualityTableName(table);
   const reports = await lake.catalog.listQualityReports(name, { limit: options.runs });
   if (reports.length === 0)

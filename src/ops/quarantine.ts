@@ -54,9 +54,7 @@ export async function listQuarantine(lake: Lake, q: QuarantineQuery): Promise<Qu
       });
       continue;
     }
-    const filter = q.check
-      ? `WHERE list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(q.check)})`
-      : '';
+    const filter = q.check ? `WHERE list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(q.check)})` : '';
     for (const r of await lake.engine.all(
       `SELECT c AS check, count(*) AS n FROM (SELECT unnest(string_split(${QUARANTINE_META.check}, ', ')) AS c FROM ${scan} ${filter}) GROUP BY 1 ORDER BY 1`,
     )) {

@@ -168,7 +168,11 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const id = req.params.id;
     const detail = await runDetail(lake, id);
     if (detail?.run)
-      return { ...runView(detail.run), stats: statsView(detail.record?.stats), tasks: detail.tasks.map((t) => taskView(t)) };
+      return {
+        ...runView(detail.run),
+        stats: statsView(detail.record?.stats),
+        tasks: detail.tasks.map((t) => taskView(t)),
+      };
     if (detail?.record) return { ...plainRunView(detail.record), stats: statsView(detail.record.stats), tasks: [] };
     throw noRun(id);
   });

@@ -179,7 +179,12 @@ export function registerSilver(program: Command): void {
       }
       const { replayQuarantined } = await import('../../ops/quarantine.js');
       const result = await withLake(global, (lake) =>
-        replayQuarantined(lake, table, { check: opts.check, where: opts.where, set, onEvent: logEvent(Boolean(global.json)) }),
+        replayQuarantined(lake, table, {
+          check: opts.check,
+          where: opts.where,
+          set,
+          onEvent: logEvent(Boolean(global.json)),
+        }),
       );
       if (global.json) return printJson({ ...result, report: result.report?.status });
       process.stdout.write(
