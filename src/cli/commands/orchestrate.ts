@@ -9,18 +9,10 @@ import type { Lake } from '../../lake/lake.js';
 import type { Runtime } from '../../orchestrate/runtime.js';
 import type { Interval } from '../../orchestrate/schedule.js';
 import type { OrchestratedRun, OrchestratedRunStatus } from '../../catalog/orchestration-types.js';
+import { RUN_STATUSES } from '../../ops/runs.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 import { formatCount, formatDuration, printJson, renderTable } from '../output.js';
-
-const RUN_STATUSES: readonly OrchestratedRunStatus[] = [
-  'queued',
-  'running',
-  'succeeded',
-  'failed',
-  'cancelled',
-  'crashed',
-];
 
 export function registerOrchestration(program: Command): void {
   program
