@@ -1,10 +1,13 @@
 /**
  * The routes of `dip serve`: health and readiness, the OpenAPI document, Prometheus metrics,
- * tables, and (run-routes.ts) pipelines and runs.
+ * tables, (run-routes.ts) pipelines and runs, and (ops-routes.ts) quality, quarantine and stream
+ * state. Domain answers come from src/ops/, which the CLI uses too.
  */
 import type { FastifyInstance } from 'fastify';
 import { DipError, errorMessage } from '../core/errors.js';
+import { findTable, listTables, tableNames } from '../ops/tables.js';
 import type { ApiContext } from './context.js';
+import { registerOpsRoutes } from './ops-routes.js';
 import { registerRunRoutes } from './run-routes.js';
 import { tableParams, type RouteSchema } from './schemas.js';
 import { tableView } from './views.js';
@@ -16,6 +19,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
   registerServiceRoutes(app, ctx);
   registerRunRoutes(app, ctx);
   registerTableRoutes(app, ctx);
+  registerOpsRoutes(app, ctx);
 }
 
 function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -91,13 +95,14 @@ function registerTableRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const headOf = async (commit: number | null) => (commit === null ? undefined : catalog.getCommit(commit));
 
   const list: RouteSchema = {
-    summary: 'Tables of every zone with rows, files, bytes, last commit time and freshness',
+    summary:
+      'Tables of every zone with rows (CDC current-state tables: merged rows, and pending_changes not merged yet), files, bytes, last commit time and freshness',
     tags: ['tables'],
     success: { status: 200, description: '{ tables: [...] }' },
   };
   app.get('/tables', { schema: list }, async () => {
     const now = ctx.clock();
-    const tables = await catalog.listTables();
+    const tables = await listTables(ctx.lake);
     return { tables: await Promise.all(tables.map(async (t) => tableView(t, await headOf(t.headCommit), now))) };
   });
 
@@ -109,9 +114,9 @@ function registerTableRoutes(app: FastifyInstance, ctx: ApiContext): void {
   };
   app.get<{ Params: { name: string } }>('/tables/:name', { schema: one }, async (req) => {
     const name = req.params.name;
-    const table = await catalog.getTable(name);
+    const table = await findTable(ctx.lake, name);
     if (!table) {
-      const known = (await catalog.listTables()).map((t) => t.name);
+      const known = await tableNames(ctx.lake);
       throw new DipError(
         'not_found',
         `no table ${name} (tables: ${known.join(', ') || 'none'}); name it as zone.table, e.g. bronze.orders`,

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { DipError } from '../core/errors.js';
+import { listRuns as listRunsOp, runDetail } from '../ops/runs.js';
 import type { Interval } from '../orchestrate/schedule.js';
 import type { ApiContext } from './context.js';
 import {
@@ -148,11 +149,11 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ApiContext): void {
   };
   app.get<{ Querystring: RunsQuery }>('/runs', { schema: listRuns }, async (req) => {
     const q = req.query;
-    const runs = await store.listRuns({
+    const runs = await listRunsOp(lake, {
       limit: q.limit ?? 50,
-      ...(q.pipeline ? { pipeline: q.pipeline } : {}),
-      ...(q.status ? { status: q.status } : {}),
-      ...(q.backfill_id ? { backfillId: q.backfill_id } : {}),
+      pipeline: q.pipeline,
+      status: q.status,
+      backfillId: q.backfill_id,
     });
     return { runs: runs.map(runView) };
   });
@@ -165,14 +166,14 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ApiContext): void {
   };
   app.get<{ Params: { id: string } }>('/runs/:id', { schema: getRun }, async (req) => {
     const id = req.params.id;
-    const [run, record] = await Promise.all([store.getRun(id), lake.catalog.getRun(id)]);
-    if (run)
+    const detail = await runDetail(lake, id);
+    if (detail?.run)
       return {
-        ...runView(run),
-        stats: statsView(record?.stats),
-        tasks: (await store.listTasks(id)).map((t) => taskView(t)),
+        ...runView(detail.run),
+        stats: statsView(detail.record?.stats),
+        tasks: detail.tasks.map((t) => taskView(t)),
       };
-    if (record) return { ...plainRunView(record), stats: statsView(record.stats), tasks: [] };
+    if (detail?.record) return { ...plainRunView(detail.record), stats: statsView(detail.record.stats), tasks: [] };
     throw noRun(id);
   });
 

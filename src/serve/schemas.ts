@@ -75,6 +75,46 @@ export const runsQuery: JsonSchema = {
   additionalProperties: false,
 };
 
+export const qualityQuery: JsonSchema = {
+  type: 'object',
+  properties: {
+    runs: { type: 'integer', minimum: 1, maximum: 1000, default: 1, description: 'How many reports, newest first' },
+  },
+  additionalProperties: false,
+};
+
+export const quarantineQuery: JsonSchema = {
+  type: 'object',
+  properties: {
+    table: {
+      type: 'string',
+      minLength: 1,
+      description: 'A silver table (posts or silver.posts): its quarantined rows too, not only the counts',
+    },
+    check: { type: 'string', minLength: 1, description: 'Only rows that failed this check' },
+    limit: { type: 'integer', minimum: 1, maximum: 10000, default: 20, description: 'Rows to return with a table' },
+  },
+  additionalProperties: false,
+};
+
+export const stateQuery: JsonSchema = {
+  type: 'object',
+  properties: {
+    stream: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description: 'Only these streams (repeat the parameter for several)',
+    },
+  },
+  additionalProperties: false,
+};
+
+export interface QuarantineQueryString {
+  table?: string;
+  check?: string;
+  limit?: number;
+}
+
 export const logQuery: JsonSchema = {
   type: 'object',
   properties: { attempt: { type: 'integer', minimum: 1, description: 'Which attempt (default: the latest)' } },

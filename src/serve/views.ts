@@ -2,10 +2,12 @@
  * What the REST API returns: runs, tasks, attempts, tables and pipelines as snake_case JSON
  * with ISO times, the same shape whatever catalog answered.
  */
-import type { CommitInfo, RunRecord, RunStats, TableInfo } from '../catalog/types.js';
+import type { CommitInfo, QualityReportRecord, RunRecord, RunStats } from '../catalog/types.js';
 import type { PipelineDag } from '../config/task-graph.js';
 import type { Interval } from '../orchestrate/schedule.js';
 import type { OrchestratedRun, TaskAttemptRecord, TaskRunRecord } from '../catalog/orchestration-types.js';
+import type { StreamState } from '../ops/state.js';
+import type { TableSummary } from '../ops/tables.js';
 
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 
@@ -165,14 +167,17 @@ export interface TableView {
   created_at: string;
   head_commit: number | null;
   schema_version: number | null;
+  /** Rows readers see: a CDC current-state table's unmerged changes are not rows (pending_changes). */
   rows: number;
+  /** Changes in a CDC current-state table's delta files not merged yet; 0 for other tables. */
+  pending_changes: number;
   files: number;
   bytes: number;
   last_commit_at: string | null;
   freshness_seconds: number | null;
 }
 
-export function tableView(t: TableInfo, head: CommitInfo | undefined, now: Date): TableView {
+export function tableView(t: TableSummary, head: CommitInfo | undefined, now: Date): TableView {
   return {
     name: t.name,
     zone: t.zone,
@@ -182,6 +187,7 @@ export function tableView(t: TableInfo, head: CommitInfo | undefined, now: Date)
     head_commit: t.headCommit,
     schema_version: t.schemaVersion,
     rows: t.rows,
+    pending_changes: t.pendingChanges ?? 0,
     files: t.files,
     bytes: t.bytes,
     last_commit_at: iso(head?.committedAt),
@@ -205,4 +211,37 @@ export function dagView(dag: PipelineDag): DagTaskView[] {
     pool: t.pool,
     max_attempts: t.retry.attempts,
   }));
+}
+
+export interface QualityReportView {
+  table: string;
+  status: string;
+  rows: number;
+  run_id: string | null;
+  commit_id: number | null;
+  created_at: string;
+  report: Record<string, unknown>;
+}
+
+export function qualityReportView(r: QualityReportRecord): QualityReportView {
+  return {
+    table: r.table,
+    status: r.status,
+    rows: r.rows,
+    run_id: r.runId,
+    commit_id: r.commitId,
+    created_at: r.createdAt.toISOString(),
+    report: r.report,
+  };
+}
+
+export interface StreamStateView {
+  source: string;
+  stream: string;
+  value: unknown;
+  commit_id: number;
+}
+
+export function streamStateView(s: StreamState): StreamStateView {
+  return { source: s.source, stream: s.stream, value: s.value, commit_id: s.commitId };
 }

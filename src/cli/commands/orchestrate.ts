@@ -9,18 +9,10 @@ import type { Lake } from '../../lake/lake.js';
 import type { Runtime } from '../../orchestrate/runtime.js';
 import type { Interval } from '../../orchestrate/schedule.js';
 import type { OrchestratedRun, OrchestratedRunStatus } from '../../catalog/orchestration-types.js';
+import { RUN_STATUSES } from '../../ops/runs.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 import { formatCount, formatDuration, printJson, renderTable } from '../output.js';
-
-const RUN_STATUSES: readonly OrchestratedRunStatus[] = [
-  'queued',
-  'running',
-  'succeeded',
-  'failed',
-  'cancelled',
-  'crashed',
-];
 
 export function registerOrchestration(program: Command): void {
   program
@@ -125,12 +117,14 @@ export function registerOrchestration(program: Command): void {
       const global = cmd.optsWithGlobals<GlobalOptions>();
       if (opts.status && !RUN_STATUSES.includes(opts.status as OrchestratedRunStatus))
         throw new DipError('input', `--status "${opts.status}": expected one of ${RUN_STATUSES.join(', ')}`);
+      const limit = wholeNumber(opts.limit, '--limit', 1);
+      const { listRuns } = await import('../../ops/runs.js');
       const list = await withLake(global, (lake) =>
-        lake.catalog.orchestration.listRuns({
-          limit: wholeNumber(opts.limit, '--limit', 1),
-          ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
-          ...(opts.status ? { status: opts.status as OrchestratedRunStatus } : {}),
-          ...(opts.backfill ? { backfillId: opts.backfill } : {}),
+        listRuns(lake, {
+          limit,
+          pipeline: opts.pipeline,
+          status: opts.status as OrchestratedRunStatus | undefined,
+          backfillId: opts.backfill,
         }),
       );
       if (global.json) return printJson(list);
@@ -142,14 +136,11 @@ export function registerOrchestration(program: Command): void {
     .argument('<run>')
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
+      const { runDetail } = await import('../../ops/runs.js');
       const detail = await withLake(global, async (lake) => {
-        const run = await lake.catalog.orchestration.getRun(id);
-        if (!run) throw new DipError('not_found', `no orchestrated run ${id}; list them with \`dip runs list\``);
-        return {
-          run,
-          tasks: await lake.catalog.orchestration.listTasks(id),
-          attempts: (await lake.catalog.orchestration.listAttempts(id)).map(({ log: _log, ...a }) => a),
-        };
+        const found = await runDetail(lake, id, { attempts: true });
+        if (!found?.run) throw new DipError('not_found', `no orchestrated run ${id}; list them with \`dip runs list\``);
+        return { run: found.run, tasks: found.tasks, attempts: found.attempts };
       });
       if (global.json) return printJson(detail);
       process.stdout.write(`${runTable([detail.run])}\n\n`);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { DipError } from '../../core/errors.js';
-import { query } from '../../lake/query.js';
 import type { AsOf } from '../../catalog/types.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
@@ -33,7 +32,8 @@ export function registerQuery(program: Command): void {
       const limit = wholeNumber(opts.limit, '--limit', 1);
       if (!['table', 'csv', 'json'].includes(format))
         throw new DipError('input', `--format ${format}: expected table, csv or json`);
-      const result = await withLake(global, (lake) => query(lake, sql, parseAsOf(opts.asOf)));
+      const { runQuery } = await import('../../ops/query.js');
+      const result = await withLake(global, (lake) => runQuery(lake, sql, parseAsOf(opts.asOf)));
       const names = result.columns.map((c) => c.name);
       if (format === 'json') return printJson(result.rows);
       const rows = result.rows.map((r) => names.map((n) => r[n]));

@@ -1,39 +1,13 @@
 import type { Command } from 'commander';
-import type { LoadedProject } from '../../config/load.js';
 import type { PipelineConfig } from '../../config/schema.js';
-import { ConfigError, DipError } from '../../core/errors.js';
+import { ConfigError } from '../../core/errors.js';
 import { asRegisteredWriter } from '../../lake/writers.js';
-import { parquetScan } from '../../lake/scan.js';
-import { ident, lit } from '../../lake/sql.js';
 import { formatReport, type QualityReport } from '../../quality/report.js';
-import { QUARANTINE_META, quarantineTableName } from '../../transform/quarantine.js';
-import { replayQuarantine, runSilver, type SilverEvent, type SilverTableResult } from '../../transform/silver.js';
+import { runSilver, type SilverEvent, type SilverTableResult } from '../../transform/silver.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { bronzeTableNames } from '../../pipeline/pipelines.js';
 import { assertKnown, wholeNumber } from '../options.js';
 import { formatCount, printJson, renderTable } from '../output.js';
-
-/** The pipeline that defines a silver table (`posts` or `silver.posts`). */
-export function silverOwner(
-  project: LoadedProject,
-  table: string,
-): { pipeline: string; config: PipelineConfig; table: string } {
-  const name = table.startsWith('silver.') ? table.slice('silver.'.length) : table;
-  const owners = Object.entries(project.config.pipelines).filter(([, p]) => p.silver[name]);
-  if (owners.length === 0) {
-    const all = Object.values(project.config.pipelines).flatMap((p) => Object.keys(p.silver));
-    throw new DipError(
-      'not_found',
-      `no silver table ${name} in ${project.file} (silver tables: ${all.join(', ') || 'none'})`,
-    );
-  }
-  if (owners.length > 1)
-    throw new ConfigError(
-      `silver table ${name} is defined by several pipelines (${owners.map(([p]) => p).join(', ')}); silver names must be unique`,
-    );
-  const [pipeline, config] = owners[0] as [string, PipelineConfig];
-  return { pipeline, config, table: name };
-}
 
 function logEvent(quiet: boolean): (e: SilverEvent) => void {
   return (e) => {
@@ -136,12 +110,9 @@ export function registerSilver(program: Command): void {
     .option('--runs <n>', 'how many reports, newest first', '1')
     .action(async (table: string, opts: { runs: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const name = table.includes('.') ? table : `silver.${table}`;
-      const reports = await withLake(global, (lake) =>
-        lake.catalog.listQualityReports(name, { limit: wholeNumber(opts.runs, '--runs', 1) }),
-      );
-      if (reports.length === 0)
-        throw new DipError('not_found', `no quality report for ${name} yet (run dip transform first)`);
+      const runs = wholeNumber(opts.runs, '--runs', 1);
+      const { qualityReports } = await import('../../ops/quality.js');
+      const reports = await withLake(global, (lake) => qualityReports(lake, table, { runs }));
       if (global.json) return printJson(reports);
       for (const r of reports) {
         process.stdout.write(
@@ -163,43 +134,9 @@ export function registerSilver(program: Command): void {
     .option('--limit <n>', 'rows to show', '20')
     .action(async (table: string | undefined, opts: { check?: string; limit: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const out = await withLake(global, async (lake) => {
-        const tables = (await lake.catalog.listTables()).filter(
-          (t) => t.zone === 'quarantine' && (!table || t.name === quarantineTableName(table.replace(/^silver\./, ''))),
-        );
-        if (table && tables.length === 0) return { summary: [], rows: [] };
-        const summary: { table: string; check: string; rows: number }[] = [];
-        let rows: Record<string, unknown>[] = [];
-        for (const t of tables) {
-          const files = await lake.catalog.liveFiles(t.name);
-          if (files.length === 0) continue;
-          const scan = parquetScan(files.map((f) => lake.storage.uri(f.path)));
-          const silverQ = t.name.startsWith('quarantine.silver__');
-          if (!silverQ) {
-            summary.push({
-              table: t.name,
-              check: '(bronze: unparseable records)',
-              rows: files.reduce((n, f) => n + f.rows, 0),
-            });
-            continue;
-          }
-          const filter = opts.check
-            ? `WHERE list_contains(string_split(${QUARANTINE_META.check}, ', '), ${lit(opts.check)})`
-            : '';
-          for (const r of await lake.engine.all(
-            `SELECT c AS check, count(*) AS n FROM (SELECT unnest(string_split(${QUARANTINE_META.check}, ', ')) AS c FROM ${scan} ${filter}) GROUP BY 1 ORDER BY 1`,
-          )) {
-            summary.push({ table: t.name, check: String(r['check']), rows: Number(r['n']) });
-          }
-          if (table) {
-            rows = await lake.engine.all(
-              `SELECT ${QUARANTINE_META.check} AS check, ${QUARANTINE_META.reason} AS reason, CAST(${QUARANTINE_META.at} AS VARCHAR) AS quarantined_at, * EXCLUDE (${Object.values(QUARANTINE_META).map(ident).join(', ')})
-               FROM ${scan} ${filter} ORDER BY ${QUARANTINE_META.at} LIMIT ${wholeNumber(opts.limit, '--limit', 1)}`,
-            );
-          }
-        }
-        return { summary, rows };
-      });
+      const limit = wholeNumber(opts.limit, '--limit', 1);
+      const { listQuarantine } = await import('../../ops/quarantine.js');
+      const out = await withLake(global, (lake) => listQuarantine(lake, { table, check: opts.check, limit }));
       if (global.json) return printJson(out);
       if (out.summary.length === 0) {
         process.stdout.write('quarantine is empty\n');
@@ -240,18 +177,15 @@ export function registerSilver(program: Command): void {
         if (eq <= 0) throw new ConfigError(`--set ${a}: expected column=SQL expression, e.g. "email=lower(email)"`);
         set[a.slice(0, eq).trim()] = a.slice(eq + 1);
       }
-      const result = await withLake(global, async (lake) => {
-        const owner = silverOwner(lake.project, table);
-        return asRegisteredWriter(lake, owner.pipeline, (runId) =>
-          replayQuarantine(lake, owner.pipeline, owner.config, owner.table, {
-            runId,
-            check: opts.check,
-            where: opts.where,
-            set,
-            onEvent: logEvent(Boolean(global.json)),
-          }),
-        );
-      });
+      const { replayQuarantined } = await import('../../ops/quarantine.js');
+      const result = await withLake(global, (lake) =>
+        replayQuarantined(lake, table, {
+          check: opts.check,
+          where: opts.where,
+          set,
+          onEvent: logEvent(Boolean(global.json)),
+        }),
+      );
       if (global.json) return printJson({ ...result, report: result.report?.status });
       process.stdout.write(
         `replayed ${formatCount(result.inputRows)} quarantined rows into ${result.table}: ${formatCount(result.inputRows - result.stillQuarantined)} landed, ${formatCount(result.stillQuarantined)} still failing${result.commit ? ` (commit ${result.commit})` : ''}\n`,

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { DipError } from '../../core/errors.js';
-import { pipelineNamed } from '../../pipeline/pipelines.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { printJson, renderTable } from '../output.js';
 
@@ -22,27 +20,10 @@ export function registerState(program: Command): void {
     )
     .action(async (name: string, opts: { stream?: string[]; reset?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const rows = await withLake(global, async (lake) => {
-        pipelineNamed(lake.project, name);
-        const all = (await lake.catalog.listStates(name)).filter((s) => s.value !== null && s.stream !== '_source');
-        const chosen = opts.stream ? all.filter((s) => opts.stream?.includes(s.stream)) : all;
-        const unknown = (opts.stream ?? []).filter((s) => !all.some((a) => a.stream === s));
-        if (unknown.length)
-          throw new DipError(
-            'not_found',
-            `no saved state for stream ${unknown.join(', ')} of ${name} (streams with state: ${all.map((s) => s.stream).join(', ') || '(none)'})`,
-          );
-        if (opts.reset && chosen.length) {
-          await lake.catalog.commit({
-            runId: 'state-reset',
-            operation: 'state',
-            tables: [],
-            state: chosen.map((s) => ({ pipeline: name, source: s.source, stream: s.stream, value: null })),
-            summary: { pipeline: name, reset: chosen.map((s) => `${s.source}.${s.stream}`) },
-          });
-        }
-        return chosen;
-      });
+      const { resetStreamStates, streamStates } = await import('../../ops/state.js');
+      const rows = await withLake(global, (lake) =>
+        (opts.reset ? resetStreamStates : streamStates)(lake, name, opts.stream),
+      );
       if (global.json) return printJson(rows.map((r) => ({ ...r, reset: Boolean(opts.reset) })));
       process.stdout.write(
         `${renderTable(

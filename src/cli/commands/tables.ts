@@ -1,7 +1,4 @@
 import type { Command } from 'commander';
-import type { TableInfo } from '../../catalog/types.js';
-import { DipError } from '../../core/errors.js';
-import { mergeOnReadKey } from '../../lake/merge.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
@@ -14,20 +11,8 @@ export function registerTables(program: Command): void {
     )
     .action(async (_opts: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const tables = await withLake(global, async (lake) => {
-        const out: (TableInfo & { pendingChanges?: number })[] = [];
-        for (const t of await lake.catalog.listTables()) {
-          // A merge-on-read table (CDC current state): its delta files hold changes, not rows.
-          const files = await lake.catalog.liveFiles(t.name);
-          if (!mergeOnReadKey(files)) {
-            out.push(t);
-            continue;
-          }
-          const pending = files.filter((f) => f.meta['cdc'] === 'delta').reduce((n, f) => n + f.rows, 0);
-          out.push({ ...t, rows: t.rows - pending, pendingChanges: pending });
-        }
-        return out;
-      });
+      const { listTables } = await import('../../ops/tables.js');
+      const tables = await withLake(global, listTables);
       if (global.json) return printJson(tables);
       process.stdout.write(
         `${renderTable(
@@ -53,18 +38,9 @@ export function registerTables(program: Command): void {
     .option('--commits <n>', 'how many recent snapshots to list', '20')
     .action(async (name: string, opts: { commits: string }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const info = await withLake(global, async (lake) => {
-        const table = await lake.catalog.getTable(name);
-        if (!table) {
-          const known = (await lake.catalog.listTables()).map((t) => t.name).join(', ') || '(none yet)';
-          throw new DipError('not_found', `no table named ${name} (tables: ${known})`);
-        }
-        return {
-          table,
-          versions: await lake.catalog.listSchemaVersions(name),
-          commits: await lake.catalog.listCommits({ table: name, limit: wholeNumber(opts.commits, '--commits', 1) }),
-        };
-      });
+      const limit = wholeNumber(opts.commits, '--commits', 1);
+      const { describeTable } = await import('../../ops/describe.js');
+      const info = await withLake(global, (lake) => describeTable(lake, name, { commits: limit }));
       if (global.json) return printJson(info);
       const { table, versions, commits } = info;
       const current = versions[versions.length - 1];

@@ -1,0 +1,24 @@
+/** `dip describe`: a table with its schema versions and recent snapshots (commits). */
+import type { CommitInfo, SchemaVersion, TableInfo } from '../catalog/types.js';
+import { DipError } from '../core/errors.js';
+import type { Lake } from '../lake/lake.js';
+import { tableNames } from './tables.js';
+
+export interface TableDescription {
+  table: TableInfo;
+  versions: SchemaVersion[];
+  commits: CommitInfo[];
+}
+
+export async function describeTable(lake: Lake, name: string, options: { commits: number }): Promise<TableDescription> {
+  const table = await lake.catalog.getTable(name);
+  if (!table) {
+    const known = (await tableNames(lake)).join(', ') || '(none yet)';
+    throw new DipError('not_found', `no table named ${name} (tables: ${known})`);
+  }
+  return {
+    table,
+    versions: await lake.catalog.listSchemaVersions(name),
+    commits: await lake.catalog.listCommits({ table: name, limit: options.commits }),
+  };
+}
