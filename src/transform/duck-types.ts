@@ -5,6 +5,7 @@
  * ENUM(...) and UNION(...) are kept as scalars (their full text is the name).
  */
 import { ConfigError } from '../core/errors.js';
+import { ident } from '../lake/sql.js';
 
 export type DuckType =
   | { kind: 'struct'; fields: { name: string; type: DuckType }[] }
@@ -177,10 +178,6 @@ export function parseDuckType(text: string): DuckType {
   return t;
 }
 
-function quoteName(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 /** The DuckDB spelling of a type: a parsed type renders as it was written. */
 export function renderDuckType(t: DuckType): string {
   const known = sourceText.get(t);
@@ -193,7 +190,7 @@ export function renderDuckType(t: DuckType): string {
     case 'map':
       return `MAP(${renderDuckType(t.key)}, ${renderDuckType(t.value)})`;
     case 'struct':
-      return `STRUCT(${t.fields.map((f) => `${nameSpelling.get(f) ?? quoteName(f.name)} ${renderDuckType(f.type)}`).join(', ')})`;
+      return `STRUCT(${t.fields.map((f) => `${nameSpelling.get(f) ?? ident(f.name)} ${renderDuckType(f.type)}`).join(', ')})`;
   }
 }
 

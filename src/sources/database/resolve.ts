@@ -9,7 +9,7 @@ import { ConfigError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import { streamNameOf } from '../../config/stream-names.js';
 import type { StreamSpec } from '../types.js';
-import type { DbCatalog, DbColumn, DbStream, DbTable } from './types.js';
+import type { DbIntrospector, DbColumn, DbStream, DbTable } from './types.js';
 
 /** `*` and `?` globs, anchored, case-insensitive (database names rarely differ by case only). */
 export function globRegex(glob: string): RegExp {
@@ -42,7 +42,7 @@ interface Candidate {
 export async function resolveStreams(
   config: DatabaseSourceConfig,
   sourceLabel: string,
-  db: DbCatalog,
+  db: DbIntrospector,
 ): Promise<DbStream[]> {
   const defaultSchema = config.schema ?? (await db.defaultSchema());
   const candidates: Candidate[] = [];

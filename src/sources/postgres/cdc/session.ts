@@ -26,7 +26,7 @@ import { durationMs } from '../../../core/time.js';
 import type { DbStream, DbTable } from '../../database/types.js';
 import { assertCdcStreamsTogether } from '../../database/types.js';
 import type { PlanContext, ReadUnit } from '../../types.js';
-import { quoteIdent, quoteQualified } from '../catalog.js';
+import { ident, qualified } from '../../../lake/sql.js';
 import { connect } from '../connection.js';
 import { copyToFile } from '../extract.js';
 import {
@@ -251,7 +251,7 @@ export class CdcSession {
         const table = `${f.table.schema}.${f.table.name}`;
         await copyToFile(
           reader,
-          `SELECT ${snapshotSelectList(f.stream, quoteIdent, point, 'false')} FROM ${quoteQualified(f.table.schema, f.table.name)}`,
+          `SELECT ${snapshotSelectList(f.stream, ident, point, 'false')} FROM ${qualified(f.table.schema, f.table.name)}`,
           path,
           f.ctx.signal,
         );
@@ -358,7 +358,7 @@ export class CdcSession {
     const missing = Object.entries(row).find(([, v]) => v === undefined && op !== 'd');
     if (missing) {
       throw new ConfigError(
-        `${this.o.label}: ${feed.table.schema}.${feed.table.name}: an update at ${bigintToLsn(txn.commitLsn)} left the large (TOASTed) column ${missing[0]} unchanged, and PostgreSQL does not send such values unless the table has REPLICA IDENTITY FULL. Run: ALTER TABLE ${quoteQualified(feed.table.schema, feed.table.name)} REPLICA IDENTITY FULL`,
+        `${this.o.label}: ${feed.table.schema}.${feed.table.name}: an update at ${bigintToLsn(txn.commitLsn)} left the large (TOASTed) column ${missing[0]} unchanged, and PostgreSQL does not send such values unless the table has REPLICA IDENTITY FULL. Run: ALTER TABLE ${qualified(feed.table.schema, feed.table.name)} REPLICA IDENTITY FULL`,
       );
     }
     this.lastEventAt = Date.now();
