@@ -13,6 +13,7 @@
  * constraints (and dbt's expression_is_true): `likes <= views` with views NULL is not judged.
  */
 import type { CheckConfig, CheckType } from '../config/silver.js';
+import { EMAIL_PATTERN } from '../core/email.js';
 import { ConfigError } from '../core/errors.js';
 import { durationMs } from '../core/time.js';
 import type { Engine, JsonRow } from '../lake/engine.js';
@@ -228,7 +229,6 @@ const IPV6 = [
   `(?:${H}:){6}${IPV4}`,
 ].join('|');
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
-const EMAIL = `[A-Za-z0-9.!#$%&'*+/=?^_\`{|}~-]+@${LABEL}(?:\\.${LABEL})+`;
 const URL = `(?i)https?://(?:[^\\s/?#@]+@)?(?:${LABEL}(?:\\.${LABEL})*|\\[[0-9a-f:.]+\\])(?::[0-9]{1,5})?(?:[/?#]\\S*)?`;
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
 /** 7 to 15 digits (E.164 allows 15), an optional leading +, spaces ( ) . - between them. */
@@ -254,7 +254,7 @@ function formatOkSql(format: FormatName, v: string): string {
   const re = (pattern: string) => `regexp_full_match(${v}, ${lit(pattern)})`;
   switch (format) {
     case 'email':
-      return re(EMAIL);
+      return re(EMAIL_PATTERN);
     case 'url':
       return re(URL);
     case 'uuid':

@@ -6,6 +6,7 @@
  * redacted (letters → x/X, digits → 9) so logs never show clear PII.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { EMAIL_RE } from '../core/email.js';
 import type { Engine } from '../lake/engine.js';
 import { ident } from '../lake/sql.js';
 
@@ -34,7 +35,6 @@ export interface DetectPiiOptions {
 /** When a column matches several kinds equally often, the first in this order wins (a Luhn-valid card before a phone). */
 const KIND_ORDER: readonly DetectedPii[] = ['email', 'ssn', 'ip', 'card', 'phone'];
 
-const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}$/;
 const SSN = /^\d{3}-\d{2}-\d{4}$/;
 const CARD = /^\d(?:[ -]?\d){12,18}$/;
 const E164 = /^\+[1-9]\d{9,14}$/;
@@ -60,7 +60,7 @@ export function luhnValid(digits: string): boolean {
 /** The PII kinds a single (trimmed) value looks like. */
 export function classifyValue(value: string): DetectedPii[] {
   const kinds: DetectedPii[] = [];
-  if (EMAIL.test(value)) kinds.push('email');
+  if (EMAIL_RE.test(value)) kinds.push('email');
   if (SSN.test(value)) kinds.push('ssn');
   if (isIPv4(value) || isIPv6(value)) kinds.push('ip');
   const digits = value.replace(/\D/g, '');
