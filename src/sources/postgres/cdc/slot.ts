@@ -60,9 +60,7 @@ export async function ensurePublication(
       [name],
     );
     const known = new Set(have.rows.map((r) => `${r.schemaname}.${r.tablename}`));
-    const missing = tables
-      .filter((t) => !known.has(`${t.schema}.${t.name}`))
-      .map((t) => qualified(t.schema, t.name));
+    const missing = tables.filter((t) => !known.has(`${t.schema}.${t.name}`)).map((t) => qualified(t.schema, t.name));
     if (missing.length) await client.query(`ALTER PUBLICATION ${ident(name)} ADD TABLE ${missing.join(', ')}`);
   } catch (err) {
     throw new DipError(
@@ -83,6 +81,30 @@ export async function slotExists(
   );
   const row = r.rows[0];
   return row ? { plugin: row.plugin, active: row.active, activePid: row.active_pid } : undefined;
+}
+
+const SLOT_BUSY_WAIT_MS = 15_000;
+
+/** Whether the slot exists; a slot still held by a killed run's connection is released by the server shortly. */
+export async function waitForSlot(client: pg.Client, label: string, name: string): Promise<boolean> {
+  const deadline = Date.now() + SLOT_BUSY_WAIT_MS;
+  for (;;) {
+    const slot = await slotExists(client, name);
+    if (!slot) return false;
+    if (slot.plugin !== 'pgoutput') {
+      throw new ConfigError(
+        `${label}: replication slot ${name} exists with plugin ${slot.plugin}, not pgoutput; drop it or set cdc.slot to another name`,
+      );
+    }
+    if (!slot.active) return true;
+    if (Date.now() > deadline) {
+      throw new DipError(
+        'conflict',
+        `${label}: replication slot ${name} is in use by server process ${slot.activePid} (another dip run of this pipeline?)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 export async function dropSlot(client: pg.Client, slot: string): Promise<void> {
