@@ -156,20 +156,6 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
     );
   }
 
-  /** A staging path for the snapshot CSV of `f`, and the SELECT that writes it. */
-  protected snapshotRead(
-    f: F,
-    quote: (name: string) => string,
-    qualified: (schema: string, name: string) => string,
-    position: bigint,
-    falseLiteral: string,
-  ): { path: string; sql: string } {
-    return {
-      path: join(f.ctx.stagingDir, `${newId('snap')}.csv`),
-      sql: `SELECT ${snapshotSelectList(f.stream, quote, position, falseLiteral)} FROM ${qualified(f.table.schema, f.table.name)}`,
-    };
-  }
-
   /** The transaction read last committed at `lsn`: it joins the batches of the streams it touched, full ones flush. */
   protected markCommitted(touched: Iterable<F>, lsn: bigint): void {
     for (const f of touched) f.batch.committed(lsn);
@@ -224,3 +210,17 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
 
 /** `schema.name`, how feeds are found by table. */
 export const tableName = (t: { schema: string; name: string }): string => `${t.schema}.${t.name}`;
+
+/** A staging path for the initial snapshot CSV of a feed's table, and the SELECT that writes it. */
+export function snapshotRead(
+  f: CdcFeed<unknown>,
+  quote: (name: string) => string,
+  qualified: (schema: string, name: string) => string,
+  position: bigint,
+  falseLiteral: string,
+): { path: string; sql: string } {
+  return {
+    path: join(f.ctx.stagingDir, `${newId('snap')}.csv`),
+    sql: `SELECT ${snapshotSelectList(f.stream, quote, position, falseLiteral)} FROM ${qualified(f.table.schema, f.table.name)}`,
+  };
+}

@@ -22,7 +22,7 @@ import { newId } from '../../../core/ids.js';
 import { ident, qualified } from '../../../lake/sql.js';
 import type { ChangeDialect, ChangeEvent, CdcUnit, Tuple } from '../../database/change-batch.js';
 import { keyChanged, snapshotUnit } from '../../database/change-batch.js';
-import { CdcSessionBase, tableName, type CdcFeed } from '../../database/cdc-session.js';
+import { CdcSessionBase, snapshotRead, tableName, type CdcFeed } from '../../database/cdc-session.js';
 import type { DbStream } from '../../database/types.js';
 import type { PlanContext } from '../../types.js';
 import { connect } from '../connection.js';
@@ -167,7 +167,7 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
       await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await reader.query(`SET TRANSACTION SNAPSHOT '${created.snapshot}'`);
       for (const f of feeds) {
-        const { path, sql } = this.snapshotRead(f, ident, qualified, point, 'false');
+        const { path, sql } = snapshotRead(f, ident, qualified, point, 'false');
         await copyToFile(reader, sql, path, f.ctx.signal);
         // Transactions decoded from the slot are exactly those the snapshot does not see: none is skipped.
         const state: CdcState = { slot: this.slot, point: created.consistentPoint, lsn: bigintToLsn(point - 1n) };
