@@ -16,6 +16,7 @@ import type { CheckConfig, CheckType } from '../config/silver.js';
 import { EMAIL_PATTERN } from '../core/email.js';
 import { ConfigError } from '../core/errors.js';
 import { durationMs } from '../core/time.js';
+import { coarseKind, INSTANT_TYPES, splitType, typeMatches } from '../lake/duck-types.js';
 import type { Engine, JsonRow } from '../lake/engine.js';
 import { ident, lit } from '../lake/sql.js';
 import { volumeAnomaly } from './anomaly.js';
@@ -97,115 +98,7 @@ export function checkLevel(type: CheckType): CheckLevel {
 // ---------------------------------------------------------------------------------------------
 // Column types
 
-type TypeKind = 'numeric' | 'temporal' | 'text' | 'boolean' | 'other';
-
-const NUMERIC = new Set([
-  'TINYINT',
-  'SMALLINT',
-  'INTEGER',
-  'INT',
-  'BIGINT',
-  'HUGEINT',
-  'UTINYINT',
-  'USMALLINT',
-  'UINTEGER',
-  'UBIGINT',
-  'UHUGEINT',
-  'INT1',
-  'INT2',
-  'INT4',
-  'INT8',
-  'SHORT',
-  'LONG',
-  'SIGNED',
-  'FLOAT',
-  'FLOAT4',
-  'FLOAT8',
-  'REAL',
-  'DOUBLE',
-  'DECIMAL',
-  'NUMERIC',
-  'VARINT',
-  'BIGNUM',
-]);
-/** Types freshness accepts (a point in time). */
-const INSTANT = new Set([
-  'DATE',
-  'TIMESTAMP',
-  'DATETIME',
-  'TIMESTAMPTZ',
-  'TIMESTAMP WITH TIME ZONE',
-  'TIMESTAMP_S',
-  'TIMESTAMP_MS',
-  'TIMESTAMP_NS',
-]);
-const TEXT = new Set(['VARCHAR', 'TEXT', 'STRING', 'CHAR', 'BPCHAR', 'NVARCHAR']);
-
-/** `DECIMAL(12, 2)` → { base: 'DECIMAL', params: '12,2' }; nested types keep everything in base. */
-function splitType(type: string): { base: string; params: string } {
-  const t = type.trim().toUpperCase().replace(/\s+/g, ' ');
-  const m = /^([A-Z_][A-Z0-9_ ]*?)\s*\(([^()]*)\)$/.exec(t);
-  if (m) return { base: m[1] as string, params: (m[2] as string).replace(/\s+/g, '') };
-  return { base: t, params: '' };
-}
-
-function typeKind(type: string): TypeKind {
-  const { base } = splitType(type);
-  if (NUMERIC.has(base)) return 'numeric';
-  if (INSTANT.has(base) || base === 'TIME' || base === 'TIMETZ') return 'temporal';
-  if (TEXT.has(base)) return 'text';
-  if (base === 'BOOLEAN' || base === 'BOOL' || base === 'LOGICAL') return 'boolean';
-  return 'other';
-}
-
-const TYPE_ALIASES: Record<string, string> = {
-  INT: 'INTEGER',
-  INT4: 'INTEGER',
-  SIGNED: 'INTEGER',
-  INT8: 'BIGINT',
-  LONG: 'BIGINT',
-  INT2: 'SMALLINT',
-  SHORT: 'SMALLINT',
-  INT1: 'TINYINT',
-  FLOAT4: 'FLOAT',
-  REAL: 'FLOAT',
-  FLOAT8: 'DOUBLE',
-  NUMERIC: 'DECIMAL',
-  TEXT: 'VARCHAR',
-  STRING: 'VARCHAR',
-  CHAR: 'VARCHAR',
-  BPCHAR: 'VARCHAR',
-  NVARCHAR: 'VARCHAR',
-  BOOL: 'BOOLEAN',
-  LOGICAL: 'BOOLEAN',
-  DATETIME: 'TIMESTAMP',
-  'TIMESTAMP WITHOUT TIME ZONE': 'TIMESTAMP',
-  'TIMESTAMP WITH TIME ZONE': 'TIMESTAMPTZ',
-  'TIME WITH TIME ZONE': 'TIMETZ',
-  'TIME WITHOUT TIME ZONE': 'TIME',
-  BYTEA: 'BLOB',
-  BINARY: 'BLOB',
-  VARBINARY: 'BLOB',
-  BIGNUM: 'VARINT',
-};
-
-/**
- * Whether a column of DuckDB type `actual` satisfies the `expected` type of a schema check:
- * names are case-insensitive and aliases agree (INT = INTEGER, TEXT = VARCHAR, TIMESTAMP WITH
- * TIME ZONE = TIMESTAMPTZ, …); VARCHAR(n) is VARCHAR; DECIMAL without precision matches any
- * DECIMAL(p,s); `any` matches everything.
- */
-export function typeMatches(expected: string, actual: string): boolean {
-  if (expected.trim().toLowerCase() === 'any') return true;
-  const e = splitType(expected);
-  const a = splitType(actual);
-  const eb = TYPE_ALIASES[e.base] ?? e.base;
-  const ab = TYPE_ALIASES[a.base] ?? a.base;
-  if (eb !== ab) return false;
-  if (eb === 'VARCHAR' || eb === 'BLOB') return true;
-  if (eb === 'DECIMAL' && e.params === '') return true;
-  return e.params === a.params;
-}
+export { typeMatches };
 
 // ---------------------------------------------------------------------------------------------
 // Formats (RE2 syntax; whole value)
@@ -351,7 +244,7 @@ const MAX_SHOWN = 80;
 function shownSql(col: SilverColumn): string {
   const v = `CAST(${ident(col.name)} AS VARCHAR)`;
   const clipped = `CASE WHEN length(${v}) > ${MAX_SHOWN} THEN left(${v}, ${MAX_SHOWN - 1}) || '…' ELSE ${v} END`;
-  const quoted = typeKind(col.type) === 'text' ? `'''' || ${clipped} || ''''` : clipped;
+  const quoted = coarseKind(col.type) === 'text' ? `'''' || ${clipped} || ''''` : clipped;
   return `coalesce(${quoted}, 'NULL')`;
 }
 
@@ -369,7 +262,7 @@ function shownValue(v: string | number | boolean): string {
 
 /** A range bound as SQL comparable with the column, and as text for messages. */
 function boundSql(where: Where, col: SilverColumn, which: 'min' | 'max', bound: number | string): string {
-  const kind = typeKind(col.type);
+  const kind = coarseKind(col.type);
   if (kind === 'numeric') {
     const n = typeof bound === 'number' ? bound : bound.trim() === '' ? NaN : Number(bound);
     if (!Number.isFinite(n))
@@ -402,7 +295,7 @@ function boundSql(where: Where, col: SilverColumn, which: 'min' | 'max', bound: 
 }
 
 function acceptedLiteral(where: Where, col: SilverColumn, v: string | number | boolean): string {
-  const kind = typeKind(col.type);
+  const kind = coarseKind(col.type);
   if (kind === 'text') return lit(String(v));
   if (kind === 'numeric') {
     const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
@@ -494,7 +387,7 @@ async function compileRow(
     }
     case 'format': {
       const col = resolveColumn(where, check.column);
-      const v = typeKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
+      const v = coarseKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
       return {
         columns: [col.name],
         failSql: neverNull(`${ident(col.name)} IS NOT NULL AND NOT coalesce(${formatOkSql(check.format, v)}, false)`),
@@ -504,7 +397,7 @@ async function compileRow(
     }
     case 'regex': {
       const col = resolveColumn(where, check.column);
-      const v = typeKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
+      const v = coarseKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
       return {
         columns: [col.name],
         failSql: neverNull(
@@ -557,7 +450,7 @@ function compileTable(where: Where, check: CheckConfig): string[] {
     }
     case 'freshness': {
       const col = resolveColumn(where, check.column);
-      if (!INSTANT.has(splitType(col.type).base)) {
+      if (!INSTANT_TYPES.has(splitType(col.type).base)) {
         throw configError(
           where,
           `column ${col.name} is ${col.type}; freshness needs a DATE, TIMESTAMP or TIMESTAMPTZ column`,

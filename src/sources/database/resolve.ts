@@ -10,6 +10,7 @@ import { durationMs } from '../../core/time.js';
 import { streamNameOf } from '../../config/stream-names.js';
 import type { StreamSpec } from '../types.js';
 import type { DbIntrospector, DbColumn, DbStream, DbTable } from './types.js';
+import { isDateOrTimestamp } from '../../lake/duck-types.js';
 
 /** `*` and `?` globs, anchored, case-insensitive (database names rarely differ by case only). */
 export function globRegex(glob: string): RegExp {
@@ -178,7 +179,7 @@ function finish(at: string, d: StreamDraft): DbStream {
     checkColumns(at, 'cursor', [d.cursorName], d.columns);
     cursor = d.columns.find((c) => c.name === d.cursorName);
   }
-  if (d.lag !== undefined && !(cursor && /^(DATE|TIMESTAMP)/.test(cursor.lakeType))) {
+  if (d.lag !== undefined && !(cursor && isDateOrTimestamp(cursor.lakeType))) {
     throw new ConfigError(
       `${at}: lag applies to a date or timestamp cursor; ${cursor ? `${cursor.name} is ${cursor.sourceType}` : 'the stream has no cursor'}`,
     );
