@@ -438,6 +438,14 @@ function decimal(type: string): { p: number; s: number } | undefined {
   return m ? { p: Number(m[1]), s: Number(m[2]) } : undefined;
 }
 
+/** DuckDB's largest DECIMAL precision. */
+export const MAX_DECIMAL_PRECISION = 38;
+
+/** A source's exact decimal as DuckDB stores it: DECIMAL(p,s) up to 38 digits, beyond that its exact text. */
+export function decimalOrText(precision: number, scale: number): string {
+  return precision <= MAX_DECIMAL_PRECISION ? `DECIMAL(${precision},${scale})` : 'VARCHAR';
+}
+
 /** The narrowest type both can be stored as without loss, or undefined when there is none. */
 export function commonType(a: string, b: string): string | undefined {
   if (a === b) return a;
@@ -450,7 +458,7 @@ export function commonType(a: string, b: string): string | undefined {
     if (da && db) {
       const s = Math.max(da.s, db.s);
       const p = Math.max(da.p - da.s, db.p - db.s) + s;
-      return p <= 38 ? `DECIMAL(${p},${s})` : 'DOUBLE';
+      return p <= MAX_DECIMAL_PRECISION ? `DECIMAL(${p},${s})` : 'DOUBLE';
     }
     return 'DOUBLE';
   }
