@@ -27,7 +27,7 @@ import type { DbStream } from '../../database/types.js';
 import type { PlanContext } from '../../types.js';
 import { connect } from '../connection.js';
 import { binlogConverter, binlogRenderer } from '../types.js';
-import { BinlogReader, binlogConnection, type BinlogEvent } from './binlog.js';
+import { BinlogReader, binlogConnection, inOrder, type BinlogEvent } from './binlog.js';
 import { defaultServerId, describeBinlogError } from './errors.js';
 import { classifyStatement, rowChanges } from './events.js';
 import {
@@ -68,9 +68,6 @@ interface Feed extends CdcFeed<MysqlCdcState> {
 
 /** With --follow, how often the position of streams whose tables see no changes is committed. */
 const ADVANCE_MS = 60_000;
-/** Events decoded but not handled yet beyond which the binlog connection is paused (backpressure). */
-const PAUSE_EVENTS = 2000;
-const RESUME_EVENTS = 200;
 
 export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, MysqlCdcState, Feed> {
   protected readonly changes: ChangeDialect = {
@@ -88,8 +85,6 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
   private serverId = 0;
   private lastEventAt = Date.now();
   private lastAdvance = Date.now();
-  private backlog = 0;
-  private paused = false;
   private failed = false;
   constructor(o: MysqlCdcSessionOptions) {
     super(o, 'binlog connection');
@@ -172,31 +167,18 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     this.reader = reader;
     reader.start(
       { serverId: this.serverId, file: positionFile(this.base, start), position: this.offset, tables },
-      (event) => this.enqueue(event),
+      inOrder(
+        reader,
+        this.serial,
+        (event) => this.onEvent(event),
+        (err) => this.fail(err),
+        () => this.finished,
+      ),
       // Once caught up the connection is idle (paused) until closed: what happens to it no longer matters.
       (err) => {
         if (!this.finished) this.fail(err);
       },
     );
-  }
-
-  /** Events are handled one at a time, in binlog order; too many waiting pauses the connection. */
-  private enqueue(event: BinlogEvent): void {
-    this.backlog++;
-    if (this.backlog > PAUSE_EVENTS && !this.paused) {
-      this.paused = true;
-      this.reader?.pause();
-    }
-    void this.serial
-      .run(() => this.onEvent(event))
-      .catch((err: unknown) => this.fail(err))
-      .finally(() => {
-        this.backlog--;
-        if (this.paused && this.backlog < RESUME_EVENTS) {
-          this.paused = false;
-          if (!this.finished) this.reader?.resume();
-        }
-      });
   }
 
   /** The position read up to: the end of the last event handled. */
