@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { ConfigError } from '../src/core/errors.js';
 import { Engine } from '../src/lake/engine.js';
 import { lit } from '../src/lake/sql.js';
-import { parseDuckType, renderDuckType, type DuckType } from '../src/transform/duck-types.js';
+import { parseDuckType, renderDuckType, type DuckType } from '../src/lake/duck-types.js';
 import { childTableSelect, flattenColumns, type Flattened, type FlattenOptions } from '../src/transform/flatten.js';
 
 let engine: Engine;

@@ -7,6 +7,7 @@ import type { ReadUnit, StreamSpec } from './units.js';
 import type { Lake } from './lake.js';
 import { EXT, dataFilePath } from './paths.js';
 import { prepareInput, type PreparedInput, type RejectedRecord } from './readers.js';
+import { isPlainScalarType } from './duck-types.js';
 import { evolveSchema, type SchemaChange } from './schema-evolution.js';
 import { ident, lit } from './sql.js';
 import { AUDIT_COLUMNS } from './zone-schemas.js';
@@ -460,9 +461,6 @@ async function holdsNoRecords(lake: Lake, path: string, prepared: PreparedInput)
   }
 }
 
-const SCALAR_TYPES =
-  /^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL\(.*\)|DATE|TIME|TIMESTAMP.*|UUID|VARCHAR)$/;
-
 /** A batch column as written: its name, its type and the expression producing it from the read relation. */
 interface BatchColumn {
   name: string;
@@ -508,7 +506,7 @@ async function unifyJsonColumns(
       const toText = /^(VARCHAR|TEXT|STRING|JSON)$/i.test(want.trim());
       // Scalars as their plain text; objects and arrays as JSON text (not DuckDB's struct notation).
       const src =
-        c.type === 'JSON' && SCALAR_TYPES.test(want.toUpperCase())
+        c.type === 'JSON' && isPlainScalarType(want.toUpperCase())
           ? `json_extract_string(${col}, '$')`
           : nested && toText
             ? `to_json(${col})`
@@ -533,7 +531,7 @@ async function unifyJsonColumns(
       changed = true;
       continue;
     }
-    if (tableType === 'VARCHAR' && c.type !== 'VARCHAR' && SCALAR_TYPES.test(c.type)) {
+    if (tableType === 'VARCHAR' && c.type !== 'VARCHAR' && isPlainScalarType(c.type)) {
       columns.push({ name: c.name, type: 'VARCHAR', expr: `CAST(${col} AS VARCHAR)` });
       changed = true;
       continue;

@@ -7,6 +7,7 @@ import type { FileInput } from './units.js';
 import type { Engine } from './engine.js';
 import { LINES_COPY_OPTIONS, lineScan } from './scan.js';
 import { lit } from './sql.js';
+import { isDateOrTimestamp } from './duck-types.js';
 
 /** A malformed record: where it was, what was wrong, and the text as it stood. */
 export interface RejectedRecord {
@@ -157,7 +158,7 @@ async function prepareCsv(
     probe: `read_csv(${[lit(path), ...base, 'all_varchar=true'].join(', ')})`,
     // Sniffing the formats costs a pass over the sample: only when a column needs them.
     typing: (columns) =>
-      columns.some((c) => TEMPORAL_TYPES.test(c.type)) ? csvTyping(engine, path, base, options) : NO_TYPING(),
+      columns.some((c) => isDateOrTimestamp(c.type)) ? csvTyping(engine, path, base, options) : NO_TYPING(),
     async rejected() {
       const exists = await engine.all(`SELECT 1 FROM duckdb_tables() WHERE table_name = ${lit(rejectsTable)}`);
       if (exists.length === 0) return [];
@@ -201,8 +202,6 @@ async function csvTyping(
   if (sniffed?.['t'] && !typing['timestampformat']) typing['timestampformat'] = String(sniffed['t']);
   return typing;
 }
-
-const TEMPORAL_TYPES = /^(DATE|TIMESTAMP)/;
 
 /** Records sampled to type a file whose fields are known up front; a later value that does not convert re-reads with a full sample. */
 const KNOWN_FIELDS_SAMPLE = 2048;

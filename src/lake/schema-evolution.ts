@@ -1,4 +1,7 @@
 import type { Column, TableSchema } from '../catalog/types.js';
+import { commonType } from './duck-types.js';
+
+export { commonType } from './duck-types.js';
 
 /**
  * Schema evolution for lake tables: a new batch may add columns and widen types safely
@@ -27,57 +30,6 @@ export interface EvolutionResult {
   incompatible: IncompatibleColumn[];
   /** Per batch column: the type it is written as (the table's type when the batch's is narrower). */
   writeTypes: Map<string, string>;
-}
-
-const SIGNED = ['TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT'];
-const UNSIGNED = ['UTINYINT', 'USMALLINT', 'UINTEGER', 'UBIGINT'];
-
-function isInteger(t: string): boolean {
-  return SIGNED.includes(t) || UNSIGNED.includes(t);
-}
-
-/** Widest of two integer types; an unsigned type meets a signed one at the next signed width. */
-function commonInteger(a: string, b: string): string {
-  const ua = UNSIGNED.indexOf(a);
-  const ub = UNSIGNED.indexOf(b);
-  if (ua >= 0 && ub >= 0) return UNSIGNED[Math.max(ua, ub)] as string;
-  const rank = (t: string) => (UNSIGNED.includes(t) ? UNSIGNED.indexOf(t) + 1 : SIGNED.indexOf(t));
-  return SIGNED[Math.max(rank(a), rank(b))] as string;
-}
-
-const DECIMAL = /^DECIMAL\((\d+),\s*(\d+)\)$/;
-
-function decimal(type: string): { p: number; s: number } | undefined {
-  const m = DECIMAL.exec(type);
-  return m ? { p: Number(m[1]), s: Number(m[2]) } : undefined;
-}
-
-/** The narrowest type both can be stored as without loss, or undefined when there is none. */
-export function commonType(a: string, b: string): string | undefined {
-  if (a === b) return a;
-  if (isInteger(a) && isInteger(b)) return commonInteger(a, b);
-  const floatLike = (t: string) => t === 'FLOAT' || t === 'DOUBLE';
-  const numeric = isInteger;
-  if ((floatLike(a) || numeric(a) || decimal(a)) && (floatLike(b) || numeric(b) || decimal(b))) {
-    const da = decimal(a);
-    const db = decimal(b);
-    if (da && db) {
-      const s = Math.max(da.s, db.s);
-      const p = Math.max(da.p - da.s, db.p - db.s) + s;
-      return p <= 38 ? `DECIMAL(${p},${s})` : 'DOUBLE';
-    }
-    return 'DOUBLE';
-  }
-  const temporal = ['DATE', 'TIMESTAMP', 'TIMESTAMP_NS'];
-  if (temporal.includes(a) && temporal.includes(b))
-    return a === 'TIMESTAMP_NS' || b === 'TIMESTAMP_NS' ? 'TIMESTAMP_NS' : 'TIMESTAMP';
-  if (
-    (a === 'TIMESTAMP WITH TIME ZONE' && temporal.includes(b)) ||
-    (b === 'TIMESTAMP WITH TIME ZONE' && temporal.includes(a))
-  ) {
-    return 'TIMESTAMP WITH TIME ZONE';
-  }
-  return undefined;
 }
 
 /** Compares a batch's columns with the table's current schema (undefined: a new table). */

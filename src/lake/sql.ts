@@ -3,8 +3,14 @@ export function lit(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
+/** A double-quoted SQL identifier (DuckDB and PostgreSQL): the one quoter for both. */
 export function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** `"schema"."name"`. */
+export function qualified(schema: string, name: string): string {
+  return `${ident(schema)}.${ident(name)}`;
 }
 
 export function litList(values: readonly string[]): string {

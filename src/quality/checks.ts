@@ -22,7 +22,7 @@ import { configError } from './checks/shared.js';
 import type { CompiledChecks, CompiledTableCheck, SilverColumn, TableCheckContext, Where } from './checks/types.js';
 import { type CheckResult, verdict } from './report.js';
 
-export { typeMatches } from './checks/column-types.js';
+export { typeMatches } from '../lake/duck-types.js';
 export { CHECK_KINDS, checkLevel } from './checks/registry.js';
 export {
   type CheckTotals,

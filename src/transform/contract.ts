@@ -8,7 +8,7 @@ import type { TableSchema } from '../catalog/types.js';
 import type { SchemaContractMode, SilverTableConfig } from '../config/silver.js';
 import { SchemaChangeError } from '../core/errors.js';
 import type { Engine } from '../lake/engine.js';
-import { commonType } from '../lake/schema-evolution.js';
+import { commonType } from '../lake/duck-types.js';
 import { ident, lit } from '../lake/sql.js';
 import type { CompiledRowCheck } from '../quality/checks.js';
 import { POSITION_COLUMNS, type SilverPlan } from './plan.js';

@@ -11,7 +11,7 @@ import {
   withFieldType,
   type DuckType,
   type StructField,
-} from './duck-types.js';
+} from '../lake/duck-types.js';
 import { pathName, uniqueNames, type NamingMode } from './naming.js';
 
 export interface FlatColumn {

@@ -6,6 +6,8 @@
  * redacted (letters → x/X, digits → 9) so logs never show clear PII.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { EMAIL_RE } from '../core/email.js';
+import { isTextType, isWholeNumberType } from '../lake/duck-types.js';
 import type { Engine } from '../lake/engine.js';
 import { ident } from '../lake/sql.js';
 
@@ -34,7 +36,6 @@ export interface DetectPiiOptions {
 /** When a column matches several kinds equally often, the first in this order wins (a Luhn-valid card before a phone). */
 const KIND_ORDER: readonly DetectedPii[] = ['email', 'ssn', 'ip', 'card', 'phone'];
 
-const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}$/;
 const SSN = /^\d{3}-\d{2}-\d{4}$/;
 const CARD = /^\d(?:[ -]?\d){12,18}$/;
 const E164 = /^\+[1-9]\d{9,14}$/;
@@ -60,7 +61,7 @@ export function luhnValid(digits: string): boolean {
 /** The PII kinds a single (trimmed) value looks like. */
 export function classifyValue(value: string): DetectedPii[] {
   const kinds: DetectedPii[] = [];
-  if (EMAIL.test(value)) kinds.push('email');
+  if (EMAIL_RE.test(value)) kinds.push('email');
   if (SSN.test(value)) kinds.push('ssn');
   if (isIPv4(value) || isIPv6(value)) kinds.push('ip');
   const digits = value.replace(/\D/g, '');
@@ -127,12 +128,14 @@ export async function detectPii(
   if (!Number.isSafeInteger(sample) || sample < 1)
     throw new RangeError(`detectPii: sample must be a whole number ≥ 1, got ${sample}`);
   // Whole numbers of 13 to 19 digits can be card numbers too (a JSON number): judged as cards only.
-  const text = columns.filter((c) => isText(c.type) || (options.wholeNumbers === true && isWholeNumber(c.type)));
+  const text = columns.filter(
+    (c) => isTextType(c.type) || (options.wholeNumbers === true && isWholeNumberType(c.type)),
+  );
   if (text.length === 0) return [];
   // A query is wrapped in parentheses; a table name or table function is used as it is.
   const source = /^\s*(select|from|with|values|table|\()/i.test(relationSql) ? `(${relationSql})` : relationSql;
   const selects = text.map((c, i) => {
-    const col = isText(c.type) ? ident(c.name) : `CAST(${ident(c.name)} AS VARCHAR)`;
+    const col = isTextType(c.type) ? ident(c.name) : `CAST(${ident(c.name)} AS VARCHAR)`;
     return `(SELECT list(v) FROM (SELECT trim(${col}) AS v FROM ${source} AS _dip_pii WHERE ${col} IS NOT NULL AND trim(${col}) <> '' LIMIT ${sample})) AS c${i}`;
   });
   const [row] = await engine.all(`SELECT ${selects.join(', ')}`);
@@ -140,20 +143,10 @@ export async function detectPii(
   text.forEach((c, i) => {
     const values = row?.[`c${i}`];
     if (!Array.isArray(values) || values.length === 0) return;
-    const finding = judgeColumn(c.name, values.map(String), threshold, isText(c.type) ? undefined : ['card']);
+    const finding = judgeColumn(c.name, values.map(String), threshold, isTextType(c.type) ? undefined : ['card']);
     if (finding) findings.push(finding);
   });
   return findings;
-}
-
-function isText(type: string): boolean {
-  const t = type.trim().toUpperCase();
-  return t === 'VARCHAR' || t.startsWith('VARCHAR(') || t === 'TEXT' || t === 'STRING';
-}
-
-function isWholeNumber(type: string): boolean {
-  const t = type.trim().toUpperCase();
-  return t === 'BIGINT' || t === 'UBIGINT' || t === 'HUGEINT' || t === 'UHUGEINT' || /^DECIMAL\(\d+,\s*0\)$/.test(t);
 }
 
 function judgeColumn(

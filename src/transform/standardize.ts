@@ -11,7 +11,16 @@ import type { SilverColumnConfig } from '../config/silver.js';
 import { ConfigError } from '../core/errors.js';
 import type { Engine } from '../lake/engine.js';
 import { lit } from '../lake/sql.js';
-import { parseDuckType } from './duck-types.js';
+import {
+  castCannotFail,
+  KNOWN_TYPES,
+  NUMERIC_KINDS,
+  parseDuckType,
+  TEMPORAL_KINDS,
+  TS_TZ,
+  type TypeInfo,
+  typeInfo,
+} from '../lake/duck-types.js';
 
 export interface StandardizedColumn {
   /** Output column name. */
@@ -44,90 +53,6 @@ export interface StandardizeDefaults {
    * names are checked with Node's Intl, which agrees on IANA names but may know newer ones.
    */
   zones?: ReadonlySet<string>;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Types
-
-type Kind =
-  | 'text'
-  | 'json'
-  | 'integer'
-  | 'float'
-  | 'decimal'
-  | 'boolean'
-  | 'date'
-  | 'time'
-  | 'timestamp'
-  | 'timestamptz'
-  | 'other';
-
-interface TypeInfo {
-  /** DuckDB's name of the type (what DESCRIBE shows). */
-  type: string;
-  kind: Kind;
-}
-
-const TS_TZ = 'TIMESTAMP WITH TIME ZONE';
-
-const ALIASES: Record<string, TypeInfo> = {};
-function alias(type: string, kind: Kind, ...names: string[]): void {
-  for (const n of [type, ...names]) ALIASES[n] = { type, kind };
-}
-alias('VARCHAR', 'text', 'TEXT', 'STRING', 'CHAR', 'BPCHAR', 'NVARCHAR', 'CHARACTER VARYING', 'CHARACTER');
-alias('JSON', 'json');
-alias('TINYINT', 'integer', 'INT1');
-alias('SMALLINT', 'integer', 'INT2', 'SHORT', 'INT16');
-alias('INTEGER', 'integer', 'INT', 'INT4', 'SIGNED', 'INT32');
-alias('BIGINT', 'integer', 'INT8', 'LONG', 'INT64');
-alias('HUGEINT', 'integer', 'INT128');
-alias('UTINYINT', 'integer', 'UINT8');
-alias('USMALLINT', 'integer', 'UINT16');
-alias('UINTEGER', 'integer', 'UINT32');
-alias('UBIGINT', 'integer', 'UINT64');
-alias('UHUGEINT', 'integer', 'UINT128');
-alias('FLOAT', 'float', 'FLOAT4', 'REAL');
-alias('DOUBLE', 'float', 'FLOAT8', 'DOUBLE PRECISION');
-alias('BOOLEAN', 'boolean', 'BOOL', 'LOGICAL');
-alias('DATE', 'date');
-alias('TIME', 'time');
-alias('TIMESTAMP', 'timestamp', 'DATETIME', 'TIMESTAMP WITHOUT TIME ZONE', 'TIMESTAMP_US');
-alias('TIMESTAMP_S', 'timestamp');
-alias('TIMESTAMP_MS', 'timestamp');
-alias('TIMESTAMP_NS', 'timestamp');
-alias(TS_TZ, 'timestamptz', 'TIMESTAMPTZ');
-
-/** Integer widths, for casts that cannot fail (a narrower integer into a wider one). */
-const INT_RANK: Record<string, number> = { TINYINT: 1, SMALLINT: 2, INTEGER: 3, BIGINT: 4, HUGEINT: 5 };
-
-/** Canonical DuckDB type and its kind, from a type as DESCRIBE prints it or as a user declares it. */
-function typeInfo(text: string): TypeInfo {
-  const norm = text.trim().replace(/\s+/g, ' ').toUpperCase();
-  const known = ALIASES[norm];
-  if (known) return known;
-  const m = /^(DECIMAL|NUMERIC)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$/.exec(norm);
-  if (m) return { type: `DECIMAL(${m[2] ?? 18},${m[2] === undefined ? 3 : (m[3] ?? 0)})`, kind: 'decimal' };
-  if (/^(VARCHAR|CHAR|CHARACTER VARYING|CHARACTER)\s*\(\s*\d+\s*\)$/.test(norm))
-    return { type: 'VARCHAR', kind: 'text' };
-  return { type: text.trim().replace(/\s+/g, ' '), kind: 'other' };
-}
-
-const NUMERIC_KINDS: ReadonlySet<Kind> = new Set(['integer', 'float', 'decimal']);
-const TEMPORAL_KINDS: ReadonlySet<Kind> = new Set(['date', 'time', 'timestamp', 'timestamptz']);
-
-/** Casts between these types never fail, so they need no quarantine condition. */
-function castCannotFail(from: TypeInfo, to: TypeInfo): boolean {
-  if (from.type === to.type) return true;
-  if (to.kind === 'text') return true;
-  if (from.kind === 'integer' && to.kind === 'integer') {
-    const a = INT_RANK[from.type];
-    const b = INT_RANK[to.type];
-    return a !== undefined && b !== undefined && a <= b;
-  }
-  if ((from.kind === 'integer' || from.kind === 'float' || from.kind === 'decimal') && to.type === 'DOUBLE')
-    return true;
-  if (from.type === 'FLOAT' && to.type === 'DOUBLE') return true;
-  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,14 +147,14 @@ type MapValue = string | number | boolean | null;
 function impliedMapType(values: MapValue[], input: TypeInfo): TypeInfo {
   const present = values.filter((v): v is string | number | boolean => v !== null);
   if (present.length === 0) return input;
-  if (present.every((v) => typeof v === 'string')) return ALIASES['VARCHAR'] as TypeInfo;
-  if (present.every((v) => typeof v === 'boolean')) return ALIASES['BOOLEAN'] as TypeInfo;
+  if (present.every((v) => typeof v === 'string')) return KNOWN_TYPES['VARCHAR'] as TypeInfo;
+  if (present.every((v) => typeof v === 'boolean')) return KNOWN_TYPES['BOOLEAN'] as TypeInfo;
   if (present.every((v) => typeof v === 'number')) {
     const ints = present.every((v) => Number.isInteger(v));
     if (NUMERIC_KINDS.has(input.kind) && (input.kind !== 'integer' || ints)) return input;
-    return (ints ? ALIASES['BIGINT'] : ALIASES['DOUBLE']) as TypeInfo;
+    return (ints ? KNOWN_TYPES['BIGINT'] : KNOWN_TYPES['DOUBLE']) as TypeInfo;
   }
-  return ALIASES['VARCHAR'] as TypeInfo;
+  return KNOWN_TYPES['VARCHAR'] as TypeInfo;
 }
 
 function valueText(v: MapValue): string {
@@ -285,7 +210,7 @@ export function standardizeColumn(
   // JSON scalars to convert or map are read as their text ("abc" → abc).
   const toText = input.kind === 'json' && ((declared !== undefined && declared.kind !== 'json') || hasMap);
   let value = toText ? `json_extract_string(${inputExpr}, '$')` : inputExpr;
-  let current: TypeInfo = toText ? (ALIASES['VARCHAR'] as TypeInfo) : input;
+  let current: TypeInfo = toText ? (KNOWN_TYPES['VARCHAR'] as TypeInfo) : input;
   if (current.kind === 'text') {
     if (cfg?.trim ?? defaults.trim) value = `trim(${value})`;
     if (cfg?.empty_as_null ?? defaults.emptyAsNull) value = `nullif(${value}, '')`;
@@ -326,7 +251,7 @@ export function standardizeColumn(
         entries.map(([k, v]) => [lit(k), valueText(v)]),
         text,
       );
-      current = ALIASES['VARCHAR'] as TypeInfo;
+      current = KNOWN_TYPES['VARCHAR'] as TypeInfo;
     }
   }
 

@@ -1,5 +1,5 @@
 import { ident, lit } from '../../lake/sql.js';
-import { typeKind } from './column-types.js';
+import { coarseKind as typeKind } from '../../lake/duck-types.js';
 import { columnCheckName, configError, neverNull, resolveColumn, shownSql, shownValue, valueSql } from './shared.js';
 import type { RowCheckKind, SilverColumn, Where } from './types.js';
 

@@ -1,5 +1,6 @@
+import { EMAIL_PATTERN } from '../../core/email.js';
 import { ident, lit } from '../../lake/sql.js';
-import { typeKind } from './column-types.js';
+import { coarseKind as typeKind } from '../../lake/duck-types.js';
 import { columnCheckName, neverNull, resolveColumn, shownSql, valueSql } from './shared.js';
 import type { CheckConfig } from '../../config/silver.js';
 import type { RowCheckKind } from './types.js';
@@ -23,7 +24,6 @@ const IPV6 = [
   `(?:${H}:){6}${IPV4}`,
 ].join('|');
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
-const EMAIL = `[A-Za-z0-9.!#$%&'*+/=?^_\`{|}~-]+@${LABEL}(?:\\.${LABEL})+`;
 const URL = `(?i)https?://(?:[^\\s/?#@]+@)?(?:${LABEL}(?:\\.${LABEL})*|\\[[0-9a-f:.]+\\])(?::[0-9]{1,5})?(?:[/?#]\\S*)?`;
 const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
 /** 7 to 15 digits (E.164 allows 15), an optional leading +, spaces ( ) . - between them. */
@@ -49,7 +49,7 @@ function formatOkSql(format: FormatName, v: string): string {
   const re = (pattern: string) => `regexp_full_match(${v}, ${lit(pattern)})`;
   switch (format) {
     case 'email':
-      return re(EMAIL);
+      return re(EMAIL_PATTERN);
     case 'url':
       return re(URL);
     case 'uuid':

@@ -1,6 +1,6 @@
 import { durationMs } from '../../core/time.js';
 import { ident } from '../../lake/sql.js';
-import { INSTANT, splitType } from './column-types.js';
+import { INSTANT_TYPES as INSTANT, splitType } from '../../lake/duck-types.js';
 import { columnCheckName, configError, outcomeWord, resolveColumn } from './shared.js';
 import type { TableCheckKind } from './types.js';
 

@@ -1,5 +1,5 @@
 import { MAX_SAMPLES, countedMessage } from '../report.js';
-import { typeMatches } from './column-types.js';
+import { typeMatches } from '../../lake/duck-types.js';
 import type { TableCheckKind } from './types.js';
 
 /** The `schema` check (table level): its default name, its compilation (config validated against the table) and its evaluation over the written table. */

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../core/errors.js';
 import { ident } from '../../lake/sql.js';
 import { verdict } from '../report.js';
-import { typeKind } from './column-types.js';
+import { coarseKind as typeKind } from '../../lake/duck-types.js';
 import type { CompiledTableCheck, SilverColumn, Where } from './types.js';
 
 /** Helpers the check kinds share: config errors naming table and check, column lookup, values shown in reasons. */

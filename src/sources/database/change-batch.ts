@@ -48,6 +48,11 @@ export interface CdcUnit extends ReadUnit {
 const BUFFER_BYTES = 256 * 1024;
 
 /** The columns of every change unit: the table's, then the CDC columns. */
+/** An update that changes the primary key (a key column absent from `old` is unknown, not changed). */
+export function keyChanged(primaryKey: readonly string[], old: Tuple, next: Tuple): boolean {
+  return primaryKey.some((k) => old[k] !== undefined && old[k] !== next[k]);
+}
+
 export function changeColumns(stream: DbStream): { name: string; type: string }[] {
   return [...stream.columns.map((c) => ({ name: c.name, type: c.lakeType })), ...CDC_COLUMN_TYPES];
 }

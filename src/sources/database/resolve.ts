@@ -9,7 +9,8 @@ import { ConfigError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import { streamNameOf } from '../../config/stream-names.js';
 import type { StreamSpec } from '../types.js';
-import type { DbCatalog, DbColumn, DbStream, DbTable } from './types.js';
+import type { DbIntrospector, DbColumn, DbStream, DbTable } from './types.js';
+import { isDateOrTimestamp } from '../../lake/duck-types.js';
 
 /** `*` and `?` globs, anchored, case-insensitive (database names rarely differ by case only). */
 export function globRegex(glob: string): RegExp {
@@ -42,7 +43,7 @@ interface Candidate {
 export async function resolveStreams(
   config: DatabaseSourceConfig,
   sourceLabel: string,
-  db: DbCatalog,
+  db: DbIntrospector,
 ): Promise<DbStream[]> {
   const defaultSchema = config.schema ?? (await db.defaultSchema());
   const candidates: Candidate[] = [];
@@ -178,7 +179,7 @@ function finish(at: string, d: StreamDraft): DbStream {
     checkColumns(at, 'cursor', [d.cursorName], d.columns);
     cursor = d.columns.find((c) => c.name === d.cursorName);
   }
-  if (d.lag !== undefined && !(cursor && /^(DATE|TIMESTAMP)/.test(cursor.lakeType))) {
+  if (d.lag !== undefined && !(cursor && isDateOrTimestamp(cursor.lakeType))) {
     throw new ConfigError(
       `${at}: lag applies to a date or timestamp cursor; ${cursor ? `${cursor.name} is ${cursor.sourceType}` : 'the stream has no cursor'}`,
     );

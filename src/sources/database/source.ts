@@ -7,7 +7,7 @@ import type { DatabaseSourceConfig } from '../../config/database.js';
 import { DipError } from '../../core/errors.js';
 import type { PlanContext, ReadUnit, SourceInstance, StreamPlan, StreamSpec } from '../types.js';
 import { resolveStreams } from './resolve.js';
-import { databaseStreamConcurrency, type DbCatalog, type DbStream } from './types.js';
+import { databaseStreamConcurrency, type DbIntrospector, type DbStream } from './types.js';
 
 /** One change feed (a replication slot, a binlog connection) for all CDC streams of a source. */
 export interface ChangeFeed {
@@ -16,8 +16,8 @@ export interface ChangeFeed {
 }
 
 export interface DatabaseDialect {
-  /** Runs `fn` with the database's catalog on a connection opened for it (and closed after). */
-  withCatalog<T>(fn: (catalog: DbCatalog) => Promise<T>): Promise<T>;
+  /** Runs `fn` with the database's introspector on a connection opened for it (and closed after). */
+  withIntrospector<T>(fn: (db: DbIntrospector) => Promise<T>): Promise<T>;
   full(s: DbStream, ctx: PlanContext): AsyncIterable<ReadUnit>;
   incremental(s: DbStream, ctx: PlanContext): AsyncIterable<ReadUnit>;
   changeFeed(cdcStreams: DbStream[], ctx: PlanContext): ChangeFeed;
@@ -34,7 +34,7 @@ export class DatabaseSource implements SourceInstance {
   ) {}
 
   async discover(): Promise<void> {
-    this.dbStreams ??= await this.dialect.withCatalog((catalog) => resolveStreams(this.config, this.name, catalog));
+    this.dbStreams ??= await this.dialect.withIntrospector((db) => resolveStreams(this.config, this.name, db));
   }
 
   streams(): StreamSpec[] {

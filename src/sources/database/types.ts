@@ -27,7 +27,7 @@ export interface DbTable {
 }
 
 /** Lists and describes what the database holds; one implementation per dialect. */
-export interface DbCatalog {
+export interface DbIntrospector {
   /** Tables and views of a schema. */
   listTables(schema: string): Promise<string[]>;
   describeTable(schema: string, name: string): Promise<DbTable | undefined>;

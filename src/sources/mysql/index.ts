@@ -8,7 +8,7 @@ import type { ConnectionOptions } from 'mysql2';
 import { mysqlSourceSchema } from '../../config/database.js';
 import { DatabaseSource } from '../database/source.js';
 import { defineConnector, type SourceInstance } from '../types.js';
-import { MysqlCatalog } from './catalog.js';
+import { MysqlIntrospector } from './introspect.js';
 import { MysqlCdcSession } from './cdc/session.js';
 import { connect, connectionOptions } from './connection.js';
 import { fullUnits, incrementalUnits } from './extract.js';
@@ -24,10 +24,10 @@ export const mysqlConnector = defineConnector({
     // Secrets are resolved (and TLS files read) when the database is first needed, not here.
     const connection = () => (options ??= connectionOptions(config.connection, baseDir, sourceName));
     return new DatabaseSource(config, sourceName, {
-      async withCatalog(fn) {
+      async withIntrospector(fn) {
         const conn = await connect(connection(), sourceName);
         try {
-          return await fn(new MysqlCatalog(conn));
+          return await fn(new MysqlIntrospector(conn));
         } finally {
           await conn.end();
         }

@@ -26,6 +26,7 @@
 import { DipError } from '../../core/errors.js';
 import { blobText } from '../database/csv.js';
 import type { DbColumn } from '../database/types.js';
+import { decimalOrText } from '../../lake/duck-types.js';
 
 /** A value as the connection returns it: server text, bytes for binary strings, or NULL. */
 export type MysqlValue = string | Buffer | null;
@@ -66,7 +67,7 @@ function decimalType(sourceType: string): string {
   const m = /\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)/.exec(sourceType);
   const precision = m ? Number(m[1]) : 10;
   const scale = m?.[2] !== undefined ? Number(m[2]) : 0;
-  return precision <= 38 ? `DECIMAL(${precision},${scale})` : 'VARCHAR';
+  return decimalOrText(precision, scale);
 }
 
 /**

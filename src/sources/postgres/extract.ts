@@ -18,7 +18,7 @@ import { csvUnit, incrementalStart, selectList } from '../database/types.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect } from './connection.js';
 import { copyOut } from './copy-out.js';
-import { quoteIdent, quoteQualified } from './catalog.js';
+import { ident, qualified } from '../../lake/sql.js';
 
 export interface ExtractOptions {
   client: pg.ClientConfig;
@@ -28,7 +28,7 @@ export interface ExtractOptions {
 
 /** FROM clause of a stream: its table, or its query as a subquery. */
 function fromClause(s: DbStream): string {
-  if (s.table) return quoteQualified(s.table.schema, s.table.name);
+  if (s.table) return qualified(s.table.schema, s.table.name);
   return `(${s.query as string}) AS q`;
 }
 
@@ -61,7 +61,7 @@ interface Range {
 async function ctidRanges(client: pg.Client, s: DbStream, parallel: number): Promise<Range[]> {
   const table = s.table;
   if (!table?.splittable) return [{ label: 'all rows', where: 'true' }];
-  const regclass = quoteQualified(table.schema, table.name);
+  const regclass = qualified(table.schema, table.name);
   const r = await client.query<{ pages: string; reltuples: number; relpages: number }>(
     `SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int AS pages, c.reltuples, c.relpages
      FROM pg_class c WHERE c.oid = $1::regclass`,
@@ -116,7 +116,7 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
     const where = s.where ? ` AND (${s.where})` : '';
     const start = (range: Range) => {
       const path = join(ctx.stagingDir, `pg-${newId()}.csv`);
-      const select = `SELECT ${selectList(s.columns, quoteIdent)} FROM ${fromClause(s)} WHERE ${range.where}${where}`;
+      const select = `SELECT ${selectList(s.columns, ident)} FROM ${fromClause(s)} WHERE ${range.where}${where}`;
       const done = acquire().then((c) => copyToFile(c, select, path, ctx.signal).finally(() => release(c)));
       done.catch(() => undefined); // awaited in order below
       pending.push({ range, path, done });
@@ -165,10 +165,10 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const literal = (value: string | null, c: DbColumn) =>
       value === null ? 'NULL' : `${client.escapeLiteral(value)}::${c.sourceType}`;
-    const tuple = `(${keys.map((k) => quoteIdent(k.name)).join(', ')})`;
+    const tuple = `(${keys.map((k) => ident(k.name)).join(', ')})`;
     const tupleOf = (values: (string | null)[]) =>
       `(${values.map((v, i) => literal(v, keys[i] as DbColumn)).join(', ')})`;
-    const conditions = [`${quoteIdent(cursor.name)} IS NOT NULL`];
+    const conditions = [`${ident(cursor.name)} IS NOT NULL`];
     if (s.where) conditions.push(`(${s.where})`);
     if (s.lagMs !== undefined) {
       const upper = (
@@ -177,11 +177,11 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
           [s.lagMs / 1000],
         )
       ).rows[0]?.u as string;
-      conditions.push(`${quoteIdent(cursor.name)} <= ${literal(upper, cursor)}`);
+      conditions.push(`${ident(cursor.name)} <= ${literal(upper, cursor)}`);
     }
     const from = fromClause(s);
-    const order = keys.map((k) => quoteIdent(k.name)).join(', ');
-    const keyText = keys.map((k, i) => `${quoteIdent(k.name)}::text AS k${i}`).join(', ');
+    const order = keys.map((k) => ident(k.name)).join(', ');
+    const keyText = keys.map((k, i) => `${ident(k.name)}::text AS k${i}`).join(', ');
     let last = saved;
     for (;;) {
       ctx.signal.throwIfAborted();
@@ -194,13 +194,13 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
       let end = probe.rows[0] ? keys.map((_, i) => probe.rows[0]?.[`k${i}`] ?? null) : undefined;
       if (!end) {
         const tail = await client.query<Record<string, string | null>>(
-          `SELECT ${keyText} FROM ${from} WHERE ${filter} ORDER BY ${keys.map((k) => `${quoteIdent(k.name)} DESC`).join(', ')} LIMIT 1`,
+          `SELECT ${keyText} FROM ${from} WHERE ${filter} ORDER BY ${keys.map((k) => `${ident(k.name)} DESC`).join(', ')} LIMIT 1`,
         );
         if (!tail.rows[0]) return;
         end = keys.map((_, i) => tail.rows[0]?.[`k${i}`] ?? null);
       }
       const path = join(ctx.stagingDir, `pg-${newId()}.csv`);
-      const select = `SELECT ${selectList(s.columns, quoteIdent)} FROM ${from} WHERE ${filter} AND ${tuple} <= ${tupleOf(end)}`;
+      const select = `SELECT ${selectList(s.columns, ident)} FROM ${from} WHERE ${filter} AND ${tuple} <= ${tupleOf(end)}`;
       let bytes: number;
       try {
         bytes = await copyToFile(client, select, path, ctx.signal);

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { postgresSourceSchema } from '../../config/database.js';
 import { DatabaseSource } from '../database/source.js';
 import { defineConnector, type SourceInstance } from '../types.js';
-import { PgCatalog } from './catalog.js';
+import { PgIntrospector } from './introspect.js';
 import { CdcSession } from './cdc/session.js';
 import { clientConfig, connect } from './connection.js';
 import { fullUnits, incrementalUnits, type ExtractOptions } from './extract.js';
@@ -28,10 +28,10 @@ export const postgresConnector = defineConnector({
       parallel: config.extract.parallel ?? Math.max(1, Math.min(8, availableParallelism() - 1)),
     });
     return new DatabaseSource(config, sourceName, {
-      async withCatalog(fn) {
+      async withIntrospector(fn) {
         const c = await connect(connection(), sourceName);
         try {
-          return await fn(new PgCatalog(c));
+          return await fn(new PgIntrospector(c));
         } finally {
           await c.end().catch(() => undefined);
         }

@@ -4,6 +4,7 @@
  * keep microseconds and zones (UTC sessions), json stays JSON, arrays become LISTs, bytea BLOB.
  */
 import { ident } from '../../lake/sql.js';
+import { decimalOrText } from '../../lake/duck-types.js';
 
 export interface PgTypeInfo {
   /** format_type(): numeric(12,2), timestamp with time zone, integer[] */
@@ -63,8 +64,7 @@ const LIST_ELEMENTS = new Set([
 /** DECIMAL(p,s) for numeric(p,s) with p ≤ 38 (DuckDB's limit); exact text otherwise. */
 function numericType(formatted: string): string {
   const m = /^numeric\((\d+),(\d+)\)/.exec(formatted);
-  if (m && Number(m[1]) <= 38) return `DECIMAL(${m[1]},${m[2]})`;
-  return 'VARCHAR';
+  return m ? decimalOrText(Number(m[1]), Number(m[2])) : 'VARCHAR';
 }
 
 export function lakeType(t: PgTypeInfo): string {

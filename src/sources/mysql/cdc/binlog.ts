@@ -12,6 +12,7 @@
 import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { ConnectionOptions } from 'mysql2';
+import type { Serial } from '../../../core/serial.js';
 import { baseType } from '../types.js';
 import {
   datetime2Text,
@@ -346,6 +347,42 @@ export class BinlogReader {
     });
     return this.stopped;
   }
+}
+
+/** Events decoded but not handled yet beyond which the binlog connection is paused (backpressure). */
+const PAUSE_EVENTS = 2000;
+const RESUME_EVENTS = 200;
+
+/**
+ * The reader's event callback: events are handled one at a time on `serial`, in binlog order;
+ * too many waiting pauses the connection until the backlog drains (unless reading is finished).
+ */
+export function inOrder(
+  reader: { pause(): void; resume(): void },
+  serial: Serial,
+  handle: (event: BinlogEvent) => Promise<void>,
+  onError: (err: unknown) => void,
+  finished: () => boolean,
+): (event: BinlogEvent) => void {
+  let backlog = 0;
+  let paused = false;
+  return (event) => {
+    backlog++;
+    if (backlog > PAUSE_EVENTS && !paused) {
+      paused = true;
+      reader.pause();
+    }
+    void serial
+      .run(() => handle(event))
+      .catch(onError)
+      .finally(() => {
+        backlog--;
+        if (paused && backlog < RESUME_EVENTS) {
+          paused = false;
+          if (!finished()) reader.resume();
+        }
+      });
+  };
 }
 
 export class TableChangedError extends Error {

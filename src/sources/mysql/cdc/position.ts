@@ -9,6 +9,54 @@ import { ConfigError, DipError, errorMessage } from '../../../core/errors.js';
 import type { MysqlConnection } from '../connection.js';
 import type { MysqlValue } from '../types.js';
 
+/** State a CDC stream commits with each unit. */
+export interface MysqlCdcState {
+  /** Binlog file of the last transaction whose events are in the lake… */
+  binlog: string;
+  /** …and where its commit (XID) event ends in that file: reading resumes there. */
+  position: number;
+  /** The same position as one 64-bit number, `(file number << 32) | position`, as text. */
+  lsn: string;
+  /** Where the stream's snapshot was taken (file:position). */
+  snapshot_at: string;
+}
+
+/** The state of a stream complete up to `lsn`, in binlog files named `base`.NNNNNN. */
+export function cdcState(base: string, lsn: bigint, snapshotAt: string): MysqlCdcState {
+  return {
+    binlog: positionFile(base, lsn),
+    position: positionOffset(lsn),
+    lsn: lsn.toString(),
+    snapshot_at: snapshotAt,
+  };
+}
+
+export function isMysqlCdcState(value: unknown): value is MysqlCdcState {
+  const v = value as Partial<MysqlCdcState> | null | undefined;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.binlog === 'string' &&
+    typeof v.lsn === 'string' &&
+    /^\d+$/.test(v.lsn)
+  );
+}
+
+/** The binlog file resuming at `start` reads first; an error when the server purged it. */
+export function resumeLog(
+  logs: readonly { name: string }[],
+  start: bigint,
+  stream: string,
+  state: MysqlCdcState | undefined,
+  o: { label: string; pipeline: string },
+): string {
+  const log = logs.find((l) => binlogNumber(l.name) === Number(start >> 32n));
+  if (log) return log.name;
+  throw new ConfigError(
+    `${o.label}: stream ${stream} stopped at ${state?.binlog}:${state?.position}, and the server no longer has that binary log file (purged: binlog_expire_logs_seconds / expire_logs_days; it has ${logs[0]?.name ?? 'none'} to ${logs[logs.length - 1]?.name ?? 'none'}). The changes since are lost to the change stream: run \`dip state ${o.pipeline} --reset\` to take a new snapshot of the cdc tables`,
+  );
+}
+
 export interface BinlogPosition {
   file: string;
   offset: number;

@@ -14,30 +14,19 @@
  *   it has sent everything up to the watermark's LSN; the message alone is not enough, since
  *   the server skips records below the slot's confirmed position.
  */
-import { join } from 'node:path';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type pg from 'pg';
 import type { PostgresSourceConfig } from '../../../config/database.js';
-import { AsyncQueue } from '../../../core/async-queue.js';
 import { ConfigError, DipError, errorMessage } from '../../../core/errors.js';
 import { newId } from '../../../core/ids.js';
-import { Serial } from '../../../core/serial.js';
-import { durationMs } from '../../../core/time.js';
-import type { DbStream, DbTable } from '../../database/types.js';
-import { assertCdcStreamsTogether } from '../../database/types.js';
-import type { PlanContext, ReadUnit } from '../../types.js';
-import { quoteIdent, quoteQualified } from '../catalog.js';
+import { ident, qualified } from '../../../lake/sql.js';
+import type { ChangeDialect, ChangeEvent, CdcUnit, Tuple } from '../../database/change-batch.js';
+import { keyChanged, snapshotUnit } from '../../database/change-batch.js';
+import { CdcSessionBase, snapshotRead, tableName, type CdcFeed } from '../../database/cdc-session.js';
+import type { DbStream } from '../../database/types.js';
+import type { PlanContext } from '../../types.js';
 import { connect } from '../connection.js';
 import { copyToFile } from '../extract.js';
-import {
-  ChangeBatcher,
-  snapshotSelectList,
-  snapshotUnit,
-  type CdcUnit,
-  type ChangeDialect,
-  type ChangeEvent,
-  type Tuple,
-} from '../../database/change-batch.js';
 import { bigintToLsn, createPgoutputPlugin, lsnToBigint, type PgoutputMessage, type Relation } from './pgoutput.js';
 import { converterFor } from './values.js';
 import {
@@ -47,7 +36,7 @@ import {
   dropSlot,
   emitWatermark,
   ensurePublication,
-  slotExists,
+  waitForSlot,
 } from './slot.js';
 
 export interface CdcSessionOptions {
@@ -69,16 +58,7 @@ export interface CdcState {
 
 const PG_CHANGES: ChangeDialect = { position: bigintToLsn, converterFor };
 
-interface Feed {
-  stream: DbStream;
-  table: DbTable;
-  ctx: PlanContext;
-  state: CdcState | undefined;
-  /** Transactions committing at or before this LSN are already in the lake for this stream. */
-  committedLsn: bigint;
-  queue: AsyncQueue<CdcUnit>;
-  batch: ChangeBatcher;
-}
+type Feed = CdcFeed<CdcState>;
 
 /** A transaction received, waiting until every stream it touched has committed it. */
 interface Pending {
@@ -87,20 +67,13 @@ interface Pending {
   waiting: Set<Feed>;
 }
 
-const QUEUE_UNITS = 4;
 const ACK_INTERVAL_MS = 1000;
 const PING_MS = 500;
-const SLOT_BUSY_WAIT_MS = 15_000;
 
-export class CdcSession {
-  private readonly feeds = new Map<string, Feed>();
-  private readonly byTable = new Map<string, Feed>();
+export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed> {
+  protected readonly changes = PG_CHANGES;
   private readonly relations = new Map<number, Feed | undefined>();
-  private registered!: () => void;
-  private readonly allRegistered = new Promise<void>((resolve) => (this.registered = resolve));
-  private started: Promise<void> | undefined;
   private service: LogicalReplicationService | undefined;
-  private readonly serial = new Serial();
   private readonly pending: Pending[] = [];
   private txn: { commitLsn: bigint; xid: number; micros: bigint; touched: Set<Feed> } | undefined;
   private ackedLsn = 0n;
@@ -112,59 +85,28 @@ export class CdcSession {
   private lastEventAt = Date.now();
   private lastPing = 0;
   private caughtUp = false;
-  private timers: NodeJS.Timeout[] = [];
-  private closed = false;
-  /** Caught up (or closing): later messages are left for the next run. */
-  private finished = false;
-  private readonly flushMs: number;
-  private readonly idleMs: number;
 
-  constructor(private readonly o: CdcSessionOptions) {
-    this.flushMs = durationMs(o.config.cdc.flush_interval, `${o.label}.cdc.flush_interval`);
-    this.idleMs = durationMs(o.config.cdc.idle_timeout, `${o.label}.cdc.idle_timeout`);
+  constructor(o: CdcSessionOptions) {
+    super(o, 'replication slot');
   }
 
-  /** A stream's units: its snapshot (when due), then its changes, committed one by one. */
-  async *units(s: DbStream, ctx: PlanContext): AsyncGenerator<ReadUnit> {
-    const feed = this.register(s, ctx);
-    // Interrupted (Ctrl-C, SIGTERM): a stream waiting for changes stops waiting.
-    const onAbort = () => feed.queue.fail(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    await this.allRegistered;
-    this.started ??= this.start(ctx);
-    await this.started;
-    for await (const unit of feed.queue) {
-      yield unit;
-      // The runner asks for the next unit only once this one is committed.
-      this.committed(feed, unit.lsn);
-    }
+  protected parseState(value: unknown): CdcState | undefined {
+    return isCdcState(value) ? value : undefined;
   }
 
-  private register(s: DbStream, ctx: PlanContext): Feed {
-    assertCdcStreamsTogether(this.o.streams, ctx, this.o.label, 'replication slot');
-    const table = s.table as DbTable;
-    const state = isCdcState(ctx.state) ? ctx.state : undefined;
-    const feed: Feed = {
-      stream: s,
-      table,
-      ctx,
-      state,
-      committedLsn: state ? lsnToBigint(state.lsn) : 0n,
-      queue: new AsyncQueue<CdcUnit>(QUEUE_UNITS),
-      batch: new ChangeBatcher(
-        s,
-        ctx.stagingDir,
-        { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId },
-        PG_CHANGES,
-      ),
-    };
-    this.feeds.set(s.spec.name, feed);
-    this.byTable.set(`${table.schema}.${table.name}`, feed);
-    if (this.feeds.size === this.o.streams.length) this.registered();
+  protected stateLsn(state: CdcState): bigint {
+    return lsnToBigint(state.lsn);
+  }
+
+  protected newFeed(feed: Feed): Feed {
     return feed;
   }
 
-  private async start(ctx: PlanContext): Promise<void> {
+  protected stateAt(_f: Feed, lsn: bigint): CdcState {
+    return { slot: this.slot, point: this.point, lsn: bigintToLsn(lsn) };
+  }
+
+  protected async start(ctx: PlanContext): Promise<void> {
     const { config, label } = this.o;
     const feeds = [...this.feeds.values()];
     this.slot = config.cdc.slot ?? `dip_${this.o.pipeline}_${ctx.source}`;
@@ -183,14 +125,14 @@ export class CdcSession {
         publication,
         feeds.map((f) => f.table),
       );
-      const existing = await this.waitForSlot(client);
+      const existing = await waitForSlot(client, label, this.slot);
       const resumable =
         existing && feeds.every((f) => f.state?.slot === this.slot && f.state.point === feeds[0]?.state?.point);
       let startLsn: string;
       if (resumable) {
         this.point = feeds[0]?.state?.point as string;
         startLsn = bigintToLsn(
-          feeds.reduce((min, f) => (f.committedLsn < min ? f.committedLsn : min), feeds[0]?.committedLsn ?? 0n),
+          feeds.reduce((min, f) => (f.committed < min ? f.committed : min), feeds[0]?.committed ?? 0n),
         );
       } else {
         // A new slot, or a stream without a snapshot from the existing one (added since, or a
@@ -207,32 +149,10 @@ export class CdcSession {
       this.ackedLsn = lsnToBigint(startLsn);
       this.stream(publication, startLsn);
     } catch (err) {
-      for (const f of feeds) f.queue.fail(err);
+      this.failAll(err);
       throw err;
     } finally {
       await client.end().catch(() => undefined);
-    }
-  }
-
-  /** A slot still held by a killed run's connection is released by the server shortly. */
-  private async waitForSlot(client: pg.Client): Promise<boolean> {
-    const deadline = Date.now() + SLOT_BUSY_WAIT_MS;
-    for (;;) {
-      const slot = await slotExists(client, this.slot);
-      if (!slot) return false;
-      if (slot.plugin !== 'pgoutput') {
-        throw new ConfigError(
-          `${this.o.label}: replication slot ${this.slot} exists with plugin ${slot.plugin}, not pgoutput; drop it or set cdc.slot to another name`,
-        );
-      }
-      if (!slot.active) return true;
-      if (Date.now() > deadline) {
-        throw new DipError(
-          'conflict',
-          `${this.o.label}: replication slot ${this.slot} is in use by server process ${slot.activePid} (another dip run of this pipeline?)`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 250));
     }
   }
 
@@ -247,18 +167,15 @@ export class CdcSession {
       await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await reader.query(`SET TRANSACTION SNAPSHOT '${created.snapshot}'`);
       for (const f of feeds) {
-        const path = join(f.ctx.stagingDir, `${newId('snap')}.csv`);
-        const table = `${f.table.schema}.${f.table.name}`;
-        await copyToFile(
-          reader,
-          `SELECT ${snapshotSelectList(f.stream, quoteIdent, point, 'false')} FROM ${quoteQualified(f.table.schema, f.table.name)}`,
-          path,
-          f.ctx.signal,
-        );
+        const { path, sql } = snapshotRead(f, ident, qualified, point, 'false');
+        await copyToFile(reader, sql, path, f.ctx.signal);
         // Transactions decoded from the slot are exactly those the snapshot does not see: none is skipped.
         const state: CdcState = { slot: this.slot, point: created.consistentPoint, lsn: bigintToLsn(point - 1n) };
-        units.push([f, await snapshotUnit(f.stream, table, path, created.consistentPoint, point - 1n, state)]);
-        f.committedLsn = point - 1n;
+        units.push([
+          f,
+          await snapshotUnit(f.stream, tableName(f.table), path, created.consistentPoint, point - 1n, state),
+        ]);
+        f.committed = point - 1n;
       }
       await reader.query('COMMIT');
     } finally {
@@ -287,12 +204,7 @@ export class CdcSession {
     });
     service.on('error', (err: Error) => this.fail(err));
     service.subscribe(createPgoutputPlugin(publication), this.slot, startLsn).catch((err: unknown) => this.fail(err));
-    this.timers.push(
-      setInterval(
-        () => void this.serial.run(() => this.tick()).catch((err: unknown) => this.fail(err)),
-        Math.max(50, Math.min(this.flushMs / 2, 250)),
-      ),
-    );
+    this.startTimer();
     this.timers.push(setInterval(() => void this.acknowledge(false), ACK_INTERVAL_MS));
   }
 
@@ -308,7 +220,7 @@ export class CdcSession {
         };
         return;
       case 'relation':
-        this.relations.set(m.relationOid, this.byTable.get(`${m.schema}.${m.name}`));
+        this.relations.set(m.relationOid, this.byTable.get(tableName(m)));
         return;
       case 'insert':
         return this.add(m.relation, 'c', m.new, null);
@@ -332,9 +244,10 @@ export class CdcSession {
         this.txn = undefined;
         if (!txn) return;
         const end = lsnToBigint(m.commitEndLsn ?? '0/0');
-        for (const f of txn.touched) f.batch.committed(txn.commitLsn);
+        this.markCommitted(txn.touched, txn.commitLsn);
+        // Pending before any unit is queued: the runner's commit of one clears its stream here.
         this.pending.push({ commitLsn: txn.commitLsn, endLsn: end, waiting: new Set(txn.touched) });
-        for (const f of txn.touched) if (f.batch.size >= this.o.config.cdc.batch_records) await this.flush(f);
+        await this.flushFull(txn.touched);
         this.settle();
         return;
       }
@@ -348,17 +261,17 @@ export class CdcSession {
   }
 
   private feedOf(relation: Relation): Feed | undefined {
-    return this.relations.get(relation.relationOid) ?? this.byTable.get(`${relation.schema}.${relation.name}`);
+    return this.relations.get(relation.relationOid) ?? this.byTable.get(tableName(relation));
   }
 
   private async add(relation: Relation, op: ChangeEvent['op'], row: Tuple, before: Tuple | null): Promise<void> {
     const feed = this.feedOf(relation);
     const txn = this.txn;
-    if (!feed || !txn || txn.commitLsn <= feed.committedLsn) return;
+    if (!feed || !txn || txn.commitLsn <= feed.committed) return;
     const missing = Object.entries(row).find(([, v]) => v === undefined && op !== 'd');
     if (missing) {
       throw new ConfigError(
-        `${this.o.label}: ${feed.table.schema}.${feed.table.name}: an update at ${bigintToLsn(txn.commitLsn)} left the large (TOASTed) column ${missing[0]} unchanged, and PostgreSQL does not send such values unless the table has REPLICA IDENTITY FULL. Run: ALTER TABLE ${quoteQualified(feed.table.schema, feed.table.name)} REPLICA IDENTITY FULL`,
+        `${this.o.label}: ${feed.table.schema}.${feed.table.name}: an update at ${bigintToLsn(txn.commitLsn)} left the large (TOASTed) column ${missing[0]} unchanged, and PostgreSQL does not send such values unless the table has REPLICA IDENTITY FULL. Run: ALTER TABLE ${qualified(feed.table.schema, feed.table.name)} REPLICA IDENTITY FULL`,
       );
     }
     this.lastEventAt = Date.now();
@@ -367,15 +280,11 @@ export class CdcSession {
   }
 
   /** Timer: flush batches that are old enough (between transactions only); stop when idle and not following. */
-  private async tick(): Promise<void> {
+  protected async tick(): Promise<void> {
     if (this.closed || this.txn) return;
-    // A unit still waiting for the engine: keep adding to the open batch rather than queueing
-    // another behind it (the next unit then holds everything that arrived meanwhile).
-    for (const f of this.feeds.values())
-      if (f.batch.size > 0 && f.queue.size === 0 && Date.now() - f.batch.openedAt >= this.flushMs) await this.flush(f);
-    const following = [...this.feeds.values()].some((f) => f.ctx.follow);
+    await this.flushDue();
     // No watermark (not permitted), or the server went quiet: stop after idle_timeout without changes.
-    if (!following && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
+    if (!this.following() && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
     // The server has sent everything up to the watermark; stop once what it sent is handled
     // (keepalives overtake the data messages still queued for the handler).
     if (this.caughtUp && !this.txn && !this.finished && this.queuedMessages() === 0) await this.finish();
@@ -386,24 +295,8 @@ export class CdcSession {
     }
   }
 
-  private async flush(f: Feed): Promise<void> {
-    const unit = await f.batch.flush(
-      (lsn): CdcState => ({ slot: this.slot, point: this.point, lsn: bigintToLsn(lsn) }),
-    );
-    if (unit) await f.queue.push(unit);
-  }
-
-  /** Caught up: every batch becomes a unit and every stream ends after its last one. */
-  private async finish(): Promise<void> {
-    this.finished = true;
-    for (const f of this.feeds.values()) {
-      await this.flush(f);
-      f.queue.close();
-    }
-  }
-
-  private committed(feed: Feed, lsn: bigint): void {
-    if (lsn > feed.committedLsn) feed.committedLsn = lsn;
+  protected override unitCommitted(feed: Feed, lsn: bigint): void {
+    if (lsn > feed.committed) feed.committed = lsn;
     for (const p of this.pending) if (p.commitLsn <= lsn) p.waiting.delete(feed);
     this.settle();
   }
@@ -433,27 +326,20 @@ export class CdcSession {
     await this.service.acknowledge(bigintToLsn(lsn), ping).catch(() => undefined);
   }
 
-  private fail(err: unknown): void {
-    if (this.closed) return;
-    const error =
-      err instanceof DipError
-        ? err
-        : new DipError('transient', `${this.o.label}: change stream failed: ${errorMessage(err)}`, { cause: err });
-    for (const f of this.feeds.values()) f.queue.fail(error);
+  protected describe(err: unknown): Error {
+    return err instanceof DipError
+      ? err
+      : new DipError('transient', `${this.o.label}: change stream failed: ${errorMessage(err)}`, { cause: err });
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    for (const t of this.timers) clearInterval(t);
-    this.finished = true;
-    for (const f of this.feeds.values()) f.queue.close(); // releases a handler waiting to queue a unit
-    await this.serial.idle();
-    // The last confirmation: what the streams committed (a run that ends cleanly leaves nothing to replay).
+  /** The last confirmation: what the streams committed (a run that ends cleanly leaves nothing to replay). */
+  protected override async beforeClose(): Promise<void> {
     this.settle();
     await this.acknowledge(false);
-    this.closed = true;
+  }
+
+  protected async release(): Promise<void> {
     await this.service?.stop().catch(() => undefined);
-    for (const f of this.feeds.values()) await f.batch.discard();
   }
 }
 
@@ -464,8 +350,4 @@ function isCdcState(value: unknown): value is CdcState {
     typeof (value as CdcState).lsn === 'string' &&
     typeof (value as CdcState).slot === 'string'
   );
-}
-
-function keyChanged(primaryKey: readonly string[], old: Tuple, next: Tuple): boolean {
-  return primaryKey.some((k) => old[k] !== undefined && old[k] !== next[k]);
 }

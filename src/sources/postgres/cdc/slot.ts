@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { ConfigError, DipError, errorMessage } from '../../../core/errors.js';
 import type { DbTable } from '../../database/types.js';
-import { quoteIdent, quoteQualified } from '../catalog.js';
+import { ident, qualified } from '../../../lake/sql.js';
 
 export async function checkWalLevel(client: pg.Client, label: string): Promise<void> {
   const level = (await client.query<{ wal_level: string }>('SHOW wal_level')).rows[0]?.wal_level;
@@ -26,12 +26,12 @@ export async function checkReplicaIdentity(
   for (const t of tables) {
     const r = await client.query<{ ident: string }>(
       `SELECT relreplident AS ident FROM pg_class WHERE oid = $1::regclass`,
-      [quoteQualified(t.schema, t.name)],
+      [qualified(t.schema, t.name)],
     );
-    const ident = r.rows[0]?.ident;
-    if (ident === 'n' || (ident === 'd' && t.primaryKey.length === 0)) {
+    const identity = r.rows[0]?.ident;
+    if (identity === 'n' || (identity === 'd' && t.primaryKey.length === 0)) {
       throw new ConfigError(
-        `${label}: ${t.schema}.${t.name} has REPLICA IDENTITY ${ident === 'n' ? 'NOTHING' : 'DEFAULT but no primary key'}, so its updates and deletes do not say which row they change. Run: ALTER TABLE ${quoteQualified(t.schema, t.name)} REPLICA IDENTITY FULL (or add a primary key)`,
+        `${label}: ${t.schema}.${t.name} has REPLICA IDENTITY ${identity === 'n' ? 'NOTHING' : 'DEFAULT but no primary key'}, so its updates and deletes do not say which row they change. Run: ALTER TABLE ${qualified(t.schema, t.name)} REPLICA IDENTITY FULL (or add a primary key)`,
       );
     }
   }
@@ -44,14 +44,14 @@ export async function ensurePublication(
   name: string,
   tables: readonly DbTable[],
 ): Promise<void> {
-  const wanted = tables.map((t) => quoteQualified(t.schema, t.name));
+  const wanted = tables.map((t) => qualified(t.schema, t.name));
   const exists = await client.query<{ all: boolean }>(
     'SELECT puballtables AS all FROM pg_publication WHERE pubname = $1',
     [name],
   );
   try {
     if (!exists.rows[0]) {
-      await client.query(`CREATE PUBLICATION ${quoteIdent(name)} FOR TABLE ${wanted.join(', ')}`);
+      await client.query(`CREATE PUBLICATION ${ident(name)} FOR TABLE ${wanted.join(', ')}`);
       return;
     }
     if (exists.rows[0].all) return;
@@ -60,10 +60,8 @@ export async function ensurePublication(
       [name],
     );
     const known = new Set(have.rows.map((r) => `${r.schemaname}.${r.tablename}`));
-    const missing = tables
-      .filter((t) => !known.has(`${t.schema}.${t.name}`))
-      .map((t) => quoteQualified(t.schema, t.name));
-    if (missing.length) await client.query(`ALTER PUBLICATION ${quoteIdent(name)} ADD TABLE ${missing.join(', ')}`);
+    const missing = tables.filter((t) => !known.has(`${t.schema}.${t.name}`)).map((t) => qualified(t.schema, t.name));
+    if (missing.length) await client.query(`ALTER PUBLICATION ${ident(name)} ADD TABLE ${missing.join(', ')}`);
   } catch (err) {
     throw new DipError(
       'config',
@@ -83,6 +81,30 @@ export async function slotExists(
   );
   const row = r.rows[0];
   return row ? { plugin: row.plugin, active: row.active, activePid: row.active_pid } : undefined;
+}
+
+const SLOT_BUSY_WAIT_MS = 15_000;
+
+/** Whether the slot exists; a slot still held by a killed run's connection is released by the server shortly. */
+export async function waitForSlot(client: pg.Client, label: string, name: string): Promise<boolean> {
+  const deadline = Date.now() + SLOT_BUSY_WAIT_MS;
+  for (;;) {
+    const slot = await slotExists(client, name);
+    if (!slot) return false;
+    if (slot.plugin !== 'pgoutput') {
+      throw new ConfigError(
+        `${label}: replication slot ${name} exists with plugin ${slot.plugin}, not pgoutput; drop it or set cdc.slot to another name`,
+      );
+    }
+    if (!slot.active) return true;
+    if (Date.now() > deadline) {
+      throw new DipError(
+        'conflict',
+        `${label}: replication slot ${name} is in use by server process ${slot.activePid} (another dip run of this pipeline?)`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 export async function dropSlot(client: pg.Client, slot: string): Promise<void> {
@@ -112,7 +134,7 @@ export async function createSlotWithSnapshot(
   client.on('error', () => undefined);
   try {
     const r = await client.query<{ consistent_point: string; snapshot_name: string }>(
-      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+      `CREATE_REPLICATION_SLOT ${ident(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
     );
     const row = r.rows[0];
     if (!row) throw new Error('CREATE_REPLICATION_SLOT returned no row');

@@ -5,11 +5,9 @@
  */
 import type { FieldPacket } from 'mysql2';
 import { ConfigError } from '../../core/errors.js';
-import type { DbCatalog, DbColumn, DbTable } from '../database/types.js';
+import type { DbIntrospector, DbColumn, DbTable } from '../database/types.js';
 import type { MysqlConnection } from './connection.js';
 import { toColumn, type MysqlValue } from './types.js';
-
-export { quoteIdent, quoteQualified } from './types.js';
 
 const text = (v: MysqlValue | undefined): string =>
   v === null || v === undefined ? '' : typeof v === 'string' ? v : v.toString('utf8');
@@ -91,7 +89,7 @@ export function typeOfField(f: FieldPacket): string {
   }
 }
 
-export class MysqlCatalog implements DbCatalog {
+export class MysqlIntrospector implements DbIntrospector {
   constructor(private readonly conn: MysqlConnection) {}
 
   private lit(value: string): string {

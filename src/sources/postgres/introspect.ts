@@ -1,6 +1,7 @@
 /** What a PostgreSQL database holds, read from pg_catalog: tables, columns, types, keys. */
 import type pg from 'pg';
-import type { DbCatalog, DbColumn, DbTable } from '../database/types.js';
+import { qualified } from '../../lake/sql.js';
+import type { DbIntrospector, DbColumn, DbTable } from '../database/types.js';
 import { lakeType, selectExpression, type PgTypeInfo } from './types.js';
 
 const COLUMNS_SQL = `
@@ -23,19 +24,11 @@ const PRIMARY_KEY_SQL = `
   WHERE i.indrelid = $1::regclass AND i.indisprimary
   ORDER BY array_position(i.indkey::int2[], a.attnum)`;
 
-export function quoteQualified(schema: string, name: string): string {
-  return `${quoteIdent(schema)}.${quoteIdent(name)}`;
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 function toColumn(name: string, t: PgTypeInfo): DbColumn {
   return { name, sourceType: t.formatted, lakeType: lakeType(t), select: selectExpression(name, t) };
 }
 
-export class PgCatalog implements DbCatalog {
+export class PgIntrospector implements DbIntrospector {
   constructor(private readonly client: pg.Client) {}
 
   async defaultSchema(): Promise<string> {
@@ -59,7 +52,7 @@ export class PgCatalog implements DbCatalog {
     );
     const kind = found.rows[0]?.relkind;
     if (!kind) return undefined;
-    const regclass = quoteQualified(schema, name);
+    const regclass = qualified(schema, name);
     const columns = await this.client.query<PgTypeInfo & { name: string }>(COLUMNS_SQL, [regclass]);
     const key = await this.client.query<{ name: string }>(PRIMARY_KEY_SQL, [regclass]);
     return {
