@@ -9,23 +9,31 @@ import { addConnectorSpec, connectorSpec } from './connectors.js';
 import type { ConnectorSpec } from './spec.js';
 import type { Connector, SourceInstance } from './types.js';
 
-const loaders = new Map<string, () => Promise<Connector>>();
+/** What a connector's implementation module exports: the connector, as its default export. */
+export interface ConnectorModule<S extends ConnectorSpec = ConnectorSpec> {
+  default: Connector<S>;
+}
+
+const loaders = new Map<string, () => Promise<ConnectorModule>>();
 
 /**
  * Adds a connector from outside DIP's source tree (a test's toy, a plugin): its spec joins the
  * list (dip.yaml accepts its `type`, the task graph and checks ask it), and `load` imports its
- * implementation the first time a run opens a source of that type.
+ * implementation module (default export: the connector, as DIP's own) the first time a run opens
+ * a source of that type, e.g. `registerConnector(toySpec, () => import('./toy/index.js'))`.
  */
-export function registerConnector<S extends ConnectorSpec>(spec: S, load: () => Promise<Connector<S>>): void {
+export function registerConnector<S extends ConnectorSpec>(spec: S, load: () => Promise<ConnectorModule<S>>): void {
   addConnectorSpec(spec);
-  loaders.set(spec.type, load as () => Promise<Connector>);
+  loaders.set(spec.type, load as unknown as () => Promise<ConnectorModule>);
 }
 
 async function loadConnector(type: string): Promise<Connector> {
   const spec = connectorSpec(type); // throws for a type no connector has
   const load = loaders.get(spec.type);
-  if (load) return load();
-  return ((await import(`./${spec.type}/index.js`)) as { default: Connector }).default;
+  const module = load ? await load() : ((await import(`./${spec.type}/index.js`)) as ConnectorModule);
+  if (module.default?.spec !== spec)
+    throw new Error(`the implementation loaded for connector "${spec.type}" does not export it as default`);
+  return module.default;
 }
 
 export async function openSource(config: SourceConfig, baseDir: string, sourceName: string): Promise<SourceInstance> {
