@@ -14,7 +14,7 @@ import { buildJsonSchema, README_FILE, readmeWithConnectorTable } from '../scrip
 import { projectIssues } from '../src/config/checks.js';
 import { loadProject } from '../src/config/load.js';
 import { sourceSchema } from '../src/config/schema.js';
-import { pipelineDag } from '../src/config/task-graph.js';
+import { pipelineDag, sourceBronzeTables } from '../src/config/task-graph.js';
 import { readsDisjointSlices } from '../src/orchestrate/source-slices.js';
 import { bronzeTableNames, streamNames } from '../src/pipeline/pipelines.js';
 import { CONNECTORS, connectorSpecs } from '../src/sources/connectors.js';
@@ -80,6 +80,12 @@ describe('every registered connector', () => {
       ],
     );
     assert.equal(declared.complete, false);
+    // One answer for every asker: the ingest task writes the destination tables and change logs
+    // (before, the task graph listed bronze.orders and bronze.line_items, the checks the four below).
+    assert.deepEqual(sourceBronzeTables(pg), {
+      names: ['bronze.orders', 'bronze.orders_changes', 'bronze.lines', 'bronze.lines_changes'],
+      complete: false,
+    });
   });
 });
 
