@@ -33,24 +33,21 @@ export const sourceSchema = z.discriminatedUnion(
   CONNECTORS.map((c) => c.schema) as unknown as ConnectorSchemas,
 );
 
-const pipelineSchemaOf = <S extends z.ZodType>(source: S) =>
-  z
-    .strictObject({
-      description: z.string().optional(),
-      ...pipelineOrchestrationFields,
-      sources: z.record(identifier, source).describe('Sources of this pipeline, by name'),
-      raw: z
-        .strictObject({ enabled: z.boolean().default(true) })
-        .optional()
-        .describe('Raw zone: keep every record as an immutable compressed NDJSON envelope (default on)'),
-      silver: z
-        .record(identifier, silverTableSchema)
-        .default({})
-        .describe('Silver tables refined from this pipeline’s bronze tables, by name'),
-    })
-    .describe('A pipeline: sources, their streams and where they land');
-
-export const pipelineSchema = pipelineSchemaOf(sourceSchema);
+export const pipelineSchema = z
+  .strictObject({
+    description: z.string().optional(),
+    ...pipelineOrchestrationFields,
+    sources: z.record(identifier, sourceSchema).describe('Sources of this pipeline, by name'),
+    raw: z
+      .strictObject({ enabled: z.boolean().default(true) })
+      .optional()
+      .describe('Raw zone: keep every record as an immutable compressed NDJSON envelope (default on)'),
+    silver: z
+      .record(identifier, silverTableSchema)
+      .default({})
+      .describe('Silver tables refined from this pipeline’s bronze tables, by name'),
+  })
+  .describe('A pipeline: sources, their streams and where they land');
 
 export const storageConfigSchema = z
   .discriminatedUnion('kind', [z.strictObject({ kind: z.literal('local'), path: z.string().default('.dip/lake') })])
@@ -67,35 +64,32 @@ export const catalogConfigSchema = z
   ])
   .describe('Where tables, commits, state and runs are recorded');
 
-const projectSchemaOf = <S extends z.ZodType>(source: S) =>
-  z
-    .strictObject({
-      version: z.literal(1).default(1),
-      project: z.string().min(1).default('dip'),
-      storage: storageConfigSchema.default({ kind: 'local', path: '.dip/lake' }),
-      catalog: catalogConfigSchema.default({ kind: 'sqlite', path: '.dip/catalog.db' }),
-      engine: z
-        .strictObject({
-          threads: z.number().int().min(1).optional().describe('DuckDB threads (default: all cores)'),
-          memory_limit: z
-            .string()
-            .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as 512MB, 1GB or 4GiB')
-            .default('1GB')
-            .describe('DuckDB memory limit; work beyond it spills to disk'),
-        })
-        .default({ memory_limit: '1GB' }),
-      privacy: privacySchema.default({ detect: 'warn' }),
-      pools: z
-        .record(identifier, poolSchema)
-        .default({})
-        .describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
-      alerts: alertsSchema.optional(),
-      serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
-      pipelines: z.record(identifier, pipelineSchemaOf(source)).describe('Pipelines, by name'),
-    })
-    .describe('A DIP project (dip.yaml)');
-
-export const projectConfigSchema = projectSchemaOf(sourceSchema);
+export const projectConfigSchema = z
+  .strictObject({
+    version: z.literal(1).default(1),
+    project: z.string().min(1).default('dip'),
+    storage: storageConfigSchema.default({ kind: 'local', path: '.dip/lake' }),
+    catalog: catalogConfigSchema.default({ kind: 'sqlite', path: '.dip/catalog.db' }),
+    engine: z
+      .strictObject({
+        threads: z.number().int().min(1).optional().describe('DuckDB threads (default: all cores)'),
+        memory_limit: z
+          .string()
+          .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as 512MB, 1GB or 4GiB')
+          .default('1GB')
+          .describe('DuckDB memory limit; work beyond it spills to disk'),
+      })
+      .default({ memory_limit: '1GB' }),
+    privacy: privacySchema.default({ detect: 'warn' }),
+    pools: z
+      .record(identifier, poolSchema)
+      .default({})
+      .describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
+    alerts: alertsSchema.optional(),
+    serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
+    pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),
+  })
+  .describe('A DIP project (dip.yaml)');
 
 let withRegistered: { count: number; schema: typeof projectConfigSchema } | undefined;
 
@@ -107,8 +101,10 @@ export function currentProjectSchema(): typeof projectConfigSchema {
   const count = registeredCount();
   if (count === 0) return projectConfigSchema;
   if (withRegistered?.count !== count) {
-    const schemas = connectorSpecs().map((c) => c.schema) as unknown as ConnectorSchemas;
-    withRegistered = { count, schema: projectSchemaOf(z.discriminatedUnion('type', schemas)) };
+    const sources = z.discriminatedUnion('type', connectorSpecs().map((c) => c.schema) as unknown as ConnectorSchemas);
+    const pipeline = pipelineSchema.extend({ sources: z.record(identifier, sources) });
+    const schema = projectConfigSchema.extend({ pipelines: z.record(identifier, pipeline) });
+    withRegistered = { count, schema: schema as unknown as typeof projectConfigSchema };
   }
   return withRegistered.schema;
 }
