@@ -50,4 +50,7 @@ export {
   type PlanContext,
   type StreamPlan,
 } from './sources/types.js';
+export { defineConnectorSpec, type ConnectorSpec, type Declared, type DeclaredTable } from './sources/spec.js';
+export { CONNECTORS } from './sources/connectors.js';
+export { registerConnector, type ConnectorModule } from './sources/open.js';
 export { DipError, ConfigError, SchemaChangeError, CommitConflictError, type ErrorKind } from './core/errors.js';

@@ -10,7 +10,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { pipelineDag } from './task-graph.js';
-import { declaredStreamNames, streamNameOf } from './stream-names.js';
+import { declaredBy } from '../sources/connectors.js';
 import { dottedPath, type IssueTarget, type Locator } from './issues.js';
 import type { PipelineConfig, ProjectConfig } from './schema.js';
 
@@ -48,27 +48,9 @@ function bronzeWriters(name: string, pipeline: PipelineConfig): { tables: Map<st
     if (!tables.has(table)) tables.set(table, path);
   };
   for (const [sourceName, source] of Object.entries(pipeline.sources)) {
-    const at: Segment[] = ['pipelines', name, 'sources', sourceName];
-    if (source.type === 'files')
-      for (const [s, st] of Object.entries(source.streams))
-        add(`bronze.${st.table ?? s}`, [...at, 'streams', s, ...(st.table ? ['table'] : [])]);
-    else if (source.type === 'rest')
-      for (const [r, res] of Object.entries(source.resources))
-        add(`bronze.${res.table ?? r}`, [...at, 'resources', r, ...(res.table ? ['table'] : [])]);
-    else {
-      complete &&= !declaredStreamNames(source).patterns;
-      source.tables.forEach((entry, i) => {
-        if (typeof entry !== 'string' && !('name' in entry)) return; // a pattern: known once the database is asked
-        const name = typeof entry === 'string' ? entry : entry.name;
-        const explicit = typeof entry === 'string' ? undefined : (entry.table ?? entry.stream);
-        if (explicit === undefined && name.includes('.')) return; // schema-qualified: its stream name depends on the default schema
-        const destination = explicit ?? streamNameOf(name);
-        const mode = (typeof entry === 'string' ? undefined : entry.mode) ?? source.mode;
-        add(`bronze.${destination}`, [...at, 'tables', i]);
-        if (mode === 'cdc') add(`bronze.${destination}_changes`, [...at, 'tables', i]); // the change log beside the current table
-      });
-      for (const [q, cfg] of Object.entries(source.queries)) add(`bronze.${cfg.table ?? q}`, [...at, 'queries', q]);
-    }
+    const declared = declaredBy(source);
+    complete &&= declared.complete;
+    for (const t of declared.tables) add(`bronze.${t.table}`, ['pipelines', name, 'sources', sourceName, ...t.path]);
   }
   return { tables, complete };
 }

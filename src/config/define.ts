@@ -4,7 +4,7 @@
  */
 import { validateConfig } from './issues.js';
 import {
-  projectConfigSchema,
+  currentProjectSchema,
   type PipelineConfigInput,
   type ProjectConfig,
   type ProjectConfigInput,
@@ -13,7 +13,7 @@ import {
 
 /** Validates a project and applies defaults; throws a ConfigError naming each bad path, value and expectation. */
 export function defineProject(input: ProjectConfigInput): ProjectConfig {
-  return validateConfig(projectConfigSchema, input, 'Invalid project passed to defineProject()', 'defineProject()');
+  return validateConfig(currentProjectSchema(), input, 'Invalid project passed to defineProject()', 'defineProject()');
 }
 
 /** Type-checks a pipeline written apart from its project; validated when the project is. */

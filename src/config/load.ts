@@ -10,7 +10,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } fro
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { projectIssues } from './checks.js';
 import { configIssuesError, dottedPath, validateConfig, type ConfigIssue, type Locator } from './issues.js';
-import { projectConfigSchema, type ProjectConfig } from './schema.js';
+import { currentProjectSchema, type ProjectConfig } from './schema.js';
 
 export interface LoadedProject {
   /** Absolute path of the project file. */
@@ -72,7 +72,7 @@ export function parseProject(text: string, file: string): ProjectConfig {
   }
   const locate = yamlLocator(doc, lineCounter);
   return checkProject(
-    validateConfig(projectConfigSchema, data, `Invalid project file ${file}`, file, locate),
+    validateConfig(currentProjectSchema(), data, `Invalid project file ${file}`, file, locate),
     `Invalid project file ${file}`,
     file,
     locate,
@@ -137,7 +137,7 @@ async function importProject(abs: string): Promise<ProjectConfig> {
     });
   }
   return checkProject(
-    validateConfig(projectConfigSchema, mod.default, `Invalid project exported by ${shown}`, shown),
+    validateConfig(currentProjectSchema(), mod.default, `Invalid project exported by ${shown}`, shown),
     `Invalid project exported by ${shown}`,
     shown,
   );

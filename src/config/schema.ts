@@ -5,86 +5,33 @@
  */
 import { z } from 'zod';
 import { identifier, writeDispositionSchema } from './primitives.js';
-import { mysqlSourceSchema, postgresSourceSchema } from './database.js';
-import { restSourceSchema } from './rest.js';
+import { CONNECTORS, connectorSpecs, registeredCount } from '../sources/connectors.js';
 import { privacySchema, silverTableSchema } from './silver.js';
 import { alertsSchema, pipelineOrchestrationFields, poolSchema, serveSchema } from './orchestrate.js';
 
 export { writeDispositionSchema };
-
-export const csvOptionsSchema = z
-  .strictObject({
-    delimiter: z.string().min(1).max(4).optional().describe('Field separator; sniffed when omitted'),
-    quote: z.string().max(1).optional().describe('Quote character; sniffed when omitted'),
-    escape: z.string().max(1).optional().describe('Escape character inside quotes; sniffed when omitted'),
-    header: z.boolean().optional().describe('First line holds column names; sniffed when omitted'),
-    encoding: z.enum(['utf-8', 'utf-16', 'latin-1']).default('utf-8').describe('Text encoding of the file'),
-    null_values: z.array(z.string()).optional().describe('Strings read as NULL (default: empty field)'),
-    skip_rows: z.number().int().min(0).optional().describe('Lines to skip before the header'),
-    date_format: z.string().optional().describe('strptime format for DATE columns, e.g. %d/%m/%Y'),
-    timestamp_format: z.string().optional().describe('strptime format for TIMESTAMP columns'),
-    columns: z
-      .record(z.string(), z.string())
-      .optional()
-      .describe('Declared column types (DuckDB type names) that override sniffing, e.g. {id: BIGINT}'),
-  })
-  .describe('CSV parsing options');
-
-export const jsonOptionsSchema = z
-  .strictObject({
-    columns: z
-      .record(z.string(), z.string())
-      .optional()
-      .describe(
-        'Declared column types (DuckDB type names) that override inference, e.g. {id: BIGINT, code: VARCHAR}; a declared column absent from a file is NULL',
-      ),
-  })
-  .describe('JSON and NDJSON reading options');
-
-export const fileStreamSchema = z
-  .strictObject({
-    path: z
-      .union([z.string(), z.array(z.string()).min(1)])
-      .describe('File path or glob (relative to the project directory), or a list of them'),
-    format: z
-      .enum(['csv', 'json', 'ndjson', 'parquet'])
-      .optional()
-      .describe('File format; from the extension when omitted'),
-    csv: csvOptionsSchema.optional(),
-    json: jsonOptionsSchema.optional(),
-    require_files: z
-      .boolean()
-      .optional()
-      .describe('Fail the stream when a path or glob matches no file (default false: warn and go on)'),
-    table: identifier.optional().describe('Destination table name in each zone; defaults to the stream name'),
-    write_disposition: writeDispositionSchema.default('append'),
-    primary_key: z.array(z.string().min(1)).optional().describe('Columns that identify a record; required for merge'),
-    deleted_column: z
-      .string()
-      .optional()
-      .describe('merge only: a boolean column; records where it is true delete the key from the table'),
-    schema_contract: z
-      .enum(['evolve', 'freeze'])
-      .default('evolve')
-      .describe(
-        'evolve: new columns and safe widening become a new schema version; freeze: any schema change fails the run',
-      ),
-  })
-  .describe('One stream read from files');
-
-export const filesSourceSchema = z
-  .strictObject({
-    type: z.literal('files'),
-    streams: z.record(identifier, fileStreamSchema).describe('Streams of this source, by name'),
-  })
-  .describe('Reads CSV, JSON, NDJSON and Parquet files from local paths and globs');
-
-export const sourceSchema = z.discriminatedUnion('type', [
+// The files connector's schemas, where they were before connectors had a folder each.
+export {
+  csvOptionsSchema,
+  jsonOptionsSchema,
+  fileStreamSchema,
   filesSourceSchema,
-  restSourceSchema,
-  postgresSourceSchema,
-  mysqlSourceSchema,
-]);
+  type CsvOptions,
+  type JsonOptions,
+  type FileStreamConfig,
+  type FilesSourceConfig,
+} from '../sources/files/spec.js';
+
+type SchemasOf<T extends readonly unknown[]> = {
+  -readonly [K in keyof T]: T[K] extends { schema: infer S } ? S : never;
+};
+type ConnectorSchemas = SchemasOf<typeof CONNECTORS>;
+
+/** A source: one of the connectors' specs, by `type` (sources/connectors.ts lists them). */
+export const sourceSchema = z.discriminatedUnion(
+  'type',
+  CONNECTORS.map((c) => c.schema) as unknown as ConnectorSchemas,
+);
 
 export const pipelineSchema = z
   .strictObject({
@@ -144,11 +91,25 @@ export const projectConfigSchema = z
   })
   .describe('A DIP project (dip.yaml)');
 
+let withRegistered: { count: number; schema: typeof projectConfigSchema } | undefined;
+
+/**
+ * The project schema the loader validates with: `projectConfigSchema`, or, once connectors were
+ * registered at run time (sources/open.ts `registerConnector`), one whose source union has them too.
+ */
+export function currentProjectSchema(): typeof projectConfigSchema {
+  const count = registeredCount();
+  if (count === 0) return projectConfigSchema;
+  if (withRegistered?.count !== count) {
+    const sources = z.discriminatedUnion('type', connectorSpecs().map((c) => c.schema) as unknown as ConnectorSchemas);
+    const pipeline = pipelineSchema.extend({ sources: z.record(identifier, sources) });
+    const schema = projectConfigSchema.extend({ pipelines: z.record(identifier, pipeline) });
+    withRegistered = { count, schema: schema as unknown as typeof projectConfigSchema };
+  }
+  return withRegistered.schema;
+}
+
 export type WriteDisposition = z.infer<typeof writeDispositionSchema>;
-export type CsvOptions = z.infer<typeof csvOptionsSchema>;
-export type JsonOptions = z.infer<typeof jsonOptionsSchema>;
-export type FileStreamConfig = z.infer<typeof fileStreamSchema>;
-export type FilesSourceConfig = z.infer<typeof filesSourceSchema>;
 export type SourceConfig = z.infer<typeof sourceSchema>;
 export type PipelineConfig = z.infer<typeof pipelineSchema>;
 export type StorageConfig = z.infer<typeof storageConfigSchema>;

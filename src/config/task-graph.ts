@@ -8,7 +8,7 @@ import type { ProjectConfig, PipelineConfig, SourceConfig } from './schema.js';
 import type { CustomTaskConfig, RetryConfig } from './orchestrate.js';
 import { ConfigError } from '../core/errors.js';
 import { durationMs } from '../core/time.js';
-import { declaredStreamNames } from './stream-names.js';
+import { declaredBy } from '../sources/connectors.js';
 import type { RetryPolicy } from '../core/retry-policy.js';
 
 export type TaskKind =
@@ -49,12 +49,8 @@ export function retryPolicy(config: RetryConfig | undefined, timeout: string | u
 
 /** The bronze tables a source writes; `complete` is false when database table patterns add more at run time. */
 export function sourceBronzeTables(source: SourceConfig): { names: string[]; complete: boolean } {
-  if (source.type === 'files')
-    return { names: Object.entries(source.streams).map(([n, s]) => `bronze.${s.table ?? n}`), complete: true };
-  if (source.type === 'rest')
-    return { names: Object.entries(source.resources).map(([n, r]) => `bronze.${r.table ?? n}`), complete: true };
-  const declared = declaredStreamNames(source);
-  return { names: declared.names.map((n) => `bronze.${n}`), complete: !declared.patterns };
+  const declared = declaredBy(source);
+  return { names: [...new Set(declared.tables.map((t) => `bronze.${t.table}`))], complete: declared.complete };
 }
 
 const qualify = (table: string, zone: string): string => (table.includes('.') ? table : `${zone}.${table}`);

@@ -6,32 +6,9 @@
  * one at a time (a mutex on the ingest task), or a cursor could move backwards.
  */
 import type { SourceConfig } from '../config/schema.js';
+import { sourceReadsDisjointSlices } from '../sources/connectors.js';
 
-const cutByInterval = (value: unknown): boolean => JSON.stringify(value ?? null).includes('{interval.');
-
+/** Each connector answers for its own config (`readsDisjointSlices` in sources/<type>/spec.ts). */
 export function readsDisjointSlices(source: SourceConfig): boolean {
-  switch (source.type) {
-    case 'files': {
-      const streams = Object.values(source.streams);
-      return streams.length > 0 && streams.every((s) => cutByInterval(s.path));
-    }
-    case 'rest': {
-      const resources = Object.values(source.resources);
-      return (
-        resources.length > 0 &&
-        resources.every((r) => r.incremental === undefined && r.window === undefined && cutByInterval(r))
-      );
-    }
-    case 'postgres':
-    case 'mysql': {
-      const tables = source.tables.map((t) =>
-        typeof t === 'string'
-          ? { mode: source.mode, sliced: false }
-          : { mode: t.mode ?? source.mode, sliced: cutByInterval(t.where) },
-      );
-      const queries = Object.values(source.queries).map((q) => ({ mode: q.mode, sliced: cutByInterval(q.sql) }));
-      const streams = [...tables, ...queries];
-      return streams.length > 0 && streams.every((s) => s.mode === 'full' && s.sliced);
-    }
-  }
+  return sourceReadsDisjointSlices(source);
 }

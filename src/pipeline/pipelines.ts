@@ -1,7 +1,7 @@
 import type { LoadedProject } from '../config/load.js';
 import type { PipelineConfig } from '../config/schema.js';
 import { DipError } from '../core/errors.js';
-import { declaredStreamNames } from '../config/stream-names.js';
+import { declaredBy } from '../sources/connectors.js';
 
 /** A pipeline of the project, or a not-found error that lists the ones there are. */
 export function pipelineNamed(project: LoadedProject, name: string): PipelineConfig {
@@ -21,28 +21,22 @@ export function pipelineNamed(project: LoadedProject, name: string): PipelineCon
 export function streamNames(pipeline: PipelineConfig): { names: string[]; complete: boolean } {
   const names: string[] = [];
   let complete = true;
-  for (const s of Object.values(pipeline.sources)) {
-    if (s.type === 'rest') names.push(...Object.keys(s.resources));
-    else if (s.type === 'files') names.push(...Object.keys(s.streams));
-    else {
-      const declared = declaredStreamNames(s);
-      names.push(...declared.names);
-      complete &&= !declared.patterns;
-    }
+  for (const source of Object.values(pipeline.sources)) {
+    const declared = declaredBy(source);
+    for (const t of declared.tables) if (!t.changeLog && t.stream !== undefined) names.push(t.stream);
+    complete &&= declared.complete;
   }
-  return { names, complete };
+  return { names: [...new Set(names)], complete };
 }
 
 /** The bronze tables a pipeline's streams land in (the stream name unless the stream names its table). */
 export function bronzeTableNames(pipeline: PipelineConfig): { names: string[]; complete: boolean } {
-  const streams = streamNames(pipeline);
-  const renamed = Object.values(pipeline.sources).flatMap((s) =>
-    s.type === 'files'
-      ? Object.entries(s.streams).map(([n, st]) => [n, st.table ?? n] as const)
-      : s.type === 'rest'
-        ? Object.entries(s.resources).map(([n, r]) => [n, r.table ?? n] as const)
-        : [],
-  );
-  const byStream = new Map(renamed);
-  return { names: streams.names.map((n) => byStream.get(n) ?? n), complete: streams.complete };
+  const names: string[] = [];
+  let complete = true;
+  for (const source of Object.values(pipeline.sources)) {
+    const declared = declaredBy(source);
+    names.push(...declared.tables.map((t) => t.table));
+    complete &&= declared.complete;
+  }
+  return { names: [...new Set(names)], complete };
 }

@@ -1,9 +1,14 @@
+/**
+ * DIP's connectors with their implementations loaded up front, for callers that want a source
+ * synchronously (tests, tools). The runner and replay use `openSource` (open.ts), which imports
+ * only the configured type's implementation; the list of connectors is connectors.ts.
+ */
 import type { SourceConfig } from '../config/schema.js';
-import { filesConnector } from './files/index.js';
-import { restConnector } from './rest/index.js';
-import { postgresConnector } from './postgres/index.js';
-import { mysqlConnector } from './mysql/index.js';
-import type { SourceInstance } from './types.js';
+import filesConnector from './files/index.js';
+import mysqlConnector from './mysql/index.js';
+import postgresConnector from './postgres/index.js';
+import restConnector from './rest/index.js';
+import type { Connector, SourceInstance } from './types.js';
 
 /** Every connector DIP ships, by `type`. */
 export const connectors = {
@@ -14,14 +19,7 @@ export const connectors = {
 } as const;
 
 export function createSource(config: SourceConfig, baseDir: string, sourceName: string): SourceInstance {
-  switch (config.type) {
-    case 'files':
-      return connectors.files.create(config, { baseDir, sourceName });
-    case 'rest':
-      return connectors.rest.create(config, { baseDir, sourceName });
-    case 'postgres':
-      return connectors.postgres.create(config, { baseDir, sourceName });
-    case 'mysql':
-      return connectors.mysql.create(config, { baseDir, sourceName });
-  }
+  const connector: Connector | undefined = (connectors as Record<string, Connector>)[config.type];
+  if (!connector) throw new Error(`no connector of type "${config.type}" loaded; use openSource`);
+  return connector.create(config, { baseDir, sourceName });
 }

@@ -1,12 +1,14 @@
 /**
- * The connector contract. A connector is declared once (name, config spec, capabilities,
- * factory); an instance lists its streams and yields read units. Each unit is something the
+ * The connector contract. A connector is its folder `sources/<type>/`: a spec (`spec.ts`, see
+ * ../spec.ts: schema, example, declared tables) and an implementation (`index.ts`: capabilities,
+ * factory, default export); an instance lists its streams and yields read units. Each unit is something the
  * engine can read (a file DuckDB opens, or a batch a source wrote to a local NDJSON file)
  * plus the state that becomes true once it is committed: a ledger entry, a cursor.
  * No I/O in factories; every long call takes an AbortSignal.
  */
 import type { z } from 'zod';
 import type { LedgerEntry } from '../catalog/types.js';
+import type { ConnectorSpec } from './spec.js';
 import type { InputFormat, ReadUnit, StreamSpec } from '../lake/units.js';
 
 // The unit types belong to the lake (it reads and commits them); connectors produce them.
@@ -80,14 +82,22 @@ export interface ConnectorCapabilities {
   formats?: InputFormat[];
 }
 
-export interface Connector<Spec extends z.ZodType = z.ZodType> {
-  name: string;
-  description: string;
-  spec: Spec;
-  capabilities: ConnectorCapabilities;
-  create(config: z.infer<Spec>, context: { baseDir: string; sourceName: string }): SourceInstance;
+export interface ConnectorContext {
+  /** The project directory: relative paths in the config are relative to it. */
+  baseDir: string;
+  sourceName: string;
 }
 
-export function defineConnector<Spec extends z.ZodType>(connector: Connector<Spec>): Connector<Spec> {
+/**
+ * A connector's implementation, the default export of `sources/<type>/index.ts`: its spec
+ * (`./spec.ts`, what the rest of DIP knows without loading this), capabilities and factory.
+ */
+export interface Connector<Spec extends ConnectorSpec = ConnectorSpec> {
+  spec: Spec;
+  capabilities: ConnectorCapabilities;
+  create(config: z.output<Spec['schema']>, context: ConnectorContext): SourceInstance;
+}
+
+export function defineConnector<Spec extends ConnectorSpec>(connector: Connector<Spec>): Connector<Spec> {
   return connector;
 }

@@ -72,8 +72,17 @@ function rel(root: string, file: string): string {
   return relative(root, file).split(sep).join('/');
 }
 
-/** `core/errors.ts` → `core`; `index.ts` → `index`. */
-export function moduleOf(path: string): string {
+/**
+ * `core/errors.ts` → `core`; `index.ts` → `index`. A module named by a path in the order (a `*` in
+ * it stands for one folder name) holds the files it matches, carved out of their folder's module:
+ * a connector's spec sits in the connector's folder but below config, which builds on it.
+ */
+export function moduleOf(path: string, pathModules: readonly string[] = []): string {
+  const file = path.replace(/\.ts$/, '');
+  const named = pathModules.find((m) =>
+    new RegExp(`^${m.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]+')}$`).test(file),
+  );
+  if (named) return named;
   const first = path.split('/')[0] ?? path;
   return first.replace(/\.ts$/, '');
 }
@@ -109,10 +118,11 @@ export function layerViolations(edges: ImportEdge[], order: string): LayerViolat
   const inner = innerOrder(order);
   const layerOf = new Map<string, number>();
   layers.forEach((names, i) => names.forEach((name) => layerOf.set(name, i)));
+  const pathModules = layers.flat().filter((name) => name.includes('/'));
   const violations: LayerViolation[] = [];
   for (const edge of edges) {
-    const fromModule = moduleOf(edge.from);
-    const toModule = moduleOf(edge.to);
+    const fromModule = moduleOf(edge.from, pathModules);
+    const toModule = moduleOf(edge.to, pathModules);
     if (fromModule === toModule) continue;
     const a = layerOf.get(fromModule);
     const b = layerOf.get(toModule);

@@ -1,6 +1,6 @@
 import { extname } from 'node:path';
 import { DipError } from '../../core/errors.js';
-import { filesSourceSchema, type FileStreamConfig } from '../../config/schema.js';
+import { filesSpec, type FileStreamConfig } from './spec.js';
 import {
   defineConnector,
   type InputFormat,
@@ -45,9 +45,7 @@ export function formatOf(path: string, declared: InputFormat | undefined, label:
  * or, when only the time differs, by a content hash (files up to HASH_MAX_BYTES).
  */
 export const filesConnector = defineConnector({
-  name: 'files',
-  description: 'CSV, JSON, NDJSON and Parquet files from local paths and globs',
-  spec: filesSourceSchema,
+  spec: filesSpec,
   capabilities: { incremental: true, fileLedger: true, formats: ['csv', 'json', 'ndjson', 'parquet'] },
   create(config, { baseDir }): SourceInstance {
     const streams = Object.entries(config.streams).map(([name, s]) => toSpec(name, s));
@@ -161,3 +159,5 @@ function legacyMatch(legacy: Map<string, LedgerEntry[]>, key: string): LedgerEnt
   const candidates = (legacy.get(name) ?? []).filter((e) => e.path.replaceAll('\\', '/').endsWith(`/${key}`));
   return candidates.length === 1 ? candidates[0] : undefined;
 }
+
+export default filesConnector;

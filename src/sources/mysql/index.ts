@@ -5,7 +5,7 @@
  * streamed with mysql2 and written as typed CSV.
  */
 import type { ConnectionOptions } from 'mysql2';
-import { mysqlSourceSchema } from '../../config/database.js';
+import { mysqlSpec } from './spec.js';
 import { DatabaseSource } from '../database/source.js';
 import { defineConnector, type SourceInstance } from '../types.js';
 import { MysqlIntrospector } from './introspect.js';
@@ -14,10 +14,7 @@ import { connect, connectionOptions } from './connection.js';
 import { fullUnits, incrementalUnits } from './extract.js';
 
 export const mysqlConnector = defineConnector({
-  name: 'mysql',
-  description:
-    'MySQL and MariaDB tables and queries: streamed full extracts in primary-key chunks, incremental by cursor, CDC from the binlog',
-  spec: mysqlSourceSchema,
+  spec: mysqlSpec,
   capabilities: { incremental: true, fileLedger: false, formats: ['csv'] },
   create(config, { sourceName, baseDir }): SourceInstance {
     let options: ConnectionOptions | undefined;
@@ -39,3 +36,5 @@ export const mysqlConnector = defineConnector({
     });
   },
 });
+
+export default mysqlConnector;

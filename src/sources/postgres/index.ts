@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type pg from 'pg';
-import { postgresSourceSchema } from '../../config/database.js';
+import { postgresSpec } from './spec.js';
 import { DatabaseSource } from '../database/source.js';
 import { defineConnector, type SourceInstance } from '../types.js';
 import { PgIntrospector } from './introspect.js';
@@ -14,9 +14,7 @@ import { clientConfig, connect } from './connection.js';
 import { fullUnits, incrementalUnits, type ExtractOptions } from './extract.js';
 
 export const postgresConnector = defineConnector({
-  name: 'postgres',
-  description: 'PostgreSQL tables and queries: COPY full extracts, incremental by cursor, CDC by logical replication',
-  spec: postgresSourceSchema,
+  spec: postgresSpec,
   capabilities: { incremental: true, fileLedger: false, formats: ['csv'] },
   create(config, { sourceName, baseDir }): SourceInstance {
     let client: pg.ClientConfig | undefined;
@@ -43,3 +41,5 @@ export const postgresConnector = defineConnector({
     });
   },
 });
+
+export default postgresConnector;

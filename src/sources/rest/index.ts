@@ -3,7 +3,7 @@
  * fetched (in parallel where the API allows), batched into units with the stream state that
  * becomes true once they are committed, and kept whole in the raw zone.
  */
-import { restSourceSchema, type RestSourceConfig } from '../../config/rest.js';
+import { restSpec, type RestSourceConfig } from './spec.js';
 import { hasSecretRef, redact, resolveSecrets, resolveSecretsDeep, secretRegistry } from '../../config/secrets.js';
 import {
   defineConnector,
@@ -21,9 +21,7 @@ import { resolveResources, type ResolvedResource } from './resource.js';
 import { emptyCounters, streamUnits, type ParentFeed, type RestCounters } from './stream.js';
 
 export const restConnector = defineConnector({
-  name: 'rest',
-  description: 'REST APIs declared by configuration: auth, pagination, rate limits, incremental, parent/child',
-  spec: restSourceSchema,
+  spec: restSpec,
   capabilities: { incremental: true, fileLedger: false, formats: ['json', 'ndjson', 'csv'] },
   create(config, context): SourceInstance {
     return new RestSource(config, context.sourceName, context.baseDir);
@@ -178,3 +176,5 @@ function registerSecretNames(c: RestSourceConfig): void {
     refs((r as { headers?: Record<string, unknown> }).headers);
   }
 }
+
+export default restConnector;
