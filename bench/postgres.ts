@@ -38,12 +38,15 @@ import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
+import { loadSqlite } from '../src/core/sqlite-native.js';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { findPostgresBinDir, type PostgresServer, postgresProbe, startPostgres } from '../test/support/postgres.js';
 import { count, fmtInt, machineInfo, median, parseOrExit, renderTable, variantList } from './common.js';
 import { BenchFailure, CLOCK_TICKS, readHwm } from './measure.js';
+
+/** better-sqlite3 12 on Node 20, 13 on Node 22+ (src/core/sqlite-native.ts). */
+const Database = await loadSqlite();
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');

@@ -4,11 +4,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import Database from 'better-sqlite3';
+import { loadSqlite } from '../src/core/sqlite-native.js';
 import pg from 'pg';
 import { openCatalog } from '../src/catalog/index.js';
 import { DipError } from '../src/core/errors.js';
 import { postgresTestOptions, startPostgres } from './support/postgres.js';
+
+/** better-sqlite3 12 on Node 20, 13 on Node 22+ (src/core/sqlite-native.ts). */
+const Database = await loadSqlite();
 
 const newer = (err: unknown) => {
   assert.ok(err instanceof DipError, String(err));

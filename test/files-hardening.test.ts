@@ -11,13 +11,16 @@ import assert from 'node:assert/strict';
 import { cp, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
+import { loadSqlite } from '../src/core/sqlite-native.js';
 import { LEDGER_RELATIVE_KEYS, MIGRATIONS } from '../src/catalog/ddl.js';
 import { loadProject } from '../src/config/load.js';
 import { Lake } from '../src/lake/lake.js';
 import { query } from '../src/lake/query.js';
 import { runPipeline, type RunResult } from '../src/pipeline/run.js';
 import { REPO_ROOT, TestProject, runCli, type StreamYaml } from './support/project.js';
+
+/** better-sqlite3 12 on Node 20, 13 on Node 22+ (src/core/sqlite-native.ts). */
+const Database = await loadSqlite();
 
 const cleanup: string[] = [];
 const projects: TestProject[] = [];

@@ -159,7 +159,7 @@ pipelines:
 
 /** Resolves once the initial snapshot of pgbench_accounts is committed to the project's catalog. */
 async function snapshotLanded(dir: string, timeoutMs: number): Promise<void> {
-  const { default: Database } = await import('better-sqlite3');
+  const Database = await (await import('../src/core/sqlite-native.js')).loadSqlite();
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

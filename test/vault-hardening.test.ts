@@ -281,7 +281,7 @@ describe('vault: detokenize needs the private key of a role', () => {
     const pair = await keygen('pii_admin', admin);
     await put(join(project, 'dip.yaml'), config({ pii_admin: { public_key: pair.pub } }));
     // The vault as the previous version wrote it (format 1: AES-256-GCM under HKDF(privacy.vault.key)).
-    const { default: Database } = await import('better-sqlite3');
+    const Database = await (await import('../src/core/sqlite-native.js')).loadSqlite();
     await mkdir(join(project, '.dip'), { mode: 0o700 });
     const file = join(project, '.dip', 'vault.db');
     const db = new Database(file);

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { Serial } from '../core/serial.js';
 import { ensurePrivateFile } from '../core/private-files.js';
+import { loadSqlite } from '../core/sqlite-native.js';
 import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver.js';
 import { SqlCatalog } from './sql-catalog.js';
 
@@ -81,7 +82,7 @@ export class SqliteCatalog extends SqlCatalog {
     const abs = resolve(path);
     // 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
     await ensurePrivateFile(abs, [`${abs}-wal`, `${abs}-shm`, `${abs}-journal`]);
-    const { default: Database } = await import('better-sqlite3');
+    const Database = await loadSqlite();
     const db = new Database(abs);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');

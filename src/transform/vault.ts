@@ -44,6 +44,7 @@ import type { VaultConfig } from '../config/silver.js';
 import { hasSecretRef, resolveSecrets, SecretRegistry, secretRegistry } from '../config/secrets.js';
 import { ConfigError, DipError } from '../core/errors.js';
 import { ensurePrivateFileSync } from '../core/private-files.js';
+import { loadSqlite } from '../core/sqlite-native.js';
 import { TOKEN_HEX_CHARS } from './mask.js';
 
 /** The token of `value`: what the tokenize mask computes in SQL (`tokenSql` in mask.ts). */
@@ -333,7 +334,7 @@ export class TokenVault {
     const file = path.resolve(projectDir, options.path);
     // 0600 before SQLite opens it: its -wal and -shm files take the database file's mode.
     ensurePrivateFileSync(file, [`${file}-wal`, `${file}-shm`, `${file}-journal`]);
-    const { default: Database } = await import('better-sqlite3');
+    const Database = await loadSqlite();
     const db = new Database(file);
     try {
       db.pragma('journal_mode = WAL');
