@@ -243,6 +243,21 @@ for (const impl of IMPLEMENTATIONS) {
       storage = lake.storage;
     });
 
+    it("closing one engine leaves another engine's spill files alone (DuckDB clears its whole temp directory on close)", async () => {
+      await lake.engine.run("SET memory_limit = '40MB'");
+      await lake.engine.run('CREATE TEMP TABLE big AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(3000000)');
+      const spillFiles = async () =>
+        (await tree(join(dir, '.dip', 'tmp'))).filter((e) => /(^|\/)duckdb_temp_[^/]+$/.test(e));
+      const before = await spillFiles();
+      assert.ok(before.length > 0, 'the first engine spilled');
+      const other = await Lake.open(await loadProject(dir));
+      await other.engine.all('SELECT 1');
+      await other.close();
+      assert.deepEqual(await spillFiles(), before);
+      const [row] = await lake.engine.all('SELECT count(*)::INTEGER AS n FROM big');
+      assert.deepEqual(row, { n: 3_000_000 });
+    });
+
     it('scratch inside the lake root is refused, naming the setting', async () => {
       await writeProject({ ...impl.storage(dir), staging: '.dip/lake/_staging' });
       await assert.rejects(Lake.open(await loadProject(dir)), (err: unknown) => {
