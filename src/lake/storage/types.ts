@@ -29,7 +29,10 @@ export interface Storage {
    * publishing to a path that exists fails with a `conflict` DipError and leaves it as it was.
    */
   publish(localFile: string, path: string): Promise<StoredObject>;
-  /** All objects under a prefix (recursive), in no particular order. */
+  /**
+   * All objects under a prefix (recursive), in no particular order. The prefix is whole path
+   * segments: `bronze/a` lists `bronze/a/…` (or the object `bronze/a`), never `bronze/ab/…`.
+   */
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects; missing objects are not an error. */
   delete(paths: readonly string[]): Promise<void>;
