@@ -50,7 +50,18 @@ export const pipelineSchema = z
   .describe('A pipeline: sources, their streams and where they land');
 
 export const storageConfigSchema = z
-  .discriminatedUnion('kind', [z.strictObject({ kind: z.literal('local'), path: z.string().default('.dip/lake') })])
+  .discriminatedUnion('kind', [
+    z.strictObject({
+      kind: z.literal('local'),
+      path: z.string().default('.dip/lake'),
+      staging: z
+        .string()
+        .optional()
+        .describe(
+          'Local directory where files are written before they are published into the lake, relative to dip.yaml; never inside the lake (default: .dip/staging)',
+        ),
+    }),
+  ])
   .describe('Where lake files live');
 
 export const catalogConfigSchema = z
@@ -78,6 +89,12 @@ export const projectConfigSchema = z
           .regex(/^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'expected a size such as 512MB, 1GB or 4GiB')
           .default('1GB')
           .describe('DuckDB memory limit; work beyond it spills to disk'),
+        temp_directory: z
+          .string()
+          .optional()
+          .describe(
+            'Where DuckDB spills, relative to dip.yaml; each process uses its own subdirectory; never inside the lake (default: .dip/tmp)',
+          ),
       })
       .default({ memory_limit: '1GB' }),
     privacy: privacySchema.default({ detect: 'warn' }),

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { mkdirPrivate } from '../core/private-files.js';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Column } from '../catalog/types.js';
@@ -6,7 +7,11 @@ import { Serial } from '../core/serial.js';
 export interface EngineOptions {
   threads?: number | undefined;
   memoryLimit?: string | undefined;
-  /** Where DuckDB spills when work exceeds the memory limit. */
+  /**
+   * Where DuckDB spills when work exceeds the memory limit: a directory of this engine's own
+   * (DuckDB deletes every `duckdb_temp_*` file in it on close), created 0700 when DuckDB
+   * opens and removed on close.
+   */
   tempDirectory?: string | undefined;
 }
 
@@ -130,5 +135,6 @@ export class Engine {
     await this.statements.idle();
     handles?.connection.closeSync();
     handles?.instance.closeSync();
+    if (handles && this.options.tempDirectory) await rm(this.options.tempDirectory, { recursive: true, force: true });
   }
 }

@@ -1,10 +1,11 @@
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import type { Catalog } from '../catalog/types.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { openCatalog } from '../catalog/index.js';
 import type { LoadedProject } from '../config/load.js';
 import { Engine } from './engine.js';
 import { openStorage, type Storage } from './storage/index.js';
+import { assertOutsideLake, DEFAULT_TEMP_DIR, engineTempDir } from './storage/scratch.js';
 
 /** A project's lake: storage for files, the catalog for what is committed, DuckDB for compute. */
 export class Lake {
@@ -13,19 +14,23 @@ export class Lake {
     readonly storage: Storage,
     readonly catalog: Catalog,
     readonly engine: Engine,
+    /** Where engines' spill directories are (`engine.temp_directory`), outside the lake. */
+    readonly tempRoot: string,
   ) {}
 
   static async open(project: LoadedProject): Promise<Lake> {
     const { config, dir } = project;
-    const storage = await openStorage(config.storage, dir);
+    const storage = await openStorage(config.storage, dir, project.file);
+    const tempRoot = resolve(dir, config.engine.temp_directory ?? DEFAULT_TEMP_DIR);
+    if (config.storage.kind === 'local')
+      assertOutsideLake(tempRoot, resolve(dir, config.storage.path), 'engine.temp_directory', project.file);
     const catalog = await openCatalog(config.catalog, dir);
     try {
-      const staging = await storage.stagingDir();
       const engine = Engine.start(
         {
           threads: config.engine.threads,
           memoryLimit: config.engine.memory_limit,
-          tempDirectory: join(staging, 'duckdb-spill'),
+          tempDirectory: engineTempDir(tempRoot),
         },
         (err) =>
           new ConfigError(
@@ -33,7 +38,7 @@ export class Lake {
             { cause: err },
           ),
       );
-      return new Lake(project, storage, catalog, engine);
+      return new Lake(project, storage, catalog, engine, tempRoot);
     } catch (err) {
       await catalog.close();
       throw err;

@@ -1,3 +1,5 @@
+import { readdir, rm } from 'node:fs/promises';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import type { CommitInfo, DataFile, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import { processAlive } from '../core/process.js';
@@ -10,7 +12,8 @@ import { parquetScan } from './scan.js';
 import { writeLakeFile } from './write-file.js';
 import { asRegisteredWriter } from './writers.js';
 import { litList } from './sql.js';
-import { STAGING_PREFIX } from './storage/local.js';
+import { LEGACY_STAGING_PREFIX } from './storage/local.js';
+import { engineTempOwner, listScratch, type ScratchFile } from './storage/scratch.js';
 
 export interface GcOptions {
   /** Files removed from tables by commits older than this stop being time-travelable and are deleted. */
@@ -52,7 +55,7 @@ export async function collectGarbage(lake: Lake, options: GcOptions): Promise<Gc
     if (referenced.has(obj.path) && !expired.has(obj.path)) continue;
     if (now - obj.modifiedAt.getTime() < options.orphanGraceMs || obj.modifiedAt.getTime() >= writersSince - 1000)
       continue;
-    if (obj.path.startsWith(`${STAGING_PREFIX}/`)) result.stagingFiles++;
+    if (obj.path.startsWith(`${LEGACY_STAGING_PREFIX}/`)) result.stagingFiles++;
     else if (expired.has(obj.path)) result.expiredFiles++;
     else if (isLakeData(obj.path)) result.orphanFiles++;
     else continue;
@@ -60,8 +63,60 @@ export async function collectGarbage(lake: Lake, options: GcOptions): Promise<Gc
     doomed.push(obj.path);
   }
   if (!options.dryRun) await lake.storage.delete(doomed);
-  result.deleted = doomed;
+  // Scratch outside the lake: staged files no live writer can still publish, and the spill
+  // directories of engines whose process is gone.
+  const scratch: string[] = [];
+  for await (const f of listScratch(await lake.storage.stagingDir())) {
+    const at = f.modifiedAt.getTime();
+    if (now - at < options.orphanGraceMs || at >= writersSince - 1000) continue;
+    result.stagingFiles++;
+    result.bytesFreed += f.bytes;
+    scratch.push(f.path);
+  }
+  const deadSpills: string[] = [];
+  for (const dir of await deadEngineTempDirs(lake.tempRoot)) {
+    let young = false;
+    const files: ScratchFile[] = [];
+    for await (const f of listScratch(dir)) {
+      files.push(f);
+      if (now - f.modifiedAt.getTime() < options.orphanGraceMs) young = true;
+    }
+    if (young) continue;
+    for (const f of files) {
+      result.stagingFiles++;
+      result.bytesFreed += f.bytes;
+      scratch.push(f.path);
+    }
+    deadSpills.push(dir);
+  }
+  if (!options.dryRun) {
+    for (const f of scratch) await rm(f, { force: true });
+    for (const d of deadSpills) await rm(d, { recursive: true, force: true });
+  }
+  result.deleted = [...doomed, ...scratch.map((f) => shownPath(lake.project.dir, f))];
   return result;
+}
+
+/** Spill directories of engines whose process (on this host) has exited. */
+async function deadEngineTempDirs(root: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((name) => {
+      const owner = engineTempOwner(name);
+      return owner !== undefined && processAlive(owner.host, owner.pid) === false;
+    })
+    .map((name) => join(root, name));
+}
+
+/** A scratch path as the user knows it: relative to the project when inside it. */
+function shownPath(projectDir: string, file: string): string {
+  const rel = relative(projectDir, file);
+  return rel.startsWith('..') || isAbsolute(rel) ? file : rel.split(sep).join('/');
 }
 
 /**

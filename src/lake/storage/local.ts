@@ -1,28 +1,37 @@
-import { open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { copyFile, link, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { DipError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
 import { mkdirPrivate, PRIVATE_FILE_MODE } from '../../core/private-files.js';
 import type { Storage, StoredObject } from './types.js';
 
-const STAGING = '_staging';
+/** Where staging was inside the lake root before it moved out; `dip gc` still clears leftovers there. */
+export const LEGACY_STAGING_PREFIX = '_staging';
 
 /**
- * A lake in a local directory. Writes are temp-file + fsync + rename + directory fsync. Files
- * are published 0600 and directories created 0700, whatever the umask (DuckDB writes staging
- * files with the umask's mode; they are tightened before they become lake files).
+ * A lake in a local directory. `publish` hard-links the fsynced staging file into place
+ * (atomic, and it refuses to replace an existing file) and fsyncs the directory; from a
+ * staging directory on another filesystem (EXDEV) it copies into a temp file beside the
+ * target, fsyncs it and links that instead. Files are published 0600 and directories
+ * created 0700, whatever the umask (DuckDB writes staging files with the umask's mode; they
+ * are tightened before they become lake files).
  */
 export class LocalStorage implements Storage {
   readonly kind = 'local';
   readonly location: string;
+  private readonly staging: string;
   private readonly madeDirs = new Set<string>();
 
-  private constructor(root: string) {
+  private constructor(root: string, staging: string) {
     this.location = root;
+    this.staging = staging;
   }
 
-  static async create(root: string): Promise<LocalStorage> {
+  /** `staging`: an absolute local directory outside `root` (checked by the caller, see `openStorage`). */
+  static async create(root: string, staging: string): Promise<LocalStorage> {
     const abs = resolve(root);
     await mkdirPrivate(abs);
-    return new LocalStorage(abs);
+    return new LocalStorage(abs, resolve(staging));
   }
 
   uri(path: string): string {
@@ -30,17 +39,26 @@ export class LocalStorage implements Storage {
   }
 
   async stagingDir(): Promise<string> {
-    const dir = join(this.location, STAGING);
-    await this.ensureDir(dir);
-    return dir;
+    await this.ensureDir(this.staging);
+    return this.staging;
   }
 
   async publish(localFile: string, path: string): Promise<StoredObject> {
     const target = this.abs(path);
-    await this.ensureDir(dirname(target));
+    const dir = dirname(target);
+    await this.ensureDir(dir);
     await syncPrivate(localFile);
-    await rename(localFile, target);
-    await fsyncDir(dirname(target));
+    try {
+      await linkNoReplace(localFile, target, path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EXDEV') await copyInto(localFile, target, path);
+      else if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK')
+        await renameNoReplace(localFile, target, path); // a filesystem without hard links
+      else throw err;
+    }
+    await rm(localFile, { force: true });
+    await fsyncDir(dir);
     const s = await stat(target);
     return { path, bytes: s.size, modifiedAt: s.mtime };
   }
@@ -94,6 +112,48 @@ export class LocalStorage implements Storage {
   }
 }
 
+function exists(path: string): DipError {
+  return new DipError('conflict', `lake file ${path} already exists; lake files are never overwritten`);
+}
+
+async function linkNoReplace(from: string, to: string, path: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw exists(path);
+    throw err;
+  }
+}
+
+/** Staging on another filesystem: copy beside the target, fsync, then link into place. */
+async function copyInto(localFile: string, target: string, path: string): Promise<void> {
+  const temp = join(dirname(target), `.${basename(target)}.${newId()}.tmp`);
+  try {
+    await copyFile(localFile, temp);
+    await syncPrivate(temp);
+    try {
+      await linkNoReplace(temp, target, path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK')
+        await renameNoReplace(temp, target, path);
+      else throw err;
+    }
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/** Without hard links the check and the rename are two steps; lake file names are unique ids, so they never race. */
+async function renameNoReplace(from: string, to: string, path: string): Promise<void> {
+  const present = await stat(to).then(
+    () => true,
+    () => false,
+  );
+  if (present) throw exists(path);
+  await rename(from, to);
+}
+
 async function syncPrivate(path: string): Promise<void> {
   const fh = await open(path, 'r+');
   try {
@@ -112,5 +172,3 @@ async function fsyncDir(path: string): Promise<void> {
     await fh.close();
   }
 }
-
-export const STAGING_PREFIX = STAGING;
