@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: one class whose every state change is one transaction over the same run, task, lease and attempt tables; splitting it into per-record stores is the next step.
+ *
  * The orchestrator's state in the catalog: runs for data intervals, their task runs (a DAG with
  * a `waiting` count of unfinished upstreams per task), attempts with their logs, schedules and
  * alert incidents. Every state change is one serialized catalog transaction, so any number of

@@ -1,3 +1,4 @@
+/** Over 400 lines: the one SQL implementation of the Catalog contract for both dialects, kept whole so its contract suite covers one file. */
 import { CommitConflictError, DipError } from '../core/errors.js';
 import { MIGRATIONS, idColumn, type MigrationContext } from './ddl.js';
 import { OrchestrationStore } from './orchestration.js';

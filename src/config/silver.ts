@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: the zod schema of `silver:`: declarations with descriptions, not logic.
+ *
  * The bronze → silver step of a pipeline (`silver:` in dip.yaml): per silver table, which
  * bronze table it refines and how — standardization, nested JSON, dedup, derived columns,
  * joins, PII masks, the schema contract and data quality checks. Project-wide privacy

@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: the emulator's routes, paginations and failure modes side by side.
+ *
  * A local HTTP emulator of a TikTok/Instagram-style social metrics API, for the demo, tests and
  * benchmarks: OAuth2 client credentials, cursor- and offset-paginated resources, per-token rate
  * limits with 429 + Retry-After, seeded 500s, added latency, and data that changes as the

@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: deterministic fixture generators for the emulator; long, not complex.
+ *
  * Deterministic data behind the social API emulator: accounts, posts with metrics, comments and
  * audience insights. Everything derives from the seed; entity `n` gets its own PRNG stream
  * (`mix(seed, n, …)`) so it does not depend on the order in which things are generated.

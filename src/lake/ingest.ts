@@ -1,3 +1,4 @@
+/** Over 400 lines: staging one unit (raw, bronze, quarantine, type unification across files) is one sequence of DuckDB statements. */
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NewFile, TableSchema } from '../catalog/types.js';

@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: schedules, triggers, backfills and SLA checks all become runs through the same queueing rules.
+ *
  * The orchestrator: turns schedules, data triggers, manual triggers and backfills into queued
  * runs (one per data interval) in the catalog, starts them within each pipeline's limits, and
  * reports what ends badly. Work is executed by a TaskExecutor in this process, or by `dip worker`

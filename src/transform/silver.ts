@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: the silver runner: input selection, the build, checks and the one commit per table share one sequence of state.
+ *
  * Builds silver tables from bronze: per table, the new bronze files (or all of them, when the
  * table is new, its definition changed, or bronze was rewritten) go through the silver plan;
  * row checks decide which rows land and which go to quarantine; the latest record per key is

@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: one conversion per target type, side by side.
+ *
  * Standardization of one silver column as SQL: trim, empty → null, case, value mapping, and the
  * conversion to a declared type (formats, time zones, UTC timestamps with the original offset
  * kept on request). Pure builders: the expressions go into the silver SELECT; conversions that can

@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: the envelope format, key wrapping, rotation and migration must agree byte for byte.
+ *
  * The token vault of the `tokenize` mask: a SQLite file outside the lake (privacy.vault.path,
  * default .dip/vault.db) mapping each token to its clear value, encrypted so that only the
  * holders of a role's PRIVATE key can read it back.

@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: every REST auth scheme side by side, each small.
+ *
  * Authentication of REST sources: static credentials (API key, bearer, basic, header templates)
  * and OAuth2 (client credentials, refresh token with rotation), all behind one `Authenticator`.
  * OAuth2 tokens are fetched lazily on the first request, cached with their expiry and renewed

@@ -1,4 +1,6 @@
 /**
+ * Over 400 lines: retries, rate-limit budgets and concurrency act together on every attempt.
+ *
  * The HTTP client of a REST source. Every request goes through `send`, which per attempt takes
  * a concurrency slot, authenticates, waits for the rate budgets and any server-requested pause,
  * then sends with a timeout; failures retry with backoff or end in an `HttpRequestError`.
