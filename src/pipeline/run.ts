@@ -178,15 +178,7 @@ async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date 
       }
     } catch (caught) {
       if (signal.aborted) throw caught;
-      const err = classifyDiskFull(caught);
-      const message = errorMessage(err);
-      errors.push({
-        stream: key,
-        message,
-        cause: describeCause(err),
-        exitCode: err instanceof DipError ? err.exitCode : 1,
-      });
-      emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
+      recordStreamFailure(caught, errors, emit, name, key);
     }
     if (ctx.persistStats) await lake.catalog.updateRunStats(runId, stats);
   }
@@ -303,15 +295,7 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
             });
           } catch (caught) {
             if (signal.aborted) throw caught;
-            const err = classifyDiskFull(caught);
-            const message = errorMessage(err);
-            errors.push({
-              stream: key,
-              message,
-              cause: describeCause(err),
-              exitCode: err instanceof DipError ? err.exitCode : 1,
-            });
-            emit({ type: 'stream_failed', pipeline: name, stream: key, error: message });
+            recordStreamFailure(caught, errors, emit, name, key);
           } finally {
             const metrics = source.metrics?.(stream);
             if (metrics) streamStats.source = metrics;
@@ -371,4 +355,18 @@ async function runConcurrently(
   const outcomes = await Promise.allSettled(slots);
   const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/** A failed stream (or silver table): recorded in the run's errors and emitted; the run goes on with the others. */
+function recordStreamFailure(
+  caught: unknown,
+  errors: RunResult['errors'],
+  emit: RunEventSink,
+  pipeline: string,
+  stream: string,
+): void {
+  const err = classifyDiskFull(caught);
+  const message = errorMessage(err);
+  errors.push({ stream, message, cause: describeCause(err), exitCode: err instanceof DipError ? err.exitCode : 1 });
+  emit({ type: 'stream_failed', pipeline, stream, error: message });
 }

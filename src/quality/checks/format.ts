@@ -1,7 +1,6 @@
 import { EMAIL_PATTERN } from '../../core/email.js';
 import { ident, lit } from '../../lake/sql.js';
-import { coarseKind as typeKind } from '../../lake/duck-types.js';
-import { columnCheckName, neverNull, resolveColumn, shownSql, valueSql } from './shared.js';
+import { textSql, columnCheckName, neverNull, resolveColumn, shownSql, valueSql } from './shared.js';
 import type { CheckConfig } from '../../config/silver.js';
 import type { RowCheckKind } from './types.js';
 
@@ -74,7 +73,7 @@ export const formatCheck: RowCheckKind<'format'> = {
   defaultName: (check) => columnCheckName(check),
   compile(where, check) {
     const col = resolveColumn(where, check.column);
-    const v = typeKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
+    const v = textSql(col);
     return {
       columns: [col.name],
       failSql: neverNull(`${ident(col.name)} IS NOT NULL AND NOT coalesce(${formatOkSql(check.format, v)}, false)`),

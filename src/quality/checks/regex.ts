@@ -1,6 +1,5 @@
 import { ident, lit } from '../../lake/sql.js';
-import { coarseKind as typeKind } from '../../lake/duck-types.js';
-import { columnCheckName, neverNull, resolveColumn, shownSql, valueSql } from './shared.js';
+import { textSql, columnCheckName, neverNull, resolveColumn, shownSql, valueSql } from './shared.js';
 import type { RowCheckKind } from './types.js';
 
 /** The `regex` check (row level): its default name, its compilation to SQL over a row. */
@@ -10,7 +9,7 @@ export const regexCheck: RowCheckKind<'regex'> = {
   defaultName: (check) => columnCheckName(check),
   compile(where, check) {
     const col = resolveColumn(where, check.column);
-    const v = typeKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
+    const v = textSql(col);
     return {
       columns: [col.name],
       failSql: neverNull(

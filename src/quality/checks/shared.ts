@@ -69,3 +69,8 @@ export function columnsCheckName(check: {
   const cols = columnList(check);
   return cols.length ? `${check.type}_${cols.join('_')}` : check.type;
 }
+
+/** The column as text for pattern checks: text columns as they are, others cast to VARCHAR. */
+export function textSql(col: SilverColumn): string {
+  return typeKind(col.type) === 'text' ? ident(col.name) : `CAST(${ident(col.name)} AS VARCHAR)`;
+}
