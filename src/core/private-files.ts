@@ -4,7 +4,8 @@
  * and mkdir only ever remove bits of the mode asked for). Lake files, the catalog and its WAL,
  * the token vault, the hash salt and scaffolded projects all go through here.
  */
-import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
@@ -78,4 +79,26 @@ export async function ensurePrivateFile(file: string, companions: readonly strin
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   for (const f of [file, ...companions]) await chmod(f, PRIVATE_FILE_MODE).catch(() => undefined);
+}
+
+/**
+ * A random secret kept in a file (the hash salt, the quarantine and state keys): read when it
+ * exists, else created with `bytes` random bytes, base64url, 0600 in a 0700 directory. Exclusive
+ * create, so two processes creating it at once end up with the same secret.
+ */
+export function readOrCreateSecretSync(file: string, bytes: number): string {
+  const read = () => readFileSync(file, 'utf8').trim();
+  try {
+    return read();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  mkdirPrivateSync(dirname(file));
+  try {
+    writeFileSync(file, `${randomBytes(bytes).toString('base64url')}\n`, { flag: 'wx', mode: PRIVATE_FILE_MODE });
+    chmodSync(file, PRIVATE_FILE_MODE);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return read();
 }

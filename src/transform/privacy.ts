@@ -3,14 +3,13 @@
  * dip.yaml, or a random one kept in `.dip/pii-salt` beside — never inside — the lake), the
  * token vault, and how unmasked PII is treated.
  */
-import { randomBytes, createHash } from 'node:crypto';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { extname, resolve } from 'node:path';
 import type { LoadedProject } from '../config/load.js';
 import type { PiiDetectConfig, PiiDetectLevel } from '../config/silver.js';
 import { resolveSecrets } from '../config/secrets.js';
 import { ConfigError } from '../core/errors.js';
-import { mkdirPrivate, PRIVATE_FILE_MODE } from '../core/private-files.js';
+import { readOrCreateSecretSync } from '../core/private-files.js';
 import { lit } from '../lake/sql.js';
 import type { MaskContext } from './mask.js';
 import type { DetectedPii } from './pii-detect.js';
@@ -40,25 +39,9 @@ async function projectSalt(dir: string): Promise<string> {
 
 /** A random secret kept in a file of the project (created 0600 on first use, outside the lake). */
 async function projectSecretFile(dir: string, rel: string): Promise<string> {
-  const file = resolve(dir, rel);
-  try {
-    return (await readFile(file, 'utf8')).trim();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await mkdirPrivate(dirname(file));
-  // 22 characters: salt + value stay within one SHA-256 block for values up to 33 bytes,
-  // which halves the cost of hashing (a longer salt would hash every value in two blocks).
-  const salt = randomBytes(16).toString('base64url');
-  // wx: two processes creating it at once must not end up with different salts.
-  try {
-    await writeFile(file, `${salt}\n`, { flag: 'wx', mode: PRIVATE_FILE_MODE });
-    await chmod(file, PRIVATE_FILE_MODE);
-    return salt;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return (await readFile(file, 'utf8')).trim();
-    throw err;
-  }
+  // 16 bytes = 22 characters: salt + value stay within one SHA-256 block for values up to 33
+  // bytes, which halves the cost of hashing (a longer salt would hash every value in two blocks).
+  return readOrCreateSecretSync(resolve(dir, rel), 16);
 }
 
 /**

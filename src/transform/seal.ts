@@ -4,7 +4,8 @@
  * from a random key kept in `.dip/quarantine-key` beside (never inside) the lake, created 0600.
  * `dip quarantine replay` unseals them to run the rows through the silver step again.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
+import { aeadOpen, aeadSeal, IV_BYTES, TAG_BYTES } from '../core/aead.js';
 import { DipError } from '../core/errors.js';
 
 const PREFIX = 'dipq1:';
@@ -29,19 +30,20 @@ export function sealerFromSecret(secret: string): Sealer {
   );
   return {
     seal(text) {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      const ct = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
-      return PREFIX + Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64url');
+      const { iv, tag, ciphertext } = aeadSeal(key, text);
+      return PREFIX + Buffer.concat([iv, tag, ciphertext]).toString('base64url');
     },
     unseal(sealed) {
       if (!sealed.startsWith(PREFIX))
         throw new DipError('input', `a sealed quarantine value does not start with ${PREFIX}`);
       const raw = Buffer.from(sealed.slice(PREFIX.length), 'base64url');
       try {
-        const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
-        decipher.setAuthTag(raw.subarray(12, 28));
-        return Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+        const sealed = {
+          iv: raw.subarray(0, IV_BYTES),
+          tag: raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES),
+          ciphertext: raw.subarray(IV_BYTES + TAG_BYTES),
+        };
+        return aeadOpen(key, sealed).toString('utf8');
       } catch (err) {
         throw new DipError(
           'config',

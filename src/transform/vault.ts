@@ -28,8 +28,6 @@
  * `migrateLegacy` re-encrypts them as above, and detokenize refuses them until then.
  */
 import {
-  createCipheriv,
-  createDecipheriv,
   createHash,
   createPrivateKey,
   createPublicKey,
@@ -44,6 +42,7 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { VaultConfig } from '../config/silver.js';
 import { hasSecretRef, resolveSecrets, SecretRegistry, secretRegistry } from '../config/secrets.js';
+import { aeadOpen, aeadSeal, type Sealed } from '../core/aead.js';
 import { ConfigError, DipError } from '../core/errors.js';
 import { ensurePrivateFileSync } from '../core/private-files.js';
 import { loadSqlite } from '../core/sqlite-native.js';
@@ -196,25 +195,12 @@ export function vaultRecipients(vault: VaultConfig, projectDir: string): VaultRe
 // ---------------------------------------------------------------------------------------------
 // Envelope
 
-interface Sealed {
-  iv: Buffer;
-  ciphertext: Buffer;
-  tag: Buffer;
-}
-
 function seal(key: Buffer, plain: Buffer, aad: string): Sealed {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(Buffer.from(aad, 'utf8'));
-  const ciphertext = Buffer.concat([cipher.update(plain), cipher.final()]);
-  return { iv, ciphertext, tag: cipher.getAuthTag() };
+  return aeadSeal(key, plain, Buffer.from(aad, 'utf8'));
 }
 
 function unseal(key: Buffer, sealed: Sealed, aad: string): Buffer {
-  const decipher = createDecipheriv('aes-256-gcm', key, sealed.iv);
-  decipher.setAAD(Buffer.from(aad, 'utf8'));
-  decipher.setAuthTag(sealed.tag);
-  return Buffer.concat([decipher.update(sealed.ciphertext), decipher.final()]);
+  return aeadOpen(key, sealed, Buffer.from(aad, 'utf8'));
 }
 
 function wrapKeyFor(shared: Buffer, epk: Buffer, recipient: Buffer): Buffer {

@@ -4,10 +4,11 @@
  * from a random key file `.dip/state-key` (0600) beside — never inside — the lake and catalog.
  * A state written before encryption (clear) still reads; the caller re-encrypts it.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { createHash, scryptSync } from 'node:crypto';
+import { resolve } from 'node:path';
+import { aeadOpen, aeadSeal } from '../../core/aead.js';
 import { DipError } from '../../core/errors.js';
+import { readOrCreateSecretSync } from '../../core/private-files.js';
 
 export const STATE_KEY_FILE = '.dip/state-key';
 const ALGORITHM = 'aes-256-gcm';
@@ -39,21 +40,11 @@ export function deriveStateKey(material: string, source: string): StateKey {
 /** The project's key file, created with 32 random bytes (0600, exclusive create) when missing. */
 export function projectStateKey(projectDir: string): StateKey {
   const file = resolve(projectDir, STATE_KEY_FILE);
-  const read = (): StateKey => deriveStateKey(readFileSync(file, 'utf8').trim(), file);
   try {
-    return read();
+    return deriveStateKey(readOrCreateSecretSync(file, 32), file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw stateKeyError(file, err);
+    throw stateKeyError(file, err);
   }
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    // wx: two processes creating it at once must not end up with different keys.
-    writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { flag: 'wx', mode: 0o600 });
-    chmodSync(file, 0o600);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw stateKeyError(file, err);
-  }
-  return read();
 }
 
 function stateKeyError(file: string, err: unknown): DipError {
@@ -77,28 +68,28 @@ export function isEncryptedState(value: unknown): value is EncryptedState {
 }
 
 export function encryptState(value: unknown, key: StateKey): EncryptedState {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv(ALGORITHM, key.key, iv);
-  cipher.setAAD(AAD);
-  const data = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+  const sealed = aeadSeal(key.key, JSON.stringify(value), AAD);
   return {
     encrypted: ALGORITHM,
     key_id: key.id,
-    iv: iv.toString('base64'),
-    tag: cipher.getAuthTag().toString('base64'),
-    data: data.toString('base64'),
+    iv: sealed.iv.toString('base64'),
+    tag: sealed.tag.toString('base64'),
+    data: sealed.ciphertext.toString('base64'),
   };
 }
 
 /** The clear value; a config error naming both keys (by id) when this key did not write it. */
 export function decryptState(state: EncryptedState, key: StateKey, what: string): unknown {
   try {
-    const decipher = createDecipheriv(ALGORITHM, key.key, Buffer.from(state.iv, 'base64'));
-    decipher.setAAD(AAD);
-    decipher.setAuthTag(Buffer.from(state.tag, 'base64'));
-    const clear = Buffer.concat([decipher.update(Buffer.from(state.data, 'base64')), decipher.final()]).toString(
-      'utf8',
-    );
+    const clear = aeadOpen(
+      key.key,
+      {
+        iv: Buffer.from(state.iv, 'base64'),
+        tag: Buffer.from(state.tag, 'base64'),
+        ciphertext: Buffer.from(state.data, 'base64'),
+      },
+      AAD,
+    ).toString('utf8');
     return JSON.parse(clear) as unknown;
   } catch {
     throw new DipError(
