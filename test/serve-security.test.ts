@@ -409,6 +409,9 @@ describe('dip serve security: names from URLs are own properties only', () => {
         assert.equal(res.status, 404, path);
         assert.equal(res.json.error.message, `no pipeline named "${name}" (pipelines: q)`);
       }
+      const state = await call(port, 'GET', `/pipelines/${name}/state`);
+      assert.equal(state.status, 404, 'state');
+      assert.equal(state.json.error.message, `no pipeline named "${name}" (pipelines: q)`); // no project file path
       assert.equal((await call(port, 'GET', `/runs/${name}`)).status, 404);
       assert.equal((await call(port, 'GET', `/runs/${name}/tasks`)).status, 404);
       assert.equal((await call(port, 'POST', `/runs/${name}/cancel`, { headers: JSON_TYPE })).status, 404);

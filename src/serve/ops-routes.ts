@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { qualityReports } from '../ops/quality.js';
 import { listQuarantine } from '../ops/quarantine.js';
 import { streamStates } from '../ops/state.js';
-import type { ApiContext } from './context.js';
+import { servedPipeline, type ApiContext } from './context.js';
 import {
   pipelineParams,
   qualityQuery,
@@ -61,6 +61,7 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: ApiContext): void {
     { schema: state },
     async (req) => {
       const name = req.params.name;
+      servedPipeline(lake, name); // its 404 names no project file path
       const states = await streamStates(lake, name, req.query.stream);
       return { pipeline: name, streams: states.map(streamStateView) };
     },

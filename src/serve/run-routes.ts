@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { DipError } from '../core/errors.js';
 import { listRuns as listRunsOp, runDetail } from '../ops/runs.js';
 import type { Interval } from '../orchestrate/schedule.js';
-import type { ApiContext } from './context.js';
+import { servedPipeline, type ApiContext } from './context.js';
 import {
   backfillBody,
   logQuery,
@@ -38,13 +38,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: ApiContext): void {
   };
 
   const pipelineView = async (name: string) => {
-    const pipelines = lake.project.config.pipelines;
-    const config = Object.hasOwn(pipelines, name) ? pipelines[name] : undefined;
-    if (!config)
-      throw new DipError(
-        'not_found',
-        `no pipeline named "${name}" (pipelines: ${Object.keys(lake.project.config.pipelines).join(', ') || 'none'})`,
-      );
+    const config = servedPipeline(lake, name);
     let tasks: ReturnType<typeof dagView> = [];
     let error: string | null = null;
     try {
