@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import type { IngestTarget, StagedUnit } from '../ingest.js';
 import type { Lake } from '../lake.js';
 import { mergeFiles } from '../merge.js';
-import { commitRequest, onlyEmpty, type PreparedCommit, zoneChanges } from './land.js';
+import { commitRequest, type PreparedCommit, zoneChanges } from './land.js';
 
 /**
  * merge: the units' records upserted into the bronze table by primary key, as one new file that
@@ -32,8 +32,9 @@ export async function prepareMerge(
     }).finally(() => Promise.all(inputs.map((f) => rm(f, { force: true }))));
     bronze.add = merged ? [merged] : [];
   }
-  // A merge whose pages held no records touches only the raw zone (nothing to upsert).
-  const bronzeTouched = !(await onlyEmpty(lake, zones, units)) && inputs.length > 0;
+  // A merge whose pages held no records touches only the raw zone (nothing to upsert). A unit
+  // with a merge input is never empty, so this also covers `onlyEmpty` without a catalog query.
+  const bronzeTouched = inputs.length > 0;
   return {
     request: commitRequest(target, units, 'merge', zones, bronzeTouched, undefined),
     bronze,

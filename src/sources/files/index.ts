@@ -62,14 +62,16 @@ export const filesConnector = defineConnector({
             details: { patterns: unmatched },
           });
         }
-        const legacy = legacyEntries(ctx.ledger);
+        // Built on the first key the ledger does not hold as it is (most runs never need it).
+        let legacy: Map<string, LedgerEntry[]> | undefined;
         const units: ReadUnit[] = [];
         const refresh: LedgerEntry[] = [];
         let skipped = 0;
         for (const f of files) {
           ctx.signal.throwIfAborted();
           const key = ledgerKey(f.path, baseDir);
-          const seen = ctx.ledger.get(key) ?? ctx.ledger.get(f.path) ?? legacyMatch(legacy, key);
+          const seen =
+            ctx.ledger.get(key) ?? ctx.ledger.get(f.path) ?? legacyMatch((legacy ??= legacyEntries(ctx.ledger)), key);
           let contentHash: string | undefined;
           if (seen && seen.bytes === f.bytes) {
             if (seen.modifiedMs === f.modifiedMs) {
@@ -147,7 +149,9 @@ function legacyEntries(ledger: ReadonlyMap<string, LedgerEntry>): Map<string, Le
   for (const entry of ledger.values()) {
     if (!entry.path.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(entry.path)) continue;
     const name = entry.path.split(/[\\/]/).pop() ?? entry.path;
-    byName.set(name, [...(byName.get(name) ?? []), entry]);
+    const list = byName.get(name);
+    if (list) list.push(entry);
+    else byName.set(name, [entry]);
   }
   return byName;
 }
