@@ -104,6 +104,7 @@ export async function stageUnit(
           tableSchema,
           [...columns.map(({ name, type }) => ({ name, type })), ...AUDIT_COLUMNS],
           target.stream.schemaContract,
+          { widenToText: target.stream.widenToText },
         );
         const enforce =
           input.format === 'csv' && !input.columns && !enforced ? typeOverrides(evolution.incompatible) : undefined;

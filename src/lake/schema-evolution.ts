@@ -1,5 +1,5 @@
 import type { Column, TableSchema } from '../catalog/types.js';
-import { commonType } from './duck-types.js';
+import { commonType, isPlainScalarType } from './duck-types.js';
 
 export { commonType } from './duck-types.js';
 
@@ -32,11 +32,21 @@ export interface EvolutionResult {
   writeTypes: Map<string, string>;
 }
 
+export interface EvolveOptions {
+  /**
+   * A column whose types have no common numeric or temporal type becomes text (VARCHAR holds
+   * every value of either type exactly as text). For change-data-capture streams, where the
+   * source database changed the column's type and every event must land (ALTER TABLE … MODIFY).
+   */
+  widenToText?: boolean | undefined;
+}
+
 /** Compares a batch's columns with the table's current schema (undefined: a new table). */
 export function evolveSchema(
   current: TableSchema | undefined,
   batch: readonly Column[],
   contract: SchemaContract,
+  options: EvolveOptions = {},
 ): EvolutionResult {
   const writeTypes = new Map<string, string>();
   if (!current) {
@@ -61,7 +71,9 @@ export function evolveSchema(
       writeTypes.set(col.name, col.type);
       continue;
     }
-    const common = commonType(existing.type, col.type);
+    const common =
+      commonType(existing.type, col.type) ??
+      (options.widenToText && textHolds(existing.type) && textHolds(col.type) ? 'VARCHAR' : undefined);
     if (common === undefined) {
       incompatible.push({ column: col.name, tableType: existing.type, batchType: col.type });
       continue;
@@ -78,4 +90,9 @@ export function evolveSchema(
     }
   }
   return { schema: { columns }, changes, incompatible, writeTypes };
+}
+
+/** Types whose values cast to VARCHAR and read back as the same text (scalars and JSON, not nested types). */
+function textHolds(type: string): boolean {
+  return isPlainScalarType(type) || type === 'JSON' || type === 'VARCHAR';
 }

@@ -19,6 +19,12 @@ export interface StreamSpec {
   deletedColumn?: string | undefined;
   schemaContract: SchemaContract;
   /**
+   * A column's type changed at the source into one the lake's type has no common numeric or
+   * temporal type with: the column becomes text instead of refusing the batch (CDC streams,
+   * whose events must all land).
+   */
+  widenToText?: boolean | undefined;
+  /**
    * Change-data-capture streams: the stream's table keeps every change event (the change log)
    * and `currentState.table` is kept equal to the source table by merging the events by
    * primary key in order (`_dip_deleted` marks deletes).

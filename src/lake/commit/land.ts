@@ -112,7 +112,9 @@ export async function landCommit(lake: Lake, target: IngestTarget, prepared: Pre
     // Evolve from the schema in force right now, not the one this stream started with: a
     // concurrent writer may have added columns meanwhile, and its version must not be lost.
     const current = await lake.catalog.schemaAt(bronze.table);
-    const evolved = evolveSchema(current?.schema, bronze.schema?.columns ?? [], stream.schemaContract);
+    const evolved = evolveSchema(current?.schema, bronze.schema?.columns ?? [], stream.schemaContract, {
+      widenToText: stream.widenToText,
+    });
     if (evolved.incompatible.length) {
       const c = evolved.incompatible[0];
       throw new SchemaChangeError(
@@ -127,7 +129,9 @@ export async function landCommit(lake: Lake, target: IngestTarget, prepared: Pre
     bronze.expectedSchemaVersion = current?.version ?? null;
     if (currentTable) {
       const at = await lake.catalog.schemaAt(currentTable.table);
-      currentTable.schema = evolveSchema(at?.schema, evolved.schema.columns, 'evolve').schema;
+      currentTable.schema = evolveSchema(at?.schema, evolved.schema.columns, 'evolve', {
+        widenToText: stream.widenToText,
+      }).schema;
       currentTable.expectedSchemaVersion = at?.version ?? null;
     }
     try {

@@ -91,10 +91,14 @@ export async function resolveStreams(
     claim(c.stream, c.at);
     const table = await db.describeTable(c.schema, c.name);
     if (!table) {
+      // A table named in dip.yaml that is not there (dropped, renamed, a typo) fails its own
+      // stream when run; the source's other streams go on.
       const known = await db.listTables(c.schema);
-      throw new ConfigError(
-        `${c.at}: no table or view ${c.schema}.${c.name} in the database (in ${c.schema}: ${known.slice(0, 30).join(', ') || '(none)'})`,
+      const missing = new ConfigError(
+        `${c.at}: no table or view ${c.schema}.${c.name} in the database (in ${c.schema}: ${known.slice(0, 30).join(', ') || '(none)'}); if it was dropped or renamed, remove it from dip.yaml or point it at the new name`,
       );
+      streams.push(missingStream(config, c, missing));
+      continue;
     }
     streams.push(tableStream(config, c, table));
   }
@@ -121,6 +125,25 @@ export async function resolveStreams(
     );
   }
   return streams;
+}
+
+/** The stream of a named table the database does not hold: planning it fails with `missing`. */
+function missingStream(config: DatabaseSourceConfig, c: Candidate, missing: ConfigError): DbStream {
+  const mode = c.options.mode ?? config.mode;
+  return {
+    spec: {
+      name: c.stream,
+      table: mode === 'cdc' ? `${c.destination}_changes` : c.destination,
+      writeDisposition: mode === 'full' ? 'replace' : mode === 'cdc' ? 'append' : 'merge',
+      primaryKey: c.options.primary_key ?? [],
+      schemaContract: 'evolve',
+      ...(mode === 'cdc' ? { currentState: { table: c.destination }, widenToText: true } : {}),
+    },
+    mode,
+    columns: [],
+    chunkRows: c.options.chunk_rows ?? config.extract.chunk_rows,
+    missing,
+  };
 }
 
 function tableStream(config: DatabaseSourceConfig, c: Candidate, table: DbTable): DbStream {
@@ -198,7 +221,7 @@ function finish(at: string, d: StreamDraft): DbStream {
     writeDisposition: d.mode === 'cdc' ? 'append' : writeDisposition,
     primaryKey: d.primaryKey,
     schemaContract: 'evolve',
-    ...(d.mode === 'cdc' ? { currentState: { table: d.destination } } : {}),
+    ...(d.mode === 'cdc' ? { currentState: { table: d.destination }, widenToText: true } : {}),
   };
   return {
     spec,

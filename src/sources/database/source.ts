@@ -49,6 +49,7 @@ export class DatabaseSource implements SourceInstance {
   async plan(stream: StreamSpec, ctx: PlanContext): Promise<StreamPlan> {
     const s = this.dbStreams?.find((d) => d.spec.name === stream.name);
     if (!s) throw new DipError('internal', `${this.name}: no stream ${stream.name}`);
+    if (s.missing) throw s.missing;
     switch (s.mode) {
       case 'full':
         return { units: this.dialect.full(s, ctx), skipped: 0 };
@@ -56,7 +57,7 @@ export class DatabaseSource implements SourceInstance {
         return { units: this.dialect.incremental(s, ctx), skipped: 0 };
       case 'cdc':
         this.feed ??= this.dialect.changeFeed(
-          (this.dbStreams ?? []).filter((d) => d.mode === 'cdc'),
+          (this.dbStreams ?? []).filter((d) => d.mode === 'cdc' && !d.missing),
           ctx,
         );
         return { units: this.feed.units(s, ctx), skipped: 0 };

@@ -50,6 +50,8 @@ export interface DbStream {
   lagMs?: number | undefined;
   where?: string | undefined;
   chunkRows: number;
+  /** A named table the database does not hold (dropped, renamed): the stream fails with this when run. */
+  missing?: Error | undefined;
 }
 
 /** Where an incremental read stopped: the last (cursor, primary key) committed, as text. */
