@@ -18,7 +18,7 @@ import { durationMs } from '../../core/time.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { ChangeBatcher, snapshotSelectList, type CdcUnit, type ChangeDialect } from './change-batch.js';
 import type { ChangeFeed } from './source.js';
-import type { DbStream, DbTable } from './types.js';
+import type { DbColumn, DbStream, DbTable } from './types.js';
 import { assertCdcStreamsTogether } from './types.js';
 
 export interface CdcSessionOptions {
@@ -124,17 +124,44 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
       state,
       committed: state ? this.stateLsn(state) : 0n,
       queue: new AsyncQueue<CdcUnit>(QUEUE_UNITS),
-      batch: new ChangeBatcher(
-        s,
-        ctx.stagingDir,
-        { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId },
-        this.changes,
-      ),
+      batch: this.batcher(s, ctx),
     });
     this.feeds.set(s.spec.name, feed);
     this.byTable.set(tableName(table), feed);
     if (this.feeds.size === this.o.streams.length) this.registered();
     return feed;
+  }
+
+  private batcher(s: DbStream, ctx: PlanContext): ChangeBatcher {
+    return new ChangeBatcher(
+      s,
+      ctx.stagingDir,
+      { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId },
+      this.changes,
+    );
+  }
+
+  /**
+   * `f`'s table has other columns from here on (a DDL statement changed it): its batch, which
+   * the caller flushed, starts again with them, and so do the units after it.
+   */
+  protected async setColumns(f: F, columns: DbColumn[]): Promise<void> {
+    await f.batch.discard();
+    f.stream.columns = columns;
+    f.table.columns = columns;
+    f.batch = this.batcher(f.stream, f.ctx);
+  }
+
+  /**
+   * `f`'s table is gone (dropped, renamed): what it has read so far becomes a unit, then its
+   * stream fails with `err` and the session goes on with the others.
+   */
+  protected async dropFeed(f: F, err: Error): Promise<void> {
+    await this.flush(f);
+    this.feeds.delete(f.stream.spec.name);
+    this.byTable.delete(tableName(f.table));
+    await f.batch.discard();
+    f.queue.fail(err);
   }
 
   protected following(): boolean {

@@ -9,7 +9,14 @@ import { ConfigError } from '../../core/errors.js';
 import { durationMs } from '../../core/time.js';
 import { streamNameOf } from '../../config/stream-names.js';
 import type { StreamSpec } from '../types.js';
-import type { DbIntrospector, DbColumn, DbStream, DbTable } from './types.js';
+import {
+  type ColumnChoice,
+  type DbIntrospector,
+  type DbColumn,
+  type DbStream,
+  type DbTable,
+  chooseColumns,
+} from './types.js';
 import { isDateOrTimestamp } from '../../lake/duck-types.js';
 
 /** `*` and `?` globs, anchored, case-insensitive (database names rarely differ by case only). */
@@ -149,16 +156,17 @@ function missingStream(config: DatabaseSourceConfig, c: Candidate, missing: Conf
 function tableStream(config: DatabaseSourceConfig, c: Candidate, table: DbTable): DbStream {
   const o = c.options;
   const qualified = `${table.schema}.${table.name}`;
-  const known = table.columns.map((col) => col.name);
   if (o.columns) checkColumns(c.at, 'columns', o.columns, table.columns);
   if (o.exclude_columns) checkColumns(c.at, 'exclude_columns', o.exclude_columns, table.columns);
   const primaryKey = o.primary_key ?? table.primaryKey;
   checkColumns(c.at, 'primary_key', primaryKey, table.columns);
-  const chosen = new Set(o.columns ?? known);
-  for (const x of o.exclude_columns ?? []) chosen.delete(x);
   // The key and cursor are always read: merge and keyset pagination need them.
-  for (const k of [...primaryKey, ...(o.cursor ? [o.cursor] : [])]) chosen.add(k);
-  const columns = table.columns.filter((col) => chosen.has(col.name));
+  const columnChoice: ColumnChoice = {
+    only: o.columns,
+    exclude: o.exclude_columns ?? [],
+    always: [...primaryKey, ...(o.cursor ? [o.cursor] : [])],
+  };
+  const columns = chooseColumns(columnChoice, table.columns);
   const mode = o.mode ?? config.mode;
   if (mode === 'cdc' && primaryKey.length === 0) {
     throw new ConfigError(
@@ -177,6 +185,7 @@ function tableStream(config: DatabaseSourceConfig, c: Candidate, table: DbTable)
     writeDisposition: o.write_disposition,
     chunkRows: o.chunk_rows ?? config.extract.chunk_rows,
     table: { ...table, columns },
+    columnChoice,
   });
 }
 
@@ -193,6 +202,7 @@ interface StreamDraft {
   chunkRows: number;
   table?: DbTable;
   query?: string;
+  columnChoice?: ColumnChoice;
 }
 
 function finish(at: string, d: StreamDraft): DbStream {
@@ -233,6 +243,7 @@ function finish(at: string, d: StreamDraft): DbStream {
     lagMs: d.lag === undefined ? undefined : durationMs(d.lag, `${at}.lag`),
     where: d.where,
     chunkRows: d.chunkRows,
+    columnChoice: d.columnChoice,
   };
 }
 

@@ -50,8 +50,30 @@ export interface DbStream {
   lagMs?: number | undefined;
   where?: string | undefined;
   chunkRows: number;
+  /** Table streams: which of the table's columns are read (applied again when the table changes shape). */
+  columnChoice?: ColumnChoice | undefined;
   /** A named table the database does not hold (dropped, renamed): the stream fails with this when run. */
   missing?: Error | undefined;
+}
+
+/** The columns dip.yaml selects of a table: `only` (or all), less `exclude`, plus `always` (key, cursor). */
+export interface ColumnChoice {
+  only?: readonly string[] | undefined;
+  exclude: readonly string[];
+  always: readonly string[];
+}
+
+/** The columns of `columns` (a table's, in order) the choice reads. */
+export function chooseColumns<C extends { name: string }>(
+  choice: ColumnChoice | undefined,
+  columns: readonly C[],
+): C[] {
+  if (!choice) return [...columns];
+  return columns.filter(
+    (c) =>
+      choice.always.includes(c.name) ||
+      ((choice.only ? choice.only.includes(c.name) : true) && !choice.exclude.includes(c.name)),
+  );
 }
 
 /** Where an incremental read stopped: the last (cursor, primary key) committed, as text. */

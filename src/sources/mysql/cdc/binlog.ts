@@ -1,3 +1,4 @@
+/** Over 400 lines: the untyped library is typed, its table-map lookup and lossy value decoding replaced, in one place. */
 /**
  * The binlog connection, through `@powersync/mysql-zongji` (a MySQL 8 / MariaDB capable fork
  * of ZongJi): it registers as a replica (COM_BINLOG_DUMP from a file and position, with a
@@ -50,7 +51,12 @@ interface RawColumn {
     | undefined;
 }
 
-interface RawColumnSchema {
+/** A column as the library reads it from information_schema.COLUMNS (names, and types for decoding). */
+export interface RawColumnSchema {
+  COLUMN_NAME: string;
+  COLLATION_NAME: string | null;
+  CHARACTER_SET_NAME: string | null;
+  COLUMN_COMMENT: string;
   COLUMN_TYPE: string;
 }
 
@@ -234,21 +240,27 @@ interface EventBase {
   timestamp: number;
 }
 
+interface RowsWhere {
+  schema: string;
+  table: string;
+  /** Every column is in the row images (binlog_row_image = FULL). */
+  full: boolean;
+  /** The row images have another number of columns than the table's shape they were named by. */
+  shapeChanged?: { binlogColumns: number; tableColumns: number } | undefined;
+}
+
 export type BinlogEvent =
   | (EventBase & { kind: 'rotate'; file: string; position: number })
-  | (EventBase & { kind: 'insert' | 'delete'; schema: string; table: string; full: boolean; rows: RowImage[] })
-  | (EventBase & {
-      kind: 'update';
-      schema: string;
-      table: string;
-      full: boolean;
-      rows: { before: RowImage; after: RowImage }[];
-    })
+  | (EventBase & RowsWhere & { kind: 'insert' | 'delete'; rows: RowImage[] })
+  | (EventBase & RowsWhere & { kind: 'update'; rows: { before: RowImage; after: RowImage }[] })
   | (EventBase & { kind: 'xid'; xid: number })
   | (EventBase & { kind: 'query'; schema: string; query: string })
   | (EventBase & { kind: 'other'; name: string });
 
-function toEvent(raw: RawEvent): BinlogEvent {
+function toEvent(
+  raw: RawEvent,
+  mismatched: ReadonlyMap<number, { binlogColumns: number; tableColumns: number }>,
+): BinlogEvent {
   const base: EventBase = { next: raw.nextPosition, timestamp: raw.timestamp };
   const name = raw.getEventName();
   switch (name) {
@@ -265,7 +277,12 @@ function toEvent(raw: RawEvent): BinlogEvent {
       const columns = raw.numberOfColumns ?? 0;
       // Columns left out of a row image (binlog_row_image MINIMAL or NOBLOB in some session) read as NULL: say so.
       const full = allColumns(raw.columns_present_bitmap, columns) && allColumns(raw.columns_present_bitmap2, columns);
-      const where = { schema: table?.parentSchema ?? '', table: table?.tableName ?? '', full };
+      const where: RowsWhere = {
+        schema: table?.parentSchema ?? '',
+        table: table?.tableName ?? '',
+        full,
+        shapeChanged: mismatched.get(raw.tableId ?? -1),
+      };
       if (name === 'updaterows')
         return { ...base, ...where, kind: 'update', rows: (raw.rows ?? []) as { before: RowImage; after: RowImage }[] };
       return {
@@ -286,12 +303,21 @@ export interface BinlogStart {
   position: number;
   /** Schema → tables whose row events are decoded; the others are skipped unread. */
   tables: Record<string, string[]>;
+  /**
+   * A table's columns as of the binlog position being read (names by ordinal position), asked
+   * for at each table map event; undefined: from information_schema as it is now.
+   */
+  shape?: (schema: string, table: string) => Promise<RawColumnSchema[] | undefined>;
 }
 
 /** One binlog dump connection (plus the library's control connection for column names). */
 export class BinlogReader {
   private readonly zongji: RawZongJi;
   private stopped: Promise<void> | undefined;
+  /** Table map lookups under way: the library pauses the connection meanwhile and resumes it after. */
+  private fetching = 0;
+  /** Table ids whose row images do not fit the shape they were named by. */
+  private readonly mismatched = new Map<number, { binlogColumns: number; tableColumns: number }>();
 
   constructor(connection: Record<string, unknown>) {
     const ZongJi = library();
@@ -304,21 +330,58 @@ export class BinlogReader {
       if (!this.stopped) onError(err);
     });
     z.on('binlog', (raw: RawEvent) => {
-      if (!this.stopped) onEvent(toEvent(raw));
+      if (!this.stopped) onEvent(toEvent(raw, this.mismatched));
     });
-    // Column names come from information_schema as it is now: when the binlog's row images
-    // have another number of columns, the table changed since they were written and names
-    // would be matched to the wrong values.
     const fetch = z._fetchTableInfo.bind(z);
-    z._fetchTableInfo = (event, next) =>
-      fetch(event, () => {
-        const known = z.tableMap[event.tableId]?.columnSchemas.length ?? 0;
-        if (known !== event.columnCount) {
-          z.emit('error', new TableChangedError(event.schemaName, event.tableName, event.columnCount, known));
-          return;
-        }
+    z._fetchTableInfo = (event, next) => {
+      this.fetching++;
+      const done = () => {
+        this.fetching--;
         next();
-      });
+      };
+      const fail = (err: unknown) => {
+        this.fetching--;
+        z.emit('error', err);
+      };
+      if (!at.shape) {
+        // Column names from information_schema as it is now: when the binlog's row images have
+        // another number of columns, the table changed since they were written and names would
+        // be matched to the wrong values.
+        fetch(event, () => {
+          const known = z.tableMap[event.tableId]?.columnSchemas.length ?? 0;
+          if (known !== event.columnCount)
+            fail(new TableChangedError(event.schemaName, event.tableName, event.columnCount, known));
+          else done();
+        });
+        return;
+      }
+      at.shape(event.schemaName, event.tableName).then((columns) => {
+        if (!columns) return fetch(event, done);
+        // Names by ordinal position from the shape the table has at this point of the binlog.
+        // Row images of another width are decoded under placeholder names and flagged: the
+        // session skips them when it has them already, and stops on them otherwise.
+        const schemas = Array.from({ length: event.columnCount }, (_, i) => {
+          const c = columns.length === event.columnCount ? columns[i] : undefined;
+          return (
+            c ?? {
+              COLUMN_NAME: `\u0000${i}`,
+              COLLATION_NAME: null,
+              CHARACTER_SET_NAME: null,
+              COLUMN_COMMENT: '',
+              COLUMN_TYPE: '',
+            }
+          );
+        });
+        if (columns.length === event.columnCount) this.mismatched.delete(event.tableId);
+        else this.mismatched.set(event.tableId, { binlogColumns: event.columnCount, tableColumns: columns.length });
+        z.tableMap[event.tableId] = {
+          columnSchemas: schemas,
+          parentSchema: event.schemaName,
+          tableName: event.tableName,
+        };
+        done();
+      }, fail);
+    };
     z.start({ serverId: at.serverId, filename: at.file, position: at.position, includeSchema: at.tables });
   }
 
@@ -327,6 +390,7 @@ export class BinlogReader {
   }
 
   resume(): void {
+    if (this.fetching > 0) return;
     this.zongji.connection.resume();
   }
 

@@ -19,15 +19,26 @@ export interface MysqlCdcState {
   lsn: string;
   /** Where the stream's snapshot was taken (file:position). */
   snapshot_at: string;
+  /**
+   * The table's columns at `position` (all of them, in order): the binlog's row images name no
+   * columns, and after an ALTER TABLE the table no longer says what they were.
+   */
+  shape?: ShapeColumn[] | undefined;
+  /** A DDL statement before `position` changed the table and the copy taken after it has not landed: take it again. */
+  copy_due?: true | undefined;
 }
 
+/** A column of a table's shape: name, COLUMN_TYPE, character set, collation. */
+export type ShapeColumn = [name: string, type: string, charset: string | null, collation: string | null];
+
 /** The state of a stream complete up to `lsn`, in binlog files named `base`.NNNNNN. */
-export function cdcState(base: string, lsn: bigint, snapshotAt: string): MysqlCdcState {
+export function cdcState(base: string, lsn: bigint, snapshotAt: string, shape?: ShapeColumn[]): MysqlCdcState {
   return {
     binlog: positionFile(base, lsn),
     position: positionOffset(lsn),
     lsn: lsn.toString(),
     snapshot_at: snapshotAt,
+    ...(shape ? { shape } : {}),
   };
 }
 

@@ -1,3 +1,4 @@
+/** Over 400 lines: one binlog session is one state machine over its events (transactions, TRUNCATE, DDL and the copies after it, positions). */
 /**
  * Change data capture for the CDC streams of one MySQL or MariaDB source, through one binlog
  * connection (registered as a replica with `cdc.server_id`). The session:
@@ -23,15 +24,25 @@ import type { MysqlSourceConfig } from '../../../config/database.js';
 import { ConfigError } from '../../../core/errors.js';
 import type { CdcUnit, ChangeDialect } from '../../database/change-batch.js';
 import { CdcSessionBase, tableName, type CdcFeed } from '../../database/cdc-session.js';
-import type { DbStream } from '../../database/types.js';
+import { chooseColumns, type DbColumn, type DbStream } from '../../database/types.js';
 import type { PlanContext } from '../../types.js';
-import { connect } from '../connection.js';
+import { connect, type MysqlConnection } from '../connection.js';
+import { MysqlIntrospector } from '../introspect.js';
 import { binlogConverter, binlogRenderer } from '../types.js';
-import { BinlogReader, binlogConnection, inOrder, type BinlogEvent } from './binlog.js';
+import {
+  BinlogReader,
+  TableChangedError,
+  binlogConnection,
+  inOrder,
+  type BinlogEvent,
+  type RawColumnSchema,
+} from './binlog.js';
 import { defaultServerId, describeBinlogError } from './errors.js';
 import { classifyStatement, rowChanges } from './events.js';
 import {
   type MysqlCdcState,
+  type ShapeColumn,
+  beginSnapshotAt,
   binaryLogs,
   cdcState,
   isMysqlCdcState,
@@ -45,7 +56,8 @@ import {
   positionOffset,
   positionText,
 } from './position.js';
-import { readSnapshot } from './snapshot.js';
+import { rawSchemas, sameShape, shapeColumns, tableShape } from './shape.js';
+import { readSnapshot, snapshotTable } from './snapshot.js';
 import { TxnBuffer } from './txn-buffer.js';
 
 export { defaultServerId } from './errors.js';
@@ -64,6 +76,14 @@ interface Feed extends CdcFeed<MysqlCdcState> {
   through: bigint;
   snapshotAt: string;
   render: ((value: unknown) => string | null)[];
+  /** Every column of the table as of the position read to: names the binlog's row images. */
+  shape: ShapeColumn[];
+  /**
+   * A copy of the table taken after a DDL statement changed it (at `at`), queued once reading
+   * reaches that position: the events before it land first, each once, and the copy then
+   * replaces the current table with rows that also hold what the DDL changed without events.
+   */
+  copy?: { unit: CdcUnit; at: bigint; snapshotAt: string } | undefined;
 }
 
 /** With --follow, how often the position of streams whose tables see no changes is committed. */
@@ -104,6 +124,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
       through: feed.committed,
       snapshotAt: feed.state?.snapshot_at ?? '',
       render: feed.stream.columns.map(binlogRenderer),
+      shape: feed.state?.shape ?? [],
     };
   }
 
@@ -122,9 +143,13 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
           start = first.committed;
           const log = resumeLog(logs, start, first.stream.spec.name, first.state, { label, pipeline: this.o.pipeline });
           this.base = binlogBase(log);
+          for (const f of feeds) await this.resumeShape(conn, f);
+          // A copy after a DDL statement that had not landed when the last run stopped: take it again.
+          for (const f of feeds) if (f.state?.copy_due) await this.reshape(f, start, true);
         } else {
           // A stream without state (new, reset, or a crash during the first snapshot): every
           // table is read again in one snapshot, at one binlog position.
+          for (const f of feeds) f.shape = await tableShape(conn, f.table.schema, f.table.name);
           start = await this.snapshot(feeds);
         }
         if (!feeds.some((f) => f.ctx.follow)) {
@@ -141,9 +166,30 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     }
   }
 
+  /**
+   * The shape a resumed stream's table had at its position (from its state): when the table
+   * changed since, the stream reads with the columns it had until the binlog's DDL statement.
+   */
+  private async resumeShape(conn: MysqlConnection, f: Feed): Promise<void> {
+    const now = await tableShape(conn, f.table.schema, f.table.name);
+    if (f.shape.length === 0) f.shape = now;
+    else if (!sameShape(f.shape, now))
+      await this.setColumns(f, chooseColumns(f.stream.columnChoice, shapeColumns(f.shape, f.stream.columns)));
+  }
+
+  protected override async setColumns(f: Feed, columns: DbColumn[]): Promise<void> {
+    await super.setColumns(f, columns);
+    f.render = columns.map(binlogRenderer);
+  }
+
   /** Copies every table in one snapshot transaction; queues one snapshot unit per table. Returns its position. */
   private async snapshot(feeds: Feed[]): Promise<bigint> {
-    const { at, position, units } = await readSnapshot(this.o.connection, this.o.label, feeds);
+    const { at, position, units } = await readSnapshot(
+      this.o.connection,
+      this.o.label,
+      feeds,
+      (f) => (f as Feed).shape,
+    );
     this.base = binlogBase(at.file);
     for (const f of feeds) {
       f.committed = position;
@@ -166,7 +212,13 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     const reader = new BinlogReader(binlogConnection(this.o.connection));
     this.reader = reader;
     reader.start(
-      { serverId: this.serverId, file: positionFile(this.base, start), position: this.offset, tables },
+      {
+        serverId: this.serverId,
+        file: positionFile(this.base, start),
+        position: this.offset,
+        tables,
+        shape: (schema, table) => this.shapeAt(schema, table),
+      },
       inOrder(
         reader,
         this.serial,
@@ -194,6 +246,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     if (this.finished) return;
     // Where this event starts: the end of the one before.
     const start = this.position();
+    await this.queueCopies(start);
     this.lastEventAt = Date.now();
     switch (e.kind) {
       case 'rotate': {
@@ -222,6 +275,16 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     if (this.target !== undefined && !this.txn && this.position() >= this.target) await this.finish();
   }
 
+  /**
+   * A table's columns where the binlog is read: once every event before its table map event is
+   * handled (a DDL statement among them has changed the feed's shape). A table whose stream
+   * ended (dropped) has no columns: its row images are decoded under placeholder names, unused.
+   */
+  private async shapeAt(schema: string, table: string): Promise<RawColumnSchema[]> {
+    await this.serial.idle();
+    return rawSchemas(this.feedOf(schema, table)?.shape ?? []);
+  }
+
   private feedOf(schema: string, table: string): Feed | undefined {
     const key = tableName({ schema, name: table });
     const exact = this.byTable.get(key);
@@ -235,6 +298,13 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     // Positions in the lake are transaction boundaries: an event before one belongs to a
     // transaction that is in the lake already.
     if (!feed || start < feed.committed) return;
+    // Row images from between two DDL statements that came faster than they were read: the
+    // copy taken after them holds their outcome.
+    if (e.shapeChanged && feed.copy && start < feed.copy.at) return;
+    if (e.shapeChanged) {
+      // The table changed while dip was not reading, and its state predates recording shapes.
+      throw new TableChangedError(e.schema, e.table, e.shapeChanged.binlogColumns, e.shapeChanged.tableColumns);
+    }
     if (!e.full) {
       throw new ConfigError(
         `${this.o.label}: a change to ${feed.table.schema}.${feed.table.name} at ${positionText(this.base, start)} was logged without every column (a session ran with binlog_row_image = MINIMAL or NOBLOB): the row cannot be known from the binlog. Make sure no session overrides binlog_row_image = FULL, then run \`dip state ${this.o.pipeline} --reset\` to take a new snapshot`,
@@ -263,6 +333,17 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
   private async query(e: Extract<BinlogEvent, { kind: 'query' }>, start: bigint): Promise<void> {
     const statement = classifyStatement(e.query, e.schema);
     if (statement.kind === 'commit') return this.commit(this.at(e.next), 0, e.timestamp);
+    if (statement.kind === 'ddl') {
+      for (const t of statement.tables) {
+        const feed = this.feedOf(t.schema, t.table);
+        // A copy taken after this statement holds its outcome already.
+        if (!feed || start < feed.committed || (feed.copy && start < feed.copy.at)) continue;
+        // DDL commits implicitly: it is a transaction of its own.
+        if (this.txn) await this.commit(start, 0, e.timestamp);
+        await this.reshape(feed, start);
+      }
+      return;
+    }
     if (statement.kind !== 'truncate' && statement.kind !== 'dml') return;
     const feed = this.feedOf(statement.schema, statement.table);
     if (!feed || start < feed.committed) return;
@@ -279,9 +360,80 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     feed.batch.committed(lsn);
   }
 
+  /**
+   * A DDL statement at `at` named the feed's table (or, `force`, a copy after one is still due).
+   * What it read before is a unit of its own; then, in one consistent snapshot: a table that
+   * is gone fails its stream (the others go on); a table whose columns changed is copied again
+   * alone, and its events are read on with the new columns. The copy is queued once reading
+   * reaches its position (queueCopies), so every event lands once in the change log and the
+   * copy, replacing the current table, brings what the DDL changed without events (the default
+   * of an added column, values converted by a type change).
+   */
+  private async reshape(feed: Feed, at: bigint, force = false): Promise<void> {
+    const { label, pipeline } = this.o;
+    const { schema, name } = feed.table;
+    await this.flush(feed);
+    const conn = await connect(this.o.connection, label);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const snapshot = await beginSnapshotAt(conn, label);
+          const shape = await tableShape(conn, schema, name);
+          const described = shape.length ? await new MysqlIntrospector(conn).describeTable(schema, name) : undefined;
+          if (!described) {
+            await conn.query('COMMIT');
+            await this.dropFeed(
+              feed,
+              new ConfigError(
+                `${label}: table ${schema}.${name} of stream ${feed.stream.spec.name} was dropped or renamed (DDL at ${positionText(this.base, at)}); its changes up to there are in the lake. Remove it from dip.yaml (or point the stream at the new name and run \`dip state ${pipeline} --stream ${feed.stream.spec.name} --reset\`); the other streams go on`,
+              ),
+            );
+            return;
+          }
+          if (!force && sameShape(shape, feed.shape)) {
+            await conn.query('COMMIT'); // an index, an option: no column changed
+            return;
+          }
+          await this.setColumns(feed, chooseColumns(feed.stream.columnChoice, described.columns));
+          feed.shape = shape;
+          const unit = await snapshotTable(conn, label, feed, snapshot, shape);
+          await conn.query('COMMIT');
+          await feed.copy?.unit.dispose?.();
+          const position = encodePosition(snapshot.file, snapshot.offset);
+          feed.copy = { unit, at: position, snapshotAt: `${snapshot.file}:${snapshot.offset}` };
+          // Without --follow, the run reads on to the copy's position.
+          if (this.target !== undefined && this.target < position) this.target = position;
+          return;
+        } catch (err) {
+          // The table changed again after the snapshot began (ER_TABLE_DEF_CHANGED): take another.
+          if ((err as { errno?: number }).errno !== 1412 || attempt >= 5) throw err;
+          await conn.query('ROLLBACK');
+        }
+      }
+    } finally {
+      await conn.end();
+    }
+  }
+
+  /** Copies taken after DDL statements whose position reading has reached: queued after the events before them. */
+  private async queueCopies(at: bigint): Promise<void> {
+    if (this.txn) return;
+    for (const f of this.feeds.values()) {
+      const copy = f.copy;
+      if (!copy || at < copy.at) continue;
+      await this.flush(f); // its state still says a copy is due
+      f.copy = undefined;
+      f.snapshotAt = copy.snapshotAt;
+      f.through = copy.at;
+      await f.queue.push(copy.unit);
+    }
+  }
+
   /** Timer: flush batches that are old enough; without --follow, stop once nothing arrives for idle_timeout. */
   protected async tick(): Promise<void> {
     if (this.closed || this.finished) return;
+    // A copy whose position is the last thing read: nothing after it needs to arrive first.
+    await this.queueCopies(this.position());
     await this.flushDue();
     const following = this.following();
     // The end-of-binlog target normally ends the run; silence means there is nothing more to read.
@@ -290,7 +442,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
   }
 
   protected stateAt(f: Feed, lsn: bigint): MysqlCdcState {
-    return cdcState(this.base, lsn, f.snapshotAt);
+    return { ...cdcState(this.base, lsn, f.snapshotAt, f.shape), ...(f.copy ? { copy_due: true } : {}) };
   }
 
   protected override async flush(f: Feed): Promise<CdcUnit | undefined> {
@@ -300,6 +452,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
   }
 
   protected override async lastUnits(): Promise<void> {
+    await this.queueCopies(this.position());
     await this.advance();
   }
 
@@ -345,6 +498,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
   }
 
   protected async release(): Promise<void> {
+    for (const f of this.feeds.values()) await f.copy?.unit.dispose?.();
     await this.reader?.stop();
     await this.txn?.buffer.discard();
     this.txn = undefined;
