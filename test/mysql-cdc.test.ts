@@ -413,6 +413,21 @@ describe('mysql cdc', mariadbTestOptions(), () => {
       await exec(`CREATE TABLE ${table} (id INT PRIMARY KEY, v INT)`, `INSERT INTO ${table} VALUES (1, 1)`);
       const p = await project({ tables: [table] });
       await p.runOk();
+      if (table === 'altered') {
+        // A state from before streams kept their table's shape: an ALTER under unread changes
+        // cannot be read past (test/cdc-ddl-mysql.test.ts reads past it with the shape).
+        const { shape: _shape, ...old } = (await (await p.lake()).catalog.getState('p', 'db', table)) as Record<
+          string,
+          unknown
+        >;
+        await (await p.lake()).catalog.commit({
+          runId: 'old-state',
+          operation: 'state',
+          tables: [],
+          state: [{ pipeline: 'p', source: 'db', stream: table, value: old }],
+          summary: { pipeline: 'p' },
+        });
+      }
       await exec(...statements);
       const r = await p.run();
       assert.equal(r.status, 'failed');

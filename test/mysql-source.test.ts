@@ -364,12 +364,19 @@ describe('mysql source', mariadbTestOptions(), () => {
       'INSERT INTO order_items SELECT seq, seq % 5 + 1 FROM seq_1_to_12',
       "INSERT INTO order_lines SELECT seq DIV 4 + 1, seq % 4, CONCAT('l', seq) FROM seq_0_to_22",
     );
+    // A missing table fails its own stream (issue 21: a dropped table must not stop the others).
     const unknownTable = await project({ tables: ['order', 'orders'] });
-    await assert.rejects(unknownTable.run(), (err: Error) => {
+    const unknown = await unknownTable.run();
+    assert.equal(unknown.status, 'failed');
+    assert.deepEqual(
+      unknown.errors.map((e) => [e.stream, e.exitCode]),
+      [['db.order', 2]],
+    );
+    for (const err of unknown.errors) {
       assert.match(err.message, /db\.tables\[0\]: no table or view dip\.order in the database/);
       assert.match(err.message, /\(in dip: .*order_items, order_lines, order_totals, orders/);
-      return true;
-    });
+    }
+    assert.equal(unknown.stats.streams['db.orders']?.rows, 5);
 
     const unknownColumn = await project({
       tables: [{ name: 'order_lines', mode: 'incremental', cursor: 'updated_at' }],
