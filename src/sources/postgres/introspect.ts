@@ -67,14 +67,21 @@ export class PgIntrospector implements DbIntrospector {
 
   async describeQuery(sql: string): Promise<DbColumn[]> {
     const result = await this.client.query(`SELECT * FROM (${sql}) AS q LIMIT 0`);
+    return this.describeTypes(
+      result.fields.map((f) => ({ name: f.name, typeOid: f.dataTypeID, typeMod: f.dataTypeModifier })),
+    );
+  }
+
+  /** Columns by name, type oid and type modifier (a result's fields, a replication relation's columns). */
+  async describeTypes(fields: readonly { name: string; typeOid: number; typeMod: number }[]): Promise<DbColumn[]> {
     const columns: DbColumn[] = [];
-    for (const f of result.fields) {
+    for (const f of fields) {
       const t = await this.client.query<PgTypeInfo>(
         `SELECT format_type(t.oid, $2) AS formatted, coalesce(bt.typname, t.typname) AS typname, et.typname AS element, t.typtype
          FROM pg_type t LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
          LEFT JOIN pg_type et ON et.oid = coalesce(bt.typelem, t.typelem) AND coalesce(bt.typcategory, t.typcategory) = 'A'
          WHERE t.oid = $1`,
-        [f.dataTypeID, f.dataTypeModifier],
+        [f.typeOid, f.typeMod],
       );
       const info = t.rows[0] ?? { formatted: 'text', typname: 'text', typtype: 'b' };
       columns.push(toColumn(f.name, info));

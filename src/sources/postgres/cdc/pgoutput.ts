@@ -20,6 +20,7 @@ export interface RelationColumn {
   name: string;
   flags: number;
   typeOid: number;
+  typeMod: number;
 }
 
 export interface Relation {

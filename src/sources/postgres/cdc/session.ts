@@ -23,11 +23,13 @@ import { ident, qualified } from '../../../lake/sql.js';
 import type { ChangeDialect, ChangeEvent, CdcUnit, Tuple } from '../../database/change-batch.js';
 import { keyChanged, snapshotUnit } from '../../database/change-batch.js';
 import { CdcSessionBase, snapshotRead, tableName, type CdcFeed } from '../../database/cdc-session.js';
-import type { DbStream } from '../../database/types.js';
+import { chooseColumns, type DbStream } from '../../database/types.js';
 import type { PlanContext } from '../../types.js';
 import { connect } from '../connection.js';
 import { copyToFile } from '../extract.js';
 import { bigintToLsn, createPgoutputPlugin, lsnToBigint, type PgoutputMessage, type Relation } from './pgoutput.js';
+import { PgIntrospector } from '../introspect.js';
+import { copyTable, shapeOf, tableShape, type TableCopy } from './shape.js';
 import { converterFor } from './values.js';
 import {
   checkReplicaIdentity,
@@ -54,11 +56,26 @@ export interface CdcState {
   point: string;
   /** Commit LSN of the last transaction whose events are in the lake. */
   lsn: string;
+  /** The table's columns (name, type oid, modifier) as of `lsn`: a relation message with others means it changed. */
+  shape?: string | undefined;
+  /** The table changed before `lsn` and the copy taken after that has not landed: take it again. */
+  copy_due?: true | undefined;
 }
 
 const PG_CHANGES: ChangeDialect = { position: bigintToLsn, converterFor };
 
-type Feed = CdcFeed<CdcState>;
+interface Feed extends CdcFeed<CdcState> {
+  /** The table's shape as of the position read to (undefined: not known yet, from an older state). */
+  shape?: string | undefined;
+  /** The shape the stream's columns were described from. */
+  columnsShape?: string | undefined;
+  /** A copy of the table after it changed, queued once a transaction committing at or after its point arrives. */
+  copy?: TableCopy | undefined;
+  /** The table was found gone when the server's WAL was at `lsn`: the stream fails once reading passes it. */
+  gone?: { lsn: bigint } | undefined;
+}
+
+const GONE_CHECK_MS = 2000;
 
 /** A transaction received, waiting until every stream it touched has committed it. */
 interface Pending {
@@ -85,6 +102,8 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
   private lastEventAt = Date.now();
   private lastPing = 0;
   private caughtUp = false;
+  private lastGoneCheck = Date.now();
+  private meta: pg.Client | undefined;
 
   constructor(o: CdcSessionOptions) {
     super(o, 'replication slot');
@@ -98,12 +117,22 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
     return lsnToBigint(state.lsn);
   }
 
-  protected newFeed(feed: Feed): Feed {
-    return feed;
+  protected newFeed(feed: CdcFeed<CdcState>): Feed {
+    return { ...feed, shape: feed.state?.shape };
   }
 
-  protected stateAt(_f: Feed, lsn: bigint): CdcState {
-    return { slot: this.slot, point: this.point, lsn: bigintToLsn(lsn) };
+  protected stateAt(f: Feed, lsn: bigint): CdcState {
+    return this.state(bigintToLsn(lsn), f.shape, f.copy !== undefined);
+  }
+
+  private state(lsn: string, shape: string | undefined, copyDue = false): CdcState {
+    return {
+      slot: this.slot,
+      point: this.point,
+      lsn,
+      ...(shape === undefined ? {} : { shape }),
+      ...(copyDue ? { copy_due: true as const } : {}),
+    };
   }
 
   protected async start(ctx: PlanContext): Promise<void> {
@@ -129,11 +158,15 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
       const resumable =
         existing && feeds.every((f) => f.state?.slot === this.slot && f.state.point === feeds[0]?.state?.point);
       let startLsn: string;
+      // The stream's columns were described from the table as it is now.
+      for (const f of feeds) f.columnsShape = await tableShape(client, f.table.schema, f.table.name);
       if (resumable) {
         this.point = feeds[0]?.state?.point as string;
         startLsn = bigintToLsn(
           feeds.reduce((min, f) => (f.committed < min ? f.committed : min), feeds[0]?.committed ?? 0n),
         );
+        // A copy after a DDL statement that had not landed when the last run stopped: take it again.
+        for (const f of feeds) if (f.state?.copy_due) await this.copy(f);
       } else {
         // A new slot, or a stream without a snapshot from the existing one (added since, or a
         // crash during the first snapshot): every table is read again at a new consistent point.
@@ -169,8 +202,10 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
       for (const f of feeds) {
         const { path, sql } = snapshotRead(f, ident, qualified, point, 'false');
         await copyToFile(reader, sql, path, f.ctx.signal);
+        f.shape = await tableShape(reader, f.table.schema, f.table.name);
         // Transactions decoded from the slot are exactly those the snapshot does not see: none is skipped.
-        const state: CdcState = { slot: this.slot, point: created.consistentPoint, lsn: bigintToLsn(point - 1n) };
+        this.point = created.consistentPoint;
+        const state = this.state(bigintToLsn(point - 1n), f.shape);
         units.push([
           f,
           await snapshotUnit(f.stream, tableName(f.table), path, created.consistentPoint, point - 1n, state),
@@ -212,6 +247,7 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
     if (this.finished) return;
     switch (m.tag) {
       case 'begin':
+        await this.reached(lsnToBigint(m.commitLsn ?? '0/0'));
         this.txn = {
           commitLsn: lsnToBigint(m.commitLsn ?? '0/0'),
           xid: m.xid,
@@ -220,8 +256,7 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
         };
         return;
       case 'relation':
-        this.relations.set(m.relationOid, this.byTable.get(tableName(m)));
-        return;
+        return this.relation(m);
       case 'insert':
         return this.add(m.relation, 'c', m.new, null);
       case 'update': {
@@ -252,12 +287,117 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
         return;
       }
       case 'message':
-        if (m.prefix === 'dip' && this.watermark && Buffer.from(m.content).toString('utf8') === this.watermark)
-          await this.finish();
+        if (m.prefix === 'dip' && this.watermark && Buffer.from(m.content).toString('utf8') === this.watermark) {
+          // A copy still waiting for its point: read on until the server has sent past it.
+          if (this.copiesDue()) this.caughtUp = true;
+          else await this.finish();
+        }
         return;
       default:
         return;
     }
+  }
+
+  /**
+   * A relation message: sent before a transaction's first change of a table, and again after
+   * the table changed. A tracked table under another name was renamed: its stream fails (the
+   * others go on). New columns or types: the stream reads on with them, and the table is
+   * copied again alone (queued after the transactions before the copy's point, so each event
+   * lands once), which brings what the DDL changed without events (defaults, converted values).
+   */
+  private async relation(m: Relation): Promise<void> {
+    const feed = this.byTable.get(tableName(m));
+    const before = this.relations.get(m.relationOid);
+    this.relations.set(m.relationOid, feed);
+    if (!feed && before) {
+      await this.dropFeed(
+        before,
+        this.goneError(before, `was renamed to ${m.schema}.${m.name}`, this.txn?.commitLsn ?? this.idleLsn),
+      );
+      return;
+    }
+    if (!feed) return;
+    const shape = shapeOf(m.columns);
+    if (shape !== feed.columnsShape) {
+      if (this.txn?.touched.has(feed)) {
+        throw new ConfigError(
+          `${this.o.label}: ${tableName(feed.table)} changed (ALTER TABLE) inside the transaction committing at ${bigintToLsn(this.txn.commitLsn)}, after that transaction had changed its rows: the transaction's changes have two shapes and cannot land as one unit. Run \`dip state ${this.o.pipeline} --reset\` to take a new snapshot`,
+        );
+      }
+      await this.flush(feed);
+      const columns = await this.withMeta((c) => new PgIntrospector(c).describeTypes(m.columns));
+      await this.setColumns(feed, chooseColumns(feed.stream.columnChoice, columns));
+      feed.columnsShape = shape;
+    }
+    if (feed.shape !== undefined && feed.shape !== shape && !feed.copy) {
+      await this.flush(feed);
+      await this.copy(feed);
+    }
+    feed.shape = shape;
+  }
+
+  /** Takes a copy of `f`'s table (queued later by `reached`); a table found gone fails its stream. */
+  private async copy(f: Feed): Promise<void> {
+    const copy = await copyTable(this.o.client, this.o.label, this.slot, f, (lsn, shape) => this.state(lsn, shape));
+    if (!copy) {
+      await this.dropFeed(f, this.goneError(f, 'was dropped or renamed', this.txn?.commitLsn ?? this.idleLsn));
+      return;
+    }
+    await f.copy?.unit.dispose?.();
+    f.copy = copy;
+  }
+
+  /** Reading reached `lsn` (a transaction committing there begins, or the server has sent everything before it). */
+  private async reached(lsn: bigint): Promise<void> {
+    for (const f of [...this.feeds.values()]) {
+      if (f.copy && lsn >= f.copy.at) {
+        const copy = f.copy;
+        await this.flush(f); // its state still says a copy is due
+        f.copy = undefined;
+        f.shape = copy.shape;
+        await f.queue.push(copy.unit);
+      }
+      if (f.gone && lsn >= f.gone.lsn) await this.dropFeed(f, this.goneError(f, 'was dropped or renamed', f.gone.lsn));
+    }
+  }
+
+  /** A copy waits for its point, or a gone table for the position it was found gone at. */
+  private copiesDue(): boolean {
+    return [...this.feeds.values()].some((f) => f.copy || f.gone);
+  }
+
+  private goneError(f: Feed, what: string, lsn: bigint): ConfigError {
+    return new ConfigError(
+      `${this.o.label}: table ${tableName(f.table)} of stream ${f.stream.spec.name} ${what} (found at ${bigintToLsn(lsn)}); its changes up to there are in the lake. Remove it from dip.yaml (or point the stream at the new name and run \`dip state ${this.o.pipeline} --stream ${f.stream.spec.name} --reset\`); the other streams go on`,
+    );
+  }
+
+  protected override async dropFeed(f: Feed, err: Error): Promise<void> {
+    await f.copy?.unit.dispose?.();
+    f.copy = undefined;
+    f.gone = undefined;
+    await super.dropFeed(f, err);
+    for (const [oid, feed] of this.relations) if (feed === f) this.relations.delete(oid);
+    for (const p of this.pending) p.waiting.delete(f);
+    this.settle();
+  }
+
+  /** Tables of the streams that no longer exist: each stream fails once reading passes the WAL position it was found at. */
+  private async checkGone(): Promise<void> {
+    this.lastGoneCheck = Date.now();
+    await this.withMeta(async (c) => {
+      for (const f of this.feeds.values()) {
+        if (f.gone || (await tableShape(c, f.table.schema, f.table.name)) !== undefined) continue;
+        const r = await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+        f.gone = { lsn: lsnToBigint(r.rows[0]?.lsn ?? '0/0') };
+      }
+    });
+  }
+
+  /** Runs `fn` on the session's connection for catalog lookups (opened on first use). */
+  private async withMeta<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    this.meta ??= await connect(this.o.client, this.o.label);
+    return fn(this.meta);
   }
 
   private feedOf(relation: Relation): Feed | undefined {
@@ -282,14 +422,20 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
   /** Timer: flush batches that are old enough (between transactions only); stop when idle and not following. */
   protected async tick(): Promise<void> {
     if (this.closed || this.txn) return;
+    // Nothing received is waiting: the server has sent everything before the last keepalive's position.
+    const idle = this.pending.length === 0 && this.allEmpty() && this.queuedMessages() === 0;
+    if (!this.finished && idle) await this.reached(this.idleLsn);
+    if (!this.finished && Date.now() - this.lastGoneCheck >= GONE_CHECK_MS) await this.checkGone();
     await this.flushDue();
     // No watermark (not permitted), or the server went quiet: stop after idle_timeout without changes.
     if (!this.following() && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
     // The server has sent everything up to the watermark; stop once what it sent is handled
-    // (keepalives overtake the data messages still queued for the handler).
-    if (this.caughtUp && !this.txn && !this.finished && this.queuedMessages() === 0) await this.finish();
-    // Catching up: ask for a keepalive, which says how far the server has sent.
-    if (this.watermarkLsn !== undefined && !this.finished && Date.now() - this.lastPing >= PING_MS) {
+    // (keepalives overtake the data messages still queued for the handler) and no copy waits.
+    if (this.caughtUp && !this.txn && !this.finished && this.queuedMessages() === 0 && !this.copiesDue())
+      await this.finish();
+    // Catching up, or a copy waiting for its point: ask for a keepalive, which says how far the server has sent.
+    const asking = this.watermarkLsn !== undefined || this.copiesDue();
+    if (asking && !this.finished && Date.now() - this.lastPing >= PING_MS) {
       this.lastPing = Date.now();
       await this.acknowledge(true);
     }
@@ -340,6 +486,8 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
 
   protected async release(): Promise<void> {
     await this.service?.stop().catch(() => undefined);
+    await this.meta?.end().catch(() => undefined);
+    for (const f of this.feeds.values()) await f.copy?.unit.dispose?.();
   }
 }
 

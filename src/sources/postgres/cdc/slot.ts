@@ -128,13 +128,15 @@ export async function createSlotWithSnapshot(
   config: pg.ClientConfig,
   label: string,
   slot: string,
+  /** Dropped by the server once the snapshot is released: only its snapshot and consistent point are wanted. */
+  temporary = false,
 ): Promise<CreatedSlot> {
   const client = new pg.Client({ ...config, replication: 'database' } as pg.ClientConfig);
   await client.connect();
   client.on('error', () => undefined);
   try {
     const r = await client.query<{ consistent_point: string; snapshot_name: string }>(
-      `CREATE_REPLICATION_SLOT ${ident(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+      `CREATE_REPLICATION_SLOT ${ident(slot)}${temporary ? ' TEMPORARY' : ''} LOGICAL pgoutput EXPORT_SNAPSHOT`,
     );
     const row = r.rows[0];
     if (!row) throw new Error('CREATE_REPLICATION_SLOT returned no row');
