@@ -1,3 +1,4 @@
+/** Over 400 lines: one replication session is one state machine over its messages (transactions, relations and the copies after DDL, confirmations). */
 /**
  * Change data capture for the CDC streams of one PostgreSQL source, through one replication
  * slot and one publication. The session:
