@@ -1,4 +1,5 @@
 import type { TableChange } from '../../catalog/types.js';
+import { DipError } from '../../core/errors.js';
 import type { IngestTarget, StagedUnit } from '../ingest.js';
 import type { Lake } from '../lake.js';
 import { MERGE_KEY_META, latestRowsSql, mergeFiles } from '../merge.js';
@@ -31,6 +32,7 @@ export async function currentStateChange(
   changeLog: TableChange,
 ): Promise<TableChange | undefined> {
   const { stream } = target;
+  await refuseQuarantined(lake, target, units);
   const tableName = (stream.currentState as { table: string }).table;
   const name = qualifiedTable('bronze', tableName);
   const incoming = changeLog.add.map((f) => lake.storage.uri(f.path));
@@ -85,4 +87,29 @@ export async function currentStateChange(
   change.add = merged ? [merged] : [];
   change.remove = table ? 'all' : [];
   return change;
+}
+
+/**
+ * A change event is the source of truth: one that did not convert to the unit's column types
+ * (quarantined) must not be committed past, or it would be in neither table. The stream stops
+ * before the unit, its position unchanged, naming the column (not the value).
+ */
+async function refuseQuarantined(lake: Lake, target: IngestTarget, units: StagedUnit[]): Promise<void> {
+  const refused = units.find((u) => u.quarantined > 0);
+  if (!refused) return;
+  const first = refused.quarantine
+    ? (
+        await lake.engine.all(
+          `SELECT column_name, error_type FROM ${parquetScan([lake.storage.uri(refused.quarantine.path)])} ORDER BY line LIMIT 1`,
+        )
+      )[0]
+    : undefined;
+  const column = first?.['column_name']
+    ? ` (column ${String(first['column_name'])}: ${String(first['error_type'])})`
+    : '';
+  throw new DipError(
+    'schema',
+    `bronze.${target.stream.table}: ${refused.quarantined} change event(s) of ${refused.unit.label} do not convert to the stream's column types${column}. Change events are not quarantined: the stream stops before this unit, and its position stays there (nothing after it is committed); once fixed, a run resumes exactly there, or \`dip state ${target.pipeline} --reset\` takes a new snapshot`,
+    { details: { table: `bronze.${target.stream.table}`, unit: refused.unit.label } },
+  );
 }
