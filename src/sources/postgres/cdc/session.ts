@@ -386,11 +386,17 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
   /** Tables of the streams that no longer exist: each stream fails once reading passes the WAL position it was found at. */
   private async checkGone(): Promise<void> {
     this.lastGoneCheck = Date.now();
+    const feeds = [...this.feeds.values()].filter((f) => !f.gone);
+    if (feeds.length === 0) return;
     await this.withMeta(async (c) => {
-      for (const f of this.feeds.values()) {
-        if (f.gone || (await tableShape(c, f.table.schema, f.table.name)) !== undefined) continue;
-        const r = await c.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-        f.gone = { lsn: lsnToBigint(r.rows[0]?.lsn ?? '0/0') };
+      const r = await c.query<{ i: number; lsn: string }>(
+        `SELECT x.i::int AS i, pg_current_wal_lsn()::text AS lsn FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(s, t, i)
+         WHERE to_regclass(quote_ident(x.s) || '.' || quote_ident(x.t)) IS NULL`,
+        [feeds.map((f) => f.table.schema), feeds.map((f) => f.table.name)],
+      );
+      for (const row of r.rows) {
+        const f = feeds[row.i - 1];
+        if (f) f.gone = { lsn: lsnToBigint(row.lsn) };
       }
     });
   }
