@@ -111,13 +111,15 @@ describe('cdc ddl (postgres pgoutput, --follow)', postgresTestOptions(), () => {
       "INSERT INTO t SELECT i, 'a' || i, i FROM generate_series(1, 100) i",
       'INSERT INTO other SELECT i, i FROM generate_series(1, 10) i',
       'INSERT INTO gone SELECT i, i FROM generate_series(1, 10) i',
+      'CREATE TABLE moved (id int PRIMARY KEY, v int)',
+      'INSERT INTO moved SELECT i, i FROM generate_series(1, 10) i',
     );
     p = await TestProject.withSources({
       db: {
         type: 'postgres',
         connection: { url: (server as PostgresServer).url },
         mode: 'cdc',
-        tables: ['t', 'other', 'gone'],
+        tables: ['t', 'other', 'gone', 'moved'],
         cdc: { flush_interval: '100ms', idle_timeout: '60s', batch_records: 50 },
       },
     });
@@ -188,8 +190,10 @@ describe('cdc ddl (postgres pgoutput, --follow)', postgresTestOptions(), () => {
     await converges('other', 'after DROP TABLE gone');
     await converges('t', 'after DROP TABLE gone');
     await waitUntil(async () => failures.length > 0, { what: 'the gone stream to fail', timeoutMs: 10_000 });
-    assert.equal(failures.length, 1);
-    assert.equal(failures[0]?.stream, 'db.gone');
+    assert.deepEqual(
+      failures.map((f) => f.stream),
+      ['db.gone'],
+    );
     assert.match(
       failures[0]?.error ?? '',
       /^db: table public\.gone of stream gone was dropped or renamed \(found at [0-9A-F]+\/[0-9A-F]+\); its changes up to there are in the lake/,
@@ -199,9 +203,27 @@ describe('cdc ddl (postgres pgoutput, --follow)', postgresTestOptions(), () => {
       ['11', '11'],
     ]);
 
+    // RENAME TABLE: the same, for the stream of the old name.
+    await exec(
+      'ALTER TABLE moved RENAME TO moved2',
+      'INSERT INTO moved2 VALUES (11, 11)',
+      'INSERT INTO other VALUES (12, 12)',
+    );
+    await converges('other', 'after RENAME TABLE moved');
+    await waitUntil(async () => failures.length > 1, { what: 'the moved stream to fail', timeoutMs: 10_000 });
+    assert.deepEqual(
+      failures.map((f) => f.stream),
+      ['db.gone', 'db.moved'],
+    );
+    assert.match(
+      failures[1]?.error ?? '',
+      /^db: table public\.moved of stream moved was (?:renamed to public\.moved2|dropped or renamed) \(found at [0-9A-F]+\/[0-9A-F]+\)/,
+    );
+    assert.equal(await p.count('bronze.moved'), 10);
+
     // Every event once, as counted from the workload above.
     assert.deepEqual(await changeLog('t'), { ops: { c: 9, d: 1, u: 3 + 5 + 1 + 2 + 3 + 1 }, twice: 0 });
-    assert.deepEqual(await changeLog('other'), { ops: { c: 1 }, twice: 0 });
+    assert.deepEqual(await changeLog('other'), { ops: { c: 2 }, twice: 0 });
     // The change log keeps every column it ever had (b widened to text: it held 'not-a-number');
     // the current table has the source's columns.
     const types = async (table: string) =>
@@ -237,14 +259,17 @@ describe('cdc ddl (postgres pgoutput, --follow)', postgresTestOptions(), () => {
     );
     const resumed = await p.run();
     assert.equal(resumed.status, 'failed');
-    assert.deepEqual(
-      resumed.errors.map((e) => [e.stream, e.exitCode]),
-      [['db.gone', 2]],
+    assert.deepEqual(resumed.errors.map((e) => [e.stream, e.exitCode]).sort(), [
+      ['db.gone', 2],
+      ['db.moved', 2],
+    ]);
+    assert.match(
+      resumed.errors.map((e) => e.message).join('\n'),
+      /db\.tables\[2\]: no table or view public\.gone in the database/,
     );
-    assert.match(resumed.errors[0]?.message ?? '', /db\.tables\[2\]: no table or view public\.gone in the database/);
     await converges('t', 'after a DDL while stopped');
     await converges('other', 'after a DDL while stopped');
     assert.deepEqual(await changeLog('t'), { ops: { c: 11, d: 1, u: 15 }, twice: 0 });
-    assert.deepEqual(await changeLog('other'), { ops: { c: 1, u: 1 }, twice: 0 });
+    assert.deepEqual(await changeLog('other'), { ops: { c: 2, u: 1 }, twice: 0 });
   });
 });
