@@ -108,4 +108,16 @@ it('widens a retyped column to text, and stops before a change event that does n
   assert.deepEqual(await lake.catalog.getState('p', 'db', 't'), { lsn: 2 });
   assert.equal(await p.count('bronze.t_changes'), 3);
   assert.equal(await p.count('quarantine.t_changes').catch(() => 0), 0);
+  // Once fixed, the run resumes exactly at the refused unit.
+  await run([() => changeUnit(p, 3, 'VARCHAR', [['4', 'y']])]);
+  assert.deepEqual(await lake.catalog.getState('p', 'db', 't'), { lsn: 3 });
+  assert.deepEqual(
+    (await p.rows('SELECT id, b FROM bronze.t_changes ORDER BY id')).map((r) => [r['id'], r['b']]),
+    [
+      [1, '10'],
+      [2, '20'],
+      [3, 'not-a-number'],
+      [4, 'y'],
+    ],
+  );
 });

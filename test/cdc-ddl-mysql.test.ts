@@ -267,5 +267,23 @@ describe('cdc ddl (mariadb binlog, --follow)', mariadbTestOptions(), () => {
     await converges('other', 'after a DDL while stopped');
     assert.deepEqual(await changeLog('t'), { ops: { c: 11, d: 1, u: 15 }, twice: 0 });
     assert.deepEqual(await changeLog('other'), { ops: { c: 2, u: 1 }, twice: 0 });
+
+    // A run stopped after a DDL statement but before its copy landed left `copy_due` in the
+    // state: the next run takes the copy again (here it brings a change the binlog never saw).
+    const lake = await p.lake();
+    const state = (await lake.catalog.getState('p', 'db', 't')) as Record<string, unknown>;
+    await lake.catalog.commit({
+      runId: 'copy-due',
+      operation: 'state',
+      tables: [],
+      state: [{ pipeline: 'p', source: 'db', stream: 't', value: { ...state, copy_due: true } }],
+      summary: { pipeline: 'p' },
+    });
+    await exec('SET SESSION sql_log_bin = 0', "UPDATE t SET f = 'nolog' WHERE id = 1");
+    const copied = await p.run();
+    assert.deepEqual(copied.errors.map((e) => e.stream).sort(), ['db.gone', 'db.moved']);
+    await converges('t', 'after a copy that was due');
+    assert.equal(((await lake.catalog.getState('p', 'db', 't')) as Record<string, unknown>)['copy_due'], undefined);
+    assert.deepEqual(await changeLog('t'), { ops: { c: 11, d: 1, u: 15 }, twice: 0 });
   });
 });
