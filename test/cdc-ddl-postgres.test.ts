@@ -180,6 +180,9 @@ describe('cdc ddl (postgres pgoutput, --follow)', postgresTestOptions(), () => {
       "UPDATE t SET d2 = 'r' WHERE id = 5",
     );
     await converges('t', 'after RENAME COLUMN d TO d2');
+    // A DDL with no write after it: the existing rows still get the default.
+    await exec("ALTER TABLE t ADD COLUMN g varchar(5) DEFAULT 'g'");
+    await converges('t', 'after ADD COLUMN g DEFAULT with no write after it');
     // DROP TABLE: its stream fails on its own; the others keep streaming.
     await exec(
       'INSERT INTO gone VALUES (11, 11)',
@@ -239,8 +242,9 @@ describe('cdc ddl (postgres pgoutput, --follow)', postgresTestOptions(), () => {
       'd VARCHAR',
       'e BIGINT',
       'd2 VARCHAR',
+      'g VARCHAR',
     ]);
-    assert.deepEqual(await types('bronze.t'), ['id INTEGER', 'b VARCHAR', 'd2 VARCHAR', 'e BIGINT']);
+    assert.deepEqual(await types('bronze.t'), ['id INTEGER', 'b VARCHAR', 'd2 VARCHAR', 'e BIGINT', 'g VARCHAR']);
     assert.ok(
       schemaChanges.includes('+d VARCHAR') && schemaChanges.includes('b INTEGER → VARCHAR'),
       schemaChanges.join(', '),

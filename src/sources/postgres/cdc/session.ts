@@ -76,7 +76,7 @@ interface Feed extends CdcFeed<CdcState> {
   gone?: { lsn: bigint } | undefined;
 }
 
-const GONE_CHECK_MS = 2000;
+const TABLE_CHECK_MS = 2000;
 
 /** A transaction received, waiting until every stream it touched has committed it. */
 interface Pending {
@@ -103,7 +103,7 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
   private lastEventAt = Date.now();
   private lastPing = 0;
   private caughtUp = false;
-  private lastGoneCheck = Date.now();
+  private lastTableCheck = Date.now();
   private meta: pg.Client | undefined;
 
   constructor(o: CdcSessionOptions) {
@@ -383,22 +383,36 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
     this.settle();
   }
 
-  /** Tables of the streams that no longer exist: each stream fails once reading passes the WAL position it was found at. */
-  private async checkGone(): Promise<void> {
-    this.lastGoneCheck = Date.now();
+  /**
+   * Every few seconds, the streams' tables as they are now. A table that no longer exists fails
+   * its stream once reading passes the WAL position it was found gone at. A table whose columns
+   * differ from those the stream has read is copied (a DDL statement with no write after it
+   * sends no relation message, yet may have changed rows: an added column's default).
+   */
+  private async checkTables(): Promise<void> {
+    this.lastTableCheck = Date.now();
     const feeds = [...this.feeds.values()].filter((f) => !f.gone);
     if (feeds.length === 0) return;
-    await this.withMeta(async (c) => {
-      const r = await c.query<{ i: number; lsn: string }>(
-        `SELECT x.i::int AS i, pg_current_wal_lsn()::text AS lsn FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(s, t, i)
-         WHERE to_regclass(quote_ident(x.s) || '.' || quote_ident(x.t)) IS NULL`,
-        [feeds.map((f) => f.table.schema), feeds.map((f) => f.table.name)],
-      );
-      for (const row of r.rows) {
-        const f = feeds[row.i - 1];
-        if (f) f.gone = { lsn: lsnToBigint(row.lsn) };
-      }
-    });
+    const rows = await this.withMeta(
+      async (c) =>
+        (
+          await c.query<{ i: number; lsn: string; shape: string | null }>(
+            `SELECT x.i::int AS i, pg_current_wal_lsn()::text AS lsn,
+               (SELECT json_agg(json_build_array(a.attname, a.atttypid::int, a.atttypmod) ORDER BY a.attnum)
+                FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '')::text AS shape
+             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(s, t, i)
+             LEFT JOIN LATERAL (SELECT to_regclass(quote_ident(x.s) || '.' || quote_ident(x.t))::oid AS oid) r ON true`,
+            [feeds.map((f) => f.table.schema), feeds.map((f) => f.table.name)],
+          )
+        ).rows,
+    );
+    for (const row of rows) {
+      const f = feeds[row.i - 1];
+      if (!f) continue;
+      if (row.shape === null) f.gone = { lsn: lsnToBigint(row.lsn) };
+      else if (f.shape !== undefined && !f.copy && JSON.stringify(JSON.parse(row.shape)) !== f.shape)
+        await this.copy(f);
+    }
   }
 
   /** Runs `fn` on the session's connection for catalog lookups (opened on first use). */
@@ -432,7 +446,7 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
     // Nothing received is waiting: the server has sent everything before the last keepalive's position.
     const idle = this.pending.length === 0 && this.allEmpty() && this.queuedMessages() === 0;
     if (!this.finished && idle) await this.reached(this.idleLsn);
-    if (!this.finished && Date.now() - this.lastGoneCheck >= GONE_CHECK_MS) await this.checkGone();
+    if (!this.finished && Date.now() - this.lastTableCheck >= TABLE_CHECK_MS) await this.checkTables();
     await this.flushDue();
     // No watermark (not permitted), or the server went quiet: stop after idle_timeout without changes.
     if (!this.following() && Date.now() - this.lastEventAt >= this.idleMs) await this.finish();
