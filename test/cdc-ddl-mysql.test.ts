@@ -7,11 +7,12 @@
  * error while the others go on. Then a DDL made while no run reads, and a resumed run.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { RunEvent } from '../src/pipeline/events.js';
 import { execMariadb, type MariadbServer, mariadbTestOptions, startMariadb } from './support/mariadb.js';
-import { TestProject } from './support/project.js';
+import { CLI, TestProject } from './support/project.js';
 import { waitUntil } from './support/service.js';
 
 type Texts = (string | null)[][];
@@ -29,7 +30,10 @@ describe('cdc ddl (mariadb binlog, --follow)', mariadbTestOptions(), () => {
     server = await startMariadb();
   });
 
+  const others: TestProject[] = [];
+
   after(async () => {
+    for (const o of others) await o.dispose();
     await p?.dispose();
     await server?.stop();
   });
@@ -289,5 +293,50 @@ describe('cdc ddl (mariadb binlog, --follow)', mariadbTestOptions(), () => {
     await converges('t', 'after a copy that was due');
     assert.equal(((await lake.catalog.getState('p', 'db', 't')) as Record<string, unknown>)['copy_due'], undefined);
     assert.deepEqual(await changeLog('t'), { ops: { c: 11, d: 1, u: 15 }, twice: 0 });
+  });
+
+  it('dip run --follow: a dropped table fails its stream with a config error, not a transient one', {
+    timeout: 120_000,
+  }, async () => {
+    await exec(
+      'CREATE TABLE keep (id INT PRIMARY KEY, v INT)',
+      'CREATE TABLE dropme (id INT PRIMARY KEY, v INT)',
+      'INSERT INTO keep VALUES (1, 1)',
+      'INSERT INTO dropme VALUES (1, 1)',
+    );
+    const cli = await TestProject.withSources({
+      db: {
+        type: 'mysql',
+        connection: { url: (server as MariadbServer).url },
+        mode: 'cdc',
+        tables: ['keep', 'dropme'],
+        cdc: { flush_interval: '100ms', idle_timeout: '60s' },
+      },
+    });
+    others.push(cli);
+    const child = spawn(process.execPath, [CLI, '-p', cli.dir, 'run', 'p', '--follow'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      await waitUntil(async () => /dropme snapshot/.test(output), { what: 'the snapshot', timeoutMs: 60_000 });
+      await exec('DROP TABLE dropme', 'INSERT INTO keep VALUES (2, 2)');
+      await waitUntil(async () => /was dropped or renamed/.test(output), {
+        what: `the dropme stream to fail (output: ${output.slice(-2000)})`,
+        timeoutMs: 30_000,
+      });
+      assert.equal(child.exitCode, null, 'the other stream goes on');
+      await waitUntil(async () => /keep 1 changes/.test(output), { what: 'keep to go on', timeoutMs: 30_000 });
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const code = await exited;
+    assert.notEqual(code, 75, output.slice(-2000));
+    assert.doesNotMatch(output, /permission|transient/i);
+    assert.match(output, /table dip\.dropme of stream dropme was dropped or renamed/);
   });
 });
