@@ -12,7 +12,7 @@ import { RestFixtures, items } from './support/api-server.js';
 const { api, project, dispose } = new RestFixtures();
 after(dispose);
 
-const RECORDS = 10_000;
+const RECORDS = 20_000;
 const PAGE = 50;
 const PAGES = RECORDS / PAGE;
 
@@ -25,7 +25,7 @@ describe('REST staging off the fetch path', () => {
         const limit = Number(req.query.get('limit'));
         return { body: { items: data.slice(offset, offset + limit), total: data.length } };
       },
-      { latencyMs: 40 },
+      { latencyMs: 20 },
     );
   };
   const resource = (extra: Record<string, unknown> = {}) => ({
@@ -38,7 +38,7 @@ describe('REST staging off the fetch path', () => {
     const s = await server();
     const p = await project({
       base_url: s.url,
-      http: { concurrency: { max: 2, initial: 2 } },
+      http: { concurrency: { max: 4, initial: 4 } },
       resources: { items: resource() },
     });
     const committed: number[] = [];
@@ -52,8 +52,8 @@ describe('REST staging off the fetch path', () => {
     const lastRequest = Math.max(...s.requests.map((q) => q.at));
     assert.equal(s.requests.length, PAGES);
     assert.ok(committed.length >= 2, `several units (${committed.length})`);
-    // The runner waits for the first unit from the start: it closes at 1/8 of the default 20,000.
-    assert.equal(sizes[0], 2_500, `unit sizes ${sizes.join(', ')}`);
+    // The runner waits for the first unit from the start: it closes at 1/4 of the default 20,000.
+    assert.equal(sizes[0], 5_000, `unit sizes ${sizes.join(', ')}`);
     assert.ok(
       sizes.every((n) => n <= 20_000),
       `no unit over the batch size (${sizes.join(', ')})`,
@@ -82,11 +82,11 @@ describe('REST staging off the fetch path', () => {
     const s = await server();
     const p = await project({
       base_url: s.url,
-      http: { concurrency: { max: 2, initial: 2 } },
+      http: { concurrency: { max: 4, initial: 4 } },
       resources: { items: resource({ batch_records: 4_000 }) },
     });
     const r = await p.runOk();
-    assert.deepEqual([r.stats.streams['api.items']?.files, r.stats.streams['api.items']?.commits], [3, 3]);
+    assert.deepEqual([r.stats.streams['api.items']?.files, r.stats.streams['api.items']?.commits], [5, 5]);
     assert.equal(await p.count('bronze.items'), RECORDS);
   });
 });

@@ -65,11 +65,12 @@ export interface StreamUnitsOptions {
 const UNITS_AHEAD = 4;
 /**
  * With the default batch size, a unit also closes once it holds this share of a full batch
- * when the lake is waiting for one: staging starts with the first pages and keeps pace with
+ * when the lake is waiting for one (not less: each unit costs a commit, file publishes and a
+ * schema probe): staging starts with the first pages and keeps pace with
  * the fetch, and the unit still open when the last page arrives (staged after it, the run's
  * tail) holds only what came in while the one before was staged.
  */
-const EARLY_CLOSE_SHARE = 1 / 8;
+const EARLY_CLOSE_SHARE = 1 / 4;
 /**
  * A unit also closes after this long, so a slow API commits progress often and the unit
  * still open when the last page arrives (staged after it) stays small.
