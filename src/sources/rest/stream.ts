@@ -1,4 +1,5 @@
 /**
+ * Over 400 lines: partition planning, paging, batching and the state a unit makes true share one pass state, kept together.
  * One resource's read as a stream of units: plans its partitions (whole resource, time
  * windows, parent records), pages through them concurrently, and batches pages into units
  * whose state is exactly what those pages made true.
