@@ -63,11 +63,23 @@ const T = (minute: number) => `'2024-01-01 10:${String(minute).padStart(2, '0')}
 const row = (minute: number, v: number, note: string | null) =>
   `(${T(minute)}, ${v}, ${note === null ? 'NULL' : `'${note}'`})`;
 
-/** `dip run` as a child process, SIGKILLed after `ms`. */
-function runAndKill(dir: string, ms: number): Promise<{ killed: boolean; code: number | null }> {
+/**
+ * `dip run` as a child process, SIGKILLed `delayMs` after its `commits`-th unit commit (the
+ * run's log on stderr), so the kill lands between or inside later chunks, never during start-up.
+ */
+function runAndKillAfter(
+  dir: string,
+  commits: number,
+  delayMs: number,
+): Promise<{ killed: boolean; code: number | null }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, '-p', dir, 'run', '--quiet'], { stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    const child = spawn(process.execPath, [CLI, '-p', dir, 'run', '--json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let seen = 0;
+    let timer: NodeJS.Timeout | undefined;
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      seen += chunk.split('"msg":"unit_committed"').length - 1;
+      if (seen >= commits && !timer) timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
+    });
     child.on('error', reject);
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
@@ -212,19 +224,16 @@ for (const d of dialects) {
       const total = { killed_log: 3000, killed_rows: 6000 };
       let partial = 0;
       let kills = 0;
-      for (let attempt = 0; attempt < 8; attempt++) {
-        const r = await runAndKill(p.dir, 1200 + attempt * 450);
-        if (!r.killed) {
-          assert.equal(r.code, 0);
-          break;
-        }
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const r = await runAndKillAfter(p.dir, 5 + attempt * 2, (attempt * 37) % 100);
+        assert.ok(r.killed, `run ${attempt + 1} was killed (exit ${r.code})`);
         kills++;
         const n = cliCount(p.dir, 'bronze.killed_log');
         const m = cliCount(p.dir, 'bronze.killed_rows');
         if ((n > 0 && n < total.killed_log) || (m > 0 && m < total.killed_rows)) partial++;
         assert.ok(n <= total.killed_log && m <= total.killed_rows, `never more than the source (${n}, ${m})`);
       }
-      assert.ok(kills >= 1 && partial >= 1, `at least one kill between chunks (${kills} kills, ${partial} partial)`);
+      assert.deepEqual([kills, partial], [4, 4], 'every kill left the tables part-way');
       await p.runOk();
       assert.equal(await p.count('bronze.killed_log'), total.killed_log);
       assert.deepEqual(await lakeRows(p, 'killed_log'), await sourceRows('killed_log'));
