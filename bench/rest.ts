@@ -231,6 +231,8 @@ interface DipDetails {
   bronzeRows: number;
   rawRows: number | null;
   unitTimesMs: number[];
+  /** Records of each committed unit, in commit order. */
+  unitRows: number[];
   phases?: { phase: string; ms: number; calls: number }[];
 }
 
@@ -405,8 +407,11 @@ async function runDip(job: DipJob): Promise<JobResult> {
     phases.set(phase, p);
   };
   const unitTimes: number[] = [];
+  const unitRows: number[] = [];
   const onEvent = (e: RunEvent) => {
-    if (e.type === 'unit_committed') unitTimes.push(performance.now());
+    if (e.type !== 'unit_committed') return;
+    unitTimes.push(performance.now());
+    unitRows.push(e.rows);
   };
   let duckdbImportMs: number | undefined;
   if (job.profile) {
@@ -529,6 +534,7 @@ async function runDip(job: DipJob): Promise<JobResult> {
         bronzeRows,
         rawRows,
         unitTimesMs: unitTimes.map((t) => t - started),
+        unitRows,
         phases: job.profile ? [...phases.values()].sort((a, b) => b.ms - a.ms) : undefined,
       },
     };
@@ -978,6 +984,10 @@ interface Summary {
         firstRequestMs: number | null;
         fetchMs: number | null;
         tailMs: number | null;
+        /** Records of each unit with records (median run), in commit order. */
+        unitRows: number[];
+        /** Units with records committed before the last response left the server (median run): staging off the fetch path. */
+        unitsBeforeLastResponse: number;
       }
     | undefined;
 }
@@ -1015,6 +1025,13 @@ function summarize(opts: Options, vs: Variant[], samples: Sample[]): Summary[] {
             fetchMs:
               mid.server.firstAt === null || mid.server.lastAt === null ? null : mid.server.lastAt - mid.server.firstAt,
             tailMs: mid.server.lastAt === null ? null : mid.result.endEpochMs - mid.server.lastAt,
+            unitRows: mid.result.dip.unitRows.filter((n) => n > 0),
+            unitsBeforeLastResponse: mid.result.dip.unitTimesMs.filter(
+              (t, i) =>
+                (mid.result.dip?.unitRows[i] ?? 0) > 0 &&
+                mid.server.lastAt !== null &&
+                mid.result.startEpochMs + t < mid.server.lastAt,
+            ).length,
           }
         : undefined,
     });
@@ -1083,7 +1100,7 @@ function resultsTable(summary: Summary[], best: Record<string, Summary | undefin
     if (s.dip) {
       const ms = (x: number | null) => (x === null ? 'n/a' : `${fmtInt(x)} ms`);
       notes.push(
-        `${s.dip.units} units; median run: open ${ms(s.dip.openMs)}, 1st request ${ms(s.dip.firstRequestMs)}, fetch ${ms(s.dip.fetchMs)}, tail ${ms(s.dip.tailMs)}`,
+        `${s.dip.units} units; median run: open ${ms(s.dip.openMs)}, 1st request ${ms(s.dip.firstRequestMs)}, fetch ${ms(s.dip.fetchMs)}, tail ${ms(s.dip.tailMs)}; records per unit ${s.dip.unitRows.map(fmtInt).join(' / ')}, ${s.dip.unitsBeforeLastResponse} committed before the last response`,
       );
     }
     return [
@@ -1314,6 +1331,11 @@ export async function main(args: string[]): Promise<number> {
     p(
       `load average (1/5/15 min) at start ${machine.loadAverageAtStart.join(' ')}, at end ${machine.loadAverageAtEnd.join(' ')}`,
     );
+    if (Math.max(machine.loadAverageAtStart[0] ?? 0, machine.loadAverageAtEnd[0] ?? 0) > machine.cpus) {
+      p(
+        `WARNING: the load average exceeded the ${machine.cpus} CPUs: dip (CPU-bound) slows far more than the latency-bound sequential loop, so the ratios understate dip; rerun on an idle machine`,
+      );
+    }
     p(
       `API: ${opts.pages} pages × ${opts.pageSize} records = ${fmtInt(opts.pages * opts.pageSize)} records, ${(server.bytes / 1e6).toFixed(1)} MB of JSON, +${opts.latencyMs} ms per request (separate process); median of ${opts.reps}; dip batch_records ${opts.batchRecords.map((b) => b ?? 'default (20000)').join(', ')}; dip offset http.concurrency max = initial = ${opts.dipConcurrency.join(', ')}`,
     );

@@ -199,7 +199,9 @@ export class SecretRegistry {
           : whole;
       });
     }
-    if (out.includes('@')) out = out.replace(USERINFO, (_, head: string) => `${head}${REDACTED}@`);
+    // Checked first: scanning a large payload (e-mail addresses) for URL passwords is costly.
+    if (out.includes('@') && out.includes('://'))
+      out = out.replace(USERINFO, (_, head: string) => `${head}${REDACTED}@`);
     return out;
   }
 

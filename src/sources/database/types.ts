@@ -6,6 +6,7 @@ import type { ExtractMode } from '../../config/database.js';
 import { rm } from 'node:fs/promises';
 import { ConfigError, DipError } from '../../core/errors.js';
 import type { PlanContext, ReadUnit, StreamSpec } from '../types.js';
+import { savedTies, type TieCounts } from './ties.js';
 
 export interface DbColumn {
   name: string;
@@ -81,6 +82,8 @@ export interface IncrementalState {
   cursor_column: string;
   /** Cursor then primary-key values of the last row read, in the source's text form. */
   last: (string | null)[] | null;
+  /** Without a primary key: the rows at the last cursor value that landed, by content (ties.ts). */
+  tied?: TieCounts;
 }
 
 /** Lake-visible description of a source column, recorded on every unit's position. */
@@ -91,12 +94,20 @@ export function columnTypes(columns: readonly DbColumn[]): Record<string, string
 /**
  * The columns an incremental read orders by (cursor, then primary key) and where the last run
  * stopped; a saved position for another cursor column is an error, not a silent restart.
+ * `keyless`: the stream has no primary key, so ties at the last cursor value are kept by
+ * content (`tied`: undefined for a position saved before ties were kept, or none yet).
  */
 export function incrementalStart(
   s: DbStream,
   state: unknown,
   label: string,
-): { cursor: DbColumn; keys: DbColumn[]; last: (string | null)[] | null } {
+): {
+  cursor: DbColumn;
+  keys: DbColumn[];
+  last: (string | null)[] | null;
+  keyless: boolean;
+  tied: TieCounts | undefined;
+} {
   const cursor = s.cursor as DbColumn;
   const keys = [
     cursor,
@@ -109,7 +120,9 @@ export function incrementalStart(
       `${label}.${s.spec.name}: cursor changed from ${prior.cursor_column} to ${cursor.name}; the saved position means nothing for the new column. Reset the stream's state (dip state reset ${label.split('.')[0] ?? ''} --stream ${s.spec.name}) to read it from the start`,
     );
   }
-  return { cursor, keys, last: prior?.last ?? null };
+  const keyless = s.spec.primaryKey.length === 0;
+  const tied = keyless ? savedTies(prior?.tied, `${label}.${s.spec.name}`) : undefined;
+  return { cursor, keys, last: prior?.last ?? null, keyless, tied };
 }
 
 /** A unit of a CSV file the source wrote with the stream's columns (removed once staged). */

@@ -21,6 +21,7 @@ import { newId } from '../../core/ids.js';
 import { csvLine } from '../database/csv.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
 import { csvUnit, incrementalStart, selectList } from '../database/types.js';
+import { hasNewTies, newTiesSql, tieCountSql, tieCounts } from '../database/ties.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect, type MysqlConnection, type MysqlRow } from './connection.js';
 import { keyLiteral, quoteIdent, quoteQualified, stateValue, valueRenderer } from './types.js';
@@ -207,10 +208,11 @@ export async function* fullUnits(s: DbStream, ctx: PlanContext, o: ExtractOption
  * `chunkRows` at a time (a chunk ends after all rows equal to its last key, so keys that are
  * not unique are never split), each unit carrying the position it ends at. Ties on the cursor
  * are split by the key, never skipped; with `lag`, rows newer than NOW() - lag wait for a
- * later run.
+ * later run. Without a key, rows that share the saved cursor value but landed after it are
+ * found by content (database/ties.ts).
  */
 export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: ExtractOptions): AsyncGenerator<ReadUnit> {
-  const { cursor, keys, last: saved } = incrementalStart(s, ctx.state, o.label);
+  const { cursor, keys, last: saved, keyless, tied } = incrementalStart(s, ctx.state, o.label);
   const conn = await connect(o.connection, o.label);
   let clean = false;
   try {
@@ -231,7 +233,40 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
     const order = keys.map((k) => quoteIdent(k.name)).join(', ');
     const keySelect = keys.map((k, i) => `${k.select} AS ${quoteIdent(`k${i}`)}`).join(', ');
     const target = streamTarget(s);
+    // Without a key: a row's content hash (each value's bytes, length-prefixed), and the rows of
+    // each hash at one cursor value.
+    const hash = `LEFT(MD5(CONCAT_WS(',', ${s.columns
+      .map((c) => {
+        const bytes = `CAST(${quoteIdent(c.name)} AS BINARY)`;
+        return `IFNULL(CONCAT(LENGTH(${bytes}), ':', ${bytes}), 'N')`;
+      })
+      .join(', ')})), 16)`;
+    const atCursor = (value: string | null) =>
+      [...conditions, `${quoteIdent(cursor.name)} = ${lit(value, cursor)}`].join(' AND ');
+    const tiesAt = async (value: string | null) =>
+      tieCounts(
+        (await conn.query(tieCountSql(hash, from, atCursor(value)))).rows.map((r) => ({
+          h: stateValue(r[0] ?? null),
+          n: stateValue(r[1] ?? null),
+        })),
+      );
     let last = saved;
+    // Rows at the saved cursor value that committed after it was read (keyless streams only).
+    let lateTies: string | undefined;
+    try {
+      if (keyless && tied && saved && hasNewTies(await tiesAt(saved[0] ?? null), tied)) {
+        lateTies = newTiesSql({
+          names: s.columns.map((c) => quoteIdent(c.name)).join(', '),
+          selectList: selectList(s.columns, quoteIdent),
+          hash,
+          from,
+          where: atCursor(saved[0] ?? null),
+          landed: tied,
+        });
+      }
+    } catch (err) {
+      throw readError(o.label, s, `ties at ${JSON.stringify(saved)}`, err);
+    }
     for (;;) {
       ctx.signal.throwIfAborted();
       const filter = (last ? [...conditions, keyAfter(keys, last, lit)] : conditions).join(' AND ');
@@ -248,26 +283,31 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
           );
           row = tail.rows[0];
         }
-        if (!row) break;
-        const endRow = row;
-        end = keys.map((_, i) => stateValue(endRow[i] ?? null));
+        if (row) {
+          const endRow = row;
+          end = keys.map((_, i) => stateValue(endRow[i] ?? null));
+        } else if (lateTies && last) end = last;
+        else break;
       } catch (err) {
         throw readError(o.label, s, `after ${JSON.stringify(last)}`, err);
       }
       const path = csvPath(ctx);
       let chunk: Chunk;
+      let state: IncrementalState;
       try {
+        const select = `SELECT ${selectList(s.columns, quoteIdent)} FROM ${from} WHERE ${filter} AND ${keyThrough(keys, end, lit)}`;
         chunk = await readToCsv(
           conn,
-          `SELECT ${selectList(s.columns, quoteIdent)} FROM ${from} WHERE ${filter} AND ${keyThrough(keys, end, lit)}`,
+          lateTies ? `${select} UNION ALL ${lateTies}` : select,
           s.columns,
           path,
           ctx.signal,
         );
+        state = { cursor_column: cursor.name, last: end, ...(keyless ? { tied: await tiesAt(end[0] ?? null) } : {}) };
       } catch (err) {
+        await rm(path, { force: true });
         throw readError(o.label, s, `after ${JSON.stringify(last)}`, err);
       }
-      const state: IncrementalState = { cursor_column: cursor.name, last: end };
       yield csvUnit(
         s,
         path,
@@ -277,6 +317,7 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
         state,
       );
       last = end;
+      lateTies = undefined;
     }
     await conn.query('COMMIT');
     clean = true;

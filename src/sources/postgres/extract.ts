@@ -15,6 +15,7 @@ import { DipError, errorMessage } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { DbColumn, DbStream, IncrementalState } from '../database/types.js';
 import { csvUnit, incrementalStart, selectList } from '../database/types.js';
+import { hasNewTies, newTiesSql, tieCountSql, tieCounts } from '../database/ties.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect } from './connection.js';
 import { copyOut } from './copy-out.js';
@@ -156,10 +157,12 @@ function readError(label: string, s: DbStream, what: string, err: unknown): Erro
 /**
  * Incremental units: rows after the last committed (cursor, key), in that order, `chunkRows`
  * at a time, each unit carrying the position it ends at. Ties on the cursor are split by the
- * key, never skipped; with `lag`, rows newer than now() - lag wait for a later run.
+ * key, never skipped; with `lag`, rows newer than now() - lag wait for a later run. Without a
+ * key a chunk holds every row of its last cursor value, and rows that share the saved value
+ * but landed after it are found by content (database/ties.ts).
  */
 export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: ExtractOptions): AsyncGenerator<ReadUnit> {
-  const { cursor, keys, last: saved } = incrementalStart(s, ctx.state, o.label);
+  const { cursor, keys, last: saved, keyless, tied } = incrementalStart(s, ctx.state, o.label);
   const client = await connect(o.client, o.label);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -182,7 +185,27 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
     const from = fromClause(s);
     const order = keys.map((k) => ident(k.name)).join(', ');
     const keyText = keys.map((k, i) => `${ident(k.name)}::text AS k${i}`).join(', ');
+    // Without a key: a row's content hash, and the rows of each hash at one cursor value.
+    const hash = `left(md5(ROW(${s.columns.map((c) => ident(c.name)).join(', ')})::text), 16)`;
+    const atCursor = (value: string | null) =>
+      [...conditions, `${ident(cursor.name)} = ${literal(value, cursor)}`].join(' AND ');
+    const tiesAt = async (value: string | null) =>
+      tieCounts((await client.query<{ h: string; n: string }>(tieCountSql(hash, from, atCursor(value)))).rows);
     let last = saved;
+    // Rows at the saved cursor value that committed after it was read (keyless streams only).
+    let lateTies: string | undefined;
+    if (keyless && tied && saved) {
+      if (hasNewTies(await tiesAt(saved[0] ?? null), tied)) {
+        lateTies = newTiesSql({
+          names: s.columns.map((c) => ident(c.name)).join(', '),
+          selectList: selectList(s.columns, ident),
+          hash,
+          from,
+          where: atCursor(saved[0] ?? null),
+          landed: tied,
+        });
+      }
+    }
     for (;;) {
       ctx.signal.throwIfAborted();
       const after = last ? [...conditions, `${tuple} > ${tupleOf(last)}`] : conditions;
@@ -196,18 +219,22 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
         const tail = await client.query<Record<string, string | null>>(
           `SELECT ${keyText} FROM ${from} WHERE ${filter} ORDER BY ${keys.map((k) => `${ident(k.name)} DESC`).join(', ')} LIMIT 1`,
         );
-        if (!tail.rows[0]) return;
-        end = keys.map((_, i) => tail.rows[0]?.[`k${i}`] ?? null);
+        if (tail.rows[0]) end = keys.map((_, i) => tail.rows[0]?.[`k${i}`] ?? null);
+        else if (lateTies && last) end = last;
+        else return;
       }
       const path = join(ctx.stagingDir, `pg-${newId()}.csv`);
-      const select = `SELECT ${selectList(s.columns, ident)} FROM ${from} WHERE ${filter} AND ${tuple} <= ${tupleOf(end)}`;
+      const chunk = `SELECT ${selectList(s.columns, ident)} FROM ${from} WHERE ${filter} AND ${tuple} <= ${tupleOf(end)}`;
+      const select = lateTies ? `${chunk} UNION ALL ${lateTies}` : chunk;
       let bytes: number;
+      let state: IncrementalState;
       try {
         bytes = await copyToFile(client, select, path, ctx.signal);
+        state = { cursor_column: cursor.name, last: end, ...(keyless ? { tied: await tiesAt(end[0] ?? null) } : {}) };
       } catch (err) {
+        await rm(path, { force: true });
         throw readError(o.label, s, `after ${JSON.stringify(last)}`, err);
       }
-      const state: IncrementalState = { cursor_column: cursor.name, last: end };
       yield csvUnit(
         s,
         path,
@@ -217,6 +244,7 @@ export async function* incrementalUnits(s: DbStream, ctx: PlanContext, o: Extrac
         state,
       );
       last = end;
+      lateTies = undefined;
     }
   } finally {
     await client.end().catch(() => undefined);

@@ -108,6 +108,11 @@ export class UnitBatcher {
     return this.batch !== undefined;
   }
 
+  /** Records in the open batch. */
+  get records(): number {
+    return this.batch?.recordCount ?? 0;
+  }
+
   /** Closes the open batch (possibly empty) into a unit carrying `state`. */
   async flush(state: RestStreamState): Promise<ReadUnit> {
     const b = this.batch ?? (await this.openBatch());

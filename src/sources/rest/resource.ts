@@ -32,6 +32,8 @@ export interface ResolvedResource {
   maxPages: number | undefined;
   maxTimeMs: number | undefined;
   batchRecords: number;
+  /** Whether batch_records was left to its default: units may then close early to keep the lake busy (stream.ts). */
+  batchRecordsDefault: boolean;
   rateLimit: { requests: number; perMs: number } | undefined;
   responseActions: Record<string, 'retry' | 'ignore' | 'fail'>;
 }
@@ -151,6 +153,7 @@ function resolveOne(config: RestSourceConfig, name: string, own: RestResourceCon
     maxPages: pick('max_pages'),
     maxTimeMs: duration(pick('max_time'), 'max_time'),
     batchRecords: pick('batch_records') ?? DEFAULT_BATCH,
+    batchRecordsDefault: pick('batch_records') === undefined,
     rateLimit: rate ? { requests: rate.requests, perMs: durationMs(rate.per, `${where}: rate_limit.per`) } : undefined,
     responseActions: { ...config.http.response_actions, ...d.response_actions, ...own.response_actions },
   };

@@ -1,4 +1,5 @@
 /**
+ * Over 400 lines: partition planning, paging, batching and the state a unit makes true share one pass state, kept together.
  * One resource's read as a stream of units: plans its partitions (whole resource, time
  * windows, parent records), pages through them concurrently, and batches pages into units
  * whose state is exactly what those pages made true.
@@ -58,8 +59,19 @@ export interface StreamUnitsOptions {
   ctx: PlanContext;
 }
 
-/** Units fetched ahead of the one being committed. */
-const UNITS_AHEAD = 2;
+/**
+ * Units fetched ahead of the one being staged. They are files on local disk, so fetching runs
+ * on while the lake stages (a full queue would stall the requests).
+ */
+const UNITS_AHEAD = 4;
+/**
+ * With the default batch size, a unit also closes once it holds this share of a full batch
+ * when the lake is waiting for one (not less: each unit costs a commit, file publishes and a
+ * schema probe): staging starts with the first pages and keeps pace with
+ * the fetch, and the unit still open when the last page arrives (staged after it, the run's
+ * tail) holds only what came in while the one before was staged.
+ */
+const EARLY_CLOSE_SHARE = 1 / 4;
 /**
  * A unit also closes after this long, so a slow API commits progress often and the unit
  * still open when the last page arrives (staged after it) stays small.
@@ -102,6 +114,12 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
   const pickForChildren = childFields(resource, o.resources);
   if (feed) o.feeds.set(resource.name, feed);
   const units = new AsyncQueue<ReadUnit>(UNITS_AHEAD);
+  // Whether the runner is waiting for a unit (nothing queued): then a unit closes early.
+  let starving = false;
+  const earlyClose =
+    resource.batchRecordsDefault && resource.spec.writeDisposition !== 'merge' // each merge unit rewrites the table
+      ? Math.max(1, Math.floor(resource.batchRecords * EARLY_CLOSE_SHARE))
+      : Number.POSITIVE_INFINITY;
   // Stops every partition's fetching when one fails for good or the consumer goes away.
   const stop = new AbortController();
   const signal = AbortSignal.any([ctx.signal, stop.signal]);
@@ -124,7 +142,11 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
     if (feed) for (const r of records) feed.rows.push(pickForChildren(r));
     await exclusive(async () => {
       if (resource.format === 'csv') return units.push(await batcher.csvUnit(page, inProgress()));
-      if (await batcher.add(page, records, tracker?.mark())) await units.push(await batcher.flush(inProgress()));
+      const due = await batcher.add(page, records, tracker?.mark());
+      if (due || (starving && units.size === 0 && batcher.records >= earlyClose)) {
+        starving = false;
+        await units.push(await batcher.flush(inProgress()));
+      }
     });
   };
   const reader = readerOptions(o, resource);
@@ -189,7 +211,15 @@ export async function* streamUnits(o: StreamUnitsOptions): AsyncGenerator<ReadUn
   );
   try {
     // The state goes to the catalog: resume URLs and failed requests keep no secret (masked values are restored on use).
-    for await (const unit of units) yield { ...unit, state: redactDeep(unit.state, o.redact) };
+    const queued = units[Symbol.asyncIterator]();
+    for (;;) {
+      starving = units.size === 0;
+      const next = await queued.next();
+      starving = false;
+      if (next.done) break;
+      const unit = next.value;
+      yield { ...unit, state: redactDeep(unit.state, o.redact) };
+    }
   } finally {
     stop.abort();
     units.close();
