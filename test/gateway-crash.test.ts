@@ -4,7 +4,7 @@
  * gateway` while `dip run --follow` lands them; both processes are SIGKILLed at random moments
  * and restarted. Then a catch-up `dip run` lands the rest, and bronze must hold every event that
  * got a 2xx exactly once, and every other event at most once; the lander's committed offset is
- * the log's end. The issue asks for 100,000 events; this test posts 6,000 (2 cores shared by
+ * the log's end. The issue asks for 100,000 events; this test posts 5,000 (2 cores shared by
  * many), which still spans a dozen kills of each process. Set DIP_CRASH_EVENTS to post more.
  */
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import { EmbeddedEventLog } from '../src/eventlog/embedded.js';
 import { CLI, runCli, TestProject } from './support/project.js';
 import { freePort, sleep, waitUntil } from './support/service.js';
 
-const TOTAL = Number(process.env['DIP_CRASH_EVENTS'] ?? 6000);
+const TOTAL = Number(process.env['DIP_CRASH_EVENTS'] ?? 5000);
 const KEY = 'crash-key';
 
 describe('gateway + lander under SIGKILL: every acknowledged event in bronze exactly once', () => {
