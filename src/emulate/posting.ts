@@ -85,14 +85,19 @@ export function activityEvent(seed: number, n: number, idPrefix = `e${seed}`, ev
   const rnd = prng(seed * 1_000_003 + n);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
   const r = rnd();
-  const type: ActivityKind = r < 0.05 ? 'user' : r < 0.3 ? 'pin' : r < 0.5 ? 'comment' : r < 0.9 ? 'like' : 'geolocation';
+  const type: ActivityKind =
+    r < 0.05 ? 'user' : r < 0.3 ? 'pin' : r < 0.5 ? 'comment' : r < 0.9 ? 'like' : 'geolocation';
   const userId = 1 + Math.floor(rnd() * 10_000);
   const pinId = 1 + Math.floor(rnd() * 100_000);
   const base: ActivityEvent = { id: `${idPrefix}-${n}`, type, ts: new Date().toISOString(), user_id: userId };
   const [city, lat, lon] = pick(CITIES);
   switch (type) {
     case 'user':
-      Object.assign(base, { username: `user${userId}`, country: pick(['PT', 'US', 'JP', 'KE', 'FR']), followers: Math.floor(rnd() * 5000) });
+      Object.assign(base, {
+        username: `user${userId}`,
+        country: pick(['PT', 'US', 'JP', 'KE', 'FR']),
+        followers: Math.floor(rnd() * 5000),
+      });
       break;
     case 'pin':
       Object.assign(base, {
@@ -111,7 +116,11 @@ export function activityEvent(seed: number, n: number, idPrefix = `e${seed}`, ev
       Object.assign(base, { pin_id: pinId });
       break;
     case 'geolocation':
-      Object.assign(base, { city, lat: Math.round((lat + rnd() - 0.5) * 1e5) / 1e5, lon: Math.round((lon + rnd() - 0.5) * 1e5) / 1e5 });
+      Object.assign(base, {
+        city,
+        lat: Math.round((lat + rnd() - 0.5) * 1e5) / 1e5,
+        lon: Math.round((lon + rnd() - 0.5) * 1e5) / 1e5,
+      });
       break;
   }
   if (eventBytes > 0) {
@@ -129,7 +138,14 @@ export async function postActivity(o: PostingOptions): Promise<PostingStats> {
   const attempts = Math.max(1, o.attempts ?? 5);
   const retryDelayMs = o.retryDelayMs ?? 200;
   const rnd = prng(seed ^ 0x5eed);
-  const stats: PostingStats = { acked: new Set(), failed: new Set(), requests: 0, redelivered: 0, byStatus: {}, elapsedMs: 0 };
+  const stats: PostingStats = {
+    acked: new Set(),
+    failed: new Set(),
+    requests: 0,
+    redelivered: 0,
+    byStatus: {},
+    elapsedMs: 0,
+  };
   const started = Date.now();
   let next = 0;
   const sleep = (ms: number) =>

@@ -158,8 +158,9 @@ async function handle(
   if (!auth.ok) return send(gw, reply, 401, { error: auth.reason });
   if ((await ep.log.backlog()) >= ep.maxBacklog)
     return send(gw, reply.header('retry-after', '1'), 429, { error: 'too many events waiting to land; retry later' });
-  const parsed = parseEvents(body, String(req.headers['content-type'] ?? ''));
-  if (typeof parsed === 'string') return send(gw, reply, 400, { error: parsed });
+  const events_ = parseEvents(body, String(req.headers['content-type'] ?? ''));
+  if (typeof events_ === 'string') return send(gw, reply, 400, { error: events_ });
+  const { events: parsed, texts } = events_;
   const key = req.headers[ep.idHeader];
   const requestId = Array.isArray(key) ? key[0] : key;
   const ids = parsed.map((event, i) => eventId(ep, event, requestId, i, parsed.length));
@@ -172,7 +173,7 @@ async function handle(
         .map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`)
         .join('; ');
       rejected.push({ index: i, reason });
-      refused.push({ data: Buffer.from(JSON.stringify(event)), id: ids[i], headers: { [REJECTED_HEADER]: reason } });
+      refused.push({ data: Buffer.from(texts[i] as string), id: ids[i], headers: { [REJECTED_HEADER]: reason } });
     }
     if (rejected.length) {
       await ep.log.append(refused);
@@ -206,7 +207,13 @@ function eventId(
 }
 
 /** The events of a body: a JSON object, an array of objects, or NDJSON; a string says why not. */
-export function parseEvents(body: Buffer, contentType: string): Record<string, unknown>[] | string {
+export interface ParsedEvents {
+  events: Record<string, unknown>[];
+  /** Each event as one line of JSON (the text received when it was one line already). */
+  texts: string[];
+}
+
+export function parseEvents(body: Buffer, contentType: string): ParsedEvents | string {
   const text = body.toString('utf8');
   if (!text.trim()) return 'empty body; expected a JSON object, an array of objects or NDJSON';
   const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -215,10 +222,11 @@ export function parseEvents(body: Buffer, contentType: string): Record<string, u
   if (!ndjson) {
     try {
       const v: unknown = JSON.parse(text);
-      if (isObject(v)) return [v];
+      if (isObject(v)) return { events: [v], texts: [text.includes('\n') ? JSON.stringify(v) : text] };
       if (Array.isArray(v)) {
         const bad = v.findIndex((x) => !isObject(x));
-        return bad === -1 ? (v as Record<string, unknown>[]) : `element ${bad} of the array is not a JSON object`;
+        if (bad !== -1) return `element ${bad} of the array is not a JSON object`;
+        return { events: v as Record<string, unknown>[], texts: v.map((x) => JSON.stringify(x)) };
       }
       return 'expected a JSON object, an array of objects or NDJSON';
     } catch {
@@ -226,6 +234,7 @@ export function parseEvents(body: Buffer, contentType: string): Record<string, u
     }
   }
   const out: Record<string, unknown>[] = [];
+  const texts: string[] = [];
   const lines = text.split('\n');
   for (const [i, line] of lines.entries()) {
     if (!line.trim()) continue;
@@ -237,8 +246,9 @@ export function parseEvents(body: Buffer, contentType: string): Record<string, u
     }
     if (!isObject(v)) return `line ${i + 1} is not a JSON object`;
     out.push(v);
+    texts.push(line.endsWith('\r') ? line.slice(0, -1) : line);
   }
-  return out.length ? out : 'empty body; expected a JSON object, an array of objects or NDJSON';
+  return out.length ? { events: out, texts } : 'empty body; expected a JSON object, an array of objects or NDJSON';
 }
 
 export interface GatewayServer {

@@ -127,7 +127,12 @@ export function registerEmulate(program: Command): void {
       'post Pinterest-style activity (users, pins with geolocation, comments, likes) to a gateway endpoint at a rate',
     )
     .requiredOption('--url <url>', 'the endpoint, e.g. http://127.0.0.1:8430/ingest/<pipeline>/<source>/<endpoint>')
-    .option('--header <name:value>', 'a header for every request (auth), repeatable', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option(
+      '--header <name:value>',
+      'a header for every request (auth), repeatable',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .option('--total <n>', 'events in all', '1000')
     .option('--rate <n>', 'events per second (0: as fast as answered)', '100')
     .option('--batch <n>', 'events per request (more than 1: NDJSON)', '1')
