@@ -233,3 +233,54 @@ describe('dip gateway: endpoints, auth, body, schema, idempotency, backpressure'
     assert.equal(r.status, 503);
   });
 });
+
+describe('dip serve --gateway: the endpoints beside the API', () => {
+  it('serves them with their own auth (no serve token, NDJSON allowed) while the API keeps its token', async () => {
+    const { serve } = await import('../src/serve/server.js');
+    const { openGateway } = await import('../src/gateway/server.js');
+    const p = await TestProject.withSources({
+      hooks: { type: 'gateway', endpoints: { likes: { auth: { type: 'bearer', tokens: ['tok-like'] } } } },
+    });
+    const project = await loadProject(p.dir);
+    const gateway = await openGateway(project);
+    const server = await serve(await p.lake(), {
+      host: '127.0.0.1',
+      port: 0,
+      tickMs: 100,
+      concurrency: 1,
+      executor: 'in-process',
+      token: 'api-token',
+      defaultMetrics: false,
+      gateway,
+    });
+    try {
+      const url = `${server.address}/ingest/p/hooks/likes`;
+      const nd = '{"pin":1}\n{"pin":2}\n';
+      const ok = await fetch(url, {
+        method: 'POST',
+        body: nd,
+        headers: { 'content-type': 'application/x-ndjson', authorization: 'Bearer tok-like' },
+      });
+      assert.deepEqual([ok.status, await ok.json()], [200, { accepted: 2, duplicates: 0 }]);
+      // The API token is not a gateway credential, and the API still wants it.
+      const apiToken = await fetch(url, { method: 'POST', body: nd, headers: { authorization: 'Bearer api-token' } });
+      assert.equal(apiToken.status, 401);
+      assert.equal((await fetch(`${server.address}/runs`)).status, 401);
+      const doc = (await (
+        await fetch(`${server.address}/openapi.json`, { headers: { authorization: 'Bearer api-token' } })
+      ).json()) as {
+        paths: Record<string, unknown>;
+      };
+      assert.equal(
+        Object.keys(doc.paths).some((k) => k.startsWith('/ingest')),
+        false,
+      );
+    } finally {
+      await server.close();
+      await gateway.close();
+    }
+    const run = await p.runOk();
+    assert.equal(run.stats.streams['hooks.likes']?.rows, 2);
+    await p.dispose();
+  });
+});

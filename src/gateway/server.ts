@@ -135,8 +135,20 @@ export async function registerGatewayRoutes(app: FastifyInstance, gw: Gateway): 
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    scope.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+      const message =
+        status === 413
+          ? 'request body is larger than the endpoint accepts'
+          : status === 500
+            ? 'internal error'
+            : err.message;
+      void send(gw, reply, status, { error: message });
+    });
     for (const ep of gw.endpoints) {
-      scope.post(ep.path, { bodyLimit: ep.maxBody }, (req, reply) => handle(gw, ep, req, reply));
+      scope.post(ep.path, { bodyLimit: ep.maxBody, config: { gateway: true } }, (req, reply) =>
+        handle(gw, ep, req, reply),
+      );
     }
   });
 }
@@ -263,16 +275,6 @@ export interface GatewayServer {
 export async function startGateway(project: LoadedProject, o: { host: string; port: number }): Promise<GatewayServer> {
   const gateway = await openGateway(project);
   const app = Fastify({ logger: false, forceCloseConnections: false, return503OnClosing: true });
-  app.setErrorHandler((err: { statusCode?: number; message: string }, _req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    const message =
-      status === 413
-        ? 'request body is larger than the endpoint accepts'
-        : status === 500
-          ? 'internal error'
-          : err.message;
-    void send(gateway, reply, status, { error: message });
-  });
   try {
     await registerGatewayRoutes(app, gateway);
     await app.listen({ host: o.host, port: o.port });
