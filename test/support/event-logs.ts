@@ -7,7 +7,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedEventLog } from '../../src/eventlog/embedded.js';
+import { JetStreamEventLog } from '../../src/eventlog/jetstream.js';
 import type { EventLog } from '../../src/eventlog/types.js';
+import { type NatsServer, natsProbe, startNats } from './nats.js';
+import { requireOrSkip } from './service.js';
 
 export interface LogImplementation {
   name: string;
@@ -30,5 +33,23 @@ export function logImplementations(): LogImplementation[] {
     },
     open: (name) => EmbeddedEventLog.open({ dir: join(dir, name), mode: 'writer' }),
   };
-  return [embedded];
+  let nats: NatsServer | undefined;
+  const jetstream: LogImplementation = {
+    name: 'jetstream',
+    skip: requireOrSkip(natsProbe()).skip,
+    async setup() {
+      nats = await startNats();
+    },
+    async teardown() {
+      await nats?.stop();
+    },
+    open: (name) =>
+      JetStreamEventLog.open({
+        url: (nats as NatsServer).url,
+        stream: `DIP_TEST_${name}`,
+        subject: `dip.test.${name}`,
+        duplicateWindowMs: 120_000,
+      }),
+  };
+  return [embedded, jetstream];
 }

@@ -2,7 +2,8 @@
  * Opens the event log of one endpoint of a gateway source, from its config: the gateway opens
  * it for writing, the lander for reading. Embedded: `<dir>/<endpoint>` (default dir
  * `.dip/eventlog/<pipeline>/<source>` in the project); JetStream: subject
- * `dip.<pipeline>.<source>.<endpoint>` of stream `DIP_<pipeline>_<source>` (or the configured one).
+ * `dip.<pipeline>.<source>.<endpoint>`, stream `DIP_<pipeline>_<source>_<endpoint>` (the prefix
+ * configurable), one per endpoint so that sequences are offsets.
  */
 import { resolve } from 'node:path';
 import { parseDuration } from '../../core/time.js';
@@ -41,7 +42,7 @@ export async function openEndpointLog(config: GatewaySourceConfig, t: EndpointLo
   const { JetStreamEventLog } = await import('../../eventlog/jetstream.js');
   return JetStreamEventLog.open({
     url: log.url,
-    stream: log.stream ?? `DIP_${t.pipeline}_${t.source}`,
+    stream: `${log.stream ?? `DIP_${t.pipeline}_${t.source}`}_${t.endpoint}`,
     subject: `dip.${t.pipeline}.${t.source}.${t.endpoint}`,
     duplicateWindowMs: parseDuration(log.duplicate_window) ?? 120_000,
   });

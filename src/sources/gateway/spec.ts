@@ -132,7 +132,7 @@ export const gatewayLogSchema = z
         .string()
         .regex(/^[A-Za-z0-9_-]+$/)
         .optional()
-        .describe('JetStream stream name; default DIP_<source>'),
+        .describe('Prefix of the JetStream streams, one per endpoint (<prefix>_<endpoint>); default DIP_<pipeline>_<source>'),
       duplicate_window: duration.default('2m').describe('How long a message id is remembered for dedup'),
     }),
   ])
