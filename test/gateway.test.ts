@@ -284,3 +284,17 @@ describe('dip serve --gateway: the endpoints beside the API', () => {
     await p.dispose();
   });
 });
+
+it('the gateway example in README.md validates and declares its endpoints as streams', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { parseProject } = await import('../src/config/load.js');
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1] ?? '')
+    .find((b) => b.includes('type: gateway'));
+  assert.ok(block);
+  const config = parseProject(`version: 1\nproject: x\n${block}`, 'README.md');
+  const hooks = config.pipelines['app']?.sources['hooks'];
+  assert.ok(hooks?.type === 'gateway');
+  assert.deepEqual(Object.keys(hooks.endpoints), ['github', 'payments', 'pins']);
+});
