@@ -195,9 +195,7 @@ async function handle(
       });
     }
   }
-  const results = await ep.log.append(
-    parsed.map((event, i) => ({ data: Buffer.from(JSON.stringify(event)), id: ids[i] })),
-  );
+  const results = await ep.log.append(texts.map((text, i) => ({ data: Buffer.from(text), id: ids[i] })));
   const duplicates = results.filter((r) => r.duplicate).length;
   return send(gw, reply, 200, { accepted: results.length - duplicates, duplicates });
 }
