@@ -43,7 +43,7 @@ export class JetStreamEventLog implements EventLog {
     try {
       nc = await nats.connect({ servers: o.url, name: 'dip', maxReconnectAttempts: -1 });
     } catch (err) {
-      throw new DipError('transient', `cannot reach NATS at ${o.url}: ${(err as Error).message}`, { cause: err });
+      throw new DipError('transient', `cannot reach NATS at ${withoutCredentials(o.url)}: ${(err as Error).message}`);
     }
     try {
       const jsm = await js.jetstreamManager(nc);
@@ -190,4 +190,9 @@ async function ensureStream(jsm: Manager, config: Parameters<Manager['streams'][
     if (!/stream not found/i.test((err as Error).message)) throw err;
     await jsm.streams.add(config);
   }
+}
+
+/** The server address without user and password, for messages. */
+function withoutCredentials(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//');
 }

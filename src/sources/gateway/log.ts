@@ -6,6 +6,7 @@
  * configurable), one per endpoint so that sequences are offsets.
  */
 import { resolve } from 'node:path';
+import { resolveSecrets } from '../../config/secrets.js';
 import { parseDuration } from '../../core/time.js';
 import { EmbeddedEventLog } from '../../eventlog/embedded.js';
 import type { EventLog } from '../../eventlog/types.js';
@@ -41,7 +42,7 @@ export async function openEndpointLog(config: GatewaySourceConfig, t: EndpointLo
   }
   const { JetStreamEventLog } = await import('../../eventlog/jetstream.js');
   return JetStreamEventLog.open({
-    url: log.url,
+    url: resolveSecrets(log.url, { baseDir: t.baseDir }), // may hold ${env:…} credentials
     stream: `${log.stream ?? `DIP_${t.pipeline}_${t.source}`}_${t.endpoint}`,
     subject: `dip.${t.pipeline}.${t.source}.${t.endpoint}`,
     duplicateWindowMs: parseDuration(log.duplicate_window) ?? 120_000,

@@ -127,12 +127,17 @@ export const gatewayLogSchema = z
     }),
     z.strictObject({
       type: z.literal('jetstream'),
-      url: z.string().min(1).describe('NATS server URL, e.g. nats://127.0.0.1:4222'),
+      url: z
+        .string()
+        .min(1)
+        .describe('NATS server URL, e.g. nats://127.0.0.1:4222; credentials in it as ${env:…}/${file:…} references'),
       stream: z
         .string()
         .regex(/^[A-Za-z0-9_-]+$/)
         .optional()
-        .describe('Prefix of the JetStream streams, one per endpoint (<prefix>_<endpoint>); default DIP_<pipeline>_<source>'),
+        .describe(
+          'Prefix of the JetStream streams, one per endpoint (<prefix>_<endpoint>); default DIP_<pipeline>_<source>',
+        ),
       duplicate_window: duration.default('2m').describe('How long a message id is remembered for dedup'),
     }),
   ])
