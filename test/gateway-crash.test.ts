@@ -4,8 +4,9 @@
  * gateway` while `dip run --follow` lands them; both processes are SIGKILLed at random moments
  * and restarted. Then a catch-up `dip run` lands the rest, and bronze must hold every event that
  * got a 2xx exactly once, and every other event at most once; the lander's committed offset is
- * the log's end. The issue asks for 100,000 events; this test posts 5,000 (2 cores shared by
- * many), which still spans a dozen kills of each process. Set DIP_CRASH_EVENTS to post more.
+ * the log's end. The issue asks for 100,000 events; this test posts 3,000 (2 cores shared by
+ * many), which still spans a dozen kills of each process; a gateway is killed 1–4 s after it
+ * said it listens, the lander 4–10 s after it started. Set DIP_CRASH_EVENTS to post more.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -16,12 +17,14 @@ import { EmbeddedEventLog } from '../src/eventlog/embedded.js';
 import { CLI, runCli, TestProject } from './support/project.js';
 import { freePort, sleep, waitUntil } from './support/service.js';
 
-const TOTAL = Number(process.env['DIP_CRASH_EVENTS'] ?? 5000);
+const TOTAL = Number(process.env['DIP_CRASH_EVENTS'] ?? 3000);
 const KEY = 'crash-key';
 
 describe('gateway + lander under SIGKILL: every acknowledged event in bronze exactly once', () => {
   let p: TestProject;
   const children = new Set<ChildProcess>();
+  /** When a gateway said it listens: its life is counted from then. */
+  const ready = new Map<ChildProcess, number>();
   after(async () => {
     for (const c of children) c.kill('SIGKILL');
     await p?.dispose();
@@ -31,7 +34,10 @@ describe('gateway + lander under SIGKILL: every acknowledged event in bronze exa
     const child = spawn(process.execPath, [CLI, ...args], {
       cwd: p.dir,
       env: { ...process.env, NO_COLOR: '1', DIP_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      if (d.includes('listening')) ready.set(child, Date.now());
     });
     let err = '';
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-4000)));
@@ -81,19 +87,18 @@ describe('gateway + lander under SIGKILL: every acknowledged event in bronze exa
 
     let gatewayKills = 0;
     let landerKills = 0;
-    let gatewayBorn = Date.now();
     let landerBorn = Date.now();
-    let gatewayLife = 3000 + Math.random() * 4000;
+    let gatewayLife = 1000 + Math.random() * 3000;
     let landerLife = 4000 + Math.random() * 6000;
     while (!posting.done) {
       await sleep(50);
-      if (Date.now() - gatewayBorn > gatewayLife) {
+      const up = ready.get(gateway);
+      if (up !== undefined && Date.now() - up > gatewayLife) {
         await kill(gateway);
         gatewayKills++;
         await sleep(Math.random() * 300);
         gateway = start(gatewayArgs);
-        gatewayBorn = Date.now();
-        gatewayLife = 3000 + Math.random() * 4000;
+        gatewayLife = 1000 + Math.random() * 3000;
       }
       if (Date.now() - landerBorn > landerLife) {
         await kill(lander);
