@@ -4,9 +4,9 @@
  * gateway` while `dip run --follow` lands them; both processes are SIGKILLed at random moments
  * and restarted. Then a catch-up `dip run` lands the rest, and bronze must hold every event that
  * got a 2xx exactly once, and every other event at most once; the lander's committed offset is
- * the log's end. The issue asks for 100,000 events; this test posts 3,000 (2 cores shared by
- * many), which still spans a dozen kills of each process; a gateway is killed 1–4 s after it
- * said it listens, the lander 4–10 s after it started. Set DIP_CRASH_EVENTS to post more.
+ * the log's end. The issue asks for 100,000 events; this test posts 6,000 (2 cores shared by
+ * many), which still spans a dozen kills of each process; a gateway is killed 0.5–2.5 s after it
+ * said it listens, the lander 3–7 s after it started. Set DIP_CRASH_EVENTS to post more.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -17,7 +17,7 @@ import { EmbeddedEventLog } from '../src/eventlog/embedded.js';
 import { CLI, runCli, TestProject } from './support/project.js';
 import { freePort, sleep, waitUntil } from './support/service.js';
 
-const TOTAL = Number(process.env['DIP_CRASH_EVENTS'] ?? 3000);
+const TOTAL = Number(process.env['DIP_CRASH_EVENTS'] ?? 6000);
 const KEY = 'crash-key';
 
 describe('gateway + lander under SIGKILL: every acknowledged event in bronze exactly once', () => {
@@ -88,8 +88,8 @@ describe('gateway + lander under SIGKILL: every acknowledged event in bronze exa
     let gatewayKills = 0;
     let landerKills = 0;
     let landerBorn = Date.now();
-    let gatewayLife = 1000 + Math.random() * 3000;
-    let landerLife = 4000 + Math.random() * 6000;
+    let gatewayLife = 500 + Math.random() * 2000;
+    let landerLife = 3000 + Math.random() * 4000;
     while (!posting.done) {
       await sleep(50);
       const up = ready.get(gateway);
@@ -98,14 +98,14 @@ describe('gateway + lander under SIGKILL: every acknowledged event in bronze exa
         gatewayKills++;
         await sleep(Math.random() * 300);
         gateway = start(gatewayArgs);
-        gatewayLife = 1000 + Math.random() * 3000;
+        gatewayLife = 500 + Math.random() * 2000;
       }
       if (Date.now() - landerBorn > landerLife) {
         await kill(lander);
         landerKills++;
         lander = start(['run', '--follow']);
         landerBorn = Date.now();
-        landerLife = 4000 + Math.random() * 6000;
+        landerLife = 3000 + Math.random() * 4000;
       }
     }
     const stats: PostingStats[] = await posters;
