@@ -5,7 +5,7 @@
  * and restarted. Then a catch-up `dip run` lands the rest, and bronze must hold every event that
  * got a 2xx exactly once, and every other event at most once; the lander's committed offset is
  * the log's end. The issue asks for 100,000 events; this test posts 6,000 (2 cores shared by
- * many), which still spans a dozen kills of each process; a gateway is killed 0.5–2.5 s after it
+ * many), which spans about twenty kills of each process; a gateway is killed 0.5–2.5 s after it
  * said it listens, the lander 3–7 s after it started. Set DIP_CRASH_EVENTS to post more.
  */
 import assert from 'node:assert/strict';
