@@ -298,3 +298,47 @@ it('the gateway example in README.md validates and declares its endpoints as str
   assert.ok(hooks?.type === 'gateway');
   assert.deepEqual(Object.keys(hooks.endpoints), ['github', 'payments', 'pins']);
 });
+
+describe('dip emulate posting', () => {
+  it('posts Pinterest-style activity to an endpoint; every acknowledged event lands, redeliveries once', async () => {
+    const { runCli } = await import('./support/project.js');
+    const p = await TestProject.withSources({
+      app: { type: 'gateway', endpoints: { activity: { auth: { type: 'bearer', tokens: ['tok'] }, event_id: 'id' } } },
+    });
+    const gw = await startGateway(await loadProject(p.dir), { host: '127.0.0.1', port: 0 });
+    try {
+      const out = await runCli(
+        [
+          'emulate',
+          'posting',
+          '--url',
+          `${gw.url}/ingest/p/app/activity`,
+          '--header',
+          'Authorization: Bearer tok',
+          '--total',
+          '60',
+          '--batch',
+          '6',
+          '--rate',
+          '0',
+          '--redeliver',
+          '0.5',
+        ],
+        p.dir,
+      );
+      assert.equal(out.code, 0, out.stderr);
+      const stats = JSON.parse(out.stdout) as { acked: number; failed: number; redelivered: number };
+      assert.equal(stats.acked, 60);
+      assert.equal(stats.failed, 0);
+      assert.ok(stats.redelivered > 0);
+    } finally {
+      await gw.close();
+    }
+    await p.runOk();
+    assert.equal(await p.num('select count(*) from bronze.activity'), 60);
+    assert.equal(await p.num('select count(distinct id) from bronze.activity'), 60);
+    const kinds = (await p.rows('select distinct type from bronze.activity order by type')).map((r) => r['type']);
+    assert.ok(kinds.includes('pin') && kinds.includes('like'), JSON.stringify(kinds));
+    await p.dispose();
+  });
+});
