@@ -40,6 +40,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       'orchestrator: a 1,000 no-op task DAG and a 10,000-interval backfill, in-process (and with --workers N via pg-boss): tasks/s, intervals/s vs an in-memory executor',
     load: () => import('./scheduler.js'),
   },
+  gateway: {
+    description:
+      "push path: `dip gateway` (auth, idempotency, fsync before 2xx) vs a bare Fastify POST handler, 1 KB events single and NDJSON×100 (req/s, events/s, p99 at half peak), and the lander's ack-to-queryable lag",
+    load: () => import('./gateway.js'),
+  },
   startup: {
     description:
       "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",

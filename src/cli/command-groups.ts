@@ -38,6 +38,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   { names: ['emulate'], load: async () => (await import('./commands/emulate.js')).registerEmulate },
   { names: ['worker'], load: async () => (await import('./commands/worker.js')).registerWorker },
   { names: ['serve'], load: async () => (await import('./commands/serve.js')).registerServe },
+  { names: ['gateway'], load: async () => (await import('./commands/gateway.js')).registerGateway },
 ];
 
 /** The groups a command line needs: the one its command is in, none for a bare --version, else all. */

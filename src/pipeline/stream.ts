@@ -86,7 +86,7 @@ export async function runStream(
     const timing = commitTiming(stream.writeDisposition, discovered && unit.state !== undefined);
     const perUnit = timing === 'unit';
     const stagesDurably = timing === 'stream-staged';
-    if (!unit.input && !unit.rawPages) {
+    if (!unit.input && !unit.rawPages && !unit.rejected?.length) {
       // Nothing to read, only state to record (e.g. an API listing that ended on an empty page).
       await unit.dispose?.();
       if (unit.ledgerRefresh?.length) {

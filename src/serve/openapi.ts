@@ -21,6 +21,8 @@ export type OpenApiDocument = Record<string, unknown> & {
 export function collectRoutes(app: FastifyInstance): RouteRecord[] {
   const routes: RouteRecord[] = [];
   app.addHook('onRoute', (route: RouteOptions) => {
+    // Gateway endpoints (dip serve --gateway) are declared in dip.yaml and authenticate themselves.
+    if ((route.config as { gateway?: boolean } | undefined)?.gateway) return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       // HEAD routes are Fastify's automatic twins of GET routes.

@@ -129,6 +129,8 @@ export interface GuardOptions {
   token?: string | undefined;
   /** Route paths that need no token. */
   open: ReadonlySet<string>;
+  /** Route paths that authenticate requests themselves (gateway endpoints): no token, any content type. */
+  selfAuthenticated?: ReadonlySet<string> | undefined;
 }
 
 const send = (reply: FastifyReply, status: number, kind: GuardErrorKind, message: string): FastifyReply =>
@@ -153,6 +155,7 @@ export function requestGuard(
       );
     }
     const route = req.routeOptions.url;
+    if (route !== undefined && options.selfAuthenticated?.has(route)) return undefined;
     if (expected !== undefined && !(route !== undefined && options.open.has(route))) {
       const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
       if (!match) {

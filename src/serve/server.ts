@@ -17,6 +17,7 @@ import type { TaskRef } from '../catalog/orchestration-types.js';
 import { DipMetrics, observeAttempts } from './metrics.js';
 import { collectRoutes, openApiDocument } from './openapi.js';
 import { registerRoutes } from './routes.js';
+import { type Gateway, registerGatewayRoutes } from '../gateway/server.js';
 import { NO_SCHEDULER, SchedulerLoop, type SchedulerStatus, type ServeLog } from './scheduler.js';
 import {
   checkedToken,
@@ -47,6 +48,8 @@ export interface AccessOptions {
   allowedHosts?: readonly string[] | undefined;
   /** Intervals one backfill request may queue (serve.max_backfill_intervals, default 1000). */
   maxBackfillIntervals?: number | undefined;
+  /** The gateway's endpoints, served beside the API (`dip serve --gateway`); they authenticate themselves. */
+  gateway?: Gateway | undefined;
 }
 
 export interface ServerOptions extends AccessOptions {
@@ -99,8 +102,14 @@ export async function createServer(
 
   app.addHook(
     'onRequest',
-    requestGuard({ hosts: hostPolicy(options.listenHost ?? '127.0.0.1', options.allowedHosts ?? []), token, open }),
+    requestGuard({
+      hosts: hostPolicy(options.listenHost ?? '127.0.0.1', options.allowedHosts ?? []),
+      token,
+      open,
+      selfAuthenticated: new Set(options.gateway?.endpoints.map((e) => e.path) ?? []),
+    }),
   );
+  if (options.gateway) await registerGatewayRoutes(app, options.gateway);
   // POSTs must be JSON (see security.ts); an empty JSON body is an empty object, as no body is.
   const json = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
@@ -235,6 +244,7 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
       publicRoutes: options.publicRoutes,
       allowedHosts: options.allowedHosts,
       maxBackfillIntervals: options.maxBackfillIntervals,
+      gateway: options.gateway,
     });
     scheduler?.start();
     const address = await app.listen({ host: options.host, port: options.port });
@@ -255,14 +265,16 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
     return {
       address,
       listen,
-      close: (closeOptions = {}) =>
-        (closing ??= shutdown(
+      close: (closeOptions = {}) => {
+        options.gateway?.drain(); // new events get 503 from now on
+        return (closing ??= shutdown(
           server,
           runtime,
           scheduler,
           closeOptions.graceMs ?? options.graceMs ?? DEFAULT_GRACE_MS,
           log,
-        )),
+        ));
+      },
     };
   } catch (err) {
     await scheduler?.stop();

@@ -10,12 +10,13 @@
  * `registerConnector` in sources/open.ts, which adds their spec here.
  */
 import { filesSpec } from './files/spec.js';
+import { gatewaySpec } from './gateway/spec.js';
 import { mysqlSpec } from './mysql/spec.js';
 import { postgresSpec } from './postgres/spec.js';
 import { restSpec } from './rest/spec.js';
 import type { ConnectorSpec, Declared } from './spec.js';
 
-export const CONNECTORS = [filesSpec, restSpec, postgresSpec, mysqlSpec] as const;
+export const CONNECTORS = [filesSpec, restSpec, postgresSpec, mysqlSpec, gatewaySpec] as const;
 
 const registered: ConnectorSpec[] = [];
 

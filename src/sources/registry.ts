@@ -5,6 +5,7 @@
  */
 import type { SourceConfig } from '../config/schema.js';
 import filesConnector from './files/index.js';
+import gatewayConnector from './gateway/index.js';
 import mysqlConnector from './mysql/index.js';
 import postgresConnector from './postgres/index.js';
 import restConnector from './rest/index.js';
@@ -16,6 +17,7 @@ export const connectors = {
   rest: restConnector,
   postgres: postgresConnector,
   mysql: mysqlConnector,
+  gateway: gatewayConnector,
 } as const;
 
 export function createSource(config: SourceConfig, baseDir: string, sourceName: string): SourceInstance {

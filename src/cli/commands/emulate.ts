@@ -121,4 +121,63 @@ export function registerEmulate(program: Command): void {
         );
       }
     });
+  emulate
+    .command('posting')
+    .description(
+      'post Pinterest-style activity (users, pins with geolocation, comments, likes) to a gateway endpoint at a rate',
+    )
+    .requiredOption('--url <url>', 'the endpoint, e.g. http://127.0.0.1:8430/ingest/<pipeline>/<source>/<endpoint>')
+    .option(
+      '--header <name:value>',
+      'a header for every request (auth), repeatable',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option('--total <n>', 'events in all', '1000')
+    .option('--rate <n>', 'events per second (0: as fast as answered)', '100')
+    .option('--batch <n>', 'events per request (more than 1: NDJSON)', '1')
+    .option('--concurrency <n>', 'requests in flight', '8')
+    .option('--redeliver <f>', 'share of acknowledged requests sent again', '0')
+    .option('--event-bytes <n>', 'pad each event to about this many bytes', '0')
+    .option('--seed <n>', 'seed of the generated activity', '1')
+    .action(
+      async (opts: {
+        url: string;
+        header: string[];
+        total: string;
+        rate: string;
+        batch: string;
+        concurrency: string;
+        redeliver: string;
+        eventBytes: string;
+        seed: string;
+      }) => {
+        const { postActivity } = await import('../../emulate/posting.js');
+        const headers: Record<string, string> = {};
+        for (const h of opts.header) {
+          const i = h.indexOf(':');
+          if (i < 1) throw new DipError('input', `--header "${h.split(':')[0]}…": expected <name>: <value>`);
+          headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+        }
+        const stopped = new AbortController();
+        process.once('SIGINT', () => stopped.abort());
+        process.once('SIGTERM', () => stopped.abort());
+        const s = await postActivity({
+          url: opts.url,
+          headers,
+          total: wholeNumber(opts.total, '--total'),
+          rate: wholeNumber(opts.rate, '--rate'),
+          batch: wholeNumber(opts.batch, '--batch', 1),
+          concurrency: wholeNumber(opts.concurrency, '--concurrency', 1),
+          redeliver: fraction(opts.redeliver, '--redeliver'),
+          eventBytes: wholeNumber(opts.eventBytes, '--event-bytes'),
+          seed: wholeNumber(opts.seed, '--seed'),
+          signal: stopped.signal,
+        });
+        process.stdout.write(
+          `${JSON.stringify({ acked: s.acked.size, failed: s.failed.size, requests: s.requests, redelivered: s.redelivered, by_status: s.byStatus, elapsed_ms: s.elapsedMs })}\n`,
+        );
+        if (s.failed.size > 0) process.exitCode = 1;
+      },
+    );
 }

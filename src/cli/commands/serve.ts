@@ -22,6 +22,7 @@ interface ServeCliOptions {
   scheduler: boolean;
   grace: string;
   startupWait: string;
+  gateway?: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -45,6 +46,10 @@ export function registerServe(program: Command): void {
     )
     .option('--concurrency <n>', 'tasks this process runs at once (default: serve.concurrency)')
     .option('--no-scheduler', 'no scheduler loop here (another process schedules): only the API and the executor')
+    .option(
+      '--gateway',
+      'also serve the endpoints of the gateway sources (as `dip gateway` does; they authenticate themselves)',
+    )
     .option(
       '--grace <duration>',
       'on SIGINT/SIGTERM, how long running tasks may finish before they are handed back',
@@ -109,7 +114,11 @@ export function registerServe(program: Command): void {
         try {
           // Fastify loads only for `dip serve`, not for every command.
           const { serve } = await import('../../serve/server.js');
+          const gateway = opts.gateway
+            ? await (await import('../../gateway/server.js')).openGateway(project)
+            : undefined;
           const server = await serve(lake, {
+            gateway,
             host: opts.host ?? config.host,
             port,
             token,
@@ -137,6 +146,7 @@ export function registerServe(program: Command): void {
           }
           await signals.received;
           await server.close();
+          await gateway?.close();
         } finally {
           await closeBoth(opened);
         }
