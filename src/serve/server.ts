@@ -204,7 +204,7 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
   const runtime = startRuntime(lake, {
     concurrency: options.executor === 'workers' ? 0 : options.concurrency,
     clock,
-    log: (message, fields) => log('info', message, fields),
+    log: (message, fields, level = 'info') => log(level, message, fields),
     ...(options.dispatch ? { dispatch: options.dispatch } : {}),
     ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
     ...(options.pollMs ? { pollMs: options.pollMs } : {}),
