@@ -67,7 +67,7 @@ export interface EmailMessage {
 export function emailMessage(alert: Alert, email: Pick<EmailConfig, 'from' | 'to'>): EmailMessage {
   const fields = Object.entries(alert.fields);
   const lines = fields.map(([name, value]) => `${name}: ${value.replace(/\r?\n/g, '\n  ')}`).join('\n');
-  const text = [alert.text, lines, footer(alert)].filter((part) => part !== '').join('\n\n') + '\n';
+  const text = `${[alert.text, lines, footer(alert)].filter((part) => part !== '').join('\n\n')}\n`;
   const rows = fields
     .map(
       ([name, value]) =>

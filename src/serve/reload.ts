@@ -4,7 +4,9 @@
  * loaded and validated whole (schema, every pipeline's task graph, every schedule) before
  * anything changes; an invalid file is refused with an error in the log and the running
  * configuration stays. Settings the process opened its resources with (catalog, storage, engine,
- * serve) keep their running values until a restart, and the log says so when they changed.
+ * serve) keep their running values until a restart, and the log says so when they changed. A
+ * project file that is a module (dip.config.ts) is imported once per process: its changes need
+ * a restart, which the log says.
  */
 import { createHash } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
@@ -23,6 +25,8 @@ import type { ServeLog } from './scheduler.js';
 /** Settings a running process keeps until it restarts: it opened its catalog, storage, engine and listener with them. */
 const RESTART_ONLY = ['catalog', 'storage', 'engine', 'serve'] as const;
 const DEBOUNCE_MS = 200;
+/** Project files that are modules (dip.config.ts …), as `loadProject` tells them. */
+const CODE_FILE = /\.(ts|mts|mjs|js)$/;
 
 export interface ReloadResult {
   /** The new configuration is in use. */
@@ -104,6 +108,13 @@ export class ProjectReloader {
     try {
       digest = await this.fileDigest();
       if (digest === this.digest) return { reloaded: false, unchanged: true, ...none };
+      if (CODE_FILE.test(file)) {
+        // A module imported once stays cached in this process: its new text is not seen here.
+        this.digest = digest;
+        const error = `${file} is a code project file: a changed module cannot be loaded again in this process; restart dip serve to apply it`;
+        this.log('warn', `dip serve: ${error}`, { file });
+        return { reloaded: false, error, ...none };
+      }
       next = (await loadProject(file)).config;
       validate(next);
     } catch (err) {
