@@ -76,6 +76,9 @@ export function registerRun(program: Command): void {
                 );
               return;
             }
+            // One more signal after this one gets the default behaviour (the process ends at once).
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
             abort.abort(
               new DipError('interrupted', 'interrupted: the file in flight was not committed; run again to resume'),
             );
