@@ -120,4 +120,62 @@ describe('alert delivery', () => {
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(received.length, 1);
   });
+  it('two tasks failing in one run are one incident, even without a dedup window', { timeout: 60_000 }, async () => {
+    const received: string[] = [];
+    const hook = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(String((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { text: string }).text));
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    try {
+      const p = await TestProject.create({});
+      projects.push(p);
+      await p.write(
+        'dip.yaml',
+        JSON.stringify({
+          ...projectConfig({}),
+          pipelines: {
+            p: {
+              sources: {},
+              retries: { attempts: 1 },
+              tasks: {
+                one: { shell: 'exit 1' },
+                two: { shell: 'exit 2' },
+                after: { shell: 'true', depends_on: ['one', 'two'] },
+              },
+            },
+          },
+          alerts: { dedup: '0s', webhooks: [{ url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook` }] },
+        }),
+      );
+      const r = startRuntime(await p.lake(), { leaseMs: 5_000, pollMs: 20 });
+      runtimes.push(r);
+      const run = await r.orchestrator.trigger('p');
+      const [done] = await waitForRuns(r.orchestrator.store, [run.id], { pollMs: 20 });
+      assert.equal(done?.status, 'failed');
+      const tasks = await r.orchestrator.store.listTasks(run.id);
+      assert.deepEqual(tasks.map((t) => [t.task, t.status]).sort(), [
+        ['after', 'upstream_failed'],
+        ['one', 'failed'],
+        ['two', 'failed'],
+      ]);
+      await until('the alert', () => received.length >= 1);
+      await new Promise((res) => setTimeout(res, 500));
+      assert.equal(received.length, 1, received.join('\n---\n'));
+      assert.match(received[0] ?? '', /^Run of p failed: (one|two) failed/);
+      // The next run failing is a new alert (dedup 0s): the marker of the first run is gone.
+      const next = await r.orchestrator.trigger('p');
+      await waitForRuns(r.orchestrator.store, [next.id], { pollMs: 20 });
+      await until('the second alert', () => received.length >= 2);
+      await new Promise((res) => setTimeout(res, 500));
+      assert.equal(received.length, 2);
+    } finally {
+      hook.closeAllConnections();
+      await new Promise<void>((resolve) => hook.close(() => resolve()));
+    }
+  });
 });

@@ -426,19 +426,22 @@ export class Orchestrator {
    * Alerts on what a finished attempt means. A task that failed for good fails its run: that is
    * the incident, and it sends one alert (keyed by the pipeline, `failure:<pipeline>`), of the
    * kind the failure was (quality checks, retries exhausted, or a plain failure; `failure` when
-   * the specific kind is not enabled). The run ending failed afterwards is the same incident and
-   * sends nothing more; a success ends the incident, so the next failure alerts again.
+   * the specific kind is not enabled). Another task failing in the same run, and the run ending
+   * failed afterwards, are the same incident and send nothing more; a success ends the
+   * incident, so the next failure alerts again.
    */
   async onAttemptFinished(event: AttemptFinished): Promise<void> {
     const { outcome, result } = event;
     if (result.ready.length) await this.options.dispatch?.(result.ready);
     if (!result.accepted) return;
     const finished = result.runFinished;
-    if (finished?.status === 'succeeded') {
-      await this.store.resolveAlert(`failure:${finished.pipeline}`);
-      return;
-    }
-    if (outcome.ok || outcome.cancelled || result.status !== 'failed') return;
+    if (finished?.status === 'succeeded') await this.store.resolveAlert(`failure:${finished.pipeline}`);
+    const failed = !outcome.ok && !outcome.cancelled && result.status === 'failed';
+    // A second task failing in the same run is the same incident, whatever the dedup window
+    // (a marker per run in the ledger, gone when the run ends).
+    const first = failed && (await this.store.claimAlert(`run:${event.runId}`, this.clock(), Number.MAX_SAFE_INTEGER));
+    if (finished) await this.store.resolveAlert(`run:${event.runId}`);
+    if (!failed || !first) return;
     const at = this.clock();
     const run = await this.store.getRun(event.runId);
     const fields: Record<string, string> = {
