@@ -383,8 +383,8 @@ describe('dip worker: graceful stop', postgresTestOptions(), () => {
     const [task] = await runtime.orchestrator.store.listTasks(run.id);
     assert.deepEqual(
       [task?.status, task?.attempt, task?.leaseOwner],
-      ['queued', 0, null],
-      'queued again, the attempt not counted',
+      ['queued', 1, null],
+      'queued again, the attempt recorded (interrupted) and not counted (issue 21)',
     );
 
     // The job sent on hand-back is what the next worker picks up.
@@ -400,7 +400,10 @@ describe('dip worker: graceful stop', postgresTestOptions(), () => {
     const attempts = await runtime.orchestrator.store.listAttempts(run.id);
     assert.deepEqual(
       attempts.map((a) => [a.attempt, a.status, a.worker.includes(`:${second.pid}:`)]),
-      [[1, 'succeeded', true]],
+      [
+        [1, 'interrupted', false],
+        [2, 'succeeded', true],
+      ],
     );
     second.child.kill('SIGINT');
     assert.deepEqual(

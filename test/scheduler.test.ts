@@ -45,14 +45,14 @@ describe('scheduler (injected clock)', () => {
   it('02:00 Europe/Berlin across the spring DST change: one run per local day, the short day a 23 h interval', async () => {
     const p = await project({
       daily: {
-        schedule: { cron: '0 2 * * *', timezone: 'Europe/Berlin' },
+        schedule: { cron: '0 2 * * *', timezone: 'Europe/Berlin', start: '2026-03-26' },
         sources: {},
         tasks: { t: { shell: 'true' } },
       },
     });
     const clock = new FakeClock(new Date('2026-03-27T12:00:00Z'));
     const o = Orchestrator.create(await p.lake(), { clock: clock.now });
-    assert.equal((await o.tick()).scheduled, 1, 'first sight: the latest complete interval');
+    assert.equal((await o.tick()).scheduled, 1, 'the first interval since start');
     assert.equal((await o.tick()).scheduled, 0, 'a second tick at the same time schedules nothing');
     clock.set('2026-03-31T12:00:00Z');
     assert.equal((await o.tick()).scheduled, 4);
@@ -69,8 +69,16 @@ describe('scheduler (injected clock)', () => {
 
   it('catch-up after an outage: all missed intervals, or only the latest', async () => {
     const p = await project({
-      all: { schedule: { every: '1h', catchup: 'all' }, sources: {}, tasks: { t: { shell: 'true' } } },
-      latest: { schedule: { every: '1h', catchup: 'latest' }, sources: {}, tasks: { t: { shell: 'true' } } },
+      all: {
+        schedule: { every: '1h', catchup: 'all', start: '2026-06-01T09:00:00Z' },
+        sources: {},
+        tasks: { t: { shell: 'true' } },
+      },
+      latest: {
+        schedule: { every: '1h', catchup: 'latest', start: '2026-06-01T09:00:00Z' },
+        sources: {},
+        tasks: { t: { shell: 'true' } },
+      },
     });
     const clock = new FakeClock(new Date('2026-06-01T10:30:00Z'));
     const o = Orchestrator.create(await p.lake(), { clock: clock.now });
@@ -93,7 +101,7 @@ describe('scheduler (injected clock)', () => {
     const p = await project({
       // A task cycle is refused when the project loads (issue 14); a cron expression is judged when the schedule is evaluated.
       bad: { schedule: { cron: '99 99 * * *' }, sources: {}, tasks: { a: { shell: 'true' } } },
-      good: { schedule: { every: '1h' }, sources: {}, tasks: { t: { shell: 'true' } } },
+      good: { schedule: { every: '1h', start: '2026-06-01T09:00:00Z' }, sources: {}, tasks: { t: { shell: 'true' } } },
     });
     const o = Orchestrator.create(await p.lake(), { clock: () => new Date('2026-06-01T10:30:00Z') });
     const report = await o.tick();
@@ -124,7 +132,12 @@ describe('scheduler (injected clock)', () => {
 
   it('a backfill never holds back fresh runs: a scheduled run starts while the backfill keeps to its own --parallel', async () => {
     const p = await project({
-      p: { schedule: { every: '1h' }, max_active_runs: 1, sources: {}, tasks: { t: { shell: 'sleep 0.2' } } },
+      p: {
+        schedule: { every: '1h', start: '2026-06-01T09:00:00Z' },
+        max_active_runs: 1,
+        sources: {},
+        tasks: { t: { shell: 'sleep 0.2' } },
+      },
     });
     const clock = new FakeClock(new Date('2026-06-01T10:30:00Z'));
     const r = startRuntime(await p.lake(), { clock: clock.now, leaseMs: 60_000, pollMs: 20 });
@@ -378,7 +391,7 @@ describe('retries, resume, pools, cancel', () => {
     assert.equal(most, 2);
   });
 
-  it('shutdown hands a running task back: queued again, the attempt not counted', async () => {
+  it('shutdown hands a running task back: queued again, the attempt recorded as interrupted, not counted', async () => {
     const p = await project({ p: { sources: {}, tasks: { t: { shell: 'sleep 30' } } } });
     const lake = await p.lake();
     const r = startRuntime(lake, { leaseMs: 5_000, pollMs: 20 });
@@ -389,7 +402,8 @@ describe('retries, resume, pools, cancel', () => {
     await r.stop(100);
     assert.ok(Date.now() - started < 6_000);
     const [task] = await r.orchestrator.store.listTasks(run.id);
-    assert.deepEqual([task?.status, task?.attempt, task?.leaseOwner], ['queued', 0, null]);
+    // Issue 21: the interrupted attempt is recorded (attempt 1, interrupted) and does not count.
+    assert.deepEqual([task?.status, task?.attempt, task?.leaseOwner], ['queued', 1, null]);
     assert.equal((await r.orchestrator.store.getRun(run.id))?.status, 'running');
     // Another process takes it over.
     await p.write(
@@ -400,7 +414,14 @@ describe('retries, resume, pools, cancel', () => {
     runtimes.push(other);
     const [done] = await waitForRuns(other.orchestrator.store, [run.id], { pollMs: 20 });
     assert.equal(done?.status, 'succeeded');
-    assert.equal((await other.orchestrator.store.listTasks(run.id))[0]?.attempt, 1);
+    assert.equal((await other.orchestrator.store.listTasks(run.id))[0]?.attempt, 2);
+    assert.deepEqual(
+      (await other.orchestrator.store.listAttempts(run.id)).map((a) => [a.attempt, a.status]),
+      [
+        [1, 'interrupted'],
+        [2, 'succeeded'],
+      ],
+    );
   });
 
   it('a holder that cannot renew its lease stops itself before the lease runs out; the task is taken over, never run twice at once', async () => {

@@ -163,7 +163,12 @@ describe('dip serve', () => {
           b: { shell: 'test -f ready.flag && echo b is ready', depends_on: ['a'], retries: { attempts: 1 } },
         },
       },
-      sched: { schedule: { every: '1d' }, sources: {}, tasks: { hello: { shell: 'echo scheduled' } } },
+      // Issue 21: without a start nothing that ended before the first tick runs; starting yesterday, the last full day does.
+      sched: {
+        schedule: { every: '1d', start: new Date(Math.floor(started / dayMs) * dayMs - dayMs).toISOString() },
+        sources: {},
+        tasks: { hello: { shell: 'echo scheduled' } },
+      },
     });
     for (const [i, d] of ['2026-03-01', '2026-03-02', '2026-03-03'].entries())
       await p.write(`data/${d}.csv`, `id,day\n${i * 2 + 1},${d}\n${i * 2 + 2},${d}\n`);
@@ -770,7 +775,7 @@ describe('dip serve: scheduler loop and metrics baseline', () => {
     assert.equal(loop.ticks, ticks, 'stopped: no more ticks');
   });
 
-  it('runs that ended before the server started are not counted; --no-scheduler is ready without ticks', async () => {
+  it("runs that ended before the server started are counted (the catalog's history, issue 21); --no-scheduler is ready without ticks", async () => {
     const p = await project({ q: { sources: {}, tasks: { t: { shell: 'echo hi' } } } });
     const lake = await p.lake();
     const early = startRuntime(lake, { leaseMs: 900, pollMs: 50, concurrency: 1 });
@@ -785,13 +790,13 @@ describe('dip serve: scheduler loop and metrics baseline', () => {
     assert.equal(ready.status, 200);
     assert.deepEqual(ready.json.scheduler, { enabled: false, ticks: 0, last_tick_at: null, last_error: null });
     const m0 = parseMetrics((await call(server.address, 'GET', '/metrics')).text);
-    assert.equal(m0.get(series('dip_runs_total', { pipeline: 'q', status: 'succeeded' })), undefined);
+    assert.equal(m0.get(series('dip_runs_total', { pipeline: 'q', status: 'succeeded' })), 1);
     assert.equal(m0.has(series('process_cpu_user_seconds_total')), false, 'default metrics off');
     const run = await call(server.address, 'POST', '/pipelines/q/trigger');
     await finished(server.address, run.json.id);
     const m1 = parseMetrics((await call(server.address, 'GET', '/metrics')).text);
-    assert.equal(m1.get(series('dip_runs_total', { pipeline: 'q', status: 'succeeded' })), 1);
-    assert.equal(m1.get(series('dip_task_attempts_total', { pipeline: 'q', task: 't', outcome: 'succeeded' })), 1);
+    assert.equal(m1.get(series('dip_runs_total', { pipeline: 'q', status: 'succeeded' })), 2);
+    assert.equal(m1.get(series('dip_task_attempts_total', { pipeline: 'q', task: 't', outcome: 'succeeded' })), 2);
     await server.close();
   });
 });
@@ -952,7 +957,7 @@ describe('dip serve: graceful shutdown', () => {
     );
   });
 
-  it('with grace 0 a running task is handed back: queued again, its attempt not counted', async () => {
+  it('with grace 0 a running task is handed back: queued again, its attempt recorded as interrupted and not counted', async () => {
     const p = await project(pipelines);
     const server = await start(p, { graceMs: 0 });
     const res = await call(server.address, 'POST', '/pipelines/nap/trigger');
@@ -965,8 +970,12 @@ describe('dip serve: graceful shutdown', () => {
     );
     const store = (await p.lake()).catalog.orchestration;
     const [task] = await store.listTasks(res.json.id);
-    assert.deepEqual([task?.status, task?.attempt, task?.leaseOwner], ['queued', 0, null]);
-    assert.deepEqual(await store.listAttempts(res.json.id, 'nap'), []);
+    // Issue 21: the interrupted attempt stays in the history; it does not count (the floor moved with it).
+    assert.deepEqual([task?.status, task?.attempt, task?.leaseOwner], ['queued', 1, null]);
+    assert.deepEqual(
+      (await store.listAttempts(res.json.id, 'nap')).map((a) => [a.attempt, a.status]),
+      [[1, 'interrupted']],
+    );
     assert.equal(
       (await store.getRun(res.json.id))?.status,
       'running',

@@ -53,6 +53,23 @@ export const LEDGER_RELATIVE_KEYS: readonly MigrationStep[] = [
   },
 ];
 
+/**
+ * The alert outbox (issue 21, item 9): deliveries that failed wait here to be re-sent, so an
+ * alert survives its receiver and its sender being down. Self-contained, like the one above.
+ */
+export const ALERT_OUTBOX: readonly MigrationStep[] = [
+  `CREATE TABLE IF NOT EXISTS dip_alert_outbox (
+    id {id},
+    alert TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    next_at TEXT NOT NULL,
+    last_error TEXT
+  )`,
+  `CREATE INDEX IF NOT EXISTS dip_alert_outbox_next ON dip_alert_outbox (next_at)`,
+];
+
 /** Catalog schema, versioned: each entry is one version's steps, applied in order. */
 export const MIGRATIONS: readonly (readonly MigrationStep[])[] = [
   [
@@ -234,6 +251,7 @@ export const MIGRATIONS: readonly (readonly MigrationStep[])[] = [
     `CREATE INDEX IF NOT EXISTS dip_task_attempts_ended_seq ON dip_task_attempts (ended_seq)`,
   ],
   LEDGER_RELATIVE_KEYS,
+  ALERT_OUTBOX,
 ];
 
 export function idColumn(dialect: 'sqlite' | 'postgres'): string {

@@ -73,7 +73,7 @@ export interface TaskAttemptRecord {
   runId: string;
   task: string;
   attempt: number;
-  status: 'running' | 'succeeded' | 'failed' | 'lost' | 'handed_back' | 'cancelled';
+  status: 'running' | 'succeeded' | 'failed' | 'lost' | 'interrupted' | 'cancelled';
   worker: string;
   startedAt: Date;
   endedAt: Date | null;
@@ -115,6 +115,31 @@ export interface Alert {
   /** Extra facts shown as fields (run id, task, interval, error). */
   fields: Record<string, string>;
   at: Date;
+}
+
+/** A delivery waiting in the outbox to be re-sent. */
+export interface OutboxEntry {
+  id: number;
+  alert: Alert;
+  /** `webhook:1`… or `email`. */
+  channel: string;
+  /** Delivery attempts so far. */
+  attempts: number;
+  createdAt: Date;
+  lastError: string | null;
+}
+
+/** Failed alert deliveries kept in the catalog until they are re-sent (any process sharing it sends them). */
+export interface AlertOutbox {
+  add(entry: { alert: Alert; channel: string; error: string; nextAt: Date; now: Date }): Promise<void>;
+  /** The entries due at `now`, oldest first; they are not due again before `leaseUntil` (so no other process takes them meanwhile). */
+  takeDue(now: Date, leaseUntil: Date, limit: number): Promise<OutboxEntry[]>;
+  /** A re-send failed: `attempts` so far, next try at `nextAt`. */
+  failed(id: number, attempts: number, nextAt: Date, error: string): Promise<void>;
+  /** Delivered or given up. */
+  drop(id: number): Promise<void>;
+  /** Deliveries waiting (for /metrics and tests). */
+  count(): Promise<number>;
 }
 
 /** Remembers which incidents were alerted, so one incident sends one alert. */

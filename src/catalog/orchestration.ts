@@ -15,7 +15,9 @@ import type { RunStats } from './run-stats.js';
 import type { Interval } from '../core/interval.js';
 import {
   TERMINAL_TASK,
+  type Alert,
   type AlertLedger,
+  type AlertOutbox,
   type NewRun,
   type OrchestratedRun,
   type OrchestratedRunStatus,
@@ -279,21 +281,38 @@ export class OrchestrationStore {
     });
   }
 
-  /** Gives a running attempt back (graceful shutdown): the task is queued again and the attempt does not count. */
-  async release(ref: { runId: string; task: string }, owner: string, attempt: number, now: Date): Promise<boolean> {
+  /**
+   * Gives a running attempt back (graceful shutdown past its grace period): the task is queued
+   * again and the attempt does not count against its budget (the floor moves with it), but it
+   * stays in the attempt history as `interrupted`, with its log.
+   */
+  async release(
+    ref: { runId: string; task: string },
+    owner: string,
+    attempt: number,
+    now: Date,
+    log?: string,
+  ): Promise<boolean> {
     return this.db.transaction(async (tx) => {
       const changed = await tx.execute(
-        `UPDATE dip_task_runs SET status = 'queued', attempt = attempt - 1, lease_owner = NULL, lease_expires = NULL, not_before = NULL
+        `UPDATE dip_task_runs SET status = 'queued', attempt_floor = attempt_floor + 1, lease_owner = NULL, lease_expires = NULL, not_before = NULL
          WHERE run_id = ? AND task = ? AND lease_owner = ? AND attempt = ? AND status = 'running'`,
         [ref.runId, ref.task, owner, attempt],
       );
       if (changed) {
-        // The attempt number is reused by the next claim.
-        await tx.execute(`DELETE FROM dip_task_attempts WHERE run_id = ? AND task = ? AND attempt = ?`, [
-          ref.runId,
-          ref.task,
-          attempt,
-        ]);
+        await tx.execute(
+          `UPDATE dip_task_attempts SET status = 'interrupted', ended_at = ?, error = ?, error_kind = 'interrupted', log = COALESCE(?, log),
+             ended_seq = (SELECT COALESCE(MAX(ended_seq), 0) + 1 FROM dip_task_attempts)
+           WHERE run_id = ? AND task = ? AND attempt = ?`,
+          [
+            iso(now),
+            'interrupted: the process stopped and its grace period ran out before the task finished; the task was handed back to the queue (this attempt does not count)',
+            log === undefined ? null : tail(log),
+            ref.runId,
+            ref.task,
+            attempt,
+          ],
+        );
         // A cancelled run does not take its task back: it ends.
         if ((await runOrThrow(tx, ref.runId)).cancelRequested) await cancelWaiting(tx, ref.runId, now);
       }
@@ -526,6 +545,54 @@ export class OrchestrationStore {
 
   async resolveAlert(key: string): Promise<void> {
     await this.db.execute(`DELETE FROM dip_alerts WHERE alert_key = ?`, [key]);
+  }
+
+  /** The alert outbox over dip_alert_outbox: failed deliveries waiting to be re-sent. */
+  alertOutbox(): AlertOutbox {
+    const db = this.db;
+    return {
+      async add({ alert, channel, error, nextAt, now }) {
+        await db.execute(
+          `INSERT INTO dip_alert_outbox (alert, channel, attempts, created_at, next_at, last_error) VALUES (?, ?, 1, ?, ?, ?)`,
+          [JSON.stringify(alert), channel, iso(now), iso(nextAt), error],
+        );
+      },
+      takeDue: (now, leaseUntil, limit) =>
+        db.transaction(async (tx) => {
+          const rows = await tx.query(
+            `SELECT id, alert, channel, attempts, created_at, last_error FROM dip_alert_outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`,
+            [iso(now), limit],
+          );
+          for (const r of rows)
+            await tx.execute(`UPDATE dip_alert_outbox SET next_at = ? WHERE id = ?`, [iso(leaseUntil), num(r['id'])]);
+          return rows.map((r) => {
+            const alert = JSON.parse(str(r['alert'])) as Alert & { at: string };
+            return {
+              id: num(r['id']),
+              alert: { ...alert, at: new Date(alert.at) },
+              channel: str(r['channel']),
+              attempts: num(r['attempts']),
+              createdAt: new Date(str(r['created_at'])),
+              lastError: strOrNull(r['last_error']),
+            };
+          });
+        }),
+      async failed(id, attempts, nextAt, error) {
+        await db.execute(`UPDATE dip_alert_outbox SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?`, [
+          attempts,
+          iso(nextAt),
+          error,
+          id,
+        ]);
+      },
+      async drop(id) {
+        await db.execute(`DELETE FROM dip_alert_outbox WHERE id = ?`, [id]);
+      },
+      async count() {
+        const rows = await db.query(`SELECT COUNT(*) AS n FROM dip_alert_outbox`);
+        return num(rows[0]?.['n']);
+      },
+    };
   }
 }
 

@@ -465,14 +465,18 @@ export class SqlCatalog implements Catalog {
     return rows[0] ? toRun(rows[0]) : undefined;
   }
 
-  async listRuns(options: { pipeline?: string; limit?: number } = {}): Promise<RunRecord[]> {
+  async listRuns(options: { pipeline?: string; limit?: number; offset?: number } = {}): Promise<RunRecord[]> {
     const limit = options.limit ?? 50;
+    const offset = options.offset ?? 0;
     const rows = options.pipeline
-      ? await this.db.query(`SELECT * FROM dip_runs WHERE pipeline = ? ORDER BY started_at DESC, id DESC LIMIT ?`, [
-          options.pipeline,
+      ? await this.db.query(
+          `SELECT * FROM dip_runs WHERE pipeline = ? ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?`,
+          [options.pipeline, limit, offset],
+        )
+      : await this.db.query(`SELECT * FROM dip_runs ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?`, [
           limit,
-        ])
-      : await this.db.query(`SELECT * FROM dip_runs ORDER BY started_at DESC, id DESC LIMIT ?`, [limit]);
+          offset,
+        ]);
     return rows.map(toRun);
   }
 

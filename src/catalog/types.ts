@@ -261,5 +261,6 @@ export interface Catalog {
   markCrashedRuns(isAlive: ProcessProbe, options?: { staleAfterMs?: number }): Promise<number>;
   getRun(id: string): Promise<RunRecord | undefined>;
   /** Newest first. */
-  listRuns(options?: { pipeline?: string; limit?: number }): Promise<RunRecord[]>;
+  /** Newest first; `offset` skips that many (paging through the whole history). */
+  listRuns(options?: { pipeline?: string; limit?: number; offset?: number }): Promise<RunRecord[]>;
 }

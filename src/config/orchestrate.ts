@@ -30,7 +30,9 @@ export const scheduleSchema = z
         start: z
           .string()
           .optional()
-          .describe('The first interval starts here (ISO date); default: when the schedule is first seen'),
+          .describe(
+            'The first interval starts here (ISO date or time); default: when the schedule is first seen (the first run is the interval in progress then; none that ended before runs)',
+          ),
       })
       .refine((s) => (s.cron === undefined) !== (s.every === undefined), 'give exactly one of cron or every'),
   ])

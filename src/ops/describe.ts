@@ -1,11 +1,12 @@
 /** `dip describe`: a table with its schema versions and recent snapshots (commits). */
-import type { CommitInfo, SchemaVersion, TableInfo } from '../catalog/types.js';
+import type { CommitInfo, SchemaVersion } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
-import { tableNames } from './tables.js';
+import { summarizeTable, tableNames, type TableSummary } from './tables.js';
 
 export interface TableDescription {
-  table: TableInfo;
+  /** Rows as readers see them (a CDC current-state table's true count; `pendingChanges` not merged yet). */
+  table: TableSummary;
   versions: SchemaVersion[];
   commits: CommitInfo[];
 }
@@ -17,7 +18,7 @@ export async function describeTable(lake: Lake, name: string, options: { commits
     throw new DipError('not_found', `no table named ${name} (tables: ${known})`);
   }
   return {
-    table,
+    table: await summarizeTable(lake, table),
     versions: await lake.catalog.listSchemaVersions(name),
     commits: await lake.catalog.listCommits({ table: name, limit: options.commits }),
   };

@@ -6,6 +6,7 @@ import type {
   TaskRunRecord,
 } from '../catalog/orchestration-types.js';
 import type { RunRecord } from '../catalog/types.js';
+import { processAlive } from '../core/process.js';
 import type { Lake } from '../lake/lake.js';
 
 export const RUN_STATUSES: readonly OrchestratedRunStatus[] = [
@@ -52,8 +53,11 @@ export async function runDetail(
   options: { attempts?: boolean } = {},
 ): Promise<RunDetail | undefined> {
   const store = lake.catalog.orchestration;
-  const [run, record] = await Promise.all([store.getRun(id), lake.catalog.getRun(id)]);
+  let [run, record] = await Promise.all([store.getRun(id), lake.catalog.getRun(id)]);
   if (!run && !record) return undefined;
+  if (!run && record?.status === 'running' && (await lake.catalog.markCrashedRuns(processAlive)) > 0)
+    // Its process is gone (killed): the run is crashed, with the rows its commits landed.
+    record = await lake.catalog.getRun(id);
   if (!run) return { run, record, tasks: [], attempts: [] };
   const [tasks, attempts] = await Promise.all([
     store.listTasks(id),

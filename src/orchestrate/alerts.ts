@@ -3,16 +3,44 @@
  * Slack-compatible webhooks and by email. One incident (one alert key) alerts once per dedup
  * window, remembered by an `AlertLedger`; a recovery forgets the incident so the next failure
  * alerts again. A channel that fails never stops the others and never throws out of `send()`.
+ *
+ * With an `AlertOutbox` (the catalog's, under every orchestrating process) a delivery that fails
+ * for a reason that can pass (network, timeout, 5xx, 429, the mail server) is kept and re-sent
+ * with exponential backoff (5 s doubling to 5 min, for 24 h) by `deliverDue()`, which any
+ * process sharing the catalog runs, so an alert survives the receiver and the sender being
+ * down. Failed deliveries are logged as warnings (re-sent later) or errors (given up).
  */
 import type { SMTPSentMessageInfo, SMTPTransportOptions, Transporter } from 'nodemailer';
 import type { AlertsConfig } from '../config/orchestrate.js';
 import { redact, resolveSecrets, secretRegistry, type ResolveSecretsOptions } from '../config/secrets.js';
 import { errorMessage } from '../core/errors.js';
 import { durationMs } from '../core/time.js';
-import type { Alert, AlertKind, AlertLedger } from '../catalog/orchestration-types.js';
+import type { Alert, AlertKind, AlertLedger, AlertOutbox } from '../catalog/orchestration-types.js';
+import { emailMessage, slackPayload } from './alert-messages.js';
+
+export {
+  emailMessage,
+  slackPayload,
+  type EmailMessage,
+  type SlackBlock,
+  type SlackPayload,
+  type SlackText,
+} from './alert-messages.js';
 
 export type EmailConfig = NonNullable<AlertsConfig['email']>;
-export type AlertLog = (msg: string, fields?: Record<string, unknown>) => void;
+export type AlertLog = (msg: string, fields?: Record<string, unknown>, level?: 'info' | 'warn' | 'error') => void;
+
+/** How failed deliveries are re-sent from the outbox. */
+export interface RedeliveryPolicy {
+  /** Wait before the first re-send (default 5 s); doubles after each failure. */
+  baseMs: number;
+  /** Longest wait between re-sends (default 5 min). */
+  maxMs: number;
+  /** Give up on a delivery this long after the alert (default 24 h). */
+  expireMs: number;
+}
+
+export const DEFAULT_REDELIVERY: RedeliveryPolicy = { baseMs: 5_000, maxMs: 300_000, expireMs: 86_400_000 };
 
 export interface AlerterOptions {
   /** Relative `${file:…}` secret paths resolve against this directory (default: the working directory). */
@@ -24,6 +52,11 @@ export interface AlerterOptions {
   timeoutMs?: number;
   /** Wait before the one retry of a webhook (default 1 s). */
   retryDelayMs?: number;
+  /** Where failed deliveries wait to be re-sent (default none: a failed delivery is reported, not kept). */
+  outbox?: AlertOutbox;
+  redelivery?: Partial<RedeliveryPolicy>;
+  /** The clock re-sends are scheduled by (default: the system clock). */
+  clock?: () => Date;
 }
 
 export interface Delivery {
@@ -33,19 +66,26 @@ export interface Delivery {
   error?: string;
 }
 
+/** A delivery, and for a failure whether it may pass (network, timeout, 5xx, 429, the mail server): worth re-sending. */
+type Attempted = Delivery & { retryable?: boolean };
+
+/** A delivery error, and whether re-sending later can help. */
+class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+  }
+}
+
 export interface SendResult {
   /** At least one channel received the alert. */
   sent: boolean;
   deliveries: Delivery[];
+  /** Failed deliveries kept in the outbox to be re-sent. */
+  queued?: string[];
 }
-
-const KIND_LABEL: Record<AlertKind, string> = {
-  failure: 'Failure',
-  retry_exhausted: 'Retries exhausted',
-  sla: 'SLA breach',
-  quality: 'Quality failure',
-  recovery: 'Recovered',
-};
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_RETRY_DELAY_MS = 1000;
@@ -53,13 +93,17 @@ const ERROR_BODY_CHARS = 200;
 
 export class Alerter {
   private transport: Transporter<SMTPSentMessageInfo, SMTPTransportOptions> | undefined;
+  private readonly redelivery: RedeliveryPolicy;
+  private delivering: Promise<number> | undefined;
 
   private constructor(
-    private readonly config: AlertsConfig | undefined,
+    private config: AlertsConfig | undefined,
     private readonly ledger: AlertLedger,
-    private readonly windowMs: number,
+    private windowMs: number,
     private readonly options: AlerterOptions,
-  ) {}
+  ) {
+    this.redelivery = { ...DEFAULT_REDELIVERY, ...options.redelivery };
+  }
 
   /** No I/O: secrets are resolved and the SMTP transport is created on the first delivery. */
   static create(config: AlertsConfig | undefined, ledger: AlertLedger, options: AlerterOptions = {}): Alerter {
@@ -67,51 +111,172 @@ export class Alerter {
     return new Alerter(config, ledger, windowMs, options);
   }
 
+  /** The project's alerts settings changed (dip serve reloaded the project file). */
+  reconfigure(config: AlertsConfig | undefined): void {
+    this.config = config;
+    this.windowMs = config ? durationMs(config.dedup, 'alerts.dedup') : 0;
+    const transport = this.transport;
+    this.transport = undefined;
+    transport?.close();
+  }
+
+  /** Whether alerts of this kind go anywhere (enabled in `on`, with a channel). */
+  enabled(kind: AlertKind): boolean {
+    const config = this.config;
+    return Boolean(config?.on.includes(kind) && (config.webhooks.length > 0 || config.email));
+  }
+
   /**
    * Delivers the alert to every channel unless its kind is not enabled or its key was alerted
    * within the dedup window. A recovery alert's key is the incident it ends: the incident is
    * forgotten (whether or not recoveries are enabled) and the recovery is not itself deduplicated,
-   * so send one only when an incident ends. When every channel fails the claim is released, so the
-   * next report of the incident tries again. Ledger errors propagate; delivery errors never do.
+   * so send one only when an incident ends. With an outbox, a delivery that failed for a reason
+   * that can pass is kept and re-sent later; when every channel failed and nothing was kept the
+   * claim is released, so the next report of the incident tries again. Ledger errors propagate;
+   * delivery errors never do.
    */
   async send(alert: Alert): Promise<SendResult> {
     const config = this.config;
     const skipped: SendResult = { sent: false, deliveries: [] };
     if (!config) return skipped;
     if (alert.kind === 'recovery') await this.ledger.resolve(alert.key);
-    if (!config.on.includes(alert.kind) || (config.webhooks.length === 0 && !config.email)) return skipped;
+    if (!this.enabled(alert.kind)) return skipped;
     if (alert.kind !== 'recovery' && !(await this.ledger.claim(alert.key, alert.at, this.windowMs))) {
       this.log('alert suppressed: already sent within the dedup window', { key: alert.key, kind: alert.kind });
       return skipped;
     }
 
-    const jobs = config.webhooks.map((hook, i) =>
-      this.attempt(`webhook:${i + 1}`, alert, () => this.postWebhook(hook.url, hook.headers, alert)),
+    const channels = this.channels();
+    const deliveries = await Promise.all(
+      [...channels].map(([channel, deliver]) => this.attempt(channel, alert, () => deliver(alert), 1)),
     );
-    const email = config.email;
-    if (email) jobs.push(this.attempt('email', alert, () => this.sendEmail(email, alert)));
-    const deliveries = await Promise.all(jobs);
+    const queued: string[] = [];
+    const outbox = this.options.outbox;
+    for (const d of deliveries) {
+      if (d.ok || !d.retryable || !outbox) continue;
+      const now = this.now();
+      try {
+        await outbox.add({ alert, channel: d.channel, error: d.error ?? '', nextAt: this.nextAt(now, 1), now });
+        queued.push(d.channel);
+      } catch (err) {
+        this.log(
+          'alert delivery failed and cannot be kept for a re-send',
+          { channel: d.channel, key: alert.key, error: errorMessage(err) },
+          'error',
+        );
+      }
+    }
 
     const sent = deliveries.some((d) => d.ok);
-    if (!sent && alert.kind !== 'recovery') await this.ledger.resolve(alert.key);
-    return { sent, deliveries };
+    if (!sent && queued.length === 0 && alert.kind !== 'recovery') await this.ledger.resolve(alert.key);
+    const reported = deliveries.map(({ retryable: _, ...d }) => d);
+    return queued.length ? { sent, deliveries: reported, queued } : { sent, deliveries: reported };
+  }
+
+  /**
+   * Re-sends the outbox's due deliveries (one pass at a time per process; processes sharing the
+   * catalog take different entries). Returns how many were delivered.
+   */
+  deliverDue(): Promise<number> {
+    this.delivering ??= this.deliverDueOnce().finally(() => (this.delivering = undefined));
+    return this.delivering;
+  }
+
+  private async deliverDueOnce(): Promise<number> {
+    const outbox = this.options.outbox;
+    if (!outbox) return 0;
+    const now = this.now();
+    // Taken entries are not due again for a while, so another process does not send them meanwhile.
+    const due = await outbox.takeDue(now, new Date(now.getTime() + 60_000), 50);
+    const channels = this.channels();
+    let delivered = 0;
+    for (const entry of due) {
+      const deliver = channels.get(entry.channel);
+      if (!deliver) {
+        await outbox.drop(entry.id);
+        this.log(
+          'alert not re-sent: its channel is no longer configured',
+          { channel: entry.channel, key: entry.alert.key },
+          'warn',
+        );
+        continue;
+      }
+      const attempt = entry.attempts + 1;
+      const d = await this.attempt(entry.channel, entry.alert, () => deliver(entry.alert), attempt, entry.createdAt);
+      if (d.ok) {
+        await outbox.drop(entry.id);
+        delivered++;
+        continue;
+      }
+      const at = this.now();
+      const expired = at.getTime() - entry.createdAt.getTime() >= this.redelivery.expireMs;
+      if (!d.retryable || expired) {
+        await outbox.drop(entry.id);
+        this.log(
+          `alert given up after ${plural(attempt, 'attempt')}`,
+          { channel: entry.channel, key: entry.alert.key, kind: entry.alert.kind, error: d.error },
+          'error',
+        );
+      } else await outbox.failed(entry.id, attempt, this.nextAt(at, attempt), d.error ?? '');
+    }
+    return delivered;
   }
 
   async close(): Promise<void> {
+    await this.delivering?.catch(() => undefined);
     const transport = this.transport;
     this.transport = undefined;
     transport?.close();
   }
 
-  private async attempt(channel: string, alert: Alert, deliver: () => Promise<void>): Promise<Delivery> {
+  /** The configured channels by name: `webhook:1`… in config order, then `email`. */
+  private channels(): Map<string, (alert: Alert) => Promise<void>> {
+    const out = new Map<string, (alert: Alert) => Promise<void>>();
+    const config = this.config;
+    if (!config) return out;
+    for (const [i, hook] of config.webhooks.entries())
+      out.set(`webhook:${i + 1}`, (alert) => this.postWebhook(hook.url, hook.headers, alert));
+    const email = config.email;
+    if (email) out.set('email', (alert) => this.sendEmail(email, alert));
+    return out;
+  }
+
+  /** When the re-send after `attempts` failed attempts is due. */
+  private nextAt(now: Date, attempts: number): Date {
+    const wait = Math.min(this.redelivery.maxMs, this.redelivery.baseMs * 2 ** Math.max(0, attempts - 1));
+    return new Date(now.getTime() + wait);
+  }
+
+  private now(): Date {
+    return this.options.clock?.() ?? new Date();
+  }
+
+  private async attempt(
+    channel: string,
+    alert: Alert,
+    deliver: () => Promise<void>,
+    attempt: number,
+    since?: Date,
+  ): Promise<Attempted> {
     try {
       await deliver();
-      this.log('alert sent', { channel, key: alert.key, kind: alert.kind });
+      this.log(attempt > 1 ? 'alert re-sent' : 'alert sent', {
+        channel,
+        key: alert.key,
+        kind: alert.kind,
+        ...(attempt > 1 ? { attempt, queued_since: since?.toISOString() } : {}),
+      });
       return { channel, ok: true };
     } catch (err) {
       const error = secretRegistry.redact(errorMessage(err));
-      this.log('alert delivery failed', { channel, key: alert.key, kind: alert.kind, error });
-      return { channel, ok: false, error };
+      const retryable = err instanceof DeliveryError ? err.retryable : true;
+      const kept = retryable && this.options.outbox !== undefined;
+      this.log(
+        kept ? 'alert delivery failed; it will be re-sent' : 'alert delivery failed',
+        { channel, key: alert.key, kind: alert.kind, error, ...(attempt > 1 ? { attempt } : {}) },
+        kept ? 'warn' : 'error',
+      );
+      return { channel, ok: false, error, retryable };
     }
   }
 
@@ -120,7 +285,7 @@ export class Alerter {
     const url = this.resolve(urlRef);
     const parsed = new URL(url);
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
-      throw new Error(`webhook URL must be http(s), got ${parsed.protocol}`);
+      throw new DeliveryError(`webhook URL must be http(s), got ${parsed.protocol}`, false);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     for (const [name, value] of Object.entries(headerRefs)) headers[name.toLowerCase()] = this.resolve(value);
     const body = JSON.stringify(slackPayload(alert));
@@ -130,7 +295,10 @@ export class Alerter {
       const outcome = await postOnce(url, headers, body, timeoutMs);
       if (outcome === undefined) return;
       if (!outcome.retryable || attempt >= 2) {
-        throw new Error(`${redact(outcome.error, [url])}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`);
+        throw new DeliveryError(
+          `${redact(outcome.error, [url])}${attempt > 1 ? ` (after ${attempt} attempts)` : ''}`,
+          outcome.retryable,
+        );
       }
       await sleep(this.options.retryDelayMs ?? DEFAULT_RETRY_DELAY_MS);
     }
@@ -160,12 +328,22 @@ export class Alerter {
   private resolve(value: string): string {
     const opts: ResolveSecretsOptions = { baseDir: this.options.baseDir ?? process.cwd() };
     if (this.options.env) opts.env = this.options.env;
-    return resolveSecrets(value, opts);
+    try {
+      return resolveSecrets(value, opts);
+    } catch (err) {
+      // A missing variable or file does not appear by waiting: not re-sent.
+      throw new DeliveryError(errorMessage(err), false);
+    }
   }
 
-  private log(msg: string, fields: Record<string, unknown>): void {
-    this.options.log?.(msg, fields);
+  private log(msg: string, fields: Record<string, unknown>, level: 'info' | 'warn' | 'error' = 'info'): void {
+    this.options.log?.(msg, fields, level);
   }
+}
+
+/** `1 attempt`, `2 attempts`. */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 /** One POST; undefined on a 2xx, otherwise what went wrong and whether a retry can help. */
@@ -204,95 +382,6 @@ export class MemoryAlertLedger implements AlertLedger {
   async resolve(key: string): Promise<void> {
     this.sent.delete(key);
   }
-}
-
-// ---- message formats (pure) ----
-
-export interface SlackText {
-  type: 'plain_text' | 'mrkdwn';
-  text: string;
-}
-
-export type SlackBlock =
-  | { type: 'header'; text: SlackText }
-  | { type: 'section'; text: SlackText }
-  | { type: 'section'; fields: SlackText[] }
-  | { type: 'context'; elements: SlackText[] };
-
-export interface SlackPayload {
-  /** Notification and fallback text. */
-  text: string;
-  blocks: SlackBlock[];
-}
-
-/**
- * Slack incoming-webhook payload: a header (the title), a section (the text), the fields as
- * mrkdwn fields (10 per section, Slack's limit) and a context line (kind, pipeline, time).
- */
-export function slackPayload(alert: Alert): SlackPayload {
-  const blocks: SlackBlock[] = [
-    {
-      type: 'header',
-      text: { type: 'plain_text', text: truncate(oneLine(alert.title) || KIND_LABEL[alert.kind], 150) },
-    },
-  ];
-  if (alert.text)
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(slackEscape(alert.text), 3000) } });
-  const fields = Object.entries(alert.fields).map(
-    ([name, value]): SlackText => ({
-      type: 'mrkdwn',
-      text: truncate(`*${slackEscape(name)}*\n${slackEscape(value)}`, 2000),
-    }),
-  );
-  for (let i = 0; i < fields.length; i += 10) blocks.push({ type: 'section', fields: fields.slice(i, i + 10) });
-  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: slackEscape(footer(alert)) }] });
-  return { text: truncate(slackEscape(alert.text ? `${alert.title}\n${alert.text}` : alert.title), 3000), blocks };
-}
-
-export interface EmailMessage {
-  from: string;
-  to: string[];
-  subject: string;
-  text: string;
-  html: string;
-}
-
-/** The email for an alert: subject `[dip] <title>`, the text, one `name: value` line per field, and the footer. */
-export function emailMessage(alert: Alert, email: Pick<EmailConfig, 'from' | 'to'>): EmailMessage {
-  const fields = Object.entries(alert.fields);
-  const lines = fields.map(([name, value]) => `${name}: ${value.replace(/\r?\n/g, '\n  ')}`).join('\n');
-  const text = [alert.text, lines, footer(alert)].filter((part) => part !== '').join('\n\n') + '\n';
-  const rows = fields
-    .map(
-      ([name, value]) =>
-        `<tr><th align="left" valign="top">${htmlEscape(name)}</th><td style="white-space:pre-wrap">${htmlEscape(value)}</td></tr>`,
-    )
-    .join('');
-  const html = [
-    `<h2>${htmlEscape(alert.title)}</h2>`,
-    alert.text ? `<p style="white-space:pre-wrap">${htmlEscape(alert.text)}</p>` : '',
-    rows ? `<table cellpadding="4">${rows}</table>` : '',
-    `<p style="color:#666">${htmlEscape(footer(alert))}</p>`,
-  ].join('');
-  return { from: email.from, to: [...email.to], subject: `[dip] ${oneLine(alert.title)}`, text, html };
-}
-
-function footer(alert: Alert): string {
-  return [KIND_LABEL[alert.kind], alert.pipeline === null ? '' : `pipeline ${alert.pipeline}`, alert.at.toISOString()]
-    .filter(Boolean)
-    .join(' · ');
-}
-
-function slackEscape(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-
-function htmlEscape(text: string): string {
-  return slackEscape(text).replace(/"/g, '&quot;');
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, ' ').trim();
 }
 
 function truncate(text: string, max: number): string {

@@ -162,7 +162,7 @@ export async function runAttempt(
   }
   if (lost) return 'lost';
   if (options.handBack.aborted && !outcome.ok) {
-    await store.release(ref, owner, claim.attempt, clock());
+    await store.release(ref, owner, claim.attempt, clock(), logTail.text());
     return 'handed_back';
   }
   const recorded = { ...outcome, log: logTail.text() };

@@ -13,15 +13,16 @@ import { DipError, errorMessage } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { durationMs } from '../core/time.js';
 import type { Lake } from '../lake/lake.js';
-import type { Alerter } from './alerts.js';
+import { plural, type Alerter } from './alerts.js';
 import type { AttemptFinished } from './attempt.js';
 import { readsDisjointSlices } from './source-slices.js';
 import { pipelineDag, type PipelineDag } from '../config/task-graph.js';
-import { dueIntervals, intervalsBetween, type Interval, type ScheduleSpec } from './schedule.js';
+import { dueIntervals, intervalsBetween, ticksOf, type Interval, type ScheduleSpec } from './schedule.js';
 import { fileTriggerFingerprint } from './triggers.js';
 import {
   PRIORITY,
   type Alert,
+  type AlertKind,
   type NewRun,
   type OrchestratedRun,
   type RunTrigger,
@@ -80,6 +81,11 @@ export class Orchestrator {
 
   get config(): ProjectConfig {
     return this.lake.project.config;
+  }
+
+  /** The project's configuration was replaced (dip serve reloaded it): task graphs are derived again. */
+  configChanged(): void {
+    this.dags.clear();
   }
 
   /** The pipeline's task graph (validated once, then cached). */
@@ -310,6 +316,23 @@ export class Orchestrator {
     const spec = scheduleSpec(schedule);
     const state = await this.store.getSchedule(name);
     const start = typeof schedule === 'object' && schedule.start ? new Date(schedule.start) : undefined;
+    if (!state?.lastEnd && !start) {
+      // No start: the schedule begins when first seen. Intervals that ended before are not
+      // this scheduler's to run (a backfill runs them); the first run is the interval in
+      // progress now, due at its end.
+      const latestEnd = ticksOf(spec).previous(now);
+      await this.store.advanceSchedule(
+        { pipeline: name, lastEnd: { expected: state?.lastEnd ?? null, next: latestEnd } },
+        now,
+      );
+      this.log(
+        `schedule of ${name} first seen: its first run covers the interval ending after ${latestEnd.toISOString()}`,
+        {
+          pipeline: name,
+        },
+      );
+      return 0;
+    }
     const lastEnd = state?.lastEnd ?? start;
     const due = dueIntervals(spec, lastEnd ?? undefined, now).filter((i) => !start || i.start >= start);
     const last = due.at(-1);
@@ -399,14 +422,26 @@ export class Orchestrator {
     return breaches;
   }
 
-  /** Alerts on what a finished attempt means: a failed run, exhausted retries, a quality failure, a recovery. */
+  /**
+   * Alerts on what a finished attempt means. A task that failed for good fails its run: that is
+   * the incident, and it sends one alert (keyed by the pipeline, `failure:<pipeline>`), of the
+   * kind the failure was (quality checks, retries exhausted, or a plain failure; `failure` when
+   * the specific kind is not enabled). Another task failing in the same run, and the run ending
+   * failed afterwards, are the same incident and send nothing more; a success ends the
+   * incident, so the next failure alerts again.
+   */
   async onAttemptFinished(event: AttemptFinished): Promise<void> {
     const { outcome, result } = event;
     if (result.ready.length) await this.options.dispatch?.(result.ready);
     if (!result.accepted) return;
     const finished = result.runFinished;
-    const failedTask = !outcome.ok && !outcome.cancelled && result.status === 'failed';
-    if (!failedTask && !finished) return;
+    if (finished?.status === 'succeeded') await this.store.resolveAlert(`failure:${finished.pipeline}`);
+    const failed = !outcome.ok && !outcome.cancelled && result.status === 'failed';
+    // A second task failing in the same run is the same incident, whatever the dedup window
+    // (a marker per run in the ledger, gone when the run ends).
+    const first = failed && (await this.store.claimAlert(`run:${event.runId}`, this.clock(), Number.MAX_SAFE_INTEGER));
+    if (finished) await this.store.resolveAlert(`run:${event.runId}`);
+    if (!failed || !first) return;
     const at = this.clock();
     const run = await this.store.getRun(event.runId);
     const fields: Record<string, string> = {
@@ -415,46 +450,25 @@ export class Orchestrator {
       attempt: `${event.attempt} of ${event.maxAttempts}`,
     };
     if (run?.interval) fields['interval'] = `${run.interval.start.toISOString()} → ${run.interval.end.toISOString()}`;
-    if (!outcome.ok && failedTask) {
-      fields['error'] = outcome.error;
-      if (event.errorKind === 'quality') {
-        await this.alert({
-          kind: 'quality',
-          key: `quality:${event.pipeline}:${event.task}`,
-          pipeline: event.pipeline,
-          title: `Quality checks failed in ${event.pipeline} · ${event.task}`,
-          text: outcome.error,
-          fields,
-          at,
-        });
-      } else if (outcome.retryable) {
-        // Failed although retryable: the attempts ran out.
-        await this.alert({
-          kind: 'retry_exhausted',
-          key: `retry_exhausted:${event.pipeline}:${event.task}`,
-          pipeline: event.pipeline,
-          title: `${event.pipeline} · ${event.task} failed after ${event.attempt} attempts`,
-          text: outcome.error,
-          fields,
-          at,
-        });
-      }
-    }
-    if (finished?.status === 'failed') {
-      await this.alert({
-        kind: 'failure',
-        key: `failure:${finished.pipeline}`,
-        pipeline: finished.pipeline,
-        title: `Run of ${finished.pipeline} failed`,
-        text: finished.error ?? 'failed',
-        fields: { ...fields, error: finished.error ?? '' },
-        at,
-      });
-    } else if (finished?.status === 'succeeded') {
-      // A success ends the pipeline's failure incident: the next failure alerts again.
-      await this.store.resolveAlert(`failure:${finished.pipeline}`);
-      await this.store.resolveAlert(`retry_exhausted:${finished.pipeline}:${event.task}`);
-    }
+    fields['error'] = outcome.error;
+    const specific: AlertKind =
+      event.errorKind === 'quality' ? 'quality' : outcome.retryable ? 'retry_exhausted' : 'failure';
+    const kind = this.options.alerter?.enabled(specific) === false ? 'failure' : specific;
+    const title =
+      kind === 'quality'
+        ? `Quality checks failed in ${event.pipeline} · ${event.task}`
+        : kind === 'retry_exhausted'
+          ? `Run of ${event.pipeline} failed: ${event.task} failed after ${plural(event.attempt, 'attempt')}`
+          : `Run of ${event.pipeline} failed: ${event.task} failed`;
+    await this.alert({
+      kind,
+      key: `failure:${event.pipeline}`,
+      pipeline: event.pipeline,
+      title,
+      text: `${event.task}: ${outcome.error}`,
+      fields,
+      at,
+    });
   }
 
   private async alert(alert: Alert): Promise<void> {

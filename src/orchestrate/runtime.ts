@@ -5,7 +5,7 @@
 import type { OrchestrationStore } from '../catalog/orchestration.js';
 import { durationMs } from '../core/time.js';
 import type { Lake } from '../lake/lake.js';
-import { Alerter } from './alerts.js';
+import { Alerter, type RedeliveryPolicy } from './alerts.js';
 import type { AttemptFinished } from './attempt.js';
 import { TaskExecutor } from './executor.js';
 import { Orchestrator } from './orchestrator.js';
@@ -18,8 +18,10 @@ export interface RuntimeOptions {
   leaseMs?: number;
   /** Sends ready tasks to remote workers (the queue); the in-process executor is woken regardless. */
   dispatch?: (refs: TaskRef[]) => Promise<void> | void;
-  log?: (message: string, fields?: Record<string, unknown>) => void;
+  log?: (message: string, fields?: Record<string, unknown>, level?: 'info' | 'warn' | 'error') => void;
   pollMs?: number;
+  /** How failed alert deliveries are re-sent from the catalog's outbox (tests shorten it). */
+  alertRedelivery?: Partial<RedeliveryPolicy>;
 }
 
 export interface Runtime {
@@ -47,8 +49,21 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
   const leaseMs = options.leaseMs ?? leaseMsFrom(undefined);
   const alerter = Alerter.create(lake.project.config.alerts, lake.catalog.orchestration.alertLedger(), {
     baseDir: lake.project.dir,
+    outbox: lake.catalog.orchestration.alertOutbox(),
+    clock: options.clock ?? lake.catalog.clock,
+    ...(options.alertRedelivery ? { redelivery: options.alertRedelivery } : {}),
     ...(options.log ? { log: options.log } : {}),
   });
+  // Failed alert deliveries are re-sent by every process that orchestrates, as long as it runs.
+  const redeliverMs = Math.max(50, Math.min(5_000, options.alertRedelivery?.baseMs ?? 5_000));
+  const redeliver = setInterval(
+    () =>
+      void alerter
+        .deliverDue()
+        .catch((err: unknown) => options.log?.(`alerts: cannot read the outbox: ${String(err)}`, {}, 'warn')),
+    redeliverMs,
+  );
+  redeliver.unref();
   let executor: TaskExecutor | undefined;
   const listeners = new Set<(event: AttemptFinished) => void>();
   const orchestrator = Orchestrator.create(lake, {
@@ -93,6 +108,7 @@ export function startRuntime(lake: Lake, options: RuntimeOptions = {}): Runtime 
       return () => listeners.delete(listener);
     },
     async stop(graceMs = 0) {
+      clearInterval(redeliver);
       await executor?.stop(graceMs);
       await alerter.close();
     },

@@ -51,6 +51,11 @@ export interface RunOptions {
   retryFailed?: boolean;
   /** Streaming sources (CDC) keep reading until interrupted instead of stopping once caught up. */
   follow?: boolean;
+  /**
+   * A graceful stop: streaming sources end at the next transaction boundary with everything read
+   * committed, and the run ends as usual (succeeded). `signal` is the hard interrupt.
+   */
+  stop?: AbortSignal;
   /** Build the pipeline's silver tables after ingesting (default true). */
   silver?: boolean;
   /** Clock for silver freshness checks (tests). */
@@ -84,8 +89,12 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
   const errors: RunResult['errors'] = [];
   const interrupt = () => lake.engine.interrupt();
   signal.addEventListener('abort', interrupt, { once: true });
-  // Lets other hosts tell a long-running run from a dead one (markCrashedRuns).
-  const heartbeat = setInterval(() => void lake.catalog.heartbeat(runId).catch(() => undefined), HEARTBEAT_MS);
+  // Lets other hosts tell a long-running run from a dead one (markCrashedRuns), and shows what a
+  // long (--follow) run has committed so far.
+  const heartbeat = setInterval(
+    () => void lake.catalog.updateRunStats(runId, stats).catch(() => undefined),
+    HEARTBEAT_MS,
+  );
   heartbeat.unref();
   try {
     const context: RunContext = {
@@ -100,6 +109,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
       only: options.streams,
       retryFailed: options.retryFailed ?? false,
       follow: options.follow ?? false,
+      stop: options.stop,
       persistStats: true,
     };
     await runSources(
@@ -270,6 +280,7 @@ interface RunContext {
   only: string[] | undefined;
   retryFailed: boolean;
   follow: boolean;
+  stop?: AbortSignal | undefined;
 }
 
 async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>): Promise<void> {
@@ -291,6 +302,7 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
             await runStream(lake, source, target, streamStats, signal, emit, {
               retryFailed,
               follow,
+              stop: ctx.stop,
               streams: streams.map((s) => s.name),
             });
           } catch (caught) {

@@ -20,7 +20,12 @@ export async function runStream(
   stats: StreamStats,
   signal: AbortSignal,
   emit: RunEventSink,
-  options: { retryFailed?: boolean; follow?: boolean; streams?: readonly string[] } = {},
+  options: {
+    retryFailed?: boolean;
+    follow?: boolean;
+    stop?: AbortSignal | undefined;
+    streams?: readonly string[];
+  } = {},
 ): Promise<void> {
   const { pipeline, source: sourceName, stream } = target;
   // replace re-reads every input each run: the table must equal what the inputs hold now.
@@ -40,6 +45,7 @@ export async function runStream(
     stagingDir: await lake.storage.stagingDir(),
     runId: target.runId,
     follow: options.follow ?? false,
+    stop: options.stop,
     streams: options.streams ?? [stream.name],
   });
   // DuckDB loads while the source fetches; a plan known to be empty never needs it.

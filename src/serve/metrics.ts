@@ -1,15 +1,17 @@
 /**
  * Prometheus metrics of `dip serve`, on a registry of their own (never the global one).
  *
+ * - Counters are totals over the catalog's history, not over this process's lifetime: they start
+ *   from what the catalog holds when the process starts (every ended run and attempt), so a
+ *   restarted `dip serve` continues where the last one left off rather than at 0.
  * - Finished runs (count, duration, rows and bytes per source) are read from the catalog, so runs
  *   finished by other processes (`dip worker`, `dip run`) count too. A run is counted once per
- *   ending (a re-run that ends again counts again), and only when it ended after this process
- *   started observing. Runs this process finishes are counted at once (the attempt event that
- *   ended them); the rest by a poll (each scheduler tick and scrape) over the most recently
- *   started runs plus the runs a poll saw unfinished before.
+ *   ending (a re-run that ends again counts again; the catalog keeps a run's last ending only,
+ *   so after a restart a run counts once). Runs this process finishes are counted at once (the
+ *   attempt event that ended them); the rest by a poll (each scheduler tick and scrape) over the
+ *   most recently started runs plus the runs a poll saw unfinished before.
  * - Task attempts and errors (by error kind) are read from the catalog too, in the order they
- *   ended (`ended_seq`), so attempts of `dip worker`s and other processes count, each once, from
- *   the moment this process started observing.
+ *   ended (`ended_seq`), so attempts of `dip worker`s and other processes count, each once.
  * - Table freshness and queue depth are gauges read from the catalog on every scrape.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -20,6 +22,8 @@ import type { Runtime } from '../orchestrate/runtime.js';
 
 /** How many of the most recently started runs each poll reads. */
 const RECENT_RUNS = 200;
+/** Runs read per query when the history is counted at start. */
+const HISTORY_PAGE = 1_000;
 /** Ended attempts read per query (a poll reads until it has caught up). */
 const ATTEMPT_PAGE = 5_000;
 const DURATION_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
@@ -41,7 +45,6 @@ interface Counted {
 export class DipMetrics {
   readonly registry = new Registry();
   private readonly clock: () => Date;
-  private readonly since: number;
   private readonly runsTotal: Counter<'pipeline' | 'status'>;
   private readonly runDuration: Histogram<'pipeline' | 'status'>;
   private readonly attempts: Counter<'pipeline' | 'task' | 'outcome'>;
@@ -50,6 +53,7 @@ export class DipMetrics {
   private readonly errors: Counter<'pipeline' | 'kind'>;
   private readonly freshness: Gauge<'table'>;
   private readonly queueDepth: Gauge<'state'>;
+  private readonly alertsWaiting: Gauge;
   private readonly counted = new Map<string, Counted>();
   private unfinished = new Set<string>();
   private generation = 0;
@@ -57,10 +61,15 @@ export class DipMetrics {
   /** The newest ended attempt counted (its `ended_seq`). */
   private attemptSeq = 0;
 
-  /** Metrics counting what ends from now on: runs and attempts that ended before are not counted. */
+  /** Metrics over the catalog's history: every run and attempt that ended so far counts, then what ends from now on. */
   static async create(lake: Lake, options: MetricsOptions = {}): Promise<DipMetrics> {
     const metrics = new DipMetrics(lake, options);
-    metrics.attemptSeq = await lake.catalog.orchestration.lastEndedAttempt();
+    await metrics.countAttempts();
+    for (let offset = 0; ; offset += HISTORY_PAGE) {
+      const runs = await lake.catalog.listRuns({ limit: HISTORY_PAGE, offset });
+      for (const run of runs) metrics.consider(run);
+      if (runs.length < HISTORY_PAGE) break;
+    }
     return metrics;
   }
 
@@ -69,42 +78,41 @@ export class DipMetrics {
     options: MetricsOptions = {},
   ) {
     this.clock = options.clock ?? (() => new Date());
-    this.since = this.clock().getTime();
     const registers = [this.registry];
     this.runsTotal = new Counter({
       name: 'dip_runs_total',
-      help: 'Runs finished since this process started, by pipeline and final status',
+      help: "Runs finished (the catalog's history), by pipeline and final status",
       labelNames: ['pipeline', 'status'],
       registers,
     });
     this.runDuration = new Histogram({
       name: 'dip_run_duration_seconds',
-      help: 'Duration of the runs finished since this process started',
+      help: "Duration of the finished runs (the catalog's history)",
       labelNames: ['pipeline', 'status'],
       buckets: DURATION_BUCKETS,
       registers,
     });
     this.attempts = new Counter({
       name: 'dip_task_attempts_total',
-      help: 'Task attempts ended since this process started (by any process), by outcome (succeeded, failed, cancelled, lost)',
+      help: "Task attempts ended (by any process; the catalog's history), by outcome (succeeded, failed, cancelled, lost, interrupted)",
       labelNames: ['pipeline', 'task', 'outcome'],
       registers,
     });
     this.rows = new Counter({
       name: 'dip_rows_total',
-      help: 'Rows ingested by the runs finished since this process started, by source',
+      help: "Rows ingested by the finished runs (the catalog's history), by source",
       labelNames: ['pipeline', 'source'],
       registers,
     });
     this.bytes = new Counter({
       name: 'dip_bytes_total',
-      help: 'Bytes ingested by the runs finished since this process started, by source',
+      help: "Bytes ingested by the finished runs (the catalog's history), by source",
       labelNames: ['pipeline', 'source'],
       registers,
     });
     this.errors = new Counter({
       name: 'dip_errors_total',
-      help: 'Failed task attempts since this process started (by any process), by error kind',
+      help: "Failed task attempts (by any process; the catalog's history), by error kind",
       labelNames: ['pipeline', 'kind'],
       registers,
     });
@@ -118,6 +126,11 @@ export class DipMetrics {
       name: 'dip_queue_depth',
       help: 'Task runs waiting or running, by state (pending: upstreams not done; queued: ready; running)',
       labelNames: ['state'],
+      registers,
+    });
+    this.alertsWaiting = new Gauge({
+      name: 'dip_alert_deliveries_waiting',
+      help: 'Alert deliveries that failed and wait in the outbox to be re-sent',
       registers,
     });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -154,6 +167,7 @@ export class DipMetrics {
     const catalog = this.lake.catalog;
     const depth = await catalog.orchestration.countTasks();
     for (const state of ['pending', 'queued', 'running']) this.queueDepth.set({ state }, depth[state] ?? 0);
+    this.alertsWaiting.set(await catalog.orchestration.alertOutbox().count());
     const now = this.clock().getTime();
     const fresh: [string, number][] = [];
     for (const table of await catalog.listTables()) {
@@ -206,10 +220,7 @@ export class DipMetrics {
     }
     const counted: Counted = { endedAt, seen: this.generation, streams: new Map() };
     this.counted.set(run.id, counted);
-    if (endedAt >= this.since) this.record(run, before, counted);
-    else
-      for (const [key, s] of Object.entries(run.stats.streams))
-        counted.streams.set(key, { rows: s.rows, bytes: s.bytes });
+    this.record(run, before, counted);
     return true;
   }
 

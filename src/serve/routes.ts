@@ -96,7 +96,7 @@ function registerTableRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   const list: RouteSchema = {
     summary:
-      'Tables of every zone with rows (CDC current-state tables: merged rows, and pending_changes not merged yet), files, bytes, last commit time and freshness',
+      'Tables of every zone with rows as readers see them (CDC current-state tables: the true row count; pending_changes: changes not merged into the base yet), files, bytes, last commit time and freshness',
     tags: ['tables'],
     success: { status: 200, description: '{ tables: [...] }' },
   };

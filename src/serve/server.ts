@@ -16,6 +16,7 @@ import { startRuntime, type Runtime } from '../orchestrate/runtime.js';
 import type { TaskRef } from '../catalog/orchestration-types.js';
 import { DipMetrics, observeAttempts } from './metrics.js';
 import { collectRoutes, openApiDocument } from './openapi.js';
+import { ProjectReloader, type ReloadResult } from './reload.js';
 import { registerRoutes } from './routes.js';
 import { type Gateway, registerGatewayRoutes } from '../gateway/server.js';
 import { NO_SCHEDULER, SchedulerLoop, type SchedulerStatus, type ServeLog } from './scheduler.js';
@@ -31,6 +32,7 @@ import {
 } from './security.js';
 
 export type { ServeLog } from './scheduler.js';
+export type { ReloadResult } from './reload.js';
 export { isLoopback } from './security.js';
 
 export const API_VERSION = '0.1.0';
@@ -178,6 +180,8 @@ export interface ServeOptions extends AccessOptions {
   pollMs?: number;
   /** prom-client's process metrics (default true). */
   defaultMetrics?: boolean;
+  /** Reload the project file when it changes (default false; `dip serve` watches unless --no-watch). */
+  watchProject?: boolean;
 }
 
 export interface RunningServer {
@@ -187,6 +191,8 @@ export interface RunningServer {
   listen: string[];
   /** Stops scheduling and taking requests, lets running tasks finish (or hands them back after the grace period). */
   close(options?: { graceMs?: number }): Promise<void>;
+  /** Loads the project file again, validates it and swaps it in (SIGHUP); an invalid file keeps the running configuration. */
+  reload(reason?: string): Promise<ReloadResult>;
 }
 
 /** Starts the runtime, the scheduler loop and the API; the lake stays the caller's to close. */
@@ -213,7 +219,7 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
   const runtime = startRuntime(lake, {
     concurrency: options.executor === 'workers' ? 0 : options.concurrency,
     clock,
-    log: (message, fields) => log('info', message, fields),
+    log: (message, fields, level = 'info') => log(level, message, fields),
     ...(options.dispatch ? { dispatch: options.dispatch } : {}),
     ...(options.leaseMs ? { leaseMs: options.leaseMs } : {}),
     ...(options.pollMs ? { pollMs: options.pollMs } : {}),
@@ -233,7 +239,9 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
           clock,
         );
   let app: FastifyInstance | undefined;
+  const reloader = new ProjectReloader(lake, runtime, log);
   try {
+    await reloader.start({ watch: options.watchProject ?? false });
     app = await createServer(lake, runtime, {
       token,
       clock,
@@ -267,6 +275,7 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
       listen,
       close: (closeOptions = {}) => {
         options.gateway?.drain(); // new events get 503 from now on
+        reloader.stop();
         return (closing ??= shutdown(
           server,
           runtime,
@@ -275,8 +284,10 @@ export async function serve(lake: Lake, options: ServeOptions): Promise<RunningS
           log,
         ));
       },
+      reload: (reason = 'requested') => reloader.reload(reason),
     };
   } catch (err) {
+    reloader.stop();
     await scheduler?.stop();
     await app?.close();
     await runtime.stop(0);

@@ -167,7 +167,7 @@ export interface TableView {
   created_at: string;
   head_commit: number | null;
   schema_version: number | null;
-  /** Rows readers see: a CDC current-state table's unmerged changes are not rows (pending_changes). */
+  /** Rows readers see: a CDC current-state table's true row count (its pending changes applied). */
   rows: number;
   /** Changes in a CDC current-state table's delta files not merged yet; 0 for other tables. */
   pending_changes: number;

@@ -36,6 +36,12 @@ export interface PlanContext {
   runId: string;
   /** Streaming sources (CDC): keep reading until interrupted instead of stopping once caught up. */
   follow: boolean;
+  /**
+   * A graceful stop (`dip run --follow` got SIGTERM/SIGINT): a streaming source ends its units at
+   * the next transaction boundary, after handing over everything read so far, so the run ends at
+   * a commit boundary and succeeds. Finite sources ignore it.
+   */
+  stop?: AbortSignal | undefined;
   /** Every stream of this source the run reads (streams that share one feed must run together). */
   streams: readonly string[];
 }

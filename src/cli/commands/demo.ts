@@ -186,7 +186,7 @@ export function registerDemo(program: Command): void {
         await showQuality(lake, 'silver.orders');
         await orchestratedStep(lake);
         const social = await socialSteps(abs, report);
-        const tables = await lake.catalog.listTables();
+        const tables = await (await import('../../ops/tables.js')).listTables(lake);
         if (!narrate) return printJson({ project: abs, runs: [first, second, ...social], tables });
         say('\n▸ tables');
         say(

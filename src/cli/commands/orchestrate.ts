@@ -247,7 +247,7 @@ async function withRuntime(
     const log = createLogger();
     const runtime = startRuntime(lake, {
       concurrency: execute && !dispatcher ? lake.project.config.serve.concurrency : 0,
-      log: (message, fields) => log.info(fields ?? {}, message),
+      log: (message, fields, level = 'info') => log[level](fields ?? {}, message),
       ...(dispatcher ? { dispatch: (refs) => dispatcher.dispatch(refs) } : {}),
     });
     const abort = new AbortController();

@@ -63,12 +63,28 @@ export function registerRun(program: Command): void {
             quiet: Boolean(opts.quiet),
           });
           const abort = new AbortController();
-          const onSignal = () =>
+          const stop = new AbortController();
+          // With --follow the first SIGINT/SIGTERM is the way to stop: streams end at the next
+          // transaction boundary with everything read committed (the run succeeds, exit 0). A
+          // second signal, or any signal without --follow, interrupts: what is in flight is lost.
+          const onSignal = (signal: NodeJS.Signals) => {
+            if (opts.follow && !stop.signal.aborted) {
+              stop.abort();
+              if (!opts.quiet)
+                process.stderr.write(
+                  `\n${signal}: stopping at the next commit (everything read so far is committed); ${signal} again interrupts\n`,
+                );
+              return;
+            }
+            // One more signal after this one gets the default behaviour (the process ends at once).
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
             abort.abort(
               new DipError('interrupted', 'interrupted: the file in flight was not committed; run again to resume'),
             );
-          process.once('SIGINT', onSignal);
-          process.once('SIGTERM', onSignal);
+          };
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
           const out: RunResult[] = [];
           try {
             for (const name of chosen) {
@@ -78,6 +94,7 @@ export function registerRun(program: Command): void {
                   onEvent: progress.sink,
                   retryFailed: Boolean(opts.retryFailed),
                   follow: Boolean(opts.follow),
+                  stop: stop.signal,
                   silver: opts.silver,
                   interval,
                   ...(opts.stream ? { streams: opts.stream } : {}),

@@ -1,6 +1,7 @@
 /**
  * `dip serve`: the scheduler, the executor, the REST API and the metrics in one process, with the
- * project's `serve:` settings as defaults; SIGINT/SIGTERM closes it gracefully (exit 0).
+ * project's `serve:` settings as defaults; SIGINT/SIGTERM closes it gracefully (exit 0); a change to
+ * the project file (or SIGHUP) reloads it, validated before it is swapped in.
  */
 import type { Command } from 'commander';
 import type { LoadedProject } from '../../config/load.js';
@@ -20,6 +21,7 @@ interface ServeCliOptions {
   allowUnauthenticated?: boolean;
   concurrency?: string;
   scheduler: boolean;
+  watch: boolean;
   grace: string;
   startupWait: string;
   gateway?: boolean;
@@ -49,6 +51,10 @@ export function registerServe(program: Command): void {
     .option(
       '--gateway',
       'also serve the endpoints of the gateway sources (as `dip gateway` does; they authenticate themselves)',
+    )
+    .option(
+      '--no-watch',
+      'do not reload the project file when it changes (SIGHUP still reloads it); a file that does not validate is never swapped in',
     )
     .option(
       '--grace <duration>',
@@ -132,6 +138,7 @@ export function registerServe(program: Command): void {
             scheduler: opts.scheduler,
             graceMs,
             log,
+            watchProject: opts.watch,
             ...(dispatcher ? { dispatch: (refs) => dispatcher.dispatch(refs) } : {}),
           });
           if (global.json) print(`${JSON.stringify({ address: server.address, listen: server.listen })}\n`);
@@ -144,7 +151,14 @@ export function registerServe(program: Command): void {
               `dip serve: listening on ${server.listen.join(', ')} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}, ${token ? 'every route but /health and /ready needs the token' : 'no token'}); API: ${server.address}/openapi.json\n`,
             );
           }
-          await signals.received;
+          // SIGHUP: load dip.yaml again (validated first; an invalid file keeps the running configuration).
+          const onHangup = () => void server.reload('SIGHUP');
+          process.on('SIGHUP', onHangup);
+          try {
+            await signals.received;
+          } finally {
+            process.off('SIGHUP', onHangup);
+          }
           await server.close();
           await gateway?.close();
         } finally {

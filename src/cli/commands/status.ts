@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { processAlive } from '../../core/process.js';
+import { listTables } from '../../ops/tables.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
+import { rowsText } from './tables.js';
 
 export function registerStatus(program: Command): void {
   program
@@ -22,7 +24,7 @@ export function registerStatus(program: Command): void {
           lake: lake.storage.location,
           catalog: lake.catalog.kind,
           runs,
-          tables: await lake.catalog.listTables(),
+          tables: await listTables(lake),
           lastFailure,
         };
       });
@@ -48,7 +50,7 @@ export function registerStatus(program: Command): void {
       process.stdout.write(
         `${renderTable(
           ['table', 'rows', 'files', 'size'],
-          status.tables.map((t) => [t.name, formatCount(t.rows), formatCount(t.files), formatBytes(t.bytes)]),
+          status.tables.map((t) => [t.name, rowsText(t), formatCount(t.files), formatBytes(t.bytes)]),
         )}\n`,
       );
       if (status.lastFailure) {

@@ -1,13 +1,21 @@
 import type { Command } from 'commander';
+import type { TableSummary } from '../../ops/tables.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { wholeNumber } from '../options.js';
 import { formatBytes, formatCount, printJson, renderTable } from '../output.js';
+
+/** A table's rows; a CDC current-state table says how many changes its deltas hold, not merged yet. */
+export function rowsText(t: TableSummary): string {
+  return t.pendingChanges
+    ? `${formatCount(t.rows)} (${formatCount(t.pendingChanges)} changes not merged yet)`
+    : formatCount(t.rows);
+}
 
 export function registerTables(program: Command): void {
   program
     .command('tables')
     .description(
-      'list committed tables with rows (CDC current tables: merged rows + changes not yet merged), files, size and schema version',
+      'list committed tables with rows as readers see them (CDC current tables: with the changes not merged yet applied), files, size and schema version',
     )
     .action(async (_opts: unknown, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
@@ -19,9 +27,7 @@ export function registerTables(program: Command): void {
           ['table', 'rows', 'files', 'size', 'schema', 'head commit'],
           tables.map((t) => [
             t.name,
-            t.pendingChanges
-              ? `${formatCount(t.rows)} + ${formatCount(t.pendingChanges)} changes`
-              : formatCount(t.rows),
+            rowsText(t),
             formatCount(t.files),
             formatBytes(t.bytes),
             t.schemaVersion === null ? '' : `v${t.schemaVersion}`,
@@ -45,7 +51,7 @@ export function registerTables(program: Command): void {
       const { table, versions, commits } = info;
       const current = versions[versions.length - 1];
       process.stdout.write(
-        `${table.name} · ${table.zone} · ${table.format} · ${formatCount(table.rows)} rows in ${table.files} files (${formatBytes(table.bytes)})\n`,
+        `${table.name} · ${table.zone} · ${table.format} · ${formatCount(table.rows)} rows${table.pendingChanges ? ` (${formatCount(table.pendingChanges)} changes not merged yet)` : ''} in ${table.files} files (${formatBytes(table.bytes)})\n`,
       );
       if (table.primaryKey.length) process.stdout.write(`primary key: ${table.primaryKey.join(', ')}\n`);
       if (current) {

@@ -56,6 +56,8 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
   private registered!: () => void;
   private readonly allRegistered = new Promise<void>((resolve) => (this.registered = resolve));
   private started: Promise<void> | undefined;
+  /** A graceful stop was asked for: the timer finishes the session at the next transaction boundary. */
+  protected stopRequested = false;
 
   /** `feedName` names the one feed the streams share in errors ("replication slot"). */
   constructor(
@@ -92,6 +94,10 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
   protected async lastUnits(): Promise<void> {}
   /** The runner committed `feed`'s unit ending at `lsn`. */
   protected unitCommitted(_feed: F, _lsn: bigint): void {}
+  /** No transaction is half read (a graceful stop finishes only then, so no unit ends mid-transaction). */
+  protected betweenTransactions(): boolean {
+    return true;
+  }
 
   /** A stream's units: its snapshot (when due), then its changes, committed one by one. */
   async *units(s: DbStream, ctx: PlanContext): AsyncGenerator<ReadUnit> {
@@ -99,6 +105,10 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
     // Interrupted (Ctrl-C, SIGTERM): a stream waiting for changes stops waiting.
     const onAbort = () => feed.queue.fail(ctx.signal.reason);
     ctx.signal.addEventListener('abort', onAbort, { once: true });
+    // Stopped gracefully (SIGTERM to --follow): what was read becomes units, then every stream ends.
+    const onStop = () => (this.stopRequested = true);
+    if (ctx.stop?.aborted) onStop();
+    else ctx.stop?.addEventListener('abort', onStop, { once: true });
     try {
       await this.allRegistered;
       this.started ??= this.start(ctx);
@@ -110,6 +120,7 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
       }
     } finally {
       ctx.signal.removeEventListener('abort', onAbort);
+      ctx.stop?.removeEventListener('abort', onStop);
     }
   }
 
@@ -177,7 +188,14 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
   protected startTimer(): void {
     this.timers.push(
       setInterval(
-        () => void this.serial.run(() => this.tick()).catch((err: unknown) => this.fail(err)),
+        () =>
+          void this.serial
+            .run(() =>
+              this.stopRequested && !this.finished && !this.closed && this.betweenTransactions()
+                ? this.finish()
+                : this.tick(),
+            )
+            .catch((err: unknown) => this.fail(err)),
         Math.max(50, Math.min(this.flushMs / 2, 250)),
       ),
     );

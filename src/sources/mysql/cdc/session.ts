@@ -482,6 +482,10 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     this.reader?.pause();
   }
 
+  protected override betweenTransactions(): boolean {
+    return !this.txn;
+  }
+
   protected override fail(err: unknown): void {
     if (this.closed || this.failed) return;
     this.failed = true;

@@ -440,6 +440,10 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
     await feed.batch.add({ op, row, before, commitLsn: txn.commitLsn, txid: txn.xid, commitMicros: txn.micros });
   }
 
+  protected override betweenTransactions(): boolean {
+    return !this.txn;
+  }
+
   /** Timer: flush batches that are old enough (between transactions only); stop when idle and not following. */
   protected async tick(): Promise<void> {
     if (this.closed || this.txn) return;
