@@ -6,7 +6,7 @@ import { mergeFiles } from './merge.js';
 import { qualifiedTable } from './paths.js';
 import { lineage, refKey } from './lineage.js';
 import { AUDIT_COLUMNS } from './zone-schemas.js';
-import { rawScan } from './scan.js';
+import { rawEnvelopesSql } from './raw-read.js';
 import { writeLakeFile } from './write-file.js';
 import { ident, lit } from './sql.js';
 
@@ -112,7 +112,7 @@ export async function replayStream(
     const typing = (raw.meta['typing'] ?? {}) as Record<string, string>;
     const fields = dataColumns.map((c) => typedField(c, typing));
     const checks = fields.flatMap((f) => (f.check ? [f.check] : []));
-    const scan = rawScan([lake.storage.uri(raw.path)]);
+    const scan = `(${rawEnvelopesSql(lake, [raw])})`;
     const pages = raw.meta['envelope'] === 'page';
     if (pages) await assertReplayablePages(lake, scan, raw.path);
     const file = await writeLakeFile(
