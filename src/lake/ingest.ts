@@ -7,7 +7,7 @@ import { newId } from '../core/ids.js';
 import type { ReadUnit, StreamSpec } from './units.js';
 import type { Lake } from './lake.js';
 import { EXT, dataFilePath } from './paths.js';
-import { prepareInput, type PreparedInput, type RejectedRecord } from './readers.js';
+import { prepareInput, type PreparedInput, type RawRead, type RejectedRecord } from './readers.js';
 import { isPlainScalarType } from './duck-types.js';
 import { evolveSchema, type SchemaChange } from './schema-evolution.js';
 import { ident, lit } from './sql.js';
@@ -76,7 +76,11 @@ export async function stageUnit(
   const cleanups: PreparedInput[] = [prepared];
   // The raw zone keeps the input itself, compressed while DuckDB reads it for bronze.
   const rawCopy: Promise<RawCopy> | undefined =
-    target.rawEnabled && !unit.rawPages ? copyRawInput(lake, input.path, input.format) : undefined;
+    target.rawEnabled && !unit.rawPages
+      ? unit.rawEvents
+        ? copyRawInput(lake, unit.rawEvents, 'ndjson')
+        : copyRawInput(lake, input.path, input.format)
+      : undefined;
   rawCopy?.catch(() => undefined);
   try {
     if (!input.columns && !input.fields && (await holdsNoRecords(lake, input.path, prepared))) {
@@ -196,7 +200,8 @@ export async function stageUnit(
     }
     if (target.rawEnabled && unit.rawPages) {
       out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, typing);
-    } else if (rawCopy && prepared.stored) {
+    } else if (rawCopy && (unit.rawEvents || prepared.stored)) {
+      const read: RawRead = unit.rawEvents ? { kind: 'events' } : (prepared.stored as RawRead);
       const stored = await publishRawCopy(lake, await rawCopy, target.source, target.stream.table);
       const copy = await rawCopy;
       // Records read: those landed and those quarantined (counted without another pass).
@@ -206,7 +211,7 @@ export async function stageUnit(
         bytes: stored.bytes,
         meta: rawMeta(unit, target, ingestedAt, {
           envelope: 'stored',
-          read: prepared.stored,
+          read,
           compression: copy.compression,
           sha256: copy.sha256,
           format: input.format,

@@ -124,12 +124,7 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
       state,
       committed: state ? this.stateLsn(state) : 0n,
       queue: new AsyncQueue<CdcUnit>(QUEUE_UNITS),
-      batch: new ChangeBatcher(
-        s,
-        ctx.stagingDir,
-        { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId },
-        this.changes,
-      ),
+      batch: new ChangeBatcher(s, ctx.stagingDir, this.changes),
     });
     this.feeds.set(s.spec.name, feed);
     this.byTable.set(tableName(table), feed);
