@@ -7,7 +7,7 @@ import { newId } from '../core/ids.js';
 import type { ReadUnit, StreamSpec } from './units.js';
 import type { Lake } from './lake.js';
 import { EXT, dataFilePath } from './paths.js';
-import { prepareInput, type PreparedInput, type RawRead, type RejectedRecord } from './readers.js';
+import { prepareInput, type PreparedInput, type RawRead, type RejectedRecord, sniffedCsvArgs } from './readers.js';
 import { isPlainScalarType } from './duck-types.js';
 import { evolveSchema, type SchemaChange } from './schema-evolution.js';
 import { ident, lit } from './sql.js';
@@ -201,7 +201,8 @@ export async function stageUnit(
     if (target.rawEnabled && unit.rawPages) {
       out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, typing);
     } else if (rawCopy && (unit.rawEvents || prepared.stored)) {
-      const read: RawRead = unit.rawEvents ? { kind: 'events' } : (prepared.stored as RawRead);
+      let read: RawRead = unit.rawEvents ? { kind: 'events' } : (prepared.stored as RawRead);
+      if (read.kind === 'csv') read = { ...read, args: await sniffedCsvArgs(lake.engine, input.path, read.csv) };
       const stored = await publishRawCopy(lake, await rawCopy, target.source, target.stream.table);
       const copy = await rawCopy;
       // Records read: those landed and those quarantined (counted without another pass).

@@ -71,8 +71,8 @@ export async function prepareInput(engine: Engine, input: FileInput, stagingDir:
 
 /** How envelopes are derived from a stored copy of an input (kept in the raw file's metadata). */
 export type RawRead =
-  | { kind: 'csv'; csv?: CsvOptions | undefined }
-  | { kind: 'source-csv'; columns: string[] }
+  | { kind: 'csv'; csv?: CsvOptions | undefined; args?: string | undefined }
+  | { kind: 'source-csv'; columns: string[]; types?: string[] | undefined }
   | { kind: 'json'; format: 'json' | 'ndjson' }
   | { kind: 'parquet' }
   | { kind: 'events' };
@@ -85,8 +85,12 @@ export type RawRead =
 export function storedRawRelation(uri: string, read: RawRead, compression: string): string {
   const z = compression === 'zstd' ? `compression='zstd'` : `compression='auto'`;
   switch (read.kind) {
-    case 'csv':
-      return `(SELECT to_json(r) AS payload FROM read_csv(${[lit(uri), ...csvParams(read.csv), 'all_varchar=true', 'ignore_errors=true', z].join(', ')}) r)`;
+    case 'csv': {
+      // The dialect sniffed at ingest, when recorded: binding then reads nothing (a view over
+      // many files would otherwise sniff, and hold a buffer for, every one of them).
+      const params = read.args ? [read.args] : [...csvParams(read.csv), 'all_varchar=true'];
+      return `(SELECT to_json(r) AS payload FROM read_csv(${[lit(uri), ...params, 'ignore_errors=true', z].join(', ')}) r)`;
+    }
     case 'source-csv': {
       const columns = `columns={${read.columns.map((c) => `${lit(c)}: 'VARCHAR'`).join(', ')}}`;
       return `(SELECT to_json(r) AS payload FROM read_csv(${[lit(uri), ...SOURCE_CSV_BASE, columns, 'ignore_errors=true', z].join(', ')}) r)`;
@@ -98,6 +102,19 @@ export function storedRawRelation(uri: string, read: RawRead, compression: strin
     case 'parquet':
       return `(SELECT to_json(r) AS payload FROM read_parquet(${lit(uri)}, hive_partitioning=false) r)`;
   }
+}
+
+/**
+ * A stored CSV extract a source wrote (`source-csv` with types) read with the types ingest
+ * read it with: replay types records exactly as the first ingest did. Records that did not
+ * convert were quarantined then, and are skipped here.
+ */
+export function storedTypedRelation(uri: string, read: RawRead, compression: string): string | undefined {
+  if (read.kind !== 'source-csv' || !read.types || read.types.length !== read.columns.length) return undefined;
+  const types = read.types;
+  const columns = `columns={${read.columns.map((c, i) => `${lit(c)}: ${lit(types[i] as string)}`).join(', ')}}`;
+  const z = compression === 'zstd' ? `compression='zstd'` : `compression='auto'`;
+  return `read_csv(${[lit(uri), ...SOURCE_CSV_BASE, columns, 'ignore_errors=true', z].join(', ')})`;
 }
 
 const NO_TYPING = async (): Promise<Record<string, string>> => ({});
@@ -128,6 +145,30 @@ function csvParams(o: CsvOptions | undefined): string[] {
   return p;
 }
 
+/**
+ * The reader arguments (after the path) that read a CSV file's records as text exactly as
+ * ingest's raw relation does, with the dialect and columns the sniffer finds spelled out
+ * (`auto_detect=false`), so reading them back needs no sniffing; undefined if DuckDB does
+ * not say them in the expected form.
+ */
+export async function sniffedCsvArgs(
+  engine: Engine,
+  path: string,
+  options: CsvOptions | undefined,
+): Promise<string | undefined> {
+  try {
+    const rows = await engine.all(
+      `SELECT Prompt AS p FROM sniff_csv(${[lit(path), ...csvParams(options), 'all_varchar=true'].join(', ')})`,
+    );
+    const prompt = String(rows[0]?.['p'] ?? '');
+    const head = `FROM read_csv(${lit(path)}, `;
+    if (!prompt.startsWith(head) || !prompt.endsWith(');') || !prompt.includes('auto_detect=false')) return undefined;
+    return prompt.slice(head.length, -2);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Reader options of CSV a source wrote itself (RFC 4180, typed by the source, not sniffed). */
 const SOURCE_CSV_BASE = [
   'hive_partitioning=false',
@@ -155,7 +196,11 @@ async function prepareSourceCsv(
   // The source rendered every value from its declared type, so the fast read (no rejects
   // table) nearly always succeeds; a value that does not convert (a numeric NaN bound for
   // DECIMAL, a BC date) makes the read start over keeping rejects, to quarantine just it.
-  const stored: RawRead = { kind: 'source-csv', columns: columns.map((c) => c.name) };
+  const stored: RawRead = {
+    kind: 'source-csv',
+    columns: columns.map((c) => c.name),
+    types: columns.map((c) => c.type),
+  };
   return {
     ...simple(
       `read_csv(${[lit(path), ...base, ...params.typed].join(', ')})`,
