@@ -13,7 +13,8 @@
  *
  *   npm run bench -- landing [--format csv|parquet|json] [--rows N] [--file PATH] …
  */
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { cp, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -47,6 +48,8 @@ const HELP = `npm run bench -- landing [options]
   --format F        csv, parquet or json (a JSON array), default parquet
   --rows N          rows to generate (default: csv 5M, parquet 3M, json 200k)
   --file PATH       land this file instead (format from its extension), e.g. real public data
+  --real NAME       a data file of the vega-datasets npm package (fetched once with npm pack into
+                    bench/.cache/): flights-3m.parquet (3M rows), flights-200k.json (200k records)
   --reps N          timed runs per variant, median reported (default 3)
   --warmup N        untimed runs per variant first (default 1)
   --threads N       DuckDB threads, both sides (default 2)
@@ -77,6 +80,7 @@ function parseOptions(args: string[]): Options | undefined {
       format: { type: 'string', default: 'parquet' },
       rows: { type: 'string' },
       file: { type: 'string' },
+      real: { type: 'string' },
       reps: { type: 'string', default: '3' },
       warmup: { type: 'string', default: '1' },
       threads: { type: 'string', default: '2' },
@@ -91,7 +95,7 @@ function parseOptions(args: string[]): Options | undefined {
     process.stdout.write(HELP);
     return undefined;
   }
-  const file = values.file ? resolve(values.file) : undefined;
+  const file = values.real ? realFile(values.real) : values.file ? resolve(values.file) : undefined;
   const format = (file ? formatOf(file) : values.format) as Format;
   if (!['csv', 'parquet', 'json'].includes(format))
     throw new Error(`--format ${format}: expected csv, parquet or json`);
@@ -107,6 +111,22 @@ function parseOptions(args: string[]): Options | undefined {
     markdown: values.markdown,
     json: values.json,
   };
+}
+
+/** Real public data: vega-datasets ships flights-3m.parquet and flights-200k.json (a JSON array). */
+const VEGA = 'vega-datasets@3.2.1';
+const CACHE = join(BENCH_DIR, '.cache', 'vega-datasets');
+
+function realFile(name: string): string {
+  const path = join(CACHE, 'package', 'data', name);
+  if (!existsSync(path)) {
+    mkdirSync(CACHE, { recursive: true });
+    log(`fetching ${VEGA} with npm pack …`);
+    const packed = execFileSync('npm', ['pack', VEGA, '--silent'], { cwd: CACHE, encoding: 'utf8' }).trim();
+    execFileSync('tar', ['xzf', packed.split('\n').pop() ?? ''], { cwd: CACHE });
+  }
+  if (!existsSync(path)) throw new Error(`--real ${name}: ${VEGA} has no data/${name}`);
+  return path;
 }
 
 function formatOf(path: string): string {
