@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { cp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { compress } from '@mongodb-js/zstd';
+import { Encoder } from '@toondepauw/node-zstd';
 import pg from 'pg';
 import type { DataFile } from '../src/catalog/types.js';
 import { replayStream } from '../src/lake/replay.js';
@@ -124,7 +124,7 @@ describe('raw as it arrived: files', () => {
       await p.runOk();
       const [f] = await liveRaw(p, 'big');
       assert.ok(f);
-      const oneCopy = (await compress(Buffer.from(text), 1)).length;
+      const oneCopy = (await new Encoder(3).encode(Buffer.from(text))).length;
       assert.ok(f.bytes <= oneCopy * 1.25, `raw ${f.bytes} bytes vs one zstd copy ${oneCopy} bytes`);
       assert.ok(f.bytes < text.length / 3, `raw ${f.bytes} bytes vs input ${text.length} bytes`);
       assert.equal(f.rows, 50_000);
