@@ -147,6 +147,11 @@ const log = (msg: string) => process.stderr.write(`[bench files] ${msg}\n`);
  * Deterministic: DuckDB's hash() of the row number.
  */
 function generatorSql(rows: number, wide: boolean, out: string): string {
+  return `COPY (SELECT ${mixedColumnsSql(wide)} FROM range(${rows}) t(i)) TO ${sqlLit(out)} (FORMAT csv, HEADER true)`;
+}
+
+/** The generated columns as a SELECT list over `range(N) t(i)` (bench/landing.ts writes them as Parquet and JSON too). */
+export function mixedColumnsSql(wide: boolean): string {
   const cols = [
     'i AS id',
     `'customer_' || (hash(i) % 1000000) AS name`,
@@ -164,7 +169,7 @@ function generatorSql(rows: number, wide: boolean, out: string): string {
       'round((hash(i, 6) % 1000000)::DOUBLE / 1000.0, 3) AS score',
     );
   }
-  return `COPY (SELECT ${cols.join(',\n  ')} FROM range(${rows}) t(i)) TO ${sqlLit(out)} (FORMAT csv, HEADER true)`;
+  return cols.join(',\n  ');
 }
 
 const sqlLit = (s: string) => `'${s.replaceAll("'", "''")}'`;

@@ -20,6 +20,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
     description: 'CSV → bronze: `dip run` vs raw DuckDB COPY read_csv → Parquet (rows/s, MB/s, peak RSS, ratio)',
     load: () => import('./files.js'),
   },
+  landing: {
+    description:
+      'one CSV, Parquet or JSON file → bronze, raw zone on and off, vs DuckDB COPY → Parquet (issue 15; --file for real data)',
+    load: () => import('./landing.js'),
+  },
   rest: {
     description:
       'REST API → bronze: `dip run` (cursor, parallel offset) vs hand-written fetch/undici loops (pages/s, records/s, ratios)',

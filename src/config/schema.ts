@@ -41,7 +41,7 @@ export const pipelineSchema = z
     raw: z
       .strictObject({ enabled: z.boolean().default(true) })
       .optional()
-      .describe('Raw zone: keep every record as an immutable compressed NDJSON envelope (default on)'),
+      .describe('Raw zone: keep every input as it arrived, immutable and zstd-compressed (default on)'),
     silver: z
       .record(identifier, silverTableSchema)
       .default({})

@@ -7,12 +7,13 @@ import { newId } from '../core/ids.js';
 import type { ReadUnit, StreamSpec } from './units.js';
 import type { Lake } from './lake.js';
 import { EXT, dataFilePath } from './paths.js';
-import { prepareInput, type PreparedInput, type RejectedRecord } from './readers.js';
+import { prepareInput, type PreparedInput, type RawRead, type RejectedRecord, sniffedCsvArgs } from './readers.js';
 import { isPlainScalarType } from './duck-types.js';
 import { evolveSchema, type SchemaChange } from './schema-evolution.js';
 import { ident, lit } from './sql.js';
 import { AUDIT_COLUMNS } from './zone-schemas.js';
 import { LINES_COPY_OPTIONS, PARQUET_COPY_OPTIONS, lineScan } from './scan.js';
+import { type RawCopy, copyRawInput, publishRawCopy } from './raw-store.js';
 
 export interface IngestTarget {
   pipeline: string;
@@ -85,6 +86,14 @@ export async function stageUnit(
   const input = unit.input;
   let prepared: PreparedInput = await prepareInput(lake.engine, input, staging);
   const cleanups: PreparedInput[] = [prepared];
+  // The raw zone keeps the input itself, compressed while DuckDB reads it for bronze.
+  const rawCopy: Promise<RawCopy> | undefined =
+    target.rawEnabled && !unit.rawPages
+      ? unit.rawEvents
+        ? copyRawInput(lake, unit.rawEvents, 'ndjson')
+        : copyRawInput(lake, input.path, input.format)
+      : undefined;
+  rawCopy?.catch(() => undefined);
   try {
     if (!input.columns && !input.fields && (await holdsNoRecords(lake, input.path, prepared))) {
       // A 0-byte file, `[]`, a header line alone: the reader would invent a column (`column0`,
@@ -204,6 +213,25 @@ export async function stageUnit(
     }
     if (target.rawEnabled && unit.rawPages) {
       out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, typing);
+    } else if (rawCopy && (unit.rawEvents || prepared.stored)) {
+      let read: RawRead = unit.rawEvents ? { kind: 'events' } : (prepared.stored as RawRead);
+      if (read.kind === 'csv') read = { ...read, args: await sniffedCsvArgs(lake.engine, input.path, read.csv) };
+      const stored = await publishRawCopy(lake, await rawCopy, target.source, target.stream.table);
+      const copy = await rawCopy;
+      // Records read: those landed and those quarantined (counted without another pass).
+      out.raw = {
+        path: stored.path,
+        rows: rows + quarantined,
+        bytes: stored.bytes,
+        meta: rawMeta(unit, target, ingestedAt, {
+          envelope: 'stored',
+          read,
+          compression: copy.compression,
+          sha256: copy.sha256,
+          format: input.format,
+          typing,
+        }),
+      };
     } else if (target.rawEnabled) {
       const rawRows = await writeRaw(lake, local.raw, prepared, target, file, ingestedAt, (f) =>
         onProgress(bronzeShare + f * (1 - bronzeShare)),
@@ -214,6 +242,8 @@ export async function stageUnit(
   } finally {
     for (const p of cleanups) await p.cleanup().catch(() => undefined);
     for (const f of Object.values(local)) await rm(f, { force: true }).catch(() => undefined);
+    const copy = await rawCopy?.catch(() => undefined);
+    if (copy) await rm(copy.local, { force: true }).catch(() => undefined);
   }
 }
 
@@ -252,14 +282,30 @@ function publishRaw(
   at: Date,
   meta: Record<string, unknown>,
 ): Promise<NewFile> {
-  return publish(lake, localFile, dataFilePath('raw', target.source, target.stream.table, at, EXT.rawNdjson), rows, {
+  const path = dataFilePath('raw', target.source, target.stream.table, at, EXT.rawNdjson);
+  return publish(lake, localFile, path, rows, rawMeta(unit, target, at, meta));
+}
+
+/**
+ * A raw file's metadata: where its records came from (replay, lineage) and, for the stored
+ * form, every envelope field that is the same on all its records.
+ */
+function rawMeta(
+  unit: ReadUnit,
+  target: IngestTarget,
+  at: Date,
+  meta: Record<string, unknown>,
+): Record<string, unknown> {
+  const stored = meta['envelope'] === 'stored';
+  return {
     run_id: target.runId,
     source_file: sourceFileOf(unit),
     position: unit.position,
     pipeline: target.pipeline,
+    ...(stored ? { source: target.source, stream: target.stream.name, received_at: at.toISOString() } : {}),
     ...meta,
     ingest_date: at.toISOString().slice(0, 10),
-  });
+  };
 }
 
 /** The input a unit's rows are recorded as coming from (`_dip_source_file`, lineage). */

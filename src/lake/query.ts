@@ -5,6 +5,7 @@ import { splitTableName } from './paths.js';
 import { latestRowsSql, mergeOnReadKey } from './merge.js';
 import { parquetScan, rawScan } from './scan.js';
 import { ident } from './sql.js';
+import { rawEnvelopesSql } from './raw-read.js';
 
 export interface QueryResult {
   columns: { name: string; type: string }[];
@@ -52,12 +53,16 @@ export async function attachTables(
       await lake.engine.run(`DROP VIEW IF EXISTS ${view}`);
       continue;
     }
-    const sql = scanSql(
-      lake,
-      t.format,
-      files.map((f) => f.path),
-      schema?.columns ?? [],
-    );
+    // Raw envelopes are derived from each file's metadata (the stored-as-arrived form).
+    const sql =
+      zone === 'raw' && files.length > 0
+        ? rawEnvelopesSql(lake, files)
+        : scanSql(
+            lake,
+            t.format,
+            files.map((f) => f.path),
+            schema?.columns ?? [],
+          );
     const key = mergeOnReadKey(files);
     await lake.engine.run(
       `CREATE OR REPLACE VIEW ${view} AS ${key && files.length ? latestRowsSql(`(${sql})`, key) : sql}`,

@@ -30,6 +30,11 @@ export interface PreparedInput {
   /** The raw relation has one JSON column `json` holding each record's text (JSON inputs). */
   rawIsJson?: boolean;
   /**
+   * How `raw` reads from a stored copy of the input file (`storedRawRelation`); absent when
+   * the raw relation is not the input as it is (NDJSON with malformed lines taken out).
+   */
+  stored?: RawRead | undefined;
+  /**
    * A relation with a row when the input holds at least one record (no rejects table; an
    * error means "not empty": the read proper quarantines what it refuses). Inputs whose
    * columns are inferred are checked, so an empty one decides no type.
@@ -59,9 +64,57 @@ export async function prepareInput(engine: Engine, input: FileInput, stagingDir:
         : prepareJson(engine, input.path, input.format, stagingDir, 20480);
     case 'parquet': {
       const rel = `read_parquet(${lit(input.path)}, hive_partitioning=false)`;
-      return simple(rel, rel);
+      return { ...simple(rel, rel), stored: { kind: 'parquet' } };
     }
   }
+}
+
+/** How envelopes are derived from a stored copy of an input (kept in the raw file's metadata). */
+export type RawRead =
+  | { kind: 'csv'; csv?: CsvOptions | undefined; args?: string | undefined }
+  | { kind: 'source-csv'; columns: string[]; types?: string[] | undefined }
+  | { kind: 'json'; format: 'json' | 'ndjson' }
+  | { kind: 'parquet' }
+  | { kind: 'events' };
+
+/**
+ * The records of a stored input exactly as ingest's raw relation read them, as `(payload)`:
+ * CSV fields as text, JSON records as their own text, Parquet rows as JSON. `compression` is
+ * the stored copy's (zstd, or none for inputs that came compressed).
+ */
+export function storedRawRelation(uri: string, read: RawRead, compression: string): string {
+  const z = compression === 'zstd' ? `compression='zstd'` : `compression='auto'`;
+  switch (read.kind) {
+    case 'csv': {
+      // The dialect sniffed at ingest, when recorded: binding then reads nothing (a view over
+      // many files would otherwise sniff, and hold a buffer for, every one of them).
+      const params = read.args ? [read.args] : [...csvParams(read.csv), 'all_varchar=true'];
+      return `(SELECT to_json(r) AS payload FROM read_csv(${[lit(uri), ...params, 'ignore_errors=true', z].join(', ')}) r)`;
+    }
+    case 'source-csv': {
+      const columns = `columns={${read.columns.map((c) => `${lit(c)}: 'VARCHAR'`).join(', ')}}`;
+      return `(SELECT to_json(r) AS payload FROM read_csv(${[lit(uri), ...SOURCE_CSV_BASE, columns, 'ignore_errors=true', z].join(', ')}) r)`;
+    }
+    case 'json':
+      return `(SELECT json AS payload FROM read_json_objects(${lit(uri)}, format=${lit(read.format === 'json' ? 'array' : 'newline_delimited')}, hive_partitioning=false, ${z}))`;
+    case 'events':
+      return `(SELECT json AS payload FROM read_json_objects(${lit(uri)}, format='newline_delimited', hive_partitioning=false, ${z}))`;
+    case 'parquet':
+      return `(SELECT to_json(r) AS payload FROM read_parquet(${lit(uri)}, hive_partitioning=false) r)`;
+  }
+}
+
+/**
+ * A stored CSV extract a source wrote (`source-csv` with types) read with the types ingest
+ * read it with: replay types records exactly as the first ingest did. Records that did not
+ * convert were quarantined then, and are skipped here.
+ */
+export function storedTypedRelation(uri: string, read: RawRead, compression: string): string | undefined {
+  if (read.kind !== 'source-csv' || !read.types || read.types.length !== read.columns.length) return undefined;
+  const types = read.types;
+  const columns = `columns={${read.columns.map((c, i) => `${lit(c)}: ${lit(types[i] as string)}`).join(', ')}}`;
+  const z = compression === 'zstd' ? `compression='zstd'` : `compression='auto'`;
+  return `read_csv(${[lit(uri), ...SOURCE_CSV_BASE, columns, 'ignore_errors=true', z].join(', ')})`;
 }
 
 const NO_TYPING = async (): Promise<Record<string, string>> => ({});
@@ -93,6 +146,41 @@ function csvParams(o: CsvOptions | undefined): string[] {
 }
 
 /**
+ * The reader arguments (after the path) that read a CSV file's records as text exactly as
+ * ingest's raw relation does, with the dialect and columns the sniffer finds spelled out
+ * (`auto_detect=false`), so reading them back needs no sniffing; undefined if DuckDB does
+ * not say them in the expected form.
+ */
+export async function sniffedCsvArgs(
+  engine: Engine,
+  path: string,
+  options: CsvOptions | undefined,
+): Promise<string | undefined> {
+  try {
+    const rows = await engine.all(
+      `SELECT Prompt AS p FROM sniff_csv(${[lit(path), ...csvParams(options), 'all_varchar=true'].join(', ')})`,
+    );
+    const prompt = String(rows[0]?.['p'] ?? '');
+    const head = `FROM read_csv(${lit(path)}, `;
+    if (!prompt.startsWith(head) || !prompt.endsWith(');') || !prompt.includes('auto_detect=false')) return undefined;
+    return prompt.slice(head.length, -2);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reader options of CSV a source wrote itself (RFC 4180, typed by the source, not sniffed). */
+const SOURCE_CSV_BASE = [
+  'hive_partitioning=false',
+  'header=true',
+  'auto_detect=false',
+  "delim=','",
+  `quote='"'`,
+  `escape='"'`,
+  'allow_quoted_nulls=false',
+];
+
+/**
  * CSV a source wrote with known columns and types (a database extract): no sniffing, RFC 4180
  * quoting, and a quoted empty field is an empty string while an unquoted one is NULL.
  */
@@ -101,27 +189,25 @@ async function prepareSourceCsv(
   path: string,
   columns: readonly { name: string; type: string }[],
 ): Promise<PreparedInput> {
-  const base = [
-    'hive_partitioning=false',
-    'header=true',
-    'auto_detect=false',
-    "delim=','",
-    `quote='"'`,
-    `escape='"'`,
-    'allow_quoted_nulls=false',
-  ];
+  const base = SOURCE_CSV_BASE;
   const spec = (type: (c: { type: string }) => string) =>
     `columns={${columns.map((c) => `${lit(c.name)}: ${lit(type(c))}`).join(', ')}}`;
   const params = { base, typed: [spec((c) => c.type)], raw: [spec(() => 'VARCHAR')] };
   // The source rendered every value from its declared type, so the fast read (no rejects
   // table) nearly always succeeds; a value that does not convert (a numeric NaN bound for
   // DECIMAL, a BC date) makes the read start over keeping rejects, to quarantine just it.
+  const stored: RawRead = {
+    kind: 'source-csv',
+    columns: columns.map((c) => c.name),
+    types: columns.map((c) => c.type),
+  };
   return {
     ...simple(
       `read_csv(${[lit(path), ...base, ...params.typed].join(', ')})`,
       `read_csv(${[lit(path), ...base, ...params.raw].join(', ')})`,
     ),
-    recover: async () => ({ ...(await prepareCsv(engine, path, undefined, params)), typing: NO_TYPING }),
+    stored,
+    recover: async () => ({ ...(await prepareCsv(engine, path, undefined, params)), typing: NO_TYPING, stored }),
   };
 }
 
@@ -155,6 +241,7 @@ async function prepareCsv(
   return {
     typed,
     raw,
+    stored: { kind: 'csv', csv: options },
     probe: `read_csv(${[lit(path), ...base, 'all_varchar=true'].join(', ')})`,
     // Sniffing the formats costs a pass over the sample: only when a column needs them.
     typing: (columns) =>
@@ -251,6 +338,8 @@ async function prepareJson(
     raw,
     probe: raw,
     rawIsJson: true,
+    // The cleaned copy of an NDJSON file with malformed lines is not the input as it arrived.
+    stored: cleanupFiles.length === 0 ? { kind: 'json', format } : undefined,
     typing: NO_TYPING,
     rejected: async () => rejected,
     async recover(error) {

@@ -6,7 +6,8 @@ import { mergeFiles } from './merge.js';
 import { qualifiedTable } from './paths.js';
 import { lineage, refKey } from './lineage.js';
 import { AUDIT_COLUMNS } from './zone-schemas.js';
-import { rawScan } from './scan.js';
+import { isStoredRaw, rawEnvelopesSql } from './raw-read.js';
+import { type RawRead, storedTypedRelation } from './readers.js';
 import { writeLakeFile } from './write-file.js';
 import { ident, lit } from './sql.js';
 
@@ -109,10 +110,30 @@ export async function replayStream(
   const produced: NewFile[] = [];
   let rows = 0;
   for (const raw of raws) {
+    const typed = isStoredRaw(raw)
+      ? storedTypedRelation(lake.storage.uri(raw.path), raw.meta['read'] as RawRead, String(raw.meta['compression']))
+      : undefined;
+    if (typed) {
+      // A database extract kept as it came: read with the types the first ingest read it with.
+      const file = await writeLakeFile(
+        lake,
+        storedExtractSelect(typed, dataColumns, raw),
+        {
+          zone: 'bronze',
+          source,
+          table: stream.table,
+          date: new Date(`${String(raw.meta['ingest_date'] ?? new Date().toISOString().slice(0, 10))}T00:00:00Z`),
+        },
+        { run_id: raw.meta['run_id'], source_file: raw.meta['source_file'], replayed_from: raw.path },
+      );
+      produced.push(file);
+      rows += file.rows;
+      continue;
+    }
     const typing = (raw.meta['typing'] ?? {}) as Record<string, string>;
     const fields = dataColumns.map((c) => typedField(c, typing));
     const checks = fields.flatMap((f) => (f.check ? [f.check] : []));
-    const scan = rawScan([lake.storage.uri(raw.path)]);
+    const scan = `(${rawEnvelopesSql(lake, [raw])})`;
     const pages = raw.meta['envelope'] === 'page';
     if (pages) await assertReplayablePages(lake, scan, raw.path);
     const file = await writeLakeFile(
@@ -173,6 +194,22 @@ export async function replayStream(
     },
   });
   return { table: bronze, rawFiles: raws.length, rows, removedFiles: removed.length, commit };
+}
+
+/** Bronze rows of a stored database extract: the table's columns (cast to its types) and the audit columns. */
+function storedExtractSelect(typed: string, dataColumns: readonly Column[], raw: DataFile): string {
+  const read = raw.meta['read'] as { columns: string[] };
+  const present = new Set(read.columns);
+  const text = (key: string) => lit(String(raw.meta[key] ?? ''));
+  const columns = dataColumns.map((c) =>
+    present.has(c.name)
+      ? `CAST(${ident(c.name)} AS ${c.type}) AS ${ident(c.name)}`
+      : `CAST(NULL AS ${c.type}) AS ${ident(c.name)}`,
+  );
+  const audit = `${text('run_id')} AS _dip_run_id, ${text('received_at')}::TIMESTAMPTZ AS _dip_ingested_at,
+    ${lit(`${String(raw.meta['pipeline'])}.${String(raw.meta['source'])}.${String(raw.meta['stream'])}`)} AS _dip_source,
+    ${text('source_file')} AS _dip_source_file`;
+  return `SELECT ${[...columns, audit].join(', ')} FROM ${typed}`;
 }
 
 /**

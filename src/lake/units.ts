@@ -62,6 +62,11 @@ export interface ReadUnit {
    * one per line: API sources keep whole response pages, not records. Only compressed.
    */
   rawPages?: string | undefined;
+  /**
+   * Change events as the source received them, one JSON object per line (change-data-capture
+   * units): the raw zone stores this file instead of the rows it reads, envelopes derived on read.
+   */
+  rawEvents?: string | undefined;
   /** Bytes the unit covers, for progress and run stats. */
   bytes: number;
   /** Where the records came from, recorded on every raw envelope and bronze file. */

@@ -144,12 +144,7 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
   }
 
   private batcher(s: DbStream, ctx: PlanContext): ChangeBatcher {
-    return new ChangeBatcher(
-      s,
-      ctx.stagingDir,
-      { pipeline: ctx.pipeline, source: ctx.source, stream: s.spec.name, run_id: ctx.runId },
-      this.changes,
-    );
+    return new ChangeBatcher(s, ctx.stagingDir, this.changes);
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * Collects one table's change events into a unit: a CSV file of rows (the table's columns
- * then the CDC columns, typed exactly like the snapshot) and a file of raw envelopes, one per
- * event as `{op, before, after, source: {lsn, txid, ts, table}}`. A unit only ever ends at a
+ * then the CDC columns, typed exactly like the snapshot) and the events as received, one JSON
+ * line each, `{op, before, after, source: {lsn, txid, ts, table}}` (the raw zone stores that
+ * file compressed and derives the envelopes on read). A unit only ever ends at a
  * transaction boundary, and carries the position it is complete up to. Positions are 64-bit
  * numbers that grow with the log (a PostgreSQL LSN; a MySQL binlog file number and offset);
  * each dialect says how to print one.
@@ -117,17 +118,14 @@ export class ChangeBatcher {
   private lastLsn = 0n;
   openedAt = 0;
   private readonly converters: (ValueConverter | undefined)[];
-  private readonly constants: string;
   private readonly table: string;
 
   constructor(
     private readonly stream: DbStream,
     private readonly dir: string,
-    envelope: { pipeline: string; source: string; stream: string; run_id: string },
     private readonly dialect: ChangeDialect,
   ) {
     this.converters = stream.columns.map((c) => dialect.converterFor(c));
-    this.constants = JSON.stringify(envelope).slice(1, -1);
     this.table = stream.table ? `${stream.table.schema}.${stream.table.name}` : stream.spec.name;
   }
 
@@ -165,7 +163,7 @@ export class ChangeBatcher {
       after: e.op === 'd' || e.op === 't' ? null : e.row,
       source: { lsn, txid: e.txid, ts, table: this.table },
     };
-    this.pageText += `{"seq":${this.count},${this.constants},"received_at":${JSON.stringify(new Date().toISOString())},"position":${JSON.stringify({ lsn, table: this.table, op: e.op })},"payload":${JSON.stringify(payload)}}\n`;
+    this.pageText += `${JSON.stringify(payload)}\n`;
     if (this.rowText.length + this.pageText.length > BUFFER_BYTES) await this.drain();
   }
 
@@ -185,7 +183,7 @@ export class ChangeBatcher {
     const unit: CdcUnit = {
       label: `${this.table} ${this.count} changes to ${this.dialect.position(this.lastLsn)}`,
       input: { path: rowsPath, format: 'csv', columns: changeColumns(this.stream) },
-      rawPages: pagesPath,
+      rawEvents: pagesPath,
       bytes: this.bytes,
       position: {
         table: this.table,
@@ -225,7 +223,7 @@ export class ChangeBatcher {
   private async openFiles(): Promise<void> {
     const id = newId('cdc');
     this.rowsPath = join(this.dir, `${id}.csv`);
-    this.pagesPath = join(this.dir, `${id}.pages.ndjson`);
+    this.pagesPath = join(this.dir, `${id}.events.ndjson`);
     this.rows = await open(this.rowsPath, 'w');
     this.pages = await open(this.pagesPath, 'w');
     const header = changeColumns(this.stream).map((c) => c.name);
