@@ -8,6 +8,7 @@ import { identifier, writeDispositionSchema } from './primitives.js';
 import { CONNECTORS, connectorSpecs, registeredCount } from '../sources/connectors.js';
 import { privacySchema, silverTableSchema } from './silver.js';
 import { alertsSchema, pipelineOrchestrationFields, poolSchema, serveSchema } from './orchestrate.js';
+import { s3StorageSchema } from './storage.js';
 
 export { writeDispositionSchema };
 // The files connector's schemas, where they were before connectors had a folder each.
@@ -61,6 +62,7 @@ export const storageConfigSchema = z
           'Local directory where files are written before they are published into the lake, relative to dip.yaml; never inside the lake (default: .dip/staging)',
         ),
     }),
+    s3StorageSchema,
   ])
   .describe('Where lake files live');
 

@@ -31,6 +31,7 @@ export class Lake {
           threads: config.engine.threads,
           memoryLimit: config.engine.memory_limit,
           tempDirectory: engineTempDir(tempRoot),
+          access: storage.access,
         },
         (err) =>
           new ConfigError(

@@ -1,0 +1,52 @@
+/**
+ * A throwaway S3-compatible server (s3rver, an npm dev dependency) on a free loopback port,
+ * its data in a temp directory, for tests of the S3 lake. Its credentials are s3rver's fixed
+ * pair, passed to dip by reference (`${env:DIP_TEST_S3_KEY}`), as a user would.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+
+export const S3_BUCKET = 'dip-lake';
+export const S3_ENV = { DIP_TEST_S3_KEY: 'S3RVER', DIP_TEST_S3_SECRET: 'S3RVER' };
+
+export interface S3Server {
+  endpoint: string;
+  dir: string;
+  /** The `storage` section of dip.yaml for a lake under `prefix`. */
+  storage(prefix: string, extra?: Record<string, unknown>): Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+export async function startS3(buckets: string[] = [S3_BUCKET]): Promise<S3Server> {
+  Object.assign(process.env, S3_ENV);
+  process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] = 'true';
+  const dir = await mkdtemp(join(tmpdir(), 'dip-s3rver-'));
+  const server = new S3rver({
+    port: 0,
+    address: '127.0.0.1',
+    directory: dir,
+    silent: true,
+    configureBuckets: buckets.map((name) => ({ name })),
+  });
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    dir,
+    storage: (prefix, extra = {}) => ({
+      kind: 's3',
+      bucket: S3_BUCKET,
+      prefix,
+      endpoint,
+      region: 'us-east-1',
+      credentials: { access_key_id: '${env:DIP_TEST_S3_KEY}', secret_access_key: '${env:DIP_TEST_S3_SECRET}' },
+      ...extra,
+    }),
+    async stop() {
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
