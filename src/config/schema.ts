@@ -104,6 +104,17 @@ export const projectConfigSchema = z
       .record(identifier, poolSchema)
       .default({})
       .describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
+    coordination: z
+      .strictObject({
+        redis_url: z
+          .string()
+          .optional()
+          .describe(
+            'Redis holding the API rate budgets every process and worker shares, e.g. ${env:DIP_REDIS_URL} (default: the catalog when it is PostgreSQL; per process on SQLite)',
+          ),
+      })
+      .optional()
+      .describe('State shared by the processes and workers of a deployment'),
     alerts: alertsSchema.optional(),
     serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),

@@ -188,6 +188,8 @@ export class SocialApiEmulator {
   private latencyMs: number;
   private rateLimit: RateLimit | null;
   private counters = emptyStats();
+  /** Arrival time (performance.now) of every request, in order. */
+  private readonly arrivals: number[] = [];
   private lastSync = performance.now();
   private readonly closing = new AbortController();
 
@@ -273,8 +275,23 @@ export class SocialApiEmulator {
     this.data.advance(logical);
   }
 
+  /**
+   * Most requests that arrived within any `windowMs` (sliding, every token together): what a
+   * budget shared by several clients must keep under its limit.
+   */
+  maxArrivalsInWindow(windowMs: number): number {
+    const a = this.arrivals;
+    let best = 0;
+    for (let i = 0, j = 0; j < a.length; j++) {
+      while ((a[j] as number) - (a[i] as number) >= windowMs) i++;
+      best = Math.max(best, j - i + 1);
+    }
+    return best;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const arrived = performance.now();
+    this.arrivals.push(arrived);
     const c = this.counters;
     c.requests++;
     let reply: Reply;

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Catalog } from '../catalog/types.js';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { openCatalog } from '../catalog/index.js';
+import { type SharedBudgets, sharedBudgets } from '../catalog/budgets/index.js';
 import type { LoadedProject } from '../config/load.js';
 import { Engine } from './engine.js';
 import { openStorage, type Storage } from './storage/index.js';
@@ -16,6 +17,8 @@ export class Lake {
     readonly engine: Engine,
     /** Where engines' spill directories are (`engine.temp_directory`), outside the lake. */
     readonly tempRoot: string,
+    /** Rate budgets shared with every other process of the deployment (none on SQLite without Redis). */
+    readonly budgets: SharedBudgets | undefined,
   ) {}
 
   static async open(project: LoadedProject): Promise<Lake> {
@@ -39,7 +42,8 @@ export class Lake {
             { cause: err },
           ),
       );
-      return new Lake(project, storage, catalog, engine, tempRoot);
+      const budgets = sharedBudgets(config.catalog, config.coordination?.redis_url, dir);
+      return new Lake(project, storage, catalog, engine, tempRoot, budgets);
     } catch (err) {
       await catalog.close();
       throw err;
@@ -50,6 +54,7 @@ export class Lake {
     try {
       await this.engine.close();
     } finally {
+      await this.budgets?.close().catch(() => undefined);
       await this.catalog.close();
     }
   }

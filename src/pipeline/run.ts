@@ -275,7 +275,7 @@ interface RunContext {
 async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>): Promise<void> {
   const { lake, pipeline: name, runId, rawEnabled, stats, errors, signal, emit, only, retryFailed, follow } = ctx;
   for (const [sourceName, sourceConfig] of Object.entries(sources)) {
-    const source: SourceInstance = await openSource(sourceConfig, lake.project.dir, sourceName);
+    const source: SourceInstance = await openSource(sourceConfig, lake.project.dir, sourceName, lake.budgets);
     try {
       await source.discover?.(signal);
       const streams = source.streams().filter((s) => !only || only.includes(s.name));
