@@ -2,13 +2,12 @@
 import { z } from 'zod';
 
 const SECRET_REF = /^\$\{(env|file):[^}]+\}$/;
+/** A `${env:…}`/`${file:…}` reference; a literal value is refused without being echoed. */
 const secretRef = (example: string) =>
-  z
-    .string()
-    .regex(
-      SECRET_REF,
-      `expected a secret reference such as \${env:${example}} or \${file:path}, never the value itself`,
-    );
+  z.string().refine((v) => SECRET_REF.test(v), {
+    message: `expected a secret reference such as \${env:${example}} or \${file:path}, never the value itself`,
+    params: { secret: true },
+  });
 
 export const s3StorageSchema = z
   .strictObject({

@@ -33,7 +33,6 @@ export class ReadCache {
   private readonly concurrency: number;
   /** Bytes fetched since the last scan, added to what the scan found: eviction scans again only past the bound. */
   private estimate: number | undefined;
-  private readonly madeDirs = new Set<string>();
   /** Statistics for tests and benchmarks. */
   readonly stats = { hits: 0, fetched: 0, evicted: 0 };
 
@@ -63,7 +62,7 @@ export class ReadCache {
   async adopt(localFile: string, path: string): Promise<boolean> {
     const target = this.pathOf(path);
     try {
-      await this.ensureDir(dirname(target));
+      await mkdirPrivate(dirname(target));
       await rename(localFile, target);
       const s = await stat(target);
       this.estimate = (this.estimate ?? 0) + s.size;
@@ -84,7 +83,8 @@ export class ReadCache {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    await this.ensureDir(dirname(target));
+    // Made every time: the cache directory may have been removed meanwhile (it is only a cache).
+    await mkdirPrivate(dirname(target));
     const part = `${target}.${newId()}.part`;
     try {
       const body = await fetch(path);
@@ -124,11 +124,5 @@ export class ReadCache {
       }
     }
     this.estimate = total;
-  }
-
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.madeDirs.has(dir)) return;
-    await mkdirPrivate(dir);
-    this.madeDirs.add(dir);
   }
 }
