@@ -115,6 +115,19 @@ export const projectConfigSchema = z
       })
       .optional()
       .describe('State shared by the processes and workers of a deployment'),
+    tracing: z
+      .strictObject({
+        endpoint: z.string().url().describe('OTLP/HTTP endpoint; spans are sent to <endpoint>/v1/traces (JSON)'),
+        service_name: z.string().min(1).default('dip').describe('service.name of the spans'),
+        headers: z
+          .record(z.string(), z.string())
+          .optional()
+          .describe('Headers sent with every export, e.g. an API key as ${env:NAME}'),
+      })
+      .optional()
+      .describe(
+        'OpenTelemetry traces of runs, tasks, streams, units, HTTP requests, extracts and commits (off unless set)',
+      ),
     alerts: alertsSchema.optional(),
     serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),

@@ -7,6 +7,8 @@ import type { LoadedProject } from '../config/load.js';
 import { Engine } from './engine.js';
 import { openStorage, type Storage } from './storage/index.js';
 import { assertOutsideLake, DEFAULT_TEMP_DIR, engineTempDir } from './storage/scratch.js';
+import { configureTracing, flushTraces, withSpan } from '../observe/trace.js';
+import { resolveSecrets } from '../config/secrets.js';
 
 /** A project's lake: storage for files, the catalog for what is committed, DuckDB for compute. */
 export class Lake {
@@ -27,7 +29,17 @@ export class Lake {
     const tempRoot = resolve(dir, config.engine.temp_directory ?? DEFAULT_TEMP_DIR);
     if (config.storage.kind === 'local')
       assertOutsideLake(tempRoot, resolve(dir, config.storage.path), 'engine.temp_directory', project.file);
-    const catalog = await openCatalog(config.catalog, dir);
+    if (config.tracing)
+      configureTracing({
+        endpoint: config.tracing.endpoint,
+        serviceName: config.tracing.service_name,
+        headers: config.tracing.headers
+          ? Object.fromEntries(
+              Object.entries(config.tracing.headers).map(([k, v]) => [k, resolveSecrets(v, { baseDir: dir })]),
+            )
+          : undefined,
+      });
+    const catalog = tracedCommits(await openCatalog(config.catalog, dir));
     try {
       const engine = Engine.start(
         {
@@ -56,6 +68,23 @@ export class Lake {
     } finally {
       await this.budgets?.close().catch(() => undefined);
       await this.catalog.close();
+      await flushTraces();
     }
   }
+}
+
+/** Every commit of this catalog traced as a `dip.commit` span (its id and operation as attributes). */
+function tracedCommits(catalog: Catalog): Catalog {
+  const commit = catalog.commit.bind(catalog);
+  catalog.commit = (request) =>
+    withSpan(
+      'dip.commit',
+      { 'dip.run_id': request.runId ?? undefined, 'dip.operation': request.operation },
+      async (span) => {
+        const done = await commit(request);
+        span.setAttribute('dip.commit_id', done.id);
+        return done;
+      },
+    );
+  return catalog;
 }

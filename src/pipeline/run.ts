@@ -14,6 +14,7 @@ import type { Interval } from '../core/interval.js';
 import type { RunEventSink } from './events.js';
 import { bronzeTableNames, pipelineNamed } from './pipelines.js';
 import { runStream } from './stream.js';
+import { activeSpan, withSpan } from '../observe/trace.js';
 
 export { runStream } from './stream.js';
 
@@ -71,13 +72,19 @@ const emptyStats = (): StreamStats => ({ rows: 0, bytes: 0, files: 0, quarantine
  * the end. File replace and merge streams commit once, at the end of the stream, so the
  * table never shows half a replacement.
  */
-export async function runPipeline(lake: Lake, name: string, options: RunOptions = {}): Promise<RunResult> {
+/** Runs a pipeline, traced as a `dip.run` span (its id in `dip.run_id`). */
+export function runPipeline(lake: Lake, name: string, options: RunOptions = {}): Promise<RunResult> {
+  return withSpan('dip.run', { 'dip.pipeline': name }, () => runPipelineUntraced(lake, name, options));
+}
+
+async function runPipelineUntraced(lake: Lake, name: string, options: RunOptions): Promise<RunResult> {
   const pipeline = pipelineNamed(lake.project, name);
   const signal = options.signal ?? new AbortController().signal;
   const emit: RunEventSink = options.onEvent ?? (() => undefined);
   const started = Date.now();
   await lake.catalog.markCrashedRuns(processAlive);
   const runId = newId('run_');
+  activeSpan()?.setAttribute('dip.run_id', runId);
   await lake.catalog.startRun({ id: runId, pipeline: name, host: hostname(), pid: process.pid });
   emit({ type: 'run_started', runId, pipeline: name });
   const stats: RunStats = { streams: {} };

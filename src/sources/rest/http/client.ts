@@ -30,6 +30,7 @@ import type {
   RateBudget,
   ResponseAction,
 } from './types.js';
+import { withSpan } from '../../../observe/trace.js';
 
 const EXCERPT_CHARS = 300;
 
@@ -247,7 +248,20 @@ export class HttpClient {
       // real starts bunch up beyond the budget.
       const settle = await this.gate(request, origin, signal);
       const startedAt = performance.now();
-      const result = await this.dispatch(sent, signal, settle);
+      const result = await withSpan(
+        'http.request',
+        {
+          'http.request.method': request.method,
+          'url.full': this.redactText(request.url),
+          'dip.resource': request.resource,
+        },
+        async (span) => {
+          const r = await this.dispatch(sent, signal, settle);
+          if (r.kind === 'response') span.setAttribute('http.response.status_code', r.status);
+          else span.fail(r.error);
+          return r;
+        },
+      );
       if (result.kind === 'response') result.sent = sent; // with the credentials it carried, for onUnauthorized
       this.counters.requests++;
       if (result.kind === 'response') {
