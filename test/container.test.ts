@@ -123,7 +123,9 @@ describe('container image and compose set-up', () => {
     assert.match(String(s['minio']?.['image']), /^minio\/minio/);
     assert.match(String(s['nats']?.['image']), /^nats:/);
     assert.match(String(s['redis']?.['image']), /^redis:/);
-    assert.ok(((s['worker']?.['deploy'] as { replicas: number }).replicas ?? 0) >= 2, 'several workers');
+    const worker = s['worker'] as { deploy: { replicas: number }; command: string[] };
+    const serve = s['serve'] as { command: string[] };
+    assert.ok(worker.deploy.replicas >= 2, 'several workers');
     for (const name of ['serve', 'worker']) {
       const svc = s[name] as { build: { context: string; dockerfile: string }; command: string[]; volumes: string[] };
       assert.ok(
@@ -133,8 +135,8 @@ describe('container image and compose set-up', () => {
       assertDipCommand(svc.command);
       assert.deepEqual(svc.volumes, ['./project:/project']);
     }
-    assert.equal((s['serve']?.['command'] as string[])[0], 'serve');
-    assert.equal((s['worker']?.['command'] as string[])[0], 'worker');
+    assert.equal(serve.command[0], 'serve');
+    assert.equal(worker.command[0], 'worker');
     // The mounted project loads with the environment compose gives dip (secrets by reference).
     const env = s['serve']?.['environment'] as Record<string, string>;
     const saved = { ...process.env };
