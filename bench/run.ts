@@ -40,6 +40,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       'orchestrator: a 1,000 no-op task DAG and a 10,000-interval backfill, in-process (and with --workers N via pg-boss): tasks/s, intervals/s vs an in-memory executor',
     load: () => import('./scheduler.js'),
   },
+  s3: {
+    description:
+      'S3 lake: `dip run` of 5M CSV rows into an S3-compatible server (s3rver) vs the local lake, and vs uploading the same bytes with the AWS SDK alone (ratios)',
+    load: () => import('./s3.js'),
+  },
   startup: {
     description:
       "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",
