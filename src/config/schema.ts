@@ -104,6 +104,10 @@ export const projectConfigSchema = z
       .record(identifier, poolSchema)
       .default({})
       .describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
+    alerts: alertsSchema.optional(),
+    serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
+    pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),
+    // After pipelines: the allowed-keys message lists keys in this order, newest last.
     coordination: z
       .strictObject({
         redis_url: z
@@ -128,9 +132,6 @@ export const projectConfigSchema = z
       .describe(
         'OpenTelemetry traces of runs, tasks, streams, units, HTTP requests, extracts and commits (off unless set)',
       ),
-    alerts: alertsSchema.optional(),
-    serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
-    pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),
   })
   .describe('A DIP project (dip.yaml)');
 
