@@ -3,7 +3,8 @@
  * at once, each declaring `rate_limit: 10 per 1s` for the host, with up to 4 requests in flight
  * each. Without sharing they could send 30 a second; with the budget counted in Redis
  * (`coordination.redis_url`), or in the PostgreSQL catalog, the server never sees more than 10
- * requests in any 1 s window (every request: token and data), and every post lands.
+ * data requests in any 1 s window, and every post lands. (Each process's one OAuth token
+ * request goes around the budget: the REST client's budgets cover the API's data requests.)
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -188,7 +188,7 @@ export class SocialApiEmulator {
   private latencyMs: number;
   private rateLimit: RateLimit | null;
   private counters = emptyStats();
-  /** Arrival time (performance.now) of every request, in order. */
+  /** Arrival time (performance.now) of every data request, in order. */
   private readonly arrivals: number[] = [];
   private lastSync = performance.now();
   private readonly closing = new AbortController();
@@ -276,8 +276,8 @@ export class SocialApiEmulator {
   }
 
   /**
-   * Most requests that arrived within any `windowMs` (sliding, every token together): what a
-   * budget shared by several clients must keep under its limit.
+   * Most data requests (every route but the token endpoint) that arrived within any `windowMs`
+   * (sliding, every token together): what a budget shared by several clients keeps under its limit.
    */
   maxArrivalsInWindow(windowMs: number): number {
     const a = this.arrivals;
@@ -291,7 +291,6 @@ export class SocialApiEmulator {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const arrived = performance.now();
-    this.arrivals.push(arrived);
     const c = this.counters;
     c.requests++;
     let reply: Reply;
@@ -380,6 +379,7 @@ export class SocialApiEmulator {
     if (key === 'other') throw new ApiError(404, 'not_found', `no endpoint ${url.pathname}`);
     if (req.method !== 'GET')
       throw new ApiError(405, 'invalid_request', `${req.method ?? ''} is not allowed; use GET`, { allow: 'GET' });
+    this.arrivals.push(arrived);
     const token = this.authorize(req);
     const limits = this.admit(token, arrived);
     const fail = this.errorRng() < this.errorRate;
