@@ -50,6 +50,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       "push path: `dip gateway` (auth, idempotency, fsync before 2xx) vs a bare Fastify POST handler, 1 KB events single and NDJSON×100 (req/s, events/s, p99 at half peak), and the lander's ack-to-queryable lag",
     load: () => import('./gateway.js'),
   },
+  s3: {
+    description:
+      'S3 lake: `dip run` of 5M CSV rows into an S3-compatible server (s3rver) vs the local lake, and vs uploading the same bytes with the AWS SDK alone (ratios)',
+    load: () => import('./s3.js'),
+  },
   startup: {
     description:
       "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",

@@ -389,7 +389,7 @@ describe('defineProject', () => {
     const pipeline = definePipeline({ sources: { shop: source } });
     const config = defineProject({ project: 'coded', pipelines: { main: pipeline } });
     assert.equal(config.version, 1);
-    assert.equal(config.storage.path, '.dip/lake');
+    assert.equal(config.storage.kind === 'local' ? config.storage.path : undefined, '.dip/lake');
     const shop = config.pipelines.main?.sources.shop;
     assert.equal(shop?.type === 'files' ? shop.streams.orders?.schema_contract : undefined, 'evolve');
   });

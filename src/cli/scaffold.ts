@@ -24,7 +24,7 @@ export const PROJECT_YAML = `# DIP project. Run \`dip run\`, then \`dip query "s
 # Editors: the JSON Schema for this file is schema/dip.schema.json in the dip package.
 version: 1
 project: demo
-storage: { kind: local, path: .dip/lake }       # or S3-compatible storage (coming)
+storage: { kind: local, path: .dip/lake }       # or { kind: s3, bucket: …, endpoint: … }: README, Scaling out
 catalog: { kind: sqlite, path: .dip/catalog.db }  # or { kind: postgres, url: \${env:DIP_CATALOG_URL} }
 pipelines:
   shop:

@@ -92,6 +92,9 @@ export function formatIssueLine(source: string, issue: ConfigIssue): string {
 function describeIssue(schema: z.core.$ZodType, data: unknown, iss: z.core.$ZodIssue): RawIssue[] {
   const path = iss.path.filter((p): p is Segment => typeof p !== 'symbol');
   const value = valueAt(data, path);
+  // A check that refuses a literal secret never echoes it.
+  if (iss.code === 'custom' && iss.params?.['secret'] === true)
+    return [{ path, target: 'value', message: iss.message }];
   const got = `got ${showValue(value)}`;
   const one = (message: string, target: IssueTarget = 'value'): RawIssue[] => [{ path, target, message }];
 

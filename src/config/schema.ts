@@ -8,6 +8,7 @@ import { identifier, writeDispositionSchema } from './primitives.js';
 import { CONNECTORS, connectorSpecs, registeredCount } from '../sources/connectors.js';
 import { privacySchema, silverTableSchema } from './silver.js';
 import { alertsSchema, pipelineOrchestrationFields, poolSchema, serveSchema } from './orchestrate.js';
+import { s3StorageSchema } from './storage.js';
 
 export { writeDispositionSchema };
 // The files connector's schemas, where they were before connectors had a folder each.
@@ -61,6 +62,7 @@ export const storageConfigSchema = z
           'Local directory where files are written before they are published into the lake, relative to dip.yaml; never inside the lake (default: .dip/staging)',
         ),
     }),
+    s3StorageSchema,
   ])
   .describe('Where lake files live');
 
@@ -105,6 +107,31 @@ export const projectConfigSchema = z
     alerts: alertsSchema.optional(),
     serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),
+    // After pipelines: the allowed-keys message lists keys in this order, newest last.
+    coordination: z
+      .strictObject({
+        redis_url: z
+          .string()
+          .optional()
+          .describe(
+            'Redis holding the API rate budgets every process and worker shares, e.g. ${env:DIP_REDIS_URL} (default: the catalog when it is PostgreSQL; per process on SQLite)',
+          ),
+      })
+      .optional()
+      .describe('State shared by the processes and workers of a deployment'),
+    tracing: z
+      .strictObject({
+        endpoint: z.string().url().describe('OTLP/HTTP endpoint; spans are sent to <endpoint>/v1/traces (JSON)'),
+        service_name: z.string().min(1).default('dip').describe('service.name of the spans'),
+        headers: z
+          .record(z.string(), z.string())
+          .optional()
+          .describe('Headers sent with every export, e.g. an API key as ${env:NAME}'),
+      })
+      .optional()
+      .describe(
+        'OpenTelemetry traces of runs, tasks, streams, units, HTTP requests, extracts and commits (off unless set)',
+      ),
   })
   .describe('A DIP project (dip.yaml)');
 

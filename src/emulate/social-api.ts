@@ -188,6 +188,8 @@ export class SocialApiEmulator {
   private latencyMs: number;
   private rateLimit: RateLimit | null;
   private counters = emptyStats();
+  /** Arrival time (performance.now) of every data request, in order. */
+  private readonly arrivals: number[] = [];
   private lastSync = performance.now();
   private readonly closing = new AbortController();
 
@@ -271,6 +273,20 @@ export class SocialApiEmulator {
     if (logical < 1) return;
     this.lastSync += logical / this.clockSpeed;
     this.data.advance(logical);
+  }
+
+  /**
+   * Most data requests (every route but the token endpoint) that arrived within any `windowMs`
+   * (sliding, every token together): what a budget shared by several clients keeps under its limit.
+   */
+  maxArrivalsInWindow(windowMs: number): number {
+    const a = this.arrivals;
+    let best = 0;
+    for (let i = 0, j = 0; j < a.length; j++) {
+      while ((a[j] as number) - (a[i] as number) >= windowMs) i++;
+      best = Math.max(best, j - i + 1);
+    }
+    return best;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -363,6 +379,7 @@ export class SocialApiEmulator {
     if (key === 'other') throw new ApiError(404, 'not_found', `no endpoint ${url.pathname}`);
     if (req.method !== 'GET')
       throw new ApiError(405, 'invalid_request', `${req.method ?? ''} is not allowed; use GET`, { allow: 'GET' });
+    this.arrivals.push(arrived);
     const token = this.authorize(req);
     const limits = this.admit(token, arrived);
     const fail = this.errorRng() < this.errorRate;

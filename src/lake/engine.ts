@@ -13,6 +13,18 @@ export interface EngineOptions {
    * opens and removed on close.
    */
   tempDirectory?: string | undefined;
+  /** How DuckDB reaches lake files that are not local (storage/types.ts `EngineAccess`). */
+  access?: EngineAccess | undefined;
+}
+
+/**
+ * For a storage DuckDB cannot read by path: `setup` runs once DuckDB opened (load an extension,
+ * create a secret); `prepare` sees every statement before it runs and returns the one to run
+ * (fetching the lake files it names into a local cache, or pointing them at the bucket).
+ */
+export interface EngineAccess {
+  setup(run: (sql: string) => Promise<void>): Promise<void>;
+  prepare(sql: string): Promise<string>;
 }
 
 export type JsonRow = Record<string, unknown>;
@@ -72,6 +84,7 @@ export class Engine {
     // Progress is polled (see `copy`), never printed by DuckDB itself.
     await connection.run('SET enable_progress_bar = true');
     await connection.run('SET enable_progress_bar_print = false');
+    await options.access?.setup(async (sql) => void (await connection.run(sql)));
     return { instance, connection };
   }
 
@@ -79,19 +92,24 @@ export class Engine {
     return this.statements.run(async () => fn((await this.ready()).connection));
   }
 
+  /** The statement as it runs: the storage's `prepare` (if any) sees it first. */
+  private prepared(sql: string): Promise<string> {
+    return this.options.access ? this.options.access.prepare(sql) : Promise.resolve(sql);
+  }
+
   async run(sql: string): Promise<void> {
-    await this.exclusive((c) => c.run(sql));
+    await this.exclusive(async (c) => c.run(await this.prepared(sql)));
   }
 
   /** Rows as JSON-safe objects (BIGINT and DECIMAL come back as strings). */
   async all(sql: string): Promise<JsonRow[]> {
-    const reader = await this.exclusive((c) => c.runAndReadAll(sql));
+    const reader = await this.exclusive(async (c) => c.runAndReadAll(await this.prepared(sql)));
     return reader.getRowObjectsJson() as JsonRow[];
   }
 
   /** Rows plus column names and DuckDB types, in result order. */
   async table(sql: string): Promise<{ columns: Column[]; rows: JsonRow[] }> {
-    const reader = await this.exclusive((c) => c.runAndReadAll(sql));
+    const reader = await this.exclusive(async (c) => c.runAndReadAll(await this.prepared(sql)));
     const names = reader.columnNames();
     const types = reader.columnTypes();
     return {

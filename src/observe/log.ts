@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { redactDeep, secretRegistry } from '../config/secrets.js';
+import { traceFields } from './trace.js';
 
 /**
  * Structured logs (JSON lines on stderr). Every message and every string inside logged objects
@@ -13,6 +14,8 @@ export function createLogger(level = process.env['DIP_LOG_LEVEL'] ?? 'info'): Lo
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // The trace and span a line was logged in (when tracing is on), to find its spans.
+      mixin: () => traceFields(),
       hooks: {
         logMethod(args, method) {
           const redacted = args.map((a) => redactLogArg(a));

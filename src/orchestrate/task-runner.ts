@@ -15,6 +15,7 @@ import { runModuleTask, runShellTask } from './custom-tasks.js';
 import type { TaskDef } from '../config/task-graph.js';
 import { renderIntervalTemplates } from '../core/interval-templates.js';
 import type { Interval } from './schedule.js';
+import { withSpan } from '../observe/trace.js';
 
 export interface TaskRunContext {
   runId: string;
@@ -37,7 +38,16 @@ export interface TaskResult {
  * everything else: every registered secret in any encoding, and the values of the task's own
  * declared `env:` references.
  */
-export async function runTask(lake: Lake, task: TaskDef, ctx: TaskRunContext): Promise<TaskResult> {
+/** Runs one task attempt, traced as a `dip.task` span. */
+export function runTask(lake: Lake, task: TaskDef, ctx: TaskRunContext): Promise<TaskResult> {
+  return withSpan(
+    'dip.task',
+    { 'dip.run_id': ctx.runId, 'dip.pipeline': ctx.pipeline, 'dip.task': task.name, 'dip.attempt': ctx.attempt },
+    () => runTaskUntraced(lake, task, ctx),
+  );
+}
+
+async function runTaskUntraced(lake: Lake, task: TaskDef, ctx: TaskRunContext): Promise<TaskResult> {
   const own = new SecretRegistry();
   const redact = (text: string): string => secretRegistry.redact(own.redact(text));
   const log = (line: string): void => ctx.log(redact(line));

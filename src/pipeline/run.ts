@@ -14,6 +14,7 @@ import type { Interval } from '../core/interval.js';
 import type { RunEventSink } from './events.js';
 import { bronzeTableNames, pipelineNamed } from './pipelines.js';
 import { runStream } from './stream.js';
+import { activeSpan, withSpan } from '../observe/trace.js';
 
 export { runStream } from './stream.js';
 
@@ -76,13 +77,19 @@ const emptyStats = (): StreamStats => ({ rows: 0, bytes: 0, files: 0, quarantine
  * the end. File replace and merge streams commit once, at the end of the stream, so the
  * table never shows half a replacement.
  */
-export async function runPipeline(lake: Lake, name: string, options: RunOptions = {}): Promise<RunResult> {
+/** Runs a pipeline, traced as a `dip.run` span (its id in `dip.run_id`). */
+export function runPipeline(lake: Lake, name: string, options: RunOptions = {}): Promise<RunResult> {
+  return withSpan('dip.run', { 'dip.pipeline': name }, () => runPipelineUntraced(lake, name, options));
+}
+
+async function runPipelineUntraced(lake: Lake, name: string, options: RunOptions): Promise<RunResult> {
   const pipeline = pipelineNamed(lake.project, name);
   const signal = options.signal ?? new AbortController().signal;
   const emit: RunEventSink = options.onEvent ?? (() => undefined);
   const started = Date.now();
   await lake.catalog.markCrashedRuns(processAlive);
   const runId = newId('run_');
+  activeSpan()?.setAttribute('dip.run_id', runId);
   await lake.catalog.startRun({ id: runId, pipeline: name, host: hostname(), pid: process.pid });
   emit({ type: 'run_started', runId, pipeline: name });
   const stats: RunStats = { streams: {} };
@@ -286,7 +293,7 @@ interface RunContext {
 async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>): Promise<void> {
   const { lake, pipeline: name, runId, rawEnabled, stats, errors, signal, emit, only, retryFailed, follow } = ctx;
   for (const [sourceName, sourceConfig] of Object.entries(sources)) {
-    const source: SourceInstance = await openSource(sourceConfig, lake.project.dir, sourceName);
+    const source: SourceInstance = await openSource(sourceConfig, lake.project.dir, sourceName, lake.budgets);
     try {
       await source.discover?.(signal);
       const streams = source.streams().filter((s) => !only || only.includes(s.name));

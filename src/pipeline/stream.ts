@@ -7,13 +7,35 @@ import { qualifiedTable } from '../lake/paths.js';
 import type { TableSchema } from '../catalog/types.js';
 import type { SourceInstance, StateStore } from '../sources/types.js';
 import type { RunEventSink } from './events.js';
+import { withSpan } from '../observe/trace.js';
 
 /**
  * Reads one stream of a source into its tables: plans, stages each unit and commits per the
  * stream's write disposition. `runPipeline` calls it for every stream; connectors are tested
  * through it.
  */
-export async function runStream(
+/** One stream of a run, traced as a `dip.stream` span. */
+export function runStream(
+  lake: Lake,
+  source: SourceInstance,
+  target: IngestTarget,
+  stats: StreamStats,
+  signal: AbortSignal,
+  emit: RunEventSink,
+  options: { retryFailed?: boolean; follow?: boolean; streams?: readonly string[] } = {},
+): Promise<void> {
+  return withSpan(
+    'dip.stream',
+    {
+      'dip.run_id': target.runId,
+      'dip.pipeline': target.pipeline,
+      'dip.stream': `${target.source}.${target.stream.name}`,
+    },
+    () => runStreamUntraced(lake, source, target, stats, signal, emit, options),
+  );
+}
+
+async function runStreamUntraced(
   lake: Lake,
   source: SourceInstance,
   target: IngestTarget,
@@ -125,8 +147,10 @@ export async function runStream(
       } else if (unit.state !== undefined) pendingState = { value: unit.state };
       continue;
     }
-    const staged = await stageUnit(lake, target, unit, schema, (fraction) =>
-      emit({ type: 'unit_progress', pipeline, stream: streamKey, unit: unit.label, fraction, bytes: unit.bytes }),
+    const staged = await withSpan('dip.unit', { 'dip.run_id': target.runId, 'dip.unit': unit.label }, () =>
+      stageUnit(lake, target, unit, schema, (fraction) =>
+        emit({ type: 'unit_progress', pipeline, stream: streamKey, unit: unit.label, fraction, bytes: unit.bytes }),
+      ),
     ).finally(() => unit.dispose?.()); // everything the unit holds is staged (or failed) by now
     if (staged.changes.length) {
       emit({

@@ -4,6 +4,7 @@
  * command that runs pipelines). A connector of DIP is found by its folder, `./<type>/index.js`
  * (default export); one registered at run time brings its own loader.
  */
+import type { SharedBudgets } from '../catalog/budgets/types.js';
 import type { SourceConfig } from '../config/schema.js';
 import { addConnectorSpec, connectorSpec } from './connectors.js';
 import type { ConnectorSpec } from './spec.js';
@@ -36,7 +37,12 @@ async function loadConnector(type: string): Promise<Connector> {
   return module.default;
 }
 
-export async function openSource(config: SourceConfig, baseDir: string, sourceName: string): Promise<SourceInstance> {
+export async function openSource(
+  config: SourceConfig,
+  baseDir: string,
+  sourceName: string,
+  budgets?: SharedBudgets,
+): Promise<SourceInstance> {
   const connector = await loadConnector(config.type);
-  return connector.create(config, { baseDir, sourceName });
+  return connector.create(config, { baseDir, sourceName, budgets });
 }

@@ -6,6 +6,7 @@
  * plus the state that becomes true once it is committed: a ledger entry, a cursor.
  * No I/O in factories; every long call takes an AbortSignal.
  */
+import type { SharedBudgets } from '../catalog/budgets/types.js';
 import type { z } from 'zod';
 import type { LedgerEntry } from '../catalog/types.js';
 import type { ConnectorSpec } from './spec.js';
@@ -92,6 +93,8 @@ export interface ConnectorContext {
   /** The project directory: relative paths in the config are relative to it. */
   baseDir: string;
   sourceName: string;
+  /** Rate budgets shared with the deployment's other processes (API sources take their slots there too). */
+  budgets?: SharedBudgets | undefined;
 }
 
 /**

@@ -18,5 +18,15 @@ export async function openStorage(config: StorageConfig, baseDir: string, config
       assertOutsideLake(staging, root, 'storage.staging', configFile);
       return LocalStorage.create(root, staging);
     }
+    case 's3': {
+      // Loaded only for an S3 lake: the AWS SDK is large, and most commands on a local lake never need it.
+      const { S3Storage } = await import('./s3.js');
+      return new S3Storage({
+        config,
+        staging: resolve(baseDir, config.staging ?? DEFAULT_STAGING_DIR),
+        cacheDir: resolve(baseDir, config.cache.path),
+        baseDir,
+      });
+    }
   }
 }

@@ -6,6 +6,8 @@
  * where the local one links. `test/storage.contract.test.ts` is the contract every
  * implementation passes.
  */
+import type { EngineAccess } from '../engine.js';
+
 export interface StoredObject {
   path: string;
   bytes: number;
@@ -36,4 +38,6 @@ export interface Storage {
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes objects; missing objects are not an error. */
   delete(paths: readonly string[]): Promise<void>;
+  /** For a lake DuckDB cannot read by local path: what the engine does first (S3: httpfs or the read cache). */
+  readonly access?: EngineAccess;
 }

@@ -25,6 +25,7 @@ import { hasNewTies, newTiesSql, tieCountSql, tieCounts } from '../database/ties
 import type { PlanContext, ReadUnit } from '../types.js';
 import { connect, type MysqlConnection, type MysqlRow } from './connection.js';
 import { keyLiteral, quoteIdent, quoteQualified, stateValue, valueRenderer } from './types.js';
+import { withSpan } from '../../observe/trace.js';
 
 export interface ExtractOptions {
   connection: ConnectionOptions;
@@ -73,7 +74,18 @@ interface Chunk {
  * Streams one SELECT into a CSV file with a header line; the file is removed when it fails.
  * Backpressure flows from the file through the pipeline to the socket.
  */
-export async function readToCsv(
+/** One extract into a CSV file, traced as a `db.extract` span. */
+export function readToCsv(
+  conn: MysqlConnection,
+  sql: string,
+  columns: readonly DbColumn[],
+  path: string,
+  signal: AbortSignal,
+): Promise<Chunk> {
+  return withSpan('db.extract', { 'db.system': 'mysql' }, () => readToCsvUntraced(conn, sql, columns, path, signal));
+}
+
+async function readToCsvUntraced(
   conn: MysqlConnection,
   sql: string,
   columns: readonly DbColumn[],

@@ -20,6 +20,7 @@ import type { PlanContext, ReadUnit } from '../types.js';
 import { connect } from './connection.js';
 import { copyOut } from './copy-out.js';
 import { ident, qualified } from '../../lake/sql.js';
+import { withSpan } from '../../observe/trace.js';
 
 export interface ExtractOptions {
   client: pg.ClientConfig;
@@ -36,7 +37,16 @@ function fromClause(s: DbStream): string {
 const csvCopy = (select: string) => `COPY (${select}) TO STDOUT (FORMAT csv, HEADER true)`;
 
 /** Copies one SELECT to a local CSV file; returns its size in bytes. */
-export async function copyToFile(
+/** COPY of one extract into a CSV file, traced as a `db.extract` span. */
+export function copyToFile(client: pg.Client, select: string, path: string, signal: AbortSignal): Promise<number> {
+  return withSpan('db.extract', { 'db.system': 'postgresql' }, async (span) => {
+    const bytes = await copyToFileUntraced(client, select, path, signal);
+    span.setAttribute('dip.bytes', bytes);
+    return bytes;
+  });
+}
+
+async function copyToFileUntraced(
   client: pg.Client,
   select: string,
   path: string,

@@ -3,6 +3,7 @@
  * fetched (in parallel where the API allows), batched into units with the stream state that
  * becomes true once they are committed, and kept whole in the raw zone.
  */
+import type { SharedBudgets } from '../../catalog/budgets/types.js';
 import { restSpec, type RestSourceConfig } from './spec.js';
 import { hasSecretRef, redact, resolveSecrets, resolveSecretsDeep, secretRegistry } from '../../config/secrets.js';
 import {
@@ -15,7 +16,7 @@ import {
 } from '../types.js';
 import { createAuthenticator } from './auth.js';
 import { HttpClient } from './http/client.js';
-import type { HttpEvent } from './http/types.js';
+import type { HttpClientOptions, HttpEvent } from './http/types.js';
 import { durationMs } from '../../core/time.js';
 import { resolveResources, type ResolvedResource } from './resource.js';
 import { emptyCounters, streamUnits, type ParentFeed, type RestCounters } from './stream.js';
@@ -24,7 +25,7 @@ export const restConnector = defineConnector({
   spec: restSpec,
   capabilities: { incremental: true, fileLedger: false, formats: ['json', 'ndjson', 'csv'] },
   create(config, context): SourceInstance {
-    return new RestSource(config, context.sourceName, context.baseDir);
+    return new RestSource(config, context.sourceName, context.baseDir, context.budgets);
   },
 });
 
@@ -40,6 +41,7 @@ class RestSource implements SourceInstance {
     private config: RestSourceConfig,
     private readonly name: string,
     private readonly baseDir: string,
+    private readonly sharedBudgets?: SharedBudgets,
   ) {
     this.resources = resolveResources(config, name);
   }
@@ -110,6 +112,24 @@ class RestSource implements SourceInstance {
     return secretRegistry.redact(redact(text, this.secrets()));
   }
 
+  /**
+   * Keys of this source's budgets in the deployment-wide store: the host budget by the API's
+   * origin (every source calling it shares it), a resource's by origin, source and resource.
+   */
+  private sharedKeys(budgets: SharedBudgets): NonNullable<HttpClientOptions['shared']> {
+    let origin: string;
+    try {
+      origin = new URL(this.config.base_url).origin;
+    } catch {
+      origin = this.config.base_url;
+    }
+    return {
+      budgets,
+      hostKey: origin,
+      resourceKeys: Object.fromEntries(this.resources.map((r) => [r.name, `${origin}|${this.name}.${r.name}`])),
+    };
+  }
+
   private http(ctx: PlanContext): HttpClient {
     if (this.client) return this.client;
     const h = this.config.http;
@@ -147,6 +167,7 @@ class RestSource implements SourceInstance {
         ? { requests: h.rate_limit.requests, perMs: durationMs(h.rate_limit.per, 'http.rate_limit.per') }
         : undefined,
       resourceBudgets: budgets,
+      shared: this.sharedBudgets ? this.sharedKeys(this.sharedBudgets) : undefined,
       concurrency: { initial: h.concurrency.initial ?? Math.min(4, h.concurrency.max), max: h.concurrency.max, min: 1 },
       authenticator,
       onEvent,

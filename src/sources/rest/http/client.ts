@@ -7,6 +7,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { Agent, request as undiciRequest } from 'undici';
+import type { SharedBudgetSlot } from '../../../catalog/budgets/types.js';
 import { DipError, errorMessage } from '../../../core/errors.js';
 import { AdaptiveConcurrency } from './concurrency.js';
 import { rateLimitPauseUntil, ServerPauses, SlidingWindowBudget, type ServerPause } from './rate-limit.js';
@@ -20,7 +21,16 @@ import {
   sleep,
   type StatusDecision,
 } from './retry.js';
-import type { HttpClientOptions, HttpEvent, HttpRequest, HttpResponse, HttpStats, ResponseAction } from './types.js';
+import type {
+  HttpClientOptions,
+  HttpEvent,
+  HttpRequest,
+  HttpResponse,
+  HttpStats,
+  RateBudget,
+  ResponseAction,
+} from './types.js';
+import { withSpan } from '../../../observe/trace.js';
 
 const EXCERPT_CHARS = 300;
 
@@ -238,7 +248,20 @@ export class HttpClient {
       // real starts bunch up beyond the budget.
       const settle = await this.gate(request, origin, signal);
       const startedAt = performance.now();
-      const result = await this.dispatch(sent, signal, settle);
+      const result = await withSpan(
+        'http.request',
+        {
+          'http.request.method': request.method,
+          'url.full': this.redactText(request.url),
+          'dip.resource': request.resource,
+        },
+        async (span) => {
+          const r = await this.dispatch(sent, signal, settle);
+          if (r.kind === 'response') span.setAttribute('http.response.status_code', r.status);
+          else span.fail(r.error);
+          return r;
+        },
+      );
       if (result.kind === 'response') result.sent = sent; // with the credentials it carried, for onUnauthorized
       this.counters.requests++;
       if (result.kind === 'response') {
@@ -289,6 +312,15 @@ export class HttpClient {
       }
     }
     const slots = budgets.map((b) => b.take());
+    let shared: SharedBudgetSlot[];
+    try {
+      shared = await this.takeShared(request, signal, () => {
+        reason ??= 'budget';
+      });
+    } catch (err) {
+      for (const slot of slots) slot.settle(performance.now());
+      throw err;
+    }
     if (reason !== undefined) {
       const waited = performance.now() - began;
       this.counters.throttledMs += waited;
@@ -303,7 +335,54 @@ export class HttpClient {
     return () => {
       const at = performance.now();
       for (const slot of slots) slot.settle(at);
+      // A slot whose settle is lost still lapses after its lease.
+      for (const slot of shared) slot.settle().catch(() => undefined);
     };
+  }
+
+  /** Takes the host and resource slots in the deployment-wide budgets, waiting while they are full. */
+  private async takeShared(request: HttpRequest, signal: AbortSignal, waited: () => void): Promise<SharedBudgetSlot[]> {
+    const shared = this.options.shared;
+    if (!shared) return [];
+    const wanted: { key: string; budget: RateBudget }[] = [];
+    if (this.options.hostBudget) wanted.push({ key: shared.hostKey, budget: this.options.hostBudget });
+    const resourceBudget = this.options.resourceBudgets?.[request.resource];
+    const resourceKey = shared.resourceKeys[request.resource];
+    if (resourceBudget && resourceKey) wanted.push({ key: resourceKey, budget: resourceBudget });
+    const taken: SharedBudgetSlot[] = [];
+    const leaseMs = this.options.retry.timeoutMs + 5000;
+    try {
+      for (const { key, budget } of wanted) {
+        for (;;) {
+          if (signal.aborted) throw interrupted(signal);
+          let got;
+          try {
+            got = await shared.budgets.take(
+              key,
+              { requests: budget.requests, windowMs: budget.perMs + 1 },
+              leaseMs + budget.perMs,
+            );
+          } catch (err) {
+            throw new DipError(
+              'transient',
+              `the shared rate budget (${shared.budgets.kind}) cannot be reached: ${errorMessage(err)}`,
+              { cause: err },
+            );
+          }
+          if ('slot' in got) {
+            taken.push(got.slot);
+            break;
+          }
+          waited();
+          // The earliest slot lapses then, unless it is still in flight (then it lapses later): ask again soon.
+          await sleep(Math.min(Math.max(1, got.waitMs), 100), signal);
+        }
+      }
+    } catch (err) {
+      for (const slot of taken) slot.settle().catch(() => undefined);
+      throw err;
+    }
+    return taken;
   }
 
   /** Sends one attempt with its timeout; `settle` runs as soon as the response headers (or a failure) arrive. */

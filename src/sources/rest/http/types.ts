@@ -2,6 +2,7 @@
  * The HTTP layer of the REST source: one client per source that every request goes through,
  * so retries, rate budgets, adaptive concurrency and auth apply uniformly.
  */
+import type { SharedBudgets } from '../../../catalog/budgets/types.js';
 
 export interface HttpRequest {
   method: string;
@@ -106,6 +107,11 @@ export interface HttpClientOptions {
   hostBudget?: RateBudget | undefined;
   /** Budgets per resource name, on top of the host budget. */
   resourceBudgets?: Record<string, RateBudget> | undefined;
+  /**
+   * Where the host and resource budgets are also counted for every other process of the
+   * deployment, under `hostKey` and `resourceKeys[resource]` (both are taken after the local ones).
+   */
+  shared?: { budgets: SharedBudgets; hostKey: string; resourceKeys: Record<string, string> } | undefined;
   concurrency: ConcurrencyOptions;
   authenticator?: Authenticator | undefined;
   onEvent?: ((event: HttpEvent) => void) | undefined;
