@@ -9,12 +9,19 @@ import type { SourceInstance, StateStore } from '../sources/types.js';
 import type { RunEventSink } from './events.js';
 import { withSpan } from '../observe/trace.js';
 
+interface StreamRunOptions {
+  retryFailed?: boolean;
+  follow?: boolean;
+  /** `--follow` stops at the next commit boundary once this aborts (SIGTERM). */
+  stop?: AbortSignal | undefined;
+  streams?: readonly string[];
+}
+
 /**
  * Reads one stream of a source into its tables: plans, stages each unit and commits per the
  * stream's write disposition. `runPipeline` calls it for every stream; connectors are tested
- * through it.
+ * through it. Traced as a `dip.stream` span.
  */
-/** One stream of a run, traced as a `dip.stream` span. */
 export function runStream(
   lake: Lake,
   source: SourceInstance,
@@ -22,7 +29,7 @@ export function runStream(
   stats: StreamStats,
   signal: AbortSignal,
   emit: RunEventSink,
-  options: { retryFailed?: boolean; follow?: boolean; streams?: readonly string[] } = {},
+  options: StreamRunOptions = {},
 ): Promise<void> {
   return withSpan(
     'dip.stream',
@@ -42,12 +49,7 @@ async function runStreamUntraced(
   stats: StreamStats,
   signal: AbortSignal,
   emit: RunEventSink,
-  options: {
-    retryFailed?: boolean;
-    follow?: boolean;
-    stop?: AbortSignal | undefined;
-    streams?: readonly string[];
-  } = {},
+  options: StreamRunOptions = {},
 ): Promise<void> {
   const { pipeline, source: sourceName, stream } = target;
   // replace re-reads every input each run: the table must equal what the inputs hold now.
