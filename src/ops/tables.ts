@@ -1,10 +1,11 @@
 /**
  * Tables: what `dip tables` and `GET /tables` list. A merge-on-read table (CDC current state)
  * counts its merged rows; the changes in its delta files not merged yet are `pendingChanges`,
- * not rows.
+ * not rows. A silver table with delete files counts the rows readers see.
  */
 import type { TableInfo } from '../catalog/types.js';
 import type { Lake } from '../lake/lake.js';
+import { isDeleteFile, morRowCount } from '../lake/deletes.js';
 import { mergeOnReadKey } from '../lake/merge.js';
 
 export type TableSummary = TableInfo & { pendingChanges?: number };
@@ -12,6 +13,8 @@ export type TableSummary = TableInfo & { pendingChanges?: number };
 /** One table's rows as readers see them: a CDC current-state table's deltas are changes, not rows. */
 export async function summarizeTable(lake: Lake, table: TableInfo): Promise<TableSummary> {
   const files = await lake.catalog.liveFiles(table.name);
+  // A silver table's delete files hold keys, not rows: the rows are those readers see.
+  if (files.some(isDeleteFile)) return { ...table, rows: morRowCount(files) };
   if (!mergeOnReadKey(files)) return table;
   const pending = files.filter((f) => f.meta['cdc'] === 'delta').reduce((n, f) => n + f.rows, 0);
   return { ...table, rows: table.rows - pending, pendingChanges: pending };
