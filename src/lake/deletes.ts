@@ -4,8 +4,12 @@
  * file (the key values whose earlier rows it replaced or deleted), both tagged with the build's
  * sequence number. A delete file hides the rows with its key values in files of a LOWER sequence
  * only, so a build's own upserts stay visible. Compaction writes the merged rows as a new base.
+ *
+ * Deleted keys leave tombstones (delete entries with `_dip_tombstone` true, their winning sort
+ * values and first/last arrival), so a later build weighs a late older version, or a key coming
+ * back, against the deletion exactly as a full rebuild over every bronze row would. Full builds
+ * and compactions keep the live tombstones in a `tombstones` file, which hides nothing.
  */
-import type { NewFile } from '../catalog/types.js';
 import { mergeOnReadKey, latestRowsSql } from './merge.js';
 import { parquetScan } from './scan.js';
 import { ident } from './sql.js';
@@ -20,9 +24,14 @@ export const MOR_META = {
   on: 'mor_on',
   /** Delete files: how many live rows the file hides (its rows for a key, more for children). */
   hides: 'mor_hides',
+  /** Delete and tombstones files whose entries have the `_dip_tombstone` column (keyed silver tables). */
+  tombstones: 'mor_tombstones',
 } as const;
 
-export type MorRole = 'base' | 'upsert' | 'delete';
+export type MorRole = 'base' | 'upsert' | 'delete' | 'tombstones';
+
+/** Column of delete entries: true when the key was deleted (a tombstone), false when its row was replaced. */
+export const TOMBSTONE = '_dip_tombstone';
 
 /** What the reading functions need of a file: where it is and its meta. */
 export interface MorFile {
@@ -33,7 +42,18 @@ export interface MorFile {
 
 export function morRole(f: MorFile): MorRole | undefined {
   const r = f.meta?.[MOR_META.role];
-  return r === 'base' || r === 'upsert' || r === 'delete' ? r : undefined;
+  return r === 'base' || r === 'upsert' || r === 'delete' || r === 'tombstones' ? r : undefined;
+}
+
+/** Files holding rows (not delete entries or tombstones). */
+function isDataFile(f: MorFile): boolean {
+  const role = morRole(f);
+  return role !== 'delete' && role !== 'tombstones';
+}
+
+/** Whether readers must merge: the table has delete files or tombstones (which are not rows). */
+export function isMerged(files: readonly MorFile[]): boolean {
+  return files.some((f) => !isDataFile(f));
 }
 
 export function morSeq(f: MorFile): number {
@@ -63,7 +83,7 @@ function hidden(f: MorFile): number {
 
 /** The rows readers see: data rows less those the delete files hide (each hides live rows only). */
 export function morRowCount(files: readonly MorFile[]): number {
-  return files.reduce((n, f) => n + (isDeleteFile(f) ? -hidden(f) : f.rows), 0);
+  return files.reduce((n, f) => n + (isDeleteFile(f) ? -hidden(f) : morRole(f) === 'tombstones' ? 0 : f.rows), 0);
 }
 
 /** Rows in upsert files and rows hidden by delete files: the work a compaction would fold in. */
@@ -76,7 +96,7 @@ export function deltaRows(files: readonly MorFile[]): { delta: number; base: num
     if (role === 'upsert' || role === 'delete') {
       delta += role === 'delete' ? hidden(f) : f.rows;
       builds.add(morSeq(f));
-    } else base += f.rows;
+    } else if (role !== 'tombstones') base += f.rows;
   }
   return { delta, base, builds: builds.size };
 }
@@ -87,7 +107,7 @@ export function deltaRows(files: readonly MorFile[]): { delta: number; base: num
  * no delete file it is the plain scan. `uri` maps a storage path to what DuckDB reads.
  */
 export function morRowsSql(uri: (path: string) => string, files: readonly MorFile[]): string | undefined {
-  const data = files.filter((f) => !isDeleteFile(f));
+  const data = files.filter(isDataFile);
   if (data.length === 0) return undefined;
   const deletes = files.filter(isDeleteFile);
   const seqs = [...new Set(data.map(morSeq))].sort((a, b) => a - b);
@@ -113,7 +133,7 @@ function deleteColumns(deletes: readonly MorFile[]): string[] {
  * files, a CDC current-state table (latest change per key), or its files as they are.
  */
 export function tableRowsSql(uri: (path: string) => string, files: readonly MorFile[]): string {
-  if (files.some(isDeleteFile)) return `(${morRowsSql(uri, files) ?? 'SELECT NULL AS no_columns WHERE false'})`;
+  if (isMerged(files)) return `(${morRowsSql(uri, files) ?? 'SELECT NULL AS no_columns WHERE false'})`;
   const scan = parquetScan(files.map((f) => uri(f.path)));
   const key = mergeOnReadKey(files.map((f) => ({ meta: f.meta ?? {} })));
   return key ? `(${latestRowsSql(scan, key)})` : scan;
@@ -123,17 +143,58 @@ export function tableRowsSql(uri: (path: string) => string, files: readonly MorF
 export function morMeta(
   role: MorRole,
   seq: number,
-  extra: { on?: readonly string[]; hides?: number } = {},
+  extra: { on?: readonly string[]; hides?: number; tombstones?: boolean } = {},
 ): Record<string, unknown> {
   return {
     [MOR_META.role]: role,
     [MOR_META.seq]: seq,
     ...(extra.on ? { [MOR_META.on]: [...extra.on] } : {}),
     ...(extra.hides !== undefined ? { [MOR_META.hides]: extra.hides } : {}),
+    ...(extra.tombstones ? { [MOR_META.tombstones]: true } : {}),
   };
 }
 
-/** A new file with its meta (for reading a build's result before it is committed). */
-export function asMorFile(f: NewFile): MorFile {
-  return { path: f.path, rows: f.rows, meta: f.meta };
+/**
+ * The current entry of each key in `keys` (a relation of the key columns): its visible row
+ * (`dataColumns` of it, `_tomb` false) or its tombstone (the delete entry's columns, `_tomb`
+ * true); keys with neither are absent. The latest entry by (sequence, row over delete entry)
+ * decides, so only the rows and entries of those keys are read, never the table.
+ */
+export function currentEntriesSql(
+  uri: (path: string) => string,
+  files: readonly MorFile[],
+  key: readonly string[],
+  dataColumns: readonly string[],
+  keys: string,
+): string {
+  const on = key.map((c) => `c.${ident(c)} IS NOT DISTINCT FROM k.${ident(c)}`).join(' AND ');
+  const terms: string[] = [];
+  const data = files.filter(isDataFile);
+  for (const seq of [...new Set(data.map(morSeq))]) {
+    const scan = parquetScan(data.filter((f) => morSeq(f) === seq).map((f) => uri(f.path)));
+    terms.push(
+      `SELECT ${dataColumns.map((c) => `c.${ident(c)}`).join(', ')}, ${seq} AS _seq, 2 AS _prio, false AS _tomb FROM ${scan} AS c SEMI JOIN ${keys} AS k ON ${on}`,
+    );
+  }
+  for (const f of files.filter((x) => !isDataFile(x))) {
+    terms.push(
+      `SELECT c.* EXCLUDE (${TOMBSTONE}), ${morSeq(f)} AS _seq, 1 AS _prio, c.${TOMBSTONE} AS _tomb FROM ${parquetScan([uri(f.path)])} AS c SEMI JOIN ${keys} AS k ON ${on}`,
+    );
+  }
+  const all = terms.map((t) => `(${t})`).join(' UNION ALL BY NAME ');
+  return `SELECT * EXCLUDE (_e, _seq, _prio) FROM (
+    SELECT *, row_number() OVER (PARTITION BY ${key.map(ident).join(', ')} ORDER BY _seq DESC, _prio DESC) AS _e FROM (${all})
+  ) WHERE _e = 1 AND (_prio = 2 OR _tomb)`;
+}
+
+/**
+ * The live tombstones of a table (deleted keys no later row brought back), as the columns of
+ * its delete entries; undefined when its delete files keep none (child tables).
+ */
+export function liveTombstonesSql(uri: (path: string) => string, files: readonly MorFile[]): string | undefined {
+  const entries = files.filter((f) => !isDataFile(f) && f.meta?.[MOR_META.tombstones] === true);
+  if (entries.length === 0) return undefined;
+  const key = deleteColumns(entries);
+  const keys = `(SELECT DISTINCT ${key.map(ident).join(', ')} FROM ${parquetScan(entries.map((f) => uri(f.path)))} WHERE ${TOMBSTONE})`;
+  return `SELECT * EXCLUDE (_tomb), true AS ${TOMBSTONE} FROM (${currentEntriesSql(uri, files, key, key, keys)}) WHERE _tomb`;
 }

@@ -4,7 +4,16 @@ import type { CommitInfo, DataFile, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import { processAlive } from '../core/process.js';
 import type { Lake } from './lake.js';
-import { deltaRows, hasDeltas, morMeta, morRowCount, morRowsSql } from './deletes.js';
+import {
+  MOR_META,
+  deltaRows,
+  hasDeltas,
+  isMerged,
+  liveTombstonesSql,
+  morMeta,
+  morRowCount,
+  morRowsSql,
+} from './deletes.js';
 import { combinedLineage } from './lineage.js';
 import { MERGE_KEY_META, mergeOnReadKey } from './merge.js';
 import { sourceOfDataPath, splitTableName } from './paths.js';
@@ -174,6 +183,8 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
     if (options.dryRun) return { table, inputFiles: live.length, rows: morRowCount(live), commit: undefined };
     return asRegisteredWriter(lake, '(compact)', () => compactMergeOnRead(lake, table, info, live));
   }
+  // Compacted already: a base and its tombstones, which are not rows to pack together.
+  if (isMerged(live)) return { table, inputFiles: 0, rows: 0, commit: undefined };
   const small = live.filter((f) => f.bytes < options.smallFileBytes);
   if (small.length < 2 || options.dryRun) {
     return {
@@ -253,6 +264,23 @@ export async function compactMergeOnRead(
       `compaction of ${table} read ${compacted.rows} rows, the catalog says ${expectedRows}; nothing was changed`,
     );
   }
+  // Deleted keys keep their tombstones, so later builds weigh late versions against the deletion.
+  const add = [compacted];
+  const tombstones = liveTombstonesSql((p) => lake.storage.uri(p), live);
+  if (tombstones) {
+    const on = live.find((f) => f.meta[MOR_META.tombstones] === true)?.meta[MOR_META.on];
+    const file = await writeLakeFile(
+      lake,
+      tombstones,
+      { zone: info.zone, source, table: name },
+      {
+        compacted_from: live.length,
+        ...morMeta('tombstones', 0, { on: Array.isArray(on) ? on.map(String) : [], hides: 0, tombstones: true }),
+      },
+    );
+    if (file.rows > 0) add.push(file);
+    else await lake.storage.delete([file.path]);
+  }
   const commit = await lake.catalog.commit({
     operation: 'compact',
     tables: [
@@ -260,7 +288,7 @@ export async function compactMergeOnRead(
         table,
         zone: info.zone,
         format: 'parquet',
-        add: [compacted],
+        add,
         remove: live.map((f) => f.path),
         expectedHead: info.headCommit,
       },

@@ -2,7 +2,7 @@ import type { AsOf, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import type { Lake } from './lake.js';
 import { splitTableName } from './paths.js';
-import { isDeleteFile, morRowsSql } from './deletes.js';
+import { isMerged, morRowsSql } from './deletes.js';
 import { latestRowsSql, mergeOnReadKey } from './merge.js';
 import { parquetScan, rawScan } from './scan.js';
 import { ident } from './sql.js';
@@ -54,7 +54,7 @@ export async function attachTables(
       continue;
     }
     // A silver table with a key: its upserts less the rows later delete files name.
-    const merged = files.some(isDeleteFile) ? morRowsSql((p) => lake.storage.uri(p), files) : undefined;
+    const merged = isMerged(files) ? morRowsSql((p) => lake.storage.uri(p), files) : undefined;
     if (merged) {
       await lake.engine.run(`CREATE OR REPLACE VIEW ${view} AS ${merged}`);
       continue;

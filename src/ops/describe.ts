@@ -2,7 +2,7 @@
 import type { CommitInfo, SchemaVersion, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
-import { isDeleteFile, morRowCount } from '../lake/deletes.js';
+import { isMerged, morRowCount } from '../lake/deletes.js';
 import { tableNames } from './tables.js';
 
 export interface TableDescription {
@@ -20,7 +20,7 @@ export async function describeTable(lake: Lake, name: string, options: { commits
   // A silver table with delete files: the rows readers see, not the files' rows (keys included).
   const files = await lake.catalog.liveFiles(name);
   return {
-    table: files.some(isDeleteFile) ? { ...table, rows: morRowCount(files) } : table,
+    table: isMerged(files) ? { ...table, rows: morRowCount(files) } : table,
     versions: await lake.catalog.listSchemaVersions(name),
     commits: await lake.catalog.listCommits({ table: name, limit: options.commits }),
   };

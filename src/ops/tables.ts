@@ -5,7 +5,7 @@
  */
 import type { TableInfo } from '../catalog/types.js';
 import type { Lake } from '../lake/lake.js';
-import { isDeleteFile, morRowCount } from '../lake/deletes.js';
+import { isMerged, morRowCount } from '../lake/deletes.js';
 import { mergeOnReadKey } from '../lake/merge.js';
 
 export type TableSummary = TableInfo & { pendingChanges?: number };
@@ -14,7 +14,7 @@ export type TableSummary = TableInfo & { pendingChanges?: number };
 export async function summarizeTable(lake: Lake, table: TableInfo): Promise<TableSummary> {
   const files = await lake.catalog.liveFiles(table.name);
   // A silver table's delete files hold keys, not rows: the rows are those readers see.
-  if (files.some(isDeleteFile)) return { ...table, rows: morRowCount(files) };
+  if (isMerged(files)) return { ...table, rows: morRowCount(files) };
   if (!mergeOnReadKey(files)) return table;
   const pending = files.filter((f) => f.meta['cdc'] === 'delta').reduce((n, f) => n + f.rows, 0);
   return { ...table, rows: table.rows - pending, pendingChanges: pending };

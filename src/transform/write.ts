@@ -6,7 +6,16 @@ import type { CommitRequest, NewFile, TableChange, TableSchema } from '../catalo
 import type { SilverTableConfig } from '../config/silver.js';
 import { ConfigError } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
-import { type MorFile, morMeta, morRowCount, morRowsSql, nextMorSeq, tableRowsSql } from '../lake/deletes.js';
+import {
+  TOMBSTONE,
+  type MorFile,
+  currentEntriesSql,
+  morMeta,
+  morRowCount,
+  morRowsSql,
+  nextMorSeq,
+  tableRowsSql,
+} from '../lake/deletes.js';
 import { parquetScan } from '../lake/scan.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
 import { ident, lit } from '../lake/sql.js';
@@ -106,18 +115,25 @@ export async function writeSilver(
       const rewritten =
         keyed.rewritten > 0
           ? ` UNION ALL BY NAME SELECT c.* REPLACE (w.fs AS ${SILVER_AUDIT.firstSeen}, w.ls AS ${SILVER_AUDIT.lastSeen}), 0 AS _dip_batch
-          FROM (${morRowsSql(uri, current)}) AS c JOIN ${WINNERS} AS w ON w.b = 0 AND ${AUDIT_MOVED} AND ${on}`
+          FROM (${morRowsSql(uri, current)}) AS c JOIN ${WINNERS} AS w ON w.b = 0 AND NOT w.d AND w.existed AND ${AUDIT_MOVED} AND ${on}`
           : '';
       rowsSql = `${fresh}${rewritten}`;
       operation = onRead ? 'merge' : 'replace';
       newRowCount = keyed.fresh;
-      if (keyed.gone > 0) {
-        deleteFile = await writeLakeFile(
-          lake,
-          `SELECT ${pk.map(ident).join(', ')} FROM ${WINNERS} WHERE ${GONE}`,
-          target,
-          { run_id: runId, ...morMeta('delete', seq, { on: pk, hides: keyed.gone }) },
-        );
+      // Keys whose rows this build replaced or deleted, and tombstones of deleted keys (lake/deletes.ts).
+      const sortOut = plan.sortBy.map((c, i) => `_v${i} AS ${ident(c)}`);
+      const entries = `SELECT ${[...pk.map(ident), `d AS ${TOMBSTONE}`, ...sortOut].join(', ')}, fs AS ${SILVER_AUDIT.firstSeen}, ls AS ${SILVER_AUDIT.lastSeen} FROM ${WINNERS}`;
+      if (onRead && keyed.gone + keyed.tombstones > 0) {
+        deleteFile = await writeLakeFile(lake, `${entries} WHERE ${GONE} OR ${TOMB}`, target, {
+          run_id: runId,
+          ...morMeta('delete', seq, { on: pk, hides: keyed.gone, tombstones: true }),
+        });
+        files.push(deleteFile);
+      } else if (!onRead && keyed.tombstones > 0) {
+        deleteFile = await writeLakeFile(lake, `${entries} WHERE ${TOMB}`, target, {
+          run_id: runId,
+          ...morMeta('tombstones', 0, { on: pk, hides: 0, tombstones: true }),
+        });
         files.push(deleteFile);
       }
     } else {
@@ -155,7 +171,7 @@ export async function writeSilver(
   const before = replaceAll ? undefined : (await lake.catalog.schemaAt(table))?.schema;
   const schema: TableSchema = before ? evolveSchema(before, fileColumns, 'evolve').schema : { columns: fileColumns };
   const added = [parentFile, ...(deleteFile ? [deleteFile] : [])];
-  const after: MorFile[] = replaceAll ? [parentFile] : [...current, ...added];
+  const after: MorFile[] = replaceAll ? added : [...current, ...added];
   const changes: TableChange[] = [
     {
       table,
@@ -181,8 +197,12 @@ export async function writeSilver(
   };
 }
 
-/** Winners that replace or delete a key the table held (their old rows go: the delete file). */
-const GONE = `existed AND (b = 1 OR ${'(fs IS DISTINCT FROM ofs OR ls IS DISTINCT FROM ols)'})`;
+/** First or last arrival of the key moved with this build. */
+const MOVED = '(fs IS DISTINCT FROM ofs OR ls IS DISTINCT FROM ols)';
+/** Winners that replace or delete a row the table held (the old row goes: the delete file). */
+const GONE = `(existed AND (b = 1 OR ${MOVED}))`;
+/** Deleted keys whose tombstone is new or moved. */
+const TOMB = `(d AND (b = 1 OR ${MOVED}))`;
 /** A current row that still wins, but whose first or last arrival changed. */
 const AUDIT_MOVED = '(w.fs IS DISTINCT FROM w.ofs OR w.ls IS DISTINCT FROM w.ols)';
 
@@ -197,23 +217,29 @@ async function pickWinners(
   plan: SilverPlan,
   passing: string,
   current: readonly MorFile[],
-): Promise<{ fresh: number; gone: number; rewritten: number }> {
+): Promise<{ fresh: number; gone: number; rewritten: number; tombstones: number }> {
   const pk = plan.primaryKey;
   const out = (c: string) => plan.outputExpr.get(c) ?? ident(c);
   const keyCols = [...new Set([...pk, ...plan.sortBy, ...(plan.deletedColumn ? [plan.deletedColumn] : [])])];
   const keys = pk.map(ident).join(', ');
   // Files by hash, not path: a path per row of millions would not fit in memory.
   const pos = `hash(${POSITION_COLUMNS.file}) AS _f, ${POSITION_COLUMNS.row} AS _r`;
-  const newKeys = `SELECT ${keyCols.map((c) => `${out(c)} AS ${ident(c)}`).join(', ')}, 1 AS _b, _dip_ingested_at AS _i, _dip_ingested_at AS _fs, _dip_ingested_at AS _ls, ${pos} FROM ${passing}`;
+  const newKeys = `SELECT ${keyCols.map((c) => `${out(c)} AS ${ident(c)}`).join(', ')}, 1 AS _b, _dip_ingested_at AS _i, _dip_ingested_at AS _fs, _dip_ingested_at AS _ls, ${pos}, false AS _tomb FROM ${passing}`;
   let rows = `(${newKeys})`;
   if (current.length) {
-    // Only the current rows of keys this build brings: the table is scanned for them, never held.
+    // Only the current rows (or tombstones) of keys this build brings: read for them, never held.
     await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${NEW_KEYS} AS ${newKeys}`);
-    const on = pk.map((c) => `c.${ident(c)} IS NOT DISTINCT FROM k.${ident(c)}`).join(' AND ');
-    const cur = morRowsSql((p) => lake.storage.uri(p), current);
+    const audit = [SILVER_AUDIT.firstSeen, SILVER_AUDIT.lastSeen];
+    const cur = currentEntriesSql(
+      (p) => lake.storage.uri(p),
+      current,
+      pk,
+      [...keyCols, ...audit],
+      `(SELECT DISTINCT ${keys} FROM ${NEW_KEYS})`,
+    );
     rows = `(SELECT * FROM ${NEW_KEYS} UNION ALL BY NAME
-      SELECT ${keyCols.map((c) => `c.${ident(c)}`).join(', ')}, 0 AS _b, NULL::TIMESTAMPTZ AS _i, c.${SILVER_AUDIT.firstSeen} AS _fs, c.${SILVER_AUDIT.lastSeen} AS _ls, 0::UBIGINT AS _f, 0::BIGINT AS _r, c.${SILVER_AUDIT.firstSeen} AS _ofs, c.${SILVER_AUDIT.lastSeen} AS _ols
-      FROM (${cur}) AS c SEMI JOIN (SELECT DISTINCT ${keys} FROM ${NEW_KEYS}) AS k ON ${on})`;
+      SELECT ${keyCols.map((c) => `c.${ident(c)}`).join(', ')}, 0 AS _b, NULL::TIMESTAMPTZ AS _i, c.${SILVER_AUDIT.firstSeen} AS _fs, c.${SILVER_AUDIT.lastSeen} AS _ls, 0::UBIGINT AS _f, 0::BIGINT AS _r, c.${SILVER_AUDIT.firstSeen} AS _ofs, c.${SILVER_AUDIT.lastSeen} AS _ols, c._tomb AS _tomb
+      FROM (${cur}) AS c)`;
   }
   // Latest by the sort columns (nulls lowest), then this build over the table, then arrival.
   const order = [
@@ -223,15 +249,24 @@ async function pickWinners(
     'f := _f',
     'r := _r',
   ].join(', ');
-  const deleted = plan.deletedColumn ? `coalesce(TRY_CAST(${ident(plan.deletedColumn)} AS BOOLEAN), false)` : 'false';
+  const deleted = plan.deletedColumn
+    ? `(_tomb OR coalesce(TRY_CAST(${ident(plan.deletedColumn)} AS BOOLEAN), false))`
+    : '_tomb';
+  const winner = [
+    'b := _b',
+    'f := _f',
+    'r := _r',
+    `d := ${deleted}`,
+    ...plan.sortBy.map((c, i) => `v${i} := ${ident(c)}`),
+  ].join(', ');
   const old = current.length
-    ? `bool_or(_b = 0) AS existed, max(_ofs) AS ofs, max(_ols) AS ols`
+    ? `bool_or(_b = 0 AND NOT _tomb) AS existed, max(_ofs) AS ofs, max(_ols) AS ols`
     : `false AS existed, NULL::TIMESTAMPTZ AS ofs, NULL::TIMESTAMPTZ AS ols`;
   try {
     await lake.engine.run(
       `CREATE OR REPLACE TEMP TABLE ${WINNERS} AS
-       SELECT ${keys}, w.b AS b, w.f AS f, w.r AS r, w.d AS d, fs, ls, existed, ofs, ols FROM (
-         SELECT ${keys}, arg_max(struct_pack(b := _b, f := _f, r := _r, d := ${deleted}), struct_pack(${order})) AS w, min(_fs) AS fs, max(_ls) AS ls, ${old}
+       SELECT ${keys}, w.b AS b, w.f AS f, w.r AS r, w.d AS d, ${plan.sortBy.map((_, i) => `w.v${i} AS _v${i}, `).join('')}fs, ls, existed, ofs, ols FROM (
+         SELECT ${keys}, arg_max(struct_pack(${winner}), struct_pack(${order})) AS w, min(_fs) AS fs, max(_ls) AS ls, ${old}
          FROM ${rows} GROUP BY ${keys})`,
     );
   } finally {
@@ -240,7 +275,8 @@ async function pickWinners(
   const counts = (
     await lake.engine.all(
       `SELECT count(*) FILTER (WHERE b = 1 AND NOT d) AS fresh, count(*) FILTER (WHERE ${GONE}) AS gone,
-         count(*) FILTER (WHERE existed AND b = 0 AND (fs IS DISTINCT FROM ofs OR ls IS DISTINCT FROM ols)) AS rewritten
+         count(*) FILTER (WHERE existed AND b = 0 AND NOT d AND ${MOVED}) AS rewritten,
+         count(*) FILTER (WHERE ${TOMB}) AS tombstones
        FROM ${WINNERS}`,
     )
   )[0];
@@ -248,6 +284,7 @@ async function pickWinners(
     fresh: Number(counts?.['fresh'] ?? 0),
     gone: Number(counts?.['gone'] ?? 0),
     rewritten: Number(counts?.['rewritten'] ?? 0),
+    tombstones: Number(counts?.['tombstones'] ?? 0),
   };
 }
 
