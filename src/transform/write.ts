@@ -121,7 +121,7 @@ export async function writeSilver(
       operation = onRead ? 'merge' : 'replace';
       newRowCount = keyed.fresh;
       // Keys whose rows this build replaced or deleted, and tombstones of deleted keys (lake/deletes.ts).
-      const sortOut = plan.sortBy.map((c, i) => `_v${i} AS ${ident(c)}`);
+      const sortOut = plan.deletedColumn ? plan.sortBy.map((c, i) => `_v${i} AS ${ident(c)}`) : [];
       const entries = `SELECT ${[...pk.map(ident), `d AS ${TOMBSTONE}`, ...sortOut].join(', ')}, fs AS ${SILVER_AUDIT.firstSeen}, ls AS ${SILVER_AUDIT.lastSeen} FROM ${WINNERS}`;
       if (onRead && keyed.gone + keyed.tombstones > 0) {
         deleteFile = await writeLakeFile(lake, `${entries} WHERE ${GONE} OR ${TOMB}`, target, {
@@ -130,7 +130,7 @@ export async function writeSilver(
         });
         files.push(deleteFile);
       } else if (!onRead && keyed.tombstones > 0) {
-        deleteFile = await writeLakeFile(lake, `${entries} WHERE ${TOMB}`, target, {
+        deleteFile = await writeLakeFile(lake, `${entries} WHERE d`, target, {
           run_id: runId,
           ...morMeta('tombstones', 0, { on: pk, hides: 0, tombstones: true }),
         });
@@ -152,7 +152,15 @@ export async function writeSilver(
       await lake.engine.run(`CREATE OR REPLACE TEMP TABLE _dip_silver_out AS ${rowsSql}`);
       try {
         parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM _dip_silver_out`, target, meta);
-        childChanges = await writeChildren(ctx, name, cfg, plan, pk.length > 0, input.mode === 'full', judgePii);
+        childChanges = await writeChildren(
+          ctx,
+          name,
+          cfg,
+          plan,
+          pk.length > 0,
+          input.mode === 'full' || (pk.length > 0 && !onRead),
+          judgePii,
+        );
         files.push(...childChanges.flatMap((c) => c.add));
       } finally {
         await lake.engine.run('DROP TABLE IF EXISTS _dip_silver_out');
@@ -257,16 +265,16 @@ async function pickWinners(
     'f := _f',
     'r := _r',
     `d := ${deleted}`,
-    ...plan.sortBy.map((c, i) => `v${i} := ${ident(c)}`),
+    ...(plan.deletedColumn ? plan.sortBy.map((c, i) => `v${i} := ${ident(c)}`) : []),
   ].join(', ');
-  const old = current.length
-    ? `bool_or(_b = 0 AND NOT _tomb) AS existed, max(_ofs) AS ofs, max(_ols) AS ols`
-    : `false AS existed, NULL::TIMESTAMPTZ AS ofs, NULL::TIMESTAMPTZ AS ols`;
+  // A full build holds no current rows: the temp table (every key of the table) stays narrow.
+  const old = current.length ? `, bool_or(_b = 0 AND NOT _tomb) AS existed, max(_ofs) AS ofs, max(_ols) AS ols` : '';
+  const sortValues = plan.deletedColumn ? plan.sortBy.map((_, i) => `w.v${i} AS _v${i}, `).join('') : '';
   try {
     await lake.engine.run(
       `CREATE OR REPLACE TEMP TABLE ${WINNERS} AS
-       SELECT ${keys}, w.b AS b, w.f AS f, w.r AS r, w.d AS d, ${plan.sortBy.map((_, i) => `w.v${i} AS _v${i}, `).join('')}fs, ls, existed, ofs, ols FROM (
-         SELECT ${keys}, arg_max(struct_pack(${winner}), struct_pack(${order})) AS w, min(_fs) AS fs, max(_ls) AS ls, ${old}
+       SELECT ${keys}, w.b AS b, w.f AS f, w.r AS r, w.d AS d, ${sortValues}fs, ls${current.length ? ', existed, ofs, ols' : ''} FROM (
+         SELECT ${keys}, arg_max(struct_pack(${winner}), struct_pack(${order})) AS w, min(_fs) AS fs, max(_ls) AS ls${old}
          FROM ${rows} GROUP BY ${keys})`,
     );
   } finally {
@@ -274,10 +282,12 @@ async function pickWinners(
   }
   const counts = (
     await lake.engine.all(
-      `SELECT count(*) FILTER (WHERE b = 1 AND NOT d) AS fresh, count(*) FILTER (WHERE ${GONE}) AS gone,
-         count(*) FILTER (WHERE existed AND b = 0 AND NOT d AND ${MOVED}) AS rewritten,
-         count(*) FILTER (WHERE ${TOMB}) AS tombstones
-       FROM ${WINNERS}`,
+      current.length
+        ? `SELECT count(*) FILTER (WHERE b = 1 AND NOT d) AS fresh, count(*) FILTER (WHERE ${GONE}) AS gone,
+             count(*) FILTER (WHERE existed AND b = 0 AND NOT d AND ${MOVED}) AS rewritten,
+             count(*) FILTER (WHERE ${TOMB}) AS tombstones
+           FROM ${WINNERS}`
+        : `SELECT count(*) FILTER (WHERE b = 1 AND NOT d) AS fresh, 0 AS gone, 0 AS rewritten, count(*) FILTER (WHERE d) AS tombstones FROM ${WINNERS}`,
     )
   )[0];
   return {
