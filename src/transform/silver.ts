@@ -560,6 +560,7 @@ async function buildFrom(
       newRows: written.newRows,
       history,
       columns: written.schema.columns,
+      rows: written.rows,
     }),
   );
   const report = {
