@@ -207,6 +207,7 @@ export async function runIncremental(opts: Options): Promise<number> {
     notes.push(`content: every run matches the full refresh on all ${Object.keys(ref).length} fingerprint figures`);
   const limit = memoryMiB(opts.memory);
   const ratio = inc.length && full.length ? secs(inc) / secs(full) : Number.NaN;
+  const cpuRatio = inc.length && full.length ? cpu(inc) / cpu(full) : Number.NaN;
   const rssTarget = limit + RSS_OVERHEAD_MIB;
   const rows = [
     ...(full.length ? [['a) dip transform --full-refresh (same state)', full] as const] : []),
@@ -220,6 +221,7 @@ export async function runIncremental(opts: Options): Promise<number> {
     fmtInt(xs[0]?.newRows ?? 0),
     fmtInt(xs[0]?.rows ?? 0),
     xs === inc ? ratio.toFixed(3) : '1.000',
+    xs === inc ? cpuRatio.toFixed(3) : '1.000',
     xs === inc ? `≤ ${TARGET_RATIO}, RSS ≤ ${fmtInt(rssTarget)}` : '—',
     xs === inc
       ? `${ratio <= TARGET_RATIO ? 'PASS' : 'FAIL'} / RSS ${rss([...xs]) <= rssTarget ? 'PASS' : 'FAIL'}`
@@ -233,6 +235,7 @@ export async function runIncremental(opts: Options): Promise<number> {
       fullSeconds: full.length ? secs(full) : null,
       incrementalSeconds: inc.length ? secs(inc) : null,
       ratio,
+      cpuRatio,
       incrementalPeakRssMiB: inc.length ? rss(inc) : null,
       fullPeakRssMiB: full.length ? rss(full) : null,
       rssTargetMiB: rssTarget,
@@ -254,10 +257,22 @@ export async function runIncremental(opts: Options): Promise<number> {
     );
     p(
       renderTable(
-        ['variant', 'runs', 'seconds', 'CPU s', 'peak RSS MiB', 'new/changed', 'rows', 'ratio', 'target', 'result'],
+        [
+          'variant',
+          'runs',
+          'seconds',
+          'CPU s',
+          'peak RSS MiB',
+          'new/changed',
+          'rows',
+          'ratio',
+          'CPU ratio',
+          'target',
+          'result',
+        ],
         rows,
         opts.markdown,
-        [false, true, true, true, true, true, true, true, false, false],
+        [false, true, true, true, true, true, true, true, true, false, false],
       ),
     );
     for (const n of notes) p(`\n${n}`);
