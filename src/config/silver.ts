@@ -329,6 +329,26 @@ export const silverTableSchema = z
       .default({})
       .describe('Child tables derived from expressions, named <table>__<name>'),
     checks: z.array(checkSchema).default([]),
+    compaction: z
+      .strictObject({
+        delta_ratio: z
+          .number()
+          .min(0)
+          .default(0.25)
+          .describe(
+            'Compact after a build once the rows in upsert and delete files reach this share of the base file (0: after every build)',
+          ),
+        max_builds: z
+          .number()
+          .int()
+          .min(1)
+          .default(16)
+          .describe('Compact after a build once this many builds have added upsert and delete files'),
+      })
+      .optional()
+      .describe(
+        'Merge-on-read of a table with a primary key: builds add the changed rows and a delete file; past these limits they are folded into a new base file (default 0.25 and 16)',
+      ),
   })
   .describe('A silver table: a bronze table refined');
 

@@ -4,6 +4,16 @@ import type { CommitInfo, DataFile, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import { processAlive } from '../core/process.js';
 import type { Lake } from './lake.js';
+import {
+  MOR_META,
+  deltaRows,
+  hasDeltas,
+  isMerged,
+  liveTombstonesSql,
+  morMeta,
+  morRowCount,
+  morRowsSql,
+} from './deletes.js';
 import { combinedLineage } from './lineage.js';
 import { MERGE_KEY_META, mergeOnReadKey } from './merge.js';
 import { sourceOfDataPath, splitTableName } from './paths.js';
@@ -167,7 +177,15 @@ export async function compactTable(lake: Lake, table: string, options: CompactOp
   const info = await lake.catalog.getTable(table);
   if (!info) throw new DipError('not_found', `no table named ${table}`);
   if (info.format !== 'parquet') return { table, inputFiles: 0, rows: 0, commit: undefined };
-  const small = (await lake.catalog.liveFiles(table)).filter((f) => f.bytes < options.smallFileBytes);
+  const live = await lake.catalog.liveFiles(table);
+  // A merge-on-read table (upserts and delete files) compacts into a new base, whatever the sizes.
+  if (hasDeltas(live)) {
+    if (options.dryRun) return { table, inputFiles: live.length, rows: morRowCount(live), commit: undefined };
+    return asRegisteredWriter(lake, '(compact)', () => compactMergeOnRead(lake, table, info, live));
+  }
+  // Compacted already: a base and its tombstones, which are not rows to pack together.
+  if (isMerged(live)) return { table, inputFiles: 0, rows: 0, commit: undefined };
+  const small = live.filter((f) => f.bytes < options.smallFileBytes);
   if (small.length < 2 || options.dryRun) {
     return {
       table,
@@ -215,6 +233,69 @@ async function compactFiles(lake: Lake, table: string, info: TableInfo, small: D
     summary: { table, inputFiles: small.length, rows },
   });
   return { table, inputFiles: small.length, rows, commit };
+}
+
+/**
+ * Folds a merge-on-read table's upsert and delete files into a new base file: the merged rows,
+ * in one commit (expected head: a build landing meanwhile makes it fail, nothing changed). The
+ * caller registers the work as a writer (the new file is published before its commit).
+ */
+export async function compactMergeOnRead(
+  lake: Lake,
+  table: string,
+  info: TableInfo,
+  live: DataFile[],
+): Promise<CompactResult> {
+  const [, name] = splitTableName(table);
+  const source = sourceOfDataPath(live[0]?.path ?? '') ?? 'compacted';
+  const sql = morRowsSql((p) => lake.storage.uri(p), live);
+  if (!sql) return { table, inputFiles: 0, rows: 0, commit: undefined };
+  const expectedRows = morRowCount(live);
+  const compacted = await writeLakeFile(
+    lake,
+    sql,
+    { zone: info.zone, source, table: name },
+    { compacted_from: live.length, ...morMeta('base', 0) },
+  );
+  if (compacted.rows !== expectedRows) {
+    await lake.storage.delete([compacted.path]);
+    throw new DipError(
+      'internal',
+      `compaction of ${table} read ${compacted.rows} rows, the catalog says ${expectedRows}; nothing was changed`,
+    );
+  }
+  // Deleted keys keep their tombstones, so later builds weigh late versions against the deletion.
+  const add = [compacted];
+  const tombstones = liveTombstonesSql((p) => lake.storage.uri(p), live);
+  if (tombstones) {
+    const on = live.find((f) => f.meta[MOR_META.tombstones] === true)?.meta[MOR_META.on];
+    const file = await writeLakeFile(
+      lake,
+      tombstones,
+      { zone: info.zone, source, table: name },
+      {
+        compacted_from: live.length,
+        ...morMeta('tombstones', 0, { on: Array.isArray(on) ? on.map(String) : [], hides: 0, tombstones: true }),
+      },
+    );
+    if (file.rows > 0) add.push(file);
+    else await lake.storage.delete([file.path]);
+  }
+  const commit = await lake.catalog.commit({
+    operation: 'compact',
+    tables: [
+      {
+        table,
+        zone: info.zone,
+        format: 'parquet',
+        add,
+        remove: live.map((f) => f.path),
+        expectedHead: info.headCommit,
+      },
+    ],
+    summary: { table, inputFiles: live.length, rows: compacted.rows, ...deltaRows(live) },
+  });
+  return { table, inputFiles: live.length, rows: compacted.rows, commit };
 }
 
 /** Makes a table hold exactly the files it held at an earlier commit, as a new commit. */

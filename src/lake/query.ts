@@ -2,6 +2,7 @@ import type { AsOf, TableInfo } from '../catalog/types.js';
 import { DipError } from '../core/errors.js';
 import type { Lake } from './lake.js';
 import { splitTableName } from './paths.js';
+import { isMerged, morRowsSql } from './deletes.js';
 import { latestRowsSql, mergeOnReadKey } from './merge.js';
 import { parquetScan, rawScan } from './scan.js';
 import { ident } from './sql.js';
@@ -51,6 +52,12 @@ export async function attachTables(
     const view = `${ident(zone)}.${ident(name)}`;
     if (!schema && files.length === 0) {
       await lake.engine.run(`DROP VIEW IF EXISTS ${view}`);
+      continue;
+    }
+    // A silver table with a key: its upserts less the rows later delete files name.
+    const merged = isMerged(files) ? morRowsSql((p) => lake.storage.uri(p), files) : undefined;
+    if (merged) {
+      await lake.engine.run(`CREATE OR REPLACE VIEW ${view} AS ${merged}`);
       continue;
     }
     // Raw envelopes are derived from each file's metadata (the stored-as-arrived form).

@@ -3,10 +3,12 @@
  * merge-on-read table (CDC current state) counts the rows readers see: its merged base with the
  * changes of its delta files applied (the latest change per key, deleted keys gone), counted by
  * a query when deltas exist and remembered per head commit. How many changes wait in deltas to
- * be merged is `pendingChanges` (not rows).
+ * be merged is `pendingChanges` (not rows). A silver table with delete files counts the rows
+ * readers see.
  */
 import type { TableInfo } from '../catalog/types.js';
 import type { Lake } from '../lake/lake.js';
+import { isMerged, morRowCount } from '../lake/deletes.js';
 import { latestRowsSql, mergeOnReadKey } from '../lake/merge.js';
 import { parquetScan } from '../lake/scan.js';
 
@@ -18,6 +20,8 @@ const counted = new WeakMap<Lake, Map<string, { head: number | null; rows: numbe
 /** One table's rows as readers see them: a CDC current-state table's deltas are changes, not rows. */
 export async function summarizeTable(lake: Lake, table: TableInfo): Promise<TableSummary> {
   const files = await lake.catalog.liveFiles(table.name);
+  // A silver table's delete files hold keys, not rows: the rows are those readers see.
+  if (isMerged(files)) return { ...table, rows: morRowCount(files) };
   const key = mergeOnReadKey(files);
   if (!key) return table;
   const deltas = files.filter((f) => f.meta['cdc'] === 'delta');

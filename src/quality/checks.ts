@@ -93,7 +93,7 @@ export async function evaluateTableChecks(
   checks: readonly CompiledTableCheck[],
   ctx: TableCheckContext,
 ): Promise<CheckResult[]> {
-  let count: Promise<number> | undefined;
+  let count: Promise<number> | undefined = ctx.rows === undefined ? undefined : Promise.resolve(ctx.rows);
   const rowCount = () =>
     (count ??= engine.all(`SELECT count(*) AS n FROM ${relationSql}`).then((r) => Number(r[0]?.['n'] ?? 0)));
   const results: CheckResult[] = [];

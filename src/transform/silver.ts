@@ -13,6 +13,7 @@ import type { PipelineConfig } from '../config/schema.js';
 import type { SilverTableConfig } from '../config/silver.js';
 import { ConfigError, DipError } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
+import { tableRowsSql } from '../lake/deletes.js';
 import { liveRowsSql, mergeOnReadKey } from '../lake/merge.js';
 import { parquetScan } from '../lake/scan.js';
 import { ident, lit } from '../lake/sql.js';
@@ -39,6 +40,7 @@ import {
   unsealedQuarantine,
   writeQuarantine,
 } from './quarantine.js';
+import { compactAfterBuild } from './compaction.js';
 import { writeSilver, type BuildTarget, type SilverMode } from './write.js';
 
 export type { SilverMode };
@@ -91,6 +93,8 @@ export interface SilverTableResult {
   report?: QualityReport | undefined;
   /** Milliseconds per phase: checks, pii_detection, write, quarantine, table_checks. */
   timings?: Record<string, number> | undefined;
+  /** Tables compacted after the build (the delta passed `compaction`), each its own commit. */
+  compacted?: { table: string; commit: number; rows: number; ms: number }[] | undefined;
 }
 
 /** A run failed its data quality checks: nothing was committed, the report was kept. */
@@ -153,9 +157,18 @@ export async function runSilver(
   const results: SilverTableResult[] = [];
   for (const [name, cfg] of silverTables(pipeline, options.tables)) {
     options.signal?.throwIfAborted();
-    results.push(
-      await buildSilverTable({ lake, pipeline: pipelineName, runId: options.runId, privacy, options }, name, cfg),
+    const result = await buildSilverTable(
+      { lake, pipeline: pipelineName, runId: options.runId, privacy, options },
+      name,
+      cfg,
     );
+    if (result.commit !== null) {
+      result.compacted = await compactAfterBuild(lake, result.table, cfg, (message) => {
+        result.warnings.push(message);
+        options.onEvent?.({ type: 'silver_warning', table: result.table, message });
+      });
+    }
+    results.push(result);
   }
   return results;
 }
@@ -167,7 +180,9 @@ interface BuildContext extends BuildTarget {
 
 /** The definition fingerprint: the table's config plus the secrets that shape its values. */
 function definitionOf(cfg: SilverTableConfig, privacy: PrivacyContext): string {
-  return createHash('sha256').update(JSON.stringify(cfg)).update(privacy.fingerprint).digest('hex').slice(0, 16);
+  // Compaction settings shape the file layout, not the values: changing them rebuilds nothing.
+  const { compaction: _layout, ...shaping } = cfg;
+  return createHash('sha256').update(JSON.stringify(shaping)).update(privacy.fingerprint).digest('hex').slice(0, 16);
 }
 
 interface InputSelection {
@@ -397,7 +412,7 @@ async function buildFrom(
     const files = await lake.catalog.liveFiles(t);
     if (files.length === 0)
       throw new ConfigError(`${table}: ${t} has no data (it is referenced by a join or relationships check)`);
-    return liveRowsSql(parquetScan(files.map((f) => lake.storage.uri(f.path))), files);
+    return tableRowsSql((p) => lake.storage.uri(p), files);
   };
   const plan = await planSilver({
     table: name,
@@ -534,7 +549,7 @@ async function buildFrom(
     }
   }
 
-  const silverRelation = parquetScan(written.liveAfter.map((p) => lake.storage.uri(p)));
+  const silverRelation = written.relationAfter;
   const history = (await lake.catalog.listQualityReports(table, { limit: 60 }))
     .filter((r) => r.commitId !== null)
     .map((r) => Number((r.report as { newRows?: number }).newRows ?? r.rows))
@@ -545,6 +560,7 @@ async function buildFrom(
       newRows: written.newRows,
       history,
       columns: written.schema.columns,
+      rows: written.rows,
     }),
   );
   const report = {

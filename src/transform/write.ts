@@ -6,6 +6,16 @@ import type { CommitRequest, NewFile, TableChange, TableSchema } from '../catalo
 import type { SilverTableConfig } from '../config/silver.js';
 import { ConfigError } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
+import {
+  TOMBSTONE,
+  type MorFile,
+  currentEntriesSql,
+  morMeta,
+  morRowCount,
+  morRowsSql,
+  nextMorSeq,
+  tableRowsSql,
+} from '../lake/deletes.js';
 import { parquetScan } from '../lake/scan.js';
 import { evolveSchema } from '../lake/schema-evolution.js';
 import { ident, lit } from '../lake/sql.js';
@@ -26,27 +36,22 @@ export interface WrittenSilver {
   operation: CommitRequest['operation'];
   changes: TableChange[];
   files: NewFile[];
-  /** Paths of the silver table's live files once committed. */
-  liveAfter: string[];
+  /** A relation of the silver table's rows once committed (merged on read). */
+  relationAfter: string;
   schema: TableSchema;
   rows: number;
   newRows: number;
 }
 
 const WINNERS = '_dip_winners';
+const NEW_KEYS = '_dip_new_keys';
+const CHILD_GONE = '_dip_child_gone';
 
 /** `_dip_id` of a keyed row: md5 of its (masked) key values, so child rows can point at it. */
 function keyIdSql(key: readonly string[], alias: string): string {
   return `md5(concat_ws(chr(31), ${key.map((c) => `CAST(${alias}.${ident(c)} AS VARCHAR)`).join(', ')}))`;
 }
 
-/**
- * Writes the silver table (and its children). With a primary key: a narrow pass picks the
- * latest record per key (by sort columns, then arrival) among the new rows and the table's
- * current rows, with first/last arrival per key; only the winning new rows are then
- * transformed and masked in full, and written together with the current rows that still win
- * (copy-on-write). Without a key: the new rows are appended.
- */
 /** Judges unmasked columns of a relation for PII; `prefix` names a child table's columns (`<child>.`). */
 export type PiiJudge = (
   relation: string,
@@ -54,6 +59,15 @@ export type PiiJudge = (
   prefix: string,
 ) => Promise<void>;
 
+/**
+ * Writes the silver table (and its children). With a primary key: a narrow pass picks the
+ * latest record per key (by sort columns, then arrival) among the new rows and the current
+ * rows of those keys, with first/last arrival per key; only the winning new rows are then
+ * transformed and masked in full. A full build writes them as the table's base file; later
+ * builds write an upsert file (the new winners, and current rows whose arrival times moved)
+ * and a delete file naming the keys whose earlier rows they replace or delete
+ * (merge-on-read, `lake/deletes.ts`). Without a key: the new rows are appended.
+ */
 export async function writeSilver(
   ctx: BuildTarget,
   name: string,
@@ -67,6 +81,7 @@ export async function writeSilver(
   const { lake } = ctx;
   const table = `silver.${name}`;
   const runId = ctx.runId;
+  const uri = (p: string) => lake.storage.uri(p);
   const current = input.mode === 'full' ? [] : await lake.catalog.liveFiles(table);
   const head = (await lake.catalog.getTable(table))?.headCommit ?? null;
   const keep = plan.columns.filter((c) => !dropped.includes(c.name));
@@ -76,66 +91,60 @@ export async function writeSilver(
   const childCols = plan.children.map((c) => ident(c.column));
   const sourceFile = ident(SILVER_AUDIT.sourceFile);
   const target = { zone: 'silver' as const, source: ctx.pipeline, table: name };
-  const meta = { run_id: runId, mode: input.mode };
+  // A keyed table with rows gets this build's changes as an upsert and a delete file (merge-on-read).
+  const onRead = pk.length > 0 && current.length > 0;
+  const seq = onRead ? nextMorSeq(current) : 0;
+  const meta = { run_id: runId, mode: input.mode, ...(pk.length ? morMeta(onRead ? 'upsert' : 'base', seq) : {}) };
 
-  let rowsSql: string; // the table's rows after this build, with _dip_batch (1: from this build)
+  let rowsSql: string; // the rows this build writes, with _dip_batch (1: new from bronze)
   let operation: CommitRequest['operation'];
   let newRowCount: number | undefined;
-  if (pk.length) {
-    const keyCols = [...new Set([...pk, ...plan.sortBy, ...(plan.deletedColumn ? [plan.deletedColumn] : [])])];
-    // Files by hash, not path: a path per row of millions would not fit in memory.
-    const pos = `hash(${POSITION_COLUMNS.file}) AS _f, ${POSITION_COLUMNS.row} AS _r`;
-    const newKeys = `SELECT ${keyCols.map((c) => `${out(c)} AS ${ident(c)}`).join(', ')}, 1 AS _b, _dip_ingested_at AS _i, _dip_ingested_at AS _fs, _dip_ingested_at AS _ls, ${pos} FROM ${passing}`;
-    const curScan = current.length
-      ? parquetScan(
-          current.map((f) => lake.storage.uri(f.path)),
-          ['filename=true', 'file_row_number=true'],
-        )
-      : undefined;
-    const curKeys = curScan
-      ? ` UNION ALL BY NAME SELECT ${keyCols.map(ident).join(', ')}, 0 AS _b, NULL::TIMESTAMPTZ AS _i, ${SILVER_AUDIT.firstSeen} AS _fs, ${SILVER_AUDIT.lastSeen} AS _ls, hash(filename) AS _f, file_row_number AS _r FROM ${curScan}`
-      : '';
-    // Latest by the sort columns (nulls lowest), then this build over the table, then arrival.
-    const order = [
-      ...plan.sortBy.flatMap((c, i) => [`n${i} := ${ident(c)} IS NOT NULL`, `s${i} := ${ident(c)}`]),
-      'b := _b',
-      'i := _i',
-      'f := _f',
-      'r := _r',
-    ].join(', ');
-    const deleted = plan.deletedColumn ? `coalesce(TRY_CAST(${ident(plan.deletedColumn)} AS BOOLEAN), false)` : 'false';
-    await lake.engine.run(
-      `CREATE OR REPLACE TEMP TABLE ${WINNERS} AS
-       SELECT ${pk.map(ident).join(', ')}, w.b AS b, w.f AS f, w.r AS r, w.d AS d, fs, ls FROM (
-         SELECT ${pk.map(ident).join(', ')}, arg_max(struct_pack(b := _b, f := _f, r := _r, d := ${deleted}), struct_pack(${order})) AS w, min(_fs) AS fs, max(_ls) AS ls
-         FROM (${newKeys}${curKeys}) GROUP BY ${pk.map(ident).join(', ')})`,
-    );
-    const winning = `(SELECT i.*, w.fs AS _dip_fs, w.ls AS _dip_ls FROM ${input.relation} AS i JOIN ${WINNERS} AS w ON w.b = 1 AND NOT w.d AND hash(i.${POSITION_COLUMNS.file}) = w.f AND i.${POSITION_COLUMNS.row} = w.r)`;
-    const fresh = `SELECT *, ${keyIdSql(pk, 'n')} AS ${SILVER_AUDIT.id} FROM (
-        SELECT ${[...masked, ...childCols].join(', ')}, ${sourceFile}, _dip_fs AS ${SILVER_AUDIT.firstSeen}, _dip_ls AS ${SILVER_AUDIT.lastSeen}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, 1 AS _dip_batch
-        FROM (${plan.clearSql(winning, ['_dip_fs', '_dip_ls'])})) AS n`;
-    const kept = curScan
-      ? ` UNION ALL BY NAME SELECT c.* EXCLUDE (filename, file_row_number) REPLACE (w.fs AS ${SILVER_AUDIT.firstSeen}, w.ls AS ${SILVER_AUDIT.lastSeen}), 0 AS _dip_batch
-          FROM ${curScan} AS c JOIN ${WINNERS} AS w ON w.b = 0 AND NOT w.d AND hash(c.filename) = w.f AND c.file_row_number = w.r`
-      : '';
-    rowsSql = `${fresh}${kept}`;
-    operation = current.length ? 'merge' : 'replace';
-    newRowCount = Number(
-      (await lake.engine.all(`SELECT count(*) AS n FROM ${WINNERS} WHERE b = 1 AND NOT d`))[0]?.['n'] ?? 0,
-    );
-  } else {
-    rowsSql = `SELECT ${[...masked, ...childCols].join(', ')}, ${sourceFile},
-        md5(concat_ws(':', ${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row})) AS ${SILVER_AUDIT.id},
-        _dip_ingested_at AS ${SILVER_AUDIT.firstSeen}, _dip_ingested_at AS ${SILVER_AUDIT.lastSeen}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, 1 AS _dip_batch
-      FROM ${passing}`;
-    operation = input.mode === 'full' ? 'replace' : 'append';
-  }
-
-  const hiddenOut = ['_dip_batch', ...plan.children.map((c) => c.column)].map(ident).join(', ');
+  let deleteFile: NewFile | undefined;
   const files: NewFile[] = [];
   let parentFile: NewFile;
   let childChanges: TableChange[] = [];
   try {
+    if (pk.length) {
+      const keyed = await pickWinners(lake, plan, passing, onRead ? current : []);
+      const winning = `(SELECT i.*, w.fs AS _dip_fs, w.ls AS _dip_ls FROM ${input.relation} AS i JOIN ${WINNERS} AS w ON w.b = 1 AND NOT w.d AND hash(i.${POSITION_COLUMNS.file}) = w.f AND i.${POSITION_COLUMNS.row} = w.r)`;
+      const fresh = `SELECT *, ${keyIdSql(pk, 'n')} AS ${SILVER_AUDIT.id} FROM (
+        SELECT ${[...masked, ...childCols].join(', ')}, ${sourceFile}, _dip_fs AS ${SILVER_AUDIT.firstSeen}, _dip_ls AS ${SILVER_AUDIT.lastSeen}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, 1 AS _dip_batch
+        FROM (${plan.clearSql(winning, ['_dip_fs', '_dip_ls'])})) AS n`;
+      // Current rows that still win but whose first/last arrival moved are written again.
+      const on = pk.map((c) => `c.${ident(c)} IS NOT DISTINCT FROM w.${ident(c)}`).join(' AND ');
+      const rewritten =
+        keyed.rewritten > 0
+          ? ` UNION ALL BY NAME SELECT c.* REPLACE (w.fs AS ${SILVER_AUDIT.firstSeen}, w.ls AS ${SILVER_AUDIT.lastSeen}), 0 AS _dip_batch
+          FROM (${morRowsSql(uri, current)}) AS c JOIN ${WINNERS} AS w ON w.b = 0 AND NOT w.d AND w.existed AND ${AUDIT_MOVED} AND ${on}`
+          : '';
+      rowsSql = `${fresh}${rewritten}`;
+      operation = onRead ? 'merge' : 'replace';
+      newRowCount = keyed.fresh;
+      // Keys whose rows this build replaced or deleted, and tombstones of deleted keys (lake/deletes.ts).
+      const sortOut = plan.deletedColumn ? plan.sortBy.map((c, i) => `_v${i} AS ${ident(c)}`) : [];
+      const entries = `SELECT ${[...pk.map(ident), `d AS ${TOMBSTONE}`, ...sortOut].join(', ')}, fs AS ${SILVER_AUDIT.firstSeen}, ls AS ${SILVER_AUDIT.lastSeen} FROM ${WINNERS}`;
+      if (onRead && keyed.gone + keyed.tombstones > 0) {
+        deleteFile = await writeLakeFile(lake, `${entries} WHERE ${GONE} OR ${TOMB}`, target, {
+          run_id: runId,
+          ...morMeta('delete', seq, { on: pk, hides: keyed.gone, tombstones: true }),
+        });
+        files.push(deleteFile);
+      } else if (!onRead && keyed.tombstones > 0) {
+        deleteFile = await writeLakeFile(lake, `${entries} WHERE d`, target, {
+          run_id: runId,
+          ...morMeta('tombstones', 0, { on: pk, hides: 0, tombstones: true }),
+        });
+        files.push(deleteFile);
+      }
+    } else {
+      rowsSql = `SELECT ${[...masked, ...childCols].join(', ')}, ${sourceFile},
+        md5(concat_ws(':', ${POSITION_COLUMNS.file}, ${POSITION_COLUMNS.row})) AS ${SILVER_AUDIT.id},
+        _dip_ingested_at AS ${SILVER_AUDIT.firstSeen}, _dip_ingested_at AS ${SILVER_AUDIT.lastSeen}, ${lit(runId)} AS ${SILVER_AUDIT.runId}, 1 AS _dip_batch
+      FROM ${passing}`;
+      operation = input.mode === 'full' ? 'replace' : 'append';
+    }
+
+    const hiddenOut = ['_dip_batch', ...plan.children.map((c) => c.column)].map(ident).join(', ');
     if (plan.children.length === 0) {
       parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM (${rowsSql})`, target, meta);
     } else {
@@ -143,22 +152,34 @@ export async function writeSilver(
       await lake.engine.run(`CREATE OR REPLACE TEMP TABLE _dip_silver_out AS ${rowsSql}`);
       try {
         parentFile = await writeLakeFile(lake, `SELECT * EXCLUDE (${hiddenOut}) FROM _dip_silver_out`, target, meta);
-        childChanges = await writeChildren(ctx, name, cfg, plan, pk.length > 0, input.mode === 'full', judgePii);
+        childChanges = await writeChildren(
+          ctx,
+          name,
+          cfg,
+          plan,
+          pk.length > 0,
+          input.mode === 'full' || (pk.length > 0 && !onRead),
+          judgePii,
+        );
         files.push(...childChanges.flatMap((c) => c.add));
       } finally {
         await lake.engine.run('DROP TABLE IF EXISTS _dip_silver_out');
       }
     }
+  } catch (err) {
+    await lake.storage.delete(files.map((f) => f.path)).catch(() => undefined);
+    throw err;
   } finally {
     await lake.engine.run(`DROP TABLE IF EXISTS ${WINNERS}`);
   }
   files.push(parentFile);
-  const replaceAll = pk.length > 0 || input.mode === 'full';
-  const fileColumns = await lake.engine.describe(`SELECT * FROM ${parquetScan([lake.storage.uri(parentFile.path)])}`);
-  // Appended files may lack columns older files have: the table's schema is their union.
+  const replaceAll = (pk.length > 0 && !onRead) || input.mode === 'full';
+  const fileColumns = await lake.engine.describe(`SELECT * FROM ${parquetScan([uri(parentFile.path)])}`);
+  // Appended (and upsert) files may lack columns older files have: the table's schema is their union.
   const before = replaceAll ? undefined : (await lake.catalog.schemaAt(table))?.schema;
   const schema: TableSchema = before ? evolveSchema(before, fileColumns, 'evolve').schema : { columns: fileColumns };
-  const liveAfter = replaceAll ? [parentFile.path] : [...current.map((f) => f.path), parentFile.path];
+  const added = [parentFile, ...(deleteFile ? [deleteFile] : [])];
+  const after: MorFile[] = replaceAll ? added : [...current, ...added];
   const changes: TableChange[] = [
     {
       table,
@@ -166,15 +187,115 @@ export async function writeSilver(
       format: 'parquet',
       primaryKey: pk,
       schema,
-      add: [parentFile],
+      add: added,
       // Even an append: two builds of one table at once must not both add the same bronze rows.
       expectedHead: head,
       ...(replaceAll ? { remove: 'all' as const } : {}),
     },
     ...childChanges,
   ];
-  const total = replaceAll ? parentFile.rows : current.reduce((n, f) => n + f.rows, 0) + parentFile.rows;
-  return { operation, changes, files, liveAfter, schema, rows: total, newRows: newRowCount ?? parentFile.rows };
+  return {
+    operation,
+    changes,
+    files,
+    relationAfter: tableRowsSql(uri, after),
+    schema,
+    rows: morRowCount(after),
+    newRows: newRowCount ?? parentFile.rows,
+  };
+}
+
+/** First or last arrival of the key moved with this build. */
+const MOVED = '(fs IS DISTINCT FROM ofs OR ls IS DISTINCT FROM ols)';
+/** Winners that replace or delete a row the table held (the old row goes: the delete file). */
+const GONE = `(existed AND (b = 1 OR ${MOVED}))`;
+/** Deleted keys whose tombstone is new or moved. */
+const TOMB = `(d AND (b = 1 OR ${MOVED}))`;
+/** A current row that still wins, but whose first or last arrival changed. */
+const AUDIT_MOVED = '(w.fs IS DISTINCT FROM w.ofs OR w.ls IS DISTINCT FROM w.ols)';
+
+/**
+ * The winner per key (temp table `_dip_winners`): a narrow pass over key and sort columns of
+ * the passing new rows and, merging on read, of the current rows with those keys only, by
+ * (sort columns, this build over the table, arrival); with first/last arrival per key, and
+ * whether the table held the key (`existed`, its first/last arrival then: `ofs`, `ols`).
+ */
+async function pickWinners(
+  lake: Lake,
+  plan: SilverPlan,
+  passing: string,
+  current: readonly MorFile[],
+): Promise<{ fresh: number; gone: number; rewritten: number; tombstones: number }> {
+  const pk = plan.primaryKey;
+  const out = (c: string) => plan.outputExpr.get(c) ?? ident(c);
+  const keyCols = [...new Set([...pk, ...plan.sortBy, ...(plan.deletedColumn ? [plan.deletedColumn] : [])])];
+  const keys = pk.map(ident).join(', ');
+  // Files by hash, not path: a path per row of millions would not fit in memory.
+  const pos = `hash(${POSITION_COLUMNS.file}) AS _f, ${POSITION_COLUMNS.row} AS _r`;
+  const newKeys = `SELECT ${keyCols.map((c) => `${out(c)} AS ${ident(c)}`).join(', ')}, 1 AS _b, _dip_ingested_at AS _i, _dip_ingested_at AS _fs, _dip_ingested_at AS _ls, ${pos}, false AS _tomb FROM ${passing}`;
+  let rows = `(${newKeys})`;
+  if (current.length) {
+    // Only the current rows (or tombstones) of keys this build brings: read for them, never held.
+    await lake.engine.run(`CREATE OR REPLACE TEMP TABLE ${NEW_KEYS} AS ${newKeys}`);
+    const audit = [SILVER_AUDIT.firstSeen, SILVER_AUDIT.lastSeen];
+    const cur = currentEntriesSql(
+      (p) => lake.storage.uri(p),
+      current,
+      pk,
+      [...keyCols, ...audit],
+      `(SELECT DISTINCT ${keys} FROM ${NEW_KEYS})`,
+    );
+    rows = `(SELECT * FROM ${NEW_KEYS} UNION ALL BY NAME
+      SELECT ${keyCols.map((c) => `c.${ident(c)}`).join(', ')}, 0 AS _b, NULL::TIMESTAMPTZ AS _i, c.${SILVER_AUDIT.firstSeen} AS _fs, c.${SILVER_AUDIT.lastSeen} AS _ls, 0::UBIGINT AS _f, 0::BIGINT AS _r, c.${SILVER_AUDIT.firstSeen} AS _ofs, c.${SILVER_AUDIT.lastSeen} AS _ols, c._tomb AS _tomb
+      FROM (${cur}) AS c)`;
+  }
+  // Latest by the sort columns (nulls lowest), then this build over the table, then arrival.
+  const order = [
+    ...plan.sortBy.flatMap((c, i) => [`n${i} := ${ident(c)} IS NOT NULL`, `s${i} := ${ident(c)}`]),
+    'b := _b',
+    'i := _i',
+    'f := _f',
+    'r := _r',
+  ].join(', ');
+  const deleted = plan.deletedColumn
+    ? `(_tomb OR coalesce(TRY_CAST(${ident(plan.deletedColumn)} AS BOOLEAN), false))`
+    : '_tomb';
+  const winner = [
+    'b := _b',
+    'f := _f',
+    'r := _r',
+    `d := ${deleted}`,
+    ...(plan.deletedColumn ? plan.sortBy.map((c, i) => `v${i} := ${ident(c)}`) : []),
+  ].join(', ');
+  // A full build holds no current rows: the temp table (every key of the table) stays narrow.
+  const old = current.length ? `, bool_or(_b = 0 AND NOT _tomb) AS existed, max(_ofs) AS ofs, max(_ols) AS ols` : '';
+  const sortValues = plan.deletedColumn ? plan.sortBy.map((_, i) => `w.v${i} AS _v${i}, `).join('') : '';
+  try {
+    await lake.engine.run(
+      `CREATE OR REPLACE TEMP TABLE ${WINNERS} AS
+       SELECT ${keys}, w.b AS b, w.f AS f, w.r AS r, w.d AS d, ${sortValues}fs, ls${current.length ? ', existed, ofs, ols' : ''} FROM (
+         SELECT ${keys}, arg_max(struct_pack(${winner}), struct_pack(${order})) AS w, min(_fs) AS fs, max(_ls) AS ls${old}
+         FROM ${rows} GROUP BY ${keys})`,
+    );
+  } finally {
+    await lake.engine.run(`DROP TABLE IF EXISTS ${NEW_KEYS}`);
+  }
+  const counts = (
+    await lake.engine.all(
+      current.length
+        ? `SELECT count(*) FILTER (WHERE b = 1 AND NOT d) AS fresh, count(*) FILTER (WHERE ${GONE}) AS gone,
+             count(*) FILTER (WHERE existed AND b = 0 AND NOT d AND ${MOVED}) AS rewritten,
+             count(*) FILTER (WHERE ${TOMB}) AS tombstones
+           FROM ${WINNERS}`
+        : `SELECT count(*) FILTER (WHERE b = 1 AND NOT d) AS fresh, 0 AS gone, 0 AS rewritten, count(*) FILTER (WHERE d) AS tombstones FROM ${WINNERS}`,
+    )
+  )[0];
+  return {
+    fresh: Number(counts?.['fresh'] ?? 0),
+    gone: Number(counts?.['gone'] ?? 0),
+    rewritten: Number(counts?.['rewritten'] ?? 0),
+    tombstones: Number(counts?.['tombstones'] ?? 0),
+  };
 }
 
 /**
@@ -225,29 +346,51 @@ async function writeChildren(
       .map((c) => (c.name === 'value' ? { ...c, name: child.valueColumn } : c))
       .filter((c) => !c.name.startsWith('_dip_') && !child.masks.has(c.name));
     await judgePii(`(${sql})`, childColumns, `${child.name}.`);
-    if (keyed && current.length) {
-      // Keys this build touched (new winner or deleted) lose their old children.
-      const touched = `SELECT ${keyIdSql(plan.primaryKey, WINNERS)} FROM ${WINNERS} WHERE b = 1`;
-      const kept = `SELECT * FROM ${parquetScan(current.map((f) => lake.storage.uri(f.path)))} WHERE _dip_parent_id NOT IN (${touched})`;
-      sql = `${kept} UNION ALL BY NAME ${sql}`;
+    const target = { zone: 'silver' as const, source: ctx.pipeline, table: `${name}__${child.name}` };
+    const onRead = keyed && current.length > 0;
+    const seq = onRead ? nextMorSeq(current) : 0;
+    const added: NewFile[] = [];
+    if (onRead) {
+      // Parents this build replaced or deleted lose their children: a delete file of their ids.
+      const touched = `SELECT ${keyIdSql(plan.primaryKey, WINNERS)} FROM ${WINNERS} WHERE existed AND b = 1`;
+      const cur = morRowsSql((p) => lake.storage.uri(p), current) ?? 'SELECT NULL AS _dip_parent_id WHERE false';
+      await lake.engine.run(
+        `CREATE OR REPLACE TEMP TABLE ${CHILD_GONE} AS SELECT _dip_parent_id, count(*) AS n FROM (${cur}) WHERE _dip_parent_id IN (${touched}) GROUP BY 1`,
+      );
+      try {
+        const hides = Number(
+          (await lake.engine.all(`SELECT coalesce(sum(n), 0) AS n FROM ${CHILD_GONE}`))[0]?.['n'] ?? 0,
+        );
+        if (hides > 0)
+          added.push(
+            await writeLakeFile(lake, `SELECT _dip_parent_id FROM ${CHILD_GONE}`, target, {
+              run_id: ctx.runId,
+              parent: `silver.${name}`,
+              ...morMeta('delete', seq, { on: ['_dip_parent_id'], hides }),
+            }),
+          );
+      } finally {
+        await lake.engine.run(`DROP TABLE IF EXISTS ${CHILD_GONE}`);
+      }
     }
-    const file = await writeLakeFile(
-      lake,
-      sql,
-      { zone: 'silver', source: ctx.pipeline, table: `${name}__${child.name}` },
-      { run_id: ctx.runId, parent: `silver.${name}` },
-    );
-    const schema = {
-      columns: await lake.engine.describe(`SELECT * FROM ${parquetScan([lake.storage.uri(file.path)])}`),
-    };
-    const replace = keyed || full;
+    const file = await writeLakeFile(lake, sql, target, {
+      run_id: ctx.runId,
+      parent: `silver.${name}`,
+      ...(keyed ? morMeta(onRead ? 'upsert' : 'base', seq) : {}),
+    });
+    added.unshift(file);
+    const fileColumns = await lake.engine.describe(`SELECT * FROM ${parquetScan([lake.storage.uri(file.path)])}`);
+    const replace = (keyed && !onRead) || full;
+    // Upsert files may lack columns older files have (appends keep the file's columns, as before).
+    const before = onRead ? (await lake.catalog.schemaAt(childTable))?.schema : undefined;
+    const schema = before ? evolveSchema(before, fileColumns, 'evolve').schema : { columns: fileColumns };
     out.push({
       table: childTable,
       zone: 'silver',
       format: 'parquet',
       schema,
-      add: [file],
-      ...(replace ? { remove: 'all' as const, expectedHead: head } : {}),
+      add: added,
+      ...(replace ? { remove: 'all' as const, expectedHead: head } : keyed ? { expectedHead: head } : {}),
     });
   }
   return out;

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { DipError } from '../../core/errors.js';
 import { parseDuration } from '../../core/time.js';
-import { collectGarbage, compactTable, rollbackTable } from '../../lake/maintenance.js';
+import { collectGarbage, rollbackTable } from '../../lake/maintenance.js';
+import { compactTables } from '../../ops/compact.js';
 import { withLake, type GlobalOptions } from '../context.js';
 import { formatBytes, formatCount, printJson } from '../output.js';
 
@@ -49,23 +50,17 @@ export function registerMaintenance(program: Command): void {
 
   program
     .command('compact')
-    .description("rewrite each table's small files into one, in one commit")
+    .description(
+      "rewrite each table's small files into one, in one commit; a silver table merged on read gets its changes folded into a new base",
+    )
     .argument('[tables...]', 'tables to compact (default: all Parquet tables)')
     .option('--small <size>', 'files below this size are compacted', '64MB')
     .option('--dry-run', 'only report what would be compacted')
     .action(async (names: string[], opts: { small: string; dryRun?: boolean }, cmd: Command) => {
       const global = cmd.optsWithGlobals<GlobalOptions>();
-      const results = await withLake(global, async (lake) => {
-        const tables = names.length
-          ? names
-          : (await lake.catalog.listTables()).filter((t) => t.format === 'parquet').map((t) => t.name);
-        const out = [];
-        for (const t of tables)
-          out.push(
-            await compactTable(lake, t, { smallFileBytes: size(opts.small, '--small'), dryRun: Boolean(opts.dryRun) }),
-          );
-        return out;
-      });
+      const results = await withLake(global, (lake) =>
+        compactTables(lake, names, { smallFileBytes: size(opts.small, '--small'), dryRun: Boolean(opts.dryRun) }),
+      );
       if (global.json) return printJson(results);
       for (const r of results) {
         process.stdout.write(

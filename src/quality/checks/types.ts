@@ -65,6 +65,8 @@ export interface TableCheckContext {
   history: readonly number[];
   /** The silver table's columns (name, DuckDB type). */
   columns: readonly SilverColumn[];
+  /** The table's row count when the caller knows it (a merge-on-read table's, from its file meta): no count query. */
+  rows?: number | undefined;
 }
 
 export type TableOutcome = Pick<CheckResult, 'evaluated' | 'failed' | 'message' | 'samples'>;
