@@ -247,4 +247,29 @@ describe('ops layer: CLI --json and the API agree', postgresTestOptions(), () =>
       ['table', 'check', 'limit'],
     );
   });
+
+  it('compact: POST /tables/:name/compact runs what dip compact runs, and the rows stay the same', async () => {
+    const post = async (path: string, body: unknown, token: string | null = TOKEN) => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (token) headers['authorization'] = `Bearer ${token}`;
+      const res = await fetch(`${api.address}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+      return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+    };
+    const rowsBefore = (await get('/tables/silver.members')).json.rows;
+    const dryCli = (await cli('compact', 'silver.members', '--dry-run')) as { inputFiles: number; rows: number }[];
+    const dryApi = await post('/tables/silver.members/compact', { dry_run: true });
+    assert.equal(dryApi.status, 200);
+    assert.deepEqual(
+      [dryApi.json['input_files'], dryApi.json['rows'], dryApi.json['commit_id']],
+      [dryCli[0]?.inputFiles, dryCli[0]?.rows, null],
+    );
+    assert.equal((await post('/tables/silver.members/compact', {}, null)).status, 401);
+    assert.equal((await post('/tables/silver.nope/compact', {})).status, 404);
+    const done = await post('/tables/silver.members/compact', {});
+    assert.equal(done.status, 200);
+    assert.equal(typeof done.json['commit_id'], 'number');
+    const lake = await p.lake();
+    assert.equal((await lake.catalog.liveFiles('silver.members')).length, 1);
+    assert.equal((await get('/tables/silver.members')).json.rows, rowsBefore);
+  });
 });

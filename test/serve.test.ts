@@ -576,6 +576,7 @@ describe('dip serve', () => {
       'POST /pipelines/{name}/trigger',
       'POST /runs/{id}/cancel',
       'POST /runs/{id}/rerun',
+      'POST /tables/{name}/compact',
     ]);
     const backfill = doc.paths['/pipelines/{name}/backfill'].post;
     assert.deepEqual(

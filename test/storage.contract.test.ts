@@ -248,7 +248,9 @@ for (const impl of IMPLEMENTATIONS) {
       assert.equal(lakeTree.length, 2, lakeTree.join(', '));
       assert.ok(
         lakeTree.every((e) =>
-          /^(raw|bronze)\/src\/t\/date=\d{4}-\d{2}-\d{2}\/part-[^/]+\.(parquet|ndjson\.zst)$/.test(e),
+          /^(bronze\/src\/t\/date=\d{4}-\d{2}-\d{2}\/part-[^/]+\.parquet|raw\/src\/t\/content\/[0-9a-f]{64}\.csv\.zst)$/.test(
+            e,
+          ),
         ),
         lakeTree.join(', '),
       );

@@ -1,19 +1,22 @@
 /**
- * Read routes over src/ops/, the operations `dip quality`, `dip quarantine list` and `dip state`
- * run: the same figures as the CLI's --json, as snake_case JSON. Data routes: with a token
+ * Routes over src/ops/, the operations `dip quality`, `dip quarantine list`, `dip state` and
+ * `dip compact` run: the same figures as the CLI's --json, as snake_case JSON. Data routes: with a token
  * configured every one of them needs it (security.ts).
  */
 import type { FastifyInstance } from 'fastify';
+import { compactTables } from '../ops/compact.js';
 import { qualityReports } from '../ops/quality.js';
 import { listQuarantine } from '../ops/quarantine.js';
 import { streamStates } from '../ops/state.js';
 import { servedPipeline, type ApiContext } from './context.js';
 import {
+  compactBody,
   pipelineParams,
   qualityQuery,
   quarantineQuery,
   stateQuery,
   tableParams,
+  type CompactBody,
   type QuarantineQueryString,
   type RouteSchema,
 } from './schemas.js';
@@ -64,6 +67,35 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: ApiContext): void {
       servedPipeline(lake, name); // its 404 names no project file path
       const states = await streamStates(lake, name, req.query.stream);
       return { pipeline: name, streams: states.map(streamStateView) };
+    },
+  );
+
+  const compact: RouteSchema = {
+    summary:
+      'Compact a table in one commit: a silver table merged on read gets its upsert and delete files folded into a new base; other Parquet tables have their small files rewritten as one',
+    tags: ['tables'],
+    params: tableParams,
+    body: compactBody,
+    success: {
+      status: 200,
+      description:
+        '{ table, input_files, rows, commit_id } (commit_id null on a dry run or when nothing was compacted)',
+    },
+  };
+  app.post<{ Params: { name: string }; Body: CompactBody | undefined }>(
+    '/tables/:name/compact',
+    { schema: compact },
+    async (req) => {
+      const [r] = await compactTables(lake, [req.params.name], {
+        smallFileBytes: req.body?.small_file_bytes ?? 64 * 1024 * 1024,
+        dryRun: req.body?.dry_run ?? false,
+      });
+      return {
+        table: req.params.name,
+        input_files: r?.inputFiles ?? 0,
+        rows: r?.rows ?? 0,
+        commit_id: r?.commit?.id ?? null,
+      };
     },
   );
 }

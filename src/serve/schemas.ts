@@ -179,6 +179,25 @@ export interface BackfillBody {
   rerun?: boolean;
 }
 
+export const compactBody: JsonSchema = {
+  type: 'object',
+  properties: {
+    small_file_bytes: {
+      type: 'integer',
+      minimum: 1,
+      default: 64 * 1024 * 1024,
+      description: 'Files below this many bytes are packed together (tables not merged on read)',
+    },
+    dry_run: { type: 'boolean', default: false, description: 'Only report what would be compacted' },
+  },
+  additionalProperties: false,
+};
+
+export interface CompactBody {
+  small_file_bytes?: number;
+  dry_run?: boolean;
+}
+
 export interface RerunBody {
   all?: boolean;
 }
