@@ -74,9 +74,13 @@ const hashOf = (cols: readonly string[], alias = '') =>
     ? `md5(concat_ws(chr(31), ${cols.map((c) => `coalesce(CAST(${alias}${ident(c)} AS VARCHAR), chr(0))`).join(', ')}))`
     : `md5('')`;
 
-function keptColumns(name: string, model: Scd2ModelConfig, input: readonly Column[]): string[] {
+function keptColumns(name: string, model: Scd2ModelConfig, input: readonly Column[], history: Scd2Names): string[] {
   const names = input.map((c) => c.name);
-  const kept = model.columns_from ?? names.filter((c) => !c.startsWith('_dip_') && !c.startsWith('_cdc_'));
+  // An input column named like a history column (updated_at) is that history column.
+  const reserved = new Set<string>(Object.values(history));
+  const kept = (model.columns_from ?? names.filter((c) => !c.startsWith('_dip_') && !c.startsWith('_cdc_'))).filter(
+    (c) => !reserved.has(c),
+  );
   for (const c of [...kept, ...model.unique_key]) {
     if (!names.includes(c))
       throw new ConfigError(
@@ -93,7 +97,7 @@ export async function buildScd2(t: GoldTarget, b: Scd2Build): Promise<GoldModelR
   const [zone, table] = model.from.split('.') as [string, string];
   const source = `${ident(zone)}.${ident(table)}`;
   const inputColumns = await lake.engine.describe(`SELECT * FROM ${source}`);
-  const cols = keptColumns(name, model, inputColumns);
+  const cols = keptColumns(name, model, inputColumns, N);
   const K = model.unique_key;
   const marker =
     model.valid_to_current === null ? 'NULL::TIMESTAMPTZ' : `CAST(${lit(model.valid_to_current)} AS TIMESTAMPTZ)`;
@@ -126,8 +130,8 @@ export async function buildScd2(t: GoldTarget, b: Scd2Build): Promise<GoldModelR
         FROM ${events} WHERE coalesce(${ident(c.op)}, '') <> 't' ${model.hard_deletes === 'ignore' ? `AND NOT coalesce(${ident(c.deleted)}, false)` : ''}
         QUALIFY row_number() OVER (PARTITION BY ${part}, ${ident(c.position[0] as string)} ORDER BY ${c.position.map((p) => `${ident(p)} DESC`).join(', ')}) = 1),
       h AS (SELECT *, ${hashOf(nonKey)} AS _h FROM ev),
-      f AS (SELECT * FROM h QUALIFY NOT coalesce(lag(_del) OVER w = _del AND (_del OR lag(_h) OVER w = _h), false)
-            WINDOW w AS (PARTITION BY ${part} ORDER BY ${pos})),
+      f AS (SELECT * FROM h WINDOW w AS (PARTITION BY ${part} ORDER BY ${pos})
+            QUALIFY NOT coalesce(lag(_del) OVER w = _del AND (_del OR lag(_h) OVER w = _h), false)),
       v AS (SELECT *, lead(_ts) OVER w AS _next${nonKey.map((x, i) => `, lag(${ident(x)}) OVER w AS _p${i}`).join('')}
             FROM f WINDOW w AS (PARTITION BY ${part} ORDER BY ${pos}))
       SELECT ${K.map(ident).join(', ')}${nonKey.map((x, i) => `, CASE WHEN _del THEN _p${i} ELSE ${ident(x)} END AS ${ident(x)}`).join('')},
@@ -165,7 +169,7 @@ export async function buildScd2(t: GoldTarget, b: Scd2Build): Promise<GoldModelR
         model,
         {
           mode: 'incremental',
-          sql: finish(`${kept} UNION ALL BY NAME ${history(events)}`),
+          sql: finish(`${kept} UNION ALL BY NAME SELECT * FROM (${history(events)})`),
           primaryKey: sk ? [sk.name] : [],
         },
         b.state,

@@ -29,7 +29,7 @@ export function withSurrogateKey(
   previous: string | undefined,
 ): string {
   const key = ident(sk.name);
-  const members = `SELECT ${UNKNOWN_MEMBER}::BIGINT AS ${key} UNION ALL SELECT ${NOT_APPLICABLE_MEMBER}::BIGINT AS ${key}`;
+  const members = `SELECT * FROM (SELECT ${UNKNOWN_MEMBER}::BIGINT AS ${key} UNION ALL SELECT ${NOT_APPLICABLE_MEMBER}::BIGINT AS ${key})`;
   if (sk.strategy === 'hash') {
     return `SELECT ${hashKeySql(identity.map(ident))} AS ${key}, * FROM (${rows}) UNION ALL BY NAME ${members}`;
   }
