@@ -211,8 +211,15 @@ export async function buildScd2(t: GoldTarget, b: Scd2Build): Promise<GoldModelR
   }
   const eq = (a: string, b2: string) => K.map((k) => `${a}.${ident(k)} = ${b2}.${ident(k)}`).join(' AND ');
   const isDeleted = model.hard_deletes === 'new_record' ? `coalesce(c.${ident(N.isDeleted)}, false)` : 'false';
+  // Narrow: the key, hash, change time and deleted flag of each current version.
+  const curCols = [
+    ...K.map(ident),
+    ROW_HASH,
+    ident(N.updatedAt),
+    ...(model.hard_deletes === 'new_record' ? [ident(N.isDeleted)] : []),
+  ];
   await lake.engine.run(
-    `CREATE OR REPLACE TEMP TABLE _dip_scd_cur AS SELECT * FROM ${prevVersions} WHERE ${ident(N.isCurrent)}`,
+    `CREATE OR REPLACE TEMP TABLE _dip_scd_cur AS SELECT ${curCols.join(', ')} FROM ${prevVersions} WHERE ${ident(N.isCurrent)}`,
   );
   try {
     await lake.engine.run(
@@ -221,21 +228,21 @@ export async function buildScd2(t: GoldTarget, b: Scd2Build): Promise<GoldModelR
     );
     await lake.engine.run(
       model.hard_deletes === 'ignore'
-        ? `CREATE OR REPLACE TEMP TABLE _dip_scd_gone AS SELECT * FROM _dip_scd_cur WHERE false`
-        : `CREATE OR REPLACE TEMP TABLE _dip_scd_gone AS SELECT c.* FROM _dip_scd_cur AS c ANTI JOIN ${snapshot} AS s ON ${eq('c', 's')} WHERE NOT ${isDeleted}`,
+        ? `CREATE OR REPLACE TEMP TABLE _dip_scd_gone AS SELECT ${K.map(ident).join(', ')} FROM _dip_scd_cur WHERE false`
+        : `CREATE OR REPLACE TEMP TABLE _dip_scd_gone AS SELECT ${K.map((k) => `c.${ident(k)}`).join(', ')} FROM _dip_scd_cur AS c ANTI JOIN ${snapshot} AS s ON ${eq('c', 's')} WHERE NOT ${isDeleted}`,
     );
     const count = async (tbl: string) =>
       Number((await lake.engine.all(`SELECT count(*) AS n FROM ${tbl}`))[0]?.['n'] ?? 0);
     const changes = await count('_dip_scd_ch');
     const gone = await count('_dip_scd_gone');
     if (changes + gone === 0) return await commitStateOnly(t, name, model, b.state, 'incremental');
-    const closes = `(SELECT ${K.map(ident).join(', ')}, _ts AS _close FROM _dip_scd_ch UNION ALL SELECT ${K.map(ident).join(', ')}, ${snapAt} FROM _dip_scd_gone)`;
+    const closes = `(SELECT ${K.map(ident).join(', ')}, _ts AS _close FROM _dip_scd_ch${gone ? ` UNION ALL SELECT ${K.map(ident).join(', ')}, ${snapAt} FROM _dip_scd_gone` : ''})`;
     const closed = `SELECT d.* REPLACE (CASE WHEN d.${ident(N.isCurrent)} AND x._close IS NOT NULL THEN x._close ELSE d.${ident(N.validTo)} END AS ${ident(N.validTo)},
         d.${ident(N.isCurrent)} AND x._close IS NULL AS ${ident(N.isCurrent)})
-      FROM ${prevVersions} AS d LEFT JOIN ${closes} AS x ON ${eq('d', 'x')} AND d.${ident(N.isCurrent)}`;
+      FROM ${prevVersions} AS d LEFT JOIN ${closes} AS x ON ${eq('d', 'x')}`;
     const deletedVersions =
       model.hard_deletes === 'new_record'
-        ? ` UNION ALL BY NAME ${newVersion(`(SELECT * EXCLUDE (${ROW_HASH}), ${ROW_HASH} AS _h FROM _dip_scd_gone)`, snapAt, true)}`
+        ? ` UNION ALL BY NAME ${newVersion(`(SELECT d.*, d.${ROW_HASH} AS _h FROM ${prevVersions} AS d SEMI JOIN _dip_scd_gone AS g ON ${eq('d', 'g')} WHERE d.${ident(N.isCurrent)})`, snapAt, true)}`
         : '';
     return await writeGold(
       t,
