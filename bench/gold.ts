@@ -19,7 +19,7 @@
  *   npm run bench -- gold [--dim-rows N] [--fact-rows N] [--runs N] [--only scd2|fact] [--markdown] [--json]
  */
 import { existsSync } from 'node:fs';
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -30,7 +30,9 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
 const WORK = join(BENCH_DIR, '.work', 'gold');
 const CACHE = join(BENCH_DIR, '.cache');
-const DIP_CLI = join(ROOT, 'dist', 'cli', 'main.js');
+/** dist/ is copied here at start, so a rebuild during the run cannot change the code under test. */
+const DIST = join(WORK, 'dist');
+const DIP_CLI = join(DIST, 'cli', 'main.js');
 const BASELINE = join(BENCH_DIR, 'baseline-copy.mjs');
 const SCD2_TARGET = 1.5;
 const FACT_TARGET = 1.3;
@@ -201,11 +203,13 @@ async function benchScd2(opts: Options): Promise<Row[]> {
     log(`generating ${fmtInt(n)} customers (v1, and v2 with 5% changed)…`);
     await duck(
       [
-        `COPY (SELECT ${cols} FROM range(1, ${n + 1}) t(i)) TO ${lit(v1)} (FORMAT parquet)`,
-        `COPY (SELECT * REPLACE (CASE WHEN id % 20 = 0 THEN city || ' moved' ELSE city END AS city) FROM read_parquet(${lit(v1)})) TO ${lit(v2)} (FORMAT parquet)`,
+        `COPY (SELECT ${cols} FROM range(1, ${n + 1}) t(i)) TO ${lit(`${v1}.part`)} (FORMAT parquet)`,
+        `COPY (SELECT * REPLACE (CASE WHEN id % 20 = 0 THEN city || ' moved' ELSE city END AS city) FROM read_parquet(${lit(`${v1}.part`)})) TO ${lit(`${v2}.part`)} (FORMAT parquet)`,
       ],
       opts,
     );
+    await rename(`${v1}.part`, v1);
+    await rename(`${v2}.part`, v2);
   }
   await writeFile(
     join(dir, 'dip.yaml'),
@@ -267,22 +271,25 @@ async function benchFact(opts: Options): Promise<Row[]> {
   const dims = { customer: 200_000, product: 20_000, store: 500 } as const;
   const start = `TIMESTAMPTZ '2024-01-01 00:00:00+00'`;
   const gen: string[] = [];
-  if (!existsSync(sales))
+  const made: string[] = [];
+  if (!existsSync(sales) && made.push(sales))
     gen.push(
       `COPY (SELECT i AS sale_id, 1 + (hash(i) % ${dims.customer + 1000}) AS customer_id, 1 + (hash(i * 3) % ${dims.product}) AS product_id, 1 + (hash(i * 7) % ${dims.store}) AS store_id,
         ${start} + to_seconds(CAST(hash(i * 11) % 31536000 AS BIGINT)) AS sold_at, CAST((hash(i * 13) % 10000) AS DECIMAL(12,2)) / 100 AS amount
-       FROM range(1, ${n + 1}) t(i)) TO ${lit(sales)} (FORMAT parquet)`,
+       FROM range(1, ${n + 1}) t(i)) TO ${lit(`${sales}.part`)} (FORMAT parquet)`,
     );
   for (const [name, keys] of Object.entries(dims)) {
     if (existsSync(changes(name, keys))) continue;
+    made.push(changes(name, keys));
     // 1–3 versions per key: created at the start of 2024, changed at a random time (or two).
     gen.push(`COPY (SELECT k AS id, '${name} ' || k || ' v' || v AS label, CAST(k * 10 + v AS UBIGINT) AS _cdc_lsn, 1 AS _cdc_seq, 'u' AS _cdc_op, false AS _cdc_deleted,
         CASE WHEN v = 0 THEN ${start} - INTERVAL 1 DAY ELSE ${start} + to_seconds(CAST(hash(k * 17 + v) % 15000000 + v * 15000000 AS BIGINT)) END AS _cdc_commit_ts
-       FROM range(1, ${keys + 1}) a(k), range(0, 3) b(v) WHERE v <= k % 3) TO ${lit(changes(name, keys))} (FORMAT parquet)`);
+       FROM range(1, ${keys + 1}) a(k), range(0, 3) b(v) WHERE v <= k % 3) TO ${lit(`${changes(name, keys)}.part`)} (FORMAT parquet)`);
   }
   if (gen.length) {
     log(`generating ${fmtInt(n)} sales and three change logs…`);
     await duck(gen, opts);
+    for (const f of made) await rename(`${f}.part`, f);
   }
   const gold: Record<string, unknown> = {};
   for (const name of Object.keys(dims))
@@ -343,11 +350,13 @@ export async function main(args: string[]): Promise<number> {
   const parsed = parseOrExit(() => parseOptions(args), HELP);
   if ('exit' in parsed) return parsed.exit;
   const opts = parsed.opts;
-  if (!existsSync(DIP_CLI)) {
-    process.stderr.write(`${DIP_CLI} is missing: build first (npm run build)\n`);
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+    process.stderr.write(`dist/cli/main.js is missing: build first (npm run build)\n`);
     return 1;
   }
   await mkdir(WORK, { recursive: true });
+  await rm(DIST, { recursive: true, force: true });
+  await cp(join(ROOT, 'dist'), DIST, { recursive: true });
   const machine = machineInfo(ROOT);
   const all: Row[] = [];
   if (opts.only !== 'fact') all.push(...(await benchScd2(opts)));

@@ -145,6 +145,13 @@ export const scd2ModelSchema = z
       .default(null)
       .describe('valid_to of current versions: null, or a far-future timestamp such as 9999-12-31'),
     surrogate_key: surrogateKeySchema.optional(),
+    first_valid_from: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "timestamp/check strategies: valid_from of a key's first version, e.g. 1900-01-01, so facts older than the first snapshot find it (default: the change time)",
+      ),
     cdc: z
       .strictObject({
         position: z.array(z.string().min(1)).min(1).default(['_cdc_lsn', '_cdc_seq']),

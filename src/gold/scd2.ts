@@ -200,12 +200,14 @@ export async function buildScd2(t: GoldTarget, b: Scd2Build): Promise<GoldModelR
        md5(concat_ws(chr(31), ${K.map((k) => `CAST(${ident(k)} AS VARCHAR)`).join(', ')}, CAST(${vf} AS VARCHAR))) AS ${ident(N.versionHash)},
        ${vf} AS ${ident(N.updatedAt)}, _h AS ${ROW_HASH}${model.hard_deletes === 'new_record' ? `, ${deleted} AS ${ident(N.isDeleted)}` : ''}
      FROM ${rel}`;
+  const first =
+    model.first_valid_from !== undefined ? `CAST(${lit(model.first_valid_from)} AS TIMESTAMPTZ)` : undefined;
   if (!prevVersions) {
     return writeGold(
       t,
       name,
       model,
-      { mode: 'full', sql: finish(newVersion(snapshot, '_ts', false)), primaryKey: sk ? [sk.name] : [] },
+      { mode: 'full', sql: finish(newVersion(snapshot, first ?? '_ts', false)), primaryKey: sk ? [sk.name] : [] },
       b.state,
     );
   }
@@ -226,6 +228,11 @@ export async function buildScd2(t: GoldTarget, b: Scd2Build): Promise<GoldModelR
       `CREATE OR REPLACE TEMP TABLE _dip_scd_ch AS SELECT s.* FROM ${snapshot} AS s LEFT JOIN _dip_scd_cur AS c ON ${eq('s', 'c')}
        WHERE c.${ROW_HASH} IS NULL OR ${isDeleted} OR ${changed}`,
     );
+    // A key never seen before starts at first_valid_from.
+    if (first)
+      await lake.engine.run(
+        `UPDATE _dip_scd_ch AS s SET _ts = ${first} WHERE NOT EXISTS (SELECT 1 FROM ${prevVersions} AS d WHERE ${eq('d', 's')})`,
+      );
     await lake.engine.run(
       model.hard_deletes === 'ignore'
         ? `CREATE OR REPLACE TEMP TABLE _dip_scd_gone AS SELECT ${K.map(ident).join(', ')} FROM _dip_scd_cur WHERE false`

@@ -184,6 +184,16 @@ export function registerDemo(program: Command): void {
           `select customer_id, left(email, 16) || '…' as email, address__city, (select count(*) from silver.customers__tags t where t._dip_parent_id = c._dip_id) as tags from silver.customers c order by customer_id limit 3`,
         );
         await showQuality(lake, 'silver.orders');
+        await show(
+          lake,
+          'gold: a star schema — each order joins the customer version valid when it was placed (SCD2, as-of)',
+          `select d.month_name as month, c.address__city as city, count(*) as orders, round(sum(f.amount), 2) as revenue, count(*) filter (where f.customer_key = -1) as unknown_customer from gold.fact_orders f join gold.dim_date d using (date_key) left join gold.dim_customer c using (customer_key) group by all order by revenue desc limit 3`,
+        );
+        await show(
+          lake,
+          'gold dim_customer: customers whose address changed have two versions',
+          `select customer_id, address__city, valid_from, valid_to, is_current from gold.dim_customer where customer_id in (select customer_id from gold.dim_customer group by 1 having count(*) > 1) order by customer_id, valid_from limit 4`,
+        );
         await orchestratedStep(lake);
         const social = await socialSteps(abs, report);
         const tables = await lake.catalog.listTables();
@@ -201,6 +211,8 @@ export function registerDemo(program: Command): void {
           'runs list',
           'tables',
           'describe silver.orders',
+          'describe gold.revenue_by_city',
+          'build --full-refresh',
           'quality silver.orders',
           'quarantine list',
           'query "select * from silver.customers limit 5"',
