@@ -337,15 +337,15 @@ export function goldModelInputs(name: string, model: GoldModelConfig): string[] 
  * empty file is a config error naming the model and the file.
  */
 export function loadModelSql(
-  pipelines: Record<string, { gold: Record<string, GoldModelConfig>; models: string }>,
+  pipelines: Record<string, { gold?: Record<string, GoldModelConfig> | undefined; models?: string | undefined }>,
   dir: string,
 ): void {
   for (const [pipeline, p] of Object.entries(pipelines)) {
-    for (const [name, model] of Object.entries(p.gold)) {
+    for (const [name, model] of Object.entries(p.gold ?? {})) {
       if (model.kind !== 'sql' || (model.query !== undefined && model.sql === undefined)) continue;
       if (model.query !== undefined)
         throw new ConfigError(`pipelines.${pipeline}.gold.${name}: set either sql (a file) or query, not both`);
-      const rel = model.sql ?? `${p.models}/${name}.sql`;
+      const rel = model.sql ?? `${p.models ?? DEFAULT_MODELS_DIR}/${name}.sql`;
       let text: string;
       try {
         text = readFileSync(resolve(dir, rel), 'utf8');

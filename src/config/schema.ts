@@ -49,13 +49,13 @@ export const pipelineSchema = z
       .describe('Silver tables refined from this pipeline’s bronze tables, by name'),
     gold: z
       .record(identifier, goldModelSchema)
-      .default({})
+      .optional()
       .describe('Gold models built from this pipeline’s tables after silver, by name (gold.<name>)'),
     models: z
       .string()
       .min(1)
-      .default('models')
-      .describe('Folder of the gold SQL models’ .sql files, relative to dip.yaml'),
+      .optional()
+      .describe('Folder of the gold SQL models’ .sql files, relative to dip.yaml (default: models)'),
   })
   .describe('A pipeline: sources, their streams and where they land');
 

@@ -165,7 +165,7 @@ function derivedTasks(pipeline: PipelineConfig, where: string): TaskDef[] {
     });
   }
   // Gold models: after every task writing a table they read (silver, other gold models).
-  for (const [model, cfg] of Object.entries(pipeline.gold)) {
+  for (const [model, cfg] of Object.entries(pipeline.gold ?? {})) {
     tasks.push({
       name: `gold.${model}`,
       run: { kind: 'gold', model },
@@ -227,7 +227,9 @@ function topological(tasks: TaskDef[], where: string, pipeline: PipelineConfig, 
       const silver = cycle.find(
         (c) => c.startsWith('silver.') && Object.hasOwn(pipeline.silver, c.slice('silver.'.length)),
       );
-      const gold = cycle.find((c) => c.startsWith('gold.') && Object.hasOwn(pipeline.gold, c.slice('gold.'.length)));
+      const gold = cycle.find(
+        (c) => c.startsWith('gold.') && Object.hasOwn(pipeline.gold ?? {}, c.slice('gold.'.length)),
+      );
       const at =
         declared !== undefined
           ? ['pipelines', name, 'tasks', declared]

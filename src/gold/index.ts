@@ -37,9 +37,10 @@ export type GoldEvent =
 
 /** The models to build, every one after the gold models it reads. */
 export function goldModels(pipeline: PipelineConfig, only?: readonly string[]): [string, GoldModelConfig][] {
-  const all = Object.entries(pipeline.gold);
+  const gold = pipeline.gold ?? {};
+  const all = Object.entries(gold);
   if (only) {
-    const unknown = only.filter((m) => !Object.hasOwn(pipeline.gold, m));
+    const unknown = only.filter((m) => !Object.hasOwn(gold, m));
     if (unknown.length)
       throw new ConfigError(
         `no gold model ${unknown.join(', ')} in this pipeline (gold models: ${all.map(([n]) => n).join(', ') || 'none'})`,
@@ -160,7 +161,7 @@ async function buildModel(
       result = await buildTimeDimension(t, name, model, state);
       break;
     case 'fact':
-      result = await buildFact(t, name, model, pipeline.gold, state);
+      result = await buildFact(t, name, model, pipeline.gold ?? {}, state);
       break;
     case 'aggregate':
       result = await buildAggregate(t, { ...b, model });

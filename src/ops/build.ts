@@ -21,7 +21,7 @@ export async function buildModels(lake: Lake, options: BuildOptions = {}): Promi
   const { runGold } = await import('../gold/index.js');
   const pipelines = lake.project.config.pipelines;
   const wanted = options.models?.map((m) => (m.startsWith('gold.') ? m.slice('gold.'.length) : m));
-  const all = Object.entries(pipelines).flatMap(([p, c]) => Object.keys(c.gold).map((m) => [p, m] as const));
+  const all = Object.entries(pipelines).flatMap(([p, c]) => Object.keys(c.gold ?? {}).map((m) => [p, m] as const));
   if (wanted) {
     const unknown = wanted.filter((m) => !all.some(([, n]) => n === m));
     if (unknown.length)
@@ -32,7 +32,7 @@ export async function buildModels(lake: Lake, options: BuildOptions = {}): Promi
   }
   const out: GoldModelResult[] = [];
   for (const [p, config] of Object.entries(pipelines)) {
-    const models = Object.keys(config.gold).filter((m) => !wanted || wanted.includes(m));
+    const models = Object.keys(config.gold ?? {}).filter((m) => !wanted || wanted.includes(m));
     if (models.length === 0) continue;
     const built = await asRegisteredWriter(
       lake,

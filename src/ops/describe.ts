@@ -31,7 +31,8 @@ export function describeModel(
   if (!name.startsWith('gold.')) return undefined;
   const model = name.slice('gold.'.length);
   for (const [pipeline, p] of Object.entries(lake.project.config.pipelines)) {
-    const cfg = Object.hasOwn(p.gold, model) ? p.gold[model] : undefined;
+    const gold = p.gold ?? {};
+    const cfg = Object.hasOwn(gold, model) ? gold[model] : undefined;
     if (!cfg) continue;
     const docOf = (c: string) => {
       const d = cfg.columns[c];

@@ -116,7 +116,7 @@ export async function runPipeline(lake: Lake, name: string, options: RunOptions 
     );
     if (options.silver !== false && !options.follow && Object.keys(pipeline.silver).length > 0)
       await buildSilver(context, pipeline, options.now);
-    if (options.gold !== false && !options.follow && Object.keys(pipeline.gold).length > 0)
+    if (options.gold !== false && !options.follow && Object.keys(pipeline.gold ?? {}).length > 0)
       await buildGold(context, pipeline, options.now);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
