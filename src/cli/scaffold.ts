@@ -67,7 +67,10 @@ pipelines:
           - { type: accepted_values, column: status, values: [PAID, REFUNDED] }
           - { type: range, column: quantity, min: 1, max: 100, mostly: 0.99 }   # up to 1% may go to quarantine
           - { type: relationships, column: customer_id, to: silver.customers, field: customer_id, severity: warn }
-    gold:                                  # modeled after silver (or \`dip build\`): a small star schema
+`;
+
+/** The demo's gold models of the shop pipeline, appended to PROJECT_YAML (inside the shop pipeline) by `dip demo`. */
+export const SHOP_GOLD_YAML = `    gold:                                  # modeled after silver (or \`dip build\`): a small star schema
       dim_customer:                        # SCD2: each change of a customer's address is a version
         kind: scd2
         from: silver.customers
@@ -198,7 +201,6 @@ function customersNdjson(from: number, to: number, seed: number, extra: string[]
 export async function scaffoldProject(dir: string): Promise<string[]> {
   const files: Record<string, string> = {
     'dip.yaml': PROJECT_YAML,
-    'models/revenue_by_city.sql': REVENUE_BY_CITY_SQL,
     'data/orders/orders-2026-11-01.csv': ordersCsv(1, 400, false, 1),
     // a later export gains a column (schema evolution) and carries two malformed rows (quarantine)
     'data/orders/orders-2026-11-02.csv':

@@ -25,6 +25,8 @@ import { scd2Names } from './scd2.js';
 import { NOT_APPLICABLE_MEMBER, UNKNOWN_MEMBER, withSurrogateKey } from './surrogate.js';
 import { type GoldModelResult, type GoldTarget, writeGold } from './write.js';
 
+const PLAIN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 const tableSql = (ref: string) => {
   const [zone, table] = ref.split('.') as [string, string];
   return `${ident(zone)}.${ident(table)}`;
@@ -161,14 +163,23 @@ export async function buildFact(
     const dim = dimensionKeys(name, l.dimension, models);
     const out = l.as ?? dim.key;
     const pairs = Object.entries(l.key);
-    pairs.forEach(([, expr], j) => {
+    // A plain column is referred to as it is; an expression is computed once into a hidden column
+    // (copies of plain columns would travel through every join).
+    const factSide = pairs.map(([, expr], j) => {
+      if (PLAIN.test(expr)) return `f.${ident(expr)}`;
       computed.push(`(${expr}) AS _lk${i}_${j}`);
       hidden.push(`_lk${i}_${j}`);
+      return `f._lk${i}_${j}`;
     });
     const asOf = dim.validity && l.at !== undefined;
-    if (asOf) {
-      computed.push(`CAST(${l.at} AS TIMESTAMPTZ) AS _la${i}`);
-      hidden.push(`_la${i}`);
+    let at = '';
+    if (asOf && l.at !== undefined) {
+      if (PLAIN.test(l.at)) at = `f.${ident(l.at)}`;
+      else {
+        computed.push(`CAST(${l.at} AS TIMESTAMPTZ) AS _la${i}`);
+        hidden.push(`_la${i}`);
+        at = `f._la${i}`;
+      }
     }
     const dimCols = [
       `${ident(dim.key)} AS _sk${i}`,
@@ -180,17 +191,18 @@ export async function buildFact(
     // Without an event time an SCD2 dimension is joined on its current versions.
     const where = `${ident(dim.key)} >= 0${dim.validity && !asOf && dim.current ? ` AND ${ident(dim.current)}` : ''}`;
     const rel = `(SELECT ${dimCols.join(', ')} FROM ${tableSql(dim.table)} WHERE ${where}) AS _d${i}`;
-    const on = pairs.map((_, j) => `_d${i}._dk${i}_${j} = f._lk${i}_${j}`).join(' AND ');
-    joins.push(asOf ? `ASOF LEFT JOIN ${rel} ON ${on} AND f._la${i} >= _d${i}._vf${i}` : `LEFT JOIN ${rel} ON ${on}`);
-    const anyNull = pairs.map((_, j) => `f._lk${i}_${j} IS NULL`).join(' OR ');
-    const expired = asOf ? ` OR (_d${i}._vt${i} IS NOT NULL AND f._la${i} >= _d${i}._vt${i})` : '';
+    const on = factSide.map((f, j) => `_d${i}._dk${i}_${j} = ${f}`).join(' AND ');
+    joins.push(asOf ? `ASOF LEFT JOIN ${rel} ON ${on} AND ${at} >= _d${i}._vf${i}` : `LEFT JOIN ${rel} ON ${on}`);
+    const anyNull = factSide.map((f) => `${f} IS NULL`).join(' OR ');
+    const expired = asOf ? ` OR (_d${i}._vt${i} IS NOT NULL AND ${at} >= _d${i}._vt${i})` : '';
     keys.push(
       `CASE WHEN ${anyNull} THEN ${NOT_APPLICABLE_MEMBER} WHEN _d${i}._sk${i} IS NULL${expired} THEN ${UNKNOWN_MEMBER} ELSE _d${i}._sk${i} END AS ${ident(out)}`,
     );
   });
   const exclude = [...hidden, ...model.drop].map((c) => ident(c));
+  const from = computed.length ? `(SELECT *${computed.map((c) => `, ${c}`).join('')} FROM (${base}))` : `(${base})`;
   const sql = `SELECT f.* ${exclude.length ? `EXCLUDE (${exclude.join(', ')})` : ''}${keys.map((k) => `, ${k}`).join('')}
-    FROM (SELECT *${computed.map((c) => `, ${c}`).join('')} FROM (${base})) AS f ${joins.join(' ')}`;
+    FROM ${from} AS f ${joins.join(' ')}`;
   const outs = model.lookups.map((l) => l.as ?? dimensionKeys(name, l.dimension, models).key);
   const grain: CheckConfig[] = model.grain
     ? [{ type: 'unique', name: 'grain', columns: model.grain, severity: 'error', mostly: 1 } as CheckConfig]

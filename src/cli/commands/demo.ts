@@ -1,4 +1,5 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { PRIVATE_FILE_MODE, mkdirPrivate } from '../../core/private-files.js';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../../core/errors.js';
 import type { Command } from 'commander';
@@ -8,8 +9,14 @@ import type { GlobalOptions } from '../context.js';
 import { formatCount, printJson, renderTable } from '../output.js';
 import { printRunSummary } from './run.js';
 import { formatReport, type QualityReport } from '../../quality/report.js';
-import { PROJECT_YAML, addNextDay, scaffoldProject, socialPipelineYaml } from '../scaffold.js';
-import { appendFile } from 'node:fs/promises';
+import {
+  PROJECT_YAML,
+  REVENUE_BY_CITY_SQL,
+  SHOP_GOLD_YAML,
+  addNextDay,
+  scaffoldProject,
+  socialPipelineYaml,
+} from '../scaffold.js';
 
 let narrate = true;
 const say = (s = '') => {
@@ -137,6 +144,10 @@ export function registerDemo(program: Command): void {
       const abs = resolve(dir);
       await clearDemoDir(abs);
       await scaffoldProject(abs);
+      // The demo's shop pipeline also models a small star schema in gold (SQL model in models/).
+      await appendFile(join(abs, 'dip.yaml'), SHOP_GOLD_YAML);
+      await mkdirPrivate(join(abs, 'models'));
+      await writeFile(join(abs, 'models', 'revenue_by_city.sql'), REVENUE_BY_CITY_SQL, { mode: PRIVATE_FILE_MODE });
       await writeFile(join(abs, DEMO_MARKER), 'written by `dip demo`; the directory is recreated on each demo run\n');
       say(`DIP demo — a project in ${abs} on embedded defaults (local lake, SQLite catalog, DuckDB)`);
       const { runPipeline } = await import('../../pipeline/run.js');
