@@ -258,3 +258,78 @@ describe('SCD2 from a silver table', () => {
     }
   });
 });
+
+describe('SCD2 from a change log with late changes', () => {
+  it('a change that arrives after later ones repairs the history; a hard delete as a flagged version', async () => {
+    const p = await TestProject.create({});
+    try {
+      const config = projectConfig({ changes: { path: 'data/changes-*.csv' } }, { raw: false });
+      const pipeline = (config['pipelines'] as Record<string, Record<string, unknown>>)['p'] as Record<string, unknown>;
+      const cdc = { position: ['lsn'], timestamp: 'ts', deleted: 'deleted', op: 'op' };
+      pipeline['gold'] = {
+        dim: { kind: 'scd2', from: 'bronze.changes', unique_key: ['id'], strategy: 'cdc', columns_from: ['v'], cdc },
+        dim_flagged: {
+          kind: 'scd2',
+          from: 'bronze.changes',
+          unique_key: ['id'],
+          strategy: 'cdc',
+          columns_from: ['v'],
+          cdc,
+          hard_deletes: 'new_record',
+          names: { valid_from: 'start_at', valid_to: 'end_at', is_current: 'current' },
+          valid_to_current: '9999-12-31',
+        },
+      };
+      await p.write('dip.yaml', `${JSON.stringify(config, null, 2)}\n`);
+      const head = 'id,v,lsn,ts,deleted,op\n';
+      await p.write(
+        'data/changes-1.csv',
+        `${head}1,a,10,2024-01-01 00:00:00,false,c\n1,c,30,2024-03-01 00:00:00,false,u\n2,x,15,2024-01-15 00:00:00,false,c\n`,
+      );
+      await p.runOk();
+      const versions = async (table: string, from = 'valid_from', to = 'valid_to') =>
+        (
+          await p.rows(
+            `SELECT id, v, CAST(${from} AS DATE)::VARCHAR AS f, CAST(${to} AS DATE)::VARCHAR AS t FROM gold.${table} ORDER BY id, ${from}`,
+          )
+        ).map((r) => [Number(r['id']), r['v'], r['f'], r['t']]);
+      assert.deepEqual(await versions('dim'), [
+        [1, 'a', '2024-01-01', '2024-03-01'],
+        [1, 'c', '2024-03-01', null],
+        [2, 'x', '2024-01-15', null],
+      ]);
+      // Late: the change at lsn 20 is read after the one at 30; key 2 is deleted.
+      await p.write(
+        'data/changes-2.csv',
+        `${head}1,b,20,2024-02-01 00:00:00,false,u\n2,,40,2024-04-01 00:00:00,true,d\n`,
+      );
+      await p.runOk();
+      assert.deepEqual(await versions('dim'), [
+        [1, 'a', '2024-01-01', '2024-02-01'],
+        [1, 'b', '2024-02-01', '2024-03-01'],
+        [1, 'c', '2024-03-01', null],
+        [2, 'x', '2024-01-15', '2024-04-01'],
+      ]);
+      assert.deepEqual(await versions('dim_flagged', 'start_at', 'end_at'), [
+        [1, 'a', '2024-01-01', '2024-02-01'],
+        [1, 'b', '2024-02-01', '2024-03-01'],
+        [1, 'c', '2024-03-01', '9999-12-31'],
+        [2, 'x', '2024-01-15', '2024-04-01'],
+        [2, 'x', '2024-04-01', '9999-12-31'],
+      ]);
+      assert.deepEqual(
+        (
+          await p.rows(
+            `SELECT id, is_deleted, current FROM gold.dim_flagged WHERE end_at = TIMESTAMPTZ '9999-12-31' ORDER BY id`,
+          )
+        ).map((r) => [Number(r['id']), r['is_deleted'], r['current']]),
+        [
+          [1, false, true],
+          [2, true, true],
+        ],
+      );
+    } finally {
+      await p.dispose();
+    }
+  });
+});
