@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseProject } from '../src/config/load.js';
 import { pipelineDag } from '../src/config/task-graph.js';
 import { buildModels } from '../src/ops/build.js';
 import { describeTable } from '../src/ops/describe.js';
