@@ -175,6 +175,17 @@ describe('gold SQL models', () => {
         p.lake(),
         /pipelines\.p\.gold\.missing_model: cannot read the model's SQL file models\/missing_model\.sql \(ENOENT\)/,
       );
+      // One gold table, two pipelines: refused like a silver table.
+      const two = {
+        pipelines: {
+          a: { sources: {}, gold: { x: { query: 'SELECT 1 AS one' } } },
+          b: { sources: {}, gold: { x: { query: 'SELECT 2 AS two' } } },
+        },
+      };
+      assert.throws(
+        () => parseProject(JSON.stringify(two), 'dip.yaml'),
+        /table gold\.x is written by two pipelines, a/,
+      );
     } finally {
       await p.dispose();
     }
