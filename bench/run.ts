@@ -40,6 +40,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       'bronze → silver: `dip transform --full-refresh` (standardize, dedup, 2 masks, 6 checks) vs one hand-written DuckDB statement (rows/s, ratio)',
     load: () => import('./silver.js'),
   },
+  gold: {
+    description:
+      'gold: an SCD2 merge (5% changed) into a 2M-row dimension vs one hand-written DuckDB statement (≤ 1.5×), and a 10M-row fact build with 3 as-of lookups vs a hand-written ASOF JOIN (≤ 1.3×); peak RSS',
+    load: () => import('./gold.js'),
+  },
   scheduler: {
     description:
       'orchestrator: a 1,000 no-op task DAG and a 10,000-interval backfill, in-process (and with --workers N via pg-boss): tasks/s, intervals/s vs an in-memory executor',

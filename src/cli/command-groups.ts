@@ -24,6 +24,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     names: ['transform', 'quality', 'quarantine'],
     load: async () => (await import('./commands/silver.js')).registerSilver,
   },
+  { names: ['build'], load: async () => (await import('./commands/build.js')).registerBuild },
   { names: ['vault'], load: async () => (await import('./commands/vault.js')).registerVaultCommands },
   { names: ['status'], load: async () => (await import('./commands/status.js')).registerStatus },
   { names: ['state'], load: async () => (await import('./commands/state.js')).registerState },

@@ -69,6 +69,48 @@ pipelines:
           - { type: relationships, column: customer_id, to: silver.customers, field: customer_id, severity: warn }
 `;
 
+/** The demo's gold models of the shop pipeline, appended to PROJECT_YAML (inside the shop pipeline) by `dip demo`. */
+export const SHOP_GOLD_YAML = `    gold:                                  # modeled after silver (or \`dip build\`): a small star schema
+      dim_customer:                        # SCD2: each change of a customer's address is a version
+        kind: scd2
+        from: silver.customers
+        unique_key: [customer_id]
+        strategy: check
+        check_cols: [address__city, address__postcode]
+        first_valid_from: "2000-01-01"     # orders older than the first snapshot still find the customer
+        surrogate_key: { name: customer_key }
+      dim_product:
+        kind: dimension
+        from: bronze.products
+        natural_key: [product_id]
+        surrogate_key: { name: product_key, strategy: sequence }   # keys kept across rebuilds
+      dim_date: { kind: date_dimension, start: "2026-01-01", end: "2026-12-31" }
+      fact_orders:                         # orders with the customer version valid when they were placed
+        kind: fact
+        from: silver.orders
+        grain: [order_id]
+        lookups:
+          - { dimension: dim_customer, key: { customer_id: customer_id }, at: ordered_at }
+          - { dimension: dim_product, key: { product_id: product_id } }
+          - { dimension: dim_date, key: { date: "CAST(ordered_at AS DATE)" } }
+      revenue_by_city:                     # a SQL model: the SELECT is in models/revenue_by_city.sql
+        description: Paid revenue per customer city
+        columns: { city: The customer's city, revenue: Sum of paid order amounts }
+      daily_revenue:                       # an aggregate: only the days new orders touch are recomputed
+        kind: aggregate
+        from: silver.orders
+        group_by: { day: "CAST(ordered_at AS DATE)", product_id: product_id }
+        measures: { revenue: "round(sum(amount), 2)", orders: "count(*)" }
+`;
+
+export const REVENUE_BY_CITY_SQL = `-- Paid revenue per customer city (a gold SQL model; its inputs come from the tables it names)
+SELECT c.address__city AS city, round(sum(o.amount), 2) AS revenue, count(*) AS orders
+FROM silver.orders AS o JOIN silver.customers AS c USING (customer_id)
+WHERE o.status = 'PAID'
+GROUP BY ALL
+ORDER BY revenue DESC
+`;
+
 /** The demo's REST pipeline against the social metrics emulator at `baseUrl`. */
 export function socialPipelineYaml(baseUrl: string, clientId: string): string {
   return `  social:

@@ -72,6 +72,8 @@ function sharedTables(config: ProjectConfig, where: (path: Segment[]) => string)
     for (const [table, path] of bronzeWriters(name, pipeline).tables) claim(table, { pipeline: name, path });
     for (const table of Object.keys(pipeline.silver))
       claim(`silver.${table}`, { pipeline: name, path: ['pipelines', name, 'silver', table] });
+    for (const model of Object.keys(pipeline.gold ?? {}))
+      claim(`gold.${model}`, { pipeline: name, path: ['pipelines', name, 'gold', model] });
   }
   return issues;
 }

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError, errorMessage } from '../core/errors.js';
 import { projectIssues } from './checks.js';
+import { loadModelSql } from './gold.js';
 import { configIssuesError, dottedPath, validateConfig, type ConfigIssue, type Locator } from './issues.js';
 import { currentProjectSchema, type ProjectConfig } from './schema.js';
 
@@ -48,12 +49,14 @@ export async function loadProject(file: string): Promise<LoadedProject> {
   } else if (!info) {
     throw missingProjectError(abs);
   }
-  const config = CODE_FILE.test(abs) ? await importProject(abs) : parseProject(await readText(abs), displayPath(abs));
+  const config = CODE_FILE.test(abs)
+    ? await importProject(abs)
+    : parseProject(await readText(abs), displayPath(abs), path.dirname(abs));
   return { file: abs, dir: path.dirname(abs), config };
 }
 
 /** Parses and validates dip.yaml text; `file` is only used in messages. */
-export function parseProject(text: string, file: string): ProjectConfig {
+export function parseProject(text: string, file: string, dir = path.dirname(path.resolve(file))): ProjectConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -76,11 +79,20 @@ export function parseProject(text: string, file: string): ProjectConfig {
     `Invalid project file ${file}`,
     file,
     locate,
+    dir,
   );
 }
 
 /** The checks across the project (config/checks.ts), as located issues like the schema's. */
-function checkProject(config: ProjectConfig, title: string, file: string, locate?: Locator): ProjectConfig {
+function checkProject(
+  config: ProjectConfig,
+  title: string,
+  file: string,
+  locate?: Locator,
+  dir?: string,
+): ProjectConfig {
+  // Gold SQL models' .sql files are read now: the task graph derives their inputs from the SQL.
+  if (dir !== undefined) loadModelSql(config.pipelines, dir);
   const issues = projectIssues(config, locate, file);
   if (issues.length === 0) return config;
   throw configIssuesError(
@@ -140,6 +152,8 @@ async function importProject(abs: string): Promise<ProjectConfig> {
     validateConfig(currentProjectSchema(), mod.default, `Invalid project exported by ${shown}`, shown),
     `Invalid project exported by ${shown}`,
     shown,
+    undefined,
+    path.dirname(abs),
   );
 }
 

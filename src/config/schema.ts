@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { identifier, writeDispositionSchema } from './primitives.js';
 import { CONNECTORS, connectorSpecs, registeredCount } from '../sources/connectors.js';
 import { privacySchema, silverTableSchema } from './silver.js';
+import { goldModelSchema } from './gold.js';
 import { alertsSchema, pipelineOrchestrationFields, poolSchema, serveSchema } from './orchestrate.js';
 import { s3StorageSchema } from './storage.js';
 
@@ -47,6 +48,15 @@ export const pipelineSchema = z
       .record(identifier, silverTableSchema)
       .default({})
       .describe('Silver tables refined from this pipeline’s bronze tables, by name'),
+    gold: z
+      .record(identifier, goldModelSchema)
+      .optional()
+      .describe('Gold models built from this pipeline’s tables after silver, by name (gold.<name>)'),
+    models: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Folder of the gold SQL models’ .sql files, relative to dip.yaml (default: models)'),
   })
   .describe('A pipeline: sources, their streams and where they land');
 

@@ -10,10 +10,12 @@ import { ConfigError } from '../core/errors.js';
 import { durationMs } from '../core/time.js';
 import { declaredBy } from '../sources/connectors.js';
 import type { RetryPolicy } from '../core/retry-policy.js';
+import { goldModelInputs } from './gold.js';
 
 export type TaskKind =
   | { kind: 'ingest'; source: string }
   | { kind: 'silver'; table: string }
+  | { kind: 'gold'; model: string }
   | { kind: 'shell'; command: string; env: Record<string, string> }
   | { kind: 'module'; module: string; export: string };
 
@@ -79,11 +81,11 @@ export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
   for (const [taskName, cfg] of Object.entries(pipeline.tasks)) {
     const at = `${where}.tasks.${taskName}`;
     if ('shell' in cfg || 'module' in cfg) {
-      if (derivedNames.has(taskName) || /^(ingest|silver)\./.test(taskName)) {
+      if (derivedNames.has(taskName) || /^(ingest|silver|gold)\./.test(taskName)) {
         throw graphError(
           at,
           ['pipelines', name, 'tasks', taskName],
-          'the names ingest.<source> and silver.<table> belong to derived tasks; give a custom task another name',
+          'the names ingest.<source>, silver.<table> and gold.<model> belong to derived tasks; give a custom task another name',
         );
       }
       if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(taskName))
@@ -162,6 +164,18 @@ function derivedTasks(pipeline: PipelineConfig, where: string): TaskDef[] {
       retry,
     });
   }
+  // Gold models: after every task writing a table they read (silver, other gold models).
+  for (const [model, cfg] of Object.entries(pipeline.gold ?? {})) {
+    tasks.push({
+      name: `gold.${model}`,
+      run: { kind: 'gold', model },
+      deps: [],
+      inputs: goldModelInputs(model, cfg),
+      outputs: [`gold.${model}`],
+      pool: null,
+      retry,
+    });
+  }
   return tasks;
 }
 
@@ -213,12 +227,17 @@ function topological(tasks: TaskDef[], where: string, pipeline: PipelineConfig, 
       const silver = cycle.find(
         (c) => c.startsWith('silver.') && Object.hasOwn(pipeline.silver, c.slice('silver.'.length)),
       );
+      const gold = cycle.find(
+        (c) => c.startsWith('gold.') && Object.hasOwn(pipeline.gold ?? {}, c.slice('gold.'.length)),
+      );
       const at =
         declared !== undefined
           ? ['pipelines', name, 'tasks', declared]
           : silver !== undefined
             ? ['pipelines', name, 'silver', silver.slice('silver.'.length)]
-            : ['pipelines', name];
+            : gold !== undefined
+              ? ['pipelines', name, 'gold', gold.slice('gold.'.length)]
+              : ['pipelines', name];
       throw graphError(where, at, `tasks form a cycle: ${cycle.join(' → ')}`);
     }
     state.set(t.name, 'visiting');

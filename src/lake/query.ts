@@ -75,7 +75,38 @@ export async function attachTables(
       `CREATE OR REPLACE VIEW ${view} AS ${key && files.length ? latestRowsSql(`(${sql})`, key) : sql}`,
     );
   }
+  await attachViews(lake, tables, commit);
   return { commit, tables };
+}
+
+/** Catalog state holding the SELECT of each view model (gold models materialized as views). */
+export const VIEW_STATE_PIPELINE = '_views';
+export const VIEW_STATE_SOURCE = 'gold';
+
+/**
+ * Views defined by gold view models replace the empty relation of their table; a view reading
+ * another view is created once that one is (a few passes, in any order).
+ */
+async function attachViews(lake: Lake, tables: TableInfo[], commit: number | undefined): Promise<void> {
+  const views = (await lake.catalog.listStates(VIEW_STATE_PIPELINE)).filter(
+    (s) => s.source === VIEW_STATE_SOURCE && tables.some((t) => t.name === `gold.${s.stream}`),
+  );
+  let pending = [];
+  for (const v of views) {
+    if (commit !== undefined && (await lake.catalog.schemaAt(`gold.${v.stream}`, commit)) === undefined) continue;
+    pending.push({ name: v.stream, sql: String((v.value as { sql?: unknown }).sql ?? '') });
+  }
+  for (let pass = 0; pending.length > 0 && pass <= pending.length; pass++) {
+    const failed: typeof pending = [];
+    for (const v of pending) {
+      try {
+        await lake.engine.run(`CREATE OR REPLACE VIEW gold.${ident(v.name)} AS ${v.sql}`);
+      } catch {
+        failed.push(v);
+      }
+    }
+    pending = failed;
+  }
 }
 
 /** SQL reading a set of lake files; an empty set reads as an empty relation of the schema. */

@@ -8,7 +8,7 @@ import type { RunStats } from '../catalog/types.js';
 import { resolveSecrets, SecretRegistry, secretRegistry } from '../config/secrets.js';
 import { DipError, EXIT_CODES, errorMessage, type ErrorKind } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
-import { buildSilverTable, ingestSources, type TaskWork } from '../pipeline/run.js';
+import { buildGoldModel, buildSilverTable, ingestSources, type TaskWork } from '../pipeline/run.js';
 import type { RunEventSink } from '../pipeline/events.js';
 import { pipelineNamed } from '../pipeline/pipelines.js';
 import { runModuleTask, runShellTask } from './custom-tasks.js';
@@ -114,6 +114,8 @@ async function runTaskKind(
     }
     case 'silver':
       return outcome(await buildSilverTable(lake, ctx.pipeline, task.run.table, options), task.name);
+    case 'gold':
+      return outcome(await buildGoldModel(lake, ctx.pipeline, task.run.model, options), task.name);
     case 'shell':
     case 'module': {
       const custom = {

@@ -1,4 +1,5 @@
 import type { StreamStats } from '../catalog/types.js';
+import type { GoldEvent } from '../gold/index.js';
 import type { SilverEvent } from '../transform/silver.js';
 
 /** What a run reports while it works; the CLI turns these into progress bars or log lines. */
@@ -41,6 +42,7 @@ export type RunEvent =
   | { type: 'stream_warning'; pipeline: string; stream: string; message: string }
   | { type: 'schema_changed'; table: string; changes: string[] }
   | { type: 'run_finished'; runId: string; pipeline: string; status: string }
-  | SilverEvent;
+  | SilverEvent
+  | GoldEvent;
 
 export type RunEventSink = (event: RunEvent) => void;

@@ -15,6 +15,7 @@ import type { RunEventSink } from './events.js';
 import { bronzeTableNames, pipelineNamed } from './pipelines.js';
 import { runStream } from './stream.js';
 import { activeSpan, withSpan } from '../observe/trace.js';
+import { buildGoldStep } from './gold-step.js';
 
 export { runStream } from './stream.js';
 
@@ -36,7 +37,7 @@ export const WARNED_STRICT_EXIT_CODE = EXIT_CODES.input;
 /** Streams that read records and landed none: every record went to quarantine. */
 export function allQuarantinedWarnings(stats: RunStats): string[] {
   return Object.entries(stats.streams)
-    .filter(([key, s]) => !key.startsWith('silver.') && s.rows === 0 && s.quarantined > 0)
+    .filter(([key, s]) => !key.startsWith('silver.') && !key.startsWith('gold.') && s.rows === 0 && s.quarantined > 0)
     .map(
       ([key, s]) =>
         `${key}: all ${s.quarantined} records read were quarantined, none landed (dip query "select * from quarantine.<table>")`,
@@ -59,6 +60,8 @@ export interface RunOptions {
   stop?: AbortSignal;
   /** Build the pipeline's silver tables after ingesting (default true). */
   silver?: boolean;
+  /** Build the pipeline's gold models after silver (default true). */
+  gold?: boolean;
   /** Clock for silver freshness checks (tests). */
   now?: Date;
   /** The data interval, for sources that use {interval.start}/{interval.end}. */
@@ -130,6 +133,8 @@ async function runPipelineUntraced(lake: Lake, name: string, options: RunOptions
     );
     if (options.silver !== false && !options.follow && Object.keys(pipeline.silver).length > 0)
       await buildSilver(context, pipeline, options.now);
+    if (options.gold !== false && !options.follow && Object.keys(pipeline.gold ?? {}).length > 0)
+      await buildGold(context, pipeline, options.now);
   } catch (err) {
     // Interrupted (or an unexpected failure outside a stream): record it, then let it surface.
     const reason = signal.aborted ? signal.reason : classifyDiskFull(err);
@@ -201,6 +206,13 @@ async function buildSilver(ctx: RunContext, pipeline: PipelineConfig, now: Date 
   }
 }
 
+/** Gold models after silver (pipeline/gold-step.ts), each recorded like a stream. */
+function buildGold(ctx: RunContext, pipeline: PipelineConfig, now: Date | undefined, only?: string[]): Promise<void> {
+  return buildGoldStep(ctx, pipeline, now, only, (caught, key) =>
+    recordStreamFailure(caught, ctx.errors, ctx.emit, ctx.pipeline, key),
+  );
+}
+
 /** What one orchestrator task did: stream stats and the streams that failed. */
 export interface TaskWork {
   stats: RunStats;
@@ -252,7 +264,28 @@ export async function buildSilverTable(
 ): Promise<TaskWork> {
   const pipeline = pipelineNamed(lake.project, name);
   const work: TaskWork = { stats: { streams: {} }, errors: [] };
-  const context: RunContext = {
+  await buildSilver(
+    taskContext(lake, name, options, work),
+    { ...pipeline, silver: Object.fromEntries(Object.entries(pipeline.silver).filter(([t]) => t === table)) },
+    options.now,
+  );
+  return work;
+}
+
+/** Builds one gold model of a pipeline under an existing (orchestrated) run. */
+export async function buildGoldModel(
+  lake: Lake,
+  name: string,
+  model: string,
+  options: TaskWorkOptions,
+): Promise<TaskWork> {
+  const work: TaskWork = { stats: { streams: {} }, errors: [] };
+  await buildGold(taskContext(lake, name, options, work), pipelineNamed(lake.project, name), options.now, [model]);
+  return work;
+}
+
+function taskContext(lake: Lake, name: string, options: TaskWorkOptions, work: TaskWork): RunContext {
+  return {
     lake,
     pipeline: name,
     runId: options.runId,
@@ -265,12 +298,6 @@ export async function buildSilverTable(
     follow: false,
     persistStats: false,
   };
-  await buildSilver(
-    context,
-    { ...pipeline, silver: Object.fromEntries(Object.entries(pipeline.silver).filter(([t]) => t === table)) },
-    options.now,
-  );
-  return work;
 }
 
 interface RunContext {

@@ -1,4 +1,5 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { PRIVATE_FILE_MODE, mkdirPrivate } from '../../core/private-files.js';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../../core/errors.js';
 import type { Command } from 'commander';
@@ -8,8 +9,14 @@ import type { GlobalOptions } from '../context.js';
 import { formatCount, printJson, renderTable } from '../output.js';
 import { printRunSummary } from './run.js';
 import { formatReport, type QualityReport } from '../../quality/report.js';
-import { PROJECT_YAML, addNextDay, scaffoldProject, socialPipelineYaml } from '../scaffold.js';
-import { appendFile } from 'node:fs/promises';
+import {
+  PROJECT_YAML,
+  REVENUE_BY_CITY_SQL,
+  SHOP_GOLD_YAML,
+  addNextDay,
+  scaffoldProject,
+  socialPipelineYaml,
+} from '../scaffold.js';
 
 let narrate = true;
 const say = (s = '') => {
@@ -137,6 +144,10 @@ export function registerDemo(program: Command): void {
       const abs = resolve(dir);
       await clearDemoDir(abs);
       await scaffoldProject(abs);
+      // The demo's shop pipeline also models a small star schema in gold (SQL model in models/).
+      await appendFile(join(abs, 'dip.yaml'), SHOP_GOLD_YAML);
+      await mkdirPrivate(join(abs, 'models'));
+      await writeFile(join(abs, 'models', 'revenue_by_city.sql'), REVENUE_BY_CITY_SQL, { mode: PRIVATE_FILE_MODE });
       await writeFile(join(abs, DEMO_MARKER), 'written by `dip demo`; the directory is recreated on each demo run\n');
       say(`DIP demo — a project in ${abs} on embedded defaults (local lake, SQLite catalog, DuckDB)`);
       const { runPipeline } = await import('../../pipeline/run.js');
@@ -184,6 +195,16 @@ export function registerDemo(program: Command): void {
           `select customer_id, left(email, 16) || '…' as email, address__city, (select count(*) from silver.customers__tags t where t._dip_parent_id = c._dip_id) as tags from silver.customers c order by customer_id limit 3`,
         );
         await showQuality(lake, 'silver.orders');
+        await show(
+          lake,
+          'gold: a star schema — each order joins the customer version valid when it was placed (SCD2, as-of)',
+          `select d.month_name as month, c.address__city as city, count(*) as orders, round(sum(f.amount), 2) as revenue, count(*) filter (where f.customer_key = -1) as unknown_customer from gold.fact_orders f join gold.dim_date d using (date_key) left join gold.dim_customer c using (customer_key) group by all order by revenue desc limit 3`,
+        );
+        await show(
+          lake,
+          'gold dim_customer: customers whose address changed have two versions',
+          `select customer_id, address__city, valid_from, valid_to, is_current from gold.dim_customer where customer_id in (select customer_id from gold.dim_customer group by 1 having count(*) > 1) order by customer_id, valid_from limit 4`,
+        );
         await orchestratedStep(lake);
         const social = await socialSteps(abs, report);
         const tables = await (await import('../../ops/tables.js')).listTables(lake);
@@ -201,6 +222,8 @@ export function registerDemo(program: Command): void {
           'runs list',
           'tables',
           'describe silver.orders',
+          'describe gold.revenue_by_city',
+          'build --full-refresh',
           'quality silver.orders',
           'quarantine list',
           'query "select * from silver.customers limit 5"',

@@ -54,7 +54,19 @@ export function registerTables(program: Command): void {
         `${table.name} · ${table.zone} · ${table.format} · ${formatCount(table.rows)} rows${table.pendingChanges ? ` (${formatCount(table.pendingChanges)} changes not merged yet)` : ''} in ${table.files} files (${formatBytes(table.bytes)})\n`,
       );
       if (table.primaryKey.length) process.stdout.write(`primary key: ${table.primaryKey.join(', ')}\n`);
-      if (current) {
+      const model = info.model;
+      if (model) {
+        process.stdout.write(
+          `model: ${model.kind}${model.materialized ? ` (${model.materialized})` : ''} in pipeline ${model.pipeline}${model.description ? ` · ${model.description}` : ''}\n`,
+        );
+        process.stdout.write(`inputs (lineage): ${model.inputs.join(', ') || 'none (generated)'}\n`);
+        process.stdout.write(
+          `\ncolumns:\n${renderTable(
+            ['column', 'type', 'description'],
+            model.columns.map((c) => [c.name, c.type ?? '(not built yet)', c.description ?? '']),
+          )}\n`,
+        );
+      } else if (current) {
         process.stdout.write(`\ncolumns (schema v${current.version}):\n`);
         process.stdout.write(
           `${renderTable(
