@@ -255,21 +255,26 @@ describe('ops layer: CLI --json and the API agree', postgresTestOptions(), () =>
       const res = await fetch(`${api.address}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
       return { status: res.status, json: (await res.json()) as Record<string, unknown> };
     };
-    const rowsBefore = (await get('/tables/silver.members')).json.rows;
-    const dryCli = (await cli('compact', 'silver.members', '--dry-run')) as { inputFiles: number; rows: number }[];
-    const dryApi = await post('/tables/silver.members/compact', { dry_run: true });
+    const rowsBefore = (await get('/tables/bronze.members_changes')).json.rows;
+    const dryCli = (await cli('compact', 'bronze.members_changes', '--dry-run')) as {
+      inputFiles: number;
+      rows: number;
+    }[];
+    const dryApi = await post('/tables/bronze.members_changes/compact', { dry_run: true });
     assert.equal(dryApi.status, 200);
     assert.deepEqual(
       [dryApi.json['input_files'], dryApi.json['rows'], dryApi.json['commit_id']],
       [dryCli[0]?.inputFiles, dryCli[0]?.rows, null],
     );
-    assert.equal((await post('/tables/silver.members/compact', {}, null)).status, 401);
+    assert.equal(dryCli[0]?.inputFiles, 2, 'the change log holds one file per run');
+    assert.equal(dryCli[0]?.rows, 46, '40 snapshot rows + 4 updates + 2 deletes');
+    assert.equal((await post('/tables/bronze.members_changes/compact', {}, null)).status, 401);
     assert.equal((await post('/tables/silver.nope/compact', {})).status, 404);
-    const done = await post('/tables/silver.members/compact', {});
+    const done = await post('/tables/bronze.members_changes/compact', {});
     assert.equal(done.status, 200);
     assert.equal(typeof done.json['commit_id'], 'number');
     const lake = await p.lake();
-    assert.equal((await lake.catalog.liveFiles('silver.members')).length, 1);
-    assert.equal((await get('/tables/silver.members')).json.rows, rowsBefore);
+    assert.equal((await lake.catalog.liveFiles('bronze.members_changes')).length, 1);
+    assert.equal((await get('/tables/bronze.members_changes')).json.rows, rowsBefore);
   });
 });
