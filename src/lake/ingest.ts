@@ -68,6 +68,18 @@ export async function stageUnit(
     // Response pages without records (an empty last page): only the raw zone gets them.
     const out: StagedUnit = { unit, schema: tableSchema ?? { columns: [] }, changes: [], rows: 0, quarantined: 0 };
     if (target.rawEnabled && unit.rawPages) out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt);
+    if (unit.rejected?.length) {
+      const refused = sourceRejected(unit);
+      await writeQuarantine(lake, local.q, refused, target, sourceName, file, ingestedAt);
+      out.quarantine = await publish(
+        lake,
+        local.q,
+        dataFilePath('quarantine', target.source, target.stream.table, ingestedAt, EXT.parquet),
+        refused.length,
+        { run_id: target.runId, source_file: file },
+      );
+      out.quarantined = refused.length;
+    }
     return out;
   }
   const input = unit.input;
@@ -140,7 +152,7 @@ export async function stageUnit(
       }
     }
     const typing = await prepared.typing(evolution.schema.columns);
-    const rejected = await prepared.rejected();
+    const rejected = [...(await prepared.rejected()), ...sourceRejected(unit)];
     // A record with two bad fields is one refused record (with two quarantine rows of reasons).
     const quarantined = new Set(rejected.map((r, i) => r.line ?? `#${i}`)).size;
     if (enforced && rows === 0 && quarantined > 0) {
@@ -340,6 +352,17 @@ async function writeQuarantine(
   } finally {
     await lake.engine.run(`DROP TABLE IF EXISTS ${table}`);
   }
+}
+
+/** The records a source refused itself (`ReadUnit.rejected`), numbered after the file's lines. */
+function sourceRejected(unit: ReadUnit): RejectedRecord[] {
+  return (unit.rejected ?? []).map((r) => ({
+    line: null,
+    column: null,
+    errorType: r.errorType,
+    reason: r.reason,
+    raw: r.raw,
+  }));
 }
 
 /** Column → table type, for incompatible columns that exist in the table (not new ones). */

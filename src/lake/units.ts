@@ -66,6 +66,11 @@ export interface ReadUnit {
   bytes: number;
   /** Where the records came from, recorded on every raw envelope and bronze file. */
   position: Record<string, unknown>;
+  /**
+   * Records the source refused before the reader saw them (a pushed event failing its JSON
+   * Schema), with the reason: they go to quarantine with the unit, `raw` as received.
+   */
+  rejected?: readonly { reason: string; errorType: string; raw: string }[] | undefined;
   /** Ledger entry committed with the unit's data. */
   ledger?: LedgerEntry;
   /**

@@ -10,12 +10,14 @@
  * `registerConnector` in sources/open.ts, which adds their spec here.
  */
 import { filesSpec } from './files/spec.js';
+import { jetstreamSpec } from './jetstream/spec.js';
+import { kafkaSpec } from './kafka/spec.js';
 import { mysqlSpec } from './mysql/spec.js';
 import { postgresSpec } from './postgres/spec.js';
 import { restSpec } from './rest/spec.js';
 import type { ConnectorSpec, Declared } from './spec.js';
 
-export const CONNECTORS = [filesSpec, restSpec, postgresSpec, mysqlSpec] as const;
+export const CONNECTORS = [filesSpec, restSpec, postgresSpec, mysqlSpec, kafkaSpec, jetstreamSpec] as const;
 
 const registered: ConnectorSpec[] = [];
 

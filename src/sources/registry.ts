@@ -5,6 +5,8 @@
  */
 import type { SourceConfig } from '../config/schema.js';
 import filesConnector from './files/index.js';
+import jetstreamConnector from './jetstream/index.js';
+import kafkaConnector from './kafka/index.js';
 import mysqlConnector from './mysql/index.js';
 import postgresConnector from './postgres/index.js';
 import restConnector from './rest/index.js';
@@ -16,6 +18,8 @@ export const connectors = {
   rest: restConnector,
   postgres: postgresConnector,
   mysql: mysqlConnector,
+  kafka: kafkaConnector,
+  jetstream: jetstreamConnector,
 } as const;
 
 export function createSource(config: SourceConfig, baseDir: string, sourceName: string): SourceInstance {
