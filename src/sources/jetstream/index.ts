@@ -79,7 +79,7 @@ export default defineConnector({
                   ? { deliver_policy: js.DeliverPolicy.New }
                   : { deliver_policy: js.DeliverPolicy.StartTime, opt_start_time: config.start.timestamp };
           const consumer = await client.consumers
-            .get(config.stream, { filter_subjects: [subject], ...opts })
+            .get(config.stream, { filter_subjects: subject, ...opts })
             .catch((e: unknown) => {
               throw new DipError(
                 'transient',
