@@ -50,7 +50,10 @@ export async function publishChanges(
       const tsMs = info?.committedAt.getTime() ?? Date.now();
       const messages: OutMessage[] = [];
       for (const f of list) {
-        const rows = await lake.engine.all(`SELECT * FROM ${parquetScan([lake.storage.uri(f.path)])}`);
+        // DuckDB's JSON keeps numbers numbers (BIGINT too), as the envelope needs them.
+        const rows = (
+          await lake.engine.all(`SELECT to_json(t)::VARCHAR AS j FROM ${parquetScan([lake.storage.uri(f.path)])} AS t`)
+        ).map((r) => JSON.parse(String(r['j'])) as Record<string, unknown>);
         rows.forEach((row, i) => {
           const data: Record<string, unknown> = {};
           for (const [k, v] of Object.entries(row)) if (!k.startsWith('_dip_') && !k.startsWith('_cdc_')) data[k] = v;
