@@ -40,6 +40,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       'orchestrator: a 1,000 no-op task DAG and a 10,000-interval backfill, in-process (and with --workers N via pg-boss): tasks/s, intervals/s vs an in-memory executor',
     load: () => import('./scheduler.js'),
   },
+  kafka: {
+    description:
+      'broker → bronze: `dip run` from JetStream (3 subjects) vs a bare ordered-consumer read (messages/s, ratio) and ack-to-queryable p50/p99 under 5,000 events/s with --follow; Kafka with DIP_KAFKA_BROKERS',
+    load: () => import('./kafka.js'),
+  },
   startup: {
     description:
       "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",
