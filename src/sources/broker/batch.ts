@@ -72,6 +72,8 @@ export async function brokerUnit(
   const rejected: { reason: string; errorType: string; raw: string }[] = [];
   const next: Positions = { ...before };
   const ranges: Record<string, [number, number]> = {};
+  // Every field the file holds: the reader then samples types instead of scanning the file twice.
+  const fields = new Set<string>();
   for (const m of messages) {
     next[m.partition] = m.position + 1;
     const r = ranges[m.partition];
@@ -105,6 +107,7 @@ export async function brokerUnit(
     }
     const row: Record<string, unknown> = { ...(value as Record<string, unknown>) };
     for (const [k, v] of Object.entries(m.meta)) row[`_broker_${k}`] = v;
+    for (const k in row) fields.add(k);
     lines.push(JSON.stringify(row));
   }
   const label = `${stream.name} ${Object.entries(ranges)
@@ -119,7 +122,7 @@ export async function brokerUnit(
   await writeFile(path, text);
   return {
     label,
-    input: { path, format: 'ndjson' },
+    input: { path, format: 'ndjson', fields: [...fields] },
     bytes: Buffer.byteLength(text),
     position,
     state,
