@@ -67,3 +67,42 @@ describe('jetstream destination: change envelopes, each commit published once', 
     await nc.close();
   });
 });
+
+const kafkaBrokers = process.env['DIP_KAFKA_BROKERS']?.split(',').filter(Boolean);
+
+describe(
+  'kafka destination: change envelopes, each commit published once',
+  kafkaBrokers
+    ? {}
+    : {
+        skip: 'needs a Kafka 3.5+ cluster in DIP_KAFKA_BROKERS (the librdkafka 2.0.2 mock refuses the ApiVersions v3 of @platformatic/kafka)',
+      },
+  () => {
+    let p: TestProject | undefined;
+    after(async () => {
+      await p?.dispose();
+    });
+
+    it('publishes 3 rows with their ids in dip-event-id; a re-run publishes nothing', async () => {
+      const brokers = kafkaBrokers as string[];
+      const kafka = await import('@platformatic/kafka');
+      const topic = `changes_${Date.now()}`;
+      const admin = new kafka.Admin({ clientId: 'test', bootstrapBrokers: brokers });
+      await admin.createTopics({ topics: [topic], partitions: 1, replicas: 1 });
+      await admin.close();
+      p = await TestProject.create({ people: { path: 'data/*.ndjson' } });
+      await p.write('data/a.ndjson', '{"id":1}\n{"id":2}\n{"id":3}\n');
+      await p.runOk();
+      const lake = await p.lake();
+      const destination = { kind: 'kafka' as const, brokers, topic };
+      const first = await publishChanges(lake, { name: 'k', table: 'people', destination });
+      assert.equal(first.messages, 3);
+      const again = await publishChanges(lake, { name: 'k', table: 'people', destination });
+      assert.equal(again.messages, 0);
+      const consumer = new kafka.Consumer({ clientId: 'test', groupId: 'check', bootstrapBrokers: brokers });
+      const high = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
+      await consumer.close(true);
+      assert.deepEqual(high.map(Number), [3]);
+    });
+  },
+);

@@ -14,6 +14,8 @@ export const destinationSchema = z.discriminatedUnion('kind', [
   jetstreamDestinationSpec.schema,
 ]);
 export type DestinationConfig = z.output<typeof destinationSchema>;
+/** A destination as written (defaults not yet applied). */
+export type DestinationInput = z.input<typeof destinationSchema>;
 
 /** Opens a destination (its config validated against its kind's schema). */
 export async function openDestination(

@@ -14,7 +14,7 @@
 import type { Lake } from '../lake/lake.js';
 import { parquetScan } from '../lake/scan.js';
 import { CDC_COLUMNS } from '../lake/zone-schemas.js';
-import { type DestinationConfig, openDestination } from './destinations.js';
+import { type DestinationInput, openDestination } from './destinations.js';
 import type { OutMessage } from './types.js';
 
 export const PUBLISH_PIPELINE = '_publish';
@@ -28,7 +28,7 @@ export interface PublishResult {
 
 export async function publishChanges(
   lake: Lake,
-  opts: { name: string; table: string; destination: DestinationConfig; signal?: AbortSignal },
+  opts: { name: string; table: string; destination: DestinationInput; signal?: AbortSignal },
 ): Promise<PublishResult> {
   const table = `bronze.${opts.table}`;
   const saved = (await lake.catalog.getState(PUBLISH_PIPELINE, opts.name, opts.table)) as { commit?: number } | null;
