@@ -78,7 +78,11 @@ export default defineConnector({
         const offsets = high.map((_, partition) => ({
           topic,
           partition,
-          offset: BigInt(saved[String(partition)] ?? Number(startAt?.[partition] ?? 0n)),
+          // A timestamp after the last message gives -1: start at the end.
+          offset:
+            BigInt(saved[String(partition)] ?? Number(startAt?.[partition] ?? 0n)) < 0n
+              ? (high[partition] as bigint)
+              : BigInt(saved[String(partition)] ?? Number(startAt?.[partition] ?? 0n)),
         }));
         const queue = new MessageQueue(Math.max(1000, config.batch.max_events * 2));
         const s: Stats = { messages: 0, batches: 0, lag: 0 };
