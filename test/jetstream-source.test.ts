@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { TestProject } from './support/project.js';
+import { runCli, TestProject } from './support/project.js';
 import { followWithKills } from './support/broker-crash.js';
 import { natsProbe, type NatsServer, startNats } from './support/nats-broker.js';
 import { requireOrSkip } from './support/service.js';
@@ -96,5 +96,23 @@ describe('jetstream source: 3 partitions, killed twice, each message once', requ
       `# ${JSON.stringify({ total: TOTAL, landedAtKills: r.landedAtKills, positions: state.positions })}\n`,
     );
     await nc.close();
+  });
+
+  it('a schema file that is missing fails the run naming the field and the file', async () => {
+    const q = await TestProject.withSources({
+      bus: {
+        type: 'jetstream',
+        url: nats.url,
+        stream: 'ORDERS',
+        streams: { orders: { subjects: 'orders.0', schema: 'missing.json' } },
+      },
+    });
+    try {
+      const r = await runCli(['run'], q.dir);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /sources\.bus\.streams\.orders\.schema: cannot read the JSON Schema missing\.json/);
+    } finally {
+      await q.dispose();
+    }
   });
 });
