@@ -60,6 +60,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       'S3 lake: `dip run` of 5M CSV rows into an S3-compatible server (s3rver) vs the local lake, and vs uploading the same bytes with the AWS SDK alone (ratios)',
     load: () => import('./s3.js'),
   },
+  kafka: {
+    description:
+      'broker → bronze: `dip run` from JetStream (3 subjects) vs a bare ordered-consumer read (messages/s, ratio) and ack-to-queryable p50/p99 under 5,000 events/s with --follow; Kafka with DIP_KAFKA_BROKERS',
+    load: () => import('./kafka.js'),
+  },
   startup: {
     description:
       "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",

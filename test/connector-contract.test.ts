@@ -55,7 +55,7 @@ describe('every registered connector', () => {
     const union = pipeline.properties.sources.additionalProperties.oneOf ?? [];
     assert.deepEqual(
       union.map((o) => (o as { properties: { type: { const: string } } }).properties.type.const),
-      ['files', 'rest', 'postgres', 'mysql', 'gateway'],
+      ['files', 'rest', 'postgres', 'mysql', 'gateway', 'kafka', 'jetstream'],
     );
     const readme = readFileSync(README_FILE, 'utf8');
     assert.equal(readmeWithConnectorTable(readme), readme, 'README.md is up to date (run `npm run schema`)');
@@ -99,7 +99,7 @@ describe('a toy source type: one folder (test/support/toy-connector) and one lis
   it('is in the list and refuses a second registration of its type', () => {
     assert.deepEqual(
       connectorSpecs().map((c) => c.type),
-      ['files', 'rest', 'postgres', 'mysql', 'gateway', 'toy'],
+      ['files', 'rest', 'postgres', 'mysql', 'gateway', 'kafka', 'jetstream', 'toy'],
     );
     assert.throws(() => registerConnector(toySpec, () => import('./support/toy-connector/index.js')), {
       message: 'a connector of type "toy" is already registered',

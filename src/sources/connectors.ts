@@ -11,12 +11,14 @@
  */
 import { filesSpec } from './files/spec.js';
 import { gatewaySpec } from './gateway/spec.js';
+import { jetstreamSpec } from './jetstream/spec.js';
+import { kafkaSpec } from './kafka/spec.js';
 import { mysqlSpec } from './mysql/spec.js';
 import { postgresSpec } from './postgres/spec.js';
 import { restSpec } from './rest/spec.js';
 import type { ConnectorSpec, Declared } from './spec.js';
 
-export const CONNECTORS = [filesSpec, restSpec, postgresSpec, mysqlSpec, gatewaySpec] as const;
+export const CONNECTORS = [filesSpec, restSpec, postgresSpec, mysqlSpec, gatewaySpec, kafkaSpec, jetstreamSpec] as const;
 
 const registered: ConnectorSpec[] = [];
 

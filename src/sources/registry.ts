@@ -6,6 +6,8 @@
 import type { SourceConfig } from '../config/schema.js';
 import filesConnector from './files/index.js';
 import gatewayConnector from './gateway/index.js';
+import jetstreamConnector from './jetstream/index.js';
+import kafkaConnector from './kafka/index.js';
 import mysqlConnector from './mysql/index.js';
 import postgresConnector from './postgres/index.js';
 import restConnector from './rest/index.js';
@@ -18,6 +20,8 @@ export const connectors = {
   postgres: postgresConnector,
   mysql: mysqlConnector,
   gateway: gatewayConnector,
+  kafka: kafkaConnector,
+  jetstream: jetstreamConnector,
 } as const;
 
 export function createSource(config: SourceConfig, baseDir: string, sourceName: string): SourceInstance {

@@ -1,0 +1,28 @@
+/**
+ * The destinations DIP knows: one line per kind. Each kind's folder `destinations/<kind>/` holds
+ * `spec.ts` (listed here) and `index.ts` (imported only when a destination of that kind opens).
+ */
+import { z } from 'zod';
+import { jetstreamDestinationSpec } from './jetstream/spec.js';
+import { kafkaDestinationSpec } from './kafka/spec.js';
+import type { DestinationModule, OpenDestination } from './types.js';
+
+export const DESTINATIONS = [kafkaDestinationSpec, jetstreamDestinationSpec] as const;
+
+export const destinationSchema = z.discriminatedUnion('kind', [
+  kafkaDestinationSpec.schema,
+  jetstreamDestinationSpec.schema,
+]);
+export type DestinationConfig = z.output<typeof destinationSchema>;
+/** A destination as written (defaults not yet applied). */
+export type DestinationInput = z.input<typeof destinationSchema>;
+
+/** Opens a destination (its config validated against its kind's schema). */
+export async function openDestination(
+  config: z.input<typeof destinationSchema>,
+  baseDir: string,
+): Promise<OpenDestination> {
+  const parsed = destinationSchema.parse(config);
+  const module = (await import(`./${parsed.kind}/index.js`)) as { default: DestinationModule };
+  return module.default.open(parsed, { baseDir });
+}

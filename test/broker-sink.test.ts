@@ -1,0 +1,108 @@
+/**
+ * Broker sinks (issue 16): a bronze table's commits published to a JetStream subject as
+ * Debezium-style envelopes, exactly once on DIP's side: a second publish sends nothing, and a
+ * publish interrupted after the acknowledgement but before the catalog recorded it (simulated by
+ * moving the recorded commit back) re-sends messages the stream drops by Nats-Msg-Id.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { PUBLISH_PIPELINE, publishChanges } from '../src/destinations/publish.js';
+import { natsProbe, type NatsServer, startNats } from './support/nats-broker.js';
+import { TestProject } from './support/project.js';
+import { requireOrSkip } from './support/service.js';
+
+describe('jetstream destination: change envelopes, each commit published once', requireOrSkip(natsProbe()), () => {
+  let nats: NatsServer;
+  let p: TestProject;
+  before(async () => {
+    nats = await startNats();
+  });
+  after(async () => {
+    await p?.dispose();
+    await nats?.stop();
+  });
+
+  it('publishes 2 commits of 3 + 2 rows as envelopes; a re-run and a replayed commit add nothing', async () => {
+    const { connect } = await import('@nats-io/transport-node');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'CHANGES', subjects: ['dip.changes'] });
+    const count = async () => (await jsm.streams.info('CHANGES')).state.messages;
+
+    p = await TestProject.create({ people: { path: 'data/*.ndjson' } });
+    await p.write('data/a.ndjson', '{"id":1,"name":"a"}\n{"id":2,"name":"b"}\n{"id":3,"name":"c"}\n');
+    await p.runOk();
+    await p.write('data/b.ndjson', '{"id":4,"name":"d"}\n{"id":5,"name":"e"}\n');
+    await p.runOk();
+    const lake = await p.lake();
+    const destination = { kind: 'jetstream' as const, url: nats.url, subject: 'dip.changes' };
+    const first = await publishChanges(lake, { name: 'bus', table: 'people', destination });
+    assert.equal(first.commits, 2);
+    assert.equal(first.messages, 5);
+    assert.equal(await count(), 5);
+    const m = await jsm.streams.getMessage('CHANGES', { seq: 1 });
+    const envelope = JSON.parse(new TextDecoder().decode(m?.data)) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(envelope).sort(), ['after', 'before', 'op', 'source', 'ts_ms']);
+    assert.equal(envelope['op'], 'c');
+    assert.equal(envelope['before'], null);
+    assert.deepEqual(envelope['after'], { id: 1, name: 'a' });
+
+    const again = await publishChanges(lake, { name: 'bus', table: 'people', destination });
+    assert.deepEqual(again, { commits: 0, messages: 0, lastCommit: first.lastCommit });
+    assert.equal(await count(), 5);
+
+    // Interrupted after the acknowledgement, before the record: the last commit goes out again.
+    const firstCommit = (await lake.catalog.liveFiles('bronze.people'))
+      .map((f) => f.addedCommit)
+      .sort((a, b) => a - b)[0];
+    await lake.catalog.commit({
+      operation: 'state',
+      tables: [],
+      state: [{ pipeline: PUBLISH_PIPELINE, source: 'bus', stream: 'people', value: { commit: firstCommit } }],
+    });
+    const replay = await publishChanges(lake, { name: 'bus', table: 'people', destination });
+    assert.equal(replay.messages, 2);
+    assert.equal(await count(), 5, 'the stream dropped the repeats (Nats-Msg-Id)');
+    await nc.close();
+  });
+});
+
+const kafkaBrokers = process.env['DIP_KAFKA_BROKERS']?.split(',').filter(Boolean);
+
+describe(
+  'kafka destination: change envelopes, each commit published once',
+  kafkaBrokers
+    ? {}
+    : {
+        skip: 'needs a Kafka 3.5+ cluster in DIP_KAFKA_BROKERS (the librdkafka 2.0.2 mock refuses the ApiVersions v3 of @platformatic/kafka)',
+      },
+  () => {
+    let p: TestProject | undefined;
+    after(async () => {
+      await p?.dispose();
+    });
+
+    it('publishes 3 rows with their ids in dip-event-id; a re-run publishes nothing', async () => {
+      const brokers = kafkaBrokers as string[];
+      const kafka = await import('@platformatic/kafka');
+      const topic = `changes_${Date.now()}`;
+      const admin = new kafka.Admin({ clientId: 'test', bootstrapBrokers: brokers });
+      await admin.createTopics({ topics: [topic], partitions: 1, replicas: 1 });
+      await admin.close();
+      p = await TestProject.create({ people: { path: 'data/*.ndjson' } });
+      await p.write('data/a.ndjson', '{"id":1}\n{"id":2}\n{"id":3}\n');
+      await p.runOk();
+      const lake = await p.lake();
+      const destination = { kind: 'kafka' as const, brokers, topic };
+      const first = await publishChanges(lake, { name: 'k', table: 'people', destination });
+      assert.equal(first.messages, 3);
+      const again = await publishChanges(lake, { name: 'k', table: 'people', destination });
+      assert.equal(again.messages, 0);
+      const consumer = new kafka.Consumer({ clientId: 'test', groupId: 'check', bootstrapBrokers: brokers });
+      const high = (await consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
+      await consumer.close(true);
+      assert.deepEqual(high.map(Number), [3]);
+    });
+  },
+);
