@@ -187,7 +187,7 @@ describe('parseProject', () => {
         '  dip.yaml:2:1: catalog.url: missing required key "url" (expected a string)',
         '  dip.yaml:4:19: engine.threads: got "many", expected a number',
         '  dip.yaml:11:11: pipelines.shop.sources.files.streams.Bad-Name: invalid name "Bad-Name": expected a lower-case identifier: letters, digits and _ (e.g. "orders_2024")',
-        '  dip.yaml:14:15: pipelines.shop.sources.api.type: got "http", expected one of files, rest, postgres, mysql',
+        '  dip.yaml:14:15: pipelines.shop.sources.api.type: got "http", expected one of files, rest, postgres, mysql, gateway, kafka, jetstream',
         '  dip.yaml:15:3: pipelines.empty: got null (empty value), expected a mapping',
       ].join('\n'),
     );

@@ -1,3 +1,4 @@
+// Over 400 lines: one run's lifecycle (record, heartbeats, streams, silver and gold steps, outcome) reads best in one place.
 import { hostname } from 'node:os';
 import type { RunStats, StreamStats } from '../catalog/types.js';
 import { secretRegistry } from '../config/secrets.js';

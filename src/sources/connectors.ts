@@ -18,7 +18,15 @@ import { postgresSpec } from './postgres/spec.js';
 import { restSpec } from './rest/spec.js';
 import type { ConnectorSpec, Declared } from './spec.js';
 
-export const CONNECTORS = [filesSpec, restSpec, postgresSpec, mysqlSpec, gatewaySpec, kafkaSpec, jetstreamSpec] as const;
+export const CONNECTORS = [
+  filesSpec,
+  restSpec,
+  postgresSpec,
+  mysqlSpec,
+  gatewaySpec,
+  kafkaSpec,
+  jetstreamSpec,
+] as const;
 
 const registered: ConnectorSpec[] = [];
 
