@@ -13,7 +13,8 @@ import { SocialApiEmulator } from '../src/emulate/social-api.js';
 import type { SocialWebhooks } from '../src/emulate/social-webhooks.js';
 import { type GatewayServer, startGateway } from '../src/gateway/server.js';
 import { reconcile, reconcileReports } from '../src/ops/reconcile.js';
-import { TestProject } from './support/project.js';
+import { DipMetrics } from '../src/serve/metrics.js';
+import { runCli, TestProject } from './support/project.js';
 
 const SECRET = 'hook-secret';
 
@@ -156,6 +157,30 @@ for (const types of [['post.created'], ['post.created', 'post.updated']] as cons
       assert.deepEqual(
         kept.map((r) => r.id),
         [second.id, report.id],
+      );
+
+      // The same operation from the CLI (a third reconcile: nothing missing, exit 0), the reports
+      // it keeps, and the /metrics gauges of the newest one.
+      const cli = await runCli(['reconcile', 'p', 'post_events', '--from', from, '--to', to, '--json'], p.dir);
+      assert.equal(cli.code, 0, cli.stderr);
+      const third = JSON.parse(cli.stdout) as { missing: number; filled: number; expected: number }[];
+      assert.deepEqual(
+        third.map((r) => [r.expected, r.missing, r.filled]),
+        [[inWindow.length, 0, 0]],
+      );
+      const listed = await runCli(['reconcile', 'p', '--reports', '--json'], p.dir);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual(
+        (JSON.parse(listed.stdout) as { missing: number }[]).map((r) => r.missing),
+        [0, 0, missing.length],
+      );
+      const metrics = await (await DipMetrics.create(await p.reopen(), { defaultMetrics: false })).render();
+      assert.match(metrics, /dip_reconcile_objects\{pipeline="p",stream="hooks.post_events",count="missing"\} 0\n/);
+      assert.match(
+        metrics,
+        new RegExp(
+          `dip_reconcile_objects\\{pipeline="p",stream="hooks.post_events",count="over_threshold"\\} ${report.alert ? 1 : 0}\\n`,
+        ),
       );
     });
   });

@@ -16,6 +16,7 @@ import { newId } from '../core/ids.js';
 import { parseDuration } from '../core/time.js';
 import type { EventLog } from '../eventlog/types.js';
 import type { Lake } from '../lake/lake.js';
+import { Alerter } from '../orchestrate/alerts.js';
 import { pipelineNamed } from '../pipeline/pipelines.js';
 import { openEndpointLog } from '../sources/gateway/log.js';
 import {
@@ -130,6 +131,26 @@ export async function reconcileReports(lake: Lake, pipeline: string, stream?: st
     out.push(...(kept?.reports ?? []));
   }
   return out.sort((a, b) => (a.at < b.at ? 1 : -1));
+}
+
+/** For `/metrics`: per callback stream, its newest report's counts and how many kept reports passed the threshold. */
+export async function reconcileGauges(
+  lake: Lake,
+): Promise<{ pipeline: string; stream: string; count: string; value: number }[]> {
+  const out: { pipeline: string; stream: string; count: string; value: number }[] = [];
+  for (const pipeline of Object.keys(lake.project.config.pipelines)) {
+    for (const s of await lake.catalog.listStates(pipeline)) {
+      if (!s.stream.startsWith('_reconcile.')) continue;
+      const reports = (s.value as { reports?: ReconcileReport[] } | null)?.reports ?? [];
+      const newest = reports[0];
+      if (!newest) continue;
+      const stream = `${s.source}.${newest.stream}`;
+      for (const count of ['expected', 'missing', 'late', 'filled'] as const)
+        out.push({ pipeline, stream, count, value: newest[count] });
+      out.push({ pipeline, stream, count: 'over_threshold', value: reports.filter((r) => r.alert).length });
+    }
+  }
+  return out;
 }
 
 async function reconcileOne(lake: Lake, pipeline: string, t: Target, o: ReconcileOptions): Promise<ReconcileReport> {
@@ -262,9 +283,37 @@ async function reconcileOne(lake: Lake, pipeline: string, t: Target, o: Reconcil
       state: [{ ...key, value: { reports: [report, ...(kept?.reports ?? [])].slice(0, REPORTS_KEPT) } }],
       summary: { ...key, reconcile: { expected, missing: missing.length, late: late.length, filled } },
     });
+    if (report.alert) await alert(lake, report);
     return report;
   } finally {
     await fill.close();
+  }
+}
+
+/** A miss rate past the threshold goes to the project's alert channels as a quality alert. */
+async function alert(lake: Lake, r: ReconcileReport): Promise<void> {
+  const alerter = Alerter.create(lake.project.config.alerts, lake.catalog.orchestration.alertLedger(), {
+    baseDir: lake.project.dir,
+  });
+  try {
+    await alerter.send({
+      kind: 'quality',
+      key: `reconcile:${r.pipeline}:${r.source}.${r.stream}`,
+      pipeline: r.pipeline,
+      title: `Reconcile: ${r.source}.${r.stream} missed ${(r.miss_rate * 100).toFixed(2)}% of callbacks`,
+      text: `${r.missing} missing and ${r.late} late of ${r.expected} objects between ${r.from} and ${r.to} (threshold ${(r.threshold * 100).toFixed(2)}%); ${r.filled} filled`,
+      fields: {
+        stream: `${r.source}.${r.stream}`,
+        expected: String(r.expected),
+        missing: String(r.missing),
+        late: String(r.late),
+        filled: String(r.filled),
+        report: r.id,
+      },
+      at: new Date(r.at),
+    });
+  } finally {
+    await alerter.close();
   }
 }
 
