@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadProject } from '../src/config/load.js';
+import { pipelineDag } from '../src/config/task-graph.js';
 import { SocialApiEmulator } from '../src/emulate/social-api.js';
 import type { SocialWebhooks } from '../src/emulate/social-webhooks.js';
 import { type GatewayServer, startGateway } from '../src/gateway/server.js';
@@ -92,6 +93,14 @@ for (const types of [['post.created'], ['post.created', 'post.updated']] as cons
       await gw?.close();
       await p?.dispose();
       await emu?.close();
+    });
+
+    it('is a scheduled task: reconcile.hooks runs before ingest.hooks', async () => {
+      const dag = pipelineDag((await loadProject(p.dir)).config, 'p');
+      const task = (name: string) => dag.tasks.find((t) => t.name === name);
+      assert.deepEqual(task('reconcile.hooks')?.run, { kind: 'reconcile', source: 'hooks' });
+      assert.ok(task('ingest.hooks')?.deps.includes('reconcile.hooks'));
+      assert.equal(task('reconcile.social'), undefined);
     });
 
     it('finds exactly the dropped posts, lands them once, and a second reconcile finds none', async () => {
