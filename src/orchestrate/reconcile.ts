@@ -51,7 +51,9 @@ export interface ReconcileReport {
   miss_rate: number;
   threshold: number;
   alert: boolean;
+  /** The first 1000 missing ids (sorted). */
   missing_ids: string[];
+  /** The first 1000 late ids (sorted). */
   late_ids: string[];
   at: string;
 }
@@ -65,6 +67,7 @@ export interface ReconcileOptions {
 }
 
 const REPORTS_KEPT = 50;
+const MAX_IDS = 1000;
 const reportStream = (stream: string) => `_reconcile.${stream}`;
 
 interface Target {
@@ -275,8 +278,9 @@ async function reconcileOne(lake: Lake, pipeline: string, t: Target, o: Reconcil
       miss_rate: missRate,
       threshold: r.max_miss_rate,
       alert: missRate > r.max_miss_rate,
-      missing_ids: missing,
-      late_ids: late,
+      // The ids, up to MAX_IDS each (the counts are always exact).
+      missing_ids: missing.slice(0, MAX_IDS),
+      late_ids: late.slice(0, MAX_IDS),
       at: new Date().toISOString(),
     };
     const key = { pipeline, source: t.source, stream: reportStream(t.stream) };
