@@ -14,7 +14,9 @@ import { SocialApiEmulator } from '../src/emulate/social-api.js';
 import type { SocialWebhooks } from '../src/emulate/social-webhooks.js';
 import { type GatewayServer, startGateway } from '../src/gateway/server.js';
 import { reconcile, reconcileReports } from '../src/ops/reconcile.js';
+import { startRuntime } from '../src/orchestrate/runtime.js';
 import { DipMetrics } from '../src/serve/metrics.js';
+import { createServer } from '../src/serve/server.js';
 import { runCli, TestProject } from './support/project.js';
 
 const SECRET = 'hook-secret';
@@ -183,6 +185,35 @@ for (const types of [['post.created'], ['post.created', 'post.updated']] as cons
         (JSON.parse(listed.stdout) as { missing: number }[]).map((r) => r.missing),
         [0, 0, missing.length],
       );
+      // The API: the reports, and a reconcile run (nothing missing).
+      const served = await p.reopen();
+      const runtime = startRuntime(served, { concurrency: 0 });
+      const app = await createServer(served, runtime);
+      try {
+        const got = await app.inject({ method: 'GET', url: '/pipelines/p/reconcile?stream=post_events' });
+        assert.equal(got.statusCode, 200);
+        assert.deepEqual(
+          (got.json() as { reports: { missing: number }[] }).reports.map((r) => r.missing),
+          [0, 0, missing.length],
+        );
+        const ran = await app.inject({
+          method: 'POST',
+          url: '/pipelines/p/reconcile',
+          payload: { stream: 'post_events', from, to },
+        });
+        assert.equal(ran.statusCode, 200, ran.body);
+        assert.deepEqual(
+          (ran.json() as { reports: { expected: number; missing: number; filled: number }[] }).reports.map((r) => [
+            r.expected,
+            r.missing,
+            r.filled,
+          ]),
+          [[inWindow.length, 0, 0]],
+        );
+      } finally {
+        await app.close();
+        await runtime.stop();
+      }
       const metrics = await (await DipMetrics.create(await p.reopen(), { defaultMetrics: false })).render();
       assert.match(metrics, /dip_reconcile_objects\{pipeline="p",stream="hooks.post_events",count="missing"\} 0\n/);
       assert.match(
