@@ -40,6 +40,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   { names: ['worker'], load: async () => (await import('./commands/worker.js')).registerWorker },
   { names: ['serve'], load: async () => (await import('./commands/serve.js')).registerServe },
   { names: ['gateway'], load: async () => (await import('./commands/gateway.js')).registerGateway },
+  { names: ['reconcile'], load: async () => (await import('./commands/reconcile.js')).registerReconcile },
 ];
 
 /** The groups a command line needs: the one its command is in, none for a bare --version, else all. */

@@ -16,6 +16,7 @@ export type TaskKind =
   | { kind: 'ingest'; source: string }
   | { kind: 'silver'; table: string }
   | { kind: 'gold'; model: string }
+  | { kind: 'reconcile'; source: string }
   | { kind: 'shell'; command: string; env: Record<string, string> }
   | { kind: 'module'; module: string; export: string };
 
@@ -81,7 +82,7 @@ export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
   for (const [taskName, cfg] of Object.entries(pipeline.tasks)) {
     const at = `${where}.tasks.${taskName}`;
     if ('shell' in cfg || 'module' in cfg) {
-      if (derivedNames.has(taskName) || /^(ingest|silver|gold)\./.test(taskName)) {
+      if (derivedNames.has(taskName) || /^(ingest|silver|gold|reconcile)\./.test(taskName)) {
         throw graphError(
           at,
           ['pipelines', name, 'tasks', taskName],
@@ -145,6 +146,23 @@ function derivedTasks(pipeline: PipelineConfig, where: string): TaskDef[] {
     pool: null,
     retry,
   }));
+  // A gateway source with reconciled endpoints: `reconcile.<source>` runs first, so what it
+  // fills lands in the same run's ingest.
+  for (const [source, cfg] of Object.entries(pipeline.sources)) {
+    const endpoints =
+      cfg.type === 'gateway' ? Object.values(cfg.endpoints as Record<string, { reconcile?: unknown }>) : [];
+    if (!endpoints.some((e) => e.reconcile)) continue;
+    tasks.push({
+      name: `reconcile.${source}`,
+      run: { kind: 'reconcile', source },
+      deps: [],
+      inputs: [],
+      outputs: [],
+      pool: null,
+      retry,
+    });
+    tasks.find((t) => t.name === `ingest.${source}`)?.deps.push(`reconcile.${source}`);
+  }
   for (const [table, cfg] of Object.entries(pipeline.silver)) {
     const reads = [
       qualify(cfg.from, 'bronze'),

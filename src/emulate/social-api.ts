@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SlidingWindow } from './rate-window.js';
+import { type SocialWebhookOptions, SocialWebhooks } from './social-webhooks.js';
 import {
   SocialDataset,
   mix,
@@ -48,6 +49,8 @@ export interface SocialApiOptions extends SocialDataOptions {
   latencyMs?: number;
   /** When set, the logical clock also follows real time at this speed (60 = one hour per minute). */
   clockSpeed?: number;
+  /** Callbacks on new and updated posts (signed, some redelivered, a seeded share dropped). */
+  webhook?: SocialWebhookOptions;
 }
 
 /** Settings that can change while the emulator runs. */
@@ -179,6 +182,8 @@ export class SocialApiEmulator {
   readonly clientId: string;
   readonly clientSecret: string;
   readonly data: SocialDataset;
+  /** The webhook sender once `webhook` was configured: `flush()`, `stats.dropped`. */
+  webhooks: SocialWebhooks | undefined;
   private readonly tokens = new Map<string, TokenState>();
   private readonly tokenRng: () => number;
   private readonly errorRng: () => number;
@@ -203,6 +208,7 @@ export class SocialApiEmulator {
     this.clientId = options.clientId ?? DEFAULT_CLIENT_ID;
     this.clientSecret = options.clientSecret ?? DEFAULT_CLIENT_SECRET;
     this.data = new SocialDataset(options);
+    this.webhooks = options.webhook ? new SocialWebhooks(options.webhook) : undefined;
     this.tokenRng = mulberry32(mix(this.data.seed, 5));
     this.errorRng = mulberry32(mix(this.data.seed, 6));
     this.tokenExpiresIn = options.tokenExpiresIn ?? 3600;
@@ -239,7 +245,22 @@ export class SocialApiEmulator {
   /** Moves the logical clock forward: new posts appear and some metrics grow. */
   advance(ms: number): AdvanceResult {
     this.syncClock();
-    return this.data.advance(ms);
+    return this.notify(this.data.advance(ms));
+  }
+
+  private notify(r: AdvanceResult): AdvanceResult {
+    const hooks = this.webhooks;
+    if (hooks && (r.created.length || r.updated.length)) {
+      const posts = (ids: string[]) => ids.map((id) => this.data.getPost(id)).filter((p) => p !== undefined);
+      hooks.emit(r.clock, posts(r.created), posts(r.updated));
+    }
+    return r;
+  }
+
+  /** Starts calling back (from the next `advance` on), e.g. once the receiving gateway listens. */
+  enableWebhooks(options: SocialWebhookOptions): SocialWebhooks {
+    this.webhooks = new SocialWebhooks(options);
+    return this.webhooks;
   }
 
   configure(changes: SocialApiRuntime): void {
@@ -272,7 +293,7 @@ export class SocialApiEmulator {
     const logical = Math.floor((now - this.lastSync) * this.clockSpeed);
     if (logical < 1) return;
     this.lastSync += logical / this.clockSpeed;
-    this.data.advance(logical);
+    this.notify(this.data.advance(logical));
   }
 
   /**

@@ -16,7 +16,10 @@ export interface StreamState {
 /** The pipeline's saved stream states, only `streams` when given (each must have state). */
 export async function streamStates(lake: Lake, pipeline: string, streams?: readonly string[]): Promise<StreamState[]> {
   pipelineNamed(lake.project, pipeline);
-  const all = (await lake.catalog.listStates(pipeline)).filter((s) => s.value !== null && s.stream !== '_source');
+  const all = (await lake.catalog.listStates(pipeline)).filter(
+    // `_reconcile.<stream>` holds reconcile reports (ops/reconcile.ts), not a stream's position.
+    (s) => s.value !== null && s.stream !== '_source' && !s.stream.startsWith('_reconcile.'),
+  );
   const chosen = streams ? all.filter((s) => streams.includes(s.stream)) : all;
   const unknown = (streams ?? []).filter((s) => !all.some((a) => a.stream === s));
   if (unknown.length)

@@ -119,6 +119,7 @@ export class Orchestrator {
   private mutexOf(pipeline: string, run: PipelineDag['tasks'][number]['run']): string | null {
     if (run.kind === 'silver') return `${pipeline}:silver.${run.table}`;
     if (run.kind === 'gold') return `${pipeline}:gold.${run.model}`;
+    if (run.kind === 'reconcile') return `${pipeline}:reconcile.${run.source}`;
     if (run.kind === 'ingest') {
       const source = this.pipeline(pipeline).sources[run.source];
       if (!source || !readsDisjointSlices(source)) return `${pipeline}:ingest.${run.source}`;

@@ -19,6 +19,7 @@ import type { RunRecord } from '../catalog/types.js';
 import type { Lake } from '../lake/lake.js';
 import type { AttemptFinished } from '../orchestrate/attempt.js';
 import type { Runtime } from '../orchestrate/runtime.js';
+import { reconcileGauges } from '../ops/reconcile.js';
 
 /** How many of the most recently started runs each poll reads. */
 const RECENT_RUNS = 200;
@@ -54,6 +55,7 @@ export class DipMetrics {
   private readonly freshness: Gauge<'table'>;
   private readonly queueDepth: Gauge<'state'>;
   private readonly alertsWaiting: Gauge;
+  private readonly reconcile: Gauge<'pipeline' | 'stream' | 'count'>;
   private readonly counted = new Map<string, Counted>();
   private unfinished = new Set<string>();
   private generation = 0;
@@ -133,6 +135,12 @@ export class DipMetrics {
       help: 'Alert deliveries that failed and wait in the outbox to be re-sent',
       registers,
     });
+    this.reconcile = new Gauge({
+      name: 'dip_reconcile_objects',
+      help: "Callback streams' newest reconcile: objects expected, missing, late and filled; over_threshold counts the kept reports whose miss rate passed the threshold",
+      labelNames: ['pipeline', 'stream', 'count'],
+      registers,
+    });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -176,6 +184,9 @@ export class DipMetrics {
     }
     this.freshness.reset();
     for (const [table, age] of fresh) this.freshness.set({ table }, age);
+    const gauges = await reconcileGauges(this.lake);
+    this.reconcile.reset();
+    for (const g of gauges) this.reconcile.set({ pipeline: g.pipeline, stream: g.stream, count: g.count }, g.value);
   }
 
   private async pollOnce(): Promise<void> {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { compactTables } from '../ops/compact.js';
 import { qualityReports } from '../ops/quality.js';
 import { listQuarantine } from '../ops/quarantine.js';
+import { reconcile, reconcileReports } from '../ops/reconcile.js';
 import { streamStates } from '../ops/state.js';
 import { servedPipeline, type ApiContext } from './context.js';
 import {
@@ -98,4 +99,51 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: ApiContext): void {
       };
     },
   );
+
+  const reconcileQuery = {
+    type: 'object',
+    additionalProperties: false,
+    properties: { stream: { type: 'string', description: 'One gateway stream (default: all with reconcile)' } },
+  };
+  const reports: RouteSchema = {
+    summary: 'Reconcile reports of callback streams (expected, received, missing, late, filled), newest first',
+    tags: ['pipelines'],
+    params: pipelineParams,
+    querystring: reconcileQuery,
+    success: { status: 200, description: '{ pipeline, reports: [...] }' },
+  };
+  app.get<{ Params: { name: string }; Querystring: { stream?: string } }>(
+    '/pipelines/:name/reconcile',
+    { schema: reports },
+    async (req) => {
+      servedPipeline(lake, req.params.name);
+      return { pipeline: req.params.name, reports: await reconcileReports(lake, req.params.name, req.query.stream) };
+    },
+  );
+  const run: RouteSchema = {
+    summary:
+      'Reconcile callback streams now: compare with the API listing, fill what is missing (landed by the next run), record and return the reports',
+    tags: ['pipelines'],
+    params: pipelineParams,
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        stream: { type: 'string' },
+        window: { type: 'string', description: 'Duration back from `to`, e.g. 1d' },
+        from: { type: 'string', description: 'ISO 8601 window start' },
+        to: { type: 'string', description: 'ISO 8601 window end (default now)' },
+      },
+    },
+    success: { status: 200, description: '{ pipeline, reports: [...] }' },
+  };
+  app.post<{
+    Params: { name: string };
+    Body: { stream?: string; window?: string; from?: string; to?: string } | undefined;
+  }>('/pipelines/:name/reconcile', { schema: run }, async (req) => {
+    servedPipeline(lake, req.params.name);
+    const b = req.body ?? {};
+    const done = await reconcile(lake, req.params.name, b.stream, { window: b.window, from: b.from, to: b.to });
+    return { pipeline: req.params.name, reports: done };
+  });
 }

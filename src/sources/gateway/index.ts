@@ -17,12 +17,19 @@ import { newId } from '../../core/ids.js';
 import type { EventLog, LogEvent } from '../../eventlog/types.js';
 import { defineConnector, type ReadUnit, type StreamSpec } from '../types.js';
 import { openEndpointLog } from './log.js';
-import { gatewaySpec, REJECTED_HEADER } from './spec.js';
+import { fillLogName, gatewaySpec, REJECTED_HEADER } from './spec.js';
 
 /** The consumer name the lander acknowledges under. */
 export const LANDER = 'lander';
 
 interface LanderState {
+  next: number;
+  /** Next offset of the endpoint's reconcile log (events a reconcile filled), when it has one. */
+  fill?: number;
+}
+
+interface Fill {
+  log: EventLog;
   next: number;
 }
 
@@ -69,11 +76,24 @@ export default defineConnector({
         logs.push(log);
         const stats: LagStats = { events: 0, batches: 0, lags: [], max: 0 };
         lag.set(stream.name, stats);
-        const saved = (ctx.state as LanderState | undefined)?.next;
-        const start = saved ?? (await log.bounds()).start;
+        const saved = ctx.state as LanderState | undefined;
+        const start = saved?.next ?? (await log.bounds()).start;
         // Register (or move) this consumer's position: retention keeps what it has not landed.
         await log.ack(LANDER, start);
-        return { units: drain(log, stream, start, ctx.stagingDir, ctx.follow, ctx.signal, stats), skipped: 0 };
+        let fill: Fill | undefined;
+        if (config.endpoints[stream.name]?.reconcile) {
+          const fillLog = await openEndpointLog(config, {
+            baseDir: context.baseDir,
+            pipeline: ctx.pipeline,
+            source: ctx.source,
+            endpoint: fillLogName(stream.name),
+            mode: 'reader',
+          });
+          logs.push(fillLog);
+          fill = { log: fillLog, next: saved?.fill ?? (await fillLog.bounds()).start };
+        }
+        const units = drain(log, stream, start, ctx.stagingDir, ctx.follow, ctx.signal, stats, fill);
+        return { units, skipped: 0 };
       },
       async close() {
         await Promise.all(logs.splice(0).map((l) => l.close()));
@@ -88,9 +108,19 @@ export default defineConnector({
       follow: boolean,
       signal: AbortSignal,
       stats: LagStats,
+      fill: Fill | undefined,
     ): AsyncGenerator<ReadUnit> {
       let next = from;
       while (!signal.aborted) {
+        // Events a reconcile filled land first, in their own units (state: both offsets).
+        const filled = fill ? await fill.log.read(fill.next, { maxEvents: config.batch.max_events }) : [];
+        if (fill && filled.length) {
+          const after = (filled[filled.length - 1] as LogEvent).offset + 1;
+          yield await toUnit(filled, stream, dir, { next, fill: after }, `${fillLogName(stream.name)} `);
+          fill.next = after;
+          await fill.log.ack(LANDER, after);
+          continue;
+        }
         const events = await log.read(next, { maxEvents: config.batch.max_events, maxBytes: 256 * 1024 * 1024 });
         if (!events.length) {
           if (!follow) return;
@@ -107,7 +137,7 @@ export default defineConnector({
           }
         }
         const last = (events[events.length - 1] as LogEvent).offset;
-        const unit = await toUnit(events, stream, dir, last + 1);
+        const unit = await toUnit(events, stream, dir, fill ? { next: last + 1, fill: fill.next } : { next: last + 1 });
         yield unit;
         // The runner asks for the next unit only once this one is committed.
         const now = Date.now();
@@ -123,7 +153,13 @@ export default defineConnector({
       }
     }
 
-    async function toUnit(events: LogEvent[], stream: StreamSpec, dir: string, next: number): Promise<ReadUnit> {
+    async function toUnit(
+      events: LogEvent[],
+      stream: StreamSpec,
+      dir: string,
+      state: LanderState,
+      logLabel = '',
+    ): Promise<ReadUnit> {
       const lines: string[] = [];
       const rejected: { reason: string; errorType: string; raw: string }[] = [];
       for (const e of events) {
@@ -133,9 +169,13 @@ export default defineConnector({
         else lines.push(text);
       }
       const first = (events[0] as LogEvent).offset;
-      const position = { log: stream.name, first_offset: first, last_offset: next - 1 };
-      const state: LanderState = { next };
-      const label = `${stream.name} offsets ${first}..${next - 1} (${events.length} events)`;
+      const last = (events[events.length - 1] as LogEvent).offset;
+      const position = {
+        log: logLabel ? fillLogName(stream.name) : stream.name,
+        first_offset: first,
+        last_offset: last,
+      };
+      const label = `${logLabel || `${stream.name} `}offsets ${first}..${last} (${events.length} events)`;
       if (!lines.length) return { label, bytes: 0, position, state, rejected };
       const path = join(dir, `${newId('gw')}.ndjson`);
       const text = `${lines.join('\n')}\n`;

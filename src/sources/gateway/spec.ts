@@ -76,6 +76,45 @@ export const gatewayAuthSchema = z
   ])
   .describe('How callers authenticate');
 
+export const reconcileSchema = z
+  .strictObject({
+    source: identifier.describe('A REST source of the same pipeline whose resource lists the same objects'),
+    resource: identifier.describe('The resource of that source (its auth, pagination and records are reused)'),
+    id: z.string().min(1).default('id').describe('Dotted path of the object id in the listed records (default id)'),
+    updated: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Dotted path of the update time in the listed records (e.g. updated_at): the window and lateness use it',
+      ),
+    callback_id: z
+      .string()
+      .min(1)
+      .default('data.id')
+      .describe('Dotted path of the object id in the callback events (default data.id)'),
+    callback_updated: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Dotted path of the update time in the callback events (e.g. data.updated_at)'),
+    fill_path: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/)
+      .default('data')
+      .describe('Where a fetched object goes in the event a reconcile lands (default data, as callbacks carry it)'),
+    window: duration.default('1d').describe('How far back (by update time) a reconcile compares, default 1d'),
+    max_miss_rate: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.01)
+      .describe('Share of missing or late objects past which a reconcile alerts (default 0.01)'),
+  })
+  .describe(
+    'Reconciliation: compare the callbacks received with the API listing of the same objects, land what is missing',
+  );
+
 export const gatewayEndpointSchema = z
   .strictObject({
     path: z
@@ -103,6 +142,7 @@ export const gatewayEndpointSchema = z
         'JSON Schema every event must satisfy: a file (relative to the project) or inline; invalid → 400 and quarantine',
       ),
     max_body: byteSize.default('1mib').describe('Largest request body (413 beyond), default 1mib'),
+    reconcile: reconcileSchema.optional(),
   })
   .describe('One endpoint: a URL path, its auth and checks, and the stream (table) it feeds');
 
@@ -169,6 +209,12 @@ export const gatewaySourceSchema = z
 
 /** Header the gateway sets on an event refused by the endpoint's schema (its value: the reason). */
 export const REJECTED_HEADER = 'dip-rejected';
+
+/** The log endpoint where a reconcile puts the events it fills (the lander drains it into the same stream). */
+export const fillLogName = (endpoint: string): string => `${endpoint}-reconcile`;
+
+/** Field set (to "reconcile") on every event a reconcile lands; `dip_reconcile_id` names its report. (`_dip_` columns are the lake's own.) */
+export const FILLED_FIELD = 'dip_filled_by';
 
 export type GatewaySourceConfig = z.output<typeof gatewaySourceSchema>;
 export type GatewayEndpointConfig = z.output<typeof gatewayEndpointSchema>;
