@@ -74,8 +74,7 @@ export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext): vo
   };
   const index = async (_req: unknown, reply: import('fastify').FastifyReply) => {
     const html = await asset('index.html');
-    if (!html)
-      throw new DipError('not_found', 'the console is not built (npm run build writes dist/ui/index.html)');
+    if (!html) throw new DipError('not_found', 'the console is not built (npm run build writes dist/ui/index.html)');
     return reply
       .type(TYPES['.html'] ?? 'text/html')
       .header('cache-control', 'no-store')
@@ -145,7 +144,9 @@ export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext): vo
     async (req) => {
       const r = await sampleRows(lake, req.params.name, { limit: req.query.limit ?? 20, commit: req.query.commit });
       return JSON.parse(
-        JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Date ? v.toISOString() : v)),
+        JSON.stringify(r, (_k, v: unknown) =>
+          typeof v === 'bigint' ? v.toString() : v instanceof Date ? v.toISOString() : v,
+        ),
       ) as unknown;
     },
   );
@@ -155,7 +156,10 @@ export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext): vo
     tags: ['tables'],
     params: tableParams,
     body: replayBody,
-    success: { status: 200, description: '{ table, input_rows, rows, new_rows, quarantined, still_quarantined, commit_id }' },
+    success: {
+      status: 200,
+      description: '{ table, input_rows, rows, new_rows, quarantined, still_quarantined, commit_id }',
+    },
   };
   app.post<{ Params: { name: string }; Body: { check?: string; where?: string } }>(
     '/tables/:name/quarantine/replay',

@@ -55,7 +55,6 @@ export function Graph(props: {
             class={`node tone-${n.tone}${n.selected ? ' selected' : ''}${n.dim ? ' dim' : ''}`}
             role="button"
             tabIndex={0}
-            aria-label={`${n.label}${n.sub ? `, ${n.sub}` : ''}`}
             data-node={n.id}
             onClick={() => props.onSelect?.(n.id)}
             onKeyDown={(ev) => {

@@ -140,7 +140,10 @@ export function registerDemo(program: Command): void {
       'scaffold a sample shop project, ingest two days of exports, and show what landed (what `npm start` runs)',
     )
     .argument('[dir]', 'where to put the demo project (recreated each time)', 'demo-project')
-    .option('--serve', 'then run `dip serve` on the demo project (the web console at http://127.0.0.1:8420/ui/) until Ctrl-C')
+    .option(
+      '--serve',
+      'then run `dip serve` on the demo project (the web console at http://127.0.0.1:8420/ui/) until Ctrl-C',
+    )
     .action(async (dir: string, opts: { serve?: boolean }, cmd: Command) => {
       narrate = !cmd.optsWithGlobals<GlobalOptions>().json;
       const report = (r: RunResult) => {
