@@ -67,7 +67,8 @@ const rowsQuery: JsonSchema = {
 export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { lake } = ctx;
 
-  const page: RouteSchema = {
+  const page: RouteSchema & { hide: true } = {
+    hide: true,
     summary: 'The web console (static assets; the page asks for the token)',
     tags: ['console'],
     success: { status: 200, description: 'HTML, JavaScript, CSS', contentType: 'text/html' },
