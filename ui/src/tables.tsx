@@ -102,7 +102,14 @@ function SchemaVersions(props: { versions: Versions }) {
   const [b, setB] = useState(vs.length - 1);
   const va = vs[a];
   const vb = vs[b];
-  const typeOf = (cols: Column[] | undefined) => new Map((cols ?? []).map((c) => [c.name, c.type]));
+  // A column's type plus any other attribute (nullability, …) that changed between versions.
+  const typeOf = (cols: Column[] | undefined) =>
+    new Map(
+      (cols ?? []).map((c) => {
+        const { name: _n, type, ...rest } = c;
+        return [c.name, Object.keys(rest).length ? `${type} ${JSON.stringify(rest)}` : type];
+      }),
+    );
   const ma = typeOf(va?.columns);
   const mb = typeOf(vb?.columns);
   const added = [...mb.keys()].filter((c) => !ma.has(c));
