@@ -115,15 +115,17 @@ async function orchestratedStep(lake: Lake): Promise<void> {
   }
 }
 
-/** `dip -p <demo> serve` as a child process (stdio shared, Ctrl-C reaches both); its exit code. */
+/** `dip -p <demo> serve` as a child process (stdio shared, signals forwarded); its exit code. */
 async function serveDemo(abs: string): Promise<number> {
   const { spawn } = await import('node:child_process');
   const script = process.argv[1] ?? '';
   say(`\nstarting dip serve on ${abs}; the web console is at the "web console" address below (Ctrl-C stops it)`);
-  const child = spawn(process.execPath, [script, '-p', abs, 'serve'], { stdio: 'inherit' });
-  const ignore = () => undefined; // the child handles the signal and exits; this process waits for it
-  process.on('SIGINT', ignore);
-  process.on('SIGTERM', ignore);
+  // Its own process group: each signal this process gets reaches it exactly once (forwarded), so a
+  // second Ctrl-C still means "exit at once" to dip serve.
+  const child = spawn(process.execPath, [script, '-p', abs, 'serve'], { stdio: 'inherit', detached: true });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
   return new Promise((done) => child.on('exit', (code) => done(code ?? 1)));
 }
 
