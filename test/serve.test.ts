@@ -558,6 +558,7 @@ describe('dip serve', () => {
     );
     assert.deepEqual(ops.sort(), [
       'GET /health',
+      'GET /lineage',
       'GET /metrics',
       'GET /openapi.json',
       'GET /pipelines',
@@ -571,14 +572,18 @@ describe('dip serve', () => {
       'GET /runs/{id}/tasks',
       'GET /runs/{id}/tasks/{task}/log',
       'GET /tables',
+      'GET /tables/sla',
       'GET /tables/{name}',
       'GET /tables/{name}/quality',
+      'GET /tables/{name}/rows',
+      'GET /tables/{name}/versions',
       'POST /pipelines/{name}/backfill',
       'POST /pipelines/{name}/reconcile',
       'POST /pipelines/{name}/trigger',
       'POST /runs/{id}/cancel',
       'POST /runs/{id}/rerun',
       'POST /tables/{name}/compact',
+      'POST /tables/{name}/quarantine/replay',
     ]);
     const backfill = doc.paths['/pipelines/{name}/backfill'].post;
     assert.deepEqual(

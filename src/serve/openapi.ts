@@ -27,6 +27,8 @@ export function collectRoutes(app: FastifyInstance): RouteRecord[] {
     for (const method of methods) {
       // HEAD routes are Fastify's automatic twins of GET routes.
       if (method === 'HEAD') continue;
+      // Not API operations (the console's static assets, serve/console-routes.ts).
+      if ((route.schema as { hide?: boolean } | undefined)?.hide) continue;
       routes.push({ method, url: route.url, schema: route.schema as Partial<RouteSchema> | undefined });
     }
   });

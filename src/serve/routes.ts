@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { DipError, errorMessage } from '../core/errors.js';
 import { findTable, listTables, tableNames } from '../ops/tables.js';
+import { registerConsoleRoutes } from './console-routes.js';
 import type { ApiContext } from './context.js';
 import { registerOpsRoutes } from './ops-routes.js';
 import { registerRunRoutes } from './run-routes.js';
@@ -20,6 +21,7 @@ export function registerRoutes(app: FastifyInstance, ctx: ApiContext): void {
   registerRunRoutes(app, ctx);
   registerTableRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
+  registerConsoleRoutes(app, ctx);
 }
 
 function registerServiceRoutes(app: FastifyInstance, ctx: ApiContext): void {

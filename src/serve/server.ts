@@ -14,6 +14,7 @@ import { DipError, errorMessage, type ErrorKind } from '../core/errors.js';
 import type { Lake } from '../lake/lake.js';
 import { startRuntime, type Runtime } from '../orchestrate/runtime.js';
 import type { TaskRef } from '../catalog/orchestration-types.js';
+import { CONSOLE_PATHS } from './console-routes.js';
 import { DipMetrics, observeAttempts } from './metrics.js';
 import { collectRoutes, openApiDocument } from './openapi.js';
 import { ProjectReloader, type ReloadResult } from './reload.js';
@@ -92,6 +93,7 @@ export async function createServer(
       `serve.max_backfill_intervals must be a whole number of at least 1 (got ${maxBackfillIntervals})`,
     );
   const open = openPaths(options.publicRoutes ?? []);
+  for (const path of CONSOLE_PATHS) open.add(path); // the console's assets; its API calls send the token
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,

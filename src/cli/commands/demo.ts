@@ -122,6 +122,20 @@ async function orchestratedStep(lake: Lake): Promise<void> {
   }
 }
 
+/** `dip -p <demo> serve` as a child process (stdio shared, signals forwarded); its exit code. */
+async function serveDemo(abs: string): Promise<number> {
+  const { spawn } = await import('node:child_process');
+  const script = process.argv[1] ?? '';
+  say(`\nstarting dip serve on ${abs}; the web console is at the "web console" address below (Ctrl-C stops it)`);
+  // Its own process group: each signal this process gets reaches it exactly once (forwarded), so a
+  // second Ctrl-C still means "exit at once" to dip serve.
+  const child = spawn(process.execPath, [script, '-p', abs, 'serve'], { stdio: 'inherit', detached: true });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  return new Promise((done) => child.on('exit', (code) => done(code ?? 1)));
+}
+
 /** The lake of the demo project; config, lake and pipeline modules load when the demo runs, not for `dip --help`. */
 async function openLake(abs: string): Promise<Lake> {
   const [{ loadProject }, { Lake }] = await Promise.all([import('../../config/load.js'), import('../../lake/lake.js')]);
@@ -135,7 +149,11 @@ export function registerDemo(program: Command): void {
       'scaffold a sample shop project, ingest two days of exports, and show what landed (what `npm start` runs)',
     )
     .argument('[dir]', 'where to put the demo project (recreated each time)', 'demo-project')
-    .action(async (dir: string, _opts: unknown, cmd: Command) => {
+    .option(
+      '--serve',
+      'then run `dip serve` on the demo project (the web console at http://127.0.0.1:8420/ui/) until Ctrl-C',
+    )
+    .action(async (dir: string, opts: { serve?: boolean }, cmd: Command) => {
       narrate = !cmd.optsWithGlobals<GlobalOptions>().json;
       const report = (r: RunResult) => {
         if (narrate) printRunSummary([r]);
@@ -230,8 +248,13 @@ export function registerDemo(program: Command): void {
         ]) {
           say(`  npm run dip -- -p ${dir} ${cmd}`);
         }
+        if (!opts.serve)
+          say(
+            `\nweb console: npm run dip -- -p ${dir} serve, then open http://127.0.0.1:8420/ui/ (or: npm start -- --serve)`,
+          );
       } finally {
         await lake.close();
       }
+      if (opts.serve) process.exitCode = await serveDemo(abs);
     });
 }

@@ -150,6 +150,7 @@ export function registerServe(program: Command): void {
             print(
               `dip serve: listening on ${server.listen.join(', ')} (${opts.scheduler ? `scheduler every ${config.tick}` : 'no scheduler'}, ${executor}, ${token ? 'every route but /health and /ready needs the token' : 'no token'}); API: ${server.address}/openapi.json\n`,
             );
+            print(`web console: ${server.address}/ui/${token ? ' (sign in with the token)' : ''}\n`);
           }
           // SIGHUP: load dip.yaml again (validated first; an invalid file keeps the running configuration).
           const onHangup = () => void server.reload('SIGHUP');
