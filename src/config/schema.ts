@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { identifier, writeDispositionSchema } from './primitives.js';
 import { CONNECTORS, connectorSpecs, registeredCount } from '../sources/connectors.js';
 import { privacySchema, silverTableSchema } from './silver.js';
+import { destinationsSchema } from './destinations.js';
 import { alertsSchema, pipelineOrchestrationFields, poolSchema, serveSchema } from './orchestrate.js';
 
 export { writeDispositionSchema };
@@ -104,6 +105,7 @@ export const projectConfigSchema = z
       .describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
     alerts: alertsSchema.optional(),
     serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
+    destinations: destinationsSchema.default({}),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),
   })
   .describe('A DIP project (dip.yaml)');
