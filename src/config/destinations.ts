@@ -17,7 +17,9 @@ export const loadTableSchema = z
     mode: z
       .enum(['replace', 'append', 'merge'])
       .default('replace')
-      .describe('replace: staging table swapped in atomically; append: new lake commits only; merge: upsert by key, deletes applied'),
+      .describe(
+        'replace: staging table swapped in atomically; append: new lake commits only; merge: upsert by key, deletes applied',
+      ),
     target: z.string().min(1).optional().describe('Target table name (default: the lake table name without its zone)'),
     schema: z.string().min(1).optional().describe("Target schema (default: the destination's schema)"),
     key: z.array(column).min(1).optional().describe("Primary/merge key (default: the lake table's primary key)"),

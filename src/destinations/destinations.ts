@@ -24,6 +24,7 @@ export async function openDestination(
 ): Promise<OpenDestination> {
   const parsed = destinationSchema.parse(config);
   const module = (await import(`./${parsed.kind}/index.js`)) as { default: Partial<DestinationModule> };
-  if (!module.default.open) throw new Error(`destination kind ${parsed.kind} loads tables, not messages (use dip load)`);
+  if (!module.default.open)
+    throw new Error(`destination kind ${parsed.kind} loads tables, not messages (use dip load)`);
   return module.default.open(parsed as never, { baseDir });
 }

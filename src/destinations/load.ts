@@ -115,16 +115,15 @@ export async function loadTable(lake: Lake, warehouse: Warehouse, spec: LoadTabl
       const added = files.filter((f) => f.addedCommit > (after ?? 0));
       await copy(added.length ? `SELECT ${select} FROM ${parquetScan(uris(added))}` : empty, rowsCsv);
     } else {
-      if (!key.length) throw new DipError('config', `load ${spec.table}: mode merge needs a key (key: or a primary key)`);
+      if (!key.length)
+        throw new DipError('config', `load ${spec.table}: mode merge needs a key (key: or a primary key)`);
       const before = await lake.catalog.liveFiles(spec.table, after ?? 0);
       const live = new Set(files.map((f) => f.id));
       const touched = [...files.filter((f) => f.addedCommit > (after ?? 0)), ...before.filter((f) => !live.has(f.id))];
       const keys = key.map(ident).join(', ');
       const changed = touched.length ? `SELECT DISTINCT ${keys} FROM ${parquetScan(uris(touched))}` : null;
       await copy(
-        changed && files.length
-          ? `SELECT ${select} FROM ${current()} WHERE (${keys}) IN (${changed})`
-          : empty,
+        changed && files.length ? `SELECT ${select} FROM ${current()} WHERE (${keys}) IN (${changed})` : empty,
         rowsCsv,
       );
       if (changed) {

@@ -8,7 +8,9 @@ export const postgresDestinationSchema = z
     url: z
       .string()
       .min(1)
-      .describe('Connection URL; put the password in a secret reference, e.g. postgres://dip:${env:PGPASSWORD}@host/db'),
+      .describe(
+        'Connection URL; put the password in a secret reference, e.g. postgres://dip:${env:PGPASSWORD}@host/db',
+      ),
     schema: z.string().min(1).default('public').describe('Schema tables are created in (default public)'),
   })
   .describe('A PostgreSQL database');
