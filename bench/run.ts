@@ -50,6 +50,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       "push path: `dip gateway` (auth, idempotency, fsync before 2xx) vs a bare Fastify POST handler, 1 KB events single and NDJSON×100 (req/s, events/s, p99 at half peak), and the lander's ack-to-queryable lag",
     load: () => import('./gateway.js'),
   },
+  load: {
+    description:
+      'lake table → PostgreSQL (issue 18): dip load replace/append vs psql \\copy FROM csv, merge of 5% vs a hand-written INSERT … ON CONFLICT from staging',
+    load: () => import('./load.js'),
+  },
   startup: {
     description:
       "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",
