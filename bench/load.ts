@@ -60,7 +60,9 @@ export async function main(args: string[]): Promise<number> {
     const run = await runPipeline(lake, 'p');
     if (run.status !== 'succeeded') throw new Error(`run failed: ${JSON.stringify(run.errors)}`);
     const csv = join(dir, 'rows.csv');
-    await lake.engine.copy(`COPY (SELECT id, amount, ts, name, qty FROM read_parquet('${join(dir, 'data', 't1.parquet')}')) TO '${csv}' (FORMAT csv, HEADER false)`);
+    await lake.engine.copy(
+      `COPY (SELECT id, amount, ts, name, qty FROM read_parquet('${join(dir, 'data', 't1.parquet')}')) TO '${csv}' (FORMAT csv, HEADER false)`,
+    );
     const psql = join(bin, 'psql');
     const time = async (fn: () => Promise<unknown>): Promise<number> => {
       const t0 = performance.now();
@@ -84,11 +86,16 @@ export async function main(args: string[]): Promise<number> {
     const merge = await time(() => loadTable(lake, wh, { table: 'bronze.m', mode: 'merge', target: 't_merge' }));
     await wh.close();
     const csv2 = join(dir, 'changed.csv');
-    await lake.engine.copy(`COPY (SELECT id, amount, ts, name, qty FROM read_parquet('${join(dir, 'data', 'm2.parquet')}')) TO '${csv2}' (FORMAT csv, HEADER false)`);
+    await lake.engine.copy(
+      `COPY (SELECT id, amount, ts, name, qty FROM read_parquet('${join(dir, 'data', 'm2.parquet')}')) TO '${csv2}' (FORMAT csv, HEADER false)`,
+    );
     const handMerge = await time(async () => {
       const sql = `BEGIN; CREATE TEMP TABLE s (${TYPES.replace(' PRIMARY KEY', '')}); \\copy s FROM '${csv2}' CSV
 INSERT INTO base_csv SELECT * FROM s ON CONFLICT (id) DO UPDATE SET amount = EXCLUDED.amount, ts = EXCLUDED.ts, name = EXCLUDED.name, qty = EXCLUDED.qty; COMMIT;`;
-      const r = spawnSync(psql, [pg.url, '-q', '-v', 'ON_ERROR_STOP=1'], { input: sql, stdio: ['pipe', 'inherit', 'inherit'] });
+      const r = spawnSync(psql, [pg.url, '-q', '-v', 'ON_ERROR_STOP=1'], {
+        input: sql,
+        stdio: ['pipe', 'inherit', 'inherit'],
+      });
       if (r.status !== 0) throw new Error('psql merge failed');
     });
     await lake.close();

@@ -13,6 +13,8 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { loadDestinations } from '../src/ops/load.js';
+import { loadTable, openWarehouse } from '../src/destinations/load.js';
+import { pipelineDag } from '../src/config/task-graph.js';
 import { postgresTestOptions, startPostgres, withClient, type PostgresServer } from './support/postgres.js';
 import { CLI, TestProject, projectConfig } from './support/project.js';
 
@@ -181,6 +183,34 @@ describe('destination contract: PostgreSQL', postgresTestOptions(), () => {
       meta.marker,
       ['dw.t_append', 'dw.t_merge', 'dw.t_replace'].map((target) => ({ target, c: head })),
     );
+  });
+
+  it('the orchestrator loads after the task writing the table; a refused row names table, line and column', async () => {
+    const lake = await p.lake();
+    const dag = pipelineDag(lake.project.config, 'p');
+    assert.deepEqual(
+      dag.tasks.filter((t) => t.run.kind === 'load').map((t) => [t.name, t.deps]),
+      [
+        ['load.wh.t_replace', ['ingest.src']],
+        ['load.wh.t_append', ['ingest.src']],
+        ['load.wh.t_merge', ['ingest.src']],
+      ],
+    );
+    await withClient(pg.url, (c) =>
+      c.query(
+        'CREATE TABLE dw.t_bad (id bigint, amount numeric(18,4), ts timestamptz, local_ts timestamp, d date, ok boolean, name varchar(3), tags jsonb, nums jsonb, doc jsonb)',
+      ),
+    );
+    const wh = await openWarehouse({ kind: 'postgres', url: pg.url, schema: 'dw' }, p.dir);
+    try {
+      await assert.rejects(
+        loadTable(lake, wh, { table: 'bronze.t', mode: 'append', target: 't_bad' }),
+        /^DipError: load bronze\.t into dw\.t_bad refused: value too long for type character varying\(3\) \(COPY t_bad, line \d+, column name: /,
+      );
+      assert.equal(await wh.lastLoaded({ lakeTable: 'bronze.t', schema: undefined, table: 't_bad' }), null);
+    } finally {
+      await wh.close();
+    }
   });
 
   it('SIGKILL mid-load, then a re-run: the target equals the lake table', async () => {

@@ -147,3 +147,27 @@ export async function loadTable(lake: Lake, warehouse: Warehouse, spec: LoadTabl
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** Loads one declared destination table (the orchestrator's `load.<destination>.<target>` task). */
+export async function loadDestinationTable(
+  lake: Lake,
+  destination: string,
+  table: string,
+  target: string,
+): Promise<TableLoadResult> {
+  const entry = lake.project.config.destinations[destination];
+  if (!entry) throw new DipError('config', `no destination ${destination} in dip.yaml`);
+  const spec = entry.tables.find(
+    (t) =>
+      t.table === table &&
+      `${t.schema ? `${t.schema}.` : ''}${t.target ?? t.table.split('.').slice(1).join('.')}` === target,
+  );
+  if (!spec) throw new DipError('config', `destination ${destination} does not load ${table} into ${target}`);
+  const { tables: _tables, ...connection } = entry;
+  const warehouse = await openWarehouse(connection, lake.project.dir);
+  try {
+    return await loadTable(lake, warehouse, spec);
+  } finally {
+    await warehouse.close();
+  }
+}
