@@ -105,8 +105,8 @@ export const projectConfigSchema = z
       .describe('Pools per external resource (an API budget, a database): tasks naming a pool share its slots'),
     alerts: alertsSchema.optional(),
     serve: serveSchema.default({ host: '127.0.0.1', port: 8420, tick: '5s', concurrency: 4, executor: 'in-process' }),
-    destinations: destinationsSchema.default({}),
     pipelines: z.record(identifier, pipelineSchema).describe('Pipelines, by name'),
+    destinations: destinationsSchema.optional(),
   })
   .describe('A DIP project (dip.yaml)');
 

@@ -155,7 +155,7 @@ export async function loadDestinationTable(
   table: string,
   target: string,
 ): Promise<TableLoadResult> {
-  const entry = lake.project.config.destinations[destination];
+  const entry = lake.project.config.destinations?.[destination];
   if (!entry) throw new DipError('config', `no destination ${destination} in dip.yaml`);
   const spec = entry.tables.find(
     (t) =>

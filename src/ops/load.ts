@@ -16,7 +16,7 @@ export async function loadDestinations(
   lake: Lake,
   opts: { destination?: string | undefined; table?: string | undefined; onTable?: (r: TableLoadResult) => void } = {},
 ): Promise<LoadReport[]> {
-  const all = lake.project.config.destinations;
+  const all = lake.project.config.destinations ?? {};
   const names = Object.keys(all);
   if (opts.destination !== undefined && !(opts.destination in all))
     throw new DipError(
