@@ -3,17 +3,24 @@
  * `spec.ts` (listed here) and `index.ts` (imported only when a destination of that kind opens).
  */
 import { z } from 'zod';
+import { duckdbDestinationSpec } from './duckdb/spec.js';
 import { jetstreamDestinationSpec } from './jetstream/spec.js';
 import { kafkaDestinationSpec } from './kafka/spec.js';
 import { postgresDestinationSpec } from './postgres/spec.js';
 import type { DestinationModule, OpenDestination } from './types.js';
 
-export const DESTINATIONS = [kafkaDestinationSpec, jetstreamDestinationSpec, postgresDestinationSpec] as const;
+export const DESTINATIONS = [
+  kafkaDestinationSpec,
+  jetstreamDestinationSpec,
+  postgresDestinationSpec,
+  duckdbDestinationSpec,
+] as const;
 
 export const destinationSchema = z.discriminatedUnion('kind', [
   kafkaDestinationSpec.schema,
   jetstreamDestinationSpec.schema,
   postgresDestinationSpec.schema,
+  duckdbDestinationSpec.schema,
 ]);
 export type DestinationConfig = z.output<typeof destinationSchema>;
 
