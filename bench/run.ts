@@ -65,6 +65,11 @@ export const BENCHMARKS: Record<string, Benchmark> = {
       'broker → bronze: `dip run` from JetStream (3 subjects) vs a bare ordered-consumer read (messages/s, ratio) and ack-to-queryable p50/p99 under 5,000 events/s with --follow; Kafka with DIP_KAFKA_BROKERS',
     load: () => import('./kafka.js'),
   },
+  load: {
+    description:
+      'lake table → PostgreSQL (issue 18): dip load replace/append vs psql \\copy FROM csv, merge of 5% vs a hand-written INSERT … ON CONFLICT from staging',
+    load: () => import('./load.js'),
+  },
   startup: {
     description:
       "CLI start-up: `dip --version`, `dip --help` and a no-op `dip run` vs bare `node -e ''` in the same rounds (medians, ratios; --compare DIR for a before build)",

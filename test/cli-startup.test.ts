@@ -95,7 +95,7 @@ describe('CLI start-up: command groups', () => {
         seen.add(name);
       }
     }
-    assert.equal(seen.size, 25); // with dip build (issue 17) and dip reconcile (issue 16)
+    assert.equal(seen.size, 26); // with dip build (17), dip reconcile (16) and dip load (18)
   });
 
   it('picks the group of the command, skipping global options and their values; all groups otherwise; none for --version', () => {

@@ -131,7 +131,7 @@ describe('parseProject', () => {
     const err = configError(() => parseProject(`projekt: shop\n${MINIMAL}`, 'dip.yaml'));
     assert.ok(
       err.message.includes(
-        'dip.yaml:1:1: projekt: unknown key "projekt"; allowed keys here: version, project, storage, catalog, engine, privacy, pools, alerts, serve, pipelines',
+        'dip.yaml:1:1: projekt: unknown key "projekt"; allowed keys here: version, project, storage, catalog, engine, privacy, pools, alerts, serve, pipelines, coordination, tracing, destinations',
       ),
       err.message,
     );

@@ -29,6 +29,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   { names: ['status'], load: async () => (await import('./commands/status.js')).registerStatus },
   { names: ['state'], load: async () => (await import('./commands/state.js')).registerState },
   { names: ['tables', 'describe'], load: async () => (await import('./commands/tables.js')).registerTables },
+  { names: ['load'], load: async () => (await import('./commands/load.js')).registerLoad },
   { names: ['query'], load: async () => (await import('./commands/query.js')).registerQuery },
   { names: ['replay'], load: async () => (await import('./commands/replay.js')).registerReplay },
   {

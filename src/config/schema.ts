@@ -8,6 +8,7 @@ import { identifier, writeDispositionSchema } from './primitives.js';
 import { CONNECTORS, connectorSpecs, registeredCount } from '../sources/connectors.js';
 import { privacySchema, silverTableSchema } from './silver.js';
 import { goldModelSchema } from './gold.js';
+import { destinationsSchema } from './destinations.js';
 import { alertsSchema, pipelineOrchestrationFields, poolSchema, serveSchema } from './orchestrate.js';
 import { s3StorageSchema } from './storage.js';
 
@@ -142,6 +143,7 @@ export const projectConfigSchema = z
       .describe(
         'OpenTelemetry traces of runs, tasks, streams, units, HTTP requests, extracts and commits (off unless set)',
       ),
+    destinations: destinationsSchema.optional(),
   })
   .describe('A DIP project (dip.yaml)');
 

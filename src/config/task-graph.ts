@@ -18,7 +18,8 @@ export type TaskKind =
   | { kind: 'gold'; model: string }
   | { kind: 'reconcile'; source: string }
   | { kind: 'shell'; command: string; env: Record<string, string> }
-  | { kind: 'module'; module: string; export: string };
+  | { kind: 'module'; module: string; export: string }
+  | { kind: 'load'; destination: string; table: string; target: string };
 
 export interface TaskDef {
   name: string;
@@ -106,6 +107,7 @@ export function pipelineDag(project: ProjectConfig, name: string): PipelineDag {
     }
   }
 
+  tasks.push(...loadTasks(project, tasks, pipeline, where));
   const writers = new Map<string, string[]>();
   for (const t of tasks) for (const out of t.outputs) writers.set(out, [...(writers.get(out) ?? []), t.name]);
   const names = new Set(tasks.map((t) => t.name));
@@ -195,6 +197,34 @@ function derivedTasks(pipeline: PipelineConfig, where: string): TaskDef[] {
     });
   }
   return tasks;
+}
+
+/** `load.<destination>.<target>`: a destination table whose lake table this pipeline writes, loaded after it. */
+function loadTasks(
+  project: ProjectConfig,
+  tasks: readonly TaskDef[],
+  pipeline: PipelineConfig,
+  where: string,
+): TaskDef[] {
+  const written = new Set(tasks.flatMap((t) => t.outputs));
+  const retry = retryPolicy(pipeline.retries, pipeline.timeout, where);
+  const out: TaskDef[] = [];
+  for (const [destination, entry] of Object.entries(project.destinations ?? {})) {
+    for (const t of entry.tables) {
+      if (!written.has(t.table)) continue;
+      const target = `${t.schema ? `${t.schema}.` : ''}${t.target ?? t.table.split('.').slice(1).join('.')}`;
+      out.push({
+        name: `load.${destination}.${target}`,
+        run: { kind: 'load', destination, table: t.table, target },
+        deps: [],
+        inputs: [t.table],
+        outputs: [],
+        pool: null,
+        retry,
+      });
+    }
+  }
+  return out;
 }
 
 function customTask(

@@ -123,6 +123,14 @@ async function runTaskKind(
       return outcome(await buildSilverTable(lake, ctx.pipeline, task.run.table, options), task.name);
     case 'gold':
       return outcome(await buildGoldModel(lake, ctx.pipeline, task.run.model, options), task.name);
+    case 'load': {
+      const { loadDestinationTable } = await import('../destinations/load.js');
+      const r = await loadDestinationTable(lake, task.run.destination, task.run.table, task.run.target);
+      ctx.log(
+        `load ${r.table} → ${task.run.destination} ${r.target} (${r.mode}): ${r.loaded ? `${r.rows} rows, ${r.deleted} deleted, ${r.bytes} bytes` : 'nothing new'}, lake commit ${r.commit ?? 'none'}`,
+      );
+      return { rows: r.rows, stats: { streams: {} } };
+    }
     case 'shell':
     case 'module': {
       const custom = {
