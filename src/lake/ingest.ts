@@ -1,5 +1,5 @@
 /** Over 400 lines: staging one unit (raw, bronze, quarantine, type unification across files) is one sequence of DuckDB statements. */
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NewFile, TableSchema } from '../catalog/types.js';
 import { DipError, SchemaChangeError, errorMessage } from '../core/errors.js';
@@ -12,8 +12,8 @@ import { isPlainScalarType } from './duck-types.js';
 import { evolveSchema, type SchemaChange } from './schema-evolution.js';
 import { ident, lit } from './sql.js';
 import { AUDIT_COLUMNS } from './zone-schemas.js';
-import { LINES_COPY_OPTIONS, PARQUET_COPY_OPTIONS, lineScan } from './scan.js';
-import { type RawCopy, copyRawInput, publishRawCopy } from './raw-store.js';
+import { PARQUET_COPY_OPTIONS } from './scan.js';
+import { type RawCopy, compressLines, copyRawInput, publishRawCopy } from './raw-store.js';
 
 export interface IngestTarget {
   pipeline: string;
@@ -65,10 +65,14 @@ export async function stageUnit(
     raw: join(staging, `${newId('r')}.ndjson.zst`),
     q: join(staging, `${newId('q')}.parquet`),
   };
+  // Page envelopes are compressed in Node's thread pool while DuckDB reads the records.
+  const rawPages = target.rawEnabled && unit.rawPages ? compressLines(unit.rawPages, local.raw) : undefined;
+  rawPages?.catch(() => undefined);
   if (!unit.input) {
     // Response pages without records (an empty last page): only the raw zone gets them.
     const out: StagedUnit = { unit, schema: tableSchema ?? { columns: [] }, changes: [], rows: 0, quarantined: 0 };
-    if (target.rawEnabled && unit.rawPages) out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt);
+    if (target.rawEnabled && unit.rawPages)
+      out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, rawPages);
     if (unit.rejected?.length) {
       const refused = sourceRejected(unit);
       await writeQuarantine(lake, local.q, refused, target, sourceName, file, ingestedAt);
@@ -106,7 +110,8 @@ export async function stageUnit(
         quarantined: 0,
         empty: true,
       };
-      if (target.rawEnabled && unit.rawPages) out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt);
+      if (target.rawEnabled && unit.rawPages)
+        out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, rawPages);
       return out;
     }
     let evolution: ReturnType<typeof evolveSchema> | undefined;
@@ -212,7 +217,7 @@ export async function stageUnit(
       );
     }
     if (target.rawEnabled && unit.rawPages) {
-      out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, typing);
+      out.raw = await stageRawPages(lake, local.raw, unit, target, ingestedAt, rawPages, typing);
     } else if (rawCopy && (unit.rawEvents || prepared.stored)) {
       let read: RawRead = unit.rawEvents ? { kind: 'events' } : (prepared.stored as RawRead);
       if (read.kind === 'csv') read = { ...read, args: await sniffedCsvArgs(lake.engine, input.path, read.csv) };
@@ -240,6 +245,7 @@ export async function stageUnit(
     }
     return out;
   } finally {
+    await rawPages?.catch(() => undefined);
     for (const p of cleanups) await p.cleanup().catch(() => undefined);
     for (const f of Object.values(local)) await rm(f, { force: true }).catch(() => undefined);
     const copy = await rawCopy?.catch(() => undefined);
@@ -257,14 +263,11 @@ async function stageRawPages(
   unit: ReadUnit,
   target: IngestTarget,
   receivedAt: Date,
+  compressed: Promise<number> | undefined,
   typing: Record<string, string> = {},
 ): Promise<NewFile> {
-  const pages = unit.rawPages as string;
-  // Copied as written (no JSON parsing), only compressed; lines are at most the whole file.
-  const maxLine = Math.max(1 << 21, (await stat(pages)).size + 1024);
-  const rows = await lake.engine.copy(
-    `COPY (SELECT text FROM ${lineScan(pages, maxLine)}) TO ${lit(localFile)} (${LINES_COPY_OPTIONS}, COMPRESSION zstd)`,
-  );
+  // Copied as written (no JSON parsing), only compressed (raw-store.ts, started with the unit).
+  const rows = await (compressed ?? compressLines(unit.rawPages as string, localFile));
   return publishRaw(lake, localFile, rows, unit, target, receivedAt, {
     envelope: 'page',
     format: unit.input?.format ?? 'json',

@@ -76,6 +76,46 @@ export async function copyRawInput(lake: Lake, input: string, format: string): P
 }
 
 /**
+ * Compresses a file of lines (a REST unit's page envelopes) to `output` as zstd frames, in
+ * Node's thread pool, so it runs beside DuckDB's bronze read instead of after it on the
+ * engine's connection. The content is the file unchanged (every line ends in a newline, as
+ * DuckDB's line COPY wrote it); returns the number of lines.
+ */
+export async function compressLines(input: string, output: string): Promise<number> {
+  const src = await open(input, 'r');
+  const out = await open(output, 'w');
+  let lines = 0;
+  let last = 0x0a;
+  try {
+    const pending: Promise<Buffer>[] = [];
+    const write = async () => void (await out.write(await (pending.shift() as Promise<Buffer>)));
+    for (let pos = 0; ; ) {
+      const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+      const { bytesRead } = await src.read(buf, 0, CHUNK_BYTES, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      const chunk = buf.subarray(0, bytesRead);
+      for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines += 1;
+      last = chunk[bytesRead - 1] as number;
+      pending.push(encoder.encode(chunk));
+      if (pending.length >= IN_FLIGHT) await write();
+    }
+    // A last line without its newline gets one (the line COPY ends every line).
+    if (last !== 0x0a) {
+      pending.push(encoder.encode(Buffer.from('\n')));
+      lines += 1;
+    }
+    // An empty input is one empty frame: a valid, empty zstd file.
+    if (lines === 0) pending.push(encoder.encode(Buffer.alloc(0)));
+    while (pending.length > 0) await write();
+  } finally {
+    await src.close().catch(() => undefined);
+    await out.close().catch(() => undefined);
+  }
+  return lines;
+}
+
+/**
  * Publishes a raw copy at its content address (`raw/<source>/<table>/content/<sha256>.<ext>`).
  * When that object exists and a live raw file of the table references it, it is reused (the
  * content is stored once); an unreferenced one may be an orphan `dip gc` is about to delete,
