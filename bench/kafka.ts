@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startNats } from '../test/support/nats-broker.js';
+import { startNats } from '../test/support/nats.js';
 import { projectWithSources } from '../test/support/project.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PUBLISH_PIPELINE, publishChanges } from '../src/destinations/publish.js';
-import { natsProbe, type NatsServer, startNats } from './support/nats-broker.js';
+import { natsProbe, type NatsServer, startNats } from './support/nats.js';
 import { TestProject } from './support/project.js';
 import { requireOrSkip } from './support/service.js';
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { runCli, TestProject } from './support/project.js';
 import { followWithKills } from './support/broker-crash.js';
-import { natsProbe, type NatsServer, startNats } from './support/nats-broker.js';
+import { natsProbe, type NatsServer, startNats } from './support/nats.js';
 import { requireOrSkip } from './support/service.js';
 
 const TOTAL = Number(process.env['DIP_BROKER_MESSAGES'] ?? 60_000);

@@ -1,6 +1,6 @@
 /**
  * A throwaway NATS server with JetStream (`nats-server -js`) on a free loopback port with a temp
- * store directory, for the event log contract suite and the gateway's JetStream tests.
+ * store directory, for the event log contract suite, the gateway's JetStream tests and the broker source, sink and benchmark.
  */
 import { rm } from 'node:fs/promises';
 import { connect } from 'node:net';
