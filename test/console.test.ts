@@ -94,7 +94,8 @@ describe('web console', { skip: missing ? `no chromium at ${CHROMIUM}` : false, 
   });
 
   it('signs in with the token and lists the demo runs as the CLI does', async () => {
-    // The schedule's catch-up run of shop, started by the scheduler, ends first.
+    // Whatever the scheduler started ends first (a schedule without `start` runs no interval that
+    // ended before serve started, issue 21: the demo's own orchestrated run is what is listed).
     await idle();
     const res = await fetch(`${base}/runs`);
     assert.equal(res.status, 401, 'the API still needs the token');
@@ -103,7 +104,7 @@ describe('web console', { skip: missing ? `no chromium at ${CHROMIUM}` : false, 
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Runs' }).waitFor();
     const runs: Json[] = await cli('runs', 'list');
-    assert.ok(runs.length >= 2, JSON.stringify(runs));
+    assert.ok(runs.length >= 1, JSON.stringify(runs));
     for (const r of runs) {
       const row = page.locator(`tr[data-run="${r.id}"]`);
       await row.waitFor();

@@ -1,4 +1,3 @@
-// Over 400 lines: one run's lifecycle (record, heartbeats, streams, silver and gold steps, outcome) reads best in one place.
 import { hostname } from 'node:os';
 import type { RunStats, StreamStats } from '../catalog/types.js';
 import { secretRegistry } from '../config/secrets.js';
@@ -8,13 +7,14 @@ import { processAlive } from '../core/process.js';
 import type { IngestTarget } from '../lake/ingest.js';
 import type { Lake } from '../lake/lake.js';
 import { openSource } from '../sources/open.js';
-import type { SourceInstance, StreamSpec } from '../sources/types.js';
+import type { SourceInstance } from '../sources/types.js';
 import type { PipelineConfig, SourceConfig } from '../config/schema.js';
 import { renderIntervalTemplates } from '../core/interval-templates.js';
 import type { Interval } from '../core/interval.js';
 import type { RunEventSink } from './events.js';
 import { bronzeTableNames, pipelineNamed } from './pipelines.js';
 import { runStream } from './stream.js';
+import { runConcurrently } from './concurrency.js';
 import { activeSpan, withSpan } from '../observe/trace.js';
 import { buildGoldStep } from './gold-step.js';
 
@@ -354,54 +354,6 @@ async function runSources(ctx: RunContext, sources: Record<string, SourceConfig>
       await source.close();
     }
   }
-}
-
-/**
- * Runs `work` for every stream, at most `limit` at a time, each only after the streams it
- * depends on (among those being run) have finished, in the given order otherwise.
- */
-async function runConcurrently(
-  streams: StreamSpec[],
-  limit: number,
-  dependsOn: (s: StreamSpec) => string[],
-  work: (s: StreamSpec) => Promise<void>,
-): Promise<void> {
-  const names = new Set(streams.map((s) => s.name));
-  const finished = new Map<string, Promise<void>>();
-  const slots: Promise<void>[] = [];
-  let running = 0;
-  const waiters: (() => void)[] = [];
-  const acquire = async () => {
-    while (running >= limit) await new Promise<void>((r) => waiters.push(r));
-    running++;
-  };
-  const release = () => {
-    running--;
-    waiters.shift()?.();
-  };
-  for (const stream of streams) {
-    const deps = dependsOn(stream)
-      .filter((d) => names.has(d))
-      .map((d) => finished.get(d) ?? Promise.resolve());
-    const done = (async () => {
-      await Promise.all(deps);
-      await acquire();
-      try {
-        await work(stream);
-      } finally {
-        release();
-      }
-    })();
-    finished.set(
-      stream.name,
-      done.catch(() => undefined),
-    );
-    slots.push(done);
-  }
-  // Wait for every stream, then surface the first failure (an interruption).
-  const outcomes = await Promise.allSettled(slots);
-  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 /** A failed stream (or silver table): recorded in the run's errors and emitted; the run goes on with the others. */
