@@ -94,7 +94,11 @@ describe(
       const topic = `changes_${Date.now()}`;
       const admin = kafka.admin();
       await admin.connect();
-      await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+      // The mock's controller id names no broker, so CreateTopics fails there: it auto-creates
+      // the topic (4 partitions) on the first metadata request instead.
+      if (kafkaBrokers)
+        await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true });
+      else await admin.fetchTopicMetadata({ topics: [topic] });
       p = await TestProject.create({ people: { path: 'data/*.ndjson' } });
       await p.write('data/a.ndjson', '{"id":1}\n{"id":2}\n{"id":3}\n');
       await p.runOk();
@@ -105,9 +109,9 @@ describe(
       const again = await publishChanges(lake, { name: 'k', table: 'people', destination });
       assert.equal(again.messages, 0);
       const high = await admin.fetchTopicOffsets(topic);
-      assert.deepEqual(
-        high.map((o) => Number(o.high)),
-        [3],
+      assert.equal(
+        high.reduce((n, o) => n + Number(o.high), 0),
+        3,
       );
       // Read them back: each carries its row's id in the dip-event-id header.
       const consumer = kafka.consumer({ groupId: `check_${Date.now()}` });
@@ -129,10 +133,7 @@ describe(
       });
       await consumer.disconnect();
       await admin.disconnect();
-      assert.deepEqual(
-        got.map((g) => g.id),
-        [1, 2, 3],
-      );
+      assert.deepEqual(got.map((g) => g.id).sort(), [1, 2, 3]);
       assert.equal(new Set(got.map((g) => g.eventId)).size, 3);
       for (const g of got) assert.ok(g.eventId.length > 0);
     });
