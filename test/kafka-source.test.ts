@@ -1,5 +1,5 @@
 /**
- * Kafka as a source (issue 16): a topic with 3 partitions holds N messages (1 KB JSON, and 3 that
+ * Kafka as a source (issue 16): a topic with 3 partitions (the mock's default 4) holds N messages (1 KB JSON, and 3 that
  * fail the stream's JSON Schema); `dip run --follow` is SIGKILLed twice while landing, then a
  * plain run lands the rest. Bronze holds each message exactly once, the invalid ones are in
  * quarantine with the reason, and the catalog offsets equal the partitions' high watermarks.
@@ -21,7 +21,7 @@ const PAD = 'x'.repeat(960);
 const external = process.env['DIP_KAFKA_BROKERS']?.split(',').filter(Boolean);
 
 describe(
-  'kafka source: 3 partitions, killed twice, each message once',
+  'kafka source: 3 partitions (4 on the mock), killed twice, each message once',
   external ? {} : requireOrSkip(kafkaMockProbe()),
   () => {
     let mock: KafkaMock | undefined;
@@ -42,13 +42,18 @@ describe(
       const kafka = new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING });
       const admin = kafka.admin();
       await admin.connect();
-      await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true });
-      const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      // A real cluster gets 3 partitions; the mock's CreateTopics cannot work (its controller id
+      // names no broker), so there the topic is auto-created with the mock's default, 4.
+      if (external)
+        await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true });
+      const parts = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? 0;
+      assert.equal(parts, external ? 3 : 4);
+      const producer = kafka.producer({ maxInFlightRequests: 1 });
       await producer.connect();
       for (let i = 0; i < TOTAL; i += 2000) {
         const messages = [];
         for (let j = i; j < Math.min(TOTAL, i + 2000); j++)
-          messages.push({ partition: j % 3, key: `k${j}`, value: JSON.stringify({ id: j, pad: PAD }) });
+          messages.push({ partition: j % parts, key: `k${j}`, value: JSON.stringify({ id: j, pad: PAD }) });
         await producer.send({ topic, acks: -1, messages });
       }
       await producer.send({
@@ -90,7 +95,7 @@ describe(
         assert.match(String(row['reason']), /^partition 0 position \d+: \/ must have required property 'id'$/);
       const high = [...(await admin.fetchTopicOffsets(topic))].sort((a, b) => a.partition - b.partition);
       await admin.disconnect();
-      assert.equal(high.length, 3);
+      assert.equal(high.length, parts);
       const state = (await (await p.lake()).catalog.getState('p', 'bus', 'orders')) as {
         positions: Record<string, number>;
       };
