@@ -70,7 +70,8 @@ describe(
         bus: {
           type: 'kafka',
           brokers,
-          batch: { max_events: 5000, max_age: '300ms' },
+          // Small batches on the mock (fewer messages): the kills then land mid-stream.
+          batch: { max_events: external ? 5000 : 500, max_age: '300ms' },
           streams: {
             orders: { topic, schema: { type: 'object', required: ['id'], properties: { id: { type: 'integer' } } } },
           },
