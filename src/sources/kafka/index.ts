@@ -1,8 +1,8 @@
 /**
- * The Kafka connector (@platformatic/kafka, pure JavaScript; Kafka 3.5 or later). Each DIP
- * stream reads one topic: the consumer joins the group and fetches every assigned partition in
- * parallel, from the offsets the catalog holds (MANUAL mode: the catalog is the truth, not the
- * group), into a queue the runner drains in micro-batches (../broker/batch.ts). A partition with
+ * The Kafka connector (KafkaJS, pure JavaScript; the only module of the source that names the
+ * client). Each DIP stream reads one topic: the consumer joins the group and fetches every
+ * assigned partition in parallel, seeked to the offsets the catalog holds (the catalog is the
+ * truth, not the group), into a queue the runner drains in micro-batches (../broker/batch.ts). A partition with
  * no saved offset starts at `start` (earliest, latest, or the first offset at a timestamp).
  * Once a batch is committed in the catalog, its offsets are also committed to the group, so the
  * usual lag tools see DIP; a crash between the two only makes the group lag, never DIP repeat.
@@ -45,15 +45,12 @@ export default defineConnector({
         if (!decl) throw new DipError('config', `${where}: no such stream`);
         const validate = compilePayloadSchema(decl.schema, context.baseDir, where);
         const topic = decl.topic;
-        const kafka = await import('@platformatic/kafka');
-        const consumer = new kafka.Consumer({
+        const { Kafka, logLevel } = await import('kafkajs');
+        const kafka = new Kafka({
           clientId: config.client_id,
-          groupId: config.group ?? `dip-${ctx.pipeline}-${ctx.source}`,
-          bootstrapBrokers: config.brokers,
-          retries: 3,
-        });
-        closers.push(async () => {
-          await consumer.close(true);
+          brokers: config.brokers,
+          logLevel: logLevel.NOTHING,
+          retry: { retries: 3 },
         });
         const fail = (e: unknown): never => {
           throw new DipError(
@@ -61,72 +58,91 @@ export default defineConnector({
             `${where}: Kafka at ${config.brokers.join(',')}, topic ${topic}: ${errorMessage(e)}`,
           );
         };
-        const ends = await consumer.listOffsets({ topics: [topic] }).catch(fail);
-        const high = ends.get(topic) ?? [];
-        if (!high.length) throw new DipError('config', `${where}: topic ${topic} has no partitions (does it exist?)`);
+        const admin = kafka.admin();
+        closers.push(async () => {
+          await admin.disconnect();
+        });
+        await admin.connect().catch(fail);
+        const ends = await admin.fetchTopicOffsets(topic).catch(fail);
+        if (!ends.length) throw new DipError('config', `${where}: topic ${topic} has no partitions (does it exist?)`);
+        const byPartition = [...ends].sort((a, b) => a.partition - b.partition);
+        const high = byPartition.map((o) => Number(o.high));
         const saved = savedPositions(ctx.state);
-        let startAt: bigint[] | undefined;
-        if (config.start === 'earliest')
-          startAt = (await consumer.listOffsets({ topics: [topic], timestamp: -2n }).catch(fail)).get(topic);
+        let startAt: number[];
+        if (config.start === 'earliest') startAt = byPartition.map((o) => Number(o.low));
         else if (config.start === 'latest') startAt = high;
-        else
-          startAt = (
-            await consumer
-              .listOffsets({ topics: [topic], timestamp: BigInt(Date.parse(config.start.timestamp)) })
-              .catch(fail)
-          ).get(topic);
-        const offsets = high.map((_, partition) => ({
-          topic,
-          partition,
+        else {
+          const at = await admin.fetchTopicOffsetsByTimestamp(topic, Date.parse(config.start.timestamp)).catch(fail);
           // A timestamp after the last message gives -1: start at the end.
-          offset:
-            BigInt(saved[String(partition)] ?? Number(startAt?.[partition] ?? 0n)) < 0n
-              ? (high[partition] as bigint)
-              : BigInt(saved[String(partition)] ?? Number(startAt?.[partition] ?? 0n)),
+          startAt = byPartition.map((o) => {
+            const n = Number(at.find((x) => x.partition === o.partition)?.offset ?? -1);
+            return n < 0 ? Number(o.high) : n;
+          });
+        }
+        const offsets = byPartition.map((o, i) => ({
+          topic,
+          partition: o.partition,
+          offset: saved[String(o.partition)] ?? startAt[i] ?? 0,
         }));
         const queue = new MessageQueue(Math.max(1000, config.batch.max_events * 2));
         const s: Stats = { messages: 0, batches: 0, lag: 0 };
         stats.set(stream.name, s);
-        const end = high.map(Number);
-        const messages = await consumer
-          .consume({ topics: [topic], mode: kafka.MessagesStreamModes.MANUAL, offsets, autocommit: false })
-          .catch(fail);
-        closers.unshift(async () => {
-          await messages.close();
+        const end = [...high];
+        // The next offset each partition hands to the queue: anything before it (a refetch after a
+        // rebalance, which resumes from the group's offsets that trail the catalog) is dropped.
+        const next = new Map(offsets.map((o) => [o.partition, o.offset]));
+        const consumer = kafka.consumer({
+          groupId: config.group ?? `dip-${ctx.pipeline}-${ctx.source}`,
+          // A killed run leaves a member behind; a short session lets the next run's join finish soon.
+          sessionTimeout: 10_000,
+          rebalanceTimeout: 10_000,
+          heartbeatInterval: 1_000,
+          retry: { retries: 3 },
         });
-        void (async () => {
-          try {
-            for await (const m of messages) {
+        closers.unshift(async () => {
+          await consumer.disconnect();
+        });
+        consumer.on(consumer.events.CRASH, (e) => {
+          queue.fail(new DipError('transient', `${where}: reading topic ${topic}: ${errorMessage(e.payload.error)}`));
+        });
+        await consumer.connect().catch(fail);
+        await consumer.subscribe({ topics: [topic], fromBeginning: true }).catch(fail);
+        await consumer
+          .run({
+            autoCommit: false,
+            partitionsConsumedConcurrently: Math.max(1, offsets.length),
+            eachMessage: async ({ partition, message: m }) => {
               const position = Number(m.offset);
-              const partition = String(m.partition);
-              const hw = end[m.partition];
-              if (hw !== undefined && position >= hw) end[m.partition] = position + 1;
+              if (position < (next.get(partition) ?? 0)) return;
+              next.set(partition, position + 1);
+              const hw = end[partition];
+              if (hw !== undefined && position >= hw) end[partition] = position + 1;
               await queue.push({
-                partition,
+                partition: String(partition),
                 position,
-                value: m.value as Uint8Array,
+                value: m.value ?? new Uint8Array(),
                 meta: {
-                  topic: m.topic,
-                  partition: m.partition,
+                  topic,
+                  partition,
                   offset: position,
                   timestamp: Number(m.timestamp),
-                  key: m.key && (m.key as Uint8Array).length ? Buffer.from(m.key as Uint8Array).toString('utf8') : null,
+                  key: m.key?.length ? m.key.toString('utf8') : null,
                 },
               });
-            }
-          } catch (e) {
-            queue.fail(new DipError('transient', `${where}: reading topic ${topic}: ${errorMessage(e)}`));
-          }
-        })();
+            },
+          })
+          .catch(fail);
+        // The catalog is the truth: every partition starts at its saved (or `start`) offset.
+        for (const o of offsets) consumer.seek({ topic, partition: o.partition, offset: String(o.offset) });
         // Without --follow: stop at the end each partition had when the run started.
-        const stopAt = high.map(Number);
-        const caughtUp = (p: Positions) => stopAt.every((e, i) => (p[String(i)] ?? offsets[i]?.offset ?? 0) >= e);
+        const caughtUp = (p: Positions) =>
+          offsets.every((o, i) => (p[String(o.partition)] ?? o.offset) >= (high[i] ?? 0));
         return {
           units: drainBatches({
             queue,
             stream,
             dir: ctx.stagingDir,
-            saved: Object.fromEntries(offsets.map((o) => [String(o.partition), Number(o.offset)])),
+            saved: Object.fromEntries(offsets.map((o) => [String(o.partition), o.offset])),
             validate,
             maxEvents: config.batch.max_events,
             maxAgeMs: parseDuration(config.batch.max_age) ?? 1000,
@@ -139,14 +155,9 @@ export default defineConnector({
               s.lag = end.reduce((n, e, i) => n + Math.max(0, e - (positions[String(i)] ?? 0)), 0);
               // The group follows the catalog (best effort: the catalog is the truth).
               await consumer
-                .commit({
-                  offsets: Object.entries(positions).map(([p, o]) => ({
-                    topic,
-                    partition: Number(p),
-                    offset: BigInt(o),
-                    leaderEpoch: -1,
-                  })),
-                })
+                .commitOffsets(
+                  Object.entries(positions).map(([p, o]) => ({ topic, partition: Number(p), offset: String(o) })),
+                )
                 .catch(() => undefined);
             },
           }),
