@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { followWithKills } from './support/broker-crash.js';
 import { type KafkaMock, kafkaMockProbe, startKafkaMock } from './support/kafka-mock.js';
-import { TestProject } from './support/project.js';
+import { runCli, TestProject } from './support/project.js';
 import { requireOrSkip } from './support/service.js';
 
 const external = process.env['DIP_KAFKA_BROKERS']?.split(',').filter(Boolean);
@@ -105,6 +105,56 @@ describe(
         positions: Record<string, number>;
       };
       assert.deepEqual(state.positions, Object.fromEntries(high.map((o) => [String(o.partition), Number(o.high)])));
+    });
+
+    it('fails, naming the partition and offsets, when retention deleted messages it had not landed', async () => {
+      const { Kafka, logLevel } = await import('kafkajs');
+      let brokers = external;
+      if (!brokers) {
+        mock ??= await startKafkaMock(3);
+        brokers = mock.brokers;
+      }
+      const topic = `gap_${Date.now()}`;
+      const kafka = new Kafka({ clientId: 'test', brokers, logLevel: logLevel.NOTHING });
+      const producer = kafka.producer({ maxInFlightRequests: 1 });
+      await producer.connect();
+      const send = async (from: number, n: number) => {
+        for (let i = from; i < from + n; i += 1000) {
+          const messages = [];
+          for (let j = i; j < Math.min(from + n, i + 1000); j++)
+            messages.push({ partition: 0, value: JSON.stringify({ id: j, pad: PAD }) });
+          await producer.send({ topic, acks: -1, messages });
+        }
+      };
+      await send(0, 100);
+      const gap = await TestProject.withSources({
+        bus: { type: 'kafka', brokers, batch: { max_events: 500, max_age: '300ms' }, streams: { g: { topic } } },
+      });
+      try {
+        const first = await runCli(['run'], gap.dir);
+        assert.equal(first.code, 0, first.stderr);
+        // Past the mock's ~5 MB per partition: the oldest messages, unread by DIP, are deleted.
+        await send(100, 8000);
+        await producer.disconnect();
+        const admin = kafka.admin();
+        await admin.connect();
+        const low = Number((await admin.fetchTopicOffsets(topic)).find((o) => o.partition === 0)?.low);
+        await admin.disconnect();
+        if (external && low <= 100) return; // a real cluster's retention is not this small
+        assert.ok(low > 100, `the oldest retained offset (${low}) is past what DIP landed (100)`);
+        const second = await runCli(['run'], gap.dir);
+        assert.equal(second.code, 3, second.stderr);
+        assert.match(
+          second.stderr,
+          new RegExp(
+            `no longer holds messages DIP has not landed \\(deleted by retention\\): partition 0: ${low - 100} \\(offsets 100–${low - 1}\\)`,
+          ),
+        );
+        const [c] = await gap.rows('select count(*) as n from bronze.g');
+        assert.equal(Number(c?.['n']), 100, 'nothing past the gap was landed');
+      } finally {
+        await gap.dispose();
+      }
     });
   },
 );

@@ -84,6 +84,18 @@ export default defineConnector({
           partition: o.partition,
           offset: saved[String(o.partition)] ?? startAt[i] ?? 0,
         }));
+        // Messages retention deleted before DIP read them: the run would miss data, so it fails.
+        const gaps = byPartition.flatMap((o) => {
+          const from = saved[String(o.partition)];
+          return from !== undefined && from < Number(o.low)
+            ? [`partition ${o.partition}: ${Number(o.low) - from} (offsets ${from}–${Number(o.low) - 1})`]
+            : [];
+        });
+        if (gaps.length)
+          throw new DipError(
+            'input',
+            `${where}: topic ${topic} no longer holds messages DIP has not landed (deleted by retention): ${gaps.join('; ')}. They cannot be read; to go on from the oldest retained message, reset the stream's state (dip state --reset) with start: earliest`,
+          );
         const queue = new MessageQueue(Math.max(1000, config.batch.max_events * 2));
         const s: Stats = { messages: 0, batches: 0, lag: 0 };
         stats.set(stream.name, s);
