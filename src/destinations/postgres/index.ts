@@ -13,6 +13,7 @@ import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { resolveSecrets } from '../../config/secrets.js';
+import { splitType, typeInfo } from '../../lake/duck-types.js';
 import { defineWarehouse, type LoadColumn, type TableLoad } from '../types.js';
 import { postgresDestinationSpec } from './spec.js';
 
@@ -24,8 +25,8 @@ export function postgresType(duck: string): string {
   const t = duck.trim().toUpperCase();
   if (t.endsWith('[]') || t.startsWith('STRUCT') || t.startsWith('MAP') || t.startsWith('UNION') || t === 'JSON')
     return 'jsonb';
-  const dec = /^DECIMAL\((\d+),\s*(\d+)\)$/.exec(t);
-  if (dec) return `numeric(${dec[1]},${dec[2]})`;
+  const info = typeInfo(t);
+  if (info.kind === 'decimal') return `numeric(${splitType(info.type).params})`;
   const map: Record<string, string> = {
     BOOLEAN: 'boolean',
     TINYINT: 'smallint',
