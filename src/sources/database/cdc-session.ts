@@ -17,6 +17,7 @@ import { Serial } from '../../core/serial.js';
 import { durationMs } from '../../core/time.js';
 import type { PlanContext, ReadUnit } from '../types.js';
 import { ChangeBatcher, snapshotSelectList, type CdcUnit, type ChangeDialect } from './change-batch.js';
+import type { DdlCopy } from './ddl-copy.js';
 import type { ChangeFeed } from './source.js';
 import type { DbColumn, DbStream, DbTable } from './types.js';
 import { assertCdcStreamsTogether } from './types.js';
@@ -43,7 +44,12 @@ export interface CdcFeed<S> {
 const QUEUE_UNITS = 4;
 
 /** `O` the dialect's options, `S` the state a stream commits with each unit, `F` its feed. */
-export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends CdcFeed<S>> implements ChangeFeed {
+export abstract class CdcSessionBase<
+  O extends CdcSessionOptions,
+  S,
+  F extends CdcFeed<S> & { copy?: DdlCopy | undefined },
+> implements ChangeFeed
+{
   protected readonly feeds = new Map<string, F>();
   protected readonly byTable = new Map<string, F>();
   protected readonly serial = new Serial();
@@ -168,6 +174,32 @@ export abstract class CdcSessionBase<O extends CdcSessionOptions, S, F extends C
     this.byTable.delete(tableName(f.table));
     await f.batch.discard();
     f.queue.fail(err);
+  }
+
+  /**
+   * Copies taken after DDL whose position reading has reached `at`: each is queued after the
+   * events before it (flushed first; their state still says a copy is due); `landed` updates
+   * the feed from the copy before it is queued.
+   */
+  protected async queueCopies(at: bigint, landed: (f: F, copy: NonNullable<F['copy']>) => void): Promise<void> {
+    for (const f of [...this.feeds.values()]) {
+      const copy = f.copy;
+      if (!copy || at < copy.at) continue;
+      await this.flush(f);
+      f.copy = undefined;
+      landed(f, copy);
+      await f.queue.push(copy.unit);
+    }
+  }
+
+  /** `f` takes `copy` (a newer copy replaces one still waiting). */
+  protected async setCopy(f: F, copy: F['copy']): Promise<void> {
+    await f.copy?.unit.dispose?.();
+    f.copy = copy;
+  }
+
+  protected async disposeCopies(): Promise<void> {
+    for (const f of this.feeds.values()) await this.setCopy(f, undefined);
   }
 
   protected following(): boolean {

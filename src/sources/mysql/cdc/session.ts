@@ -1,4 +1,3 @@
-/** Over 400 lines: one binlog session is one state machine over its events (transactions, TRUNCATE, DDL and the copies after it, positions). */
 /**
  * Change data capture for the CDC streams of one MySQL or MariaDB source, through one binlog
  * connection (registered as a replica with `cdc.server_id`). The session:
@@ -19,30 +18,19 @@
  * a stopped pipeline can resume is how long the server keeps its binlog files
  * (binlog_expire_logs_seconds, expire_logs_days).
  */
-import type { ConnectionOptions } from 'mysql2';
-import type { MysqlSourceConfig } from '../../../config/database.js';
 import { ConfigError } from '../../../core/errors.js';
 import type { CdcUnit, ChangeDialect } from '../../database/change-batch.js';
-import { CdcSessionBase, tableName, type CdcFeed } from '../../database/cdc-session.js';
-import { chooseColumns, type DbColumn, type DbStream } from '../../database/types.js';
+import type { CdcFeed } from '../../database/cdc-session.js';
+import { copyDue } from '../../database/ddl-copy.js';
 import type { PlanContext } from '../../types.js';
-import { connect, type MysqlConnection } from '../connection.js';
-import { MysqlIntrospector } from '../introspect.js';
+import { connect } from '../connection.js';
 import { binlogConverter, binlogRenderer } from '../types.js';
-import {
-  BinlogReader,
-  TableChangedError,
-  binlogConnection,
-  inOrder,
-  type BinlogEvent,
-  type RawColumnSchema,
-} from './binlog.js';
+import { BinlogReader, TableChangedError, binlogConnection, inOrder, type BinlogEvent } from './binlog.js';
+import { type Feed, MysqlDdlSession, type MysqlCdcSessionOptions } from './ddl.js';
 import { defaultServerId, describeBinlogError } from './errors.js';
 import { classifyStatement, rowChanges } from './events.js';
 import {
   type MysqlCdcState,
-  type ShapeColumn,
-  beginSnapshotAt,
   binaryLogs,
   cdcState,
   isMysqlCdcState,
@@ -56,52 +44,26 @@ import {
   positionOffset,
   positionText,
 } from './position.js';
-import { rawSchemas, sameShape, shapeColumns, tableShape } from './shape.js';
-import { readSnapshot, snapshotTable } from './snapshot.js';
+import { tableShape } from './shape.js';
+import { readSnapshot } from './snapshot.js';
 import { TxnBuffer } from './txn-buffer.js';
 
 export { defaultServerId } from './errors.js';
 export type { MysqlCdcState } from './position.js';
-
-export interface MysqlCdcSessionOptions {
-  config: MysqlSourceConfig;
-  connection: ConnectionOptions;
-  label: string;
-  streams: DbStream[];
-  pipeline: string;
-}
-
-interface Feed extends CdcFeed<MysqlCdcState> {
-  /** The position of the last unit handed to the runner (or committed before this run). */
-  through: bigint;
-  snapshotAt: string;
-  render: ((value: unknown) => string | null)[];
-  /** Every column of the table as of the position read to: names the binlog's row images. */
-  shape: ShapeColumn[];
-  /**
-   * A copy of the table taken after a DDL statement changed it (at `at`), queued once reading
-   * reaches that position: the events before it land first, each once, and the copy then
-   * replaces the current table with rows that also hold what the DDL changed without events.
-   */
-  copy?: { unit: CdcUnit; at: bigint; snapshotAt: string } | undefined;
-}
+export type { MysqlCdcSessionOptions } from './ddl.js';
 
 /** With --follow, how often the position of streams whose tables see no changes is committed. */
 const ADVANCE_MS = 60_000;
 
-export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, MysqlCdcState, Feed> {
+export class MysqlCdcSession extends MysqlDdlSession {
   protected readonly changes: ChangeDialect = {
     position: (v) => positionText(this.base || 'binlog', v),
     converterFor: binlogConverter,
   };
   private reader: BinlogReader | undefined;
-  private txn: { buffer: TxnBuffer; touched: Set<Feed> } | undefined;
-  /** Base name of the binlog files (mysql-bin), the current file's number and the offset read up to. */
-  private base = '';
+  /** The current binlog file's number and the offset read up to. */
   private file = 0;
   private offset = 0;
-  /** Without --follow: the end of the binlog at start, where reading stops. */
-  private target: bigint | undefined;
   private serverId = 0;
   private lastEventAt = Date.now();
   private lastAdvance = Date.now();
@@ -164,22 +126,6 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
       this.failAll(err);
       throw err;
     }
-  }
-
-  /**
-   * The shape a resumed stream's table had at its position (from its state): when the table
-   * changed since, the stream reads with the columns it had until the binlog's DDL statement.
-   */
-  private async resumeShape(conn: MysqlConnection, f: Feed): Promise<void> {
-    const now = await tableShape(conn, f.table.schema, f.table.name);
-    if (f.shape.length === 0) f.shape = now;
-    else if (!sameShape(f.shape, now))
-      await this.setColumns(f, chooseColumns(f.stream.columnChoice, shapeColumns(f.shape, f.stream.columns)));
-  }
-
-  protected override async setColumns(f: Feed, columns: DbColumn[]): Promise<void> {
-    await super.setColumns(f, columns);
-    f.render = columns.map(binlogRenderer);
   }
 
   /** Copies every table in one snapshot transaction; queues one snapshot unit per table. Returns its position. */
@@ -246,7 +192,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     if (this.finished) return;
     // Where this event starts: the end of the one before.
     const start = this.position();
-    await this.queueCopies(start);
+    await this.copiesReached(start);
     this.lastEventAt = Date.now();
     switch (e.kind) {
       case 'rotate': {
@@ -273,24 +219,6 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     if (e.kind !== 'rotate' && e.next > 0) this.offset = e.next;
     this.lastEventAt = Date.now();
     if (this.target !== undefined && !this.txn && this.position() >= this.target) await this.finish();
-  }
-
-  /**
-   * A table's columns where the binlog is read: once every event before its table map event is
-   * handled (a DDL statement among them has changed the feed's shape). A table whose stream
-   * ended (dropped) has no columns: its row images are decoded under placeholder names, unused.
-   */
-  private async shapeAt(schema: string, table: string): Promise<RawColumnSchema[]> {
-    await this.serial.idle();
-    return rawSchemas(this.feedOf(schema, table)?.shape ?? []);
-  }
-
-  private feedOf(schema: string, table: string): Feed | undefined {
-    const key = tableName({ schema, name: table });
-    const exact = this.byTable.get(key);
-    if (exact) return exact;
-    const lower = key.toLowerCase();
-    return [...this.byTable.entries()].find(([k]) => k.toLowerCase() === lower)?.[1];
   }
 
   private async rows(e: Extract<BinlogEvent, { kind: 'insert' | 'update' | 'delete' }>, start: bigint): Promise<void> {
@@ -360,80 +288,11 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
     feed.batch.committed(lsn);
   }
 
-  /**
-   * A DDL statement at `at` named the feed's table (or, `force`, a copy after one is still due).
-   * What it read before is a unit of its own; then, in one consistent snapshot: a table that
-   * is gone fails its stream (the others go on); a table whose columns changed is copied again
-   * alone, and its events are read on with the new columns. The copy is queued once reading
-   * reaches its position (queueCopies), so every event lands once in the change log and the
-   * copy, replacing the current table, brings what the DDL changed without events (the default
-   * of an added column, values converted by a type change).
-   */
-  private async reshape(feed: Feed, at: bigint, force = false): Promise<void> {
-    const { label, pipeline } = this.o;
-    const { schema, name } = feed.table;
-    await this.flush(feed);
-    const conn = await connect(this.o.connection, label);
-    try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const snapshot = await beginSnapshotAt(conn, label);
-          const shape = await tableShape(conn, schema, name);
-          const described = shape.length ? await new MysqlIntrospector(conn).describeTable(schema, name) : undefined;
-          if (!described) {
-            await conn.query('COMMIT');
-            await this.dropFeed(
-              feed,
-              new ConfigError(
-                `${label}: table ${schema}.${name} of stream ${feed.stream.spec.name} was dropped or renamed (DDL at ${positionText(this.base, at)}); its changes up to there are in the lake. Remove it from dip.yaml (or point the stream at the new name and run \`dip state ${pipeline} --stream ${feed.stream.spec.name} --reset\`); the other streams go on`,
-              ),
-            );
-            return;
-          }
-          if (!force && sameShape(shape, feed.shape)) {
-            await conn.query('COMMIT'); // an index, an option: no column changed
-            return;
-          }
-          await this.setColumns(feed, chooseColumns(feed.stream.columnChoice, described.columns));
-          feed.shape = shape;
-          const unit = await snapshotTable(conn, label, feed, snapshot, shape);
-          await conn.query('COMMIT');
-          await feed.copy?.unit.dispose?.();
-          const position = encodePosition(snapshot.file, snapshot.offset);
-          feed.copy = { unit, at: position, snapshotAt: `${snapshot.file}:${snapshot.offset}` };
-          // Without --follow, the run reads on to the copy's position.
-          if (this.target !== undefined && this.target < position) this.target = position;
-          return;
-        } catch (err) {
-          // The table changed again after the snapshot began (ER_TABLE_DEF_CHANGED): take another.
-          if ((err as { errno?: number }).errno !== 1412 || attempt >= 5) throw err;
-          await conn.query('ROLLBACK');
-        }
-      }
-    } finally {
-      await conn.end();
-    }
-  }
-
-  /** Copies taken after DDL statements whose position reading has reached: queued after the events before them. */
-  private async queueCopies(at: bigint): Promise<void> {
-    if (this.txn) return;
-    for (const f of this.feeds.values()) {
-      const copy = f.copy;
-      if (!copy || at < copy.at) continue;
-      await this.flush(f); // its state still says a copy is due
-      f.copy = undefined;
-      f.snapshotAt = copy.snapshotAt;
-      f.through = copy.at;
-      await f.queue.push(copy.unit);
-    }
-  }
-
   /** Timer: flush batches that are old enough; without --follow, stop once nothing arrives for idle_timeout. */
   protected async tick(): Promise<void> {
     if (this.closed || this.finished) return;
     // A copy whose position is the last thing read: nothing after it needs to arrive first.
-    await this.queueCopies(this.position());
+    await this.copiesReached(this.position());
     await this.flushDue();
     const following = this.following();
     // The end-of-binlog target normally ends the run; silence means there is nothing more to read.
@@ -442,7 +301,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
   }
 
   protected stateAt(f: Feed, lsn: bigint): MysqlCdcState {
-    return { ...cdcState(this.base, lsn, f.snapshotAt, f.shape), ...(f.copy ? { copy_due: true } : {}) };
+    return { ...cdcState(this.base, lsn, f.snapshotAt, f.shape), ...copyDue(f) };
   }
 
   protected override async flush(f: Feed): Promise<CdcUnit | undefined> {
@@ -452,7 +311,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
   }
 
   protected override async lastUnits(): Promise<void> {
-    await this.queueCopies(this.position());
+    await this.copiesReached(this.position());
     await this.advance();
   }
 
@@ -502,7 +361,7 @@ export class MysqlCdcSession extends CdcSessionBase<MysqlCdcSessionOptions, Mysq
   }
 
   protected async release(): Promise<void> {
-    for (const f of this.feeds.values()) await f.copy?.unit.dispose?.();
+    await this.disposeCopies();
     await this.reader?.stop();
     await this.txn?.buffer.discard();
     this.txn = undefined;

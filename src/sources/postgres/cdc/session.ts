@@ -1,4 +1,3 @@
-/** Over 400 lines: one replication session is one state machine over its messages (transactions, relations and the copies after DDL, confirmations). */
 /**
  * Change data capture for the CDC streams of one PostgreSQL source, through one replication
  * slot and one publication. The session:
@@ -16,95 +15,45 @@
  *   the server skips records below the slot's confirmed position.
  */
 import { LogicalReplicationService } from 'pg-logical-replication';
-import type pg from 'pg';
-import type { PostgresSourceConfig } from '../../../config/database.js';
 import { ConfigError, DipError, errorMessage } from '../../../core/errors.js';
 import { newId } from '../../../core/ids.js';
-import { ident, qualified } from '../../../lake/sql.js';
-import type { ChangeDialect, ChangeEvent, CdcUnit, Tuple } from '../../database/change-batch.js';
-import { keyChanged, snapshotUnit } from '../../database/change-batch.js';
-import { CdcSessionBase, snapshotRead, tableName, type CdcFeed } from '../../database/cdc-session.js';
-import { chooseColumns, type DbStream } from '../../database/types.js';
+import { qualified } from '../../../lake/sql.js';
+import type { ChangeDialect, ChangeEvent, Tuple } from '../../database/change-batch.js';
+import { keyChanged } from '../../database/change-batch.js';
+import { tableName, type CdcFeed } from '../../database/cdc-session.js';
+import { copyDue } from '../../database/ddl-copy.js';
 import type { PlanContext } from '../../types.js';
 import { connect } from '../connection.js';
-import { copyToFile } from '../extract.js';
+import { type CdcSessionOptions, type Feed, PgDdlSession, TABLE_CHECK_MS } from './ddl.js';
 import { bigintToLsn, createPgoutputPlugin, lsnToBigint, type PgoutputMessage, type Relation } from './pgoutput.js';
-import { PgIntrospector } from '../introspect.js';
-import { copyTable, shapeOf, tableShape, type TableCopy } from './shape.js';
+import { tableShape } from './shape.js';
+import { snapshotAtNewSlot } from './snapshot.js';
+import { type CdcState, isCdcState } from './state.js';
 import { converterFor } from './values.js';
 import {
   checkReplicaIdentity,
   checkWalLevel,
-  createSlotWithSnapshot,
   dropSlot,
   emitWatermark,
   ensurePublication,
   waitForSlot,
 } from './slot.js';
 
-export interface CdcSessionOptions {
-  config: PostgresSourceConfig;
-  client: pg.ClientConfig;
-  label: string;
-  streams: DbStream[];
-  pipeline: string;
-}
-
-/** State a CDC stream commits with each unit. */
-export interface CdcState {
-  slot: string;
-  /** The slot's consistent point: where its snapshot was taken. */
-  point: string;
-  /** Commit LSN of the last transaction whose events are in the lake. */
-  lsn: string;
-  /** The table's columns (name, type oid, modifier) as of `lsn`: a relation message with others means it changed. */
-  shape?: string | undefined;
-  /** The table changed before `lsn` and the copy taken after that has not landed: take it again. */
-  copy_due?: true | undefined;
-}
+export type { CdcState } from './state.js';
+export type { CdcSessionOptions } from './ddl.js';
 
 const PG_CHANGES: ChangeDialect = { position: bigintToLsn, converterFor };
-
-interface Feed extends CdcFeed<CdcState> {
-  /** The table's shape as of the position read to (undefined: not known yet, from an older state). */
-  shape?: string | undefined;
-  /** The shape the stream's columns were described from. */
-  columnsShape?: string | undefined;
-  /** A copy of the table after it changed, queued once a transaction committing at or after its point arrives. */
-  copy?: TableCopy | undefined;
-  /** The table was found gone when the server's WAL was at `lsn`: the stream fails once reading passes it. */
-  gone?: { lsn: bigint } | undefined;
-}
-
-const TABLE_CHECK_MS = 2000;
-
-/** A transaction received, waiting until every stream it touched has committed it. */
-interface Pending {
-  commitLsn: bigint;
-  endLsn: bigint;
-  waiting: Set<Feed>;
-}
-
 const ACK_INTERVAL_MS = 1000;
 const PING_MS = 500;
 
-export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed> {
+export class CdcSession extends PgDdlSession {
   protected readonly changes = PG_CHANGES;
-  private readonly relations = new Map<number, Feed | undefined>();
   private service: LogicalReplicationService | undefined;
-  private readonly pending: Pending[] = [];
-  private txn: { commitLsn: bigint; xid: number; micros: bigint; touched: Set<Feed> } | undefined;
-  private ackedLsn = 0n;
-  private idleLsn = 0n;
-  private slot = '';
-  private point = '';
   private watermark: string | undefined;
   private watermarkLsn: bigint | undefined;
   private lastEventAt = Date.now();
   private lastPing = 0;
   private caughtUp = false;
-  private lastTableCheck = Date.now();
-  private meta: pg.Client | undefined;
 
   constructor(o: CdcSessionOptions) {
     super(o, 'replication slot');
@@ -123,17 +72,7 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
   }
 
   protected stateAt(f: Feed, lsn: bigint): CdcState {
-    return this.state(bigintToLsn(lsn), f.shape, f.copy !== undefined);
-  }
-
-  private state(lsn: string, shape: string | undefined, copyDue = false): CdcState {
-    return {
-      slot: this.slot,
-      point: this.point,
-      lsn,
-      ...(shape === undefined ? {} : { shape }),
-      ...(copyDue ? { copy_due: true as const } : {}),
-    };
+    return { ...this.state(bigintToLsn(lsn), f.shape), ...copyDue(f) };
   }
 
   protected async start(ctx: PlanContext): Promise<void> {
@@ -192,34 +131,13 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
 
   /** Creates the slot, copies every table as of its consistent point, queues one snapshot unit per table. */
   private async snapshot(feeds: Feed[]): Promise<string> {
-    const created = await createSlotWithSnapshot(this.o.client, this.o.label, this.slot);
-    this.point = created.consistentPoint;
-    const point = lsnToBigint(created.consistentPoint);
-    const reader = await connect(this.o.client, this.o.label);
-    const units: [Feed, CdcUnit][] = [];
-    try {
-      await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      await reader.query(`SET TRANSACTION SNAPSHOT '${created.snapshot}'`);
-      for (const f of feeds) {
-        const { path, sql } = snapshotRead(f, ident, qualified, point, 'false');
-        await copyToFile(reader, sql, path, f.ctx.signal);
-        f.shape = await tableShape(reader, f.table.schema, f.table.name);
-        // Transactions decoded from the slot are exactly those the snapshot does not see: none is skipped.
-        this.point = created.consistentPoint;
-        const state = this.state(bigintToLsn(point - 1n), f.shape);
-        units.push([
-          f,
-          await snapshotUnit(f.stream, tableName(f.table), path, created.consistentPoint, point - 1n, state),
-        ]);
-        f.committed = point - 1n;
-      }
-      await reader.query('COMMIT');
-    } finally {
-      await reader.end().catch(() => undefined);
-      await created.release();
-    }
+    const { client, label } = this.o;
+    const { point, units } = await snapshotAtNewSlot(client, label, this.slot, feeds, (at, lsn, shape) =>
+      this.state(lsn, shape, at),
+    );
+    this.point = point;
     for (const [f, unit] of units) await f.queue.push(unit);
-    return created.consistentPoint;
+    return point;
   }
 
   private stream(publication: string, startLsn: string): void {
@@ -299,128 +217,6 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
     }
   }
 
-  /**
-   * A relation message: sent before a transaction's first change of a table, and again after
-   * the table changed. A tracked table under another name was renamed: its stream fails (the
-   * others go on). New columns or types: the stream reads on with them, and the table is
-   * copied again alone (queued after the transactions before the copy's point, so each event
-   * lands once), which brings what the DDL changed without events (defaults, converted values).
-   */
-  private async relation(m: Relation): Promise<void> {
-    const feed = this.byTable.get(tableName(m));
-    const before = this.relations.get(m.relationOid);
-    this.relations.set(m.relationOid, feed);
-    if (!feed && before) {
-      await this.dropFeed(
-        before,
-        this.goneError(before, `was renamed to ${m.schema}.${m.name}`, this.txn?.commitLsn ?? this.idleLsn),
-      );
-      return;
-    }
-    if (!feed) return;
-    const shape = shapeOf(m.columns);
-    if (shape !== feed.columnsShape) {
-      if (this.txn?.touched.has(feed)) {
-        throw new ConfigError(
-          `${this.o.label}: ${tableName(feed.table)} changed (ALTER TABLE) inside the transaction committing at ${bigintToLsn(this.txn.commitLsn)}, after that transaction had changed its rows: the transaction's changes have two shapes and cannot land as one unit. Run \`dip state ${this.o.pipeline} --reset\` to take a new snapshot`,
-        );
-      }
-      await this.flush(feed);
-      const columns = await this.withMeta((c) => new PgIntrospector(c).describeTypes(m.columns));
-      await this.setColumns(feed, chooseColumns(feed.stream.columnChoice, columns));
-      feed.columnsShape = shape;
-    }
-    if (feed.shape !== undefined && feed.shape !== shape && !feed.copy) {
-      await this.flush(feed);
-      await this.copy(feed);
-    }
-    feed.shape = shape;
-  }
-
-  /** Takes a copy of `f`'s table (queued later by `reached`); a table found gone fails its stream. */
-  private async copy(f: Feed): Promise<void> {
-    const copy = await copyTable(this.o.client, this.o.label, this.slot, f, (lsn, shape) => this.state(lsn, shape));
-    if (!copy) {
-      await this.dropFeed(f, this.goneError(f, 'was dropped or renamed', this.txn?.commitLsn ?? this.idleLsn));
-      return;
-    }
-    await f.copy?.unit.dispose?.();
-    f.copy = copy;
-  }
-
-  /** Reading reached `lsn` (a transaction committing there begins, or the server has sent everything before it). */
-  private async reached(lsn: bigint): Promise<void> {
-    for (const f of [...this.feeds.values()]) {
-      if (f.copy && lsn >= f.copy.at) {
-        const copy = f.copy;
-        await this.flush(f); // its state still says a copy is due
-        f.copy = undefined;
-        f.shape = copy.shape;
-        await f.queue.push(copy.unit);
-      }
-      if (f.gone && lsn >= f.gone.lsn) await this.dropFeed(f, this.goneError(f, 'was dropped or renamed', f.gone.lsn));
-    }
-  }
-
-  /** A copy waits for its point, or a gone table for the position it was found gone at. */
-  private copiesDue(): boolean {
-    return [...this.feeds.values()].some((f) => f.copy || f.gone);
-  }
-
-  private goneError(f: Feed, what: string, lsn: bigint): ConfigError {
-    return new ConfigError(
-      `${this.o.label}: table ${tableName(f.table)} of stream ${f.stream.spec.name} ${what} (found at ${bigintToLsn(lsn)}); its changes up to there are in the lake. Remove it from dip.yaml (or point the stream at the new name and run \`dip state ${this.o.pipeline} --stream ${f.stream.spec.name} --reset\`); the other streams go on`,
-    );
-  }
-
-  protected override async dropFeed(f: Feed, err: Error): Promise<void> {
-    await f.copy?.unit.dispose?.();
-    f.copy = undefined;
-    f.gone = undefined;
-    await super.dropFeed(f, err);
-    for (const [oid, feed] of this.relations) if (feed === f) this.relations.delete(oid);
-    for (const p of this.pending) p.waiting.delete(f);
-    this.settle();
-  }
-
-  /**
-   * Every few seconds, the streams' tables as they are now. A table that no longer exists fails
-   * its stream once reading passes the WAL position it was found gone at. A table whose columns
-   * differ from those the stream has read is copied (a DDL statement with no write after it
-   * sends no relation message, yet may have changed rows: an added column's default).
-   */
-  private async checkTables(): Promise<void> {
-    this.lastTableCheck = Date.now();
-    const feeds = [...this.feeds.values()].filter((f) => !f.gone);
-    if (feeds.length === 0) return;
-    const rows = await this.withMeta(
-      async (c) =>
-        (
-          await c.query<{ i: number; lsn: string; shape: string | null }>(
-            `SELECT x.i::int AS i, pg_current_wal_lsn()::text AS lsn,
-               (SELECT json_agg(json_build_array(a.attname, a.atttypid::int, a.atttypmod) ORDER BY a.attnum)
-                FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '')::text AS shape
-             FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(s, t, i)
-             LEFT JOIN LATERAL (SELECT to_regclass(quote_ident(x.s) || '.' || quote_ident(x.t))::oid AS oid) r ON true`,
-            [feeds.map((f) => f.table.schema), feeds.map((f) => f.table.name)],
-          )
-        ).rows,
-    );
-    for (const row of rows) {
-      const f = feeds[row.i - 1];
-      if (!f) continue;
-      if (row.shape === null) f.gone = { lsn: lsnToBigint(row.lsn) };
-      else if (f.shape !== undefined && !f.copy && JSON.stringify(JSON.parse(row.shape)) !== f.shape)
-        await this.copy(f);
-    }
-  }
-
-  /** Runs `fn` on the session's connection for catalog lookups (opened on first use). */
-  private async withMeta<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    this.meta ??= await connect(this.o.client, this.o.label);
-    return fn(this.meta);
-  }
-
   private feedOf(relation: Relation): Feed | undefined {
     return this.relations.get(relation.relationOid) ?? this.byTable.get(tableName(relation));
   }
@@ -472,14 +268,6 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
     this.settle();
   }
 
-  /** Confirms the transactions at the head of the list that every stream has committed. */
-  private settle(): void {
-    while (this.pending[0] && this.pending[0].waiting.size === 0) {
-      const done = this.pending.shift() as Pending;
-      if (done.endLsn > this.ackedLsn) this.ackedLsn = done.endLsn;
-    }
-  }
-
   /** Data messages received but not yet handed to us (pg-logical-replication's flow-control queue). */
   private queuedMessages(): number {
     return (this.service as unknown as { _messageQueue?: unknown[] } | undefined)?._messageQueue?.length ?? 0;
@@ -512,15 +300,6 @@ export class CdcSession extends CdcSessionBase<CdcSessionOptions, CdcState, Feed
   protected async release(): Promise<void> {
     await this.service?.stop().catch(() => undefined);
     await this.meta?.end().catch(() => undefined);
-    for (const f of this.feeds.values()) await f.copy?.unit.dispose?.();
+    await this.disposeCopies();
   }
-}
-
-function isCdcState(value: unknown): value is CdcState {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as CdcState).lsn === 'string' &&
-    typeof (value as CdcState).slot === 'string'
-  );
 }

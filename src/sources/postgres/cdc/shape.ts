@@ -81,3 +81,26 @@ export async function copyTable<S>(
     await created.release();
   }
 }
+
+/**
+ * The tables as they are now, in order, with the server's WAL position: each one's shape, or
+ * null when there is no such table.
+ */
+export async function currentShapes(
+  client: pg.Client,
+  tables: { schema: string; name: string }[],
+): Promise<{ lsn: string; shape: string | null }[]> {
+  const r = await client.query<{ lsn: string; shape: string | null }>(
+    `SELECT pg_current_wal_lsn()::text AS lsn,
+       (SELECT json_agg(json_build_array(a.attname, a.atttypid::int, a.atttypmod) ORDER BY a.attnum)
+        FROM pg_attribute a WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '')::text AS shape
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(s, t, i)
+     LEFT JOIN LATERAL (SELECT to_regclass(quote_ident(x.s) || '.' || quote_ident(x.t))::oid AS oid) r ON true
+     ORDER BY x.i`,
+    [tables.map((t) => t.schema), tables.map((t) => t.name)],
+  );
+  return r.rows.map((row) => ({
+    lsn: row.lsn,
+    shape: row.shape === null ? null : JSON.stringify(JSON.parse(row.shape)),
+  }));
+}
