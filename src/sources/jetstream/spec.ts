@@ -5,38 +5,9 @@
  * example, declared tables.
  */
 import { z } from 'zod';
-import { duration, identifier } from '../../config/primitives.js';
+import { identifier } from '../../config/primitives.js';
+import { batchSchema, payloadSchemaField, startSchema } from '../broker/spec.js';
 import { defineConnectorSpec } from '../spec.js';
-
-// Start, batch and payload schema: the same in kafka/spec.ts and jetstream/spec.ts (specs do not import each other).
-const startSchema = z
-  .union([
-    z.enum(['earliest', 'latest']),
-    z.strictObject({
-      timestamp: z.string().datetime({ offset: true }).describe('ISO 8601 time, e.g. 2026-01-01T00:00:00Z'),
-    }),
-  ])
-  .describe(
-    'Where a stream with no saved position starts: earliest, latest, or the first message at or after a timestamp (default earliest); later runs resume from the catalog',
-  );
-
-const batchSchema = z
-  .strictObject({
-    max_events: z
-      .number()
-      .int()
-      .positive()
-      .default(10_000)
-      .describe('Messages per committed batch at most (default 10000)'),
-    max_age: duration.default('1s').describe('How long a batch waits for more messages when following (default 1s)'),
-  })
-  .default({ max_events: 10_000, max_age: '1s' })
-  .describe('Micro-batches: each is one raw + bronze commit with its positions');
-
-const payloadSchemaField = z
-  .union([z.string().min(1), z.record(z.string(), z.unknown())])
-  .optional()
-  .describe('JSON Schema every message must satisfy: a file (relative to the project) or inline; invalid → quarantine');
 
 export const jetstreamStreamSchema = z
   .strictObject({
