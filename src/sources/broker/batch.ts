@@ -234,3 +234,27 @@ export async function* drainBatches(opts: {
     await opts.committed?.(positions, batch);
   }
 }
+
+/** What a broker stream reports in a run's stats. */
+export interface BrokerStats {
+  messages: number;
+  batches: number;
+  lag: number;
+}
+
+/** The DIP streams of a broker source: one append-only table each, the schema evolving. */
+export function brokerStreams(declared: Record<string, { table?: string | undefined }>): StreamSpec[] {
+  return Object.entries(declared).map(([name, s]) => ({
+    name,
+    table: s.table ?? name,
+    writeDisposition: 'append',
+    primaryKey: [],
+    schemaContract: 'evolve',
+  }));
+}
+
+/** A stream's metrics from the stats its plan keeps (empty before it planned). */
+export function brokerMetrics(stats: ReadonlyMap<string, BrokerStats>, stream: StreamSpec): Record<string, number> {
+  const s = stats.get(stream.name);
+  return s ? { messages: s.messages, batches: s.batches, lag: s.lag } : {};
+}

@@ -17,35 +17,21 @@ import {
   type Positions,
   savedPositions,
 } from '../broker/batch.js';
-import { defineConnector, type StreamSpec } from '../types.js';
+import { type BrokerStats, brokerMetrics, brokerStreams } from '../broker/batch.js';
+import { defineConnector } from '../types.js';
 import { jetstreamSpec } from './spec.js';
-
-interface Stats {
-  messages: number;
-  batches: number;
-  lag: number;
-}
 
 export default defineConnector({
   spec: jetstreamSpec,
   capabilities: { incremental: true, fileLedger: false, formats: ['ndjson'] },
   create(config, context) {
-    const streams: StreamSpec[] = Object.entries(config.streams).map(([name, s]) => ({
-      name,
-      table: s.table ?? name,
-      writeDisposition: 'append',
-      primaryKey: [],
-      schemaContract: 'evolve',
-    }));
+    const streams = brokerStreams(config.streams);
     const closers: (() => Promise<void>)[] = [];
-    const stats = new Map<string, Stats>();
+    const stats = new Map<string, BrokerStats>();
     return {
       streams: () => streams,
       streamConcurrency: Math.max(1, streams.length),
-      metrics: (stream): Record<string, number> => {
-        const s = stats.get(stream.name);
-        return s ? { messages: s.messages, batches: s.batches, lag: s.lag } : {};
-      },
+      metrics: (stream) => brokerMetrics(stats, stream),
       async plan(stream, ctx) {
         const where = `sources.${context.sourceName}.streams.${stream.name}`;
         const decl = config.streams[stream.name];
@@ -61,7 +47,7 @@ export default defineConnector({
         const client = js.jetstream(nc);
         const saved = savedPositions(ctx.state);
         const queue = new MessageQueue(Math.max(1000, config.batch.max_events * 2));
-        const s: Stats = { messages: 0, batches: 0, lag: 0 };
+        const s: BrokerStats = { messages: 0, batches: 0, lag: 0 };
         stats.set(stream.name, s);
         const remaining = new Map<string, number>();
         const iterators: { stop(): void }[] = [];

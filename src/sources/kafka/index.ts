@@ -10,35 +10,21 @@
 import { DipError, errorMessage } from '../../core/errors.js';
 import { parseDuration } from '../../core/time.js';
 import { compilePayloadSchema, drainBatches, MessageQueue, type Positions, savedPositions } from '../broker/batch.js';
-import { defineConnector, type StreamSpec } from '../types.js';
+import { type BrokerStats, brokerMetrics, brokerStreams } from '../broker/batch.js';
+import { defineConnector } from '../types.js';
 import { kafkaSpec } from './spec.js';
-
-interface Stats {
-  messages: number;
-  batches: number;
-  lag: number;
-}
 
 export default defineConnector({
   spec: kafkaSpec,
   capabilities: { incremental: true, fileLedger: false, formats: ['ndjson'] },
   create(config, context) {
-    const streams: StreamSpec[] = Object.entries(config.streams).map(([name, s]) => ({
-      name,
-      table: s.table ?? name,
-      writeDisposition: 'append',
-      primaryKey: [],
-      schemaContract: 'evolve',
-    }));
+    const streams = brokerStreams(config.streams);
     const closers: (() => Promise<void>)[] = [];
-    const stats = new Map<string, Stats>();
+    const stats = new Map<string, BrokerStats>();
     return {
       streams: () => streams,
       streamConcurrency: Math.max(1, streams.length),
-      metrics: (stream): Record<string, number> => {
-        const s = stats.get(stream.name);
-        return s ? { messages: s.messages, batches: s.batches, lag: s.lag } : {};
-      },
+      metrics: (stream) => brokerMetrics(stats, stream),
       async plan(stream, ctx) {
         const where = `sources.${context.sourceName}.streams.${stream.name}`;
         const decl = config.streams[stream.name];
@@ -97,7 +83,7 @@ export default defineConnector({
             `${where}: topic ${topic} no longer holds messages DIP has not landed (deleted by retention): ${gaps.join('; ')}. They cannot be read; to go on from the oldest retained message, reset the stream's state (dip state --reset) with start: earliest`,
           );
         const queue = new MessageQueue(Math.max(1000, config.batch.max_events * 2));
-        const s: Stats = { messages: 0, batches: 0, lag: 0 };
+        const s: BrokerStats = { messages: 0, batches: 0, lag: 0 };
         stats.set(stream.name, s);
         const end = [...high];
         // The next offset each partition hands to the queue: anything before it (a refetch after a
