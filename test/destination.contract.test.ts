@@ -16,7 +16,7 @@ import { loadDestinations } from '../src/ops/load.js';
 import { loadTable, openWarehouse } from '../src/destinations/load.js';
 import { pipelineDag } from '../src/config/task-graph.js';
 import { postgresTestOptions, startPostgres, withClient, type PostgresServer } from './support/postgres.js';
-import { CLI, TestProject, projectConfig } from './support/project.js';
+import { CLI, runCli, TestProject, projectConfig } from './support/project.js';
 
 const COLS = ['id', 'amount', 'ts', 'local_ts', 'd', 'ok', 'name', 'tags', 'nums', 'doc'] as const;
 
@@ -210,6 +210,29 @@ describe('destination contract: PostgreSQL', postgresTestOptions(), () => {
       assert.equal(await wh.lastLoaded({ lakeTable: 'bronze.t', schema: undefined, table: 't_bad' }), null);
     } finally {
       await wh.close();
+    }
+  });
+
+  it('a destination that refuses the connection is a config error (exit 2) whose text holds no password', async () => {
+    const secret = 'Wh-s3cret-9f2c';
+    const q = await TestProject.create({});
+    try {
+      const config = projectConfig({ t: { path: 'data/*.parquet', format: 'parquet' } });
+      const url = new URL(pg.url);
+      config['destinations'] = {
+        wh: {
+          kind: 'postgres',
+          url: `postgres://postgres:\${env:WH_PASSWORD}@127.0.0.1:${url.port}/no_such_database`,
+          tables: [{ table: 'bronze.t', mode: 'append' }],
+        },
+      };
+      await q.write('dip.yaml', JSON.stringify(config));
+      const r = await runCli(['load', 'wh'], q.dir, { WH_PASSWORD: secret });
+      assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /destination postgres: cannot connect: .*no_such_database/);
+      assert.ok(!`${r.stdout}${r.stderr}`.includes(secret), 'the password is not printed');
+    } finally {
+      await q.dispose();
     }
   });
 

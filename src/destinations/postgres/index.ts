@@ -13,6 +13,7 @@ import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { DipError, errorMessage } from '../../core/errors.js';
 import { resolveSecrets } from '../../config/secrets.js';
+import { connectionErrorKind } from '../../core/connection-errors.js';
 import { splitType, typeInfo } from '../../lake/duck-types.js';
 import { defineWarehouse, type LoadColumn, type TableLoad } from '../types.js';
 import { postgresDestinationSpec } from './spec.js';
@@ -63,7 +64,8 @@ export default defineWarehouse({
     const { from: copyFrom } = await import('pg-copy-streams');
     const client = new pg.Client({ connectionString: resolveSecrets(config.url, { baseDir: context.baseDir }) });
     await client.connect().catch((e: unknown) => {
-      throw new DipError('transient', `destination postgres: cannot connect: ${errorMessage(e)}`);
+      // A wrong password or unknown database is a config error (never retried), as for the PostgreSQL source.
+      throw new DipError(connectionErrorKind(e), `destination postgres: cannot connect: ${errorMessage(e)}`);
     });
     const markerSchema = config.schema;
     const marker = `${q(markerSchema)}.dip_loads`;
